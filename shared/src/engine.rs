@@ -1,0 +1,89 @@
+//! Runs the steps in one process: the in-process queue delivers each message to
+//! [`dispatch`](crate::steps::dispatch) concurrently, as SQS would, until the queue is empty.
+
+use crate::adapters::file_store::FileRunStore;
+use crate::adapters::memory_queue::MemoryQueue;
+use crate::error::StepError;
+use crate::messages::StepMessage;
+use crate::model::{FailureCode, Run, RunFailure, RunId};
+use crate::ports::RunStore;
+use crate::steps::{dispatch, intake, Connector, IntakeError, ProgressObserver};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tracing::warn;
+
+/// Deliveries of one message before the run is failed with its error (SQS's maxReceiveCount).
+const MAX_DELIVERIES: u32 = 3;
+
+pub struct LocalEngine {
+    pub store: Arc<FileRunStore>,
+    pub queue: Arc<MemoryQueue>,
+    pub connector: Arc<dyn Connector>,
+    pub progress: Arc<dyn ProgressObserver>,
+}
+
+impl LocalEngine {
+    /// Validates and accepts a request, then runs it to the end; returns the finished run.
+    pub async fn run(&self, body: &Value) -> Result<Run, IntakeError> {
+        let run = intake(self.store.as_ref(), self.queue.as_ref(), body).await?;
+        self.run_until_idle().await;
+        Ok(self.store.get_run(&run.run_id).await?.unwrap_or(run))
+    }
+
+    /// Delivers queued messages until none is left and none is being handled.
+    pub async fn run_until_idle(&self) {
+        let mut in_flight = JoinSet::new();
+        loop {
+            let queued = self.queue.drain().await;
+            let nothing_queued = queued.is_empty();
+            for message in queued {
+                in_flight.spawn(deliver(self.clone_parts(), message));
+            }
+            if in_flight.join_next().await.is_none() && nothing_queued {
+                break;
+            }
+        }
+    }
+
+    fn clone_parts(&self) -> Parts {
+        Parts { store: self.store.clone(), queue: self.queue.clone(), connector: self.connector.clone(), progress: self.progress.clone() }
+    }
+}
+
+struct Parts {
+    store: Arc<FileRunStore>,
+    queue: Arc<MemoryQueue>,
+    connector: Arc<dyn Connector>,
+    progress: Arc<dyn ProgressObserver>,
+}
+
+/// Handles one message with bounded redelivery of transient failures; a message that cannot
+/// be handled fails its run with the reason instead of vanishing.
+async fn deliver(p: Parts, message: StepMessage) {
+    let mut attempt = 1;
+    loop {
+        let result = dispatch(p.store.as_ref(), p.queue.as_ref(), p.connector.as_ref(), p.progress.as_ref(), &message).await;
+        match result {
+            Ok(()) => return,
+            Err(e) if e.is_transient() && attempt < MAX_DELIVERIES => {
+                warn!(run_id = %message.run_id, kind = message.kind(), attempt, error = %e, "step failed; redelivering");
+                tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+                attempt += 1;
+            }
+            Err(e) => {
+                fail_run(p.store.as_ref(), &message.run_id, message.kind(), &e).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn fail_run(store: &dyn RunStore, run_id: &RunId, kind: &str, e: &StepError) {
+    warn!(run_id = %run_id, kind, error = %e, "step failed for good; failing the run");
+    let failure = RunFailure { code: FailureCode::Internal, field: None, message: format!("{kind} step failed: {e}") };
+    if let Err(se) = store.fail_run(run_id, &failure).await {
+        warn!(run_id = %run_id, error = %se, "could not mark the run failed");
+    }
+}

@@ -1,0 +1,62 @@
+//! Audit records: one per grant and phase, precise enough to restore every grant.
+
+use super::{Grant, ItemId, RunId, Verification};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditPhase {
+    /// Written before the removal call: the grant as it stood.
+    Before,
+    /// Written after the call: what happened.
+    Outcome,
+    /// Written once by verification.
+    Verification,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditResult {
+    Removed,
+    AlreadyGone,
+    Failed,
+    DryRun,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub run_id: RunId,
+    /// Unique within the run: `item#00007#before`, `item#00007#outcome`, `verification`.
+    pub record_id: String,
+    pub phase: AuditPhase,
+    pub recorded_at: DateTime<Utc>,
+    pub user_email: String,
+    pub company_id: String,
+    pub requested_by: Option<String>,
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<ItemId>,
+    /// The before-state: everything a restore needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<Grant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<AuditResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+}
+
+impl AuditRecord {
+    pub fn item_record_id(item: ItemId, phase: AuditPhase) -> String {
+        let phase = match phase {
+            AuditPhase::Before => "before",
+            AuditPhase::Outcome => "outcome",
+            AuditPhase::Verification => "verification",
+        };
+        format!("item#{item:05}#{phase}")
+    }
+}

@@ -1,0 +1,80 @@
+//! Grants found by discovery, and the plan items that track each one through removal.
+
+use super::PermissionType;
+use serde::{Deserialize, Serialize};
+
+/// One (mailbox, right) pair held directly by the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// Primary SMTP address of the mailbox, lowercase.
+    pub mailbox: String,
+    pub mailbox_display_name: String,
+    pub shared: bool,
+    pub right: PermissionType,
+    /// The trustee exactly as the tenant names it, passed back on removal and restore.
+    pub trustee: String,
+    /// Exchange access rights held, e.g. `["FullAccess"]`, or the calendar access level.
+    pub access_rights: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<CalendarGrant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalendarGrant {
+    /// Graph calendarPermission id.
+    pub permission_id: String,
+    /// Graph role, e.g. `delegateWithoutPrivateEventAccess`; what a restore posts back.
+    pub role: String,
+    /// The role in Exchange terms, e.g. `Editor`.
+    pub access_level: String,
+    pub delegate: bool,
+}
+
+impl Grant {
+    /// Stable identity of a grant across discovery, removal and re-read.
+    pub fn key(&self) -> (String, PermissionType) {
+        (self.mailbox.clone(), self.right)
+    }
+}
+
+/// Access that reaches the user through a group or inheritance: it cannot be removed from
+/// the mailbox, so it is reported instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndirectAccess {
+    pub mailbox: String,
+    pub permission: String,
+    pub via: String,
+}
+
+pub type ItemId = u32;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ItemStatus {
+    Pending,
+    Removed,
+    /// Exchange answered with a "nothing to remove" warning: counts as removed.
+    AlreadyGone { warning: String },
+    Failed { error: String },
+    /// Out of the request's scope (e.g. shared mailbox with `remove_from_shared: false`).
+    Skipped { reason: String },
+    /// Dry run: found, left in place.
+    WouldRemove,
+}
+
+impl ItemStatus {
+    pub fn is_removed(&self) -> bool {
+        matches!(self, ItemStatus::Removed | ItemStatus::AlreadyGone { .. })
+    }
+
+    pub fn is_finished(&self) -> bool {
+        !matches!(self, ItemStatus::Pending)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanItem {
+    pub id: ItemId,
+    pub grant: Grant,
+    pub status: ItemStatus,
+}

@@ -1,0 +1,236 @@
+//! The result of a run, in the exact JSON shape of product.md §4.
+
+use super::{Grant, IndirectAccess, ItemStatus, PermissionType, PlanItem, Run, RunStatus};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub success: bool,
+    pub run_id: String,
+    pub status: RunStatus,
+    pub dry_run: bool,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub removal_summary: RemovalSummary,
+    pub permissions_removed: PermissionsRemoved,
+    pub verification: Verification,
+    pub ticket_id: Option<String>,
+    pub indirect_access: Vec<IndirectAccess>,
+    pub skipped: Vec<SkippedGrant>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovalSummary {
+    pub user_email: String,
+    pub user_display_name: String,
+    pub company: String,
+    pub total_permissions_removed: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermissionsRemoved {
+    pub full_access: Vec<GrantEntry>,
+    pub send_as: Vec<GrantEntry>,
+    pub send_on_behalf: Vec<GrantEntry>,
+    pub calendar_delegates: Vec<GrantEntry>,
+    pub shared_mailboxes: Vec<SharedMailboxEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantEntry {
+    pub mailbox: String,
+    pub permission: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_level: Option<String>,
+    pub removed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub would_remove: Option<bool>,
+    /// "nothing to remove" warning from Exchange: counted as removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedMailboxEntry {
+    pub mailbox: String,
+    pub removed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub would_remove: Option<bool>,
+    pub permissions: Vec<GrantEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedGrant {
+    pub mailbox: String,
+    pub permission: String,
+    pub reason: String,
+}
+
+/// A direct grant still present when verification re-read the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RemainingGrant {
+    pub mailbox: String,
+    pub permission: String,
+    pub shared: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub remaining_full_access: u32,
+    pub remaining_send_as: u32,
+    pub remaining_send_on_behalf: u32,
+    pub remaining_calendar_delegates: u32,
+    pub remaining_shared_mailboxes: u32,
+    pub all_permissions_cleared: bool,
+    pub remaining: Vec<RemainingGrant>,
+}
+
+impl Verification {
+    /// Counts the direct grants a re-read found, per type; shared-mailbox grants count only as
+    /// shared.
+    pub fn from_found(found: &[Grant]) -> Verification {
+        let mut v = Verification::default();
+        for g in found {
+            match (g.shared, g.right) {
+                (true, _) => v.remaining_shared_mailboxes += 1,
+                (false, PermissionType::FullAccess) => v.remaining_full_access += 1,
+                (false, PermissionType::SendAs) => v.remaining_send_as += 1,
+                (false, PermissionType::SendOnBehalf) => v.remaining_send_on_behalf += 1,
+                (false, PermissionType::Calendar) => v.remaining_calendar_delegates += 1,
+            }
+            v.remaining.push(RemainingGrant { mailbox: g.mailbox.clone(), permission: g.right.report_name().to_string(), shared: g.shared });
+        }
+        v.remaining.sort();
+        v.remaining.dedup();
+        v.all_permissions_cleared = found.is_empty();
+        v
+    }
+}
+
+fn entry(item: &PlanItem) -> GrantEntry {
+    let g = &item.grant;
+    let (removed, would_remove, note, error) = match &item.status {
+        ItemStatus::Removed => (true, None, None, None),
+        ItemStatus::AlreadyGone { warning } => (true, None, Some(format!("already gone: {warning}")), None),
+        ItemStatus::WouldRemove => (false, Some(true), None, None),
+        ItemStatus::Failed { error } => (false, None, None, Some(error.clone())),
+        ItemStatus::Pending => (false, None, None, Some("not processed".to_string())),
+        ItemStatus::Skipped { reason } => (false, None, Some(reason.clone()), None),
+    };
+    GrantEntry {
+        mailbox: g.mailbox.clone(),
+        permission: g.right.report_name().to_string(),
+        access_level: g.calendar.as_ref().map(|c| c.access_level.clone()),
+        removed,
+        would_remove,
+        note,
+        error,
+    }
+}
+
+/// What the report is built from; every count is derived from items and the re-read.
+pub struct ReportInputs<'a> {
+    pub run: &'a Run,
+    pub company_name: &'a str,
+    pub items: &'a [PlanItem],
+    pub verification: Verification,
+    pub ticket_id: Option<String>,
+    pub errors: Vec<String>,
+    pub finished_at: DateTime<Utc>,
+}
+
+impl Report {
+    pub fn build(inputs: ReportInputs<'_>) -> Report {
+        let ReportInputs { run, company_name, items, verification, ticket_id, mut errors, finished_at } = inputs;
+        let mut permissions = PermissionsRemoved::default();
+        let mut skipped = Vec::new();
+        let mut total_removed = 0;
+        let mut any_failed = false;
+        for item in items {
+            let g = &item.grant;
+            if let ItemStatus::Skipped { reason } = &item.status {
+                skipped.push(SkippedGrant {
+                    mailbox: g.mailbox.clone(),
+                    permission: g.right.report_name().to_string(),
+                    reason: reason.clone(),
+                });
+                continue;
+            }
+            if item.status.is_removed() {
+                total_removed += 1;
+            }
+            if let ItemStatus::Failed { error } = &item.status {
+                any_failed = true;
+                errors.push(format!("{} on {}: {error}", g.right.report_name(), g.mailbox));
+            }
+            if matches!(item.status, ItemStatus::Pending) {
+                any_failed = true;
+                errors.push(format!("{} on {}: never processed", g.right.report_name(), g.mailbox));
+            }
+            let e = entry(item);
+            if g.shared {
+                match permissions.shared_mailboxes.iter_mut().find(|s| s.mailbox == g.mailbox) {
+                    Some(s) => s.permissions.push(e),
+                    None => permissions.shared_mailboxes.push(SharedMailboxEntry {
+                        mailbox: g.mailbox.clone(),
+                        removed: false,
+                        would_remove: None,
+                        permissions: vec![e],
+                    }),
+                }
+                continue;
+            }
+            match g.right {
+                PermissionType::FullAccess => permissions.full_access.push(e),
+                PermissionType::SendAs => permissions.send_as.push(e),
+                PermissionType::SendOnBehalf => permissions.send_on_behalf.push(e),
+                PermissionType::Calendar => permissions.calendar_delegates.push(e),
+            }
+        }
+        for shared in &mut permissions.shared_mailboxes {
+            shared.removed = shared.permissions.iter().all(|p| p.removed);
+            shared.would_remove = shared.permissions.iter().any(|p| p.would_remove == Some(true)).then_some(true);
+        }
+        let dry_run = run.request.dry_run;
+        // A dry run succeeds when it completes; otherwise every in-scope direct grant must be
+        // gone on re-read and nothing may have failed.
+        let success = errors.is_empty() && !any_failed && (dry_run || verification.all_permissions_cleared);
+        let status = if errors.is_empty() && (dry_run || verification.all_permissions_cleared) {
+            RunStatus::Completed
+        } else {
+            RunStatus::CompletedWithErrors
+        };
+        let user = run.user.as_ref();
+        Report {
+            success,
+            run_id: run.run_id.to_string(),
+            status,
+            dry_run,
+            started_at: run.created_at,
+            finished_at,
+            removal_summary: RemovalSummary {
+                user_email: run.request.user_email.clone(),
+                user_display_name: user.map(|u| u.display_name.clone()).unwrap_or_default(),
+                company: company_name.to_string(),
+                total_permissions_removed: total_removed,
+            },
+            permissions_removed: permissions,
+            verification,
+            ticket_id,
+            indirect_access: run.indirect_access.clone(),
+            skipped,
+            errors,
+        }
+    }
+
+    /// Records a failure that happened after the report was built (PSA, mail).
+    pub fn add_error(&mut self, error: String) {
+        self.errors.push(error);
+        self.success = false;
+        self.status = RunStatus::CompletedWithErrors;
+    }
+}

@@ -1,0 +1,390 @@
+//! The revocation request (product.md §2) and its validation.
+//!
+//! Parsing works on a `serde_json::Value` rather than `#[derive(Deserialize)]` so that every
+//! rejection names the offending field and the values it accepts.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// The permission types a request can scope to (`permission_types`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PermissionType {
+    FullAccess,
+    SendAs,
+    SendOnBehalf,
+    Calendar,
+}
+
+impl PermissionType {
+    pub const ALL: [PermissionType; 4] = [
+        PermissionType::FullAccess,
+        PermissionType::SendAs,
+        PermissionType::SendOnBehalf,
+        PermissionType::Calendar,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermissionType::FullAccess => "full_access",
+            PermissionType::SendAs => "send_as",
+            PermissionType::SendOnBehalf => "send_on_behalf",
+            PermissionType::Calendar => "calendar",
+        }
+    }
+
+    /// The name the report uses in `permission` (Exchange's vocabulary).
+    pub fn report_name(self) -> &'static str {
+        match self {
+            PermissionType::FullAccess => "FullAccess",
+            PermissionType::SendAs => "SendAs",
+            PermissionType::SendOnBehalf => "SendOnBehalf",
+            PermissionType::Calendar => "CalendarDelegate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PermissionType> {
+        PermissionType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    pub fn allowed_values() -> String {
+        PermissionType::ALL.map(|t| t.as_str()).join(", ")
+    }
+}
+
+impl fmt::Display for PermissionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A rejected request: which field, and what would have been accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {message}")]
+pub struct InvalidRequest {
+    pub field: String,
+    pub message: String,
+}
+
+impl InvalidRequest {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        InvalidRequest { field: field.into(), message: message.into() }
+    }
+
+    /// The §2 error body: `{"error":{"code","message","field"}}`.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({"error": {"code": "invalid_request", "message": self.to_string(), "field": self.field}})
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationRequest {
+    pub user_email: String,
+    pub company_id: String,
+    /// `None`: the org's `m365_permission_removal_scope`, else all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_types: Option<Vec<PermissionType>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_mailboxes: Vec<String>,
+    pub remove_from_shared: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_id: Option<String>,
+    pub dry_run: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Set by security automation (EventBridge `detail`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+}
+
+const KNOWN_FIELDS: &[&str] = &[
+    "user_email",
+    "company_id",
+    "permission_types",
+    "target_mailboxes",
+    "remove_from_shared",
+    "ticket_id",
+    "dry_run",
+    "requested_by",
+    "reason",
+    "incident_id",
+    "severity",
+];
+
+impl RevocationRequest {
+    /// Parses and validates a request body. Unknown fields are rejected so that a typo such as
+    /// `permision_types` cannot silently widen the scope to "all".
+    pub fn from_json(body: &Value) -> Result<RevocationRequest, InvalidRequest> {
+        let obj = body
+            .as_object()
+            .ok_or_else(|| InvalidRequest::new("body", format!("expected a JSON object, got {}", json_type(body))))?;
+        if let Some(unknown) = obj.keys().find(|k| !KNOWN_FIELDS.contains(&k.as_str())) {
+            return Err(InvalidRequest::new(
+                unknown.clone(),
+                format!("unknown field; allowed fields: {}", KNOWN_FIELDS.join(", ")),
+            ));
+        }
+        let user_email = required_string(obj, "user_email")?;
+        let user_email = validate_email("user_email", &user_email)?;
+        let company_id = required_string(obj, "company_id")?;
+        validate_company_id(&company_id)?;
+
+        let permission_types = match obj.get("permission_types") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(items)) => {
+                if items.is_empty() {
+                    return Err(InvalidRequest::new(
+                        "permission_types",
+                        format!("must not be empty; omit it for the default scope; allowed: {}", PermissionType::allowed_values()),
+                    ));
+                }
+                let mut types = Vec::new();
+                for item in items {
+                    let t = item.as_str().and_then(PermissionType::parse).ok_or_else(|| {
+                        InvalidRequest::new(
+                            "permission_types",
+                            format!("unknown permission type {item}; allowed: {}", PermissionType::allowed_values()),
+                        )
+                    })?;
+                    if !types.contains(&t) {
+                        types.push(t);
+                    }
+                }
+                types.sort();
+                Some(types)
+            }
+            Some(other) => {
+                return Err(InvalidRequest::new(
+                    "permission_types",
+                    format!(
+                        "expected an array of strings, got {}; allowed values: {}",
+                        json_type(other),
+                        PermissionType::allowed_values()
+                    ),
+                ))
+            }
+        };
+
+        let target_mailboxes = match obj.get("target_mailboxes") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => {
+                let mut out: Vec<String> = Vec::new();
+                for item in items {
+                    let s = item.as_str().ok_or_else(|| {
+                        InvalidRequest::new(
+                            "target_mailboxes",
+                            format!("expected an array of email addresses, found {}", json_type(item)),
+                        )
+                    })?;
+                    let mailbox = validate_email("target_mailboxes", s)?;
+                    if !out.contains(&mailbox) {
+                        out.push(mailbox);
+                    }
+                }
+                out
+            }
+            Some(other) => {
+                return Err(InvalidRequest::new(
+                    "target_mailboxes",
+                    format!("expected an array of email addresses, got {}", json_type(other)),
+                ))
+            }
+        };
+
+        let ticket_id = optional_string(obj, "ticket_id")?;
+        if let Some(t) = &ticket_id {
+            if t.trim().is_empty() || t.len() > 64 {
+                return Err(InvalidRequest::new("ticket_id", "must be a non-empty ticket id of at most 64 characters"));
+            }
+        }
+        let requested_by = optional_string(obj, "requested_by")?;
+        if let Some(r) = &requested_by {
+            if r.len() > 256 {
+                return Err(InvalidRequest::new("requested_by", "must be at most 256 characters"));
+            }
+        }
+        let reason = optional_string(obj, "reason")?;
+        if let Some(r) = &reason {
+            if r.len() > 2000 {
+                return Err(InvalidRequest::new("reason", "must be at most 2000 characters"));
+            }
+        }
+
+        Ok(RevocationRequest {
+            user_email,
+            company_id,
+            permission_types,
+            target_mailboxes,
+            remove_from_shared: optional_bool(obj, "remove_from_shared")?.unwrap_or(true),
+            ticket_id,
+            dry_run: optional_bool(obj, "dry_run")?.unwrap_or(false),
+            requested_by,
+            reason,
+            incident_id: optional_string(obj, "incident_id")?,
+            severity: optional_string(obj, "severity")?,
+        })
+    }
+
+    /// The permission types this run covers, given the org's default scope.
+    pub fn effective_scope(&self, org_scope: &[PermissionType]) -> Vec<PermissionType> {
+        match &self.permission_types {
+            Some(types) => types.clone(),
+            None if !org_scope.is_empty() => org_scope.to_vec(),
+            None => PermissionType::ALL.to_vec(),
+        }
+    }
+
+    /// The requestor's address, when `requested_by` is one.
+    pub fn requestor_email(&self) -> Option<String> {
+        self.requested_by.as_deref().and_then(|r| validate_email("requested_by", r).ok())
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn required_string(obj: &Map<String, Value>, field: &str) -> Result<String, InvalidRequest> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Err(InvalidRequest::new(field, "is required")),
+        Some(Value::String(s)) if s.trim().is_empty() => Err(InvalidRequest::new(field, "must not be empty")),
+        Some(Value::String(s)) => Ok(s.trim().to_string()),
+        Some(other) => Err(InvalidRequest::new(field, format!("expected a string, got {}", json_type(other)))),
+    }
+}
+
+fn optional_string(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, InvalidRequest> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+        // ConnectWise ticket ids are integers; accept them and keep them as strings end to end.
+        Some(Value::Number(n)) if field == "ticket_id" && n.is_u64() => Ok(Some(n.to_string())),
+        Some(other) => Err(InvalidRequest::new(field, format!("expected a string, got {}", json_type(other)))),
+    }
+}
+
+fn optional_bool(obj: &Map<String, Value>, field: &str) -> Result<Option<bool>, InvalidRequest> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(InvalidRequest::new(field, format!("expected true or false, got {}", json_type(other)))),
+    }
+}
+
+/// Validates an SMTP address and returns it lowercased. Deliberately strict: this address
+/// decides whose access is removed.
+pub fn validate_email(field: &str, raw: &str) -> Result<String, InvalidRequest> {
+    let value = raw.trim();
+    let bad = |why: &str| {
+        InvalidRequest::new(field, format!("'{value}' is not a valid email address ({why}); expected user@domain.tld"))
+    };
+    if value.is_empty() {
+        return Err(InvalidRequest::new(field, "must not be empty"));
+    }
+    if value.len() > 254 {
+        return Err(bad("longer than 254 characters"));
+    }
+    let (local, domain) = value.split_once('@').ok_or_else(|| bad("missing '@'"))?;
+    if local.is_empty() || local.len() > 64 {
+        return Err(bad("the part before '@' must be 1 to 64 characters"));
+    }
+    let local_ok = local
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c))
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..");
+    if !local_ok {
+        return Err(bad("invalid characters before '@'"));
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    if !domain_ok {
+        return Err(bad("invalid domain"));
+    }
+    Ok(value.to_ascii_lowercase())
+}
+
+fn validate_company_id(id: &str) -> Result<(), InvalidRequest> {
+    let ok = id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidRequest::new(
+            "company_id",
+            "must be 1 to 64 characters of letters, digits, '-', '_' or '.'",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<RevocationRequest, InvalidRequest> {
+        RevocationRequest::from_json(&v)
+    }
+
+    #[test]
+    fn minimal_request_gets_defaults() {
+        let r = parse(json!({"user_email": "John.Smith@AcmeCorp.com", "company_id": "acme"})).unwrap();
+        assert_eq!(r.user_email, "john.smith@acmecorp.com");
+        assert!(r.remove_from_shared);
+        assert!(!r.dry_run);
+        assert_eq!(r.effective_scope(&[]), PermissionType::ALL.to_vec());
+        assert_eq!(r.effective_scope(&[PermissionType::SendAs]), vec![PermissionType::SendAs]);
+    }
+
+    #[test]
+    fn each_bad_input_names_its_field() {
+        let cases = [
+            (json!({"user_email": "not-an-email", "company_id": "acme"}), "user_email", "not a valid email"),
+            (json!({"user_email": "", "company_id": "acme"}), "user_email", "must not be empty"),
+            (json!({"company_id": "acme"}), "user_email", "is required"),
+            (json!({"user_email": 5, "company_id": "acme"}), "user_email", "expected a string"),
+            (json!({"user_email": "a@b.com", "company_id": "acme", "permission_types": ["full_access", "read"]}),
+             "permission_types", "full_access, send_as, send_on_behalf, calendar"),
+            (json!({"user_email": "a@b.com", "company_id": "acme", "permission_types": "full_access"}),
+             "permission_types", "expected an array"),
+            (json!({"user_email": "a@b.com", "company_id": "acme", "target_mailboxes": ["ceo@"]}),
+             "target_mailboxes", "not a valid email"),
+            (json!({"user_email": "a@b.com", "company_id": "acme", "dry_run": "yes"}), "dry_run", "expected true or false"),
+            (json!({"user_email": "a@b.com", "company_id": "ac me"}), "company_id", "letters, digits"),
+            (json!({"user_email": "a@b.com", "company_id": "acme", "permision_types": []}), "permision_types", "unknown field"),
+            (json!(["a@b.com"]), "body", "expected a JSON object"),
+        ];
+        for (body, field, needle) in cases {
+            let err = parse(body.clone()).expect_err(&body.to_string());
+            assert_eq!(err.field, field, "{body}");
+            assert!(err.message.contains(needle), "{body}: {}", err.message);
+            assert_eq!(err.to_json()["error"]["field"], field);
+        }
+    }
+
+    #[test]
+    fn numeric_ticket_ids_are_kept_as_strings() {
+        let r = parse(json!({"user_email": "a@b.com", "company_id": "acme", "ticket_id": 48213})).unwrap();
+        assert_eq!(r.ticket_id.as_deref(), Some("48213"));
+    }
+}

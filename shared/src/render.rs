@@ -1,0 +1,189 @@
+//! Human-readable forms of a report: the PSA note / text attachment, and the HTML email.
+//! Both are built from the same rows so they can never disagree.
+
+use crate::model::{GrantEntry, OrgSettings, Report, Run};
+use std::fmt::Write;
+
+struct Row<'a> {
+    mailbox: &'a str,
+    permission: &'a str,
+    access: &'a str,
+    result: String,
+    failed: bool,
+}
+
+fn result_text(e: &GrantEntry) -> String {
+    match (&e.error, e.removed, e.would_remove) {
+        (Some(err), _, _) => format!("FAILED: {err}"),
+        (None, true, _) if e.note.is_some() => "removed (already gone)".into(),
+        (None, true, _) => "removed".into(),
+        (None, false, Some(true)) => "would remove (dry run)".into(),
+        (None, false, _) => "not removed".into(),
+    }
+}
+
+fn rows(report: &Report) -> Vec<Row<'_>> {
+    let p = &report.permissions_removed;
+    let direct = [&p.full_access, &p.send_as, &p.send_on_behalf, &p.calendar_delegates].into_iter().flatten();
+    let shared = p.shared_mailboxes.iter().flat_map(|s| s.permissions.iter());
+    direct
+        .chain(shared)
+        .map(|e| Row {
+            mailbox: &e.mailbox,
+            permission: &e.permission,
+            access: e.access_level.as_deref().unwrap_or(""),
+            result: result_text(e),
+            failed: e.error.is_some(),
+        })
+        .collect()
+}
+
+fn is_shared(report: &Report, mailbox: &str) -> bool {
+    report.permissions_removed.shared_mailboxes.iter().any(|s| s.mailbox == mailbox)
+}
+
+fn headline(report: &Report) -> String {
+    let outcome = match (report.success, report.dry_run) {
+        (true, true) => "DRY RUN — nothing was changed",
+        (true, false) => "SUCCESS — all access removed and verified",
+        (false, _) => "ATTENTION — not everything was removed or reported",
+    };
+    format!("{outcome} (status: {})", report.status.as_str())
+}
+
+fn verification_line(report: &Report) -> String {
+    let v = &report.verification;
+    format!(
+        "remaining after re-read: Full Access {}, Send As {}, Send on Behalf {}, calendar {}, shared mailboxes {}{}",
+        v.remaining_full_access,
+        v.remaining_send_as,
+        v.remaining_send_on_behalf,
+        v.remaining_calendar_delegates,
+        v.remaining_shared_mailboxes,
+        if v.all_permissions_cleared { " — all cleared" } else { "" }
+    )
+}
+
+/// The plain-text report: the PSA note and the email attachment.
+pub fn text_report(report: &Report) -> String {
+    let s = &report.removal_summary;
+    let mut out = String::new();
+    let _ = writeln!(out, "Revoke365 mailbox access removal — {}", headline(report));
+    let _ = writeln!(out, "User: {} <{}>", s.user_display_name, s.user_email);
+    let _ = writeln!(out, "Company: {}", s.company);
+    let _ = writeln!(out, "Run: {}", report.run_id);
+    let _ = writeln!(out, "Grants removed: {}", s.total_permissions_removed);
+    let _ = writeln!(out, "Verification: {}", verification_line(report));
+    let rows = rows(report);
+    if rows.is_empty() {
+        let _ = writeln!(out, "\nNo direct grants were found.");
+    } else {
+        let w = rows.iter().map(|r| r.mailbox.len()).max().unwrap_or(7).max(7);
+        let _ = writeln!(out, "\n{:w$}  {:<16}  {:<16}  Result", "Mailbox", "Permission", "Access");
+        for r in &rows {
+            let shared = if is_shared(report, r.mailbox) { " (shared)" } else { "" };
+            let _ = writeln!(out, "{:w$}  {:<16}  {:<16}  {}{shared}", r.mailbox, r.permission, r.access, r.result);
+        }
+    }
+    section(&mut out, "Still present after removal", report.verification.remaining.iter().map(|r| format!("{} {}", r.mailbox, r.permission)));
+    section(
+        &mut out,
+        "Indirect access (through a group or inheritance; not removable on the mailbox)",
+        report.indirect_access.iter().map(|i| format!("{} {} via {}", i.mailbox, i.permission, i.via)),
+    );
+    section(&mut out, "Skipped", report.skipped.iter().map(|k| format!("{} {}: {}", k.mailbox, k.permission, k.reason)));
+    section(&mut out, "Errors", report.errors.iter().cloned());
+    out
+}
+
+fn section(out: &mut String, title: &str, lines: impl Iterator<Item = String>) {
+    let lines: Vec<String> = lines.collect();
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{title}:");
+    for l in lines {
+        let _ = writeln!(out, "  - {l}");
+    }
+}
+
+pub fn email_subject(report: &Report) -> String {
+    let s = &report.removal_summary;
+    let what = match (report.success, report.dry_run) {
+        (true, true) => "dry run",
+        (true, false) => "access removed",
+        (false, _) => "ACTION NEEDED",
+    };
+    format!("Revoke365: {what} — {} ({})", s.user_email, s.company)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+/// The HTML email body: summary and per-item table.
+pub fn email_html(report: &Report) -> String {
+    let s = &report.removal_summary;
+    let mut out = String::from("<html><body style=\"font-family:Segoe UI,Arial,sans-serif\">");
+    let _ = write!(out, "<h2>{}</h2>", esc(&headline(report)));
+    let _ = write!(
+        out,
+        "<p>User: <b>{}</b> &lt;{}&gt;<br>Company: {}<br>Run: {}<br>Grants removed: <b>{}</b><br>Verification: {}</p>",
+        esc(&s.user_display_name),
+        esc(&s.user_email),
+        esc(&s.company),
+        esc(&report.run_id),
+        s.total_permissions_removed,
+        esc(&verification_line(report))
+    );
+    if let Some(t) = &report.ticket_id {
+        let _ = write!(out, "<p>Ticket: {}</p>", esc(t));
+    }
+    out.push_str("<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><tr><th>Mailbox</th><th>Permission</th><th>Access</th><th>Result</th></tr>");
+    for r in rows(report) {
+        let style = if r.failed { " style=\"color:#b00020\"" } else { "" };
+        let shared = if is_shared(report, r.mailbox) { " (shared)" } else { "" };
+        let _ = write!(
+            out,
+            "<tr{style}><td>{}{shared}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(r.mailbox),
+            esc(r.permission),
+            esc(r.access),
+            esc(&r.result)
+        );
+    }
+    out.push_str("</table>");
+    html_list(&mut out, "Indirect access (through a group or inheritance)", report.indirect_access.iter().map(|i| format!("{} {} via {}", i.mailbox, i.permission, i.via)));
+    html_list(&mut out, "Skipped", report.skipped.iter().map(|k| format!("{} {}: {}", k.mailbox, k.permission, k.reason)));
+    html_list(&mut out, "Errors", report.errors.iter().cloned());
+    out.push_str("</body></html>");
+    out
+}
+
+fn html_list(out: &mut String, title: &str, lines: impl Iterator<Item = String>) {
+    let lines: Vec<String> = lines.collect();
+    if lines.is_empty() {
+        return;
+    }
+    let _ = write!(out, "<h3>{}</h3><ul>", esc(title));
+    for l in lines {
+        let _ = write!(out, "<li>{}</li>", esc(&l));
+    }
+    out.push_str("</ul>");
+}
+
+pub fn ticket_summary(run: &Run, org: &OrgSettings) -> String {
+    let s = format!("Remove mailbox access: {} ({})", run.request.user_email, org.company_name);
+    s.chars().take(100).collect()
+}
+
+pub fn ticket_description(run: &Run) -> String {
+    let r = &run.request;
+    let mut out = format!("Revoke365 run {} removes the mailbox access of {}.", run.run_id, r.user_email);
+    for (label, value) in [("Requested by", &r.requested_by), ("Reason", &r.reason), ("Incident", &r.incident_id), ("Severity", &r.severity)] {
+        if let Some(v) = value {
+            let _ = write!(out, "\n{label}: {v}");
+        }
+    }
+    out
+}

@@ -1,0 +1,168 @@
+//! Steps 8–11: re-read the tenant, report, audit, update the PSA ticket, notify, finish.
+
+use super::discover::{scan, Discovery};
+use super::{NoProgress, Notify, Tenant};
+use crate::error::StepError;
+use crate::model::{
+    AuditPhase, AuditRecord, Grant, ItemStatus, OrgSettings, PermissionType, PlanItem, Report, ReportInputs, Run,
+    RunId, RunStatus, Verification,
+};
+use crate::ports::{Attachment, NewTicket, OutgoingMail, RunStore};
+use crate::render;
+use chrono::Utc;
+use std::collections::BTreeSet;
+use tracing::{info, info_span, warn, Instrument};
+
+pub async fn verify(
+    store: &dyn RunStore,
+    tenant: Tenant<'_>,
+    notify: Notify<'_>,
+    org: &OrgSettings,
+    run_id: &RunId,
+) -> Result<(), StepError> {
+    let run = store.get_run(run_id).await?.ok_or_else(|| StepError::Permanent(format!("unknown run {run_id}")))?;
+    let span = info_span!("verify", run_id = %run_id, company_id = %run.request.company_id);
+    async {
+        match run.status {
+            RunStatus::Removing => {
+                if !store.transition(run_id, &[RunStatus::Removing], RunStatus::Verifying).await? {
+                    return Ok(());
+                }
+            }
+            // Redelivered after a crash mid-verification: verification only reads and reports.
+            RunStatus::Verifying => {}
+            _ => return Ok(()),
+        }
+        let mut items = store.items(run_id).await?;
+        if run.request.dry_run {
+            for item in items.iter_mut().filter(|i| i.status == ItemStatus::Pending) {
+                item.status = ItemStatus::WouldRemove;
+                store.set_item_status(run_id, item.id, &item.status).await?;
+            }
+        }
+        let (verification, mut errors) = reread(tenant, org, &run, &items).await?;
+        info!(remaining = verification.remaining.len(), "verification re-read done");
+        store.append_audit(&verification_record(&run, &verification)).await?;
+
+        let mut report = Report::build(ReportInputs {
+            run: &run,
+            company_name: &org.company_name,
+            items: &items,
+            verification,
+            ticket_id: run.request.ticket_id.clone(),
+            errors: std::mem::take(&mut errors),
+            finished_at: Utc::now(),
+        });
+        update_ticket(notify, org, &run, &mut report).await;
+        send_notification(notify, org, &run, &mut report).await;
+        report.finished_at = Utc::now();
+        store.finish_run(run_id, &report).await?;
+        info!(success = report.success, status = report.status.as_str(), removed = report.removal_summary.total_permissions_removed, "run finished");
+        Ok(())
+    }
+    .instrument(span)
+    .await
+}
+
+/// Re-reads the tenant: every mailbox a grant was found on, and the tenant-wide reverse lookups.
+/// What it finds is what remains — never inferred from the removal results.
+async fn reread(tenant: Tenant<'_>, org: &OrgSettings, run: &Run, items: &[PlanItem]) -> Result<(Verification, Vec<String>), StepError> {
+    let in_scope = |g: &Grant| !(g.shared && !run.request.remove_from_shared);
+    let touched: BTreeSet<String> = items
+        .iter()
+        .filter(|i| matches!(i.grant.right, PermissionType::FullAccess | PermissionType::Calendar))
+        .map(|i| i.grant.mailbox.clone())
+        .collect();
+    match scan(tenant, org, run, &NoProgress, Some(&touched)).await {
+        Ok(found) => {
+            let remaining: Vec<Grant> = found.grants.into_iter().filter(|g| in_scope(g)).collect();
+            Ok((Verification::from_found(&remaining), Vec::new()))
+        }
+        Err(Discovery::Remote(e)) if e.is_transient() => Err(e.into()),
+        Err(failure) => {
+            let reason = match failure {
+                Discovery::Remote(e) => e.to_string(),
+                Discovery::Rejected(f) => f.message,
+            };
+            warn!(%reason, "verification could not re-read the tenant");
+            // Unproven is not gone: everything that was in scope counts as remaining.
+            let unverified: Vec<Grant> = items.iter().map(|i| i.grant.clone()).filter(|g| in_scope(g)).collect();
+            Ok((Verification::from_found(&unverified), vec![format!("verification could not re-read the tenant: {reason}")]))
+        }
+    }
+}
+
+fn verification_record(run: &Run, verification: &Verification) -> AuditRecord {
+    AuditRecord {
+        run_id: run.run_id.clone(),
+        record_id: "verification".into(),
+        phase: AuditPhase::Verification,
+        recorded_at: Utc::now(),
+        user_email: run.request.user_email.clone(),
+        company_id: run.request.company_id.clone(),
+        requested_by: run.request.requested_by.clone(),
+        reason: run.request.reason.clone(),
+        item_id: None,
+        grant: None,
+        action: Some("verify".into()),
+        result: None,
+        detail: None,
+        verification: Some(verification.clone()),
+    }
+}
+
+/// Adds the report as one note on the request's ticket, creating the ticket first when the
+/// request named none. A PSA failure is recorded; it does not undo anything.
+async fn update_ticket(notify: Notify<'_>, org: &OrgSettings, run: &Run, report: &mut Report) {
+    let ticket_id = match &report.ticket_id {
+        Some(id) => id.clone(),
+        None => {
+            let ticket = NewTicket {
+                summary: render::ticket_summary(run, org),
+                board: org.m365_permission_ticket_board.clone(),
+                company: org.psa_company.clone(),
+                initial_description: render::ticket_description(run),
+            };
+            match notify.psa.create_ticket(&ticket).await {
+                Ok(id) => {
+                    report.ticket_id = Some(id.clone());
+                    id
+                }
+                Err(e) => {
+                    report.add_error(format!("PSA ticket could not be created: {e}"));
+                    return;
+                }
+            }
+        }
+    };
+    if let Err(e) = notify.psa.add_note(&ticket_id, &render::text_report(report)).await {
+        report.add_error(format!("PSA note could not be added to ticket {ticket_id}: {e}"));
+    }
+}
+
+async fn send_notification(notify: Notify<'_>, org: &OrgSettings, run: &Run, report: &mut Report) {
+    let mut to: Vec<String> = run.request.requestor_email().into_iter().collect();
+    for r in &org.m365_permission_notification_recipients {
+        if !to.iter().any(|t| t.eq_ignore_ascii_case(r)) {
+            to.push(r.clone());
+        }
+    }
+    if to.is_empty() {
+        report.add_error("no notification sent: no requestor address and no m365_permission_notification_recipients".into());
+        return;
+    }
+    let mail = OutgoingMail {
+        from: org.notification_sender.clone(),
+        to,
+        subject: render::email_subject(report),
+        html_body: render::email_html(report),
+        attachments: vec![Attachment {
+            name: format!("revoke365-{}.txt", report.run_id),
+            content_type: "text/plain".into(),
+            content: render::text_report(report).into_bytes(),
+        }],
+    };
+    if let Err(e) = notify.mailer.send(&mail).await {
+        report.add_error(format!("notification email could not be sent: {e}"));
+    }
+}
