@@ -100,6 +100,7 @@ impl RunStore for FileRunStore {
             let moved = from.contains(&s.run.status);
             if moved {
                 s.run.status = to;
+                s.run.status_changed_at = Utc::now();
             }
             moved
         })
@@ -115,6 +116,7 @@ impl RunStore for FileRunStore {
             s.run.batches_total = plan.batches_total;
             s.items = plan.items.iter().map(|i| (i.id, i.clone())).collect();
             s.run.status = RunStatus::Removing;
+            s.run.status_changed_at = Utc::now();
             Ok(())
         })?
     }
@@ -126,7 +128,7 @@ impl RunStore for FileRunStore {
     async fn set_item_status(&self, run_id: &RunId, item: ItemId, status: &ItemStatus) -> Result<(), StoreError> {
         self.with_run(run_id, |s| match s.items.get_mut(&item) {
             Some(i) => {
-                i.status = status.clone();
+                i.status = i.status.merge(status.clone());
                 Ok(())
             }
             None => Err(StoreError::Backend(format!("run {run_id} has no item {item}"))),
@@ -160,6 +162,7 @@ impl RunStore for FileRunStore {
         fs::write(self.result_path(run_id), json)?;
         self.with_run(run_id, |s| {
             s.run.status = report.status;
+            s.run.status_changed_at = Utc::now();
             s.run.result = Some(report.clone());
         })
     }
@@ -167,6 +170,7 @@ impl RunStore for FileRunStore {
     async fn fail_run(&self, run_id: &RunId, failure: &RunFailure) -> Result<(), StoreError> {
         self.with_run(run_id, |s| {
             s.run.status = RunStatus::Failed;
+            s.run.status_changed_at = Utc::now();
             s.run.failure = Some(failure.clone());
         })
     }

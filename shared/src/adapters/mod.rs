@@ -1,5 +1,6 @@
 //! Adapters: each implements ports for one external system or one embedded backend.
 
+pub mod connect;
 pub mod connectwise;
 pub mod exo;
 pub mod file_store;

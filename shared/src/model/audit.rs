@@ -51,9 +51,12 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
-    pub fn item_record_id(item: ItemId, phase: AuditPhase) -> String {
+    /// `item#00007#before`, `item#00007#outcome`. An "already gone" outcome gets its own id so
+    /// that a duplicate delivery finding nothing never overwrites the record of the removal.
+    pub fn item_record_id(item: ItemId, phase: AuditPhase, result: Option<AuditResult>) -> String {
         let phase = match phase {
             AuditPhase::Before => "before",
+            AuditPhase::Outcome if result == Some(AuditResult::AlreadyGone) => "outcome#already_gone",
             AuditPhase::Outcome => "outcome",
             AuditPhase::Verification => "verification",
         };

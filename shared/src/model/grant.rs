@@ -70,6 +70,15 @@ impl ItemStatus {
     pub fn is_finished(&self) -> bool {
         !matches!(self, ItemStatus::Pending)
     }
+
+    /// The status to keep when a (duplicate) delivery reports `new` for an item already at
+    /// `self`: a twin's "already gone" must not hide that the grant was removed by this run.
+    pub fn merge(&self, new: ItemStatus) -> ItemStatus {
+        match (self, &new) {
+            (ItemStatus::Removed, ItemStatus::AlreadyGone { .. }) => ItemStatus::Removed,
+            _ => new,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -119,6 +119,8 @@ pub struct Run {
     pub status: RunStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When `status` last changed (or was re-claimed): a step's lease is measured from it.
+    pub status_changed_at: DateTime<Utc>,
     #[serde(default)]
     pub user: Option<ResolvedUser>,
     #[serde(default)]
@@ -142,6 +144,7 @@ impl Run {
             status: RunStatus::Accepted,
             created_at: now,
             updated_at: now,
+            status_changed_at: now,
             user: None,
             indirect_access: Vec::new(),
             batches_total: 0,

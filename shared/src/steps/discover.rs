@@ -1,6 +1,6 @@
 //! Step 2: validate the user and find every grant they hold on other mailboxes.
 
-use super::{ProgressObserver, Tenant, REMOVAL_BATCH_MAILBOXES, SCAN_PARALLELISM};
+use super::{claim, ProgressObserver, Tenant, REMOVAL_BATCH_MAILBOXES, SCAN_PARALLELISM};
 use crate::error::{RemoteError, StepError};
 use crate::messages::{Step, StepMessage};
 use crate::model::{
@@ -28,18 +28,15 @@ pub async fn discover(
     let run = store.get_run(run_id).await?.ok_or_else(|| StepError::Permanent(format!("unknown run {run_id}")))?;
     let span = info_span!("discover", run_id = %run_id, company_id = %run.request.company_id);
     async {
-        match run.status {
-            RunStatus::Accepted => {
-                store.transition(run_id, &[RunStatus::Accepted], RunStatus::Discovering).await?;
-            }
-            RunStatus::Discovering => {}
-            RunStatus::Removing => {
-                // Redelivery after the plan was saved: re-send its messages.
-                let items = store.items(run_id).await?;
-                queue.send_all(next_messages(&run, &items)).await?;
-                return Ok(());
-            }
-            _ => return Ok(()),
+        if run.status == RunStatus::Removing {
+            // Redelivery after the plan was saved: its messages may not all have been sent.
+            let items = store.items(run_id).await?;
+            queue.send_all(next_messages(&run, &items)).await?;
+            return Ok(());
+        }
+        if !claim(store, &run, RunStatus::Accepted, RunStatus::Discovering).await? {
+            info!(status = run.status.as_str(), "discovery already under way or done; message ignored");
+            return Ok(());
         }
         match find_grants(tenant, org, &run, progress).await {
             Ok(plan) => {

@@ -13,7 +13,10 @@ pub use intake::{intake, IntakeError};
 pub use remove::remove;
 pub use verify::verify;
 
-use crate::ports::{Directory, Exchange, Mailer, Psa};
+use crate::error::StoreError;
+use crate::model::{Run, RunStatus};
+use crate::ports::{Directory, Exchange, Mailer, Psa, RunStore};
+use chrono::Utc;
 
 /// The M365 tenant of one company: Graph and the Exchange admin API.
 #[derive(Clone, Copy)]
@@ -44,3 +47,20 @@ const SCAN_PARALLELISM: usize = 64;
 
 /// Maximum number of mailboxes one removal message covers.
 pub const REMOVAL_BATCH_MAILBOXES: usize = 10;
+
+/// How long a step may hold a run before a redelivered message may take it over: Lambda's
+/// longest timeout. A delivery that died mid-step is retried by SQS after that; a duplicate
+/// arriving while the step is still running leaves it alone.
+pub const STEP_LEASE: chrono::Duration = chrono::Duration::minutes(15);
+
+/// Whether this delivery should carry out the step that moves a run from `from` to `working`:
+/// yes when it is the one to move it, or when the run has sat in `working` past the lease.
+async fn claim(store: &dyn RunStore, run: &Run, from: RunStatus, working: RunStatus) -> Result<bool, StoreError> {
+    if run.status == from {
+        return store.transition(&run.run_id, &[from], working).await;
+    }
+    if run.status == working && Utc::now() - run.status_changed_at > STEP_LEASE {
+        return store.transition(&run.run_id, &[working], working).await;
+    }
+    Ok(false)
+}

@@ -86,7 +86,7 @@ async fn remove_item(store: &dyn RunStore, tenant: Tenant<'_>, run: &Run, item: 
 pub(crate) fn audit(run: &Run, item: &PlanItem, phase: AuditPhase, result: Option<AuditResult>, detail: Option<String>) -> AuditRecord {
     AuditRecord {
         run_id: run.run_id.clone(),
-        record_id: AuditRecord::item_record_id(item.id, phase),
+        record_id: AuditRecord::item_record_id(item.id, phase, result),
         phase,
         recorded_at: Utc::now(),
         user_email: run.request.user_email.clone(),

@@ -1,7 +1,7 @@
 //! Steps 8–11: re-read the tenant, report, audit, update the PSA ticket, notify, finish.
 
 use super::discover::{scan, Discovery};
-use super::{NoProgress, Notify, Tenant};
+use super::{claim, NoProgress, Notify, Tenant};
 use crate::error::StepError;
 use crate::model::{
     AuditPhase, AuditRecord, Grant, ItemStatus, OrgSettings, PermissionType, PlanItem, Report, ReportInputs, Run,
@@ -23,15 +23,9 @@ pub async fn verify(
     let run = store.get_run(run_id).await?.ok_or_else(|| StepError::Permanent(format!("unknown run {run_id}")))?;
     let span = info_span!("verify", run_id = %run_id, company_id = %run.request.company_id);
     async {
-        match run.status {
-            RunStatus::Removing => {
-                if !store.transition(run_id, &[RunStatus::Removing], RunStatus::Verifying).await? {
-                    return Ok(());
-                }
-            }
-            // Redelivered after a crash mid-verification: verification only reads and reports.
-            RunStatus::Verifying => {}
-            _ => return Ok(()),
+        if !claim(store, &run, RunStatus::Removing, RunStatus::Verifying).await? {
+            info!(status = run.status.as_str(), "verification already under way or done; message ignored");
+            return Ok(());
         }
         let mut items = store.items(run_id).await?;
         if run.request.dry_run {
@@ -42,6 +36,15 @@ pub async fn verify(
         }
         let (verification, mut errors) = reread(tenant, org, &run, &items).await?;
         info!(remaining = verification.remaining.len(), "verification re-read done");
+        // A removal that answered success but left the grant in place did not remove it.
+        for item in items.iter_mut().filter(|i| i.status.is_removed()) {
+            let still_there = verification.remaining.iter().any(|r| r.mailbox == item.grant.mailbox && r.permission == item.grant.right.report_name());
+            if still_there {
+                warn!(mailbox = %item.grant.mailbox, permission = %item.grant.right, "grant still present after a successful removal");
+                item.status = ItemStatus::Failed { error: "the removal was acknowledged but the grant is still present on re-read".into() };
+                store.set_item_status(run_id, item.id, &item.status).await?;
+            }
+        }
         store.append_audit(&verification_record(&run, &verification)).await?;
 
         let mut report = Report::build(ReportInputs {

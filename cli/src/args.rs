@@ -1,0 +1,90 @@
+//! Command-line flags (product.md §5).
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "revoke365", version, about = "Remove a user's access to other people's Microsoft 365 mailboxes, verify it, audit it, report it.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Discover, remove and verify every grant the user holds on other mailboxes.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Json,
+    Table,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The user whose access is removed (user_email).
+    #[arg(long, value_name = "EMAIL")]
+    pub user: String,
+    /// PSA company id; selects the org settings and the M365 tenant.
+    #[arg(long, value_name = "ID")]
+    pub company_id: String,
+    /// Comma-separated permission types: full_access, send_as, send_on_behalf, calendar.
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Only this mailbox (repeatable).
+    #[arg(long = "mailbox", value_name = "EMAIL")]
+    pub mailboxes: Vec<String>,
+    /// Leave grants on shared mailboxes alone (reported as skipped).
+    #[arg(long)]
+    pub keep_shared: bool,
+    /// Existing PSA ticket to update; without it a ticket is created.
+    #[arg(long, value_name = "ID")]
+    pub ticket: Option<String>,
+    /// Discover and report what would be removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, value_name = "WHO")]
+    pub requested_by: Option<String>,
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// TOML config for a real tenant.
+    #[arg(long, value_name = "FILE", conflicts_with = "sandbox")]
+    pub config: Option<PathBuf>,
+    /// Run against the simulator loaded with this tenant fixture.
+    #[arg(long, value_name = "FIXTURE")]
+    pub sandbox: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// Where audit files go (overrides the config's audit_dir).
+    #[arg(long, value_name = "DIR")]
+    pub audit_dir: Option<PathBuf>,
+    /// Requests in flight per tenant (default 10).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+}
+
+impl RunArgs {
+    /// The §2 request body these flags describe; validated by the library like any other body.
+    pub fn request_body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("user_email".into(), json!(self.user));
+        body.insert("company_id".into(), json!(self.company_id));
+        if !self.types.is_empty() {
+            body.insert("permission_types".into(), json!(self.types.iter().map(|t| t.trim()).collect::<Vec<_>>()));
+        }
+        if !self.mailboxes.is_empty() {
+            body.insert("target_mailboxes".into(), json!(self.mailboxes));
+        }
+        body.insert("remove_from_shared".into(), json!(!self.keep_shared));
+        body.insert("dry_run".into(), json!(self.dry_run));
+        for (key, value) in [("ticket_id", &self.ticket), ("requested_by", &self.requested_by), ("reason", &self.reason)] {
+            if let Some(v) = value {
+                body.insert(key.into(), json!(v));
+            }
+        }
+        Value::Object(body)
+    }
+}

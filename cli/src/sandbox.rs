@@ -1,0 +1,72 @@
+//! `--sandbox FIXTURE`: the simulator in-process on loopback, with the real clients pointed at it.
+
+use crate::CliError;
+use revoke365::config::{ConnectWiseCredentials, Secret, ServiceUrls};
+use revoke365::model::OrgSettings;
+use revoke365_sim::{SimHandle, SimOptions};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+pub struct Sandbox {
+    pub sim: SimHandle,
+    pub org: OrgSettings,
+    pub urls: ServiceUrls,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub connectwise: ConnectWiseCredentials,
+}
+
+fn random_secret() -> String {
+    (0..32).map(|_| fastrand::alphanumeric()).collect()
+}
+
+pub async fn start(path: &Path) -> Result<Sandbox, CliError> {
+    let bad = |m: String| CliError::config("sandbox", format!("{}: {m}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let json: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let org = OrgSettings::from_fixture(&json).map_err(bad)?;
+    let fixture = revoke365_sim::Fixture::from_json(&text).map_err(bad)?;
+    // Fresh credentials each run: the simulator checks them like the real services would.
+    let client_secret = random_secret();
+    let cw_private_key = random_secret();
+    let sim = revoke365_sim::start(
+        fixture,
+        SimOptions { client_secret: Some(client_secret.clone()), cw_private_key: Some(cw_private_key.clone()) },
+    )
+    .await
+    .map_err(|e| bad(format!("cannot start the simulator: {e}")))?;
+    Ok(Sandbox {
+        urls: ServiceUrls::all_at(&sim.base_url),
+        sim,
+        org,
+        client_id: "revoke365-sandbox".into(),
+        client_secret: Secret::new(client_secret),
+        connectwise: ConnectWiseCredentials {
+            company: "sandbox".into(),
+            public_key: "sandbox-public".into(),
+            private_key: Secret::new(cw_private_key),
+            client_id: "00000000-0000-0000-0000-000000000000".into(),
+        },
+    })
+}
+
+impl Sandbox {
+    /// Writes what the simulated PSA and mailbox received next to the audit file; returns the
+    /// paths written.
+    pub fn write_artifacts(&self, dir: &Path, run_id: &str, ticket_id: Option<&str>) -> std::io::Result<Vec<(String, PathBuf)>> {
+        let state = self.sim.state();
+        let mut written = Vec::new();
+        let ticket = state["tickets"].as_array().and_then(|ts| ts.iter().find(|t| Some(t["id"].as_str().unwrap_or_default()) == ticket_id).cloned());
+        if let Some(note) = ticket.as_ref().and_then(|t| t["notes"].as_array()?.last().cloned()) {
+            let path = dir.join(format!("{run_id}.psa-note.txt"));
+            std::fs::write(&path, note["text"].as_str().unwrap_or_default())?;
+            written.push(("PSA note".to_string(), path));
+        }
+        if let Some(mail) = state["sent_mail"].as_array().and_then(|m| m.last().cloned()) {
+            let path = dir.join(format!("{run_id}.email.html"));
+            std::fs::write(&path, mail["body"].as_str().unwrap_or_default())?;
+            written.push(("email".to_string(), path));
+        }
+        Ok(written)
+    }
+}

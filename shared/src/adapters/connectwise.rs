@@ -1,0 +1,324 @@
+//! ConnectWise Manage: tickets and notes.
+
+use crate::adapters::http::{Call, HttpCore, Reply};
+use crate::config::{ConnectWiseCredentials, Secret};
+use crate::error::RemoteError;
+use crate::ports::{NewTicket, Psa};
+use async_trait::async_trait;
+use base64::Engine;
+use reqwest::header::{HeaderValue, AUTHORIZATION};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const SERVICE: &str = "connectwise";
+const SUMMARY_MAX_CHARS: usize = 100;
+
+pub struct ConnectWiseClient {
+    core: Arc<HttpCore>,
+    /// `{psa}/v4_6_release/apis/3.0`
+    base: String,
+    /// `Basic base64(company+public:private)`
+    authorization: Secret,
+    client_id: String,
+}
+
+/// The fields of a ticket Revoke365 reads back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub id: String,
+    pub summary: String,
+    pub board: Option<String>,
+    pub company: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TicketAnswer {
+    id: Value,
+    #[serde(default)]
+    summary: String,
+    #[serde(default)]
+    board: Option<NamedRef>,
+    #[serde(default)]
+    company: Option<NamedRef>,
+}
+
+#[derive(Deserialize)]
+struct NamedRef {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    identifier: Option<String>,
+}
+
+impl ConnectWiseClient {
+    pub fn new(
+        core: Arc<HttpCore>,
+        base_url: &str,
+        creds: ConnectWiseCredentials,
+    ) -> ConnectWiseClient {
+        let pair = format!(
+            "{}+{}:{}",
+            creds.company,
+            creds.public_key,
+            creds.private_key.expose()
+        );
+        let authorization = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        );
+        ConnectWiseClient {
+            core,
+            base: format!("{}/v4_6_release/apis/3.0", base_url.trim_end_matches('/')),
+            authorization: Secret::new(authorization),
+            client_id: creds.client_id,
+        }
+    }
+
+    /// Reads a ticket back (used to check what was written).
+    pub async fn get_ticket(&self, ticket_id: &str) -> Result<Ticket, RemoteError> {
+        self.check_ticket_id(ticket_id)?;
+        let call = Call::new(SERVICE, format!("GET ticket {ticket_id}"), None);
+        let reply = self
+            .request(
+                &call,
+                Method::GET,
+                &format!("service/tickets/{ticket_id}"),
+                None,
+            )
+            .await?;
+        let ticket: TicketAnswer = reply.json(&call)?;
+        Ok(Ticket {
+            id: ticket_id_text(&ticket.id).ok_or_else(|| call.protocol("ticket without an id"))?,
+            summary: ticket.summary,
+            board: ticket.board.and_then(|b| b.name),
+            company: ticket.company.and_then(|c| c.identifier),
+        })
+    }
+
+    /// One PSA request; any non-2xx answer becomes the typed error.
+    async fn request(
+        &self,
+        call: &Call,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, RemoteError> {
+        let url = format!("{}/{path}", self.base);
+        let mut authorization =
+            HeaderValue::from_str(self.authorization.expose()).map_err(|_| {
+                RemoteError::InvalidInput {
+                    service: SERVICE,
+                    field: "credentials",
+                    message: "not valid in an HTTP header".into(),
+                }
+            })?;
+        authorization.set_sensitive(true);
+        let reply = self
+            .core
+            .send(call, |client| {
+                let request = client
+                    .request(method.clone(), &url)
+                    .header(AUTHORIZATION, authorization.clone())
+                    .header("clientId", &self.client_id);
+                match body {
+                    Some(body) => request.json(body),
+                    None => request,
+                }
+            })
+            .await?;
+        if reply.is_success() {
+            Ok(reply)
+        } else {
+            Err(connectwise_error(call, &reply))
+        }
+    }
+}
+
+#[async_trait]
+impl Psa for ConnectWiseClient {
+    fn check_ticket_id(&self, ticket_id: &str) -> Result<(), RemoteError> {
+        if ticket_id.parse::<u64>().is_ok() && ticket_id.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(())
+        } else {
+            Err(RemoteError::InvalidInput {
+                service: SERVICE,
+                field: "ticket_id",
+                message: format!("'{ticket_id}' is not a ConnectWise ticket number (digits only)"),
+            })
+        }
+    }
+
+    async fn create_ticket(&self, ticket: &NewTicket) -> Result<String, RemoteError> {
+        let call = Call::new(
+            SERVICE,
+            format!(
+                "create ticket on board '{}' for company '{}'",
+                ticket.board, ticket.company
+            ),
+            None,
+        );
+        let body = json!({
+            "summary": truncate_chars(&ticket.summary, SUMMARY_MAX_CHARS),
+            "board": { "name": ticket.board },
+            "company": { "identifier": ticket.company },
+            "initialDescription": ticket.initial_description,
+        });
+        let reply = self
+            .request(&call, Method::POST, "service/tickets", Some(&body))
+            .await?;
+        let created: TicketAnswer = reply.json(&call)?;
+        ticket_id_text(&created.id).ok_or_else(|| call.protocol("created ticket has no id"))
+    }
+
+    async fn add_note(&self, ticket_id: &str, text: &str) -> Result<(), RemoteError> {
+        self.check_ticket_id(ticket_id)?;
+        let call = Call::new(SERVICE, format!("add note to ticket {ticket_id}"), None);
+        let body = json!({
+            "text": text,
+            "detailDescriptionFlag": false,
+            "internalAnalysisFlag": true,
+            "resolutionFlag": false,
+        });
+        self.request(
+            &call,
+            Method::POST,
+            &format!("service/tickets/{ticket_id}/notes"),
+            Some(&body),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn ticket_id_text(id: &Value) -> Option<String> {
+    match id {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// At most `max` characters, cut on a character boundary.
+fn truncate_chars(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    }
+}
+
+/// `{"code","message","errors":[{"message","field"}]}`: 404 NotFound, 401 Auth, else Api.
+fn connectwise_error(call: &Call, reply: &Reply) -> RemoteError {
+    let parsed: Option<Value> = serde_json::from_str(&reply.body).ok();
+    let code = parsed
+        .as_ref()
+        .and_then(|v| v.get("code")?.as_str())
+        .map(str::to_string);
+    let message = parsed
+        .as_ref()
+        .and_then(error_message)
+        .unwrap_or_else(|| reply.body_snippet());
+    match reply.status {
+        StatusCode::NOT_FOUND => call.not_found(message),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => call.auth(message),
+        status => call.api(status, code, message),
+    }
+}
+
+fn error_message(body: &Value) -> Option<String> {
+    let mut message = body.get("message")?.as_str()?.to_string();
+    for error in body
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let field = error.get("field").and_then(Value::as_str);
+        if let Some(text) = error.get("message").and_then(Value::as_str) {
+            match field {
+                Some(field) => message.push_str(&format!("; {field}: {text}")),
+                None => message.push_str(&format!("; {text}")),
+            }
+        }
+    }
+    Some(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HttpSettings;
+
+    fn client() -> ConnectWiseClient {
+        let creds = ConnectWiseCredentials {
+            company: "msp".into(),
+            public_key: "pub".into(),
+            private_key: Secret::new("very-private"),
+            client_id: "0000".into(),
+        };
+        ConnectWiseClient::new(
+            HttpCore::new(HttpSettings::default()).unwrap(),
+            "http://127.0.0.1:9/",
+            creds,
+        )
+    }
+
+    #[test]
+    fn ticket_ids_must_be_numbers() {
+        let psa = client();
+        assert!(psa.check_ticket_id("48213").is_ok());
+        for bad in [
+            "",
+            "T-1",
+            "12a",
+            "+12",
+            " 12",
+            "-3",
+            "99999999999999999999999",
+        ] {
+            assert!(
+                matches!(
+                    psa.check_ticket_id(bad),
+                    Err(RemoteError::InvalidInput {
+                        field: "ticket_id",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn summaries_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(150);
+        assert_eq!(truncate_chars(&long, 100).chars().count(), 100);
+        assert_eq!(truncate_chars("short", 100), "short");
+    }
+
+    #[test]
+    fn credentials_stay_out_of_debug_and_errors() {
+        let psa = client();
+        assert!(!psa.authorization.to_string().contains("Basic"));
+        let body = r#"{"code":"InvalidObject","message":"ticket object is invalid","errors":[{"code":"Required","message":"summary is required","field":"summary"}]}"#;
+        let call = Call::new(SERVICE, "create ticket", None);
+        let err = connectwise_error(
+            &call,
+            &Reply {
+                status: StatusCode::BAD_REQUEST,
+                body: body.into(),
+            },
+        );
+        assert_eq!(
+            err,
+            RemoteError::Api {
+                service: SERVICE,
+                operation: "create ticket".into(),
+                status: 400,
+                code: Some("InvalidObject".into()),
+                message: "ticket object is invalid; summary: summary is required".into()
+            }
+        );
+    }
+}

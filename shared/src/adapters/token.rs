@@ -1,0 +1,210 @@
+//! Client-credentials tokens from the Microsoft identity platform, cached per
+//! (login, tenant, client id, scope) until shortly before they expire.
+
+use crate::adapters::http::{Call, HttpCore, Reply};
+use crate::config::{AppCredentials, Secret};
+use crate::error::RemoteError;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+pub const EXCHANGE_SCOPE: &str = "https://outlook.office365.com/.default";
+
+/// Tokens are renewed this long before they expire, so none expires in flight.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TokenKey {
+    login: String,
+    tenant: String,
+    client_id: String,
+    scope: String,
+}
+
+struct CachedToken {
+    token: Secret,
+    renew_at: Instant,
+}
+
+/// One slot per key; a caller holds the slot's lock while fetching, so concurrent callers
+/// wait for that one fetch instead of each asking for a token.
+type Slot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
+
+#[derive(Default)]
+pub struct TokenCache {
+    slots: Mutex<HashMap<TokenKey, Slot>>,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    expires_in: u64,
+}
+
+#[derive(Deserialize)]
+struct TokenError {
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+impl TokenCache {
+    pub(crate) async fn get(
+        &self,
+        core: &HttpCore,
+        login_url: &str,
+        creds: &AppCredentials,
+        scope: &str,
+    ) -> Result<Secret, RemoteError> {
+        let key = TokenKey {
+            login: login_url.trim_end_matches('/').to_string(),
+            tenant: creds.tenant_id.clone(),
+            client_id: creds.client_id.clone(),
+            scope: scope.to_string(),
+        };
+        let slot = self.slot(&key);
+        let mut cached = slot.lock().await;
+        if let Some(valid) = cached.as_ref().filter(|c| Instant::now() < c.renew_at) {
+            return Ok(valid.token.clone());
+        }
+        let fresh = fetch_token(core, &key.login, creds, scope).await?;
+        let token = fresh.token.clone();
+        *cached = Some(fresh);
+        Ok(token)
+    }
+
+    fn slot(&self, key: &TokenKey) -> Slot {
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        slots.entry(key.clone()).or_default().clone()
+    }
+}
+
+async fn fetch_token(
+    core: &HttpCore,
+    login_url: &str,
+    creds: &AppCredentials,
+    scope: &str,
+) -> Result<CachedToken, RemoteError> {
+    let url = format!(
+        "{login_url}/{}/oauth2/v2.0/token",
+        urlencoding::encode(&creds.tenant_id)
+    );
+    let call = Call::new(
+        "login",
+        format!("token for {scope} in tenant {}", creds.tenant_id),
+        None,
+    );
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", creds.client_id.as_str()),
+        ("client_secret", creds.client_secret.expose()),
+        ("scope", scope),
+    ];
+    let fetched_at = Instant::now();
+    let reply = core
+        .send(&call, |client| client.post(&url).form(&form))
+        .await?;
+    if !reply.is_success() {
+        return Err(token_error(&call, &reply, &creds.client_secret));
+    }
+    let answer: TokenAnswer = reply.json(&call)?;
+    Ok(CachedToken {
+        token: Secret::new(answer.access_token),
+        renew_at: fetched_at + renew_after(answer.expires_in),
+    })
+}
+
+/// How long a token with this `expires_in` is used before asking again.
+fn renew_after(expires_in: u64) -> Duration {
+    let lifetime = Duration::from_secs(expires_in);
+    if lifetime > EXPIRY_MARGIN * 2 {
+        lifetime - EXPIRY_MARGIN
+    } else {
+        lifetime / 2
+    }
+}
+
+/// AAD's `error: error_description`; rejections (4xx) are `Auth`, outages stay retryable.
+fn token_error(call: &Call, reply: &Reply, secret: &Secret) -> RemoteError {
+    let parsed: Option<TokenError> = serde_json::from_str(&reply.body).ok();
+    let (code, description) = parsed
+        .map(|e| (e.error, e.error_description))
+        .unwrap_or_default();
+    let message = match (&code, description) {
+        (Some(code), Some(description)) => format!("{code}: {description}"),
+        (Some(code), None) => code.clone(),
+        (None, Some(description)) => description,
+        (None, None) => format!("HTTP {}: {}", reply.status.as_u16(), reply.body_snippet()),
+    };
+    let message = redact(&message, secret);
+    if reply.status.is_client_error() {
+        call.auth(message)
+    } else {
+        call.api(reply.status, code, message)
+    }
+}
+
+/// Belt and braces: an error text never carries the secret, whatever the server echoed.
+fn redact(text: &str, secret: &Secret) -> String {
+    let value = secret.expose();
+    if value.is_empty() {
+        text.to_string()
+    } else {
+        text.replace(value, "***")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+
+    fn reply(status: u16, body: &str) -> Reply {
+        Reply {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: body.into(),
+        }
+    }
+
+    #[test]
+    fn tokens_are_renewed_five_minutes_before_expiry() {
+        assert_eq!(renew_after(3599), Duration::from_secs(3299));
+        assert_eq!(renew_after(120), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn rejections_are_auth_errors_with_the_aad_code_and_never_the_secret() {
+        let secret = Secret::new("s3cr3t-value");
+        let call = Call::new("login", "token for scope in tenant t", None);
+        let body = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided: s3cr3t-value"}"#;
+        let err = token_error(&call, &reply(401, body), &secret);
+        let text = err.to_string();
+        assert!(
+            matches!(
+                err,
+                RemoteError::Auth {
+                    service: "login",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(text.contains("invalid_client: AADSTS7000215"), "{text}");
+        assert!(!text.contains("s3cr3t-value"), "{text}");
+        assert!(!format!("{err:?}").contains("s3cr3t-value"));
+    }
+
+    #[test]
+    fn outages_of_the_token_endpoint_stay_retryable() {
+        let err = token_error(
+            &Call::new("login", "token", None),
+            &reply(500, "oops"),
+            &Secret::new("x"),
+        );
+        assert!(err.is_transient(), "{err:?}");
+    }
+}

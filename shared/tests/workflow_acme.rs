@@ -1,0 +1,173 @@
+//! The whole job on the Acme tenant: every step, real HTTP against the simulator, the
+//! embedded queue and store.
+
+mod common;
+
+use common::{fast_http, fixture, grants_of, Harness};
+use revoke365::model::{AuditPhase, AuditResult, RunStatus};
+use revoke365::ports::RunStore;
+use serde_json::json;
+
+const JOHN: &str = "john.smith@acmecorp.com";
+
+fn request() -> serde_json::Value {
+    json!({"user_email": JOHN, "company_id": "acme", "requested_by": "hr.manager@acmecorp.com", "reason": "Leaver"})
+}
+
+#[tokio::test]
+async fn removes_every_grant_verifies_reports_and_audits() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let before = h.mailboxes();
+    let others_before: Vec<_> = grants_of(&before, "jane.doe@acmecorp.com");
+    assert!(!others_before.is_empty(), "fixture gives other users grants too");
+
+    let run = h.run(request()).await;
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.failure);
+    let report = run.result.clone().unwrap();
+    let v = serde_json::to_value(&report).unwrap();
+
+    assert_eq!(v["success"], true);
+    assert_eq!(v["removal_summary"]["user_email"], JOHN);
+    assert_eq!(v["removal_summary"]["user_display_name"], "John Smith");
+    assert_eq!(v["removal_summary"]["company"], "Acme Corp");
+    let p = &v["permissions_removed"];
+    let mailboxes_of = |key: &str| -> Vec<String> {
+        p[key].as_array().unwrap().iter().map(|e| e["mailbox"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(mailboxes_of("full_access"), ["ceo@acmecorp.com", "finance@acmecorp.com"]);
+    assert_eq!(mailboxes_of("send_as"), ["info@acmecorp.com"]);
+    assert_eq!(mailboxes_of("send_on_behalf"), ["sales@acmecorp.com"]);
+    assert_eq!(mailboxes_of("calendar_delegates"), ["ceo@acmecorp.com"]);
+    assert_eq!(p["calendar_delegates"][0]["access_level"], "Editor");
+    assert_eq!(p["calendar_delegates"][0]["permission"], "CalendarDelegate");
+    assert_eq!(p["full_access"][0]["permission"], "FullAccess");
+    assert_eq!(mailboxes_of("shared_mailboxes"), ["billing@acmecorp.com", "support@acmecorp.com"]);
+    let billing = &p["shared_mailboxes"][0];
+    assert_eq!(billing["removed"], true);
+    let billing_rights: Vec<&str> = billing["permissions"].as_array().unwrap().iter().map(|x| x["permission"].as_str().unwrap()).collect();
+    assert_eq!(billing_rights, ["FullAccess", "SendAs"]);
+    for entry in ["full_access", "send_as", "send_on_behalf", "calendar_delegates"].iter().flat_map(|k| p[*k].as_array().unwrap()) {
+        assert_eq!(entry["removed"], true, "{entry}");
+    }
+    // 2 Full Access + 1 Send As + 1 Send on Behalf + 1 calendar + support FA + billing FA/SendAs.
+    assert_eq!(v["removal_summary"]["total_permissions_removed"], 8);
+    assert_eq!(
+        v["verification"],
+        json!({"remaining_full_access": 0, "remaining_send_as": 0, "remaining_send_on_behalf": 0,
+               "remaining_calendar_delegates": 0, "remaining_shared_mailboxes": 0,
+               "all_permissions_cleared": true, "remaining": []})
+    );
+    assert_eq!(v["indirect_access"], json!([]));
+
+    // The tenant: none of John's grants left; everyone else's untouched.
+    let after = h.mailboxes();
+    assert_eq!(grants_of(&after, JOHN), vec![]);
+    assert_eq!(grants_of(&after, "jane.doe@acmecorp.com"), others_before);
+
+    // The PSA: a ticket was created on the org's board with exactly one note holding the report.
+    let state = h.state();
+    let ticket_id = report.ticket_id.clone().expect("ticket created");
+    let ticket = state["tickets"].as_array().unwrap().iter().find(|t| t["id"] == ticket_id.as_str()).expect("ticket in PSA");
+    assert_eq!(ticket["board"], "Service Desk");
+    let notes = ticket["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1);
+    let note = notes[0]["text"].as_str().unwrap();
+    assert!(note.contains("SUCCESS") && note.contains("ceo@acmecorp.com") && note.contains("Grants removed: 8"), "{note}");
+
+    // The email: one, to the requestor and the org's recipients, HTML body + text attachment.
+    let mail = state["sent_mail"].as_array().unwrap();
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0]["from"], "automation@acmecorp.com");
+    assert_eq!(mail[0]["to"], json!(["hr.manager@acmecorp.com", "secops@msp.example"]));
+    assert_eq!(mail[0]["content_type"], "HTML");
+    assert!(mail[0]["body"].as_str().unwrap().contains("<table"));
+    assert!(mail[0]["attachments"][0]["content"].as_str().unwrap().contains("Grants removed: 8"));
+
+    // The audit trail: a before-state and an outcome per grant, then the verification.
+    let audit = h.store.audit_records(&run.run_id).await.unwrap();
+    let befores = audit.iter().filter(|r| r.phase == AuditPhase::Before).count();
+    let removed = audit.iter().filter(|r| r.phase == AuditPhase::Outcome && r.result == Some(AuditResult::Removed)).count();
+    assert_eq!((befores, removed), (8, 8));
+    assert!(audit.iter().all(|r| r.requested_by.as_deref() == Some("hr.manager@acmecorp.com")));
+    assert_eq!(audit.iter().filter(|r| r.phase == AuditPhase::Verification).count(), 1);
+    assert!(h.store.audit_path(&run.run_id).exists(), "audit trail is on disk");
+}
+
+#[tokio::test]
+async fn an_existing_ticket_gets_the_note_and_no_ticket_is_created() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let tickets_before = h.state()["tickets"].as_array().unwrap().len();
+    let mut body = request();
+    body["ticket_id"] = json!("48213");
+    let report = h.report(body).await;
+    assert!(report.success);
+    assert_eq!(report.ticket_id.as_deref(), Some("48213"));
+    let state = h.state();
+    assert_eq!(state["tickets"].as_array().unwrap().len(), tickets_before);
+    let ticket = state["tickets"].as_array().unwrap().iter().find(|t| t["id"] == "48213").unwrap();
+    assert_eq!(ticket["notes"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn scope_flags_limit_what_is_removed() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let mut body = request();
+    body["permission_types"] = json!(["full_access"]);
+    body["remove_from_shared"] = json!(false);
+    let report = h.report(body).await;
+    assert!(report.success, "{report:?}");
+    assert_eq!(report.removal_summary.total_permissions_removed, 2);
+    let skipped: Vec<_> = report.skipped.iter().map(|s| s.mailbox.as_str()).collect();
+    assert_eq!(skipped, ["billing@acmecorp.com", "support@acmecorp.com"]);
+    let left = grants_of(&h.mailboxes(), JOHN);
+    assert!(left.contains(&("support@acmecorp.com".into(), "full_access")));
+    assert!(left.contains(&("billing@acmecorp.com".into(), "full_access")));
+    assert!(left.contains(&("info@acmecorp.com".into(), "send_as")));
+    assert!(!left.contains(&("ceo@acmecorp.com".into(), "full_access")));
+
+    // One mailbox only.
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let mut body = request();
+    body["target_mailboxes"] = json!(["ceo@acmecorp.com"]);
+    let report = h.report(body).await;
+    assert_eq!(report.removal_summary.total_permissions_removed, 2, "FA + calendar on ceo@");
+    let left = grants_of(&h.mailboxes(), JOHN);
+    assert!(left.iter().all(|(m, _)| m != "ceo@acmecorp.com"));
+    assert_eq!(left.len(), 6);
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing_and_reports_what_would_go() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let before = h.mailboxes();
+    let mut body = request();
+    body["dry_run"] = json!(true);
+    let run = h.run(body).await;
+    let v = serde_json::to_value(run.result.unwrap()).unwrap();
+    assert_eq!(h.mailboxes(), before, "dry run left the tenant as it was");
+    assert_eq!(v["success"], true);
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["removal_summary"]["total_permissions_removed"], 0);
+    assert_eq!(v["permissions_removed"]["full_access"][0], json!({"mailbox": "ceo@acmecorp.com", "permission": "FullAccess", "removed": false, "would_remove": true}));
+    assert_eq!(v["permissions_removed"]["shared_mailboxes"][0]["would_remove"], true);
+    // The verification block describes the tenant as it is.
+    assert_eq!(v["verification"]["remaining_full_access"], 2);
+    assert_eq!(v["verification"]["remaining_shared_mailboxes"], 3);
+    assert_eq!(v["verification"]["all_permissions_cleared"], false);
+}
+
+#[tokio::test]
+async fn psa_failure_is_recorded_and_does_not_undo_removals() {
+    let h = Harness::start(common::with_sim(fixture("acme-tenant.json"), json!({"psa_fail": true})), fast_http(10)).await;
+    let run = h.run(request()).await;
+    assert_eq!(run.status, RunStatus::CompletedWithErrors);
+    let report = run.result.unwrap();
+    assert!(!report.success);
+    assert_eq!(report.removal_summary.total_permissions_removed, 8);
+    assert!(report.verification.all_permissions_cleared);
+    assert!(report.errors.iter().any(|e| e.contains("PSA ticket could not be created")), "{:?}", report.errors);
+    assert_eq!(grants_of(&h.mailboxes(), JOHN), vec![]);
+    // The email still goes out, and says what failed.
+    let mail = &h.state()["sent_mail"][0];
+    assert!(mail["body"].as_str().unwrap().contains("PSA ticket could not be created"));
+}

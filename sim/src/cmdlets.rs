@@ -1,0 +1,721 @@
+//! The Exchange cmdlets the simulator understands, with their parameter sets.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::directory::{Account, Directory, Person, Principal, Unresolved};
+use crate::exo::{CmdletInput, ExoError};
+use crate::state::{FullAccessAce, Grants, SendAsAce};
+use crate::Sim;
+
+const SELF: &str = "NT AUTHORITY\\SELF";
+/// Common PowerShell parameters every cmdlet accepts (and the simulator ignores).
+const COMMON: &[&str] = &["ErrorAction", "WarningAction", "Verbose", "Debug"];
+
+/// What a cmdlet answers: `value` items and `@adminapi.warnings`.
+#[derive(Default)]
+pub(crate) struct Output {
+    pub items: Vec<Value>,
+    pub warnings: Vec<String>,
+}
+
+impl Output {
+    fn items<T: Serialize>(items: impl IntoIterator<Item = T>) -> Output {
+        let items = items.into_iter().map(|i| serde_json::to_value(i).unwrap_or_default()).collect();
+        Output { items, warnings: Vec::new() }
+    }
+    fn warning(warning: String) -> Output {
+        Output { items: Vec::new(), warnings: vec![warning] }
+    }
+}
+
+type CmdletResult = Result<Output, ExoError>;
+
+struct Cmdlet {
+    name: &'static str,
+    parameters: &'static [&'static str],
+    required: &'static [&'static str],
+    run: fn(&Sim, &Params) -> CmdletResult,
+}
+
+const CMDLETS: &[Cmdlet] = &[
+    Cmdlet {
+        name: "Get-Mailbox",
+        parameters: &["Identity", "Filter", "ResultSize", "RecipientTypeDetails"],
+        required: &[],
+        run: get_mailbox,
+    },
+    Cmdlet {
+        name: "Get-MailboxPermission",
+        parameters: &["Identity", "User", "ResultSize"],
+        required: &["Identity"],
+        run: get_mailbox_permission,
+    },
+    Cmdlet {
+        name: "Get-RecipientPermission",
+        parameters: &["Identity", "Trustee", "AccessRights", "ResultSize"],
+        required: &[],
+        run: get_recipient_permission,
+    },
+    Cmdlet {
+        name: "Get-Recipient",
+        parameters: &["Identity", "ResultSize", "RecipientTypeDetails"],
+        required: &[],
+        run: get_recipient,
+    },
+    Cmdlet {
+        name: "Get-MailboxFolderPermission",
+        parameters: &["Identity", "User"],
+        required: &["Identity"],
+        run: get_mailbox_folder_permission,
+    },
+    Cmdlet {
+        name: "Remove-MailboxPermission",
+        parameters: &["Identity", "User", "AccessRights", "InheritanceType", "Confirm"],
+        required: &["Identity", "User", "AccessRights"],
+        run: remove_mailbox_permission,
+    },
+    Cmdlet {
+        name: "Add-MailboxPermission",
+        parameters: &["Identity", "User", "AccessRights", "InheritanceType", "AutoMapping", "Confirm"],
+        required: &["Identity", "User", "AccessRights"],
+        run: add_mailbox_permission,
+    },
+    Cmdlet {
+        name: "Remove-RecipientPermission",
+        parameters: &["Identity", "Trustee", "AccessRights", "Confirm"],
+        required: &["Identity", "Trustee", "AccessRights"],
+        run: remove_recipient_permission,
+    },
+    Cmdlet {
+        name: "Add-RecipientPermission",
+        parameters: &["Identity", "Trustee", "AccessRights", "Confirm"],
+        required: &["Identity", "Trustee", "AccessRights"],
+        run: add_recipient_permission,
+    },
+    Cmdlet {
+        name: "Set-Mailbox",
+        parameters: &["Identity", "GrantSendOnBehalfTo", "Confirm", "Force"],
+        required: &["Identity"],
+        run: set_mailbox,
+    },
+];
+
+fn cmdlet(name: &str) -> Option<&'static Cmdlet> {
+    CMDLETS.iter().find(|c| c.name.eq_ignore_ascii_case(name.trim()))
+}
+
+/// Canonical spelling of a known cmdlet name (names match case-insensitively).
+pub(crate) fn canonical_name(name: &str) -> Option<&'static str> {
+    cmdlet(name).map(|c| c.name)
+}
+
+pub(crate) fn invoke(sim: &Sim, input: &CmdletInput) -> CmdletResult {
+    let cmdlet = cmdlet(&input.name).ok_or_else(|| {
+        ExoError::bad_request(
+            "System.Management.Automation.CommandNotFoundException",
+            format!(
+                "The term '{}' is not recognized as the name of a cmdlet, function, script file, or operable program.",
+                input.name
+            ),
+        )
+    })?;
+    let params = Params(&input.parameters);
+    let allowed = cmdlet.parameters.iter().chain(COMMON);
+    if let Some(unknown) = params.0.keys().find(|k| !allowed.clone().any(|a| a.eq_ignore_ascii_case(k))) {
+        return Err(ExoError::binding(format!("A parameter cannot be found that matches parameter name '{unknown}'.")));
+    }
+    let missing: Vec<&str> = cmdlet.required.iter().copied().filter(|r| params.get(r).is_none()).collect();
+    if !missing.is_empty() {
+        return Err(ExoError::binding(format!(
+            "Cannot process command because of one or more missing mandatory parameters: {}.",
+            missing.join(" ")
+        )));
+    }
+    (cmdlet.run)(sim, &params)
+}
+
+/// Cmdlet parameters: names match case-insensitively.
+struct Params<'a>(&'a Map<String, Value>);
+
+impl Params<'_> {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v).filter(|v| !v.is_null())
+    }
+
+    fn text(&self, name: &str) -> Result<Option<String>, ExoError> {
+        self.get(name).map(|value| scalar(name, value)).transpose()
+    }
+
+    /// A parameter the cmdlet declares mandatory (presence checked by `invoke`).
+    fn required(&self, name: &str) -> Result<String, ExoError> {
+        self.text(name)?.ok_or_else(|| ExoError::binding(format!("Missing parameter '{name}'.")))
+    }
+
+    /// A string or an array of strings.
+    fn list(&self, name: &str) -> Result<Vec<String>, ExoError> {
+        self.get(name).map_or(Ok(Vec::new()), |value| list(name, value))
+    }
+
+    /// `ResultSize`: `Unlimited` or a count.
+    fn result_size(&self) -> Result<Option<usize>, ExoError> {
+        match self.text("ResultSize")? {
+            None => Ok(None),
+            Some(size) if size.eq_ignore_ascii_case("unlimited") => Ok(None),
+            Some(size) => size.parse().map(Some).map_err(|_| {
+                ExoError::binding(format!("Cannot bind parameter 'ResultSize'. Cannot convert value \"{size}\"."))
+            }),
+        }
+    }
+}
+
+fn scalar(name: &str, value: &Value) -> Result<String, ExoError> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(ExoError::binding(format!("Cannot bind parameter '{name}': a single value is expected."))),
+    }
+}
+
+fn list(name: &str, value: &Value) -> Result<Vec<String>, ExoError> {
+    match value {
+        Value::Array(items) => items.iter().map(|item| scalar(name, item)).collect(),
+        Value::Null => Ok(Vec::new()),
+        other => Ok(vec![scalar(name, other)?]),
+    }
+}
+
+/// Apply `ResultSize` to a result list.
+fn limited<T>(mut items: Vec<T>, size: Option<usize>) -> Vec<T> {
+    if let Some(size) = size {
+        items.truncate(size);
+    }
+    items
+}
+
+fn mailbox<'a>(directory: &'a Directory, identity: &str) -> Result<&'a Person, ExoError> {
+    directory.resolve_mailbox(identity).map_err(|e| unresolved(e, identity))
+}
+
+fn recipient<'a>(directory: &'a Directory, identity: &str) -> Result<Principal<'a>, ExoError> {
+    directory.resolve(identity).map_err(|e| unresolved(e, identity))
+}
+
+fn account<'a>(directory: &'a Directory, identity: &'a str) -> Result<Account<'a>, ExoError> {
+    directory.account(identity).map_err(|e| unresolved(e, identity))
+}
+
+fn unresolved(error: Unresolved, identity: &str) -> ExoError {
+    match error {
+        Unresolved::NotFound => ExoError::not_found(identity),
+        Unresolved::Ambiguous => ExoError::ambiguous(identity),
+    }
+}
+
+/// Mutations on a `sim.fail_mailboxes` mailbox fail.
+fn ensure_writable(sim: &Sim, mailbox: &Person) -> Result<(), ExoError> {
+    if sim.fails(&mailbox.upn) {
+        return Err(ExoError::access_denied(&mailbox.upn));
+    }
+    Ok(())
+}
+
+/// `AccessRights` of a Send As cmdlet must be `SendAs`.
+fn ensure_send_as(params: &Params) -> Result<(), ExoError> {
+    match params.list("AccessRights")?.iter().find(|r| !r.eq_ignore_ascii_case("SendAs")) {
+        Some(bad) => Err(ExoError::binding(format!(
+            "Cannot bind parameter 'AccessRights'. Cannot convert value \"{bad}\": the only valid value is \"SendAs\"."
+        ))),
+        None => Ok(()),
+    }
+}
+
+// ---- Get-Mailbox ---------------------------------------------------------------
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MailboxItem<'a> {
+    user_principal_name: &'a str,
+    primary_smtp_address: &'a str,
+    display_name: &'a str,
+    name: &'a str,
+    alias: &'a str,
+    distinguished_name: &'a str,
+    external_directory_object_id: &'a str,
+    recipient_type_details: &'a str,
+    grant_send_on_behalf_to: Vec<&'a str>,
+}
+
+fn get_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
+    let directory = &sim.directory;
+    let mut mailboxes: Vec<&Person> = match params.text("Identity")? {
+        Some(identity) => vec![mailbox(directory, &identity)?],
+        None => directory.people.iter().collect(),
+    };
+    let types = params.list("RecipientTypeDetails")?;
+    if !types.is_empty() {
+        mailboxes.retain(|m| types.iter().any(|t| t.eq_ignore_ascii_case(m.kind.as_str())));
+    }
+    let state = sim.state();
+    if let Some(filter) = params.text("Filter")? {
+        let delegate = send_on_behalf_filter(directory, &filter)?;
+        mailboxes.retain(|m| state.grants_of(&m.upn).send_on_behalf.iter().any(|s| delegate.matches(directory, s)));
+    }
+    let mailboxes = limited(mailboxes, params.result_size()?);
+    let items: Vec<MailboxItem> = mailboxes
+        .into_iter()
+        .map(|m| MailboxItem {
+            user_principal_name: &m.upn,
+            primary_smtp_address: &m.mail,
+            display_name: &m.display_name,
+            name: &m.name,
+            alias: &m.name,
+            distinguished_name: &m.dn,
+            external_directory_object_id: &m.id,
+            recipient_type_details: m.kind.as_str(),
+            grant_send_on_behalf_to: state.grants_of(&m.upn).send_on_behalf.iter().map(|s| directory.name_of(s)).collect(),
+        })
+        .collect();
+    Ok(Output::items(items))
+}
+
+/// The one supported filter: `GrantSendOnBehalfTo -eq '<DN | UPN | Name | id>'`.
+fn send_on_behalf_filter<'a>(directory: &'a Directory, filter: &str) -> Result<Account<'a>, ExoError> {
+    let value = parse_eq_filter(filter, "GrantSendOnBehalfTo").ok_or_else(|| {
+        ExoError::binding(format!(
+            "Cannot bind parameter 'Filter' to the target. Exception setting \"Filter\": \"Invalid filter syntax. \
+             The simulator supports only \"GrantSendOnBehalfTo -eq '<value>'\": {filter}\""
+        ))
+    })?;
+    let delegate = directory.resolve_exact(&value).ok_or_else(|| {
+        ExoError::binding(format!(
+            "Cannot bind parameter 'Filter' to the target. Exception setting \"Filter\": \
+             \"Couldn't find object \"{value}\". Please make sure that it was spelled correctly.\""
+        ))
+    })?;
+    Ok(Account::Known(delegate))
+}
+
+/// Parse `<property> -eq '<value>'` (OPATH; `''` escapes a quote, double
+/// quotes work too; optional surrounding braces or parentheses).
+fn parse_eq_filter(filter: &str, property: &str) -> Option<String> {
+    let mut text = filter.trim();
+    while let Some(inner) =
+        text.strip_prefix('(').and_then(|t| t.strip_suffix(')')).or_else(|| text.strip_prefix('{')?.strip_suffix('}'))
+    {
+        text = inner.trim();
+    }
+    let (name, rest) = text.split_once(char::is_whitespace)?;
+    if !name.eq_ignore_ascii_case(property) {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let operator = rest.get(..3)?;
+    if !operator.eq_ignore_ascii_case("-eq") {
+        return None;
+    }
+    let rest = rest[3..].trim();
+    let quote = rest.chars().next().filter(|q| *q == '\'' || *q == '"')?;
+    let mut value = String::new();
+    let mut chars = rest[1..].chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == quote {
+            if chars.peek() == Some(&quote) {
+                chars.next();
+                value.push(quote);
+                continue;
+            }
+            return chars.all(char::is_whitespace).then_some(value);
+        }
+        value.push(c);
+    }
+    None
+}
+
+// ---- Get-MailboxPermission / Add / Remove ------------------------------------
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MailboxPermissionItem<'a> {
+    identity: &'a str,
+    user: &'a str,
+    access_rights: &'a [String],
+    is_inherited: bool,
+    deny: bool,
+}
+
+fn self_ace() -> FullAccessAce {
+    FullAccessAce {
+        user: SELF.to_string(),
+        inherited: false,
+        deny: false,
+        access_rights: vec!["FullAccess".to_string(), "ReadPermission".to_string()],
+    }
+}
+
+fn get_mailbox_permission(sim: &Sim, params: &Params) -> CmdletResult {
+    let directory = &sim.directory;
+    let mailbox = mailbox(directory, &params.required("Identity")?)?;
+    let user = params.text("User")?;
+    let user = user.as_deref().map(|u| account(directory, u)).transpose()?;
+    let mut aces = sim.state().grants_of(&mailbox.upn).full_access.clone();
+    if !aces.iter().any(|a| a.user.eq_ignore_ascii_case(SELF)) {
+        aces.insert(0, self_ace());
+    }
+    aces.retain(|a| user.as_ref().map_or(true, |u| u.matches(directory, &a.user)));
+    let items = limited(aces, params.result_size()?);
+    Ok(Output::items(items.iter().map(|a| MailboxPermissionItem {
+        identity: &mailbox.name,
+        user: &a.user,
+        access_rights: &a.access_rights,
+        is_inherited: a.inherited,
+        deny: a.deny,
+    })))
+}
+
+fn remove_mailbox_permission(sim: &Sim, params: &Params) -> CmdletResult {
+    let directory = &sim.directory;
+    let mailbox = mailbox(directory, &params.required("Identity")?)?;
+    let rights = params.list("AccessRights")?;
+    ensure_writable(sim, mailbox)?;
+    let user = params.required("User")?;
+    let account = account(directory, &user)?;
+    if sim.ignores_removals(&mailbox.upn) {
+        return Ok(Output::default());
+    }
+    let mut state = sim.state();
+    let grants = state.grants(&mailbox.upn);
+    let overlaps = |ace: &FullAccessAce| ace.access_rights.iter().any(|r| rights.iter().any(|g| g.eq_ignore_ascii_case(r)));
+    let found = grants
+        .full_access
+        .iter()
+        .position(|ace| !ace.inherited && !ace.deny && account.matches(directory, &ace.user) && overlaps(ace));
+    match (found, account) {
+        (Some(index), _) => {
+            let ace = &mut grants.full_access[index];
+            ace.access_rights.retain(|r| !rights.iter().any(|g| g.eq_ignore_ascii_case(r)));
+            if ace.access_rights.is_empty() {
+                grants.full_access.remove(index);
+            }
+            grants.normalize();
+            Ok(Output::default())
+        }
+        (None, Account::Verbatim(_)) => Err(ExoError::not_found(&user)),
+        (None, Account::Known(_)) => Ok(Output::warning(format!(
+            "WARNING: Can't remove the access control entry on the object \"{}\" for account \"{}\" because the \
+             ACE doesn't exist on the object.",
+            mailbox.dn,
+            account.label()
+        ))),
+    }
+}
+
+fn add_mailbox_permission(sim: &Sim, params: &Params) -> CmdletResult {
+    let directory = &sim.directory;
+    let mailbox = mailbox(directory, &params.required("Identity")?)?;
+    let rights = params.list("AccessRights")?;
+    ensure_writable(sim, mailbox)?;
+    let user = recipient(directory, &params.required("User")?)?;
+    let mut state = sim.state();
+    let grants = state.grants(&mailbox.upn);
+    let existing = grants.full_access.iter_mut().find(|a| !a.inherited && !a.deny && a.user == user.key());
+    let ace = match existing {
+        Some(ace) => {
+            let missing: Vec<String> =
+                rights.iter().filter(|r| !ace.access_rights.iter().any(|a| a.eq_ignore_ascii_case(r))).cloned().collect();
+            if missing.is_empty() {
+                return Ok(Output::warning(format!(
+                    "WARNING: An existing permission entry was found for user: {}.",
+                    user.name()
+                )));
+            }
+            ace.access_rights.extend(missing);
+            ace.clone()
+        }
+        None => {
+            let ace = FullAccessAce { user: user.key().to_string(), inherited: false, deny: false, access_rights: rights };
+            grants.full_access.push(ace.clone());
+            ace
+        }
+    };
+    grants.normalize();
+    Ok(Output::items([MailboxPermissionItem {
+        identity: &mailbox.name,
+        user: &ace.user,
+        access_rights: &ace.access_rights,
+        is_inherited: false,
+        deny: false,
+    }]))
+}
+
+// ---- Get-RecipientPermission / Add / Remove ----------------------------------
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RecipientPermissionItem<'a> {
+    identity: &'a str,
+    trustee: &'a str,
+    access_control_type: &'static str,
+    access_rights: [&'static str; 1],
+    is_inherited: bool,
+}
+
+impl<'a> RecipientPermissionItem<'a> {
+    fn new(mailbox: &'a Person, ace: &'a SendAsAce) -> Self {
+        RecipientPermissionItem {
+            identity: &mailbox.name,
+            trustee: &ace.user,
+            access_control_type: if ace.deny { "Deny" } else { "Allow" },
+            access_rights: ["SendAs"],
+            is_inherited: ace.inherited,
+        }
+    }
+}
+
+fn get_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
+    let directory = &sim.directory;
+    ensure_send_as(params)?;
+    let mailboxes: Vec<&Person> = match params.text("Identity")? {
+        Some(identity) => vec![mailbox(directory, &identity)?],
+        None => directory.people.iter().collect(),
+    };
+    let trustee = params.text("Trustee")?;
+    let trustee = trustee.as_deref().map(|t| recipient(directory, t)).transpose()?;
+    let self_ace = SendAsAce { user: SELF.to_string(), deny: false, inherited: false };
+    let state = sim.state();
+    let mut entries: Vec<(&Person, SendAsAce)> = Vec::new();
+    for mailbox in mailboxes {
+        let aces = &state.grants_of(&mailbox.upn).send_as;
+        match trustee {
+            Some(who) => {
+                let held = aces.iter().filter(|a| Account::Known(who).matches(directory, &a.user));
+                entries.extend(held.map(|a| (mailbox, a.clone())));
+            }
+            None => {
+                entries.push((mailbox, self_ace.clone()));
+                entries.extend(aces.iter().map(|a| (mailbox, a.clone())));
+            }
+        }
+    }
+    let entries = limited(entries, params.result_size()?);
+    Ok(Output::items(entries.iter().map(|(mailbox, ace)| RecipientPermissionItem::new(mailbox, ace))))
+}
+
+fn remove_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
+    let directory = &sim.directory;
+    let mailbox = mailbox(directory, &params.required("Identity")?)?;
+    ensure_send_as(params)?;
+    ensure_writable(sim, mailbox)?;
+    let trustee = params.required("Trustee")?;
+    let account = account(directory, &trustee)?;
+    if sim.ignores_removals(&mailbox.upn) {
+        return Ok(Output::default());
+    }
+    let mut state = sim.state();
+    let grants = state.grants(&mailbox.upn);
+    let found = grants.send_as.iter().position(|a| !a.inherited && !a.deny && account.matches(directory, &a.user));
+    match (found, account) {
+        (Some(index), _) => {
+            grants.send_as.remove(index);
+            Ok(Output::default())
+        }
+        (None, Account::Verbatim(_)) => Err(ExoError::not_found(&trustee)),
+        (None, Account::Known(_)) => Ok(Output::warning(format!(
+            "WARNING: Can't remove the access control entry on the object \"{}\" for account \"{}\" because the \
+             ACE isn't present.",
+            mailbox.dn,
+            account.label()
+        ))),
+    }
+}
+
+fn add_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
+    let directory = &sim.directory;
+    let mailbox = mailbox(directory, &params.required("Identity")?)?;
+    ensure_send_as(params)?;
+    ensure_writable(sim, mailbox)?;
+    let trustee = recipient(directory, &params.required("Trustee")?)?;
+    let ace = SendAsAce { user: trustee.key().to_string(), deny: false, inherited: false };
+    let mut state = sim.state();
+    let grants = state.grants(&mailbox.upn);
+    if grants.send_as.contains(&ace) {
+        return Ok(Output::warning(format!(
+            "WARNING: The appropriate access control entry is already present on object \"{}\" for account \"{}\".",
+            mailbox.dn,
+            trustee.key()
+        )));
+    }
+    grants.send_as.push(ace.clone());
+    grants.normalize();
+    Ok(Output::items([RecipientPermissionItem::new(mailbox, &ace)]))
+}
+
+// ---- Get-Recipient -------------------------------------------------------------
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RecipientItem<'a> {
+    name: &'a str,
+    display_name: &'a str,
+    primary_smtp_address: &'a str,
+    recipient_type_details: &'static str,
+    external_directory_object_id: &'a str,
+}
+
+fn get_recipient(sim: &Sim, params: &Params) -> CmdletResult {
+    let directory = &sim.directory;
+    let mut recipients: Vec<Principal> = match params.text("Identity")? {
+        Some(identity) => vec![recipient(directory, &identity)?],
+        None => {
+            let people = directory.people.iter().map(Principal::Person);
+            people.chain(directory.groups.iter().map(Principal::Group)).collect()
+        }
+    };
+    let types = params.list("RecipientTypeDetails")?;
+    if !types.is_empty() {
+        recipients.retain(|r| types.iter().any(|t| t.eq_ignore_ascii_case(r.recipient_type())));
+    }
+    let recipients = limited(recipients, params.result_size()?);
+    Ok(Output::items(recipients.iter().map(|r| RecipientItem {
+        name: r.name(),
+        display_name: r.display_name(),
+        primary_smtp_address: r.mail(),
+        recipient_type_details: r.recipient_type(),
+        external_directory_object_id: r.id(),
+    })))
+}
+
+// ---- Get-MailboxFolderPermission (reference only) -------------------------------
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct FolderPermissionItem<'a> {
+    identity: String,
+    folder_name: &'a str,
+    user: &'a str,
+    access_rights: [&'a str; 1],
+    sharing_permission_flags: Option<&'static str>,
+}
+
+/// `Identity: "<mailbox>:\<folder>"`; the folder name is localized, so
+/// `:\Calendar` does not find a `Kalender`.
+fn get_mailbox_folder_permission(sim: &Sim, params: &Params) -> CmdletResult {
+    let directory = &sim.directory;
+    let identity = params.required("Identity")?;
+    let (mailbox_identity, folder) = identity.split_once(":\\").ok_or_else(|| ExoError::not_found(&identity))?;
+    let mailbox = mailbox(directory, mailbox_identity)?;
+    if !folder.eq_ignore_ascii_case(&mailbox.calendar_folder) {
+        return Err(ExoError::not_found(&identity));
+    }
+    let user = params.text("User")?;
+    let user = user.as_deref().map(|u| account(directory, u)).transpose()?;
+    let grants = sim.state().grants_of(&mailbox.upn).calendar.clone();
+    let folder_identity = format!("{}:\\{}", mailbox.name, mailbox.calendar_folder);
+    let default = FolderPermissionItem {
+        identity: folder_identity.clone(),
+        folder_name: &mailbox.calendar_folder,
+        user: "Default",
+        access_rights: ["AvailabilityOnly"],
+        sharing_permission_flags: None,
+    };
+    let entries = grants.iter().filter(|g| user.as_ref().map_or(true, |u| u.matches(directory, &g.user))).map(|g| {
+        FolderPermissionItem {
+            identity: folder_identity.clone(),
+            folder_name: &mailbox.calendar_folder,
+            // Exchange shows the display name here (ambiguous for namesakes).
+            user: directory.resolve_exact(&g.user).map_or(g.user.as_str(), |p| p.display_name()),
+            access_rights: [g.access_rights.as_str()],
+            sharing_permission_flags: g.delegate.then_some("Delegate"),
+        }
+    });
+    let items: Vec<FolderPermissionItem> = user.is_none().then_some(default).into_iter().chain(entries).collect();
+    Ok(Output::items(items))
+}
+
+// ---- Set-Mailbox -----------------------------------------------------------------
+
+/// `GrantSendOnBehalfTo`: `{"add": .., "remove": ..}` (a GenericHashTable), or
+/// a plain value / list that replaces the whole list.
+enum DelegateChange {
+    Edit { add: Vec<String>, remove: Vec<String> },
+    Replace(Vec<String>),
+}
+
+fn delegate_change(value: &Value) -> Result<DelegateChange, ExoError> {
+    let Value::Object(table) = value else {
+        return Ok(DelegateChange::Replace(list("GrantSendOnBehalfTo", value)?));
+    };
+    let (mut add, mut remove) = (Vec::new(), Vec::new());
+    for (key, value) in table {
+        match key.to_ascii_lowercase().as_str() {
+            "@odata.type" => {}
+            "add" => add = list("GrantSendOnBehalfTo", value)?,
+            "remove" => remove = list("GrantSendOnBehalfTo", value)?,
+            other => {
+                return Err(ExoError::binding(format!(
+                    "Cannot bind parameter 'GrantSendOnBehalfTo': unknown key '{other}' (use add or remove)."
+                )))
+            }
+        }
+    }
+    Ok(DelegateChange::Edit { add, remove })
+}
+
+fn set_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
+    let directory = &sim.directory;
+    let mailbox = mailbox(directory, &params.required("Identity")?)?;
+    ensure_writable(sim, mailbox)?;
+    let change = params.get("GrantSendOnBehalfTo").map(delegate_change).transpose()?;
+    let keys = |users: &[String]| -> Result<Vec<String>, ExoError> {
+        users.iter().map(|u| recipient(directory, u).map(|p| p.key().to_string())).collect()
+    };
+    let mut state = sim.state();
+    let grants: &mut Grants = state.grants(&mailbox.upn);
+    let before = grants.send_on_behalf.clone();
+    let mut quiet = false;
+    match change {
+        None => {}
+        Some(DelegateChange::Replace(users)) => grants.send_on_behalf = keys(&users)?,
+        Some(DelegateChange::Edit { add, remove }) => {
+            let added = keys(&add)?;
+            let removed = remove.iter().map(|u| account(directory, u)).collect::<Result<Vec<_>, _>>()?;
+            let unknown = removed.iter().zip(&remove).find(|(r, _)| {
+                matches!(r, Account::Verbatim(_)) && !grants.send_on_behalf.iter().any(|s| r.matches(directory, s))
+            });
+            if let Some((_, user)) = unknown {
+                return Err(ExoError::not_found(user));
+            }
+            if !removed.is_empty() && sim.ignores_removals(&mailbox.upn) {
+                quiet = true;
+            } else {
+                grants.send_on_behalf.retain(|s| !removed.iter().any(|r| r.matches(directory, s)));
+            }
+            grants.send_on_behalf.extend(added);
+        }
+    }
+    grants.normalize();
+    if grants.send_on_behalf == before && !quiet {
+        return Ok(Output::warning(format!(
+            "WARNING: The command completed successfully but no settings of '{}' have been modified.",
+            mailbox.name
+        )));
+    }
+    Ok(Output::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_eq_filter;
+
+    #[test]
+    fn filter_parsing() {
+        let dn = "CN=john.smith,OU=t,DC=COM";
+        assert_eq!(parse_eq_filter(&format!("GrantSendOnBehalfTo -eq '{dn}'"), "GrantSendOnBehalfTo").as_deref(), Some(dn));
+        assert_eq!(parse_eq_filter("{grantsendonbehalfto -EQ \"a\"}", "GrantSendOnBehalfTo").as_deref(), Some("a"));
+        assert_eq!(parse_eq_filter("GrantSendOnBehalfTo -eq 'O''Brien'", "GrantSendOnBehalfTo").as_deref(), Some("O'Brien"));
+        assert_eq!(parse_eq_filter("GrantSendOnBehalfTo -eq 'a' -or x", "GrantSendOnBehalfTo"), None);
+        assert_eq!(parse_eq_filter("Name -eq 'a'", "GrantSendOnBehalfTo"), None);
+        assert_eq!(parse_eq_filter("GrantSendOnBehalfTo -like 'a'", "GrantSendOnBehalfTo"), None);
+    }
+}

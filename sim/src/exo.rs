@@ -1,0 +1,205 @@
+//! Exchange Online admin API: `POST /adminapi/beta/{tenant}/InvokeCommand`
+//! (envelope, paging, warnings, errors) and `$batch`. The cmdlets themselves
+//! live in `cmdlets.rs`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::auth::{protect, Audience};
+use crate::batch;
+use crate::cmdlets;
+use crate::faults::{counted, guarded, Key};
+use crate::wire::{base_url, json_response, link, select, skip_offset};
+use crate::Sim;
+
+const MAX_BATCH: usize = 10;
+/// The server named in "couldn't be found on '...'" messages.
+const SERVER: &str = "NAMPR01DC001.NAMPR01A001.PROD.OUTLOOK.COM";
+
+pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
+    let router = Router::new()
+        .route("/adminapi/beta/{tenant}/InvokeCommand", guarded(sim, Key::Cmdlet, post(invoke)))
+        .route("/adminapi/beta/{tenant}/$batch", counted(sim, "exo POST $batch", post(exo_batch)));
+    protect(router, sim, Audience::Exchange)
+}
+
+#[derive(Deserialize)]
+struct InvokeBody {
+    #[serde(rename = "CmdletInput")]
+    cmdlet_input: CmdletInput,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CmdletInput {
+    #[serde(rename = "CmdletName")]
+    pub name: String,
+    #[serde(rename = "Parameters", default)]
+    pub parameters: Map<String, Value>,
+}
+
+/// The cmdlet name of an InvokeCommand body, for request counters.
+pub(crate) fn cmdlet_label(body: &[u8]) -> String {
+    match serde_json::from_slice::<InvokeBody>(body) {
+        Ok(body) => {
+            let name = body.cmdlet_input.name;
+            cmdlets::canonical_name(&name).map_or(name, str::to_string)
+        }
+        Err(_) => "InvokeCommand".to_string(),
+    }
+}
+
+/// An Exchange error answer:
+/// `{"error":{"code","message","details":[{"message"}],"innererror":{..}}}`.
+#[derive(Debug)]
+pub(crate) struct ExoError {
+    status: StatusCode,
+    exception: &'static str,
+    message: String,
+}
+
+impl ExoError {
+    pub fn new(status: StatusCode, exception: &'static str, message: impl Into<String>) -> ExoError {
+        ExoError { status, exception, message: message.into() }
+    }
+
+    pub fn bad_request(exception: &'static str, message: impl Into<String>) -> ExoError {
+        ExoError::new(StatusCode::BAD_REQUEST, exception, message)
+    }
+
+    pub fn not_found(identity: &str) -> ExoError {
+        let message =
+            format!("The operation couldn't be performed because object '{identity}' couldn't be found on '{SERVER}'.");
+        ExoError::bad_request("Microsoft.Exchange.Management.RestApiClient.RestClientException", message)
+    }
+
+    pub fn ambiguous(identity: &str) -> ExoError {
+        let message = format!("The operation couldn't be performed because '{identity}' matches multiple entries.");
+        ExoError::bad_request("Microsoft.Exchange.Configuration.Tasks.ManagementObjectAmbiguousException", message)
+    }
+
+    pub fn access_denied(upn: &str) -> ExoError {
+        let message = format!("Access to mailbox '{upn}' is denied.");
+        ExoError::new(StatusCode::INTERNAL_SERVER_ERROR, "Microsoft.Exchange.Data.StoragePermanentException", message)
+    }
+
+    pub fn binding(message: impl Into<String>) -> ExoError {
+        ExoError::bad_request("System.Management.Automation.ParameterBindingException", message)
+    }
+}
+
+impl IntoResponse for ExoError {
+    fn into_response(self) -> Response {
+        let code = match self.status {
+            StatusCode::BAD_REQUEST => "BadRequest",
+            StatusCode::UNAUTHORIZED => "Unauthorized",
+            _ => "InternalServerError",
+        };
+        let message = self.message;
+        let top = format!("Error executing request. {message}");
+        let body = json!({"error": {
+            "code": code,
+            "message": top,
+            "details": [{"code": "Context", "target": "", "message": format!("|{}|{message}", self.exception)}],
+            "innererror": {
+                "message": top,
+                "type": "Microsoft.Exchange.Admin.OData.Core.ODataServiceException",
+                "internalException": {"message": message, "type": self.exception},
+            },
+        }});
+        json_response(self.status, body)
+    }
+}
+
+#[derive(Serialize)]
+struct InvokeResponse {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    value: Vec<Value>,
+    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
+    #[serde(rename = "@adminapi.warnings", skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+}
+
+async fn invoke(
+    State(sim): State<Arc<Sim>>,
+    Path(tenant): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    invoke_command(&sim, &tenant, &query, &headers, &body).unwrap_or_else(IntoResponse::into_response)
+}
+
+fn invoke_command(
+    sim: &Sim,
+    tenant: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ExoError> {
+    if !sim.directory.is_tenant(tenant) {
+        return Err(ExoError::new(
+            StatusCode::UNAUTHORIZED,
+            "Microsoft.Exchange.Admin.OData.Core.ODataServiceException",
+            format!("The token's tenant does not match tenant '{tenant}'."),
+        ));
+    }
+    let anchored = headers.get("X-AnchorMailbox").and_then(|v| v.to_str().ok()).is_some_and(|v| !v.trim().is_empty());
+    if !anchored {
+        return Err(ExoError::bad_request(
+            "Microsoft.Exchange.Admin.OData.Core.ODataServiceException",
+            "The X-AnchorMailbox header is required.",
+        ));
+    }
+    let input: InvokeBody = serde_json::from_slice(body).map_err(|e| {
+        ExoError::bad_request(
+            "Microsoft.Exchange.Admin.OData.Core.ODataServiceException",
+            format!("The request body is not a valid CmdletInput: {e}"),
+        )
+    })?;
+    let offset = skip_offset(query.get("$skiptoken")).map_err(ExoError::binding)?;
+    let output = cmdlets::invoke(sim, &input.cmdlet_input)?;
+
+    let selection = query.get("$select").map(String::as_str);
+    let size = sim.settings.page_size;
+    let total = output.items.len();
+    let value = output.items.into_iter().skip(offset).take(size).map(|item| select(item, selection)).collect();
+    let base = base_url(headers, sim);
+    let path = format!("/adminapi/beta/{tenant}/InvokeCommand");
+    let next_offset = offset + size;
+    let next_link = (next_offset < total)
+        .then(|| link(&base, &path, &[("$skiptoken", Some(&next_offset.to_string())), ("$select", selection)]));
+    let context = format!("{base}/adminapi/beta/{tenant}/$metadata#Collection(Exchange.GenericHashTable)");
+    Ok(json_response(StatusCode::OK, InvokeResponse { context, value, next_link, warnings: output.warnings }))
+}
+
+async fn exo_batch(
+    State(sim): State<Arc<Sim>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request: batch::BatchRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return ExoError::binding(format!("The batch request body is invalid: {e}")).into_response(),
+    };
+    if request.requests.len() > MAX_BATCH {
+        let message = format!("A batch may hold at most {MAX_BATCH} requests.");
+        return ExoError::binding(message).into_response();
+    }
+    let path_of = |url: &str| match url.find("/adminapi/") {
+        Some(start) => url[start..].to_string(),
+        None => format!("/adminapi/beta/{tenant}/{}", url.trim_start_matches('/')),
+    };
+    batch::run(sim, &headers, request, path_of).await
+}

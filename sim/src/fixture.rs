@@ -1,0 +1,346 @@
+//! The sandbox tenant fixture (product.md §6 plus the simulator extensions in
+//! `sim/README.md`), and the deterministic derivations (object ids, aliases,
+//! distinguished names) the simulator computes from it.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A tenant loaded from `events/*.json`. Unknown fields are ignored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fixture {
+    pub tenant_id: String,
+    pub organization: Organization,
+    #[serde(default)]
+    pub users: Vec<User>,
+    #[serde(default)]
+    pub groups: Vec<Group>,
+    #[serde(default)]
+    pub mailboxes: Vec<Mailbox>,
+    #[serde(default)]
+    pub psa_tickets: Vec<PsaTicket>,
+    #[serde(default)]
+    pub sim: SimSettings,
+}
+
+/// Organizational variables of the company that owns the tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Organization {
+    pub company_id: String,
+    pub company_name: String,
+    pub m365_permission_ticket_board: String,
+    #[serde(default)]
+    pub m365_permission_removal_scope: Vec<String>,
+    #[serde(default)]
+    pub m365_permission_notification_recipients: Vec<String>,
+    pub notification_sender: String,
+    /// The PSA's company identifier; defaults to `company_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psa_company: Option<String>,
+}
+
+impl Organization {
+    pub fn psa_company(&self) -> &str {
+        self.psa_company.as_deref().unwrap_or(&self.company_id)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub upn: String,
+    pub display_name: String,
+    /// Primary SMTP address; defaults to the UPN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Group {
+    pub name: String,
+    /// Defaults to the lowercased name, spaces as `-`, at the domain of the first user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<String>,
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+pub enum MailboxType {
+    #[default]
+    UserMailbox,
+    SharedMailbox,
+}
+
+impl MailboxType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailboxType::UserMailbox => "UserMailbox",
+            MailboxType::SharedMailbox => "SharedMailbox",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Mailbox {
+    pub upn: String,
+    /// Defaults to the user's display name, else the alias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(rename = "type", default)]
+    pub kind: MailboxType,
+    #[serde(default)]
+    pub full_access: Vec<FullAccessEntry>,
+    #[serde(default)]
+    pub send_as: Vec<SendAsEntry>,
+    #[serde(default)]
+    pub send_on_behalf: Vec<String>,
+    #[serde(default)]
+    pub calendar: Vec<CalendarEntry>,
+    /// Localized name of the default calendar folder (default `Calendar`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar_folder_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FullAccessEntry {
+    pub user: String,
+    #[serde(default)]
+    pub inherited: bool,
+    #[serde(default)]
+    pub deny: bool,
+    /// Defaults to `["FullAccess"]`; a single string is accepted too.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub access_rights: Vec<String>,
+}
+
+/// A Send As entry: a bare user string or `{user, deny, inherited}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SendAsEntry {
+    User(String),
+    Entry {
+        user: String,
+        #[serde(default)]
+        deny: bool,
+        #[serde(default)]
+        inherited: bool,
+    },
+}
+
+impl SendAsEntry {
+    pub fn user(&self) -> &str {
+        match self {
+            SendAsEntry::User(user) | SendAsEntry::Entry { user, .. } => user,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CalendarEntry {
+    pub user: String,
+    /// Exchange role name: Owner, PublishingEditor, Editor, Author, Reviewer,
+    /// LimitedDetails, AvailabilityOnly, ...
+    pub access_rights: String,
+    #[serde(default)]
+    pub delegate: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PsaTicket {
+    /// Numeric string (ConnectWise ticket ids are integers).
+    pub id: String,
+    pub company_id: String,
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board: Option<String>,
+}
+
+/// Fault injection and paging knobs (`"sim"` in the fixture).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SimSettings {
+    pub latency_ms: u64,
+    pub concurrency_cap: Option<u32>,
+    pub rate_503: f64,
+    pub seed: u64,
+    pub fail_mailboxes: Vec<String>,
+    pub noop_remove_mailboxes: Vec<String>,
+    pub page_size: usize,
+    pub retry_after_secs: u64,
+    pub psa_fail: bool,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        SimSettings {
+            latency_ms: 0,
+            concurrency_cap: None,
+            rate_503: 0.0,
+            seed: 7,
+            fail_mailboxes: Vec::new(),
+            noop_remove_mailboxes: Vec::new(),
+            page_size: 3,
+            retry_after_secs: 1,
+            psa_fail: false,
+        }
+    }
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
+}
+
+impl Fixture {
+    pub fn from_path(path: &Path) -> Result<Fixture, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read fixture {}: {e}", path.display()))?;
+        Fixture::from_json(&text).map_err(|e| format!("fixture {}: {e}", path.display()))
+    }
+
+    pub fn from_json(text: &str) -> Result<Fixture, String> {
+        let fixture: Fixture = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        fixture.validate()?;
+        Ok(fixture)
+    }
+
+    /// Lowercased UPNs of every mailbox: listed ones and those implied by users.
+    pub fn mailbox_upns(&self) -> HashSet<String> {
+        let users = self.users.iter().map(|u| u.upn.to_lowercase());
+        let mailboxes = self.mailboxes.iter().map(|m| m.upn.to_lowercase());
+        users.chain(mailboxes).collect()
+    }
+
+    /// Mail domain of the tenant: the domain of the first user (or mailbox).
+    pub fn domain(&self) -> &str {
+        let first = self.users.first().map(|u| u.upn.as_str());
+        let first = first.or_else(|| self.mailboxes.first().map(|m| m.upn.as_str()));
+        first.and_then(|upn| upn.split_once('@')).map_or("", |(_, domain)| domain)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.tenant_id.trim().is_empty() {
+            return Err("tenant_id is empty".into());
+        }
+        unique("user upn", self.users.iter().map(|u| &u.upn))?;
+        unique("mailbox upn", self.mailboxes.iter().map(|m| &m.upn))?;
+        unique("group name", self.groups.iter().map(|g| &g.name))?;
+        unique("psa ticket id", self.psa_tickets.iter().map(|t| &t.id))?;
+        let mailboxes = self.mailbox_upns();
+        if let Some(bad) = mailboxes.iter().find(|upn| !upn.contains('@')) {
+            return Err(format!("upn '{bad}' is not an address"));
+        }
+        for group in &self.groups {
+            if let Some(member) = group.members.iter().find(|m| !mailboxes.contains(&m.to_lowercase())) {
+                return Err(format!("group '{}': member '{member}' is not a user", group.name));
+            }
+        }
+        for mailbox in &self.mailboxes {
+            if let Some(entry) = mailbox.calendar.iter().find(|c| c.access_rights.trim().is_empty()) {
+                return Err(format!("mailbox {}: calendar entry for '{}' has no access_rights", mailbox.upn, entry.user));
+            }
+        }
+        if let Some(ticket) = self.psa_tickets.iter().find(|t| t.id.parse::<u64>().is_err()) {
+            return Err(format!("psa ticket id '{}' is not numeric", ticket.id));
+        }
+        let sim = &self.sim;
+        if sim.page_size == 0 {
+            return Err("sim.page_size must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&sim.rate_503) {
+            return Err("sim.rate_503 must be within 0..=1".into());
+        }
+        let knobs = sim.fail_mailboxes.iter().chain(&sim.noop_remove_mailboxes);
+        if let Some(unknown) = knobs.into_iter().find(|m| !mailboxes.contains(&m.to_lowercase())) {
+            return Err(format!("sim: '{unknown}' is not a mailbox of the tenant"));
+        }
+        Ok(())
+    }
+}
+
+fn unique<'a>(what: &str, values: impl Iterator<Item = &'a String>) -> Result<(), String> {
+    let mut seen = HashSet::new();
+    for value in values {
+        if !seen.insert(value.to_lowercase()) {
+            return Err(format!("duplicate {what} '{value}'"));
+        }
+    }
+    Ok(())
+}
+
+/// Stable 64-bit FNV-1a hash.
+pub(crate) fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A GUID-shaped id derived from `key` (no randomness).
+pub(crate) fn derived_guid(key: &str) -> String {
+    let high = fnv1a(key.as_bytes());
+    let low = fnv1a(format!("{key}#{high:016x}").as_bytes());
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        high >> 32,
+        (high >> 16) & 0xffff,
+        high & 0xffff,
+        low >> 48,
+        low & 0xffff_ffff_ffff
+    )
+}
+
+/// Exchange DistinguishedName of an object named `name` in `tenant_id`.
+pub(crate) fn distinguished_name(name: &str, tenant_id: &str) -> String {
+    format!(
+        "CN={name},OU={tenant_id},OU=Microsoft Exchange Hosted Organizations,\
+         DC=NAMPR01A001,DC=PROD,DC=OUTLOOK,DC=COM"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guid_is_stable_and_shaped() {
+        let id = derived_guid("john.smith@acmecorp.com");
+        assert_eq!(id, derived_guid("john.smith@acmecorp.com"));
+        assert_ne!(id, derived_guid("john.smith2@acmecorp.com"));
+        let parts: Vec<usize> = id.split('-').map(str::len).collect();
+        assert_eq!(parts, [8, 4, 4, 4, 12]);
+        assert!(id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn fnv_matches_reference_vector() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn send_as_accepts_strings_and_objects() {
+        let entries: Vec<SendAsEntry> =
+            serde_json::from_str(r#"["a@x.com", {"user": "b@x.com", "deny": true}]"#).unwrap();
+        assert_eq!(entries[0].user(), "a@x.com");
+        assert!(matches!(entries[1], SendAsEntry::Entry { deny: true, .. }));
+    }
+
+    #[test]
+    fn rejects_unknown_group_member() {
+        let json = r#"{"tenant_id":"t","organization":{"company_id":"c","company_name":"C",
+            "m365_permission_ticket_board":"B","notification_sender":"n@x.com"},
+            "users":[{"upn":"a@x.com","display_name":"A"}],
+            "groups":[{"name":"G","members":["nobody@x.com"]}]}"#;
+        let err = Fixture::from_json(json).unwrap_err();
+        assert!(err.contains("nobody@x.com"), "{err}");
+    }
+}

@@ -1,0 +1,461 @@
+//! Microsoft Graph (`/v1.0`): users, transitive group membership, calendar
+//! permissions, sendMail and `$batch`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth::{protect, Audience};
+use crate::batch;
+use crate::directory::Person;
+use crate::faults::{counted, guarded, Key};
+use crate::state::{CalendarGrant, SentAttachment, SentMail};
+use crate::wire::{base_url, json_response, link, odata_error, select, skip_offset};
+use crate::Sim;
+
+const USERS: &str = "/v1.0/users/{user}";
+const MEMBER_OF: &str = "/v1.0/users/{user}/transitiveMemberOf/microsoft.graph.group";
+const CALENDAR_PERMISSIONS: &str = "/v1.0/users/{user}/calendar/calendarPermissions";
+const CALENDAR_PERMISSION: &str = "/v1.0/users/{user}/calendar/calendarPermissions/{id}";
+const SEND_MAIL: &str = "/v1.0/users/{user}/sendMail";
+const MAX_BATCH: usize = 20;
+
+pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
+    let key = Key::Fixed;
+    let router = Router::new()
+        .route(USERS, guarded(sim, key("graph GET /users/{id}"), get(get_user)))
+        .route(MEMBER_OF, guarded(sim, key("graph GET transitiveMemberOf"), get(member_of)))
+        .route(CALENDAR_PERMISSIONS, guarded(sim, key("graph GET calendarPermissions"), get(list_calendar)))
+        .route(CALENDAR_PERMISSIONS, guarded(sim, key("graph POST calendarPermissions"), post(create_calendar)))
+        .route(CALENDAR_PERMISSION, guarded(sim, key("graph DELETE calendarPermissions"), delete(delete_calendar)))
+        .route(SEND_MAIL, guarded(sim, key("graph POST sendMail"), post(send_mail)))
+        .route("/v1.0/$batch", counted(sim, "graph POST $batch", post(graph_batch)));
+    protect(router, sim, Audience::Graph)
+}
+
+type Params = Query<HashMap<String, String>>;
+
+/// A Graph error answer.
+struct GraphError(StatusCode, &'static str, String);
+
+impl IntoResponse for GraphError {
+    fn into_response(self) -> Response {
+        odata_error(self.0, self.1, self.2)
+    }
+}
+
+impl GraphError {
+    fn bad_request(message: impl Into<String>) -> GraphError {
+        GraphError(StatusCode::BAD_REQUEST, "ErrorInvalidRequest", message.into())
+    }
+}
+
+type GraphResult = Result<Response, GraphError>;
+
+/// `/users/{x}` for directory lookups: unknown → `Request_ResourceNotFound`.
+fn directory_user<'a>(sim: &'a Sim, key: &str) -> Result<&'a Person, GraphError> {
+    sim.directory.graph_user(key).ok_or_else(|| {
+        let message = format!(
+            "Resource '{key}' does not exist or one of its queried reference-property objects are not present."
+        );
+        GraphError(StatusCode::NOT_FOUND, "Request_ResourceNotFound", message)
+    })
+}
+
+/// `/users/{x}` for mailbox operations: unknown → `ErrorInvalidUser`.
+fn mailbox_user<'a>(sim: &'a Sim, key: &str) -> Result<&'a Person, GraphError> {
+    sim.directory.graph_user(key).ok_or_else(|| {
+        GraphError(StatusCode::NOT_FOUND, "ErrorInvalidUser", format!("The requested user '{key}' is invalid."))
+    })
+}
+
+/// Mutations on a `sim.fail_mailboxes` mailbox are denied.
+fn ensure_writable(sim: &Sim, mailbox: &Person) -> Result<(), GraphError> {
+    if sim.fails(&mailbox.upn) {
+        let message = "Access is denied. Check credentials and try again.".to_string();
+        return Err(GraphError(StatusCode::FORBIDDEN, "ErrorAccessDenied", message));
+    }
+    Ok(())
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GraphError> {
+    serde_json::from_slice(body).map_err(|e| {
+        GraphError(StatusCode::BAD_REQUEST, "BadRequest", format!("Unable to read JSON request payload: {e}"))
+    })
+}
+
+fn respond(result: GraphResult) -> Response {
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+// ---- users -------------------------------------------------------------
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct User<'a> {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    id: &'a str,
+    display_name: &'a str,
+    user_principal_name: &'a str,
+    mail: &'a str,
+    account_enabled: bool,
+}
+
+async fn get_user(
+    State(sim): State<Arc<Sim>>,
+    Path(key): Path<String>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> Response {
+    respond(directory_user(&sim, &key).map(|person| {
+        let user = User {
+            context: format!("{}/v1.0/$metadata#users/$entity", base_url(&headers, &sim)),
+            id: &person.id,
+            display_name: &person.display_name,
+            user_principal_name: &person.upn,
+            mail: &person.mail,
+            account_enabled: person.account_enabled(),
+        };
+        let user = serde_json::to_value(user).unwrap_or_default();
+        json_response(StatusCode::OK, select(user, params.get("$select").map(String::as_str)))
+    }))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupItem<'a> {
+    #[serde(rename = "@odata.type")]
+    odata_type: &'static str,
+    id: &'a str,
+    display_name: &'a str,
+    mail: &'a str,
+}
+
+#[derive(Serialize)]
+struct Collection {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    value: Vec<Value>,
+    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
+}
+
+async fn member_of(
+    State(sim): State<Arc<Sim>>,
+    Path(key): Path<String>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> Response {
+    respond(member_of_page(&sim, &key, &params, &headers))
+}
+
+fn member_of_page(sim: &Sim, key: &str, params: &HashMap<String, String>, headers: &HeaderMap) -> GraphResult {
+    let person = directory_user(sim, key)?;
+    let offset = skip_offset(params.get("$skiptoken")).map_err(GraphError::bad_request)?;
+    let selection = params.get("$select").map(String::as_str);
+    let groups = sim.directory.groups_of(&person.upn);
+    let size = sim.settings.page_size;
+    let value = groups
+        .iter()
+        .skip(offset)
+        .take(size)
+        .map(|g| {
+            let item = GroupItem { odata_type: "#microsoft.graph.group", id: &g.id, display_name: &g.name, mail: &g.mail };
+            select(serde_json::to_value(item).unwrap_or_default(), selection)
+        })
+        .collect();
+    let base = base_url(headers, sim);
+    let next_offset = offset + size;
+    let next_link = (next_offset < groups.len()).then(|| {
+        let path = format!("/v1.0/users/{}/transitiveMemberOf/microsoft.graph.group", person.id);
+        link(&base, &path, &[("$select", selection), ("$skiptoken", Some(&next_offset.to_string()))])
+    });
+    let context = format!("{base}/v1.0/$metadata#directoryObjects");
+    Ok(json_response(StatusCode::OK, Collection { context, value, next_link }))
+}
+
+// ---- calendar permissions -------------------------------------------------
+
+/// Roles a simulated calendar permission may take (the Default entry excludes delegates).
+const ALLOWED_ROLES: &[&str] =
+    &["none", "freeBusyRead", "limitedRead", "read", "write", "delegateWithoutPrivateEventAccess"];
+const DEFAULT_ALLOWED_ROLES: &[&str] = &["none", "freeBusyRead", "limitedRead", "read", "write"];
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CalendarPermission {
+    id: String,
+    role: &'static str,
+    is_removable: bool,
+    is_inside_organization: bool,
+    allowed_roles: &'static [&'static str],
+    email_address: EmailAddress,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EmailAddress {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    address: Option<String>,
+}
+
+/// Graph role of an Exchange calendar access right.
+fn graph_role(rights: &str, delegate: bool) -> &'static str {
+    match rights.to_ascii_lowercase().as_str() {
+        "editor" if delegate => "delegateWithoutPrivateEventAccess",
+        "editor" => "write",
+        "reviewer" => "read",
+        "limiteddetails" => "limitedRead",
+        "availabilityonly" => "freeBusyRead",
+        "none" => "none",
+        _ => "custom",
+    }
+}
+
+/// Exchange access right (and delegate flag) of a Graph role that can be set.
+fn exchange_role(role: &str) -> Option<(&'static str, bool)> {
+    match role {
+        "delegateWithoutPrivateEventAccess" => Some(("Editor", true)),
+        "write" => Some(("Editor", false)),
+        "read" => Some(("Reviewer", false)),
+        "limitedRead" => Some(("LimitedDetails", false)),
+        "freeBusyRead" => Some(("AvailabilityOnly", false)),
+        _ => None,
+    }
+}
+
+/// Deterministic permission id: base64 (URL-safe alphabet) of the address.
+fn permission_id(address: &str) -> String {
+    URL_SAFE.encode(address.to_lowercase())
+}
+
+fn default_permission() -> CalendarPermission {
+    CalendarPermission {
+        id: "RGVmYXVsdA==".to_string(),
+        role: "freeBusyRead",
+        is_removable: false,
+        is_inside_organization: true,
+        allowed_roles: DEFAULT_ALLOWED_ROLES,
+        email_address: EmailAddress { name: Some("My Organization".to_string()), address: None },
+    }
+}
+
+fn permission(sim: &Sim, grant: &CalendarGrant) -> CalendarPermission {
+    let holder = sim.directory.resolve_exact(&grant.user);
+    let address = holder.map_or(grant.user.as_str(), |p| p.mail());
+    let name = holder.map_or(grant.user.as_str(), |p| p.display_name());
+    CalendarPermission {
+        id: permission_id(address),
+        role: graph_role(&grant.access_rights, grant.delegate),
+        is_removable: true,
+        is_inside_organization: holder.is_some(),
+        allowed_roles: ALLOWED_ROLES,
+        email_address: EmailAddress { name: Some(name.to_string()), address: Some(address.to_string()) },
+    }
+}
+
+fn calendar_of(sim: &Sim, mailbox: &Person) -> Vec<CalendarGrant> {
+    sim.state().grants_of(&mailbox.upn).calendar.clone()
+}
+
+async fn list_calendar(State(sim): State<Arc<Sim>>, Path(key): Path<String>) -> Response {
+    respond(mailbox_user(&sim, &key).map(|mailbox| {
+        let grants = calendar_of(&sim, mailbox);
+        let entries = grants.iter().map(|g| permission(&sim, g));
+        let value: Vec<CalendarPermission> = std::iter::once(default_permission()).chain(entries).collect();
+        json_response(StatusCode::OK, serde_json::json!({ "value": value }))
+    }))
+}
+
+async fn delete_calendar(State(sim): State<Arc<Sim>>, Path((key, id)): Path<(String, String)>) -> Response {
+    respond(delete_permission(&sim, &key, &id))
+}
+
+fn delete_permission(sim: &Sim, key: &str, id: &str) -> GraphResult {
+    let mailbox = mailbox_user(sim, key)?;
+    ensure_writable(sim, mailbox)?;
+    if id == default_permission().id {
+        return Err(GraphError::bad_request("The default permission can't be removed."));
+    }
+    let position = calendar_of(sim, mailbox).iter().position(|g| permission(sim, g).id == id);
+    let Some(position) = position else {
+        let message = "The specified object was not found in the store.".to_string();
+        return Err(GraphError(StatusCode::NOT_FOUND, "ErrorItemNotFound", message));
+    };
+    if !sim.ignores_removals(&mailbox.upn) {
+        sim.state().grants(&mailbox.upn).calendar.remove(position);
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewCalendarPermission {
+    email_address: Option<EmailAddress>,
+    role: Option<String>,
+    #[allow(dead_code)]
+    is_inside_organization: Option<bool>,
+    #[allow(dead_code)]
+    is_removable: Option<bool>,
+}
+
+async fn create_calendar(State(sim): State<Arc<Sim>>, Path(key): Path<String>, body: Bytes) -> Response {
+    respond(create_permission(&sim, &key, &body))
+}
+
+fn create_permission(sim: &Sim, key: &str, body: &[u8]) -> GraphResult {
+    let mailbox = mailbox_user(sim, key)?;
+    ensure_writable(sim, mailbox)?;
+    let request: NewCalendarPermission = parse_body(body)?;
+    let address = request.email_address.and_then(|e| e.address).filter(|a| !a.trim().is_empty());
+    let address = address.ok_or_else(|| GraphError::bad_request("emailAddress.address is required."))?;
+    let role = request.role.ok_or_else(|| GraphError::bad_request("role is required."))?;
+    let (access_rights, delegate) = exchange_role(&role)
+        .ok_or_else(|| GraphError::bad_request(format!("The role '{role}' can't be assigned.")))?;
+    let user = sim.directory.by_address(address.trim()).map_or_else(|| address.trim().to_lowercase(), |p| p.key().to_string());
+    let grant = CalendarGrant { user, access_rights: access_rights.to_string(), delegate };
+    {
+        let mut state = sim.state();
+        let grants = state.grants(&mailbox.upn);
+        grants.calendar.retain(|g| g.user != grant.user);
+        grants.calendar.push(grant.clone());
+        grants.normalize();
+    }
+    Ok(json_response(StatusCode::CREATED, permission(sim, &grant)))
+}
+
+// ---- sendMail ------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendMailRequest {
+    message: Option<Message>,
+    #[allow(dead_code)]
+    save_to_sent_items: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Message {
+    subject: Option<String>,
+    body: Option<ItemBody>,
+    #[serde(default)]
+    to_recipients: Vec<Recipient>,
+    #[serde(default)]
+    cc_recipients: Vec<Recipient>,
+    #[serde(default)]
+    attachments: Vec<Attachment>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ItemBody {
+    content_type: Option<String>,
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Recipient {
+    email_address: Option<EmailAddress>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Attachment {
+    #[serde(rename = "@odata.type")]
+    odata_type: Option<String>,
+    name: Option<String>,
+    content_type: Option<String>,
+    content_bytes: Option<String>,
+}
+
+async fn send_mail(State(sim): State<Arc<Sim>>, Path(key): Path<String>, body: Bytes) -> Response {
+    respond(send(&sim, &key, &body))
+}
+
+fn send(sim: &Sim, key: &str, body: &[u8]) -> GraphResult {
+    let sender = mailbox_user(sim, key)?;
+    let request: SendMailRequest = parse_body(body)?;
+    let mail = validate_message(sender, request)?;
+    sim.state().sent_mail.push(mail);
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+fn validate_message(sender: &Person, request: SendMailRequest) -> Result<SentMail, GraphError> {
+    let message = request.message.ok_or_else(|| GraphError::bad_request("message is required."))?;
+    let subject = message.subject.ok_or_else(|| GraphError::bad_request("message.subject is required."))?;
+    let body = message.body.ok_or_else(|| GraphError::bad_request("message.body is required."))?;
+    let content_type = body.content_type.unwrap_or_default();
+    let content_type = ["HTML", "Text"]
+        .into_iter()
+        .find(|t| t.eq_ignore_ascii_case(&content_type))
+        .ok_or_else(|| GraphError::bad_request(format!("message.body.contentType '{content_type}' is not HTML or Text.")))?;
+    if message.to_recipients.is_empty() {
+        return Err(GraphError::bad_request("message.toRecipients must not be empty."));
+    }
+    let addresses = |recipients: Vec<Recipient>, field: &str| -> Result<Vec<String>, GraphError> {
+        recipients
+            .into_iter()
+            .map(|r| {
+                let address = r.email_address.and_then(|e| e.address).filter(|a| a.contains('@'));
+                address.ok_or_else(|| GraphError::bad_request(format!("message.{field}: every recipient needs emailAddress.address.")))
+            })
+            .collect()
+    };
+    let to = addresses(message.to_recipients, "toRecipients")?;
+    let cc = addresses(message.cc_recipients, "ccRecipients")?;
+    let attachments = message
+        .attachments
+        .into_iter()
+        .map(|a| {
+            if a.odata_type.as_deref() != Some("#microsoft.graph.fileAttachment") {
+                return Err(GraphError::bad_request("attachments: @odata.type must be #microsoft.graph.fileAttachment."));
+            }
+            let name = a.name.filter(|n| !n.is_empty()).ok_or_else(|| GraphError::bad_request("attachments: name is required."))?;
+            let bytes = a.content_bytes.ok_or_else(|| GraphError::bad_request("attachments: contentBytes is required."))?;
+            let bytes = STANDARD
+                .decode(bytes.trim())
+                .map_err(|e| GraphError::bad_request(format!("attachments: contentBytes of '{name}' is not valid base64: {e}")))?;
+            let content = String::from_utf8_lossy(&bytes).into_owned();
+            Ok(SentAttachment { name, content_type: a.content_type, content })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(SentMail {
+        from: sender.upn.clone(),
+        subject,
+        content_type: content_type.to_string(),
+        body: body.content.unwrap_or_default(),
+        to,
+        cc,
+        attachments,
+    })
+}
+
+// ---- $batch ---------------------------------------------------------------
+
+async fn graph_batch(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
+    let request: batch::BatchRequest = match parse_body(&body) {
+        Ok(request) => request,
+        Err(error) => return error.into_response(),
+    };
+    if request.requests.len() > MAX_BATCH {
+        let message = format!("Number of batch request steps exceeds the maximum of {MAX_BATCH}.");
+        return GraphError::bad_request(message).into_response();
+    }
+    let relative = |url: &str| format!("/v1.0/{}", url.trim_start_matches('/'));
+    batch::run(sim, &headers, request, relative).await
+}
+

@@ -1,0 +1,178 @@
+//! Wire-compatible simulator of the Microsoft identity platform (token),
+//! Microsoft Graph, the Exchange Online admin API (InvokeCommand) and
+//! ConnectWise Manage, serving one tenant loaded from a fixture. All services
+//! share one base URL. See `sim/README.md` and `/work/notes/sim-spec.md`.
+
+mod auth;
+mod batch;
+mod cmdlets;
+mod connectwise;
+mod directory;
+mod exo;
+mod faults;
+pub mod fixture;
+mod graph;
+mod state;
+mod wire;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use fixture::{Fixture, MailboxType, Organization, SimSettings};
+
+use auth::Audience;
+use connectwise::Catalog;
+use directory::Directory;
+use faults::Faults;
+use state::TenantState;
+
+/// Options that are not part of the fixture (secrets the clients must present).
+#[derive(Debug, Clone, Default)]
+pub struct SimOptions {
+    /// If set, the token endpoint requires this client secret.
+    pub client_secret: Option<String>,
+    /// If set, ConnectWise requests must carry this private key.
+    pub cw_private_key: Option<String>,
+}
+
+/// A running simulator. Dropping the handle stops the server as well.
+pub struct SimHandle {
+    /// `http://127.0.0.1:PORT`, no trailing slash; the base URL of every service.
+    pub base_url: String,
+    /// The bound address.
+    pub addr: SocketAddr,
+    sim: Arc<Sim>,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
+}
+
+impl SimHandle {
+    /// The same JSON as `GET /_sim/state`.
+    pub fn state(&self) -> Value {
+        self.sim.snapshot()
+    }
+
+    /// Stop accepting requests and wait for the server task to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+    }
+}
+
+/// Start the simulator on `127.0.0.1` with an ephemeral port.
+pub async fn start(fixture: Fixture, opts: SimOptions) -> std::io::Result<SimHandle> {
+    start_on_port(fixture, opts, 0).await
+}
+
+/// Start the simulator on `127.0.0.1:port` (`0`: ephemeral).
+pub async fn start_on_port(fixture: Fixture, opts: SimOptions, port: u16) -> std::io::Result<SimHandle> {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+    let addr = listener.local_addr()?;
+    let base_url = format!("http://{addr}");
+    let sim = Arc::new(Sim::new(fixture, opts, base_url.clone()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = router(sim.clone());
+    let server = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(%error, "simulator server failed");
+        }
+    });
+    Ok(SimHandle { base_url, addr, sim, stop, server })
+}
+
+/// Shared simulator state behind every handler.
+pub(crate) struct Sim {
+    pub base_url: String,
+    pub directory: Directory,
+    pub settings: SimSettings,
+    pub options: SimOptions,
+    pub psa: Catalog,
+    pub faults: Faults,
+    state: Mutex<TenantState>,
+    tokens: Mutex<HashMap<String, Audience>>,
+}
+
+impl Sim {
+    fn new(fixture: Fixture, options: SimOptions, base_url: String) -> Sim {
+        let directory = Directory::new(&fixture);
+        let psa = Catalog::new(&fixture);
+        let state = TenantState::new(&fixture, &directory, psa.initial_tickets(&fixture));
+        Sim {
+            base_url,
+            faults: Faults::new(&fixture.sim),
+            state: Mutex::new(state),
+            tokens: Mutex::new(HashMap::new()),
+            directory,
+            psa,
+            options,
+            settings: fixture.sim,
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, TenantState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn tokens(&self) -> MutexGuard<'_, HashMap<String, Audience>> {
+        self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Mutations on this mailbox fail (`sim.fail_mailboxes`).
+    pub(crate) fn fails(&self, upn: &str) -> bool {
+        self.settings.fail_mailboxes.iter().any(|m| m.eq_ignore_ascii_case(upn))
+    }
+
+    /// Removals on this mailbox succeed without effect (`sim.noop_remove_mailboxes`).
+    pub(crate) fn ignores_removals(&self, upn: &str) -> bool {
+        self.settings.noop_remove_mailboxes.iter().any(|m| m.eq_ignore_ascii_case(upn))
+    }
+
+    fn snapshot(&self) -> Value {
+        let mut snapshot = self.state().snapshot(&self.directory);
+        let counters = serde_json::to_value(self.faults.snapshot()).unwrap_or_default();
+        if let (Value::Object(snapshot), Value::Object(counters)) = (&mut snapshot, counters) {
+            snapshot.extend(counters);
+        }
+        snapshot
+    }
+}
+
+/// The whole HTTP surface.
+pub(crate) fn router(sim: Arc<Sim>) -> Router {
+    Router::new()
+        .merge(auth::routes(&sim))
+        .merge(graph::routes(&sim))
+        .merge(exo::routes(&sim))
+        .merge(connectwise::routes(&sim))
+        .route("/_sim/state", get(state_handler))
+        .fallback(no_route)
+        .with_state(sim)
+}
+
+async fn state_handler(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    Json(sim.snapshot())
+}
+
+async fn no_route(method: Method, uri: Uri) -> Response {
+    let message = format!("No route for {method} {}", uri.path());
+    wire::odata_error(StatusCode::NOT_FOUND, "NotFound", message)
+}
