@@ -3,4 +3,4 @@
 # Client, step and CLI tests talk real HTTP to the tenant simulator on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --workspace --all-targets "$@"
+cargo test --workspace "$@"

@@ -5,7 +5,11 @@ use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "revoke365", version, about = "Remove a user's access to other people's Microsoft 365 mailboxes, verify it, audit it, report it.")]
+#[command(
+    name = "revoke365",
+    version,
+    about = "Remove a user's access to other people's Microsoft 365 mailboxes, verify it, audit it, report it."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -73,14 +77,21 @@ impl RunArgs {
         body.insert("user_email".into(), json!(self.user));
         body.insert("company_id".into(), json!(self.company_id));
         if !self.types.is_empty() {
-            body.insert("permission_types".into(), json!(self.types.iter().map(|t| t.trim()).collect::<Vec<_>>()));
+            body.insert(
+                "permission_types".into(),
+                json!(self.types.iter().map(|t| t.trim()).collect::<Vec<_>>()),
+            );
         }
         if !self.mailboxes.is_empty() {
             body.insert("target_mailboxes".into(), json!(self.mailboxes));
         }
         body.insert("remove_from_shared".into(), json!(!self.keep_shared));
         body.insert("dry_run".into(), json!(self.dry_run));
-        for (key, value) in [("ticket_id", &self.ticket), ("requested_by", &self.requested_by), ("reason", &self.reason)] {
+        for (key, value) in [
+            ("ticket_id", &self.ticket),
+            ("requested_by", &self.requested_by),
+            ("reason", &self.reason),
+        ] {
             if let Some(v) = value {
                 body.insert(key.into(), json!(v));
             }

@@ -72,13 +72,25 @@ fn env_secret(var: &str) -> Result<String, CliError> {
 pub fn load(path: &Path) -> Result<Settings, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::config("config", format!("cannot read {}: {e}", path.display())))?;
-    let file: ConfigFile =
-        toml::from_str(&text).map_err(|e| CliError::config("config", format!("{}: {}", path.display(), e.to_string().trim())))?;
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| {
+        CliError::config(
+            "config",
+            format!("{}: {}", path.display(), e.to_string().trim()),
+        )
+    })?;
     if file.company.is_empty() {
-        return Err(CliError::config("company", "the config defines no [[company]]"));
+        return Err(CliError::config(
+            "company",
+            "the config defines no [[company]]",
+        ));
     }
     let mut urls = ServiceUrls::default();
-    for (name, value) in [("login", file.urls.login), ("graph", file.urls.graph), ("exo", file.urls.exo), ("psa", file.urls.psa)] {
+    for (name, value) in [
+        ("login", file.urls.login),
+        ("graph", file.urls.graph),
+        ("exo", file.urls.exo),
+        ("psa", file.urls.psa),
+    ] {
         if let Some(v) = value {
             *urls.field_mut(name) = v.trim_end_matches('/').to_string();
         }
@@ -99,7 +111,9 @@ pub fn load(path: &Path) -> Result<Settings, CliError> {
             private_key: Secret::new(env_secret("REVOKE365_CW_PRIVATE_KEY")?),
             client_id: env_secret("REVOKE365_CW_CLIENT_ID")?,
         },
-        audit_dir: file.audit_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_AUDIT_DIR)),
+        audit_dir: file
+            .audit_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_AUDIT_DIR)),
         concurrency: file.http.concurrency,
     })
 }

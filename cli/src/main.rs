@@ -37,12 +37,20 @@ pub struct CliError {
 
 impl CliError {
     pub fn config(field: &str, message: impl Into<String>) -> CliError {
-        CliError { code: "invalid_configuration".into(), field: Some(field.to_string()), message: message.into(), exit: EXIT_BAD_INPUT }
+        CliError {
+            code: "invalid_configuration".into(),
+            field: Some(field.to_string()),
+            message: message.into(),
+            exit: EXIT_BAD_INPUT,
+        }
     }
 
     fn print(&self, format: Format) {
         match format {
-            Format::Json => eprintln!("{}", json!({"error": {"code": self.code, "message": self.message, "field": self.field}})),
+            Format::Json => eprintln!(
+                "{}",
+                json!({"error": {"code": self.code, "message": self.message, "field": self.field}})
+            ),
             Format::Table => eprintln!("error: {}", self.message),
         }
     }
@@ -50,7 +58,12 @@ impl CliError {
 
 impl From<InvalidRequest> for CliError {
     fn from(e: InvalidRequest) -> Self {
-        CliError { code: "invalid_request".into(), field: Some(e.field.clone()), message: e.to_string(), exit: EXIT_BAD_INPUT }
+        CliError {
+            code: "invalid_request".into(),
+            field: Some(e.field.clone()),
+            message: e.to_string(),
+            exit: EXIT_BAD_INPUT,
+        }
     }
 }
 
@@ -58,9 +71,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("REVOKE365_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("REVOKE365_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match cli.command {
         Command::Run(args) => {
             let format = args.format;
@@ -102,20 +121,42 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
                 m365_client_secret: sb.client_secret.clone(),
                 connectwise: sb.connectwise.clone(),
             };
-            (vec![sb.org.clone()], connector, PathBuf::from(config::DEFAULT_AUDIT_DIR), Some(sb))
+            (
+                vec![sb.org.clone()],
+                connector,
+                PathBuf::from(config::DEFAULT_AUDIT_DIR),
+                Some(sb),
+            )
         }
-        (None, None) => return Err(CliError::config("config", "pass --config FILE for a real tenant or --sandbox FIXTURE for the simulator")),
+        (None, None) => {
+            return Err(CliError::config(
+                "config",
+                "pass --config FILE for a real tenant or --sandbox FIXTURE for the simulator",
+            ))
+        }
     };
     let audit_dir = args.audit_dir.clone().unwrap_or(audit_dir);
-    let store = Arc::new(
-        FileRunStore::open(&audit_dir, orgs)
-            .map_err(|e| CliError::config("audit_dir", format!("cannot use {}: {e}", audit_dir.display())))?,
-    );
+    let store = Arc::new(FileRunStore::open(&audit_dir, orgs).map_err(|e| {
+        CliError::config(
+            "audit_dir",
+            format!("cannot use {}: {e}", audit_dir.display()),
+        )
+    })?);
     let bars = Arc::new(progress::Bars::default());
-    let engine = LocalEngine { store: store.clone(), queue: Arc::new(MemoryQueue::default()), connector: Arc::new(connector), progress: bars.clone() };
+    let engine = LocalEngine {
+        store: store.clone(),
+        queue: Arc::new(MemoryQueue::default()),
+        connector: Arc::new(connector),
+        progress: bars.clone(),
+    };
     let run = engine.run(&body).await.map_err(|e| match e {
         IntakeError::Invalid(e) => CliError::from(e),
-        other => CliError { code: "internal".into(), field: None, message: other.to_string(), exit: EXIT_NOT_SUCCESSFUL },
+        other => CliError {
+            code: "internal".into(),
+            field: None,
+            message: other.to_string(),
+            exit: EXIT_NOT_SUCCESSFUL,
+        },
     })?;
     bars.finish();
 
@@ -130,28 +171,53 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
             field: None,
             message: "run failed".into(),
         });
-        let exit = if failure.code.is_bad_input() { EXIT_BAD_INPUT } else { EXIT_NOT_SUCCESSFUL };
-        let code = serde_json::to_value(failure.code).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        return Err(CliError { code, field: failure.field, message: failure.message, exit });
+        let exit = if failure.code.is_bad_input() {
+            EXIT_BAD_INPUT
+        } else {
+            EXIT_NOT_SUCCESSFUL
+        };
+        let code = serde_json::to_value(failure.code)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        return Err(CliError {
+            code,
+            field: failure.field,
+            message: failure.message,
+            exit,
+        });
     }
     let report = run.result.ok_or_else(|| CliError {
         code: "internal".into(),
         field: None,
-        message: format!("run {} ended as {} without a result", run.run_id, run.status.as_str()),
+        message: format!(
+            "run {} ended as {} without a result",
+            run.run_id,
+            run.status.as_str()
+        ),
         exit: EXIT_NOT_SUCCESSFUL,
     })?;
     eprintln!("result: {}", store.result_path(&run.run_id).display());
     if let Some(sb) = &sandbox {
         match sb.write_artifacts(&audit_dir, &report.run_id, report.ticket_id.as_deref()) {
-            Ok(paths) => paths.iter().for_each(|(what, p)| eprintln!("{what}: {}", p.display())),
+            Ok(paths) => paths
+                .iter()
+                .for_each(|(what, p)| eprintln!("{what}: {}", p.display())),
             Err(e) => eprintln!("could not write sandbox artifacts: {e}"),
         }
     }
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report).expect("report serializes")),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        ),
         Format::Table => print!("{}", revoke365::render::text_report(&report)),
     }
-    Ok(if report.success { EXIT_SUCCESS } else { EXIT_NOT_SUCCESSFUL })
+    Ok(if report.success {
+        EXIT_SUCCESS
+    } else {
+        EXIT_NOT_SUCCESSFUL
+    })
 }
 
 fn http_core(concurrency: Option<usize>) -> Result<Arc<HttpCore>, CliError> {

@@ -31,7 +31,10 @@ pub async fn start(path: &Path) -> Result<Sandbox, CliError> {
     let cw_private_key = random_secret();
     let sim = revoke365_sim::start(
         fixture,
-        SimOptions { client_secret: Some(client_secret.clone()), cw_private_key: Some(cw_private_key.clone()) },
+        SimOptions {
+            client_secret: Some(client_secret.clone()),
+            cw_private_key: Some(cw_private_key.clone()),
+        },
     )
     .await
     .map_err(|e| bad(format!("cannot start the simulator: {e}")))?;
@@ -53,16 +56,31 @@ pub async fn start(path: &Path) -> Result<Sandbox, CliError> {
 impl Sandbox {
     /// Writes what the simulated PSA and mailbox received next to the audit file; returns the
     /// paths written.
-    pub fn write_artifacts(&self, dir: &Path, run_id: &str, ticket_id: Option<&str>) -> std::io::Result<Vec<(String, PathBuf)>> {
+    pub fn write_artifacts(
+        &self,
+        dir: &Path,
+        run_id: &str,
+        ticket_id: Option<&str>,
+    ) -> std::io::Result<Vec<(String, PathBuf)>> {
         let state = self.sim.state();
         let mut written = Vec::new();
-        let ticket = state["tickets"].as_array().and_then(|ts| ts.iter().find(|t| Some(t["id"].as_str().unwrap_or_default()) == ticket_id).cloned());
-        if let Some(note) = ticket.as_ref().and_then(|t| t["notes"].as_array()?.last().cloned()) {
+        let ticket = state["tickets"].as_array().and_then(|ts| {
+            ts.iter()
+                .find(|t| Some(t["id"].as_str().unwrap_or_default()) == ticket_id)
+                .cloned()
+        });
+        if let Some(note) = ticket
+            .as_ref()
+            .and_then(|t| t["notes"].as_array()?.last().cloned())
+        {
             let path = dir.join(format!("{run_id}.psa-note.txt"));
             std::fs::write(&path, note["text"].as_str().unwrap_or_default())?;
             written.push(("PSA note".to_string(), path));
         }
-        if let Some(mail) = state["sent_mail"].as_array().and_then(|m| m.last().cloned()) {
+        if let Some(mail) = state["sent_mail"]
+            .as_array()
+            .and_then(|m| m.last().cloned())
+        {
             let path = dir.join(format!("{run_id}.email.html"));
             std::fs::write(&path, mail["body"].as_str().unwrap_or_default())?;
             written.push(("email".to_string(), path));

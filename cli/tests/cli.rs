@@ -5,13 +5,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn events(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(name)
 }
 
 fn revoke365(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_revoke365"));
     cmd.args(args).current_dir(cwd);
-    for var in ["REVOKE365_LOGIN_URL", "REVOKE365_GRAPH_URL", "REVOKE365_EXO_URL", "REVOKE365_PSA_URL", "REVOKE365_M365_CLIENT_SECRET"] {
+    for var in [
+        "REVOKE365_LOGIN_URL",
+        "REVOKE365_GRAPH_URL",
+        "REVOKE365_EXO_URL",
+        "REVOKE365_PSA_URL",
+        "REVOKE365_M365_CLIENT_SECRET",
+    ] {
         cmd.env_remove(var);
     }
     cmd.envs(env.iter().copied());
@@ -30,7 +38,10 @@ async fn revoke365_async(args: Vec<String>, env: Vec<(String, String)>, cwd: Pat
 
 fn stderr_error(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stderr);
-    let line = text.lines().find(|l| l.starts_with("{\"error\"")).unwrap_or_else(|| panic!("no error JSON on stderr: {text}"));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("{\"error\""))
+        .unwrap_or_else(|| panic!("no error JSON on stderr: {text}"));
     serde_json::from_str(line).unwrap()
 }
 
@@ -44,26 +55,77 @@ fn bad_input_exits_2_naming_the_field_and_creates_nothing() {
     let audit = tmp.path().join("audit");
     let acme = events("acme-tenant.json");
     let cases: [(&[&str], &str, &str); 7] = [
-        (&["--user", "not-an-email"], "user_email", "not a valid email"),
+        (
+            &["--user", "not-an-email"],
+            "user_email",
+            "not a valid email",
+        ),
         (&["--user", ""], "user_email", "must not be empty"),
-        (&["--user", "john.smith@acmecorp.com", "--types", "full_access,read"], "permission_types", "full_access, send_as, send_on_behalf, calendar"),
-        (&["--user", "john.smith@acmecorp.com", "--mailbox", "ceo@"], "target_mailboxes", "not a valid email"),
-        (&["--user", "john.smith@acmecorp.com", "--company-id", "nope"], "company_id", "configured companies: acme"),
-        (&["--user", "john.smith@acmecorp.com", "--ticket", "OFF-2026-015"], "ticket_id", "digits only"),
-        (&["--user", "john.smith@acmecorp.com", "--concurrency", "0"], "concurrency", "at least 1"),
+        (
+            &[
+                "--user",
+                "john.smith@acmecorp.com",
+                "--types",
+                "full_access,read",
+            ],
+            "permission_types",
+            "full_access, send_as, send_on_behalf, calendar",
+        ),
+        (
+            &["--user", "john.smith@acmecorp.com", "--mailbox", "ceo@"],
+            "target_mailboxes",
+            "not a valid email",
+        ),
+        (
+            &["--user", "john.smith@acmecorp.com", "--company-id", "nope"],
+            "company_id",
+            "configured companies: acme",
+        ),
+        (
+            &[
+                "--user",
+                "john.smith@acmecorp.com",
+                "--ticket",
+                "OFF-2026-015",
+            ],
+            "ticket_id",
+            "digits only",
+        ),
+        (
+            &["--user", "john.smith@acmecorp.com", "--concurrency", "0"],
+            "concurrency",
+            "at least 1",
+        ),
     ];
     for (extra, field, needle) in cases {
-        let mut args = vec!["run", "--sandbox", acme.to_str().unwrap(), "--audit-dir", audit.to_str().unwrap()];
+        let mut args = vec![
+            "run",
+            "--sandbox",
+            acme.to_str().unwrap(),
+            "--audit-dir",
+            audit.to_str().unwrap(),
+        ];
         if !extra.contains(&"--company-id") {
             args.extend(["--company-id", "acme"]);
         }
         args.extend(extra);
         let out = revoke365(&args, &[], tmp.path());
-        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(out.stdout.is_empty(), "{extra:?}: stdout holds only a result");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{extra:?}: stdout holds only a result"
+        );
         let err = stderr_error(&out);
         assert_eq!(err["error"]["field"], field, "{extra:?}");
-        assert!(err["error"]["message"].as_str().unwrap().contains(needle), "{extra:?}: {err}");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(needle),
+            "{extra:?}: {err}"
+        );
         assert_eq!(files_in(&audit), 0, "{extra:?}: no run was created");
     }
 }
@@ -72,17 +134,34 @@ fn bad_input_exits_2_naming_the_field_and_creates_nothing() {
 fn sandbox_run_prints_the_result_and_where_to_read_the_audit_note_and_email() {
     let tmp = tempfile::tempdir().unwrap();
     let acme = events("acme-tenant.json");
-    let out = revoke365(&["run", "--sandbox", acme.to_str().unwrap(), "--user", "john.smith@acmecorp.com", "--company-id", "acme"], &[], tmp.path());
+    let out = revoke365(
+        &[
+            "run",
+            "--sandbox",
+            acme.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+        ],
+        &[],
+        tmp.path(),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let result: Value = serde_json::from_slice(&out.stdout).expect("stdout is exactly the result JSON");
+    let result: Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is exactly the result JSON");
     assert_eq!(result["success"], true);
     assert_eq!(result["removal_summary"]["total_permissions_removed"], 8);
     assert_eq!(result["verification"]["all_permissions_cleared"], true);
     for label in ["audit trail: ", "PSA note: ", "email: "] {
-        let line = stderr.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no '{label}' in {stderr}"));
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no '{label}' in {stderr}"));
         let path = tmp.path().join(line.trim_start_matches(label));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(text.contains("ceo@acmecorp.com"), "{label}");
     }
 }
@@ -91,22 +170,61 @@ fn sandbox_run_prints_the_result_and_where_to_read_the_audit_note_and_email() {
 fn table_format_and_failure_exit_codes() {
     let tmp = tempfile::tempdir().unwrap();
     let hard = events("hard-tenant.json");
-    let base = ["run", "--sandbox", hard.to_str().unwrap(), "--company-id", "globex"];
+    let base = [
+        "run",
+        "--sandbox",
+        hard.to_str().unwrap(),
+        "--company-id",
+        "globex",
+    ];
 
-    let out = revoke365(&[&base[..], &["--user", "john.smith@globexcorp.com", "--format", "table"]].concat(), &[], tmp.path());
-    assert_eq!(out.status.code(), Some(1), "a failing mailbox makes the run unsuccessful");
+    let out = revoke365(
+        &[
+            &base[..],
+            &["--user", "john.smith@globexcorp.com", "--format", "table"],
+        ]
+        .concat(),
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failing mailbox makes the run unsuccessful"
+    );
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("Mailbox") && table.contains("legal@globexcorp.com") && table.contains("FAILED"), "{table}");
+    assert!(
+        table.contains("Mailbox")
+            && table.contains("legal@globexcorp.com")
+            && table.contains("FAILED"),
+        "{table}"
+    );
 
-    let out = revoke365(&[&base[..], &["--user", "john.smyth@globexcorp.com"]].concat(), &[], tmp.path());
+    let out = revoke365(
+        &[&base[..], &["--user", "john.smyth@globexcorp.com"]].concat(),
+        &[],
+        tmp.path(),
+    );
     assert_eq!(out.status.code(), Some(2), "an unknown user is bad input");
     assert!(out.stdout.is_empty());
     let err = stderr_error(&out);
     assert_eq!(err["error"]["code"], "user_not_found");
     assert_eq!(err["error"]["field"], "user_email");
 
-    let out = revoke365(&[&base[..], &["--user", "john.smith@globexcorp.com", "--dry-run"]].concat(), &[], tmp.path());
-    assert_eq!(out.status.code(), Some(0), "a completed dry run is a success");
+    let out = revoke365(
+        &[
+            &base[..],
+            &["--user", "john.smith@globexcorp.com", "--dry-run"],
+        ]
+        .concat(),
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a completed dry run is a success"
+    );
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result["removal_summary"]["total_permissions_removed"], 0);
 }
@@ -120,7 +238,10 @@ fn secrets_env() -> Vec<(String, String)> {
         ("REVOKE365_CW_COMPANY", "msp"),
         ("REVOKE365_CW_PUBLIC_KEY", "pub"),
         ("REVOKE365_CW_PRIVATE_KEY", CW_KEY),
-        ("REVOKE365_CW_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
+        (
+            "REVOKE365_CW_CLIENT_ID",
+            "11111111-2222-3333-4444-555555555555",
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -154,11 +275,17 @@ notification_sender = "automation@acmecorp.com"
 #[tokio::test(flavor = "multi_thread")]
 async fn config_file_runs_against_a_separately_started_simulator() {
     let text = std::fs::read_to_string(events("acme-tenant.json")).unwrap();
-    let tenant_id = serde_json::from_str::<Value>(&text).unwrap()["tenant_id"].as_str().unwrap().to_string();
+    let tenant_id = serde_json::from_str::<Value>(&text).unwrap()["tenant_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for use_env_urls in [false, true] {
         let sim = revoke365_sim::start(
             revoke365_sim::Fixture::from_json(&text).unwrap(),
-            revoke365_sim::SimOptions { client_secret: Some(SECRET.into()), cw_private_key: Some(CW_KEY.into()) },
+            revoke365_sim::SimOptions {
+                client_secret: Some(SECRET.into()),
+                cw_private_key: Some(CW_KEY.into()),
+            },
         )
         .await
         .unwrap();
@@ -166,7 +293,12 @@ async fn config_file_runs_against_a_separately_started_simulator() {
         let mut env = secrets_env();
         let urls = if use_env_urls {
             // Config URLs lead nowhere; the REVOKE365_*_URL variables win.
-            for var in ["REVOKE365_LOGIN_URL", "REVOKE365_GRAPH_URL", "REVOKE365_EXO_URL", "REVOKE365_PSA_URL"] {
+            for var in [
+                "REVOKE365_LOGIN_URL",
+                "REVOKE365_GRAPH_URL",
+                "REVOKE365_EXO_URL",
+                "REVOKE365_PSA_URL",
+            ] {
                 env.push((var.into(), sim.base_url.clone()));
             }
             "[urls]\nlogin = \"http://127.0.0.1:9\"\ngraph = \"http://127.0.0.1:9\"\nexo = \"http://127.0.0.1:9\"\npsa = \"http://127.0.0.1:9\"\n".to_string()
@@ -176,17 +308,49 @@ async fn config_file_runs_against_a_separately_started_simulator() {
         };
         let config = tmp.path().join("revoke365.toml");
         std::fs::write(&config, config_toml(&urls, &tenant_id)).unwrap();
-        let args = ["run", "--config", config.to_str().unwrap(), "--user", "john.smith@acmecorp.com", "--company-id", "acme", "--ticket", "48213"];
-        let out = revoke365_async(args.iter().map(|s| s.to_string()).collect(), env, tmp.path().to_path_buf()).await;
+        let args = [
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+            "--ticket",
+            "48213",
+        ];
+        let out = revoke365_async(
+            args.iter().map(|s| s.to_string()).collect(),
+            env,
+            tmp.path().to_path_buf(),
+        )
+        .await;
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "env urls: {use_env_urls}: {stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "env urls: {use_env_urls}: {stderr}"
+        );
         assert!(!stderr.contains(SECRET) && !String::from_utf8_lossy(&out.stdout).contains(SECRET));
         let result: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(result["removal_summary"]["total_permissions_removed"], 8);
         let state = sim.state();
-        let ticket = state["tickets"].as_array().unwrap().iter().find(|t| t["id"] == "48213").unwrap();
+        let ticket = state["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == "48213")
+            .unwrap();
         assert_eq!(ticket["notes"].as_array().unwrap().len(), 1);
-        assert!(tmp.path().join("revoke365-audit").read_dir().unwrap().count() >= 2, "audit and result files under ./revoke365-audit");
+        assert!(
+            tmp.path()
+                .join("revoke365-audit")
+                .read_dir()
+                .unwrap()
+                .count()
+                >= 2,
+            "audit and result files under ./revoke365-audit"
+        );
         sim.shutdown().await;
     }
 }
@@ -196,16 +360,40 @@ fn config_problems_exit_2_and_name_what_is_missing() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("c.toml");
     std::fs::write(&config, config_toml("", "t")).unwrap();
-    let args = ["run", "--config", config.to_str().unwrap(), "--user", "john.smith@acmecorp.com", "--company-id", "acme"];
+    let args = [
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--user",
+        "john.smith@acmecorp.com",
+        "--company-id",
+        "acme",
+    ];
     let out = revoke365(&args, &[], tmp.path());
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(stderr_error(&out)["error"]["field"], "REVOKE365_M365_CLIENT_SECRET");
+    assert_eq!(
+        stderr_error(&out)["error"]["field"],
+        "REVOKE365_M365_CLIENT_SECRET"
+    );
 
     std::fs::write(&config, "[m365]\nclient_id = 5\n").unwrap();
     let out = revoke365(&args, &[], tmp.path());
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr_error(&out)["error"]["message"].as_str().unwrap().contains("client_id"));
+    assert!(stderr_error(&out)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("client_id"));
 
-    let out = revoke365(&["run", "--user", "john.smith@acmecorp.com", "--company-id", "acme"], &[], tmp.path());
+    let out = revoke365(
+        &[
+            "run",
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+        ],
+        &[],
+        tmp.path(),
+    );
     assert_eq!(out.status.code(), Some(2), "neither --config nor --sandbox");
 }

@@ -17,7 +17,10 @@ const DOMAIN: &str = "bench.example";
 /// mailbox has grants for someone else.
 fn generated_tenant(mailboxes: usize, latency_ms: u64, cap: usize) -> Value {
     let leaver = format!("leaver@{DOMAIN}");
-    let mut users = vec![json!({"upn": leaver, "display_name": "Leaving User"}), json!({"upn": format!("other@{DOMAIN}"), "display_name": "Other User"})];
+    let mut users = vec![
+        json!({"upn": leaver, "display_name": "Leaving User"}),
+        json!({"upn": format!("other@{DOMAIN}"), "display_name": "Other User"}),
+    ];
     let mut boxes = Vec::new();
     for i in 0..mailboxes {
         let upn = format!("mbx{i:05}@{DOMAIN}");
@@ -27,14 +30,23 @@ fn generated_tenant(mailboxes: usize, latency_ms: u64, cap: usize) -> Value {
             "full_access": [{"user": format!("other@{DOMAIN}")}],
             "calendar": [{"user": format!("other@{DOMAIN}"), "access_rights": "Reviewer"}]});
         match i % 40 {
-            0 => m["full_access"].as_array_mut().unwrap().push(json!({"user": leaver})),
-            10 => m["calendar"].as_array_mut().unwrap().push(json!({"user": leaver, "access_rights": "Editor", "delegate": true})),
+            0 => m["full_access"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"user": leaver})),
+            10 => m["calendar"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"user": leaver, "access_rights": "Editor", "delegate": true})),
             20 => m["send_as"] = json!([leaver]),
             30 => m["send_on_behalf"] = json!([leaver]),
             _ => {}
         }
         if i % 50 == 7 {
-            m["full_access"].as_array_mut().unwrap().push(json!({"user": leaver}));
+            m["full_access"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"user": leaver}));
         }
         boxes.push(m);
     }
@@ -50,35 +62,67 @@ fn generated_tenant(mailboxes: usize, latency_ms: u64, cap: usize) -> Value {
 }
 
 fn arg(n: usize, default: u64) -> u64 {
-    std::env::args().skip(1).filter(|a| !a.starts_with('-')).nth(n).and_then(|a| a.parse().ok()).unwrap_or(default)
+    std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .nth(n)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main]
 async fn main() {
     let (mailboxes, latency_ms, cap) = (arg(0, 2000) as usize, arg(1, 20), arg(2, 10) as usize);
-    let h = Harness::start(generated_tenant(mailboxes, latency_ms, cap), common::fast_http(cap)).await;
+    let h = Harness::start(
+        generated_tenant(mailboxes, latency_ms, cap),
+        common::fast_http(cap),
+    )
+    .await;
     let started = Instant::now();
     let report = h.report(json!({"user_email": format!("leaver@{DOMAIN}"), "company_id": "bench", "ticket_id": "1"})).await;
     let wall = started.elapsed();
-    assert!(report.success, "bench run must succeed: {:?}", report.errors);
+    assert!(
+        report.success,
+        "bench run must succeed: {:?}",
+        report.errors
+    );
 
     let state = h.state();
     let requests = state["requests"].as_object().unwrap();
-    let mut rows: Vec<(&String, u64)> = requests.iter().map(|(k, v)| (k, v.as_u64().unwrap())).collect();
+    let mut rows: Vec<(&String, u64)> = requests
+        .iter()
+        .map(|(k, v)| (k, v.as_u64().unwrap()))
+        .collect();
     rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     // Only Graph and Exchange calls pay the latency and count against the cap.
-    let tenant_calls: u64 = rows.iter().filter(|(k, _)| k.starts_with("graph") || k.starts_with("exo")).map(|(_, n)| n).sum();
+    let tenant_calls: u64 = rows
+        .iter()
+        .filter(|(k, _)| k.starts_with("graph") || k.starts_with("exo"))
+        .map(|(_, n)| n)
+        .sum();
     let bound = Duration::from_millis(tenant_calls * latency_ms / cap as u64);
 
     println!("discovery + removal + verification: {mailboxes} mailboxes, {latency_ms} ms latency, cap {cap}");
-    println!("grants removed: {}", report.removal_summary.total_permissions_removed);
+    println!(
+        "grants removed: {}",
+        report.removal_summary.total_permissions_removed
+    );
     println!("{:<40} {:>8}", "endpoint", "requests");
     for (k, n) in &rows {
         println!("{k:<40} {n:>8}");
     }
     println!("{:<40} {:>8}", "tenant calls (graph + exo)", tenant_calls);
-    println!("peak in flight: {}   429s: {}   503s: {}", state["peak_in_flight"], state["throttled_429"], state["injected_503"]);
+    println!(
+        "peak in flight: {}   429s: {}   503s: {}",
+        state["peak_in_flight"], state["throttled_429"], state["injected_503"]
+    );
     println!("wall time:   {:>8.2} s", wall.as_secs_f64());
-    println!("ideal bound: {:>8.2} s  (tenant calls × latency ÷ cap)", bound.as_secs_f64());
-    println!("ratio:       {:>8.2}x", wall.as_secs_f64() / bound.as_secs_f64().max(f64::EPSILON));
+    println!(
+        "ideal bound: {:>8.2} s  (tenant calls × latency ÷ cap)",
+        bound.as_secs_f64()
+    );
+    println!(
+        "ratio:       {:>8.2}x",
+        wall.as_secs_f64() / bound.as_secs_f64().max(f64::EPSILON)
+    );
 }

@@ -62,7 +62,12 @@ impl ServiceUrls {
     /// Every service at one base URL (the simulator serves them all).
     pub fn all_at(base: &str) -> ServiceUrls {
         let b = base.trim_end_matches('/').to_string();
-        ServiceUrls { login: b.clone(), graph: b.clone(), exo: b.clone(), psa: b }
+        ServiceUrls {
+            login: b.clone(),
+            graph: b.clone(),
+            exo: b.clone(),
+            psa: b,
+        }
     }
 
     /// Applies `REVOKE365_*_URL` variables over these values (the environment wins).
@@ -96,7 +101,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 8, base_delay: Duration::from_millis(200), max_delay: Duration::from_secs(30) }
+        RetryPolicy {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(30),
+        }
     }
 }
 
@@ -145,14 +154,19 @@ mod tests {
     fn secrets_never_print() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
-        let c = AppCredentials { tenant_id: "t".into(), client_id: "c".into(), client_secret: s };
+        let c = AppCredentials {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            client_secret: s,
+        };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 
     #[test]
     fn env_wins_over_config() {
-        let urls = ServiceUrls::default()
-            .with_env_overrides(|k| (k == "REVOKE365_GRAPH_URL").then(|| "http://127.0.0.1:9/".to_string()));
+        let urls = ServiceUrls::default().with_env_overrides(|k| {
+            (k == "REVOKE365_GRAPH_URL").then(|| "http://127.0.0.1:9/".to_string())
+        });
         assert_eq!(urls.graph, "http://127.0.0.1:9");
         assert_eq!(urls.exo, "https://outlook.office365.com");
     }

@@ -27,7 +27,9 @@ pub struct LocalEngine {
 impl LocalEngine {
     /// Validates and accepts a request, then runs it to the end; returns the finished run.
     pub async fn run(&self, body: &Value) -> Result<Run, IntakeError> {
-        let run = intake(self.store.as_ref(), self.queue.as_ref(), body).await?;
+        let run = intake(self.store.as_ref(), self.queue.as_ref(), body, None)
+            .await?
+            .run;
         self.run_until_idle().await;
         Ok(self.store.get_run(&run.run_id).await?.unwrap_or(run))
     }
@@ -48,7 +50,12 @@ impl LocalEngine {
     }
 
     fn clone_parts(&self) -> Parts {
-        Parts { store: self.store.clone(), queue: self.queue.clone(), connector: self.connector.clone(), progress: self.progress.clone() }
+        Parts {
+            store: self.store.clone(),
+            queue: self.queue.clone(),
+            connector: self.connector.clone(),
+            progress: self.progress.clone(),
+        }
     }
 }
 
@@ -64,7 +71,14 @@ struct Parts {
 async fn deliver(p: Parts, message: StepMessage) {
     let mut attempt = 1;
     loop {
-        let result = dispatch(p.store.as_ref(), p.queue.as_ref(), p.connector.as_ref(), p.progress.as_ref(), &message).await;
+        let result = dispatch(
+            p.store.as_ref(),
+            p.queue.as_ref(),
+            p.connector.as_ref(),
+            p.progress.as_ref(),
+            &message,
+        )
+        .await;
         match result {
             Ok(()) => return,
             Err(e) if e.is_transient() && attempt < MAX_DELIVERIES => {
@@ -82,7 +96,11 @@ async fn deliver(p: Parts, message: StepMessage) {
 
 async fn fail_run(store: &dyn RunStore, run_id: &RunId, kind: &str, e: &StepError) {
     warn!(run_id = %run_id, kind, error = %e, "step failed for good; failing the run");
-    let failure = RunFailure { code: FailureCode::Internal, field: None, message: format!("{kind} step failed: {e}") };
+    let failure = RunFailure {
+        code: FailureCode::Internal,
+        field: None,
+        message: format!("{kind} step failed: {e}"),
+    };
     if let Err(se) = store.fail_run(run_id, &failure).await {
         warn!(run_id = %run_id, error = %se, "could not mark the run failed");
     }

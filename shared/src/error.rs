@@ -7,32 +7,65 @@ use std::time::Duration;
 pub enum RemoteError {
     /// Still throttled (429/503) after the bounded retries.
     #[error("{service} {operation}: throttled (HTTP {status}) after {attempts} attempts")]
-    Throttled { service: &'static str, operation: String, status: u16, attempts: u32, retry_after: Option<Duration> },
+    Throttled {
+        service: &'static str,
+        operation: String,
+        status: u16,
+        attempts: u32,
+        retry_after: Option<Duration>,
+    },
     /// The object does not exist (HTTP 404, or Exchange's "couldn't be found").
     #[error("{service} {operation}: not found: {message}")]
-    NotFound { service: &'static str, operation: String, message: String },
+    NotFound {
+        service: &'static str,
+        operation: String,
+        message: String,
+    },
     /// The service answered with an error that retrying will not fix.
     #[error("{service} {operation}: HTTP {status}{}: {message}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
-    Api { service: &'static str, operation: String, status: u16, code: Option<String>, message: String },
+    Api {
+        service: &'static str,
+        operation: String,
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
     /// Credentials rejected or token not obtainable.
     #[error("{service}: authentication failed: {message}")]
-    Auth { service: &'static str, message: String },
+    Auth {
+        service: &'static str,
+        message: String,
+    },
     /// Connection failures and timeouts, after the bounded retries.
     #[error("{service} {operation}: {message}")]
-    Transport { service: &'static str, operation: String, message: String },
+    Transport {
+        service: &'static str,
+        operation: String,
+        message: String,
+    },
     /// The answer did not have the documented shape.
     #[error("{service} {operation}: unexpected response: {message}")]
-    Protocol { service: &'static str, operation: String, message: String },
+    Protocol {
+        service: &'static str,
+        operation: String,
+        message: String,
+    },
     /// A value was refused before any call was made (e.g. a non-numeric ConnectWise ticket id).
     #[error("{service}: invalid {field}: {message}")]
-    InvalidInput { service: &'static str, field: &'static str, message: String },
+    InvalidInput {
+        service: &'static str,
+        field: &'static str,
+        message: String,
+    },
 }
 
 impl RemoteError {
     /// Whether trying again later can succeed (drives SQS redelivery in Lambda).
     pub fn is_transient(&self) -> bool {
-        matches!(self, RemoteError::Throttled { .. } | RemoteError::Transport { .. })
-            || matches!(self, RemoteError::Api { status, .. } if *status >= 500 && *status != 501)
+        matches!(
+            self,
+            RemoteError::Throttled { .. } | RemoteError::Transport { .. }
+        ) || matches!(self, RemoteError::Api { status, .. } if *status >= 500 && *status != 501)
     }
 
     pub fn is_not_found(&self) -> bool {

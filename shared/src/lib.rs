@@ -7,6 +7,8 @@
 //! - [`adapters`]: HTTP clients (Graph, Exchange, ConnectWise) and embedded queue/store.
 
 pub mod adapters;
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod config;
 pub mod engine;
 pub mod error;

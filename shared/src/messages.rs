@@ -19,19 +19,31 @@ pub struct StepMessage {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Step {
     Discover,
-    Remove { batch_id: u32, permission: PermissionType, item_ids: Vec<ItemId> },
+    Remove(RemovalBatch),
     Verify,
+}
+
+/// One permission type on at most ten mailboxes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovalBatch {
+    pub batch_id: u32,
+    pub permission: PermissionType,
+    pub item_ids: Vec<ItemId>,
 }
 
 impl StepMessage {
     pub fn new(run_id: RunId, step: Step) -> StepMessage {
-        StepMessage { v: MESSAGE_VERSION, run_id, step }
+        StepMessage {
+            v: MESSAGE_VERSION,
+            run_id,
+            step,
+        }
     }
 
     pub fn kind(&self) -> &'static str {
         match self.step {
             Step::Discover => "discover",
-            Step::Remove { .. } => "remove",
+            Step::Remove(_) => "remove",
             Step::Verify => "verify",
         }
     }
@@ -45,7 +57,11 @@ mod tests {
     fn envelope_is_flat_and_versioned() {
         let m = StepMessage::new(
             RunId("r1".into()),
-            Step::Remove { batch_id: 2, permission: PermissionType::SendAs, item_ids: vec![3, 4] },
+            Step::Remove(RemovalBatch {
+                batch_id: 2,
+                permission: PermissionType::SendAs,
+                item_ids: vec![3, 4],
+            }),
         );
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(

@@ -4,7 +4,10 @@
 
 use crate::error::{QueueError, RemoteError, StoreError};
 use crate::messages::StepMessage;
-use crate::model::{AuditRecord, ItemId, ItemStatus, OrgSettings, PlanItem, Report, ResolvedUser, Run, RunFailure, RunId, RunStatus, IndirectAccess};
+use crate::model::{
+    AuditRecord, IndirectAccess, ItemId, ItemStatus, OrgSettings, PlanItem, Report, ResolvedUser,
+    Run, RunFailure, RunId, RunStatus,
+};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +25,9 @@ pub trait Queue: Send + Sync {
         Ok(())
     }
 }
+
+/// How long a request's idempotency keys return its run.
+pub const IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
 
 /// What discovery hands to removal and verification.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,9 +48,11 @@ pub struct BatchProgress {
 }
 
 impl BatchProgress {
-    /// True for exactly one caller per run: the one whose batch completed the set.
-    pub fn completes_run(&self) -> bool {
-        self.newly_counted && self.done == self.total
+    /// Every batch has been counted. Verification is queued whenever this holds after a batch,
+    /// including on redelivery (the first try may have died before queueing it); the verify
+    /// step's claim on the run makes sure it starts only once.
+    pub fn all_done(&self) -> bool {
+        self.done >= self.total
     }
 }
 
@@ -54,17 +62,38 @@ pub trait RunStore: Send + Sync {
     /// Every configured company id, for error messages that list the allowed values.
     async fn company_ids(&self) -> Result<Vec<String>, StoreError>;
 
+    /// Reserves an idempotency key for `run_id` for [`IDEMPOTENCY_WINDOW`]. Returns the run
+    /// that already holds the key, if one does (the key is then left as it is).
+    async fn reserve_idempotency_key(
+        &self,
+        key: &str,
+        run_id: &RunId,
+    ) -> Result<Option<RunId>, StoreError>;
     async fn create_run(&self, run: &Run) -> Result<(), StoreError>;
     async fn get_run(&self, run_id: &RunId) -> Result<Option<Run>, StoreError>;
     /// Moves the run to `to` only if it is in one of `from`; returns whether it moved. This is
     /// what makes each step safe under duplicate delivery.
-    async fn transition(&self, run_id: &RunId, from: &[RunStatus], to: RunStatus) -> Result<bool, StoreError>;
+    async fn transition(
+        &self,
+        run_id: &RunId,
+        from: &[RunStatus],
+        to: RunStatus,
+    ) -> Result<bool, StoreError>;
     /// Stores the plan (items, user, indirect access, batch count) of a run in `discovering`.
     async fn save_plan(&self, run_id: &RunId, plan: &Plan) -> Result<(), StoreError>;
     async fn items(&self, run_id: &RunId) -> Result<Vec<PlanItem>, StoreError>;
-    async fn set_item_status(&self, run_id: &RunId, item: ItemId, status: &ItemStatus) -> Result<(), StoreError>;
+    async fn set_item_status(
+        &self,
+        run_id: &RunId,
+        item: ItemId,
+        status: &ItemStatus,
+    ) -> Result<(), StoreError>;
     /// Counts a batch as done once, however often it is reported.
-    async fn complete_batch(&self, run_id: &RunId, batch_id: u32) -> Result<BatchProgress, StoreError>;
+    async fn complete_batch(
+        &self,
+        run_id: &RunId,
+        batch_id: u32,
+    ) -> Result<BatchProgress, StoreError>;
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
     async fn audit_records(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError>;
     /// Ends the run with its report (`status` is the report's).
@@ -115,22 +144,33 @@ pub struct MailboxInfo {
 
 impl MailboxInfo {
     pub fn is_shared(&self) -> bool {
-        self.recipient_type_details.eq_ignore_ascii_case("SharedMailbox")
+        self.recipient_type_details
+            .eq_ignore_ascii_case("SharedMailbox")
     }
 
     /// The address reports and removals use, lowercase.
     pub fn address(&self) -> String {
-        let a = if self.primary_smtp_address.is_empty() { &self.user_principal_name } else { &self.primary_smtp_address };
+        let a = if self.primary_smtp_address.is_empty() {
+            &self.user_principal_name
+        } else {
+            &self.primary_smtp_address
+        };
         a.to_ascii_lowercase()
     }
 
     /// Whether an `Identity` value from an Exchange answer names this mailbox.
     pub fn is_identified_by(&self, identity: &str) -> bool {
         let i = identity.trim();
-        [Some(&self.user_principal_name), Some(&self.primary_smtp_address), Some(&self.distinguished_name), self.name.as_ref(), self.external_directory_object_id.as_ref()]
-            .into_iter()
-            .flatten()
-            .any(|v| !v.is_empty() && v.eq_ignore_ascii_case(i))
+        [
+            Some(&self.user_principal_name),
+            Some(&self.primary_smtp_address),
+            Some(&self.distinguished_name),
+            self.name.as_ref(),
+            self.external_directory_object_id.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|v| !v.is_empty() && v.eq_ignore_ascii_case(i))
     }
 }
 
@@ -176,10 +216,22 @@ pub trait Directory: Send + Sync {
     async fn find_user(&self, upn: &str) -> Result<Option<DirectoryUser>, RemoteError>;
     /// Every group the user is a member of, directly or through nesting.
     async fn groups_of(&self, user_id: &str) -> Result<Vec<DirectoryGroup>, RemoteError>;
-    async fn calendar_permissions(&self, mailbox: &str) -> Result<Vec<CalendarPermission>, RemoteError>;
-    async fn remove_calendar_permission(&self, mailbox: &str, permission_id: &str) -> Result<RemovalOutcome, RemoteError>;
+    async fn calendar_permissions(
+        &self,
+        mailbox: &str,
+    ) -> Result<Vec<CalendarPermission>, RemoteError>;
+    async fn remove_calendar_permission(
+        &self,
+        mailbox: &str,
+        permission_id: &str,
+    ) -> Result<RemovalOutcome, RemoteError>;
     /// Restore: grants `role` on `mailbox`'s calendar to `address`.
-    async fn add_calendar_permission(&self, mailbox: &str, address: &str, role: &str) -> Result<(), RemoteError>;
+    async fn add_calendar_permission(
+        &self,
+        mailbox: &str,
+        address: &str,
+        role: &str,
+    ) -> Result<(), RemoteError>;
 }
 
 /// The Exchange Online admin API (InvokeCommand).
@@ -187,16 +239,37 @@ pub trait Directory: Send + Sync {
 pub trait Exchange: Send + Sync {
     async fn mailboxes(&self) -> Result<Vec<MailboxInfo>, RemoteError>;
     /// Mailboxes whose GrantSendOnBehalfTo holds the recipient with this DN.
-    async fn mailboxes_with_send_on_behalf(&self, user_dn: &str) -> Result<Vec<MailboxInfo>, RemoteError>;
-    async fn mailbox_permissions(&self, mailbox: &str) -> Result<Vec<MailboxPermissionEntry>, RemoteError>;
+    async fn mailboxes_with_send_on_behalf(
+        &self,
+        user_dn: &str,
+    ) -> Result<Vec<MailboxInfo>, RemoteError>;
+    async fn mailbox_permissions(
+        &self,
+        mailbox: &str,
+    ) -> Result<Vec<MailboxPermissionEntry>, RemoteError>;
     /// Send As entries held by `trustee` (a user or a group), tenant-wide.
-    async fn send_as_by_trustee(&self, trustee: &str) -> Result<Vec<RecipientPermissionEntry>, RemoteError>;
+    async fn send_as_by_trustee(
+        &self,
+        trustee: &str,
+    ) -> Result<Vec<RecipientPermissionEntry>, RemoteError>;
     /// `None` when no recipient has this identity; an error when it is ambiguous.
     async fn recipient(&self, identity: &str) -> Result<Option<Recipient>, RemoteError>;
 
-    async fn remove_full_access(&self, mailbox: &str, user: &str) -> Result<RemovalOutcome, RemoteError>;
-    async fn remove_send_as(&self, mailbox: &str, trustee: &str) -> Result<RemovalOutcome, RemoteError>;
-    async fn remove_send_on_behalf(&self, mailbox: &str, user: &str) -> Result<RemovalOutcome, RemoteError>;
+    async fn remove_full_access(
+        &self,
+        mailbox: &str,
+        user: &str,
+    ) -> Result<RemovalOutcome, RemoteError>;
+    async fn remove_send_as(
+        &self,
+        mailbox: &str,
+        trustee: &str,
+    ) -> Result<RemovalOutcome, RemoteError>;
+    async fn remove_send_on_behalf(
+        &self,
+        mailbox: &str,
+        user: &str,
+    ) -> Result<RemovalOutcome, RemoteError>;
 
     async fn add_full_access(&self, mailbox: &str, user: &str) -> Result<(), RemoteError>;
     async fn add_send_as(&self, mailbox: &str, trustee: &str) -> Result<(), RemoteError>;

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 struct Row<'a> {
     mailbox: &'a str,
+    shared: bool,
     permission: &'a str,
     access: &'a str,
     result: String,
@@ -24,22 +25,31 @@ fn result_text(e: &GrantEntry) -> String {
 
 fn rows(report: &Report) -> Vec<Row<'_>> {
     let p = &report.permissions_removed;
-    let direct = [&p.full_access, &p.send_as, &p.send_on_behalf, &p.calendar_delegates].into_iter().flatten();
-    let shared = p.shared_mailboxes.iter().flat_map(|s| s.permissions.iter());
+    let direct = [
+        &p.full_access,
+        &p.send_as,
+        &p.send_on_behalf,
+        &p.calendar_delegates,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|e| (e.mailbox.as_str(), false, e));
+    let shared = p.shared_mailboxes.iter().flat_map(|s| {
+        s.permissions
+            .iter()
+            .map(move |e| (s.mailbox.as_str(), true, e))
+    });
     direct
         .chain(shared)
-        .map(|e| Row {
-            mailbox: &e.mailbox,
+        .map(|(mailbox, shared, e)| Row {
+            mailbox,
+            shared,
             permission: &e.permission,
             access: e.access_level.as_deref().unwrap_or(""),
             result: result_text(e),
             failed: e.error.is_some(),
         })
         .collect()
-}
-
-fn is_shared(report: &Report, mailbox: &str) -> bool {
-    report.permissions_removed.shared_mailboxes.iter().any(|s| s.mailbox == mailbox)
 }
 
 fn headline(report: &Report) -> String {
@@ -68,7 +78,11 @@ fn verification_line(report: &Report) -> String {
 pub fn text_report(report: &Report) -> String {
     let s = &report.removal_summary;
     let mut out = String::new();
-    let _ = writeln!(out, "Revoke365 mailbox access removal — {}", headline(report));
+    let _ = writeln!(
+        out,
+        "Revoke365 mailbox access removal — {}",
+        headline(report)
+    );
     let _ = writeln!(out, "User: {} <{}>", s.user_display_name, s.user_email);
     let _ = writeln!(out, "Company: {}", s.company);
     let _ = writeln!(out, "Run: {}", report.run_id);
@@ -78,20 +92,51 @@ pub fn text_report(report: &Report) -> String {
     if rows.is_empty() {
         let _ = writeln!(out, "\nNo direct grants were found.");
     } else {
-        let w = rows.iter().map(|r| r.mailbox.len()).max().unwrap_or(7).max(7);
-        let _ = writeln!(out, "\n{:w$}  {:<16}  {:<16}  Result", "Mailbox", "Permission", "Access");
+        let w = rows
+            .iter()
+            .map(|r| r.mailbox.len())
+            .max()
+            .unwrap_or(7)
+            .max(7);
+        let _ = writeln!(
+            out,
+            "\n{:w$}  {:<16}  {:<16}  Result",
+            "Mailbox", "Permission", "Access"
+        );
         for r in &rows {
-            let shared = if is_shared(report, r.mailbox) { " (shared)" } else { "" };
-            let _ = writeln!(out, "{:w$}  {:<16}  {:<16}  {}{shared}", r.mailbox, r.permission, r.access, r.result);
+            let shared = if r.shared { " (shared)" } else { "" };
+            let _ = writeln!(
+                out,
+                "{:w$}  {:<16}  {:<16}  {}{shared}",
+                r.mailbox, r.permission, r.access, r.result
+            );
         }
     }
-    section(&mut out, "Still present after removal", report.verification.remaining.iter().map(|r| format!("{} {}", r.mailbox, r.permission)));
+    section(
+        &mut out,
+        "Still present after removal",
+        report
+            .verification
+            .remaining
+            .iter()
+            .map(|r| format!("{} {}", r.mailbox, r.permission)),
+    );
     section(
         &mut out,
         "Indirect access (through a group or inheritance; not removable on the mailbox)",
-        report.indirect_access.iter().map(|i| format!("{} {} via {}", i.mailbox, i.permission, i.via)),
+        report
+            .indirect_access
+            .iter()
+            .map(|i| format!("{} {} via {}", i.mailbox, i.permission, i.via)),
     );
-    section(&mut out, "Skipped", report.skipped.iter().map(|k| format!("{} {}: {}", k.mailbox, k.permission, k.reason)));
+    section(
+        &mut out,
+        "Skipped",
+        report
+            .skipped
+            .iter()
+            .map(|k| format!("{} {}: {}", k.mailbox, k.permission, k.reason)),
+    );
     section(&mut out, "Errors", report.errors.iter().cloned());
     out
 }
@@ -118,7 +163,11 @@ pub fn email_subject(report: &Report) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 /// The HTML email body: summary and per-item table.
@@ -141,8 +190,12 @@ pub fn email_html(report: &Report) -> String {
     }
     out.push_str("<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><tr><th>Mailbox</th><th>Permission</th><th>Access</th><th>Result</th></tr>");
     for r in rows(report) {
-        let style = if r.failed { " style=\"color:#b00020\"" } else { "" };
-        let shared = if is_shared(report, r.mailbox) { " (shared)" } else { "" };
+        let style = if r.failed {
+            " style=\"color:#b00020\""
+        } else {
+            ""
+        };
+        let shared = if r.shared { " (shared)" } else { "" };
         let _ = write!(
             out,
             "<tr{style}><td>{}{shared}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -153,8 +206,22 @@ pub fn email_html(report: &Report) -> String {
         );
     }
     out.push_str("</table>");
-    html_list(&mut out, "Indirect access (through a group or inheritance)", report.indirect_access.iter().map(|i| format!("{} {} via {}", i.mailbox, i.permission, i.via)));
-    html_list(&mut out, "Skipped", report.skipped.iter().map(|k| format!("{} {}: {}", k.mailbox, k.permission, k.reason)));
+    html_list(
+        &mut out,
+        "Indirect access (through a group or inheritance)",
+        report
+            .indirect_access
+            .iter()
+            .map(|i| format!("{} {} via {}", i.mailbox, i.permission, i.via)),
+    );
+    html_list(
+        &mut out,
+        "Skipped",
+        report
+            .skipped
+            .iter()
+            .map(|k| format!("{} {}: {}", k.mailbox, k.permission, k.reason)),
+    );
     html_list(&mut out, "Errors", report.errors.iter().cloned());
     out.push_str("</body></html>");
     out
@@ -173,14 +240,25 @@ fn html_list(out: &mut String, title: &str, lines: impl Iterator<Item = String>)
 }
 
 pub fn ticket_summary(run: &Run, org: &OrgSettings) -> String {
-    let s = format!("Remove mailbox access: {} ({})", run.request.user_email, org.company_name);
+    let s = format!(
+        "Remove mailbox access: {} ({})",
+        run.request.user_email, org.company_name
+    );
     s.chars().take(100).collect()
 }
 
 pub fn ticket_description(run: &Run) -> String {
     let r = &run.request;
-    let mut out = format!("Revoke365 run {} removes the mailbox access of {}.", run.run_id, r.user_email);
-    for (label, value) in [("Requested by", &r.requested_by), ("Reason", &r.reason), ("Incident", &r.incident_id), ("Severity", &r.severity)] {
+    let mut out = format!(
+        "Revoke365 run {} removes the mailbox access of {}.",
+        run.run_id, r.user_email
+    );
+    for (label, value) in [
+        ("Requested by", &r.requested_by),
+        ("Reason", &r.reason),
+        ("Incident", &r.incident_id),
+        ("Severity", &r.severity),
+    ] {
         if let Some(v) = value {
             let _ = write!(out, "\n{label}: {v}");
         }

@@ -22,11 +22,16 @@ pub fn removed_grants(records: &[AuditRecord]) -> Vec<Grant> {
             (AuditPhase::Before, Some(id), Some(g)) => {
                 before.insert(id, g);
             }
-            (AuditPhase::Outcome, Some(id), _) if r.result == Some(AuditResult::Removed) => removed.push(id),
+            (AuditPhase::Outcome, Some(id), _) if r.result == Some(AuditResult::Removed) => {
+                removed.push(id)
+            }
             _ => {}
         }
     }
-    removed.into_iter().filter_map(|id| before.get(&id).map(|g| (*g).clone())).collect()
+    removed
+        .into_iter()
+        .filter_map(|id| before.get(&id).map(|g| (*g).clone()))
+        .collect()
 }
 
 /// Re-grants everything a run removed, one call per grant.
@@ -46,10 +51,25 @@ pub async fn restore(tenant: Tenant<'_>, records: &[AuditRecord]) -> RestoreSumm
 
 async fn restore_grant(tenant: Tenant<'_>, g: &Grant) -> Result<(), RemoteError> {
     match (g.right, &g.calendar) {
-        (PermissionType::FullAccess, _) => tenant.exchange.add_full_access(&g.mailbox, &g.trustee).await,
+        (PermissionType::FullAccess, _) => {
+            tenant
+                .exchange
+                .add_full_access(&g.mailbox, &g.trustee)
+                .await
+        }
         (PermissionType::SendAs, _) => tenant.exchange.add_send_as(&g.mailbox, &g.trustee).await,
-        (PermissionType::SendOnBehalf, _) => tenant.exchange.add_send_on_behalf(&g.mailbox, &g.trustee).await,
-        (PermissionType::Calendar, Some(c)) => tenant.directory.add_calendar_permission(&g.mailbox, &g.trustee, &c.role).await,
+        (PermissionType::SendOnBehalf, _) => {
+            tenant
+                .exchange
+                .add_send_on_behalf(&g.mailbox, &g.trustee)
+                .await
+        }
+        (PermissionType::Calendar, Some(c)) => {
+            tenant
+                .directory
+                .add_calendar_permission(&g.mailbox, &g.trustee, &c.role)
+                .await
+        }
         (PermissionType::Calendar, None) => Err(RemoteError::InvalidInput {
             service: "graph",
             field: "calendar",

@@ -19,7 +19,10 @@ async fn removes_every_grant_verifies_reports_and_audits() {
     let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
     let before = h.mailboxes();
     let others_before: Vec<_> = grants_of(&before, "jane.doe@acmecorp.com");
-    assert!(!others_before.is_empty(), "fixture gives other users grants too");
+    assert!(
+        !others_before.is_empty(),
+        "fixture gives other users grants too"
+    );
 
     let run = h.run(request()).await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.failure);
@@ -32,21 +35,45 @@ async fn removes_every_grant_verifies_reports_and_audits() {
     assert_eq!(v["removal_summary"]["company"], "Acme Corp");
     let p = &v["permissions_removed"];
     let mailboxes_of = |key: &str| -> Vec<String> {
-        p[key].as_array().unwrap().iter().map(|e| e["mailbox"].as_str().unwrap().to_string()).collect()
+        p[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["mailbox"].as_str().unwrap().to_string())
+            .collect()
     };
-    assert_eq!(mailboxes_of("full_access"), ["ceo@acmecorp.com", "finance@acmecorp.com"]);
+    assert_eq!(
+        mailboxes_of("full_access"),
+        ["ceo@acmecorp.com", "finance@acmecorp.com"]
+    );
     assert_eq!(mailboxes_of("send_as"), ["info@acmecorp.com"]);
     assert_eq!(mailboxes_of("send_on_behalf"), ["sales@acmecorp.com"]);
     assert_eq!(mailboxes_of("calendar_delegates"), ["ceo@acmecorp.com"]);
     assert_eq!(p["calendar_delegates"][0]["access_level"], "Editor");
     assert_eq!(p["calendar_delegates"][0]["permission"], "CalendarDelegate");
     assert_eq!(p["full_access"][0]["permission"], "FullAccess");
-    assert_eq!(mailboxes_of("shared_mailboxes"), ["billing@acmecorp.com", "support@acmecorp.com"]);
+    assert_eq!(
+        mailboxes_of("shared_mailboxes"),
+        ["billing@acmecorp.com", "support@acmecorp.com"]
+    );
     let billing = &p["shared_mailboxes"][0];
     assert_eq!(billing["removed"], true);
-    let billing_rights: Vec<&str> = billing["permissions"].as_array().unwrap().iter().map(|x| x["permission"].as_str().unwrap()).collect();
+    let billing_rights: Vec<&str> = billing["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["permission"].as_str().unwrap())
+        .collect();
     assert_eq!(billing_rights, ["FullAccess", "SendAs"]);
-    for entry in ["full_access", "send_as", "send_on_behalf", "calendar_delegates"].iter().flat_map(|k| p[*k].as_array().unwrap()) {
+    for entry in [
+        "full_access",
+        "send_as",
+        "send_on_behalf",
+        "calendar_delegates",
+    ]
+    .iter()
+    .flat_map(|k| p[*k].as_array().unwrap())
+    {
         assert_eq!(entry["removed"], true, "{entry}");
     }
     // 2 Full Access + 1 Send As + 1 Send on Behalf + 1 calendar + support FA + billing FA/SendAs.
@@ -67,30 +94,63 @@ async fn removes_every_grant_verifies_reports_and_audits() {
     // The PSA: a ticket was created on the org's board with exactly one note holding the report.
     let state = h.state();
     let ticket_id = report.ticket_id.clone().expect("ticket created");
-    let ticket = state["tickets"].as_array().unwrap().iter().find(|t| t["id"] == ticket_id.as_str()).expect("ticket in PSA");
+    let ticket = state["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == ticket_id.as_str())
+        .expect("ticket in PSA");
     assert_eq!(ticket["board"], "Service Desk");
     let notes = ticket["notes"].as_array().unwrap();
     assert_eq!(notes.len(), 1);
     let note = notes[0]["text"].as_str().unwrap();
-    assert!(note.contains("SUCCESS") && note.contains("ceo@acmecorp.com") && note.contains("Grants removed: 8"), "{note}");
+    assert!(
+        note.contains("SUCCESS")
+            && note.contains("ceo@acmecorp.com")
+            && note.contains("Grants removed: 8"),
+        "{note}"
+    );
 
     // The email: one, to the requestor and the org's recipients, HTML body + text attachment.
     let mail = state["sent_mail"].as_array().unwrap();
     assert_eq!(mail.len(), 1);
     assert_eq!(mail[0]["from"], "automation@acmecorp.com");
-    assert_eq!(mail[0]["to"], json!(["hr.manager@acmecorp.com", "secops@msp.example"]));
+    assert_eq!(
+        mail[0]["to"],
+        json!(["hr.manager@acmecorp.com", "secops@msp.example"])
+    );
     assert_eq!(mail[0]["content_type"], "HTML");
     assert!(mail[0]["body"].as_str().unwrap().contains("<table"));
-    assert!(mail[0]["attachments"][0]["content"].as_str().unwrap().contains("Grants removed: 8"));
+    assert!(mail[0]["attachments"][0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("Grants removed: 8"));
 
     // The audit trail: a before-state and an outcome per grant, then the verification.
     let audit = h.store.audit_records(&run.run_id).await.unwrap();
-    let befores = audit.iter().filter(|r| r.phase == AuditPhase::Before).count();
-    let removed = audit.iter().filter(|r| r.phase == AuditPhase::Outcome && r.result == Some(AuditResult::Removed)).count();
+    let befores = audit
+        .iter()
+        .filter(|r| r.phase == AuditPhase::Before)
+        .count();
+    let removed = audit
+        .iter()
+        .filter(|r| r.phase == AuditPhase::Outcome && r.result == Some(AuditResult::Removed))
+        .count();
     assert_eq!((befores, removed), (8, 8));
-    assert!(audit.iter().all(|r| r.requested_by.as_deref() == Some("hr.manager@acmecorp.com")));
-    assert_eq!(audit.iter().filter(|r| r.phase == AuditPhase::Verification).count(), 1);
-    assert!(h.store.audit_path(&run.run_id).exists(), "audit trail is on disk");
+    assert!(audit
+        .iter()
+        .all(|r| r.requested_by.as_deref() == Some("hr.manager@acmecorp.com")));
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|r| r.phase == AuditPhase::Verification)
+            .count(),
+        1
+    );
+    assert!(
+        h.store.audit_path(&run.run_id).exists(),
+        "audit trail is on disk"
+    );
 }
 
 #[tokio::test]
@@ -104,7 +164,12 @@ async fn an_existing_ticket_gets_the_note_and_no_ticket_is_created() {
     assert_eq!(report.ticket_id.as_deref(), Some("48213"));
     let state = h.state();
     assert_eq!(state["tickets"].as_array().unwrap().len(), tickets_before);
-    let ticket = state["tickets"].as_array().unwrap().iter().find(|t| t["id"] == "48213").unwrap();
+    let ticket = state["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "48213")
+        .unwrap();
     assert_eq!(ticket["notes"].as_array().unwrap().len(), 1);
 }
 
@@ -130,7 +195,10 @@ async fn scope_flags_limit_what_is_removed() {
     let mut body = request();
     body["target_mailboxes"] = json!(["ceo@acmecorp.com"]);
     let report = h.report(body).await;
-    assert_eq!(report.removal_summary.total_permissions_removed, 2, "FA + calendar on ceo@");
+    assert_eq!(
+        report.removal_summary.total_permissions_removed, 2,
+        "FA + calendar on ceo@"
+    );
     let left = grants_of(&h.mailboxes(), JOHN);
     assert!(left.iter().all(|(m, _)| m != "ceo@acmecorp.com"));
     assert_eq!(left.len(), 6);
@@ -148,8 +216,14 @@ async fn dry_run_changes_nothing_and_reports_what_would_go() {
     assert_eq!(v["success"], true);
     assert_eq!(v["dry_run"], true);
     assert_eq!(v["removal_summary"]["total_permissions_removed"], 0);
-    assert_eq!(v["permissions_removed"]["full_access"][0], json!({"mailbox": "ceo@acmecorp.com", "permission": "FullAccess", "removed": false, "would_remove": true}));
-    assert_eq!(v["permissions_removed"]["shared_mailboxes"][0]["would_remove"], true);
+    assert_eq!(
+        v["permissions_removed"]["full_access"][0],
+        json!({"mailbox": "ceo@acmecorp.com", "permission": "FullAccess", "removed": false, "would_remove": true})
+    );
+    assert_eq!(
+        v["permissions_removed"]["shared_mailboxes"][0]["would_remove"],
+        true
+    );
     // The verification block describes the tenant as it is.
     assert_eq!(v["verification"]["remaining_full_access"], 2);
     assert_eq!(v["verification"]["remaining_shared_mailboxes"], 3);
@@ -158,16 +232,30 @@ async fn dry_run_changes_nothing_and_reports_what_would_go() {
 
 #[tokio::test]
 async fn psa_failure_is_recorded_and_does_not_undo_removals() {
-    let h = Harness::start(common::with_sim(fixture("acme-tenant.json"), json!({"psa_fail": true})), fast_http(10)).await;
+    let h = Harness::start(
+        common::with_sim(fixture("acme-tenant.json"), json!({"psa_fail": true})),
+        fast_http(10),
+    )
+    .await;
     let run = h.run(request()).await;
     assert_eq!(run.status, RunStatus::CompletedWithErrors);
     let report = run.result.unwrap();
     assert!(!report.success);
     assert_eq!(report.removal_summary.total_permissions_removed, 8);
     assert!(report.verification.all_permissions_cleared);
-    assert!(report.errors.iter().any(|e| e.contains("PSA ticket could not be created")), "{:?}", report.errors);
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.contains("PSA ticket could not be created")),
+        "{:?}",
+        report.errors
+    );
     assert_eq!(grants_of(&h.mailboxes(), JOHN), vec![]);
     // The email still goes out, and says what failed.
     let mail = &h.state()["sent_mail"][0];
-    assert!(mail["body"].as_str().unwrap().contains("PSA ticket could not be created"));
+    assert!(mail["body"]
+        .as_str()
+        .unwrap()
+        .contains("PSA ticket could not be created"));
 }

@@ -17,31 +17,53 @@ fn request() -> serde_json::Value {
 
 #[tokio::test]
 async fn seeded_503s_and_a_concurrency_cap_still_remove_everything_without_exceeding_the_cap() {
-    let fx = with_sim(fixture("acme-tenant.json"), json!({"latency_ms": 5, "concurrency_cap": 4, "rate_503": 0.3, "seed": 42, "retry_after_secs": 0}));
+    let fx = with_sim(
+        fixture("acme-tenant.json"),
+        json!({"latency_ms": 5, "concurrency_cap": 4, "rate_503": 0.3, "seed": 42, "retry_after_secs": 0}),
+    );
     let h = Harness::start(fx, fast_http(4)).await;
     let report = h.report(request()).await;
     assert!(report.success, "{:?}", report.errors);
     assert_eq!(report.removal_summary.total_permissions_removed, 8);
     assert_eq!(grants_of(&h.mailboxes(), JOHN), vec![]);
     let state = h.state();
-    assert!(state["injected_503"].as_u64().unwrap() > 0, "the storm happened");
-    assert!(state["peak_in_flight"].as_u64().unwrap() <= 4, "peak {} exceeded the cap", state["peak_in_flight"]);
-    assert_eq!(state["throttled_429"], 0, "a client at the cap is never throttled");
+    assert!(
+        state["injected_503"].as_u64().unwrap() > 0,
+        "the storm happened"
+    );
+    assert!(
+        state["peak_in_flight"].as_u64().unwrap() <= 4,
+        "peak {} exceeded the cap",
+        state["peak_in_flight"]
+    );
+    assert_eq!(
+        state["throttled_429"], 0,
+        "a client at the cap is never throttled"
+    );
 }
 
 #[tokio::test]
 async fn a_client_above_the_cap_is_throttled_and_recovers() {
-    let fx = with_sim(fixture("acme-tenant.json"), json!({"latency_ms": 20, "concurrency_cap": 2, "retry_after_secs": 0}));
+    let fx = with_sim(
+        fixture("acme-tenant.json"),
+        json!({"latency_ms": 20, "concurrency_cap": 2, "retry_after_secs": 0}),
+    );
     let h = Harness::start(fx, fast_http(12)).await;
     let report = h.report(request()).await;
     assert!(report.success, "{:?}", report.errors);
     assert_eq!(grants_of(&h.mailboxes(), JOHN), vec![]);
-    assert!(h.state()["throttled_429"].as_u64().unwrap() > 0, "429s were answered and retried");
+    assert!(
+        h.state()["throttled_429"].as_u64().unwrap() > 0,
+        "429s were answered and retried"
+    );
 }
 
 #[tokio::test]
 async fn verification_reads_the_tenant_instead_of_trusting_removal_answers() {
-    let fx = with_sim(fixture("acme-tenant.json"), json!({"noop_remove_mailboxes": ["finance@acmecorp.com"]}));
+    let fx = with_sim(
+        fixture("acme-tenant.json"),
+        json!({"noop_remove_mailboxes": ["finance@acmecorp.com"]}),
+    );
     let h = Harness::start(fx, fast_http(10)).await;
     let run = h.run(request()).await;
     assert_eq!(run.status, RunStatus::CompletedWithErrors);
@@ -49,11 +71,19 @@ async fn verification_reads_the_tenant_instead_of_trusting_removal_answers() {
     assert!(!report.success);
     assert_eq!(report.verification.remaining_full_access, 1);
     assert!(!report.verification.all_permissions_cleared);
-    let finance = report.permissions_removed.full_access.iter().find(|e| e.mailbox == "finance@acmecorp.com").unwrap();
+    let finance = report
+        .permissions_removed
+        .full_access
+        .iter()
+        .find(|e| e.mailbox == "finance@acmecorp.com")
+        .unwrap();
     assert!(!finance.removed);
     assert!(finance.error.as_deref().unwrap().contains("still present"));
     assert_eq!(report.removal_summary.total_permissions_removed, 7);
-    assert_eq!(grants_of(&h.mailboxes(), JOHN), vec![("finance@acmecorp.com".to_string(), "full_access")]);
+    assert_eq!(
+        grants_of(&h.mailboxes(), JOHN),
+        vec![("finance@acmecorp.com".to_string(), "full_access")]
+    );
 }
 
 /// Every message delivered twice, concurrently, as SQS may do.
@@ -61,7 +91,10 @@ async fn verification_reads_the_tenant_instead_of_trusting_removal_answers() {
 async fn duplicate_delivery_counts_once_and_verifies_once() {
     let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
     let queue = h.engine.queue.clone();
-    let run = intake(h.store.as_ref(), queue.as_ref(), &request()).await.unwrap();
+    let run = intake(h.store.as_ref(), queue.as_ref(), &request(), None)
+        .await
+        .unwrap()
+        .run;
     let mut deliveries = 0;
     loop {
         let messages: Vec<StepMessage> = queue.drain().await;
@@ -69,24 +102,54 @@ async fn duplicate_delivery_counts_once_and_verifies_once() {
             break;
         }
         for m in messages {
-            let deliver = || dispatch(h.store.as_ref(), queue.as_ref(), h.connector.as_ref(), &NoProgress, &m);
+            let deliver = || {
+                dispatch(
+                    h.store.as_ref(),
+                    queue.as_ref(),
+                    h.connector.as_ref(),
+                    &NoProgress,
+                    &m,
+                )
+            };
             let (a, b) = tokio::join!(deliver(), deliver());
             a.unwrap();
             b.unwrap();
             deliveries += 2;
         }
     }
-    assert!(deliveries >= 8, "discover, removal batches and verify each delivered twice");
+    assert!(
+        deliveries >= 8,
+        "discover, removal batches and verify each delivered twice"
+    );
     let run = h.store.get_run(&run.run_id).await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Completed);
     let report = run.result.unwrap();
     assert_eq!(report.removal_summary.total_permissions_removed, 8);
     assert_eq!(run.batches_done, run.batches_total);
     let state = h.state();
-    assert_eq!(state["sent_mail"].as_array().unwrap().len(), 1, "verification ran once");
-    let notes: usize = state["tickets"].as_array().unwrap().iter().map(|t| t["notes"].as_array().unwrap().len()).sum();
+    assert_eq!(
+        state["sent_mail"].as_array().unwrap().len(),
+        1,
+        "verification ran once"
+    );
+    let notes: usize = state["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["notes"].as_array().unwrap().len())
+        .sum();
     assert_eq!(notes, 1);
     let audit = h.store.audit_records(&run.run_id).await.unwrap();
-    assert_eq!(audit.iter().filter(|r| r.phase == AuditPhase::Before).count(), 8);
-    assert_eq!(revoke365::restore::removed_grants(&audit).len(), 8, "every removal stays restorable");
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|r| r.phase == AuditPhase::Before)
+            .count(),
+        8
+    );
+    assert_eq!(
+        revoke365::restore::removed_grants(&audit).len(),
+        8,
+        "every removal stays restorable"
+    );
 }

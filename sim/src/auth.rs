@@ -37,11 +37,18 @@ impl Audience {
 }
 
 pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
-    Router::new().route("/{tenant}/oauth2/v2.0/token", counted(sim, "token", post(token)))
+    Router::new().route(
+        "/{tenant}/oauth2/v2.0/token",
+        counted(sim, "token", post(token)),
+    )
 }
 
 /// Require a bearer token of `audience` on every route of `router`.
-pub(crate) fn protect(router: Router<Arc<Sim>>, sim: &Arc<Sim>, audience: Audience) -> Router<Arc<Sim>> {
+pub(crate) fn protect(
+    router: Router<Arc<Sim>>,
+    sim: &Arc<Sim>,
+    audience: Audience,
+) -> Router<Arc<Sim>> {
     router.route_layer(from_fn_with_state((sim.clone(), audience), require_bearer))
 }
 
@@ -57,7 +64,12 @@ async fn token(State(sim): State<Arc<Sim>>, Path(tenant): Path<String>, body: By
     match issue(&sim, &tenant, &parse_form(&body)) {
         Ok(access_token) => json_response(
             StatusCode::OK,
-            TokenResponse { token_type: "Bearer", expires_in: 3599, ext_expires_in: 3599, access_token },
+            TokenResponse {
+                token_type: "Bearer",
+                expires_in: 3599,
+                ext_expires_in: 3599,
+                access_token,
+            },
         ),
         Err(error) => error.into_response(),
     }
@@ -72,7 +84,12 @@ struct TokenError {
 
 impl TokenError {
     fn bad_request(error: &'static str, code: u32, description: String) -> TokenError {
-        TokenError { status: StatusCode::BAD_REQUEST, error, code, description }
+        TokenError {
+            status: StatusCode::BAD_REQUEST,
+            error,
+            code,
+            description,
+        }
     }
 
     fn into_response(self) -> Response {
@@ -91,18 +108,30 @@ fn issue(sim: &Sim, tenant: &str, form: &HashMap<String, String>) -> Result<Stri
             "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are \
              signing into the correct cloud."
         );
-        return Err(TokenError::bad_request("invalid_request", 90002, description));
+        return Err(TokenError::bad_request(
+            "invalid_request",
+            90002,
+            description,
+        ));
     }
     let field = |name: &str| {
-        form.get(name).map(String::as_str).filter(|v| !v.is_empty()).ok_or_else(|| {
-            let description = format!("The request body must contain the following parameter: '{name}'.");
-            TokenError::bad_request("invalid_request", 900144, description)
-        })
+        form.get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                let description =
+                    format!("The request body must contain the following parameter: '{name}'.");
+                TokenError::bad_request("invalid_request", 900144, description)
+            })
     };
     let grant_type = field("grant_type")?;
     if grant_type != "client_credentials" {
         let description = format!("The app requested an unsupported grant type '{grant_type}'.");
-        return Err(TokenError::bad_request("unsupported_grant_type", 70003, description));
+        return Err(TokenError::bad_request(
+            "unsupported_grant_type",
+            70003,
+            description,
+        ));
     }
     let client_id = field("client_id")?;
     let secret = field("client_secret")?;
@@ -111,7 +140,12 @@ fn issue(sim: &Sim, tenant: &str, form: &HashMap<String, String>) -> Result<Stri
         let description = format!("The provided value for scope {scope} is not valid.");
         TokenError::bad_request("invalid_scope", 1002012, description)
     })?;
-    if sim.options.client_secret.as_deref().is_some_and(|expected| expected != secret) {
+    if sim
+        .options
+        .client_secret
+        .as_deref()
+        .is_some_and(|expected| expected != secret)
+    {
         return Err(TokenError {
             status: StatusCode::UNAUTHORIZED,
             error: "invalid_client",
@@ -122,7 +156,9 @@ fn issue(sim: &Sim, tenant: &str, form: &HashMap<String, String>) -> Result<Stri
             ),
         });
     }
-    let token: String = std::iter::repeat_with(fastrand::alphanumeric).take(48).collect();
+    let token: String = std::iter::repeat_with(fastrand::alphanumeric)
+        .take(48)
+        .collect();
     sim.tokens().insert(token.clone(), audience);
     Ok(token)
 }
@@ -163,16 +199,24 @@ async fn require_bearer(
     let issued = sim.tokens().get(token).copied();
     match issued {
         None => unauthorized("Access token validation failure. Invalid token.", invalid),
-        Some(issued) if issued != audience => {
-            unauthorized("Access token validation failure. Invalid audience.", invalid)
-        }
+        Some(issued) if issued != audience => unauthorized(
+            "Access token validation failure. Invalid audience.",
+            invalid,
+        ),
         Some(_) => next.run(request).await,
     }
 }
 
 fn unauthorized(message: &str, challenge: &'static str) -> Response {
-    let mut response = odata_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", message);
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    let mut response = odata_error(
+        StatusCode::UNAUTHORIZED,
+        "InvalidAuthenticationToken",
+        message,
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
     response
 }
 

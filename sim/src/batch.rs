@@ -57,11 +57,18 @@ pub(crate) async fn run(
         match build(outer, &inner, &path_of(&inner.url)) {
             Ok(request) => {
                 let router = router.clone();
-                tasks.spawn(async move { (index, answer(inner.id, router.oneshot(request).await).await) });
+                tasks.spawn(async move {
+                    (index, answer(inner.id, router.oneshot(request).await).await)
+                });
             }
             Err(message) => {
                 let body = json!({"error": {"code": "BadRequest", "message": message}});
-                let failed = InnerResponse { id: inner.id, status: 400, headers: BTreeMap::new(), body: Some(body) };
+                let failed = InnerResponse {
+                    id: inner.id,
+                    status: 400,
+                    headers: BTreeMap::new(),
+                    body: Some(body),
+                };
                 responses.push((index, failed));
             }
         }
@@ -87,8 +94,10 @@ fn build(outer: &HeaderMap, inner: &InnerRequest, path: &str) -> Result<Request,
         }
     }
     for (name, value) in &inner.headers {
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("Invalid header '{name}'."))?;
-        let value = HeaderValue::from_str(value).map_err(|_| format!("Invalid value of header '{name}'."))?;
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("Invalid header '{name}'."))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| format!("Invalid value of header '{name}'."))?;
         request = request.header(name, value);
     }
     let body = match &inner.body {
@@ -98,7 +107,9 @@ fn build(outer: &HeaderMap, inner: &InnerRequest, path: &str) -> Result<Request,
         }
         None => Body::empty(),
     };
-    request.body(body).map_err(|e| format!("Invalid request '{}': {e}", inner.url))
+    request
+        .body(body)
+        .map_err(|e| format!("Invalid request '{}': {e}", inner.url))
 }
 
 async fn answer(id: String, response: Result<Response, std::convert::Infallible>) -> InnerResponse {
@@ -108,13 +119,23 @@ async fn answer(id: String, response: Result<Response, std::convert::Infallible>
         .headers()
         .iter()
         .filter(|(name, _)| *name != header::CONTENT_LENGTH)
-        .filter_map(|(name, value)| Some((title_case(name.as_str()), value.to_str().ok()?.to_string())))
+        .filter_map(|(name, value)| {
+            Some((title_case(name.as_str()), value.to_str().ok()?.to_string()))
+        })
         .collect();
-    let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
+    let bytes = to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
     let body = (!bytes.is_empty()).then(|| {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     });
-    InnerResponse { id, status, headers, body }
+    InnerResponse {
+        id,
+        status,
+        headers,
+        body,
+    }
 }
 
 /// `retry-after` → `Retry-After`, as the services spell headers in batch answers.
@@ -122,7 +143,9 @@ fn title_case(name: &str) -> String {
     name.split('-')
         .map(|word| {
             let mut chars = word.chars();
-            chars.next().map_or_else(String::new, |first| first.to_ascii_uppercase().to_string() + chars.as_str())
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
         })
         .collect::<Vec<_>>()
         .join("-")

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::directory::{Account, Directory, Person, Principal, Unresolved};
 use crate::exo::{CmdletInput, ExoError};
-use crate::state::{FullAccessAce, Grants, SendAsAce};
+use crate::state::{FullAccessAce, SendAsAce};
 use crate::Sim;
 
 const SELF: &str = "NT AUTHORITY\\SELF";
@@ -21,11 +21,20 @@ pub(crate) struct Output {
 
 impl Output {
     fn items<T: Serialize>(items: impl IntoIterator<Item = T>) -> Output {
-        let items = items.into_iter().map(|i| serde_json::to_value(i).unwrap_or_default()).collect();
-        Output { items, warnings: Vec::new() }
+        let items = items
+            .into_iter()
+            .map(|i| serde_json::to_value(i).unwrap_or_default())
+            .collect();
+        Output {
+            items,
+            warnings: Vec::new(),
+        }
     }
     fn warning(warning: String) -> Output {
-        Output { items: Vec::new(), warnings: vec![warning] }
+        Output {
+            items: Vec::new(),
+            warnings: vec![warning],
+        }
     }
 }
 
@@ -71,13 +80,26 @@ const CMDLETS: &[Cmdlet] = &[
     },
     Cmdlet {
         name: "Remove-MailboxPermission",
-        parameters: &["Identity", "User", "AccessRights", "InheritanceType", "Confirm"],
+        parameters: &[
+            "Identity",
+            "User",
+            "AccessRights",
+            "InheritanceType",
+            "Confirm",
+        ],
         required: &["Identity", "User", "AccessRights"],
         run: remove_mailbox_permission,
     },
     Cmdlet {
         name: "Add-MailboxPermission",
-        parameters: &["Identity", "User", "AccessRights", "InheritanceType", "AutoMapping", "Confirm"],
+        parameters: &[
+            "Identity",
+            "User",
+            "AccessRights",
+            "InheritanceType",
+            "AutoMapping",
+            "Confirm",
+        ],
         required: &["Identity", "User", "AccessRights"],
         run: add_mailbox_permission,
     },
@@ -102,7 +124,9 @@ const CMDLETS: &[Cmdlet] = &[
 ];
 
 fn cmdlet(name: &str) -> Option<&'static Cmdlet> {
-    CMDLETS.iter().find(|c| c.name.eq_ignore_ascii_case(name.trim()))
+    CMDLETS
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case(name.trim()))
 }
 
 /// Canonical spelling of a known cmdlet name (names match case-insensitively).
@@ -122,10 +146,21 @@ pub(crate) fn invoke(sim: &Sim, input: &CmdletInput) -> CmdletResult {
     })?;
     let params = Params(&input.parameters);
     let allowed = cmdlet.parameters.iter().chain(COMMON);
-    if let Some(unknown) = params.0.keys().find(|k| !allowed.clone().any(|a| a.eq_ignore_ascii_case(k))) {
-        return Err(ExoError::binding(format!("A parameter cannot be found that matches parameter name '{unknown}'.")));
+    if let Some(unknown) = params
+        .0
+        .keys()
+        .find(|k| !allowed.clone().any(|a| a.eq_ignore_ascii_case(k)))
+    {
+        return Err(ExoError::binding(format!(
+            "A parameter cannot be found that matches parameter name '{unknown}'."
+        )));
     }
-    let missing: Vec<&str> = cmdlet.required.iter().copied().filter(|r| params.get(r).is_none()).collect();
+    let missing: Vec<&str> = cmdlet
+        .required
+        .iter()
+        .copied()
+        .filter(|r| params.get(r).is_none())
+        .collect();
     if !missing.is_empty() {
         return Err(ExoError::binding(format!(
             "Cannot process command because of one or more missing mandatory parameters: {}.",
@@ -140,7 +175,11 @@ struct Params<'a>(&'a Map<String, Value>);
 
 impl Params<'_> {
     fn get(&self, name: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v).filter(|v| !v.is_null())
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_null())
     }
 
     fn text(&self, name: &str) -> Result<Option<String>, ExoError> {
@@ -149,12 +188,14 @@ impl Params<'_> {
 
     /// A parameter the cmdlet declares mandatory (presence checked by `invoke`).
     fn required(&self, name: &str) -> Result<String, ExoError> {
-        self.text(name)?.ok_or_else(|| ExoError::binding(format!("Missing parameter '{name}'.")))
+        self.text(name)?
+            .ok_or_else(|| ExoError::binding(format!("Missing parameter '{name}'.")))
     }
 
     /// A string or an array of strings.
     fn list(&self, name: &str) -> Result<Vec<String>, ExoError> {
-        self.get(name).map_or(Ok(Vec::new()), |value| list(name, value))
+        self.get(name)
+            .map_or(Ok(Vec::new()), |value| list(name, value))
     }
 
     /// `ResultSize`: `Unlimited` or a count.
@@ -163,7 +204,9 @@ impl Params<'_> {
             None => Ok(None),
             Some(size) if size.eq_ignore_ascii_case("unlimited") => Ok(None),
             Some(size) => size.parse().map(Some).map_err(|_| {
-                ExoError::binding(format!("Cannot bind parameter 'ResultSize'. Cannot convert value \"{size}\"."))
+                ExoError::binding(format!(
+                    "Cannot bind parameter 'ResultSize'. Cannot convert value \"{size}\"."
+                ))
             }),
         }
     }
@@ -174,7 +217,9 @@ fn scalar(name: &str, value: &Value) -> Result<String, ExoError> {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
-        _ => Err(ExoError::binding(format!("Cannot bind parameter '{name}': a single value is expected."))),
+        _ => Err(ExoError::binding(format!(
+            "Cannot bind parameter '{name}': a single value is expected."
+        ))),
     }
 }
 
@@ -195,15 +240,21 @@ fn limited<T>(mut items: Vec<T>, size: Option<usize>) -> Vec<T> {
 }
 
 fn mailbox<'a>(directory: &'a Directory, identity: &str) -> Result<&'a Person, ExoError> {
-    directory.resolve_mailbox(identity).map_err(|e| unresolved(e, identity))
+    directory
+        .resolve_mailbox(identity)
+        .map_err(|e| unresolved(e, identity))
 }
 
 fn recipient<'a>(directory: &'a Directory, identity: &str) -> Result<Principal<'a>, ExoError> {
-    directory.resolve(identity).map_err(|e| unresolved(e, identity))
+    directory
+        .resolve(identity)
+        .map_err(|e| unresolved(e, identity))
 }
 
 fn account<'a>(directory: &'a Directory, identity: &'a str) -> Result<Account<'a>, ExoError> {
-    directory.account(identity).map_err(|e| unresolved(e, identity))
+    directory
+        .account(identity)
+        .map_err(|e| unresolved(e, identity))
 }
 
 fn unresolved(error: Unresolved, identity: &str) -> ExoError {
@@ -255,12 +306,22 @@ fn get_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
     };
     let types = params.list("RecipientTypeDetails")?;
     if !types.is_empty() {
-        mailboxes.retain(|m| types.iter().any(|t| t.eq_ignore_ascii_case(m.kind.as_str())));
+        mailboxes.retain(|m| {
+            types
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(m.kind.as_str()))
+        });
     }
     let state = sim.state();
     if let Some(filter) = params.text("Filter")? {
         let delegate = send_on_behalf_filter(directory, &filter)?;
-        mailboxes.retain(|m| state.grants_of(&m.upn).send_on_behalf.iter().any(|s| delegate.matches(directory, s)));
+        mailboxes.retain(|m| {
+            state
+                .grants_of(&m.upn)
+                .send_on_behalf
+                .iter()
+                .any(|s| delegate.matches(directory, s))
+        });
     }
     let mailboxes = limited(mailboxes, params.result_size()?);
     let items: Vec<MailboxItem> = mailboxes
@@ -274,14 +335,22 @@ fn get_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
             distinguished_name: &m.dn,
             external_directory_object_id: &m.id,
             recipient_type_details: m.kind.as_str(),
-            grant_send_on_behalf_to: state.grants_of(&m.upn).send_on_behalf.iter().map(|s| directory.name_of(s)).collect(),
+            grant_send_on_behalf_to: state
+                .grants_of(&m.upn)
+                .send_on_behalf
+                .iter()
+                .map(|s| directory.name_of(s))
+                .collect(),
         })
         .collect();
     Ok(Output::items(items))
 }
 
 /// The one supported filter: `GrantSendOnBehalfTo -eq '<DN | UPN | Name | id>'`.
-fn send_on_behalf_filter<'a>(directory: &'a Directory, filter: &str) -> Result<Account<'a>, ExoError> {
+fn send_on_behalf_filter<'a>(
+    directory: &'a Directory,
+    filter: &str,
+) -> Result<Account<'a>, ExoError> {
     let value = parse_eq_filter(filter, "GrantSendOnBehalfTo").ok_or_else(|| {
         ExoError::binding(format!(
             "Cannot bind parameter 'Filter' to the target. Exception setting \"Filter\": \"Invalid filter syntax. \
@@ -301,8 +370,10 @@ fn send_on_behalf_filter<'a>(directory: &'a Directory, filter: &str) -> Result<A
 /// quotes work too; optional surrounding braces or parentheses).
 fn parse_eq_filter(filter: &str, property: &str) -> Option<String> {
     let mut text = filter.trim();
-    while let Some(inner) =
-        text.strip_prefix('(').and_then(|t| t.strip_suffix(')')).or_else(|| text.strip_prefix('{')?.strip_suffix('}'))
+    while let Some(inner) = text
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .or_else(|| text.strip_prefix('{')?.strip_suffix('}'))
     {
         text = inner.trim();
     }
@@ -363,7 +434,9 @@ fn get_mailbox_permission(sim: &Sim, params: &Params) -> CmdletResult {
     if !aces.iter().any(|a| a.user.eq_ignore_ascii_case(SELF)) {
         aces.insert(0, self_ace());
     }
-    aces.retain(|a| user.as_ref().map_or(true, |u| u.matches(directory, &a.user)));
+    if let Some(user) = &user {
+        aces.retain(|a| user.matches(directory, &a.user));
+    }
     let items = limited(aces, params.result_size()?);
     Ok(Output::items(items.iter().map(|a| MailboxPermissionItem {
         identity: &mailbox.name,
@@ -386,11 +459,14 @@ fn remove_mailbox_permission(sim: &Sim, params: &Params) -> CmdletResult {
     }
     let mut state = sim.state();
     let grants = state.grants(&mailbox.upn);
-    let overlaps = |ace: &FullAccessAce| ace.access_rights.iter().any(|r| rights.iter().any(|g| g.eq_ignore_ascii_case(r)));
-    let found = grants
-        .full_access
-        .iter()
-        .position(|ace| !ace.inherited && !ace.deny && account.matches(directory, &ace.user) && overlaps(ace));
+    let overlaps = |ace: &FullAccessAce| {
+        ace.access_rights
+            .iter()
+            .any(|r| rights.iter().any(|g| g.eq_ignore_ascii_case(r)))
+    };
+    let found = grants.full_access.iter().position(|ace| {
+        !ace.inherited && !ace.deny && account.matches(directory, &ace.user) && overlaps(ace)
+    });
     match (found, account) {
         (Some(index), _) => {
             let ace = &mut grants.full_access[index];
@@ -419,11 +495,17 @@ fn add_mailbox_permission(sim: &Sim, params: &Params) -> CmdletResult {
     let user = recipient(directory, &params.required("User")?)?;
     let mut state = sim.state();
     let grants = state.grants(&mailbox.upn);
-    let existing = grants.full_access.iter_mut().find(|a| !a.inherited && !a.deny && a.user == user.key());
+    let existing = grants
+        .full_access
+        .iter_mut()
+        .find(|a| !a.inherited && !a.deny && a.user == user.key());
     let ace = match existing {
         Some(ace) => {
-            let missing: Vec<String> =
-                rights.iter().filter(|r| !ace.access_rights.iter().any(|a| a.eq_ignore_ascii_case(r))).cloned().collect();
+            let missing: Vec<String> = rights
+                .iter()
+                .filter(|r| !ace.access_rights.iter().any(|a| a.eq_ignore_ascii_case(r)))
+                .cloned()
+                .collect();
             if missing.is_empty() {
                 return Ok(Output::warning(format!(
                     "WARNING: An existing permission entry was found for user: {}.",
@@ -434,7 +516,12 @@ fn add_mailbox_permission(sim: &Sim, params: &Params) -> CmdletResult {
             ace.clone()
         }
         None => {
-            let ace = FullAccessAce { user: user.key().to_string(), inherited: false, deny: false, access_rights: rights };
+            let ace = FullAccessAce {
+                user: user.key().to_string(),
+                inherited: false,
+                deny: false,
+                access_rights: rights,
+            };
             grants.full_access.push(ace.clone());
             ace
         }
@@ -481,15 +568,24 @@ fn get_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
         None => directory.people.iter().collect(),
     };
     let trustee = params.text("Trustee")?;
-    let trustee = trustee.as_deref().map(|t| recipient(directory, t)).transpose()?;
-    let self_ace = SendAsAce { user: SELF.to_string(), deny: false, inherited: false };
+    let trustee = trustee
+        .as_deref()
+        .map(|t| recipient(directory, t))
+        .transpose()?;
+    let self_ace = SendAsAce {
+        user: SELF.to_string(),
+        deny: false,
+        inherited: false,
+    };
     let state = sim.state();
     let mut entries: Vec<(&Person, SendAsAce)> = Vec::new();
     for mailbox in mailboxes {
         let aces = &state.grants_of(&mailbox.upn).send_as;
         match trustee {
             Some(who) => {
-                let held = aces.iter().filter(|a| Account::Known(who).matches(directory, &a.user));
+                let held = aces
+                    .iter()
+                    .filter(|a| Account::Known(who).matches(directory, &a.user));
                 entries.extend(held.map(|a| (mailbox, a.clone())));
             }
             None => {
@@ -499,7 +595,9 @@ fn get_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
         }
     }
     let entries = limited(entries, params.result_size()?);
-    Ok(Output::items(entries.iter().map(|(mailbox, ace)| RecipientPermissionItem::new(mailbox, ace))))
+    Ok(Output::items(entries.iter().map(|(mailbox, ace)| {
+        RecipientPermissionItem::new(mailbox, ace)
+    })))
 }
 
 fn remove_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
@@ -514,7 +612,10 @@ fn remove_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
     }
     let mut state = sim.state();
     let grants = state.grants(&mailbox.upn);
-    let found = grants.send_as.iter().position(|a| !a.inherited && !a.deny && account.matches(directory, &a.user));
+    let found = grants
+        .send_as
+        .iter()
+        .position(|a| !a.inherited && !a.deny && account.matches(directory, &a.user));
     match (found, account) {
         (Some(index), _) => {
             grants.send_as.remove(index);
@@ -536,7 +637,11 @@ fn add_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
     ensure_send_as(params)?;
     ensure_writable(sim, mailbox)?;
     let trustee = recipient(directory, &params.required("Trustee")?)?;
-    let ace = SendAsAce { user: trustee.key().to_string(), deny: false, inherited: false };
+    let ace = SendAsAce {
+        user: trustee.key().to_string(),
+        deny: false,
+        inherited: false,
+    };
     let mut state = sim.state();
     let grants = state.grants(&mailbox.upn);
     if grants.send_as.contains(&ace) {
@@ -569,12 +674,18 @@ fn get_recipient(sim: &Sim, params: &Params) -> CmdletResult {
         Some(identity) => vec![recipient(directory, &identity)?],
         None => {
             let people = directory.people.iter().map(Principal::Person);
-            people.chain(directory.groups.iter().map(Principal::Group)).collect()
+            people
+                .chain(directory.groups.iter().map(Principal::Group))
+                .collect()
         }
     };
     let types = params.list("RecipientTypeDetails")?;
     if !types.is_empty() {
-        recipients.retain(|r| types.iter().any(|t| t.eq_ignore_ascii_case(r.recipient_type())));
+        recipients.retain(|r| {
+            types
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(r.recipient_type()))
+        });
     }
     let recipients = limited(recipients, params.result_size()?);
     Ok(Output::items(recipients.iter().map(|r| RecipientItem {
@@ -603,7 +714,9 @@ struct FolderPermissionItem<'a> {
 fn get_mailbox_folder_permission(sim: &Sim, params: &Params) -> CmdletResult {
     let directory = &sim.directory;
     let identity = params.required("Identity")?;
-    let (mailbox_identity, folder) = identity.split_once(":\\").ok_or_else(|| ExoError::not_found(&identity))?;
+    let (mailbox_identity, folder) = identity
+        .split_once(":\\")
+        .ok_or_else(|| ExoError::not_found(&identity))?;
     let mailbox = mailbox(directory, mailbox_identity)?;
     if !folder.eq_ignore_ascii_case(&mailbox.calendar_folder) {
         return Err(ExoError::not_found(&identity));
@@ -612,24 +725,34 @@ fn get_mailbox_folder_permission(sim: &Sim, params: &Params) -> CmdletResult {
     let user = user.as_deref().map(|u| account(directory, u)).transpose()?;
     let grants = sim.state().grants_of(&mailbox.upn).calendar.clone();
     let folder_identity = format!("{}:\\{}", mailbox.name, mailbox.calendar_folder);
-    let default = FolderPermissionItem {
+    let item = |user, rights, flags| FolderPermissionItem {
         identity: folder_identity.clone(),
         folder_name: &mailbox.calendar_folder,
-        user: "Default",
-        access_rights: ["AvailabilityOnly"],
-        sharing_permission_flags: None,
+        user,
+        access_rights: [rights],
+        sharing_permission_flags: flags,
     };
-    let entries = grants.iter().filter(|g| user.as_ref().map_or(true, |u| u.matches(directory, &g.user))).map(|g| {
-        FolderPermissionItem {
-            identity: folder_identity.clone(),
-            folder_name: &mailbox.calendar_folder,
-            // Exchange shows the display name here (ambiguous for namesakes).
-            user: directory.resolve_exact(&g.user).map_or(g.user.as_str(), |p| p.display_name()),
-            access_rights: [g.access_rights.as_str()],
-            sharing_permission_flags: g.delegate.then_some("Delegate"),
+    let mut items = Vec::new();
+    if user.is_none() {
+        items.push(item("Default", "AvailabilityOnly", None));
+    }
+    for grant in &grants {
+        if user
+            .as_ref()
+            .is_some_and(|u| !u.matches(directory, &grant.user))
+        {
+            continue;
         }
-    });
-    let items: Vec<FolderPermissionItem> = user.is_none().then_some(default).into_iter().chain(entries).collect();
+        // Exchange shows the display name here (ambiguous for namesakes).
+        let name = directory
+            .resolve_exact(&grant.user)
+            .map_or(grant.user.as_str(), |p| p.display_name());
+        items.push(item(
+            name,
+            &grant.access_rights,
+            grant.delegate.then_some("Delegate"),
+        ));
+    }
     Ok(Output::items(items))
 }
 
@@ -638,7 +761,10 @@ fn get_mailbox_folder_permission(sim: &Sim, params: &Params) -> CmdletResult {
 /// `GrantSendOnBehalfTo`: `{"add": .., "remove": ..}` (a GenericHashTable), or
 /// a plain value / list that replaces the whole list.
 enum DelegateChange {
-    Edit { add: Vec<String>, remove: Vec<String> },
+    Edit {
+        add: Vec<String>,
+        remove: Vec<String>,
+    },
     Replace(Vec<String>),
 }
 
@@ -666,36 +792,51 @@ fn set_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
     let directory = &sim.directory;
     let mailbox = mailbox(directory, &params.required("Identity")?)?;
     ensure_writable(sim, mailbox)?;
-    let change = params.get("GrantSendOnBehalfTo").map(delegate_change).transpose()?;
+    let change = params
+        .get("GrantSendOnBehalfTo")
+        .map(delegate_change)
+        .transpose()?;
     let keys = |users: &[String]| -> Result<Vec<String>, ExoError> {
-        users.iter().map(|u| recipient(directory, u).map(|p| p.key().to_string())).collect()
+        users
+            .iter()
+            .map(|u| recipient(directory, u).map(|p| p.key().to_string()))
+            .collect()
     };
     let mut state = sim.state();
-    let grants: &mut Grants = state.grants(&mailbox.upn);
+    let grants = state.grants(&mailbox.upn);
     let before = grants.send_on_behalf.clone();
-    let mut quiet = false;
+    let mut removals_ignored = false;
     match change {
         None => {}
         Some(DelegateChange::Replace(users)) => grants.send_on_behalf = keys(&users)?,
         Some(DelegateChange::Edit { add, remove }) => {
             let added = keys(&add)?;
-            let removed = remove.iter().map(|u| account(directory, u)).collect::<Result<Vec<_>, _>>()?;
+            let removed = remove
+                .iter()
+                .map(|u| account(directory, u))
+                .collect::<Result<Vec<_>, _>>()?;
             let unknown = removed.iter().zip(&remove).find(|(r, _)| {
-                matches!(r, Account::Verbatim(_)) && !grants.send_on_behalf.iter().any(|s| r.matches(directory, s))
+                matches!(r, Account::Verbatim(_))
+                    && !grants
+                        .send_on_behalf
+                        .iter()
+                        .any(|s| r.matches(directory, s))
             });
             if let Some((_, user)) = unknown {
                 return Err(ExoError::not_found(user));
             }
             if !removed.is_empty() && sim.ignores_removals(&mailbox.upn) {
-                quiet = true;
+                removals_ignored = true;
             } else {
-                grants.send_on_behalf.retain(|s| !removed.iter().any(|r| r.matches(directory, s)));
+                grants
+                    .send_on_behalf
+                    .retain(|s| !removed.iter().any(|r| r.matches(directory, s)));
             }
             grants.send_on_behalf.extend(added);
         }
     }
     grants.normalize();
-    if grants.send_on_behalf == before && !quiet {
+    if grants.send_on_behalf == before && !removals_ignored {
         return Ok(Output::warning(format!(
             "WARNING: The command completed successfully but no settings of '{}' have been modified.",
             mailbox.name
@@ -711,11 +852,30 @@ mod tests {
     #[test]
     fn filter_parsing() {
         let dn = "CN=john.smith,OU=t,DC=COM";
-        assert_eq!(parse_eq_filter(&format!("GrantSendOnBehalfTo -eq '{dn}'"), "GrantSendOnBehalfTo").as_deref(), Some(dn));
-        assert_eq!(parse_eq_filter("{grantsendonbehalfto -EQ \"a\"}", "GrantSendOnBehalfTo").as_deref(), Some("a"));
-        assert_eq!(parse_eq_filter("GrantSendOnBehalfTo -eq 'O''Brien'", "GrantSendOnBehalfTo").as_deref(), Some("O'Brien"));
-        assert_eq!(parse_eq_filter("GrantSendOnBehalfTo -eq 'a' -or x", "GrantSendOnBehalfTo"), None);
+        assert_eq!(
+            parse_eq_filter(
+                &format!("GrantSendOnBehalfTo -eq '{dn}'"),
+                "GrantSendOnBehalfTo"
+            )
+            .as_deref(),
+            Some(dn)
+        );
+        assert_eq!(
+            parse_eq_filter("{grantsendonbehalfto -EQ \"a\"}", "GrantSendOnBehalfTo").as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            parse_eq_filter("GrantSendOnBehalfTo -eq 'O''Brien'", "GrantSendOnBehalfTo").as_deref(),
+            Some("O'Brien")
+        );
+        assert_eq!(
+            parse_eq_filter("GrantSendOnBehalfTo -eq 'a' -or x", "GrantSendOnBehalfTo"),
+            None
+        );
         assert_eq!(parse_eq_filter("Name -eq 'a'", "GrantSendOnBehalfTo"), None);
-        assert_eq!(parse_eq_filter("GrantSendOnBehalfTo -like 'a'", "GrantSendOnBehalfTo"), None);
+        assert_eq!(
+            parse_eq_filter("GrantSendOnBehalfTo -like 'a'", "GrantSendOnBehalfTo"),
+            None
+        );
     }
 }

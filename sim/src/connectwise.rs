@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::engine::general_purpose::STANDARD;
@@ -28,7 +28,10 @@ const MAX_SUMMARY: usize = 100;
 
 pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
     Router::new()
-        .route(TICKETS, counted(sim, "cw POST tickets", post(create_ticket)))
+        .route(
+            TICKETS,
+            counted(sim, "cw POST tickets", post(create_ticket)),
+        )
         .route(TICKET, counted(sim, "cw GET ticket", get(get_ticket)))
         .route(NOTES, counted(sim, "cw POST notes", post(create_note)))
         .route(NOTES, counted(sim, "cw GET notes", get(list_notes)))
@@ -52,14 +55,25 @@ impl Catalog {
             if let Some(board) = ticket.board.as_ref().filter(|b| !boards.contains(b)) {
                 boards.push(board.clone());
             }
-            let known = ticket.company_id == org.company_id || companies.iter().any(|(id, _)| *id == ticket.company_id);
+            let known = ticket.company_id == org.company_id
+                || companies.iter().any(|(id, _)| *id == ticket.company_id);
             if !known {
                 companies.push((ticket.company_id.clone(), ticket.company_id.clone()));
             }
         }
         Catalog {
-            boards: (1..).zip(boards).map(|(id, name)| Board { id, name }).collect(),
-            companies: (250..).zip(companies).map(|(id, (identifier, name))| Company { id, identifier, name }).collect(),
+            boards: (1..)
+                .zip(boards)
+                .map(|(id, name)| Board { id, name })
+                .collect(),
+            companies: (250..)
+                .zip(companies)
+                .map(|(id, (identifier, name))| Company {
+                    id,
+                    identifier,
+                    name,
+                })
+                .collect(),
             own_company_id: org.company_id.clone(),
         }
     }
@@ -71,7 +85,10 @@ impl Catalog {
             .iter()
             .filter_map(|t| {
                 let id = t.id.parse().ok()?;
-                let board = t.board.as_deref().and_then(|b| self.board(&Reference::named(b)));
+                let board = t
+                    .board
+                    .as_deref()
+                    .and_then(|b| self.board(&Reference::named(b)));
                 let company = if t.company_id == self.own_company_id {
                     self.companies.first()
                 } else {
@@ -91,24 +108,58 @@ impl Catalog {
     }
 
     fn board(&self, reference: &Reference) -> Option<&Board> {
-        self.boards.iter().find(|b| match (reference.id, &reference.name) {
-            (Some(id), _) => b.id == id,
-            (None, Some(name)) => b.name.eq_ignore_ascii_case(name),
-            (None, None) => false,
-        })
+        self.boards
+            .iter()
+            .find(|b| match (reference.id, &reference.name) {
+                (Some(id), _) => b.id == id,
+                (None, Some(name)) => b.name.eq_ignore_ascii_case(name),
+                (None, None) => false,
+            })
     }
 
     fn company(&self, reference: &Reference) -> Option<&Company> {
-        self.companies.iter().find(|c| match (reference.id, &reference.identifier) {
-            (Some(id), _) => c.id == id,
-            (None, Some(identifier)) => c.identifier.eq_ignore_ascii_case(identifier),
-            (None, None) => false,
-        })
+        self.companies
+            .iter()
+            .find(|c| match (reference.id, &reference.identifier) {
+                (Some(id), _) => c.id == id,
+                (None, Some(identifier)) => c.identifier.eq_ignore_ascii_case(identifier),
+                (None, None) => false,
+            })
     }
 }
 
-fn cw_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    json_response(status, json!({"code": code, "message": message.into()}))
+/// A ConnectWise error answer: `{"code","message"}` (plus `errors` for invalid objects).
+enum CwError {
+    Plain(StatusCode, &'static str, String),
+    InvalidObject(&'static str, Vec<FieldError>),
+}
+
+impl CwError {
+    fn bad_request(message: String) -> CwError {
+        CwError::Plain(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+    fn ticket_not_found(id: u64) -> CwError {
+        CwError::Plain(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("Ticket with id {id} not found"),
+        )
+    }
+}
+
+impl IntoResponse for CwError {
+    fn into_response(self) -> Response {
+        match self {
+            CwError::Plain(status, code, message) => {
+                json_response(status, json!({"code": code, "message": message}))
+            }
+            CwError::InvalidObject(resource, errors) => {
+                let message = format!("{resource} object is invalid");
+                let body = json!({"code": "InvalidObject", "message": message, "errors": errors});
+                json_response(StatusCode::BAD_REQUEST, body)
+            }
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -119,17 +170,15 @@ struct FieldError {
     field: &'static str,
 }
 
-fn invalid_object(resource: &'static str, errors: Vec<FieldError>) -> Response {
-    let body = json!({"code": "InvalidObject", "message": format!("{resource} object is invalid"), "errors": errors});
-    json_response(StatusCode::BAD_REQUEST, body)
-}
-
 async fn require_member(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Response {
     if let Err(message) = check_credentials(&sim, request.headers()) {
-        return cw_error(StatusCode::UNAUTHORIZED, "Unauthorized", message);
+        return CwError::Plain(StatusCode::UNAUTHORIZED, "Unauthorized", message.into())
+            .into_response();
     }
     if sim.settings.psa_fail {
-        return cw_error(StatusCode::INTERNAL_SERVER_ERROR, "Unexpected", "An unexpected error occurred (simulated).");
+        let message = "An unexpected error occurred (simulated).".to_string();
+        return CwError::Plain(StatusCode::INTERNAL_SERVER_ERROR, "Unexpected", message)
+            .into_response();
     }
     next.run(request).await
 }
@@ -144,16 +193,28 @@ fn check_credentials(sim: &Sim, headers: &HeaderMap) -> Result<(), &'static str>
         .and_then(|(_, encoded)| STANDARD.decode(encoded.trim()).ok())
         .and_then(|decoded| String::from_utf8(decoded).ok())
         .ok_or("Basic authorization with company+publicKey:privateKey is required.")?;
-    let (login, private_key) = credentials.split_once(':').ok_or("Credentials must be company+publicKey:privateKey.")?;
-    let (company, public_key) = login.split_once('+').ok_or("Credentials must be company+publicKey:privateKey.")?;
+    let (login, private_key) = credentials
+        .split_once(':')
+        .ok_or("Credentials must be company+publicKey:privateKey.")?;
+    let (company, public_key) = login
+        .split_once('+')
+        .ok_or("Credentials must be company+publicKey:privateKey.")?;
     if company.is_empty() || public_key.is_empty() || private_key.is_empty() {
         return Err("Credentials must be company+publicKey:privateKey.");
     }
-    if sim.options.cw_private_key.as_deref().is_some_and(|expected| expected != private_key) {
+    if sim
+        .options
+        .cw_private_key
+        .as_deref()
+        .is_some_and(|expected| expected != private_key)
+    {
         return Err("Invalid credentials.");
     }
-    let client_id = headers.get("clientId").and_then(|h| h.to_str().ok()).map(str::trim);
-    if client_id.map_or(true, str::is_empty) {
+    let client_id = headers
+        .get("clientId")
+        .and_then(|h| h.to_str().ok())
+        .map(str::trim);
+    if client_id.unwrap_or_default().is_empty() {
         return Err("A clientId header is required.");
     }
     Ok(())
@@ -169,10 +230,16 @@ struct Reference {
 
 impl Reference {
     fn named(name: &str) -> Reference {
-        Reference { name: Some(name.to_string()), ..Reference::default() }
+        Reference {
+            name: Some(name.to_string()),
+            ..Reference::default()
+        }
     }
     fn identifier(identifier: &str) -> Reference {
-        Reference { identifier: Some(identifier.to_string()), ..Reference::default() }
+        Reference {
+            identifier: Some(identifier.to_string()),
+            ..Reference::default()
+        }
     }
 }
 
@@ -216,23 +283,40 @@ impl<'a> From<&'a Ticket> for TicketOut<'a> {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CwError> {
     serde_json::from_slice(body)
-        .map_err(|e| cw_error(StatusCode::BAD_REQUEST, "BadRequest", format!("The request body is invalid: {e}")))
+        .map_err(|e| CwError::bad_request(format!("The request body is invalid: {e}")))
 }
 
-async fn create_ticket(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
-    let request: NewTicket = match parse(&body) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
+fn ticket_id(text: &str) -> Result<u64, CwError> {
+    text.parse()
+        .map_err(|_| CwError::bad_request(format!("'{text}' is not a valid ticket id.")))
+}
+
+type CwResult = Result<Response, CwError>;
+
+async fn create_ticket(State(sim): State<Arc<Sim>>, body: Bytes) -> CwResult {
+    let request: NewTicket = parse(&body)?;
     let mut errors = Vec::new();
-    let mut error = |code, field, message: String| errors.push(FieldError { code, message, resource: "ticket", field });
+    let mut error = |code, field, message: String| {
+        errors.push(FieldError {
+            code,
+            message,
+            resource: "ticket",
+            field,
+        })
+    };
     let summary = request.summary.unwrap_or_default();
     if summary.trim().is_empty() {
-        error("MissingRequiredField", "summary", "summary is required".into());
+        error(
+            "MissingRequiredField",
+            "summary",
+            "summary is required".into(),
+        );
     } else if summary.chars().count() > MAX_SUMMARY {
-        error("InvalidField", "summary", format!("The field summary must be a string with a maximum length of {MAX_SUMMARY}."));
+        let message =
+            format!("The field summary must be a string with a maximum length of {MAX_SUMMARY}.");
+        error("InvalidField", "summary", message);
     }
     let board = match &request.board {
         Some(reference) => sim.psa.board(reference),
@@ -241,12 +325,15 @@ async fn create_ticket(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     if board.is_none() {
         error("InvalidField", "board", "Board not found".into());
     }
-    let company = request.company.as_ref().and_then(|reference| sim.psa.company(reference));
+    let company = request
+        .company
+        .as_ref()
+        .and_then(|reference| sim.psa.company(reference));
     if company.is_none() {
         error("InvalidField", "company", "Company not found".into());
     }
     let (Some(board), Some(company), true) = (board, company, errors.is_empty()) else {
-        return invalid_object("ticket", errors);
+        return Err(CwError::InvalidObject("ticket", errors));
     };
     let mut state = sim.state();
     let id = state.tickets.keys().max().map_or(1, |max| max + 1);
@@ -260,28 +347,17 @@ async fn create_ticket(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     };
     let response = json_response(StatusCode::CREATED, TicketOut::from(&ticket));
     state.tickets.insert(id, ticket);
-    response
+    Ok(response)
 }
 
-fn ticket_id(text: &str) -> Result<u64, Response> {
-    text.parse()
-        .map_err(|_| cw_error(StatusCode::BAD_REQUEST, "BadRequest", format!("'{text}' is not a valid ticket id.")))
-}
-
-fn ticket_not_found(id: u64) -> Response {
-    cw_error(StatusCode::NOT_FOUND, "NotFound", format!("Ticket with id {id} not found"))
-}
-
-async fn get_ticket(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> Response {
-    let id = match ticket_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
+async fn get_ticket(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> CwResult {
+    let id = ticket_id(&id)?;
     let state = sim.state();
-    match state.tickets.get(&id) {
-        Some(ticket) => json_response(StatusCode::OK, TicketOut::from(ticket)),
-        None => ticket_not_found(id),
-    }
+    let ticket = state
+        .tickets
+        .get(&id)
+        .ok_or(CwError::ticket_not_found(id))?;
+    Ok(json_response(StatusCode::OK, TicketOut::from(ticket)))
 }
 
 #[derive(Deserialize)]
@@ -296,33 +372,48 @@ struct NewNote {
     resolution_flag: bool,
 }
 
-async fn create_note(State(sim): State<Arc<Sim>>, Path(id): Path<String>, body: Bytes) -> Response {
-    let id = match ticket_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let request: NewNote = match parse(&body) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
+async fn create_note(State(sim): State<Arc<Sim>>, Path(id): Path<String>, body: Bytes) -> CwResult {
+    let id = ticket_id(&id)?;
+    let request: NewNote = parse(&body)?;
     let mut state = sim.state();
-    let next_note_id = state.tickets.values().flat_map(|t| &t.notes).map(|n| n.id).max().unwrap_or(0) + 1;
-    let Some(ticket) = state.tickets.get_mut(&id) else {
-        return ticket_not_found(id);
-    };
+    let next_note_id = state
+        .tickets
+        .values()
+        .flat_map(|t| &t.notes)
+        .map(|n| n.id)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let ticket = state
+        .tickets
+        .get_mut(&id)
+        .ok_or(CwError::ticket_not_found(id))?;
     let mut errors = Vec::new();
     let text = request.text.unwrap_or_default();
     if text.trim().is_empty() {
         let message = "text is required".to_string();
-        errors.push(FieldError { code: "MissingRequiredField", message, resource: "ticketNote", field: "text" });
+        errors.push(FieldError {
+            code: "MissingRequiredField",
+            message,
+            resource: "ticketNote",
+            field: "text",
+        });
     }
-    if !(request.detail_description_flag || request.internal_analysis_flag || request.resolution_flag) {
+    if !(request.detail_description_flag
+        || request.internal_analysis_flag
+        || request.resolution_flag)
+    {
         let message =
             "At least one of detailDescriptionFlag, internalAnalysisFlag or resolutionFlag must be true".to_string();
-        errors.push(FieldError { code: "InvalidField", message, resource: "ticketNote", field: "detailDescriptionFlag" });
+        errors.push(FieldError {
+            code: "InvalidField",
+            message,
+            resource: "ticketNote",
+            field: "detailDescriptionFlag",
+        });
     }
     if !errors.is_empty() {
-        return invalid_object("ticketNote", errors);
+        return Err(CwError::InvalidObject("ticketNote", errors));
     }
     let note = Note {
         id: next_note_id,
@@ -334,17 +425,15 @@ async fn create_note(State(sim): State<Arc<Sim>>, Path(id): Path<String>, body: 
         date_created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
     };
     ticket.notes.push(note.clone());
-    json_response(StatusCode::CREATED, note)
+    Ok(json_response(StatusCode::CREATED, note))
 }
 
-async fn list_notes(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> Response {
-    let id = match ticket_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
+async fn list_notes(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> CwResult {
+    let id = ticket_id(&id)?;
     let state = sim.state();
-    match state.tickets.get(&id) {
-        Some(ticket) => json_response(StatusCode::OK, &ticket.notes),
-        None => ticket_not_found(id),
-    }
+    let ticket = state
+        .tickets
+        .get(&id)
+        .ok_or(CwError::ticket_not_found(id))?;
+    Ok(json_response(StatusCode::OK, &ticket.notes))
 }

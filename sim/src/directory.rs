@@ -138,14 +138,32 @@ impl Directory {
     pub fn new(fixture: &Fixture) -> Directory {
         let mut people: Vec<Person> = Vec::new();
         for user in &fixture.users {
-            let mailbox = fixture.mailboxes.iter().find(|m| m.upn.eq_ignore_ascii_case(&user.upn));
+            let mailbox = fixture
+                .mailboxes
+                .iter()
+                .find(|m| m.upn.eq_ignore_ascii_case(&user.upn));
             let mail = user.mail.as_deref().unwrap_or(&user.upn);
-            people.push(person(fixture, &user.upn, mail, Some(&user.display_name), mailbox));
+            people.push(person(
+                fixture,
+                &user.upn,
+                mail,
+                Some(&user.display_name),
+                mailbox,
+            ));
         }
         for mailbox in &fixture.mailboxes {
-            if !people.iter().any(|p| p.upn.eq_ignore_ascii_case(&mailbox.upn)) {
+            if !people
+                .iter()
+                .any(|p| p.upn.eq_ignore_ascii_case(&mailbox.upn))
+            {
                 let display = mailbox.display_name.as_deref();
-                people.push(person(fixture, &mailbox.upn, &mailbox.upn, display, Some(mailbox)));
+                people.push(person(
+                    fixture,
+                    &mailbox.upn,
+                    &mailbox.upn,
+                    display,
+                    Some(mailbox),
+                ));
             }
         }
         people.sort_by(|a, b| a.upn.cmp(&b.upn));
@@ -164,14 +182,20 @@ impl Directory {
                 members: g.members.iter().map(|m| m.to_lowercase()).collect(),
             })
             .collect();
-        Directory { tenant_id: fixture.tenant_id.clone(), people, groups }
+        Directory {
+            tenant_id: fixture.tenant_id.clone(),
+            people,
+            groups,
+        }
     }
 
     /// Is `tenant` this tenant (its id, or the domain of one of its addresses)?
     pub fn is_tenant(&self, tenant: &str) -> bool {
         tenant.eq_ignore_ascii_case(&self.tenant_id)
             || self.people.iter().any(|p| {
-                p.upn.split_once('@').is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(tenant))
+                p.upn
+                    .split_once('@')
+                    .is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(tenant))
             })
     }
 
@@ -181,16 +205,25 @@ impl Directory {
 
     /// Graph `/users/{id | userPrincipalName}` lookup: exact, case-insensitive.
     pub fn graph_user(&self, key: &str) -> Option<&Person> {
-        self.people.iter().find(|p| p.upn.eq_ignore_ascii_case(key) || p.id.eq_ignore_ascii_case(key))
+        self.people
+            .iter()
+            .find(|p| p.upn.eq_ignore_ascii_case(key) || p.id.eq_ignore_ascii_case(key))
     }
 
     /// By address (UPN or primary SMTP), case-insensitive.
     pub fn by_address(&self, address: &str) -> Option<Principal<'_>> {
-        let person = self.people.iter().find(|p| {
-            p.upn.eq_ignore_ascii_case(address) || p.mail.eq_ignore_ascii_case(address)
-        });
-        let group = || self.groups.iter().find(|g| g.mail.eq_ignore_ascii_case(address));
-        person.map(Principal::Person).or_else(|| group().map(Principal::Group))
+        let person = self
+            .people
+            .iter()
+            .find(|p| p.upn.eq_ignore_ascii_case(address) || p.mail.eq_ignore_ascii_case(address));
+        let group = || {
+            self.groups
+                .iter()
+                .find(|g| g.mail.eq_ignore_ascii_case(address))
+        };
+        person
+            .map(Principal::Person)
+            .or_else(|| group().map(Principal::Group))
     }
 
     fn principals(&self) -> impl Iterator<Item = Principal<'_>> {
@@ -201,8 +234,11 @@ impl Directory {
     /// Resolve by UPN, SMTP address, Name, object id or DN (groups: name, mail, id, DN).
     pub fn resolve_exact(&self, identity: &str) -> Option<Principal<'_>> {
         let identity = identity.trim();
-        self.principals()
-            .find(|p| p.identifiers().iter().any(|i| i.eq_ignore_ascii_case(identity)))
+        self.principals().find(|p| {
+            p.identifiers()
+                .iter()
+                .any(|i| i.eq_ignore_ascii_case(identity))
+        })
     }
 
     /// Resolve like an Exchange `-Identity`/`-User`/`-Trustee` parameter: exact
@@ -212,7 +248,9 @@ impl Directory {
             return Ok(found);
         }
         let identity = identity.trim();
-        let mut by_display = self.principals().filter(|p| p.display_name().eq_ignore_ascii_case(identity));
+        let mut by_display = self
+            .principals()
+            .filter(|p| p.display_name().eq_ignore_ascii_case(identity));
         match (by_display.next(), by_display.next()) {
             (Some(only), None) => Ok(only),
             (Some(_), Some(_)) => Err(Unresolved::Ambiguous),
@@ -240,7 +278,8 @@ impl Directory {
     /// Canonical stored form of a fixture grant-list user: lowercased UPN for
     /// people, group name for groups, anything else verbatim.
     pub fn canonical(&self, user: &str) -> String {
-        self.resolve_exact(user).map_or_else(|| user.to_string(), |p| p.key().to_string())
+        self.resolve_exact(user)
+            .map_or_else(|| user.to_string(), |p| p.key().to_string())
     }
 
     /// Exchange `Name` of a stored grant-list entry (verbatim when unknown).
@@ -250,7 +289,10 @@ impl Directory {
 
     /// Groups `upn` is a member of (flat membership).
     pub fn groups_of(&self, upn: &str) -> Vec<&Group> {
-        self.groups.iter().filter(|g| g.members.iter().any(|m| m.eq_ignore_ascii_case(upn))).collect()
+        self.groups
+            .iter()
+            .filter(|g| g.members.iter().any(|m| m.eq_ignore_ascii_case(upn)))
+            .collect()
     }
 }
 

@@ -27,8 +27,14 @@ const SERVER: &str = "NAMPR01DC001.NAMPR01A001.PROD.OUTLOOK.COM";
 
 pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
     let router = Router::new()
-        .route("/adminapi/beta/{tenant}/InvokeCommand", guarded(sim, Key::Cmdlet, post(invoke)))
-        .route("/adminapi/beta/{tenant}/$batch", counted(sim, "exo POST $batch", post(exo_batch)));
+        .route(
+            "/adminapi/beta/{tenant}/InvokeCommand",
+            guarded(sim, Key::Cmdlet, post(invoke)),
+        )
+        .route(
+            "/adminapi/beta/{tenant}/$batch",
+            counted(sim, "exo POST $batch", post(exo_batch)),
+        );
     protect(router, sim, Audience::Exchange)
 }
 
@@ -67,8 +73,16 @@ pub(crate) struct ExoError {
 }
 
 impl ExoError {
-    pub fn new(status: StatusCode, exception: &'static str, message: impl Into<String>) -> ExoError {
-        ExoError { status, exception, message: message.into() }
+    pub fn new(
+        status: StatusCode,
+        exception: &'static str,
+        message: impl Into<String>,
+    ) -> ExoError {
+        ExoError {
+            status,
+            exception,
+            message: message.into(),
+        }
     }
 
     pub fn bad_request(exception: &'static str, message: impl Into<String>) -> ExoError {
@@ -78,21 +92,36 @@ impl ExoError {
     pub fn not_found(identity: &str) -> ExoError {
         let message =
             format!("The operation couldn't be performed because object '{identity}' couldn't be found on '{SERVER}'.");
-        ExoError::bad_request("Microsoft.Exchange.Management.RestApiClient.RestClientException", message)
+        ExoError::bad_request(
+            "Microsoft.Exchange.Management.RestApiClient.RestClientException",
+            message,
+        )
     }
 
     pub fn ambiguous(identity: &str) -> ExoError {
-        let message = format!("The operation couldn't be performed because '{identity}' matches multiple entries.");
-        ExoError::bad_request("Microsoft.Exchange.Configuration.Tasks.ManagementObjectAmbiguousException", message)
+        let message = format!(
+            "The operation couldn't be performed because '{identity}' matches multiple entries."
+        );
+        ExoError::bad_request(
+            "Microsoft.Exchange.Configuration.Tasks.ManagementObjectAmbiguousException",
+            message,
+        )
     }
 
     pub fn access_denied(upn: &str) -> ExoError {
         let message = format!("Access to mailbox '{upn}' is denied.");
-        ExoError::new(StatusCode::INTERNAL_SERVER_ERROR, "Microsoft.Exchange.Data.StoragePermanentException", message)
+        ExoError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Microsoft.Exchange.Data.StoragePermanentException",
+            message,
+        )
     }
 
     pub fn binding(message: impl Into<String>) -> ExoError {
-        ExoError::bad_request("System.Management.Automation.ParameterBindingException", message)
+        ExoError::bad_request(
+            "System.Management.Automation.ParameterBindingException",
+            message,
+        )
     }
 }
 
@@ -137,7 +166,8 @@ async fn invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    invoke_command(&sim, &tenant, &query, &headers, &body).unwrap_or_else(IntoResponse::into_response)
+    invoke_command(&sim, &tenant, &query, &headers, &body)
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 fn invoke_command(
@@ -154,7 +184,10 @@ fn invoke_command(
             format!("The token's tenant does not match tenant '{tenant}'."),
         ));
     }
-    let anchored = headers.get("X-AnchorMailbox").and_then(|v| v.to_str().ok()).is_some_and(|v| !v.trim().is_empty());
+    let anchored = headers
+        .get("X-AnchorMailbox")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().is_empty());
     if !anchored {
         return Err(ExoError::bad_request(
             "Microsoft.Exchange.Admin.OData.Core.ODataServiceException",
@@ -173,14 +206,37 @@ fn invoke_command(
     let selection = query.get("$select").map(String::as_str);
     let size = sim.settings.page_size;
     let total = output.items.len();
-    let value = output.items.into_iter().skip(offset).take(size).map(|item| select(item, selection)).collect();
+    let value = output
+        .items
+        .into_iter()
+        .skip(offset)
+        .take(size)
+        .map(|item| select(item, selection))
+        .collect();
     let base = base_url(headers, sim);
     let path = format!("/adminapi/beta/{tenant}/InvokeCommand");
     let next_offset = offset + size;
-    let next_link = (next_offset < total)
-        .then(|| link(&base, &path, &[("$skiptoken", Some(&next_offset.to_string())), ("$select", selection)]));
-    let context = format!("{base}/adminapi/beta/{tenant}/$metadata#Collection(Exchange.GenericHashTable)");
-    Ok(json_response(StatusCode::OK, InvokeResponse { context, value, next_link, warnings: output.warnings }))
+    let next_link = (next_offset < total).then(|| {
+        link(
+            &base,
+            &path,
+            &[
+                ("$skiptoken", Some(&next_offset.to_string())),
+                ("$select", selection),
+            ],
+        )
+    });
+    let context =
+        format!("{base}/adminapi/beta/{tenant}/$metadata#Collection(Exchange.GenericHashTable)");
+    Ok(json_response(
+        StatusCode::OK,
+        InvokeResponse {
+            context,
+            value,
+            next_link,
+            warnings: output.warnings,
+        },
+    ))
 }
 
 async fn exo_batch(
@@ -191,7 +247,10 @@ async fn exo_batch(
 ) -> Response {
     let request: batch::BatchRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
-        Err(e) => return ExoError::binding(format!("The batch request body is invalid: {e}")).into_response(),
+        Err(e) => {
+            return ExoError::binding(format!("The batch request body is invalid: {e}"))
+                .into_response()
+        }
     };
     if request.requests.len() > MAX_BATCH {
         let message = format!("A batch may hold at most {MAX_BATCH} requests.");

@@ -41,34 +41,58 @@ impl Key {
 }
 
 /// Wrap a route so its requests are counted (no faults).
-pub(crate) fn counted(sim: &Arc<Sim>, key: &'static str, route: MethodRouter<Arc<Sim>>) -> MethodRouter<Arc<Sim>> {
+pub(crate) fn counted(
+    sim: &Arc<Sim>,
+    key: &'static str,
+    route: MethodRouter<Arc<Sim>>,
+) -> MethodRouter<Arc<Sim>> {
     route.layer(from_fn_with_state((sim.clone(), Key::Fixed(key)), count))
 }
 
 /// Wrap a route so its requests are counted and subject to fault injection.
-pub(crate) fn guarded(sim: &Arc<Sim>, key: Key, route: MethodRouter<Arc<Sim>>) -> MethodRouter<Arc<Sim>> {
+pub(crate) fn guarded(
+    sim: &Arc<Sim>,
+    key: Key,
+    route: MethodRouter<Arc<Sim>>,
+) -> MethodRouter<Arc<Sim>> {
     route.layer(from_fn_with_state((sim.clone(), key), guard))
 }
 
-async fn count(State((sim, key)): State<(Arc<Sim>, Key)>, request: Request, next: Next) -> Response {
+async fn count(
+    State((sim, key)): State<(Arc<Sim>, Key)>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (request, key) = key.resolve(request).await;
     sim.faults.count(key);
     next.run(request).await
 }
 
-async fn guard(State((sim, key)): State<(Arc<Sim>, Key)>, request: Request, next: Next) -> Response {
+async fn guard(
+    State((sim, key)): State<(Arc<Sim>, Key)>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (request, key) = key.resolve(request).await;
     let faults = &sim.faults;
     faults.count(key);
     let (_in_flight, admission) = faults.arrive();
     if admission == Admission::Throttled {
-        return throttled(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", faults.retry_after_secs);
+        return throttled(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            faults.retry_after_secs,
+        );
     }
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
     if admission == Admission::Unavailable {
-        return throttled(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", faults.retry_after_secs);
+        return throttled(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            faults.retry_after_secs,
+        );
     }
     next.run(request).await
 }
@@ -132,7 +156,11 @@ impl Faults {
     /// until the answer is sent (or the request is dropped).
     fn arrive(&self) -> (InFlight<'_>, Admission) {
         let mut counters = self.lock();
-        let Counters { snapshot, in_flight, rng } = &mut *counters;
+        let Counters {
+            snapshot,
+            in_flight,
+            rng,
+        } = &mut *counters;
         *in_flight += 1;
         snapshot.peak_in_flight = snapshot.peak_in_flight.max(*in_flight);
         let admission = if self.cap.is_some_and(|cap| *in_flight > cap) {

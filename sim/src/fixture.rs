@@ -224,7 +224,9 @@ impl Fixture {
     pub fn domain(&self) -> &str {
         let first = self.users.first().map(|u| u.upn.as_str());
         let first = first.or_else(|| self.mailboxes.first().map(|m| m.upn.as_str()));
-        first.and_then(|upn| upn.split_once('@')).map_or("", |(_, domain)| domain)
+        first
+            .and_then(|upn| upn.split_once('@'))
+            .map_or("", |(_, domain)| domain)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -240,16 +242,34 @@ impl Fixture {
             return Err(format!("upn '{bad}' is not an address"));
         }
         for group in &self.groups {
-            if let Some(member) = group.members.iter().find(|m| !mailboxes.contains(&m.to_lowercase())) {
-                return Err(format!("group '{}': member '{member}' is not a user", group.name));
+            if let Some(member) = group
+                .members
+                .iter()
+                .find(|m| !mailboxes.contains(&m.to_lowercase()))
+            {
+                return Err(format!(
+                    "group '{}': member '{member}' is not a user",
+                    group.name
+                ));
             }
         }
         for mailbox in &self.mailboxes {
-            if let Some(entry) = mailbox.calendar.iter().find(|c| c.access_rights.trim().is_empty()) {
-                return Err(format!("mailbox {}: calendar entry for '{}' has no access_rights", mailbox.upn, entry.user));
+            if let Some(entry) = mailbox
+                .calendar
+                .iter()
+                .find(|c| c.access_rights.trim().is_empty())
+            {
+                return Err(format!(
+                    "mailbox {}: calendar entry for '{}' has no access_rights",
+                    mailbox.upn, entry.user
+                ));
             }
         }
-        if let Some(ticket) = self.psa_tickets.iter().find(|t| t.id.parse::<u64>().is_err()) {
+        if let Some(ticket) = self
+            .psa_tickets
+            .iter()
+            .find(|t| t.id.parse::<u64>().is_err())
+        {
             return Err(format!("psa ticket id '{}' is not numeric", ticket.id));
         }
         let sim = &self.sim;
@@ -260,7 +280,10 @@ impl Fixture {
             return Err("sim.rate_503 must be within 0..=1".into());
         }
         let knobs = sim.fail_mailboxes.iter().chain(&sim.noop_remove_mailboxes);
-        if let Some(unknown) = knobs.into_iter().find(|m| !mailboxes.contains(&m.to_lowercase())) {
+        if let Some(unknown) = knobs
+            .into_iter()
+            .find(|m| !mailboxes.contains(&m.to_lowercase()))
+        {
             return Err(format!("sim: '{unknown}' is not a mailbox of the tenant"));
         }
         Ok(())

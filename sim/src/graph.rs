@@ -33,13 +33,46 @@ const MAX_BATCH: usize = 20;
 pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
     let key = Key::Fixed;
     let router = Router::new()
-        .route(USERS, guarded(sim, key("graph GET /users/{id}"), get(get_user)))
-        .route(MEMBER_OF, guarded(sim, key("graph GET transitiveMemberOf"), get(member_of)))
-        .route(CALENDAR_PERMISSIONS, guarded(sim, key("graph GET calendarPermissions"), get(list_calendar)))
-        .route(CALENDAR_PERMISSIONS, guarded(sim, key("graph POST calendarPermissions"), post(create_calendar)))
-        .route(CALENDAR_PERMISSION, guarded(sim, key("graph DELETE calendarPermissions"), delete(delete_calendar)))
-        .route(SEND_MAIL, guarded(sim, key("graph POST sendMail"), post(send_mail)))
-        .route("/v1.0/$batch", counted(sim, "graph POST $batch", post(graph_batch)));
+        .route(
+            USERS,
+            guarded(sim, key("graph GET /users/{id}"), get(get_user)),
+        )
+        .route(
+            MEMBER_OF,
+            guarded(sim, key("graph GET transitiveMemberOf"), get(member_of)),
+        )
+        .route(
+            CALENDAR_PERMISSIONS,
+            guarded(
+                sim,
+                key("graph GET calendarPermissions"),
+                get(list_calendar),
+            ),
+        )
+        .route(
+            CALENDAR_PERMISSIONS,
+            guarded(
+                sim,
+                key("graph POST calendarPermissions"),
+                post(create_calendar),
+            ),
+        )
+        .route(
+            CALENDAR_PERMISSION,
+            guarded(
+                sim,
+                key("graph DELETE calendarPermissions"),
+                delete(delete_calendar),
+            ),
+        )
+        .route(
+            SEND_MAIL,
+            guarded(sim, key("graph POST sendMail"), post(send_mail)),
+        )
+        .route(
+            "/v1.0/$batch",
+            counted(sim, "graph POST $batch", post(graph_batch)),
+        );
     protect(router, sim, Audience::Graph)
 }
 
@@ -56,7 +89,11 @@ impl IntoResponse for GraphError {
 
 impl GraphError {
     fn bad_request(message: impl Into<String>) -> GraphError {
-        GraphError(StatusCode::BAD_REQUEST, "ErrorInvalidRequest", message.into())
+        GraphError(
+            StatusCode::BAD_REQUEST,
+            "ErrorInvalidRequest",
+            message.into(),
+        )
     }
 }
 
@@ -75,7 +112,11 @@ fn directory_user<'a>(sim: &'a Sim, key: &str) -> Result<&'a Person, GraphError>
 /// `/users/{x}` for mailbox operations: unknown → `ErrorInvalidUser`.
 fn mailbox_user<'a>(sim: &'a Sim, key: &str) -> Result<&'a Person, GraphError> {
     sim.directory.graph_user(key).ok_or_else(|| {
-        GraphError(StatusCode::NOT_FOUND, "ErrorInvalidUser", format!("The requested user '{key}' is invalid."))
+        GraphError(
+            StatusCode::NOT_FOUND,
+            "ErrorInvalidUser",
+            format!("The requested user '{key}' is invalid."),
+        )
     })
 }
 
@@ -83,14 +124,22 @@ fn mailbox_user<'a>(sim: &'a Sim, key: &str) -> Result<&'a Person, GraphError> {
 fn ensure_writable(sim: &Sim, mailbox: &Person) -> Result<(), GraphError> {
     if sim.fails(&mailbox.upn) {
         let message = "Access is denied. Check credentials and try again.".to_string();
-        return Err(GraphError(StatusCode::FORBIDDEN, "ErrorAccessDenied", message));
+        return Err(GraphError(
+            StatusCode::FORBIDDEN,
+            "ErrorAccessDenied",
+            message,
+        ));
     }
     Ok(())
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GraphError> {
     serde_json::from_slice(body).map_err(|e| {
-        GraphError(StatusCode::BAD_REQUEST, "BadRequest", format!("Unable to read JSON request payload: {e}"))
+        GraphError(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("Unable to read JSON request payload: {e}"),
+        )
     })
 }
 
@@ -128,7 +177,10 @@ async fn get_user(
             account_enabled: person.account_enabled(),
         };
         let user = serde_json::to_value(user).unwrap_or_default();
-        json_response(StatusCode::OK, select(user, params.get("$select").map(String::as_str)))
+        json_response(
+            StatusCode::OK,
+            select(user, params.get("$select").map(String::as_str)),
+        )
     }))
 }
 
@@ -160,7 +212,12 @@ async fn member_of(
     respond(member_of_page(&sim, &key, &params, &headers))
 }
 
-fn member_of_page(sim: &Sim, key: &str, params: &HashMap<String, String>, headers: &HeaderMap) -> GraphResult {
+fn member_of_page(
+    sim: &Sim,
+    key: &str,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> GraphResult {
     let person = directory_user(sim, key)?;
     let offset = skip_offset(params.get("$skiptoken")).map_err(GraphError::bad_request)?;
     let selection = params.get("$select").map(String::as_str);
@@ -171,25 +228,53 @@ fn member_of_page(sim: &Sim, key: &str, params: &HashMap<String, String>, header
         .skip(offset)
         .take(size)
         .map(|g| {
-            let item = GroupItem { odata_type: "#microsoft.graph.group", id: &g.id, display_name: &g.name, mail: &g.mail };
+            let item = GroupItem {
+                odata_type: "#microsoft.graph.group",
+                id: &g.id,
+                display_name: &g.name,
+                mail: &g.mail,
+            };
             select(serde_json::to_value(item).unwrap_or_default(), selection)
         })
         .collect();
     let base = base_url(headers, sim);
     let next_offset = offset + size;
     let next_link = (next_offset < groups.len()).then(|| {
-        let path = format!("/v1.0/users/{}/transitiveMemberOf/microsoft.graph.group", person.id);
-        link(&base, &path, &[("$select", selection), ("$skiptoken", Some(&next_offset.to_string()))])
+        let path = format!(
+            "/v1.0/users/{}/transitiveMemberOf/microsoft.graph.group",
+            person.id
+        );
+        link(
+            &base,
+            &path,
+            &[
+                ("$select", selection),
+                ("$skiptoken", Some(&next_offset.to_string())),
+            ],
+        )
     });
     let context = format!("{base}/v1.0/$metadata#directoryObjects");
-    Ok(json_response(StatusCode::OK, Collection { context, value, next_link }))
+    Ok(json_response(
+        StatusCode::OK,
+        Collection {
+            context,
+            value,
+            next_link,
+        },
+    ))
 }
 
 // ---- calendar permissions -------------------------------------------------
 
 /// Roles a simulated calendar permission may take (the Default entry excludes delegates).
-const ALLOWED_ROLES: &[&str] =
-    &["none", "freeBusyRead", "limitedRead", "read", "write", "delegateWithoutPrivateEventAccess"];
+const ALLOWED_ROLES: &[&str] = &[
+    "none",
+    "freeBusyRead",
+    "limitedRead",
+    "read",
+    "write",
+    "delegateWithoutPrivateEventAccess",
+];
 const DEFAULT_ALLOWED_ROLES: &[&str] = &["none", "freeBusyRead", "limitedRead", "read", "write"];
 
 #[derive(Serialize)]
@@ -248,7 +333,10 @@ fn default_permission() -> CalendarPermission {
         is_removable: false,
         is_inside_organization: true,
         allowed_roles: DEFAULT_ALLOWED_ROLES,
-        email_address: EmailAddress { name: Some("My Organization".to_string()), address: None },
+        email_address: EmailAddress {
+            name: Some("My Organization".to_string()),
+            address: None,
+        },
     }
 }
 
@@ -262,7 +350,10 @@ fn permission(sim: &Sim, grant: &CalendarGrant) -> CalendarPermission {
         is_removable: true,
         is_inside_organization: holder.is_some(),
         allowed_roles: ALLOWED_ROLES,
-        email_address: EmailAddress { name: Some(name.to_string()), address: Some(address.to_string()) },
+        email_address: EmailAddress {
+            name: Some(name.to_string()),
+            address: Some(address.to_string()),
+        },
     }
 }
 
@@ -274,12 +365,17 @@ async fn list_calendar(State(sim): State<Arc<Sim>>, Path(key): Path<String>) -> 
     respond(mailbox_user(&sim, &key).map(|mailbox| {
         let grants = calendar_of(&sim, mailbox);
         let entries = grants.iter().map(|g| permission(&sim, g));
-        let value: Vec<CalendarPermission> = std::iter::once(default_permission()).chain(entries).collect();
+        let value: Vec<CalendarPermission> = std::iter::once(default_permission())
+            .chain(entries)
+            .collect();
         json_response(StatusCode::OK, serde_json::json!({ "value": value }))
     }))
 }
 
-async fn delete_calendar(State(sim): State<Arc<Sim>>, Path((key, id)): Path<(String, String)>) -> Response {
+async fn delete_calendar(
+    State(sim): State<Arc<Sim>>,
+    Path((key, id)): Path<(String, String)>,
+) -> Response {
     respond(delete_permission(&sim, &key, &id))
 }
 
@@ -287,12 +383,20 @@ fn delete_permission(sim: &Sim, key: &str, id: &str) -> GraphResult {
     let mailbox = mailbox_user(sim, key)?;
     ensure_writable(sim, mailbox)?;
     if id == default_permission().id {
-        return Err(GraphError::bad_request("The default permission can't be removed."));
+        return Err(GraphError::bad_request(
+            "The default permission can't be removed.",
+        ));
     }
-    let position = calendar_of(sim, mailbox).iter().position(|g| permission(sim, g).id == id);
+    let position = calendar_of(sim, mailbox)
+        .iter()
+        .position(|g| permission(sim, g).id == id);
     let Some(position) = position else {
         let message = "The specified object was not found in the store.".to_string();
-        return Err(GraphError(StatusCode::NOT_FOUND, "ErrorItemNotFound", message));
+        return Err(GraphError(
+            StatusCode::NOT_FOUND,
+            "ErrorItemNotFound",
+            message,
+        ));
     };
     if !sim.ignores_removals(&mailbox.upn) {
         sim.state().grants(&mailbox.upn).calendar.remove(position);
@@ -305,13 +409,13 @@ fn delete_permission(sim: &Sim, key: &str, id: &str) -> GraphResult {
 struct NewCalendarPermission {
     email_address: Option<EmailAddress>,
     role: Option<String>,
-    #[allow(dead_code)]
-    is_inside_organization: Option<bool>,
-    #[allow(dead_code)]
-    is_removable: Option<bool>,
 }
 
-async fn create_calendar(State(sim): State<Arc<Sim>>, Path(key): Path<String>, body: Bytes) -> Response {
+async fn create_calendar(
+    State(sim): State<Arc<Sim>>,
+    Path(key): Path<String>,
+    body: Bytes,
+) -> Response {
     respond(create_permission(&sim, &key, &body))
 }
 
@@ -319,13 +423,26 @@ fn create_permission(sim: &Sim, key: &str, body: &[u8]) -> GraphResult {
     let mailbox = mailbox_user(sim, key)?;
     ensure_writable(sim, mailbox)?;
     let request: NewCalendarPermission = parse_body(body)?;
-    let address = request.email_address.and_then(|e| e.address).filter(|a| !a.trim().is_empty());
-    let address = address.ok_or_else(|| GraphError::bad_request("emailAddress.address is required."))?;
-    let role = request.role.ok_or_else(|| GraphError::bad_request("role is required."))?;
+    let address = request
+        .email_address
+        .and_then(|e| e.address)
+        .filter(|a| !a.trim().is_empty());
+    let address =
+        address.ok_or_else(|| GraphError::bad_request("emailAddress.address is required."))?;
+    let role = request
+        .role
+        .ok_or_else(|| GraphError::bad_request("role is required."))?;
     let (access_rights, delegate) = exchange_role(&role)
         .ok_or_else(|| GraphError::bad_request(format!("The role '{role}' can't be assigned.")))?;
-    let user = sim.directory.by_address(address.trim()).map_or_else(|| address.trim().to_lowercase(), |p| p.key().to_string());
-    let grant = CalendarGrant { user, access_rights: access_rights.to_string(), delegate };
+    let user = sim
+        .directory
+        .by_address(address.trim())
+        .map_or_else(|| address.trim().to_lowercase(), |p| p.key().to_string());
+    let grant = CalendarGrant {
+        user,
+        access_rights: access_rights.to_string(),
+        delegate,
+    };
     {
         let mut state = sim.state();
         let grants = state.grants(&mailbox.upn);
@@ -342,8 +459,6 @@ fn create_permission(sim: &Sim, key: &str, body: &[u8]) -> GraphResult {
 #[serde(rename_all = "camelCase")]
 struct SendMailRequest {
     message: Option<Message>,
-    #[allow(dead_code)]
-    save_to_sent_items: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -395,23 +510,42 @@ fn send(sim: &Sim, key: &str, body: &[u8]) -> GraphResult {
 }
 
 fn validate_message(sender: &Person, request: SendMailRequest) -> Result<SentMail, GraphError> {
-    let message = request.message.ok_or_else(|| GraphError::bad_request("message is required."))?;
-    let subject = message.subject.ok_or_else(|| GraphError::bad_request("message.subject is required."))?;
-    let body = message.body.ok_or_else(|| GraphError::bad_request("message.body is required."))?;
+    let message = request
+        .message
+        .ok_or_else(|| GraphError::bad_request("message is required."))?;
+    let subject = message
+        .subject
+        .ok_or_else(|| GraphError::bad_request("message.subject is required."))?;
+    let body = message
+        .body
+        .ok_or_else(|| GraphError::bad_request("message.body is required."))?;
     let content_type = body.content_type.unwrap_or_default();
     let content_type = ["HTML", "Text"]
         .into_iter()
         .find(|t| t.eq_ignore_ascii_case(&content_type))
-        .ok_or_else(|| GraphError::bad_request(format!("message.body.contentType '{content_type}' is not HTML or Text.")))?;
+        .ok_or_else(|| {
+            GraphError::bad_request(format!(
+                "message.body.contentType '{content_type}' is not HTML or Text."
+            ))
+        })?;
     if message.to_recipients.is_empty() {
-        return Err(GraphError::bad_request("message.toRecipients must not be empty."));
+        return Err(GraphError::bad_request(
+            "message.toRecipients must not be empty.",
+        ));
     }
     let addresses = |recipients: Vec<Recipient>, field: &str| -> Result<Vec<String>, GraphError> {
         recipients
             .into_iter()
             .map(|r| {
-                let address = r.email_address.and_then(|e| e.address).filter(|a| a.contains('@'));
-                address.ok_or_else(|| GraphError::bad_request(format!("message.{field}: every recipient needs emailAddress.address.")))
+                let address = r
+                    .email_address
+                    .and_then(|e| e.address)
+                    .filter(|a| a.contains('@'));
+                address.ok_or_else(|| {
+                    GraphError::bad_request(format!(
+                        "message.{field}: every recipient needs emailAddress.address."
+                    ))
+                })
             })
             .collect()
     };
@@ -422,15 +556,28 @@ fn validate_message(sender: &Person, request: SendMailRequest) -> Result<SentMai
         .into_iter()
         .map(|a| {
             if a.odata_type.as_deref() != Some("#microsoft.graph.fileAttachment") {
-                return Err(GraphError::bad_request("attachments: @odata.type must be #microsoft.graph.fileAttachment."));
+                return Err(GraphError::bad_request(
+                    "attachments: @odata.type must be #microsoft.graph.fileAttachment.",
+                ));
             }
-            let name = a.name.filter(|n| !n.is_empty()).ok_or_else(|| GraphError::bad_request("attachments: name is required."))?;
-            let bytes = a.content_bytes.ok_or_else(|| GraphError::bad_request("attachments: contentBytes is required."))?;
-            let bytes = STANDARD
-                .decode(bytes.trim())
-                .map_err(|e| GraphError::bad_request(format!("attachments: contentBytes of '{name}' is not valid base64: {e}")))?;
+            let name = a
+                .name
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| GraphError::bad_request("attachments: name is required."))?;
+            let bytes = a
+                .content_bytes
+                .ok_or_else(|| GraphError::bad_request("attachments: contentBytes is required."))?;
+            let bytes = STANDARD.decode(bytes.trim()).map_err(|e| {
+                GraphError::bad_request(format!(
+                    "attachments: contentBytes of '{name}' is not valid base64: {e}"
+                ))
+            })?;
             let content = String::from_utf8_lossy(&bytes).into_owned();
-            Ok(SentAttachment { name, content_type: a.content_type, content })
+            Ok(SentAttachment {
+                name,
+                content_type: a.content_type,
+                content,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(SentMail {
@@ -458,4 +605,3 @@ async fn graph_batch(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Byte
     let relative = |url: &str| format!("/v1.0/{}", url.trim_start_matches('/'));
     batch::run(sim, &headers, request, relative).await
 }
-

@@ -58,7 +58,9 @@ pub struct SimHandle {
 
 impl std::fmt::Debug for SimHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimHandle").field("base_url", &self.base_url).finish_non_exhaustive()
+        f.debug_struct("SimHandle")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,7 +83,11 @@ pub async fn start(fixture: Fixture, opts: SimOptions) -> std::io::Result<SimHan
 }
 
 /// Start the simulator on `127.0.0.1:port` (`0`: ephemeral).
-pub async fn start_on_port(fixture: Fixture, opts: SimOptions, port: u16) -> std::io::Result<SimHandle> {
+pub async fn start_on_port(
+    fixture: Fixture,
+    opts: SimOptions,
+    port: u16,
+) -> std::io::Result<SimHandle> {
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
@@ -92,11 +98,20 @@ pub async fn start_on_port(fixture: Fixture, opts: SimOptions, port: u16) -> std
         let shutdown = async move {
             let _ = stopped.await;
         };
-        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(%error, "simulator server failed");
         }
     });
-    Ok(SimHandle { base_url, addr, sim, stop, server })
+    Ok(SimHandle {
+        base_url,
+        addr,
+        sim,
+        stop,
+        server,
+    })
 }
 
 /// Shared simulator state behind every handler.
@@ -138,12 +153,18 @@ impl Sim {
 
     /// Mutations on this mailbox fail (`sim.fail_mailboxes`).
     pub(crate) fn fails(&self, upn: &str) -> bool {
-        self.settings.fail_mailboxes.iter().any(|m| m.eq_ignore_ascii_case(upn))
+        self.settings
+            .fail_mailboxes
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(upn))
     }
 
     /// Removals on this mailbox succeed without effect (`sim.noop_remove_mailboxes`).
     pub(crate) fn ignores_removals(&self, upn: &str) -> bool {
-        self.settings.noop_remove_mailboxes.iter().any(|m| m.eq_ignore_ascii_case(upn))
+        self.settings
+            .noop_remove_mailboxes
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(upn))
     }
 
     fn snapshot(&self) -> Value {

@@ -24,7 +24,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--fixture" => fixture = Some(PathBuf::from(value()?)),
-            "--port" => port = value()?.parse().map_err(|_| "--port must be a port number".to_string())?,
+            "--port" => {
+                port = value()?
+                    .parse()
+                    .map_err(|_| "--port must be a port number".to_string())?
+            }
             "--client-secret" => options.client_secret = Some(value()?),
             "--cw-private-key" => options.cw_private_key = Some(value()?),
             "-h" | "--help" => return Err(USAGE.to_string()),
@@ -32,7 +36,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         }
     }
     let fixture = fixture.ok_or_else(|| format!("--fixture is required\n{USAGE}"))?;
-    Ok(Args { fixture, port, options })
+    Ok(Args {
+        fixture,
+        port,
+        options,
+    })
 }
 
 #[tokio::main]

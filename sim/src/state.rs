@@ -118,9 +118,16 @@ pub(crate) struct TenantState {
 }
 
 impl TenantState {
-    pub fn new(fixture: &Fixture, directory: &Directory, tickets: BTreeMap<u64, Ticket>) -> TenantState {
-        let mut mailboxes: BTreeMap<String, Grants> =
-            directory.people.iter().map(|p| (p.upn.clone(), Grants::default())).collect();
+    pub fn new(
+        fixture: &Fixture,
+        directory: &Directory,
+        tickets: BTreeMap<u64, Ticket>,
+    ) -> TenantState {
+        let mut mailboxes: BTreeMap<String, Grants> = directory
+            .people
+            .iter()
+            .map(|p| (p.upn.clone(), Grants::default()))
+            .collect();
         for mailbox in &fixture.mailboxes {
             let grants = mailboxes.entry(mailbox.upn.to_lowercase()).or_default();
             let canonical = |user: &str| directory.canonical(user);
@@ -144,12 +151,22 @@ impl TenantState {
                 .map(|e| {
                     let (deny, inherited) = match e {
                         SendAsEntry::User(_) => (false, false),
-                        SendAsEntry::Entry { deny, inherited, .. } => (*deny, *inherited),
+                        SendAsEntry::Entry {
+                            deny, inherited, ..
+                        } => (*deny, *inherited),
                     };
-                    SendAsAce { user: canonical(e.user()), deny, inherited }
+                    SendAsAce {
+                        user: canonical(e.user()),
+                        deny,
+                        inherited,
+                    }
                 })
                 .collect();
-            grants.send_on_behalf = mailbox.send_on_behalf.iter().map(|u| canonical(u)).collect();
+            grants.send_on_behalf = mailbox
+                .send_on_behalf
+                .iter()
+                .map(|u| canonical(u))
+                .collect();
             grants.calendar = mailbox
                 .calendar
                 .iter()
@@ -161,7 +178,11 @@ impl TenantState {
                 .collect();
             grants.normalize();
         }
-        TenantState { mailboxes, tickets, sent_mail: Vec::new() }
+        TenantState {
+            mailboxes,
+            tickets,
+            sent_mail: Vec::new(),
+        }
     }
 
     /// Grants on a mailbox of the directory, for changes.
@@ -171,8 +192,12 @@ impl TenantState {
 
     /// Grants on a mailbox of the directory (every person has an entry).
     pub fn grants_of(&self, upn: &str) -> &Grants {
-        static NONE: Grants =
-            Grants { full_access: Vec::new(), send_as: Vec::new(), send_on_behalf: Vec::new(), calendar: Vec::new() };
+        static NONE: Grants = Grants {
+            full_access: Vec::new(),
+            send_as: Vec::new(),
+            send_on_behalf: Vec::new(),
+            calendar: Vec::new(),
+        };
         self.mailboxes.get(upn).unwrap_or(&NONE)
     }
 
@@ -200,7 +225,9 @@ impl TenantState {
             .iter()
             .map(|(upn, grants)| MailboxSnapshot {
                 upn,
-                kind: directory.person(upn).map_or("UserMailbox", |p| p.kind.as_str()),
+                kind: directory
+                    .person(upn)
+                    .map_or("UserMailbox", |p| p.kind.as_str()),
                 grants,
             })
             .collect();

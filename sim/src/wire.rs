@@ -15,14 +15,20 @@ pub(crate) fn json_response(status: StatusCode, body: impl Serialize) -> Respons
 /// `{"error":{"code","message"}}`: Graph's error shape, also used for the
 /// throttling answers of every Microsoft route.
 pub(crate) fn odata_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    json_response(status, json!({"error": {"code": code, "message": message.into()}}))
+    json_response(
+        status,
+        json!({"error": {"code": code, "message": message.into()}}),
+    )
 }
 
 /// 429/503 with `Retry-After`.
 pub(crate) fn throttled(status: StatusCode, code: &str, retry_after_secs: u64) -> Response {
-    let message = format!("Too many requests or service busy. Retry after {retry_after_secs} seconds.");
+    let message =
+        format!("Too many requests or service busy. Retry after {retry_after_secs} seconds.");
     let mut response = odata_error(status, code, message);
-    response.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, retry_after_secs.into());
     response
 }
 
@@ -41,13 +47,19 @@ pub(crate) fn select(value: Value, select: Option<&str>) -> Value {
     let (Some(select), Value::Object(map)) = (select, &value) else {
         return value;
     };
-    let wanted: Vec<&str> = select.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let wanted: Vec<&str> = select
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     if wanted.is_empty() {
         return value;
     }
     let kept = map
         .iter()
-        .filter(|(key, _)| key.starts_with('@') || wanted.iter().any(|w| w.eq_ignore_ascii_case(key)))
+        .filter(|(key, _)| {
+            key.starts_with('@') || wanted.iter().any(|w| w.eq_ignore_ascii_case(key))
+        })
         .map(|(key, v)| (key.clone(), v.clone()))
         .collect();
     Value::Object(kept)
@@ -55,7 +67,9 @@ pub(crate) fn select(value: Value, select: Option<&str>) -> Value {
 
 /// Offset encoded in a `$skiptoken` (the simulator's tokens are offsets).
 pub(crate) fn skip_offset(token: Option<&String>) -> Result<usize, String> {
-    token.map_or(Ok(0), |t| t.parse().map_err(|_| format!("Invalid $skiptoken '{t}'.")))
+    token.map_or(Ok(0), |t| {
+        t.parse().map_err(|_| format!("Invalid $skiptoken '{t}'."))
+    })
 }
 
 /// Build `{base}{path}?{params}` with the given query parameters, skipping
@@ -80,12 +94,23 @@ mod tests {
     fn select_keeps_listed_fields_and_annotations() {
         let value = json!({"@odata.type": "t", "id": 1, "displayName": "A", "mail": "a@x"});
         let selected = select(value, Some("ID, mail"));
-        assert_eq!(selected, json!({"@odata.type": "t", "id": 1, "mail": "a@x"}));
+        assert_eq!(
+            selected,
+            json!({"@odata.type": "t", "id": 1, "mail": "a@x"})
+        );
     }
 
     #[test]
     fn link_encodes_values() {
-        let url = link("http://h", "/p", &[("$skiptoken", Some("3")), ("$select", Some("a,b")), ("x", None)]);
+        let url = link(
+            "http://h",
+            "/p",
+            &[
+                ("$skiptoken", Some("3")),
+                ("$select", Some("a,b")),
+                ("x", None),
+            ],
+        );
         assert_eq!(url, "http://h/p?$skiptoken=3&$select=a%2Cb");
     }
 }

@@ -28,11 +28,24 @@ impl Connector for HttpConnector {
             client_id: self.m365_client_id.clone(),
             client_secret: self.m365_client_secret.clone(),
         };
-        let graph = Arc::new(GraphClient::new(self.core.clone(), &self.urls, creds.clone()));
+        let graph = Arc::new(GraphClient::new(
+            self.core.clone(),
+            &self.urls,
+            creds.clone(),
+        ));
         let exchange = Arc::new(ExchangeClient::new(self.core.clone(), &self.urls, creds));
         let psa = match org.psa_kind {
-            PsaKind::Connectwise => Arc::new(ConnectWiseClient::new(self.core.clone(), &self.urls.psa, self.connectwise.clone())),
+            PsaKind::Connectwise => Arc::new(ConnectWiseClient::new(
+                self.core.clone(),
+                &self.urls.psa,
+                self.connectwise.clone(),
+            )),
         };
-        Ok(Connections { directory: graph.clone(), exchange, psa, mailer: graph })
+        Ok(Connections {
+            directory: graph.clone(),
+            exchange,
+            psa,
+            mailer: graph,
+        })
     }
 }

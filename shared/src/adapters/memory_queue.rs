@@ -15,7 +15,10 @@ pub struct MemoryQueue {
 impl Default for MemoryQueue {
     fn default() -> Self {
         let (tx, rx) = unbounded_channel();
-        MemoryQueue { tx, rx: Mutex::new(rx) }
+        MemoryQueue {
+            tx,
+            rx: Mutex::new(rx),
+        }
     }
 }
 

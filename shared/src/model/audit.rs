@@ -56,7 +56,9 @@ impl AuditRecord {
     pub fn item_record_id(item: ItemId, phase: AuditPhase, result: Option<AuditResult>) -> String {
         let phase = match phase {
             AuditPhase::Before => "before",
-            AuditPhase::Outcome if result == Some(AuditResult::AlreadyGone) => "outcome#already_gone",
+            AuditPhase::Outcome if result == Some(AuditResult::AlreadyGone) => {
+                "outcome#already_gone"
+            }
             AuditPhase::Outcome => "outcome",
             AuditPhase::Verification => "verification",
         };

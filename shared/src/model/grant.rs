@@ -54,10 +54,16 @@ pub enum ItemStatus {
     Pending,
     Removed,
     /// Exchange answered with a "nothing to remove" warning: counts as removed.
-    AlreadyGone { warning: String },
-    Failed { error: String },
+    AlreadyGone {
+        warning: String,
+    },
+    Failed {
+        error: String,
+    },
     /// Out of the request's scope (e.g. shared mailbox with `remove_from_shared: false`).
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
     /// Dry run: found, left in place.
     WouldRemove,
 }

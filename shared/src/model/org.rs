@@ -31,9 +31,20 @@ impl OrgSettings {
     /// The org settings of a sandbox tenant fixture (product.md §6): its `organization`,
     /// completed with the fixture's `tenant_id` (`psa_company` defaults to the company id).
     pub fn from_fixture(fixture: &serde_json::Value) -> Result<OrgSettings, String> {
-        let mut org = fixture.get("organization").cloned().ok_or("the fixture has no 'organization'")?;
-        let obj = org.as_object_mut().ok_or("'organization' must be an object")?;
-        obj.insert("tenant_id".into(), fixture.get("tenant_id").cloned().ok_or("the fixture has no 'tenant_id'")?);
+        let mut org = fixture
+            .get("organization")
+            .cloned()
+            .ok_or("the fixture has no 'organization'")?;
+        let obj = org
+            .as_object_mut()
+            .ok_or("'organization' must be an object")?;
+        obj.insert(
+            "tenant_id".into(),
+            fixture
+                .get("tenant_id")
+                .cloned()
+                .ok_or("the fixture has no 'tenant_id'")?,
+        );
         if !obj.contains_key("psa_company") {
             let id = obj.get("company_id").cloned().unwrap_or_default();
             obj.insert("psa_company".into(), id);

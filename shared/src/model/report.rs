@@ -40,6 +40,8 @@ pub struct PermissionsRemoved {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantEntry {
+    /// Empty (and not serialized) inside a shared-mailbox entry, which names the mailbox.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mailbox: String,
     pub permission: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,6 +62,7 @@ pub struct SharedMailboxEntry {
     pub removed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub would_remove: Option<bool>,
+    /// `[{"permission","removed"}]`: the mailbox is the entry's.
     pub permissions: Vec<GrantEntry>,
 }
 
@@ -102,7 +105,11 @@ impl Verification {
                 (false, PermissionType::SendOnBehalf) => v.remaining_send_on_behalf += 1,
                 (false, PermissionType::Calendar) => v.remaining_calendar_delegates += 1,
             }
-            v.remaining.push(RemainingGrant { mailbox: g.mailbox.clone(), permission: g.right.report_name().to_string(), shared: g.shared });
+            v.remaining.push(RemainingGrant {
+                mailbox: g.mailbox.clone(),
+                permission: g.right.report_name().to_string(),
+                shared: g.shared,
+            });
         }
         v.remaining.sort();
         v.remaining.dedup();
@@ -115,7 +122,9 @@ fn entry(item: &PlanItem) -> GrantEntry {
     let g = &item.grant;
     let (removed, would_remove, note, error) = match &item.status {
         ItemStatus::Removed => (true, None, None, None),
-        ItemStatus::AlreadyGone { warning } => (true, None, Some(format!("already gone: {warning}")), None),
+        ItemStatus::AlreadyGone { warning } => {
+            (true, None, Some(format!("already gone: {warning}")), None)
+        }
         ItemStatus::WouldRemove => (false, Some(true), None, None),
         ItemStatus::Failed { error } => (false, None, None, Some(error.clone())),
         ItemStatus::Pending => (false, None, None, Some("not processed".to_string())),
@@ -145,7 +154,15 @@ pub struct ReportInputs<'a> {
 
 impl Report {
     pub fn build(inputs: ReportInputs<'_>) -> Report {
-        let ReportInputs { run, company_name, items, verification, ticket_id, mut errors, finished_at } = inputs;
+        let ReportInputs {
+            run,
+            company_name,
+            items,
+            verification,
+            ticket_id,
+            mut errors,
+            finished_at,
+        } = inputs;
         let mut permissions = PermissionsRemoved::default();
         let mut skipped = Vec::new();
         let mut total_removed = 0;
@@ -165,15 +182,28 @@ impl Report {
             }
             if let ItemStatus::Failed { error } = &item.status {
                 any_failed = true;
-                errors.push(format!("{} on {}: {error}", g.right.report_name(), g.mailbox));
+                errors.push(format!(
+                    "{} on {}: {error}",
+                    g.right.report_name(),
+                    g.mailbox
+                ));
             }
             if matches!(item.status, ItemStatus::Pending) {
                 any_failed = true;
-                errors.push(format!("{} on {}: never processed", g.right.report_name(), g.mailbox));
+                errors.push(format!(
+                    "{} on {}: never processed",
+                    g.right.report_name(),
+                    g.mailbox
+                ));
             }
-            let e = entry(item);
+            let mut e = entry(item);
             if g.shared {
-                match permissions.shared_mailboxes.iter_mut().find(|s| s.mailbox == g.mailbox) {
+                e.mailbox.clear();
+                match permissions
+                    .shared_mailboxes
+                    .iter_mut()
+                    .find(|s| s.mailbox == g.mailbox)
+                {
                     Some(s) => s.permissions.push(e),
                     None => permissions.shared_mailboxes.push(SharedMailboxEntry {
                         mailbox: g.mailbox.clone(),
@@ -193,12 +223,17 @@ impl Report {
         }
         for shared in &mut permissions.shared_mailboxes {
             shared.removed = shared.permissions.iter().all(|p| p.removed);
-            shared.would_remove = shared.permissions.iter().any(|p| p.would_remove == Some(true)).then_some(true);
+            shared.would_remove = shared
+                .permissions
+                .iter()
+                .any(|p| p.would_remove == Some(true))
+                .then_some(true);
         }
         let dry_run = run.request.dry_run;
         // A dry run succeeds when it completes; otherwise every in-scope direct grant must be
         // gone on re-read and nothing may have failed.
-        let success = errors.is_empty() && !any_failed && (dry_run || verification.all_permissions_cleared);
+        let success =
+            errors.is_empty() && !any_failed && (dry_run || verification.all_permissions_cleared);
         let status = if errors.is_empty() && (dry_run || verification.all_permissions_cleared) {
             RunStatus::Completed
         } else {

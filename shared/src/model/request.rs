@@ -69,7 +69,10 @@ pub struct InvalidRequest {
 
 impl InvalidRequest {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        InvalidRequest { field: field.into(), message: message.into() }
+        InvalidRequest {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// The §2 error body: `{"error":{"code","message","field"}}`.
@@ -120,9 +123,12 @@ impl RevocationRequest {
     /// Parses and validates a request body. Unknown fields are rejected so that a typo such as
     /// `permision_types` cannot silently widen the scope to "all".
     pub fn from_json(body: &Value) -> Result<RevocationRequest, InvalidRequest> {
-        let obj = body
-            .as_object()
-            .ok_or_else(|| InvalidRequest::new("body", format!("expected a JSON object, got {}", json_type(body))))?;
+        let obj = body.as_object().ok_or_else(|| {
+            InvalidRequest::new(
+                "body",
+                format!("expected a JSON object, got {}", json_type(body)),
+            )
+        })?;
         if let Some(unknown) = obj.keys().find(|k| !KNOWN_FIELDS.contains(&k.as_str())) {
             return Err(InvalidRequest::new(
                 unknown.clone(),
@@ -140,17 +146,26 @@ impl RevocationRequest {
                 if items.is_empty() {
                     return Err(InvalidRequest::new(
                         "permission_types",
-                        format!("must not be empty; omit it for the default scope; allowed: {}", PermissionType::allowed_values()),
+                        format!(
+                            "must not be empty; omit it for the default scope; allowed: {}",
+                            PermissionType::allowed_values()
+                        ),
                     ));
                 }
                 let mut types = Vec::new();
                 for item in items {
-                    let t = item.as_str().and_then(PermissionType::parse).ok_or_else(|| {
-                        InvalidRequest::new(
-                            "permission_types",
-                            format!("unknown permission type {item}; allowed: {}", PermissionType::allowed_values()),
-                        )
-                    })?;
+                    let t = item
+                        .as_str()
+                        .and_then(PermissionType::parse)
+                        .ok_or_else(|| {
+                            InvalidRequest::new(
+                                "permission_types",
+                                format!(
+                                    "unknown permission type {item}; allowed: {}",
+                                    PermissionType::allowed_values()
+                                ),
+                            )
+                        })?;
                     if !types.contains(&t) {
                         types.push(t);
                     }
@@ -178,7 +193,10 @@ impl RevocationRequest {
                     let s = item.as_str().ok_or_else(|| {
                         InvalidRequest::new(
                             "target_mailboxes",
-                            format!("expected an array of email addresses, found {}", json_type(item)),
+                            format!(
+                                "expected an array of email addresses, found {}",
+                                json_type(item)
+                            ),
                         )
                     })?;
                     let mailbox = validate_email("target_mailboxes", s)?;
@@ -191,7 +209,10 @@ impl RevocationRequest {
             Some(other) => {
                 return Err(InvalidRequest::new(
                     "target_mailboxes",
-                    format!("expected an array of email addresses, got {}", json_type(other)),
+                    format!(
+                        "expected an array of email addresses, got {}",
+                        json_type(other)
+                    ),
                 ))
             }
         };
@@ -199,19 +220,28 @@ impl RevocationRequest {
         let ticket_id = optional_string(obj, "ticket_id")?;
         if let Some(t) = &ticket_id {
             if t.trim().is_empty() || t.len() > 64 {
-                return Err(InvalidRequest::new("ticket_id", "must be a non-empty ticket id of at most 64 characters"));
+                return Err(InvalidRequest::new(
+                    "ticket_id",
+                    "must be a non-empty ticket id of at most 64 characters",
+                ));
             }
         }
         let requested_by = optional_string(obj, "requested_by")?;
         if let Some(r) = &requested_by {
             if r.len() > 256 {
-                return Err(InvalidRequest::new("requested_by", "must be at most 256 characters"));
+                return Err(InvalidRequest::new(
+                    "requested_by",
+                    "must be at most 256 characters",
+                ));
             }
         }
         let reason = optional_string(obj, "reason")?;
         if let Some(r) = &reason {
             if r.len() > 2000 {
-                return Err(InvalidRequest::new("reason", "must be at most 2000 characters"));
+                return Err(InvalidRequest::new(
+                    "reason",
+                    "must be at most 2000 characters",
+                ));
             }
         }
 
@@ -241,7 +271,9 @@ impl RevocationRequest {
 
     /// The requestor's address, when `requested_by` is one.
     pub fn requestor_email(&self) -> Option<String> {
-        self.requested_by.as_deref().and_then(|r| validate_email("requested_by", r).ok())
+        self.requested_by
+            .as_deref()
+            .and_then(|r| validate_email("requested_by", r).ok())
     }
 }
 
@@ -259,20 +291,31 @@ fn json_type(v: &Value) -> &'static str {
 fn required_string(obj: &Map<String, Value>, field: &str) -> Result<String, InvalidRequest> {
     match obj.get(field) {
         None | Some(Value::Null) => Err(InvalidRequest::new(field, "is required")),
-        Some(Value::String(s)) if s.trim().is_empty() => Err(InvalidRequest::new(field, "must not be empty")),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            Err(InvalidRequest::new(field, "must not be empty"))
+        }
         Some(Value::String(s)) => Ok(s.trim().to_string()),
-        Some(other) => Err(InvalidRequest::new(field, format!("expected a string, got {}", json_type(other)))),
+        Some(other) => Err(InvalidRequest::new(
+            field,
+            format!("expected a string, got {}", json_type(other)),
+        )),
     }
 }
 
-fn optional_string(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, InvalidRequest> {
+fn optional_string(
+    obj: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<String>, InvalidRequest> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
         // ConnectWise ticket ids are integers; accept them and keep them as strings end to end.
         Some(Value::Number(n)) if field == "ticket_id" && n.is_u64() => Ok(Some(n.to_string())),
-        Some(other) => Err(InvalidRequest::new(field, format!("expected a string, got {}", json_type(other)))),
+        Some(other) => Err(InvalidRequest::new(
+            field,
+            format!("expected a string, got {}", json_type(other)),
+        )),
     }
 }
 
@@ -280,7 +323,10 @@ fn optional_bool(obj: &Map<String, Value>, field: &str) -> Result<Option<bool>, 
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(other) => Err(InvalidRequest::new(field, format!("expected true or false, got {}", json_type(other)))),
+        Some(other) => Err(InvalidRequest::new(
+            field,
+            format!("expected true or false, got {}", json_type(other)),
+        )),
     }
 }
 
@@ -289,7 +335,10 @@ fn optional_bool(obj: &Map<String, Value>, field: &str) -> Result<Option<bool>, 
 pub fn validate_email(field: &str, raw: &str) -> Result<String, InvalidRequest> {
     let value = raw.trim();
     let bad = |why: &str| {
-        InvalidRequest::new(field, format!("'{value}' is not a valid email address ({why}); expected user@domain.tld"))
+        InvalidRequest::new(
+            field,
+            format!("'{value}' is not a valid email address ({why}); expected user@domain.tld"),
+        )
     };
     if value.is_empty() {
         return Err(InvalidRequest::new(field, "must not be empty"));
@@ -326,7 +375,10 @@ pub fn validate_email(field: &str, raw: &str) -> Result<String, InvalidRequest> 
 }
 
 fn validate_company_id(id: &str) -> Result<(), InvalidRequest> {
-    let ok = id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    let ok = id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if ok {
         Ok(())
     } else {
@@ -348,30 +400,67 @@ mod tests {
 
     #[test]
     fn minimal_request_gets_defaults() {
-        let r = parse(json!({"user_email": "John.Smith@AcmeCorp.com", "company_id": "acme"})).unwrap();
+        let r =
+            parse(json!({"user_email": "John.Smith@AcmeCorp.com", "company_id": "acme"})).unwrap();
         assert_eq!(r.user_email, "john.smith@acmecorp.com");
         assert!(r.remove_from_shared);
         assert!(!r.dry_run);
         assert_eq!(r.effective_scope(&[]), PermissionType::ALL.to_vec());
-        assert_eq!(r.effective_scope(&[PermissionType::SendAs]), vec![PermissionType::SendAs]);
+        assert_eq!(
+            r.effective_scope(&[PermissionType::SendAs]),
+            vec![PermissionType::SendAs]
+        );
     }
 
     #[test]
     fn each_bad_input_names_its_field() {
         let cases = [
-            (json!({"user_email": "not-an-email", "company_id": "acme"}), "user_email", "not a valid email"),
-            (json!({"user_email": "", "company_id": "acme"}), "user_email", "must not be empty"),
+            (
+                json!({"user_email": "not-an-email", "company_id": "acme"}),
+                "user_email",
+                "not a valid email",
+            ),
+            (
+                json!({"user_email": "", "company_id": "acme"}),
+                "user_email",
+                "must not be empty",
+            ),
             (json!({"company_id": "acme"}), "user_email", "is required"),
-            (json!({"user_email": 5, "company_id": "acme"}), "user_email", "expected a string"),
-            (json!({"user_email": "a@b.com", "company_id": "acme", "permission_types": ["full_access", "read"]}),
-             "permission_types", "full_access, send_as, send_on_behalf, calendar"),
-            (json!({"user_email": "a@b.com", "company_id": "acme", "permission_types": "full_access"}),
-             "permission_types", "expected an array"),
-            (json!({"user_email": "a@b.com", "company_id": "acme", "target_mailboxes": ["ceo@"]}),
-             "target_mailboxes", "not a valid email"),
-            (json!({"user_email": "a@b.com", "company_id": "acme", "dry_run": "yes"}), "dry_run", "expected true or false"),
-            (json!({"user_email": "a@b.com", "company_id": "ac me"}), "company_id", "letters, digits"),
-            (json!({"user_email": "a@b.com", "company_id": "acme", "permision_types": []}), "permision_types", "unknown field"),
+            (
+                json!({"user_email": 5, "company_id": "acme"}),
+                "user_email",
+                "expected a string",
+            ),
+            (
+                json!({"user_email": "a@b.com", "company_id": "acme", "permission_types": ["full_access", "read"]}),
+                "permission_types",
+                "full_access, send_as, send_on_behalf, calendar",
+            ),
+            (
+                json!({"user_email": "a@b.com", "company_id": "acme", "permission_types": "full_access"}),
+                "permission_types",
+                "expected an array",
+            ),
+            (
+                json!({"user_email": "a@b.com", "company_id": "acme", "target_mailboxes": ["ceo@"]}),
+                "target_mailboxes",
+                "not a valid email",
+            ),
+            (
+                json!({"user_email": "a@b.com", "company_id": "acme", "dry_run": "yes"}),
+                "dry_run",
+                "expected true or false",
+            ),
+            (
+                json!({"user_email": "a@b.com", "company_id": "ac me"}),
+                "company_id",
+                "letters, digits",
+            ),
+            (
+                json!({"user_email": "a@b.com", "company_id": "acme", "permision_types": []}),
+                "permision_types",
+                "unknown field",
+            ),
             (json!(["a@b.com"]), "body", "expected a JSON object"),
         ];
         for (body, field, needle) in cases {
@@ -384,7 +473,8 @@ mod tests {
 
     #[test]
     fn numeric_ticket_ids_are_kept_as_strings() {
-        let r = parse(json!({"user_email": "a@b.com", "company_id": "acme", "ticket_id": 48213})).unwrap();
+        let r = parse(json!({"user_email": "a@b.com", "company_id": "acme", "ticket_id": 48213}))
+            .unwrap();
         assert_eq!(r.ticket_id.as_deref(), Some("48213"));
     }
 }

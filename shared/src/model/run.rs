@@ -41,7 +41,10 @@ pub enum RunStatus {
 
 impl RunStatus {
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunStatus::Completed | RunStatus::CompletedWithErrors | RunStatus::Failed)
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::CompletedWithErrors | RunStatus::Failed
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -77,7 +80,10 @@ pub enum FailureCode {
 impl FailureCode {
     /// Failures caused by what was asked for (not by the system) count as bad input.
     pub fn is_bad_input(self) -> bool {
-        matches!(self, FailureCode::UserNotFound | FailureCode::MailboxNotFound)
+        matches!(
+            self,
+            FailureCode::UserNotFound | FailureCode::MailboxNotFound
+        )
     }
 }
 
@@ -99,9 +105,12 @@ pub struct ResolvedUser {
 impl ResolvedUser {
     pub fn is_user(&self, value: &str) -> bool {
         let v = value.trim().to_ascii_lowercase();
-        self.addresses.iter().any(|a| *a == v)
+        self.addresses.contains(&v)
             || v == self.id.to_ascii_lowercase()
-            || self.mailbox_dn.as_deref().is_some_and(|dn| dn.eq_ignore_ascii_case(&v))
+            || self
+                .mailbox_dn
+                .as_deref()
+                .is_some_and(|dn| dn.eq_ignore_ascii_case(&v))
     }
 }
 

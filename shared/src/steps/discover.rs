@@ -2,10 +2,10 @@
 
 use super::{claim, ProgressObserver, Tenant, REMOVAL_BATCH_MAILBOXES, SCAN_PARALLELISM};
 use crate::error::{RemoteError, StepError};
-use crate::messages::{Step, StepMessage};
+use crate::messages::{RemovalBatch, Step, StepMessage};
 use crate::model::{
-    CalendarGrant, FailureCode, Grant, IndirectAccess, ItemStatus, OrgSettings, PermissionType, PlanItem,
-    ResolvedUser, Run, RunFailure, RunId, RunStatus,
+    CalendarGrant, FailureCode, Grant, IndirectAccess, ItemStatus, OrgSettings, PermissionType,
+    PlanItem, ResolvedUser, Run, RunFailure, RunId, RunStatus,
 };
 use crate::ports::{DirectoryGroup, MailboxInfo, Plan, Queue, RunStore};
 use futures_util::stream::{self, StreamExt};
@@ -25,7 +25,10 @@ pub async fn discover(
     progress: &dyn ProgressObserver,
     run_id: &RunId,
 ) -> Result<(), StepError> {
-    let run = store.get_run(run_id).await?.ok_or_else(|| StepError::Permanent(format!("unknown run {run_id}")))?;
+    let run = store
+        .get_run(run_id)
+        .await?
+        .ok_or_else(|| StepError::Permanent(format!("unknown run {run_id}")))?;
     let span = info_span!("discover", run_id = %run_id, company_id = %run.request.company_id);
     async {
         if run.status == RunStatus::Removing {
@@ -35,12 +38,20 @@ pub async fn discover(
             return Ok(());
         }
         if !claim(store, &run, RunStatus::Accepted, RunStatus::Discovering).await? {
-            info!(status = run.status.as_str(), "discovery already under way or done; message ignored");
+            info!(
+                status = run.status.as_str(),
+                "discovery already under way or done; message ignored"
+            );
             return Ok(());
         }
         match find_grants(tenant, org, &run, progress).await {
             Ok(plan) => {
-                info!(items = plan.items.len(), indirect = plan.indirect_access.len(), batches = plan.batches_total, "plan ready");
+                info!(
+                    items = plan.items.len(),
+                    indirect = plan.indirect_access.len(),
+                    batches = plan.batches_total,
+                    "plan ready"
+                );
                 store.save_plan(run_id, &plan).await?;
                 queue.send_all(next_messages(&run, &plan.items)).await?;
                 Ok(())
@@ -52,7 +63,11 @@ pub async fn discover(
             }
             Err(Discovery::Remote(e)) if e.is_transient() => Err(e.into()),
             Err(Discovery::Remote(e)) => {
-                let failure = RunFailure { code: FailureCode::TenantError, field: None, message: format!("discovery failed: {e}") };
+                let failure = RunFailure {
+                    code: FailureCode::TenantError,
+                    field: None,
+                    message: format!("discovery failed: {e}"),
+                };
                 store.fail_run(run_id, &failure).await?;
                 Ok(())
             }
@@ -73,7 +88,14 @@ fn next_messages(run: &Run, items: &[PlanItem]) -> Vec<StepMessage> {
         .into_iter()
         .enumerate()
         .map(|(i, (permission, item_ids))| {
-            StepMessage::new(run.run_id.clone(), Step::Remove { batch_id: i as u32, permission, item_ids })
+            StepMessage::new(
+                run.run_id.clone(),
+                Step::Remove(RemovalBatch {
+                    batch_id: i as u32,
+                    permission,
+                    item_ids,
+                }),
+            )
         })
         .collect()
 }
@@ -83,7 +105,12 @@ fn next_messages(run: &Run, items: &[PlanItem]) -> Vec<StepMessage> {
 pub(crate) fn removal_batches(items: &[PlanItem]) -> Vec<(PermissionType, Vec<u32>)> {
     let mut by_type: BTreeMap<PermissionType, BTreeMap<&str, Vec<u32>>> = BTreeMap::new();
     for item in items.iter().filter(|i| i.status == ItemStatus::Pending) {
-        by_type.entry(item.grant.right).or_default().entry(&item.grant.mailbox).or_default().push(item.id);
+        by_type
+            .entry(item.grant.right)
+            .or_default()
+            .entry(&item.grant.mailbox)
+            .or_default()
+            .push(item.id);
     }
     let mut batches = Vec::new();
     for (permission, mailboxes) in by_type {
@@ -116,7 +143,11 @@ impl From<RemoteError> for Discovery {
 }
 
 fn rejected(code: FailureCode, field: &str, message: String) -> Discovery {
-    Discovery::Rejected(RunFailure { code, field: Some(field.to_string()), message })
+    Discovery::Rejected(RunFailure {
+        code,
+        field: Some(field.to_string()),
+        message,
+    })
 }
 
 /// Who a trustee value names, as far as this run is concerned.
@@ -136,12 +167,20 @@ struct Census<'a> {
 
 impl<'a> Census<'a> {
     fn principal(&self, value: &str) -> Principal<'a> {
-        if self.user.is_user(value) || self.user.mailbox_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(value.trim())) {
+        if self.user.is_user(value)
+            || self
+                .user
+                .mailbox_name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(value.trim()))
+        {
             return Principal::User;
         }
         let v = value.trim();
         match self.groups.iter().find(|g| {
-            g.display_name.eq_ignore_ascii_case(v) || g.id.eq_ignore_ascii_case(v) || g.mail.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(v))
+            g.display_name.eq_ignore_ascii_case(v)
+                || g.id.eq_ignore_ascii_case(v)
+                || g.mail.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(v))
         }) {
             Some(g) => Principal::Group(g),
             None => Principal::Other,
@@ -149,7 +188,10 @@ impl<'a> Census<'a> {
     }
 
     fn scoped_mailbox(&self, identity: &str) -> Option<&'a MailboxInfo> {
-        self.in_scope.iter().copied().find(|m| m.is_identified_by(identity))
+        self.in_scope
+            .iter()
+            .copied()
+            .find(|m| m.is_identified_by(identity))
     }
 }
 
@@ -174,7 +216,12 @@ pub fn calendar_access_level(role: &str) -> (String, bool) {
     (level.to_string(), delegate)
 }
 
-fn grant(m: &MailboxInfo, right: PermissionType, trustee: &str, access_rights: Vec<String>) -> Grant {
+fn grant(
+    m: &MailboxInfo,
+    right: PermissionType,
+    trustee: &str,
+    access_rights: Vec<String>,
+) -> Grant {
     Grant {
         mailbox: m.address(),
         mailbox_display_name: m.display_name.clone(),
@@ -187,7 +234,11 @@ fn grant(m: &MailboxInfo, right: PermissionType, trustee: &str, access_rights: V
 }
 
 fn indirect(m: &MailboxInfo, right: PermissionType, via: String) -> IndirectAccess {
-    IndirectAccess { mailbox: m.address(), permission: right.report_name().to_string(), via }
+    IndirectAccess {
+        mailbox: m.address(),
+        permission: right.report_name().to_string(),
+        via,
+    }
 }
 
 /// Found so far, filled concurrently by the per-mailbox scans.
@@ -197,22 +248,42 @@ struct Findings {
     indirect: Vec<IndirectAccess>,
 }
 
-async fn find_grants(tenant: Tenant<'_>, org: &OrgSettings, run: &Run, progress: &dyn ProgressObserver) -> Result<Plan, Discovery> {
-    let Scan { user, grants, indirect } = scan(tenant, org, run, progress, None).await?;
+async fn find_grants(
+    tenant: Tenant<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    progress: &dyn ProgressObserver,
+) -> Result<Plan, Discovery> {
+    let Scan {
+        user,
+        grants,
+        indirect,
+    } = scan(tenant, org, run, progress, None).await?;
     let items: Vec<PlanItem> = grants
         .into_iter()
         .enumerate()
         .map(|(i, grant)| {
             let status = if grant.shared && !run.request.remove_from_shared {
-                ItemStatus::Skipped { reason: "shared mailbox left in place (remove_from_shared is false)".into() }
+                ItemStatus::Skipped {
+                    reason: "shared mailbox left in place (remove_from_shared is false)".into(),
+                }
             } else {
                 ItemStatus::Pending
             };
-            PlanItem { id: i as u32 + 1, grant, status }
+            PlanItem {
+                id: i as u32 + 1,
+                grant,
+                status,
+            }
         })
         .collect();
     let batches_total = batch_count(run, &items);
-    Ok(Plan { user, items, indirect_access: indirect, batches_total })
+    Ok(Plan {
+        user,
+        items,
+        indirect_access: indirect,
+        batches_total,
+    })
 }
 
 /// What a read of the tenant found for the run's user.
@@ -237,18 +308,33 @@ pub(crate) async fn scan(
     let request = &run.request;
     let upn = &request.user_email;
     let found = tenant.directory.find_user(upn).await?.ok_or_else(|| {
-        rejected(FailureCode::UserNotFound, "user_email", format!("user '{upn}' was not found in the tenant of company '{}'", org.company_id))
+        rejected(
+            FailureCode::UserNotFound,
+            "user_email",
+            format!(
+                "user '{upn}' was not found in the tenant of company '{}'",
+                org.company_id
+            ),
+        )
     })?;
     let mailboxes = tenant.exchange.mailboxes().await?;
     let own = mailboxes.iter().find(|m| {
-        m.external_directory_object_id.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(&found.id))
-            || m.user_principal_name.eq_ignore_ascii_case(&found.user_principal_name)
+        m.external_directory_object_id
+            .as_deref()
+            .is_some_and(|id| id.eq_ignore_ascii_case(&found.id))
+            || m.user_principal_name
+                .eq_ignore_ascii_case(&found.user_principal_name)
     });
-    let mut addresses: Vec<String> = [Some(&found.user_principal_name), found.mail.as_ref(), own.map(|m| &m.primary_smtp_address), Some(upn)]
-        .into_iter()
-        .flatten()
-        .map(|a| a.to_ascii_lowercase())
-        .collect();
+    let mut addresses: Vec<String> = [
+        Some(&found.user_principal_name),
+        found.mail.as_ref(),
+        own.map(|m| &m.primary_smtp_address),
+        Some(upn),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|a| a.to_ascii_lowercase())
+    .collect();
     addresses.sort();
     addresses.dedup();
     let user = ResolvedUser {
@@ -262,19 +348,37 @@ pub(crate) async fn scan(
 
     let mut in_scope = Vec::new();
     if request.target_mailboxes.is_empty() {
-        in_scope.extend(mailboxes.iter().filter(|m| own.is_none_or(|o| o.distinguished_name != m.distinguished_name)));
+        in_scope.extend(
+            mailboxes
+                .iter()
+                .filter(|m| own.is_none_or(|o| o.distinguished_name != m.distinguished_name)),
+        );
     } else {
         for target in &request.target_mailboxes {
-            let m = mailboxes.iter().find(|m| m.is_identified_by(target)).ok_or_else(|| {
-                rejected(FailureCode::MailboxNotFound, "target_mailboxes", format!("target mailbox '{target}' was not found in the tenant of company '{}'", org.company_id))
-            })?;
+            let m = mailboxes
+                .iter()
+                .find(|m| m.is_identified_by(target))
+                .ok_or_else(|| {
+                    rejected(
+                        FailureCode::MailboxNotFound,
+                        "target_mailboxes",
+                        format!(
+                            "target mailbox '{target}' was not found in the tenant of company '{}'",
+                            org.company_id
+                        ),
+                    )
+                })?;
             if own.is_none_or(|o| o.distinguished_name != m.distinguished_name) {
                 in_scope.push(m);
             }
         }
     }
     let groups = tenant.directory.groups_of(&user.id).await?;
-    let census = Census { user: &user, groups: &groups, in_scope };
+    let census = Census {
+        user: &user,
+        groups: &groups,
+        in_scope,
+    };
     let scope = request.effective_scope(&org.m365_permission_removal_scope);
     let findings = Mutex::new(Findings::default());
 
@@ -288,26 +392,53 @@ pub(crate) async fn scan(
     let scan_calendar = scope.contains(&PermissionType::Calendar);
     if scan_full_access || scan_calendar {
         let per_mailbox: Vec<&MailboxInfo> = match only_mailboxes {
-            Some(only) => census.in_scope.iter().copied().filter(|m| only.contains(&m.address())).collect(),
+            Some(only) => census
+                .in_scope
+                .iter()
+                .copied()
+                .filter(|m| only.contains(&m.address()))
+                .collect(),
             None => census.in_scope.clone(),
         };
         let total = per_mailbox.len() as u64;
         let scanned = AtomicU64::new(0);
         progress.discovery(0, total);
         let resolved: Mutex<HashMap<String, bool>> = Mutex::new(HashMap::new());
-        let job = MailboxScan { tenant, census: &census, findings: &findings, resolved: &resolved, scanned: &scanned, total, progress, scan_full_access, scan_calendar };
+        let job = MailboxScan {
+            tenant,
+            census: &census,
+            findings: &findings,
+            resolved: &resolved,
+            scanned: &scanned,
+            total,
+            progress,
+            scan_full_access,
+            scan_calendar,
+        };
         // Collected first: a concrete Vec of futures keeps the stream's future `Send`.
         let scans: Vec<_> = per_mailbox.into_iter().map(|m| job.scan(m)).collect();
-        let results: Vec<Result<(), RemoteError>> = stream::iter(scans).buffer_unordered(SCAN_PARALLELISM).collect().await;
+        let results: Vec<Result<(), RemoteError>> = stream::iter(scans)
+            .buffer_unordered(SCAN_PARALLELISM)
+            .collect()
+            .await;
         results.into_iter().collect::<Result<(), _>>()?;
     }
 
-    let Findings { mut grants, mut indirect } = findings.into_inner().expect("findings lock");
+    let Findings {
+        mut grants,
+        mut indirect,
+    } = findings.into_inner().expect("findings lock");
     grants.sort_by(|a, b| (a.right, &a.mailbox).cmp(&(b.right, &b.mailbox)));
     grants.dedup_by(|a, b| a.key() == b.key());
-    indirect.sort_by(|a, b| (&a.mailbox, &a.permission, &a.via).cmp(&(&b.mailbox, &b.permission, &b.via)));
+    indirect.sort_by(|a, b| {
+        (&a.mailbox, &a.permission, &a.via).cmp(&(&b.mailbox, &b.permission, &b.via))
+    });
     indirect.dedup();
-    Ok(Scan { user, grants, indirect })
+    Ok(Scan {
+        user,
+        grants,
+        indirect,
+    })
 }
 
 /// The per-mailbox part of a scan: Full Access and calendar, one mailbox at a time.
@@ -332,20 +463,36 @@ impl<'a> MailboxScan<'a> {
         if self.scan_calendar {
             find_calendar(self.tenant, self.census, m, self.findings).await?;
         }
-        self.progress.discovery(self.scanned.fetch_add(1, Ordering::Relaxed) + 1, self.total);
+        self.progress
+            .discovery(self.scanned.fetch_add(1, Ordering::Relaxed) + 1, self.total);
         Ok(())
     }
 }
 
-async fn find_send_as(tenant: Tenant<'_>, census: &Census<'_>, findings: &Mutex<Findings>) -> Result<(), RemoteError> {
+async fn find_send_as(
+    tenant: Tenant<'_>,
+    census: &Census<'_>,
+    findings: &Mutex<Findings>,
+) -> Result<(), RemoteError> {
     let entries = tenant.exchange.send_as_by_trustee(&census.user.upn).await?;
-    for e in entries.iter().filter(|e| e.access_control_type.eq_ignore_ascii_case("Allow")) {
-        let Some(m) = census.scoped_mailbox(&e.identity) else { continue };
+    for e in entries
+        .iter()
+        .filter(|e| e.access_control_type.eq_ignore_ascii_case("Allow"))
+    {
+        let Some(m) = census.scoped_mailbox(&e.identity) else {
+            continue;
+        };
         let mut f = findings.lock().expect("findings lock");
         if e.is_inherited {
-            f.indirect.push(indirect(m, PermissionType::SendAs, "inheritance".into()));
+            f.indirect
+                .push(indirect(m, PermissionType::SendAs, "inheritance".into()));
         } else {
-            f.grants.push(grant(m, PermissionType::SendAs, &e.trustee, vec!["SendAs".into()]));
+            f.grants.push(grant(
+                m,
+                PermissionType::SendAs,
+                &e.trustee,
+                vec!["SendAs".into()],
+            ));
         }
     }
     // Send As held by a group never shows up under the user: ask with each group as trustee.
@@ -357,22 +504,44 @@ async fn find_send_as(tenant: Tenant<'_>, census: &Census<'_>, findings: &Mutex<
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e),
         };
-        for e in entries.iter().filter(|e| e.access_control_type.eq_ignore_ascii_case("Allow")) {
+        for e in entries
+            .iter()
+            .filter(|e| e.access_control_type.eq_ignore_ascii_case("Allow"))
+        {
             if let Some(m) = census.scoped_mailbox(&e.identity) {
-                findings.lock().expect("findings lock").indirect.push(indirect(m, PermissionType::SendAs, format!("group {}", g.display_name)));
+                findings
+                    .lock()
+                    .expect("findings lock")
+                    .indirect
+                    .push(indirect(
+                        m,
+                        PermissionType::SendAs,
+                        format!("group {}", g.display_name),
+                    ));
             }
         }
     }
     Ok(())
 }
 
-async fn find_send_on_behalf(tenant: Tenant<'_>, census: &Census<'_>, findings: &Mutex<Findings>) -> Result<(), RemoteError> {
+async fn find_send_on_behalf(
+    tenant: Tenant<'_>,
+    census: &Census<'_>,
+    findings: &Mutex<Findings>,
+) -> Result<(), RemoteError> {
     // Only a mail-enabled user (one with a mailbox DN) can be a Send on Behalf delegate.
-    let Some(dn) = census.user.mailbox_dn.as_deref() else { return Ok(()) };
+    let Some(dn) = census.user.mailbox_dn.as_deref() else {
+        return Ok(());
+    };
     for m in tenant.exchange.mailboxes_with_send_on_behalf(dn).await? {
         if let Some(m) = census.scoped_mailbox(&m.distinguished_name) {
             let trustee = census.user.upn.clone();
-            findings.lock().expect("findings lock").grants.push(grant(m, PermissionType::SendOnBehalf, &trustee, vec!["SendOnBehalf".into()]));
+            findings.lock().expect("findings lock").grants.push(grant(
+                m,
+                PermissionType::SendOnBehalf,
+                &trustee,
+                vec!["SendOnBehalf".into()],
+            ));
         }
     }
     Ok(())
@@ -385,12 +554,23 @@ async fn find_full_access(
     findings: &Mutex<Findings>,
     resolved: &Mutex<HashMap<String, bool>>,
 ) -> Result<(), RemoteError> {
-    let entries = tenant.exchange.mailbox_permissions(&m.user_principal_name).await?;
+    let entries = tenant
+        .exchange
+        .mailbox_permissions(&m.user_principal_name)
+        .await?;
     for e in entries {
-        if e.deny || is_system_principal(&e.user) || !e.access_rights.iter().any(|r| r.eq_ignore_ascii_case("FullAccess")) {
+        if e.deny
+            || is_system_principal(&e.user)
+            || !e
+                .access_rights
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case("FullAccess"))
+        {
             continue;
         }
         let principal = match census.principal(&e.user) {
+            // An address that is none of the user's addresses is someone else: nothing to resolve.
+            Principal::Other if e.user.contains('@') => Principal::Other,
             Principal::Other => {
                 if resolves_to_user(tenant, census, &e.user, resolved).await? {
                     Principal::User
@@ -402,9 +582,22 @@ async fn find_full_access(
         };
         let mut f = findings.lock().expect("findings lock");
         match (principal, e.is_inherited) {
-            (Principal::User, false) => f.grants.push(grant(m, PermissionType::FullAccess, &e.user, vec!["FullAccess".into()])),
-            (Principal::User, true) => f.indirect.push(indirect(m, PermissionType::FullAccess, "inheritance".into())),
-            (Principal::Group(g), _) => f.indirect.push(indirect(m, PermissionType::FullAccess, format!("group {}", g.display_name))),
+            (Principal::User, false) => f.grants.push(grant(
+                m,
+                PermissionType::FullAccess,
+                &e.user,
+                vec!["FullAccess".into()],
+            )),
+            (Principal::User, true) => f.indirect.push(indirect(
+                m,
+                PermissionType::FullAccess,
+                "inheritance".into(),
+            )),
+            (Principal::Group(g), _) => f.indirect.push(indirect(
+                m,
+                PermissionType::FullAccess,
+                format!("group {}", g.display_name),
+            )),
             (Principal::Other, _) => {}
         }
     }
@@ -424,7 +617,12 @@ async fn resolves_to_user(
         return Ok(*hit);
     }
     let is_user = match tenant.exchange.recipient(value).await {
-        Ok(Some(r)) => census.user.is_user(&r.primary_smtp_address) || r.external_directory_object_id.as_deref().is_some_and(|id| census.user.is_user(id)),
+        Ok(Some(r)) => {
+            census.user.is_user(&r.primary_smtp_address)
+                || r.external_directory_object_id
+                    .as_deref()
+                    .is_some_and(|id| census.user.is_user(id))
+        }
         Ok(None) => false,
         Err(RemoteError::Api { status, .. }) if status < 500 => {
             warn!(trustee = %value, "trustee could not be resolved to one recipient; left alone");
@@ -436,16 +634,37 @@ async fn resolves_to_user(
     Ok(is_user)
 }
 
-async fn find_calendar(tenant: Tenant<'_>, census: &Census<'_>, m: &MailboxInfo, findings: &Mutex<Findings>) -> Result<(), RemoteError> {
-    let permissions = tenant.directory.calendar_permissions(&m.user_principal_name).await?;
+async fn find_calendar(
+    tenant: Tenant<'_>,
+    census: &Census<'_>,
+    m: &MailboxInfo,
+    findings: &Mutex<Findings>,
+) -> Result<(), RemoteError> {
+    let permissions = tenant
+        .directory
+        .calendar_permissions(&m.user_principal_name)
+        .await?;
     for p in permissions {
-        let is_user = p.email_address.as_deref().is_some_and(|a| census.user.is_user(a));
+        let is_user = p
+            .email_address
+            .as_deref()
+            .is_some_and(|a| census.user.is_user(a));
         if !is_user || !p.is_removable {
             continue;
         }
         let (access_level, delegate) = calendar_access_level(&p.role);
-        let mut g = grant(m, PermissionType::Calendar, p.email_address.as_deref().unwrap_or_default(), vec![access_level.clone()]);
-        g.calendar = Some(CalendarGrant { permission_id: p.id.clone(), role: p.role.clone(), access_level, delegate });
+        let mut g = grant(
+            m,
+            PermissionType::Calendar,
+            p.email_address.as_deref().unwrap_or_default(),
+            vec![access_level.clone()],
+        );
+        g.calendar = Some(CalendarGrant {
+            permission_id: p.id.clone(),
+            role: p.role.clone(),
+            access_level,
+            delegate,
+        });
         findings.lock().expect("findings lock").grants.push(g);
     }
     Ok(())

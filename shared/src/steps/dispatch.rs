@@ -20,11 +20,17 @@ pub struct Connections {
 
 impl Connections {
     pub fn tenant(&self) -> Tenant<'_> {
-        Tenant { directory: self.directory.as_ref(), exchange: self.exchange.as_ref() }
+        Tenant {
+            directory: self.directory.as_ref(),
+            exchange: self.exchange.as_ref(),
+        }
     }
 
     pub fn notify(&self) -> Notify<'_> {
-        Notify { psa: self.psa.as_ref(), mailer: self.mailer.as_ref() }
+        Notify {
+            psa: self.psa.as_ref(),
+            mailer: self.mailer.as_ref(),
+        }
     }
 }
 
@@ -42,20 +48,29 @@ pub async fn dispatch(
     message: &StepMessage,
 ) -> Result<(), StepError> {
     if message.v != MESSAGE_VERSION {
-        return Err(StepError::Permanent(format!("message version {} is not supported (expected {MESSAGE_VERSION})", message.v)));
+        return Err(StepError::Permanent(format!(
+            "message version {} is not supported (expected {MESSAGE_VERSION})",
+            message.v
+        )));
     }
     let run_id = &message.run_id;
-    let run = store.get_run(run_id).await?.ok_or_else(|| StepError::Permanent(format!("unknown run {run_id}")))?;
+    let run = store
+        .get_run(run_id)
+        .await?
+        .ok_or_else(|| StepError::Permanent(format!("unknown run {run_id}")))?;
     let org = store
         .org_settings(&run.request.company_id)
         .await?
-        .ok_or_else(|| StepError::Permanent(format!("no organization settings for company '{}'", run.request.company_id)))?;
+        .ok_or_else(|| {
+            StepError::Permanent(format!(
+                "no organization settings for company '{}'",
+                run.request.company_id
+            ))
+        })?;
     let conns = connector.connect(&org).await?;
     match &message.step {
         Step::Discover => discover(store, queue, conns.tenant(), &org, progress, run_id).await,
-        Step::Remove { batch_id, permission, item_ids } => {
-            remove(store, queue, conns.tenant(), progress, run_id, *batch_id, *permission, item_ids).await
-        }
+        Step::Remove(batch) => remove(store, queue, conns.tenant(), progress, run_id, batch).await,
         Step::Verify => verify(store, conns.tenant(), conns.notify(), &org, run_id).await,
     }
 }

@@ -9,7 +9,7 @@ mod verify;
 
 pub use discover::discover;
 pub use dispatch::{dispatch, Connections, Connector};
-pub use intake::{intake, IntakeError};
+pub use intake::{intake, Accepted, IntakeError};
 pub use remove::remove;
 pub use verify::verify;
 
@@ -55,7 +55,12 @@ pub const STEP_LEASE: chrono::Duration = chrono::Duration::minutes(15);
 
 /// Whether this delivery should carry out the step that moves a run from `from` to `working`:
 /// yes when it is the one to move it, or when the run has sat in `working` past the lease.
-async fn claim(store: &dyn RunStore, run: &Run, from: RunStatus, working: RunStatus) -> Result<bool, StoreError> {
+async fn claim(
+    store: &dyn RunStore,
+    run: &Run,
+    from: RunStatus,
+    working: RunStatus,
+) -> Result<bool, StoreError> {
     if run.status == from {
         return store.transition(&run.run_id, &[from], working).await;
     }

@@ -2,8 +2,11 @@
 
 use super::{ProgressObserver, Tenant};
 use crate::error::{RemoteError, StepError};
-use crate::messages::{Step, StepMessage};
-use crate::model::{AuditPhase, AuditRecord, AuditResult, ItemId, ItemStatus, PermissionType, PlanItem, Run, RunId, RunStatus};
+use crate::messages::{RemovalBatch, Step, StepMessage};
+use crate::model::{
+    AuditPhase, AuditRecord, AuditResult, ItemStatus, PermissionType, PlanItem, Run, RunId,
+    RunStatus,
+};
 use crate::ports::{Queue, RemovalOutcome, RunStore};
 use chrono::Utc;
 use futures_util::future::join_all;
@@ -11,39 +14,65 @@ use tracing::{info, info_span, warn, Instrument};
 
 /// Removes the batch's grants. Each grant's before-state is written to the audit trail before
 /// the call and its outcome after, so a crash never loses what was removed. Items already
-/// finished (a redelivered message) are not touched again. The batch that completes the set
-/// queues verification — exactly once, however messages are duplicated or interleaved.
+/// finished (a redelivered message) are not touched again. Each batch is counted once in the
+/// run store, however often it is delivered; once all are counted, verification is queued.
 pub async fn remove(
     store: &dyn RunStore,
     queue: &dyn Queue,
     tenant: Tenant<'_>,
     progress: &dyn ProgressObserver,
     run_id: &RunId,
-    batch_id: u32,
-    permission: PermissionType,
-    item_ids: &[ItemId],
+    batch: &RemovalBatch,
 ) -> Result<(), StepError> {
-    let run = store.get_run(run_id).await?.ok_or_else(|| StepError::Permanent(format!("unknown run {run_id}")))?;
+    let RemovalBatch {
+        batch_id,
+        permission,
+        item_ids,
+    } = batch;
+    let (batch_id, permission) = (*batch_id, *permission);
+    let run = store
+        .get_run(run_id)
+        .await?
+        .ok_or_else(|| StepError::Permanent(format!("unknown run {run_id}")))?;
     let span = info_span!("remove", run_id = %run_id, company_id = %run.request.company_id, batch_id, permission = %permission);
     async {
         if run.status != RunStatus::Removing {
-            info!(status = run.status.as_str(), "run is not removing; batch ignored");
+            info!(
+                status = run.status.as_str(),
+                "run is not removing; batch ignored"
+            );
             return Ok(());
         }
         let items = store.items(run_id).await?;
-        let batch: Vec<&PlanItem> = items.iter().filter(|i| item_ids.contains(&i.id)).collect();
-        if batch.len() != item_ids.len() || batch.iter().any(|i| i.grant.right != permission) {
-            return Err(StepError::Permanent(format!("batch {batch_id} names items that are not {permission} items of run {run_id}")));
+        let batch_items: Vec<&PlanItem> =
+            items.iter().filter(|i| item_ids.contains(&i.id)).collect();
+        if batch_items.len() != item_ids.len()
+            || batch_items.iter().any(|i| i.grant.right != permission)
+        {
+            return Err(StepError::Permanent(format!(
+                "batch {batch_id} names items that are not {permission} items of run {run_id}"
+            )));
         }
-        let results = join_all(batch.iter().filter(|i| !i.status.is_finished()).map(|item| remove_item(store, tenant, &run, item))).await;
+        let results = join_all(
+            batch_items
+                .iter()
+                .filter(|i| !i.status.is_finished())
+                .map(|item| remove_item(store, tenant, &run, item)),
+        )
+        .await;
         for r in results {
             r?;
         }
         let counted = store.complete_batch(run_id, batch_id).await?;
         progress.removal(counted.done as u64, counted.total as u64);
-        if counted.completes_run() {
-            info!("last removal batch done; queueing verification");
-            queue.send(StepMessage::new(run_id.clone(), Step::Verify)).await?;
+        if counted.all_done() {
+            info!(
+                newly_counted = counted.newly_counted,
+                "every removal batch done; queueing verification"
+            );
+            queue
+                .send(StepMessage::new(run_id.clone(), Step::Verify))
+                .await?;
         }
         Ok(())
     }
@@ -51,31 +80,69 @@ pub async fn remove(
     .await
 }
 
-async fn remove_item(store: &dyn RunStore, tenant: Tenant<'_>, run: &Run, item: &PlanItem) -> Result<(), StepError> {
+async fn remove_item(
+    store: &dyn RunStore,
+    tenant: Tenant<'_>,
+    run: &Run,
+    item: &PlanItem,
+) -> Result<(), StepError> {
     let g = &item.grant;
     let span = info_span!("remove_grant", mailbox = %g.mailbox, item = item.id);
     async {
-        store.append_audit(&audit(run, item, AuditPhase::Before, None, None)).await?;
+        store
+            .append_audit(&audit(run, item, AuditPhase::Before, None, None))
+            .await?;
         let outcome = match g.right {
-            PermissionType::FullAccess => tenant.exchange.remove_full_access(&g.mailbox, &g.trustee).await,
+            PermissionType::FullAccess => {
+                tenant
+                    .exchange
+                    .remove_full_access(&g.mailbox, &g.trustee)
+                    .await
+            }
             PermissionType::SendAs => tenant.exchange.remove_send_as(&g.mailbox, &g.trustee).await,
-            PermissionType::SendOnBehalf => tenant.exchange.remove_send_on_behalf(&g.mailbox, &g.trustee).await,
+            PermissionType::SendOnBehalf => {
+                tenant
+                    .exchange
+                    .remove_send_on_behalf(&g.mailbox, &g.trustee)
+                    .await
+            }
             PermissionType::Calendar => match &g.calendar {
-                Some(c) => tenant.directory.remove_calendar_permission(&g.mailbox, &c.permission_id).await,
-                None => Err(RemoteError::InvalidInput { service: "graph", field: "calendar", message: "calendar grant without permission id".into() }),
+                Some(c) => {
+                    tenant
+                        .directory
+                        .remove_calendar_permission(&g.mailbox, &c.permission_id)
+                        .await
+                }
+                None => Err(RemoteError::InvalidInput {
+                    service: "graph",
+                    field: "calendar",
+                    message: "calendar grant without permission id".into(),
+                }),
             },
         };
         let (status, result, detail) = match outcome {
             Ok(RemovalOutcome::Removed) => (ItemStatus::Removed, AuditResult::Removed, None),
-            Ok(RemovalOutcome::AlreadyGone { warning }) => {
-                (ItemStatus::AlreadyGone { warning: warning.clone() }, AuditResult::AlreadyGone, Some(warning))
-            }
+            Ok(RemovalOutcome::AlreadyGone { warning }) => (
+                ItemStatus::AlreadyGone {
+                    warning: warning.clone(),
+                },
+                AuditResult::AlreadyGone,
+                Some(warning),
+            ),
             Err(e) => {
                 warn!(error = %e, "removal failed");
-                (ItemStatus::Failed { error: e.to_string() }, AuditResult::Failed, Some(e.to_string()))
+                (
+                    ItemStatus::Failed {
+                        error: e.to_string(),
+                    },
+                    AuditResult::Failed,
+                    Some(e.to_string()),
+                )
             }
         };
-        store.append_audit(&audit(run, item, AuditPhase::Outcome, Some(result), detail)).await?;
+        store
+            .append_audit(&audit(run, item, AuditPhase::Outcome, Some(result), detail))
+            .await?;
         store.set_item_status(&run.run_id, item.id, &status).await?;
         Ok(())
     }
@@ -83,7 +150,13 @@ async fn remove_item(store: &dyn RunStore, tenant: Tenant<'_>, run: &Run, item: 
     .await
 }
 
-pub(crate) fn audit(run: &Run, item: &PlanItem, phase: AuditPhase, result: Option<AuditResult>, detail: Option<String>) -> AuditRecord {
+pub(crate) fn audit(
+    run: &Run,
+    item: &PlanItem,
+    phase: AuditPhase,
+    result: Option<AuditResult>,
+    detail: Option<String>,
+) -> AuditRecord {
     AuditRecord {
         run_id: run.run_id.clone(),
         record_id: AuditRecord::item_record_id(item.id, phase, result),

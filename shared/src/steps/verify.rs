@@ -4,8 +4,8 @@ use super::discover::{scan, Discovery};
 use super::{claim, NoProgress, Notify, Tenant};
 use crate::error::StepError;
 use crate::model::{
-    AuditPhase, AuditRecord, Grant, ItemStatus, OrgSettings, PermissionType, PlanItem, Report, ReportInputs, Run,
-    RunId, RunStatus, Verification,
+    AuditPhase, AuditRecord, Grant, ItemStatus, OrgSettings, PermissionType, PlanItem, Report,
+    ReportInputs, Run, RunId, RunStatus, Verification,
 };
 use crate::ports::{Attachment, NewTicket, OutgoingMail, RunStore};
 use crate::render;
@@ -20,7 +20,10 @@ pub async fn verify(
     org: &OrgSettings,
     run_id: &RunId,
 ) -> Result<(), StepError> {
-    let run = store.get_run(run_id).await?.ok_or_else(|| StepError::Permanent(format!("unknown run {run_id}")))?;
+    let run = store
+        .get_run(run_id)
+        .await?
+        .ok_or_else(|| StepError::Permanent(format!("unknown run {run_id}")))?;
     let span = info_span!("verify", run_id = %run_id, company_id = %run.request.company_id);
     async {
         if !claim(store, &run, RunStatus::Removing, RunStatus::Verifying).await? {
@@ -69,11 +72,21 @@ pub async fn verify(
 
 /// Re-reads the tenant: every mailbox a grant was found on, and the tenant-wide reverse lookups.
 /// What it finds is what remains — never inferred from the removal results.
-async fn reread(tenant: Tenant<'_>, org: &OrgSettings, run: &Run, items: &[PlanItem]) -> Result<(Verification, Vec<String>), StepError> {
-    let in_scope = |g: &Grant| !(g.shared && !run.request.remove_from_shared);
+async fn reread(
+    tenant: Tenant<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    items: &[PlanItem],
+) -> Result<(Verification, Vec<String>), StepError> {
+    let in_scope = |g: &Grant| !g.shared || run.request.remove_from_shared;
     let touched: BTreeSet<String> = items
         .iter()
-        .filter(|i| matches!(i.grant.right, PermissionType::FullAccess | PermissionType::Calendar))
+        .filter(|i| {
+            matches!(
+                i.grant.right,
+                PermissionType::FullAccess | PermissionType::Calendar
+            )
+        })
         .map(|i| i.grant.mailbox.clone())
         .collect();
     match scan(tenant, org, run, &NoProgress, Some(&touched)).await {
@@ -89,8 +102,17 @@ async fn reread(tenant: Tenant<'_>, org: &OrgSettings, run: &Run, items: &[PlanI
             };
             warn!(%reason, "verification could not re-read the tenant");
             // Unproven is not gone: everything that was in scope counts as remaining.
-            let unverified: Vec<Grant> = items.iter().map(|i| i.grant.clone()).filter(|g| in_scope(g)).collect();
-            Ok((Verification::from_found(&unverified), vec![format!("verification could not re-read the tenant: {reason}")]))
+            let unverified: Vec<Grant> = items
+                .iter()
+                .map(|i| i.grant.clone())
+                .filter(|g| in_scope(g))
+                .collect();
+            Ok((
+                Verification::from_found(&unverified),
+                vec![format!(
+                    "verification could not re-read the tenant: {reason}"
+                )],
+            ))
         }
     }
 }
@@ -138,8 +160,14 @@ async fn update_ticket(notify: Notify<'_>, org: &OrgSettings, run: &Run, report:
             }
         }
     };
-    if let Err(e) = notify.psa.add_note(&ticket_id, &render::text_report(report)).await {
-        report.add_error(format!("PSA note could not be added to ticket {ticket_id}: {e}"));
+    if let Err(e) = notify
+        .psa
+        .add_note(&ticket_id, &render::text_report(report))
+        .await
+    {
+        report.add_error(format!(
+            "PSA note could not be added to ticket {ticket_id}: {e}"
+        ));
     }
 }
 

@@ -30,7 +30,11 @@ pub fn fixture(name: &str) -> Value {
 
 /// Sets `sim.<key>` in a fixture.
 pub fn with_sim(mut fixture: Value, knobs: Value) -> Value {
-    let sim = fixture.as_object_mut().unwrap().entry("sim").or_insert_with(|| json!({}));
+    let sim = fixture
+        .as_object_mut()
+        .unwrap()
+        .entry("sim")
+        .or_insert_with(|| json!({}));
     for (k, v) in knobs.as_object().unwrap() {
         sim[k] = v.clone();
     }
@@ -40,7 +44,11 @@ pub fn with_sim(mut fixture: Value, knobs: Value) -> Value {
 /// Retries fast enough for tests; the bounds stay the production ones in shape.
 pub fn fast_http(concurrency: usize) -> HttpSettings {
     HttpSettings {
-        retry: RetryPolicy { max_attempts: 10, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(200) },
+        retry: RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(200),
+        },
         tenant_concurrency: concurrency,
         ..HttpSettings::default()
     }
@@ -60,7 +68,10 @@ impl Harness {
         let org = OrgSettings::from_fixture(&fixture).expect("fixture organization");
         let sim = revoke365_sim::start(
             revoke365_sim::Fixture::from_json(&fixture.to_string()).expect("fixture loads"),
-            SimOptions { client_secret: Some(CLIENT_SECRET.into()), cw_private_key: Some(CW_PRIVATE_KEY.into()) },
+            SimOptions {
+                client_secret: Some(CLIENT_SECRET.into()),
+                cw_private_key: Some(CW_PRIVATE_KEY.into()),
+            },
         )
         .await
         .expect("simulator starts");
@@ -84,7 +95,14 @@ impl Harness {
             connector: connector.clone(),
             progress: Arc::new(NoProgress),
         };
-        Harness { sim, store, engine, connector, org, dir }
+        Harness {
+            sim,
+            store,
+            engine,
+            connector,
+            org,
+            dir,
+        }
     }
 
     pub async fn run(&self, body: Value) -> Run {
@@ -94,7 +112,12 @@ impl Harness {
     /// Runs a request that must finish with a report.
     pub async fn report(&self, body: Value) -> Report {
         let run = self.run(body).await;
-        run.result.unwrap_or_else(|| panic!("run ended {:?} without a result: {:?}", run.status, run.failure))
+        run.result.unwrap_or_else(|| {
+            panic!(
+                "run ended {:?} without a result: {:?}",
+                run.status, run.failure
+            )
+        })
     }
 
     pub fn state(&self) -> Value {
@@ -107,7 +130,12 @@ impl Harness {
 }
 
 pub fn mailbox<'a>(mailboxes: &'a Value, upn: &str) -> &'a Value {
-    mailboxes.as_array().unwrap().iter().find(|m| m["upn"] == upn).unwrap_or_else(|| panic!("no mailbox {upn}"))
+    mailboxes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["upn"] == upn)
+        .unwrap_or_else(|| panic!("no mailbox {upn}"))
 }
 
 /// Every grant in the tenant that names `user` directly (any type), as (mailbox, kind) pairs.
@@ -115,10 +143,23 @@ pub fn grants_of(mailboxes: &Value, user: &str) -> Vec<(String, &'static str)> {
     let mut out = Vec::new();
     for m in mailboxes.as_array().unwrap() {
         let upn = m["upn"].as_str().unwrap().to_string();
-        let names = |v: &Value| v["user"].as_str().or(v.as_str()).is_some_and(|u| u.eq_ignore_ascii_case(user));
-        for (key, kind) in [("full_access", "full_access"), ("send_as", "send_as"), ("send_on_behalf", "send_on_behalf"), ("calendar", "calendar")] {
+        let names = |v: &Value| {
+            v["user"]
+                .as_str()
+                .or(v.as_str())
+                .is_some_and(|u| u.eq_ignore_ascii_case(user))
+        };
+        for (key, kind) in [
+            ("full_access", "full_access"),
+            ("send_as", "send_as"),
+            ("send_on_behalf", "send_on_behalf"),
+            ("calendar", "calendar"),
+        ] {
             for g in m[key].as_array().into_iter().flatten() {
-                if names(g) && !g["inherited"].as_bool().unwrap_or(false) && !g["deny"].as_bool().unwrap_or(false) {
+                if names(g)
+                    && !g["inherited"].as_bool().unwrap_or(false)
+                    && !g["deny"].as_bool().unwrap_or(false)
+                {
                     out.push((upn.clone(), kind));
                 }
             }

@@ -35,8 +35,16 @@ impl Answer {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body");
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") };
-        Answer { status, headers, body }
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("JSON body")
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -45,11 +53,15 @@ impl Answer {
 
     /// `details[0].message` of an Exchange error.
     pub fn exo_detail(&self) -> &str {
-        self.body["error"]["details"][0]["message"].as_str().unwrap_or_default()
+        self.body["error"]["details"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
     }
 
     pub fn warnings(&self) -> Vec<&str> {
-        self.body["@adminapi.warnings"].as_array().map_or(Vec::new(), |w| w.iter().filter_map(Value::as_str).collect())
+        self.body["@adminapi.warnings"]
+            .as_array()
+            .map_or(Vec::new(), |w| w.iter().filter_map(Value::as_str).collect())
     }
 
     pub fn values(&self) -> &Vec<Value> {
@@ -65,7 +77,13 @@ impl TestSim {
     pub async fn start_with(fixture: Fixture, options: SimOptions) -> TestSim {
         let tenant = fixture.tenant_id.clone();
         let handle = start(fixture, options).await.expect("simulator starts");
-        let mut sim = TestSim { handle, http: reqwest::Client::new(), tenant, graph_token: String::new(), exo_token: String::new() };
+        let mut sim = TestSim {
+            handle,
+            http: reqwest::Client::new(),
+            tenant,
+            graph_token: String::new(),
+            exo_token: String::new(),
+        };
         sim.graph_token = sim.token(GRAPH_SCOPE).await;
         sim.exo_token = sim.token(EXO_SCOPE).await;
         sim
@@ -96,16 +114,26 @@ impl TestSim {
     }
 
     pub async fn token(&self, scope: &str) -> String {
-        let form = format!("grant_type=client_credentials&client_id=app-1&client_secret=s3cret&scope={scope}");
+        let form = format!(
+            "grant_type=client_credentials&client_id=app-1&client_secret=s3cret&scope={scope}"
+        );
         let answer = self.token_request(&self.tenant, &form).await;
         assert_eq!(answer.status, 200, "{}", answer.body);
-        answer.body["access_token"].as_str().expect("access_token").to_string()
+        answer.body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
     }
 
     pub async fn graph(&self, method: Method, path: &str, body: Option<&str>) -> Answer {
-        let mut request = self.http.request(method, self.url(path)).bearer_auth(&self.graph_token);
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.graph_token);
         if let Some(body) = body {
-            request = request.header("Content-Type", "application/json").body(body.to_string());
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
         }
         Answer::read(request.send().await.expect("graph request")).await
     }
@@ -125,7 +153,13 @@ impl TestSim {
             .post(url)
             .bearer_auth(&self.exo_token)
             .header("Content-Type", "application/json; charset=utf-8")
-            .header("X-AnchorMailbox", format!("APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{}", self.tenant))
+            .header(
+                "X-AnchorMailbox",
+                format!(
+                    "APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{}",
+                    self.tenant
+                ),
+            )
             .body(body.to_string())
             .send()
             .await
@@ -160,7 +194,9 @@ impl TestSim {
             .header("Authorization", CW_AUTH)
             .header("clientId", "5f0c1c9e-3b0b-4a51-9a7c-111111111111");
         if let Some(body) = body {
-            request = request.header("Content-Type", "application/json").body(body.to_string());
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
         }
         Answer::read(request.send().await.expect("cw request")).await
     }
@@ -173,7 +209,10 @@ impl TestSim {
     pub fn mailbox_state(&self, upn: &str) -> Value {
         let state = self.state();
         let mailboxes = state["mailboxes"].as_array().expect("mailboxes").clone();
-        mailboxes.into_iter().find(|m| m["upn"] == upn).unwrap_or_else(|| panic!("no mailbox {upn}"))
+        mailboxes
+            .into_iter()
+            .find(|m| m["upn"] == upn)
+            .unwrap_or_else(|| panic!("no mailbox {upn}"))
     }
 
     pub fn requests(&self, key: &str) -> u64 {
@@ -186,6 +225,12 @@ pub fn users(list: &Value) -> Vec<String> {
     list.as_array()
         .expect("list")
         .iter()
-        .map(|e| e.get("user").unwrap_or(e).as_str().expect("user").to_string())
+        .map(|e| {
+            e.get("user")
+                .unwrap_or(e)
+                .as_str()
+                .expect("user")
+                .to_string()
+        })
         .collect()
 }

@@ -15,27 +15,46 @@ async fn tickets_and_notes() {
     assert_eq!(ticket.body["status"]["name"], "New");
 
     let note = r#"{"text":"Removed 8 grants.","detailDescriptionFlag":false,"internalAnalysisFlag":true,"resolutionFlag":false}"#;
-    let created = sim.cw(Method::POST, "/service/tickets/48213/notes", Some(note)).await;
+    let created = sim
+        .cw(Method::POST, "/service/tickets/48213/notes", Some(note))
+        .await;
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.body["ticketId"], 48213);
     assert_eq!(created.body["internalAnalysisFlag"], true);
     assert!(created.body["dateCreated"].as_str().unwrap().ends_with('Z'));
 
     let no_flag = r#"{"text":"x","detailDescriptionFlag":false,"internalAnalysisFlag":false,"resolutionFlag":false}"#;
-    let rejected = sim.cw(Method::POST, "/service/tickets/48213/notes", Some(no_flag)).await;
+    let rejected = sim
+        .cw(Method::POST, "/service/tickets/48213/notes", Some(no_flag))
+        .await;
     assert_eq!(rejected.status, 400);
     assert_eq!(rejected.body["code"], "InvalidObject");
-    assert_eq!(sim.cw(Method::POST, "/service/tickets/99999/notes", Some(note)).await.status, 404);
-    assert_eq!(sim.cw(Method::POST, "/service/tickets/OFF-1/notes", Some(note)).await.status, 400);
+    assert_eq!(
+        sim.cw(Method::POST, "/service/tickets/99999/notes", Some(note))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        sim.cw(Method::POST, "/service/tickets/OFF-1/notes", Some(note))
+            .await
+            .status,
+        400
+    );
 
     let fetched = sim.cw(Method::GET, "/service/tickets/48213", None).await;
     assert_eq!(fetched.status, 200);
     assert_eq!(fetched.body["summary"], "Offboard John Smith");
-    let notes = sim.cw(Method::GET, "/service/tickets/48213/notes", None).await;
+    let notes = sim
+        .cw(Method::GET, "/service/tickets/48213/notes", None)
+        .await;
     assert_eq!(notes.body.as_array().unwrap().len(), 1);
     let missing = sim.cw(Method::GET, "/service/tickets/1", None).await;
     assert_eq!(missing.status, 404);
-    assert_eq!(missing.body, json!({"code": "NotFound", "message": "Ticket with id 1 not found"}));
+    assert_eq!(
+        missing.body,
+        json!({"code": "NotFound", "message": "Ticket with id 1 not found"})
+    );
 
     let state = sim.state();
     let tickets = state["tickets"].as_array().unwrap();
@@ -53,10 +72,26 @@ async fn ticket_validation() {
     let sim = TestSim::acme().await;
     let long = "x".repeat(101);
     let cases = [
-        (format!(r#"{{"summary":"{long}","board":{{"name":"Service Desk"}},"company":{{"identifier":"AcmeCorp"}}}}"#), "summary"),
-        (r#"{"board":{"name":"Service Desk"},"company":{"identifier":"AcmeCorp"}}"#.to_string(), "summary"),
-        (r#"{"summary":"s","board":{"name":"Nope"},"company":{"identifier":"AcmeCorp"}}"#.to_string(), "board"),
-        (r#"{"summary":"s","board":{"name":"Service Desk"},"company":{"identifier":"Initech"}}"#.to_string(), "company"),
+        (
+            format!(
+                r#"{{"summary":"{long}","board":{{"name":"Service Desk"}},"company":{{"identifier":"AcmeCorp"}}}}"#
+            ),
+            "summary",
+        ),
+        (
+            r#"{"board":{"name":"Service Desk"},"company":{"identifier":"AcmeCorp"}}"#.to_string(),
+            "summary",
+        ),
+        (
+            r#"{"summary":"s","board":{"name":"Nope"},"company":{"identifier":"AcmeCorp"}}"#
+                .to_string(),
+            "board",
+        ),
+        (
+            r#"{"summary":"s","board":{"name":"Service Desk"},"company":{"identifier":"Initech"}}"#
+                .to_string(),
+            "company",
+        ),
     ];
     for (body, field) in cases {
         let answer = sim.cw(Method::POST, "/service/tickets", Some(&body)).await;
@@ -68,14 +103,17 @@ async fn ticket_validation() {
 
 #[tokio::test]
 async fn credentials_are_checked() {
-    let options = revoke365_sim::SimOptions { client_secret: None, cw_private_key: Some("priv".into()) };
+    let options = revoke365_sim::SimOptions {
+        client_secret: None,
+        cw_private_key: Some("priv".into()),
+    };
     let sim = TestSim::start_with(fixture(ACME), options).await;
     let url = sim.url("/v4_6_release/apis/3.0/service/tickets/48213");
     let client_id = "5f0c1c9e-3b0b-4a51-9a7c-111111111111";
     let attempts = [
         (None, Some(client_id)),
-        (Some("Basic QWNtZU1TUCtwdWI6cHJpdg=="), None),         // no clientId
-        (Some("Basic QWNtZU1TUHB1Yjpwcml2"), Some(client_id)),   // "AcmeMSPpub:priv": no '+'
+        (Some("Basic QWNtZU1TUCtwdWI6cHJpdg=="), None), // no clientId
+        (Some("Basic QWNtZU1TUHB1Yjpwcml2"), Some(client_id)), // "AcmeMSPpub:priv": no '+'
         (Some("Basic QWNtZU1TUCtwdWI6d3Jvbmc="), Some(client_id)), // wrong private key
         (Some("Bearer abc"), Some(client_id)),
     ];
@@ -92,7 +130,12 @@ async fn credentials_are_checked() {
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["code"], "Unauthorized");
     }
-    assert_eq!(sim.cw(Method::GET, "/service/tickets/48213", None).await.status, 200);
+    assert_eq!(
+        sim.cw(Method::GET, "/service/tickets/48213", None)
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]

@@ -19,8 +19,15 @@ async fn concurrency_cap_answers_429() {
         assert_eq!(answer.body["error"]["code"], "TooManyRequests");
     }
     let state = sim.state();
-    assert!(state["peak_in_flight"].as_u64().unwrap() >= 3, "{}", state["peak_in_flight"]);
-    assert_eq!(state["throttled_429"].as_u64().unwrap(), throttled.len() as u64);
+    assert!(
+        state["peak_in_flight"].as_u64().unwrap() >= 3,
+        "{}",
+        state["peak_in_flight"]
+    );
+    assert_eq!(
+        state["throttled_429"].as_u64().unwrap(),
+        throttled.len() as u64
+    );
     assert_eq!(state["requests"]["graph GET /users/{id}"], 6);
 }
 
@@ -38,7 +45,11 @@ async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) 
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     })
     .await;
     outputs.into_iter().map(|o| o.expect("ready")).collect()
@@ -68,7 +79,9 @@ async fn seeded_503_rate_is_deterministic() {
     assert_eq!(first, second, "same seed, same sequence");
     // One draw per admitted request from fastrand::Rng::with_seed(seed).
     let mut rng = fastrand::Rng::with_seed(7);
-    let expected: Vec<u16> = (0..40).map(|_| if rng.f64() < 0.3 { 503 } else { 200 }).collect();
+    let expected: Vec<u16> = (0..40)
+        .map(|_| if rng.f64() < 0.3 { 503 } else { 200 })
+        .collect();
     assert_eq!(first, expected);
     let count = first.iter().filter(|s| **s == 503).count() as u64;
     assert_eq!(injected, count);
@@ -95,10 +108,22 @@ async fn failing_mailbox_rejects_mutations_only() {
     assert_eq!(read.status, 200);
     let path = "/v1.0/users/legal@globexcorp.com/calendar/calendarPermissions";
     assert_eq!(sim.graph_get(path).await.status, 200);
-    let delete = sim.graph(Method::DELETE, &format!("{path}/am9obi5zbWl0aEBnbG9iZXhjb3JwLmNvbQ=="), None).await;
+    let delete = sim
+        .graph(
+            Method::DELETE,
+            &format!("{path}/am9obi5zbWl0aEBnbG9iZXhjb3JwLmNvbQ=="),
+            None,
+        )
+        .await;
     assert_eq!(delete.status, 403);
     assert_eq!(delete.body["error"]["code"], "ErrorAccessDenied");
-    let create = sim.graph(Method::POST, path, Some(r#"{"emailAddress":{"address":"john.smith@globexcorp.com"},"role":"read"}"#)).await;
+    let create = sim
+        .graph(
+            Method::POST,
+            path,
+            Some(r#"{"emailAddress":{"address":"john.smith@globexcorp.com"},"role":"read"}"#),
+        )
+        .await;
     assert_eq!(create.status, 403);
     assert_eq!(sim.state()["mailboxes"], before);
 }
@@ -119,8 +144,21 @@ async fn noop_mailbox_removals_change_nothing() {
         assert!(answer.warnings().is_empty(), "{}", answer.body);
     }
     let path = "/v1.0/users/ceo@acmecorp.com/calendar/calendarPermissions";
-    let john = sim.graph_get(path).await.values().iter().find(|p| p["emailAddress"]["address"] == "john.smith@acmecorp.com").cloned().unwrap();
-    let delete = sim.graph(Method::DELETE, &format!("{path}/{}", john["id"].as_str().unwrap()), None).await;
+    let john = sim
+        .graph_get(path)
+        .await
+        .values()
+        .iter()
+        .find(|p| p["emailAddress"]["address"] == "john.smith@acmecorp.com")
+        .cloned()
+        .unwrap();
+    let delete = sim
+        .graph(
+            Method::DELETE,
+            &format!("{path}/{}", john["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(delete.status, 204);
     assert_eq!(sim.state()["mailboxes"], before);
 }
@@ -131,6 +169,11 @@ async fn latency_is_applied() {
     tenant.sim.latency_ms = 150;
     let sim = TestSim::start(tenant).await;
     let started = std::time::Instant::now();
-    assert_eq!(sim.graph_get("/v1.0/users/john.smith@globexcorp.com").await.status, 200);
+    assert_eq!(
+        sim.graph_get("/v1.0/users/john.smith@globexcorp.com")
+            .await
+            .status,
+        200
+    );
     assert!(started.elapsed() >= std::time::Duration::from_millis(150));
 }

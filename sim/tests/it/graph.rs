@@ -8,7 +8,9 @@ use crate::common::TestSim;
 async fn user_lookup_is_exact() {
     let sim = TestSim::hard().await;
     let select = "?$select=id,displayName,userPrincipalName,mail,accountEnabled";
-    let john = sim.graph_get(&format!("/v1.0/users/john.smith@globexcorp.com{select}")).await;
+    let john = sim
+        .graph_get(&format!("/v1.0/users/john.smith@globexcorp.com{select}"))
+        .await;
     assert_eq!(john.status, 200);
     assert_eq!(john.body["userPrincipalName"], "john.smith@globexcorp.com");
     assert_eq!(john.body["displayName"], "John Smith");
@@ -20,25 +22,40 @@ async fn user_lookup_is_exact() {
     assert_eq!(by_id.body["userPrincipalName"], "john.smith@globexcorp.com");
     let upper = sim.graph_get("/v1.0/users/John.Smith@GlobexCorp.com").await;
     assert_eq!(upper.body["id"], id.as_str());
-    let lookalike = sim.graph_get("/v1.0/users/john.smith2@globexcorp.com").await;
+    let lookalike = sim
+        .graph_get("/v1.0/users/john.smith2@globexcorp.com")
+        .await;
     assert_ne!(lookalike.body["id"], id.as_str());
 
-    for unknown in ["john.smith@globexcorp.co", "john.smit@globexcorp.com", "John Smith"] {
-        let answer = sim.graph_get(&format!("/v1.0/users/{}", urlencoding::encode(unknown))).await;
+    for unknown in [
+        "john.smith@globexcorp.co",
+        "john.smit@globexcorp.com",
+        "John Smith",
+    ] {
+        let answer = sim
+            .graph_get(&format!("/v1.0/users/{}", urlencoding::encode(unknown)))
+            .await;
         assert_eq!(answer.status, 404, "{unknown}");
         assert_eq!(answer.body["error"]["code"], "Request_ResourceNotFound");
         let message = answer.body["error"]["message"].as_str().unwrap();
-        assert!(message.starts_with(&format!("Resource '{unknown}' does not exist")), "{message}");
+        assert!(
+            message.starts_with(&format!("Resource '{unknown}' does not exist")),
+            "{message}"
+        );
     }
 
-    let shared = sim.graph_get("/v1.0/users/info@globexcorp.com?$select=id,accountEnabled").await;
+    let shared = sim
+        .graph_get("/v1.0/users/info@globexcorp.com?$select=id,accountEnabled")
+        .await;
     assert_eq!(shared.body["accountEnabled"], false);
     assert!(shared.body.get("displayName").is_none(), "$select honoured");
 }
 
 #[tokio::test]
 async fn transitive_member_of_is_paged() {
-    let groups: Vec<Value> = (1..=5).map(|i| json!({"name": format!("Group {i}"), "members": ["ann@example.com"]})).collect();
+    let groups: Vec<Value> = (1..=5)
+        .map(|i| json!({"name": format!("Group {i}"), "members": ["ann@example.com"]}))
+        .collect();
     let fixture = json!({
         "tenant_id": "t-1",
         "organization": {"company_id": "ex", "company_name": "Example", "m365_permission_ticket_board": "Service Desk",
@@ -52,7 +69,13 @@ async fn transitive_member_of_is_paged() {
     let mut names = Vec::new();
     let mut pages = 0;
     loop {
-        let answer = sim.graph(Method::GET, url.strip_prefix(&sim.handle.base_url).unwrap(), None).await;
+        let answer = sim
+            .graph(
+                Method::GET,
+                url.strip_prefix(&sim.handle.base_url).unwrap(),
+                None,
+            )
+            .await;
         assert_eq!(answer.status, 200, "{}", answer.body);
         pages += 1;
         for group in answer.values() {
@@ -62,24 +85,39 @@ async fn transitive_member_of_is_paged() {
         }
         match answer.body["@odata.nextLink"].as_str() {
             Some(next) => {
-                assert!(next.starts_with("http://") && next.contains("$skiptoken="), "{next}");
+                assert!(
+                    next.starts_with("http://") && next.contains("$skiptoken="),
+                    "{next}"
+                );
                 url = next.to_string();
             }
             None => break,
         }
     }
     assert_eq!(pages, 3);
-    assert_eq!(names, ["Group 1", "Group 2", "Group 3", "Group 4", "Group 5"]);
+    assert_eq!(
+        names,
+        ["Group 1", "Group 2", "Group 3", "Group 4", "Group 5"]
+    );
     assert_eq!(sim.requests("graph GET transitiveMemberOf"), 3);
 
-    let none = sim.graph_get("/v1.0/users/bob@example.com/transitiveMemberOf/microsoft.graph.group").await;
+    let none = sim
+        .graph_get("/v1.0/users/bob@example.com/transitiveMemberOf/microsoft.graph.group")
+        .await;
     assert_eq!(none.values().len(), 0);
-    let unknown = sim.graph_get("/v1.0/users/nobody@example.com/transitiveMemberOf/microsoft.graph.group").await;
+    let unknown = sim
+        .graph_get("/v1.0/users/nobody@example.com/transitiveMemberOf/microsoft.graph.group")
+        .await;
     assert_eq!(unknown.status, 404);
 }
 
 fn john_entry(list: &Value, address: &str) -> Option<Value> {
-    list["value"].as_array().unwrap().iter().find(|p| p["emailAddress"]["address"] == address).cloned()
+    list["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["emailAddress"]["address"] == address)
+        .cloned()
 }
 
 #[tokio::test]
@@ -110,7 +148,10 @@ async fn calendar_permissions_list_delete_restore() {
     assert_eq!(again.body["error"]["code"], "ErrorItemNotFound");
 
     let bad_role = r#"{"emailAddress":{"address":"john.smith@acmecorp.com"},"role":"owner"}"#;
-    assert_eq!(sim.graph(Method::POST, path, Some(bad_role)).await.status, 400);
+    assert_eq!(
+        sim.graph(Method::POST, path, Some(bad_role)).await.status,
+        400
+    );
     let restore = r#"{"emailAddress":{"name":"John Smith","address":"john.smith@acmecorp.com"},"isInsideOrganization":true,"isRemovable":true,"role":"delegateWithoutPrivateEventAccess"}"#;
     let created = sim.graph(Method::POST, path, Some(restore)).await;
     assert_eq!(created.status, 201, "{}", created.body);
@@ -118,7 +159,11 @@ async fn calendar_permissions_list_delete_restore() {
     assert_eq!(created.body["role"], "delegateWithoutPrivateEventAccess");
     assert_eq!(sim.mailbox_state("ceo@acmecorp.com"), initial);
 
-    let counts = ["graph GET calendarPermissions", "graph DELETE calendarPermissions", "graph POST calendarPermissions"];
+    let counts = [
+        "graph GET calendarPermissions",
+        "graph DELETE calendarPermissions",
+        "graph POST calendarPermissions",
+    ];
     let counted: Vec<u64> = counts.iter().map(|k| sim.requests(k)).collect();
     assert_eq!(counted, [2, 2, 2]);
 }
@@ -126,20 +171,35 @@ async fn calendar_permissions_list_delete_restore() {
 #[tokio::test]
 async fn calendar_roles_and_unknown_mailbox() {
     let sim = TestSim::hard().await;
-    let cfo = sim.graph_get("/v1.0/users/cfo@globexcorp.com/calendar/calendarPermissions").await;
-    assert_eq!(john_entry(&cfo.body, "john.smith@globexcorp.com").unwrap()["role"], "read");
-    let hr = sim.graph_get("/v1.0/users/hr@globexcorp.com/calendar/calendarPermissions").await;
-    assert!(john_entry(&hr.body, "john.smith@globexcorp.com").is_none(), "only the lookalike is on hr@");
-    assert_eq!(john_entry(&hr.body, "john.smith2@globexcorp.com").unwrap()["role"], "write");
-    let unknown = sim.graph_get("/v1.0/users/nobody@globexcorp.com/calendar/calendarPermissions").await;
+    let cfo = sim
+        .graph_get("/v1.0/users/cfo@globexcorp.com/calendar/calendarPermissions")
+        .await;
+    assert_eq!(
+        john_entry(&cfo.body, "john.smith@globexcorp.com").unwrap()["role"],
+        "read"
+    );
+    let hr = sim
+        .graph_get("/v1.0/users/hr@globexcorp.com/calendar/calendarPermissions")
+        .await;
+    assert!(
+        john_entry(&hr.body, "john.smith@globexcorp.com").is_none(),
+        "only the lookalike is on hr@"
+    );
+    assert_eq!(
+        john_entry(&hr.body, "john.smith2@globexcorp.com").unwrap()["role"],
+        "write"
+    );
+    let unknown = sim
+        .graph_get("/v1.0/users/nobody@globexcorp.com/calendar/calendarPermissions")
+        .await;
     assert_eq!(unknown.status, 404);
 }
 
-const MAIL: &str = r#"{"message":{"subject":"Revoke365: access removed for john.smith@acmecorp.com",
+const MAIL: &str = r##"{"message":{"subject":"Revoke365: access removed for john.smith@acmecorp.com",
   "body":{"contentType":"HTML","content":"<p>Done</p>"},
   "toRecipients":[{"emailAddress":{"address":"secops@msp.example"}}],
   "attachments":[{"@odata.type":"#microsoft.graph.fileAttachment","name":"report.txt","contentType":"text/plain","contentBytes":"UmVwb3J0OiBhbGwgY2xlYXI="}]},
-  "saveToSentItems":true}"#;
+  "saveToSentItems":true}"##;
 
 #[tokio::test]
 async fn send_mail_is_validated_and_stored() {
@@ -156,10 +216,16 @@ async fn send_mail_is_validated_and_stored() {
     assert_eq!(mail["attachments"][0]["content"], "Report: all clear");
 
     let broken = [
-        MAIL.replace(r#""toRecipients":[{"emailAddress":{"address":"secops@msp.example"}}]"#, r#""toRecipients":[]"#),
+        MAIL.replace(
+            r#""toRecipients":[{"emailAddress":{"address":"secops@msp.example"}}]"#,
+            r#""toRecipients":[]"#,
+        ),
         MAIL.replace(r#""contentType":"HTML""#, r#""contentType":"Markdown""#),
         MAIL.replace("UmVwb3J0OiBhbGwgY2xlYXI=", "not base64!"),
-        MAIL.replace("#microsoft.graph.fileAttachment", "#microsoft.graph.itemAttachment"),
+        MAIL.replace(
+            "#microsoft.graph.fileAttachment",
+            "#microsoft.graph.itemAttachment",
+        ),
         MAIL.replace(r#""subject":"#, r#""topic":"#),
         "{not json".to_string(),
     ];
@@ -168,7 +234,13 @@ async fn send_mail_is_validated_and_stored() {
         assert_eq!(answer.status, 400, "{body}");
         assert!(answer.body["error"]["code"].is_string());
     }
-    let unknown = sim.graph(Method::POST, "/v1.0/users/nobody@acmecorp.com/sendMail", Some(MAIL)).await;
+    let unknown = sim
+        .graph(
+            Method::POST,
+            "/v1.0/users/nobody@acmecorp.com/sendMail",
+            Some(MAIL),
+        )
+        .await;
     assert_eq!(unknown.status, 404);
     assert_eq!(sim.state()["sent_mail"].as_array().unwrap().len(), 1);
 }
@@ -183,7 +255,10 @@ async fn graph_batch_runs_every_step() {
     let answer = sim.graph(Method::POST, "/v1.0/$batch", Some(body)).await;
     assert_eq!(answer.status, 200);
     let responses = answer.body["responses"].as_array().unwrap();
-    let statuses: Vec<(&str, u64)> = responses.iter().map(|r| (r["id"].as_str().unwrap(), r["status"].as_u64().unwrap())).collect();
+    let statuses: Vec<(&str, u64)> = responses
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r["status"].as_u64().unwrap()))
+        .collect();
     assert_eq!(statuses, [("1", 200), ("2", 404), ("3", 200)]);
     assert_eq!(responses[0]["body"]["displayName"], "John Smith");
     assert_eq!(sim.requests("graph GET /users/{id}"), 2);

@@ -9,9 +9,15 @@ use crate::common::TestSim;
 const JOHN: &str = "john.smith@acmecorp.com";
 
 async fn invoke(sim: &TestSim, name: &str, parameters: Value) -> Value {
-    let answer = sim.exo(&json!({"CmdletInput": {"CmdletName": name, "Parameters": parameters}}).to_string()).await;
+    let answer = sim
+        .exo(&json!({"CmdletInput": {"CmdletName": name, "Parameters": parameters}}).to_string())
+        .await;
     assert_eq!(answer.status, 200, "{name}: {}", answer.body);
-    assert!(answer.warnings().is_empty(), "{name}: {:?}", answer.warnings());
+    assert!(
+        answer.warnings().is_empty(),
+        "{name}: {:?}",
+        answer.warnings()
+    );
     answer.body
 }
 
@@ -19,7 +25,12 @@ async fn invoke(sim: &TestSim, name: &str, parameters: Value) -> Value {
 async fn restoring_every_removed_grant_restores_the_state() {
     let sim = TestSim::acme().await;
     let initial = sim.state()["mailboxes"].clone();
-    let full_access = ["ceo@acmecorp.com", "finance@acmecorp.com", "support@acmecorp.com", "billing@acmecorp.com"];
+    let full_access = [
+        "ceo@acmecorp.com",
+        "finance@acmecorp.com",
+        "support@acmecorp.com",
+        "billing@acmecorp.com",
+    ];
     let send_as = ["info@acmecorp.com", "billing@acmecorp.com"];
     let calendar = "/v1.0/users/ceo@acmecorp.com/calendar/calendarPermissions";
 
@@ -32,14 +43,35 @@ async fn restoring_every_removed_grant_restores_the_state() {
         invoke(&sim, "Remove-RecipientPermission", parameters).await;
     }
     let remove = json!({"@odata.type": "#Exchange.GenericHashTable", "remove": JOHN});
-    invoke(&sim, "Set-Mailbox", json!({"Identity": "sales@acmecorp.com", "GrantSendOnBehalfTo": remove})).await;
+    invoke(
+        &sim,
+        "Set-Mailbox",
+        json!({"Identity": "sales@acmecorp.com", "GrantSendOnBehalfTo": remove}),
+    )
+    .await;
     let permissions = sim.graph_get(calendar).await;
-    let before = permissions.values().iter().find(|p| p["emailAddress"]["address"] == JOHN).cloned().unwrap();
-    let deleted = sim.graph(Method::DELETE, &format!("{calendar}/{}", before["id"].as_str().unwrap()), None).await;
+    let before = permissions
+        .values()
+        .iter()
+        .find(|p| p["emailAddress"]["address"] == JOHN)
+        .cloned()
+        .unwrap();
+    let deleted = sim
+        .graph(
+            Method::DELETE,
+            &format!("{calendar}/{}", before["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(deleted.status, 204);
 
     let removed = sim.state();
-    for mailbox in removed["mailboxes"].as_array().unwrap().iter().filter(|m| m["upn"] != JOHN) {
+    for mailbox in removed["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["upn"] != JOHN)
+    {
         let text = mailbox.to_string();
         assert!(!text.contains(JOHN), "John still on {}", mailbox["upn"]);
     }
@@ -54,9 +86,16 @@ async fn restoring_every_removed_grant_restores_the_state() {
         invoke(&sim, "Add-RecipientPermission", parameters).await;
     }
     let add = json!({"@odata.type": "#Exchange.GenericHashTable", "add": JOHN});
-    invoke(&sim, "Set-Mailbox", json!({"Identity": "sales@acmecorp.com", "GrantSendOnBehalfTo": add})).await;
+    invoke(
+        &sim,
+        "Set-Mailbox",
+        json!({"Identity": "sales@acmecorp.com", "GrantSendOnBehalfTo": add}),
+    )
+    .await;
     let restore = json!({"emailAddress": before["emailAddress"], "isInsideOrganization": true, "isRemovable": true, "role": before["role"]});
-    let created = sim.graph(Method::POST, calendar, Some(&restore.to_string())).await;
+    let created = sim
+        .graph(Method::POST, calendar, Some(&restore.to_string()))
+        .await;
     assert_eq!(created.status, 201);
 
     assert_eq!(sim.state()["mailboxes"], initial);

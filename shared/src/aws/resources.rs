@@ -1,0 +1,127 @@
+//! The one definition of queue, table and secret names (`infra/resources.json`), shared by the
+//! functions, the local emulator script, the tests and (checked by a test) `template.yaml`.
+
+use serde::Deserialize;
+use std::sync::OnceLock;
+
+pub const RESOURCES_JSON: &str = include_str!("../../../infra/resources.json");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Resources {
+    pub queues: Queues,
+    pub tables: Tables,
+    pub secret: SecretDef,
+    pub security_alert_rule: RuleDef,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Queues {
+    pub offboarding: QueueDef,
+    pub discovery: QueueDef,
+    pub removal: QueueDef,
+    pub verification: QueueDef,
+}
+
+impl Queues {
+    pub fn all(&self) -> [&QueueDef; 4] {
+        [
+            &self.offboarding,
+            &self.discovery,
+            &self.removal,
+            &self.verification,
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueueDef {
+    pub name: String,
+    pub dlq: String,
+    pub max_receive_count: u32,
+    pub visibility_timeout_secs: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tables {
+    pub runs: TableDef,
+    pub audit: TableDef,
+    pub org_settings: TableDef,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TableDef {
+    pub name: String,
+    pub partition_key: String,
+    #[serde(default)]
+    pub sort_key: Option<String>,
+    #[serde(default)]
+    pub ttl_attribute: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecretDef {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuleDef {
+    pub name: String,
+    pub source: String,
+    pub detail_type: String,
+}
+
+pub fn resources() -> &'static Resources {
+    static PARSED: OnceLock<Resources> = OnceLock::new();
+    PARSED.get_or_init(|| {
+        serde_json::from_str(RESOURCES_JSON).expect("infra/resources.json is valid")
+    })
+}
+
+/// The names one deployment uses: the definition's, unless the environment (the SAM
+/// template's variables) says otherwise.
+#[derive(Debug, Clone)]
+pub struct AwsNames {
+    pub runs_table: String,
+    pub audit_table: String,
+    pub org_table: String,
+    pub discovery_queue: String,
+    pub removal_queue: String,
+    pub verification_queue: String,
+    pub secret_id: String,
+}
+
+impl AwsNames {
+    /// Names from the definition, each prefixed (tests use a unique prefix per test).
+    pub fn prefixed(prefix: &str) -> AwsNames {
+        let r = resources();
+        AwsNames {
+            runs_table: format!("{prefix}{}", r.tables.runs.name),
+            audit_table: format!("{prefix}{}", r.tables.audit.name),
+            org_table: format!("{prefix}{}", r.tables.org_settings.name),
+            discovery_queue: format!("{prefix}{}", r.queues.discovery.name),
+            removal_queue: format!("{prefix}{}", r.queues.removal.name),
+            verification_queue: format!("{prefix}{}", r.queues.verification.name),
+            secret_id: format!("{prefix}{}", r.secret.name),
+        }
+    }
+
+    /// `REVOKE365_*` variables win; queue variables may hold a name or a URL.
+    pub fn from_env() -> AwsNames {
+        let d = AwsNames::prefixed("");
+        let var = |k: &str, default: String| {
+            std::env::var(k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or(default)
+        };
+        AwsNames {
+            runs_table: var("REVOKE365_RUNS_TABLE", d.runs_table),
+            audit_table: var("REVOKE365_AUDIT_TABLE", d.audit_table),
+            org_table: var("REVOKE365_ORG_TABLE", d.org_table),
+            discovery_queue: var("REVOKE365_DISCOVERY_QUEUE_URL", d.discovery_queue),
+            removal_queue: var("REVOKE365_REMOVAL_QUEUE_URL", d.removal_queue),
+            verification_queue: var("REVOKE365_VERIFICATION_QUEUE_URL", d.verification_queue),
+            secret_id: var("REVOKE365_SECRET_ID", d.secret_id),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The step queues on SQS: one queue per step, the message body is the versioned envelope.
+
+use super::resources::AwsNames;
+use crate::error::QueueError;
+use crate::messages::{Step, StepMessage};
+use crate::ports::Queue;
+use async_trait::async_trait;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::Client;
+
+/// Queue URLs of the three step queues.
+#[derive(Debug, Clone)]
+pub struct StepQueueUrls {
+    pub discovery: String,
+    pub removal: String,
+    pub verification: String,
+}
+
+pub struct SqsQueue {
+    client: Client,
+    urls: StepQueueUrls,
+}
+
+/// A queue URL as given, or looked up by name.
+pub async fn queue_url(client: &Client, name_or_url: &str) -> Result<String, QueueError> {
+    if name_or_url.starts_with("http://") || name_or_url.starts_with("https://") {
+        return Ok(name_or_url.to_string());
+    }
+    let out = client
+        .get_queue_url()
+        .queue_name(name_or_url)
+        .send()
+        .await
+        .map_err(|e| {
+            QueueError(format!(
+                "cannot find queue {name_or_url}: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    out.queue_url
+        .ok_or_else(|| QueueError(format!("queue {name_or_url} has no URL")))
+}
+
+impl SqsQueue {
+    pub async fn new(client: Client, names: &AwsNames) -> Result<SqsQueue, QueueError> {
+        let urls = StepQueueUrls {
+            discovery: queue_url(&client, &names.discovery_queue).await?,
+            removal: queue_url(&client, &names.removal_queue).await?,
+            verification: queue_url(&client, &names.verification_queue).await?,
+        };
+        Ok(SqsQueue { client, urls })
+    }
+
+    pub fn urls(&self) -> &StepQueueUrls {
+        &self.urls
+    }
+
+    fn url_for(&self, message: &StepMessage) -> &str {
+        match message.step {
+            Step::Discover => &self.urls.discovery,
+            Step::Remove(_) => &self.urls.removal,
+            Step::Verify => &self.urls.verification,
+        }
+    }
+}
+
+fn body(message: &StepMessage) -> Result<String, QueueError> {
+    serde_json::to_string(message).map_err(|e| QueueError(e.to_string()))
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send(&self, message: StepMessage) -> Result<(), QueueError> {
+        self.client
+            .send_message()
+            .queue_url(self.url_for(&message))
+            .message_body(body(&message)?)
+            .send()
+            .await
+            .map_err(|e| {
+                QueueError(format!(
+                    "send {} for run {}: {}",
+                    message.kind(),
+                    message.run_id,
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                ))
+            })?;
+        Ok(())
+    }
+
+    /// Sends in batches of ten per queue; any entry SQS refuses fails the whole call, so the
+    /// caller's message is redelivered rather than a step silently lost.
+    async fn send_all(&self, messages: Vec<StepMessage>) -> Result<(), QueueError> {
+        let mut by_url: Vec<(&str, Vec<&StepMessage>)> = Vec::new();
+        for m in &messages {
+            let url = self.url_for(m);
+            match by_url.iter_mut().find(|(u, _)| *u == url) {
+                Some((_, list)) => list.push(m),
+                None => by_url.push((url, vec![m])),
+            }
+        }
+        for (url, list) in by_url {
+            for chunk in list.chunks(10) {
+                let entries = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .message_body(body(m)?)
+                            .build()
+                            .map_err(|e| QueueError(e.to_string()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let out = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        QueueError(format!(
+                            "send batch to {url}: {}",
+                            aws_sdk_sqs::error::DisplayErrorContext(&e)
+                        ))
+                    })?;
+                if let Some(failed) = out.failed.first() {
+                    return Err(QueueError(format!(
+                        "SQS refused a message for {url}: {} {}",
+                        failed.code,
+                        failed.message.as_deref().unwrap_or("")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
