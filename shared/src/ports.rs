@@ -94,7 +94,9 @@ pub trait RunStore: Send + Sync {
         run_id: &RunId,
         batch_id: u32,
     ) -> Result<BatchProgress, StoreError>;
-    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
+    /// Writes an audit record unless one with its id already exists: records are never
+    /// overwritten. Returns whether this call wrote it.
+    async fn append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError>;
     async fn audit_records(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError>;
     /// Ends the run with its report (`status` is the report's).
     async fn finish_run(&self, run_id: &RunId, report: &Report) -> Result<(), StoreError>;

@@ -10,7 +10,7 @@ use crate::model::{
 use crate::ports::{BatchProgress, Plan, RunStore, IDEMPOTENCY_WINDOW};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,8 +27,9 @@ pub struct FileRunStore {
     orgs: BTreeMap<String, OrgSettings>,
     runs: Mutex<HashMap<RunId, RunState>>,
     idempotency: Mutex<HashMap<String, (RunId, DateTime<Utc>)>>,
-    /// Serializes appends so concurrent batches never interleave partial lines.
-    audit_file: Mutex<()>,
+    /// Ids (`run/record`) of the audit records written; the lock also serializes appends so
+    /// concurrent batches never interleave partial lines.
+    audit_file: Mutex<HashSet<String>>,
 }
 
 impl FileRunStore {
@@ -46,7 +47,7 @@ impl FileRunStore {
                 .collect(),
             runs: Mutex::new(HashMap::new()),
             idempotency: Mutex::new(HashMap::new()),
-            audit_file: Mutex::new(()),
+            audit_file: Mutex::new(HashSet::new()),
         })
     }
 
@@ -218,18 +219,21 @@ impl RunStore for FileRunStore {
         })
     }
 
-    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+    async fn append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError> {
         let mut line =
             serde_json::to_vec(record).map_err(|e| StoreError::Backend(e.to_string()))?;
         line.push(b'\n');
-        let _guard = self.audit_file.lock().expect("audit lock");
+        let mut written = self.audit_file.lock().expect("audit lock");
+        if !written.insert(format!("{}/{}", record.run_id, record.record_id)) {
+            return Ok(false);
+        }
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.audit_path(&record.run_id))?;
         file.write_all(&line)?;
         file.sync_data()?;
-        Ok(())
+        Ok(true)
     }
 
     async fn audit_records(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {

@@ -552,8 +552,9 @@ impl RunStore for DynamoRunStore {
         })
     }
 
-    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        self.client
+    async fn append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError> {
+        let put = self
+            .client
             .put_item()
             .table_name(&self.audit)
             .item("run_id", s(&record.run_id.0))
@@ -561,10 +562,14 @@ impl RunStore for DynamoRunStore {
             .item("phase", json(&record.phase)?)
             .item("recorded_at", s(record.recorded_at.to_rfc3339()))
             .item("record", json(record)?)
+            .condition_expression("attribute_not_exists(record_id)")
             .send()
-            .await
-            .map_err(|e| backend("PutItem audit", e))?;
-        Ok(())
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(backend("PutItem audit", e)),
+        }
     }
 
     async fn audit_records(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {

@@ -9,3 +9,6 @@ pub mod handlers;
 pub mod resources;
 pub mod secrets;
 pub mod sqs;
+
+pub use aws_lambda_events::event::sqs::SqsEvent;
+pub use lambda_runtime;

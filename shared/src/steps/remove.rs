@@ -89,7 +89,8 @@ async fn remove_item(
     let g = &item.grant;
     let span = info_span!("remove_grant", mailbox = %g.mailbox, item = item.id);
     async {
-        store
+        // Already written: an earlier delivery of this batch started this removal and died.
+        let first_attempt = store
             .append_audit(&audit(run, item, AuditPhase::Before, None, None))
             .await?;
         let outcome = match g.right {
@@ -122,6 +123,14 @@ async fn remove_item(
         };
         let (status, result, detail) = match outcome {
             Ok(RemovalOutcome::Removed) => (ItemStatus::Removed, AuditResult::Removed, None),
+            // Gone because this run's interrupted attempt removed it: still ours to restore.
+            Ok(RemovalOutcome::AlreadyGone { warning }) if !first_attempt => (
+                ItemStatus::Removed,
+                AuditResult::Removed,
+                Some(format!(
+                    "removed by an earlier, interrupted delivery of this batch ({warning})"
+                )),
+            ),
             Ok(RemovalOutcome::AlreadyGone { warning }) => (
                 ItemStatus::AlreadyGone {
                     warning: warning.clone(),

@@ -1,0 +1,14 @@
+//! Intake: API Gateway requests, offboarding-queue records and security alerts become runs.
+
+use revoke365::aws::handlers::{handle_intake_event, init_tracing, IntakeDeps, LambdaError};
+use revoke365::aws::lambda_runtime::{self, service_fn, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), LambdaError> {
+    init_tracing();
+    let deps = IntakeDeps::from_env().await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        handle_intake_event(&deps, event.payload)
+    }))
+    .await
+}
