@@ -6,8 +6,10 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../tests/embedded/mod.rs"]
+mod embedded;
 
-use common::Harness;
+use embedded::Harness;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,10 @@
 //! The audit trail is enough to put everything back.
 
 mod common;
+mod embedded;
 
-use common::{fast_http, fixture, Harness};
+use common::{fast_http, fixture};
+use embedded::Harness;
 use revoke365::ports::RunStore;
 use revoke365::steps::Connector;
 use serde_json::json;

@@ -2,8 +2,10 @@
 //! embedded queue and store.
 
 mod common;
+mod embedded;
 
-use common::{fast_http, fixture, grants_of, Harness};
+use common::{fast_http, fixture, grants_of};
+use embedded::Harness;
 use revoke365::model::{AuditPhase, AuditResult, RunStatus};
 use revoke365::ports::RunStore;
 use serde_json::json;

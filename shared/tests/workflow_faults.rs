@@ -1,8 +1,10 @@
 //! Throttling storms, injected 503s, acknowledged-but-ignored removals, duplicate delivery.
 
 mod common;
+mod embedded;
 
-use common::{fast_http, fixture, grants_of, with_sim, Harness};
+use common::{fast_http, fixture, grants_of, with_sim};
+use embedded::Harness;
 use revoke365::messages::StepMessage;
 use revoke365::model::{AuditPhase, RunStatus};
 use revoke365::ports::RunStore;

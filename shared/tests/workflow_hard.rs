@@ -2,8 +2,10 @@
 //! with one display name, a lookalike, localized calendars, a mailbox that always fails.
 
 mod common;
+mod embedded;
 
-use common::{fast_http, fixture, grants_of, mailbox, Harness};
+use common::{fast_http, fixture, grants_of, mailbox};
+use embedded::Harness;
 use revoke365::model::{IndirectAccess, RunStatus};
 use serde_json::json;
 

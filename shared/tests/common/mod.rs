@@ -1,19 +1,9 @@
-//! A tenant simulator on loopback, the real HTTP clients pointed at it, and the embedded
-//! queue and store: the whole engine on one machine, as the CLI runs it.
+//! Fixtures and tenant-state helpers shared by the tests.
 #![allow(dead_code)]
 
-use revoke365::adapters::connect::HttpConnector;
-use revoke365::adapters::file_store::FileRunStore;
-use revoke365::adapters::http::HttpCore;
-use revoke365::adapters::memory_queue::MemoryQueue;
-use revoke365::config::{ConnectWiseCredentials, HttpSettings, RetryPolicy, Secret, ServiceUrls};
-use revoke365::engine::LocalEngine;
-use revoke365::model::{OrgSettings, Report, Run};
-use revoke365::steps::NoProgress;
-use revoke365_sim::{SimHandle, SimOptions};
+use revoke365::config::{HttpSettings, RetryPolicy};
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub const CLIENT_SECRET: &str = "test-client-secret";
@@ -51,81 +41,6 @@ pub fn fast_http(concurrency: usize) -> HttpSettings {
         },
         tenant_concurrency: concurrency,
         ..HttpSettings::default()
-    }
-}
-
-pub struct Harness {
-    pub sim: SimHandle,
-    pub store: Arc<FileRunStore>,
-    pub engine: LocalEngine,
-    pub connector: Arc<HttpConnector>,
-    pub org: OrgSettings,
-    pub dir: tempfile::TempDir,
-}
-
-impl Harness {
-    pub async fn start(fixture: Value, http: HttpSettings) -> Harness {
-        let org = OrgSettings::from_fixture(&fixture).expect("fixture organization");
-        let sim = revoke365_sim::start(
-            revoke365_sim::Fixture::from_json(&fixture.to_string()).expect("fixture loads"),
-            SimOptions {
-                client_secret: Some(CLIENT_SECRET.into()),
-                cw_private_key: Some(CW_PRIVATE_KEY.into()),
-            },
-        )
-        .await
-        .expect("simulator starts");
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(FileRunStore::open(dir.path(), vec![org.clone()]).unwrap());
-        let connector = Arc::new(HttpConnector {
-            core: HttpCore::new(http).unwrap(),
-            urls: ServiceUrls::all_at(&sim.base_url),
-            m365_client_id: "test-client".into(),
-            m365_client_secret: Secret::new(CLIENT_SECRET),
-            connectwise: ConnectWiseCredentials {
-                company: "msp".into(),
-                public_key: "pub".into(),
-                private_key: Secret::new(CW_PRIVATE_KEY),
-                client_id: "11111111-2222-3333-4444-555555555555".into(),
-            },
-        });
-        let engine = LocalEngine {
-            store: store.clone(),
-            queue: Arc::new(MemoryQueue::default()),
-            connector: connector.clone(),
-            progress: Arc::new(NoProgress),
-        };
-        Harness {
-            sim,
-            store,
-            engine,
-            connector,
-            org,
-            dir,
-        }
-    }
-
-    pub async fn run(&self, body: Value) -> Run {
-        self.engine.run(&body).await.expect("request accepted")
-    }
-
-    /// Runs a request that must finish with a report.
-    pub async fn report(&self, body: Value) -> Report {
-        let run = self.run(body).await;
-        run.result.unwrap_or_else(|| {
-            panic!(
-                "run ended {:?} without a result: {:?}",
-                run.status, run.failure
-            )
-        })
-    }
-
-    pub fn state(&self) -> Value {
-        self.sim.state()
-    }
-
-    pub fn mailboxes(&self) -> Value {
-        self.state()["mailboxes"].clone()
     }
 }
 
