@@ -497,13 +497,6 @@ fn recipient(item: &Value) -> Recipient {
 mod tests {
     use super::*;
 
-    fn reply(status: u16, body: &str) -> Reply {
-        Reply {
-            status: StatusCode::from_u16(status).unwrap(),
-            body: body.into(),
-        }
-    }
-
     fn call() -> Call {
         Call::new(
             "exchange",
@@ -553,13 +546,13 @@ mod tests {
     #[test]
     fn not_found_and_ambiguity_are_told_apart() {
         let not_found = r#"{"error":{"code":"BadRequest","message":"x","details":[{"message":"The operation couldn't be performed because object 'x' couldn't be found on 'SRV'."}]}}"#;
-        assert!(exchange_error(&call(), &reply(400, not_found)).is_not_found());
+        assert!(exchange_error(&call(), &Reply::with(400, not_found)).is_not_found());
         let ambiguous = r#"{"error":{"code":"BadRequest","message":"The operation couldn't be performed because 'John Smith' matches multiple entries."}}"#;
         assert!(
-            matches!(exchange_error(&call(), &reply(400, ambiguous)), RemoteError::Api { status: 400, message, .. } if message.contains("matches multiple entries"))
+            matches!(exchange_error(&call(), &Reply::with(400, ambiguous)), RemoteError::Api { status: 400, message, .. } if message.contains("matches multiple entries"))
         );
         let denied = r#"{"error":{"code":"InternalServerError","message":"x","details":[{"message":"|Microsoft.Exchange.Data.StoragePermanentException|Access to mailbox 'ceo@acme.com' is denied."}]}}"#;
-        let err = exchange_error(&call(), &reply(500, denied));
+        let err = exchange_error(&call(), &Reply::with(500, denied));
         assert!(
             matches!(&err, RemoteError::Api { status: 500, message, .. } if message == "Access to mailbox 'ceo@acme.com' is denied."),
             "{err:?}"

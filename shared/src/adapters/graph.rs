@@ -372,24 +372,17 @@ mod tests {
     use super::*;
     use crate::ports::Attachment;
 
-    fn reply(status: u16, body: &str) -> Reply {
-        Reply {
-            status: StatusCode::from_u16(status).unwrap(),
-            body: body.into(),
-        }
-    }
-
     #[test]
     fn graph_errors_map_to_typed_errors() {
         let call = Call::new("graph", "DELETE calendarPermission x on a@b.c", None);
         let not_found = r#"{"error":{"code":"ErrorItemNotFound","message":"The specified object was not found in the store."}}"#;
         assert!(matches!(
-            graph_error(&call, &reply(404, not_found)),
+            graph_error(&call, &Reply::with(404, not_found)),
             RemoteError::NotFound { message, .. } if message == "ErrorItemNotFound: The specified object was not found in the store."
         ));
         let denied = r#"{"error":{"code":"ErrorAccessDenied","message":"Access is denied."}}"#;
         assert_eq!(
-            graph_error(&call, &reply(403, denied)),
+            graph_error(&call, &Reply::with(403, denied)),
             RemoteError::Api {
                 service: "graph",
                 operation: call.operation.clone(),
@@ -399,11 +392,11 @@ mod tests {
             }
         );
         assert!(matches!(
-            graph_error(&call, &reply(401, "{}")),
+            graph_error(&call, &Reply::with(401, "{}")),
             RemoteError::Auth { .. }
         ));
         assert!(
-            matches!(graph_error(&call, &reply(502, "<html>bad gateway</html>")),
+            matches!(graph_error(&call, &Reply::with(502, "<html>bad gateway</html>")),
             RemoteError::Api { status: 502, code: None, message, .. } if message.contains("bad gateway"))
         );
     }

@@ -38,6 +38,17 @@ pub struct Reply {
     pub body: String,
 }
 
+#[cfg(test)]
+impl Reply {
+    /// A reply as a server would give it, for the adapters' mapping tests.
+    pub(crate) fn with(status: u16, body: &str) -> Reply {
+        Reply {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: body.into(),
+        }
+    }
+}
+
 impl Call {
     pub fn new(service: &'static str, operation: impl Into<String>, tenant: Option<&str>) -> Call {
         Call {

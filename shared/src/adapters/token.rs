@@ -161,14 +161,6 @@ fn redact(text: &str, secret: &Secret) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::StatusCode;
-
-    fn reply(status: u16, body: &str) -> Reply {
-        Reply {
-            status: StatusCode::from_u16(status).unwrap(),
-            body: body.into(),
-        }
-    }
 
     #[test]
     fn tokens_are_renewed_five_minutes_before_expiry() {
@@ -181,7 +173,7 @@ mod tests {
         let secret = Secret::new("s3cr3t-value");
         let call = Call::new("login", "token for scope in tenant t", None);
         let body = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided: s3cr3t-value"}"#;
-        let err = token_error(&call, &reply(401, body), &secret);
+        let err = token_error(&call, &Reply::with(401, body), &secret);
         let text = err.to_string();
         assert!(
             matches!(
@@ -202,7 +194,7 @@ mod tests {
     fn outages_of_the_token_endpoint_stay_retryable() {
         let err = token_error(
             &Call::new("login", "token", None),
-            &reply(500, "oops"),
+            &Reply::with(500, "oops"),
             &Secret::new("x"),
         );
         assert!(err.is_transient(), "{err:?}");

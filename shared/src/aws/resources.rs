@@ -125,3 +125,48 @@ impl AwsNames {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SAM template deploys the same queues, tables, secret and rule as the definition.
+    #[test]
+    fn template_uses_every_defined_name() {
+        let template = include_str!("../../../template.yaml");
+        let r = resources();
+        let mut names: Vec<&str> = r
+            .queues
+            .all()
+            .iter()
+            .flat_map(|q| [q.name.as_str(), q.dlq.as_str()])
+            .collect();
+        names.extend(
+            [
+                &r.tables.runs.name,
+                &r.tables.audit.name,
+                &r.tables.org_settings.name,
+                &r.secret.name,
+                &r.security_alert_rule.name,
+            ]
+            .map(String::as_str),
+        );
+        names.extend([
+            r.security_alert_rule.source.as_str(),
+            r.security_alert_rule.detail_type.as_str(),
+        ]);
+        for name in names {
+            assert!(
+                template.contains(name),
+                "template.yaml does not define {name}"
+            );
+        }
+        for q in r.queues.all() {
+            assert!(
+                template.contains(&format!("maxReceiveCount: {}", q.max_receive_count)),
+                "{}",
+                q.name
+            );
+        }
+    }
+}
