@@ -89,6 +89,9 @@ def function_env(api):
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_LOG_FORMAT": "JSON",
         "RUST_LOG": "error",
+        # The Lambda image keeps its CAs in one bundle; Debian's /etc/ssl/certs also holds a
+        # link per certificate, which the TLS stack would scan at init. Read the bundle only.
+        "SSL_CERT_FILE": os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"),
         "REVOKE365_DISCOVERY_QUEUE_URL": queue_url(q["discovery"]["name"]),
         "REVOKE365_REMOVAL_QUEUE_URL": queue_url(q["removal"]["name"]),
         "REVOKE365_VERIFICATION_QUEUE_URL": queue_url(q["verification"]["name"]),

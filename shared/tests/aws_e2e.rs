@@ -11,7 +11,6 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use common::{fixture, grants_of, with_sim, CLIENT_SECRET, CW_PRIVATE_KEY};
-use revoke365::adapters::http::HttpCore;
 use revoke365::aws::handlers::{
     handle_intake_event, handle_step_records, IntakeDeps, SecretConnector, StepDeps,
 };
@@ -177,11 +176,11 @@ impl Env {
             &r.queues.removal,
             &r.queues.verification,
         ] {
-            let connector = SecretConnector {
-                core: HttpCore::new(common::fast_http(concurrency)).unwrap(),
-                urls: ServiceUrls::all_at(&sim.base_url),
-                secrets: SecretsProvider::new(sm.clone(), names.secret_id.clone()),
-            };
+            let connector = SecretConnector::new(
+                common::fast_http(concurrency),
+                ServiceUrls::all_at(&sim.base_url),
+                SecretsProvider::new(sm.clone(), names.secret_id.clone()),
+            );
             let deps = StepDeps::new(&config, &names, Arc::new(connector), q.max_receive_count)
                 .await
                 .unwrap();

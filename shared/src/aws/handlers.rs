@@ -250,19 +250,28 @@ pub async fn handle_security_alert(deps: &IntakeDeps, event: Value) -> Result<Va
 // ---------------------------------------------------------------------------------------------
 // Discovery, removal, verification: SQS-triggered steps
 
-/// Builds the M365 and PSA clients once the secret has been read (on first use, not at init).
+/// Builds the M365 and PSA clients on first use: the secret is read, and the HTTP client made,
+/// only when a message needs them — not at init, and never before the input was validated.
 pub struct SecretConnector {
-    pub core: Arc<HttpCore>,
-    pub urls: ServiceUrls,
-    pub secrets: SecretsProvider,
+    http: HttpSettings,
+    urls: ServiceUrls,
+    secrets: SecretsProvider,
+    core: tokio::sync::OnceCell<Arc<HttpCore>>,
+}
+
+impl SecretConnector {
+    pub fn new(http: HttpSettings, urls: ServiceUrls, secrets: SecretsProvider) -> SecretConnector {
+        SecretConnector { http, urls, secrets, core: tokio::sync::OnceCell::new() }
+    }
 }
 
 #[async_trait]
 impl Connector for SecretConnector {
     async fn connect(&self, org: &OrgSettings) -> Result<Connections, StepError> {
         let s = self.secrets.get().await?;
+        let core = self.core.get_or_try_init(|| async { HttpCore::new(self.http.clone()) }).await?;
         HttpConnector {
-            core: self.core.clone(),
+            core: core.clone(),
             urls: self.urls.clone(),
             m365_client_id: s.m365_client_id.clone(),
             m365_client_secret: s.m365_client_secret.clone(),
@@ -287,14 +296,8 @@ impl StepDeps {
         let config = aws_config().await;
         let names = AwsNames::from_env();
         let urls = ServiceUrls::default().with_env_overrides(|k| std::env::var(k).ok());
-        let connector = SecretConnector {
-            core: HttpCore::new(HttpSettings::default())?,
-            urls,
-            secrets: SecretsProvider::new(
-                aws_sdk_secretsmanager::Client::new(&config),
-                names.secret_id.clone(),
-            ),
-        };
+        let secrets = SecretsProvider::new(aws_sdk_secretsmanager::Client::new(&config), names.secret_id.clone());
+        let connector = SecretConnector::new(HttpSettings::default(), urls, secrets);
         let max_receive_count = std::env::var("REVOKE365_MAX_RECEIVE_COUNT")
             .ok()
             .and_then(|v| v.parse().ok())
