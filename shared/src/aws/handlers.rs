@@ -261,7 +261,12 @@ pub struct SecretConnector {
 
 impl SecretConnector {
     pub fn new(http: HttpSettings, urls: ServiceUrls, secrets: SecretsProvider) -> SecretConnector {
-        SecretConnector { http, urls, secrets, core: tokio::sync::OnceCell::new() }
+        SecretConnector {
+            http,
+            urls,
+            secrets,
+            core: tokio::sync::OnceCell::new(),
+        }
     }
 }
 
@@ -269,7 +274,10 @@ impl SecretConnector {
 impl Connector for SecretConnector {
     async fn connect(&self, org: &OrgSettings) -> Result<Connections, StepError> {
         let s = self.secrets.get().await?;
-        let core = self.core.get_or_try_init(|| async { HttpCore::new(self.http.clone()) }).await?;
+        let core = self
+            .core
+            .get_or_try_init(|| async { HttpCore::new(self.http.clone()) })
+            .await?;
         HttpConnector {
             core: core.clone(),
             urls: self.urls.clone(),
@@ -296,7 +304,10 @@ impl StepDeps {
         let config = aws_config().await;
         let names = AwsNames::from_env();
         let urls = ServiceUrls::default().with_env_overrides(|k| std::env::var(k).ok());
-        let secrets = SecretsProvider::new(aws_sdk_secretsmanager::Client::new(&config), names.secret_id.clone());
+        let secrets = SecretsProvider::new(
+            aws_sdk_secretsmanager::Client::new(&config),
+            names.secret_id.clone(),
+        );
         let connector = SecretConnector::new(HttpSettings::default(), urls, secrets);
         let max_receive_count = std::env::var("REVOKE365_MAX_RECEIVE_COUNT")
             .ok()
