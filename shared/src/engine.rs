@@ -3,11 +3,10 @@
 
 use crate::adapters::file_store::FileRunStore;
 use crate::adapters::memory_queue::MemoryQueue;
-use crate::error::StepError;
 use crate::messages::StepMessage;
-use crate::model::{FailureCode, Run, RunFailure, RunId};
+use crate::model::Run;
 use crate::ports::RunStore;
-use crate::steps::{dispatch, intake, Connector, IntakeError, ProgressObserver};
+use crate::steps::{abandon, dispatch, intake, Connector, IntakeError, ProgressObserver};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,7 +66,7 @@ struct Parts {
 }
 
 /// Handles one message with bounded redelivery of transient failures; a message that cannot
-/// be handled fails its run with the reason instead of vanishing.
+/// be handled is abandoned on its run, with the reason, instead of vanishing.
 async fn deliver(p: Parts, message: StepMessage) {
     let mut attempt = 1;
     loop {
@@ -87,21 +86,17 @@ async fn deliver(p: Parts, message: StepMessage) {
                 attempt += 1;
             }
             Err(e) => {
-                fail_run(p.store.as_ref(), &message.run_id, message.kind(), &e).await;
+                let reason = format!("{} step failed after {attempt} tries: {e}", message.kind());
+                abandon(
+                    p.store.as_ref(),
+                    p.queue.as_ref(),
+                    &message.run_id,
+                    Some(&message.step),
+                    &reason,
+                )
+                .await;
                 return;
             }
         }
-    }
-}
-
-async fn fail_run(store: &dyn RunStore, run_id: &RunId, kind: &str, e: &StepError) {
-    warn!(run_id = %run_id, kind, error = %e, "step failed for good; failing the run");
-    let failure = RunFailure {
-        code: FailureCode::Internal,
-        field: None,
-        message: format!("{kind} step failed: {e}"),
-    };
-    if let Err(se) = store.fail_run(run_id, &failure).await {
-        warn!(run_id = %run_id, error = %se, "could not mark the run failed");
     }
 }

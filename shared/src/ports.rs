@@ -36,6 +36,9 @@ pub struct Plan {
     pub items: Vec<PlanItem>,
     pub indirect_access: Vec<IndirectAccess>,
     pub batches_total: u32,
+    /// What discovery could not read or match; reported, and the run cannot succeed.
+    #[serde(default)]
+    pub scan_errors: Vec<String>,
 }
 
 /// The result of counting a finished removal batch.
@@ -148,6 +151,18 @@ impl MailboxInfo {
     pub fn is_shared(&self) -> bool {
         self.recipient_type_details
             .eq_ignore_ascii_case("SharedMailbox")
+    }
+
+    /// People's, shared, room and equipment mailboxes: the ones access is delegated on.
+    pub fn holds_delegations(&self) -> bool {
+        [
+            "UserMailbox",
+            "SharedMailbox",
+            "RoomMailbox",
+            "EquipmentMailbox",
+        ]
+        .iter()
+        .any(|t| self.recipient_type_details.eq_ignore_ascii_case(t))
     }
 
     /// The address reports and removals use, lowercase.

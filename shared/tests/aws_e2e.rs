@@ -442,13 +442,13 @@ async fn api_gateway_request_runs_to_a_verified_result() {
     assert_eq!(status, 202, "{accepted}");
     let run_id = accepted["run_id"].as_str().unwrap().to_string();
     assert_eq!(accepted["status_url"], format!("/revocations/{run_id}"));
-    // The same Idempotency-Key returns the same run and queues nothing new.
+    // The same Idempotency-Key returns the same run.
     let (again, repeat) = env
         .http("POST", "/revocations", Some(request()), Some("form-4711"))
         .await;
     assert_eq!(
         (again, repeat["run_id"].as_str().unwrap()),
-        (200, run_id.as_str())
+        (202, run_id.as_str())
     );
 
     let (_, progress) = env

@@ -175,6 +175,7 @@ impl RunStore for FileRunStore {
             s.run.user = Some(plan.user.clone());
             s.run.indirect_access = plan.indirect_access.clone();
             s.run.batches_total = plan.batches_total;
+            s.run.scan_errors = plan.scan_errors.clone();
             s.items = plan.items.iter().map(|i| (i.id, i.clone())).collect();
             s.run.status = RunStatus::Removing;
             s.run.status_changed_at = Utc::now();

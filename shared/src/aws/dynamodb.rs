@@ -13,7 +13,7 @@ use crate::model::{
 };
 use crate::ports::{BatchProgress, Plan, RunStore, IDEMPOTENCY_WINDOW};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
@@ -99,7 +99,7 @@ where
 /// True when a write failed only because its condition did not hold.
 fn is_condition_failure<E, R>(e: &SdkError<E, R>) -> bool
 where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+    E: ProvideErrorMetadata,
 {
     e.as_service_error().and_then(|se| se.code()) == Some("ConditionalCheckFailedException")
 }
@@ -119,6 +119,7 @@ fn run_from_item(item: &Item) -> Result<Run, StoreError> {
         status_changed_at: get_time(item, "status_changed_at")?,
         user: get_json(item, "user")?,
         indirect_access: get_json(item, "indirect_access")?.unwrap_or_default(),
+        scan_errors: get_json(item, "scan_errors")?.unwrap_or_default(),
         batches_total: get_n(item, "batches_total"),
         batches_done: get_n(item, "batches_done"),
         failure: get_json(item, "failure")?,
@@ -407,6 +408,7 @@ impl RunStore for DynamoRunStore {
         let values = HashMap::from([
             (":user".to_string(), json(&plan.user)?),
             (":indirect".to_string(), json(&plan.indirect_access)?),
+            (":scan_errors".to_string(), json(&plan.scan_errors)?),
             (":total".to_string(), n(plan.batches_total)),
             (":removing".to_string(), status_str(RunStatus::Removing)),
             (
@@ -418,7 +420,7 @@ impl RunStore for DynamoRunStore {
         let saved = self
             .update_run(
                 run_id,
-                "SET #u = :user, indirect_access = :indirect, batches_total = :total, #s = :removing, status_changed_at = :now, updated_at = :now",
+                "SET #u = :user, indirect_access = :indirect, scan_errors = :scan_errors, batches_total = :total, #s = :removing, status_changed_at = :now, updated_at = :now",
                 "#s = :discovering",
                 &[("#s", "status"), ("#u", "user")],
                 values,
@@ -516,29 +518,41 @@ impl RunStore for DynamoRunStore {
             .expression_attribute_values(":now", now())
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let written = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(marker).build())
-            .transact_items(TransactWriteItem::builder().update(count).build())
-            .send()
-            .await;
-        let newly_counted = match written {
-            Ok(_) => true,
-            Err(e) => {
-                let marker_exists = match e.as_service_error() {
-                    Some(TransactWriteItemsError::TransactionCanceledException(tc)) => {
-                        tc.cancellation_reasons.as_ref()
-                    }
-                    _ => None,
+        // Concurrent batches of one run update the same run item: DynamoDB cancels a
+        // conflicting transaction, which is worth retrying at once rather than after the
+        // queue's visibility timeout.
+        let mut attempt = 0;
+        let newly_counted = loop {
+            let written = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(marker.clone()).build())
+                .transact_items(TransactWriteItem::builder().update(count.clone()).build())
+                .send()
+                .await;
+            let Err(e) = written else { break true };
+            let reasons: Vec<String> = match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("None").to_string())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let conflict = reasons.iter().any(|r| r == "TransactionConflict")
+                || e.as_service_error().and_then(|se| se.code())
+                    == Some("TransactionConflictException");
+            match reasons.first().map(String::as_str) {
+                // The marker exists: this batch was counted by an earlier delivery.
+                Some("ConditionalCheckFailed") => break false,
+                _ if conflict && attempt < 8 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(
+                        10..=50 * attempt,
+                    )))
+                    .await;
                 }
-                .and_then(|reasons| reasons.first())
-                .and_then(|r| r.code.as_deref())
-                    == Some("ConditionalCheckFailed");
-                if !marker_exists {
-                    return Err(backend("TransactWriteItems batch done", e));
-                }
-                false
+                _ => return Err(backend("TransactWriteItems batch done", e)),
             }
         };
         let run = self

@@ -11,9 +11,9 @@ use crate::adapters::http::HttpCore;
 use crate::config::{HttpSettings, ServiceUrls};
 use crate::error::StepError;
 use crate::messages::StepMessage;
-use crate::model::{FailureCode, InvalidRequest, ItemStatus, OrgSettings, RunFailure, RunId};
+use crate::model::{InvalidRequest, ItemStatus, OrgSettings, RunId};
 use crate::ports::RunStore;
-use crate::steps::{dispatch, intake, Connections, Connector, IntakeError, NoProgress};
+use crate::steps::{abandon, dispatch, intake, Connections, Connector, IntakeError, NoProgress};
 use async_trait::async_trait;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
@@ -161,7 +161,8 @@ async fn post_revocation(
     match intake(&deps.store, &deps.queue, &body, key.as_deref()).await {
         Ok(accepted) => {
             let run = &accepted.run;
-            let status = if accepted.created { 202 } else { 200 };
+            // 202 either way: an idempotent repeat gets the run it already started.
+            let status = 202;
             response(
                 status,
                 json!({"run_id": run.run_id, "status": run.status, "status_url": format!("/revocations/{}", run.run_id)}),
@@ -362,7 +363,8 @@ pub async fn handle_step_records(deps: &StepDeps, event: SqsEvent) -> SqsBatchRe
         let id = record.message_id.clone().unwrap_or_default();
         let body = record.body.clone().unwrap_or_default();
         let last_try = receive_count(&record) >= deps.max_receive_count;
-        let result = match serde_json::from_str::<StepMessage>(&body) {
+        let message = serde_json::from_str::<StepMessage>(&body);
+        let result = match &message {
             Ok(message) => {
                 let span = info_span!("step", run_id = %message.run_id, kind = message.kind(), message_id = %id);
                 dispatch(
@@ -370,41 +372,36 @@ pub async fn handle_step_records(deps: &StepDeps, event: SqsEvent) -> SqsBatchRe
                     &deps.queue,
                     deps.connector.as_ref(),
                     &NoProgress,
-                    &message,
+                    message,
                 )
                 .instrument(span)
                 .await
-                .map_err(|e| (Some(message.run_id.clone()), e))
             }
-            Err(e) => {
-                let run_id = serde_json::from_str::<Value>(&body)
-                    .ok()
-                    .and_then(|v| v["run_id"].as_str().map(|r| RunId(r.to_string())));
-                Err((
-                    run_id,
-                    StepError::Permanent(format!("malformed step message: {e}")),
-                ))
-            }
+            Err(e) => Err(StepError::Permanent(format!("malformed step message: {e}"))),
         };
-        let Err((run_id, e)) = result else { continue };
+        let Err(e) = result else { continue };
         let permanent = !e.is_transient();
+        let run_id = match &message {
+            Ok(m) => Some(m.run_id.clone()),
+            Err(_) => serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["run_id"].as_str().map(|r| RunId(r.to_string()))),
+        };
         warn!(message_id = %id, run_id = ?run_id, error = %e, permanent, last_try, "step message failed");
-        if permanent || last_try {
-            if let Some(run_id) = &run_id {
-                let why = if permanent {
-                    format!("{e}")
-                } else {
-                    format!("gave up after {} tries: {e}", deps.max_receive_count)
-                };
-                let failure = RunFailure {
-                    code: FailureCode::Internal,
-                    field: None,
-                    message: why,
-                };
-                if let Err(se) = deps.store.fail_run(run_id, &failure).await {
-                    error!(run_id = %run_id, error = %se, "could not mark the run failed");
-                }
-            }
+        if let (true, Some(run_id)) = (permanent || last_try, &run_id) {
+            let reason = if permanent {
+                e.to_string()
+            } else {
+                format!("gave up after {} tries: {e}", deps.max_receive_count)
+            };
+            abandon(
+                &deps.store,
+                &deps.queue,
+                run_id,
+                message.as_ref().ok().map(|m| &m.step),
+                &reason,
+            )
+            .await;
         }
         failures.push(item_failure(id));
     }

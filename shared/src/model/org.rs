@@ -10,7 +10,10 @@ pub enum PsaKind {
     Connectwise,
 }
 
+/// Unknown keys are rejected: a misspelt `m365_permission_removal_scope` must not silently
+/// widen the scope to every type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OrgSettings {
     pub company_id: String,
     pub company_name: String,

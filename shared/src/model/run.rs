@@ -135,6 +135,8 @@ pub struct Run {
     #[serde(default)]
     pub indirect_access: Vec<IndirectAccess>,
     #[serde(default)]
+    pub scan_errors: Vec<String>,
+    #[serde(default)]
     pub batches_total: u32,
     #[serde(default)]
     pub batches_done: u32,
@@ -156,6 +158,7 @@ impl Run {
             status_changed_at: now,
             user: None,
             indirect_access: Vec::new(),
+            scan_errors: Vec::new(),
             batches_total: 0,
             batches_done: 0,
             failure: None,

@@ -44,37 +44,57 @@ pub async fn discover(
             );
             return Ok(());
         }
-        match find_grants(tenant, org, &run, progress).await {
-            Ok(plan) => {
-                info!(
-                    items = plan.items.len(),
-                    indirect = plan.indirect_access.len(),
-                    batches = plan.batches_total,
-                    "plan ready"
-                );
-                store.save_plan(run_id, &plan).await?;
-                queue.send_all(next_messages(&run, &plan.items)).await?;
-                Ok(())
+        let plan = match find_grants(tenant, org, &run, progress).await {
+            Ok(plan) => plan,
+            Err(Discovery::Remote(e)) if e.is_transient() => {
+                // Hand the run back so that the redelivered message can claim it again.
+                store
+                    .transition(run_id, &[RunStatus::Discovering], RunStatus::Accepted)
+                    .await?;
+                return Err(e.into());
             }
-            Err(Discovery::Rejected(failure)) => {
-                warn!(reason = %failure.message, "discovery rejected the run");
-                store.fail_run(run_id, &failure).await?;
-                Ok(())
-            }
-            Err(Discovery::Remote(e)) if e.is_transient() => Err(e.into()),
-            Err(Discovery::Remote(e)) => {
-                let failure = RunFailure {
-                    code: FailureCode::TenantError,
-                    field: None,
-                    message: format!("discovery failed: {e}"),
-                };
-                store.fail_run(run_id, &failure).await?;
-                Ok(())
-            }
+            Err(other) => return reject(store, run_id, other).await,
+        };
+        info!(
+            items = plan.items.len(),
+            indirect = plan.indirect_access.len(),
+            batches = plan.batches_total,
+            "plan ready"
+        );
+        if let Err(e) = store.save_plan(run_id, &plan).await {
+            store
+                .transition(run_id, &[RunStatus::Discovering], RunStatus::Accepted)
+                .await?;
+            return Err(e.into());
         }
+        queue.send_all(next_messages(&run, &plan.items)).await?;
+        Ok(())
     }
     .instrument(span)
     .await
+}
+
+/// Fails a run that discovery cannot carry out, with the reason.
+async fn reject(
+    store: &dyn RunStore,
+    run_id: &RunId,
+    discovery: Discovery,
+) -> Result<(), StepError> {
+    match discovery {
+        Discovery::Rejected(failure) => {
+            warn!(reason = %failure.message, "discovery rejected the run");
+            store.fail_run(run_id, &failure).await?;
+        }
+        Discovery::Remote(e) => {
+            let failure = RunFailure {
+                code: FailureCode::TenantError,
+                field: None,
+                message: format!("discovery failed: {e}"),
+            };
+            store.fail_run(run_id, &failure).await?;
+        }
+    }
+    Ok(())
 }
 
 /// One removal message per permission type and batch of at most ten mailboxes; verification
@@ -100,11 +120,16 @@ fn next_messages(run: &Run, items: &[PlanItem]) -> Vec<StepMessage> {
         .collect()
 }
 
-/// Groups pending items by permission type, then by up to [`REMOVAL_BATCH_MAILBOXES`] mailboxes.
+/// Groups the items to remove by permission type, then by up to [`REMOVAL_BATCH_MAILBOXES`] mailboxes.
 /// Deterministic, so a redelivered discovery produces the same batch ids.
 pub(crate) fn removal_batches(items: &[PlanItem]) -> Vec<(PermissionType, Vec<u32>)> {
     let mut by_type: BTreeMap<PermissionType, BTreeMap<&str, Vec<u32>>> = BTreeMap::new();
-    for item in items.iter().filter(|i| i.status == ItemStatus::Pending) {
+    // Every item that is to be removed, whatever its state now, so that a redelivered discovery
+    // rebuilds exactly the same batches and batch ids.
+    for item in items
+        .iter()
+        .filter(|i| !matches!(i.status, ItemStatus::Skipped { .. }))
+    {
         by_type
             .entry(item.grant.right)
             .or_default()
@@ -161,6 +186,8 @@ enum Principal<'a> {
 struct Census<'a> {
     user: &'a ResolvedUser,
     groups: &'a [DirectoryGroup],
+    /// Every mailbox of the tenant.
+    all: &'a [MailboxInfo],
     /// Mailboxes in the request's scope (targets, or all but the user's own).
     in_scope: Vec<&'a MailboxInfo>,
 }
@@ -192,6 +219,24 @@ impl<'a> Census<'a> {
             .iter()
             .copied()
             .find(|m| m.is_identified_by(identity))
+    }
+
+    /// The in-scope mailbox an answer's `Identity` names. An identity that names no mailbox of
+    /// the tenant at all is an error: a grant there would go unseen.
+    fn answer_mailbox(
+        &self,
+        identity: &str,
+        what: &str,
+        findings: &Mutex<Findings>,
+    ) -> Option<&'a MailboxInfo> {
+        let found = self.scoped_mailbox(identity);
+        if found.is_none() && !self.all.iter().any(|m| m.is_identified_by(identity)) {
+            Findings::error(
+                findings,
+                format!("{what} on '{identity}' names no known mailbox; not checked"),
+            );
+        }
+        found
     }
 }
 
@@ -246,6 +291,15 @@ fn indirect(m: &MailboxInfo, right: PermissionType, via: String) -> IndirectAcce
 struct Findings {
     grants: Vec<Grant>,
     indirect: Vec<IndirectAccess>,
+    /// What could not be read or matched: reported, and the run cannot succeed.
+    errors: Vec<String>,
+}
+
+impl Findings {
+    fn error(findings: &Mutex<Findings>, error: String) {
+        warn!(%error, "discovery could not read or match part of the tenant");
+        findings.lock().expect("findings lock").errors.push(error);
+    }
 }
 
 async fn find_grants(
@@ -258,6 +312,7 @@ async fn find_grants(
         user,
         grants,
         indirect,
+        errors,
     } = scan(tenant, org, run, progress, None).await?;
     let items: Vec<PlanItem> = grants
         .into_iter()
@@ -283,6 +338,7 @@ async fn find_grants(
         items,
         indirect_access: indirect,
         batches_total,
+        scan_errors: errors,
     })
 }
 
@@ -292,6 +348,7 @@ pub(crate) struct Scan {
     /// Direct grants, sorted by type and mailbox.
     pub grants: Vec<Grant>,
     pub indirect: Vec<IndirectAccess>,
+    pub errors: Vec<String>,
 }
 
 /// Reads every grant the run's user holds within the request's scope. `only_mailboxes` narrows
@@ -348,11 +405,12 @@ pub(crate) async fn scan(
 
     let mut in_scope = Vec::new();
     if request.target_mailboxes.is_empty() {
-        in_scope.extend(
-            mailboxes
-                .iter()
-                .filter(|m| own.is_none_or(|o| o.distinguished_name != m.distinguished_name)),
-        );
+        // System mailboxes (discovery, arbitration, ...) hold no one's delegated access, and
+        // Graph cannot read their calendars.
+        in_scope.extend(mailboxes.iter().filter(|m| {
+            m.holds_delegations()
+                && own.is_none_or(|o| o.distinguished_name != m.distinguished_name)
+        }));
     } else {
         for target in &request.target_mailboxes {
             let m = mailboxes
@@ -377,6 +435,7 @@ pub(crate) async fn scan(
     let census = Census {
         user: &user,
         groups: &groups,
+        all: &mailboxes,
         in_scope,
     };
     let scope = request.effective_scope(&org.m365_permission_removal_scope);
@@ -427,7 +486,9 @@ pub(crate) async fn scan(
     let Findings {
         mut grants,
         mut indirect,
+        mut errors,
     } = findings.into_inner().expect("findings lock");
+    errors.sort();
     grants.sort_by(|a, b| (a.right, &a.mailbox).cmp(&(b.right, &b.mailbox)));
     grants.dedup_by(|a, b| a.key() == b.key());
     indirect.sort_by(|a, b| {
@@ -438,6 +499,7 @@ pub(crate) async fn scan(
         user,
         grants,
         indirect,
+        errors,
     })
 }
 
@@ -456,12 +518,24 @@ struct MailboxScan<'a> {
 }
 
 impl<'a> MailboxScan<'a> {
+    /// One mailbox that cannot be read is reported, not fatal: the others are still scanned.
     async fn scan(self, m: &'a MailboxInfo) -> Result<(), RemoteError> {
-        if self.scan_full_access {
-            find_full_access(self.tenant, self.census, m, self.findings, self.resolved).await?;
-        }
-        if self.scan_calendar {
-            find_calendar(self.tenant, self.census, m, self.findings).await?;
+        let read = async {
+            if self.scan_full_access {
+                find_full_access(self.tenant, self.census, m, self.findings, self.resolved).await?;
+            }
+            if self.scan_calendar {
+                find_calendar(self.tenant, self.census, m, self.findings).await?;
+            }
+            Ok::<(), RemoteError>(())
+        };
+        match read.await {
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => Findings::error(
+                self.findings,
+                format!("{} could not be read: {e}", m.address()),
+            ),
+            Ok(()) => {}
         }
         self.progress
             .discovery(self.scanned.fetch_add(1, Ordering::Relaxed) + 1, self.total);
@@ -479,7 +553,7 @@ async fn find_send_as(
         .iter()
         .filter(|e| e.access_control_type.eq_ignore_ascii_case("Allow"))
     {
-        let Some(m) = census.scoped_mailbox(&e.identity) else {
+        let Some(m) = census.answer_mailbox(&e.identity, "a Send As entry", findings) else {
             continue;
         };
         let mut f = findings.lock().expect("findings lock");
@@ -496,19 +570,30 @@ async fn find_send_as(
         }
     }
     // Send As held by a group never shows up under the user: ask with each group as trustee.
+    // By object id: display names of groups need not be unique.
     for g in census.groups {
-        let trustee = g.mail.as_deref().unwrap_or(&g.display_name);
-        let entries = match tenant.exchange.send_as_by_trustee(trustee).await {
+        let entries = match tenant.exchange.send_as_by_trustee(&g.id).await {
             Ok(entries) => entries,
             // A security group that is not mail-enabled is no recipient: it holds no Send As.
             Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(e),
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                Findings::error(
+                    findings,
+                    format!(
+                        "Send As held by group {} could not be read: {e}",
+                        g.display_name
+                    ),
+                );
+                continue;
+            }
         };
         for e in entries
             .iter()
             .filter(|e| e.access_control_type.eq_ignore_ascii_case("Allow"))
         {
-            if let Some(m) = census.scoped_mailbox(&e.identity) {
+            if let Some(m) = census.answer_mailbox(&e.identity, "a group's Send As entry", findings)
+            {
                 findings
                     .lock()
                     .expect("findings lock")
@@ -624,7 +709,8 @@ async fn resolves_to_user(
                     .is_some_and(|id| census.user.is_user(id))
         }
         Ok(None) => false,
-        Err(RemoteError::Api { status, .. }) if status < 500 => {
+        // Ambiguous or unknown: never taken for the user.
+        Err(e) if !e.is_transient() => {
             warn!(trustee = %value, "trustee could not be resolved to one recipient; left alone");
             false
         }

@@ -1,13 +1,14 @@
 //! Routes a step message to its step, with the tenant clients of the run's company. Used by
 //! the in-process engine and by the Lambda handlers alike.
 
-use super::{discover, remove, verify, Notify, ProgressObserver, Tenant};
+use super::{discover, give_up, remove, verify, Notify, ProgressObserver, Tenant};
 use crate::error::StepError;
 use crate::messages::{Step, StepMessage, MESSAGE_VERSION};
-use crate::model::OrgSettings;
+use crate::model::{FailureCode, OrgSettings, RunFailure, RunId};
 use crate::ports::{Directory, Exchange, Mailer, Psa, Queue, RunStore};
 use async_trait::async_trait;
 use std::sync::Arc;
+use tracing::{error, warn};
 
 /// The external systems of one company.
 #[derive(Clone)]
@@ -72,5 +73,35 @@ pub async fn dispatch(
         Step::Discover => discover(store, queue, conns.tenant(), &org, progress, run_id).await,
         Step::Remove(batch) => remove(store, queue, conns.tenant(), progress, run_id, batch).await,
         Step::Verify => verify(store, conns.tenant(), conns.notify(), &org, run_id).await,
+    }
+}
+
+/// The last delivery of a message failed. A removal batch is given up (its unfinished items
+/// fail with the reason and the batch is counted, so the run still verifies and reports what
+/// was removed); any other step fails its run with the reason. Nothing is silently dropped.
+pub async fn abandon(
+    store: &dyn RunStore,
+    queue: &dyn Queue,
+    run_id: &RunId,
+    step: Option<&Step>,
+    reason: &str,
+) {
+    warn!(run_id = %run_id, %reason, "message abandoned");
+    let outcome = match step {
+        Some(Step::Remove(batch)) => give_up(store, queue, run_id, batch, reason).await,
+        _ => {
+            let failure = RunFailure {
+                code: FailureCode::Internal,
+                field: None,
+                message: reason.to_string(),
+            };
+            store
+                .fail_run(run_id, &failure)
+                .await
+                .map_err(StepError::from)
+        }
+    };
+    if let Err(e) = outcome {
+        error!(run_id = %run_id, error = %e, "could not record the abandoned message on its run");
     }
 }

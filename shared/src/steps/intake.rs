@@ -2,7 +2,7 @@
 
 use crate::error::{QueueError, StoreError};
 use crate::messages::{Step, StepMessage};
-use crate::model::{FailureCode, InvalidRequest, PsaKind, RevocationRequest, Run, RunFailure};
+use crate::model::{InvalidRequest, PsaKind, RevocationRequest, Run, RunStatus};
 use crate::ports::{Queue, RunStore};
 use serde_json::Value;
 use tracing::info;
@@ -14,7 +14,8 @@ pub enum IntakeError {
     Invalid(#[from] InvalidRequest),
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The run was created but could not be started; it has been marked failed.
+    /// The run was created but discovery could not be queued: it stays accepted, and the same
+    /// request again (same idempotency key) queues it.
     #[error("run {run_id} could not be queued: {source}")]
     Queue { run_id: String, source: QueueError },
 }
@@ -66,45 +67,70 @@ pub async fn intake(
         }
     }
     let run = Run::new(request);
-    let r = &run.request;
-    let natural_key = format!(
-        "request:{}:{}:{}:{}",
+    for key in idempotency_keys(&run.request, idempotency_key) {
+        let Some(holder) = store.reserve_idempotency_key(&key, &run.run_id).await? else {
+            continue;
+        };
+        let Some(existing) = store.get_run(&holder).await? else {
+            // Another delivery reserved the key and is creating its run right now.
+            return Err(IntakeError::Store(StoreError::Backend(format!(
+                "the same request is being accepted as run {holder}; retry shortly"
+            ))));
+        };
+        info!(run_id = %existing.run_id, "idempotent repeat; returning the existing run");
+        if existing.status == RunStatus::Accepted {
+            // The first try may have died before queueing discovery; discovery's claim makes a
+            // second message harmless.
+            queue_discovery(queue, &existing).await?;
+        }
+        return Ok(Accepted {
+            run: existing,
+            created: false,
+        });
+    }
+    store.create_run(&run).await?;
+    // If queueing fails the run stays accepted; the retried request finds it by its key and
+    // queues discovery then.
+    queue_discovery(queue, &run).await?;
+    info!(run_id = %run.run_id, company_id = %run.request.company_id, dry_run = run.request.dry_run, "run accepted");
+    Ok(Accepted { run, created: true })
+}
+
+/// The caller's key, if any, and the request's own: the same user, company, ticket, scope and
+/// mode within the window is the same request.
+fn idempotency_keys(r: &RevocationRequest, caller_key: Option<&str>) -> Vec<String> {
+    let types = r
+        .permission_types
+        .as_ref()
+        .map(|t| t.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(","))
+        .unwrap_or_else(|| "org-default".into());
+    let natural = format!(
+        "request:{}:{}:{}:{}:{}:{}:{}",
         r.company_id,
         r.user_email,
         r.ticket_id.as_deref().unwrap_or("-"),
+        types,
+        r.target_mailboxes.join(","),
+        if r.remove_from_shared {
+            "shared"
+        } else {
+            "keep-shared"
+        },
         if r.dry_run { "dry" } else { "live" }
     );
-    for key in idempotency_key
+    caller_key
         .map(|k| format!("key:{k}"))
         .into_iter()
-        .chain([natural_key])
-    {
-        if let Some(existing) = store.reserve_idempotency_key(&key, &run.run_id).await? {
-            if let Some(existing) = store.get_run(&existing).await? {
-                info!(run_id = %existing.run_id, "idempotent repeat; returning the existing run");
-                return Ok(Accepted {
-                    run: existing,
-                    created: false,
-                });
-            }
-        }
-    }
-    store.create_run(&run).await?;
-    if let Err(source) = queue
+        .chain([natural])
+        .collect()
+}
+
+async fn queue_discovery(queue: &dyn Queue, run: &Run) -> Result<(), IntakeError> {
+    queue
         .send(StepMessage::new(run.run_id.clone(), Step::Discover))
         .await
-    {
-        let failure = RunFailure {
-            code: FailureCode::Internal,
-            field: None,
-            message: format!("could not queue discovery: {source}"),
-        };
-        store.fail_run(&run.run_id, &failure).await?;
-        return Err(IntakeError::Queue {
+        .map_err(|source| IntakeError::Queue {
             run_id: run.run_id.to_string(),
             source,
-        });
-    }
-    info!(run_id = %run.run_id, company_id = %run.request.company_id, dry_run = run.request.dry_run, "run accepted");
-    Ok(Accepted { run, created: true })
+        })
 }

@@ -8,9 +8,9 @@ mod remove;
 mod verify;
 
 pub use discover::discover;
-pub use dispatch::{dispatch, Connections, Connector};
+pub use dispatch::{abandon, dispatch, Connections, Connector};
 pub use intake::{intake, Accepted, IntakeError};
-pub use remove::remove;
+pub use remove::{give_up, remove};
 pub use verify::verify;
 
 use crate::error::StoreError;

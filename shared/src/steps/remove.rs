@@ -1,6 +1,6 @@
 //! Steps 3–7: remove one batch of grants (one permission type, at most ten mailboxes).
 
-use super::{ProgressObserver, Tenant};
+use super::{NoProgress, ProgressObserver, Tenant};
 use crate::error::{RemoteError, StepError};
 use crate::messages::{RemovalBatch, Step, StepMessage};
 use crate::model::{
@@ -60,24 +60,80 @@ pub async fn remove(
                 .map(|item| remove_item(store, tenant, &run, item)),
         )
         .await;
-        for r in results {
-            r?;
-        }
-        let counted = store.complete_batch(run_id, batch_id).await?;
-        progress.removal(counted.done as u64, counted.total as u64);
-        if counted.all_done() {
-            info!(
-                newly_counted = counted.newly_counted,
-                "every removal batch done; queueing verification"
-            );
-            queue
-                .send(StepMessage::new(run_id.clone(), Step::Verify))
-                .await?;
-        }
-        Ok(())
+        // Every item was tried; a transient failure leaves its item pending and the batch
+        // uncounted, so the redelivered message tries it again.
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        count_batch(store, queue, progress, run_id, batch_id).await
     }
     .instrument(span)
     .await
+}
+
+/// Counts a finished batch, and queues verification once every batch is counted.
+async fn count_batch(
+    store: &dyn RunStore,
+    queue: &dyn Queue,
+    progress: &dyn ProgressObserver,
+    run_id: &RunId,
+    batch_id: u32,
+) -> Result<(), StepError> {
+    let counted = store.complete_batch(run_id, batch_id).await?;
+    progress.removal(counted.done as u64, counted.total as u64);
+    if counted.all_done() {
+        info!(
+            newly_counted = counted.newly_counted,
+            "every removal batch done; queueing verification"
+        );
+        queue
+            .send(StepMessage::new(run_id.clone(), Step::Verify))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The last delivery of a removal batch failed: its unfinished items are marked failed with
+/// the reason and the batch is counted, so verification still runs and reports them.
+pub async fn give_up(
+    store: &dyn RunStore,
+    queue: &dyn Queue,
+    run_id: &RunId,
+    batch: &RemovalBatch,
+    reason: &str,
+) -> Result<(), StepError> {
+    let Some(run) = store.get_run(run_id).await? else {
+        return Err(StepError::Permanent(format!("unknown run {run_id}")));
+    };
+    if run.status != RunStatus::Removing {
+        return Ok(());
+    }
+    let error = format!("removal abandoned: {reason}");
+    for item in store
+        .items(run_id)
+        .await?
+        .iter()
+        .filter(|i| batch.item_ids.contains(&i.id) && !i.status.is_finished())
+    {
+        warn!(run_id = %run_id, item = item.id, %error, "giving up on a grant");
+        store
+            .append_audit(&audit(
+                &run,
+                item,
+                AuditPhase::Outcome,
+                Some(AuditResult::Failed),
+                Some(error.clone()),
+            ))
+            .await?;
+        store
+            .set_item_status(
+                run_id,
+                item.id,
+                &ItemStatus::Failed {
+                    error: error.clone(),
+                },
+            )
+            .await?;
+    }
+    count_batch(store, queue, &NoProgress, run_id, batch.batch_id).await
 }
 
 async fn remove_item(
@@ -138,6 +194,10 @@ async fn remove_item(
                 AuditResult::AlreadyGone,
                 Some(warning),
             ),
+            Err(e) if e.is_transient() => {
+                warn!(error = %e, "removal failed for now; left pending for redelivery");
+                return Err(e.into());
+            }
             Err(e) => {
                 warn!(error = %e, "removal failed");
                 (

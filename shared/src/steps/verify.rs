@@ -37,10 +37,18 @@ pub async fn verify(
                 store.set_item_status(run_id, item.id, &item.status).await?;
             }
         }
-        let (verification, mut errors) = reread(tenant, org, &run, &items).await?;
-        info!(remaining = verification.remaining.len(), "verification re-read done");
-        // A removal that answered success but left the grant in place did not remove it.
-        for item in items.iter_mut().filter(|i| i.status.is_removed()) {
+        let Reread { verification, mut errors, read } = match reread(tenant, org, &run, &items).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Hand the run back so that the redelivered message can claim it again.
+                store.transition(run_id, &[RunStatus::Verifying], RunStatus::Removing).await?;
+                return Err(e);
+            }
+        };
+        info!(remaining = verification.remaining.len(), read, "verification re-read done");
+        // A removal that answered success but left the grant in place did not remove it. Only
+        // what the re-read actually saw counts: an unreadable tenant proves nothing either way.
+        for item in items.iter_mut().filter(|i| read && i.status.is_removed()) {
             let still_there = verification.remaining.iter().any(|r| r.mailbox == item.grant.mailbox && r.permission == item.grant.right.report_name());
             if still_there {
                 warn!(mailbox = %item.grant.mailbox, permission = %item.grant.right, "grant still present after a successful removal");
@@ -56,7 +64,7 @@ pub async fn verify(
             items: &items,
             verification,
             ticket_id: run.request.ticket_id.clone(),
-            errors: std::mem::take(&mut errors),
+            errors: [run.scan_errors.clone(), std::mem::take(&mut errors)].concat(),
             finished_at: Utc::now(),
         });
         update_ticket(notify, org, &run, &mut report).await;
@@ -72,12 +80,21 @@ pub async fn verify(
 
 /// Re-reads the tenant: every mailbox a grant was found on, and the tenant-wide reverse lookups.
 /// What it finds is what remains — never inferred from the removal results.
+/// What verification learned from the tenant.
+struct Reread {
+    verification: Verification,
+    errors: Vec<String>,
+    /// False when the tenant could not be read: `verification` then counts every grant in
+    /// scope as remaining, unproven.
+    read: bool,
+}
+
 async fn reread(
     tenant: Tenant<'_>,
     org: &OrgSettings,
     run: &Run,
     items: &[PlanItem],
-) -> Result<(Verification, Vec<String>), StepError> {
+) -> Result<Reread, StepError> {
     let in_scope = |g: &Grant| !g.shared || run.request.remove_from_shared;
     let touched: BTreeSet<String> = items
         .iter()
@@ -92,7 +109,16 @@ async fn reread(
     match scan(tenant, org, run, &NoProgress, Some(&touched)).await {
         Ok(found) => {
             let remaining: Vec<Grant> = found.grants.into_iter().filter(|g| in_scope(g)).collect();
-            Ok((Verification::from_found(&remaining), Vec::new()))
+            let errors = found
+                .errors
+                .into_iter()
+                .map(|e| format!("verification: {e}"))
+                .collect();
+            Ok(Reread {
+                verification: Verification::from_found(&remaining),
+                errors,
+                read: true,
+            })
         }
         Err(Discovery::Remote(e)) if e.is_transient() => Err(e.into()),
         Err(failure) => {
@@ -107,12 +133,13 @@ async fn reread(
                 .map(|i| i.grant.clone())
                 .filter(|g| in_scope(g))
                 .collect();
-            Ok((
-                Verification::from_found(&unverified),
-                vec![format!(
+            Ok(Reread {
+                verification: Verification::from_found(&unverified),
+                errors: vec![format!(
                     "verification could not re-read the tenant: {reason}"
                 )],
-            ))
+                read: false,
+            })
         }
     }
 }
