@@ -8,7 +8,7 @@ use embedded::Harness;
 use revoke365::messages::StepMessage;
 use revoke365::model::{AuditPhase, RunStatus};
 use revoke365::ports::RunStore;
-use revoke365::steps::{dispatch, intake, NoProgress};
+use revoke365::steps::{abandon, dispatch, intake, NoProgress};
 use serde_json::json;
 
 const JOHN: &str = "john.smith@acmecorp.com";
@@ -153,5 +153,116 @@ async fn duplicate_delivery_counts_once_and_verifies_once() {
         revoke365::restore::removed_grants(&audit).len(),
         8,
         "every removal stays restorable"
+    );
+}
+
+/// A mailbox whose permissions cannot be read does not stop the run: the rest is removed,
+/// the mailbox is reported, and the run cannot claim success.
+#[tokio::test]
+async fn an_unreadable_mailbox_is_reported_and_the_rest_still_removed() {
+    let fx = with_sim(
+        fixture("acme-tenant.json"),
+        json!({"unreadable_mailboxes": ["finance@acmecorp.com"]}),
+    );
+    let h = Harness::start(fx, fast_http(10)).await;
+    let run = h.run(request()).await;
+    assert_eq!(
+        run.status,
+        RunStatus::CompletedWithErrors,
+        "{:?}",
+        run.failure
+    );
+    let report = run.result.unwrap();
+    assert!(!report.success);
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.starts_with("finance@acmecorp.com could not be read")),
+        "{:?}",
+        report.errors
+    );
+    assert_eq!(
+        report.removal_summary.total_permissions_removed, 7,
+        "all but the unseen finance@ grant"
+    );
+    assert_eq!(
+        grants_of(&h.mailboxes(), JOHN),
+        vec![("finance@acmecorp.com".to_string(), "full_access")]
+    );
+}
+
+/// A removal batch whose every delivery fails transiently is given up: its grants are reported
+/// failed and the run still verifies, reports and notifies.
+#[tokio::test]
+async fn a_removal_batch_that_never_succeeds_is_reported_not_lost() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let queue = h.engine.queue.clone();
+    let run = intake(h.store.as_ref(), queue.as_ref(), &request(), None)
+        .await
+        .unwrap()
+        .run;
+    for m in queue.drain().await {
+        dispatch(
+            h.store.as_ref(),
+            queue.as_ref(),
+            h.connector.as_ref(),
+            &NoProgress,
+            &m,
+        )
+        .await
+        .unwrap();
+    }
+    let batches = queue.drain().await;
+    assert!(batches.len() >= 4, "removal batches queued");
+    // The Send on Behalf batch's last delivery fails (as after three throttled tries): it is
+    // abandoned the way the engine and the Lambda handler abandon it. The others go through.
+    for m in &batches {
+        let is_send_on_behalf = serde_json::to_string(m)
+            .unwrap()
+            .contains("\"send_on_behalf\"");
+        if is_send_on_behalf {
+            let err = revoke365::StepError::Remote(revoke365::RemoteError::Throttled {
+                service: "exchange",
+                operation: "Set-Mailbox".into(),
+                status: 503,
+                attempts: 2,
+                retry_after: None,
+            });
+            abandon(
+                h.store.as_ref(),
+                queue.as_ref(),
+                &m.run_id,
+                Some(&m.step),
+                &format!("gave up after 3 tries: {err}"),
+            )
+            .await;
+        } else {
+            dispatch(
+                h.store.as_ref(),
+                queue.as_ref(),
+                h.connector.as_ref(),
+                &NoProgress,
+                m,
+            )
+            .await
+            .unwrap();
+        }
+    }
+    h.engine.run_until_idle().await;
+    let run = h.store.get_run(&run.run_id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::CompletedWithErrors);
+    let report = run.result.unwrap();
+    assert_eq!(report.removal_summary.total_permissions_removed, 7);
+    let sob = &report.permissions_removed.send_on_behalf[0];
+    assert!(
+        !sob.removed && sob.error.as_deref().unwrap().contains("removal abandoned"),
+        "{sob:?}"
+    );
+    assert_eq!(report.verification.remaining_send_on_behalf, 1);
+    assert_eq!(
+        h.state()["sent_mail"].as_array().unwrap().len(),
+        1,
+        "the requestor is still told"
     );
 }

@@ -428,6 +428,9 @@ fn self_ace() -> FullAccessAce {
 fn get_mailbox_permission(sim: &Sim, params: &Params) -> CmdletResult {
     let directory = &sim.directory;
     let mailbox = mailbox(directory, &params.required("Identity")?)?;
+    if sim.unreadable(&mailbox.upn) {
+        return Err(ExoError::access_denied(&mailbox.upn));
+    }
     let user = params.text("User")?;
     let user = user.as_deref().map(|u| account(directory, u)).transpose()?;
     let mut aces = sim.state().grants_of(&mailbox.upn).full_access.clone();

@@ -166,6 +166,8 @@ pub struct SimSettings {
     pub seed: u64,
     pub fail_mailboxes: Vec<String>,
     pub noop_remove_mailboxes: Vec<String>,
+    /// Reads of these mailboxes' permissions fail (Exchange 500, Graph 403).
+    pub unreadable_mailboxes: Vec<String>,
     pub page_size: usize,
     pub retry_after_secs: u64,
     pub psa_fail: bool,
@@ -180,6 +182,7 @@ impl Default for SimSettings {
             seed: 7,
             fail_mailboxes: Vec::new(),
             noop_remove_mailboxes: Vec::new(),
+            unreadable_mailboxes: Vec::new(),
             page_size: 3,
             retry_after_secs: 1,
             psa_fail: false,
@@ -279,7 +282,11 @@ impl Fixture {
         if !(0.0..=1.0).contains(&sim.rate_503) {
             return Err("sim.rate_503 must be within 0..=1".into());
         }
-        let knobs = sim.fail_mailboxes.iter().chain(&sim.noop_remove_mailboxes);
+        let knobs = sim
+            .fail_mailboxes
+            .iter()
+            .chain(&sim.noop_remove_mailboxes)
+            .chain(&sim.unreadable_mailboxes);
         if let Some(unknown) = knobs
             .into_iter()
             .find(|m| !mailboxes.contains(&m.to_lowercase()))

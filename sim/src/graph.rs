@@ -362,7 +362,18 @@ fn calendar_of(sim: &Sim, mailbox: &Person) -> Vec<CalendarGrant> {
 }
 
 async fn list_calendar(State(sim): State<Arc<Sim>>, Path(key): Path<String>) -> Response {
-    respond(mailbox_user(&sim, &key).map(|mailbox| {
+    let readable = mailbox_user(&sim, &key).and_then(|mailbox| {
+        if sim.unreadable(&mailbox.upn) {
+            let message = "Access is denied. Check credentials and try again.".to_string();
+            return Err(GraphError(
+                StatusCode::FORBIDDEN,
+                "ErrorAccessDenied",
+                message,
+            ));
+        }
+        Ok(mailbox)
+    });
+    respond(readable.map(|mailbox| {
         let grants = calendar_of(&sim, mailbox);
         let entries = grants.iter().map(|g| permission(&sim, g));
         let value: Vec<CalendarPermission> = std::iter::once(default_permission())

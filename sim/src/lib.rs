@@ -159,6 +159,14 @@ impl Sim {
             .any(|m| m.eq_ignore_ascii_case(upn))
     }
 
+    /// Permission reads on this mailbox fail (`sim.unreadable_mailboxes`).
+    pub(crate) fn unreadable(&self, upn: &str) -> bool {
+        self.settings
+            .unreadable_mailboxes
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(upn))
+    }
+
     /// Removals on this mailbox succeed without effect (`sim.noop_remove_mailboxes`).
     pub(crate) fn ignores_removals(&self, upn: &str) -> bool {
         self.settings

@@ -530,7 +530,11 @@ impl<'a> MailboxScan<'a> {
             Ok::<(), RemoteError>(())
         };
         match read.await {
-            Err(e) if e.is_transient() => return Err(e),
+            // Throttling and timeouts outlasting the client's retries: the whole scan is
+            // retried later. An error answer about this one mailbox is reported instead.
+            Err(e @ (RemoteError::Throttled { .. } | RemoteError::Transport { .. })) => {
+                return Err(e)
+            }
             Err(e) => Findings::error(
                 self.findings,
                 format!("{} could not be read: {e}", m.address()),
