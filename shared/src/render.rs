@@ -86,6 +86,9 @@ pub fn text_report(report: &Report) -> String {
     let _ = writeln!(out, "User: {} <{}>", s.user_display_name, s.user_email);
     let _ = writeln!(out, "Company: {}", s.company);
     let _ = writeln!(out, "Run: {}", report.run_id);
+    for (label, value) in report.request_context.lines() {
+        let _ = writeln!(out, "{label}: {value}");
+    }
     let _ = writeln!(out, "Grants removed: {}", s.total_permissions_removed);
     let _ = writeln!(out, "Verification: {}", verification_line(report));
     let rows = rows(report);
@@ -188,6 +191,9 @@ pub fn email_html(report: &Report) -> String {
     if let Some(t) = &report.ticket_id {
         let _ = write!(out, "<p>Ticket: {}</p>", esc(t));
     }
+    for (label, value) in report.request_context.lines() {
+        let _ = write!(out, "<p>{label}: {}</p>", esc(value));
+    }
     out.push_str("<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><tr><th>Mailbox</th><th>Permission</th><th>Access</th><th>Result</th></tr>");
     for r in rows(report) {
         let style = if r.failed {
@@ -253,15 +259,8 @@ pub fn ticket_description(run: &Run) -> String {
         "Revoke365 run {} removes the mailbox access of {}.",
         run.run_id, r.user_email
     );
-    for (label, value) in [
-        ("Requested by", &r.requested_by),
-        ("Reason", &r.reason),
-        ("Incident", &r.incident_id),
-        ("Severity", &r.severity),
-    ] {
-        if let Some(v) = value {
-            let _ = write!(out, "\n{label}: {v}");
-        }
+    for (label, value) in crate::model::RequestContext::from(r).lines() {
+        let _ = write!(out, "\n{label}: {value}");
     }
     out
 }

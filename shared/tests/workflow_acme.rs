@@ -173,6 +173,12 @@ async fn an_existing_ticket_gets_the_note_and_no_ticket_is_created() {
         .find(|t| t["id"] == "48213")
         .unwrap();
     assert_eq!(ticket["notes"].as_array().unwrap().len(), 1);
+    // Who asked and why reach the existing ticket too (§2).
+    let note = ticket["notes"][0]["text"].as_str().unwrap();
+    assert!(
+        note.contains("Requested by: hr.manager@acmecorp.com") && note.contains("Reason: Leaver"),
+        "{note}"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! The result of a run, in the exact JSON shape of product.md §4.
 
-use super::{Grant, IndirectAccess, ItemStatus, PermissionType, PlanItem, Run, RunStatus};
+use super::{
+    Grant, IndirectAccess, ItemStatus, PermissionType, PlanItem, RevocationRequest, Run, RunStatus,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -16,9 +18,45 @@ pub struct Report {
     pub permissions_removed: PermissionsRemoved,
     pub verification: Verification,
     pub ticket_id: Option<String>,
+    /// Who asked and why (§2), carried into the ticket note and the email.
+    pub request_context: RequestContext,
     pub indirect_access: Vec<IndirectAccess>,
     pub skipped: Vec<SkippedGrant>,
     pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestContext {
+    pub requested_by: Option<String>,
+    pub reason: Option<String>,
+    pub incident_id: Option<String>,
+    pub severity: Option<String>,
+}
+
+impl From<&RevocationRequest> for RequestContext {
+    fn from(r: &RevocationRequest) -> Self {
+        RequestContext {
+            requested_by: r.requested_by.clone(),
+            reason: r.reason.clone(),
+            incident_id: r.incident_id.clone(),
+            severity: r.severity.clone(),
+        }
+    }
+}
+
+impl RequestContext {
+    /// The labelled values that are present, in display order.
+    pub fn lines(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("Requested by", &self.requested_by),
+            ("Reason", &self.reason),
+            ("Incident", &self.incident_id),
+            ("Severity", &self.severity),
+        ]
+        .into_iter()
+        .filter_map(|(label, v)| v.as_deref().map(|v| (label, v)))
+        .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,6 +294,7 @@ impl Report {
             permissions_removed: permissions,
             verification,
             ticket_id,
+            request_context: RequestContext::from(&run.request),
             indirect_access: run.indirect_access.clone(),
             skipped,
             errors,
