@@ -123,14 +123,15 @@ fn mailbox_user<'a>(sim: &'a Sim, key: &str) -> Result<&'a Person, GraphError> {
 /// Mutations on a `sim.fail_mailboxes` mailbox are denied.
 fn ensure_writable(sim: &Sim, mailbox: &Person) -> Result<(), GraphError> {
     if sim.fails(&mailbox.upn) {
-        let message = "Access is denied. Check credentials and try again.".to_string();
-        return Err(GraphError(
-            StatusCode::FORBIDDEN,
-            "ErrorAccessDenied",
-            message,
-        ));
+        return Err(access_denied());
     }
     Ok(())
+}
+
+/// Graph's answer for a mailbox the app may not touch.
+fn access_denied() -> GraphError {
+    let message = "Access is denied. Check credentials and try again.".to_string();
+    GraphError(StatusCode::FORBIDDEN, "ErrorAccessDenied", message)
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GraphError> {
@@ -364,12 +365,7 @@ fn calendar_of(sim: &Sim, mailbox: &Person) -> Vec<CalendarGrant> {
 async fn list_calendar(State(sim): State<Arc<Sim>>, Path(key): Path<String>) -> Response {
     let readable = mailbox_user(&sim, &key).and_then(|mailbox| {
         if sim.unreadable(&mailbox.upn) {
-            let message = "Access is denied. Check credentials and try again.".to_string();
-            return Err(GraphError(
-                StatusCode::FORBIDDEN,
-                "ErrorAccessDenied",
-                message,
-            ));
+            return Err(access_denied());
         }
         Ok(mailbox)
     });
