@@ -124,24 +124,33 @@ pub fn text_report(report: &Report) -> String {
             .iter()
             .map(|r| format!("{} {}", r.mailbox, r.permission)),
     );
-    section(
-        &mut out,
-        "Indirect access (through a group or inheritance; not removable on the mailbox)",
-        report
-            .indirect_access
-            .iter()
-            .map(|i| format!("{} {} via {}", i.mailbox, i.permission, i.via)),
-    );
-    section(
-        &mut out,
-        "Skipped",
-        report
-            .skipped
-            .iter()
-            .map(|k| format!("{} {}: {}", k.mailbox, k.permission, k.reason)),
-    );
-    section(&mut out, "Errors", report.errors.iter().cloned());
+    for (title, lines) in details(report) {
+        section(&mut out, title, lines.into_iter());
+    }
     out
+}
+
+/// What follows the table in the note and in the email alike.
+fn details(report: &Report) -> [(&'static str, Vec<String>); 3] {
+    [
+        (
+            "Indirect access (through a group or inheritance; not removable on the mailbox)",
+            report
+                .indirect_access
+                .iter()
+                .map(|i| format!("{} {} via {}", i.mailbox, i.permission, i.via))
+                .collect(),
+        ),
+        (
+            "Skipped",
+            report
+                .skipped
+                .iter()
+                .map(|k| format!("{} {}: {}", k.mailbox, k.permission, k.reason))
+                .collect(),
+        ),
+        ("Errors", report.errors.clone()),
+    ]
 }
 
 fn section(out: &mut String, title: &str, lines: impl Iterator<Item = String>) {
@@ -212,23 +221,9 @@ pub fn email_html(report: &Report) -> String {
         );
     }
     out.push_str("</table>");
-    html_list(
-        &mut out,
-        "Indirect access (through a group or inheritance)",
-        report
-            .indirect_access
-            .iter()
-            .map(|i| format!("{} {} via {}", i.mailbox, i.permission, i.via)),
-    );
-    html_list(
-        &mut out,
-        "Skipped",
-        report
-            .skipped
-            .iter()
-            .map(|k| format!("{} {}: {}", k.mailbox, k.permission, k.reason)),
-    );
-    html_list(&mut out, "Errors", report.errors.iter().cloned());
+    for (title, lines) in details(report) {
+        html_list(&mut out, title, lines.into_iter());
+    }
     out.push_str("</body></html>");
     out
 }
