@@ -3,6 +3,7 @@
 use crate::adapters::http::{Call, HttpCore, Reply};
 use crate::config::{ConnectWiseCredentials, Secret};
 use crate::error::RemoteError;
+use crate::model::PsaKind;
 use crate::ports::{NewTicket, Psa};
 use async_trait::async_trait;
 use base64::Engine;
@@ -139,14 +140,13 @@ impl ConnectWiseClient {
 #[async_trait]
 impl Psa for ConnectWiseClient {
     fn check_ticket_id(&self, ticket_id: &str) -> Result<(), RemoteError> {
-        if ticket_id.parse::<u64>().is_ok() && ticket_id.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(())
-        } else {
-            Err(RemoteError::InvalidInput {
+        match PsaKind::Connectwise.ticket_id_error(ticket_id) {
+            None => Ok(()),
+            Some(message) => Err(RemoteError::InvalidInput {
                 service: SERVICE,
                 field: "ticket_id",
-                message: format!("'{ticket_id}' is not a ConnectWise ticket number (digits only)"),
-            })
+                message,
+            }),
         }
     }
 

@@ -10,6 +10,20 @@ pub enum PsaKind {
     Connectwise,
 }
 
+impl PsaKind {
+    /// Why `ticket_id` cannot be a ticket of this PSA, if it cannot: checked at intake and
+    /// again by the client before any call.
+    pub fn ticket_id_error(self, ticket_id: &str) -> Option<String> {
+        match self {
+            PsaKind::Connectwise => {
+                let numeric = ticket_id.bytes().all(|b| b.is_ascii_digit())
+                    && ticket_id.parse::<u64>().is_ok();
+                (!numeric).then(|| format!("'{ticket_id}' is not a ConnectWise ticket number; expected digits only, e.g. 48213"))
+            }
+        }
+    }
+}
+
 /// Unknown keys are rejected: a misspelt `m365_permission_removal_scope` must not silently
 /// widen the scope to every type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 
 use crate::error::{QueueError, StoreError};
 use crate::messages::{Step, StepMessage};
-use crate::model::{InvalidRequest, PsaKind, RevocationRequest, Run, RunStatus};
+use crate::model::{InvalidRequest, RevocationRequest, Run, RunStatus};
 use crate::ports::{Queue, RunStore};
 use serde_json::Value;
 use tracing::info;
@@ -54,17 +54,12 @@ pub async fn intake(
             .into());
         }
     };
-    if let Some(ticket) = &request.ticket_id {
-        match org.psa_kind {
-            PsaKind::Connectwise if !ticket.chars().all(|c| c.is_ascii_digit()) => {
-                return Err(InvalidRequest::new(
-                    "ticket_id",
-                    format!("'{ticket}' is not a ConnectWise ticket id; expected digits only, e.g. 48213"),
-                )
-                .into())
-            }
-            PsaKind::Connectwise => {}
-        }
+    if let Some(error) = request
+        .ticket_id
+        .as_deref()
+        .and_then(|t| org.psa_kind.ticket_id_error(t))
+    {
+        return Err(InvalidRequest::new("ticket_id", error).into());
     }
     let run = Run::new(request);
     for key in idempotency_keys(&run.request, idempotency_key) {
