@@ -135,15 +135,7 @@ pub(crate) fn canonical_name(name: &str) -> Option<&'static str> {
 }
 
 pub(crate) fn invoke(sim: &Sim, input: &CmdletInput) -> CmdletResult {
-    let cmdlet = cmdlet(&input.name).ok_or_else(|| {
-        ExoError::bad_request(
-            "System.Management.Automation.CommandNotFoundException",
-            format!(
-                "The term '{}' is not recognized as the name of a cmdlet, function, script file, or operable program.",
-                input.name
-            ),
-        )
-    })?;
+    let cmdlet = cmdlet(&input.name).ok_or_else(|| ExoError::command_not_found(&input.name))?;
     let params = Params(&input.parameters);
     let allowed = cmdlet.parameters.iter().chain(COMMON);
     if let Some(unknown) = params
@@ -429,7 +421,7 @@ fn get_mailbox_permission(sim: &Sim, params: &Params) -> CmdletResult {
     let directory = &sim.directory;
     let mailbox = mailbox(directory, &params.required("Identity")?)?;
     if sim.unreadable(&mailbox.upn) {
-        return Err(ExoError::access_denied(&mailbox.upn));
+        return Err(ExoError::unreadable(&mailbox.upn));
     }
     let user = params.text("User")?;
     let user = user.as_deref().map(|u| account(directory, u)).transpose()?;

@@ -18,6 +18,7 @@ use crate::auth::{protect, Audience};
 use crate::batch;
 use crate::cmdlets;
 use crate::faults::{counted, guarded, Key};
+use crate::fixture::fnv1a;
 use crate::wire::{base_url, json_response, link, select, skip_offset};
 use crate::Sim;
 
@@ -63,37 +64,60 @@ pub(crate) fn cmdlet_label(body: &[u8]) -> String {
     }
 }
 
+/// Exception types the simulator answers with.
+pub(crate) mod exception {
+    pub const NOT_FOUND: &str =
+        "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException";
+    pub const AMBIGUOUS: &str =
+        "Microsoft.Exchange.Configuration.Tasks.ManagementObjectAmbiguousException";
+    pub const ACCESS_DENIED: &str =
+        "Microsoft.Exchange.Configuration.Tasks.TaskAccessDeniedException";
+    pub const STORAGE_PERMANENT: &str = "Microsoft.Exchange.Data.StoragePermanentException";
+    pub const BINDING: &str = "System.Management.Automation.ParameterBindingException";
+    pub const COMMAND_NOT_FOUND: &str = "System.Management.Automation.CommandNotFoundException";
+    pub const ODATA: &str = "Microsoft.Exchange.Admin.OData.Core.ODataServiceException";
+}
+
 /// An Exchange error answer:
-/// `{"error":{"code","message","details":[{"message"}],"innererror":{..}}}`.
+/// `{"error":{"code","message","details":[{"message":"<code>|<type>|<text>"}],"innererror":{..}}}`.
+/// Cmdlet failures (object not found, ambiguous, access denied) are HTTP 500;
+/// parameter binding, unknown cmdlets and malformed requests are HTTP 400.
 #[derive(Debug)]
 pub(crate) struct ExoError {
     status: StatusCode,
     exception: &'static str,
     message: String,
+    /// The top-level `message`: "Error executing cmdlet" or "Error executing request".
+    outer: &'static str,
 }
 
 impl ExoError {
-    pub fn new(
-        status: StatusCode,
-        exception: &'static str,
-        message: impl Into<String>,
-    ) -> ExoError {
+    fn cmdlet(status: StatusCode, exception: &'static str, message: impl Into<String>) -> ExoError {
         ExoError {
             status,
             exception,
             message: message.into(),
+            outer: "Error executing cmdlet",
         }
     }
 
-    pub fn bad_request(exception: &'static str, message: impl Into<String>) -> ExoError {
-        ExoError::new(StatusCode::BAD_REQUEST, exception, message)
+    /// A request the admin API rejects before any cmdlet runs (HTTP 400, or
+    /// 401 for another tenant).
+    pub fn request(status: StatusCode, message: impl Into<String>) -> ExoError {
+        ExoError {
+            status,
+            exception: exception::ODATA,
+            message: message.into(),
+            outer: "Error executing request",
+        }
     }
 
     pub fn not_found(identity: &str) -> ExoError {
         let message =
             format!("The operation couldn't be performed because object '{identity}' couldn't be found on '{SERVER}'.");
-        ExoError::bad_request(
-            "Microsoft.Exchange.Management.RestApiClient.RestClientException",
+        ExoError::cmdlet(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            exception::NOT_FOUND,
             message,
         )
     }
@@ -102,26 +126,55 @@ impl ExoError {
         let message = format!(
             "The operation couldn't be performed because '{identity}' matches multiple entries."
         );
-        ExoError::bad_request(
-            "Microsoft.Exchange.Configuration.Tasks.ManagementObjectAmbiguousException",
+        ExoError::cmdlet(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            exception::AMBIGUOUS,
             message,
         )
     }
 
+    /// A write on a `sim.fail_mailboxes` mailbox.
     pub fn access_denied(upn: &str) -> ExoError {
         let message = format!("Access to mailbox '{upn}' is denied.");
-        ExoError::new(
+        ExoError::cmdlet(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "Microsoft.Exchange.Data.StoragePermanentException",
+            exception::ACCESS_DENIED,
+            message,
+        )
+    }
+
+    /// A permission read of a `sim.unreadable_mailboxes` mailbox.
+    pub fn unreadable(upn: &str) -> ExoError {
+        let message = format!("Access to mailbox '{upn}' is denied.");
+        ExoError::cmdlet(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            exception::STORAGE_PERMANENT,
             message,
         )
     }
 
     pub fn binding(message: impl Into<String>) -> ExoError {
-        ExoError::bad_request(
-            "System.Management.Automation.ParameterBindingException",
+        ExoError::cmdlet(StatusCode::BAD_REQUEST, exception::BINDING, message)
+    }
+
+    pub fn command_not_found(name: &str) -> ExoError {
+        let message = format!(
+            "The term '{name}' is not recognized as the name of a cmdlet, function, script file, or operable program."
+        );
+        ExoError::cmdlet(
+            StatusCode::BAD_REQUEST,
+            exception::COMMAND_NOT_FOUND,
             message,
         )
+    }
+}
+
+/// The `Ex` + 6 hex digits code Exchange puts before the exception type; stable
+/// per type (the real code where known, else derived from the type name).
+pub(crate) fn error_code(exception: &str) -> String {
+    match exception {
+        exception::NOT_FOUND => "Ex6F9304".to_string(),
+        other => format!("Ex{:06X}", fnv1a(other.as_bytes()) & 0xff_ffff),
     }
 }
 
@@ -133,14 +186,18 @@ impl IntoResponse for ExoError {
             _ => "InternalServerError",
         };
         let message = self.message;
-        let top = format!("Error executing request. {message}");
+        let detail = format!(
+            "{}|{}|{message}",
+            error_code(self.exception),
+            self.exception
+        );
         let body = json!({"error": {
             "code": code,
-            "message": top,
-            "details": [{"code": "Context", "target": "", "message": format!("|{}|{message}", self.exception)}],
+            "message": self.outer,
+            "details": [{"code": "Context", "target": "", "message": detail}],
             "innererror": {
-                "message": top,
-                "type": "Microsoft.Exchange.Admin.OData.Core.ODataServiceException",
+                "message": self.outer,
+                "type": exception::ODATA,
                 "internalException": {"message": message, "type": self.exception},
             },
         }});
@@ -178,9 +235,8 @@ fn invoke_command(
     body: &[u8],
 ) -> Result<Response, ExoError> {
     if !sim.directory.is_tenant(tenant) {
-        return Err(ExoError::new(
+        return Err(ExoError::request(
             StatusCode::UNAUTHORIZED,
-            "Microsoft.Exchange.Admin.OData.Core.ODataServiceException",
             format!("The token's tenant does not match tenant '{tenant}'."),
         ));
     }
@@ -189,14 +245,14 @@ fn invoke_command(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| !v.trim().is_empty());
     if !anchored {
-        return Err(ExoError::bad_request(
-            "Microsoft.Exchange.Admin.OData.Core.ODataServiceException",
+        return Err(ExoError::request(
+            StatusCode::BAD_REQUEST,
             "The X-AnchorMailbox header is required.",
         ));
     }
     let input: InvokeBody = serde_json::from_slice(body).map_err(|e| {
-        ExoError::bad_request(
-            "Microsoft.Exchange.Admin.OData.Core.ODataServiceException",
+        ExoError::request(
+            StatusCode::BAD_REQUEST,
             format!("The request body is not a valid CmdletInput: {e}"),
         )
     })?;
@@ -248,13 +304,16 @@ async fn exo_batch(
     let request: batch::BatchRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => {
-            return ExoError::binding(format!("The batch request body is invalid: {e}"))
-                .into_response()
+            return ExoError::request(
+                StatusCode::BAD_REQUEST,
+                format!("The batch request body is invalid: {e}"),
+            )
+            .into_response()
         }
     };
     if request.requests.len() > MAX_BATCH {
         let message = format!("A batch may hold at most {MAX_BATCH} requests.");
-        return ExoError::binding(message).into_response();
+        return ExoError::request(StatusCode::BAD_REQUEST, message).into_response();
     }
     let path_of = |url: &str| match url.find("/adminapi/") {
         Some(start) => url[start..].to_string(),

@@ -1,7 +1,7 @@
 //! Wire-compatible simulator of the Microsoft identity platform (token),
 //! Microsoft Graph, the Exchange Online admin API (InvokeCommand) and
 //! ConnectWise Manage, serving one tenant loaded from a fixture. All services
-//! share one base URL. See `sim/README.md` and `/work/notes/sim-spec.md`.
+//! share one base URL. See `sim/README.md`.
 
 mod auth;
 mod batch;

@@ -154,7 +154,7 @@ async fn get_mailbox_permission_lists_self_first() {
             json!({"Identity": "nobody@acmecorp.com"}),
         ))
         .await;
-    assert_eq!(unknown.status, 400);
+    assert_eq!(unknown.status, 500);
     assert!(
         unknown.exo_detail().contains("couldn't be found"),
         "{}",
@@ -215,7 +215,7 @@ async fn recipient_permission_by_trustee() {
             json!({"Trustee": "ghost@globexcorp.com"}),
         ))
         .await;
-    assert_eq!(unknown.status, 400);
+    assert_eq!(unknown.status, 500);
     assert!(unknown.exo_detail().contains("couldn't be found"));
 }
 
@@ -272,7 +272,7 @@ async fn remove_orphaned_sid_verbatim_and_unknown_user() {
         !users(&sim.mailbox_state("ceo@globexcorp.com")["full_access"]).contains(&sid.to_string())
     );
     let unknown = sim.exo(&remove("ghost@globexcorp.com")).await;
-    assert_eq!(unknown.status, 400);
+    assert_eq!(unknown.status, 500);
     assert!(unknown.exo_detail().contains("couldn't be found"));
     // John's inherited entry stays: only the explicit one is removed.
     assert_eq!(
@@ -358,7 +358,7 @@ async fn get_recipient_resolves_names() {
     let ambiguous = sim
         .exo(&cmdlet("Get-Recipient", json!({"Identity": "John Smith"})))
         .await;
-    assert_eq!(ambiguous.status, 400);
+    assert_eq!(ambiguous.status, 500);
     assert!(
         ambiguous
             .exo_detail()
@@ -388,7 +388,7 @@ async fn get_recipient_resolves_names() {
             json!({"Identity": "S-1-5-21-1004336348-1177238915-682003330-512"}),
         ))
         .await;
-    assert_eq!(sid.status, 400);
+    assert_eq!(sid.status, 500);
     assert!(sid.exo_detail().contains("couldn't be found"));
 }
 
@@ -401,7 +401,7 @@ async fn folder_permission_needs_the_localized_folder_name() {
             json!({"Identity": "ceo@globexcorp.com:\\Calendar"}),
         ))
         .await;
-    assert_eq!(english.status, 400);
+    assert_eq!(english.status, 500);
     let (german, _) = sim
         .exo_all(&cmdlet(
             "Get-MailboxFolderPermission",
@@ -498,6 +498,6 @@ async fn exchange_batch() {
         responses[0]["body"]["value"][0]["User"],
         "NT AUTHORITY\\SELF"
     );
-    assert_eq!(responses[1]["status"], 400);
+    assert_eq!(responses[1]["status"], 500);
     assert_eq!(sim.requests("exo Get-MailboxPermission"), 2);
 }

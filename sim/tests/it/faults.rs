@@ -102,7 +102,7 @@ async fn failing_mailbox_rejects_mutations_only() {
         let answer = sim.exo(&json!({"CmdletInput": input}).to_string()).await;
         assert_eq!(answer.status, 500, "{input}");
         let detail = answer.exo_detail();
-        assert!(detail.contains("Microsoft.Exchange.Data.StoragePermanentException|Access to mailbox 'legal@globexcorp.com' is denied."), "{detail}");
+        assert!(detail.ends_with("|Microsoft.Exchange.Configuration.Tasks.TaskAccessDeniedException|Access to mailbox 'legal@globexcorp.com' is denied."), "{detail}");
     }
     let read = sim.exo(r#"{"CmdletInput":{"CmdletName":"Get-MailboxPermission","Parameters":{"Identity":"legal@globexcorp.com"}}}"#).await;
     assert_eq!(read.status, 200);

@@ -1,9 +1,10 @@
 //! Integration tests: the simulator runs in-process, requests are raw bodies
-//! taken from `shared/spec/wire.md`.
+//! in the wire shapes of the real services.
 
 mod auth;
 mod common;
 mod connectwise;
+mod errors;
 mod exo;
 mod faults;
 mod fixtures;
