@@ -414,6 +414,7 @@ fn self_ace() -> FullAccessAce {
         inherited: false,
         deny: false,
         access_rights: vec!["FullAccess".to_string(), "ReadPermission".to_string()],
+        shown_as: None,
     }
 }
 
@@ -516,6 +517,7 @@ fn add_mailbox_permission(sim: &Sim, params: &Params) -> CmdletResult {
                 inherited: false,
                 deny: false,
                 access_rights: rights,
+                shown_as: None,
             };
             grants.full_access.push(ace.clone());
             ace
@@ -571,6 +573,8 @@ fn get_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
         user: SELF.to_string(),
         deny: false,
         inherited: false,
+        shown_as: None,
+        trustee_lookup_misses: false,
     };
     let state = sim.state();
     let mut entries: Vec<(&Person, SendAsAce)> = Vec::new();
@@ -636,6 +640,8 @@ fn add_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
         user: trustee.key().to_string(),
         deny: false,
         inherited: false,
+        shown_as: None,
+        trustee_lookup_misses: false,
     };
     let mut state = sim.state();
     let grants = state.grants(&mailbox.upn);

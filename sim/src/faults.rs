@@ -2,7 +2,6 @@
 //! tracking with an optional concurrency cap (429), a seeded 503 rate and a
 //! per-request latency. Faults apply to Graph and Exchange routes only.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -12,9 +11,9 @@ use axum::http::StatusCode;
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::Response;
 use axum::routing::MethodRouter;
-use serde::Serialize;
 
 use crate::fixture::SimSettings;
+use crate::snapshot::Counters;
 use crate::wire::throttled;
 use crate::{exo, Sim};
 
@@ -106,17 +105,8 @@ enum Admission {
     Unavailable,
 }
 
-/// Counters as reported by `/_sim/state`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub(crate) struct CounterSnapshot {
-    pub requests: BTreeMap<String, u64>,
-    pub peak_in_flight: u64,
-    pub throttled_429: u64,
-    pub injected_503: u64,
-}
-
-struct Counters {
-    snapshot: CounterSnapshot,
+struct Tracking {
+    snapshot: Counters,
     in_flight: u64,
     rng: fastrand::Rng,
 }
@@ -126,7 +116,7 @@ pub(crate) struct Faults {
     cap: Option<u64>,
     rate_503: f64,
     retry_after_secs: u64,
-    counters: Mutex<Counters>,
+    counters: Mutex<Tracking>,
 }
 
 impl Faults {
@@ -136,15 +126,15 @@ impl Faults {
             cap: settings.concurrency_cap.map(u64::from),
             rate_503: settings.rate_503,
             retry_after_secs: settings.retry_after_secs,
-            counters: Mutex::new(Counters {
-                snapshot: CounterSnapshot::default(),
+            counters: Mutex::new(Tracking {
+                snapshot: Counters::default(),
                 in_flight: 0,
                 rng: fastrand::Rng::with_seed(settings.seed),
             }),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Counters> {
+    fn lock(&self) -> MutexGuard<'_, Tracking> {
         self.counters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -156,7 +146,7 @@ impl Faults {
     /// until the answer is sent (or the request is dropped).
     fn arrive(&self) -> (InFlight<'_>, Admission) {
         let mut counters = self.lock();
-        let Counters {
+        let Tracking {
             snapshot,
             in_flight,
             rng,
@@ -176,7 +166,7 @@ impl Faults {
         (InFlight(self), admission)
     }
 
-    pub fn snapshot(&self) -> CounterSnapshot {
+    pub fn snapshot(&self) -> Counters {
         self.lock().snapshot.clone()
     }
 }

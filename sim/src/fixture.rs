@@ -136,6 +136,22 @@ impl SendAsEntry {
     }
 }
 
+/// How Exchange prints the `User` / `Trustee` of a permission entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShownAs {
+    /// The lowercase UPN (a group: its primary SMTP address).
+    Upn,
+    /// The Exchange `Name`.
+    Name,
+    /// The object id (`ExternalDirectoryObjectId`).
+    Guid,
+    /// `NAMPR01A001\<SamAccountName>`.
+    DomainSam,
+    /// The derived SID.
+    Sid,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CalendarEntry {
     pub user: String,

@@ -12,6 +12,7 @@ mod exo;
 mod faults;
 pub mod fixture;
 mod graph;
+pub mod snapshot;
 mod state;
 mod wire;
 
@@ -28,7 +29,8 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use fixture::{Fixture, MailboxType, Organization, SimSettings};
+pub use fixture::{Fixture, MailboxType, Organization, ShownAs, SimSettings};
+pub use snapshot::Snapshot;
 
 use auth::Audience;
 use connectwise::Catalog;
@@ -67,6 +69,11 @@ impl std::fmt::Debug for SimHandle {
 impl SimHandle {
     /// The same JSON as `GET /_sim/state`.
     pub fn state(&self) -> Value {
+        serde_json::to_value(self.sim.snapshot()).unwrap_or_default()
+    }
+
+    /// The state, typed: [`Snapshot`] (the same data as `GET /_sim/state`).
+    pub fn snapshot(&self) -> Snapshot {
         self.sim.snapshot()
     }
 
@@ -175,12 +182,9 @@ impl Sim {
             .any(|m| m.eq_ignore_ascii_case(upn))
     }
 
-    fn snapshot(&self) -> Value {
+    fn snapshot(&self) -> Snapshot {
         let mut snapshot = self.state().snapshot(&self.directory);
-        let counters = serde_json::to_value(self.faults.snapshot()).unwrap_or_default();
-        if let (Value::Object(snapshot), Value::Object(counters)) = (&mut snapshot, counters) {
-            snapshot.extend(counters);
-        }
+        snapshot.counters = self.faults.snapshot();
         snapshot
     }
 }
@@ -197,7 +201,7 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .with_state(sim)
 }
 
-async fn state_handler(State(sim): State<Arc<Sim>>) -> Json<Value> {
+async fn state_handler(State(sim): State<Arc<Sim>>) -> Json<Snapshot> {
     Json(sim.snapshot())
 }
 

@@ -5,32 +5,15 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::directory::Directory;
 use crate::fixture::{Fixture, SendAsEntry};
+use crate::snapshot::{Counters, MailboxSnapshot, Snapshot, TicketSnapshot};
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub(crate) struct FullAccessAce {
-    pub user: String,
-    pub inherited: bool,
-    pub deny: bool,
-    pub access_rights: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub(crate) struct SendAsAce {
-    pub user: String,
-    pub deny: bool,
-    pub inherited: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub(crate) struct CalendarGrant {
-    pub user: String,
-    pub access_rights: String,
-    pub delegate: bool,
-}
+pub(crate) use crate::snapshot::{
+    CalendarGrant, FullAccessGrant as FullAccessAce, Note, SendAsGrant as SendAsAce,
+    SentAttachment, SentMail,
+};
 
 /// Grants on one mailbox. Users are stored in canonical form (see
 /// [`Directory::canonical`]).
@@ -68,19 +51,6 @@ pub(crate) struct Company {
     pub name: String,
 }
 
-/// A ConnectWise ticket note, serialized in the ConnectWise wire shape.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Note {
-    pub id: u64,
-    pub ticket_id: u64,
-    pub text: String,
-    pub detail_description_flag: bool,
-    pub internal_analysis_flag: bool,
-    pub resolution_flag: bool,
-    pub date_created: String,
-}
-
 #[derive(Debug, Clone)]
 pub(crate) struct Ticket {
     pub id: u64,
@@ -89,25 +59,6 @@ pub(crate) struct Ticket {
     pub company: Company,
     pub initial_description: Option<String>,
     pub notes: Vec<Note>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct SentAttachment {
-    pub name: String,
-    pub content_type: Option<String>,
-    /// The decoded content (lossy UTF-8).
-    pub content: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct SentMail {
-    pub from: String,
-    pub subject: String,
-    pub content_type: String,
-    pub body: String,
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub attachments: Vec<SentAttachment>,
 }
 
 pub(crate) struct TenantState {
@@ -143,6 +94,7 @@ impl TenantState {
                     } else {
                         e.access_rights.clone()
                     },
+                    shown_as: None,
                 })
                 .collect();
             grants.send_as = mailbox
@@ -159,6 +111,8 @@ impl TenantState {
                         user: canonical(e.user()),
                         deny,
                         inherited,
+                        shown_as: None,
+                        trustee_lookup_misses: false,
                     }
                 })
                 .collect();
@@ -201,53 +155,42 @@ impl TenantState {
         self.mailboxes.get(upn).unwrap_or(&NONE)
     }
 
-    /// The JSON of `GET /_sim/state`, without the request counters.
-    pub fn snapshot(&self, directory: &Directory) -> Value {
-        #[derive(Serialize)]
-        struct MailboxSnapshot<'a> {
-            upn: &'a str,
-            #[serde(rename = "type")]
-            kind: &'a str,
-            #[serde(flatten)]
-            grants: &'a Grants,
-        }
-        #[derive(Serialize)]
-        struct TicketSnapshot<'a> {
-            id: String,
-            summary: &'a str,
-            board: &'a str,
-            company: &'a str,
-            initial_description: &'a Option<String>,
-            notes: &'a [Note],
-        }
-        let mailboxes: Vec<MailboxSnapshot> = self
+    /// The typed snapshot, without the request counters.
+    pub fn snapshot(&self, directory: &Directory) -> Snapshot {
+        let mailboxes = self
             .mailboxes
             .iter()
             .map(|(upn, grants)| MailboxSnapshot {
-                upn,
+                upn: upn.clone(),
                 kind: directory
                     .person(upn)
-                    .map_or("UserMailbox", |p| p.kind.as_str()),
-                grants,
+                    .map_or("UserMailbox", |p| p.kind.as_str())
+                    .to_string(),
+                full_access: grants.full_access.clone(),
+                send_as: grants.send_as.clone(),
+                send_on_behalf: grants.send_on_behalf.clone(),
+                calendar: grants.calendar.clone(),
             })
             .collect();
-        let tickets: Vec<TicketSnapshot> = self
+        let tickets = self
             .tickets
             .values()
             .map(|t| TicketSnapshot {
                 id: t.id.to_string(),
-                summary: &t.summary,
-                board: &t.board.name,
-                company: &t.company.identifier,
-                initial_description: &t.initial_description,
-                notes: &t.notes,
+                summary: t.summary.clone(),
+                board: t.board.name.clone(),
+                company: t.company.identifier.clone(),
+                initial_description: t.initial_description.clone(),
+                notes: t.notes.clone(),
             })
             .collect();
-        serde_json::json!({
-            "tenant_id": directory.tenant_id,
-            "mailboxes": mailboxes,
-            "tickets": tickets,
-            "sent_mail": self.sent_mail,
-        })
+        Snapshot {
+            tenant_id: directory.tenant_id.clone(),
+            mailboxes,
+            recipients: Vec::new(),
+            tickets,
+            sent_mail: self.sent_mail.clone(),
+            counters: Counters::default(),
+        }
     }
 }

@@ -10,3 +10,4 @@ mod faults;
 mod fixtures;
 mod graph;
 mod restore;
+mod snapshot;
