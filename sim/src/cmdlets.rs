@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::directory::{Account, Directory, Person, Principal, Unresolved};
+use crate::directory::{Account, Directory, Person, Principal, Scope, Unresolved};
 use crate::exo::{CmdletInput, ExoError};
 use crate::state::{FullAccessAce, SendAsAce};
 use crate::Sim;
@@ -71,6 +71,12 @@ const CMDLETS: &[Cmdlet] = &[
         parameters: &["Identity", "ResultSize", "RecipientTypeDetails"],
         required: &[],
         run: get_recipient,
+    },
+    Cmdlet {
+        name: "Get-User",
+        parameters: &["Identity", "ResultSize", "RecipientTypeDetails"],
+        required: &[],
+        run: get_user,
     },
     Cmdlet {
         name: "Get-MailboxFolderPermission",
@@ -237,9 +243,10 @@ fn mailbox<'a>(directory: &'a Directory, identity: &str) -> Result<&'a Person, E
         .map_err(|e| unresolved(e, identity))
 }
 
+/// Any Exchange recipient (mailbox, mail user, mail-enabled group, contact).
 fn recipient<'a>(directory: &'a Directory, identity: &str) -> Result<Principal<'a>, ExoError> {
     directory
-        .resolve(identity)
+        .resolve(identity, Scope::Recipients)
         .map_err(|e| unresolved(e, identity))
 }
 
@@ -257,9 +264,9 @@ fn unresolved(error: Unresolved, identity: &str) -> ExoError {
 }
 
 /// Mutations on a `sim.fail_mailboxes` mailbox fail.
-fn ensure_writable(sim: &Sim, mailbox: &Person) -> Result<(), ExoError> {
-    if sim.fails(&mailbox.upn) {
-        return Err(ExoError::access_denied(&mailbox.upn));
+fn ensure_writable(sim: &Sim, recipient: Principal) -> Result<(), ExoError> {
+    if sim.fails(recipient.key()) {
+        return Err(ExoError::access_denied(recipient.key()));
     }
     Ok(())
 }
@@ -294,7 +301,11 @@ fn get_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
     let directory = &sim.directory;
     let mut mailboxes: Vec<&Person> = match params.text("Identity")? {
         Some(identity) => vec![mailbox(directory, &identity)?],
-        None => directory.people.iter().collect(),
+        None => directory
+            .people
+            .iter()
+            .filter(|p| p.kind.has_mailbox())
+            .collect(),
     };
     let types = params.list("RecipientTypeDetails")?;
     if !types.is_empty() {
@@ -323,7 +334,7 @@ fn get_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
             primary_smtp_address: &m.mail,
             display_name: &m.display_name,
             name: &m.name,
-            alias: &m.name,
+            alias: &m.alias,
             distinguished_name: &m.dn,
             external_directory_object_id: &m.id,
             recipient_type_details: m.kind.as_str(),
@@ -338,7 +349,8 @@ fn get_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
     Ok(Output::items(items))
 }
 
-/// The one supported filter: `GrantSendOnBehalfTo -eq '<DN | UPN | Name | id>'`.
+/// The one supported filter: `GrantSendOnBehalfTo -eq '<DN | UPN | Name | id>'`
+/// of a mailbox, mail user or mail-enabled group.
 fn send_on_behalf_filter<'a>(
     directory: &'a Directory,
     filter: &str,
@@ -349,12 +361,14 @@ fn send_on_behalf_filter<'a>(
              The simulator supports only \"GrantSendOnBehalfTo -eq '<value>'\": {filter}\""
         ))
     })?;
-    let delegate = directory.resolve_exact(&value).ok_or_else(|| {
-        ExoError::binding(format!(
-            "Cannot bind parameter 'Filter' to the target. Exception setting \"Filter\": \
-             \"Couldn't find object \"{value}\". Please make sure that it was spelled correctly.\""
-        ))
-    })?;
+    let delegate = directory
+        .resolve_exact(&value, Scope::Recipients)
+        .ok_or_else(|| {
+            ExoError::binding(format!(
+                "Cannot bind parameter 'Filter' to the target. Exception setting \"Filter\": \
+                 \"Couldn't find object \"{value}\". Please make sure that it was spelled correctly.\""
+            ))
+        })?;
     Ok(Account::Known(delegate))
 }
 
@@ -402,10 +416,22 @@ fn parse_eq_filter(filter: &str, property: &str) -> Option<String> {
 #[serde(rename_all = "PascalCase")]
 struct MailboxPermissionItem<'a> {
     identity: &'a str,
-    user: &'a str,
+    user: String,
     access_rights: &'a [String],
     is_inherited: bool,
     deny: bool,
+}
+
+impl<'a> MailboxPermissionItem<'a> {
+    fn new(directory: &Directory, mailbox: &'a Person, ace: &'a FullAccessAce) -> Self {
+        MailboxPermissionItem {
+            identity: &mailbox.name,
+            user: directory.shown(&ace.user, ace.shown_as),
+            access_rights: &ace.access_rights,
+            is_inherited: ace.inherited,
+            deny: ace.deny,
+        }
+    }
 }
 
 fn self_ace() -> FullAccessAce {
@@ -434,12 +460,8 @@ fn get_mailbox_permission(sim: &Sim, params: &Params) -> CmdletResult {
         aces.retain(|a| user.matches(directory, &a.user));
     }
     let items = limited(aces, params.result_size()?);
-    Ok(Output::items(items.iter().map(|a| MailboxPermissionItem {
-        identity: &mailbox.name,
-        user: &a.user,
-        access_rights: &a.access_rights,
-        is_inherited: a.inherited,
-        deny: a.deny,
+    Ok(Output::items(items.iter().map(|a| {
+        MailboxPermissionItem::new(directory, mailbox, a)
     })))
 }
 
@@ -447,34 +469,35 @@ fn remove_mailbox_permission(sim: &Sim, params: &Params) -> CmdletResult {
     let directory = &sim.directory;
     let mailbox = mailbox(directory, &params.required("Identity")?)?;
     let rights = params.list("AccessRights")?;
-    ensure_writable(sim, mailbox)?;
+    ensure_writable(sim, Principal::Person(mailbox))?;
     let user = params.required("User")?;
     let account = account(directory, &user)?;
     if sim.ignores_removals(&mailbox.upn) {
         return Ok(Output::default());
     }
-    let mut state = sim.state();
-    let grants = state.grants(&mailbox.upn);
-    let overlaps = |ace: &FullAccessAce| {
-        ace.access_rights
-            .iter()
-            .any(|r| rights.iter().any(|g| g.eq_ignore_ascii_case(r)))
-    };
-    let found = grants.full_access.iter().position(|ace| {
-        !ace.inherited && !ace.deny && account.matches(directory, &ace.user) && overlaps(ace)
-    });
-    match (found, account) {
-        (Some(index), _) => {
+    let removed = sim.state().write(&mailbox.upn, |grants| {
+        let overlaps = |ace: &FullAccessAce| {
+            ace.access_rights
+                .iter()
+                .any(|r| rights.iter().any(|g| g.eq_ignore_ascii_case(r)))
+        };
+        let found = grants.full_access.iter().position(|ace| {
+            !ace.inherited && !ace.deny && account.matches(directory, &ace.user) && overlaps(ace)
+        });
+        if let Some(index) = found {
             let ace = &mut grants.full_access[index];
-            ace.access_rights.retain(|r| !rights.iter().any(|g| g.eq_ignore_ascii_case(r)));
+            ace.access_rights
+                .retain(|r| !rights.iter().any(|g| g.eq_ignore_ascii_case(r)));
             if ace.access_rights.is_empty() {
                 grants.full_access.remove(index);
             }
-            grants.normalize();
-            Ok(Output::default())
         }
-        (None, Account::Verbatim(_)) => Err(ExoError::not_found(&user)),
-        (None, Account::Known(_)) => Ok(Output::warning(format!(
+        found.is_some()
+    });
+    match (removed, account) {
+        (true, _) => Ok(Output::default()),
+        (false, Account::Verbatim(_)) => Err(ExoError::not_found(&user)),
+        (false, Account::Known(_)) => Ok(Output::warning(format!(
             "WARNING: Can't remove the access control entry on the object \"{}\" for account \"{}\" because the \
              ACE doesn't exist on the object.",
             mailbox.dn,
@@ -487,50 +510,48 @@ fn add_mailbox_permission(sim: &Sim, params: &Params) -> CmdletResult {
     let directory = &sim.directory;
     let mailbox = mailbox(directory, &params.required("Identity")?)?;
     let rights = params.list("AccessRights")?;
-    ensure_writable(sim, mailbox)?;
+    ensure_writable(sim, Principal::Person(mailbox))?;
     let user = recipient(directory, &params.required("User")?)?;
-    let mut state = sim.state();
-    let grants = state.grants(&mailbox.upn);
-    let existing = grants
-        .full_access
-        .iter_mut()
-        .find(|a| !a.inherited && !a.deny && a.user == user.key());
-    let ace = match existing {
-        Some(ace) => {
-            let missing: Vec<String> = rights
-                .iter()
-                .filter(|r| !ace.access_rights.iter().any(|a| a.eq_ignore_ascii_case(r)))
-                .cloned()
-                .collect();
-            if missing.is_empty() {
-                return Ok(Output::warning(format!(
-                    "WARNING: An existing permission entry was found for user: {}.",
-                    user.name()
-                )));
+    let added = sim.state().write(&mailbox.upn, |grants| {
+        let existing = grants
+            .full_access
+            .iter_mut()
+            .find(|a| !a.inherited && !a.deny && a.user == user.key());
+        match existing {
+            Some(ace) => {
+                let missing: Vec<String> = rights
+                    .iter()
+                    .filter(|r| !ace.access_rights.iter().any(|a| a.eq_ignore_ascii_case(r)))
+                    .cloned()
+                    .collect();
+                if missing.is_empty() {
+                    return None;
+                }
+                ace.access_rights.extend(missing);
+                Some(ace.clone())
             }
-            ace.access_rights.extend(missing);
-            ace.clone()
+            None => {
+                let ace = FullAccessAce {
+                    user: user.key().to_string(),
+                    inherited: false,
+                    deny: false,
+                    access_rights: rights.clone(),
+                    shown_as: None,
+                };
+                grants.full_access.push(ace.clone());
+                Some(ace)
+            }
         }
-        None => {
-            let ace = FullAccessAce {
-                user: user.key().to_string(),
-                inherited: false,
-                deny: false,
-                access_rights: rights,
-                shown_as: None,
-            };
-            grants.full_access.push(ace.clone());
-            ace
-        }
+    });
+    let Some(ace) = added else {
+        return Ok(Output::warning(format!(
+            "WARNING: An existing permission entry was found for user: {}.",
+            user.name()
+        )));
     };
-    grants.normalize();
-    Ok(Output::items([MailboxPermissionItem {
-        identity: &mailbox.name,
-        user: &ace.user,
-        access_rights: &ace.access_rights,
-        is_inherited: false,
-        deny: false,
-    }]))
+    Ok(Output::items([MailboxPermissionItem::new(
+        directory, mailbox, &ace,
+    )]))
 }
 
 // ---- Get-RecipientPermission / Add / Remove ----------------------------------
@@ -539,17 +560,17 @@ fn add_mailbox_permission(sim: &Sim, params: &Params) -> CmdletResult {
 #[serde(rename_all = "PascalCase")]
 struct RecipientPermissionItem<'a> {
     identity: &'a str,
-    trustee: &'a str,
+    trustee: String,
     access_control_type: &'static str,
     access_rights: [&'static str; 1],
     is_inherited: bool,
 }
 
 impl<'a> RecipientPermissionItem<'a> {
-    fn new(mailbox: &'a Person, ace: &'a SendAsAce) -> Self {
+    fn new(directory: &Directory, recipient: Principal<'a>, ace: &SendAsAce) -> Self {
         RecipientPermissionItem {
-            identity: &mailbox.name,
-            trustee: &ace.user,
+            identity: recipient.name(),
+            trustee: directory.shown(&ace.user, ace.shown_as),
             access_control_type: if ace.deny { "Deny" } else { "Allow" },
             access_rights: ["SendAs"],
             is_inherited: ace.inherited,
@@ -560,9 +581,9 @@ impl<'a> RecipientPermissionItem<'a> {
 fn get_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
     let directory = &sim.directory;
     ensure_send_as(params)?;
-    let mailboxes: Vec<&Person> = match params.text("Identity")? {
-        Some(identity) => vec![mailbox(directory, &identity)?],
-        None => directory.people.iter().collect(),
+    let recipients: Vec<Principal> = match params.text("Identity")? {
+        Some(identity) => vec![recipient(directory, &identity)?],
+        None => directory.principals(Scope::Recipients).collect(),
     };
     let trustee = params.text("Trustee")?;
     let trustee = trustee
@@ -577,54 +598,55 @@ fn get_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
         trustee_lookup_misses: false,
     };
     let state = sim.state();
-    let mut entries: Vec<(&Person, SendAsAce)> = Vec::new();
-    for mailbox in mailboxes {
-        let aces = &state.grants_of(&mailbox.upn).send_as;
+    let mut entries: Vec<(Principal, SendAsAce)> = Vec::new();
+    for recipient in recipients {
+        let aces = &state.grants_of(recipient.key()).send_as;
         match trustee {
+            // By trustee, Exchange compares SIDs: an entry whose SID changed is missed.
             Some(who) => {
-                let held = aces
-                    .iter()
-                    .filter(|a| Account::Known(who).matches(directory, &a.user));
-                entries.extend(held.map(|a| (mailbox, a.clone())));
+                let held = aces.iter().filter(|a| {
+                    !a.trustee_lookup_misses && Account::Known(who).matches(directory, &a.user)
+                });
+                entries.extend(held.map(|a| (recipient, a.clone())));
             }
             None => {
-                entries.push((mailbox, self_ace.clone()));
-                entries.extend(aces.iter().map(|a| (mailbox, a.clone())));
+                if recipient.mailbox().is_some() {
+                    entries.push((recipient, self_ace.clone()));
+                }
+                entries.extend(aces.iter().map(|a| (recipient, a.clone())));
             }
         }
     }
     let entries = limited(entries, params.result_size()?);
-    Ok(Output::items(entries.iter().map(|(mailbox, ace)| {
-        RecipientPermissionItem::new(mailbox, ace)
+    Ok(Output::items(entries.iter().map(|(recipient, ace)| {
+        RecipientPermissionItem::new(directory, *recipient, ace)
     })))
 }
 
 fn remove_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
     let directory = &sim.directory;
-    let mailbox = mailbox(directory, &params.required("Identity")?)?;
+    let recipient = recipient(directory, &params.required("Identity")?)?;
     ensure_send_as(params)?;
-    ensure_writable(sim, mailbox)?;
+    ensure_writable(sim, recipient)?;
     let trustee = params.required("Trustee")?;
     let account = account(directory, &trustee)?;
-    if sim.ignores_removals(&mailbox.upn) {
+    if sim.ignores_removals(recipient.key()) {
         return Ok(Output::default());
     }
-    let mut state = sim.state();
-    let grants = state.grants(&mailbox.upn);
-    let found = grants
-        .send_as
-        .iter()
-        .position(|a| !a.inherited && !a.deny && account.matches(directory, &a.user));
-    match (found, account) {
-        (Some(index), _) => {
-            grants.send_as.remove(index);
-            Ok(Output::default())
-        }
-        (None, Account::Verbatim(_)) => Err(ExoError::not_found(&trustee)),
-        (None, Account::Known(_)) => Ok(Output::warning(format!(
+    let removed = sim.state().write(recipient.key(), |grants| {
+        let found = grants
+            .send_as
+            .iter()
+            .position(|a| !a.inherited && !a.deny && account.matches(directory, &a.user));
+        found.map(|index| grants.send_as.remove(index)).is_some()
+    });
+    match (removed, account) {
+        (true, _) => Ok(Output::default()),
+        (false, Account::Verbatim(_)) => Err(ExoError::not_found(&trustee)),
+        (false, Account::Known(_)) => Ok(Output::warning(format!(
             "WARNING: Can't remove the access control entry on the object \"{}\" for account \"{}\" because the \
              ACE isn't present.",
-            mailbox.dn,
+            recipient.dn(),
             account.label()
         ))),
     }
@@ -632,10 +654,10 @@ fn remove_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
 
 fn add_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
     let directory = &sim.directory;
-    let mailbox = mailbox(directory, &params.required("Identity")?)?;
+    let recipient = recipient(directory, &params.required("Identity")?)?;
     ensure_send_as(params)?;
-    ensure_writable(sim, mailbox)?;
-    let trustee = recipient(directory, &params.required("Trustee")?)?;
+    ensure_writable(sim, recipient)?;
+    let trustee = recipient_trustee(directory, &params.required("Trustee")?)?;
     let ace = SendAsAce {
         user: trustee.key().to_string(),
         deny: false,
@@ -643,28 +665,47 @@ fn add_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
         shown_as: None,
         trustee_lookup_misses: false,
     };
-    let mut state = sim.state();
-    let grants = state.grants(&mailbox.upn);
-    if grants.send_as.contains(&ace) {
+    let added = sim.state().write(recipient.key(), |grants| {
+        let present = grants
+            .send_as
+            .iter()
+            .any(|a| !a.deny && !a.inherited && a.user == ace.user);
+        if !present {
+            grants.send_as.push(ace.clone());
+        }
+        !present
+    });
+    if !added {
         return Ok(Output::warning(format!(
             "WARNING: The appropriate access control entry is already present on object \"{}\" for account \"{}\".",
-            mailbox.dn,
+            recipient.dn(),
             trustee.key()
         )));
     }
-    grants.send_as.push(ace.clone());
-    grants.normalize();
-    Ok(Output::items([RecipientPermissionItem::new(mailbox, &ace)]))
+    Ok(Output::items([RecipientPermissionItem::new(
+        directory, recipient, &ace,
+    )]))
 }
 
-// ---- Get-Recipient -------------------------------------------------------------
+/// A trustee to add: a recipient.
+fn recipient_trustee<'a>(
+    directory: &'a Directory,
+    identity: &str,
+) -> Result<Principal<'a>, ExoError> {
+    recipient(directory, identity)
+}
+
+// ---- Get-Recipient / Get-User ----------------------------------------------------
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct RecipientItem<'a> {
+    identity: &'a str,
     name: &'a str,
+    alias: &'a str,
     display_name: &'a str,
     primary_smtp_address: &'a str,
+    distinguished_name: &'a str,
     recipient_type_details: &'static str,
     external_directory_object_id: &'a str,
 }
@@ -673,12 +714,7 @@ fn get_recipient(sim: &Sim, params: &Params) -> CmdletResult {
     let directory = &sim.directory;
     let mut recipients: Vec<Principal> = match params.text("Identity")? {
         Some(identity) => vec![recipient(directory, &identity)?],
-        None => {
-            let people = directory.people.iter().map(Principal::Person);
-            people
-                .chain(directory.groups.iter().map(Principal::Group))
-                .collect()
-        }
+        None => directory.principals(Scope::Recipients).collect(),
     };
     let types = params.list("RecipientTypeDetails")?;
     if !types.is_empty() {
@@ -690,11 +726,62 @@ fn get_recipient(sim: &Sim, params: &Params) -> CmdletResult {
     }
     let recipients = limited(recipients, params.result_size()?);
     Ok(Output::items(recipients.iter().map(|r| RecipientItem {
+        identity: r.name(),
         name: r.name(),
+        alias: r.alias(),
         display_name: r.display_name(),
         primary_smtp_address: r.mail(),
+        distinguished_name: r.dn(),
         recipient_type_details: r.recipient_type(),
         external_directory_object_id: r.id(),
+    })))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct UserItem<'a> {
+    identity: &'a str,
+    user_principal_name: &'a str,
+    name: &'a str,
+    display_name: &'a str,
+    distinguished_name: &'a str,
+    external_directory_object_id: &'a str,
+    recipient_type_details: &'static str,
+    sid: &'a str,
+    sid_history: &'a [String],
+    sam_account_name: &'a str,
+    windows_email_address: &'a str,
+}
+
+fn get_user(sim: &Sim, params: &Params) -> CmdletResult {
+    let directory = &sim.directory;
+    let mut users: Vec<&Person> = match params.text("Identity")? {
+        Some(identity) => vec![directory
+            .resolve_user(&identity)
+            .map_err(|e| unresolved(e, &identity))?],
+        None => directory.people.iter().collect(),
+    };
+    let types = params.list("RecipientTypeDetails")?;
+    if !types.is_empty() {
+        users.retain(|u| {
+            types
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(u.kind.as_str()))
+        });
+    }
+    let users = limited(users, params.result_size()?);
+    Ok(Output::items(users.iter().map(|u| UserItem {
+        identity: &u.name,
+        user_principal_name: &u.upn,
+        name: &u.name,
+        display_name: &u.display_name,
+        distinguished_name: &u.dn,
+        external_directory_object_id: &u.id,
+        recipient_type_details: u.kind.as_str(),
+        sid: &u.sid,
+        sid_history: &u.sid_history,
+        sam_account_name: &u.sam,
+        windows_email_address: &u.mail,
     })))
 }
 
@@ -746,7 +833,7 @@ fn get_mailbox_folder_permission(sim: &Sim, params: &Params) -> CmdletResult {
         }
         // Exchange shows the display name here (ambiguous for namesakes).
         let name = directory
-            .resolve_exact(&grant.user)
+            .by_key(&grant.user)
             .map_or(grant.user.as_str(), |p| p.display_name());
         items.push(item(
             name,
@@ -792,7 +879,7 @@ fn delegate_change(value: &Value) -> Result<DelegateChange, ExoError> {
 fn set_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
     let directory = &sim.directory;
     let mailbox = mailbox(directory, &params.required("Identity")?)?;
-    ensure_writable(sim, mailbox)?;
+    ensure_writable(sim, Principal::Person(mailbox))?;
     let change = params
         .get("GrantSendOnBehalfTo")
         .map(delegate_change)
@@ -803,41 +890,41 @@ fn set_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
             .map(|u| recipient(directory, u).map(|p| p.key().to_string()))
             .collect()
     };
+    let (replacement, added, remove) = match change {
+        None => (None, Vec::new(), Vec::new()),
+        Some(DelegateChange::Replace(users)) => (Some(keys(&users)?), Vec::new(), Vec::new()),
+        Some(DelegateChange::Edit { add, remove }) => (None, keys(&add)?, remove),
+    };
+    let removals = remove
+        .iter()
+        .map(|u| account(directory, u))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut state = sim.state();
-    let grants = state.grants(&mailbox.upn);
-    let before = grants.send_on_behalf.clone();
-    let mut removals_ignored = false;
-    match change {
-        None => {}
-        Some(DelegateChange::Replace(users)) => grants.send_on_behalf = keys(&users)?,
-        Some(DelegateChange::Edit { add, remove }) => {
-            let added = keys(&add)?;
-            let removed = remove
-                .iter()
-                .map(|u| account(directory, u))
-                .collect::<Result<Vec<_>, _>>()?;
-            let unknown = removed.iter().zip(&remove).find(|(r, _)| {
-                matches!(r, Account::Verbatim(_))
-                    && !grants
-                        .send_on_behalf
-                        .iter()
-                        .any(|s| r.matches(directory, s))
-            });
-            if let Some((_, user)) = unknown {
-                return Err(ExoError::not_found(user));
-            }
-            if !removed.is_empty() && sim.ignores_removals(&mailbox.upn) {
-                removals_ignored = true;
-            } else {
+    let current = &state.grants_of(&mailbox.upn).send_on_behalf;
+    let unknown = removals.iter().find(|r| {
+        matches!(r, Account::Verbatim(_)) && !current.iter().any(|s| r.matches(directory, s))
+    });
+    if let Some(unknown) = unknown {
+        return Err(ExoError::not_found(unknown.label()));
+    }
+    let removals_ignored = !removals.is_empty() && sim.ignores_removals(&mailbox.upn);
+    let changed = state.write(&mailbox.upn, |grants| {
+        let before = grants.send_on_behalf.clone();
+        if let Some(replacement) = replacement {
+            grants.send_on_behalf = replacement;
+        } else {
+            if !removals_ignored {
                 grants
                     .send_on_behalf
-                    .retain(|s| !removed.iter().any(|r| r.matches(directory, s)));
+                    .retain(|s| !removals.iter().any(|r| r.matches(directory, s)));
             }
             grants.send_on_behalf.extend(added);
         }
-    }
-    grants.normalize();
-    if grants.send_on_behalf == before && !removals_ignored {
+        grants.send_on_behalf.sort();
+        grants.send_on_behalf.dedup();
+        grants.send_on_behalf != before
+    });
+    if !changed && !removals_ignored {
         return Ok(Output::warning(format!(
             "WARNING: The command completed successfully but no settings of '{}' have been modified.",
             mailbox.name

@@ -18,6 +18,9 @@ pub struct Fixture {
     pub groups: Vec<Group>,
     #[serde(default)]
     pub mailboxes: Vec<Mailbox>,
+    /// Mail contacts (`RecipientTypeDetails: MailContact`).
+    #[serde(default)]
+    pub contacts: Vec<Contact>,
     #[serde(default)]
     pub psa_tickets: Vec<PsaTicket>,
     #[serde(default)]
@@ -53,16 +56,96 @@ pub struct User {
     /// Primary SMTP address; defaults to the UPN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail: Option<String>,
+    /// Exchange `Name`; defaults to the local part of the UPN (or the object id
+    /// with `sim.guid_names`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub recipient_type: UserType,
+    /// Defaults to `name`, else the local part of the UPN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sam_account_name: Option<String>,
+    /// Former SIDs (`S-1-5-21-...`); identity resolution accepts them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sid_history: Vec<String>,
+    /// Defaults to `["SMTP:<mail>"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_addresses: Option<Vec<String>>,
+    /// Defaults to true (false for a shared mailbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_enabled: Option<bool>,
+    /// Send As on a `MailUser` (a mailbox's Send As is listed in `mailboxes[]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub send_as: Vec<SendAsEntry>,
+}
+
+/// What Exchange knows of a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+pub enum UserType {
+    /// A user with an Exchange Online mailbox (listed in `mailboxes[]` or implied).
+    #[default]
+    UserMailbox,
+    /// A mail-enabled user without an Exchange Online mailbox.
+    MailUser,
+    /// No Exchange recipient at all (only `Get-User` and Graph know it).
+    User,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Group {
     pub name: String,
-    /// Defaults to the lowercased name, spaces as `-`, at the domain of the first user.
+    /// Defaults to the lowercased name, spaces as `-`, at the domain of the first
+    /// user's mail. A `SecurityGroup` has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail: Option<String>,
+    #[serde(rename = "type", default)]
+    pub kind: GroupType,
     #[serde(default)]
     pub members: Vec<String>,
+    /// Send As on the group itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub send_as: Vec<SendAsEntry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+pub enum GroupType {
+    /// Mail-enabled security group.
+    #[default]
+    MailUniversalSecurityGroup,
+    /// Distribution group.
+    MailUniversalDistributionGroup,
+    /// Microsoft 365 group.
+    GroupMailbox,
+    /// Not mail-enabled: a Graph group, not an Exchange recipient.
+    SecurityGroup,
+}
+
+impl GroupType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupType::MailUniversalSecurityGroup => "MailUniversalSecurityGroup",
+            GroupType::MailUniversalDistributionGroup => "MailUniversalDistributionGroup",
+            GroupType::GroupMailbox => "GroupMailbox",
+            GroupType::SecurityGroup => "SecurityGroup",
+        }
+    }
+
+    /// Is a group of this type an Exchange recipient?
+    pub fn is_recipient(self) -> bool {
+        self != GroupType::SecurityGroup
+    }
+}
+
+/// A mail contact: an outside address in the address book.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Contact {
+    pub address: String,
+    pub display_name: String,
+    /// Exchange `Name`; defaults to the display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub send_as: Vec<SendAsEntry>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
@@ -112,9 +195,13 @@ pub struct FullAccessEntry {
     /// Defaults to `["FullAccess"]`; a single string is accepted too.
     #[serde(default, deserialize_with = "one_or_many")]
     pub access_rights: Vec<String>,
+    /// How `Get-MailboxPermission` prints `User` (default: the canonical key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown_as: Option<ShownAs>,
 }
 
-/// A Send As entry: a bare user string or `{user, deny, inherited}`.
+/// A Send As entry: a bare user string or
+/// `{user, deny, inherited, shown_as, trustee_lookup_misses}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum SendAsEntry {
@@ -125,6 +212,12 @@ pub enum SendAsEntry {
         deny: bool,
         #[serde(default)]
         inherited: bool,
+        /// How `Get-RecipientPermission` prints `Trustee`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shown_as: Option<ShownAs>,
+        /// `Get-RecipientPermission -Trustee` misses this entry (its SID changed).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        trustee_lookup_misses: bool,
     },
 }
 
@@ -187,6 +280,8 @@ pub struct SimSettings {
     pub page_size: usize,
     pub retry_after_secs: u64,
     pub psa_fail: bool,
+    /// Every person's and group's Exchange `Name` is its object id.
+    pub guid_names: bool,
 }
 
 impl Default for SimSettings {
@@ -202,6 +297,7 @@ impl Default for SimSettings {
             page_size: 3,
             retry_after_secs: 1,
             psa_fail: false,
+            guid_names: false,
         }
     }
 }
@@ -232,16 +328,32 @@ impl Fixture {
         Ok(fixture)
     }
 
-    /// Lowercased UPNs of every mailbox: listed ones and those implied by users.
+    /// Lowercased UPNs of every mailbox: listed ones and those implied by
+    /// users with a mailbox.
     pub fn mailbox_upns(&self) -> HashSet<String> {
+        let users = self
+            .users
+            .iter()
+            .filter(|u| u.recipient_type == UserType::UserMailbox)
+            .map(|u| u.upn.to_lowercase());
+        let mailboxes = self.mailboxes.iter().map(|m| m.upn.to_lowercase());
+        users.chain(mailboxes).collect()
+    }
+
+    /// Lowercased UPNs of every person: users of any type and mailboxes.
+    pub fn person_upns(&self) -> HashSet<String> {
         let users = self.users.iter().map(|u| u.upn.to_lowercase());
         let mailboxes = self.mailboxes.iter().map(|m| m.upn.to_lowercase());
         users.chain(mailboxes).collect()
     }
 
-    /// Mail domain of the tenant: the domain of the first user (or mailbox).
+    /// Mail domain of the tenant: the domain of the first user's mail (or UPN,
+    /// or the first mailbox).
     pub fn domain(&self) -> &str {
-        let first = self.users.first().map(|u| u.upn.as_str());
+        let first = self
+            .users
+            .first()
+            .map(|u| u.mail.as_deref().unwrap_or(&u.upn));
         let first = first.or_else(|| self.mailboxes.first().map(|m| m.upn.as_str()));
         first
             .and_then(|upn| upn.split_once('@'))
@@ -256,19 +368,71 @@ impl Fixture {
         unique("mailbox upn", self.mailboxes.iter().map(|m| &m.upn))?;
         unique("group name", self.groups.iter().map(|g| &g.name))?;
         unique("psa ticket id", self.psa_tickets.iter().map(|t| &t.id))?;
+        unique("contact address", self.contacts.iter().map(|c| &c.address))?;
         let mailboxes = self.mailbox_upns();
-        if let Some(bad) = mailboxes.iter().find(|upn| !upn.contains('@')) {
+        let people = self.person_upns();
+        if let Some(bad) = people.iter().find(|upn| !upn.contains('@')) {
             return Err(format!("upn '{bad}' is not an address"));
+        }
+        for user in &self.users {
+            let upn = &user.upn;
+            let listed = self
+                .mailboxes
+                .iter()
+                .any(|m| m.upn.eq_ignore_ascii_case(upn));
+            if user.recipient_type != UserType::UserMailbox && listed {
+                return Err(format!(
+                    "user {upn} is a {:?}: it has no mailbox, so it cannot be listed in mailboxes",
+                    user.recipient_type
+                ));
+            }
+            if user.recipient_type != UserType::MailUser && !user.send_as.is_empty() {
+                return Err(format!(
+                    "user {upn}: users[].send_as is for mail users; a mailbox's Send As belongs in mailboxes[]"
+                ));
+            }
+            if let Some(sid) = user.sid_history.iter().find(|s| !s.starts_with("S-1-")) {
+                return Err(format!(
+                    "user {upn}: sid_history entry '{sid}' is not a SID"
+                ));
+            }
         }
         for group in &self.groups {
             if let Some(member) = group
                 .members
                 .iter()
-                .find(|m| !mailboxes.contains(&m.to_lowercase()))
+                .find(|m| !people.contains(&m.to_lowercase()))
             {
                 return Err(format!(
                     "group '{}': member '{member}' is not a user",
                     group.name
+                ));
+            }
+            if group.kind == GroupType::SecurityGroup
+                && (group.mail.is_some() || !group.send_as.is_empty())
+            {
+                return Err(format!(
+                    "group '{}': a SecurityGroup is not mail-enabled (no mail, no send_as)",
+                    group.name
+                ));
+            }
+        }
+        let addresses: HashSet<String> = self
+            .users
+            .iter()
+            .flat_map(|u| [Some(&u.upn), u.mail.as_ref()])
+            .flatten()
+            .chain(self.mailboxes.iter().map(|m| &m.upn))
+            .map(|a| a.to_lowercase())
+            .collect();
+        for contact in &self.contacts {
+            if !contact.address.contains('@') {
+                return Err(format!("contact '{}' is not an address", contact.address));
+            }
+            if addresses.contains(&contact.address.to_lowercase()) {
+                return Err(format!(
+                    "contact '{}' has the address of a user",
+                    contact.address
                 ));
             }
         }
@@ -378,6 +542,18 @@ mod tests {
             serde_json::from_str(r#"["a@x.com", {"user": "b@x.com", "deny": true}]"#).unwrap();
         assert_eq!(entries[0].user(), "a@x.com");
         assert!(matches!(entries[1], SendAsEntry::Entry { deny: true, .. }));
+        let shown: SendAsEntry = serde_json::from_str(
+            r#"{"user": "c@x.com", "shown_as": "domain_sam", "trustee_lookup_misses": true}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            shown,
+            SendAsEntry::Entry {
+                shown_as: Some(ShownAs::DomainSam),
+                trustee_lookup_misses: true,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -388,5 +564,60 @@ mod tests {
             "groups":[{"name":"G","members":["nobody@x.com"]}]}"#;
         let err = Fixture::from_json(json).unwrap_err();
         assert!(err.contains("nobody@x.com"), "{err}");
+    }
+
+    fn with(users: &str, rest: &str) -> Result<Fixture, String> {
+        let json = format!(
+            r#"{{"tenant_id":"t","organization":{{"company_id":"c","company_name":"C",
+            "m365_permission_ticket_board":"B","notification_sender":"n@x.com"}},
+            "users":{users}{rest}}}"#
+        );
+        Fixture::from_json(&json)
+    }
+
+    #[test]
+    fn rejects_inconsistent_recipients() {
+        let mail_user = r#"[{"upn":"m@x.com","display_name":"M","recipient_type":"MailUser"}]"#;
+        let cases = [
+            (
+                mail_user,
+                r#","mailboxes":[{"upn":"m@x.com"}]"#,
+                "no mailbox",
+            ),
+            (
+                r#"[{"upn":"a@x.com","display_name":"A","send_as":["a@x.com"]}]"#,
+                "",
+                "for mail users",
+            ),
+            (
+                r#"[{"upn":"a@x.com","display_name":"A","sid_history":["x"]}]"#,
+                "",
+                "not a SID",
+            ),
+            (
+                r#"[{"upn":"a@x.com","display_name":"A"}]"#,
+                r#","groups":[{"name":"S","type":"SecurityGroup","mail":"s@x.com"}]"#,
+                "not mail-enabled",
+            ),
+            (
+                r#"[{"upn":"a@x.com","display_name":"A"}]"#,
+                r#","contacts":[{"address":"A@x.com","display_name":"C"}]"#,
+                "address of a user",
+            ),
+            (
+                mail_user,
+                r#","sim":{"fail_mailboxes":["m@x.com"]}"#,
+                "not a mailbox",
+            ),
+        ];
+        for (users, rest, expected) in cases {
+            let err = with(users, rest).unwrap_err();
+            assert!(err.contains(expected), "{rest}: {err}");
+        }
+        let ok = with(
+            mail_user,
+            r#","groups":[{"name":"G","members":["m@x.com"]}],"contacts":[{"address":"c@y.com","display_name":"C"}]"#,
+        );
+        assert!(ok.is_ok(), "{ok:?}");
     }
 }

@@ -23,6 +23,7 @@ use crate::state::{CalendarGrant, SentAttachment, SentMail};
 use crate::wire::{base_url, json_response, link, odata_error, select, skip_offset};
 use crate::Sim;
 
+const USER_LIST: &str = "/v1.0/users";
 const USERS: &str = "/v1.0/users/{user}";
 const MEMBER_OF: &str = "/v1.0/users/{user}/transitiveMemberOf/microsoft.graph.group";
 const CALENDAR_PERMISSIONS: &str = "/v1.0/users/{user}/calendar/calendarPermissions";
@@ -33,6 +34,10 @@ const MAX_BATCH: usize = 20;
 pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
     let key = Key::Fixed;
     let router = Router::new()
+        .route(
+            USER_LIST,
+            guarded(sim, key("graph GET /users?$filter"), get(list_users)),
+        )
         .route(
             USERS,
             guarded(sim, key("graph GET /users/{id}"), get(get_user)),
@@ -109,15 +114,30 @@ fn directory_user<'a>(sim: &'a Sim, key: &str) -> Result<&'a Person, GraphError>
     })
 }
 
-/// `/users/{x}` for mailbox operations: unknown → `ErrorInvalidUser`.
+/// `/users/{x}` for mailbox operations: unknown → `ErrorInvalidUser`; a user
+/// without an Exchange Online mailbox → `MailboxNotEnabledForRESTAPI`.
 fn mailbox_user<'a>(sim: &'a Sim, key: &str) -> Result<&'a Person, GraphError> {
-    sim.directory.graph_user(key).ok_or_else(|| {
+    let person = sim.directory.graph_user(key).ok_or_else(|| {
         GraphError(
             StatusCode::NOT_FOUND,
             "ErrorInvalidUser",
             format!("The requested user '{key}' is invalid."),
         )
-    })
+    })?;
+    if !person.kind.has_mailbox() {
+        return Err(rest_disabled());
+    }
+    Ok(person)
+}
+
+/// Graph's answer for a mailbox it cannot reach through REST (on premises,
+/// inactive, soft-deleted, or no mailbox at all).
+fn rest_disabled() -> GraphError {
+    GraphError(
+        StatusCode::NOT_FOUND,
+        "MailboxNotEnabledForRESTAPI",
+        "The mailbox is either inactive, soft-deleted, or is hosted on-premise.".to_string(),
+    )
 }
 
 /// Mutations on a `sim.fail_mailboxes` mailbox are denied.
@@ -153,13 +173,28 @@ fn respond(result: GraphResult) -> Response {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct User<'a> {
-    #[serde(rename = "@odata.context")]
-    context: String,
+    #[serde(rename = "@odata.context", skip_serializing_if = "Option::is_none")]
+    context: Option<String>,
     id: &'a str,
     display_name: &'a str,
     user_principal_name: &'a str,
     mail: &'a str,
     account_enabled: bool,
+    proxy_addresses: &'a [String],
+}
+
+impl<'a> User<'a> {
+    fn new(context: Option<String>, person: &'a Person) -> Self {
+        User {
+            context,
+            id: &person.id,
+            display_name: &person.display_name,
+            user_principal_name: &person.upn,
+            mail: &person.mail,
+            account_enabled: person.account_enabled,
+            proxy_addresses: &person.proxy_addresses,
+        }
+    }
 }
 
 async fn get_user(
@@ -169,20 +204,131 @@ async fn get_user(
     headers: HeaderMap,
 ) -> Response {
     respond(directory_user(&sim, &key).map(|person| {
-        let user = User {
-            context: format!("{}/v1.0/$metadata#users/$entity", base_url(&headers, &sim)),
-            id: &person.id,
-            display_name: &person.display_name,
-            user_principal_name: &person.upn,
-            mail: &person.mail,
-            account_enabled: person.account_enabled(),
-        };
-        let user = serde_json::to_value(user).unwrap_or_default();
+        let context = format!("{}/v1.0/$metadata#users/$entity", base_url(&headers, &sim));
+        let user = serde_json::to_value(User::new(Some(context), person)).unwrap_or_default();
         json_response(
             StatusCode::OK,
             select(user, params.get("$select").map(String::as_str)),
         )
     }))
+}
+
+/// `GET /v1.0/users?$filter=`: exactly `mail eq '<addr>'` or
+/// `proxyAddresses/any(p:p eq 'smtp:<addr>')`; values compare case-insensitively.
+async fn list_users(
+    State(sim): State<Arc<Sim>>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> Response {
+    respond(filter_users(&sim, &params, &headers))
+}
+
+fn filter_users(sim: &Sim, params: &HashMap<String, String>, headers: &HeaderMap) -> GraphResult {
+    let filter = params
+        .get("$filter")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let filter = UserFilter::parse(filter).ok_or_else(|| {
+        GraphError(
+            StatusCode::BAD_REQUEST,
+            "Request_UnsupportedQuery",
+            format!(
+                "Unsupported or invalid query filter clause specified: '{filter}'. The simulator supports \
+                 mail eq '<address>' and proxyAddresses/any(p:p eq 'smtp:<address>')."
+            ),
+        )
+    })?;
+    let selection = params.get("$select").map(String::as_str);
+    let value: Vec<Value> = sim
+        .directory
+        .people
+        .iter()
+        .filter(|p| filter.matches(p))
+        .map(|p| {
+            select(
+                serde_json::to_value(User::new(None, p)).unwrap_or_default(),
+                selection,
+            )
+        })
+        .collect();
+    let context = format!("{}/v1.0/$metadata#users", base_url(headers, sim));
+    Ok(json_response(
+        StatusCode::OK,
+        Collection {
+            context,
+            value,
+            next_link: None,
+        },
+    ))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum UserFilter {
+    Mail(String),
+    ProxyAddress(String),
+}
+
+impl UserFilter {
+    fn parse(filter: &str) -> Option<UserFilter> {
+        let text = filter.trim();
+        if let Some(rest) = strip_word(text, "mail") {
+            let value = string_literal(strip_word(rest, "eq")?)?;
+            return (value.1.trim().is_empty()).then_some(UserFilter::Mail(value.0));
+        }
+        let rest = text
+            .get(..18)
+            .filter(|p| p.eq_ignore_ascii_case("proxyAddresses/any"))?;
+        let rest = text[rest.len()..].trim_start().strip_prefix('(')?;
+        let (variable, rest) = rest.split_once(':')?;
+        let variable = variable.trim();
+        if variable.is_empty() || !variable.chars().all(char::is_alphanumeric) {
+            return None;
+        }
+        let rest = strip_word(rest.trim_start(), variable)?;
+        let (value, rest) = string_literal(strip_word(rest, "eq")?)?;
+        let rest = rest.trim_start().strip_prefix(')')?;
+        rest.trim()
+            .is_empty()
+            .then_some(UserFilter::ProxyAddress(value))
+    }
+
+    fn matches(&self, person: &Person) -> bool {
+        match self {
+            UserFilter::Mail(address) => person.mail.eq_ignore_ascii_case(address),
+            UserFilter::ProxyAddress(proxy) => person
+                .proxy_addresses
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(proxy)),
+        }
+    }
+}
+
+/// `word` (case-insensitive) followed by whitespace; the rest, trimmed.
+fn strip_word<'a>(text: &'a str, word: &str) -> Option<&'a str> {
+    let head = text.get(..word.len())?;
+    let rest = &text[word.len()..];
+    (head.eq_ignore_ascii_case(word) && rest.starts_with(char::is_whitespace))
+        .then(|| rest.trim_start())
+}
+
+/// An OData string literal `'...'` (`''` is a quote) at the start of `text`:
+/// its value and the rest.
+fn string_literal(text: &str) -> Option<(String, &str)> {
+    let body = text.strip_prefix('\'')?;
+    let mut value = String::new();
+    let mut chars = body.char_indices().peekable();
+    while let Some((index, c)) = chars.next() {
+        if c == '\'' {
+            if chars.peek().is_some_and(|(_, next)| *next == '\'') {
+                chars.next();
+                value.push('\'');
+                continue;
+            }
+            return Some((value, &body[index + 1..]));
+        }
+        value.push(c);
+    }
+    None
 }
 
 #[derive(Serialize)]
@@ -192,7 +338,7 @@ struct GroupItem<'a> {
     odata_type: &'static str,
     id: &'a str,
     display_name: &'a str,
-    mail: &'a str,
+    mail: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -233,7 +379,7 @@ fn member_of_page(
                 odata_type: "#microsoft.graph.group",
                 id: &g.id,
                 display_name: &g.name,
-                mail: &g.mail,
+                mail: g.mail.as_deref(),
             };
             select(serde_json::to_value(item).unwrap_or_default(), selection)
         })
@@ -342,7 +488,7 @@ fn default_permission() -> CalendarPermission {
 }
 
 fn permission(sim: &Sim, grant: &CalendarGrant) -> CalendarPermission {
-    let holder = sim.directory.resolve_exact(&grant.user);
+    let holder = sim.directory.by_key(&grant.user);
     let address = holder.map_or(grant.user.as_str(), |p| p.mail());
     let name = holder.map_or(grant.user.as_str(), |p| p.display_name());
     CalendarPermission {
@@ -406,7 +552,8 @@ fn delete_permission(sim: &Sim, key: &str, id: &str) -> GraphResult {
         ));
     };
     if !sim.ignores_removals(&mailbox.upn) {
-        sim.state().grants(&mailbox.upn).calendar.remove(position);
+        sim.state()
+            .write(&mailbox.upn, |grants| grants.calendar.remove(position));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -450,13 +597,10 @@ fn create_permission(sim: &Sim, key: &str, body: &[u8]) -> GraphResult {
         access_rights: access_rights.to_string(),
         delegate,
     };
-    {
-        let mut state = sim.state();
-        let grants = state.grants(&mailbox.upn);
+    sim.state().write(&mailbox.upn, |grants| {
         grants.calendar.retain(|g| g.user != grant.user);
         grants.calendar.push(grant.clone());
-        grants.normalize();
-    }
+    });
     Ok(json_response(StatusCode::CREATED, permission(sim, &grant)))
 }
 
@@ -611,4 +755,40 @@ async fn graph_batch(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Byte
     }
     let relative = |url: &str| format!("/v1.0/{}", url.trim_start_matches('/'));
     batch::run(sim, &headers, request, relative).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UserFilter;
+
+    #[test]
+    fn user_filters() {
+        assert_eq!(
+            UserFilter::parse("mail eq 'Peter@Initech.com'"),
+            Some(UserFilter::Mail("Peter@Initech.com".into()))
+        );
+        assert_eq!(
+            UserFilter::parse("mail eq 'o''brien@x.com'"),
+            Some(UserFilter::Mail("o'brien@x.com".into()))
+        );
+        assert_eq!(
+            UserFilter::parse("proxyAddresses/any(p:p eq 'smtp:a@x.com')"),
+            Some(UserFilter::ProxyAddress("smtp:a@x.com".into()))
+        );
+        assert_eq!(
+            UserFilter::parse("proxyaddresses/any (x: x eq 'SMTP:a@x.com' )"),
+            Some(UserFilter::ProxyAddress("SMTP:a@x.com".into()))
+        );
+        for bad in [
+            "",
+            "mail eq 'a@x.com' or mail eq 'b@x.com'",
+            "startswith(mail,'a')",
+            "displayName eq 'A'",
+            "mail eq 'unterminated",
+            "proxyAddresses/any(p:q eq 'smtp:a@x.com')",
+            "mail ne 'a@x.com'",
+        ] {
+            assert_eq!(UserFilter::parse(bad), None, "{bad}");
+        }
+    }
 }

@@ -6,16 +6,16 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::directory::Directory;
+use crate::directory::{Directory, Principal, Scope};
 use crate::fixture::{Fixture, SendAsEntry};
-use crate::snapshot::{Counters, MailboxSnapshot, Snapshot, TicketSnapshot};
+use crate::snapshot::{Counters, MailboxSnapshot, RecipientSnapshot, Snapshot, TicketSnapshot};
 
 pub(crate) use crate::snapshot::{
     CalendarGrant, FullAccessGrant as FullAccessAce, Note, SendAsGrant as SendAsAce,
     SentAttachment, SentMail,
 };
 
-/// Grants on one mailbox. Users are stored in canonical form (see
+/// Grants on one recipient (non-mailbox recipients only have Send As). Users are stored in canonical form (see
 /// [`Directory::canonical`]).
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct Grants {
@@ -62,10 +62,32 @@ pub(crate) struct Ticket {
 }
 
 pub(crate) struct TenantState {
-    /// Keyed by lowercased mailbox UPN; every person of the directory has one.
-    pub mailboxes: BTreeMap<String, Grants>,
+    /// Grants keyed by the recipient's canonical key (see [`Principal::key`]):
+    /// every mailbox, mail user, mail-enabled group and contact has an entry.
+    grants: BTreeMap<String, Grants>,
     pub tickets: BTreeMap<u64, Ticket>,
     pub sent_mail: Vec<SentMail>,
+}
+
+/// A fixture Send As entry in stored form.
+fn send_as_ace(directory: &Directory, entry: &SendAsEntry) -> SendAsAce {
+    let (deny, inherited, shown_as, trustee_lookup_misses) = match entry {
+        SendAsEntry::User(_) => (false, false, None, false),
+        SendAsEntry::Entry {
+            deny,
+            inherited,
+            shown_as,
+            trustee_lookup_misses,
+            ..
+        } => (*deny, *inherited, *shown_as, *trustee_lookup_misses),
+    };
+    SendAsAce {
+        user: directory.canonical(entry.user()),
+        deny,
+        inherited,
+        shown_as,
+        trustee_lookup_misses,
+    }
 }
 
 impl TenantState {
@@ -74,14 +96,13 @@ impl TenantState {
         directory: &Directory,
         tickets: BTreeMap<u64, Ticket>,
     ) -> TenantState {
-        let mut mailboxes: BTreeMap<String, Grants> = directory
-            .people
-            .iter()
-            .map(|p| (p.upn.clone(), Grants::default()))
+        let mut grants: BTreeMap<String, Grants> = directory
+            .principals(Scope::Recipients)
+            .map(|p| (p.key().to_string(), Grants::default()))
             .collect();
+        let canonical = |user: &str| directory.canonical(user);
         for mailbox in &fixture.mailboxes {
-            let grants = mailboxes.entry(mailbox.upn.to_lowercase()).or_default();
-            let canonical = |user: &str| directory.canonical(user);
+            let grants = grants.entry(mailbox.upn.to_lowercase()).or_default();
             grants.full_access = mailbox
                 .full_access
                 .iter()
@@ -94,27 +115,13 @@ impl TenantState {
                     } else {
                         e.access_rights.clone()
                     },
-                    shown_as: None,
+                    shown_as: e.shown_as,
                 })
                 .collect();
             grants.send_as = mailbox
                 .send_as
                 .iter()
-                .map(|e| {
-                    let (deny, inherited) = match e {
-                        SendAsEntry::User(_) => (false, false),
-                        SendAsEntry::Entry {
-                            deny, inherited, ..
-                        } => (*deny, *inherited),
-                    };
-                    SendAsAce {
-                        user: canonical(e.user()),
-                        deny,
-                        inherited,
-                        shown_as: None,
-                        trustee_lookup_misses: false,
-                    }
-                })
+                .map(|e| send_as_ace(directory, e))
                 .collect();
             grants.send_on_behalf = mailbox
                 .send_on_behalf
@@ -130,48 +137,76 @@ impl TenantState {
                     delegate: e.delegate,
                 })
                 .collect();
-            grants.normalize();
         }
+        let others = fixture
+            .users
+            .iter()
+            .map(|u| (u.upn.to_lowercase(), &u.send_as))
+            .chain(fixture.groups.iter().map(|g| (g.name.clone(), &g.send_as)))
+            .chain(
+                fixture
+                    .contacts
+                    .iter()
+                    .map(|c| (c.address.to_lowercase(), &c.send_as)),
+            );
+        for (key, send_as) in others.filter(|(_, send_as)| !send_as.is_empty()) {
+            grants.entry(key).or_default().send_as =
+                send_as.iter().map(|e| send_as_ace(directory, e)).collect();
+        }
+        grants.values_mut().for_each(Grants::normalize);
         TenantState {
-            mailboxes,
+            grants,
             tickets,
             sent_mail: Vec::new(),
         }
     }
 
-    /// Grants on a mailbox of the directory, for changes.
-    pub fn grants(&mut self, upn: &str) -> &mut Grants {
-        self.mailboxes.entry(upn.to_string()).or_default()
+    /// Change the grants on a recipient (by canonical key); the lists are
+    /// normalized afterwards.
+    pub fn write<R>(&mut self, key: &str, change: impl FnOnce(&mut Grants) -> R) -> R {
+        let grants = self.grants.entry(key.to_string()).or_default();
+        let result = change(grants);
+        grants.normalize();
+        result
     }
 
-    /// Grants on a mailbox of the directory (every person has an entry).
-    pub fn grants_of(&self, upn: &str) -> &Grants {
+    /// The grants on a recipient (by canonical key; none if unknown).
+    pub fn grants_of(&self, key: &str) -> &Grants {
         static NONE: Grants = Grants {
             full_access: Vec::new(),
             send_as: Vec::new(),
             send_on_behalf: Vec::new(),
             calendar: Vec::new(),
         };
-        self.mailboxes.get(upn).unwrap_or(&NONE)
+        self.grants.get(key).unwrap_or(&NONE)
     }
 
     /// The typed snapshot, without the request counters.
     pub fn snapshot(&self, directory: &Directory) -> Snapshot {
-        let mailboxes = self
-            .mailboxes
-            .iter()
-            .map(|(upn, grants)| MailboxSnapshot {
-                upn: upn.clone(),
-                kind: directory
-                    .person(upn)
-                    .map_or("UserMailbox", |p| p.kind.as_str())
-                    .to_string(),
-                full_access: grants.full_access.clone(),
-                send_as: grants.send_as.clone(),
-                send_on_behalf: grants.send_on_behalf.clone(),
-                calendar: grants.calendar.clone(),
-            })
-            .collect();
+        let mut mailboxes = Vec::new();
+        let mut recipients = Vec::new();
+        for principal in directory.principals(Scope::Recipients) {
+            let grants = self.grants_of(principal.key());
+            match principal.mailbox() {
+                Some(person) => mailboxes.push(MailboxSnapshot {
+                    upn: person.upn.clone(),
+                    kind: person.kind.as_str().to_string(),
+                    full_access: grants.full_access.clone(),
+                    send_as: grants.send_as.clone(),
+                    send_on_behalf: grants.send_on_behalf.clone(),
+                    calendar: grants.calendar.clone(),
+                }),
+                None => recipients.push(RecipientSnapshot {
+                    address: match principal {
+                        Principal::Person(p) => p.upn.clone(),
+                        other => other.mail().to_string(),
+                    },
+                    kind: principal.recipient_type().to_string(),
+                    name: principal.name().to_string(),
+                    send_as: grants.send_as.clone(),
+                }),
+            }
+        }
         let tickets = self
             .tickets
             .values()
@@ -187,7 +222,7 @@ impl TenantState {
         Snapshot {
             tenant_id: directory.tenant_id.clone(),
             mailboxes,
-            recipients: Vec::new(),
+            recipients,
             tickets,
             sent_mail: self.sent_mail.clone(),
             counters: Counters::default(),

@@ -1,11 +1,12 @@
 //! Helpers: start a simulator in-process and talk to it with raw request bodies.
 
 use reqwest::{Method, Response};
-use revoke365_sim::{start, Fixture, SimHandle, SimOptions};
-use serde_json::Value;
+use revoke365_sim::{start, Fixture, SimHandle, SimOptions, SimSettings};
+use serde_json::{json, Value};
 
 pub const ACME: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/acme-tenant.json");
 pub const HARD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/hard-tenant.json");
+pub const REAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/real-tenant.json");
 pub const GRAPH_SCOPE: &str = "https%3A%2F%2Fgraph.microsoft.com%2F.default";
 pub const EXO_SCOPE: &str = "https%3A%2F%2Foutlook.office365.com%2F.default";
 /// `base64("AcmeMSP+pub:priv")`.
@@ -13,6 +14,34 @@ pub const CW_AUTH: &str = "Basic QWNtZU1TUCtwdWI6cHJpdg==";
 
 pub fn fixture(path: &str) -> Fixture {
     Fixture::from_path(std::path::Path::new(path)).expect("fixture loads")
+}
+
+/// The real tenant's directory and grants, with none of its `sim` knobs but
+/// the page size and `fail_mailboxes`: no faults, caps, lag or revocation.
+pub fn real_quiet() -> Fixture {
+    let mut tenant = fixture(REAL);
+    tenant.sim = SimSettings {
+        page_size: tenant.sim.page_size,
+        fail_mailboxes: tenant.sim.fail_mailboxes.clone(),
+        ..SimSettings::default()
+    };
+    tenant
+}
+
+pub const PETER: &str = "peter.gibbons@initech.onmicrosoft.com";
+pub const PETER2: &str = "peter.gibbons2@initech.onmicrosoft.com";
+
+/// An InvokeCommand body.
+pub fn cmdlet(name: &str, parameters: Value) -> String {
+    json!({"CmdletInput": {"CmdletName": name, "Parameters": parameters}}).to_string()
+}
+
+/// One string field of every item.
+pub fn field<'a>(items: &'a [Value], name: &str) -> Vec<&'a str> {
+    items
+        .iter()
+        .map(|i| i[name].as_str().unwrap_or_default())
+        .collect()
 }
 
 pub struct TestSim {
@@ -95,6 +124,10 @@ impl TestSim {
 
     pub async fn hard() -> TestSim {
         TestSim::start(fixture(HARD)).await
+    }
+
+    pub async fn real() -> TestSim {
+        TestSim::start(real_quiet()).await
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -9,5 +9,6 @@ mod exo;
 mod faults;
 mod fixtures;
 mod graph;
+mod recipients;
 mod restore;
 mod snapshot;
