@@ -65,7 +65,7 @@ pub struct RunArgs {
     /// Where audit files go (overrides the config's audit_dir).
     #[arg(long, value_name = "DIR")]
     pub audit_dir: Option<PathBuf>,
-    /// Requests in flight per tenant (default 10).
+    /// Ceiling of the requests in flight per tenant and service (learnt below it).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
 }

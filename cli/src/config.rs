@@ -43,10 +43,15 @@ struct PsaSection {
     kind: PsaKind,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Ceilings of the requests in flight per tenant; below them the limits are learnt from the
+/// tenant's throttling answers.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct HttpSection {
-    concurrency: Option<usize>,
+pub struct HttpSection {
+    /// Both services.
+    pub concurrency: Option<usize>,
+    pub exchange_concurrency: Option<usize>,
+    pub graph_concurrency: Option<usize>,
 }
 
 /// Everything a run needs to reach a real tenant and PSA.
@@ -57,7 +62,7 @@ pub struct Settings {
     pub m365_client_secret: Secret,
     pub connectwise: ConnectWiseCredentials,
     pub audit_dir: PathBuf,
-    pub concurrency: Option<usize>,
+    pub http: HttpSection,
 }
 
 pub const DEFAULT_AUDIT_DIR: &str = "./revoke365-audit";
@@ -114,6 +119,6 @@ pub fn load(path: &Path) -> Result<Settings, CliError> {
         audit_dir: file
             .audit_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_AUDIT_DIR)),
-        concurrency: file.http.concurrency,
+        http: file.http,
     })
 }

@@ -12,7 +12,7 @@ use revoke365::adapters::connect::HttpConnector;
 use revoke365::adapters::file_store::FileRunStore;
 use revoke365::adapters::http::HttpCore;
 use revoke365::adapters::memory_queue::MemoryQueue;
-use revoke365::config::HttpSettings;
+use revoke365::config::{HttpSettings, Recheck};
 use revoke365::engine::LocalEngine;
 use revoke365::model::{InvalidRequest, RevocationRequest, RunStatus};
 use revoke365::steps::IntakeError;
@@ -102,24 +102,26 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
     let (orgs, connector, audit_dir, sandbox) = match (&args.config, &args.sandbox) {
         (Some(path), _) => {
             let s = config::load(path)?;
-            let core = http_core(args.concurrency.or(s.concurrency))?;
+            let core = http_core(args.concurrency, s.http)?;
             let connector = HttpConnector {
                 core,
                 urls: s.urls,
                 m365_client_id: s.m365_client_id,
                 m365_client_secret: s.m365_client_secret,
                 connectwise: s.connectwise,
+                recheck: Recheck::default(),
             };
             (s.orgs, connector, s.audit_dir, None)
         }
         (None, Some(fixture)) => {
             let sb = sandbox::start(fixture).await?;
             let connector = HttpConnector {
-                core: http_core(args.concurrency)?,
+                core: http_core(args.concurrency, config::HttpSection::default())?,
                 urls: sb.urls.clone(),
                 m365_client_id: sb.client_id.clone(),
                 m365_client_secret: sb.client_secret.clone(),
                 connectwise: sb.connectwise.clone(),
+                recheck: Recheck::default(),
             };
             (
                 vec![sb.org.clone()],
@@ -143,6 +145,7 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
         )
     })?);
     let bars = Arc::new(progress::Bars::default());
+    bars.show_throttling(connector.core.clone());
     let engine = LocalEngine {
         store: store.clone(),
         queue: Arc::new(MemoryQueue::default()),
@@ -220,13 +223,34 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
     })
 }
 
-fn http_core(concurrency: Option<usize>) -> Result<Arc<HttpCore>, CliError> {
+/// The HTTP core with the ceilings asked for: `--concurrency` caps both services, the
+/// config's `[http]` may cap each; the limits below are learnt from the tenant.
+fn http_core(
+    concurrency: Option<usize>,
+    section: config::HttpSection,
+) -> Result<Arc<HttpCore>, CliError> {
     let mut settings = HttpSettings::default();
-    if let Some(n) = concurrency {
-        if n == 0 {
-            return Err(CliError::config("concurrency", "must be at least 1"));
+    for (field, value) in [
+        ("concurrency", concurrency),
+        ("http.concurrency", section.concurrency),
+        ("http.exchange_concurrency", section.exchange_concurrency),
+        ("http.graph_concurrency", section.graph_concurrency),
+    ] {
+        if value == Some(0) {
+            return Err(CliError::config(field, "must be at least 1"));
         }
-        settings.tenant_concurrency = n;
+    }
+    if let Some(n) = concurrency.or(section.concurrency) {
+        settings = settings.with_ceiling(n);
+    }
+    for (budget, ceiling) in [
+        (&mut settings.exchange, section.exchange_concurrency),
+        (&mut settings.graph, section.graph_concurrency),
+    ] {
+        if let Some(n) = ceiling {
+            budget.ceiling = budget.ceiling.min(n);
+            budget.initial = budget.initial.min(budget.ceiling);
+        }
     }
     HttpCore::new(settings).map_err(|e| CliError::config("http", e.to_string()))
 }

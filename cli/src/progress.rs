@@ -1,8 +1,11 @@
-//! Progress bars on stderr (hidden when stderr is not a terminal).
+//! Progress bars on stderr (hidden when stderr is not a terminal), with what the run is
+//! waiting for when a service throttles it.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use revoke365::adapters::http::HttpCore;
 use revoke365::steps::ProgressObserver;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[derive(Default)]
 pub struct Bars {
@@ -18,7 +21,7 @@ impl Bars {
             }
             let bar = ProgressBar::new(total);
             bar.set_style(
-                ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {elapsed}")
+                ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {elapsed} {msg}")
                     .expect("progress template")
                     .progress_chars("=> "),
             );
@@ -29,6 +32,28 @@ impl Bars {
             bar.set_length(total);
             bar.set_position(done);
         }
+    }
+
+    /// Shows, while the run lasts, which service asked it to wait and for how long.
+    pub fn show_throttling(self: &Arc<Self>, core: Arc<HttpCore>) {
+        let bars = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(bars) = bars.upgrade() {
+                let waits = core.throttle_waits();
+                let message = waits
+                    .iter()
+                    .map(|(service, left)| {
+                        format!("waiting {}s: {service} is throttling", left.as_secs() + 1)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if let Some((_, bar)) = bars.current.lock().expect("progress lock").as_ref() {
+                    bar.set_message(message);
+                }
+                drop(bars);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
     }
 
     pub fn finish(&self) {

@@ -4,12 +4,15 @@
 //!
 //! `cargo bench -p revoke365-shared --bench discovery_removal [-- MAILBOXES LATENCY_MS CAP]`
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "../tests/embedded/mod.rs"]
-mod embedded;
+// The integration tests' kit: the bench uses only part of it.
+#[allow(dead_code)]
+#[path = "../tests/it/harness.rs"]
+mod harness;
+#[allow(dead_code)]
+#[path = "../tests/it/kit.rs"]
+mod kit;
 
-use embedded::Harness;
+use harness::Harness;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -77,7 +80,7 @@ async fn main() {
     let (mailboxes, latency_ms, cap) = (arg(0, 2000) as usize, arg(1, 20), arg(2, 10) as usize);
     let h = Harness::start(
         generated_tenant(mailboxes, latency_ms, cap),
-        common::fast_http(cap),
+        kit::fast_http(cap),
     )
     .await;
     let started = Instant::now();

@@ -90,8 +90,10 @@ impl ServiceUrls {
     }
 }
 
-/// Retries of 429/503 and transport failures: honour `Retry-After`, else exponential backoff
-/// with full jitter, both capped, for at most `max_attempts` tries.
+/// The one retry policy of every loop that waits and tries again (HTTP calls, DynamoDB write
+/// conflicts, the local engine's redelivery): exponential backoff with full jitter, capped at
+/// `max_delay`, for at most `max_attempts` tries. A server's `Retry-After` is honoured in full
+/// on top of it: Exchange's "micro delays" can ask for more than any cap we would pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     pub max_attempts: u32,
@@ -109,22 +111,115 @@ impl Default for RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// How long to wait before attempt `attempt + 1` (`attempt` counts from 1). `retry_after`,
+    /// when the server sent one, is waited in full, with the jitter on top so that callers
+    /// throttled together do not come back together.
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(20);
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1 << exponent)
+            .min(self.max_delay);
+        let jitter = ceiling.mul_f64(fastrand::f64());
+        match retry_after {
+            Some(wait) => wait.saturating_add(jitter.min(self.base_delay)),
+            None => jitter,
+        }
+    }
+
+    /// Whether attempt `attempt` (counting from 1) may be followed by another.
+    pub fn allows_another(&self, attempt: u32) -> bool {
+        attempt < self.max_attempts.max(1)
+    }
+}
+
+/// How many requests one service may have in flight for one tenant: an adaptive limit that
+/// starts at `initial`, grows while calls succeed and shrinks on throttling answers, never
+/// above `ceiling`. Neither Graph nor Exchange publishes its limit per tenant, so it is learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceBudget {
+    pub initial: usize,
+    pub ceiling: usize,
+}
+
+/// Graph's Outlook API allows this many concurrent requests per mailbox (per app).
+pub const GRAPH_MAILBOX_CONCURRENCY: usize = 4;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpSettings {
     pub retry: RetryPolicy,
-    /// Requests in flight per tenant (Graph and Exchange together).
-    pub tenant_concurrency: usize,
+    /// The Exchange admin API throttles per tenant.
+    pub exchange: ServiceBudget,
+    /// Graph throttles per mailbox and has a far larger budget across mailboxes.
+    pub graph: ServiceBudget,
+    /// The PSA (one shared budget per MSP, few calls per run).
+    pub psa: ServiceBudget,
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Largest response body read; a bigger one is an error, never a growing buffer.
+    pub max_body_bytes: usize,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             retry: RetryPolicy::default(),
-            tenant_concurrency: 10,
+            exchange: ServiceBudget {
+                initial: 8,
+                ceiling: 128,
+            },
+            graph: ServiceBudget {
+                initial: 16,
+                ceiling: 256,
+            },
+            psa: ServiceBudget {
+                initial: 3,
+                ceiling: 3,
+            },
             request_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
+            max_body_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// Caps every Microsoft 365 service at `ceiling` requests in flight per tenant
+    /// (`--concurrency`); the limits still adapt below it.
+    pub fn with_ceiling(mut self, ceiling: usize) -> HttpSettings {
+        let ceiling = ceiling.max(1);
+        for budget in [&mut self.exchange, &mut self.graph] {
+            budget.ceiling = ceiling;
+            budget.initial = budget.initial.min(ceiling);
+        }
+        self
+    }
+
+    /// The budget of `service` ("exchange", "graph", "connectwise", ...).
+    pub fn budget(&self, service: &str) -> ServiceBudget {
+        match service {
+            "exchange" => self.exchange,
+            "graph" => self.graph,
+            _ => self.psa,
+        }
+    }
+}
+
+/// Verification's second look at a grant that still shows right after this run removed it:
+/// Exchange may read from another domain controller, so it is read again `attempts` times,
+/// `delay` apart, before it is declared remaining.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recheck {
+    pub attempts: u32,
+    pub delay: Duration,
+}
+
+impl Default for Recheck {
+    fn default() -> Self {
+        Recheck {
+            attempts: 2,
+            delay: Duration::from_secs(2),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::adapters::file_store::FileRunStore;
 use crate::adapters::memory_queue::MemoryQueue;
+use crate::config::RetryPolicy;
 use crate::messages::StepMessage;
 use crate::model::Run;
 use crate::ports::RunStore;
@@ -13,8 +14,13 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tracing::warn;
 
-/// Deliveries of one message before the run is failed with its error (SQS's maxReceiveCount).
-const MAX_DELIVERIES: u32 = 3;
+/// Redelivery of a message whose step failed for now: three deliveries (SQS's
+/// maxReceiveCount) before the run is failed with its error.
+const REDELIVERY: RetryPolicy = RetryPolicy {
+    max_attempts: 3,
+    base_delay: Duration::from_millis(200),
+    max_delay: Duration::from_secs(2),
+};
 
 pub struct LocalEngine {
     pub store: Arc<FileRunStore>,
@@ -80,9 +86,9 @@ async fn deliver(p: Parts, message: StepMessage) {
         .await;
         match result {
             Ok(()) => return,
-            Err(e) if e.is_transient() && attempt < MAX_DELIVERIES => {
+            Err(e) if e.is_transient() && REDELIVERY.allows_another(attempt) => {
                 warn!(run_id = %message.run_id, kind = message.kind(), attempt, error = %e, "step failed; redelivering");
-                tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+                tokio::time::sleep(REDELIVERY.delay(attempt, None)).await;
                 attempt += 1;
             }
             Err(e) => {

@@ -2,74 +2,96 @@
 
 use std::time::Duration;
 
-/// An error talking to an external system (Graph, Exchange, the PSA, the mail service).
+/// An error talking to an external system (Graph, Exchange, the PSA, the mail service): which
+/// service, what was being done with what id, and what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RemoteError {
-    /// Still throttled (429/503) after the bounded retries.
-    #[error("{service} {operation}: throttled (HTTP {status}) after {attempts} attempts")]
+#[error("{service} {operation}: {kind}")]
+pub struct RemoteError {
+    pub service: &'static str,
+    /// What was being done and with what id, e.g. `Get-MailboxPermission Identity=ceo@acme.com`.
+    pub operation: String,
+    pub kind: ErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ErrorKind {
+    /// Still throttled (429, "too many concurrent requests") after the bounded retries.
+    #[error("throttled (HTTP {status}) after {attempts} attempts")]
     Throttled {
-        service: &'static str,
-        operation: String,
         status: u16,
         attempts: u32,
         retry_after: Option<Duration>,
     },
-    /// The object does not exist (HTTP 404, or Exchange's "couldn't be found").
-    #[error("{service} {operation}: not found: {message}")]
-    NotFound {
-        service: &'static str,
-        operation: String,
-        message: String,
-    },
-    /// The service answered with an error that retrying will not fix.
-    #[error("{service} {operation}: HTTP {status}{}: {message}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    /// The object does not exist (HTTP 404, or Exchange's ManagementObjectNotFoundException).
+    #[error("not found: {message}")]
+    NotFound { message: String },
+    /// The service answered with an error. `transient` says whether trying again later can
+    /// succeed; for Exchange it comes from the exception type, not from the HTTP status.
+    #[error("HTTP {status}{}: {message}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
     Api {
-        service: &'static str,
-        operation: String,
         status: u16,
         code: Option<String>,
         message: String,
+        transient: bool,
     },
     /// Credentials rejected or token not obtainable.
-    #[error("{service}: authentication failed: {message}")]
-    Auth {
-        service: &'static str,
-        message: String,
-    },
+    #[error("authentication failed: {message}")]
+    Auth { message: String },
     /// Connection failures and timeouts, after the bounded retries.
-    #[error("{service} {operation}: {message}")]
-    Transport {
-        service: &'static str,
-        operation: String,
-        message: String,
-    },
-    /// The answer did not have the documented shape.
-    #[error("{service} {operation}: unexpected response: {message}")]
-    Protocol {
-        service: &'static str,
-        operation: String,
-        message: String,
-    },
+    #[error("{message}")]
+    Transport { message: String },
+    /// The answer did not have the documented shape, or broke a safety limit (redirect, size).
+    #[error("unexpected response: {message}")]
+    Protocol { message: String },
     /// A value was refused before any call was made (e.g. a non-numeric ConnectWise ticket id).
-    #[error("{service}: invalid {field}: {message}")]
+    #[error("invalid {field}: {message}")]
     InvalidInput {
-        service: &'static str,
         field: &'static str,
         message: String,
     },
 }
 
 impl RemoteError {
+    pub fn new(service: &'static str, operation: impl Into<String>, kind: ErrorKind) -> Self {
+        RemoteError {
+            service,
+            operation: operation.into(),
+            kind,
+        }
+    }
+
     /// Whether trying again later can succeed (drives SQS redelivery in Lambda).
     pub fn is_transient(&self) -> bool {
+        match &self.kind {
+            ErrorKind::Throttled { .. } | ErrorKind::Transport { .. } => true,
+            ErrorKind::Api { transient, .. } => *transient,
+            _ => false,
+        }
+    }
+
+    /// Throttling or an unreachable service: the whole step should wait and try again,
+    /// rather than one object being reported as failed.
+    pub fn is_service_unavailable(&self) -> bool {
         matches!(
-            self,
-            RemoteError::Throttled { .. } | RemoteError::Transport { .. }
-        ) || matches!(self, RemoteError::Api { status, .. } if *status >= 500 && *status != 501)
+            self.kind,
+            ErrorKind::Throttled { .. } | ErrorKind::Transport { .. }
+        )
     }
 
     pub fn is_not_found(&self) -> bool {
-        matches!(self, RemoteError::NotFound { .. })
+        matches!(self.kind, ErrorKind::NotFound { .. })
+    }
+
+    /// What the service said, for people: reports, ticket notes and emails show this, never
+    /// the exception type or the HTTP plumbing.
+    pub fn reason(&self) -> String {
+        match &self.kind {
+            ErrorKind::NotFound { message } | ErrorKind::Api { message, .. } => message.clone(),
+            ErrorKind::Throttled { .. } => {
+                format!("{} kept throttling: {}", self.service, self.kind)
+            }
+            other => format!("{}: {other}", self.service),
+        }
     }
 }
 
@@ -77,15 +99,61 @@ impl RemoteError {
 pub enum StoreError {
     #[error("run {0} not found")]
     RunNotFound(String),
-    #[error("run store: {0}")]
-    Backend(String),
+    #[error("run store: {message}")]
+    Backend {
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("run store I/O: {0}")]
     Io(#[from] std::io::Error),
 }
 
+impl StoreError {
+    pub fn backend(message: impl Into<String>) -> StoreError {
+        StoreError::Backend {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> StoreError {
+        StoreError::Backend {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
-#[error("queue: {0}")]
-pub struct QueueError(pub String);
+#[error("queue: {message}")]
+pub struct QueueError {
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl QueueError {
+    pub fn new(message: impl Into<String>) -> QueueError {
+        QueueError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> QueueError {
+        QueueError {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
 
 /// Why a step could not finish handling a message.
 #[derive(Debug, thiserror::Error)]

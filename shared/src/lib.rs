@@ -17,6 +17,7 @@ pub mod model;
 pub mod ports;
 pub mod render;
 pub mod restore;
+pub(crate) mod scan;
 pub mod steps;
 
 pub use error::{QueueError, RemoteError, StepError, StoreError};

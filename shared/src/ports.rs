@@ -5,8 +5,8 @@
 use crate::error::{QueueError, RemoteError, StoreError};
 use crate::messages::StepMessage;
 use crate::model::{
-    AuditRecord, IndirectAccess, ItemId, ItemStatus, OrgSettings, PlanItem, Report, ResolvedUser,
-    Run, RunFailure, RunId, RunStatus,
+    AuditRecord, IndirectAccess, ItemId, ItemStatus, MatchedBy, NotChecked, OrgSettings, PlanItem,
+    Report, ResolvedUser, Run, RunFailure, RunId, RunStatus,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,9 @@ pub struct Plan {
     /// What discovery could not read or match; reported, and the run cannot succeed.
     #[serde(default)]
     pub scan_errors: Vec<String>,
+    /// Permission types that were not checked, and why.
+    #[serde(default)]
+    pub not_checked: Vec<NotChecked>,
 }
 
 /// The result of counting a finished removal batch.
@@ -116,14 +119,36 @@ pub struct DirectoryUser {
     pub display_name: String,
     pub mail: Option<String>,
     pub account_enabled: Option<bool>,
+    /// `SMTP:primary@x`, `smtp:alias@x`, ... as Graph lists them.
+    #[serde(default)]
+    pub proxy_addresses: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DirectoryGroup {
-    pub id: String,
-    pub display_name: String,
-    pub mail: Option<String>,
+/// What looking a user up by the address an operator typed found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserLookup {
+    Found {
+        user: DirectoryUser,
+        matched_by: MatchedBy,
+    },
+    NotFound,
+    /// The address names more than one user (their UPNs).
+    Ambiguous {
+        candidates: Vec<String>,
+    },
 }
+
+impl UserLookup {
+    /// The user found, if exactly one was.
+    pub fn user(self) -> Option<DirectoryUser> {
+        match self {
+            UserLookup::Found { user, .. } => Some(user),
+            _ => None,
+        }
+    }
+}
+
+pub use crate::model::DirectoryGroup;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CalendarPermission {
@@ -139,12 +164,27 @@ pub struct MailboxInfo {
     pub user_principal_name: String,
     pub primary_smtp_address: String,
     pub display_name: String,
-    /// Exchange `Name` (alias-like; what `Identity` in permission answers often holds).
+    /// Exchange `Name` (the alias, or the object id for objects created since 2022; what
+    /// `Identity` in permission answers holds).
     pub name: Option<String>,
+    #[serde(default)]
+    pub alias: Option<String>,
     pub distinguished_name: String,
     pub external_directory_object_id: Option<String>,
     pub recipient_type_details: String,
     pub grant_send_on_behalf_to: Vec<String>,
+}
+
+/// People's, shared, room and equipment mailboxes: the ones access is delegated on.
+pub fn is_mailbox_type(recipient_type_details: &str) -> bool {
+    [
+        "UserMailbox",
+        "SharedMailbox",
+        "RoomMailbox",
+        "EquipmentMailbox",
+    ]
+    .iter()
+    .any(|t| recipient_type_details.eq_ignore_ascii_case(t))
 }
 
 impl MailboxInfo {
@@ -155,14 +195,7 @@ impl MailboxInfo {
 
     /// People's, shared, room and equipment mailboxes: the ones access is delegated on.
     pub fn holds_delegations(&self) -> bool {
-        [
-            "UserMailbox",
-            "SharedMailbox",
-            "RoomMailbox",
-            "EquipmentMailbox",
-        ]
-        .iter()
-        .any(|t| self.recipient_type_details.eq_ignore_ascii_case(t))
+        is_mailbox_type(&self.recipient_type_details)
     }
 
     /// The address reports and removals use, lowercase.
@@ -183,6 +216,7 @@ impl MailboxInfo {
             Some(&self.primary_smtp_address),
             Some(&self.distinguished_name),
             self.name.as_ref(),
+            self.alias.as_ref(),
             self.external_directory_object_id.as_ref(),
         ]
         .into_iter()
@@ -210,6 +244,7 @@ pub struct RecipientPermissionEntry {
     pub is_inherited: bool,
 }
 
+/// Any Exchange recipient: mailbox, mail user, group, contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
     pub name: String,
@@ -217,20 +252,45 @@ pub struct Recipient {
     pub primary_smtp_address: String,
     pub recipient_type_details: String,
     pub external_directory_object_id: Option<String>,
+    #[serde(default)]
+    pub distinguished_name: Option<String>,
+    #[serde(default)]
+    pub alias: Option<String>,
+}
+
+/// A directory user as Exchange knows it (`Get-User`): what permission answers may name the
+/// user by, besides addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeUser {
+    pub name: Option<String>,
+    pub distinguished_name: Option<String>,
+    pub recipient_type_details: Option<String>,
+    pub sid: Option<String>,
+    pub sid_history: Vec<String>,
+    pub sam_account_name: Option<String>,
+    pub windows_email_address: Option<String>,
 }
 
 /// A removal that succeeded, or found nothing to remove (Exchange's warning).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemovalOutcome {
     Removed,
-    AlreadyGone { warning: String },
+    AlreadyGone {
+        warning: String,
+    },
+    /// "Nothing to remove", but only on a retry after an attempt that may have reached the
+    /// service (timeout, 502/503/504): that attempt removed it.
+    GoneOnRetry {
+        warning: String,
+    },
 }
 
 /// Microsoft Graph: users, groups and calendar permissions.
 #[async_trait]
 pub trait Directory: Send + Sync {
-    /// `None` when the user does not exist in this tenant.
-    async fn find_user(&self, upn: &str) -> Result<Option<DirectoryUser>, RemoteError>;
+    /// The user an operator names by address: the UPN, else the primary SMTP address
+    /// (`mail`), else a proxy address.
+    async fn find_user(&self, address: &str) -> Result<UserLookup, RemoteError>;
     /// Every group the user is a member of, directly or through nesting.
     async fn groups_of(&self, user_id: &str) -> Result<Vec<DirectoryGroup>, RemoteError>;
     async fn calendar_permissions(
@@ -264,22 +324,35 @@ pub trait Exchange: Send + Sync {
         &self,
         mailbox: &str,
     ) -> Result<Vec<MailboxPermissionEntry>, RemoteError>;
-    /// Send As entries held by `trustee` (a user or a group), tenant-wide.
+    /// Every Send As entry of the tenant, on every kind of recipient. Unlike a lookup by
+    /// trustee it also shows entries whose SID no longer matches the trustee's.
+    async fn send_as_entries(&self) -> Result<Vec<RecipientPermissionEntry>, RemoteError>;
+    /// The Send As entries on one recipient.
+    async fn send_as_on(
+        &self,
+        identity: &str,
+    ) -> Result<Vec<RecipientPermissionEntry>, RemoteError>;
+    /// Send As entries held by `trustee` (a user or a group), tenant-wide, compared by SID.
     async fn send_as_by_trustee(
         &self,
         trustee: &str,
     ) -> Result<Vec<RecipientPermissionEntry>, RemoteError>;
     /// `None` when no recipient has this identity; an error when it is ambiguous.
     async fn recipient(&self, identity: &str) -> Result<Option<Recipient>, RemoteError>;
+    /// `Get-User`: `None` when no user has this identity.
+    async fn user(&self, identity: &str) -> Result<Option<ExchangeUser>, RemoteError>;
 
     async fn remove_full_access(
         &self,
         mailbox: &str,
         user: &str,
     ) -> Result<RemovalOutcome, RemoteError>;
+    /// Send As lives on any recipient; `recipient_type` (Exchange's RecipientTypeDetails, when
+    /// known) tells a mailbox from a group or contact.
     async fn remove_send_as(
         &self,
-        mailbox: &str,
+        recipient: &str,
+        recipient_type: Option<&str>,
         trustee: &str,
     ) -> Result<RemovalOutcome, RemoteError>;
     async fn remove_send_on_behalf(
@@ -289,7 +362,12 @@ pub trait Exchange: Send + Sync {
     ) -> Result<RemovalOutcome, RemoteError>;
 
     async fn add_full_access(&self, mailbox: &str, user: &str) -> Result<(), RemoteError>;
-    async fn add_send_as(&self, mailbox: &str, trustee: &str) -> Result<(), RemoteError>;
+    async fn add_send_as(
+        &self,
+        recipient: &str,
+        recipient_type: Option<&str>,
+        trustee: &str,
+    ) -> Result<(), RemoteError>;
     async fn add_send_on_behalf(&self, mailbox: &str, user: &str) -> Result<(), RemoteError>;
 }
 

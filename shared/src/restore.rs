@@ -1,8 +1,8 @@
 //! Puts back what a run removed, from its audit records alone.
 
+use crate::error::{ErrorKind, RemoteError};
 use crate::model::{AuditPhase, AuditRecord, AuditResult, Grant, PermissionType};
 use crate::steps::Tenant;
-use crate::RemoteError;
 use std::collections::BTreeMap;
 use tracing::warn;
 
@@ -42,7 +42,7 @@ pub async fn restore(tenant: Tenant<'_>, records: &[AuditRecord]) -> RestoreSumm
             Ok(()) => summary.restored.push(grant),
             Err(e) => {
                 warn!(mailbox = %grant.mailbox, error = %e, "restore failed");
-                summary.failed.push((grant, e.to_string()));
+                summary.failed.push((grant, e.reason()));
             }
         }
     }
@@ -57,23 +57,33 @@ async fn restore_grant(tenant: Tenant<'_>, g: &Grant) -> Result<(), RemoteError>
                 .add_full_access(&g.mailbox, &g.trustee)
                 .await
         }
-        (PermissionType::SendAs, _) => tenant.exchange.add_send_as(&g.mailbox, &g.trustee).await,
+        (PermissionType::SendAs, _) => {
+            tenant
+                .exchange
+                .add_send_as(&g.mailbox, g.recipient_type.as_deref(), &g.trustee)
+                .await
+        }
         (PermissionType::SendOnBehalf, _) => {
             tenant
                 .exchange
                 .add_send_on_behalf(&g.mailbox, &g.trustee)
                 .await
         }
+        // Graph names calendar grantees by SMTP address, which may differ from the UPN.
         (PermissionType::Calendar, Some(c)) => {
+            let address = g.trustee_as_shown.as_deref().unwrap_or(&g.trustee);
             tenant
                 .directory
-                .add_calendar_permission(&g.mailbox, &g.trustee, &c.role)
+                .add_calendar_permission(&g.mailbox, address, &c.role)
                 .await
         }
-        (PermissionType::Calendar, None) => Err(RemoteError::InvalidInput {
-            service: "graph",
-            field: "calendar",
-            message: format!("audit record for {} has no calendar role", g.mailbox),
-        }),
+        (PermissionType::Calendar, None) => Err(RemoteError::new(
+            "graph",
+            format!("restore calendar permission on {}", g.mailbox),
+            ErrorKind::InvalidInput {
+                field: "calendar",
+                message: format!("audit record for {} has no calendar role", g.mailbox),
+            },
+        )),
     }
 }

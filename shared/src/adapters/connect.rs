@@ -2,10 +2,10 @@
 //! reqwest client, token cache, per-tenant limits) is shared, so connecting again is cheap.
 
 use super::connectwise::ConnectWiseClient;
-use super::exo::ExchangeClient;
+use super::exchange::ExchangeClient;
 use super::graph::GraphClient;
 use super::http::HttpCore;
-use crate::config::{AppCredentials, ConnectWiseCredentials, Secret, ServiceUrls};
+use crate::config::{AppCredentials, ConnectWiseCredentials, Recheck, Secret, ServiceUrls};
 use crate::error::StepError;
 use crate::model::{OrgSettings, PsaKind};
 use crate::steps::{Connections, Connector};
@@ -18,6 +18,7 @@ pub struct HttpConnector {
     pub m365_client_id: String,
     pub m365_client_secret: Secret,
     pub connectwise: ConnectWiseCredentials,
+    pub recheck: Recheck,
 }
 
 #[async_trait]
@@ -46,6 +47,7 @@ impl Connector for HttpConnector {
             exchange,
             psa,
             mailer: graph,
+            recheck: self.recheck,
         })
     }
 }

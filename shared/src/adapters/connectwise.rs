@@ -80,7 +80,7 @@ impl ConnectWiseClient {
     /// Reads a ticket back (used to check what was written).
     pub async fn get_ticket(&self, ticket_id: &str) -> Result<Ticket, RemoteError> {
         self.check_ticket_id(ticket_id)?;
-        let call = Call::new(SERVICE, format!("GET ticket {ticket_id}"), None);
+        let call = self.call(format!("GET ticket {ticket_id}"));
         let reply = self
             .request(
                 &call,
@@ -98,6 +98,11 @@ impl ConnectWiseClient {
         })
     }
 
+    /// A call against this PSA instance: its few calls per run share one small budget.
+    fn call(&self, operation: String) -> Call {
+        Call::new(SERVICE, operation, Some(&self.base))
+    }
+
     /// One PSA request; any non-2xx answer becomes the typed error.
     async fn request(
         &self,
@@ -107,14 +112,8 @@ impl ConnectWiseClient {
         body: Option<&Value>,
     ) -> Result<Reply, RemoteError> {
         let url = format!("{}/{path}", self.base);
-        let mut authorization =
-            HeaderValue::from_str(self.authorization.expose()).map_err(|_| {
-                RemoteError::InvalidInput {
-                    service: SERVICE,
-                    field: "credentials",
-                    message: "not valid in an HTTP header".into(),
-                }
-            })?;
+        let mut authorization = HeaderValue::from_str(self.authorization.expose())
+            .map_err(|_| call.invalid("credentials", "not valid in an HTTP header"))?;
         authorization.set_sensitive(true);
         let reply = self
             .core
@@ -142,23 +141,25 @@ impl Psa for ConnectWiseClient {
     fn check_ticket_id(&self, ticket_id: &str) -> Result<(), RemoteError> {
         match PsaKind::Connectwise.ticket_id_error(ticket_id) {
             None => Ok(()),
-            Some(message) => Err(RemoteError::InvalidInput {
-                service: SERVICE,
-                field: "ticket_id",
-                message,
-            }),
+            Some(message) => Err(RemoteError::new(
+                SERVICE,
+                "check ticket id",
+                crate::error::ErrorKind::InvalidInput {
+                    field: "ticket_id",
+                    message,
+                },
+            )),
         }
     }
 
     async fn create_ticket(&self, ticket: &NewTicket) -> Result<String, RemoteError> {
-        let call = Call::new(
-            SERVICE,
-            format!(
+        // Never replayed blindly: a retry after a timeout could create a second ticket.
+        let call = self
+            .call(format!(
                 "create ticket on board '{}' for company '{}'",
                 ticket.board, ticket.company
-            ),
-            None,
-        );
+            ))
+            .once();
         let body = json!({
             "summary": truncate_chars(&ticket.summary, SUMMARY_MAX_CHARS),
             "board": { "name": ticket.board },
@@ -174,7 +175,7 @@ impl Psa for ConnectWiseClient {
 
     async fn add_note(&self, ticket_id: &str, text: &str) -> Result<(), RemoteError> {
         self.check_ticket_id(ticket_id)?;
-        let call = Call::new(SERVICE, format!("add note to ticket {ticket_id}"), None);
+        let call = self.call(format!("add note to ticket {ticket_id}")).once();
         let body = json!({
             "text": text,
             "detailDescriptionFlag": false,
@@ -279,8 +280,8 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    psa.check_ticket_id(bad),
-                    Err(RemoteError::InvalidInput {
+                    psa.check_ticket_id(bad).map_err(|e| e.kind),
+                    Err(crate::error::ErrorKind::InvalidInput {
                         field: "ticket_id",
                         ..
                     })
@@ -303,22 +304,19 @@ mod tests {
         assert!(!psa.authorization.to_string().contains("Basic"));
         let body = r#"{"code":"InvalidObject","message":"ticket object is invalid","errors":[{"code":"Required","message":"summary is required","field":"summary"}]}"#;
         let call = Call::new(SERVICE, "create ticket", None);
-        let err = connectwise_error(
-            &call,
-            &Reply {
-                status: StatusCode::BAD_REQUEST,
-                body: body.into(),
-            },
-        );
+        let err = connectwise_error(&call, &Reply::with(400, body));
         assert_eq!(
             err,
-            RemoteError::Api {
-                service: SERVICE,
-                operation: "create ticket".into(),
-                status: 400,
-                code: Some("InvalidObject".into()),
-                message: "ticket object is invalid; summary: summary is required".into()
-            }
+            RemoteError::new(
+                SERVICE,
+                "create ticket",
+                crate::error::ErrorKind::Api {
+                    status: 400,
+                    code: Some("InvalidObject".into()),
+                    message: "ticket object is invalid; summary: summary is required".into(),
+                    transient: false,
+                }
+            )
         );
     }
 }

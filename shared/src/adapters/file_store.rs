@@ -88,7 +88,7 @@ pub fn read_audit_file(path: &Path) -> Result<Vec<AuditRecord>, StoreError> {
         .filter(|(_, l)| !l.trim().is_empty())
     {
         let record: AuditRecord = serde_json::from_str(line)
-            .map_err(|e| StoreError::Backend(format!("{} line {}: {e}", path.display(), n + 1)))?;
+            .map_err(|e| StoreError::backend(format!("{} line {}: {e}", path.display(), n + 1)))?;
         by_id.insert(record.record_id.clone(), record);
     }
     Ok(by_id.into_values().collect())
@@ -123,7 +123,7 @@ impl RunStore for FileRunStore {
     async fn create_run(&self, run: &Run) -> Result<(), StoreError> {
         let mut runs = self.runs.lock().expect("run store lock");
         if runs.contains_key(&run.run_id) {
-            return Err(StoreError::Backend(format!(
+            return Err(StoreError::backend(format!(
                 "run {} already exists",
                 run.run_id
             )));
@@ -167,7 +167,7 @@ impl RunStore for FileRunStore {
     async fn save_plan(&self, run_id: &RunId, plan: &Plan) -> Result<(), StoreError> {
         self.with_run(run_id, |s| {
             if s.run.status != RunStatus::Discovering {
-                return Err(StoreError::Backend(format!(
+                return Err(StoreError::backend(format!(
                     "run {run_id} is {}, not discovering",
                     s.run.status.as_str()
                 )));
@@ -176,6 +176,7 @@ impl RunStore for FileRunStore {
             s.run.indirect_access = plan.indirect_access.clone();
             s.run.batches_total = plan.batches_total;
             s.run.scan_errors = plan.scan_errors.clone();
+            s.run.not_checked = plan.not_checked.clone();
             s.items = plan.items.iter().map(|i| (i.id, i.clone())).collect();
             s.run.status = RunStatus::Removing;
             s.run.status_changed_at = Utc::now();
@@ -198,7 +199,7 @@ impl RunStore for FileRunStore {
                 i.status = i.status.merge(status.clone());
                 Ok(())
             }
-            None => Err(StoreError::Backend(format!(
+            None => Err(StoreError::backend(format!(
                 "run {run_id} has no item {item}"
             ))),
         })?
@@ -222,7 +223,7 @@ impl RunStore for FileRunStore {
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError> {
         let mut line =
-            serde_json::to_vec(record).map_err(|e| StoreError::Backend(e.to_string()))?;
+            serde_json::to_vec(record).map_err(|e| StoreError::backend(e.to_string()))?;
         line.push(b'\n');
         let mut written = self.audit_file.lock().expect("audit lock");
         if !written.insert(format!("{}/{}", record.run_id, record.record_id)) {
@@ -243,7 +244,7 @@ impl RunStore for FileRunStore {
 
     async fn finish_run(&self, run_id: &RunId, report: &Report) -> Result<(), StoreError> {
         let json =
-            serde_json::to_vec_pretty(report).map_err(|e| StoreError::Backend(e.to_string()))?;
+            serde_json::to_vec_pretty(report).map_err(|e| StoreError::backend(e.to_string()))?;
         fs::write(self.result_path(run_id), json)?;
         self.with_run(run_id, |s| {
             s.run.status = report.status;

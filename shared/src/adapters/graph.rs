@@ -1,12 +1,14 @@
 //! Microsoft Graph: user lookup, group membership, calendar permissions and sendMail.
 
-use crate::adapters::http::{same_origin_link, Call, HttpCore, Reply};
+use crate::adapters::http::{Call, HttpCore, Reply};
+use crate::adapters::m365::{diagnostics_reason, Collection, ErrorBody, M365Api, M365Request};
 use crate::adapters::token::GRAPH_SCOPE;
 use crate::config::{AppCredentials, ServiceUrls};
 use crate::error::RemoteError;
+use crate::model::MatchedBy;
 use crate::ports::{
     CalendarPermission, Directory, DirectoryGroup, DirectoryUser, Mailer, OutgoingMail,
-    RemovalOutcome,
+    RemovalOutcome, UserLookup,
 };
 use async_trait::async_trait;
 use base64::Engine;
@@ -16,14 +18,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// Stops a server that hands out next links forever.
-const MAX_PAGES: usize = 10_000;
+const USER_SELECT: &str = "id,displayName,userPrincipalName,mail,accountEnabled,proxyAddresses";
 
 pub struct GraphClient {
-    core: Arc<HttpCore>,
-    base: String,
-    login: String,
-    creds: AppCredentials,
+    api: M365Api,
 }
 
 #[derive(Deserialize)]
@@ -38,6 +36,8 @@ struct GraphUser {
     mail: Option<String>,
     #[serde(default)]
     account_enabled: Option<bool>,
+    #[serde(default)]
+    proxy_addresses: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -70,149 +70,141 @@ struct GraphEmailAddress {
     address: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Page<T> {
-    #[serde(default = "Vec::new")]
-    value: Vec<T>,
-    #[serde(rename = "@odata.nextLink", default)]
-    next_link: Option<String>,
-}
-
 impl GraphClient {
     pub fn new(core: Arc<HttpCore>, urls: &ServiceUrls, creds: AppCredentials) -> GraphClient {
         GraphClient {
-            core,
-            base: urls.graph.trim_end_matches('/').to_string(),
-            login: urls.login.trim_end_matches('/').to_string(),
-            creds,
+            api: M365Api::new(core, "graph", &urls.graph, &urls.login, GRAPH_SCOPE, creds),
         }
-    }
-
-    fn call(&self, operation: String) -> Call {
-        Call::new("graph", operation, Some(&self.creds.tenant_id))
     }
 
     /// `{graph}/v1.0/users/{user}/{rest}` with the user as one encoded path segment.
     fn user_url(&self, user: &str, rest: &str) -> String {
         let user = urlencoding::encode(user);
         if rest.is_empty() {
-            format!("{}/v1.0/users/{user}", self.base)
+            format!("{}/v1.0/users/{user}", self.api.base())
         } else {
-            format!("{}/v1.0/users/{user}/{rest}", self.base)
+            format!("{}/v1.0/users/{user}/{rest}", self.api.base())
         }
     }
 
-    async fn request(
-        &self,
-        call: &Call,
-        method: Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Result<Reply, RemoteError> {
-        self.request_with(call, method, url, body, &[]).await
+    /// A call about one mailbox: it also takes one of the mailbox's few Graph slots.
+    fn mailbox_call(&self, operation: String, mailbox: &str) -> Call {
+        self.api.call(operation).about_mailbox(mailbox)
     }
 
-    async fn request_with(
-        &self,
-        call: &Call,
-        method: Method,
-        url: &str,
-        body: Option<&Value>,
-        headers: &[(&str, &str)],
-    ) -> Result<Reply, RemoteError> {
-        let token = self
-            .core
-            .token(&self.login, &self.creds, GRAPH_SCOPE)
-            .await?;
-        self.core
-            .send(call, |client| {
-                let mut request = client
-                    .request(method.clone(), url)
-                    .bearer_auth(token.expose());
-                for (name, value) in headers {
-                    request = request.header(*name, *value);
-                }
-                match body {
-                    Some(body) => request.json(body),
-                    None => request,
-                }
-            })
-            .await
-    }
-
-    /// Every item of a collection, following `@odata.nextLink`.
     async fn get_all<T: DeserializeOwned>(
         &self,
         call: &Call,
-        first_url: String,
-        headers: &[(&str, &str)],
+        request: M365Request<'_>,
     ) -> Result<Vec<T>, RemoteError> {
-        let mut items = Vec::new();
-        let mut url = first_url;
-        for _ in 0..MAX_PAGES {
-            let reply = self
-                .request_with(call, Method::GET, &url, None, headers)
-                .await?;
-            if !reply.is_success() {
-                return Err(graph_error(call, &reply));
-            }
-            let page: Page<T> = reply.json(call)?;
-            items.extend(page.value);
-            match page.next_link {
-                Some(link) => url = same_origin_link(&self.base, &link, call)?.to_string(),
-                None => return Ok(items),
-            }
-        }
-        Err(call.protocol(format!("more than {MAX_PAGES} pages")))
+        let Collection { items, .. } = self.api.collect(call, request, graph_error).await?;
+        Ok(items)
     }
 
     /// A request whose success has no body we need.
     async fn expect_success(
         &self,
         call: &Call,
-        method: Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Result<(), RemoteError> {
-        let reply = self.request(call, method, url, body).await?;
+        request: M365Request<'_>,
+    ) -> Result<Reply, RemoteError> {
+        let reply = self.api.send(call, &request).await?;
         if reply.is_success() {
-            Ok(())
+            Ok(reply)
         } else {
             Err(graph_error(call, &reply))
         }
     }
+
+    /// Users whose `filter` matches, e.g. `mail eq 'a@b.c'`.
+    async fn users_where(&self, filter: &str) -> Result<Vec<DirectoryUser>, RemoteError> {
+        let call = self.api.call(format!("GET users where {filter}"));
+        let url = format!(
+            "{}/v1.0/users?$filter={}&$select={USER_SELECT}",
+            self.api.base(),
+            urlencoding::encode(filter)
+        );
+        let users: Vec<GraphUser> = self.get_all(&call, M365Request::get(url)).await?;
+        Ok(users.into_iter().map(DirectoryUser::from).collect())
+    }
+}
+
+impl From<GraphUser> for DirectoryUser {
+    fn from(user: GraphUser) -> DirectoryUser {
+        DirectoryUser {
+            user_principal_name: user.user_principal_name.unwrap_or_default(),
+            id: user.id,
+            display_name: user.display_name.unwrap_or_default(),
+            mail: user.mail.filter(|m| !m.is_empty()),
+            account_enabled: user.account_enabled,
+            proxy_addresses: user.proxy_addresses,
+        }
+    }
+}
+
+/// An OData string literal: `'` doubled.
+fn odata_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
 }
 
 #[async_trait]
 impl Directory for GraphClient {
-    async fn find_user(&self, upn: &str) -> Result<Option<DirectoryUser>, RemoteError> {
-        let call = self.call(format!("GET user {upn}"));
-        let url = self.user_url(upn, "")
-            + "?$select=id,displayName,userPrincipalName,mail,accountEnabled";
-        let reply = self.request(&call, Method::GET, &url, None).await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            return Ok(None);
+    async fn find_user(&self, address: &str) -> Result<UserLookup, RemoteError> {
+        let call = self.api.call(format!("GET user {address}"));
+        let url = self.user_url(address, "") + "?$select=" + USER_SELECT;
+        let reply = self.api.send(&call, &M365Request::get(url)).await?;
+        if reply.is_success() {
+            let user: GraphUser = reply.json(&call)?;
+            let mut user = DirectoryUser::from(user);
+            if user.user_principal_name.is_empty() {
+                user.user_principal_name = address.to_string();
+            }
+            return Ok(UserLookup::Found {
+                user,
+                matched_by: MatchedBy::Upn,
+            });
         }
-        if !reply.is_success() {
+        if reply.status != StatusCode::NOT_FOUND && reply.status != StatusCode::BAD_REQUEST {
             return Err(graph_error(&call, &reply));
         }
-        let user: GraphUser = reply.json(&call)?;
-        Ok(Some(DirectoryUser {
-            id: user.id,
-            user_principal_name: user.user_principal_name.unwrap_or_else(|| upn.to_string()),
-            display_name: user.display_name.unwrap_or_default(),
-            mail: user.mail.filter(|m| !m.is_empty()),
-            account_enabled: user.account_enabled,
-        }))
+        // `/users/{x}` takes only the object id or the UPN; operators type the mail address.
+        let literal = odata_literal(address);
+        for (filter, matched_by) in [
+            (format!("mail eq {literal}"), MatchedBy::Mail),
+            (
+                format!(
+                    "proxyAddresses/any(p:p eq {})",
+                    odata_literal(&format!("smtp:{address}"))
+                ),
+                MatchedBy::ProxyAddress,
+            ),
+        ] {
+            let mut found = self.users_where(&filter).await?;
+            match found.len() {
+                0 => continue,
+                1 => {
+                    return Ok(UserLookup::Found {
+                        user: found.remove(0),
+                        matched_by,
+                    })
+                }
+                _ => {
+                    return Ok(UserLookup::Ambiguous {
+                        candidates: found.into_iter().map(|u| u.user_principal_name).collect(),
+                    })
+                }
+            }
+        }
+        Ok(UserLookup::NotFound)
     }
 
     async fn groups_of(&self, user_id: &str) -> Result<Vec<DirectoryGroup>, RemoteError> {
-        let call = self.call(format!("GET transitiveMemberOf {user_id}"));
+        let call = self.api.call(format!("GET transitiveMemberOf {user_id}"));
         let url = self.user_url(user_id, "transitiveMemberOf/microsoft.graph.group")
             + "?$select=id,displayName,mail&$count=true";
         // Graph serves OData casts on directory objects only as "advanced queries".
+        let headers = [("ConsistencyLevel", "eventual")];
         let groups: Vec<GraphGroup> = self
-            .get_all(&call, url, &[("ConsistencyLevel", "eventual")])
+            .get_all(&call, M365Request::get(url).headers(&headers))
             .await?;
         Ok(groups
             .into_iter()
@@ -228,9 +220,10 @@ impl Directory for GraphClient {
         &self,
         mailbox: &str,
     ) -> Result<Vec<CalendarPermission>, RemoteError> {
-        let call = self.call(format!("GET calendarPermissions {mailbox}"));
+        let call = self.mailbox_call(format!("GET calendarPermissions {mailbox}"), mailbox);
         let url = self.user_url(mailbox, "calendar/calendarPermissions");
-        let permissions: Vec<GraphCalendarPermission> = self.get_all(&call, url, &[]).await?;
+        let permissions: Vec<GraphCalendarPermission> =
+            self.get_all(&call, M365Request::get(url)).await?;
         Ok(permissions
             .into_iter()
             .map(CalendarPermission::from)
@@ -242,22 +235,35 @@ impl Directory for GraphClient {
         mailbox: &str,
         permission_id: &str,
     ) -> Result<RemovalOutcome, RemoteError> {
-        let call = self.call(format!(
-            "DELETE calendarPermission {permission_id} on {mailbox}"
-        ));
+        let call = self.mailbox_call(
+            format!("DELETE calendarPermission {permission_id} on {mailbox}"),
+            mailbox,
+        );
         let rest = format!(
             "calendar/calendarPermissions/{}",
             urlencoding::encode(permission_id)
         );
-        match self
-            .expect_success(&call, Method::DELETE, &self.user_url(mailbox, &rest), None)
-            .await
-        {
-            Ok(()) => Ok(RemovalOutcome::Removed),
-            Err(RemoteError::NotFound { message, .. }) => {
-                Ok(RemovalOutcome::AlreadyGone { warning: message })
-            }
-            Err(e) => Err(e),
+        let request = M365Request {
+            method: Method::DELETE,
+            url: self.user_url(mailbox, &rest),
+            body: None,
+            headers: &[],
+        };
+        let reply = self.api.send(&call, &request).await?;
+        if reply.is_success() {
+            return Ok(RemovalOutcome::Removed);
+        }
+        // Only ErrorItemNotFound means the entry is gone (graph_error maps nothing else to
+        // NotFound). After an attempt that may have deleted it, the retry's "gone" is ours.
+        let e = graph_error(&call, &reply);
+        match (e.is_not_found(), reply.replayed) {
+            (true, false) => Ok(RemovalOutcome::AlreadyGone {
+                warning: e.reason(),
+            }),
+            (true, true) => Ok(RemovalOutcome::GoneOnRetry {
+                warning: e.reason(),
+            }),
+            (false, _) => Err(e),
         }
     }
 
@@ -267,9 +273,10 @@ impl Directory for GraphClient {
         address: &str,
         role: &str,
     ) -> Result<(), RemoteError> {
-        let call = self.call(format!(
-            "POST calendarPermission {role} for {address} on {mailbox}"
-        ));
+        let call = self.mailbox_call(
+            format!("POST calendarPermission {role} for {address} on {mailbox}"),
+            mailbox,
+        );
         let body = json!({
             "emailAddress": { "address": address },
             "isInsideOrganization": true,
@@ -277,18 +284,25 @@ impl Directory for GraphClient {
             "role": role,
         });
         let url = self.user_url(mailbox, "calendar/calendarPermissions");
-        self.expect_success(&call, Method::POST, &url, Some(&body))
+        self.expect_success(&call, M365Request::with_body(Method::POST, url, &body))
             .await
+            .map(drop)
     }
 }
 
 #[async_trait]
 impl Mailer for GraphClient {
     async fn send(&self, mail: &OutgoingMail) -> Result<(), RemoteError> {
-        let call = self.call(format!("sendMail from {} \"{}\"", mail.from, mail.subject));
+        // Never sent twice: a retry after a timeout or 5xx could deliver a second copy.
+        let call = self
+            .api
+            .call(format!("sendMail from {} \"{}\"", mail.from, mail.subject))
+            .once();
         let url = self.user_url(&mail.from, "sendMail");
-        self.expect_success(&call, Method::POST, &url, Some(&send_mail_body(mail)))
+        let body = send_mail_body(mail);
+        self.expect_success(&call, M365Request::with_body(Method::POST, url, &body))
             .await
+            .map(drop)
     }
 }
 
@@ -338,33 +352,31 @@ fn send_mail_body(mail: &OutgoingMail) -> Value {
     })
 }
 
-/// `{"error":{"code","message"}}` into the typed error: 404 is NotFound, 401 Auth.
+/// Graph's `{"error":{"code","message"}}` into the typed error. Only `ErrorItemNotFound` (and
+/// the directory's `Request_ResourceNotFound`) mean the object is gone: other 404s such as
+/// `ErrorInvalidUser`, `MailboxNotEnabledForRESTAPI` or `ResourceNotFound` say the mailbox
+/// cannot be used through REST, which is an error.
 fn graph_error(call: &Call, reply: &Reply) -> RemoteError {
-    let (code, message) =
-        parse_graph_error(&reply.body).unwrap_or_else(|| (None, reply.body_snippet()));
+    let parsed = ErrorBody::parse(&reply.body).unwrap_or_default();
+    let message = parsed
+        .message
+        .clone()
+        .or_else(|| diagnostics_reason(reply))
+        .unwrap_or_else(|| reply.body_snippet());
+    let code = parsed.code;
     match reply.status {
-        StatusCode::NOT_FOUND => call.not_found(match code {
-            Some(code) => format!("{code}: {message}"),
-            None => message,
-        }),
+        StatusCode::NOT_FOUND
+            if matches!(
+                code.as_deref(),
+                Some("ErrorItemNotFound" | "Request_ResourceNotFound")
+            ) =>
+        {
+            call.not_found(format!("{}: {message}", code.unwrap_or_default()))
+        }
         StatusCode::UNAUTHORIZED => call.auth(message),
+        status if status.is_client_error() => call.api_with(status, code, message, false),
         status => call.api(status, code, message),
     }
-}
-
-fn parse_graph_error(body: &str) -> Option<(Option<String>, String)> {
-    let value: Value = serde_json::from_str(body).ok()?;
-    let error = value.get("error")?;
-    let code = error
-        .get("code")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    Some((code, message))
 }
 
 #[cfg(test)]
@@ -374,31 +386,50 @@ mod tests {
 
     #[test]
     fn graph_errors_map_to_typed_errors() {
+        use crate::error::ErrorKind;
         let call = Call::new("graph", "DELETE calendarPermission x on a@b.c", None);
         let not_found = r#"{"error":{"code":"ErrorItemNotFound","message":"The specified object was not found in the store."}}"#;
         assert!(matches!(
-            graph_error(&call, &Reply::with(404, not_found)),
-            RemoteError::NotFound { message, .. } if message == "ErrorItemNotFound: The specified object was not found in the store."
+            graph_error(&call, &Reply::with(404, not_found)).kind,
+            ErrorKind::NotFound { message } if message == "ErrorItemNotFound: The specified object was not found in the store."
         ));
+        // A mailbox Graph cannot reach is an error, never "already gone".
+        for code in [
+            "ErrorInvalidUser",
+            "MailboxNotEnabledForRESTAPI",
+            "ResourceNotFound",
+        ] {
+            let body = format!(r#"{{"error":{{"code":"{code}","message":"no"}}}}"#);
+            let err = graph_error(&call, &Reply::with(404, &body));
+            assert!(
+                !err.is_not_found() && !err.is_transient(),
+                "{code}: {err:?}"
+            );
+        }
         let denied = r#"{"error":{"code":"ErrorAccessDenied","message":"Access is denied."}}"#;
         assert_eq!(
-            graph_error(&call, &Reply::with(403, denied)),
-            RemoteError::Api {
-                service: "graph",
-                operation: call.operation.clone(),
+            graph_error(&call, &Reply::with(403, denied)).kind,
+            ErrorKind::Api {
                 status: 403,
                 code: Some("ErrorAccessDenied".into()),
-                message: "Access is denied.".into()
+                message: "Access is denied.".into(),
+                transient: false,
             }
         );
         assert!(matches!(
-            graph_error(&call, &Reply::with(401, "{}")),
-            RemoteError::Auth { .. }
+            graph_error(&call, &Reply::with(401, "{}")).kind,
+            ErrorKind::Auth { .. }
         ));
+        let gateway = graph_error(&call, &Reply::with(502, "<html>bad gateway</html>"));
         assert!(
-            matches!(graph_error(&call, &Reply::with(502, "<html>bad gateway</html>")),
-            RemoteError::Api { status: 502, code: None, message, .. } if message.contains("bad gateway"))
+            matches!(&gateway.kind, ErrorKind::Api { status: 502, code: None, message, .. } if message.contains("bad gateway"))
         );
+        assert!(gateway.is_transient());
+    }
+
+    #[test]
+    fn odata_literals_escape_quotes() {
+        assert_eq!(odata_literal("o'brien@x.com"), "'o''brien@x.com'");
     }
 
     #[test]

@@ -1,16 +1,18 @@
-//! The HTTP machinery every client shares: one `reqwest::Client` per process, the token cache,
-//! a concurrency limit per tenant, and bounded retries of throttling and transport failures.
+//! The HTTP machinery every client shares: one `reqwest::Client` per process (no redirects,
+//! https only but for loopback, bounded bodies), the token cache, the concurrency budgets
+//! learnt per tenant and service, and bounded retries of throttling and transient failures.
 
+use crate::adapters::budget::{Budgets, Feedback, KeyedLimits, LimitSnapshot};
 use crate::adapters::token::TokenCache;
-use crate::config::{AppCredentials, HttpSettings, RetryPolicy, Secret};
-use crate::error::RemoteError;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::{RequestBuilder, StatusCode, Url};
+use crate::config::{AppCredentials, HttpSettings, Secret, GRAPH_MAILBOX_CONCURRENCY};
+use crate::error::{ErrorKind, RemoteError};
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::{Request, RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 /// Built once per process and shared by every client.
@@ -18,7 +20,21 @@ pub struct HttpCore {
     client: reqwest::Client,
     settings: HttpSettings,
     tokens: TokenCache,
-    tenant_limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    budgets: Budgets,
+    graph_mailboxes: KeyedLimits,
+    waits: Mutex<HashMap<&'static str, Instant>>,
+}
+
+/// Whether a request may be sent again after it may have reached the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Reads, and writes whose repetition is harmless (removing or adding a grant): retried
+    /// on every transient failure. A reply then says whether an earlier attempt may already
+    /// have taken effect ([`Reply::replayed`]).
+    Safe,
+    /// Creating a ticket or a note, sending mail: sent again only when the service surely did
+    /// not act on it (429, a refused connection), never blindly.
+    Once,
 }
 
 /// What one logical call is, for limits, spans and error messages.
@@ -27,15 +43,23 @@ pub struct Call {
     pub service: &'static str,
     /// What is being done and with what id, e.g. `Get-MailboxPermission ceo@acme.com`.
     pub operation: String,
-    /// Calls to a tenant share its concurrency limit; `None` for the PSA and the token endpoint.
+    /// Calls to a tenant share its budget per service; `None` for the token endpoint.
     pub tenant: Option<String>,
+    /// Graph calls about one mailbox also take one of its few per-mailbox slots.
+    pub mailbox: Option<String>,
+    pub replay: Replay,
 }
 
 /// A finished exchange whose status was not retried: the caller maps it.
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: StatusCode,
+    pub headers: HeaderMap,
     pub body: String,
+    /// An earlier attempt of this call may have reached the service (a timeout, 502, 503,
+    /// 504 before this answer): a write's "nothing to remove" then means it was this call
+    /// that removed it.
+    pub replayed: bool,
 }
 
 #[cfg(test)]
@@ -44,7 +68,9 @@ impl Reply {
     pub(crate) fn with(status: u16, body: &str) -> Reply {
         Reply {
             status: StatusCode::from_u16(status).unwrap(),
+            headers: HeaderMap::new(),
             body: body.into(),
+            replayed: false,
         }
     }
 }
@@ -55,45 +81,74 @@ impl Call {
             service,
             operation: operation.into(),
             tenant: tenant.map(str::to_string),
+            mailbox: None,
+            replay: Replay::Safe,
         }
+    }
+
+    pub fn about_mailbox(mut self, mailbox: &str) -> Call {
+        self.mailbox = Some(mailbox.to_ascii_lowercase());
+        self
+    }
+
+    pub fn once(mut self) -> Call {
+        self.replay = Replay::Once;
+        self
+    }
+
+    pub fn error(&self, kind: ErrorKind) -> RemoteError {
+        RemoteError::new(self.service, self.operation.clone(), kind)
     }
 
     pub fn not_found(&self, message: impl Into<String>) -> RemoteError {
-        RemoteError::NotFound {
-            service: self.service,
-            operation: self.operation.clone(),
+        self.error(ErrorKind::NotFound {
             message: message.into(),
-        }
+        })
     }
 
+    /// An error answer; 5xx (but 501) may succeed later, anything else will not.
     pub fn api(
         &self,
         status: StatusCode,
         code: Option<String>,
         message: impl Into<String>,
     ) -> RemoteError {
-        RemoteError::Api {
-            service: self.service,
-            operation: self.operation.clone(),
+        let transient = status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED;
+        self.api_with(status, code, message, transient)
+    }
+
+    pub fn api_with(
+        &self,
+        status: StatusCode,
+        code: Option<String>,
+        message: impl Into<String>,
+        transient: bool,
+    ) -> RemoteError {
+        self.error(ErrorKind::Api {
             status: status.as_u16(),
             code,
             message: message.into(),
-        }
+            transient,
+        })
     }
 
     pub fn protocol(&self, message: impl Into<String>) -> RemoteError {
-        RemoteError::Protocol {
-            service: self.service,
-            operation: self.operation.clone(),
+        self.error(ErrorKind::Protocol {
             message: message.into(),
-        }
+        })
     }
 
     pub fn auth(&self, message: impl Into<String>) -> RemoteError {
-        RemoteError::Auth {
-            service: self.service,
-            message: format!("{}: {}", self.operation, message.into()),
-        }
+        self.error(ErrorKind::Auth {
+            message: message.into(),
+        })
+    }
+
+    pub fn invalid(&self, field: &'static str, message: impl Into<String>) -> RemoteError {
+        self.error(ErrorKind::InvalidInput {
+            field,
+            message: message.into(),
+        })
     }
 
     fn throttled(
@@ -102,21 +157,15 @@ impl Call {
         attempts: u32,
         retry_after: Option<Duration>,
     ) -> RemoteError {
-        RemoteError::Throttled {
-            service: self.service,
-            operation: self.operation.clone(),
+        self.error(ErrorKind::Throttled {
             status: status.as_u16(),
             attempts,
             retry_after,
-        }
+        })
     }
 
     fn transport(&self, message: String) -> RemoteError {
-        RemoteError::Transport {
-            service: self.service,
-            operation: self.operation.clone(),
-            message,
-        }
+        self.error(ErrorKind::Transport { message })
     }
 }
 
@@ -131,9 +180,16 @@ impl Reply {
             .map_err(|e| call.protocol(format!("HTTP {}: {e}", self.status.as_u16())))
     }
 
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
     /// The start of the body, for error messages when it has no known error shape.
     pub fn body_snippet(&self) -> String {
-        let text = self.body.trim();
+        let text = self
+            .body
+            .trim_matches(|c: char| c.is_whitespace() || c == '\0');
         match text.char_indices().nth(200) {
             Some((cut, _)) => format!("{}…", &text[..cut]),
             None if text.is_empty() => self
@@ -144,6 +200,49 @@ impl Reply {
             None => text.to_string(),
         }
     }
+
+    /// Exchange's (and AAD's) "maximum number of concurrent requests" answer, which comes in
+    /// any status and content type.
+    fn is_concurrency_refusal(&self) -> bool {
+        !self.status.is_success()
+            && self
+                .body
+                .to_ascii_lowercase()
+                .contains("maximum number of concurrent requests")
+    }
+}
+
+/// How an answer is treated by the retry loop.
+enum Verdict {
+    /// The caller maps it (success or a definite error answer).
+    Final,
+    /// Refused before any work: 429, "too many concurrent requests". Always safe to resend.
+    Refused,
+    /// 502/503/504/408: the service may or may not have acted.
+    Unavailable,
+}
+
+fn verdict(reply: &Reply) -> Verdict {
+    if reply.status == StatusCode::TOO_MANY_REQUESTS || reply.is_concurrency_refusal() {
+        return Verdict::Refused;
+    }
+    match reply.status {
+        StatusCode::BAD_GATEWAY
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::GATEWAY_TIMEOUT
+        | StatusCode::REQUEST_TIMEOUT => Verdict::Unavailable,
+        _ => Verdict::Final,
+    }
+}
+
+/// One attempt's transport failure.
+enum Failure {
+    /// The request never left (DNS, refused connection): always safe to resend.
+    NotSent(String),
+    /// Timed out or broken after sending: the service may have acted.
+    MaybeSent(String),
+    /// The answer broke a safety limit.
+    Refused(RemoteError),
 }
 
 impl HttpCore {
@@ -151,18 +250,26 @@ impl HttpCore {
         let client = reqwest::Client::builder()
             .timeout(settings.request_timeout)
             .connect_timeout(settings.connect_timeout)
+            // A redirect would re-send the client secret or a bearer token elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("Revoke365/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| RemoteError::Transport {
-                service: "http",
-                operation: "build client".into(),
-                message: error_chain(&e),
+            .map_err(|e| {
+                RemoteError::new(
+                    "http",
+                    "build client",
+                    ErrorKind::Transport {
+                        message: error_chain(&e),
+                    },
+                )
             })?;
         Ok(Arc::new(HttpCore {
             client,
             settings,
             tokens: TokenCache::default(),
-            tenant_limits: Mutex::default(),
+            budgets: Budgets::default(),
+            graph_mailboxes: KeyedLimits::new(GRAPH_MAILBOX_CONCURRENCY),
+            waits: Mutex::default(),
         }))
     }
 
@@ -177,12 +284,47 @@ impl HttpCore {
         creds: &AppCredentials,
         scope: &str,
     ) -> Result<Secret, RemoteError> {
-        self.tokens.get(self, login_url, creds, scope).await
+        self.tokens.get(self, login_url, creds, scope, None).await
     }
 
-    /// Sends the request `build` makes, retrying 429/503 and transport failures within the
+    /// A new token after `stale` was refused (revoked or expired early): fetched once, however
+    /// many callers saw the refusal.
+    pub async fn renew_token(
+        &self,
+        login_url: &str,
+        creds: &AppCredentials,
+        scope: &str,
+        stale: &Secret,
+    ) -> Result<Secret, RemoteError> {
+        self.tokens
+            .get(self, login_url, creds, scope, Some(stale))
+            .await
+    }
+
+    /// What each (tenant, service) budget has learnt so far.
+    pub fn learned_limits(&self) -> Vec<(String, &'static str, LimitSnapshot)> {
+        self.budgets.learned()
+    }
+
+    /// Services this process is waiting on because they asked it to (`Retry-After`), with the
+    /// time left: what progress output shows while a run waits.
+    pub fn throttle_waits(&self) -> Vec<(&'static str, Duration)> {
+        let now = Instant::now();
+        let mut waits: Vec<_> = self
+            .waits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(service, until)| (*service, *until - now))
+            .collect();
+        waits.sort();
+        waits
+    }
+
+    /// Sends the request `build` makes, retrying what the call's [`Replay`] allows within the
     /// retry policy. `build` is called once per attempt, so every attempt is a fresh request.
-    /// Any other status comes back as a `Reply` for the caller to map.
+    /// Any other answer comes back as a `Reply` for the caller to map.
     pub async fn send<F>(&self, call: &Call, build: F) -> Result<Reply, RemoteError>
     where
         F: Fn(&reqwest::Client) -> RequestBuilder,
@@ -197,90 +339,204 @@ impl HttpCore {
         F: Fn(&reqwest::Client) -> RequestBuilder,
     {
         let policy = self.settings.retry;
-        let max_attempts = policy.max_attempts.max(1);
         let mut attempt = 1;
+        let mut maybe_sent = false;
         loop {
+            let request = build(&self.client)
+                .build()
+                .map_err(|e| call.invalid("request", error_chain(&e)))?;
+            check_scheme(request.url(), call)?;
             let started = Instant::now();
-            let outcome = self.exchange(call, build(&self.client)).await;
+            let outcome = self.attempt(call, request).await;
             let elapsed_ms = started.elapsed().as_millis() as u64;
+            let last = !policy.allows_another(attempt);
             let retry_after = match outcome {
-                Ok((reply, headers)) if is_throttling(reply.status) => {
-                    tracing::debug!(
-                        attempt,
-                        status = reply.status.as_u16(),
-                        elapsed_ms,
-                        "throttled"
-                    );
-                    let retry_after = parse_retry_after(&headers, chrono::Utc::now());
-                    if attempt >= max_attempts {
-                        return Err(call.throttled(reply.status, attempt, retry_after));
-                    }
-                    retry_after
-                }
-                Ok((reply, _)) => {
+                Ok(reply) => {
                     tracing::debug!(
                         attempt,
                         status = reply.status.as_u16(),
                         elapsed_ms,
                         "answered"
                     );
-                    return Ok(reply);
+                    if reply.status.is_redirection() {
+                        return Err(call.protocol(format!(
+                            "HTTP {} redirect to '{}' refused",
+                            reply.status.as_u16(),
+                            reply.header(LOCATION.as_str()).unwrap_or_default()
+                        )));
+                    }
+                    match verdict(&reply) {
+                        Verdict::Final => {
+                            return Ok(Reply {
+                                replayed: maybe_sent,
+                                ..reply
+                            })
+                        }
+                        Verdict::Refused if last => {
+                            return Err(call.throttled(reply.status, attempt, retry_after(&reply)))
+                        }
+                        Verdict::Refused => retry_after(&reply),
+                        Verdict::Unavailable if last || call.replay == Replay::Once => {
+                            if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+                                return Err(call.throttled(
+                                    reply.status,
+                                    attempt,
+                                    retry_after(&reply),
+                                ));
+                            }
+                            return Ok(Reply {
+                                replayed: maybe_sent,
+                                ..reply
+                            });
+                        }
+                        Verdict::Unavailable => {
+                            maybe_sent = true;
+                            retry_after(&reply)
+                        }
+                    }
                 }
-                Err(e) if e.is_builder() => {
-                    // A header or URL that cannot be sent: retrying cannot help.
-                    return Err(RemoteError::InvalidInput {
-                        service: call.service,
-                        field: "request",
-                        message: error_chain(&e),
-                    });
-                }
-                Err(e) => {
-                    let message = error_chain(&e);
-                    tracing::debug!(attempt, elapsed_ms, error = %message, "transport failure");
-                    if attempt >= max_attempts {
+                Err(Failure::Refused(e)) => return Err(e),
+                Err(Failure::NotSent(message)) => {
+                    tracing::debug!(attempt, elapsed_ms, error = %message, "not sent");
+                    if last {
                         return Err(call.transport(format!("{message} (after {attempt} attempts)")));
                     }
                     None
                 }
+                Err(Failure::MaybeSent(message)) => {
+                    tracing::debug!(attempt, elapsed_ms, error = %message, "no answer");
+                    if last || call.replay == Replay::Once {
+                        return Err(call.transport(format!(
+                            "{message} (after {attempt} attempts; the request may have been carried out)"
+                        )));
+                    }
+                    maybe_sent = true;
+                    None
+                }
             };
-            tokio::time::sleep(retry_delay(&policy, attempt, retry_after)).await;
+            let delay = policy.delay(attempt, retry_after);
+            self.wait(call.service, delay).await;
             attempt += 1;
         }
     }
 
-    /// One request and its whole body, holding the tenant's permit only for that long.
-    async fn exchange(
-        &self,
-        call: &Call,
-        request: RequestBuilder,
-    ) -> Result<(Reply, HeaderMap), reqwest::Error> {
-        let _permit = self.tenant_permit(call.tenant.as_deref()).await;
-        let response = request.send().await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.text().await?;
-        Ok((Reply { status, body }, headers))
+    /// Sleeps before a retry; a long wait is posted where progress output can show it.
+    async fn wait(&self, service: &'static str, delay: Duration) {
+        if delay >= Duration::from_secs(1) {
+            tracing::info!(
+                service,
+                wait_ms = delay.as_millis() as u64,
+                "waiting on throttling"
+            );
+            let until = Instant::now() + delay;
+            let mut waits = self.waits.lock().unwrap_or_else(PoisonError::into_inner);
+            let entry = waits.entry(service).or_insert(until);
+            *entry = (*entry).max(until);
+        }
+        tokio::time::sleep(delay).await;
     }
 
-    async fn tenant_permit(&self, tenant: Option<&str>) -> Option<OwnedSemaphorePermit> {
-        let semaphore = {
-            let mut limits = self
-                .tenant_limits
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let permits = self.settings.tenant_concurrency.max(1);
-            limits
-                .entry(tenant?.to_ascii_lowercase())
-                .or_insert_with(|| Arc::new(Semaphore::new(permits)))
-                .clone()
+    /// One request and its whole body, holding the call's budget slots only for that long.
+    async fn attempt(&self, call: &Call, request: Request) -> Result<Reply, Failure> {
+        let _mailbox = match (&call.tenant, &call.mailbox) {
+            (Some(tenant), Some(mailbox)) if call.service == "graph" => Some(
+                self.graph_mailboxes
+                    .acquire(&format!("{tenant}/{mailbox}"))
+                    .await,
+            ),
+            _ => None,
         };
-        // The semaphore is never closed, so acquiring cannot fail.
-        semaphore.acquire_owned().await.ok()
+        let mut permit = match &call.tenant {
+            Some(tenant) => Some(
+                self.budgets
+                    .limit(tenant, call.service, self.settings.budget(call.service))
+                    .acquire()
+                    .await,
+            ),
+            None => None,
+        };
+        let outcome = self.exchange(call, request).await;
+        if let Some(permit) = permit.as_mut() {
+            permit.feedback(match &outcome {
+                Ok(reply) => match verdict(reply) {
+                    Verdict::Refused => Feedback::Throttled,
+                    Verdict::Unavailable => Feedback::Neutral,
+                    Verdict::Final => Feedback::Success,
+                },
+                Err(_) => Feedback::Neutral,
+            });
+        }
+        outcome
+    }
+
+    async fn exchange(&self, call: &Call, request: Request) -> Result<Reply, Failure> {
+        let mut response = self.client.execute(request).await.map_err(|e| {
+            if e.is_connect() {
+                Failure::NotSent(error_chain(&e))
+            } else {
+                Failure::MaybeSent(error_chain(&e))
+            }
+        })?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let cap = self.settings.max_body_bytes;
+        let too_large = || {
+            Failure::Refused(call.protocol(format!(
+                "HTTP {}: response body larger than {cap} bytes",
+                status.as_u16()
+            )))
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > cap as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| Failure::MaybeSent(error_chain(&e)))?
+        {
+            if body.len() + chunk.len() > cap {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            replayed: false,
+        })
     }
 }
 
-fn is_throttling(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
+/// `Retry-After` of an answer.
+fn retry_after(reply: &Reply) -> Option<Duration> {
+    parse_retry_after(&reply.headers, chrono::Utc::now())
+}
+
+/// Only https leaves the machine; plain http is for the simulator and tests on loopback.
+fn check_scheme(url: &Url, call: &Call) -> Result<(), RemoteError> {
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        scheme => Err(call.invalid(
+            "url",
+            format!(
+                "'{}://{}' is not allowed: only https URLs (http only on loopback)",
+                scheme,
+                url.host_str().unwrap_or_default()
+            ),
+        )),
+    }
 }
 
 /// `Retry-After` as seconds or as an HTTP-date; `None` when absent or unreadable.
@@ -298,26 +554,6 @@ pub(crate) fn parse_retry_after(
             .to_std()
             .unwrap_or(Duration::ZERO),
     )
-}
-
-/// How long to wait before attempt `attempt + 1`: full jitter over an exponential backoff.
-/// A `Retry-After` is a floor, with the jitter on top so callers throttled together do not
-/// come back together; the whole is capped at `max_delay`.
-pub(crate) fn retry_delay(
-    policy: &RetryPolicy,
-    attempt: u32,
-    retry_after: Option<Duration>,
-) -> Duration {
-    let exponent = attempt.saturating_sub(1).min(20);
-    let ceiling = policy
-        .base_delay
-        .saturating_mul(1 << exponent)
-        .min(policy.max_delay);
-    let jitter = ceiling.mul_f64(fastrand::f64());
-    retry_after
-        .unwrap_or(Duration::ZERO)
-        .saturating_add(jitter)
-        .min(policy.max_delay)
 }
 
 /// A reqwest error with its causes ("error sending request ...: connection refused").
@@ -358,6 +594,7 @@ pub(crate) fn same_origin_link(base: &str, link: &str, call: &Call) -> Result<Ur
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{RetryPolicy, ServiceBudget};
     use reqwest::header::HeaderValue;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
@@ -407,23 +644,21 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_with_jitter_and_stays_capped() {
+    fn backoff_grows_with_jitter_and_retry_after_is_honoured_in_full() {
         let p = policy(100, 1_000, 8);
         for _ in 0..200 {
-            assert!(retry_delay(&p, 1, None) <= Duration::from_millis(100));
-            assert!(retry_delay(&p, 3, None) <= Duration::from_millis(400));
-            assert!(retry_delay(&p, 30, None) <= Duration::from_millis(1_000));
-            let honoured = retry_delay(&p, 1, Some(Duration::from_millis(500)));
+            assert!(p.delay(1, None) <= Duration::from_millis(100));
+            assert!(p.delay(3, None) <= Duration::from_millis(400));
+            assert!(p.delay(30, None) <= Duration::from_millis(1_000));
+            let honoured = p.delay(1, Some(Duration::from_millis(500)));
             assert!(
                 honoured >= Duration::from_millis(500) && honoured <= Duration::from_millis(600)
             );
-            assert_eq!(
-                retry_delay(&p, 1, Some(Duration::from_secs(3600))),
-                Duration::from_millis(1_000)
-            );
+            // No cap on what the server asked for: Exchange's micro delays can exceed 30 s.
+            let long = p.delay(1, Some(Duration::from_secs(90)));
+            assert!(long >= Duration::from_secs(90) && long <= Duration::from_millis(90_100));
         }
-        let spread: std::collections::HashSet<_> =
-            (0..50).map(|_| retry_delay(&p, 4, None)).collect();
+        let spread: std::collections::HashSet<_> = (0..50).map(|_| p.delay(4, None)).collect();
         assert!(spread.len() > 10, "full jitter spreads the delays");
     }
 
@@ -442,9 +677,22 @@ mod tests {
         assert!(same_origin_link(base, "http://graph.microsoft.com/v1.0/x", &call).is_err());
     }
 
+    #[test]
+    fn only_https_leaves_the_machine() {
+        let call = Call::new("graph", "test", None);
+        let ok = |u: &str| check_scheme(&Url::parse(u).unwrap(), &call).is_ok();
+        assert!(ok("https://graph.microsoft.com/v1.0"));
+        assert!(ok("http://127.0.0.1:8080/x"));
+        assert!(ok("http://[::1]:8080/x"));
+        assert!(ok("http://localhost:1/x"));
+        assert!(!ok("http://graph.microsoft.com/v1.0"));
+        assert!(!ok("http://10.0.0.1/x"));
+        assert!(!ok("ftp://127.0.0.1/x"));
+    }
+
     /// A loopback server that answers each connection with the next canned response.
     async fn scripted_server(
-        responses: Vec<&'static str>,
+        responses: Vec<String>,
     ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -456,19 +704,32 @@ mod tests {
                 let mut buf = [0u8; 4096];
                 let _ = socket.read(&mut buf).await;
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                socket.write_all(response.as_bytes()).await.unwrap();
-                socket.shutdown().await.unwrap();
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
             }
         });
         (url, served)
     }
 
-    const THROTTLED: &str = "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
-    const UNAVAILABLE: &str =
-        "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
-    const OK: &str = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
-    const NOT_FOUND: &str =
-        "HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    fn answer(status: &str, headers: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\n{headers}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn throttled() -> String {
+        answer("429 Too Many Requests", "Retry-After: 0\r\n", "")
+    }
+    fn unavailable() -> String {
+        answer("503 Service Unavailable", "", "")
+    }
+    fn gateway_timeout() -> String {
+        answer("504 Gateway Timeout", "", "")
+    }
+    fn ok() -> String {
+        answer("200 OK", "", "ok")
+    }
 
     fn core(attempts: u32) -> Arc<HttpCore> {
         HttpCore::new(HttpSettings {
@@ -478,36 +739,137 @@ mod tests {
         .unwrap()
     }
 
+    fn served(counter: &std::sync::atomic::AtomicUsize) -> usize {
+        counter.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     #[tokio::test]
-    async fn throttling_is_retried_until_an_answer() {
-        let (url, served) = scripted_server(vec![THROTTLED, UNAVAILABLE, OK]).await;
+    async fn throttling_and_gateway_errors_are_retried_until_an_answer() {
+        let (url, count) =
+            scripted_server(vec![throttled(), unavailable(), gateway_timeout(), ok()]).await;
         let call = Call::new("test", "GET /", Some("tenant"));
         let reply = core(5).send(&call, |c| c.get(&url)).await.unwrap();
         assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "ok"));
-        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert!(
+            reply.replayed,
+            "a 503/504 attempt may have been carried out"
+        );
+        assert_eq!(served(&count), 4);
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_is_not_a_replay() {
+        let (url, _) = scripted_server(vec![throttled(), ok()]).await;
+        let reply = core(5)
+            .send(&Call::new("test", "POST /", None), |c| c.post(&url))
+            .await
+            .unwrap();
+        assert!(!reply.replayed);
+    }
+
+    #[tokio::test]
+    async fn concurrency_refusals_in_any_status_and_content_type_are_throttling() {
+        let text = answer(
+            "500 Internal Server Error",
+            "Content-Type: text/plain\r\n",
+            "You have reached the maximum number of concurrent requests per tenant.",
+        );
+        let (url, count) = scripted_server(vec![text.clone(), text, ok()]).await;
+        let reply = core(5)
+            .send(&Call::new("exchange", "Get-Mailbox", Some("t")), |c| {
+                c.post(&url)
+            })
+            .await
+            .unwrap();
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(served(&count), 3);
     }
 
     #[tokio::test]
     async fn throttling_gives_up_after_max_attempts() {
-        let (url, served) = scripted_server(vec![THROTTLED, THROTTLED, THROTTLED, OK]).await;
+        let (url, count) = scripted_server(vec![throttled(), throttled(), throttled(), ok()]).await;
         let call = Call::new("test", "GET /", None);
         let err = core(3).send(&call, |c| c.get(&url)).await.unwrap_err();
         assert!(
-            matches!(err, RemoteError::Throttled { status: 429, attempts: 3, retry_after: Some(d), .. } if d.is_zero()),
+            matches!(err.kind, ErrorKind::Throttled { status: 429, attempts: 3, retry_after: Some(d) } if d.is_zero()),
             "{err:?}"
         );
-        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(served(&count), 3);
+    }
+
+    #[tokio::test]
+    async fn writes_that_must_not_repeat_are_sent_once_after_a_gateway_error() {
+        let (url, count) = scripted_server(vec![gateway_timeout(), ok()]).await;
+        let call = Call::new("graph", "sendMail", None).once();
+        let reply = core(5).send(&call, |c| c.post(&url)).await.unwrap();
+        assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(served(&count), 1);
+        // ... but a 429 (refused before any work) is sent again.
+        let (url, count) = scripted_server(vec![throttled(), ok()]).await;
+        let reply = core(5).send(&call, |c| c.post(&url)).await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(served(&count), 2);
     }
 
     #[tokio::test]
     async fn other_statuses_go_back_to_the_caller_unretried() {
-        let (url, served) = scripted_server(vec![NOT_FOUND, OK]).await;
-        let reply = core(5)
+        let (url, count) = scripted_server(vec![
+            answer("404 Not Found", "", ""),
+            answer("500 Internal Server Error", "", "{}"),
+            ok(),
+        ])
+        .await;
+        let c = core(5);
+        let reply = c
             .send(&Call::new("test", "GET /", None), |c| c.get(&url))
             .await
             .unwrap();
         assert_eq!(reply.status, StatusCode::NOT_FOUND);
-        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let reply = c
+            .send(&Call::new("test", "GET /", None), |c| c.get(&url))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(served(&count), 2);
+    }
+
+    #[tokio::test]
+    async fn redirects_are_refused_not_followed() {
+        let (url, count) = scripted_server(vec![
+            answer("302 Found", "Location: https://evil.example/token\r\n", ""),
+            ok(),
+        ])
+        .await;
+        let err = core(5)
+            .send(&Call::new("login", "token", None), |c| {
+                c.post(&url).body("client_secret=s")
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err.kind, ErrorKind::Protocol { message } if message.contains("redirect") && message.contains("evil.example")),
+            "{err:?}"
+        );
+        assert_eq!(served(&count), 1);
+    }
+
+    #[tokio::test]
+    async fn oversized_bodies_are_refused() {
+        let big = "x".repeat(2048);
+        let (url, _) = scripted_server(vec![answer("200 OK", "", &big)]).await;
+        let core = HttpCore::new(HttpSettings {
+            max_body_bytes: 1024,
+            ..HttpSettings::default()
+        })
+        .unwrap();
+        let err = core
+            .send(&Call::new("test", "GET /", None), |c| c.get(&url))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err.kind, ErrorKind::Protocol { message } if message.contains("larger than 1024 bytes")),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
@@ -520,33 +882,45 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, RemoteError::Transport { message, .. } if message.contains("after 2 attempts")),
+            matches!(&err.kind, ErrorKind::Transport { message } if message.contains("after 2 attempts")),
             "{err:?}"
         );
         assert!(err.is_transient());
     }
 
     #[tokio::test]
-    async fn one_limiter_per_tenant() {
+    async fn budgets_are_per_tenant_and_service() {
         let core = HttpCore::new(HttpSettings {
-            tenant_concurrency: 2,
+            exchange: ServiceBudget {
+                initial: 2,
+                ceiling: 2,
+            },
             ..HttpSettings::default()
         })
         .unwrap();
-        let a1 = core.tenant_permit(Some("a")).await;
-        let _a2 = core.tenant_permit(Some("A")).await;
+        let limit = |tenant: &str, service: &'static str| {
+            core.budgets
+                .limit(tenant, service, core.settings.budget(service))
+        };
+        let _a1 = limit("a", "exchange").acquire().await;
+        let _a2 = limit("A", "exchange").acquire().await;
         let third =
-            tokio::time::timeout(Duration::from_millis(50), core.tenant_permit(Some("a"))).await;
-        assert!(third.is_err(), "tenant a is at its limit");
-        assert!(
-            core.tenant_permit(Some("b")).await.is_some(),
-            "tenant b has its own limit"
+            tokio::time::timeout(Duration::from_millis(50), limit("a", "exchange").acquire()).await;
+        assert!(third.is_err(), "tenant a's Exchange budget is used up");
+        let _graph = limit("a", "graph").acquire().await;
+        let _b = limit("b", "exchange").acquire().await;
+        let learned: Vec<_> = core
+            .learned_limits()
+            .into_iter()
+            .map(|(t, s, l)| (t, s, l.limit))
+            .collect();
+        assert_eq!(
+            learned,
+            [
+                ("a".to_string(), "exchange", 2),
+                ("a".into(), "graph", 16),
+                ("b".into(), "exchange", 2)
+            ]
         );
-        assert!(
-            core.tenant_permit(None).await.is_none(),
-            "untenanted calls are not limited"
-        );
-        drop(a1);
-        assert!(core.tenant_permit(Some("a")).await.is_some());
     }
 }

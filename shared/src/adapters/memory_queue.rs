@@ -37,6 +37,8 @@ impl MemoryQueue {
 #[async_trait]
 impl Queue for MemoryQueue {
     async fn send(&self, message: StepMessage) -> Result<(), QueueError> {
-        self.tx.send(message).map_err(|e| QueueError(e.to_string()))
+        self.tx
+            .send(message)
+            .map_err(|e| QueueError::new(e.to_string()))
     }
 }

@@ -1,10 +1,12 @@
 //! Adapters: each implements ports for one external system or one embedded backend.
 
+pub mod budget;
 pub mod connect;
 pub mod connectwise;
-pub mod exo;
+pub mod exchange;
 pub mod file_store;
 pub mod graph;
 pub mod http;
+pub mod m365;
 pub mod memory_queue;
 pub mod token;

@@ -56,6 +56,7 @@ impl TokenCache {
         login_url: &str,
         creds: &AppCredentials,
         scope: &str,
+        stale: Option<&Secret>,
     ) -> Result<Secret, RemoteError> {
         let key = TokenKey {
             login: login_url.trim_end_matches('/').to_string(),
@@ -65,7 +66,9 @@ impl TokenCache {
         };
         let slot = self.slot(&key);
         let mut cached = slot.lock().await;
-        if let Some(valid) = cached.as_ref().filter(|c| Instant::now() < c.renew_at) {
+        // A token a service refused is replaced, unless a concurrent caller already did.
+        let usable = |c: &&CachedToken| Instant::now() < c.renew_at && Some(&c.token) != stale;
+        if let Some(valid) = cached.as_ref().filter(usable) {
             return Ok(valid.token.clone());
         }
         let fresh = fetch_token(core, &key.login, creds, scope).await?;
@@ -107,7 +110,8 @@ async fn fetch_token(
     let fetched_at = Instant::now();
     let reply = core
         .send(&call, |client| client.post(&url).form(&form))
-        .await?;
+        .await
+        .map_err(|e| redact_error(e, &creds.client_secret))?;
     if !reply.is_success() {
         return Err(token_error(&call, &reply, &creds.client_secret));
     }
@@ -148,6 +152,11 @@ fn token_error(call: &Call, reply: &Reply, secret: &Secret) -> RemoteError {
     }
 }
 
+fn redact_error(mut e: RemoteError, secret: &Secret) -> RemoteError {
+    e.operation = redact(&e.operation, secret);
+    e
+}
+
 /// Belt and braces: an error text never carries the secret, whatever the server echoed.
 fn redact(text: &str, secret: &Secret) -> String {
     let value = secret.expose();
@@ -176,13 +185,7 @@ mod tests {
         let err = token_error(&call, &Reply::with(401, body), &secret);
         let text = err.to_string();
         assert!(
-            matches!(
-                err,
-                RemoteError::Auth {
-                    service: "login",
-                    ..
-                }
-            ),
+            matches!(err.kind, crate::error::ErrorKind::Auth { .. }) && err.service == "login",
             "{err:?}"
         );
         assert!(text.contains("invalid_client: AADSTS7000215"), "{text}");

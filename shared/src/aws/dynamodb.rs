@@ -6,6 +6,7 @@
 //! double-count, lose an item or start a step twice.
 
 use super::resources::AwsNames;
+use crate::config::RetryPolicy;
 use crate::error::StoreError;
 use crate::model::{
     AuditRecord, ItemId, ItemStatus, OrgSettings, PlanItem, Report, Run, RunFailure, RunId,
@@ -33,6 +34,14 @@ pub struct DynamoRunStore {
     orgs: String,
 }
 
+/// Unprocessed batch items and conflicting transactions are retried at once, not after the
+/// queue's visibility timeout.
+const STORE_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 9,
+    base_delay: std::time::Duration::from_millis(25),
+    max_delay: std::time::Duration::from_secs(2),
+};
+
 fn run_pk(id: &RunId) -> String {
     format!("RUN#{id}")
 }
@@ -53,7 +62,7 @@ fn n(v: impl ToString) -> AttributeValue {
 fn json<T: Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
     serde_json::to_string(v)
         .map(AttributeValue::S)
-        .map_err(|e| StoreError::Backend(e.to_string()))
+        .map_err(|e| StoreError::backend(e.to_string()))
 }
 fn status_str(status: RunStatus) -> AttributeValue {
     s(status.as_str())
@@ -71,7 +80,7 @@ fn get_json<T: DeserializeOwned>(item: &Item, key: &str) -> Result<Option<T>, St
     get_s(item, key)
         .map(|t| {
             serde_json::from_str(t)
-                .map_err(|e| StoreError::Backend(format!("attribute {key}: {e}")))
+                .map_err(|e| StoreError::backend(format!("attribute {key}: {e}")))
         })
         .transpose()
 }
@@ -83,17 +92,17 @@ fn get_n(item: &Item, key: &str) -> u32 {
 }
 fn get_time(item: &Item, key: &str) -> Result<DateTime<Utc>, StoreError> {
     let t =
-        get_s(item, key).ok_or_else(|| StoreError::Backend(format!("run item has no {key}")))?;
+        get_s(item, key).ok_or_else(|| StoreError::backend(format!("run item has no {key}")))?;
     DateTime::parse_from_rfc3339(t)
         .map(|d| d.with_timezone(&Utc))
-        .map_err(|e| StoreError::Backend(format!("{key}: {e}")))
+        .map_err(|e| StoreError::backend(format!("{key}: {e}")))
 }
 
 fn backend<E: std::error::Error + 'static, R>(what: &str, e: SdkError<E, R>) -> StoreError
 where
     R: std::fmt::Debug,
 {
-    StoreError::Backend(format!("{what}: {}", DisplayErrorContext(&e)))
+    StoreError::backend(format!("{what}: {}", DisplayErrorContext(&e)))
 }
 
 /// True when a write failed only because its condition did not hold.
@@ -108,11 +117,11 @@ fn run_from_item(item: &Item) -> Result<Run, StoreError> {
     let status: RunStatus = serde_json::from_value(serde_json::Value::String(
         get_s(item, "status").unwrap_or_default().to_string(),
     ))
-    .map_err(|e| StoreError::Backend(format!("status: {e}")))?;
+    .map_err(|e| StoreError::backend(format!("status: {e}")))?;
     Ok(Run {
         run_id: RunId(get_s(item, "run_id").unwrap_or_default().to_string()),
         request: get_json(item, "request")?
-            .ok_or_else(|| StoreError::Backend("run item has no request".into()))?,
+            .ok_or_else(|| StoreError::backend("run item has no request"))?,
         status,
         created_at: get_time(item, "created_at")?,
         updated_at: get_time(item, "updated_at")?,
@@ -120,6 +129,7 @@ fn run_from_item(item: &Item) -> Result<Run, StoreError> {
         user: get_json(item, "user")?,
         indirect_access: get_json(item, "indirect_access")?.unwrap_or_default(),
         scan_errors: get_json(item, "scan_errors")?.unwrap_or_default(),
+        not_checked: get_json(item, "not_checked")?.unwrap_or_default(),
         batches_total: get_n(item, "batches_total"),
         batches_done: get_n(item, "batches_done"),
         failure: get_json(item, "failure")?,
@@ -376,14 +386,14 @@ impl RunStore for DynamoRunStore {
                         PutRequest::builder()
                             .set_item(Some(item))
                             .build()
-                            .map_err(|e| StoreError::Backend(e.to_string()))?,
+                            .map_err(|e| StoreError::backend(e.to_string()))?,
                     )
                     .build())
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         for chunk in requests.chunks(25) {
             let mut pending = Some(HashMap::from([(self.runs.clone(), chunk.to_vec())]));
-            for attempt in 0.. {
+            for attempt in 1.. {
                 let out = self
                     .client
                     .batch_write_item()
@@ -393,12 +403,12 @@ impl RunStore for DynamoRunStore {
                     .map_err(|e| backend("BatchWriteItem items", e))?;
                 match out.unprocessed_items {
                     Some(left) if left.values().any(|v| !v.is_empty()) => {
-                        if attempt >= 8 {
-                            return Err(StoreError::Backend(
-                                "BatchWriteItem left items unprocessed".into(),
+                        if !STORE_RETRY.allows_another(attempt) {
+                            return Err(StoreError::backend(
+                                "BatchWriteItem left items unprocessed",
                             ));
                         }
-                        tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                        tokio::time::sleep(STORE_RETRY.delay(attempt, None)).await;
                         pending = Some(left);
                     }
                     _ => break,
@@ -409,6 +419,7 @@ impl RunStore for DynamoRunStore {
             (":user".to_string(), json(&plan.user)?),
             (":indirect".to_string(), json(&plan.indirect_access)?),
             (":scan_errors".to_string(), json(&plan.scan_errors)?),
+            (":not_checked".to_string(), json(&plan.not_checked)?),
             (":total".to_string(), n(plan.batches_total)),
             (":removing".to_string(), status_str(RunStatus::Removing)),
             (
@@ -420,7 +431,7 @@ impl RunStore for DynamoRunStore {
         let saved = self
             .update_run(
                 run_id,
-                "SET #u = :user, indirect_access = :indirect, scan_errors = :scan_errors, batches_total = :total, #s = :removing, status_changed_at = :now, updated_at = :now",
+                "SET #u = :user, indirect_access = :indirect, scan_errors = :scan_errors, not_checked = :not_checked, batches_total = :total, #s = :removing, status_changed_at = :now, updated_at = :now",
                 "#s = :discovering",
                 &[("#s", "status"), ("#u", "user")],
                 values,
@@ -429,7 +440,7 @@ impl RunStore for DynamoRunStore {
         if saved {
             Ok(())
         } else {
-            Err(StoreError::Backend(format!(
+            Err(StoreError::backend(format!(
                 "run {run_id} is not discovering; plan not saved"
             )))
         }
@@ -446,7 +457,7 @@ impl RunStore for DynamoRunStore {
         rows.iter()
             .map(|row| {
                 let mut item: PlanItem = get_json(row, "item")?
-                    .ok_or_else(|| StoreError::Backend("item row without item".into()))?;
+                    .ok_or_else(|| StoreError::backend("item row without item"))?;
                 if let Some(status) = get_json::<ItemStatus>(row, "status")? {
                     item.status = status;
                 }
@@ -508,7 +519,7 @@ impl RunStore for DynamoRunStore {
             .item("done_at", now())
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+            .map_err(|e| StoreError::backend(e.to_string()))?;
         let count = Update::builder()
             .table_name(&self.runs)
             .set_key(Some(self.key(run_pk(run_id), RUN_SK)))
@@ -517,11 +528,11 @@ impl RunStore for DynamoRunStore {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", now())
             .build()
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+            .map_err(|e| StoreError::backend(e.to_string()))?;
         // Concurrent batches of one run update the same run item: DynamoDB cancels a
         // conflicting transaction, which is worth retrying at once rather than after the
         // queue's visibility timeout.
-        let mut attempt = 0;
+        let mut attempt = 1;
         let newly_counted = loop {
             let written = self
                 .client
@@ -545,12 +556,9 @@ impl RunStore for DynamoRunStore {
             match reasons.first().map(String::as_str) {
                 // The marker exists: this batch was counted by an earlier delivery.
                 Some("ConditionalCheckFailed") => break false,
-                _ if conflict && attempt < 8 => {
+                _ if conflict && STORE_RETRY.allows_another(attempt) => {
+                    tokio::time::sleep(STORE_RETRY.delay(attempt, None)).await;
                     attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(
-                        10..=50 * attempt,
-                    )))
-                    .await;
                 }
                 _ => return Err(backend("TransactWriteItems batch done", e)),
             }
@@ -597,7 +605,7 @@ impl RunStore for DynamoRunStore {
         rows.iter()
             .map(|row| {
                 get_json(row, "record")?
-                    .ok_or_else(|| StoreError::Backend("audit row without record".into()))
+                    .ok_or_else(|| StoreError::backend("audit row without record"))
             })
             .collect()
     }

@@ -285,6 +285,7 @@ impl Connector for SecretConnector {
             m365_client_id: s.m365_client_id.clone(),
             m365_client_secret: s.m365_client_secret.clone(),
             connectwise: s.connectwise.clone(),
+            recheck: Default::default(),
         }
         .connect(org)
         .await

@@ -60,11 +60,13 @@ impl SecretsProvider {
             .await
             .map_err(|e| {
                 // Only the error's kind: a service error never carries the value, but keep it short.
-                StepError::Remote(crate::RemoteError::Transport {
-                    service: "secretsmanager",
-                    operation: format!("GetSecretValue {}", self.secret_id),
-                    message: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
-                })
+                StepError::Remote(crate::RemoteError::new(
+                    "secretsmanager",
+                    format!("GetSecretValue {}", self.secret_id),
+                    crate::error::ErrorKind::Transport {
+                        message: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+                    },
+                ))
             })?;
         let text = out.secret_string.ok_or_else(|| {
             StepError::Permanent(format!("secret {} has no string value", self.secret_id))

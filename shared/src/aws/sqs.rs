@@ -32,13 +32,13 @@ pub async fn queue_url(client: &Client, name_or_url: &str) -> Result<String, Que
         .send()
         .await
         .map_err(|e| {
-            QueueError(format!(
+            QueueError::new(format!(
                 "cannot find queue {name_or_url}: {}",
                 aws_sdk_sqs::error::DisplayErrorContext(&e)
             ))
         })?;
     out.queue_url
-        .ok_or_else(|| QueueError(format!("queue {name_or_url} has no URL")))
+        .ok_or_else(|| QueueError::new(format!("queue {name_or_url} has no URL")))
 }
 
 impl SqsQueue {
@@ -65,7 +65,7 @@ impl SqsQueue {
 }
 
 fn body(message: &StepMessage) -> Result<String, QueueError> {
-    serde_json::to_string(message).map_err(|e| QueueError(e.to_string()))
+    serde_json::to_string(message).map_err(|e| QueueError::new(e.to_string()))
 }
 
 #[async_trait]
@@ -78,7 +78,7 @@ impl Queue for SqsQueue {
             .send()
             .await
             .map_err(|e| {
-                QueueError(format!(
+                QueueError::new(format!(
                     "send {} for run {}: {}",
                     message.kind(),
                     message.run_id,
@@ -109,7 +109,7 @@ impl Queue for SqsQueue {
                             .id(i.to_string())
                             .message_body(body(m)?)
                             .build()
-                            .map_err(|e| QueueError(e.to_string()))
+                            .map_err(|e| QueueError::new(e.to_string()))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 let out = self
@@ -120,13 +120,13 @@ impl Queue for SqsQueue {
                     .send()
                     .await
                     .map_err(|e| {
-                        QueueError(format!(
+                        QueueError::new(format!(
                             "send batch to {url}: {}",
                             aws_sdk_sqs::error::DisplayErrorContext(&e)
                         ))
                     })?;
                 if let Some(failed) = out.failed.first() {
-                    return Err(QueueError(format!(
+                    return Err(QueueError::new(format!(
                         "SQS refused a message for {url}: {} {}",
                         failed.code,
                         failed.message.as_deref().unwrap_or("")

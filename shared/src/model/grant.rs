@@ -11,8 +11,17 @@ pub struct Grant {
     pub mailbox_display_name: String,
     pub shared: bool,
     pub right: PermissionType,
-    /// The trustee exactly as the tenant names it, passed back on removal and restore.
+    /// The trustee passed to removal and restore: the user's UPN (Microsoft's advice for
+    /// `-User`/`-Trustee`).
     pub trustee: String,
+    /// The trustee as the permission answer showed it (a name, GUID, `DOMAIN\sam`, SID), when
+    /// that differs from `trustee`: tried on removal when the UPN finds nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trustee_as_shown: Option<String>,
+    /// Exchange's RecipientTypeDetails of the mailbox or other recipient the grant is on
+    /// (`UserMailbox`, `MailUniversalDistributionGroup`, `GroupMailbox`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_type: Option<String>,
     /// Exchange access rights held, e.g. `["FullAccess"]`, or the calendar access level.
     pub access_rights: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

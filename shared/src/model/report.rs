@@ -1,10 +1,37 @@
 //! The result of a run, in the exact JSON shape of product.md §4.
 
 use super::{
-    Grant, IndirectAccess, ItemStatus, PermissionType, PlanItem, RevocationRequest, Run, RunStatus,
+    Grant, IndirectAccess, ItemStatus, MatchedBy, PermissionType, PlanItem, RevocationRequest, Run,
+    RunStatus,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+/// Why a permission type was not checked for this user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotCheckedReason {
+    /// In scope, but the tenant gave no way to check it: the run cannot succeed.
+    CannotCheck,
+    /// The request left it out.
+    OutOfScope,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotChecked {
+    pub permission_type: PermissionType,
+    pub reason: NotCheckedReason,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Which directory user the run acted on, and how the request's address found them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedUserSummary {
+    pub upn: String,
+    pub object_id: String,
+    pub matched_by: MatchedBy,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -23,6 +50,10 @@ pub struct Report {
     pub indirect_access: Vec<IndirectAccess>,
     pub skipped: Vec<SkippedGrant>,
     pub errors: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_user: Option<ResolvedUserSummary>,
+    #[serde(default)]
+    pub not_checked: Vec<NotChecked>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +115,10 @@ pub struct GrantEntry {
     pub permission: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_level: Option<String>,
+    /// On Send As entries: what kind of recipient the grant is on (Exchange's
+    /// RecipientTypeDetails), since Send As lives on groups and contacts too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_type: Option<String>,
     pub removed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub would_remove: Option<bool>,
@@ -172,6 +207,9 @@ fn entry(item: &PlanItem) -> GrantEntry {
         mailbox: g.mailbox.clone(),
         permission: g.right.report_name().to_string(),
         access_level: g.calendar.as_ref().map(|c| c.access_level.clone()),
+        recipient_type: (g.right == PermissionType::SendAs)
+            .then(|| g.recipient_type.clone())
+            .flatten(),
         removed,
         would_remove,
         note,
@@ -187,6 +225,7 @@ pub struct ReportInputs<'a> {
     pub verification: Verification,
     pub ticket_id: Option<String>,
     pub errors: Vec<String>,
+    pub not_checked: Vec<NotChecked>,
     pub finished_at: DateTime<Utc>,
 }
 
@@ -199,6 +238,7 @@ impl Report {
             verification,
             ticket_id,
             mut errors,
+            not_checked,
             finished_at,
         } = inputs;
         let mut permissions = PermissionsRemoved::default();
@@ -268,8 +308,21 @@ impl Report {
                 .then_some(true);
         }
         let dry_run = run.request.dry_run;
+        for n in not_checked
+            .iter()
+            .filter(|n| n.reason == NotCheckedReason::CannotCheck)
+        {
+            errors.push(format!(
+                "{} could not be checked for this user: {}",
+                n.permission_type,
+                n.detail
+                    .as_deref()
+                    .unwrap_or("no way to read it in this tenant")
+            ));
+        }
         // A dry run succeeds when it completes; otherwise every in-scope direct grant must be
-        // gone on re-read and nothing may have failed.
+        // gone on re-read and nothing may have failed. A type that could not be checked is
+        // not proven clear, so it fails the run too (its message is in `errors`).
         let success =
             errors.is_empty() && !any_failed && (dry_run || verification.all_permissions_cleared);
         let status = if errors.is_empty() && (dry_run || verification.all_permissions_cleared) {
@@ -298,6 +351,14 @@ impl Report {
             indirect_access: run.indirect_access.clone(),
             skipped,
             errors,
+            resolved_user: user.and_then(|u| {
+                Some(ResolvedUserSummary {
+                    upn: u.upn.clone(),
+                    object_id: u.id.clone(),
+                    matched_by: u.matched_by?,
+                })
+            }),
+            not_checked,
         }
     }
 

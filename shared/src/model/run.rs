@@ -1,6 +1,6 @@
 //! A run: one request moving through the steps.
 
-use super::{IndirectAccess, Report, RevocationRequest};
+use super::{IndirectAccess, NotChecked, Report, RevocationRequest};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -72,6 +72,8 @@ pub struct RunFailure {
 #[serde(rename_all = "snake_case")]
 pub enum FailureCode {
     UserNotFound,
+    /// The address names more than one directory user.
+    UserAmbiguous,
     MailboxNotFound,
     TenantError,
     Internal,
@@ -82,35 +84,88 @@ impl FailureCode {
     pub fn is_bad_input(self) -> bool {
         matches!(
             self,
-            FailureCode::UserNotFound | FailureCode::MailboxNotFound
+            FailureCode::UserNotFound | FailureCode::UserAmbiguous | FailureCode::MailboxNotFound
         )
     }
 }
 
-/// The user as the tenant knows them, resolved by discovery.
+/// How the address the request named was matched to a directory user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchedBy {
+    Upn,
+    Mail,
+    ProxyAddress,
+}
+
+/// A group the user is a member of (directly or through nesting).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryGroup {
+    pub id: String,
+    pub display_name: String,
+    pub mail: Option<String>,
+}
+
+/// The user as the tenant knows them, resolved by discovery: every value a permission answer
+/// may name them by.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedUser {
     pub id: String,
     pub upn: String,
     pub display_name: String,
-    /// Every address the tenant may use for this user (UPN, primary SMTP, mail), lowercase.
+    /// Every address the tenant may use for this user (UPN, primary SMTP, mail, proxy
+    /// addresses), lowercase.
     pub addresses: Vec<String>,
-    /// The user's own mailbox, when they have one.
+    /// The user's distinguished name: of their mailbox, or of their mail user when their
+    /// mailbox is elsewhere (what the Send on Behalf filter needs).
     #[serde(default)]
     pub mailbox_dn: Option<String>,
+    /// Exchange `Name` of the user's mailbox.
     #[serde(default)]
     pub mailbox_name: Option<String>,
+    /// Other names Exchange may show: Name, alias, SamAccountName (lowercase).
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// The user's SID and SID history (upper case).
+    #[serde(default)]
+    pub sids: Vec<String>,
+    #[serde(default)]
+    pub matched_by: Option<MatchedBy>,
+    #[serde(default)]
+    pub account_enabled: Option<bool>,
+    /// Exchange's RecipientTypeDetails of the user (`UserMailbox`, `MailUser`, `User`).
+    #[serde(default)]
+    pub recipient_type: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<DirectoryGroup>,
 }
 
 impl ResolvedUser {
+    /// Whether a trustee value from a permission answer names this user: an address, the
+    /// object id, the DN, a name, a SID, or `DOMAIN\sam`.
     pub fn is_user(&self, value: &str) -> bool {
         let v = value.trim().to_ascii_lowercase();
+        if v.is_empty() {
+            return false;
+        }
+        let named = |n: &str| {
+            self.names.iter().any(|x| *x == n)
+                || self
+                    .mailbox_name
+                    .as_deref()
+                    .is_some_and(|m| m.eq_ignore_ascii_case(n))
+        };
         self.addresses.contains(&v)
             || v == self.id.to_ascii_lowercase()
             || self
                 .mailbox_dn
                 .as_deref()
                 .is_some_and(|dn| dn.eq_ignore_ascii_case(&v))
+            || self.sids.iter().any(|s| s.eq_ignore_ascii_case(&v))
+            || named(&v)
+            || v.split_once('\\').is_some_and(|(domain, sam)| {
+                !domain.is_empty() && !domain.contains(' ') && named(sam)
+            })
     }
 }
 
@@ -137,6 +192,8 @@ pub struct Run {
     #[serde(default)]
     pub scan_errors: Vec<String>,
     #[serde(default)]
+    pub not_checked: Vec<NotChecked>,
+    #[serde(default)]
     pub batches_total: u32,
     #[serde(default)]
     pub batches_done: u32,
@@ -159,6 +216,7 @@ impl Run {
             user: None,
             indirect_access: Vec::new(),
             scan_errors: Vec::new(),
+            not_checked: Vec::new(),
             batches_total: 0,
             batches_done: 0,
             failure: None,

@@ -2,6 +2,7 @@
 //! the in-process engine and by the Lambda handlers alike.
 
 use super::{discover, give_up, remove, verify, Notify, ProgressObserver, Tenant};
+use crate::config::Recheck;
 use crate::error::StepError;
 use crate::messages::{Step, StepMessage, MESSAGE_VERSION};
 use crate::model::{FailureCode, OrgSettings, RunFailure, RunId};
@@ -17,6 +18,7 @@ pub struct Connections {
     pub exchange: Arc<dyn Exchange>,
     pub psa: Arc<dyn Psa>,
     pub mailer: Arc<dyn Mailer>,
+    pub recheck: Recheck,
 }
 
 impl Connections {
@@ -24,6 +26,7 @@ impl Connections {
         Tenant {
             directory: self.directory.as_ref(),
             exchange: self.exchange.as_ref(),
+            recheck: self.recheck,
         }
     }
 
@@ -70,9 +73,9 @@ pub async fn dispatch(
         })?;
     let conns = connector.connect(&org).await?;
     match &message.step {
-        Step::Discover => discover(store, queue, conns.tenant(), &org, progress, run_id).await,
-        Step::Remove(batch) => remove(store, queue, conns.tenant(), progress, run_id, batch).await,
-        Step::Verify => verify(store, conns.tenant(), conns.notify(), &org, run_id).await,
+        Step::Discover => discover(store, queue, conns.tenant(), &org, progress, &run).await,
+        Step::Remove(batch) => remove(store, queue, conns.tenant(), progress, &run, batch).await,
+        Step::Verify => verify(store, conns.tenant(), conns.notify(), &org, &run).await,
     }
 }
 

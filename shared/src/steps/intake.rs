@@ -68,7 +68,7 @@ pub async fn intake(
         };
         let Some(existing) = store.get_run(&holder).await? else {
             // Another delivery reserved the key and is creating its run right now.
-            return Err(IntakeError::Store(StoreError::Backend(format!(
+            return Err(IntakeError::Store(StoreError::backend(format!(
                 "the same request is being accepted as run {holder}; retry shortly"
             ))));
         };

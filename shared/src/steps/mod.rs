@@ -4,6 +4,7 @@
 mod discover;
 mod dispatch;
 mod intake;
+mod plan;
 mod remove;
 mod verify;
 
@@ -13,6 +14,7 @@ pub use intake::{intake, Accepted, IntakeError};
 pub use remove::{give_up, remove};
 pub use verify::verify;
 
+use crate::config::Recheck;
 use crate::error::StoreError;
 use crate::model::{Run, RunStatus};
 use crate::ports::{Directory, Exchange, Mailer, Psa, RunStore};
@@ -23,6 +25,8 @@ use chrono::Utc;
 pub struct Tenant<'a> {
     pub directory: &'a dyn Directory,
     pub exchange: &'a dyn Exchange,
+    /// How verification gives a just-removed grant that still shows a second look.
+    pub recheck: Recheck,
 }
 
 /// Where the outcome is reported: the PSA ticket and the notification email.
@@ -40,10 +44,6 @@ pub trait ProgressObserver: Send + Sync {
 
 pub struct NoProgress;
 impl ProgressObserver for NoProgress {}
-
-/// Mailbox scans in flight at once; the HTTP layer bounds real requests per tenant, this only
-/// bounds how many futures wait for it.
-const SCAN_PARALLELISM: usize = 64;
 
 /// Maximum number of mailboxes one removal message covers.
 pub const REMOVAL_BATCH_MAILBOXES: usize = 10;

@@ -1,10 +1,10 @@
 //! Steps 3–7: remove one batch of grants (one permission type, at most ten mailboxes).
 
 use super::{NoProgress, ProgressObserver, Tenant};
-use crate::error::{RemoteError, StepError};
+use crate::error::{ErrorKind, RemoteError, StepError};
 use crate::messages::{RemovalBatch, Step, StepMessage};
 use crate::model::{
-    AuditPhase, AuditRecord, AuditResult, ItemStatus, PermissionType, PlanItem, Run, RunId,
+    AuditPhase, AuditRecord, AuditResult, Grant, ItemStatus, PermissionType, PlanItem, Run, RunId,
     RunStatus,
 };
 use crate::ports::{Queue, RemovalOutcome, RunStore};
@@ -21,7 +21,7 @@ pub async fn remove(
     queue: &dyn Queue,
     tenant: Tenant<'_>,
     progress: &dyn ProgressObserver,
-    run_id: &RunId,
+    run: &Run,
     batch: &RemovalBatch,
 ) -> Result<(), StepError> {
     let RemovalBatch {
@@ -30,10 +30,7 @@ pub async fn remove(
         item_ids,
     } = batch;
     let (batch_id, permission) = (*batch_id, *permission);
-    let run = store
-        .get_run(run_id)
-        .await?
-        .ok_or_else(|| StepError::Permanent(format!("unknown run {run_id}")))?;
+    let run_id = &run.run_id;
     let span = info_span!("remove", run_id = %run_id, company_id = %run.request.company_id, batch_id, permission = %permission);
     async {
         if run.status != RunStatus::Removing {
@@ -57,7 +54,7 @@ pub async fn remove(
             batch_items
                 .iter()
                 .filter(|i| !i.status.is_finished())
-                .map(|item| remove_item(store, tenant, &run, item)),
+                .map(|item| remove_item(store, tenant, run, item)),
         )
         .await;
         // Every item was tried; a transient failure leaves its item pending and the batch
@@ -149,36 +146,32 @@ async fn remove_item(
         let first_attempt = store
             .append_audit(&audit(run, item, AuditPhase::Before, None, None))
             .await?;
-        let outcome = match g.right {
-            PermissionType::FullAccess => {
-                tenant
-                    .exchange
-                    .remove_full_access(&g.mailbox, &g.trustee)
-                    .await
-            }
-            PermissionType::SendAs => tenant.exchange.remove_send_as(&g.mailbox, &g.trustee).await,
-            PermissionType::SendOnBehalf => {
-                tenant
-                    .exchange
-                    .remove_send_on_behalf(&g.mailbox, &g.trustee)
-                    .await
-            }
-            PermissionType::Calendar => match &g.calendar {
-                Some(c) => {
-                    tenant
-                        .directory
-                        .remove_calendar_permission(&g.mailbox, &c.permission_id)
-                        .await
+        let outcome = match removal_call(tenant, g, &g.trustee).await {
+            // The UPN found nothing, but the answer showed the trustee another way (a SID that
+            // changed, DOMAIN\sam): remove the entry as it was shown.
+            Ok(RemovalOutcome::AlreadyGone { warning }) => match g.trustee_as_shown.as_deref() {
+                Some(shown) if g.right != PermissionType::Calendar => {
+                    match removal_call(tenant, g, shown).await {
+                        Ok(RemovalOutcome::AlreadyGone { .. }) | Err(_) => {
+                            Ok(RemovalOutcome::AlreadyGone { warning })
+                        }
+                        other => other,
+                    }
                 }
-                None => Err(RemoteError::InvalidInput {
-                    service: "graph",
-                    field: "calendar",
-                    message: "calendar grant without permission id".into(),
-                }),
+                _ => Ok(RemovalOutcome::AlreadyGone { warning }),
             },
+            other => other,
         };
         let (status, result, detail) = match outcome {
             Ok(RemovalOutcome::Removed) => (ItemStatus::Removed, AuditResult::Removed, None),
+            // The answer to the first attempt was lost (timeout, 5xx) but it took effect.
+            Ok(RemovalOutcome::GoneOnRetry { warning }) => (
+                ItemStatus::Removed,
+                AuditResult::Removed,
+                Some(format!(
+                    "removed by an attempt whose answer was lost; the retry found nothing left ({warning})"
+                )),
+            ),
             // Gone because this run's interrupted attempt removed it: still ours to restore.
             Ok(RemovalOutcome::AlreadyGone { warning }) if !first_attempt => (
                 ItemStatus::Removed,
@@ -194,18 +187,18 @@ async fn remove_item(
                 AuditResult::AlreadyGone,
                 Some(warning),
             ),
-            Err(e) if e.is_transient() => {
+            // Throttling and unreachable services: the batch waits and comes back. A failure
+            // the service may get over gets one more try at a later delivery, not more.
+            Err(e) if e.is_service_unavailable() || (e.is_transient() && first_attempt) => {
                 warn!(error = %e, "removal failed for now; left pending for redelivery");
                 return Err(e.into());
             }
             Err(e) => {
                 warn!(error = %e, "removal failed");
                 (
-                    ItemStatus::Failed {
-                        error: e.to_string(),
-                    },
+                    ItemStatus::Failed { error: e.reason() },
                     AuditResult::Failed,
-                    Some(e.to_string()),
+                    Some(e.reason()),
                 )
             }
         };
@@ -217,6 +210,50 @@ async fn remove_item(
     }
     .instrument(span)
     .await
+}
+
+/// The call that removes `g`, naming the trustee as `trustee`.
+async fn removal_call(
+    tenant: Tenant<'_>,
+    g: &Grant,
+    trustee: &str,
+) -> Result<RemovalOutcome, RemoteError> {
+    match g.right {
+        PermissionType::FullAccess => {
+            tenant
+                .exchange
+                .remove_full_access(&g.mailbox, trustee)
+                .await
+        }
+        PermissionType::SendAs => {
+            tenant
+                .exchange
+                .remove_send_as(&g.mailbox, g.recipient_type.as_deref(), trustee)
+                .await
+        }
+        PermissionType::SendOnBehalf => {
+            tenant
+                .exchange
+                .remove_send_on_behalf(&g.mailbox, trustee)
+                .await
+        }
+        PermissionType::Calendar => match &g.calendar {
+            Some(c) => {
+                tenant
+                    .directory
+                    .remove_calendar_permission(&g.mailbox, &c.permission_id)
+                    .await
+            }
+            None => Err(RemoteError::new(
+                "graph",
+                format!("remove calendar permission on {}", g.mailbox),
+                ErrorKind::InvalidInput {
+                    field: "calendar",
+                    message: "calendar grant without permission id".into(),
+                },
+            )),
+        },
+    }
 }
 
 pub(crate) fn audit(

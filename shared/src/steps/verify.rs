@@ -1,14 +1,14 @@
 //! Steps 8–11: re-read the tenant, report, audit, update the PSA ticket, notify, finish.
 
-use super::discover::{scan, Discovery};
 use super::{claim, NoProgress, Notify, Tenant};
 use crate::error::StepError;
 use crate::model::{
     AuditPhase, AuditRecord, Grant, ItemStatus, OrgSettings, PermissionType, PlanItem, Report,
-    ReportInputs, Run, RunId, RunStatus, Verification,
+    ReportInputs, Run, RunStatus, Verification,
 };
 use crate::ports::{Attachment, NewTicket, OutgoingMail, RunStore};
 use crate::render;
+use crate::scan::{scan, Census, ScanError};
 use chrono::Utc;
 use std::collections::BTreeSet;
 use tracing::{info, info_span, warn, Instrument};
@@ -18,15 +18,12 @@ pub async fn verify(
     tenant: Tenant<'_>,
     notify: Notify<'_>,
     org: &OrgSettings,
-    run_id: &RunId,
+    run: &Run,
 ) -> Result<(), StepError> {
-    let run = store
-        .get_run(run_id)
-        .await?
-        .ok_or_else(|| StepError::Permanent(format!("unknown run {run_id}")))?;
+    let run_id = &run.run_id;
     let span = info_span!("verify", run_id = %run_id, company_id = %run.request.company_id);
     async {
-        if !claim(store, &run, RunStatus::Removing, RunStatus::Verifying).await? {
+        if !claim(store, run, RunStatus::Removing, RunStatus::Verifying).await? {
             info!(status = run.status.as_str(), "verification already under way or done; message ignored");
             return Ok(());
         }
@@ -37,7 +34,7 @@ pub async fn verify(
                 store.set_item_status(run_id, item.id, &item.status).await?;
             }
         }
-        let Reread { verification, mut errors, read } = match reread(tenant, org, &run, &items).await {
+        let Reread { verification, mut errors, read } = match reread(tenant, org, run, &items).await {
             Ok(r) => r,
             Err(e) => {
                 // Hand the run back so that the redelivered message can claim it again.
@@ -56,19 +53,20 @@ pub async fn verify(
                 store.set_item_status(run_id, item.id, &item.status).await?;
             }
         }
-        store.append_audit(&verification_record(&run, &verification)).await?;
+        store.append_audit(&verification_record(run, &verification)).await?;
 
         let mut report = Report::build(ReportInputs {
-            run: &run,
+            run,
             company_name: &org.company_name,
             items: &items,
             verification,
             ticket_id: run.request.ticket_id.clone(),
             errors: [run.scan_errors.clone(), std::mem::take(&mut errors)].concat(),
+            not_checked: run.not_checked.clone(),
             finished_at: Utc::now(),
         });
-        update_ticket(notify, org, &run, &mut report).await;
-        send_notification(notify, org, &run, &mut report).await;
+        update_ticket(notify, org, run, &mut report).await;
+        send_notification(notify, org, run, &mut report).await;
         report.finished_at = Utc::now();
         store.finish_run(run_id, &report).await?;
         info!(success = report.success, status = report.status.as_str(), removed = report.removal_summary.total_permissions_removed, "run finished");
@@ -78,9 +76,8 @@ pub async fn verify(
     .await
 }
 
-/// Re-reads the tenant: every mailbox a grant was found on, and the tenant-wide reverse lookups.
-/// What it finds is what remains — never inferred from the removal results.
-/// What verification learned from the tenant.
+/// What verification learned from the tenant: what it finds is what remains — never inferred
+/// from the removal results.
 struct Reread {
     verification: Verification,
     errors: Vec<String>,
@@ -96,35 +93,25 @@ async fn reread(
     items: &[PlanItem],
 ) -> Result<Reread, StepError> {
     let in_scope = |g: &Grant| !g.shared || run.request.remove_from_shared;
-    let touched: BTreeSet<String> = items
-        .iter()
-        .filter(|i| {
-            matches!(
-                i.grant.right,
-                PermissionType::FullAccess | PermissionType::Calendar
-            )
-        })
-        .map(|i| i.grant.mailbox.clone())
-        .collect();
-    match scan(tenant, org, run, &NoProgress, Some(&touched)).await {
-        Ok(found) => {
-            let remaining: Vec<Grant> = found.grants.into_iter().filter(|g| in_scope(g)).collect();
-            let errors = found
-                .errors
+    match read_remaining(tenant, org, run, items).await {
+        Ok((remaining, errors)) => Ok(Reread {
+            verification: Verification::from_found(
+                &remaining
+                    .into_iter()
+                    .filter(|g| in_scope(g))
+                    .collect::<Vec<_>>(),
+            ),
+            errors: errors
                 .into_iter()
                 .map(|e| format!("verification: {e}"))
-                .collect();
-            Ok(Reread {
-                verification: Verification::from_found(&remaining),
-                errors,
-                read: true,
-            })
-        }
-        Err(Discovery::Remote(e)) if e.is_transient() => Err(e.into()),
+                .collect(),
+            read: true,
+        }),
+        Err(ScanError::Remote(e)) if e.is_transient() => Err(e.into()),
         Err(failure) => {
             let reason = match failure {
-                Discovery::Remote(e) => e.to_string(),
-                Discovery::Rejected(f) => f.message,
+                ScanError::Remote(e) => e.to_string(),
+                ScanError::Rejected(f) => f.message,
             };
             warn!(%reason, "verification could not re-read the tenant");
             // Unproven is not gone: everything that was in scope counts as remaining.
@@ -142,6 +129,59 @@ async fn reread(
             })
         }
     }
+}
+
+/// The user's direct grants still in the tenant: every mailbox a grant was found on, the
+/// tenant-wide reverse lookups, and a second look (after `tenant.recheck.delay`) at grants this
+/// run removed that still show, since Exchange may answer from a replica that lags.
+async fn read_remaining(
+    tenant: Tenant<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    items: &[PlanItem],
+) -> Result<(Vec<Grant>, Vec<String>), ScanError> {
+    let census = match &run.user {
+        Some(user) => Census::reread(tenant, org, user.clone(), &run.request).await?,
+        None => Census::discover(tenant, org, &run.request).await?,
+    };
+    let scope = run
+        .request
+        .effective_scope(&org.m365_permission_removal_scope);
+    let touched: BTreeSet<String> = items
+        .iter()
+        .filter(|i| {
+            matches!(
+                i.grant.right,
+                PermissionType::FullAccess | PermissionType::Calendar
+            )
+        })
+        .map(|i| i.grant.mailbox.clone())
+        .collect();
+    let found = scan(tenant, &census, &scope, Some(&touched), &NoProgress).await?;
+    let mut remaining = found.grants;
+    let removed_by_run = |g: &Grant| {
+        items
+            .iter()
+            .any(|i| i.status.is_removed() && i.grant.key() == g.key())
+    };
+    for _ in 0..tenant.recheck.attempts {
+        let lagging: Vec<&Grant> = remaining.iter().filter(|g| removed_by_run(g)).collect();
+        if lagging.is_empty() {
+            break;
+        }
+        info!(
+            grants = lagging.len(),
+            "removed grants still show; reading them again after a pause"
+        );
+        let mailboxes: BTreeSet<String> = lagging.iter().map(|g| g.mailbox.clone()).collect();
+        let mut rights: Vec<PermissionType> = lagging.iter().map(|g| g.right).collect();
+        rights.sort();
+        rights.dedup();
+        tokio::time::sleep(tenant.recheck.delay).await;
+        let again = scan(tenant, &census, &rights, Some(&mailboxes), &NoProgress).await?;
+        remaining.retain(|g| !removed_by_run(g) || again.grants.iter().any(|a| a.key() == g.key()));
+    }
+    Ok((remaining, found.errors))
 }
 
 fn verification_record(run: &Run, verification: &Verification) -> AuditRecord {

@@ -1,8 +1,7 @@
 //! A tenant simulator on loopback, the real HTTP clients pointed at it, and the embedded
 //! queue and store: the whole engine on one machine, as the CLI runs it.
-#![allow(dead_code)]
 
-use crate::common::{CLIENT_SECRET, CW_PRIVATE_KEY};
+use crate::kit::{fast_recheck, CLIENT_SECRET, CW_PRIVATE_KEY};
 use revoke365::adapters::connect::HttpConnector;
 use revoke365::adapters::file_store::FileRunStore;
 use revoke365::adapters::http::HttpCore;
@@ -21,7 +20,8 @@ pub struct Harness {
     pub engine: LocalEngine,
     pub connector: Arc<HttpConnector>,
     pub org: OrgSettings,
-    pub dir: tempfile::TempDir,
+    /// The store's files; removed when the harness is dropped.
+    _dir: tempfile::TempDir,
 }
 
 impl Harness {
@@ -49,6 +49,7 @@ impl Harness {
                 private_key: Secret::new(CW_PRIVATE_KEY),
                 client_id: "11111111-2222-3333-4444-555555555555".into(),
             },
+            recheck: fast_recheck(),
         });
         let engine = LocalEngine {
             store: store.clone(),
@@ -62,7 +63,7 @@ impl Harness {
             engine,
             connector,
             org,
-            dir,
+            _dir: dir,
         }
     }
 

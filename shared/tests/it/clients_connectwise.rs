@@ -3,8 +3,8 @@
 use revoke365::adapters::connectwise::ConnectWiseClient;
 use revoke365::adapters::http::HttpCore;
 use revoke365::config::{ConnectWiseCredentials, HttpSettings, Secret};
+use revoke365::error::ErrorKind;
 use revoke365::ports::{NewTicket, Psa};
-use revoke365::RemoteError;
 use revoke365_sim::{Fixture, SimHandle, SimOptions};
 use serde_json::Value;
 
@@ -107,8 +107,8 @@ async fn a_non_numeric_ticket_id_is_refused_before_any_request() {
         let err = psa.add_note(bad, "report").await.unwrap_err();
         assert!(
             matches!(
-                err,
-                RemoteError::InvalidInput {
+                err.kind,
+                ErrorKind::InvalidInput {
                     field: "ticket_id",
                     ..
                 }
@@ -131,13 +131,7 @@ async fn a_wrong_private_key_is_an_auth_error_without_the_key() {
     let (_sim, psa) = start(false, "not-the-key-77").await;
     let err = psa.add_note("48213", "report").await.unwrap_err();
     assert!(
-        matches!(
-            err,
-            RemoteError::Auth {
-                service: "connectwise",
-                ..
-            }
-        ),
+        matches!(err.kind, ErrorKind::Auth { .. }) && err.service == "connectwise",
         "{err:?}"
     );
     assert!(!format!("{err} {err:?}").contains("not-the-key-77"));
@@ -148,7 +142,7 @@ async fn a_failing_psa_is_an_api_error() {
     let (_sim, psa) = start(true, PRIVATE_KEY).await;
     let err = psa.add_note("48213", "report").await.unwrap_err();
     assert!(
-        matches!(&err, RemoteError::Api { status: 500, code: Some(code), .. } if code == "Unexpected"),
+        matches!(&err.kind, ErrorKind::Api { status: 500, code: Some(code), .. } if code == "Unexpected"),
         "{err:?}"
     );
 }

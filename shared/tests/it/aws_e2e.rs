@@ -4,13 +4,11 @@
 //! it receives off the real queues, builds the Lambda event, calls the handler, and deletes
 //! or releases each message by the handler's answer. No in-memory adapter is linked here.
 
-mod common;
-
+use crate::kit::{fixture, grants_of, with_sim, CLIENT_SECRET, CW_PRIVATE_KEY};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use common::{fixture, grants_of, with_sim, CLIENT_SECRET, CW_PRIVATE_KEY};
 use revoke365::aws::handlers::{
     handle_intake_event, handle_step_records, IntakeDeps, SecretConnector, StepDeps,
 };
@@ -177,7 +175,7 @@ impl Env {
             &r.queues.verification,
         ] {
             let connector = SecretConnector::new(
-                common::fast_http(concurrency),
+                crate::kit::fast_http(concurrency),
                 ServiceUrls::all_at(&sim.base_url),
                 SecretsProvider::new(sm.clone(), names.secret_id.clone()),
             );
@@ -312,7 +310,7 @@ impl Env {
         key: Option<&str>,
     ) -> (i64, Value) {
         let mut event: Value = serde_json::from_str(
-            &std::fs::read_to_string(common::events_dir().join("apigw-post-revocation.json"))
+            &std::fs::read_to_string(crate::kit::events_dir().join("apigw-post-revocation.json"))
                 .unwrap(),
         )
         .unwrap();
@@ -533,7 +531,7 @@ async fn offboarding_queue_record_runs_and_a_bad_record_fails_alone_into_the_dlq
 async fn security_alert_runs_with_incident_details() {
     let env = Env::start(fixture("acme-tenant.json"), 10).await;
     let mut event: Value = serde_json::from_str(
-        &std::fs::read_to_string(common::events_dir().join("eventbridge-security-alert.json"))
+        &std::fs::read_to_string(crate::kit::events_dir().join("eventbridge-security-alert.json"))
             .unwrap(),
     )
     .unwrap();

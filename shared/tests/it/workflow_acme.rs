@@ -1,11 +1,8 @@
 //! The whole job on the Acme tenant: every step, real HTTP against the simulator, the
 //! embedded queue and store.
 
-mod common;
-mod embedded;
-
-use common::{fast_http, fixture, grants_of};
-use embedded::Harness;
+use crate::harness::Harness;
+use crate::kit::{fast_http, fixture, grants_of};
 use revoke365::model::{AuditPhase, AuditResult, RunStatus};
 use revoke365::ports::RunStore;
 use serde_json::json;
@@ -241,7 +238,7 @@ async fn dry_run_changes_nothing_and_reports_what_would_go() {
 #[tokio::test]
 async fn psa_failure_is_recorded_and_does_not_undo_removals() {
     let h = Harness::start(
-        common::with_sim(fixture("acme-tenant.json"), json!({"psa_fail": true})),
+        crate::kit::with_sim(fixture("acme-tenant.json"), json!({"psa_fail": true})),
         fast_http(10),
     )
     .await;

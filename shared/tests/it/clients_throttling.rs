@@ -1,12 +1,12 @@
 //! Concurrency limits and retries over real HTTP: the simulator answers 429 above its cap and
 //! injects seeded 503s; the clients stay under the cap, or retry to success within bounds.
 
-use revoke365::adapters::exo::ExchangeClient;
+use revoke365::adapters::exchange::ExchangeClient;
 use revoke365::adapters::graph::GraphClient;
 use revoke365::adapters::http::HttpCore;
 use revoke365::config::{AppCredentials, HttpSettings, RetryPolicy, Secret, ServiceUrls};
+use revoke365::error::{ErrorKind, RemoteError};
 use revoke365::ports::{Directory, Exchange};
-use revoke365::RemoteError;
 use revoke365_sim::{Fixture, SimHandle, SimOptions};
 use serde_json::Value;
 use std::sync::Arc;
@@ -47,9 +47,9 @@ async fn start(
     let urls = ServiceUrls::all_at(&sim.base_url);
     let settings = HttpSettings {
         retry,
-        tenant_concurrency,
         ..HttpSettings::default()
-    };
+    }
+    .with_ceiling(tenant_concurrency);
     let core = HttpCore::new(settings).expect("http core");
     let creds = AppCredentials {
         tenant_id: "fabrikam-tenant".into(),
@@ -82,7 +82,7 @@ async fn concurrent_reads(
                 let entries = exchange.mailbox_permissions("bob@fabrikam.com").await?;
                 assert!(entries.iter().any(|e| e.user == "ann@fabrikam.com"));
             } else {
-                assert!(graph.find_user("ann@fabrikam.com").await?.is_some());
+                assert!(graph.find_user("ann@fabrikam.com").await?.user().is_some());
             }
             Ok(())
         });
@@ -101,17 +101,18 @@ fn counter(state: &Value, key: &str) -> u64 {
 }
 
 #[tokio::test]
-async fn the_tenant_limit_keeps_calls_under_the_services_cap() {
-    let sim_settings = r#"{"concurrency_cap": 3, "latency_ms": 20, "retry_after_secs": 0}"#;
+async fn each_service_keeps_under_its_own_ceiling() {
+    // Three in flight per service: six together, never more.
+    let sim_settings = r#"{"concurrency_cap": 6, "latency_ms": 20, "retry_after_secs": 0}"#;
     let (sim, exchange, graph) = start(sim_settings, 3, quick_retries(3)).await;
     let results = concurrent_reads(&exchange, &graph).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     let state = sim.state();
-    assert!(counter(&state, "peak_in_flight") <= 3, "{state}");
+    assert!(counter(&state, "peak_in_flight") <= 6, "{state}");
     assert_eq!(
         counter(&state, "peak_in_flight"),
-        3,
-        "the limit is used, not just respected"
+        6,
+        "both budgets are used, not just respected"
     );
     assert_eq!(counter(&state, "throttled_429"), 0);
 }
@@ -154,8 +155,8 @@ async fn throttling_that_never_ends_is_reported_after_the_bounded_attempts() {
         .unwrap_err();
     assert!(
         matches!(
-            err,
-            RemoteError::Throttled {
+            err.kind,
+            ErrorKind::Throttled {
                 status: 503,
                 attempts: 4,
                 ..

@@ -1,7 +1,6 @@
 //! Fixtures and tenant-state helpers shared by the tests.
-#![allow(dead_code)]
 
-use revoke365::config::{HttpSettings, RetryPolicy};
+use revoke365::config::{HttpSettings, Recheck, RetryPolicy};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,16 +30,25 @@ pub fn with_sim(mut fixture: Value, knobs: Value) -> Value {
     fixture
 }
 
-/// Retries fast enough for tests; the bounds stay the production ones in shape.
-pub fn fast_http(concurrency: usize) -> HttpSettings {
+/// Retries fast enough for tests; the bounds stay the production ones in shape. `ceiling`
+/// caps each Microsoft 365 service's requests in flight.
+pub fn fast_http(ceiling: usize) -> HttpSettings {
     HttpSettings {
         retry: RetryPolicy {
             max_attempts: 10,
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(200),
         },
-        tenant_concurrency: concurrency,
         ..HttpSettings::default()
+    }
+    .with_ceiling(ceiling)
+}
+
+/// A second look at lagging grants that keeps tests quick.
+pub fn fast_recheck() -> Recheck {
+    Recheck {
+        attempts: 2,
+        delay: Duration::from_millis(200),
     }
 }
 

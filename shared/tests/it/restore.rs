@@ -1,10 +1,7 @@
 //! The audit trail is enough to put everything back.
 
-mod common;
-mod embedded;
-
-use common::{fast_http, fixture};
-use embedded::Harness;
+use crate::harness::Harness;
+use crate::kit::{fast_http, fixture};
 use revoke365::ports::RunStore;
 use revoke365::steps::Connector;
 use serde_json::json;

@@ -1,11 +1,8 @@
 //! The hard tenant: inherited, Deny, SELF and orphaned-SID entries, group grants, two users
 //! with one display name, a lookalike, localized calendars, a mailbox that always fails.
 
-mod common;
-mod embedded;
-
-use common::{fast_http, fixture, grants_of, mailbox};
-use embedded::Harness;
+use crate::harness::Harness;
+use crate::kit::{fast_http, fixture, grants_of, mailbox};
 use revoke365::model::{IndirectAccess, RunStatus};
 use serde_json::json;
 

@@ -1,10 +1,7 @@
 //! Throttling storms, injected 503s, acknowledged-but-ignored removals, duplicate delivery.
 
-mod common;
-mod embedded;
-
-use common::{fast_http, fixture, grants_of, with_sim};
-use embedded::Harness;
+use crate::harness::Harness;
+use crate::kit::{fast_http, fixture, grants_of, with_sim};
 use revoke365::messages::StepMessage;
 use revoke365::model::{AuditPhase, RunStatus};
 use revoke365::ports::RunStore;
@@ -23,7 +20,8 @@ async fn seeded_503s_and_a_concurrency_cap_still_remove_everything_without_excee
         fixture("acme-tenant.json"),
         json!({"latency_ms": 5, "concurrency_cap": 4, "rate_503": 0.3, "seed": 42, "retry_after_secs": 0}),
     );
-    let h = Harness::start(fx, fast_http(4)).await;
+    // Two per service: Exchange and Graph together stay within the simulator's one cap.
+    let h = Harness::start(fx, fast_http(2)).await;
     let report = h.report(request()).await;
     assert!(report.success, "{:?}", report.errors);
     assert_eq!(report.removal_summary.total_permissions_removed, 8);
@@ -222,13 +220,15 @@ async fn a_removal_batch_that_never_succeeds_is_reported_not_lost() {
             .unwrap()
             .contains("\"send_on_behalf\"");
         if is_send_on_behalf {
-            let err = revoke365::StepError::Remote(revoke365::RemoteError::Throttled {
-                service: "exchange",
-                operation: "Set-Mailbox".into(),
-                status: 503,
-                attempts: 2,
-                retry_after: None,
-            });
+            let err = revoke365::StepError::Remote(revoke365::RemoteError::new(
+                "exchange",
+                "Set-Mailbox",
+                revoke365::error::ErrorKind::Throttled {
+                    status: 503,
+                    attempts: 2,
+                    retry_after: None,
+                },
+            ));
             abandon(
                 h.store.as_ref(),
                 queue.as_ref(),

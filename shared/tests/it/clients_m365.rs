@@ -1,12 +1,14 @@
 //! The Graph and Exchange clients over real HTTP against the simulator: what they read, and
 //! what the tenant looks like after what they change.
 
-use revoke365::adapters::exo::ExchangeClient;
+use revoke365::adapters::exchange::ExchangeClient;
 use revoke365::adapters::graph::GraphClient;
 use revoke365::adapters::http::HttpCore;
 use revoke365::config::{AppCredentials, HttpSettings, Secret, ServiceUrls};
-use revoke365::ports::{Attachment, Directory, Exchange, Mailer, OutgoingMail, RemovalOutcome};
-use revoke365::RemoteError;
+use revoke365::error::ErrorKind;
+use revoke365::ports::{
+    Attachment, Directory, Exchange, Mailer, OutgoingMail, RemovalOutcome, UserLookup,
+};
 use revoke365_sim::{Fixture, SimHandle, SimOptions};
 use serde_json::Value;
 use std::sync::Arc;
@@ -138,7 +140,12 @@ async fn one_token_per_scope_serves_many_concurrent_calls() {
         let graph = sandbox.graph.clone();
         let exchange = sandbox.exchange.clone();
         calls.spawn(async move {
-            graph.find_user(JOHN).await.unwrap().expect("john exists");
+            graph
+                .find_user(JOHN)
+                .await
+                .unwrap()
+                .user()
+                .expect("john exists");
             exchange
                 .mailbox_permissions("ceo@contoso.com")
                 .await
@@ -165,7 +172,7 @@ async fn one_token_per_scope_serves_many_concurrent_calls() {
 async fn a_wrong_secret_is_an_auth_error_that_does_not_repeat_the_secret() {
     let sandbox = sandbox_with(Some(SECRET), "wrong-secret-8f2a").await;
     let err = sandbox.graph.find_user(JOHN).await.unwrap_err();
-    assert!(matches!(err, RemoteError::Auth { .. }), "{err:?}");
+    assert!(matches!(err.kind, ErrorKind::Auth { .. }), "{err:?}");
     let text = format!("{err} {err:?}");
     assert!(text.contains("invalid_client"), "{text}");
     assert!(
@@ -191,6 +198,7 @@ async fn users_are_found_exactly_and_lookalikes_are_not_confused() {
         .find_user(JOHN)
         .await
         .unwrap()
+        .user()
         .expect("john exists");
     assert_eq!(
         (
@@ -206,6 +214,7 @@ async fn users_are_found_exactly_and_lookalikes_are_not_confused() {
         .find_user("john.smith2@contoso.com")
         .await
         .unwrap()
+        .user()
         .expect("lookalike exists");
     assert_ne!(lookalike.id, john.id);
     assert_eq!(
@@ -214,7 +223,7 @@ async fn users_are_found_exactly_and_lookalikes_are_not_confused() {
             .find_user("john.smit@contoso.com")
             .await
             .unwrap(),
-        None
+        UserLookup::NotFound
     );
     assert_eq!(
         sandbox
@@ -222,7 +231,7 @@ async fn users_are_found_exactly_and_lookalikes_are_not_confused() {
             .find_user("john.smith@fabrikam.com")
             .await
             .unwrap(),
-        None
+        UserLookup::NotFound
     );
 
     let by_id = sandbox
@@ -230,6 +239,7 @@ async fn users_are_found_exactly_and_lookalikes_are_not_confused() {
         .find_user(&john.id)
         .await
         .unwrap()
+        .user()
         .expect("found by id");
     assert_eq!(by_id.user_principal_name, JOHN);
 }
@@ -237,7 +247,7 @@ async fn users_are_found_exactly_and_lookalikes_are_not_confused() {
 #[tokio::test]
 async fn groups_are_read_across_pages() {
     let sandbox = sandbox().await;
-    let john = sandbox.graph.find_user(JOHN).await.unwrap().unwrap();
+    let john = sandbox.graph.find_user(JOHN).await.unwrap().user().unwrap();
     let mut groups: Vec<String> = sandbox
         .graph
         .groups_of(&john.id)
@@ -349,7 +359,7 @@ async fn graph_changes_on_a_failing_mailbox_are_api_errors() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, RemoteError::Api { status: 403, code: Some(c), .. } if c == "ErrorAccessDenied"),
+        matches!(&err.kind, ErrorKind::Api { status: 403, code: Some(c), .. } if c == "ErrorAccessDenied"),
         "{err:?}"
     );
 }
@@ -524,7 +534,7 @@ async fn recipients_resolve_by_name_and_ambiguity_is_an_error() {
 
     let err = sandbox.exchange.recipient("John Smith").await.unwrap_err();
     assert!(
-        matches!(&err, RemoteError::Api { message, .. } if message.contains("matches multiple entries")),
+        matches!(&err.kind, ErrorKind::Api { message, .. } if message.contains("matches multiple entries")),
         "{err:?}"
     );
 }
@@ -572,7 +582,7 @@ async fn send_as_is_removed_once_then_already_gone_then_restored() {
     assert_eq!(
         sandbox
             .exchange
-            .remove_send_as("info@contoso.com", JOHN)
+            .remove_send_as("info@contoso.com", None, JOHN)
             .await
             .unwrap(),
         RemovalOutcome::Removed
@@ -584,7 +594,7 @@ async fn send_as_is_removed_once_then_already_gone_then_restored() {
     );
     let again = sandbox
         .exchange
-        .remove_send_as("info@contoso.com", JOHN)
+        .remove_send_as("info@contoso.com", None, JOHN)
         .await
         .unwrap();
     assert!(
@@ -594,7 +604,7 @@ async fn send_as_is_removed_once_then_already_gone_then_restored() {
 
     sandbox
         .exchange
-        .add_send_as("info@contoso.com", JOHN)
+        .add_send_as("info@contoso.com", None, JOHN)
         .await
         .unwrap();
     assert_eq!(sandbox.mailbox("info@contoso.com"), before);
@@ -643,12 +653,12 @@ async fn a_failing_mailbox_is_an_api_error_tried_once() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, RemoteError::Api { status: 500, message, .. } if message.contains("Access to mailbox 'finance@contoso.com' is denied")),
+        matches!(&err.kind, ErrorKind::Api { status: 500, message, .. } if message.contains("Access to mailbox 'finance@contoso.com' is denied")),
         "{err:?}"
     );
     assert!(
-        err.is_transient(),
-        "a 5xx may succeed later, so the step is redelivered"
+        !err.is_transient(),
+        "a permanent exception type stays permanent even as HTTP 500"
     );
     assert_eq!(
         sandbox.requests("exo Remove-MailboxPermission"),

@@ -1,0 +1,338 @@
+//! Concurrency budgets learnt from the tenant: one adaptive limit per (tenant, service), and
+//! Graph's fixed limit per mailbox.
+//!
+//! The limit follows additive increase / multiplicative decrease: it starts at the budget's
+//! `initial` value and grows by half a request per success (×1.5 per round trip) until the
+//! first throttling answer, then by one request per four round trips; a throttling answer
+//! cuts it to 85 % of what was in flight when the throttled request was sent. Only one cut
+//! per round of requests: answers to requests sent before the last cut say nothing about the
+//! new limit. So a tenant whose limit nobody knows is used close to its limit with few 429s.
+
+use crate::config::ServiceBudget;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// Cut applied on a throttling answer.
+const DECREASE: f64 = 0.85;
+/// After the first throttling answer, one more request per this many round trips.
+const PROBE_ROUNDS: f64 = 4.0;
+
+#[derive(Debug)]
+struct LimitState {
+    limit: f64,
+    in_flight: usize,
+    /// Until the first throttling answer the limit grows fast.
+    ramping: bool,
+    /// Incremented by every cut; a permit remembers the epoch it was taken in.
+    epoch: u64,
+    throttled: u64,
+    peak_in_flight: usize,
+}
+
+/// One adaptive limit.
+#[derive(Debug)]
+pub struct AdaptiveLimit {
+    state: Mutex<LimitState>,
+    slot_freed: Notify,
+    ceiling: f64,
+}
+
+/// What a call's answer says about the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feedback {
+    /// Answered (whatever the status): the service had room for it.
+    Success,
+    /// 429 or "too many concurrent requests".
+    Throttled,
+    /// Nothing learnt (transport failure, gateway error).
+    Neutral,
+}
+
+/// A slot of an [`AdaptiveLimit`]; report the answer with [`LimitPermit::feedback`].
+#[derive(Debug)]
+pub struct LimitPermit {
+    limit: Arc<AdaptiveLimit>,
+    epoch: u64,
+    in_flight_at_start: usize,
+    feedback: Feedback,
+}
+
+impl AdaptiveLimit {
+    pub fn new(budget: ServiceBudget) -> Arc<AdaptiveLimit> {
+        let ceiling = budget.ceiling.max(1) as f64;
+        Arc::new(AdaptiveLimit {
+            state: Mutex::new(LimitState {
+                limit: (budget.initial.max(1) as f64).min(ceiling),
+                in_flight: 0,
+                ramping: true,
+                epoch: 0,
+                throttled: 0,
+                peak_in_flight: 0,
+            }),
+            slot_freed: Notify::new(),
+            ceiling,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LimitState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for a slot under the current limit.
+    pub async fn acquire(self: &Arc<Self>) -> LimitPermit {
+        loop {
+            let freed = self.slot_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            {
+                let mut s = self.lock();
+                if (s.in_flight as f64) < s.limit.floor().max(1.0) {
+                    s.in_flight += 1;
+                    s.peak_in_flight = s.peak_in_flight.max(s.in_flight);
+                    return LimitPermit {
+                        limit: self.clone(),
+                        epoch: s.epoch,
+                        in_flight_at_start: s.in_flight,
+                        feedback: Feedback::Neutral,
+                    };
+                }
+            }
+            freed.await;
+        }
+    }
+
+    /// The limit as it stands (what was learnt so far).
+    pub fn current(&self) -> usize {
+        self.lock().limit.floor().max(1.0) as usize
+    }
+
+    pub fn snapshot(&self) -> LimitSnapshot {
+        let s = self.lock();
+        LimitSnapshot {
+            limit: s.limit.floor().max(1.0) as usize,
+            throttled: s.throttled,
+            peak_in_flight: s.peak_in_flight,
+        }
+    }
+
+    fn release(&self, permit_epoch: u64, in_flight_at_start: usize, feedback: Feedback) {
+        let grown = {
+            let mut s = self.lock();
+            s.in_flight -= 1;
+            let before = s.limit.floor();
+            match feedback {
+                Feedback::Success => {
+                    let step = if s.ramping {
+                        0.5
+                    } else {
+                        1.0 / (s.limit * PROBE_ROUNDS)
+                    };
+                    s.limit = (s.limit + step).min(self.ceiling);
+                }
+                Feedback::Throttled => {
+                    s.throttled += 1;
+                    if permit_epoch == s.epoch {
+                        // What was in flight around this request, this one included.
+                        let around = in_flight_at_start.max(s.in_flight + 1);
+                        let sent_at = (around as f64).min(s.limit);
+                        s.limit = (sent_at * DECREASE).max(1.0);
+                        s.ramping = false;
+                        s.epoch += 1;
+                    }
+                }
+                Feedback::Neutral => {}
+            }
+            (s.limit.floor() - before).max(0.0) as usize
+        };
+        for _ in 0..=grown {
+            self.slot_freed.notify_one();
+        }
+    }
+}
+
+/// What a limit has learnt, for benches and progress output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitSnapshot {
+    pub limit: usize,
+    pub throttled: u64,
+    pub peak_in_flight: usize,
+}
+
+impl LimitPermit {
+    pub fn feedback(&mut self, feedback: Feedback) {
+        self.feedback = feedback;
+    }
+}
+
+impl Drop for LimitPermit {
+    fn drop(&mut self) {
+        self.limit
+            .release(self.epoch, self.in_flight_at_start, self.feedback);
+    }
+}
+
+/// Fixed-size limits keyed by name (Graph's per-mailbox limit); an idle key is forgotten, so
+/// the map holds only mailboxes with calls in flight.
+#[derive(Debug)]
+pub struct KeyedLimits {
+    size: usize,
+    slots: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+}
+
+/// A slot of one key of a [`KeyedLimits`].
+#[derive(Debug)]
+pub struct KeyedPermit {
+    key: String,
+    semaphore: Arc<Semaphore>,
+    slots: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl KeyedLimits {
+    pub fn new(size: usize) -> KeyedLimits {
+        KeyedLimits {
+            size: size.max(1),
+            slots: Arc::default(),
+        }
+    }
+
+    pub async fn acquire(&self, key: &str) -> KeyedPermit {
+        let key = key.to_ascii_lowercase();
+        let semaphore = self
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.size)))
+            .clone();
+        // The semaphore is never closed, so acquiring cannot fail.
+        let permit = semaphore.clone().acquire_owned().await.ok();
+        KeyedPermit {
+            key,
+            semaphore,
+            slots: self.slots.clone(),
+            permit,
+        }
+    }
+
+    pub fn tracked_keys(&self) -> usize {
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl Drop for KeyedPermit {
+    fn drop(&mut self) {
+        self.permit.take();
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        // Only the map and this permit hold the semaphore: nobody else waits on the key.
+        if Arc::strong_count(&self.semaphore) == 2 {
+            slots.remove(&self.key);
+        }
+    }
+}
+
+/// The limits of every (tenant, service) this process talks to.
+#[derive(Debug, Default)]
+pub struct Budgets {
+    limits: Mutex<HashMap<(String, &'static str), Arc<AdaptiveLimit>>>,
+}
+
+impl Budgets {
+    pub fn limit(
+        &self,
+        tenant: &str,
+        service: &'static str,
+        budget: ServiceBudget,
+    ) -> Arc<AdaptiveLimit> {
+        self.limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((tenant.to_ascii_lowercase(), service))
+            .or_insert_with(|| AdaptiveLimit::new(budget))
+            .clone()
+    }
+
+    /// `(tenant, service, what was learnt)` for every limit in use, sorted.
+    pub fn learned(&self) -> Vec<(String, &'static str, LimitSnapshot)> {
+        let mut out: Vec<_> = self
+            .limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|((tenant, service), limit)| (tenant.clone(), *service, limit.snapshot()))
+            .collect();
+        out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn budget(initial: usize, ceiling: usize) -> ServiceBudget {
+        ServiceBudget { initial, ceiling }
+    }
+
+    #[tokio::test]
+    async fn grows_on_success_up_to_the_ceiling() {
+        let limit = AdaptiveLimit::new(budget(2, 5));
+        for _ in 0..40 {
+            let mut p = limit.acquire().await;
+            p.feedback(Feedback::Success);
+        }
+        assert_eq!(limit.current(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_throttled_round_cuts_the_limit_once() {
+        let limit = AdaptiveLimit::new(budget(20, 100));
+        let mut permits = Vec::new();
+        for _ in 0..20 {
+            permits.push(limit.acquire().await);
+        }
+        // Every request of the round is throttled: one cut, not twenty.
+        for mut p in permits {
+            p.feedback(Feedback::Throttled);
+        }
+        assert_eq!(limit.current(), 17);
+        let s = limit.snapshot();
+        assert_eq!((s.throttled, s.peak_in_flight), (20, 20));
+    }
+
+    #[tokio::test]
+    async fn waiters_get_slots_as_they_free_up() {
+        let limit = AdaptiveLimit::new(budget(1, 1));
+        let first = limit.acquire().await;
+        let l2 = limit.clone();
+        let second = tokio::spawn(async move { l2.acquire().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!second.is_finished(), "the limit is 1");
+        drop(first);
+        let p = tokio::time::timeout(Duration::from_secs(1), second)
+            .await
+            .expect("second gets the freed slot")
+            .unwrap();
+        drop(p);
+    }
+
+    #[tokio::test]
+    async fn keyed_limits_forget_idle_keys() {
+        let limits = KeyedLimits::new(2);
+        let a1 = limits.acquire("a@x").await;
+        let _a2 = limits.acquire("A@X").await;
+        let third = tokio::time::timeout(Duration::from_millis(30), limits.acquire("a@x")).await;
+        assert!(third.is_err(), "a@x is at its limit");
+        let b = limits.acquire("b@x").await;
+        drop(b);
+        assert_eq!(limits.tracked_keys(), 1);
+        drop(a1);
+        drop(_a2);
+        assert_eq!(limits.tracked_keys(), 0);
+    }
+}

@@ -1,0 +1,274 @@
+//! Who the run's user is and which mailboxes are in scope: read once by discovery, rebuilt by
+//! verification from what discovery stored.
+
+use super::{rejected, ScanError};
+use crate::error::RemoteError;
+use crate::model::{FailureCode, OrgSettings, ResolvedUser, RevocationRequest};
+use crate::ports::{ExchangeUser, MailboxInfo, Recipient, UserLookup};
+use crate::steps::Tenant;
+use std::collections::BTreeSet;
+use tracing::warn;
+
+/// Everything a scan knows about the user and the tenant's mailboxes.
+pub(crate) struct Census {
+    pub user: ResolvedUser,
+    /// Every mailbox of the tenant.
+    pub mailboxes: Vec<MailboxInfo>,
+    /// The request's target recipients (lowercase addresses); `None`: everything.
+    targets: Option<BTreeSet<String>>,
+}
+
+impl Census {
+    /// Validates the user and reads what the scans need about them and the tenant.
+    pub async fn discover(
+        tenant: Tenant<'_>,
+        org: &OrgSettings,
+        request: &RevocationRequest,
+    ) -> Result<Census, ScanError> {
+        let address = &request.user_email;
+        let (found, matched_by) = match tenant.directory.find_user(address).await? {
+            UserLookup::Found { user, matched_by } => (user, matched_by),
+            UserLookup::NotFound => {
+                return Err(rejected(
+                    FailureCode::UserNotFound,
+                    "user_email",
+                    format!(
+                        "user '{address}' was not found in the tenant of company '{}' (looked up as UPN, primary SMTP address and proxy address)",
+                        org.company_id
+                    ),
+                ))
+            }
+            UserLookup::Ambiguous { candidates } => {
+                return Err(rejected(
+                    FailureCode::UserAmbiguous,
+                    "user_email",
+                    format!(
+                        "'{address}' matches {} users in the tenant of company '{}' ({}); name the user by UPN",
+                        candidates.len(),
+                        org.company_id,
+                        candidates.join(", ")
+                    ),
+                ))
+            }
+        };
+        let mailboxes = tenant.exchange.mailboxes().await?;
+        let own = mailboxes.iter().find(|m| {
+            m.external_directory_object_id
+                .as_deref()
+                .is_some_and(|id| id.eq_ignore_ascii_case(&found.id))
+                || m.user_principal_name
+                    .eq_ignore_ascii_case(&found.user_principal_name)
+        });
+        // A user without a mailbox here (a mail user, a hybrid user) still has a DN and names.
+        let recipient = match own {
+            Some(_) => None,
+            None => tolerate(
+                "Get-Recipient",
+                tenant.exchange.recipient(&found.user_principal_name).await,
+            )?,
+        };
+        let exchange_user = tolerate(
+            "Get-User",
+            tenant.exchange.user(&found.user_principal_name).await,
+        )?;
+        let groups = tenant.directory.groups_of(&found.id).await?;
+
+        let mut addresses: Vec<String> = [
+            Some(&found.user_principal_name),
+            found.mail.as_ref(),
+            own.map(|m| &m.primary_smtp_address),
+            recipient.as_ref().map(|r| &r.primary_smtp_address),
+            exchange_user
+                .as_ref()
+                .and_then(|u| u.windows_email_address.as_ref()),
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .chain(found.proxy_addresses.iter().filter_map(|p| {
+            p.split_once(':')
+                .filter(|(kind, _)| kind.eq_ignore_ascii_case("smtp"))
+                .map(|(_, a)| a.to_string())
+        }))
+        .filter(|a| !a.is_empty())
+        .map(|a| a.to_ascii_lowercase())
+        .collect();
+        if matched_by != crate::model::MatchedBy::Upn {
+            addresses.push(address.to_ascii_lowercase());
+        }
+        addresses.sort();
+        addresses.dedup();
+        let names = user_names(own, recipient.as_ref(), exchange_user.as_ref());
+        let mut sids: Vec<String> = exchange_user
+            .iter()
+            .flat_map(|u| u.sid.iter().chain(&u.sid_history))
+            .map(|s| s.trim().to_ascii_uppercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        sids.sort();
+        sids.dedup();
+        let mailbox_dn = own
+            .map(|m| m.distinguished_name.clone())
+            .or_else(|| {
+                recipient
+                    .as_ref()
+                    .and_then(|r| r.distinguished_name.clone())
+            })
+            .or_else(|| {
+                exchange_user
+                    .as_ref()
+                    .and_then(|u| u.distinguished_name.clone())
+            })
+            .filter(|dn| !dn.is_empty());
+        let recipient_type = own
+            .map(|m| m.recipient_type_details.clone())
+            .or_else(|| recipient.as_ref().map(|r| r.recipient_type_details.clone()))
+            .or_else(|| {
+                exchange_user
+                    .as_ref()
+                    .and_then(|u| u.recipient_type_details.clone())
+            });
+        let user = ResolvedUser {
+            id: found.id.clone(),
+            upn: found.user_principal_name.to_ascii_lowercase(),
+            display_name: found.display_name.clone(),
+            addresses,
+            mailbox_dn,
+            mailbox_name: own.and_then(|m| m.name.clone()),
+            names,
+            sids,
+            matched_by: Some(matched_by),
+            account_enabled: found.account_enabled,
+            recipient_type,
+            groups,
+        };
+        let mut census = Census {
+            user,
+            mailboxes,
+            targets: None,
+        };
+        census.targets = census.resolve_targets(tenant, org, request).await?;
+        Ok(census)
+    }
+
+    /// Verification's census: the user as discovery resolved them, the mailbox list re-read
+    /// (a permission answer names mailboxes by Name or GUID, which only the list maps back).
+    pub async fn reread(
+        tenant: Tenant<'_>,
+        org: &OrgSettings,
+        user: ResolvedUser,
+        request: &RevocationRequest,
+    ) -> Result<Census, ScanError> {
+        let mailboxes = tenant.exchange.mailboxes().await?;
+        let mut census = Census {
+            user,
+            mailboxes,
+            targets: None,
+        };
+        census.targets = census.resolve_targets(tenant, org, request).await?;
+        Ok(census)
+    }
+
+    /// The addresses of the request's targets (`None`: every mailbox). A target may be a
+    /// mailbox or any other recipient (Send As lives on groups too); one that is neither
+    /// fails the run before anything is removed.
+    async fn resolve_targets(
+        &self,
+        tenant: Tenant<'_>,
+        org: &OrgSettings,
+        request: &RevocationRequest,
+    ) -> Result<Option<BTreeSet<String>>, ScanError> {
+        if request.target_mailboxes.is_empty() {
+            return Ok(None);
+        }
+        let mut targets = BTreeSet::new();
+        for target in &request.target_mailboxes {
+            let address = match self.mailbox(target) {
+                Some(m) => Some(m.address()),
+                None => tolerate("Get-Recipient", tenant.exchange.recipient(target).await)?
+                    .map(|r| r.primary_smtp_address.to_ascii_lowercase())
+                    .filter(|a| !a.is_empty()),
+            };
+            let Some(address) = address else {
+                return Err(rejected(
+                    FailureCode::MailboxNotFound,
+                    "target_mailboxes",
+                    format!(
+                        "target mailbox '{target}' was not found in the tenant of company '{}'",
+                        org.company_id
+                    ),
+                ));
+            };
+            targets.insert(address);
+        }
+        Ok(Some(targets))
+    }
+
+    pub fn mailbox(&self, identity: &str) -> Option<&MailboxInfo> {
+        self.mailboxes.iter().find(|m| m.is_identified_by(identity))
+    }
+
+    /// The user's own mailbox or mail user: never a place the user holds access to others on.
+    pub fn is_own(&self, address: &str) -> bool {
+        self.user.is_user(address)
+    }
+
+    /// Whether grants on the recipient with this address are the request's business.
+    pub fn in_scope(&self, address: &str) -> bool {
+        let address = address.to_ascii_lowercase();
+        !self.is_own(&address)
+            && self
+                .targets
+                .as_ref()
+                .is_none_or(|targets| targets.contains(&address))
+    }
+
+    /// The mailboxes whose permissions are read one by one. System mailboxes (discovery,
+    /// arbitration, ...) hold no one's delegated access, and Graph cannot read their calendars.
+    pub fn scanned_mailboxes(&self) -> Vec<&MailboxInfo> {
+        self.mailboxes
+            .iter()
+            .filter(|m| m.holds_delegations() && self.in_scope(&m.address()))
+            .collect()
+    }
+}
+
+/// The names besides addresses that Exchange may show for the user, lowercase.
+fn user_names(
+    own: Option<&MailboxInfo>,
+    recipient: Option<&Recipient>,
+    user: Option<&ExchangeUser>,
+) -> Vec<String> {
+    let mut names: Vec<String> = [
+        own.and_then(|m| m.name.clone()),
+        own.and_then(|m| m.alias.clone()),
+        recipient.map(|r| r.name.clone()),
+        recipient.and_then(|r| r.alias.clone()),
+        user.and_then(|u| u.name.clone()),
+        user.and_then(|u| u.sam_account_name.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|n| n.trim().to_ascii_lowercase())
+    .filter(|n| !n.is_empty())
+    .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// A lookup that only adds detail: a tenant that does not answer it (the object is not a
+/// recipient, the app may not run the cmdlet) is carried on without; throttling is not.
+fn tolerate<T>(
+    what: &str,
+    result: Result<Option<T>, RemoteError>,
+) -> Result<Option<T>, RemoteError> {
+    match result {
+        Ok(found) => Ok(found),
+        Err(e) if e.is_transient() => Err(e),
+        Err(e) => {
+            warn!(lookup = what, error = %e, "lookup not answered; carrying on without it");
+            Ok(None)
+        }
+    }
+}

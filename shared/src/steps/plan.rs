@@ -1,0 +1,86 @@
+//! From what discovery found to what removal does: plan items and their removal batches.
+
+use super::REMOVAL_BATCH_MAILBOXES;
+use crate::messages::{RemovalBatch, Step, StepMessage};
+use crate::model::{Grant, ItemStatus, PermissionType, PlanItem, Run};
+use std::collections::BTreeMap;
+
+/// One item per grant; grants on shared mailboxes are skipped when the request keeps them.
+pub(crate) fn items(run: &Run, grants: Vec<Grant>) -> Vec<PlanItem> {
+    grants
+        .into_iter()
+        .enumerate()
+        .map(|(i, grant)| {
+            let status = if grant.shared && !run.request.remove_from_shared {
+                ItemStatus::Skipped {
+                    reason: "shared mailbox left in place (remove_from_shared is false)".into(),
+                }
+            } else {
+                ItemStatus::Pending
+            };
+            PlanItem {
+                id: i as u32 + 1,
+                grant,
+                status,
+            }
+        })
+        .collect()
+}
+
+/// One removal message per permission type and batch of at most ten mailboxes; verification
+/// directly when nothing is to be removed, or on a dry run.
+pub(crate) fn next_messages(run: &Run, items: &[PlanItem]) -> Vec<StepMessage> {
+    let batches = removal_batches(items);
+    if run.request.dry_run || batches.is_empty() {
+        return vec![StepMessage::new(run.run_id.clone(), Step::Verify)];
+    }
+    batches
+        .into_iter()
+        .enumerate()
+        .map(|(i, (permission, item_ids))| {
+            StepMessage::new(
+                run.run_id.clone(),
+                Step::Remove(RemovalBatch {
+                    batch_id: i as u32,
+                    permission,
+                    item_ids,
+                }),
+            )
+        })
+        .collect()
+}
+
+/// Groups the items to remove by permission type, then by up to [`REMOVAL_BATCH_MAILBOXES`]
+/// mailboxes. Deterministic, so a redelivered discovery produces the same batch ids.
+pub(crate) fn removal_batches(items: &[PlanItem]) -> Vec<(PermissionType, Vec<u32>)> {
+    let mut by_type: BTreeMap<PermissionType, BTreeMap<&str, Vec<u32>>> = BTreeMap::new();
+    // Every item that is to be removed, whatever its state now, so that a redelivered discovery
+    // rebuilds exactly the same batches and batch ids.
+    for item in items
+        .iter()
+        .filter(|i| !matches!(i.status, ItemStatus::Skipped { .. }))
+    {
+        by_type
+            .entry(item.grant.right)
+            .or_default()
+            .entry(&item.grant.mailbox)
+            .or_default()
+            .push(item.id);
+    }
+    let mut batches = Vec::new();
+    for (permission, mailboxes) in by_type {
+        let mailboxes: Vec<Vec<u32>> = mailboxes.into_values().collect();
+        for chunk in mailboxes.chunks(REMOVAL_BATCH_MAILBOXES) {
+            batches.push((permission, chunk.concat()));
+        }
+    }
+    batches
+}
+
+pub(crate) fn batch_count(run: &Run, items: &[PlanItem]) -> u32 {
+    if run.request.dry_run {
+        0
+    } else {
+        removal_batches(items).len() as u32
+    }
+}

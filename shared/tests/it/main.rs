@@ -1,0 +1,16 @@
+//! The library's integration tests, one binary: the real HTTP clients against the tenant
+//! simulator on loopback, the engine on one machine, and (feature `aws`) the real handlers
+//! against LocalStack and DynamoDB Local.
+
+mod harness;
+mod kit;
+
+#[cfg(feature = "aws")]
+mod aws_e2e;
+mod clients_connectwise;
+mod clients_m365;
+mod clients_throttling;
+mod restore;
+mod workflow_acme;
+mod workflow_faults;
+mod workflow_hard;
