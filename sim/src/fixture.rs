@@ -270,7 +270,16 @@ pub struct PsaTicket {
 #[serde(default)]
 pub struct SimSettings {
     pub latency_ms: u64,
+    /// Graph and Exchange requests in flight together.
     pub concurrency_cap: Option<u32>,
+    /// Exchange `InvokeCommand` requests in flight (`$batch` steps included).
+    pub exchange_concurrency_cap: Option<u32>,
+    /// Graph requests in flight.
+    pub graph_concurrency_cap: Option<u32>,
+    /// Graph requests in flight per `{user}` path segment (resolved to the person).
+    pub graph_mailbox_concurrency_cap: Option<u32>,
+    /// Body of Exchange 429 answers.
+    pub exchange_throttle_body: ThrottleBody,
     pub rate_503: f64,
     pub seed: u64,
     pub fail_mailboxes: Vec<String>,
@@ -289,6 +298,10 @@ impl Default for SimSettings {
         SimSettings {
             latency_ms: 0,
             concurrency_cap: None,
+            exchange_concurrency_cap: None,
+            graph_concurrency_cap: None,
+            graph_mailbox_concurrency_cap: None,
+            exchange_throttle_body: ThrottleBody::Json,
             rate_503: 0.0,
             seed: 7,
             fail_mailboxes: Vec::new(),
@@ -300,6 +313,17 @@ impl Default for SimSettings {
             guid_names: false,
         }
     }
+}
+
+/// The body of an Exchange 429.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ThrottleBody {
+    /// `{"error":{"code":"TooManyRequests",...}}`.
+    #[default]
+    Json,
+    /// `text/plain`: "You have reached the maximum number of concurrent requests per tenant. ..."
+    Text,
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {

@@ -29,7 +29,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use fixture::{Fixture, MailboxType, Organization, ShownAs, SimSettings};
+pub use fixture::{Fixture, MailboxType, Organization, ShownAs, SimSettings, ThrottleBody};
 pub use snapshot::Snapshot;
 
 use auth::Audience;

@@ -130,8 +130,21 @@ pub struct SentMail {
 pub struct Counters {
     /// Requests by endpoint key (`exo Get-Mailbox`, `graph GET calendarPermissions`, ...).
     pub requests: BTreeMap<String, u64>,
+    /// Graph and Exchange requests in flight at once (throttled ones included).
     pub peak_in_flight: u64,
+    /// Exchange `InvokeCommand` requests in flight at once.
+    pub peak_in_flight_exchange: u64,
+    /// Graph requests in flight at once.
+    pub peak_in_flight_graph: u64,
+    /// Graph requests in flight at once on one mailbox (the maximum over mailboxes).
+    pub peak_in_flight_graph_mailbox: u64,
+    /// 429 answers of every concurrency cap.
     pub throttled_429: u64,
+    /// Of those, answers to Exchange requests.
+    pub throttled_429_exchange: u64,
+    /// Of those, answers to Graph requests.
+    pub throttled_429_graph: u64,
+    /// 503 answers drawn by `rate_503`.
     pub injected_503: u64,
 }
 
