@@ -1,7 +1,8 @@
 //! Request accounting and fault injection: per-endpoint counters, in-flight
 //! tracking with concurrency caps (429) for all services together, per
-//! service and per Graph mailbox, a seeded 503 rate and a per-request latency.
-//! These faults apply to Graph and Exchange routes only.
+//! service and per Graph mailbox, a seeded 503 rate and a per-request latency
+//! (Graph and Exchange routes only), and scripted one-off faults (every
+//! counted route).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -14,10 +15,45 @@ use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 
-use crate::fixture::{SimSettings, ThrottleBody};
-use crate::snapshot::Counters;
+use crate::cmdlets;
+use crate::directory::{Directory, Scope};
+use crate::fixture::{FaultAnswer, ScriptedFault, SimSettings, ThrottleBody};
+use crate::snapshot::{Counters, InjectedFault};
 use crate::wire::throttled;
 use crate::{exo, Sim};
+
+/// Endpoint keys of the `requests` counters, besides `exo <CmdletName>`.
+const ENDPOINTS: &[&str] = &[
+    "token",
+    "graph GET /users/{id}",
+    "graph GET /users?$filter",
+    "graph GET transitiveMemberOf",
+    "graph GET calendarPermissions",
+    "graph POST calendarPermissions",
+    "graph DELETE calendarPermissions",
+    "graph POST sendMail",
+    "graph POST $batch",
+    "exo InvokeCommand",
+    "exo POST $batch",
+    "cw POST tickets",
+    "cw GET ticket",
+    "cw POST notes",
+    "cw GET notes",
+];
+
+/// Is `name` an endpoint key (case-insensitive)?
+pub(crate) fn is_endpoint(name: &str) -> bool {
+    let cmdlet = name
+        .get(..4)
+        .filter(|prefix| prefix.eq_ignore_ascii_case("exo "))
+        .map(|_| &name[4..]);
+    ENDPOINTS.iter().any(|e| e.eq_ignore_ascii_case(name))
+        || cmdlet.is_some_and(|c| cmdlets::canonical_name(c).is_some())
+}
+
+/// The text of the plain-text throttling answer a scripted `concurrent_text` fault gives.
+const CONCURRENT_TEXT: &str =
+    "The request was throttled: you have reached the maximum number of concurrent requests per tenant.";
 
 /// The text of Exchange's plain-text concurrency answer.
 pub(crate) const EXCHANGE_CONCURRENCY_TEXT: &str =
@@ -45,20 +81,27 @@ pub(crate) struct Arrival {
     pub service: Service,
     /// The `{user}` path segment of a Graph route.
     pub user: Option<String>,
+    /// What a scripted fault's `identity` is matched against: the cmdlet's
+    /// `Identity`, the Graph `{user}` segment, the ConnectWise ticket id.
+    pub target: Option<String>,
 }
 
 impl Key {
     async fn resolve(self, request: Request) -> (Request, Arrival) {
         let (mut parts, body) = request.into_parts();
-        let user = RawPathParams::from_request_parts(&mut parts, &())
+        let params = RawPathParams::from_request_parts(&mut parts, &())
             .await
-            .ok()
-            .and_then(|params| {
+            .ok();
+        let param = |wanted: &str| {
+            params.as_ref().and_then(|params| {
                 params
                     .iter()
-                    .find(|(name, _)| *name == "user")
+                    .find(|(name, _)| *name == wanted)
                     .map(|(_, value)| value.to_string())
-            });
+            })
+        };
+        let user = param("user");
+        let target = user.clone().or_else(|| param("id"));
         match self {
             Key::Fixed(key) => {
                 let service = if key.starts_with("graph ") {
@@ -72,16 +115,18 @@ impl Key {
                     key: key.to_string(),
                     service,
                     user,
+                    target,
                 };
                 (Request::from_parts(parts, body), arrival)
             }
             Key::Cmdlet => {
                 let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
-                let (name, _identity) = exo::cmdlet_label(&bytes);
+                let (name, identity) = exo::cmdlet_label(&bytes);
                 let arrival = Arrival {
                     key: format!("exo {name}"),
                     service: Service::Exchange,
                     user,
+                    target: identity,
                 };
                 (Request::from_parts(parts, Body::from(bytes)), arrival)
             }
@@ -113,8 +158,8 @@ async fn count(
     next: Next,
 ) -> Response {
     let (request, arrival) = key.resolve(request).await;
-    sim.faults.count(arrival.key);
-    next.run(request).await
+    sim.faults.count(arrival.key.clone());
+    scripted(&sim, &arrival, request, next).await
 }
 
 async fn guard(
@@ -147,7 +192,79 @@ async fn guard(
             faults.retry_after_secs,
         );
     }
-    next.run(request).await
+    scripted(&sim, &arrival, request, next).await
+}
+
+/// Run the request, unless a scripted fault claims it.
+async fn scripted(sim: &Sim, arrival: &Arrival, request: Request, next: Next) -> Response {
+    let Some(fault) = sim.faults.take(&sim.directory, arrival) else {
+        return next.run(request).await;
+    };
+    let retry_after = sim.faults.retry_after_secs;
+    let hang = Duration::from_millis(fault.hang_ms.unwrap_or_default());
+    let mut response = match fault.answer {
+        FaultAnswer::Error500 => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        FaultAnswer::BadGateway => gateway(StatusCode::BAD_GATEWAY),
+        FaultAnswer::GatewayTimeout => gateway(StatusCode::GATEWAY_TIMEOUT),
+        FaultAnswer::Unavailable => throttled(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            retry_after,
+        ),
+        FaultAnswer::ConcurrentText => {
+            plain_text(StatusCode::INTERNAL_SERVER_ERROR, CONCURRENT_TEXT)
+        }
+        FaultAnswer::UnavailableAfterWrite => {
+            drop(next.run(request).await);
+            throttled(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                retry_after,
+            )
+        }
+        FaultAnswer::GatewayTimeoutAfterWrite => {
+            drop(next.run(request).await);
+            gateway(StatusCode::GATEWAY_TIMEOUT)
+        }
+        FaultAnswer::Hang => {
+            tokio::time::sleep(hang).await;
+            next.run(request).await
+        }
+        FaultAnswer::HangAfterWrite => {
+            let response = next.run(request).await;
+            tokio::time::sleep(hang).await;
+            response
+        }
+    };
+    if let Some(status) = fault.status.and_then(|s| StatusCode::from_u16(s).ok()) {
+        *response.status_mut() = status;
+    }
+    response
+}
+
+/// A load balancer's answer: a small HTML page.
+fn gateway(status: StatusCode) -> Response {
+    let title = match status {
+        StatusCode::BAD_GATEWAY => "502 Bad Gateway",
+        _ => "504 Gateway Time-out",
+    };
+    let page = format!(
+        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
+    );
+    let mut response = (status, page).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    response
+}
+
+fn plain_text(status: StatusCode, text: &'static str) -> Response {
+    let mut response = (status, text).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +296,8 @@ pub(crate) struct Faults {
     rate_503: f64,
     pub retry_after_secs: u64,
     counters: Mutex<Tracking>,
+    /// Scripted faults and how many more requests each one claims.
+    script: Mutex<Vec<(ScriptedFault, u32)>>,
 }
 
 impl Faults {
@@ -200,7 +319,39 @@ impl Faults {
                 mailboxes: HashMap::new(),
                 rng: fastrand::Rng::with_seed(settings.seed),
             }),
+            script: Mutex::new(
+                settings
+                    .faults
+                    .iter()
+                    .map(|f| (f.clone(), f.times))
+                    .collect(),
+            ),
         }
+    }
+
+    /// Claim the first scripted fault that matches the request, if any.
+    fn take(&self, directory: &Directory, arrival: &Arrival) -> Option<ScriptedFault> {
+        let mut script = self.script.lock().unwrap_or_else(PoisonError::into_inner);
+        let (fault, remaining) = script.iter_mut().find(|(fault, remaining)| {
+            *remaining > 0
+                && fault.endpoint.eq_ignore_ascii_case(&arrival.key)
+                && match (fault.identity.as_deref(), arrival.target.as_deref()) {
+                    (None, _) => true,
+                    (Some(wanted), Some(given)) => same_identity(directory, wanted, given),
+                    (Some(_), None) => false,
+                }
+        })?;
+        *remaining -= 1;
+        let fault = fault.clone();
+        drop(script);
+        let mut tracking = self.lock();
+        tracking.snapshot.injected_faults += 1;
+        tracking.snapshot.injected_fault_log.push(InjectedFault {
+            endpoint: arrival.key.clone(),
+            identity: arrival.target.clone(),
+            answer: fault.answer.as_str().to_string(),
+        });
+        Some(fault)
     }
 
     fn lock(&self) -> MutexGuard<'_, Tracking> {
@@ -273,14 +424,10 @@ impl Faults {
     /// The 429 of a concurrency cap.
     fn throttled(&self, service: Service) -> Response {
         if service == Service::Exchange && self.exchange_body == ThrottleBody::Text {
-            let mut response =
-                (StatusCode::TOO_MANY_REQUESTS, EXCHANGE_CONCURRENCY_TEXT).into_response();
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            headers.insert(header::RETRY_AFTER, self.retry_after_secs.into());
+            let mut response = plain_text(StatusCode::TOO_MANY_REQUESTS, EXCHANGE_CONCURRENCY_TEXT);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, self.retry_after_secs.into());
             return response;
         }
         throttled(
@@ -317,6 +464,47 @@ impl Drop for InFlight<'_> {
                     tracking.mailboxes.remove(mailbox);
                 }
             }
+        }
+    }
+}
+
+/// Do two identity strings designate the same object (or are they equal)?
+/// A folder identity `<mailbox>:\<folder>` counts as its mailbox.
+fn same_identity(directory: &Directory, wanted: &str, given: &str) -> bool {
+    let given = given.split(":\\").next().unwrap_or(given);
+    if wanted.trim().eq_ignore_ascii_case(given.trim()) {
+        return true;
+    }
+    match (
+        directory.resolve(wanted, Scope::All),
+        directory.resolve(given, Scope::All),
+    ) {
+        (Ok(a), Ok(b)) => a.id() == b.id(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_endpoint;
+
+    #[test]
+    fn endpoint_keys() {
+        for key in [
+            "exo Remove-MailboxPermission",
+            "EXO get-mailbox",
+            "graph DELETE calendarPermissions",
+            "cw POST notes",
+            "token",
+        ] {
+            assert!(is_endpoint(key), "{key}");
+        }
+        for key in [
+            "exo Remove-Mailbox",
+            "graph GET calendar",
+            "Remove-MailboxPermission",
+        ] {
+            assert!(!is_endpoint(key), "{key}");
         }
     }
 }

@@ -146,6 +146,21 @@ pub struct Counters {
     pub throttled_429_graph: u64,
     /// 503 answers drawn by `rate_503`.
     pub injected_503: u64,
+    /// Scripted faults applied (`sim.faults`).
+    pub injected_faults: u64,
+    /// Each applied scripted fault, in order.
+    pub injected_fault_log: Vec<InjectedFault>,
+}
+
+/// One applied scripted fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InjectedFault {
+    /// The endpoint key of the request.
+    pub endpoint: String,
+    /// The request's identity (cmdlet `Identity`, Graph `{user}`, ticket id), if any.
+    pub identity: Option<String>,
+    /// The fault's `answer`.
+    pub answer: String,
 }
 
 /// The whole simulator state, as `GET /_sim/state` answers it.

@@ -56,7 +56,10 @@ pub struct TestSim {
 pub struct Answer {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
+    /// The JSON body (`Null` if empty, a JSON string if not JSON).
     pub body: Value,
+    /// The raw body.
+    pub text: String,
 }
 
 impl Answer {
@@ -67,13 +70,18 @@ impl Answer {
         let body = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).expect("JSON body")
+            serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()))
         };
         Answer {
             status,
             headers,
             body,
+            text,
         }
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.header("content-type").unwrap_or_default()
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -202,6 +210,11 @@ impl TestSim {
 
     pub async fn exo(&self, body: &str) -> Answer {
         self.exo_at(&self.invoke_url(), body).await
+    }
+
+    /// The Exchange and Graph tokens the helpers use.
+    pub fn tokens(&self) -> (&str, &str) {
+        (&self.exo_token, &self.graph_token)
     }
 
     /// Every item of a paged Get-* answer, following `@odata.nextLink`.

@@ -12,4 +12,5 @@ mod fixtures;
 mod graph;
 mod recipients;
 mod restore;
+mod scripted;
 mod snapshot;
