@@ -53,14 +53,22 @@ pub(crate) struct CmdletInput {
     pub parameters: Map<String, Value>,
 }
 
-/// The cmdlet name of an InvokeCommand body, for request counters.
-pub(crate) fn cmdlet_label(body: &[u8]) -> String {
+/// The cmdlet name of an InvokeCommand body (for request counters) and its
+/// `Identity` parameter, if it is a string.
+pub(crate) fn cmdlet_label(body: &[u8]) -> (String, Option<String>) {
     match serde_json::from_slice::<InvokeBody>(body) {
         Ok(body) => {
-            let name = body.cmdlet_input.name;
-            cmdlets::canonical_name(&name).map_or(name, str::to_string)
+            let input = body.cmdlet_input;
+            let identity = input
+                .parameters
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("Identity"))
+                .and_then(|(_, v)| v.as_str())
+                .map(str::to_string);
+            let name = cmdlets::canonical_name(&input.name).map_or(input.name, str::to_string);
+            (name, identity)
         }
-        Err(_) => "InvokeCommand".to_string(),
+        Err(_) => ("InvokeCommand".to_string(), None),
     }
 }
 

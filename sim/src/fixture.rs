@@ -270,7 +270,16 @@ pub struct PsaTicket {
 #[serde(default)]
 pub struct SimSettings {
     pub latency_ms: u64,
+    /// Graph and Exchange requests in flight together.
     pub concurrency_cap: Option<u32>,
+    /// Exchange `InvokeCommand` requests in flight (`$batch` steps included).
+    pub exchange_concurrency_cap: Option<u32>,
+    /// Graph requests in flight.
+    pub graph_concurrency_cap: Option<u32>,
+    /// Graph requests in flight per `{user}` path segment (resolved to the person).
+    pub graph_mailbox_concurrency_cap: Option<u32>,
+    /// Body of Exchange 429 answers.
+    pub exchange_throttle_body: ThrottleBody,
     pub rate_503: f64,
     pub seed: u64,
     pub fail_mailboxes: Vec<String>,
@@ -282,6 +291,81 @@ pub struct SimSettings {
     pub psa_fail: bool,
     /// Every person's and group's Exchange `Name` is its object id.
     pub guid_names: bool,
+    /// Scripted one-off faults, applied to the first matching requests.
+    pub faults: Vec<ScriptedFault>,
+}
+
+/// A scripted fault: the first `times` requests to `endpoint` (a `requests`
+/// counter key, e.g. `exo Remove-MailboxPermission`) whose identity matches
+/// get `answer` instead of (or after) the normal one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptedFault {
+    pub endpoint: String,
+    /// Matches the cmdlet's `Identity`, the Graph `{user}` segment or the
+    /// ConnectWise ticket id, resolved like an identity. Absent: any request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    pub answer: FaultAnswer,
+    #[serde(default = "one_time")]
+    pub times: u32,
+    /// Overrides the answer's HTTP status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// For `hang` and `hang_after_write`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hang_ms: Option<u64>,
+}
+
+fn one_time() -> u32 {
+    1
+}
+
+/// What a scripted fault answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaultAnswer {
+    /// A gateway's 500 with an empty body; the request has no effect.
+    #[serde(rename = "500")]
+    Error500,
+    /// A gateway's 502 with an HTML body; no effect.
+    #[serde(rename = "502")]
+    BadGateway,
+    /// 503 with `Retry-After`; no effect.
+    #[serde(rename = "503")]
+    Unavailable,
+    /// A gateway's 504 with an HTML body; no effect.
+    #[serde(rename = "504")]
+    GatewayTimeout,
+    /// Status 500 (default), `text/plain` "The request was throttled: ..."; no effect.
+    #[serde(rename = "concurrent_text")]
+    ConcurrentText,
+    /// The request is carried out, then answered 503 with `Retry-After`.
+    #[serde(rename = "503_after_write")]
+    UnavailableAfterWrite,
+    /// The request is carried out, then answered 504.
+    #[serde(rename = "504_after_write")]
+    GatewayTimeoutAfterWrite,
+    /// Sleep `hang_ms`, then carry the request out and answer normally.
+    #[serde(rename = "hang")]
+    Hang,
+    /// Carry the request out, sleep `hang_ms`, then answer normally.
+    #[serde(rename = "hang_after_write")]
+    HangAfterWrite,
+}
+
+impl FaultAnswer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultAnswer::Error500 => "500",
+            FaultAnswer::BadGateway => "502",
+            FaultAnswer::Unavailable => "503",
+            FaultAnswer::GatewayTimeout => "504",
+            FaultAnswer::ConcurrentText => "concurrent_text",
+            FaultAnswer::UnavailableAfterWrite => "503_after_write",
+            FaultAnswer::GatewayTimeoutAfterWrite => "504_after_write",
+            FaultAnswer::Hang => "hang",
+            FaultAnswer::HangAfterWrite => "hang_after_write",
+        }
+    }
 }
 
 impl Default for SimSettings {
@@ -289,6 +373,10 @@ impl Default for SimSettings {
         SimSettings {
             latency_ms: 0,
             concurrency_cap: None,
+            exchange_concurrency_cap: None,
+            graph_concurrency_cap: None,
+            graph_mailbox_concurrency_cap: None,
+            exchange_throttle_body: ThrottleBody::Json,
             rate_503: 0.0,
             seed: 7,
             fail_mailboxes: Vec::new(),
@@ -298,8 +386,20 @@ impl Default for SimSettings {
             retry_after_secs: 1,
             psa_fail: false,
             guid_names: false,
+            faults: Vec::new(),
         }
     }
+}
+
+/// The body of an Exchange 429.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ThrottleBody {
+    /// `{"error":{"code":"TooManyRequests",...}}`.
+    #[default]
+    Json,
+    /// `text/plain`: "You have reached the maximum number of concurrent requests per tenant. ..."
+    Text,
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
@@ -472,6 +572,31 @@ impl Fixture {
             .find(|m| !mailboxes.contains(&m.to_lowercase()))
         {
             return Err(format!("sim: '{unknown}' is not a mailbox of the tenant"));
+        }
+        for fault in &sim.faults {
+            let name = &fault.endpoint;
+            if !crate::faults::is_endpoint(name) {
+                return Err(format!(
+                    "sim.faults: '{name}' is not an endpoint key (e.g. 'exo Remove-MailboxPermission', 'graph GET calendarPermissions', 'cw POST notes')"
+                ));
+            }
+            if fault.times == 0 {
+                return Err(format!("sim.faults: '{name}': times must be at least 1"));
+            }
+            let hangs = matches!(
+                fault.answer,
+                FaultAnswer::Hang | FaultAnswer::HangAfterWrite
+            );
+            if hangs != fault.hang_ms.is_some() {
+                return Err(format!(
+                    "sim.faults: '{name}': hang_ms goes with (and only with) the answers hang and hang_after_write"
+                ));
+            }
+            if fault.status.is_some_and(|s| !(100..=599).contains(&s)) {
+                return Err(format!(
+                    "sim.faults: '{name}': status is not an HTTP status"
+                ));
+            }
         }
         Ok(())
     }

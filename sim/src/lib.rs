@@ -29,7 +29,10 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use fixture::{Fixture, MailboxType, Organization, ShownAs, SimSettings};
+pub use fixture::{
+    FaultAnswer, Fixture, MailboxType, Organization, ScriptedFault, ShownAs, SimSettings,
+    ThrottleBody,
+};
 pub use snapshot::Snapshot;
 
 use auth::Audience;

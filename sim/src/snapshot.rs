@@ -130,9 +130,37 @@ pub struct SentMail {
 pub struct Counters {
     /// Requests by endpoint key (`exo Get-Mailbox`, `graph GET calendarPermissions`, ...).
     pub requests: BTreeMap<String, u64>,
+    /// Graph and Exchange requests in flight at once (throttled ones included).
     pub peak_in_flight: u64,
+    /// Exchange `InvokeCommand` requests in flight at once.
+    pub peak_in_flight_exchange: u64,
+    /// Graph requests in flight at once.
+    pub peak_in_flight_graph: u64,
+    /// Graph requests in flight at once on one mailbox (the maximum over mailboxes).
+    pub peak_in_flight_graph_mailbox: u64,
+    /// 429 answers of every concurrency cap.
     pub throttled_429: u64,
+    /// Of those, answers to Exchange requests.
+    pub throttled_429_exchange: u64,
+    /// Of those, answers to Graph requests.
+    pub throttled_429_graph: u64,
+    /// 503 answers drawn by `rate_503`.
     pub injected_503: u64,
+    /// Scripted faults applied (`sim.faults`).
+    pub injected_faults: u64,
+    /// Each applied scripted fault, in order.
+    pub injected_fault_log: Vec<InjectedFault>,
+}
+
+/// One applied scripted fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InjectedFault {
+    /// The endpoint key of the request.
+    pub endpoint: String,
+    /// The request's identity (cmdlet `Identity`, Graph `{user}`, ticket id), if any.
+    pub identity: Option<String>,
+    /// The fault's `answer`.
+    pub answer: String,
 }
 
 /// The whole simulator state, as `GET /_sim/state` answers it.

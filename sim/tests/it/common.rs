@@ -56,7 +56,10 @@ pub struct TestSim {
 pub struct Answer {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
+    /// The JSON body (`Null` if empty, a JSON string if not JSON).
     pub body: Value,
+    /// The raw body.
+    pub text: String,
 }
 
 impl Answer {
@@ -67,13 +70,18 @@ impl Answer {
         let body = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).expect("JSON body")
+            serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()))
         };
         Answer {
             status,
             headers,
             body,
+            text,
         }
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.header("content-type").unwrap_or_default()
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -204,6 +212,11 @@ impl TestSim {
         self.exo_at(&self.invoke_url(), body).await
     }
 
+    /// The Exchange and Graph tokens the helpers use.
+    pub fn tokens(&self) -> (&str, &str) {
+        (&self.exo_token, &self.graph_token)
+    }
+
     /// Every item of a paged Get-* answer, following `@odata.nextLink`.
     pub async fn exo_all(&self, body: &str) -> (Vec<Value>, usize) {
         let (mut items, mut pages) = (Vec::new(), 0);
@@ -266,4 +279,30 @@ pub fn users(list: &Value) -> Vec<String> {
                 .to_string()
         })
         .collect()
+}
+
+/// Run futures concurrently (no extra dependency).
+pub async fn futures_join<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.expect("ready")).collect()
 }

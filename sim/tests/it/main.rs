@@ -2,6 +2,7 @@
 //! in the wire shapes of the real services.
 
 mod auth;
+mod caps;
 mod common;
 mod connectwise;
 mod errors;
@@ -11,4 +12,5 @@ mod fixtures;
 mod graph;
 mod recipients;
 mod restore;
+mod scripted;
 mod snapshot;
