@@ -293,6 +293,9 @@ pub struct SimSettings {
     pub guid_names: bool,
     /// Scripted one-off faults, applied to the first matching requests.
     pub faults: Vec<ScriptedFault>,
+    /// Permission reads of a recipient show its grants as they were this long
+    /// ago (0: no lag).
+    pub read_lag_ms: u64,
 }
 
 /// A scripted fault: the first `times` requests to `endpoint` (a `requests`
@@ -387,6 +390,7 @@ impl Default for SimSettings {
             psa_fail: false,
             guid_names: false,
             faults: Vec::new(),
+            read_lag_ms: 0,
         }
     }
 }

@@ -10,6 +10,7 @@ mod exo;
 mod faults;
 mod fixtures;
 mod graph;
+mod lag;
 mod recipients;
 mod restore;
 mod scripted;
