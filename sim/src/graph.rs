@@ -124,7 +124,7 @@ fn mailbox_user<'a>(sim: &'a Sim, key: &str) -> Result<&'a Person, GraphError> {
             format!("The requested user '{key}' is invalid."),
         )
     })?;
-    if !person.kind.has_mailbox() {
+    if !person.kind.has_mailbox() || sim.rest_disabled(&person.upn) {
         return Err(rest_disabled());
     }
     Ok(person)
