@@ -654,10 +654,13 @@ fn remove_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
 
 fn add_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
     let directory = &sim.directory;
+    let trustee = params.required("Trustee")?;
     let recipient = recipient(directory, &params.required("Identity")?)?;
     ensure_send_as(params)?;
     ensure_writable(sim, recipient)?;
-    let trustee = recipient_trustee(directory, &params.required("Trustee")?)?;
+    let trustee = directory
+        .resolve(&trustee, Scope::Recipients)
+        .map_err(|e| unresolved(e, &trustee))?;
     let ace = SendAsAce {
         user: trustee.key().to_string(),
         deny: false,
@@ -685,14 +688,6 @@ fn add_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
     Ok(Output::items([RecipientPermissionItem::new(
         directory, recipient, &ace,
     )]))
-}
-
-/// A trustee to add: a recipient.
-fn recipient_trustee<'a>(
-    directory: &'a Directory,
-    identity: &str,
-) -> Result<Principal<'a>, ExoError> {
-    recipient(directory, identity)
 }
 
 // ---- Get-Recipient / Get-User ----------------------------------------------------
