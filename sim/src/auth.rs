@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use serde::Serialize;
@@ -33,6 +33,54 @@ impl Audience {
             "https://outlook.office365.com/.default" => Some(Audience::Exchange),
             _ => None,
         }
+    }
+}
+
+/// Issued tokens and the `revoke_tokens_after` bookkeeping.
+#[derive(Default)]
+pub(crate) struct Tokens {
+    /// Token → (audience, revoked).
+    issued: HashMap<String, (Audience, bool)>,
+    /// Requests that passed authentication.
+    authenticated: u64,
+    /// Tokens invalidated by the revocation (it happens once).
+    pub revoked: u64,
+    /// Requests rejected because their token was revoked.
+    pub rejected: u64,
+}
+
+/// Why a bearer token was refused.
+enum Refusal {
+    Unknown,
+    Audience,
+    Revoked,
+}
+
+impl Tokens {
+    /// Check a token for `audience`; with `revoke_after`, the request after
+    /// the `revoke_after`-th authenticated one revokes every token issued so far.
+    fn admit(
+        &mut self,
+        token: &str,
+        audience: Audience,
+        revoke_after: Option<u64>,
+    ) -> Result<(), Refusal> {
+        let &(issued, revoked) = self.issued.get(token).ok_or(Refusal::Unknown)?;
+        if issued != audience {
+            return Err(Refusal::Audience);
+        }
+        if !revoked && revoke_after.is_some_and(|n| self.authenticated >= n) && self.revoked == 0 {
+            for (_, revoked) in self.issued.values_mut() {
+                *revoked = true;
+            }
+            self.revoked = self.issued.len() as u64;
+        }
+        if self.issued.get(token).is_some_and(|(_, revoked)| *revoked) {
+            self.rejected += 1;
+            return Err(Refusal::Revoked);
+        }
+        self.authenticated += 1;
+        Ok(())
     }
 }
 
@@ -159,7 +207,7 @@ fn issue(sim: &Sim, tenant: &str, form: &HashMap<String, String>) -> Result<Stri
     let token: String = std::iter::repeat_with(fastrand::alphanumeric)
         .take(48)
         .collect();
-    sim.tokens().insert(token.clone(), audience);
+    sim.tokens().issued.insert(token.clone(), (audience, false));
     Ok(token)
 }
 
@@ -196,14 +244,46 @@ async fn require_bearer(
         return unauthorized("Access token is empty.", "Bearer");
     };
     let invalid = r#"Bearer error="invalid_token""#;
-    let issued = sim.tokens().get(token).copied();
-    match issued {
-        None => unauthorized("Access token validation failure. Invalid token.", invalid),
-        Some(issued) if issued != audience => unauthorized(
+    let admitted = sim
+        .tokens()
+        .admit(token, audience, sim.settings.revoke_tokens_after);
+    match admitted {
+        Ok(()) => next.run(request).await,
+        Err(Refusal::Unknown) => {
+            unauthorized("Access token validation failure. Invalid token.", invalid)
+        }
+        Err(Refusal::Audience) => unauthorized(
             "Access token validation failure. Invalid audience.",
             invalid,
         ),
-        Some(_) => next.run(request).await,
+        Err(Refusal::Revoked) => revoked(audience),
+    }
+}
+
+/// The answer to a revoked token: Graph's JSON error, Exchange's bare 401.
+fn revoked(audience: Audience) -> Response {
+    match audience {
+        Audience::Graph => unauthorized(
+            "Lifetime validation failed, the token is expired.",
+            r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000", error="invalid_token""#,
+        ),
+        Audience::Exchange => {
+            let mut response = StatusCode::UNAUTHORIZED.into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    r#"Bearer client_id="00000002-0000-0ff1-ce00-000000000000", trusted_issuers="00000001-0000-0000-c000-000000000000@*", token_types="app_asserted_user_v1 service_asserted_app_v1", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="invalid_token""#,
+                ),
+            );
+            headers.insert(
+                "x-ms-diagnostics",
+                HeaderValue::from_static(
+                    r#"2000001;reason="The token has expired or was revoked.";error_category="invalid_token""#,
+                ),
+            );
+            response
+        }
     }
 }
 

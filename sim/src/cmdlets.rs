@@ -320,7 +320,7 @@ fn get_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
         let delegate = send_on_behalf_filter(directory, &filter)?;
         mailboxes.retain(|m| {
             state
-                .grants_of(&m.upn)
+                .visible(&m.upn)
                 .send_on_behalf
                 .iter()
                 .any(|s| delegate.matches(directory, s))
@@ -339,7 +339,7 @@ fn get_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
             external_directory_object_id: &m.id,
             recipient_type_details: m.kind.as_str(),
             grant_send_on_behalf_to: state
-                .grants_of(&m.upn)
+                .visible(&m.upn)
                 .send_on_behalf
                 .iter()
                 .map(|s| directory.name_of(s))
@@ -452,7 +452,7 @@ fn get_mailbox_permission(sim: &Sim, params: &Params) -> CmdletResult {
     }
     let user = params.text("User")?;
     let user = user.as_deref().map(|u| account(directory, u)).transpose()?;
-    let mut aces = sim.state().grants_of(&mailbox.upn).full_access.clone();
+    let mut aces = sim.state().visible(&mailbox.upn).full_access.clone();
     if !aces.iter().any(|a| a.user.eq_ignore_ascii_case(SELF)) {
         aces.insert(0, self_ace());
     }
@@ -600,7 +600,7 @@ fn get_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
     let state = sim.state();
     let mut entries: Vec<(Principal, SendAsAce)> = Vec::new();
     for recipient in recipients {
-        let aces = &state.grants_of(recipient.key()).send_as;
+        let aces = &state.visible(recipient.key()).send_as;
         match trustee {
             // By trustee, Exchange compares SIDs: an entry whose SID changed is missed.
             Some(who) => {
@@ -654,10 +654,13 @@ fn remove_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
 
 fn add_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
     let directory = &sim.directory;
+    let trustee = params.required("Trustee")?;
     let recipient = recipient(directory, &params.required("Identity")?)?;
     ensure_send_as(params)?;
     ensure_writable(sim, recipient)?;
-    let trustee = recipient_trustee(directory, &params.required("Trustee")?)?;
+    let trustee = directory
+        .resolve(&trustee, Scope::Recipients)
+        .map_err(|e| unresolved(e, &trustee))?;
     let ace = SendAsAce {
         user: trustee.key().to_string(),
         deny: false,
@@ -685,14 +688,6 @@ fn add_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
     Ok(Output::items([RecipientPermissionItem::new(
         directory, recipient, &ace,
     )]))
-}
-
-/// A trustee to add: a recipient.
-fn recipient_trustee<'a>(
-    directory: &'a Directory,
-    identity: &str,
-) -> Result<Principal<'a>, ExoError> {
-    recipient(directory, identity)
 }
 
 // ---- Get-Recipient / Get-User ----------------------------------------------------
@@ -811,7 +806,7 @@ fn get_mailbox_folder_permission(sim: &Sim, params: &Params) -> CmdletResult {
     }
     let user = params.text("User")?;
     let user = user.as_deref().map(|u| account(directory, u)).transpose()?;
-    let grants = sim.state().grants_of(&mailbox.upn).calendar.clone();
+    let grants = sim.state().visible(&mailbox.upn).calendar.clone();
     let folder_identity = format!("{}:\\{}", mailbox.name, mailbox.calendar_folder);
     let item = |user, rights, flags| FolderPermissionItem {
         identity: folder_identity.clone(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -264,8 +264,20 @@ fn invoke_command(
             format!("The request body is not a valid CmdletInput: {e}"),
         )
     })?;
+    let name = cmdlets::canonical_name(&input.cmdlet_input.name);
+    if let Some(name) = name.filter(|n| sim.forbids(n)) {
+        return Ok(forbidden(name));
+    }
     let offset = skip_offset(query.get("$skiptoken")).map_err(ExoError::binding)?;
     let output = cmdlets::invoke(sim, &input.cmdlet_input)?;
+    let writes = name.is_some_and(|n| ["Add-", "Remove-", "Set-"].iter().any(|p| n.starts_with(p)));
+    if sim.settings.empty_write_answers
+        && writes
+        && output.items.is_empty()
+        && output.warnings.is_empty()
+    {
+        return Ok(StatusCode::OK.into_response());
+    }
 
     let selection = query.get("$select").map(String::as_str);
     let size = sim.settings.page_size;
@@ -301,6 +313,21 @@ fn invoke_command(
             warnings: output.warnings,
         },
     ))
+}
+
+/// Exchange's answer to a cmdlet outside the app's RBAC roles: 403, a body
+/// of NUL bytes, the reason only in `x-ms-diagnostics`.
+fn forbidden(name: &str) -> Response {
+    let mut response = (StatusCode::FORBIDDEN, vec![0u8; 32]).into_response();
+    let headers = response.headers_mut();
+    headers.remove(header::CONTENT_TYPE);
+    let diagnostics = format!(
+        "2000003;reason=\"The app is not allowed to run cmdlet '{name}' (missing RBAC role)\";error_category=\"insufficient_privileges\""
+    );
+    if let Ok(value) = HeaderValue::from_str(&diagnostics) {
+        headers.insert("x-ms-diagnostics", value);
+    }
+    response
 }
 
 async fn exo_batch(

@@ -293,6 +293,20 @@ pub struct SimSettings {
     pub guid_names: bool,
     /// Scripted one-off faults, applied to the first matching requests.
     pub faults: Vec<ScriptedFault>,
+    /// Permission reads of a recipient show its grants as they were this long
+    /// ago (0: no lag).
+    pub read_lag_ms: u64,
+    /// After this many authenticated Graph/Exchange requests, every token
+    /// issued so far stops working (once).
+    pub revoke_tokens_after: Option<u64>,
+    /// Cmdlets the app may not run: 403, NUL-padded body, reason in `x-ms-diagnostics`.
+    pub forbidden_cmdlets: Vec<String>,
+    /// Exchange write cmdlets with no items and no warnings answer 200 with an
+    /// empty body and no content type.
+    pub empty_write_answers: bool,
+    /// Graph calendar routes and sendMail on these mailboxes answer 404
+    /// `MailboxNotEnabledForRESTAPI`.
+    pub rest_disabled_mailboxes: Vec<String>,
 }
 
 /// A scripted fault: the first `times` requests to `endpoint` (a `requests`
@@ -387,6 +401,11 @@ impl Default for SimSettings {
             psa_fail: false,
             guid_names: false,
             faults: Vec::new(),
+            read_lag_ms: 0,
+            revoke_tokens_after: None,
+            forbidden_cmdlets: Vec::new(),
+            empty_write_answers: false,
+            rest_disabled_mailboxes: Vec::new(),
         }
     }
 }
@@ -566,12 +585,22 @@ impl Fixture {
             .fail_mailboxes
             .iter()
             .chain(&sim.noop_remove_mailboxes)
-            .chain(&sim.unreadable_mailboxes);
+            .chain(&sim.unreadable_mailboxes)
+            .chain(&sim.rest_disabled_mailboxes);
         if let Some(unknown) = knobs
             .into_iter()
             .find(|m| !mailboxes.contains(&m.to_lowercase()))
         {
             return Err(format!("sim: '{unknown}' is not a mailbox of the tenant"));
+        }
+        if let Some(unknown) = sim
+            .forbidden_cmdlets
+            .iter()
+            .find(|c| crate::cmdlets::canonical_name(c).is_none())
+        {
+            return Err(format!(
+                "sim.forbidden_cmdlets: '{unknown}' is not a cmdlet the simulator serves"
+            ));
         }
         for fault in &sim.faults {
             let name = &fault.endpoint;

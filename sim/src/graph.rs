@@ -124,7 +124,7 @@ fn mailbox_user<'a>(sim: &'a Sim, key: &str) -> Result<&'a Person, GraphError> {
             format!("The requested user '{key}' is invalid."),
         )
     })?;
-    if !person.kind.has_mailbox() {
+    if !person.kind.has_mailbox() || sim.rest_disabled(&person.upn) {
         return Err(rest_disabled());
     }
     Ok(person)
@@ -504,8 +504,9 @@ fn permission(sim: &Sim, grant: &CalendarGrant) -> CalendarPermission {
     }
 }
 
+/// The calendar grants as a read sees them (`sim.read_lag_ms`).
 fn calendar_of(sim: &Sim, mailbox: &Person) -> Vec<CalendarGrant> {
-    sim.state().grants_of(&mailbox.upn).calendar.clone()
+    sim.state().visible(&mailbox.upn).calendar.clone()
 }
 
 async fn list_calendar(State(sim): State<Arc<Sim>>, Path(key): Path<String>) -> Response {
@@ -540,20 +541,24 @@ fn delete_permission(sim: &Sim, key: &str, id: &str) -> GraphResult {
             "The default permission can't be removed.",
         ));
     }
-    let position = calendar_of(sim, mailbox)
-        .iter()
-        .position(|g| permission(sim, g).id == id);
-    let Some(position) = position else {
+    let ignored = sim.ignores_removals(&mailbox.upn);
+    let found = sim.state().write(&mailbox.upn, |grants| {
+        let position = grants
+            .calendar
+            .iter()
+            .position(|g| permission(sim, g).id == id);
+        if let (Some(position), false) = (position, ignored) {
+            grants.calendar.remove(position);
+        }
+        position.is_some()
+    });
+    if !found {
         let message = "The specified object was not found in the store.".to_string();
         return Err(GraphError(
             StatusCode::NOT_FOUND,
             "ErrorItemNotFound",
             message,
         ));
-    };
-    if !sim.ignores_removals(&mailbox.upn) {
-        sim.state()
-            .write(&mailbox.upn, |grants| grants.calendar.remove(position));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

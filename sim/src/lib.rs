@@ -16,7 +16,6 @@ pub mod snapshot;
 mod state;
 mod wire;
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -35,7 +34,7 @@ pub use fixture::{
 };
 pub use snapshot::Snapshot;
 
-use auth::Audience;
+use auth::Tokens;
 use connectwise::Catalog;
 use directory::Directory;
 use faults::Faults;
@@ -133,7 +132,7 @@ pub(crate) struct Sim {
     pub psa: Catalog,
     pub faults: Faults,
     state: Mutex<TenantState>,
-    tokens: Mutex<HashMap<String, Audience>>,
+    tokens: Mutex<Tokens>,
 }
 
 impl Sim {
@@ -145,7 +144,7 @@ impl Sim {
             base_url,
             faults: Faults::new(&fixture.sim),
             state: Mutex::new(state),
-            tokens: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(Tokens::default()),
             directory,
             psa,
             options,
@@ -157,7 +156,7 @@ impl Sim {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn tokens(&self) -> MutexGuard<'_, HashMap<String, Audience>> {
+    pub(crate) fn tokens(&self) -> MutexGuard<'_, Tokens> {
         self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -185,9 +184,28 @@ impl Sim {
             .any(|m| m.eq_ignore_ascii_case(upn))
     }
 
+    /// The app may not run this cmdlet (`sim.forbidden_cmdlets`).
+    pub(crate) fn forbids(&self, cmdlet: &str) -> bool {
+        self.settings
+            .forbidden_cmdlets
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(cmdlet))
+    }
+
+    /// Graph calendar routes on this mailbox answer `MailboxNotEnabledForRESTAPI`.
+    pub(crate) fn rest_disabled(&self, upn: &str) -> bool {
+        self.settings
+            .rest_disabled_mailboxes
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(upn))
+    }
+
     fn snapshot(&self) -> Snapshot {
         let mut snapshot = self.state().snapshot(&self.directory);
         snapshot.counters = self.faults.snapshot();
+        let tokens = self.tokens();
+        snapshot.counters.tokens_revoked = tokens.revoked;
+        snapshot.counters.revoked_token_401 = tokens.rejected;
         snapshot
     }
 }

@@ -150,6 +150,10 @@ pub struct Counters {
     pub injected_faults: u64,
     /// Each applied scripted fault, in order.
     pub injected_fault_log: Vec<InjectedFault>,
+    /// Tokens invalidated by `revoke_tokens_after`.
+    pub tokens_revoked: u64,
+    /// Requests rejected (401) because their token was revoked.
+    pub revoked_token_401: u64,
 }
 
 /// One applied scripted fault.

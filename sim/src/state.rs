@@ -2,7 +2,8 @@
 //! mail. Grant lists are kept in a canonical (sorted) order so that a state
 //! after remove + restore compares equal to the initial one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -17,7 +18,7 @@ pub(crate) use crate::snapshot::{
 
 /// Grants on one recipient (non-mailbox recipients only have Send As). Users are stored in canonical form (see
 /// [`Directory::canonical`]).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub(crate) struct Grants {
     pub full_access: Vec<FullAccessAce>,
     pub send_as: Vec<SendAsAce>,
@@ -65,6 +66,10 @@ pub(crate) struct TenantState {
     /// Grants keyed by the recipient's canonical key (see [`Principal::key`]):
     /// every mailbox, mail user, mail-enabled group and contact has an entry.
     grants: BTreeMap<String, Grants>,
+    /// `sim.read_lag_ms`.
+    lag: Duration,
+    /// Per recipient: the grants before each recent write, oldest first.
+    history: HashMap<String, Vec<(Instant, Grants)>>,
     pub tickets: BTreeMap<u64, Ticket>,
     pub sent_mail: Vec<SentMail>,
 }
@@ -156,18 +161,43 @@ impl TenantState {
         grants.values_mut().for_each(Grants::normalize);
         TenantState {
             grants,
+            lag: Duration::from_millis(fixture.sim.read_lag_ms),
+            history: HashMap::new(),
             tickets,
             sent_mail: Vec::new(),
         }
     }
 
     /// Change the grants on a recipient (by canonical key); the lists are
-    /// normalized afterwards.
+    /// normalized afterwards. With a read lag, a change is remembered so that
+    /// reads keep showing the grants from before it for a while.
     pub fn write<R>(&mut self, key: &str, change: impl FnOnce(&mut Grants) -> R) -> R {
         let grants = self.grants.entry(key.to_string()).or_default();
+        let before = (!self.lag.is_zero()).then(|| grants.clone());
         let result = change(grants);
         grants.normalize();
+        if let Some(before) = before.filter(|before| before != grants) {
+            let now = Instant::now();
+            let lag = self.lag;
+            let history = self.history.entry(key.to_string()).or_default();
+            history.retain(|(at, _)| now.duration_since(*at) < lag);
+            history.push((now, before));
+        }
         result
+    }
+
+    /// The grants on a recipient as a permission read sees them: as they were
+    /// `read_lag_ms` ago (the state before the oldest write since then).
+    pub fn visible(&self, key: &str) -> &Grants {
+        let now = Instant::now();
+        self.history
+            .get(key)
+            .and_then(|writes| {
+                writes
+                    .iter()
+                    .find(|(at, _)| now.duration_since(*at) < self.lag)
+            })
+            .map_or_else(|| self.grants_of(key), |(_, before)| before)
     }
 
     /// The grants on a recipient (by canonical key; none if unknown).

@@ -212,6 +212,12 @@ impl TestSim {
         self.exo_at(&self.invoke_url(), body).await
     }
 
+    /// Get fresh tokens for the helpers (after the old ones were revoked).
+    pub async fn renew_tokens(&mut self) {
+        self.graph_token = self.token(GRAPH_SCOPE).await;
+        self.exo_token = self.token(EXO_SCOPE).await;
+    }
+
     /// The Exchange and Graph tokens the helpers use.
     pub fn tokens(&self) -> (&str, &str) {
         (&self.exo_token, &self.graph_token)

@@ -6,7 +6,10 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::common::{fixture, TestSim, ACME, HARD};
+use revoke365_sim::ShownAs;
+use serde_json::json;
+
+use crate::common::{cmdlet, fixture, TestSim, ACME, HARD, PETER, PETER2, REAL};
 
 /// Every grant list entry naming `user` on mailboxes other than `own`:
 /// `(mailbox, kind, detail)`.
@@ -207,6 +210,242 @@ async fn hard_tenant() {
     }
     assert_eq!(state["tickets"][0]["id"], "7301");
     assert_eq!(state["tickets"][0]["company"], "GlobexCorp");
+}
+
+#[tokio::test]
+async fn real_tenant_loads_with_peters_grants() {
+    let tenant = fixture(REAL);
+    assert_eq!(tenant.organization.company_id, "initech");
+    assert_eq!(tenant.organization.company_name, "Initech");
+    assert_eq!(tenant.organization.psa_company(), "initech");
+    let knobs = &tenant.sim;
+    assert_eq!(knobs.page_size, 2);
+    assert_eq!(knobs.read_lag_ms, 300);
+    assert_eq!(knobs.revoke_tokens_after, Some(25));
+    assert_eq!(knobs.fail_mailboxes, ["legal@initech.com"]);
+    let faults: Vec<(&str, Option<&str>, &str)> = knobs
+        .faults
+        .iter()
+        .map(|f| {
+            (
+                f.endpoint.as_str(),
+                f.identity.as_deref(),
+                f.answer.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        faults,
+        [
+            ("exo Get-Mailbox", None, "concurrent_text"),
+            ("exo Get-MailboxPermission", Some("it@initech.com"), "504"),
+            (
+                "exo Remove-RecipientPermission",
+                Some("info@initech.com"),
+                "502"
+            ),
+            (
+                "exo Remove-MailboxPermission",
+                Some("ceo@initech.com"),
+                "503_after_write"
+            ),
+        ]
+    );
+    let sim = TestSim::start(tenant).await;
+    let snapshot = sim.handle.snapshot();
+    let peter = snapshot.direct_grants_of(PETER);
+    let expected: Vec<(String, &str)> = [
+        ("ceo@initech.com", "full_access"),
+        ("ceo@initech.com", "calendar"),
+        ("finance@initech.com", "full_access"),
+        ("info@initech.com", "send_as"),
+        ("it@initech.com", "full_access"),
+        ("legal@initech.com", "full_access"),
+        ("sales@initech.com", "send_as"),
+        ("sales@initech.com", "send_on_behalf"),
+        ("support@initech.com", "full_access"),
+        ("allstaff@initech.com", "send_as"),
+        ("project-x@initech.com", "send_as"),
+    ]
+    .into_iter()
+    .map(|(r, k)| (r.to_string(), k))
+    .collect();
+    assert_eq!(peter, expected);
+    assert_eq!(
+        snapshot.direct_grants_of("TPS Reports"),
+        [("reports@initech.com".to_string(), "send_as")]
+    );
+    assert_eq!(
+        snapshot.direct_grants_of("bob.slydell@initech.onmicrosoft.com"),
+        [("ceo@initech.com".to_string(), "send_on_behalf")]
+    );
+    assert_eq!(
+        snapshot.direct_grants_of("milton@initech.com"),
+        [("lumbergh@initech.com".to_string(), "full_access")]
+    );
+    let lookalike = snapshot.direct_grants_of(PETER2);
+    assert_eq!(lookalike.len(), 6, "{lookalike:?}");
+    let ceo = snapshot.mailbox("ceo@initech.com").unwrap();
+    let shown: Vec<(&str, Option<ShownAs>)> = ceo
+        .full_access
+        .iter()
+        .map(|a| (a.user.as_str(), a.shown_as))
+        .collect();
+    assert!(shown.contains(&(PETER, Some(ShownAs::Upn))));
+    let sales = &snapshot.mailbox("sales@initech.com").unwrap().send_as;
+    assert!(sales
+        .iter()
+        .any(|a| a.user == PETER && a.trustee_lookup_misses && a.shown_as == Some(ShownAs::Name)));
+    assert_eq!(
+        snapshot.mailbox("support@initech.com").unwrap().kind,
+        "SharedMailbox"
+    );
+    let kinds: Vec<(&str, &str)> = snapshot
+        .recipients
+        .iter()
+        .map(|r| (r.address.as_str(), r.kind.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("bob.slydell@initech.onmicrosoft.com", "MailUser"),
+            ("tps-reports@initech.com", "MailUniversalSecurityGroup"),
+            ("allstaff@initech.com", "MailUniversalDistributionGroup"),
+            ("project-x@initech.com", "GroupMailbox"),
+            ("orders@chotchkies.example", "MailContact"),
+        ]
+    );
+    assert_eq!(snapshot.ticket("4101").unwrap().company, "initech");
+    assert_eq!(
+        snapshot.ticket("4101").unwrap().summary,
+        "Offboard Peter Gibbons"
+    );
+    let groups = sim
+        .graph_get(&format!(
+            "/v1.0/users/{PETER}/transitiveMemberOf/microsoft.graph.group"
+        ))
+        .await;
+    assert_eq!(groups.values().len(), 2, "page_size 2");
+    let milton = sim.graph_get("/v1.0/users/milton@initech.com").await;
+    assert_eq!(milton.body["accountEnabled"], false);
+}
+
+/// Every knob of the real tenant fires on one short run around Peter.
+#[tokio::test]
+async fn real_tenant_knobs_fire_together() {
+    let mut sim = TestSim::start(fixture(REAL)).await;
+    // Authenticated requests so far, to find the revocation point.
+    let authenticated = std::cell::Cell::new(0);
+    let exo = |body: String| {
+        authenticated.set(authenticated.get() + 1);
+        body
+    };
+    let first = sim
+        .exo(&exo(cmdlet(
+            "Get-Mailbox",
+            json!({"ResultSize": "Unlimited"}),
+        )))
+        .await;
+    assert_eq!(
+        (first.status, first.content_type()),
+        (500, "text/plain; charset=utf-8")
+    );
+    let page = sim
+        .exo(&exo(cmdlet(
+            "Get-Mailbox",
+            json!({"ResultSize": "Unlimited"}),
+        )))
+        .await;
+    assert_eq!(page.values().len(), 2);
+    let it = cmdlet(
+        "Get-MailboxPermission",
+        json!({"Identity": "it@initech.com"}),
+    );
+    assert_eq!(sim.exo(&exo(it.clone())).await.status, 504);
+    let it = sim.exo(&exo(it)).await;
+    let peter_id = it.values()[1]["User"].as_str().unwrap().to_string();
+    assert_eq!(peter_id.len(), 36, "shown as guid");
+
+    let remove_sa = cmdlet(
+        "Remove-RecipientPermission",
+        json!({"Identity": "info@initech.com", "Trustee": PETER, "AccessRights": ["SendAs"], "Confirm": false}),
+    );
+    assert_eq!(sim.exo(&exo(remove_sa.clone())).await.status, 502);
+    let done = sim.exo(&exo(remove_sa)).await;
+    assert_eq!(
+        (done.status, done.text.as_str()),
+        (200, ""),
+        "empty write answer"
+    );
+
+    let remove_fa = |mailbox: &str| {
+        cmdlet(
+            "Remove-MailboxPermission",
+            json!({"Identity": mailbox, "User": PETER, "AccessRights": ["FullAccess"], "InheritanceType": "All", "Confirm": false}),
+        )
+    };
+    let unavailable = sim.exo(&exo(remove_fa("ceo@initech.com"))).await;
+    assert_eq!(unavailable.status, 503);
+    assert_eq!(unavailable.header("retry-after"), Some("1"));
+    assert!(!sim
+        .handle
+        .snapshot()
+        .direct_grants_of(PETER)
+        .contains(&("ceo@initech.com".to_string(), "full_access")));
+    let stale = sim
+        .exo(&exo(cmdlet(
+            "Get-MailboxPermission",
+            json!({"Identity": "ceo@initech.com", "User": PETER}),
+        )))
+        .await;
+    assert_eq!(stale.values()[0]["User"], PETER, "read lag");
+    let retry = sim.exo(&exo(remove_fa("ceo@initech.com"))).await;
+    assert!(retry.warnings()[0].contains("ACE doesn't exist"));
+    let legal = sim.exo(&exo(remove_fa("legal@initech.com"))).await;
+    assert_eq!(legal.status, 500);
+    assert!(legal.exo_detail().contains("TaskAccessDeniedException"));
+
+    authenticated.set(authenticated.get() + 1);
+    let finance = sim
+        .graph_get("/v1.0/users/finance@initech.com/calendar/calendarPermissions")
+        .await;
+    assert_eq!(finance.body["error"]["code"], "MailboxNotEnabledForRESTAPI");
+    let folder = sim
+        .exo(&exo(cmdlet(
+            "Get-MailboxFolderPermission",
+            json!({"Identity": "ceo@initech.com:\\Calendar"}),
+        )))
+        .await;
+    assert_eq!(folder.status, 403);
+    let by_trustee = sim
+        .exo(&exo(cmdlet(
+            "Get-RecipientPermission",
+            json!({"Trustee": PETER}),
+        )))
+        .await;
+    let on: Vec<&str> = by_trustee
+        .values()
+        .iter()
+        .filter_map(|i| i["Identity"].as_str())
+        .collect();
+    assert!(
+        on.contains(&"All Staff") && !on.contains(&"sales"),
+        "{on:?}"
+    );
+
+    // The 26th authenticated request finds its token revoked.
+    let user = format!("/v1.0/users/{PETER}");
+    while authenticated.get() < 25 {
+        authenticated.set(authenticated.get() + 1);
+        let status = sim.graph_get(&user).await.status;
+        assert_eq!(status, 200, "request {}", authenticated.get());
+    }
+    assert_eq!(sim.graph_get(&user).await.status, 401);
+    sim.renew_tokens().await;
+    assert_eq!(sim.graph_get(&user).await.status, 200);
+    let counters = sim.handle.snapshot().counters;
+    assert_eq!(counters.injected_faults, 4);
+    assert_eq!(counters.tokens_revoked, 2);
 }
 
 #[test]

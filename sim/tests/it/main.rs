@@ -1,6 +1,7 @@
 //! Integration tests: the simulator runs in-process, requests are raw bodies
 //! in the wire shapes of the real services.
 
+mod answers;
 mod auth;
 mod caps;
 mod common;
@@ -10,6 +11,7 @@ mod exo;
 mod faults;
 mod fixtures;
 mod graph;
+mod lag;
 mod recipients;
 mod restore;
 mod scripted;
