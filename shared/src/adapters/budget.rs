@@ -1,29 +1,32 @@
 //! Concurrency budgets learnt from the tenant: one adaptive limit per (tenant, service), and
 //! Graph's fixed limit per mailbox.
 //!
-//! The limit follows additive increase / multiplicative decrease: it starts at the budget's
-//! `initial` value and grows by half a request per success (×1.5 per round trip) until the
-//! first throttling answer, then by one request per four round trips; a throttling answer
-//! cuts it to 85 % of what was in flight when the throttled request was sent. Only one cut
-//! per round of requests: answers to requests sent before the last cut say nothing about the
-//! new limit. So a tenant whose limit nobody knows is used close to its limit with few 429s.
+//! The limit starts at the budget's `initial` value and grows by half a request per success
+//! (×1.5 per round trip). A throttling answer marks the level just below what was in flight as
+//! the service's known limit and cuts the limit to 90 % of it; from there it grows fast again
+//! up to the known limit and, past it, by one request per twenty round trips, probing whether
+//! the service allows more. Only one cut per round of requests: answers to requests sent before
+//! the last cut say nothing about the new limit. So a tenant whose limit nobody knows is used
+//! close to its limit with few 429s, and a limit that drops (another client, a busy hour) is
+//! followed down.
 
 use crate::config::ServiceBudget;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-/// Cut applied on a throttling answer.
-const DECREASE: f64 = 0.85;
-/// After the first throttling answer, one more request per this many round trips.
-const PROBE_ROUNDS: f64 = 4.0;
+/// Cut applied on a throttling answer, relative to the level found to be too much.
+const DECREASE: f64 = 0.9;
+/// Past the known limit, one more request per this many round trips.
+const PROBE_ROUNDS: f64 = 20.0;
 
 #[derive(Debug)]
 struct LimitState {
     limit: f64,
     in_flight: usize,
-    /// Until the first throttling answer the limit grows fast.
-    ramping: bool,
+    /// The most the service took without throttling, as last measured; `None` until the first
+    /// throttling answer.
+    known: Option<f64>,
     /// Incremented by every cut; a permit remembers the epoch it was taken in.
     epoch: u64,
     throttled: u64,
@@ -65,7 +68,7 @@ impl AdaptiveLimit {
             state: Mutex::new(LimitState {
                 limit: (budget.initial.max(1) as f64).min(ceiling),
                 in_flight: 0,
-                ramping: true,
+                known: None,
                 epoch: 0,
                 throttled: 0,
                 peak_in_flight: 0,
@@ -123,21 +126,21 @@ impl AdaptiveLimit {
             let before = s.limit.floor();
             match feedback {
                 Feedback::Success => {
-                    let step = if s.ramping {
-                        0.5
-                    } else {
-                        1.0 / (s.limit * PROBE_ROUNDS)
+                    let step = match s.known {
+                        Some(known) if s.limit >= known => 1.0 / (s.limit * PROBE_ROUNDS),
+                        _ => 0.5,
                     };
                     s.limit = (s.limit + step).min(self.ceiling);
                 }
                 Feedback::Throttled => {
                     s.throttled += 1;
                     if permit_epoch == s.epoch {
-                        // What was in flight around this request, this one included.
-                        let around = in_flight_at_start.max(s.in_flight + 1);
-                        let sent_at = (around as f64).min(s.limit);
-                        s.limit = (sent_at * DECREASE).max(1.0);
-                        s.ramping = false;
+                        // What was in flight around this request, this one included, was
+                        // too much: one less was the most the service took.
+                        let around = in_flight_at_start.max(s.in_flight + 1) as f64;
+                        let known = (around.min(s.limit.floor() + 1.0) - 1.0).max(1.0);
+                        s.known = Some(known);
+                        s.limit = (known * DECREASE).max(1.0);
                         s.epoch += 1;
                     }
                 }
@@ -296,13 +299,45 @@ mod tests {
         for _ in 0..20 {
             permits.push(limit.acquire().await);
         }
-        // Every request of the round is throttled: one cut, not twenty.
+        // Every request of the round is throttled: one cut, not twenty. Twenty was too much,
+        // so nineteen is the known limit and the new limit 90 % of it.
         for mut p in permits {
             p.feedback(Feedback::Throttled);
         }
         assert_eq!(limit.current(), 17);
         let s = limit.snapshot();
         assert_eq!((s.throttled, s.peak_in_flight), (20, 20));
+    }
+
+    #[tokio::test]
+    async fn after_a_cut_it_climbs_back_fast_to_the_known_limit_then_probes_slowly() {
+        let limit = AdaptiveLimit::new(budget(20, 100));
+        let mut round = Vec::new();
+        for _ in 0..20 {
+            round.push(limit.acquire().await);
+        }
+        round[0].feedback(Feedback::Throttled);
+        drop(round);
+        let cut = limit.current();
+        assert_eq!(cut, 17, "90 % of the 19 the service took");
+        for _ in 0..10 {
+            let mut p = limit.acquire().await;
+            p.feedback(Feedback::Success);
+        }
+        let known = limit.snapshot().limit;
+        assert!(
+            known >= 19,
+            "back near the known limit after a few successes: {known}"
+        );
+        for _ in 0..100 {
+            let mut p = limit.acquire().await;
+            p.feedback(Feedback::Success);
+        }
+        assert!(
+            limit.current() <= 21,
+            "slow past the known limit: {}",
+            limit.current()
+        );
     }
 
     #[tokio::test]
