@@ -6,11 +6,11 @@ use revoke365::adapters::connect::HttpConnector;
 use revoke365::adapters::file_store::FileRunStore;
 use revoke365::adapters::http::HttpCore;
 use revoke365::adapters::memory_queue::MemoryQueue;
-use revoke365::config::{ConnectWiseCredentials, HttpSettings, Secret, ServiceUrls};
+use revoke365::config::{ConnectWiseCredentials, HttpSettings, Recheck, Secret, ServiceUrls};
 use revoke365::engine::LocalEngine;
 use revoke365::model::{OrgSettings, Report, Run};
 use revoke365::steps::NoProgress;
-use revoke365_sim::{SimHandle, SimOptions};
+use revoke365_sim::{SimHandle, SimOptions, Snapshot};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -26,6 +26,11 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(fixture: Value, http: HttpSettings) -> Harness {
+        Harness::start_with(fixture, http, fast_recheck()).await
+    }
+
+    /// With verification's second look at lagging grants set as given.
+    pub async fn start_with(fixture: Value, http: HttpSettings, recheck: Recheck) -> Harness {
         let org = OrgSettings::from_fixture(&fixture).expect("fixture organization");
         let sim = revoke365_sim::start(
             revoke365_sim::Fixture::from_json(&fixture.to_string()).expect("fixture loads"),
@@ -49,7 +54,7 @@ impl Harness {
                 private_key: Secret::new(CW_PRIVATE_KEY),
                 client_id: "11111111-2222-3333-4444-555555555555".into(),
             },
-            recheck: fast_recheck(),
+            recheck,
         });
         let engine = LocalEngine {
             store: store.clone(),
@@ -84,6 +89,11 @@ impl Harness {
 
     pub fn state(&self) -> Value {
         self.sim.state()
+    }
+
+    /// The simulator's state, typed.
+    pub fn snapshot(&self) -> Snapshot {
+        self.sim.snapshot()
     }
 
     pub fn mailboxes(&self) -> Value {
