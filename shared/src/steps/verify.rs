@@ -101,8 +101,10 @@ async fn reread(
                     .filter(|g| in_scope(g))
                     .collect::<Vec<_>>(),
             ),
+            // What discovery already reported (an unreadable mailbox) is said once.
             errors: errors
                 .into_iter()
+                .filter(|e| !run.scan_errors.contains(e))
                 .map(|e| format!("verification: {e}"))
                 .collect(),
             read: true,
@@ -140,10 +142,13 @@ async fn read_remaining(
     run: &Run,
     items: &[PlanItem],
 ) -> Result<(Vec<Grant>, Vec<String>), ScanError> {
-    let census = match &run.user {
-        Some(user) => Census::reread(tenant, org, user.clone(), &run.request).await?,
-        None => Census::discover(tenant, org, &run.request).await?,
+    let reread_census = || async {
+        match &run.user {
+            Some(user) => Census::reread(tenant, org, user.clone(), &run.request).await,
+            None => Census::discover(tenant, org, &run.request).await,
+        }
     };
+    let mut census = reread_census().await?;
     let scope = run
         .request
         .effective_scope(&org.m365_permission_removal_scope);
@@ -178,6 +183,10 @@ async fn read_remaining(
         rights.sort();
         rights.dedup();
         tokio::time::sleep(tenant.recheck.delay).await;
+        // The mailbox list carries Send on Behalf too: read it again when that lags.
+        if rights.contains(&PermissionType::SendOnBehalf) {
+            census = reread_census().await?;
+        }
         let again = scan(tenant, &census, &rights, Some(&mailboxes), &NoProgress).await?;
         remaining.retain(|g| !removed_by_run(g) || again.grants.iter().any(|a| a.key() == g.key()));
     }

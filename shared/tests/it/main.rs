@@ -14,3 +14,4 @@ mod restore;
 mod workflow_acme;
 mod workflow_faults;
 mod workflow_hard;
+mod workflow_real;
