@@ -31,6 +31,9 @@ pub struct ResolvedUserSummary {
     pub upn: String,
     pub object_id: String,
     pub matched_by: MatchedBy,
+    /// False for a disabled account (usual for a leaver; still worth seeing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_enabled: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -356,6 +359,7 @@ impl Report {
                     upn: u.upn.clone(),
                     object_id: u.id.clone(),
                     matched_by: u.matched_by?,
+                    account_enabled: u.account_enabled,
                 })
             }),
             not_checked,

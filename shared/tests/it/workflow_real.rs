@@ -280,6 +280,26 @@ async fn a_mail_user_without_a_mailbox_loses_its_send_on_behalf() {
 }
 
 #[tokio::test]
+async fn a_disabled_account_is_revoked_like_any_other_and_shown_as_disabled() {
+    let fx = with_sim(real(), json!({"faults": [], "rest_disabled_mailboxes": []}));
+    let h = Harness::start(fx, fast_http(64)).await;
+    let report = h.report(request("milton@initech.com")).await;
+    assert!(report.success, "{:?}", report.errors);
+    assert_eq!(
+        report
+            .resolved_user
+            .as_ref()
+            .and_then(|u| u.account_enabled),
+        Some(false)
+    );
+    assert_eq!(
+        entries(&report, PermissionType::FullAccess),
+        pairs(&[("lumbergh@initech.com", true)])
+    );
+    assert_eq!(h.snapshot().direct_grants_of("milton@initech.com"), []);
+}
+
+#[tokio::test]
 async fn a_type_that_cannot_be_checked_is_listed_and_fails_the_run() {
     // Michael Bolton has no Exchange recipient, and Get-User is refused: nothing gives his DN,
     // so Send on Behalf cannot be looked up. That is said, never skipped silently.
