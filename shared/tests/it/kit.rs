@@ -52,15 +52,6 @@ pub fn fast_recheck() -> Recheck {
     }
 }
 
-pub fn mailbox<'a>(mailboxes: &'a Value, upn: &str) -> &'a Value {
-    mailboxes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["upn"] == upn)
-        .unwrap_or_else(|| panic!("no mailbox {upn}"))
-}
-
 /// Every grant in the tenant that names `user` directly (any type), as (mailbox, kind) pairs.
 pub fn grants_of(mailboxes: &Value, user: &str) -> Vec<(String, &'static str)> {
     let mut out = Vec::new();
