@@ -1,5 +1,6 @@
 //! The `revoke365` binary as people and scripts use it: flags, stdout, stderr, exit codes.
 
+use revoke365::model::Report;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -149,11 +150,11 @@ fn sandbox_run_prints_the_result_and_where_to_read_the_audit_note_and_email() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let result: Value =
+    let result: Report =
         serde_json::from_slice(&out.stdout).expect("stdout is exactly the result JSON");
-    assert_eq!(result["success"], true);
-    assert_eq!(result["removal_summary"]["total_permissions_removed"], 8);
-    assert_eq!(result["verification"]["all_permissions_cleared"], true);
+    assert!(result.success);
+    assert_eq!(result.removal_summary.total_permissions_removed, 8);
+    assert!(result.verification.all_permissions_cleared);
     for label in ["audit trail: ", "PSA note: ", "email: "] {
         let line = stderr
             .lines()
@@ -225,8 +226,8 @@ fn table_format_and_failure_exit_codes() {
         Some(0),
         "a completed dry run is a success"
     );
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(result["removal_summary"]["total_permissions_removed"], 0);
+    let result: Report = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result.removal_summary.total_permissions_removed, 0);
 }
 
 const SECRET: &str = "cli-test-secret";
@@ -332,16 +333,11 @@ async fn config_file_runs_against_a_separately_started_simulator() {
             "env urls: {use_env_urls}: {stderr}"
         );
         assert!(!stderr.contains(SECRET) && !String::from_utf8_lossy(&out.stdout).contains(SECRET));
-        let result: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(result["removal_summary"]["total_permissions_removed"], 8);
-        let state = sim.state();
-        let ticket = state["tickets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"] == "48213")
-            .unwrap();
-        assert_eq!(ticket["notes"].as_array().unwrap().len(), 1);
+        let result: Report = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(result.removal_summary.total_permissions_removed, 8);
+        let state = sim.snapshot();
+        let ticket = state.ticket("48213").expect("ticket 48213 in the PSA");
+        assert_eq!(ticket.notes.len(), 1);
         assert!(
             tmp.path()
                 .join("revoke365-audit")

@@ -4,7 +4,7 @@
 //! it receives off the real queues, builds the Lambda event, calls the handler, and deletes
 //! or releases each message by the handler's answer. No in-memory adapter is linked here.
 
-use crate::kit::{fixture, grants_of, with_sim, CLIENT_SECRET, CW_PRIVATE_KEY};
+use crate::kit::{fixture, with_sim, CLIENT_SECRET, CW_PRIVATE_KEY};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
@@ -17,6 +17,7 @@ use revoke365::aws::secrets::SecretsProvider;
 use revoke365::aws::SqsEvent;
 use revoke365::config::ServiceUrls;
 use revoke365::model::{OrgSettings, RunStatus};
+use revoke365_sim::snapshot::FULL_ACCESS;
 use revoke365_sim::{SimHandle, SimOptions};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -406,16 +407,11 @@ impl Env {
             body["progress"],
             json!({"total": 8, "done": 8, "failed": 0})
         );
-        assert_eq!(grants_of(&self.sim.state()["mailboxes"], JOHN), vec![]);
-        let state = self.sim.state();
-        let notes: usize = state["tickets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["notes"].as_array().unwrap().len())
-            .sum();
+        let state = self.sim.snapshot();
+        assert_eq!(state.direct_grants_of(JOHN), vec![]);
+        let notes: usize = state.tickets.iter().map(|t| t.notes.len()).sum();
         assert_eq!(notes, 1, "one PSA note");
-        assert_eq!(state["sent_mail"].as_array().unwrap().len(), 1, "one email");
+        assert_eq!(state.sent_mail.len(), 1, "one email");
         // 8 before-states, 8 outcomes, 1 verification, in DynamoDB.
         assert_eq!(self.audit_count(run_id).await, 17);
         assert_eq!(
@@ -548,16 +544,16 @@ async fn security_alert_runs_with_incident_details() {
     assert_eq!(again["run_id"], run_id.as_str());
     env.pump_steps(1).await;
     env.assert_acme_run_done(&run_id).await;
-    let state = env.sim.state();
-    let ticket = state["tickets"]
-        .as_array()
-        .unwrap()
+    let state = env.sim.snapshot();
+    let ticket = state
+        .tickets
         .iter()
-        .find(|t| t["notes"].as_array().is_some_and(|n| !n.is_empty()))
-        .unwrap();
-    assert!(ticket["initial_description"]
-        .as_str()
-        .unwrap()
+        .find(|t| !t.notes.is_empty())
+        .expect("the ticket with the note");
+    assert!(ticket
+        .initial_description
+        .as_deref()
+        .expect("a description")
         .contains("INC-2026-0042"));
 }
 
@@ -625,7 +621,7 @@ async fn exchange_503s_at_thirty_percent_are_retried_to_an_exact_result() {
     let run_id = accepted["run_id"].as_str().unwrap().to_string();
     env.pump_steps(1).await;
     env.assert_acme_run_done(&run_id).await;
-    assert!(env.sim.state()["injected_503"].as_u64().unwrap() > 0);
+    assert!(env.sim.snapshot().counters.injected_503 > 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -658,11 +654,7 @@ async fn a_removal_handler_that_dies_halfway_is_finished_by_redelivery() {
             .iter()
             .any(|r| r.body.as_deref().unwrap().contains("\"full_access\""));
         if is_full_access && !killed {
-            let removals = || {
-                env.sim.state()["requests"]["exo Remove-MailboxPermission"]
-                    .as_u64()
-                    .unwrap_or(0)
-            };
+            let removals = || env.sim.snapshot().requests("exo Remove-MailboxPermission");
             let handler = handle_step_records(removal, event.clone());
             tokio::pin!(handler);
             loop {
@@ -681,9 +673,12 @@ async fn a_removal_handler_that_dies_halfway_is_finished_by_redelivery() {
             env.settle(removal_url, &event, &handles, &unacknowledged)
                 .await;
             // Killed halfway: some of the four Full Access grants gone, some not.
-            let left = grants_of(&env.sim.state()["mailboxes"], JOHN)
+            let left = env
+                .sim
+                .snapshot()
+                .direct_grants_of(JOHN)
                 .iter()
-                .filter(|(_, k)| *k == "full_access")
+                .filter(|(_, k)| *k == FULL_ACCESS)
                 .count();
             assert!(
                 (1..4).contains(&left),
@@ -762,7 +757,7 @@ async fn a_poison_message_lands_in_the_dlq_and_fails_its_run() {
         "{body}"
     );
     assert_eq!(
-        grants_of(&env.sim.state()["mailboxes"], JOHN).len(),
+        env.sim.snapshot().direct_grants_of(JOHN).len(),
         8,
         "nothing was removed"
     );

@@ -5,8 +5,8 @@ use revoke365::adapters::http::HttpCore;
 use revoke365::config::{ConnectWiseCredentials, HttpSettings, Secret};
 use revoke365::error::ErrorKind;
 use revoke365::ports::{NewTicket, Psa};
+use revoke365_sim::snapshot::TicketSnapshot;
 use revoke365_sim::{Fixture, SimHandle, SimOptions};
-use serde_json::Value;
 
 const PRIVATE_KEY: &str = "cw-private-key-42";
 
@@ -46,11 +46,9 @@ async fn start(psa_fail: bool, private_key: &str) -> (SimHandle, ConnectWiseClie
     (sim, psa)
 }
 
-fn ticket(state: &Value, id: &str) -> Value {
-    let tickets = state["tickets"].as_array().expect("tickets in state");
-    tickets
-        .iter()
-        .find(|t| t["id"] == id)
+fn ticket(sim: &SimHandle, id: &str) -> TicketSnapshot {
+    sim.snapshot()
+        .ticket(id)
         .cloned()
         .unwrap_or_else(|| panic!("ticket {id} in state"))
 }
@@ -74,13 +72,13 @@ async fn a_ticket_is_created_with_a_bounded_summary_and_gets_an_internal_note() 
         .await
         .unwrap();
 
-    let created = ticket(&sim.state(), &id);
-    assert_eq!(created["summary"].as_str().unwrap().chars().count(), 100);
+    let created = ticket(&sim, &id);
+    assert_eq!(created.summary.chars().count(), 100);
     assert_eq!(
-        created["notes"][0]["text"],
+        created.notes[0].text,
         "Full Access on ceo@contoso.com: removed"
     );
-    assert_eq!(created["notes"][0]["internalAnalysisFlag"], true);
+    assert!(created.notes[0].internal_analysis_flag);
 
     let read_back = psa.get_ticket(&id).await.unwrap();
     assert_eq!(
@@ -88,14 +86,14 @@ async fn a_ticket_is_created_with_a_bounded_summary_and_gets_an_internal_note() 
         (id.as_str(), Some("Service Desk"))
     );
     assert_eq!(read_back.company.as_deref(), Some("ContosoLtd"));
-    assert_eq!(read_back.summary, created["summary"].as_str().unwrap());
+    assert_eq!(read_back.summary, created.summary);
 }
 
 #[tokio::test]
 async fn a_note_goes_on_an_existing_ticket() {
     let (sim, psa) = start(false, PRIVATE_KEY).await;
     psa.add_note("48213", "report").await.unwrap();
-    assert_eq!(ticket(&sim.state(), "48213")["notes"][0]["text"], "report");
+    assert_eq!(ticket(&sim, "48213").notes[0].text, "report");
     let err = psa.add_note("99999", "report").await.unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
 }
@@ -116,10 +114,9 @@ async fn a_non_numeric_ticket_id_is_refused_before_any_request() {
             "{err:?}"
         );
     }
-    let state = sim.state();
-    let psa_requests: Vec<&String> = state["requests"]
-        .as_object()
-        .unwrap()
+    let counters = sim.snapshot().counters;
+    let psa_requests: Vec<&String> = counters
+        .requests
         .keys()
         .filter(|k| k.starts_with("cw "))
         .collect();

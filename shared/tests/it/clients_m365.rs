@@ -9,8 +9,8 @@ use revoke365::error::ErrorKind;
 use revoke365::ports::{
     Attachment, Directory, Exchange, Mailer, OutgoingMail, RemovalOutcome, UserLookup,
 };
-use revoke365_sim::{Fixture, SimHandle, SimOptions};
-use serde_json::Value;
+use revoke365_sim::snapshot::{MailboxSnapshot, CALENDAR, FULL_ACCESS, SEND_AS, SEND_ON_BEHALF};
+use revoke365_sim::{Fixture, SimHandle, SimOptions, Snapshot};
 use std::sync::Arc;
 
 const TENANT: &str = "contoso-tenant";
@@ -94,38 +94,31 @@ async fn sandbox() -> Sandbox {
 }
 
 impl Sandbox {
-    fn state(&self) -> Value {
-        self.sim.state()
+    fn snapshot(&self) -> Snapshot {
+        self.sim.snapshot()
     }
 
     fn requests(&self, key: &str) -> u64 {
-        self.state()["requests"][key].as_u64().unwrap_or(0)
+        self.snapshot().requests(key)
     }
 
-    fn mailbox(&self, upn: &str) -> Value {
-        let state = self.state();
-        let mailboxes = state["mailboxes"].as_array().expect("mailboxes in state");
-        mailboxes
-            .iter()
-            .find(|m| m["upn"] == upn)
+    fn mailbox(&self, upn: &str) -> MailboxSnapshot {
+        self.snapshot()
+            .mailbox(upn)
             .cloned()
             .unwrap_or_else(|| panic!("{upn} in state"))
     }
 
-    /// The users holding `grant` (`full_access`, `send_as`, `send_on_behalf`, `calendar`) on `upn`.
+    /// The users holding `grant` (`FULL_ACCESS`, `SEND_AS`, `SEND_ON_BEHALF`, `CALENDAR`) on `upn`.
     fn holders(&self, upn: &str, grant: &str) -> Vec<String> {
         let mailbox = self.mailbox(upn);
-        let entries = mailbox[grant].as_array().cloned().unwrap_or_default();
-        entries
-            .iter()
-            .map(|e| {
-                e["user"]
-                    .as_str()
-                    .or(e.as_str())
-                    .unwrap_or_default()
-                    .to_string()
-            })
-            .collect()
+        match grant {
+            FULL_ACCESS => mailbox.full_access.into_iter().map(|g| g.user).collect(),
+            SEND_AS => mailbox.send_as.into_iter().map(|g| g.user).collect(),
+            SEND_ON_BEHALF => mailbox.send_on_behalf,
+            CALENDAR => mailbox.calendar.into_iter().map(|g| g.user).collect(),
+            other => panic!("no grant kind {other}"),
+        }
     }
 }
 
@@ -293,7 +286,7 @@ async fn a_calendar_permission_is_listed_removed_and_restored() {
         .unwrap();
     assert_eq!(removed, RemovalOutcome::Removed);
     assert_eq!(
-        sandbox.holders("ceo@contoso.com", "calendar"),
+        sandbox.holders("ceo@contoso.com", CALENDAR),
         ["alice@contoso.com"]
     );
     let again = sandbox
@@ -333,19 +326,16 @@ async fn mail_is_sent_as_html_with_the_report_attached() {
         }],
     };
     sandbox.graph.send(&mail).await.unwrap();
-    let state = sandbox.state();
-    let sent = &state["sent_mail"][0];
-    assert_eq!(sent["from"], "automation@contoso.com");
-    assert_eq!(sent["subject"], "Access removed: John Smith");
-    assert_eq!(sent["content_type"], "HTML");
-    assert_eq!(sent["body"], "<h1>Done</h1>");
+    let state = sandbox.snapshot();
+    let sent = &state.sent_mail[0];
+    assert_eq!(sent.from, "automation@contoso.com");
+    assert_eq!(sent.subject, "Access removed: John Smith");
+    assert_eq!(sent.content_type, "HTML");
+    assert_eq!(sent.body, "<h1>Done</h1>");
+    assert_eq!(sent.to, ["secops@msp.example", "alice@contoso.com"]);
+    assert_eq!(sent.attachments[0].name, "report.txt");
     assert_eq!(
-        sent["to"],
-        serde_json::json!(["secops@msp.example", "alice@contoso.com"])
-    );
-    assert_eq!(sent["attachments"][0]["name"], "report.txt");
-    assert_eq!(
-        sent["attachments"][0]["content"],
+        sent.attachments[0].content,
         "Full Access: 2 removed — ünïcode ok"
     );
 }
@@ -555,7 +545,7 @@ async fn full_access_is_removed_once_then_already_gone_then_restored() {
         RemovalOutcome::Removed
     );
     assert!(sandbox
-        .holders("support@contoso.com", "full_access")
+        .holders("support@contoso.com", FULL_ACCESS)
         .is_empty());
     let again = sandbox
         .exchange
@@ -588,7 +578,7 @@ async fn send_as_is_removed_once_then_already_gone_then_restored() {
         RemovalOutcome::Removed
     );
     assert_eq!(
-        sandbox.holders("info@contoso.com", "send_as"),
+        sandbox.holders("info@contoso.com", SEND_AS),
         ["Finance Team"],
         "the group's grant stays"
     );
@@ -623,7 +613,7 @@ async fn send_on_behalf_is_removed_once_then_already_gone_then_restored() {
         RemovalOutcome::Removed
     );
     assert_eq!(
-        sandbox.holders("sales@contoso.com", "send_on_behalf"),
+        sandbox.holders("sales@contoso.com", SEND_ON_BEHALF),
         ["alice@contoso.com", "o'brien@contoso.com"]
     );
     let again = sandbox
@@ -665,8 +655,5 @@ async fn a_failing_mailbox_is_an_api_error_tried_once() {
         1,
         "500 is not retried in-process"
     );
-    assert_eq!(
-        sandbox.holders("finance@contoso.com", "full_access"),
-        [JOHN]
-    );
+    assert_eq!(sandbox.holders("finance@contoso.com", FULL_ACCESS), [JOHN]);
 }

@@ -8,7 +8,6 @@ use revoke365::config::{AppCredentials, HttpSettings, RetryPolicy, Secret, Servi
 use revoke365::error::{ErrorKind, RemoteError};
 use revoke365::ports::{Directory, Exchange};
 use revoke365_sim::{Fixture, SimHandle, SimOptions};
-use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,12 +93,6 @@ async fn concurrent_reads(
     results
 }
 
-fn counter(state: &Value, key: &str) -> u64 {
-    state[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{key} in state"))
-}
-
 #[tokio::test]
 async fn each_service_keeps_under_its_own_ceiling() {
     // Three in flight per service: six together, never more.
@@ -107,14 +100,13 @@ async fn each_service_keeps_under_its_own_ceiling() {
     let (sim, exchange, graph) = start(sim_settings, 3, quick_retries(3)).await;
     let results = concurrent_reads(&exchange, &graph).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let state = sim.state();
-    assert!(counter(&state, "peak_in_flight") <= 6, "{state}");
+    let counters = sim.snapshot().counters;
+    assert!(counters.peak_in_flight <= 6, "{counters:?}");
     assert_eq!(
-        counter(&state, "peak_in_flight"),
-        6,
+        counters.peak_in_flight, 6,
         "both budgets are used, not just respected"
     );
-    assert_eq!(counter(&state, "throttled_429"), 0);
+    assert_eq!(counters.throttled_429, 0);
 }
 
 #[tokio::test]
@@ -123,15 +115,13 @@ async fn calls_above_the_cap_are_throttled_and_retried_to_success() {
     let (sim, exchange, graph) = start(sim_settings, 12, quick_retries(40)).await;
     let results = concurrent_reads(&exchange, &graph).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let state = sim.state();
-    assert!(counter(&state, "throttled_429") > 0, "{state}");
-    let answered = state["requests"]["exo Get-MailboxPermission"]
-        .as_u64()
-        .unwrap()
-        + state["requests"]["graph GET /users/{id}"].as_u64().unwrap();
+    let counters = sim.snapshot().counters;
+    assert!(counters.throttled_429 > 0, "{counters:?}");
+    let answered =
+        counters.requests["exo Get-MailboxPermission"] + counters.requests["graph GET /users/{id}"];
     assert_eq!(
         answered,
-        CALLS as u64 + counter(&state, "throttled_429"),
+        CALLS as u64 + counters.throttled_429,
         "each 429 was retried once more"
     );
 }
@@ -142,7 +132,7 @@ async fn injected_503s_are_retried_to_success() {
     let (sim, exchange, graph) = start(sim_settings, 10, quick_retries(12)).await;
     let results = concurrent_reads(&exchange, &graph).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    assert!(counter(&sim.state(), "injected_503") > 0);
+    assert!(sim.snapshot().counters.injected_503 > 0);
 }
 
 #[tokio::test]
@@ -165,5 +155,5 @@ async fn throttling_that_never_ends_is_reported_after_the_bounded_attempts() {
         "{err:?}"
     );
     assert!(err.is_transient());
-    assert_eq!(sim.state()["requests"]["exo Get-MailboxPermission"], 4);
+    assert_eq!(sim.snapshot().requests("exo Get-MailboxPermission"), 4);
 }

@@ -87,16 +87,8 @@ impl Harness {
         })
     }
 
-    pub fn state(&self) -> Value {
-        self.sim.state()
-    }
-
     /// The simulator's state, typed.
     pub fn snapshot(&self) -> Snapshot {
         self.sim.snapshot()
-    }
-
-    pub fn mailboxes(&self) -> Value {
-        self.state()["mailboxes"].clone()
     }
 }

@@ -1,4 +1,4 @@
-//! Fixtures and tenant-state helpers shared by the tests.
+//! Fixtures and client settings shared by the tests.
 
 use revoke365::config::{HttpSettings, Recheck, RetryPolicy};
 use serde_json::{json, Value};
@@ -50,44 +50,4 @@ pub fn fast_recheck() -> Recheck {
         attempts: 2,
         delay: Duration::from_millis(200),
     }
-}
-
-pub fn mailbox<'a>(mailboxes: &'a Value, upn: &str) -> &'a Value {
-    mailboxes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["upn"] == upn)
-        .unwrap_or_else(|| panic!("no mailbox {upn}"))
-}
-
-/// Every grant in the tenant that names `user` directly (any type), as (mailbox, kind) pairs.
-pub fn grants_of(mailboxes: &Value, user: &str) -> Vec<(String, &'static str)> {
-    let mut out = Vec::new();
-    for m in mailboxes.as_array().unwrap() {
-        let upn = m["upn"].as_str().unwrap().to_string();
-        let names = |v: &Value| {
-            v["user"]
-                .as_str()
-                .or(v.as_str())
-                .is_some_and(|u| u.eq_ignore_ascii_case(user))
-        };
-        for (key, kind) in [
-            ("full_access", "full_access"),
-            ("send_as", "send_as"),
-            ("send_on_behalf", "send_on_behalf"),
-            ("calendar", "calendar"),
-        ] {
-            for g in m[key].as_array().into_iter().flatten() {
-                if names(g)
-                    && !g["inherited"].as_bool().unwrap_or(false)
-                    && !g["deny"].as_bool().unwrap_or(false)
-                {
-                    out.push((upn.clone(), kind));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
 }

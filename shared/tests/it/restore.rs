@@ -13,11 +13,15 @@ async fn replaying_the_audit_through_the_restore_endpoints_restores_the_tenant()
         ("hard-tenant.json", "john.smith@globexcorp.com", "globex"),
     ] {
         let h = Harness::start(fixture(name), fast_http(10)).await;
-        let initial = h.mailboxes();
+        let initial = h.snapshot().mailboxes;
         let run = h
             .run(json!({"user_email": user, "company_id": company}))
             .await;
-        assert_ne!(h.mailboxes(), initial, "{name}: the run changed the tenant");
+        assert_ne!(
+            h.snapshot().mailboxes,
+            initial,
+            "{name}: the run changed the tenant"
+        );
 
         // Only the audit file on disk: re-read it as a later process would.
         let records =
@@ -35,7 +39,7 @@ async fn replaying_the_audit_through_the_restore_endpoints_restores_the_tenant()
                 .total_permissions_removed
         );
         assert_eq!(
-            h.mailboxes(),
+            h.snapshot().mailboxes,
             initial,
             "{name}: restored tenant equals the fixture"
         );

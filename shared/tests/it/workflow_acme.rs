@@ -2,9 +2,10 @@
 //! embedded queue and store.
 
 use crate::harness::Harness;
-use crate::kit::{fast_http, fixture, grants_of};
-use revoke365::model::{AuditPhase, AuditResult, RunStatus};
+use crate::kit::{fast_http, fixture};
+use revoke365::model::{AuditPhase, AuditResult, GrantEntry, RunStatus};
 use revoke365::ports::RunStore;
+use revoke365_sim::snapshot::{FULL_ACCESS, SEND_AS};
 use serde_json::json;
 
 const JOHN: &str = "john.smith@acmecorp.com";
@@ -16,8 +17,8 @@ fn request() -> serde_json::Value {
 #[tokio::test]
 async fn removes_every_grant_verifies_reports_and_audits() {
     let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
-    let before = h.mailboxes();
-    let others_before: Vec<_> = grants_of(&before, "jane.doe@acmecorp.com");
+    let before = h.snapshot();
+    let others_before = before.direct_grants_of("jane.doe@acmecorp.com");
     assert!(
         !others_before.is_empty(),
         "fixture gives other users grants too"
@@ -28,81 +29,77 @@ async fn removes_every_grant_verifies_reports_and_audits() {
     let report = run.result.clone().unwrap();
     let v = serde_json::to_value(&report).unwrap();
 
-    assert_eq!(v["success"], true);
-    assert_eq!(v["removal_summary"]["user_email"], JOHN);
-    assert_eq!(v["removal_summary"]["user_display_name"], "John Smith");
-    assert_eq!(v["removal_summary"]["company"], "Acme Corp");
-    let p = &v["permissions_removed"];
-    let mailboxes_of = |key: &str| -> Vec<String> {
-        p[key]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["mailbox"].as_str().unwrap().to_string())
-            .collect()
+    assert!(report.success);
+    let summary = &report.removal_summary;
+    assert_eq!(summary.user_email, JOHN);
+    assert_eq!(summary.user_display_name, "John Smith");
+    assert_eq!(summary.company, "Acme Corp");
+    let p = &report.permissions_removed;
+    let mailboxes_of = |entries: &[GrantEntry]| -> Vec<String> {
+        entries.iter().map(|e| e.mailbox.clone()).collect()
     };
     assert_eq!(
-        mailboxes_of("full_access"),
+        mailboxes_of(&p.full_access),
         ["ceo@acmecorp.com", "finance@acmecorp.com"]
     );
-    assert_eq!(mailboxes_of("send_as"), ["info@acmecorp.com"]);
-    assert_eq!(mailboxes_of("send_on_behalf"), ["sales@acmecorp.com"]);
-    assert_eq!(mailboxes_of("calendar_delegates"), ["ceo@acmecorp.com"]);
-    assert_eq!(p["calendar_delegates"][0]["access_level"], "Editor");
-    assert_eq!(p["calendar_delegates"][0]["permission"], "CalendarDelegate");
-    assert_eq!(p["full_access"][0]["permission"], "FullAccess");
+    assert_eq!(mailboxes_of(&p.send_as), ["info@acmecorp.com"]);
+    assert_eq!(mailboxes_of(&p.send_on_behalf), ["sales@acmecorp.com"]);
+    assert_eq!(mailboxes_of(&p.calendar_delegates), ["ceo@acmecorp.com"]);
     assert_eq!(
-        mailboxes_of("shared_mailboxes"),
-        ["billing@acmecorp.com", "support@acmecorp.com"]
+        p.calendar_delegates[0].access_level.as_deref(),
+        Some("Editor")
     );
-    let billing = &p["shared_mailboxes"][0];
-    assert_eq!(billing["removed"], true);
-    let billing_rights: Vec<&str> = billing["permissions"]
-        .as_array()
-        .unwrap()
+    assert_eq!(p.calendar_delegates[0].permission, "CalendarDelegate");
+    assert_eq!(p.full_access[0].permission, "FullAccess");
+    let shared: Vec<&str> = p
+        .shared_mailboxes
         .iter()
-        .map(|x| x["permission"].as_str().unwrap())
+        .map(|s| s.mailbox.as_str())
+        .collect();
+    assert_eq!(shared, ["billing@acmecorp.com", "support@acmecorp.com"]);
+    let billing = &p.shared_mailboxes[0];
+    assert!(billing.removed);
+    let billing_rights: Vec<&str> = billing
+        .permissions
+        .iter()
+        .map(|x| x.permission.as_str())
         .collect();
     assert_eq!(billing_rights, ["FullAccess", "SendAs"]);
     for entry in [
-        "full_access",
-        "send_as",
-        "send_on_behalf",
-        "calendar_delegates",
+        &p.full_access,
+        &p.send_as,
+        &p.send_on_behalf,
+        &p.calendar_delegates,
     ]
-    .iter()
-    .flat_map(|k| p[*k].as_array().unwrap())
+    .into_iter()
+    .flatten()
     {
-        assert_eq!(entry["removed"], true, "{entry}");
+        assert!(entry.removed, "{entry:?}");
     }
     // 2 Full Access + 1 Send As + 1 Send on Behalf + 1 calendar + support FA + billing FA/SendAs.
-    assert_eq!(v["removal_summary"]["total_permissions_removed"], 8);
+    assert_eq!(summary.total_permissions_removed, 8);
     assert_eq!(
         v["verification"],
         json!({"remaining_full_access": 0, "remaining_send_as": 0, "remaining_send_on_behalf": 0,
                "remaining_calendar_delegates": 0, "remaining_shared_mailboxes": 0,
                "all_permissions_cleared": true, "remaining": []})
     );
-    assert_eq!(v["indirect_access"], json!([]));
+    assert_eq!(report.indirect_access, vec![]);
 
     // The tenant: none of John's grants left; everyone else's untouched.
-    let after = h.mailboxes();
-    assert_eq!(grants_of(&after, JOHN), vec![]);
-    assert_eq!(grants_of(&after, "jane.doe@acmecorp.com"), others_before);
+    let after = h.snapshot();
+    assert_eq!(after.direct_grants_of(JOHN), vec![]);
+    assert_eq!(
+        after.direct_grants_of("jane.doe@acmecorp.com"),
+        others_before
+    );
 
     // The PSA: a ticket was created on the org's board with exactly one note holding the report.
-    let state = h.state();
     let ticket_id = report.ticket_id.clone().expect("ticket created");
-    let ticket = state["tickets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == ticket_id.as_str())
-        .expect("ticket in PSA");
-    assert_eq!(ticket["board"], "Service Desk");
-    let notes = ticket["notes"].as_array().unwrap();
-    assert_eq!(notes.len(), 1);
-    let note = notes[0]["text"].as_str().unwrap();
+    let ticket = after.ticket(&ticket_id).expect("ticket in PSA");
+    assert_eq!(ticket.board, "Service Desk");
+    assert_eq!(ticket.notes.len(), 1);
+    let note = &ticket.notes[0].text;
     assert!(
         note.contains("SUCCESS")
             && note.contains("ceo@acmecorp.com")
@@ -111,19 +108,16 @@ async fn removes_every_grant_verifies_reports_and_audits() {
     );
 
     // The email: one, to the requestor and the org's recipients, HTML body + text attachment.
-    let mail = state["sent_mail"].as_array().unwrap();
+    let mail = &after.sent_mail;
     assert_eq!(mail.len(), 1);
-    assert_eq!(mail[0]["from"], "automation@acmecorp.com");
+    assert_eq!(mail[0].from, "automation@acmecorp.com");
     assert_eq!(
-        mail[0]["to"],
-        json!(["hr.manager@acmecorp.com", "secops@msp.example"])
+        mail[0].to,
+        ["hr.manager@acmecorp.com", "secops@msp.example"]
     );
-    assert_eq!(mail[0]["content_type"], "HTML");
-    assert!(mail[0]["body"].as_str().unwrap().contains("<table"));
-    assert!(mail[0]["attachments"][0]["content"]
-        .as_str()
-        .unwrap()
-        .contains("Grants removed: 8"));
+    assert_eq!(mail[0].content_type, "HTML");
+    assert!(mail[0].body.contains("<table"));
+    assert!(mail[0].attachments[0].content.contains("Grants removed: 8"));
 
     // The audit trail: a before-state and an outcome per grant, then the verification.
     let audit = h.store.audit_records(&run.run_id).await.unwrap();
@@ -155,23 +149,18 @@ async fn removes_every_grant_verifies_reports_and_audits() {
 #[tokio::test]
 async fn an_existing_ticket_gets_the_note_and_no_ticket_is_created() {
     let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
-    let tickets_before = h.state()["tickets"].as_array().unwrap().len();
+    let tickets_before = h.snapshot().tickets.len();
     let mut body = request();
     body["ticket_id"] = json!("48213");
     let report = h.report(body).await;
     assert!(report.success);
     assert_eq!(report.ticket_id.as_deref(), Some("48213"));
-    let state = h.state();
-    assert_eq!(state["tickets"].as_array().unwrap().len(), tickets_before);
-    let ticket = state["tickets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == "48213")
-        .unwrap();
-    assert_eq!(ticket["notes"].as_array().unwrap().len(), 1);
+    let state = h.snapshot();
+    assert_eq!(state.tickets.len(), tickets_before);
+    let notes = &state.ticket("48213").expect("ticket 48213").notes;
+    assert_eq!(notes.len(), 1);
     // Who asked and why reach the existing ticket too (§2).
-    let note = ticket["notes"][0]["text"].as_str().unwrap();
+    let note = &notes[0].text;
     assert!(
         note.contains("Requested by: hr.manager@acmecorp.com") && note.contains("Reason: Leaver"),
         "{note}"
@@ -189,11 +178,11 @@ async fn scope_flags_limit_what_is_removed() {
     assert_eq!(report.removal_summary.total_permissions_removed, 2);
     let skipped: Vec<_> = report.skipped.iter().map(|s| s.mailbox.as_str()).collect();
     assert_eq!(skipped, ["billing@acmecorp.com", "support@acmecorp.com"]);
-    let left = grants_of(&h.mailboxes(), JOHN);
-    assert!(left.contains(&("support@acmecorp.com".into(), "full_access")));
-    assert!(left.contains(&("billing@acmecorp.com".into(), "full_access")));
-    assert!(left.contains(&("info@acmecorp.com".into(), "send_as")));
-    assert!(!left.contains(&("ceo@acmecorp.com".into(), "full_access")));
+    let left = h.snapshot().direct_grants_of(JOHN);
+    assert!(left.contains(&("support@acmecorp.com".into(), FULL_ACCESS)));
+    assert!(left.contains(&("billing@acmecorp.com".into(), FULL_ACCESS)));
+    assert!(left.contains(&("info@acmecorp.com".into(), SEND_AS)));
+    assert!(!left.contains(&("ceo@acmecorp.com".into(), FULL_ACCESS)));
 
     // One mailbox only.
     let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
@@ -204,7 +193,7 @@ async fn scope_flags_limit_what_is_removed() {
         report.removal_summary.total_permissions_removed, 2,
         "FA + calendar on ceo@"
     );
-    let left = grants_of(&h.mailboxes(), JOHN);
+    let left = h.snapshot().direct_grants_of(JOHN);
     assert!(left.iter().all(|(m, _)| m != "ceo@acmecorp.com"));
     assert_eq!(left.len(), 6);
 }
@@ -212,27 +201,32 @@ async fn scope_flags_limit_what_is_removed() {
 #[tokio::test]
 async fn dry_run_changes_nothing_and_reports_what_would_go() {
     let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
-    let before = h.mailboxes();
+    let before = h.snapshot().mailboxes;
     let mut body = request();
     body["dry_run"] = json!(true);
     let run = h.run(body).await;
-    let v = serde_json::to_value(run.result.unwrap()).unwrap();
-    assert_eq!(h.mailboxes(), before, "dry run left the tenant as it was");
-    assert_eq!(v["success"], true);
-    assert_eq!(v["dry_run"], true);
-    assert_eq!(v["removal_summary"]["total_permissions_removed"], 0);
+    let report = run.result.unwrap();
+    let v = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        h.snapshot().mailboxes,
+        before,
+        "dry run left the tenant as it was"
+    );
+    assert!(report.success);
+    assert!(report.dry_run);
+    assert_eq!(report.removal_summary.total_permissions_removed, 0);
     assert_eq!(
         v["permissions_removed"]["full_access"][0],
         json!({"mailbox": "ceo@acmecorp.com", "permission": "FullAccess", "removed": false, "would_remove": true})
     );
     assert_eq!(
-        v["permissions_removed"]["shared_mailboxes"][0]["would_remove"],
-        true
+        report.permissions_removed.shared_mailboxes[0].would_remove,
+        Some(true)
     );
     // The verification block describes the tenant as it is.
-    assert_eq!(v["verification"]["remaining_full_access"], 2);
-    assert_eq!(v["verification"]["remaining_shared_mailboxes"], 3);
-    assert_eq!(v["verification"]["all_permissions_cleared"], false);
+    assert_eq!(report.verification.remaining_full_access, 2);
+    assert_eq!(report.verification.remaining_shared_mailboxes, 3);
+    assert!(!report.verification.all_permissions_cleared);
 }
 
 #[tokio::test]
@@ -256,11 +250,10 @@ async fn psa_failure_is_recorded_and_does_not_undo_removals() {
         "{:?}",
         report.errors
     );
-    assert_eq!(grants_of(&h.mailboxes(), JOHN), vec![]);
+    let state = h.snapshot();
+    assert_eq!(state.direct_grants_of(JOHN), vec![]);
     // The email still goes out, and says what failed.
-    let mail = &h.state()["sent_mail"][0];
-    assert!(mail["body"]
-        .as_str()
-        .unwrap()
+    assert!(state.sent_mail[0]
+        .body
         .contains("PSA ticket could not be created"));
 }

@@ -1,11 +1,12 @@
 //! Throttling storms, injected 503s, acknowledged-but-ignored removals, duplicate delivery.
 
 use crate::harness::Harness;
-use crate::kit::{fast_http, fixture, grants_of, with_sim};
+use crate::kit::{fast_http, fixture, with_sim};
 use revoke365::messages::StepMessage;
 use revoke365::model::{AuditPhase, RunStatus};
 use revoke365::ports::RunStore;
 use revoke365::steps::{abandon, dispatch, intake, NoProgress};
+use revoke365_sim::snapshot::FULL_ACCESS;
 use serde_json::json;
 
 const JOHN: &str = "john.smith@acmecorp.com";
@@ -25,19 +26,17 @@ async fn seeded_503s_and_a_concurrency_cap_still_remove_everything_without_excee
     let report = h.report(request()).await;
     assert!(report.success, "{:?}", report.errors);
     assert_eq!(report.removal_summary.total_permissions_removed, 8);
-    assert_eq!(grants_of(&h.mailboxes(), JOHN), vec![]);
-    let state = h.state();
+    let state = h.snapshot();
+    assert_eq!(state.direct_grants_of(JOHN), vec![]);
+    let counters = &state.counters;
+    assert!(counters.injected_503 > 0, "the storm happened");
     assert!(
-        state["injected_503"].as_u64().unwrap() > 0,
-        "the storm happened"
-    );
-    assert!(
-        state["peak_in_flight"].as_u64().unwrap() <= 4,
+        counters.peak_in_flight <= 4,
         "peak {} exceeded the cap",
-        state["peak_in_flight"]
+        counters.peak_in_flight
     );
     assert_eq!(
-        state["throttled_429"], 0,
+        counters.throttled_429, 0,
         "a client at the cap is never throttled"
     );
 }
@@ -51,9 +50,10 @@ async fn a_client_above_the_cap_is_throttled_and_recovers() {
     let h = Harness::start(fx, fast_http(12)).await;
     let report = h.report(request()).await;
     assert!(report.success, "{:?}", report.errors);
-    assert_eq!(grants_of(&h.mailboxes(), JOHN), vec![]);
+    let state = h.snapshot();
+    assert_eq!(state.direct_grants_of(JOHN), vec![]);
     assert!(
-        h.state()["throttled_429"].as_u64().unwrap() > 0,
+        state.counters.throttled_429 > 0,
         "429s were answered and retried"
     );
 }
@@ -81,8 +81,8 @@ async fn verification_reads_the_tenant_instead_of_trusting_removal_answers() {
     assert!(finance.error.as_deref().unwrap().contains("still present"));
     assert_eq!(report.removal_summary.total_permissions_removed, 7);
     assert_eq!(
-        grants_of(&h.mailboxes(), JOHN),
-        vec![("finance@acmecorp.com".to_string(), "full_access")]
+        h.snapshot().direct_grants_of(JOHN),
+        vec![("finance@acmecorp.com".to_string(), FULL_ACCESS)]
     );
 }
 
@@ -126,18 +126,9 @@ async fn duplicate_delivery_counts_once_and_verifies_once() {
     let report = run.result.unwrap();
     assert_eq!(report.removal_summary.total_permissions_removed, 8);
     assert_eq!(run.batches_done, run.batches_total);
-    let state = h.state();
-    assert_eq!(
-        state["sent_mail"].as_array().unwrap().len(),
-        1,
-        "verification ran once"
-    );
-    let notes: usize = state["tickets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["notes"].as_array().unwrap().len())
-        .sum();
+    let state = h.snapshot();
+    assert_eq!(state.sent_mail.len(), 1, "verification ran once");
+    let notes: usize = state.tickets.iter().map(|t| t.notes.len()).sum();
     assert_eq!(notes, 1);
     let audit = h.store.audit_records(&run.run_id).await.unwrap();
     assert_eq!(
@@ -185,8 +176,8 @@ async fn an_unreadable_mailbox_is_reported_and_the_rest_still_removed() {
         "all but the unseen finance@ grant"
     );
     assert_eq!(
-        grants_of(&h.mailboxes(), JOHN),
-        vec![("finance@acmecorp.com".to_string(), "full_access")]
+        h.snapshot().direct_grants_of(JOHN),
+        vec![("finance@acmecorp.com".to_string(), FULL_ACCESS)]
     );
 }
 
@@ -261,7 +252,7 @@ async fn a_removal_batch_that_never_succeeds_is_reported_not_lost() {
     );
     assert_eq!(report.verification.remaining_send_on_behalf, 1);
     assert_eq!(
-        h.state()["sent_mail"].as_array().unwrap().len(),
+        h.snapshot().sent_mail.len(),
         1,
         "the requestor is still told"
     );

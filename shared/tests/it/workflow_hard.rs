@@ -2,8 +2,9 @@
 //! with one display name, a lookalike, localized calendars, a mailbox that always fails.
 
 use crate::harness::Harness;
-use crate::kit::{fast_http, fixture, grants_of, mailbox};
-use revoke365::model::{IndirectAccess, RunStatus};
+use crate::kit::{fast_http, fixture};
+use revoke365::model::{GrantEntry, IndirectAccess, RemainingGrant, RunStatus};
+use revoke365_sim::snapshot::{MailboxSnapshot, FULL_ACCESS};
 use serde_json::json;
 
 const JOHN: &str = "john.smith@globexcorp.com";
@@ -11,9 +12,9 @@ const JOHN: &str = "john.smith@globexcorp.com";
 #[tokio::test]
 async fn removes_exactly_the_direct_grants_and_reports_the_rest() {
     let h = Harness::start(fixture("hard-tenant.json"), fast_http(10)).await;
-    let before = h.mailboxes();
-    let lookalike_before = grants_of(&before, "john.smith2@globexcorp.com");
-    let namesake_before = grants_of(&before, "jsmith.sales@globexcorp.com");
+    let before = h.snapshot();
+    let lookalike_before = before.direct_grants_of("john.smith2@globexcorp.com");
+    let namesake_before = before.direct_grants_of("jsmith.sales@globexcorp.com");
 
     let run = h.run(json!({"user_email": JOHN, "company_id": "globex", "requested_by": "secops@msp.example"})).await;
     assert_eq!(
@@ -23,60 +24,53 @@ async fn removes_exactly_the_direct_grants_and_reports_the_rest() {
         run.failure
     );
     let report = run.result.unwrap();
-    let v = serde_json::to_value(&report).unwrap();
-    let p = &v["permissions_removed"];
-    let entries = |key: &str| -> Vec<(String, bool)> {
-        p[key]
-            .as_array()
-            .unwrap()
+    let p = &report.permissions_removed;
+    let entries = |entries: &[GrantEntry]| -> Vec<(String, bool)> {
+        entries
             .iter()
-            .map(|e| {
-                (
-                    e["mailbox"].as_str().unwrap().to_string(),
-                    e["removed"].as_bool().unwrap(),
-                )
-            })
+            .map(|e| (e.mailbox.clone(), e.removed))
             .collect()
     };
     assert_eq!(
-        entries("full_access"),
+        entries(&p.full_access),
         [
             ("ceo@globexcorp.com".into(), true),
             ("legal@globexcorp.com".into(), false)
         ]
     );
     assert!(
-        p["full_access"][1]["error"]
-            .as_str()
+        p.full_access[1]
+            .error
+            .as_deref()
             .unwrap()
             .contains("denied"),
-        "{}",
-        p["full_access"][1]
+        "{:?}",
+        p.full_access[1]
     );
-    assert_eq!(entries("send_as"), []);
+    assert_eq!(entries(&p.send_as), []);
     assert_eq!(
-        entries("send_on_behalf"),
+        entries(&p.send_on_behalf),
         [("sales@globexcorp.com".into(), true)]
     );
     assert_eq!(
-        entries("calendar_delegates"),
+        entries(&p.calendar_delegates),
         [
             ("ceo@globexcorp.com".into(), true),
             ("cfo@globexcorp.com".into(), true)
         ]
     );
-    assert_eq!(p["calendar_delegates"][0]["access_level"], "Editor");
-    assert_eq!(p["calendar_delegates"][1]["access_level"], "Reviewer");
-    assert_eq!(p["shared_mailboxes"].as_array().unwrap().len(), 1);
-    assert_eq!(p["shared_mailboxes"][0]["mailbox"], "info@globexcorp.com");
     assert_eq!(
-        p["shared_mailboxes"][0]["permissions"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
+        p.calendar_delegates[0].access_level.as_deref(),
+        Some("Editor")
     );
-    assert_eq!(v["removal_summary"]["total_permissions_removed"], 6);
+    assert_eq!(
+        p.calendar_delegates[1].access_level.as_deref(),
+        Some("Reviewer")
+    );
+    assert_eq!(p.shared_mailboxes.len(), 1);
+    assert_eq!(p.shared_mailboxes[0].mailbox, "info@globexcorp.com");
+    assert_eq!(p.shared_mailboxes[0].permissions.len(), 2);
+    assert_eq!(report.removal_summary.total_permissions_removed, 6);
 
     let indirect = |mailbox: &str, permission: &str, via: &str| IndirectAccess {
         mailbox: mailbox.into(),
@@ -91,66 +85,62 @@ async fn removes_exactly_the_direct_grants_and_reports_the_rest() {
             indirect("cfo@globexcorp.com", "SendAs", "group Finance Team"),
         ]
     );
-    assert_eq!(v["verification"]["remaining_full_access"], 1);
+    assert_eq!(report.verification.remaining_full_access, 1);
     assert_eq!(
-        v["verification"]["remaining"],
-        json!([{"mailbox": "legal@globexcorp.com", "permission": "FullAccess", "shared": false}])
+        report.verification.remaining,
+        vec![RemainingGrant {
+            mailbox: "legal@globexcorp.com".into(),
+            permission: "FullAccess".into(),
+            shared: false,
+        }]
     );
-    assert_eq!(v["success"], false);
+    assert!(!report.success);
 
     // The tenant: only the failing mailbox still holds a direct grant of John's.
-    let after = h.mailboxes();
+    let after = h.snapshot();
     assert_eq!(
-        grants_of(&after, JOHN),
-        vec![("legal@globexcorp.com".to_string(), "full_access")]
+        after.direct_grants_of(JOHN),
+        vec![("legal@globexcorp.com".to_string(), FULL_ACCESS)]
     );
     // Lookalike and namesake untouched; inherited, Deny, SID and group entries untouched.
     assert_eq!(
-        grants_of(&after, "john.smith2@globexcorp.com"),
+        after.direct_grants_of("john.smith2@globexcorp.com"),
         lookalike_before
     );
     assert_eq!(
-        grants_of(&after, "jsmith.sales@globexcorp.com"),
+        after.direct_grants_of("jsmith.sales@globexcorp.com"),
         namesake_before
     );
+    let mailbox = |state: &revoke365_sim::Snapshot, upn: &str| -> MailboxSnapshot {
+        state
+            .mailbox(upn)
+            .unwrap_or_else(|| panic!("no mailbox {upn}"))
+            .clone()
+    };
     for upn in [
         "ceo@globexcorp.com",
         "cfo@globexcorp.com",
         "hr@globexcorp.com",
     ] {
         let (b, a) = (mailbox(&before, upn), mailbox(&after, upn));
-        let untouched = |m: &serde_json::Value| -> Vec<serde_json::Value> {
-            m["full_access"]
-                .as_array()
-                .unwrap()
+        let untouched = |m: &MailboxSnapshot| {
+            m.full_access
                 .iter()
-                .filter(|g| g["user"] != JOHN || g["inherited"] == true || g["deny"] == true)
+                .filter(|g| g.user != JOHN || g.inherited || g.deny)
                 .cloned()
-                .collect()
+                .collect::<Vec<_>>()
         };
-        assert_eq!(untouched(a), untouched(b), "{upn}");
-        let deny_send_as = |m: &serde_json::Value| {
-            m["send_as"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|g| g["deny"] == true)
-                .count()
-        };
-        assert_eq!(deny_send_as(a), deny_send_as(b), "{upn}");
+        assert_eq!(untouched(&a), untouched(&b), "{upn}");
+        let deny_send_as = |m: &MailboxSnapshot| m.send_as.iter().filter(|g| g.deny).count();
+        assert_eq!(deny_send_as(&a), deny_send_as(&b), "{upn}");
     }
     // The user's own mailbox is never touched.
     assert_eq!(mailbox(&after, JOHN), mailbox(&before, JOHN));
 
     // Ticket note and email say what failed and what is indirect.
-    let state = h.state();
-    let ticket = state["tickets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| Some(t["id"].as_str().unwrap()) == report.ticket_id.as_deref())
-        .unwrap();
-    let note = ticket["notes"][0]["text"].as_str().unwrap();
+    let ticket_id = report.ticket_id.as_deref().expect("ticket created");
+    let ticket = after.ticket(ticket_id).expect("ticket in PSA");
+    let note = &ticket.notes[0].text;
     assert!(
         note.contains("ATTENTION")
             && note.contains("legal@globexcorp.com")
@@ -158,18 +148,15 @@ async fn removes_exactly_the_direct_grants_and_reports_the_rest() {
         "{note}"
     );
     assert!(note.contains("via group Finance Team"), "{note}");
-    let mail = &state["sent_mail"][0];
-    assert!(mail["subject"].as_str().unwrap().contains("ACTION NEEDED"));
-    assert!(mail["body"]
-        .as_str()
-        .unwrap()
-        .contains("legal@globexcorp.com"));
+    let mail = &after.sent_mail[0];
+    assert!(mail.subject.contains("ACTION NEEDED"));
+    assert!(mail.body.contains("legal@globexcorp.com"));
 }
 
 #[tokio::test]
 async fn unknown_user_or_lookalike_only_fails_before_any_removal() {
     let h = Harness::start(fixture("hard-tenant.json"), fast_http(10)).await;
-    let before = h.state();
+    let before = h.snapshot();
     // john.smyth@ does not exist; john.smith@ and john.smith2@ are only lookalikes.
     let run = h
         .run(json!({"user_email": "john.smyth@globexcorp.com", "company_id": "globex"}))
@@ -182,15 +169,15 @@ async fn unknown_user_or_lookalike_only_fails_before_any_removal() {
         failure.message.contains("john.smyth@globexcorp.com")
             && failure.message.contains("not found")
     );
-    let after = h.state();
-    assert_eq!(after["mailboxes"], before["mailboxes"]);
-    assert_eq!(after["sent_mail"], json!([]));
-    let mutations: u64 = after["requests"]
-        .as_object()
-        .unwrap()
+    let after = h.snapshot();
+    assert_eq!(after.mailboxes, before.mailboxes);
+    assert_eq!(after.sent_mail, vec![]);
+    let mutations: u64 = after
+        .counters
+        .requests
         .iter()
         .filter(|(k, _)| k.contains("Remove-") || k.contains("DELETE") || k.contains("Set-Mailbox"))
-        .map(|(_, n)| n.as_u64().unwrap())
+        .map(|(_, n)| n)
         .sum();
     assert_eq!(mutations, 0);
 }
@@ -198,11 +185,11 @@ async fn unknown_user_or_lookalike_only_fails_before_any_removal() {
 #[tokio::test]
 async fn target_mailbox_outside_the_tenant_fails_before_any_removal() {
     let h = Harness::start(fixture("hard-tenant.json"), fast_http(10)).await;
-    let before = h.mailboxes();
+    let before = h.snapshot().mailboxes;
     let run = h.run(json!({"user_email": JOHN, "company_id": "globex", "target_mailboxes": ["ceo@globexcorp.com", "ceo@othercorp.com"]})).await;
     assert_eq!(run.status, RunStatus::Failed);
     let failure = run.failure.unwrap();
     assert_eq!(failure.field.as_deref(), Some("target_mailboxes"));
     assert!(failure.message.contains("ceo@othercorp.com"));
-    assert_eq!(h.mailboxes(), before);
+    assert_eq!(h.snapshot().mailboxes, before);
 }
