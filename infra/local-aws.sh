@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Local AWS for the tests: LocalStack (SQS, Secrets Manager, EventBridge) and DynamoDB Local,
-# run as plain host processes (no Docker), with the queues, tables, secret and rule of
-# infra/resources.json — the one definition the Rust code, the tests and template.yaml share.
+# run as plain host processes (no Docker). The tests provision their own prefixed queues and
+# tables from infra/resources.json (the one definition the Rust code, the tests and
+# template.yaml share); `create` provisions the unprefixed ones for trying handlers by hand.
 #
-#   infra/local-aws.sh start    install (once, under ./.aws-local/), start both, wait, then `create`;
-#                               prints the environment for the AWS SDKs on stdout, for `eval`
-#   infra/local-aws.sh create   (re)create queues + DLQs, tables, secret and rule; idempotent
-#   infra/local-aws.sh status   what runs and what exists; exit 1 if an emulator is down
+#   infra/local-aws.sh start    install (once, under ./.aws-local/), start both, wait until they
+#                               answer; prints the environment for the AWS SDKs on stdout, for `eval`
+#   infra/local-aws.sh create   create the queues + DLQs, tables, secret and rules (the Rust
+#                               provisioning the tests use: `--example provision`); idempotent
+#   infra/local-aws.sh status   whether both run; exit 1 if one is down
 #   infra/local-aws.sh stop     stop both by their saved PIDs
 #
 # The environment `start` prints (nothing is exported by this script itself):
@@ -18,14 +20,15 @@
 #   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 #
 # Optional environment:
-#   REVOKE365_TEST_VISIBILITY_TIMEOUT  queue VisibilityTimeout in seconds instead of resources.json
-#                                      (e.g. 2, so redelivery tests do not wait 16 minutes)
-#   REVOKE365_LOCAL_SECRET_JSON        the secret's value (default: a placeholder with the keys
-#                                      of the design: m365_client_id, m365_client_secret, cw_*)
+#   REVOKE365_LOCAL_SECRET_JSON        the secret's value for `create` (default: a placeholder with
+#                                      the keys of the design: m365_client_id, m365_client_secret, cw_*)
+#   REVOKE365_NAME_PREFIX              a prefix for every name `create` makes
 #   LOCAL_AWS_WAIT_SECS                how long `start` waits for each emulator (default 90)
 #
-# Needs python3 (3.11+, with venv), node/npm (20) and java (17+). See ../shared/spec/local-aws.md
-# for why LocalStack 4.9.2 with pinned dependencies, and DynamoDB Local from npm.
+# Needs python3 (3.11+, with venv), node/npm (20), java (17+) and curl. LocalStack 4.9.2 is the
+# newest release that runs on Python 3.11, and its pinned dependencies are the set known to work
+# with it (infra/localstack-requirements.txt); LocalStack's own DynamoDB downloads a JRE at first
+# use and fails offline, so DynamoDB Local comes from npm (docs/local-aws.md).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -155,262 +158,43 @@ start_dynamodb_local() {
   STARTED+=(dynamodb)
 }
 
-# ---- the Python side: one reader of resources.json --------------------------------------------
+# ---- readiness ------------------------------------------------------------------------------
 
-py() { # command
-  [[ -x $PY ]] || die "no LocalStack venv at $VENV; run: infra/local-aws.sh start"
-  aws_env LOCAL_AWS_STATE="$STATE" LOCAL_AWS_WAIT_SECS="$WAIT_SECS" "$PY" - "$1" "$RESOURCES" <<'PYTHON'
-import json, os, sys, time, urllib.request
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError, EndpointConnectionError
-
-command, resources_path = sys.argv[1], sys.argv[2]
-with open(resources_path) as f:
-    res = json.load(f)
-
-cfg = Config(retries={"max_attempts": 2}, connect_timeout=2, read_timeout=20)
-sqs = boto3.client("sqs", config=cfg)
-ddb = boto3.client("dynamodb", config=cfg)
-sm = boto3.client("secretsmanager", config=cfg)
-events = boto3.client("events", config=cfg)
-
-
-def log(msg):
-    print(f"local-aws: {msg}", file=sys.stderr)
-
-
-def localstack_ready():
-    url = os.environ["AWS_ENDPOINT_URL_SQS"] + "/_localstack/health"
-    with urllib.request.urlopen(url, timeout=2) as r:
-        services = json.load(r).get("services", {})
-    return all(services.get(s) in ("available", "running") for s in ("sqs", "secretsmanager", "events"))
-
-
-def dynamodb_ready():
-    probe = boto3.client("dynamodb", config=Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=5))
-    probe.list_tables(Limit=1)
-    return True
-
-
-def wait_ready(name, file, ready):
-    state = os.environ["LOCAL_AWS_STATE"]
-    deadline = time.monotonic() + float(os.environ["LOCAL_AWS_WAIT_SECS"])
-    while True:
-        try:
-            if ready():
-                log(f"{name} is up")
-                return
-        except Exception:
-            pass
-        problem = None
-        try:
-            os.kill(int(open(f"{state}/{file}.pid").read()), 0)
-        except (OSError, ValueError):
-            problem = "exited during start-up"
-        if problem is None and time.monotonic() > deadline:
-            problem = f"did not answer within {os.environ['LOCAL_AWS_WAIT_SECS']}s"
-        if problem:
-            tail = ""
-            try:
-                with open(f"{state}/{file}.log", errors="replace") as f:
-                    tail = "".join(f.readlines()[-30:])
-            except OSError:
-                pass
-            raise RuntimeError(f"{name} {problem}; last lines of .aws-local/{file}.log:\n{tail}")
-        time.sleep(0.2)
-
-
-def wait_and_create():
-    # One process for both emulators (starting Python costs about a second here), one thread
-    # each, so LocalStack's resources are created while DynamoDB Local is still starting.
-    import threading
-
-    def localstack():
-        wait_ready("LocalStack", "localstack", localstack_ready)
-        create_queues()
-        create_secret()
-        create_rule()
-
-    def dynamodb():
-        wait_ready("DynamoDB Local", "dynamodb", dynamodb_ready)
-        create_tables()
-
-    errors = []
-
-    def run(f):
-        try:
-            f()
-        except Exception as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(f,)) for f in (localstack, dynamodb)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        sys.exit("\n".join(f"local-aws: error: {e}" for e in errors))
-
-
-def queue_url(name):
-    try:
-        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
-    except ClientError as e:
-        if "NonExistentQueue" in e.response["Error"]["Code"]:
-            return None
-        raise
-
-
-def ensure_queue(name, attributes):
-    # CreateQueue fails on an existing queue whose attributes differ, so set them instead.
-    url = queue_url(name)
-    if url is None:
-        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-        log(f"queue {name} created")
-    else:
-        sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
-        log(f"queue {name} exists, attributes set")
-    return url
-
-
-def create_queues():
-    override = os.environ.get("REVOKE365_TEST_VISIBILITY_TIMEOUT")
-    for q in res["queues"].values():
-        dlq_url = ensure_queue(q["dlq"], {"MessageRetentionPeriod": "1209600"})
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        visibility = override or str(q["visibility_timeout_secs"])
-        ensure_queue(q["name"], {
-            "VisibilityTimeout": str(int(visibility)),
-            "MessageRetentionPeriod": "1209600",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": q["max_receive_count"]}),
-        })
-
-
-def create_tables():
-    existing = set(ddb.list_tables()["TableNames"])
-    for t in res["tables"].values():
-        name = t["name"]
-        if name in existing:
-            log(f"table {name} exists")
-        else:
-            keys = [(t["partition_key"], "HASH")] + ([(t["sort_key"], "RANGE")] if "sort_key" in t else [])
-            ddb.create_table(
-                TableName=name,
-                BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k, _ in keys],
-                KeySchema=[{"AttributeName": k, "KeyType": kt} for k, kt in keys],
-            )
-            ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-            log(f"table {name} created")
-        ttl = t.get("ttl_attribute")
-        if ttl:
-            status = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-            if status.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-                try:
-                    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl})
-                    log(f"table {name}: TTL on {ttl} (DynamoDB Local never expires items)")
-                except ClientError as e:
-                    log(f"table {name}: TTL not accepted locally ({e.response['Error']['Message']}); continuing")
-
-
-PLACEHOLDER_SECRET = {
-    "m365_client_id": "00000000-0000-0000-0000-000000000000",
-    "m365_client_secret": "local-placeholder",
-    "cw_company": "local",
-    "cw_public_key": "local-placeholder",
-    "cw_private_key": "local-placeholder",
-    "cw_client_id": "local-placeholder",
+localstack_ready() {
+  local health
+  health=$(curl -fsS --max-time 2 "http://$LS_ADDR/_localstack/health" 2>/dev/null) || return 1
+  local svc
+  for svc in sqs secretsmanager events; do
+    grep -Eq "\"$svc\": *\"(available|running)\"" <<<"$health" || return 1
+  done
 }
 
+dynamodb_ready() {
+  # Any HTTP answer (DynamoDB Local answers 400 to a bare GET) means it is up.
+  curl -sS --max-time 2 -o /dev/null "http://127.0.0.1:$DDB_PORT" 2>/dev/null
+}
 
-def create_secret():
-    name = res["secret"]["name"]
-    value = os.environ.get("REVOKE365_LOCAL_SECRET_JSON") or json.dumps(PLACEHOLDER_SECRET)
-    json.loads(value)  # fail here, not in a Lambda, if the override is not JSON
-    try:
-        sm.create_secret(Name=name, SecretString=value)
-        log(f"secret {name} created")
-    except ClientError as e:
-        if e.response["Error"]["Code"] != "ResourceExistsException":
-            raise
-        sm.put_secret_value(SecretId=name, SecretString=value)
-        log(f"secret {name} exists, value put")
+wait_ready() { # name file check
+  local name=$1 file=$2 check=$3 deadline=$((SECONDS + WAIT_SECS))
+  until "$check"; do
+    if ! pid_alive "$STATE/$file.pid"; then
+      tail -n 30 "$STATE/$file.log" >&2 || true
+      die "$name exited during start-up (log: .aws-local/$file.log)"
+    fi
+    if ((SECONDS > deadline)); then
+      tail -n 30 "$STATE/$file.log" >&2 || true
+      die "$name did not answer within ${WAIT_SECS}s (log: .aws-local/$file.log)"
+    fi
+    sleep 0.2
+  done
+  log "$name is up"
+}
 
-
-def create_rule():
-    # In AWS the rule's target is the intake function (template.yaml); locally there is no Lambda,
-    # so the rule has no target and only proves the pattern is accepted.
-    r = res["security_alert_rule"]
-    events.put_rule(
-        Name=r["name"],
-        EventBusName="default",
-        State="ENABLED",
-        EventPattern=json.dumps({"source": [r["source"]], "detail-type": [r["detail_type"]]}),
-    )
-    log(f"EventBridge rule {r['name']} on the default bus")
-
-
-def status():
-    ok = True
-    for q in res["queues"].values():
-        url = queue_url(q["name"])
-        if url is None:
-            print(f"queue {q['name']}: MISSING")
-            ok = False
-            continue
-        a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        redrive = json.loads(a.get("RedrivePolicy", "{}"))
-        print(f"queue {q['name']}: visibility {a['VisibilityTimeout']}s, "
-              f"{a['ApproximateNumberOfMessages']} visible / {a['ApproximateNumberOfMessagesNotVisible']} in flight, "
-              f"dlq {redrive.get('deadLetterTargetArn', 'NONE').rsplit(':', 1)[-1]} "
-              f"after {redrive.get('maxReceiveCount', '-')} receives")
-        dlq = queue_url(q["dlq"])
-        if dlq is None:
-            print(f"queue {q['dlq']}: MISSING")
-            ok = False
-        else:
-            n = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
-            print(f"queue {q['dlq']}: {n['ApproximateNumberOfMessages']} messages")
-    existing = set(ddb.list_tables()["TableNames"])
-    for t in res["tables"].values():
-        if t["name"] in existing:
-            d = ddb.describe_table(TableName=t["name"])["Table"]
-            print(f"table {t['name']}: {d['TableStatus']}, {d.get('ItemCount', 0)} items")
-        else:
-            print(f"table {t['name']}: MISSING")
-            ok = False
-    try:
-        sm.describe_secret(SecretId=res["secret"]["name"])
-        print(f"secret {res['secret']['name']}: present")
-    except ClientError:
-        print(f"secret {res['secret']['name']}: MISSING")
-        ok = False
-    try:
-        events.describe_rule(Name=res["security_alert_rule"]["name"])
-        print(f"rule {res['security_alert_rule']['name']}: present")
-    except ClientError:
-        print(f"rule {res['security_alert_rule']['name']}: MISSING")
-        ok = False
-    return ok
-
-
-try:
-    if command == "wait-and-create":
-        wait_and_create()
-    elif command == "create":
-        create_queues()
-        create_tables()
-        create_secret()
-        create_rule()
-    elif command == "status":
-        sys.exit(0 if status() else 1)
-    else:
-        sys.exit(f"unknown command {command}")
-except (ClientError, EndpointConnectionError) as e:
-    sys.exit(f"local-aws: error: {command}: {e}")
-PYTHON
+# The queues, tables, secret and rules of infra/resources.json: provisioned by the Rust code the
+# tests use too (the tests make their own, prefixed ones).
+provision() {
+  command -v cargo >/dev/null || die "cargo not found"
+  (eval "$(print_env)" && cd "$ROOT" && cargo run -q -p revoke365-shared --features aws --example provision)
 }
 
 # ---- commands ------------------------------------------------------------------------------
@@ -427,7 +211,8 @@ cmd_start() {
   # Start both before waiting for either: their start-ups overlap.
   start_dynamodb_local
   start_localstack
-  py wait-and-create
+  wait_ready "DynamoDB Local" dynamodb dynamodb_ready
+  wait_ready LocalStack localstack localstack_ready
   STARTED=()
   trap - EXIT
   log "ready in $((SECONDS - t0))s; stop with: infra/local-aws.sh stop"
@@ -480,12 +265,11 @@ cmd_status() {
     up=1
   fi
   ((up == 0)) || return 1
-  py status
 }
 
 case "${1:-}" in
   start) cmd_start ;;
-  create) py create ;;
+  create) provision ;;
   status) cmd_status ;;
   stop) cmd_stop ;;
   *)

@@ -8,7 +8,7 @@ mod sandbox;
 
 use args::{Cli, Command, Format, RunArgs};
 use clap::Parser;
-use revoke365::adapters::connect::HttpConnector;
+use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
 use revoke365::adapters::file_store::FileRunStore;
 use revoke365::adapters::http::HttpCore;
 use revoke365::adapters::memory_queue::MemoryQueue;
@@ -110,6 +110,7 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
                 m365_client_secret: s.m365_client_secret,
                 connectwise: s.connectwise,
                 recheck: Recheck::default(),
+                shard_time: DEFAULT_SHARD_TIME,
             };
             (s.orgs, connector, s.audit_dir, None)
         }
@@ -122,6 +123,7 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
                 m365_client_secret: sb.client_secret.clone(),
                 connectwise: sb.connectwise.clone(),
                 recheck: Recheck::default(),
+                shard_time: DEFAULT_SHARD_TIME,
             };
             (
                 vec![sb.org.clone()],

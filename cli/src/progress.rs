@@ -3,7 +3,7 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use revoke365::adapters::http::HttpCore;
-use revoke365::steps::ProgressObserver;
+use revoke365::ports::ProgressObserver;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

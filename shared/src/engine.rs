@@ -7,7 +7,8 @@ use crate::config::RetryPolicy;
 use crate::messages::StepMessage;
 use crate::model::Run;
 use crate::ports::RunStore;
-use crate::steps::{abandon, dispatch, intake, Connector, IntakeError, ProgressObserver};
+use crate::ports::{Connector, ProgressObserver};
+use crate::steps::{abandon, dispatch, intake, Delivery, IntakeError};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +83,7 @@ async fn deliver(p: Parts, message: StepMessage) {
             p.connector.as_ref(),
             p.progress.as_ref(),
             &message,
+            &Delivery::local(),
         )
         .await;
         match result {
@@ -96,6 +98,7 @@ async fn deliver(p: Parts, message: StepMessage) {
                 abandon(
                     p.store.as_ref(),
                     p.queue.as_ref(),
+                    p.connector.as_ref(),
                     &message.run_id,
                     Some(&message.step),
                     &reason,

@@ -82,6 +82,11 @@ impl RemoteError {
         matches!(self.kind, ErrorKind::NotFound { .. })
     }
 
+    /// The credentials were rejected.
+    pub fn is_auth(&self) -> bool {
+        matches!(self.kind, ErrorKind::Auth { .. })
+    }
+
     /// What the service said, for people: reports, ticket notes and emails show this, never
     /// the exception type or the HTTP plumbing.
     pub fn reason(&self) -> String {
@@ -168,13 +173,25 @@ pub enum StepError {
     /// The message cannot be handled, ever (unknown run, malformed message).
     #[error("permanent: {0}")]
     Permanent(String),
+    /// Another live delivery holds the run's step: this message must come back later (a
+    /// batch-item failure), never be acknowledged and dropped.
+    #[error("run is held by {holder} until {until}; try again later")]
+    Busy {
+        holder: String,
+        until: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 impl StepError {
+    /// A service rejected the credentials (worth reading the secret again).
+    pub fn is_auth(&self) -> bool {
+        matches!(self, StepError::Remote(e) if e.is_auth())
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             StepError::Store(StoreError::RunNotFound(_)) | StepError::Permanent(_) => false,
-            StepError::Store(_) | StepError::Queue(_) => true,
+            StepError::Store(_) | StepError::Queue(_) | StepError::Busy { .. } => true,
             StepError::Remote(e) => e.is_transient(),
         }
     }

@@ -4,14 +4,16 @@
 //! - [`model`]: requests, grants, runs, reports, audit records.
 //! - [`ports`]: the traits the steps use to reach the outside.
 //! - [`steps`]: intake, discover, remove, verify — one function per step.
-//! - [`adapters`]: HTTP clients (Graph, Exchange, ConnectWise) and embedded queue/store.
+//! - [`adapters`]: HTTP clients (Graph, Exchange, ConnectWise), the embedded queue and store,
+//!   and (feature `aws`) DynamoDB, SQS and Secrets Manager.
+//! - [`lambda`] (feature `aws`): the Lambda entry logic the `functions/*` mains run.
 
 pub mod adapters;
-#[cfg(feature = "aws")]
-pub mod aws;
 pub mod config;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "aws")]
+pub mod lambda;
 pub mod messages;
 pub mod model;
 pub mod ports;

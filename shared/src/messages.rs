@@ -1,5 +1,5 @@
-//! The one message type that chains the steps. Messages carry item ids, not item bodies: the
-//! items live in the run store.
+//! The messages that chain the steps, and the scheduled jobs. Step messages carry item ids and
+//! mailbox identities, not item bodies: the items live in the run store.
 
 use crate::model::{ItemId, PermissionType, RunId};
 use serde::{Deserialize, Serialize};
@@ -18,9 +18,32 @@ pub struct StepMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Step {
+    /// Validate the user, read the tenant-wide lookups, cut the mailboxes into shards.
     Discover,
+    /// Read one shard of mailboxes (discovery function).
+    Scan(ScanShard),
     Remove(RemovalBatch),
+    /// Re-read, report, notify. `part` counts continuations after a deadline.
     Verify,
+}
+
+/// A share of the tenant's mailboxes for discovery's per-mailbox reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanShard {
+    /// 1.. (0 is the tenant-wide part discovery does itself).
+    pub shard_id: u32,
+    /// The mailboxes still to read; a continuation carries only those not yet read.
+    pub mailboxes: Vec<ShardMailbox>,
+}
+
+/// One mailbox of a shard, with its place in the shard (which fixes its items' ids).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardMailbox {
+    pub position: u32,
+    pub upn: String,
+    pub address: String,
+    pub display_name: String,
+    pub recipient_type: String,
 }
 
 /// One permission type on at most ten mailboxes.
@@ -43,10 +66,33 @@ impl StepMessage {
     pub fn kind(&self) -> &'static str {
         match self.step {
             Step::Discover => "discover",
+            Step::Scan(_) => "scan",
             Step::Remove(_) => "remove",
             Step::Verify => "verify",
         }
     }
+}
+
+/// `{"v":1,"kind":"scheduled","job":"sweep"}`: what the product's one schedule (an
+/// EventBridge rule) delivers to the discovery function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledMessage {
+    pub v: u8,
+    pub kind: ScheduledKind,
+    pub job: ScheduledJob,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduledKind {
+    Scheduled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduledJob {
+    /// Find runs whose step stalled (its holder died) and re-drive or fail them.
+    Sweep,
 }
 
 #[cfg(test)]
@@ -69,5 +115,12 @@ mod tests {
             serde_json::json!({"v":1,"run_id":"r1","kind":"remove","batch_id":2,"permission":"send_as","item_ids":[3,4]})
         );
         assert_eq!(serde_json::from_value::<StepMessage>(v).unwrap(), m);
+    }
+
+    #[test]
+    fn the_scheduled_sweep_reads_as_documented() {
+        let m: ScheduledMessage =
+            serde_json::from_str(r#"{"v":1,"kind":"scheduled","job":"sweep"}"#).unwrap();
+        assert_eq!(m.job, ScheduledJob::Sweep);
     }
 }

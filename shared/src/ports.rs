@@ -2,14 +2,17 @@
 //! Graph, Exchange and the PSA; an in-process queue and a file-backed store for one machine;
 //! SQS and DynamoDB in Lambda.
 
-use crate::error::{QueueError, RemoteError, StoreError};
+use crate::config::Recheck;
+use crate::error::{QueueError, RemoteError, StepError, StoreError};
 use crate::messages::StepMessage;
 use crate::model::{
-    AuditRecord, IndirectAccess, ItemId, ItemStatus, MatchedBy, NotChecked, OrgSettings, PlanItem,
-    Report, ResolvedUser, Run, RunFailure, RunId, RunStatus,
+    AuditRecord, Grant, IndirectAccess, ItemId, ItemStatus, MatchedBy, NotChecked, OrgSettings,
+    PermissionType, PlanItem, Report, ResolvedUser, Run, RunFailure, RunId, RunStatus,
 };
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 // ---------------------------------------------------------------------------------------------
 // Queue and run store
@@ -29,14 +32,24 @@ pub trait Queue: Send + Sync {
 /// How long a request's idempotency keys return its run.
 pub const IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
 
-/// What discovery hands to removal and verification.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Plan {
-    pub user: ResolvedUser,
-    pub items: Vec<PlanItem>,
+/// Who holds an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyHolder {
+    /// Nobody did: the caller holds it now.
+    Reserved,
+    Held {
+        run_id: RunId,
+        fingerprint: String,
+        reserved_at: DateTime<Utc>,
+    },
+}
+
+/// What a part of discovery found besides the grants themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanFacts {
+    #[serde(default)]
     pub indirect_access: Vec<IndirectAccess>,
-    pub batches_total: u32,
-    /// What discovery could not read or match; reported, and the run cannot succeed.
+    /// What could not be read or matched; reported, and the run cannot succeed.
     #[serde(default)]
     pub scan_errors: Vec<String>,
     /// Permission types that were not checked, and why.
@@ -44,7 +57,29 @@ pub struct Plan {
     pub not_checked: Vec<NotChecked>,
 }
 
-/// The result of counting a finished removal batch.
+impl ScanFacts {
+    pub fn merge(&mut self, other: ScanFacts) {
+        self.indirect_access.extend(other.indirect_access);
+        self.scan_errors.extend(other.scan_errors);
+        self.not_checked.extend(other.not_checked);
+    }
+
+    /// Sorted, without duplicates: parts come back in any order.
+    pub fn settle(mut self) -> ScanFacts {
+        self.indirect_access.sort_by(|a, b| {
+            (&a.mailbox, &a.permission, &a.via).cmp(&(&b.mailbox, &b.permission, &b.via))
+        });
+        self.indirect_access.dedup();
+        self.scan_errors.sort();
+        self.scan_errors.dedup();
+        self.not_checked
+            .sort_by_key(|n| (n.permission_type, n.reason as u8));
+        self.not_checked.dedup();
+        self
+    }
+}
+
+/// The result of counting a finished removal batch or scan shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchProgress {
     /// False when this batch had already been counted (duplicate delivery).
@@ -54,12 +89,76 @@ pub struct BatchProgress {
 }
 
 impl BatchProgress {
-    /// Every batch has been counted. Verification is queued whenever this holds after a batch,
-    /// including on redelivery (the first try may have died before queueing it); the verify
-    /// step's claim on the run makes sure it starts only once.
+    /// Every batch has been counted. The next step is queued whenever this holds after a
+    /// batch, including on redelivery (the first try may have died before queueing it); the
+    /// next step's claim on the run makes sure it starts only once.
     pub fn all_done(&self) -> bool {
         self.done >= self.total
     }
+}
+
+/// What claiming a run for a step found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This invocation holds the run until the lease ends.
+    Acquired,
+    /// Another live invocation holds it: the message must come back later, not be dropped.
+    Busy {
+        holder: String,
+        until: DateTime<Utc>,
+    },
+    /// The run is not (or no longer) at this step.
+    NotHere(RunStatus),
+}
+
+/// A side effect verification has that must not happen twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    CreateTicket,
+    AddNote,
+    SendMail,
+}
+
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::CreateTicket => "create_ticket",
+            Effect::AddNote => "add_note",
+            Effect::SendMail => "send_mail",
+        }
+    }
+}
+
+/// Where a side effect stands: its intent is recorded before it is attempted, its outcome
+/// after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum EffectState {
+    /// Nothing recorded: this call recorded the intent and may go ahead.
+    Started,
+    /// An earlier attempt recorded the intent and no outcome: it may or may not have happened.
+    Unknown,
+    /// It happened (`detail`: e.g. the created ticket's id) or failed (`error`).
+    Done {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}
+
+/// What verification has re-read so far: saved chunk by chunk so that a verification stopped
+/// at its deadline continues where it was.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RereadChunk {
+    pub chunk: u32,
+    pub remaining: Vec<Grant>,
+    pub errors: Vec<String>,
+    /// Touched mailboxes whose permissions of a type could not be read: what the run found
+    /// there is unproven.
+    #[serde(default)]
+    pub unreadable: Vec<(String, PermissionType)>,
 }
 
 #[async_trait]
@@ -68,26 +167,80 @@ pub trait RunStore: Send + Sync {
     /// Every configured company id, for error messages that list the allowed values.
     async fn company_ids(&self) -> Result<Vec<String>, StoreError>;
 
-    /// Reserves an idempotency key for `run_id` for [`IDEMPOTENCY_WINDOW`]. Returns the run
-    /// that already holds the key, if one does (the key is then left as it is).
+    /// Reserves an idempotency key (a fixed-length hash) for `run_id` for
+    /// [`IDEMPOTENCY_WINDOW`], with the fingerprint of the request it was given for. When
+    /// another run holds it, says which (the key is then left as it is).
     async fn reserve_idempotency_key(
         &self,
         key: &str,
         run_id: &RunId,
-    ) -> Result<Option<RunId>, StoreError>;
+        fingerprint: &str,
+    ) -> Result<KeyHolder, StoreError>;
+    /// Moves a key from `from` (whose run was never created) to `to`; false if `from` no
+    /// longer holds it.
+    async fn replace_idempotency_key(
+        &self,
+        key: &str,
+        from: &RunId,
+        to: &RunId,
+        fingerprint: &str,
+    ) -> Result<bool, StoreError>;
+    /// Frees a key this run reserved (its run could not be created).
+    async fn release_idempotency_key(&self, key: &str, run_id: &RunId) -> Result<(), StoreError>;
     async fn create_run(&self, run: &Run) -> Result<(), StoreError>;
     async fn get_run(&self, run_id: &RunId) -> Result<Option<Run>, StoreError>;
-    /// Moves the run to `to` only if it is in one of `from`; returns whether it moved. This is
-    /// what makes each step safe under duplicate delivery.
-    async fn transition(
+
+    /// Takes the run for a step: moves it from `from` to `working`, or takes over a run in
+    /// `working` whose lease ended (its holder died or handed it on), or renews the caller's own
+    /// lease. This is what makes each step safe under duplicate delivery.
+    async fn claim(
         &self,
         run_id: &RunId,
-        from: &[RunStatus],
-        to: RunStatus,
-    ) -> Result<bool, StoreError>;
-    /// Stores the plan (items, user, indirect access, batch count) of a run in `discovering`.
-    async fn save_plan(&self, run_id: &RunId, plan: &Plan) -> Result<(), StoreError>;
+        from: RunStatus,
+        working: RunStatus,
+        holder: &str,
+        lease: chrono::Duration,
+    ) -> Result<Claim, StoreError>;
+    /// Ends `holder`'s lease now, so that the next delivery (a continuation, a retry) takes
+    /// the run at once.
+    async fn release(&self, run_id: &RunId, holder: &str) -> Result<(), StoreError>;
+    /// Runs in a working status whose lease ended before `before`: what the sweeper re-drives.
+    async fn stalled_runs(&self, before: DateTime<Utc>) -> Result<Vec<Run>, StoreError>;
+    /// Counts a re-drive of a stalled run; returns how many there were.
+    async fn count_redrive(&self, run_id: &RunId) -> Result<u32, StoreError>;
+
+    /// Discovery found the user and cut the tenant into `shards_total` parts (the tenant-wide
+    /// lookups are one of them).
+    async fn begin_scan(
+        &self,
+        run_id: &RunId,
+        user: &ResolvedUser,
+        shards_total: u32,
+    ) -> Result<(), StoreError>;
+    /// Stores plan items (a redelivered part writes the same items again).
+    async fn put_items(&self, run_id: &RunId, items: &[PlanItem]) -> Result<(), StoreError>;
+    /// Stores what one part of discovery found besides grants, under `part`.
+    async fn save_facts(
+        &self,
+        run_id: &RunId,
+        part: &str,
+        facts: &ScanFacts,
+    ) -> Result<(), StoreError>;
+    /// Everything every part of discovery stored with [`RunStore::save_facts`].
+    async fn scan_facts(&self, run_id: &RunId) -> Result<ScanFacts, StoreError>;
+    /// Counts a scan shard as done once, however often it is reported.
+    async fn complete_shard(
+        &self,
+        run_id: &RunId,
+        shard_id: u32,
+    ) -> Result<BatchProgress, StoreError>;
+    /// Discovery is complete: the run moves from `discovering` to `removing` with this many
+    /// removal batches. False when it had already moved.
+    async fn start_removal(&self, run_id: &RunId, batches_total: u32) -> Result<bool, StoreError>;
+
     async fn items(&self, run_id: &RunId) -> Result<Vec<PlanItem>, StoreError>;
+    /// The items with these ids (those that exist).
+    async fn get_items(&self, run_id: &RunId, ids: &[ItemId]) -> Result<Vec<PlanItem>, StoreError>;
     async fn set_item_status(
         &self,
         run_id: &RunId,
@@ -100,6 +253,25 @@ pub trait RunStore: Send + Sync {
         run_id: &RunId,
         batch_id: u32,
     ) -> Result<BatchProgress, StoreError>;
+
+    /// Verification's saved re-read chunks.
+    async fn reread_chunks(&self, run_id: &RunId) -> Result<Vec<RereadChunk>, StoreError>;
+    async fn save_reread_chunk(
+        &self,
+        run_id: &RunId,
+        chunk: &RereadChunk,
+    ) -> Result<(), StoreError>;
+    /// Records the intent of a side effect unless one is recorded; returns where it stands.
+    async fn begin_effect(&self, run_id: &RunId, effect: Effect)
+        -> Result<EffectState, StoreError>;
+    /// Records a side effect's outcome (`EffectState::Done`).
+    async fn end_effect(
+        &self,
+        run_id: &RunId,
+        effect: Effect,
+        outcome: &EffectState,
+    ) -> Result<(), StoreError>;
+
     /// Writes an audit record unless one with its id already exists: records are never
     /// overwritten. Returns whether this call wrote it.
     async fn append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError>;
@@ -389,6 +561,10 @@ pub trait Psa: Send + Sync {
     /// Creates a ticket and returns its id.
     async fn create_ticket(&self, ticket: &NewTicket) -> Result<String, RemoteError>;
     async fn add_note(&self, ticket_id: &str, text: &str) -> Result<(), RemoteError>;
+    /// The ticket whose summary contains `marker` (a run id), if there is one.
+    async fn find_ticket(&self, marker: &str) -> Result<Option<String>, RemoteError>;
+    /// Whether a note on the ticket contains `marker` (a run id).
+    async fn has_note(&self, ticket_id: &str, marker: &str) -> Result<bool, RemoteError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,4 +586,71 @@ pub struct OutgoingMail {
 #[async_trait]
 pub trait Mailer: Send + Sync {
     async fn send(&self, mail: &OutgoingMail) -> Result<(), RemoteError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One company's connections, and progress for people watching
+
+/// The M365 tenant of one company: Graph and the Exchange admin API.
+#[derive(Clone, Copy)]
+pub struct Tenant<'a> {
+    pub directory: &'a dyn Directory,
+    pub exchange: &'a dyn Exchange,
+    /// How verification gives a just-removed grant that still shows a second look.
+    pub recheck: Recheck,
+}
+
+/// Where the outcome is reported: the PSA ticket and the notification email.
+#[derive(Clone, Copy)]
+pub struct Notify<'a> {
+    pub psa: &'a dyn Psa,
+    pub mailer: &'a dyn Mailer,
+}
+
+/// Progress for people watching (the CLI's progress bars); Lambda ignores it.
+pub trait ProgressObserver: Send + Sync {
+    fn discovery(&self, _scanned: u64, _total: u64) {}
+    fn removal(&self, _done: u64, _total: u64) {}
+}
+
+pub struct NoProgress;
+impl ProgressObserver for NoProgress {}
+
+/// The external systems of one company.
+#[derive(Clone)]
+pub struct Connections {
+    pub directory: Arc<dyn Directory>,
+    pub exchange: Arc<dyn Exchange>,
+    pub psa: Arc<dyn Psa>,
+    pub mailer: Arc<dyn Mailer>,
+    pub recheck: Recheck,
+    /// Mailboxes per discovery scan shard, sized to the tenant's learnt pace.
+    pub shard_size: usize,
+}
+
+impl Connections {
+    pub fn tenant(&self) -> Tenant<'_> {
+        Tenant {
+            directory: self.directory.as_ref(),
+            exchange: self.exchange.as_ref(),
+            recheck: self.recheck,
+        }
+    }
+
+    pub fn notify(&self) -> Notify<'_> {
+        Notify {
+            psa: self.psa.as_ref(),
+            mailer: self.mailer.as_ref(),
+        }
+    }
+}
+
+/// Builds (or reuses) the clients for a company's tenant and PSA.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    async fn connect(&self, org: &OrgSettings) -> Result<Connections, StepError>;
+
+    /// A service rejected the credentials: fetch them again before the next connection (a
+    /// rotated secret).
+    async fn credentials_rejected(&self) {}
 }

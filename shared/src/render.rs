@@ -1,7 +1,7 @@
 //! Human-readable forms of a report: the PSA note / text attachment, and the HTML email.
 //! Both are built from the same rows so they can never disagree.
 
-use crate::model::{GrantEntry, OrgSettings, Report, Run};
+use crate::model::{GrantEntry, OrgSettings, Report, Run, RunFailure};
 use std::fmt::Write;
 
 struct Row<'a> {
@@ -240,12 +240,68 @@ fn html_list(out: &mut String, title: &str, lines: impl Iterator<Item = String>)
     out.push_str("</ul>");
 }
 
+/// At most 100 characters (ConnectWise's limit), always ending with the run id: the marker a
+/// verification that took over an interrupted one looks the ticket up by.
 pub fn ticket_summary(run: &Run, org: &OrgSettings) -> String {
-    let s = format!(
+    let marker = format!(" [run {}]", run.run_id);
+    let text = format!(
         "Remove mailbox access: {} ({})",
         run.request.user_email, org.company_name
     );
-    s.chars().take(100).collect()
+    let room = 100usize.saturating_sub(marker.chars().count());
+    let text: String = text.chars().take(room).collect();
+    format!("{text}{marker}")
+}
+
+/// What a failed run tells the ticket and the requestor: what failed, what was already
+/// removed, and the run id.
+pub fn failure_text(
+    run: &Run,
+    org: &OrgSettings,
+    failure: &RunFailure,
+    removed: &[String],
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Revoke365 mailbox access removal — FAILED: the run did not finish"
+    );
+    let _ = writeln!(out, "User: {}", run.request.user_email);
+    let _ = writeln!(out, "Company: {}", org.company_name);
+    let _ = writeln!(out, "Run: {}", run.run_id);
+    for (label, value) in crate::model::RequestContext::from(&run.request).lines() {
+        let _ = writeln!(out, "{label}: {value}");
+    }
+    let _ = writeln!(out, "Stopped while: {}", run.status.as_str());
+    let _ = writeln!(out, "Why: {}", failure.message);
+    let _ = writeln!(
+        out,
+        "Nothing was verified: check the mailboxes below and run it again."
+    );
+    section(
+        &mut out,
+        "Already removed by this run",
+        removed.iter().cloned(),
+    );
+    if removed.is_empty() {
+        let _ = writeln!(out, "\nNothing had been removed yet.");
+    }
+    out
+}
+
+pub fn failure_subject(run: &Run, org: &OrgSettings) -> String {
+    format!(
+        "[Revoke365] FAILED: mailbox access removal for {} ({})",
+        run.request.user_email, org.company_name
+    )
+}
+
+/// The failure text as a simple HTML email body.
+pub fn failure_html(text: &str) -> String {
+    format!(
+        "<html><body><h2 style=\"color:#b00020\">Revoke365: the run failed</h2><pre>{}</pre></body></html>",
+        esc(text)
+    )
 }
 
 pub fn ticket_description(run: &Run) -> String {

@@ -57,6 +57,14 @@ enum Refusal {
 }
 
 impl Tokens {
+    /// Every token issued so far stops working.
+    pub(crate) fn revoke_all(&mut self) {
+        for (_, revoked) in self.issued.values_mut() {
+            *revoked = true;
+        }
+        self.revoked = self.issued.len() as u64;
+    }
+
     /// Check a token for `audience`; with `revoke_after`, the request after
     /// the `revoke_after`-th authenticated one revokes every token issued so far.
     fn admit(
@@ -189,8 +197,7 @@ fn issue(sim: &Sim, tenant: &str, form: &HashMap<String, String>) -> Result<Stri
         TokenError::bad_request("invalid_scope", 1002012, description)
     })?;
     if sim
-        .options
-        .client_secret
+        .client_secret()
         .as_deref()
         .is_some_and(|expected| expected != secret)
     {

@@ -1,10 +1,10 @@
 //! ConnectWise Manage (`/v4_6_release/apis/3.0`): tickets and ticket notes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +32,7 @@ pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
             TICKETS,
             counted(sim, "cw POST tickets", post(create_ticket)),
         )
+        .route(TICKETS, counted(sim, "cw GET tickets", get(search_tickets)))
         .route(TICKET, counted(sim, "cw GET ticket", get(get_ticket)))
         .route(NOTES, counted(sim, "cw POST notes", post(create_note)))
         .route(NOTES, counted(sim, "cw GET notes", get(list_notes)))
@@ -436,4 +437,81 @@ async fn list_notes(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> CwRe
         .get(&id)
         .ok_or(CwError::ticket_not_found(id))?;
     Ok(json_response(StatusCode::OK, &ticket.notes))
+}
+
+/// `GET service/tickets?conditions=...`: the conditions the simulator understands are
+/// `summary like "<pattern>"` (`%` and `*` match any text, case-insensitive) and `id = <n>`,
+/// joined by `and`. Anything else is ConnectWise's 400 for an invalid condition.
+async fn search_tickets(
+    State(sim): State<Arc<Sim>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> CwResult {
+    let conditions = query.get("conditions").map(String::as_str).unwrap_or("");
+    let mut tests: Vec<TicketTest> = Vec::new();
+    for condition in conditions
+        .split(" and ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        tests.push(parse_condition(condition)?);
+    }
+    let state = sim.state();
+    let found: Vec<TicketOut> = state
+        .tickets
+        .values()
+        .filter(|t| tests.iter().all(|test| test(t)))
+        .map(TicketOut::from)
+        .collect();
+    Ok(json_response(StatusCode::OK, found))
+}
+
+/// One condition of a ticket search.
+type TicketTest = Box<dyn Fn(&Ticket) -> bool>;
+
+fn parse_condition(condition: &str) -> Result<TicketTest, CwError> {
+    let invalid = || CwError::bad_request(format!("The condition '{condition}' is not valid."));
+    let quoted = |value: &str| -> Option<String> {
+        let v = value.trim();
+        v.strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .map(str::to_string)
+    };
+    let lower = condition.to_ascii_lowercase();
+    if let Some(rest) = lower.strip_prefix("summary like ") {
+        let offset = condition.len() - rest.len();
+        let pattern = quoted(&condition[offset..]).ok_or_else(invalid)?;
+        let parts: Vec<String> = pattern.split(['%', '*']).map(str::to_lowercase).collect();
+        return Ok(Box::new(move |t: &Ticket| {
+            like(&t.summary.to_lowercase(), &parts)
+        }));
+    }
+    if let Some(rest) = lower.strip_prefix("id = ") {
+        let id: u64 = rest.trim().parse().map_err(|_| invalid())?;
+        return Ok(Box::new(move |t: &Ticket| t.id == id));
+    }
+    Err(invalid())
+}
+
+/// SQL `LIKE` with `%` wildcards, the pattern already split at them.
+fn like(text: &str, parts: &[String]) -> bool {
+    match parts {
+        [] => true,
+        [only] => text == only,
+        [first, middle @ .., last] => {
+            if text.len() < first.len() + last.len()
+                || !text.starts_with(first.as_str())
+                || !text.ends_with(last.as_str())
+            {
+                return false;
+            }
+            let mut rest = &text[first.len()..text.len() - last.len()];
+            for part in middle {
+                match rest.find(part.as_str()) {
+                    Some(i) => rest = &rest[i + part.len()..],
+                    None => return false,
+                }
+            }
+            true
+        }
+    }
 }

@@ -36,6 +36,7 @@ const ENDPOINTS: &[&str] = &[
     "exo InvokeCommand",
     "exo POST $batch",
     "cw POST tickets",
+    "cw GET tickets",
     "cw GET ticket",
     "cw POST notes",
     "cw GET notes",

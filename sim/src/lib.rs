@@ -79,6 +79,17 @@ impl SimHandle {
         self.sim.snapshot()
     }
 
+    /// Rotates the app's client secret: from now on only `new` gets tokens, and every token
+    /// issued so far is refused (as after a rotation that revoked the old credential).
+    pub fn rotate_client_secret(&self, new: &str) {
+        *self
+            .sim
+            .rotated_secret
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(new.to_string());
+        self.sim.tokens().revoke_all();
+    }
+
     /// Stop accepting requests and wait for the server task to end.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
@@ -133,6 +144,8 @@ pub(crate) struct Sim {
     pub faults: Faults,
     state: Mutex<TenantState>,
     tokens: Mutex<Tokens>,
+    /// A client secret that replaced `options.client_secret` (a rotation).
+    rotated_secret: Mutex<Option<String>>,
 }
 
 impl Sim {
@@ -145,6 +158,7 @@ impl Sim {
             faults: Faults::new(&fixture.sim),
             state: Mutex::new(state),
             tokens: Mutex::new(Tokens::default()),
+            rotated_secret: Mutex::new(None),
             directory,
             psa,
             options,
@@ -154,6 +168,15 @@ impl Sim {
 
     pub(crate) fn state(&self) -> MutexGuard<'_, TenantState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The client secret the token endpoint requires, if any.
+    pub(crate) fn client_secret(&self) -> Option<String> {
+        self.rotated_secret
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .or_else(|| self.options.client_secret.clone())
     }
 
     pub(crate) fn tokens(&self) -> MutexGuard<'_, Tokens> {

@@ -1,7 +1,8 @@
 //! Intake: API Gateway requests, offboarding-queue records and security alerts become runs.
 
-use revoke365::aws::handlers::{handle_intake_event, init_tracing, IntakeDeps, LambdaError};
-use revoke365::aws::lambda_runtime::{self, service_fn, LambdaEvent};
+use revoke365::lambda::intake::{handle_intake_event, IntakeDeps};
+use revoke365::lambda::lambda_runtime::{self, service_fn, LambdaEvent};
+use revoke365::lambda::{init_tracing, LambdaError};
 
 #[tokio::main]
 async fn main() -> Result<(), LambdaError> {

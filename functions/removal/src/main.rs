@@ -1,16 +1,17 @@
 //! Removal: removes one batch of grants (one permission type, at most ten mailboxes).
 
-use revoke365::aws::handlers::{handle_step_records, init_tracing, LambdaError, StepDeps};
-use revoke365::aws::lambda_runtime::{self, service_fn, LambdaEvent};
-use revoke365::aws::resources::resources;
-use revoke365::aws::SqsEvent;
+use revoke365::adapters::aws::resources::resources;
+use revoke365::lambda::lambda_runtime::{self, service_fn, LambdaEvent};
+use revoke365::lambda::steps::{handle_step_event, StepDeps};
+use revoke365::lambda::{deadline_of, init_tracing, LambdaError};
 
 #[tokio::main]
 async fn main() -> Result<(), LambdaError> {
     init_tracing();
     let deps = StepDeps::from_env(&resources().queues.removal).await?;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        Ok::<_, LambdaError>(handle_step_records(&deps, event.payload).await)
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        let deadline = deadline_of(&event.context);
+        handle_step_event(&deps, event.payload, deadline)
     }))
     .await
 }

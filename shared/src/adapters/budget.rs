@@ -13,6 +13,7 @@
 use crate::config::ServiceBudget;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Cut applied on a throttling answer, relative to the level found to be too much.
@@ -31,6 +32,8 @@ struct LimitState {
     epoch: u64,
     throttled: u64,
     peak_in_flight: usize,
+    /// Moving average of answered calls' durations.
+    latency: Option<Duration>,
 }
 
 /// One adaptive limit.
@@ -59,6 +62,7 @@ pub struct LimitPermit {
     epoch: u64,
     in_flight_at_start: usize,
     feedback: Feedback,
+    started: Instant,
 }
 
 impl AdaptiveLimit {
@@ -72,6 +76,7 @@ impl AdaptiveLimit {
                 epoch: 0,
                 throttled: 0,
                 peak_in_flight: 0,
+                latency: None,
             }),
             slot_freed: Notify::new(),
             ceiling,
@@ -98,6 +103,7 @@ impl AdaptiveLimit {
                         epoch: s.epoch,
                         in_flight_at_start: s.in_flight,
                         feedback: Feedback::Neutral,
+                        started: Instant::now(),
                     };
                 }
             }
@@ -116,16 +122,27 @@ impl AdaptiveLimit {
             limit: s.limit.floor().max(1.0) as usize,
             throttled: s.throttled,
             peak_in_flight: s.peak_in_flight,
+            latency: s.latency,
         }
     }
 
-    fn release(&self, permit_epoch: u64, in_flight_at_start: usize, feedback: Feedback) {
+    fn release(
+        &self,
+        permit_epoch: u64,
+        in_flight_at_start: usize,
+        feedback: Feedback,
+        took: Duration,
+    ) {
         let grown = {
             let mut s = self.lock();
             s.in_flight -= 1;
             let before = s.limit.floor();
             match feedback {
                 Feedback::Success => {
+                    s.latency = Some(match s.latency {
+                        Some(avg) => avg.mul_f64(0.8) + took.mul_f64(0.2),
+                        None => took,
+                    });
                     let step = match s.known {
                         Some(known) if s.limit >= known => 1.0 / (s.limit * PROBE_ROUNDS),
                         _ => 0.5,
@@ -160,6 +177,8 @@ pub struct LimitSnapshot {
     pub limit: usize,
     pub throttled: u64,
     pub peak_in_flight: usize,
+    /// How long an answered call takes, on average (`None` before the first).
+    pub latency: Option<Duration>,
 }
 
 impl LimitPermit {
@@ -170,8 +189,12 @@ impl LimitPermit {
 
 impl Drop for LimitPermit {
     fn drop(&mut self) {
-        self.limit
-            .release(self.epoch, self.in_flight_at_start, self.feedback);
+        self.limit.release(
+            self.epoch,
+            self.in_flight_at_start,
+            self.feedback,
+            self.started.elapsed(),
+        );
     }
 }
 
@@ -259,6 +282,15 @@ impl Budgets {
             .clone()
     }
 
+    /// What the limit of `(tenant, service)` has learnt, if it was used.
+    pub fn snapshot(&self, tenant: &str, service: &'static str) -> Option<LimitSnapshot> {
+        self.limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(tenant.to_ascii_lowercase(), service))
+            .map(|l| l.snapshot())
+    }
+
     /// `(tenant, service, what was learnt)` for every limit in use, sorted.
     pub fn learned(&self) -> Vec<(String, &'static str, LimitSnapshot)> {
         let mut out: Vec<_> = self
@@ -276,7 +308,6 @@ impl Budgets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn budget(initial: usize, ceiling: usize) -> ServiceBudget {
         ServiceBudget { initial, ceiling }

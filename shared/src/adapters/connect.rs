@@ -8,7 +8,7 @@ use super::http::HttpCore;
 use crate::config::{AppCredentials, ConnectWiseCredentials, Recheck, Secret, ServiceUrls};
 use crate::error::StepError;
 use crate::model::{OrgSettings, PsaKind};
-use crate::steps::{Connections, Connector};
+use crate::ports::{Connections, Connector};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -19,7 +19,12 @@ pub struct HttpConnector {
     pub m365_client_secret: Secret,
     pub connectwise: ConnectWiseCredentials,
     pub recheck: Recheck,
+    /// How long one discovery shard should take (shards are sized from it).
+    pub shard_time: std::time::Duration,
 }
+
+/// A shard takes about a minute by default: well inside any function's timeout.
+pub const DEFAULT_SHARD_TIME: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[async_trait]
 impl Connector for HttpConnector {
@@ -48,6 +53,7 @@ impl Connector for HttpConnector {
             psa,
             mailer: graph,
             recheck: self.recheck,
+            shard_size: self.core.shard_size(&org.tenant_id, self.shard_time),
         })
     }
 }

@@ -191,6 +191,36 @@ impl Psa for ConnectWiseClient {
         .await?;
         Ok(())
     }
+
+    async fn find_ticket(&self, marker: &str) -> Result<Option<String>, RemoteError> {
+        let call = self.call(format!("find ticket by marker {marker}"));
+        // ConnectWise conditions quote with double quotes; the marker is a run id (no quotes).
+        let conditions = format!("summary like \"%{}%\"", marker.replace('"', ""));
+        let path = format!(
+            "service/tickets?conditions={}&fields=id,summary&pageSize=25",
+            urlencoding::encode(&conditions)
+        );
+        let reply = self.request(&call, Method::GET, &path, None).await?;
+        let found: Vec<TicketAnswer> = reply.json(&call)?;
+        Ok(found.iter().find_map(|t| ticket_id_text(&t.id)))
+    }
+
+    async fn has_note(&self, ticket_id: &str, marker: &str) -> Result<bool, RemoteError> {
+        self.check_ticket_id(ticket_id)?;
+        let call = self.call(format!("read notes of ticket {ticket_id}"));
+        let path = format!("service/tickets/{ticket_id}/notes?pageSize=1000");
+        let reply = self.request(&call, Method::GET, &path, None).await?;
+        let notes: Vec<NoteAnswer> = reply.json(&call)?;
+        Ok(notes
+            .iter()
+            .any(|n| n.text.as_deref().is_some_and(|t| t.contains(marker))))
+    }
+}
+
+#[derive(Deserialize)]
+struct NoteAnswer {
+    #[serde(default)]
+    text: Option<String>,
 }
 
 fn ticket_id_text(id: &Value) -> Option<String> {

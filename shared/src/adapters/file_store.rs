@@ -4,10 +4,13 @@
 
 use crate::error::StoreError;
 use crate::model::{
-    AuditRecord, ItemId, ItemStatus, OrgSettings, PlanItem, Report, Run, RunFailure, RunId,
-    RunStatus,
+    AuditRecord, ItemId, ItemStatus, OrgSettings, PlanItem, Report, ResolvedUser, Run, RunFailure,
+    RunId, RunStatus,
 };
-use crate::ports::{BatchProgress, Plan, RunStore, IDEMPOTENCY_WINDOW};
+use crate::ports::{
+    BatchProgress, Claim, Effect, EffectState, KeyHolder, RereadChunk, RunStore, ScanFacts,
+    IDEMPOTENCY_WINDOW,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -20,13 +23,24 @@ struct RunState {
     run: Run,
     items: BTreeMap<ItemId, PlanItem>,
     batches_done: BTreeSet<u32>,
+    shards_done: BTreeSet<u32>,
+    facts: BTreeMap<String, ScanFacts>,
+    reread: BTreeMap<u32, RereadChunk>,
+    effects: BTreeMap<Effect, EffectState>,
+}
+
+/// Who holds an idempotency key, for which request, since when.
+struct KeyEntry {
+    run_id: RunId,
+    fingerprint: String,
+    reserved_at: DateTime<Utc>,
 }
 
 pub struct FileRunStore {
     dir: PathBuf,
     orgs: BTreeMap<String, OrgSettings>,
     runs: Mutex<HashMap<RunId, RunState>>,
-    idempotency: Mutex<HashMap<String, (RunId, DateTime<Utc>)>>,
+    idempotency: Mutex<HashMap<String, KeyEntry>>,
     /// Ids (`run/record`) of the audit records written; the lock also serializes appends so
     /// concurrent batches never interleave partial lines.
     audit_file: Mutex<HashSet<String>>,
@@ -71,6 +85,14 @@ impl FileRunStore {
         state.run.updated_at = Utc::now();
         Ok(f(state))
     }
+
+    /// Makes a run look as if nothing had touched it since `at` (tests of the sweeper).
+    pub fn backdate(&self, run_id: &RunId, at: DateTime<Utc>) {
+        if let Some(state) = self.runs.lock().expect("run store lock").get_mut(run_id) {
+            state.run.updated_at = at;
+            state.run.lease_until = state.run.lease_until.map(|u| u.min(at));
+        }
+    }
 }
 
 /// Reads an audit file, keeping the last record for each record id (a redelivered step may
@@ -108,16 +130,58 @@ impl RunStore for FileRunStore {
         &self,
         key: &str,
         run_id: &RunId,
-    ) -> Result<Option<RunId>, StoreError> {
+        fingerprint: &str,
+    ) -> Result<KeyHolder, StoreError> {
         let mut keys = self.idempotency.lock().expect("idempotency lock");
         let now = Utc::now();
         match keys.get(key) {
-            Some((existing, expires)) if *expires > now => Ok(Some(existing.clone())),
+            Some(e) if e.reserved_at + IDEMPOTENCY_WINDOW > now => Ok(KeyHolder::Held {
+                run_id: e.run_id.clone(),
+                fingerprint: e.fingerprint.clone(),
+                reserved_at: e.reserved_at,
+            }),
             _ => {
-                keys.insert(key.to_string(), (run_id.clone(), now + IDEMPOTENCY_WINDOW));
-                Ok(None)
+                keys.insert(
+                    key.to_string(),
+                    KeyEntry {
+                        run_id: run_id.clone(),
+                        fingerprint: fingerprint.to_string(),
+                        reserved_at: now,
+                    },
+                );
+                Ok(KeyHolder::Reserved)
             }
         }
+    }
+
+    async fn replace_idempotency_key(
+        &self,
+        key: &str,
+        from: &RunId,
+        to: &RunId,
+        fingerprint: &str,
+    ) -> Result<bool, StoreError> {
+        let mut keys = self.idempotency.lock().expect("idempotency lock");
+        if keys.get(key).is_none_or(|e| &e.run_id != from) {
+            return Ok(false);
+        }
+        keys.insert(
+            key.to_string(),
+            KeyEntry {
+                run_id: to.clone(),
+                fingerprint: fingerprint.to_string(),
+                reserved_at: Utc::now(),
+            },
+        );
+        Ok(true)
+    }
+
+    async fn release_idempotency_key(&self, key: &str, run_id: &RunId) -> Result<(), StoreError> {
+        let mut keys = self.idempotency.lock().expect("idempotency lock");
+        if keys.get(key).is_some_and(|e| &e.run_id == run_id) {
+            keys.remove(key);
+        }
+        Ok(())
     }
 
     async fn create_run(&self, run: &Run) -> Result<(), StoreError> {
@@ -134,6 +198,10 @@ impl RunStore for FileRunStore {
                 run: run.clone(),
                 items: BTreeMap::new(),
                 batches_done: BTreeSet::new(),
+                shards_done: BTreeSet::new(),
+                facts: BTreeMap::new(),
+                reread: BTreeMap::new(),
+                effects: BTreeMap::new(),
             },
         );
         Ok(())
@@ -148,44 +216,186 @@ impl RunStore for FileRunStore {
             .map(|s| s.run.clone()))
     }
 
-    async fn transition(
+    async fn claim(
         &self,
         run_id: &RunId,
-        from: &[RunStatus],
-        to: RunStatus,
-    ) -> Result<bool, StoreError> {
+        from: RunStatus,
+        working: RunStatus,
+        holder: &str,
+        lease: chrono::Duration,
+    ) -> Result<Claim, StoreError> {
         self.with_run(run_id, |s| {
-            let moved = from.contains(&s.run.status);
-            if moved {
-                s.run.status = to;
-                s.run.status_changed_at = Utc::now();
+            let now = Utc::now();
+            let run = &mut s.run;
+            let free = run.lease_until.is_none_or(|until| until <= now)
+                || run.lease_holder.as_deref() == Some(holder);
+            if run.status == from || (run.status == working && free) {
+                run.status = working;
+                run.status_changed_at = now;
+                run.lease_holder = Some(holder.to_string());
+                run.lease_until = Some(now + lease);
+                Claim::Acquired
+            } else if run.status == working {
+                Claim::Busy {
+                    holder: run.lease_holder.clone().unwrap_or_default(),
+                    until: run.lease_until.unwrap_or(now),
+                }
+            } else {
+                Claim::NotHere(run.status)
             }
-            moved
         })
     }
 
-    async fn save_plan(&self, run_id: &RunId, plan: &Plan) -> Result<(), StoreError> {
+    async fn release(&self, run_id: &RunId, holder: &str) -> Result<(), StoreError> {
+        self.with_run(run_id, |s| {
+            if s.run.lease_holder.as_deref() == Some(holder) {
+                s.run.lease_until = Some(Utc::now());
+            }
+        })
+    }
+
+    async fn stalled_runs(&self, before: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
+        let runs = self.runs.lock().expect("run store lock");
+        Ok(runs
+            .values()
+            .map(|s| &s.run)
+            .filter(|r| {
+                (r.status.is_working() || r.status == RunStatus::Accepted)
+                    && r.updated_at < before
+                    && r.lease_until.is_none_or(|u| u < Utc::now())
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn count_redrive(&self, run_id: &RunId) -> Result<u32, StoreError> {
+        self.with_run(run_id, |s| {
+            s.run.redrives += 1;
+            s.run.redrives
+        })
+    }
+
+    async fn begin_scan(
+        &self,
+        run_id: &RunId,
+        user: &ResolvedUser,
+        shards_total: u32,
+    ) -> Result<(), StoreError> {
+        self.with_run(run_id, |s| {
+            s.run.user = Some(user.clone());
+            s.run.shards_total = shards_total;
+        })
+    }
+
+    async fn put_items(&self, run_id: &RunId, items: &[PlanItem]) -> Result<(), StoreError> {
+        self.with_run(run_id, |s| {
+            for item in items {
+                s.items.insert(item.id, item.clone());
+            }
+        })
+    }
+
+    async fn save_facts(
+        &self,
+        run_id: &RunId,
+        part: &str,
+        facts: &ScanFacts,
+    ) -> Result<(), StoreError> {
+        self.with_run(run_id, |s| {
+            s.facts.insert(part.to_string(), facts.clone());
+        })
+    }
+
+    async fn scan_facts(&self, run_id: &RunId) -> Result<ScanFacts, StoreError> {
+        self.with_run(run_id, |s| {
+            let mut all = ScanFacts::default();
+            for facts in s.facts.values() {
+                all.merge(facts.clone());
+            }
+            all.settle()
+        })
+    }
+
+    async fn complete_shard(
+        &self,
+        run_id: &RunId,
+        shard_id: u32,
+    ) -> Result<BatchProgress, StoreError> {
+        self.with_run(run_id, |s| {
+            let newly_counted = s.shards_done.insert(shard_id);
+            s.run.shards_done = s.shards_done.len() as u32;
+            BatchProgress {
+                newly_counted,
+                done: s.run.shards_done,
+                total: s.run.shards_total,
+            }
+        })
+    }
+
+    async fn start_removal(&self, run_id: &RunId, batches_total: u32) -> Result<bool, StoreError> {
         self.with_run(run_id, |s| {
             if s.run.status != RunStatus::Discovering {
-                return Err(StoreError::backend(format!(
-                    "run {run_id} is {}, not discovering",
-                    s.run.status.as_str()
-                )));
+                return false;
             }
-            s.run.user = Some(plan.user.clone());
-            s.run.indirect_access = plan.indirect_access.clone();
-            s.run.batches_total = plan.batches_total;
-            s.run.scan_errors = plan.scan_errors.clone();
-            s.run.not_checked = plan.not_checked.clone();
-            s.items = plan.items.iter().map(|i| (i.id, i.clone())).collect();
+            s.run.batches_total = batches_total;
             s.run.status = RunStatus::Removing;
             s.run.status_changed_at = Utc::now();
-            Ok(())
-        })?
+            s.run.lease_holder = None;
+            s.run.lease_until = None;
+            true
+        })
+    }
+
+    async fn reread_chunks(&self, run_id: &RunId) -> Result<Vec<RereadChunk>, StoreError> {
+        self.with_run(run_id, |s| s.reread.values().cloned().collect())
+    }
+
+    async fn save_reread_chunk(
+        &self,
+        run_id: &RunId,
+        chunk: &RereadChunk,
+    ) -> Result<(), StoreError> {
+        self.with_run(run_id, |s| {
+            s.reread.insert(chunk.chunk, chunk.clone());
+        })
+    }
+
+    async fn begin_effect(
+        &self,
+        run_id: &RunId,
+        effect: Effect,
+    ) -> Result<EffectState, StoreError> {
+        self.with_run(run_id, |s| match s.effects.get(&effect) {
+            Some(EffectState::Started) | Some(EffectState::Unknown) => EffectState::Unknown,
+            Some(done) => done.clone(),
+            None => {
+                s.effects.insert(effect, EffectState::Started);
+                EffectState::Started
+            }
+        })
+    }
+
+    async fn end_effect(
+        &self,
+        run_id: &RunId,
+        effect: Effect,
+        outcome: &EffectState,
+    ) -> Result<(), StoreError> {
+        self.with_run(run_id, |s| {
+            s.effects.insert(effect, outcome.clone());
+        })
     }
 
     async fn items(&self, run_id: &RunId) -> Result<Vec<PlanItem>, StoreError> {
         self.with_run(run_id, |s| s.items.values().cloned().collect())
+    }
+
+    async fn get_items(&self, run_id: &RunId, ids: &[ItemId]) -> Result<Vec<PlanItem>, StoreError> {
+        self.with_run(run_id, |s| {
+            ids.iter()
+                .filter_map(|id| s.items.get(id).cloned())
+                .collect()
+        })
     }
 
     async fn set_item_status(
@@ -249,6 +459,8 @@ impl RunStore for FileRunStore {
         self.with_run(run_id, |s| {
             s.run.status = report.status;
             s.run.status_changed_at = Utc::now();
+            s.run.lease_holder = None;
+            s.run.lease_until = None;
             s.run.result = Some(report.clone());
         })
     }
@@ -256,14 +468,13 @@ impl RunStore for FileRunStore {
     async fn fail_run(&self, run_id: &RunId, failure: &RunFailure) -> Result<(), StoreError> {
         self.with_run(run_id, |s| {
             // A finished run keeps its result: a late failure of a stray message changes nothing.
-            if matches!(
-                s.run.status,
-                RunStatus::Completed | RunStatus::CompletedWithErrors
-            ) {
+            if s.run.status.is_terminal() {
                 return;
             }
             s.run.status = RunStatus::Failed;
             s.run.status_changed_at = Utc::now();
+            s.run.lease_holder = None;
+            s.run.lease_until = None;
             s.run.failure = Some(failure.clone());
         })
     }

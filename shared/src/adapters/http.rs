@@ -33,7 +33,7 @@ pub enum Replay {
     /// have taken effect ([`Reply::replayed`]).
     Safe,
     /// Creating a ticket or a note, sending mail: sent again only when the service surely did
-    /// not act on it (429, a refused connection), never blindly.
+    /// not act on it (429, 503 with `Retry-After`, a refused connection), never blindly.
     Once,
 }
 
@@ -301,6 +301,24 @@ impl HttpCore {
             .await
     }
 
+    /// Mailboxes one discovery shard should hold so that reading them (one Exchange and one
+    /// Graph call each) takes about `target` at this tenant's learnt limits and latencies;
+    /// 200 before anything was learnt.
+    pub fn shard_size(&self, tenant: &str, target: Duration) -> usize {
+        let cost = |service: &'static str| {
+            self.budgets
+                .snapshot(tenant, service)
+                .and_then(|s| Some(s.latency?.as_secs_f64() / s.limit.max(1) as f64))
+        };
+        match (cost("exchange"), cost("graph")) {
+            (None, None) => 200,
+            (a, b) => {
+                let per_mailbox = a.unwrap_or(0.0).max(b.unwrap_or(0.0)).max(1e-6);
+                ((target.as_secs_f64() / per_mailbox) as usize).clamp(25, 1000)
+            }
+        }
+    }
+
     /// What each (tenant, service) budget has learnt so far.
     pub fn learned_limits(&self) -> Vec<(String, &'static str, LimitSnapshot)> {
         self.budgets.learned()
@@ -376,6 +394,16 @@ impl HttpCore {
                             return Err(call.throttled(reply.status, attempt, retry_after(&reply)))
                         }
                         Verdict::Refused => retry_after(&reply),
+                        // A 503 with Retry-After refused the request before any work: even a
+                        // write that must not repeat may be sent again.
+                        Verdict::Unavailable
+                            if call.replay == Replay::Once
+                                && !last
+                                && reply.status == StatusCode::SERVICE_UNAVAILABLE
+                                && reply.headers.contains_key(RETRY_AFTER) =>
+                        {
+                            retry_after(&reply)
+                        }
                         Verdict::Unavailable if last || call.replay == Replay::Once => {
                             if reply.status == StatusCode::SERVICE_UNAVAILABLE {
                                 return Err(call.throttled(

@@ -1,5 +1,7 @@
 //! Adapters: each implements ports for one external system or one embedded backend.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod budget;
 pub mod connect;
 pub mod connectwise;

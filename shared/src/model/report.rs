@@ -228,6 +228,7 @@ pub struct ReportInputs<'a> {
     pub verification: Verification,
     pub ticket_id: Option<String>,
     pub errors: Vec<String>,
+    pub indirect_access: Vec<IndirectAccess>,
     pub not_checked: Vec<NotChecked>,
     pub finished_at: DateTime<Utc>,
 }
@@ -241,9 +242,16 @@ impl Report {
             verification,
             ticket_id,
             mut errors,
+            indirect_access,
             not_checked,
             finished_at,
         } = inputs;
+        // Items are numbered by where discovery found them; the report lists them by type and
+        // mailbox.
+        let mut items: Vec<&PlanItem> = items.iter().collect();
+        items.sort_by(|a, b| {
+            (a.grant.right, &a.grant.mailbox, a.id).cmp(&(b.grant.right, &b.grant.mailbox, b.id))
+        });
         let mut permissions = PermissionsRemoved::default();
         let mut skipped = Vec::new();
         let mut total_removed = 0;
@@ -351,7 +359,7 @@ impl Report {
             verification,
             ticket_id,
             request_context: RequestContext::from(&run.request),
-            indirect_access: run.indirect_access.clone(),
+            indirect_access,
             skipped,
             errors,
             resolved_user: user.and_then(|u| {
@@ -371,5 +379,66 @@ impl Report {
         self.errors.push(error);
         self.success = false;
         self.status = RunStatus::CompletedWithErrors;
+    }
+}
+
+/// One page of a result too large for one answer: every key and every count of the whole
+/// result, the entry arrays sliced to `[(number-1)×size, number×size)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportPage {
+    pub result: serde_json::Value,
+    pub number: usize,
+    pub pages: usize,
+}
+
+impl Report {
+    /// Page `number` (from 1) of `size` entries. The grant entries of all types are one
+    /// sequence (full access, send as, send on behalf, calendar, shared mailboxes); the other
+    /// lists (indirect access, skipped, errors, remaining grants, not checked) are sliced alike.
+    pub fn page(&self, number: usize, size: usize) -> ReportPage {
+        let size = size.max(1);
+        let number = number.max(1);
+        let (from, to) = ((number - 1) * size, number * size);
+        let mut result = serde_json::to_value(self).unwrap_or_default();
+        let mut longest = 0usize;
+        // The grant entries: one sequence across the five arrays.
+        let mut offset = 0usize;
+        for key in [
+            "full_access",
+            "send_as",
+            "send_on_behalf",
+            "calendar_delegates",
+            "shared_mailboxes",
+        ] {
+            if let Some(serde_json::Value::Array(entries)) = result
+                .get_mut("permissions_removed")
+                .and_then(|p| p.get_mut(key))
+            {
+                let len = entries.len();
+                let start = from.saturating_sub(offset).min(len);
+                let end = to.saturating_sub(offset).min(len);
+                *entries = entries[start..end].to_vec();
+                offset += len;
+            }
+        }
+        longest = longest.max(offset);
+        for pointer in [
+            "/indirect_access",
+            "/skipped",
+            "/errors",
+            "/verification/remaining",
+            "/not_checked",
+        ] {
+            if let Some(serde_json::Value::Array(list)) = result.pointer_mut(pointer) {
+                longest = longest.max(list.len());
+                let len = list.len();
+                *list = list[from.min(len)..to.min(len)].to_vec();
+            }
+        }
+        ReportPage {
+            result,
+            number,
+            pages: longest.div_ceil(size).max(1),
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! A run: one request moving through the steps.
 
-use super::{IndirectAccess, NotChecked, Report, RevocationRequest};
+use super::{Report, RevocationRequest};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -40,6 +40,14 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// A step holds the run in this status (under a lease).
+    pub fn is_working(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Discovering | RunStatus::Removing | RunStatus::Verifying
+        )
+    }
+
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -187,16 +195,23 @@ pub struct Run {
     pub status_changed_at: DateTime<Utc>,
     #[serde(default)]
     pub user: Option<ResolvedUser>,
+    /// Discovery's parts: the tenant-wide lookups and each shard of mailboxes.
     #[serde(default)]
-    pub indirect_access: Vec<IndirectAccess>,
+    pub shards_total: u32,
     #[serde(default)]
-    pub scan_errors: Vec<String>,
-    #[serde(default)]
-    pub not_checked: Vec<NotChecked>,
+    pub shards_done: u32,
     #[serde(default)]
     pub batches_total: u32,
     #[serde(default)]
     pub batches_done: u32,
+    /// Who holds the run's current step, and until when.
+    #[serde(default)]
+    pub lease_holder: Option<String>,
+    #[serde(default)]
+    pub lease_until: Option<DateTime<Utc>>,
+    /// How often the sweeper re-drove the run after its step stalled.
+    #[serde(default)]
+    pub redrives: u32,
     #[serde(default)]
     pub failure: Option<RunFailure>,
     #[serde(default)]
@@ -214,11 +229,13 @@ impl Run {
             updated_at: now,
             status_changed_at: now,
             user: None,
-            indirect_access: Vec::new(),
-            scan_errors: Vec::new(),
-            not_checked: Vec::new(),
+            shards_total: 0,
+            shards_done: 0,
             batches_total: 0,
             batches_done: 0,
+            lease_holder: None,
+            lease_until: None,
+            redrives: 0,
             failure: None,
             result: None,
         }

@@ -151,6 +151,16 @@ impl Census {
         Ok(census)
     }
 
+    /// A scan shard's census: the user as discovery resolved them, and the shard's mailboxes
+    /// (already in the request's scope).
+    pub fn for_shard(user: ResolvedUser, mailboxes: Vec<MailboxInfo>) -> Census {
+        Census {
+            user,
+            mailboxes,
+            targets: None,
+        }
+    }
+
     /// Verification's census: the user as discovery resolved them, the mailbox list re-read
     /// (a permission answer names mailboxes by Name or GUID, which only the list maps back).
     pub async fn reread(

@@ -16,18 +16,21 @@ fn target(m: &MailboxInfo) -> Target {
 }
 
 /// One mailbox that cannot be read is reported, not fatal: the others are still scanned.
-/// Throttling and timeouts outlasting the client's retries fail the whole scan, to be retried.
+/// Throttling and timeouts outlasting the client's retries, and rejected credentials, are not
+/// about the mailbox: they fail the whole scan, to be retried.
 fn per_mailbox(
     m: &MailboxInfo,
+    right: PermissionType,
     read: Result<Findings, RemoteError>,
 ) -> Result<Findings, RemoteError> {
     match read {
-        Err(e) if e.is_service_unavailable() => Err(e),
-        Err(e) => Ok(Findings::error(format!(
-            "{} could not be read: {}",
-            m.address(),
-            e.reason()
-        ))),
+        Err(e) if e.is_service_unavailable() || e.is_auth() => Err(e),
+        Err(e) => {
+            let mut found =
+                Findings::error(format!("{} could not be read: {}", m.address(), e.reason()));
+            found.unreadable.push((m.address(), right));
+            Ok(found)
+        }
         ok => ok,
     }
 }
@@ -75,7 +78,7 @@ pub(super) async fn full_access(
         }
         Ok(found)
     };
-    per_mailbox(m, read.await)
+    per_mailbox(m, PermissionType::FullAccess, read.await)
 }
 
 /// The report's access level for a Graph calendar role, and whether it is a delegate.
@@ -130,5 +133,5 @@ pub(super) async fn calendar(
         }
         Ok(found)
     };
-    per_mailbox(m, read.await)
+    per_mailbox(m, PermissionType::Calendar, read.await)
 }

@@ -12,9 +12,9 @@ pub(crate) use census::Census;
 
 use crate::error::RemoteError;
 use crate::model::{FailureCode, Grant, IndirectAccess, NotChecked, PermissionType, RunFailure};
-use crate::steps::{ProgressObserver, Tenant};
+use crate::ports::{MailboxInfo, ProgressObserver, Tenant};
+use crate::steps::Deadline;
 use futures_util::stream::{self, StreamExt};
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use trustee::{Resolver, Target};
 
@@ -52,6 +52,8 @@ pub(crate) struct Findings {
     /// What could not be read or matched: reported, and the run cannot succeed.
     pub errors: Vec<String>,
     pub not_checked: Vec<NotChecked>,
+    /// Mailboxes whose permissions of a type could not be read (those grants are unproven).
+    pub unreadable: Vec<(String, PermissionType)>,
 }
 
 impl Findings {
@@ -63,15 +65,16 @@ impl Findings {
         }
     }
 
-    fn merge(&mut self, other: Findings) {
+    pub fn merge(&mut self, other: Findings) {
         self.grants.extend(other.grants);
         self.indirect.extend(other.indirect);
         self.errors.extend(other.errors);
         self.not_checked.extend(other.not_checked);
+        self.unreadable.extend(other.unreadable);
     }
 
     /// Sorted and without duplicates, so that a redelivered discovery plans the same items.
-    fn settle(mut self) -> Findings {
+    pub fn settle(mut self) -> Findings {
         self.errors.sort();
         self.errors.dedup();
         self.grants
@@ -119,30 +122,13 @@ fn indirect(target: &Target, right: PermissionType, via: String) -> IndirectAcce
     }
 }
 
-/// Reads every grant of the census's user within `scope`. `only_mailboxes` narrows the
-/// per-mailbox reads (Full Access, calendar) to those addresses: verification re-reads just
-/// the mailboxes it touched. The Send As and Send on Behalf lookups cover the whole tenant
-/// either way, so a grant that appeared elsewhere meanwhile is still seen.
-pub(crate) async fn scan(
+/// The tenant-wide part of a scan: Send As (every recipient) and Send on Behalf.
+pub(crate) async fn tenant_wide(
     tenant: Tenant<'_>,
     census: &Census,
     scope: &[PermissionType],
-    only_mailboxes: Option<&BTreeSet<String>>,
-    progress: &dyn ProgressObserver,
 ) -> Result<Findings, RemoteError> {
     let resolver = Resolver::new(census, tenant.exchange);
-    let per_mailbox: Vec<_> = census
-        .scanned_mailboxes()
-        .into_iter()
-        .filter(|m| only_mailboxes.is_none_or(|only| only.contains(&m.address())))
-        .collect();
-    let full_access = scope.contains(&PermissionType::FullAccess);
-    let calendar = scope.contains(&PermissionType::Calendar);
-    let total = per_mailbox.len() as u64 * (u64::from(full_access) + u64::from(calendar));
-    let done = AtomicU64::new(0);
-    progress.discovery(0, total);
-    let tick = || progress.discovery(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-
     let send_as = async {
         if scope.contains(&PermissionType::SendAs) {
             send_as::find(census, &resolver, tenant.exchange).await
@@ -157,42 +143,67 @@ pub(crate) async fn scan(
             Ok(Findings::default())
         }
     };
-    // Exchange and Graph have budgets of their own: each service's reads go as fast as its
-    // budget allows, neither waits for the other.
-    let exchange_reads: Vec<_> = per_mailbox
-        .iter()
-        .filter(|_| full_access)
-        .map(|m| async {
-            let found = mailbox::full_access(census, &resolver, tenant.exchange, m).await;
-            tick();
-            found
-        })
-        .collect();
-    let graph_reads: Vec<_> = per_mailbox
-        .iter()
-        .filter(|_| calendar)
-        .map(|m| async {
-            let found = mailbox::calendar(census, tenant.directory, m).await;
-            tick();
-            found
-        })
-        .collect();
-    let exchange_reads = stream::iter(exchange_reads)
-        .buffer_unordered(SCAN_PARALLELISM)
-        .collect::<Vec<Result<Findings, RemoteError>>>();
-    let graph_reads = stream::iter(graph_reads)
-        .buffer_unordered(SCAN_PARALLELISM)
-        .collect::<Vec<Result<Findings, RemoteError>>>();
-    let (send_as, send_on_behalf, exchange_reads, graph_reads) =
-        tokio::join!(send_as, send_on_behalf, exchange_reads, graph_reads);
-
-    let mut findings = Findings::default();
-    for part in [send_as, send_on_behalf]
-        .into_iter()
-        .chain(exchange_reads)
-        .chain(graph_reads)
-    {
-        findings.merge(part?);
-    }
+    let (send_as, send_on_behalf) = tokio::join!(send_as, send_on_behalf);
+    let mut findings = send_as?;
+    findings.merge(send_on_behalf?);
     Ok(findings.settle())
+}
+
+/// What the per-mailbox reads of one mailbox found; `None` when the deadline came first and
+/// the mailbox was not read.
+pub(crate) type MailboxReads = Vec<Option<Findings>>;
+
+/// The per-mailbox part of a scan (Full Access from Exchange, calendar from Graph, both at
+/// once) for `mailboxes`, in their order. Mailboxes not started when `deadline` nears are left
+/// unread (`None`) for a continuation.
+pub(crate) async fn per_mailbox(
+    tenant: Tenant<'_>,
+    census: &Census,
+    scope: &[PermissionType],
+    mailboxes: &[&MailboxInfo],
+    progress: &dyn ProgressObserver,
+    deadline: Deadline,
+) -> Result<MailboxReads, RemoteError> {
+    let resolver = Resolver::new(census, tenant.exchange);
+    let full_access = scope.contains(&PermissionType::FullAccess);
+    let calendar = scope.contains(&PermissionType::Calendar);
+    let total = mailboxes.len() as u64;
+    let done = AtomicU64::new(0);
+    if full_access || calendar {
+        progress.discovery(0, total);
+    }
+    let reads: Vec<_> = mailboxes
+        .iter()
+        .map(|m| async {
+            if deadline.near() {
+                return Ok(None);
+            }
+            let fa = async {
+                if full_access {
+                    mailbox::full_access(census, &resolver, tenant.exchange, m).await
+                } else {
+                    Ok(Findings::default())
+                }
+            };
+            let cal = async {
+                if calendar {
+                    mailbox::calendar(census, tenant.directory, m).await
+                } else {
+                    Ok(Findings::default())
+                }
+            };
+            let (fa, cal) = tokio::join!(fa, cal);
+            let mut found = fa?;
+            found.merge(cal?);
+            progress.discovery(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+            Ok::<_, RemoteError>(Some(found))
+        })
+        .collect();
+    // In order: a mailbox's position fixes the ids of its items.
+    stream::iter(reads)
+        .buffered(SCAN_PARALLELISM)
+        .collect::<Vec<Result<Option<Findings>, RemoteError>>>()
+        .await
+        .into_iter()
+        .collect()
 }

@@ -1,71 +1,187 @@
-//! Step 2: validate the user and find every grant they hold on other mailboxes.
+//! Step 2: validate the user, read the tenant-wide lookups (Send As, Send on Behalf), and cut
+//! the mailboxes into scan shards, each a message of its own (see [`super::scan_shard`]). The
+//! tenant-wide part is shard 0; whichever shard is counted last finishes discovery.
 
-use super::plan::{batch_count, items, next_messages};
-use super::{claim, ProgressObserver, Tenant};
+use super::plan::{items_of, next_messages, removal_batches, SHARD_ITEM_SPAN};
+use super::{claim, Delivery, Tenant};
 use crate::error::StepError;
+use crate::messages::{ScanShard, ShardMailbox, Step, StepMessage};
 use crate::model::{
     FailureCode, NotChecked, NotCheckedReason, OrgSettings, PermissionType, Run, RunFailure,
     RunStatus,
 };
-use crate::ports::{Plan, Queue, RunStore};
-use crate::scan::{scan, Census, ScanError};
+use crate::ports::{Queue, RunStore, ScanFacts};
+use crate::scan::{tenant_wide, Census, ScanError};
 use tracing::{info, info_span, warn, Instrument};
 
-/// Runs discovery for `run` and queues its removal batches (or verification when there is
-/// nothing to remove, or on a dry run). Safe to redeliver: discovery only reads the tenant, and
-/// a run already past discovery has its batches queued again (removal is idempotent).
+/// Runs discovery for `run` and queues its scan shards (and, when nothing is left to scan,
+/// its removal batches). Safe to redeliver: discovery only reads the tenant, shards are
+/// counted once, and a run already past discovery has its batches queued again.
 pub async fn discover(
     store: &dyn RunStore,
     queue: &dyn Queue,
     tenant: Tenant<'_>,
     org: &OrgSettings,
-    progress: &dyn ProgressObserver,
     run: &Run,
+    delivery: &Delivery,
+    shard_size: usize,
 ) -> Result<(), StepError> {
     let run_id = &run.run_id;
     let span = info_span!("discover", run_id = %run_id, company_id = %run.request.company_id);
     async {
         if run.status == RunStatus::Removing {
-            // Redelivery after the plan was saved: its messages may not all have been sent.
+            // Redelivery after discovery finished: its messages may not all have been sent.
             let items = store.items(run_id).await?;
             queue.send_all(next_messages(run, &items)).await?;
             return Ok(());
         }
-        if !claim(store, run, RunStatus::Accepted, RunStatus::Discovering).await? {
-            info!(
-                status = run.status.as_str(),
-                "discovery already under way or done; message ignored"
-            );
+        if !claim(
+            store,
+            run_id,
+            RunStatus::Accepted,
+            RunStatus::Discovering,
+            delivery,
+        )
+        .await?
+        {
             return Ok(());
         }
-        let plan = match plan(tenant, org, run, progress).await {
-            Ok(plan) => plan,
-            Err(ScanError::Remote(e)) if e.is_transient() => {
-                // Hand the run back so that the redelivered message can claim it again.
-                store
-                    .transition(run_id, &[RunStatus::Discovering], RunStatus::Accepted)
-                    .await?;
-                return Err(e.into());
-            }
-            Err(other) => return reject(store, run, other).await,
-        };
-        info!(
-            items = plan.items.len(),
-            indirect = plan.indirect_access.len(),
-            batches = plan.batches_total,
-            "plan ready"
-        );
-        if let Err(e) = store.save_plan(run_id, &plan).await {
-            store
-                .transition(run_id, &[RunStatus::Discovering], RunStatus::Accepted)
-                .await?;
-            return Err(e.into());
-        }
-        queue.send_all(next_messages(run, &plan.items)).await?;
-        Ok(())
+        let result = list(store, queue, tenant, org, run, shard_size).await;
+        // The lister's part is over either way: hand the run on (a retry takes it at once).
+        store.release(run_id, &delivery.holder).await?;
+        result
     }
     .instrument(span)
     .await
+}
+
+async fn list(
+    store: &dyn RunStore,
+    queue: &dyn Queue,
+    tenant: Tenant<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    shard_size: usize,
+) -> Result<(), StepError> {
+    let run_id = &run.run_id;
+    let census = match Census::discover(tenant, org, &run.request).await {
+        Ok(census) => census,
+        Err(e) => return scan_failed(store, run, e).await,
+    };
+    let scope = run
+        .request
+        .effective_scope(&org.m365_permission_removal_scope);
+    let found = match tenant_wide(tenant, &census, &scope).await {
+        Ok(found) => found,
+        Err(e) => return scan_failed(store, run, ScanError::Remote(e)).await,
+    };
+    let per_mailbox =
+        scope.contains(&PermissionType::FullAccess) || scope.contains(&PermissionType::Calendar);
+    let shards: Vec<ScanShard> = if per_mailbox {
+        census
+            .scanned_mailboxes()
+            .chunks(shard_size.max(1))
+            .enumerate()
+            .map(|(i, chunk)| ScanShard {
+                shard_id: i as u32 + 1,
+                mailboxes: chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(position, m)| ShardMailbox {
+                        position: position as u32,
+                        upn: m.user_principal_name.clone(),
+                        address: m.address(),
+                        display_name: m.display_name.clone(),
+                        recipient_type: m.recipient_type_details.clone(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    info!(
+        shards = shards.len(),
+        mailboxes = census.scanned_mailboxes().len(),
+        tenant_wide_grants = found.grants.len(),
+        "tenant listed"
+    );
+    store
+        .begin_scan(run_id, &census.user, shards.len() as u32 + 1)
+        .await?;
+    let items = items_of(
+        run,
+        found.grants.into_iter().enumerate().map(|(i, g)| {
+            debug_assert!(i < SHARD_ITEM_SPAN as usize);
+            (i as u32 + 1, g)
+        }),
+    );
+    store.put_items(run_id, &items).await?;
+    let mut not_checked = found.not_checked;
+    not_checked.extend(
+        PermissionType::ALL
+            .into_iter()
+            .filter(|t| !scope.contains(t))
+            .map(|permission_type| NotChecked {
+                permission_type,
+                reason: NotCheckedReason::OutOfScope,
+                detail: None,
+            }),
+    );
+    let facts = ScanFacts {
+        indirect_access: found.indirect,
+        scan_errors: found.errors,
+        not_checked,
+    };
+    store.save_facts(run_id, &facts_part(0, 0), &facts).await?;
+    let messages: Vec<StepMessage> = shards
+        .into_iter()
+        .map(|shard| StepMessage::new(run_id.clone(), Step::Scan(shard)))
+        .collect();
+    queue.send_all(messages).await?;
+    finish_shard(store, queue, run, 0).await
+}
+
+/// A tenant that cannot be read now is retried; a request it cannot carry out fails the run.
+async fn scan_failed(store: &dyn RunStore, run: &Run, error: ScanError) -> Result<(), StepError> {
+    match error {
+        ScanError::Remote(e) if e.is_transient() => Err(e.into()),
+        other => reject(store, run, other).await,
+    }
+}
+
+/// The key under which a part of discovery stores its facts.
+pub(crate) fn facts_part(shard_id: u32, first_position: u32) -> String {
+    format!("shard#{shard_id:05}#{first_position:05}")
+}
+
+/// Counts a finished shard; the last one counted finishes discovery: every item is stored,
+/// so the removal batches can be planned.
+pub(crate) async fn finish_shard(
+    store: &dyn RunStore,
+    queue: &dyn Queue,
+    run: &Run,
+    shard_id: u32,
+) -> Result<(), StepError> {
+    let counted = store.complete_shard(&run.run_id, shard_id).await?;
+    if !counted.all_done() {
+        return Ok(());
+    }
+    let items = store.items(&run.run_id).await?;
+    let batches = if run.request.dry_run {
+        0
+    } else {
+        removal_batches(&items).len() as u32
+    };
+    let moved = store.start_removal(&run.run_id, batches).await?;
+    info!(
+        items = items.len(),
+        batches,
+        newly = moved,
+        "discovery complete; queueing removal"
+    );
+    queue.send_all(next_messages(run, &items)).await?;
+    Ok(())
 }
 
 /// Fails a run that discovery cannot carry out, with the reason.
@@ -83,38 +199,4 @@ async fn reject(store: &dyn RunStore, run: &Run, error: ScanError) -> Result<(),
     };
     store.fail_run(&run.run_id, &failure).await?;
     Ok(())
-}
-
-async fn plan(
-    tenant: Tenant<'_>,
-    org: &OrgSettings,
-    run: &Run,
-    progress: &dyn ProgressObserver,
-) -> Result<Plan, ScanError> {
-    let census = Census::discover(tenant, org, &run.request).await?;
-    let scope = run
-        .request
-        .effective_scope(&org.m365_permission_removal_scope);
-    let findings = scan(tenant, &census, &scope, None, progress).await?;
-    let items = items(run, findings.grants);
-    let batches_total = batch_count(run, &items);
-    let mut not_checked = findings.not_checked;
-    not_checked.extend(
-        PermissionType::ALL
-            .into_iter()
-            .filter(|t| !scope.contains(t))
-            .map(|permission_type| NotChecked {
-                permission_type,
-                reason: NotCheckedReason::OutOfScope,
-                detail: None,
-            }),
-    );
-    Ok(Plan {
-        user: census.user,
-        items,
-        indirect_access: findings.indirect,
-        batches_total,
-        scan_errors: findings.errors,
-        not_checked,
-    })
 }

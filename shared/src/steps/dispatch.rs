@@ -1,48 +1,14 @@
 //! Routes a step message to its step, with the tenant clients of the run's company. Used by
 //! the in-process engine and by the Lambda handlers alike.
 
-use super::{discover, give_up, remove, verify, Notify, ProgressObserver, Tenant};
-use crate::config::Recheck;
+use super::notify::notify_failure;
+use super::scan_shard::give_up_shard;
+use super::{discover, give_up, remove, scan_shard, verify, Delivery};
 use crate::error::StepError;
 use crate::messages::{Step, StepMessage, MESSAGE_VERSION};
-use crate::model::{FailureCode, OrgSettings, RunFailure, RunId};
-use crate::ports::{Directory, Exchange, Mailer, Psa, Queue, RunStore};
-use async_trait::async_trait;
-use std::sync::Arc;
+use crate::model::{FailureCode, RunFailure, RunId};
+use crate::ports::{Connector, ProgressObserver, Queue, RunStore};
 use tracing::{error, warn};
-
-/// The external systems of one company.
-#[derive(Clone)]
-pub struct Connections {
-    pub directory: Arc<dyn Directory>,
-    pub exchange: Arc<dyn Exchange>,
-    pub psa: Arc<dyn Psa>,
-    pub mailer: Arc<dyn Mailer>,
-    pub recheck: Recheck,
-}
-
-impl Connections {
-    pub fn tenant(&self) -> Tenant<'_> {
-        Tenant {
-            directory: self.directory.as_ref(),
-            exchange: self.exchange.as_ref(),
-            recheck: self.recheck,
-        }
-    }
-
-    pub fn notify(&self) -> Notify<'_> {
-        Notify {
-            psa: self.psa.as_ref(),
-            mailer: self.mailer.as_ref(),
-        }
-    }
-}
-
-/// Builds (or reuses) the clients for a company's tenant and PSA.
-#[async_trait]
-pub trait Connector: Send + Sync {
-    async fn connect(&self, org: &OrgSettings) -> Result<Connections, StepError>;
-}
 
 pub async fn dispatch(
     store: &dyn RunStore,
@@ -50,6 +16,7 @@ pub async fn dispatch(
     connector: &dyn Connector,
     progress: &dyn ProgressObserver,
     message: &StepMessage,
+    delivery: &Delivery,
 ) -> Result<(), StepError> {
     if message.v != MESSAGE_VERSION {
         return Err(StepError::Permanent(format!(
@@ -72,10 +39,17 @@ pub async fn dispatch(
             ))
         })?;
     let conns = connector.connect(&org).await?;
+    let tenant = conns.tenant();
+    let deadline = delivery.deadline;
     match &message.step {
-        Step::Discover => discover(store, queue, conns.tenant(), &org, progress, &run).await,
-        Step::Remove(batch) => remove(store, queue, conns.tenant(), progress, &run, batch).await,
-        Step::Verify => verify(store, conns.tenant(), conns.notify(), &org, &run).await,
+        Step::Discover => {
+            discover(store, queue, tenant, &org, &run, delivery, conns.shard_size).await
+        }
+        Step::Scan(shard) => {
+            scan_shard(store, queue, tenant, &org, progress, &run, shard, delivery).await
+        }
+        Step::Remove(batch) => remove(store, queue, tenant, progress, &run, batch, deadline).await,
+        Step::Verify => verify(store, queue, tenant, conns.notify(), &org, &run, delivery).await,
     }
 }
 
@@ -85,6 +59,7 @@ pub async fn dispatch(
 pub async fn abandon(
     store: &dyn RunStore,
     queue: &dyn Queue,
+    connector: &dyn Connector,
     run_id: &RunId,
     step: Option<&Step>,
     reason: &str,
@@ -92,19 +67,37 @@ pub async fn abandon(
     warn!(run_id = %run_id, %reason, "message abandoned");
     let outcome = match step {
         Some(Step::Remove(batch)) => give_up(store, queue, run_id, batch, reason).await,
-        _ => {
-            let failure = RunFailure {
-                code: FailureCode::Internal,
-                field: None,
-                message: reason.to_string(),
-            };
-            store
-                .fail_run(run_id, &failure)
-                .await
-                .map_err(StepError::from)
-        }
+        Some(Step::Scan(shard)) => give_up_shard(store, queue, run_id, shard, reason).await,
+        _ => fail_and_notify(store, connector, run_id, reason).await,
     };
     if let Err(e) = outcome {
         error!(run_id = %run_id, error = %e, "could not record the abandoned message on its run");
     }
+}
+
+/// Fails the run with `reason` and tells its ticket and requestor so.
+async fn fail_and_notify(
+    store: &dyn RunStore,
+    connector: &dyn Connector,
+    run_id: &RunId,
+    reason: &str,
+) -> Result<(), StepError> {
+    let failure = RunFailure {
+        code: FailureCode::Internal,
+        field: None,
+        message: reason.to_string(),
+    };
+    store.fail_run(run_id, &failure).await?;
+    let Some(run) = store.get_run(run_id).await? else {
+        return Ok(());
+    };
+    // A run that had already finished keeps its result (and has reported it).
+    if run.failure.as_ref() != Some(&failure) {
+        return Ok(());
+    }
+    if let Some(org) = store.org_settings(&run.request.company_id).await? {
+        let conns = connector.connect(&org).await?;
+        notify_failure(store, conns.notify(), &org, &run, &failure).await;
+    }
+    Ok(())
 }

@@ -3,15 +3,20 @@
 use crate::error::{QueueError, StoreError};
 use crate::messages::{Step, StepMessage};
 use crate::model::{InvalidRequest, RevocationRequest, Run, RunStatus};
-use crate::ports::{Queue, RunStore};
+use crate::ports::{KeyHolder, Queue, RunStore};
+use chrono::Utc;
 use serde_json::Value;
-use tracing::info;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
     /// Bad input: nothing was created.
     #[error(transparent)]
     Invalid(#[from] InvalidRequest),
+    /// The caller's idempotency key was used before for a different request.
+    #[error("Idempotency-Key '{key}' was already used for a different request (run {run_id}); use a new key for a new request")]
+    KeyReused { key: String, run_id: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The run was created but discovery could not be queued: it stays accepted, and the same
@@ -62,28 +67,68 @@ pub async fn intake(
         return Err(InvalidRequest::new("ticket_id", error).into());
     }
     let run = Run::new(request);
-    for key in idempotency_keys(&run.request, idempotency_key) {
-        let Some(holder) = store.reserve_idempotency_key(&key, &run.run_id).await? else {
+    let fingerprint = fingerprint(&run.request);
+    let mut reserved: Vec<String> = Vec::new();
+    for (key, hashed) in idempotency_keys(&run.request, idempotency_key) {
+        let holder = match store
+            .reserve_idempotency_key(&hashed, &run.run_id, &fingerprint)
+            .await
+        {
+            Ok(holder) => holder,
+            Err(e) => {
+                release(store, &reserved, &run).await;
+                return Err(e.into());
+            }
+        };
+        let KeyHolder::Held {
+            run_id: holder,
+            fingerprint: held_for,
+            reserved_at,
+        } = holder
+        else {
+            reserved.push(hashed);
             continue;
         };
-        let Some(existing) = store.get_run(&holder).await? else {
-            // Another delivery reserved the key and is creating its run right now.
-            return Err(IntakeError::Store(StoreError::backend(format!(
-                "the same request is being accepted as run {holder}; retry shortly"
-            ))));
-        };
-        info!(run_id = %existing.run_id, "idempotent repeat; returning the existing run");
-        if existing.status == RunStatus::Accepted {
-            // The first try may have died before queueing discovery; discovery's claim makes a
-            // second message harmless.
-            queue_discovery(queue, &existing).await?;
+        if key.is_caller && held_for != fingerprint {
+            release(store, &reserved, &run).await;
+            return Err(IntakeError::KeyReused {
+                key: key.text,
+                run_id: holder.to_string(),
+            });
         }
-        return Ok(Accepted {
-            run: existing,
-            created: false,
-        });
+        if let Some(existing) = store.get_run(&holder).await? {
+            release(store, &reserved, &run).await;
+            info!(run_id = %existing.run_id, "idempotent repeat; returning the existing run");
+            if existing.status == RunStatus::Accepted {
+                // The first try may have died before queueing discovery; discovery's claim makes
+                // a second message harmless.
+                queue_discovery(queue, &existing).await?;
+            }
+            return Ok(Accepted {
+                run: existing,
+                created: false,
+            });
+        }
+        // Reserved, but its run never came: the delivery that reserved it died. After a
+        // short while the key is taken over rather than blocking for the whole window.
+        if Utc::now() - reserved_at > ORPHANED_KEY_AFTER
+            && store
+                .replace_idempotency_key(&hashed, &holder, &run.run_id, &fingerprint)
+                .await?
+        {
+            warn!(orphan = %holder, "took over an idempotency key whose run was never created");
+            reserved.push(hashed);
+            continue;
+        }
+        release(store, &reserved, &run).await;
+        return Err(IntakeError::Store(StoreError::backend(format!(
+            "the same request is being accepted as run {holder}; retry shortly"
+        ))));
     }
-    store.create_run(&run).await?;
+    if let Err(e) = store.create_run(&run).await {
+        release(store, &reserved, &run).await;
+        return Err(e.into());
+    }
     // If queueing fails the run stays accepted; the retried request finds it by its key and
     // queues discovery then.
     queue_discovery(queue, &run).await?;
@@ -91,16 +136,44 @@ pub async fn intake(
     Ok(Accepted { run, created: true })
 }
 
+/// A key reserved this long ago whose run does not exist was orphaned by a dead delivery.
+const ORPHANED_KEY_AFTER: chrono::Duration = chrono::Duration::seconds(30);
+
+/// Frees the keys this attempt reserved: its run will not exist.
+async fn release(store: &dyn RunStore, keys: &[String], run: &Run) {
+    for key in keys {
+        if let Err(e) = store.release_idempotency_key(key, &run.run_id).await {
+            warn!(error = %e, "an idempotency key could not be released; it expires on its own");
+        }
+    }
+}
+
+/// An idempotency key as the caller or the request gave it, and its stored form.
+struct Key {
+    text: String,
+    is_caller: bool,
+}
+
+/// Stored keys are fixed-length hashes: any key and any number of target mailboxes fit.
+fn hashed(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// What makes two requests the same request.
+fn fingerprint(request: &RevocationRequest) -> String {
+    hashed(&serde_json::to_string(request).unwrap_or_default())
+}
+
 /// The caller's key, if any, and the request's own: the same user, company, ticket, scope and
 /// mode within the window is the same request.
-fn idempotency_keys(r: &RevocationRequest, caller_key: Option<&str>) -> Vec<String> {
+fn idempotency_keys(r: &RevocationRequest, caller_key: Option<&str>) -> Vec<(Key, String)> {
     let types = r
         .permission_types
         .as_ref()
         .map(|t| t.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(","))
         .unwrap_or_else(|| "org-default".into());
     let natural = format!(
-        "request:{}:{}:{}:{}:{}:{}:{}",
+        "{}:{}:{}:{}:{}:{}:{}",
         r.company_id,
         r.user_email,
         r.ticket_id.as_deref().unwrap_or("-"),
@@ -113,10 +186,25 @@ fn idempotency_keys(r: &RevocationRequest, caller_key: Option<&str>) -> Vec<Stri
         },
         if r.dry_run { "dry" } else { "live" }
     );
-    caller_key
-        .map(|k| format!("key:{k}"))
+    let caller = caller_key.map(|k| Key {
+        text: k.to_string(),
+        is_caller: true,
+    });
+    let natural = Key {
+        text: natural,
+        is_caller: false,
+    };
+    caller
         .into_iter()
         .chain([natural])
+        .map(|key| {
+            let stored = hashed(&format!(
+                "{}:{}",
+                if key.is_caller { "key" } else { "request" },
+                key.text
+            ));
+            (key, stored)
+        })
         .collect()
 }
 

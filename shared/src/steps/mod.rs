@@ -4,68 +4,104 @@
 mod discover;
 mod dispatch;
 mod intake;
+mod notify;
 mod plan;
 mod remove;
+mod scan_shard;
+mod sweep;
 mod verify;
 
+pub use crate::ports::{Connections, Connector, NoProgress, Notify, ProgressObserver, Tenant};
 pub use discover::discover;
-pub use dispatch::{abandon, dispatch, Connections, Connector};
+pub use dispatch::{abandon, dispatch};
 pub use intake::{intake, Accepted, IntakeError};
+pub use notify::notify_failure;
 pub use remove::{give_up, remove};
+pub use scan_shard::scan_shard;
+pub use sweep::{sweep, SweepReport};
 pub use verify::verify;
 
-use crate::config::Recheck;
-use crate::error::StoreError;
-use crate::model::{Run, RunStatus};
-use crate::ports::{Directory, Exchange, Mailer, Psa, RunStore};
-use chrono::Utc;
-
-/// The M365 tenant of one company: Graph and the Exchange admin API.
-#[derive(Clone, Copy)]
-pub struct Tenant<'a> {
-    pub directory: &'a dyn Directory,
-    pub exchange: &'a dyn Exchange,
-    /// How verification gives a just-removed grant that still shows a second look.
-    pub recheck: Recheck,
-}
-
-/// Where the outcome is reported: the PSA ticket and the notification email.
-#[derive(Clone, Copy)]
-pub struct Notify<'a> {
-    pub psa: &'a dyn Psa,
-    pub mailer: &'a dyn Mailer,
-}
-
-/// Progress for people watching (the CLI's progress bars); Lambda ignores it.
-pub trait ProgressObserver: Send + Sync {
-    fn discovery(&self, _scanned: u64, _total: u64) {}
-    fn removal(&self, _done: u64, _total: u64) {}
-}
-
-pub struct NoProgress;
-impl ProgressObserver for NoProgress {}
+use crate::error::StepError;
+use crate::model::{RunId, RunStatus};
+use crate::ports::{Claim, RunStore};
+use std::time::{Duration, Instant};
 
 /// Maximum number of mailboxes one removal message covers.
 pub const REMOVAL_BATCH_MAILBOXES: usize = 10;
 
-/// How long a step may hold a run before a redelivered message may take it over: Lambda's
-/// longest timeout. A delivery that died mid-step is retried by SQS after that; a duplicate
-/// arriving while the step is still running leaves it alone.
-pub const STEP_LEASE: chrono::Duration = chrono::Duration::minutes(15);
+/// How long a step holds a run before another delivery may take it over. Longer than any
+/// function's timeout (so a live step is never taken over) and shorter than the queues'
+/// visibility timeout (so the redelivery of a dead step's message finds the lease expired).
+pub const STEP_LEASE: chrono::Duration = chrono::Duration::minutes(5);
 
-/// Whether this delivery should carry out the step that moves a run from `from` to `working`:
-/// yes when it is the one to move it, or when the run has sat in `working` past the lease.
+/// When the current invocation must have stopped (Lambda's deadline), if there is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline(Option<(Instant, Duration)>);
+
+impl Deadline {
+    /// No deadline (the CLI): work is never cut short.
+    pub const NONE: Deadline = Deadline(None);
+
+    /// Stop by `at`, keeping a safety margin of a fifth of the time left (0.5 s to 30 s) for
+    /// the calls in flight and for saving progress.
+    pub fn at(at: Instant) -> Deadline {
+        let left = at.saturating_duration_since(Instant::now());
+        let margin = (left / 5).clamp(Duration::from_millis(500), Duration::from_secs(30));
+        Deadline(Some((at, margin)))
+    }
+
+    /// Time to stop taking new work.
+    pub fn near(&self) -> bool {
+        self.0
+            .is_some_and(|(at, margin)| Instant::now() + margin >= at)
+    }
+
+    /// The time left before the margin; `None` without a deadline.
+    pub fn left(&self) -> Option<Duration> {
+        self.0
+            .map(|(at, margin)| at.saturating_duration_since(Instant::now() + margin))
+    }
+}
+
+/// What one delivery of a message brings: who it is (the lease holder) and when it must stop.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub holder: String,
+    pub deadline: Deadline,
+}
+
+impl Delivery {
+    /// A delivery with no deadline and a fresh holder id (the CLI).
+    pub fn local() -> Delivery {
+        Delivery {
+            holder: uuid::Uuid::new_v4().to_string(),
+            deadline: Deadline::NONE,
+        }
+    }
+}
+
+/// Takes the run for the step that moves it from `from` to `working`. `Ok(false)` when the run
+/// is not at this step (a duplicate of a step already done: acknowledge it); a step held by
+/// another live delivery is [`StepError::Busy`], so the message comes back later.
 async fn claim(
     store: &dyn RunStore,
-    run: &Run,
+    run_id: &RunId,
     from: RunStatus,
     working: RunStatus,
-) -> Result<bool, StoreError> {
-    if run.status == from {
-        return store.transition(&run.run_id, &[from], working).await;
+    delivery: &Delivery,
+) -> Result<bool, StepError> {
+    match store
+        .claim(run_id, from, working, &delivery.holder, STEP_LEASE)
+        .await?
+    {
+        Claim::Acquired => Ok(true),
+        Claim::NotHere(status) => {
+            tracing::info!(
+                status = status.as_str(),
+                "run is not at this step; message acknowledged"
+            );
+            Ok(false)
+        }
+        Claim::Busy { holder, until } => Err(StepError::Busy { holder, until }),
     }
-    if run.status == working && Utc::now() - run.status_changed_at > STEP_LEASE {
-        return store.transition(&run.run_id, &[working], working).await;
-    }
-    Ok(false)
 }

@@ -1,16 +1,36 @@
 //! From what discovery found to what removal does: plan items and their removal batches.
+//!
+//! Item ids are fixed by where a grant was found, so that any part of discovery, delivered
+//! again, writes the same items: the tenant-wide part numbers its grants 1, 2, ...; shard `s`
+//! gives the Full Access and calendar grants of the mailbox at position `p` the ids
+//! `s × SHARD_ITEM_SPAN + 2p + 1` and `+ 2`.
 
 use super::REMOVAL_BATCH_MAILBOXES;
 use crate::messages::{RemovalBatch, Step, StepMessage};
-use crate::model::{Grant, ItemStatus, PermissionType, PlanItem, Run};
+use crate::model::{Grant, ItemId, ItemStatus, PermissionType, PlanItem, Run};
 use std::collections::BTreeMap;
 
+/// Ids one part of discovery may use.
+pub(crate) const SHARD_ITEM_SPAN: u32 = 1_000_000;
+
+/// The id of a per-mailbox grant found in shard `shard_id` at `position`.
+pub(crate) fn shard_item_id(shard_id: u32, position: u32, right: PermissionType) -> ItemId {
+    let offset = if right == PermissionType::Calendar {
+        2
+    } else {
+        1
+    };
+    shard_id * SHARD_ITEM_SPAN + position * 2 + offset
+}
+
 /// One item per grant; grants on shared mailboxes are skipped when the request keeps them.
-pub(crate) fn items(run: &Run, grants: Vec<Grant>) -> Vec<PlanItem> {
+pub(crate) fn items_of(
+    run: &Run,
+    grants: impl IntoIterator<Item = (ItemId, Grant)>,
+) -> Vec<PlanItem> {
     grants
         .into_iter()
-        .enumerate()
-        .map(|(i, grant)| {
+        .map(|(id, grant)| {
             let status = if grant.shared && !run.request.remove_from_shared {
                 ItemStatus::Skipped {
                     reason: "shared mailbox left in place (remove_from_shared is false)".into(),
@@ -18,11 +38,7 @@ pub(crate) fn items(run: &Run, grants: Vec<Grant>) -> Vec<PlanItem> {
             } else {
                 ItemStatus::Pending
             };
-            PlanItem {
-                id: i as u32 + 1,
-                grant,
-                status,
-            }
+            PlanItem { id, grant, status }
         })
         .collect()
 }
@@ -75,12 +91,4 @@ pub(crate) fn removal_batches(items: &[PlanItem]) -> Vec<(PermissionType, Vec<u3
         }
     }
     batches
-}
-
-pub(crate) fn batch_count(run: &Run, items: &[PlanItem]) -> u32 {
-    if run.request.dry_run {
-        0
-    } else {
-        removal_batches(items).len() as u32
-    }
 }

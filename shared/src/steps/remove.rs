@@ -1,6 +1,6 @@
 //! Steps 3–7: remove one batch of grants (one permission type, at most ten mailboxes).
 
-use super::{NoProgress, ProgressObserver, Tenant};
+use super::{Deadline, NoProgress, ProgressObserver, Tenant};
 use crate::error::{ErrorKind, RemoteError, StepError};
 use crate::messages::{RemovalBatch, Step, StepMessage};
 use crate::model::{
@@ -23,6 +23,7 @@ pub async fn remove(
     progress: &dyn ProgressObserver,
     run: &Run,
     batch: &RemovalBatch,
+    deadline: Deadline,
 ) -> Result<(), StepError> {
     let RemovalBatch {
         batch_id,
@@ -40,9 +41,7 @@ pub async fn remove(
             );
             return Ok(());
         }
-        let items = store.items(run_id).await?;
-        let batch_items: Vec<&PlanItem> =
-            items.iter().filter(|i| item_ids.contains(&i.id)).collect();
+        let batch_items = store.get_items(run_id, item_ids).await?;
         if batch_items.len() != item_ids.len()
             || batch_items.iter().any(|i| i.grant.right != permission)
         {
@@ -50,16 +49,30 @@ pub async fn remove(
                 "batch {batch_id} names items that are not {permission} items of run {run_id}"
             )));
         }
-        let results = join_all(
-            batch_items
-                .iter()
-                .filter(|i| !i.status.is_finished())
-                .map(|item| remove_item(store, tenant, run, item)),
-        )
+        let results = join_all(batch_items.iter().filter(|i| !i.status.is_finished()).map(
+            |item| async move {
+                if deadline.near() {
+                    return Ok(false);
+                }
+                remove_item(store, tenant, run, item).await.map(|()| true)
+            },
+        ))
         .await;
         // Every item was tried; a transient failure leaves its item pending and the batch
         // uncounted, so the redelivered message tries it again.
-        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        let started = results.into_iter().collect::<Result<Vec<bool>, _>>()?;
+        if started.contains(&false) {
+            // Not a batch-item failure (that would count toward the DLQ): the same batch again,
+            // whose finished items are skipped.
+            info!("deadline near; the rest of the batch continues in a new message");
+            queue
+                .send(StepMessage::new(
+                    run_id.clone(),
+                    Step::Remove(batch.clone()),
+                ))
+                .await?;
+            return Ok(());
+        }
         count_batch(store, queue, progress, run_id, batch_id).await
     }
     .instrument(span)
@@ -105,10 +118,10 @@ pub async fn give_up(
     }
     let error = format!("removal abandoned: {reason}");
     for item in store
-        .items(run_id)
+        .get_items(run_id, &batch.item_ids)
         .await?
         .iter()
-        .filter(|i| batch.item_ids.contains(&i.id) && !i.status.is_finished())
+        .filter(|i| !i.status.is_finished())
     {
         warn!(run_id = %run_id, item = item.id, %error, "giving up on a grant");
         store

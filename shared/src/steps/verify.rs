@@ -1,79 +1,148 @@
 //! Steps 8–11: re-read the tenant, report, audit, update the PSA ticket, notify, finish.
+//!
+//! The re-read goes in chunks (the tenant-wide lookups, then the touched mailboxes a chunk at a
+//! time), each saved as it is done: a verification that nears its deadline hands the run on to
+//! a continuation, which goes on where it stopped. The side effects (ticket, note, email) come
+//! after the whole re-read, each at most once (see [`super::notify`]).
 
-use super::{claim, NoProgress, Notify, Tenant};
+use super::notify::deliver_report;
+use super::{claim, Deadline, Delivery, NoProgress, Notify, Tenant};
 use crate::error::StepError;
+use crate::messages::{Step, StepMessage};
 use crate::model::{
     AuditPhase, AuditRecord, Grant, ItemStatus, OrgSettings, PermissionType, PlanItem, Report,
     ReportInputs, Run, RunStatus, Verification,
 };
-use crate::ports::{Attachment, NewTicket, OutgoingMail, RunStore};
-use crate::render;
-use crate::scan::{scan, Census, ScanError};
+use crate::ports::{MailboxInfo, Queue, RereadChunk, RunStore, ScanFacts};
+use crate::scan::{per_mailbox, tenant_wide, Census, Findings, ScanError};
 use chrono::Utc;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use tracing::{info, info_span, warn, Instrument};
 
+/// Touched mailboxes re-read per saved chunk.
+const REREAD_CHUNK: usize = 200;
+
+#[allow(clippy::too_many_arguments)]
 pub async fn verify(
     store: &dyn RunStore,
+    queue: &dyn Queue,
     tenant: Tenant<'_>,
     notify: Notify<'_>,
     org: &OrgSettings,
     run: &Run,
+    delivery: &Delivery,
 ) -> Result<(), StepError> {
     let run_id = &run.run_id;
     let span = info_span!("verify", run_id = %run_id, company_id = %run.request.company_id);
     async {
-        if !claim(store, run, RunStatus::Removing, RunStatus::Verifying).await? {
-            info!(status = run.status.as_str(), "verification already under way or done; message ignored");
+        if !claim(
+            store,
+            run_id,
+            RunStatus::Removing,
+            RunStatus::Verifying,
+            delivery,
+        )
+        .await?
+        {
             return Ok(());
         }
-        let mut items = store.items(run_id).await?;
-        if run.request.dry_run {
-            for item in items.iter_mut().filter(|i| i.status == ItemStatus::Pending) {
-                item.status = ItemStatus::WouldRemove;
-                store.set_item_status(run_id, item.id, &item.status).await?;
-            }
+        let outcome = finish(store, queue, tenant, notify, org, run, delivery).await;
+        if !matches!(outcome, Ok(Finished::Done)) {
+            // A continuation or a retry takes the run at once.
+            store.release(run_id, &delivery.holder).await?;
         }
-        let Reread { verification, mut errors, read } = match reread(tenant, org, run, &items).await {
-            Ok(r) => r,
-            Err(e) => {
-                // Hand the run back so that the redelivered message can claim it again.
-                store.transition(run_id, &[RunStatus::Verifying], RunStatus::Removing).await?;
-                return Err(e);
-            }
-        };
-        info!(remaining = verification.remaining.len(), read, "verification re-read done");
-        // A removal that answered success but left the grant in place did not remove it. Only
-        // what the re-read actually saw counts: an unreadable tenant proves nothing either way.
-        for item in items.iter_mut().filter(|i| read && i.status.is_removed()) {
-            let still_there = verification.remaining.iter().any(|r| r.mailbox == item.grant.mailbox && r.permission == item.grant.right.report_name());
-            if still_there {
-                warn!(mailbox = %item.grant.mailbox, permission = %item.grant.right, "grant still present after a successful removal");
-                item.status = ItemStatus::Failed { error: "the removal was acknowledged but the grant is still present on re-read".into() };
-                store.set_item_status(run_id, item.id, &item.status).await?;
-            }
-        }
-        store.append_audit(&verification_record(run, &verification)).await?;
-
-        let mut report = Report::build(ReportInputs {
-            run,
-            company_name: &org.company_name,
-            items: &items,
-            verification,
-            ticket_id: run.request.ticket_id.clone(),
-            errors: [run.scan_errors.clone(), std::mem::take(&mut errors)].concat(),
-            not_checked: run.not_checked.clone(),
-            finished_at: Utc::now(),
-        });
-        update_ticket(notify, org, run, &mut report).await;
-        send_notification(notify, org, run, &mut report).await;
-        report.finished_at = Utc::now();
-        store.finish_run(run_id, &report).await?;
-        info!(success = report.success, status = report.status.as_str(), removed = report.removal_summary.total_permissions_removed, "run finished");
-        Ok(())
+        outcome.map(drop)
     }
     .instrument(span)
     .await
+}
+
+enum Finished {
+    Done,
+    /// Handed on to a continuation at the deadline.
+    Continued,
+}
+
+async fn finish(
+    store: &dyn RunStore,
+    queue: &dyn Queue,
+    tenant: Tenant<'_>,
+    notify: Notify<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    delivery: &Delivery,
+) -> Result<Finished, StepError> {
+    let run_id = &run.run_id;
+    let mut items = store.items(run_id).await?;
+    if run.request.dry_run {
+        for item in items.iter_mut().filter(|i| i.status == ItemStatus::Pending) {
+            item.status = ItemStatus::WouldRemove;
+            store.set_item_status(run_id, item.id, &item.status).await?;
+        }
+    }
+    let facts = store.scan_facts(run_id).await?;
+    let Some(Reread {
+        verification,
+        errors,
+        read,
+    }) = reread(store, tenant, org, run, &items, &facts, delivery).await?
+    else {
+        info!("deadline near; verification continues in a new message");
+        queue
+            .send(StepMessage::new(run_id.clone(), Step::Verify))
+            .await?;
+        return Ok(Finished::Continued);
+    };
+    info!(
+        remaining = verification.remaining.len(),
+        read, "verification re-read done"
+    );
+    // A removal that answered success but left the grant in place did not remove it. Only
+    // what the re-read actually saw counts: an unreadable tenant proves nothing either way.
+    let still_there: BTreeSet<(String, String)> = verification
+        .remaining
+        .iter()
+        .map(|r| (r.mailbox.clone(), r.permission.clone()))
+        .collect();
+    for item in items.iter_mut().filter(|i| read && i.status.is_removed()) {
+        let key = (
+            item.grant.mailbox.clone(),
+            item.grant.right.report_name().to_string(),
+        );
+        if still_there.contains(&key) {
+            warn!(mailbox = %item.grant.mailbox, permission = %item.grant.right, "grant still present after a successful removal");
+            item.status = ItemStatus::Failed {
+                error: "the removal was acknowledged but the grant is still present on re-read"
+                    .into(),
+            };
+            store.set_item_status(run_id, item.id, &item.status).await?;
+        }
+    }
+    store
+        .append_audit(&verification_record(run, &verification))
+        .await?;
+
+    let mut report = Report::build(ReportInputs {
+        run,
+        company_name: &org.company_name,
+        items: &items,
+        verification,
+        ticket_id: run.request.ticket_id.clone(),
+        errors: [facts.scan_errors, errors].concat(),
+        indirect_access: facts.indirect_access,
+        not_checked: facts.not_checked,
+        finished_at: Utc::now(),
+    });
+    deliver_report(store, notify, org, run, &mut report).await?;
+    report.finished_at = Utc::now();
+    store.finish_run(run_id, &report).await?;
+    info!(
+        success = report.success,
+        status = report.status.as_str(),
+        removed = report.removal_summary.total_permissions_removed,
+        "run finished"
+    );
+    Ok(Finished::Done)
 }
 
 /// What verification learned from the tenant: what it finds is what remains — never inferred
@@ -86,15 +155,19 @@ struct Reread {
     read: bool,
 }
 
+/// The re-read, resumed from its saved chunks; `None` when the deadline came first.
 async fn reread(
+    store: &dyn RunStore,
     tenant: Tenant<'_>,
     org: &OrgSettings,
     run: &Run,
     items: &[PlanItem],
-) -> Result<Reread, StepError> {
+    facts: &ScanFacts,
+    delivery: &Delivery,
+) -> Result<Option<Reread>, StepError> {
     let in_scope = |g: &Grant| !g.shared || run.request.remove_from_shared;
-    match read_remaining(tenant, org, run, items).await {
-        Ok((remaining, errors)) => Ok(Reread {
+    match read_remaining(store, tenant, org, run, items, delivery).await {
+        Ok(Some((remaining, errors))) => Ok(Some(Reread {
             verification: Verification::from_found(
                 &remaining
                     .into_iter()
@@ -104,13 +177,15 @@ async fn reread(
             // What discovery already reported (an unreadable mailbox) is said once.
             errors: errors
                 .into_iter()
-                .filter(|e| !run.scan_errors.contains(e))
+                .filter(|e| !facts.scan_errors.contains(e))
                 .map(|e| format!("verification: {e}"))
                 .collect(),
             read: true,
-        }),
-        Err(ScanError::Remote(e)) if e.is_transient() => Err(e.into()),
-        Err(failure) => {
+        })),
+        Ok(None) => Ok(None),
+        Err(Reading::Step(e)) => Err(e),
+        Err(Reading::Scan(ScanError::Remote(e))) if e.is_transient() => Err(e.into()),
+        Err(Reading::Scan(failure)) => {
             let reason = match failure {
                 ScanError::Remote(e) => e.to_string(),
                 ScanError::Rejected(f) => f.message,
@@ -122,33 +197,64 @@ async fn reread(
                 .map(|i| i.grant.clone())
                 .filter(|g| in_scope(g))
                 .collect();
-            Ok(Reread {
+            Ok(Some(Reread {
                 verification: Verification::from_found(&unverified),
                 errors: vec![format!(
                     "verification could not re-read the tenant: {reason}"
                 )],
                 read: false,
-            })
+            }))
         }
     }
 }
 
-/// The user's direct grants still in the tenant: every mailbox a grant was found on, the
-/// tenant-wide reverse lookups, and a second look (after `tenant.recheck.delay`) at grants this
-/// run removed that still show, since Exchange may answer from a replica that lags.
+enum Reading {
+    Scan(ScanError),
+    Step(StepError),
+}
+
+impl From<ScanError> for Reading {
+    fn from(e: ScanError) -> Self {
+        Reading::Scan(e)
+    }
+}
+
+impl From<crate::error::RemoteError> for Reading {
+    fn from(e: crate::error::RemoteError) -> Self {
+        Reading::Scan(ScanError::Remote(e))
+    }
+}
+
+impl From<crate::error::StoreError> for Reading {
+    fn from(e: crate::error::StoreError) -> Self {
+        Reading::Step(e.into())
+    }
+}
+
+/// The user's direct grants still in the tenant, chunk by chunk: chunk 0 is the tenant-wide
+/// reverse lookups, the others the touched mailboxes. Each chunk gets a second look (after
+/// `tenant.recheck.delay`) at grants this run removed that still show, since Exchange may
+/// answer from a replica that lags. `None` when the deadline came before the last chunk.
 async fn read_remaining(
+    store: &dyn RunStore,
     tenant: Tenant<'_>,
     org: &OrgSettings,
     run: &Run,
     items: &[PlanItem],
-) -> Result<(Vec<Grant>, Vec<String>), ScanError> {
-    let reread_census = || async {
-        match &run.user {
-            Some(user) => Census::reread(tenant, org, user.clone(), &run.request).await,
-            None => Census::discover(tenant, org, &run.request).await,
-        }
+    delivery: &Delivery,
+) -> Result<Option<(Vec<Grant>, Vec<String>)>, Reading> {
+    let run_id = &run.run_id;
+    let mut done: BTreeMap<u32, RereadChunk> = store
+        .reread_chunks(run_id)
+        .await?
+        .into_iter()
+        .map(|c| (c.chunk, c))
+        .collect();
+    let user = match &run.user {
+        Some(user) => user.clone(),
+        None => Census::discover(tenant, org, &run.request).await?.user,
     };
-    let mut census = reread_census().await?;
+    let census = Census::reread(tenant, org, user, &run.request).await?;
     let scope = run
         .request
         .effective_scope(&org.m365_permission_removal_scope);
@@ -162,15 +268,147 @@ async fn read_remaining(
         })
         .map(|i| i.grant.mailbox.clone())
         .collect();
-    let found = scan(tenant, &census, &scope, Some(&touched), &NoProgress).await?;
-    let mut remaining = found.grants;
+    let touched: Vec<&MailboxInfo> = census
+        .scanned_mailboxes()
+        .into_iter()
+        .filter(|m| touched.contains(&m.address()))
+        .collect();
+    let chunks: Vec<&[&MailboxInfo]> = touched.chunks(REREAD_CHUNK).collect();
     let removed_by_run = |g: &Grant| {
         items
             .iter()
             .any(|i| i.status.is_removed() && i.grant.key() == g.key())
     };
+
+    if !done.contains_key(&0) {
+        let wide: Vec<PermissionType> = scope
+            .iter()
+            .copied()
+            .filter(|t| matches!(t, PermissionType::SendAs | PermissionType::SendOnBehalf))
+            .collect();
+        let found = read_part(tenant, &census, &Part::TenantWide, &wide).await?;
+        let found = recheck(
+            tenant,
+            org,
+            run,
+            &census,
+            &Part::TenantWide,
+            found,
+            &removed_by_run,
+        )
+        .await?;
+        save(store, run_id, &mut done, 0, found).await?;
+    }
+    for (i, chunk) in chunks.iter().enumerate() {
+        let number = i as u32 + 1;
+        if done.contains_key(&number) {
+            continue;
+        }
+        if delivery.deadline.near() {
+            return Ok(None);
+        }
+        let per: Vec<PermissionType> = scope
+            .iter()
+            .copied()
+            .filter(|t| matches!(t, PermissionType::FullAccess | PermissionType::Calendar))
+            .collect();
+        let reads =
+            per_mailbox(tenant, &census, &per, chunk, &NoProgress, delivery.deadline).await?;
+        if reads.iter().any(Option::is_none) {
+            return Ok(None);
+        }
+        let mut found = Findings::default();
+        for read in reads.into_iter().flatten() {
+            found.merge(read);
+        }
+        let part = Part::Mailboxes(chunk);
+        let found = recheck(tenant, org, run, &census, &part, found, &removed_by_run).await?;
+        save(store, run_id, &mut done, number, found).await?;
+    }
+    // A mailbox that could not be read proves nothing: what the run found there counts as
+    // remaining.
+    let unreadable: BTreeSet<(String, PermissionType)> = done
+        .values()
+        .flat_map(|c| c.unreadable.iter().cloned())
+        .collect();
+    let mut remaining: Vec<Grant> = done.values().flat_map(|c| c.remaining.clone()).collect();
+    remaining.extend(
+        items
+            .iter()
+            .filter(|i| unreadable.contains(&(i.grant.mailbox.clone(), i.grant.right)))
+            .map(|i| i.grant.clone()),
+    );
+    let errors = done.values().flat_map(|c| c.errors.clone()).collect();
+    Ok(Some((remaining, errors)))
+}
+
+async fn save(
+    store: &dyn RunStore,
+    run_id: &crate::model::RunId,
+    done: &mut BTreeMap<u32, RereadChunk>,
+    chunk: u32,
+    found: Findings,
+) -> Result<(), Reading> {
+    let saved = RereadChunk {
+        chunk,
+        remaining: found.grants,
+        errors: found.errors,
+        unreadable: found.unreadable,
+    };
+    store.save_reread_chunk(run_id, &saved).await?;
+    done.insert(chunk, saved);
+    Ok(())
+}
+
+/// A part of the re-read.
+enum Part<'a> {
+    /// Send As and Send on Behalf, tenant-wide.
+    TenantWide,
+    Mailboxes(&'a [&'a MailboxInfo]),
+}
+
+async fn read_part(
+    tenant: Tenant<'_>,
+    census: &Census,
+    part: &Part<'_>,
+    rights: &[PermissionType],
+) -> Result<Findings, crate::error::RemoteError> {
+    match part {
+        Part::TenantWide => tenant_wide(tenant, census, rights).await,
+        Part::Mailboxes(mailboxes) => {
+            let reads = per_mailbox(
+                tenant,
+                census,
+                rights,
+                mailboxes,
+                &NoProgress,
+                Deadline::NONE,
+            )
+            .await?;
+            let mut found = Findings::default();
+            for read in reads.into_iter().flatten() {
+                found.merge(read);
+            }
+            Ok(found)
+        }
+    }
+}
+
+/// Reads again, after a pause, the grants this run removed that still show; keeps those the
+/// second look still finds. The mailbox list carries Send on Behalf too: it is read again when
+/// that lags.
+async fn recheck(
+    tenant: Tenant<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    census: &Census,
+    part: &Part<'_>,
+    mut found: Findings,
+    removed_by_run: &(dyn Fn(&Grant) -> bool + Sync),
+) -> Result<Findings, Reading> {
+    let mut fresh: Option<Census> = None;
     for _ in 0..tenant.recheck.attempts {
-        let lagging: Vec<&Grant> = remaining.iter().filter(|g| removed_by_run(g)).collect();
+        let lagging: Vec<&Grant> = found.grants.iter().filter(|g| removed_by_run(g)).collect();
         if lagging.is_empty() {
             break;
         }
@@ -178,19 +416,33 @@ async fn read_remaining(
             grants = lagging.len(),
             "removed grants still show; reading them again after a pause"
         );
-        let mailboxes: BTreeSet<String> = lagging.iter().map(|g| g.mailbox.clone()).collect();
         let mut rights: Vec<PermissionType> = lagging.iter().map(|g| g.right).collect();
         rights.sort();
         rights.dedup();
+        let lagging_mailboxes: BTreeSet<&str> =
+            lagging.iter().map(|g| g.mailbox.as_str()).collect();
         tokio::time::sleep(tenant.recheck.delay).await;
-        // The mailbox list carries Send on Behalf too: read it again when that lags.
         if rights.contains(&PermissionType::SendOnBehalf) {
-            census = reread_census().await?;
+            let user = census.user.clone();
+            fresh = Some(Census::reread(tenant, org, user, &run.request).await?);
         }
-        let again = scan(tenant, &census, &rights, Some(&mailboxes), &NoProgress).await?;
-        remaining.retain(|g| !removed_by_run(g) || again.grants.iter().any(|a| a.key() == g.key()));
+        let census = fresh.as_ref().unwrap_or(census);
+        let again = match part {
+            Part::TenantWide => read_part(tenant, census, part, &rights).await?,
+            Part::Mailboxes(mailboxes) => {
+                let only: Vec<&MailboxInfo> = mailboxes
+                    .iter()
+                    .copied()
+                    .filter(|m| lagging_mailboxes.contains(m.address().as_str()))
+                    .collect();
+                read_part(tenant, census, &Part::Mailboxes(&only), &rights).await?
+            }
+        };
+        found
+            .grants
+            .retain(|g| !removed_by_run(g) || again.grants.iter().any(|a| a.key() == g.key()));
     }
-    Ok((remaining, found.errors))
+    Ok(found)
 }
 
 fn verification_record(run: &Run, verification: &Verification) -> AuditRecord {
@@ -209,67 +461,5 @@ fn verification_record(run: &Run, verification: &Verification) -> AuditRecord {
         result: None,
         detail: None,
         verification: Some(verification.clone()),
-    }
-}
-
-/// Adds the report as one note on the request's ticket, creating the ticket first when the
-/// request named none. A PSA failure is recorded; it does not undo anything.
-async fn update_ticket(notify: Notify<'_>, org: &OrgSettings, run: &Run, report: &mut Report) {
-    let ticket_id = match &report.ticket_id {
-        Some(id) => id.clone(),
-        None => {
-            let ticket = NewTicket {
-                summary: render::ticket_summary(run, org),
-                board: org.m365_permission_ticket_board.clone(),
-                company: org.psa_company.clone(),
-                initial_description: render::ticket_description(run),
-            };
-            match notify.psa.create_ticket(&ticket).await {
-                Ok(id) => {
-                    report.ticket_id = Some(id.clone());
-                    id
-                }
-                Err(e) => {
-                    report.add_error(format!("PSA ticket could not be created: {e}"));
-                    return;
-                }
-            }
-        }
-    };
-    if let Err(e) = notify
-        .psa
-        .add_note(&ticket_id, &render::text_report(report))
-        .await
-    {
-        report.add_error(format!(
-            "PSA note could not be added to ticket {ticket_id}: {e}"
-        ));
-    }
-}
-
-async fn send_notification(notify: Notify<'_>, org: &OrgSettings, run: &Run, report: &mut Report) {
-    let mut to: Vec<String> = run.request.requestor_email().into_iter().collect();
-    for r in &org.m365_permission_notification_recipients {
-        if !to.iter().any(|t| t.eq_ignore_ascii_case(r)) {
-            to.push(r.clone());
-        }
-    }
-    if to.is_empty() {
-        report.add_error("no notification sent: no requestor address and no m365_permission_notification_recipients".into());
-        return;
-    }
-    let mail = OutgoingMail {
-        from: org.notification_sender.clone(),
-        to,
-        subject: render::email_subject(report),
-        html_body: render::email_html(report),
-        attachments: vec![Attachment {
-            name: format!("revoke365-{}.txt", report.run_id),
-            content_type: "text/plain".into(),
-            content: render::text_report(report).into_bytes(),
-        }],
-    };
-    if let Err(e) = notify.mailer.send(&mail).await {
-        report.add_error(format!("notification email could not be sent: {e}"));
     }
 }

@@ -2,7 +2,7 @@
 //! queue and store: the whole engine on one machine, as the CLI runs it.
 
 use crate::kit::{fast_recheck, CLIENT_SECRET, CW_PRIVATE_KEY};
-use revoke365::adapters::connect::HttpConnector;
+use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
 use revoke365::adapters::file_store::FileRunStore;
 use revoke365::adapters::http::HttpCore;
 use revoke365::adapters::memory_queue::MemoryQueue;
@@ -55,6 +55,7 @@ impl Harness {
                 client_id: "11111111-2222-3333-4444-555555555555".into(),
             },
             recheck,
+            shard_time: DEFAULT_SHARD_TIME,
         });
         let engine = LocalEngine {
             store: store.clone(),

@@ -2,10 +2,13 @@
 
 use crate::harness::Harness;
 use crate::kit::{fast_http, fixture, with_sim};
+use revoke365::messages::Step;
 use revoke365::messages::StepMessage;
 use revoke365::model::{AuditPhase, RunStatus};
+use revoke365::ports::Queue;
 use revoke365::ports::RunStore;
-use revoke365::steps::{abandon, dispatch, intake, NoProgress};
+use revoke365::steps::{abandon, dispatch, intake, Delivery, NoProgress};
+use revoke365::StepError;
 use revoke365_sim::snapshot::FULL_ACCESS;
 use serde_json::json;
 
@@ -102,19 +105,29 @@ async fn duplicate_delivery_counts_once_and_verifies_once() {
             break;
         }
         for m in messages {
-            let deliver = || {
+            // Two deliveries at once, as SQS may make them: each its own holder.
+            let (one, two) = (Delivery::local(), Delivery::local());
+            let deliver = |d| {
                 dispatch(
                     h.store.as_ref(),
                     queue.as_ref(),
                     h.connector.as_ref(),
                     &NoProgress,
                     &m,
+                    d,
                 )
             };
-            let (a, b) = tokio::join!(deliver(), deliver());
-            a.unwrap();
-            b.unwrap();
+            let (a, b) = tokio::join!(deliver(&one), deliver(&two));
             deliveries += 2;
+            for result in [a, b] {
+                match result {
+                    Ok(()) => {}
+                    // The twin holds the step: the message comes back later, as SQS returns
+                    // a batch-item failure.
+                    Err(StepError::Busy { .. }) => queue.send(m.clone()).await.unwrap(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
         }
     }
     assert!(
@@ -191,18 +204,26 @@ async fn a_removal_batch_that_never_succeeds_is_reported_not_lost() {
         .await
         .unwrap()
         .run;
-    for m in queue.drain().await {
-        dispatch(
-            h.store.as_ref(),
-            queue.as_ref(),
-            h.connector.as_ref(),
-            &NoProgress,
-            &m,
-        )
-        .await
-        .unwrap();
+    // Discovery and its scan shards, until the removal batches are queued.
+    let mut batches = Vec::new();
+    while batches.is_empty() {
+        for m in queue.drain().await {
+            if matches!(m.step, Step::Remove(_)) {
+                batches.push(m);
+                continue;
+            }
+            dispatch(
+                h.store.as_ref(),
+                queue.as_ref(),
+                h.connector.as_ref(),
+                &NoProgress,
+                &m,
+                &Delivery::local(),
+            )
+            .await
+            .unwrap();
+        }
     }
-    let batches = queue.drain().await;
     assert!(batches.len() >= 4, "removal batches queued");
     // The Send on Behalf batch's last delivery fails (as after three throttled tries): it is
     // abandoned the way the engine and the Lambda handler abandon it. The others go through.
@@ -223,6 +244,7 @@ async fn a_removal_batch_that_never_succeeds_is_reported_not_lost() {
             abandon(
                 h.store.as_ref(),
                 queue.as_ref(),
+                h.connector.as_ref(),
                 &m.run_id,
                 Some(&m.step),
                 &format!("gave up after 3 tries: {err}"),
@@ -235,6 +257,7 @@ async fn a_removal_batch_that_never_succeeds_is_reported_not_lost() {
                 h.connector.as_ref(),
                 &NoProgress,
                 m,
+                &Delivery::local(),
             )
             .await
             .unwrap();

@@ -57,7 +57,7 @@ impl SqsQueue {
 
     fn url_for(&self, message: &StepMessage) -> &str {
         match message.step {
-            Step::Discover => &self.urls.discovery,
+            Step::Discover | Step::Scan(_) => &self.urls.discovery,
             Step::Remove(_) => &self.urls.removal,
             Step::Verify => &self.urls.verification,
         }

@@ -1,17 +1,36 @@
-//! The one definition of queue, table and secret names (`infra/resources.json`), shared by the
-//! functions, the local emulator script, the tests and (checked by a test) `template.yaml`.
+//! The one definition of queue, table, index, secret and rule names (`infra/resources.json`),
+//! shared by the functions, the emulator provisioning, the tests and (checked by a test)
+//! `template.yaml`.
 
 use serde::Deserialize;
 use std::sync::OnceLock;
 
-pub const RESOURCES_JSON: &str = include_str!("../../../infra/resources.json");
+pub const RESOURCES_JSON: &str = include_str!("../../../../infra/resources.json");
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Resources {
     pub queues: Queues,
+    pub failure_queues: FailureQueues,
     pub tables: Tables,
     pub secret: SecretDef,
     pub security_alert_rule: RuleDef,
+    pub schedule_rule: ScheduleDef,
+}
+
+/// Queues only AWS writes to: where failed EventBridge deliveries and failed asynchronous
+/// invocations of the intake function land.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FailureQueues {
+    pub security_alert_dlq: String,
+    pub intake_async_failures: String,
+}
+
+/// The product's one schedule: it delivers `input` to the discovery function.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScheduleDef {
+    pub name: String,
+    pub schedule: String,
+    pub input: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +75,23 @@ pub struct TableDef {
     pub sort_key: Option<String>,
     #[serde(default)]
     pub ttl_attribute: Option<String>,
+    #[serde(default)]
+    pub indexes: Vec<IndexDef>,
+}
+
+/// A global secondary index (projecting all attributes).
+#[derive(Debug, Clone, Deserialize)]
+pub struct IndexDef {
+    pub name: String,
+    pub partition_key: String,
+    pub sort_key: String,
+    /// `S` or `N`.
+    #[serde(default = "string_type")]
+    pub sort_key_type: String,
+}
+
+fn string_type() -> String {
+    "S".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -133,7 +169,7 @@ mod tests {
     /// The SAM template deploys the same queues, tables, secret and rule as the definition.
     #[test]
     fn template_uses_every_defined_name() {
-        let template = include_str!("../../../template.yaml");
+        let template = include_str!("../../../../template.yaml");
         let r = resources();
         let mut names: Vec<&str> = r
             .queues
@@ -148,9 +184,20 @@ mod tests {
                 &r.tables.org_settings.name,
                 &r.secret.name,
                 &r.security_alert_rule.name,
+                &r.schedule_rule.name,
+                &r.schedule_rule.schedule,
+                &r.failure_queues.security_alert_dlq,
+                &r.failure_queues.intake_async_failures,
             ]
             .map(String::as_str),
         );
+        for index in &r.tables.runs.indexes {
+            names.extend([
+                index.name.as_str(),
+                index.partition_key.as_str(),
+                index.sort_key.as_str(),
+            ]);
+        }
         names.extend([
             r.security_alert_rule.source.as_str(),
             r.security_alert_rule.detail_type.as_str(),

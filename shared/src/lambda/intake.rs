@@ -1,42 +1,20 @@
-//! The Lambda handlers. Each `functions/*/src/main.rs` builds [`IntakeDeps`] or [`StepDeps`]
-//! once per container and hands events to these functions; tests call them the same way with
-//! events built from what they receive off the real queues.
+//! Intake: API Gateway HTTP API requests, offboarding-queue records and EventBridge security
+//! alerts become runs.
 
-use super::dynamodb::DynamoRunStore;
-use super::resources::{AwsNames, QueueDef};
-use super::secrets::SecretsProvider;
-use super::sqs::SqsQueue;
-use crate::adapters::connect::HttpConnector;
-use crate::adapters::http::HttpCore;
-use crate::config::{HttpSettings, ServiceUrls};
-use crate::error::StepError;
-use crate::messages::StepMessage;
-use crate::model::{InvalidRequest, ItemStatus, OrgSettings, RunId};
+use super::{aws_config, batch_response, item_failure, LambdaError};
+use crate::adapters::aws::dynamodb::DynamoRunStore;
+use crate::adapters::aws::resources::AwsNames;
+use crate::adapters::aws::sqs::SqsQueue;
+use crate::model::{InvalidRequest, ItemStatus, RunId};
 use crate::ports::RunStore;
-use crate::steps::{abandon, dispatch, intake, Connections, Connector, IntakeError, NoProgress};
-use async_trait::async_trait;
+use crate::steps::{intake, IntakeError};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lambda_events::http::{HeaderMap, HeaderValue};
 use base64::Engine;
 use serde_json::{json, Value};
-use std::sync::Arc;
 use tracing::{error, info, info_span, warn, Instrument};
-
-pub type LambdaError = lambda_runtime::Error;
-
-/// JSON logs (the template sets `AWS_LAMBDA_LOG_FORMAT=JSON`), `RUST_LOG` filtering.
-pub fn init_tracing() {
-    lambda_runtime::tracing::init_default_subscriber();
-}
-
-async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
-}
-
-// ---------------------------------------------------------------------------------------------
-// Intake: API Gateway HTTP API, the offboarding queue, EventBridge security alerts
 
 pub struct IntakeDeps {
     pub store: DynamoRunStore,
@@ -99,6 +77,14 @@ fn error_body(code: &str, message: &str, field: Option<&str>) -> Value {
 fn intake_failure(e: &IntakeError) -> ApiGatewayV2httpResponse {
     match e {
         IntakeError::Invalid(invalid) => response(400, invalid.to_json()),
+        IntakeError::KeyReused { .. } => response(
+            409,
+            error_body(
+                "idempotency_key_reused",
+                &e.to_string(),
+                Some("Idempotency-Key"),
+            ),
+        ),
         other => {
             error!(error = %other, "intake failed");
             response(
@@ -123,7 +109,16 @@ pub async fn handle_http(
     async {
         match (method.as_str(), path.trim_end_matches('/').split('/').collect::<Vec<_>>().as_slice()) {
             ("POST", ["", "revocations"]) => post_revocation(deps, &request).await,
-            ("GET", ["", "revocations", run_id]) => get_revocation(deps, run_id).await,
+            ("GET", ["", "revocations", run_id]) => {
+                let page = request
+                    .query_string_parameters
+                    .first("page")
+                    .map(|p| p.parse::<usize>().ok().filter(|n| *n >= 1));
+                match page {
+                    Some(None) => response(400, error_body("invalid_request", "page must be a number from 1", Some("page"))),
+                    page => get_revocation(deps, run_id, page.flatten().unwrap_or(1)).await,
+                }
+            }
             _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations or GET /revocations/{{run_id}}"), None)),
         }
     }
@@ -172,7 +167,10 @@ async fn post_revocation(
     }
 }
 
-async fn get_revocation(deps: &IntakeDeps, run_id: &str) -> ApiGatewayV2httpResponse {
+/// Grant entries per page of `GET /revocations/{id}`.
+pub const RESULT_PAGE_SIZE: usize = 1000;
+
+async fn get_revocation(deps: &IntakeDeps, run_id: &str, page: usize) -> ApiGatewayV2httpResponse {
     let run_id = RunId(run_id.to_string());
     let run = match deps.store.get_run(&run_id).await {
         Ok(Some(run)) => run,
@@ -196,12 +194,25 @@ async fn get_revocation(deps: &IntakeDeps, run_id: &str) -> ApiGatewayV2httpResp
         .iter()
         .filter(|i| matches!(i.status, ItemStatus::Failed { .. }))
         .count();
+    let (result, page_info, next) = match &run.result {
+        Some(report) => {
+            let p = report.page(page, RESULT_PAGE_SIZE);
+            let next = (p.number < p.pages)
+                .then(|| format!("/revocations/{}?page={}", run.run_id, p.number + 1));
+            (
+                p.result,
+                json!({"number": p.number, "size": RESULT_PAGE_SIZE, "pages": p.pages}),
+                next,
+            )
+        }
+        None => (Value::Null, Value::Null, None),
+    };
     response(
         200,
         json!({
             "run_id": run.run_id, "status": run.status,
             "progress": {"total": items.len(), "done": done, "failed": failed},
-            "failure": run.failure, "result": run.result,
+            "failure": run.failure, "result": result, "page": page_info, "next": next,
         }),
     )
 }
@@ -246,165 +257,4 @@ pub async fn handle_security_alert(deps: &IntakeDeps, event: Value) -> Result<Va
             Err(e.to_string().into())
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Discovery, removal, verification: SQS-triggered steps
-
-/// Builds the M365 and PSA clients on first use: the secret is read, and the HTTP client made,
-/// only when a message needs them — not at init, and never before the input was validated.
-pub struct SecretConnector {
-    http: HttpSettings,
-    urls: ServiceUrls,
-    secrets: SecretsProvider,
-    core: tokio::sync::OnceCell<Arc<HttpCore>>,
-}
-
-impl SecretConnector {
-    pub fn new(http: HttpSettings, urls: ServiceUrls, secrets: SecretsProvider) -> SecretConnector {
-        SecretConnector {
-            http,
-            urls,
-            secrets,
-            core: tokio::sync::OnceCell::new(),
-        }
-    }
-}
-
-#[async_trait]
-impl Connector for SecretConnector {
-    async fn connect(&self, org: &OrgSettings) -> Result<Connections, StepError> {
-        let s = self.secrets.get().await?;
-        let core = self
-            .core
-            .get_or_try_init(|| async { HttpCore::new(self.http.clone()) })
-            .await?;
-        HttpConnector {
-            core: core.clone(),
-            urls: self.urls.clone(),
-            m365_client_id: s.m365_client_id.clone(),
-            m365_client_secret: s.m365_client_secret.clone(),
-            connectwise: s.connectwise.clone(),
-            recheck: Default::default(),
-        }
-        .connect(org)
-        .await
-    }
-}
-
-pub struct StepDeps {
-    pub store: DynamoRunStore,
-    pub queue: SqsQueue,
-    pub connector: Arc<dyn Connector>,
-    /// The maxReceiveCount of the queue this function consumes.
-    pub max_receive_count: u32,
-}
-
-impl StepDeps {
-    /// `queue` is the definition of the queue the function consumes (for its maxReceiveCount).
-    pub async fn from_env(queue: &QueueDef) -> Result<StepDeps, LambdaError> {
-        let config = aws_config().await;
-        let names = AwsNames::from_env();
-        let urls = ServiceUrls::default().with_env_overrides(|k| std::env::var(k).ok());
-        let secrets = SecretsProvider::new(
-            aws_sdk_secretsmanager::Client::new(&config),
-            names.secret_id.clone(),
-        );
-        let connector = SecretConnector::new(HttpSettings::default(), urls, secrets);
-        let max_receive_count = std::env::var("REVOKE365_MAX_RECEIVE_COUNT")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(queue.max_receive_count);
-        StepDeps::new(&config, &names, Arc::new(connector), max_receive_count).await
-    }
-
-    pub async fn new(
-        config: &aws_config::SdkConfig,
-        names: &AwsNames,
-        connector: Arc<dyn Connector>,
-        max_receive_count: u32,
-    ) -> Result<StepDeps, LambdaError> {
-        Ok(StepDeps {
-            store: DynamoRunStore::new(aws_sdk_dynamodb::Client::new(config), names),
-            queue: SqsQueue::new(aws_sdk_sqs::Client::new(config), names).await?,
-            connector,
-            max_receive_count,
-        })
-    }
-}
-
-fn item_failure(message_id: String) -> BatchItemFailure {
-    let mut f = BatchItemFailure::default();
-    f.item_identifier = message_id;
-    f
-}
-
-fn batch_response(failures: Vec<BatchItemFailure>) -> SqsBatchResponse {
-    let mut r = SqsBatchResponse::default();
-    r.batch_item_failures = failures;
-    r
-}
-
-fn receive_count(record: &SqsMessage) -> u32 {
-    record
-        .attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
-}
-
-/// Handles step messages one by one. Transient failures are left to SQS (the record is
-/// reported failed and comes back after the visibility timeout); on the last allowed receive
-/// the run is marked failed with the reason before the message goes to the dead-letter queue.
-/// Permanent failures (malformed message, unknown run) fail the run at once and are not
-/// retried beyond the queue's bound.
-pub async fn handle_step_records(deps: &StepDeps, event: SqsEvent) -> SqsBatchResponse {
-    let mut failures = Vec::new();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let body = record.body.clone().unwrap_or_default();
-        let last_try = receive_count(&record) >= deps.max_receive_count;
-        let message = serde_json::from_str::<StepMessage>(&body);
-        let result = match &message {
-            Ok(message) => {
-                let span = info_span!("step", run_id = %message.run_id, kind = message.kind(), message_id = %id);
-                dispatch(
-                    &deps.store,
-                    &deps.queue,
-                    deps.connector.as_ref(),
-                    &NoProgress,
-                    message,
-                )
-                .instrument(span)
-                .await
-            }
-            Err(e) => Err(StepError::Permanent(format!("malformed step message: {e}"))),
-        };
-        let Err(e) = result else { continue };
-        let permanent = !e.is_transient();
-        let run_id = match &message {
-            Ok(m) => Some(m.run_id.clone()),
-            Err(_) => serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v["run_id"].as_str().map(|r| RunId(r.to_string()))),
-        };
-        warn!(message_id = %id, run_id = ?run_id, error = %e, permanent, last_try, "step message failed");
-        if let (true, Some(run_id)) = (permanent || last_try, &run_id) {
-            let reason = if permanent {
-                e.to_string()
-            } else {
-                format!("gave up after {} tries: {e}", deps.max_receive_count)
-            };
-            abandon(
-                &deps.store,
-                &deps.queue,
-                run_id,
-                message.as_ref().ok().map(|m| &m.step),
-                &reason,
-            )
-            .await;
-        }
-        failures.push(item_failure(id));
-    }
-    batch_response(failures)
 }

@@ -1,0 +1,8 @@
+//! AWS adapters: the run store on DynamoDB, the step queues on SQS, secrets from Secrets
+//! Manager, and the one definition of their names.
+
+pub mod dynamodb;
+pub mod provision;
+pub mod resources;
+pub mod secrets;
+pub mod sqs;

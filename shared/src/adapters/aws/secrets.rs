@@ -1,0 +1,188 @@
+//! Credentials from AWS Secrets Manager: fetched on first use (after the input was validated,
+//! never at init), cached for [`SECRET_TTL`], and read again at once when a service rejects
+//! them, so a rotated secret needs no redeploy.
+
+use crate::adapters::connect::HttpConnector;
+use crate::adapters::http::HttpCore;
+use crate::config::{ConnectWiseCredentials, HttpSettings, Secret, ServiceUrls};
+use crate::error::StepError;
+use crate::model::OrgSettings;
+use crate::ports::{Connections, Connector};
+use async_trait::async_trait;
+use serde::Deserialize;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, OnceCell};
+
+/// The secret's JSON value.
+#[derive(Deserialize)]
+struct SecretDocument {
+    m365_client_id: String,
+    m365_client_secret: String,
+    cw_company: String,
+    cw_public_key: String,
+    cw_private_key: String,
+    cw_client_id: String,
+}
+
+pub struct AppSecrets {
+    pub m365_client_id: String,
+    pub m365_client_secret: Secret,
+    pub connectwise: ConnectWiseCredentials,
+}
+
+impl fmt::Debug for AppSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppSecrets")
+            .field("m365_client_id", &self.m365_client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a warm container uses the secret it read before reading it again.
+pub const SECRET_TTL: Duration = Duration::from_secs(300);
+
+pub struct SecretsProvider {
+    client: aws_sdk_secretsmanager::Client,
+    secret_id: String,
+    ttl: Duration,
+    cached: Mutex<Option<(Arc<AppSecrets>, Instant)>>,
+}
+
+impl SecretsProvider {
+    pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: String) -> SecretsProvider {
+        SecretsProvider::with_ttl(client, secret_id, SECRET_TTL)
+    }
+
+    pub fn with_ttl(
+        client: aws_sdk_secretsmanager::Client,
+        secret_id: String,
+        ttl: Duration,
+    ) -> SecretsProvider {
+        SecretsProvider {
+            client,
+            secret_id,
+            ttl,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The credentials, read again when the cached ones are older than the TTL.
+    pub async fn get(&self) -> Result<Arc<AppSecrets>, StepError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((secrets, read_at)) = cached.as_ref() {
+            if read_at.elapsed() < self.ttl {
+                return Ok(secrets.clone());
+            }
+        }
+        let fresh = Arc::new(self.fetch().await?);
+        *cached = Some((fresh.clone(), Instant::now()));
+        Ok(fresh)
+    }
+
+    /// A service rejected the credentials: the next [`Self::get`] reads the secret again.
+    pub async fn invalidate(&self) {
+        *self.cached.lock().await = None;
+    }
+
+    async fn fetch(&self) -> Result<AppSecrets, StepError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|e| {
+                // Only the error's kind: a service error never carries the value, but keep it short.
+                StepError::Remote(crate::RemoteError::new(
+                    "secretsmanager",
+                    format!("GetSecretValue {}", self.secret_id),
+                    crate::error::ErrorKind::Transport {
+                        message: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+                    },
+                ))
+            })?;
+        let text = out.secret_string.ok_or_else(|| {
+            StepError::Permanent(format!("secret {} has no string value", self.secret_id))
+        })?;
+        // serde's message could quote the value: report only where it failed.
+        let doc: SecretDocument = serde_json::from_str(&text).map_err(|e| {
+            StepError::Permanent(format!(
+                "secret {} is not the expected JSON object (m365_client_id, m365_client_secret, cw_company, cw_public_key, cw_private_key, cw_client_id): error at line {} column {}",
+                self.secret_id,
+                e.line(),
+                e.column()
+            ))
+        })?;
+        Ok(AppSecrets {
+            m365_client_id: doc.m365_client_id,
+            m365_client_secret: Secret::new(doc.m365_client_secret),
+            connectwise: ConnectWiseCredentials {
+                company: doc.cw_company,
+                public_key: doc.cw_public_key,
+                private_key: Secret::new(doc.cw_private_key),
+                client_id: doc.cw_client_id,
+            },
+        })
+    }
+}
+
+/// Builds the M365 and PSA clients on first use: the secret is read, and the HTTP client made,
+/// only when a message needs them — not at init, and never before the input was validated.
+pub struct SecretConnector {
+    http: HttpSettings,
+    urls: ServiceUrls,
+    secrets: SecretsProvider,
+    shard_time: Duration,
+    core: OnceCell<Arc<HttpCore>>,
+}
+
+impl SecretConnector {
+    pub fn new(
+        http: HttpSettings,
+        urls: ServiceUrls,
+        secrets: SecretsProvider,
+        shard_time: Duration,
+    ) -> SecretConnector {
+        SecretConnector {
+            http,
+            urls,
+            secrets,
+            shard_time,
+            core: OnceCell::new(),
+        }
+    }
+
+    /// The HTTP core, made on first use (what the budgets learnt lives here).
+    pub fn core(&self) -> Option<&Arc<HttpCore>> {
+        self.core.get()
+    }
+}
+
+#[async_trait]
+impl Connector for SecretConnector {
+    async fn connect(&self, org: &OrgSettings) -> Result<Connections, StepError> {
+        let s = self.secrets.get().await?;
+        let core = self
+            .core
+            .get_or_try_init(|| async { HttpCore::new(self.http.clone()) })
+            .await?;
+        HttpConnector {
+            core: core.clone(),
+            urls: self.urls.clone(),
+            m365_client_id: s.m365_client_id.clone(),
+            m365_client_secret: s.m365_client_secret.clone(),
+            connectwise: s.connectwise.clone(),
+            recheck: Default::default(),
+            shard_time: self.shard_time,
+        }
+        .connect(org)
+        .await
+    }
+
+    async fn credentials_rejected(&self) {
+        tracing::warn!("credentials rejected: the secret is read again");
+        self.secrets.invalidate().await;
+    }
+}

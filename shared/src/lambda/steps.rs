@@ -1,0 +1,249 @@
+//! Discovery, removal, verification: the SQS-triggered steps, and the scheduled jobs (the
+//! discovery function also receives the schedule's `{"kind":"scheduled"}` events).
+
+use super::{aws_config, batch_response, item_failure, LambdaError};
+use crate::adapters::aws::dynamodb::DynamoRunStore;
+use crate::adapters::aws::resources::{AwsNames, QueueDef};
+use crate::adapters::aws::secrets::{SecretConnector, SecretsProvider};
+use crate::adapters::aws::sqs::SqsQueue;
+use crate::adapters::connect::DEFAULT_SHARD_TIME;
+use crate::config::{HttpSettings, ServiceUrls};
+use crate::error::StepError;
+use crate::messages::{ScheduledJob, ScheduledMessage, StepMessage};
+use crate::model::RunId;
+use crate::ports::{Connector, Queue};
+use crate::steps::{abandon, dispatch, sweep, Deadline, Delivery, NoProgress};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, info_span, warn, Instrument};
+
+/// A run that has not moved for this long, with no live step, is stalled (twice the queues'
+/// visibility timeout: SQS had its chances to redeliver).
+pub const STALLED_AFTER: chrono::Duration = chrono::Duration::minutes(32);
+
+pub struct StepDeps {
+    pub store: DynamoRunStore,
+    pub queue: SqsQueue,
+    pub connector: Arc<dyn Connector>,
+    /// The maxReceiveCount of the queue this function consumes.
+    pub max_receive_count: u32,
+    pub stalled_after: chrono::Duration,
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// HTTP settings from the function's environment: the per-service ceilings
+/// (`REVOKE365_EXCHANGE_CONCURRENCY`, `REVOKE365_GRAPH_CONCURRENCY`).
+pub fn http_settings_from_env() -> HttpSettings {
+    let mut http = HttpSettings::default();
+    for (budget, var) in [
+        (&mut http.exchange, "REVOKE365_EXCHANGE_CONCURRENCY"),
+        (&mut http.graph, "REVOKE365_GRAPH_CONCURRENCY"),
+    ] {
+        if let Some(n) = env_number(var).filter(|n| *n > 0) {
+            budget.ceiling = n as usize;
+            budget.initial = budget.initial.min(budget.ceiling);
+        }
+    }
+    http
+}
+
+impl StepDeps {
+    /// `queue` is the definition of the queue the function consumes (for its maxReceiveCount).
+    pub async fn from_env(queue: &QueueDef) -> Result<StepDeps, LambdaError> {
+        let config = aws_config().await;
+        let names = AwsNames::from_env();
+        let urls = ServiceUrls::default().with_env_overrides(|k| std::env::var(k).ok());
+        let secrets = SecretsProvider::new(
+            aws_sdk_secretsmanager::Client::new(&config),
+            names.secret_id.clone(),
+        );
+        let shard_time = env_number("REVOKE365_SHARD_SECONDS")
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_SHARD_TIME);
+        let connector = SecretConnector::new(http_settings_from_env(), urls, secrets, shard_time);
+        let max_receive_count = env_number("REVOKE365_MAX_RECEIVE_COUNT")
+            .map(|n| n as u32)
+            .unwrap_or(queue.max_receive_count);
+        let mut deps =
+            StepDeps::new(&config, &names, Arc::new(connector), max_receive_count).await?;
+        if let Some(secs) = env_number("REVOKE365_STALLED_AFTER_SECS") {
+            deps.stalled_after = chrono::Duration::seconds(secs as i64);
+        }
+        Ok(deps)
+    }
+
+    pub async fn new(
+        config: &aws_config::SdkConfig,
+        names: &AwsNames,
+        connector: Arc<dyn Connector>,
+        max_receive_count: u32,
+    ) -> Result<StepDeps, LambdaError> {
+        Ok(StepDeps {
+            store: DynamoRunStore::new(aws_sdk_dynamodb::Client::new(config), names),
+            queue: SqsQueue::new(aws_sdk_sqs::Client::new(config), names).await?,
+            connector,
+            max_receive_count,
+            stalled_after: STALLED_AFTER,
+        })
+    }
+}
+
+fn receive_count(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+/// One entry point for a step function: SQS records, or (the discovery function) the
+/// schedule's `{"v":1,"kind":"scheduled","job":...}`.
+pub async fn handle_step_event(
+    deps: &StepDeps,
+    event: Value,
+    deadline: Deadline,
+) -> Result<Value, LambdaError> {
+    if event.get("kind").and_then(Value::as_str) == Some("scheduled") {
+        let message: ScheduledMessage = serde_json::from_value(event)?;
+        return handle_scheduled(deps, &message).await;
+    }
+    let sqs: SqsEvent = serde_json::from_value(event)?;
+    Ok(serde_json::to_value(
+        handle_step_records(deps, sqs, deadline).await,
+    )?)
+}
+
+/// A scheduled job. An error makes the schedule's asynchronous invocation retry.
+pub async fn handle_scheduled(
+    deps: &StepDeps,
+    message: &ScheduledMessage,
+) -> Result<Value, LambdaError> {
+    match message.job {
+        ScheduledJob::Sweep => {
+            let report = sweep(
+                &deps.store,
+                &deps.queue,
+                deps.connector.as_ref(),
+                chrono::Utc::now(),
+                deps.stalled_after,
+            )
+            .await?;
+            info!(
+                redriven = report.redriven.len(),
+                failed = report.failed.len(),
+                "sweep done"
+            );
+            Ok(json!({"job": "sweep", "redriven": report.redriven, "failed": report.failed}))
+        }
+    }
+}
+
+/// Handles step messages one by one. Transient failures are left to SQS (the record is
+/// reported failed and comes back after the visibility timeout); on the last allowed receive
+/// the run is marked failed with the reason before the message goes to the dead-letter queue.
+/// Permanent failures (malformed message, unknown run) fail the run at once. A message for a
+/// step another live invocation holds comes back later. Records not started when the deadline
+/// nears are queued again as new messages, never failed.
+pub async fn handle_step_records(
+    deps: &StepDeps,
+    event: SqsEvent,
+    deadline: Deadline,
+) -> SqsBatchResponse {
+    let mut failures = Vec::new();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let body = record.body.clone().unwrap_or_default();
+        let last_try = receive_count(&record) >= deps.max_receive_count;
+        let message = serde_json::from_str::<StepMessage>(&body);
+        if deadline.near() {
+            if let Ok(message) = &message {
+                if deps.queue.send(message.clone()).await.is_ok() {
+                    continue;
+                }
+            }
+            failures.push(item_failure(id));
+            continue;
+        }
+        let result = match &message {
+            Ok(message) => deliver(deps, message, &id, deadline).await,
+            Err(e) => Err(StepError::Permanent(format!("malformed step message: {e}"))),
+        };
+        let Err(e) = result else { continue };
+        if let StepError::Busy { holder, until } = &e {
+            if last_try {
+                // The live holder carries the step; the sweeper catches it should it die.
+                warn!(message_id = %id, %holder, %until, "duplicate of a step in progress dropped on its last receive");
+                continue;
+            }
+            info!(message_id = %id, %holder, %until, "step held by a live invocation; the message comes back later");
+            failures.push(item_failure(id));
+            continue;
+        }
+        let permanent = !e.is_transient();
+        let run_id = match &message {
+            Ok(m) => Some(m.run_id.clone()),
+            Err(_) => serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["run_id"].as_str().map(|r| RunId(r.to_string()))),
+        };
+        warn!(message_id = %id, run_id = ?run_id, error = %e, permanent, last_try, "step message failed");
+        if let (true, Some(run_id)) = (permanent || last_try, &run_id) {
+            let reason = if permanent {
+                e.to_string()
+            } else {
+                format!("gave up after {} tries: {e}", deps.max_receive_count)
+            };
+            abandon(
+                &deps.store,
+                &deps.queue,
+                deps.connector.as_ref(),
+                run_id,
+                message.as_ref().ok().map(|m| &m.step),
+                &reason,
+            )
+            .await;
+        }
+        failures.push(item_failure(id));
+    }
+    batch_response(failures)
+}
+
+/// One delivery of a step message; rejected credentials are read again and tried once more.
+async fn deliver(
+    deps: &StepDeps,
+    message: &StepMessage,
+    message_id: &str,
+    deadline: Deadline,
+) -> Result<(), StepError> {
+    let span = info_span!("step", run_id = %message.run_id, kind = message.kind(), message_id = %message_id);
+    async {
+        let delivery = Delivery {
+            holder: uuid::Uuid::new_v4().to_string(),
+            deadline,
+        };
+        let run = || {
+            dispatch(
+                &deps.store,
+                &deps.queue,
+                deps.connector.as_ref(),
+                &NoProgress,
+                message,
+                &delivery,
+            )
+        };
+        match run().await {
+            Err(e) if e.is_auth() => {
+                deps.connector.credentials_rejected().await;
+                run().await
+            }
+            other => other,
+        }
+    }
+    .instrument(span)
+    .await
+}

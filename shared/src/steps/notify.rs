@@ -1,0 +1,258 @@
+//! Telling people: the PSA ticket and note, and the email — each at most once per run.
+//!
+//! Each side effect's intent is recorded before it is attempted and its outcome after. A
+//! verification that takes over a run whose holder died between the two finds the intent
+//! without an outcome: the ticket and note carry the run id, so they are looked up instead of
+//! made again; an email cannot be looked up, so it is never sent twice and the report says it
+//! may not have been sent.
+
+use super::Notify;
+use crate::error::{RemoteError, StepError};
+use crate::model::{OrgSettings, Report, Run, RunFailure};
+use crate::ports::{Attachment, Effect, EffectState, NewTicket, OutgoingMail, RunStore};
+use crate::render;
+use tracing::{error, warn};
+
+/// Adds the report to the ticket (creating the ticket when the request named none) and
+/// mails it. Failures are recorded in the report; they undo nothing.
+pub(crate) async fn deliver_report(
+    store: &dyn RunStore,
+    notify: Notify<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    report: &mut Report,
+) -> Result<(), StepError> {
+    let ticket = match &report.ticket_id {
+        Some(id) => Ok(id.clone()),
+        None => ticket_once(store, notify, org, run).await?,
+    };
+    match ticket {
+        Ok(id) => {
+            report.ticket_id = Some(id.clone());
+            let text = render::text_report(report);
+            if let Err(e) = note_once(store, notify, run, &id, &text).await? {
+                report.add_error(format!("PSA note could not be added to ticket {id}: {e}"));
+            }
+        }
+        Err(e) => report.add_error(format!("PSA ticket could not be created: {e}")),
+    }
+    let mail = report_mail(org, run, report);
+    if let Err(e) = mail_once(store, notify, run, mail).await? {
+        report.add_error(e);
+    }
+    Ok(())
+}
+
+/// A run that failed after it was accepted still leaves a note on its ticket (a new ticket
+/// when it had none) and an email, saying what failed and what was already removed. Failure
+/// to notify is logged loudly and returned for the run's record.
+pub async fn notify_failure(
+    store: &dyn RunStore,
+    notify: Notify<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    failure: &RunFailure,
+) -> Vec<String> {
+    let removed = match store.items(&run.run_id).await {
+        Ok(items) => items
+            .into_iter()
+            .filter(|i| i.status.is_removed())
+            .map(|i| format!("{} {}", i.grant.mailbox, i.grant.right.report_name()))
+            .collect(),
+        Err(e) => vec![format!("(the removed grants could not be read: {e})")],
+    };
+    let text = render::failure_text(run, org, failure, &removed);
+    let mut problems = Vec::new();
+    let ticket = match &run.request.ticket_id {
+        Some(id) => Ok(Ok(id.clone())),
+        None => ticket_once(store, notify, org, run).await,
+    };
+    match ticket {
+        Ok(Ok(id)) => match note_once(store, notify, run, &id, &text).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => problems.push(format!(
+                "failure note could not be added to ticket {id}: {e}"
+            )),
+            Err(e) => problems.push(format!("failure note on ticket {id}: {e}")),
+        },
+        Ok(Err(e)) => problems.push(format!("failure ticket could not be created: {e}")),
+        Err(e) => problems.push(format!("failure ticket: {e}")),
+    }
+    let mail = OutgoingMail {
+        from: org.notification_sender.clone(),
+        to: recipients(org, run),
+        subject: render::failure_subject(run, org),
+        html_body: render::failure_html(&text),
+        attachments: Vec::new(),
+    };
+    match mail_once(store, notify, run, mail).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => problems.push(e),
+        Err(e) => problems.push(format!("failure email: {e}")),
+    }
+    for p in &problems {
+        error!(run_id = %run.run_id, problem = %p, "the failure of a run could not be notified");
+    }
+    problems
+}
+
+fn recipients(org: &OrgSettings, run: &Run) -> Vec<String> {
+    let mut to: Vec<String> = run.request.requestor_email().into_iter().collect();
+    for r in &org.m365_permission_notification_recipients {
+        if !to.iter().any(|t| t.eq_ignore_ascii_case(r)) {
+            to.push(r.clone());
+        }
+    }
+    to
+}
+
+fn report_mail(org: &OrgSettings, run: &Run, report: &Report) -> OutgoingMail {
+    OutgoingMail {
+        from: org.notification_sender.clone(),
+        to: recipients(org, run),
+        subject: render::email_subject(report),
+        html_body: render::email_html(report),
+        attachments: vec![Attachment {
+            name: format!("revoke365-{}.txt", report.run_id),
+            content_type: "text/plain".into(),
+            content: render::text_report(report).into_bytes(),
+        }],
+    }
+}
+
+/// The run's ticket: created once, found by the run id it carries when an earlier attempt
+/// may have created it. The outer error is the store's; the inner the PSA's.
+async fn ticket_once(
+    store: &dyn RunStore,
+    notify: Notify<'_>,
+    org: &OrgSettings,
+    run: &Run,
+) -> Result<Result<String, RemoteError>, StepError> {
+    let marker = run.run_id.to_string();
+    match store
+        .begin_effect(&run.run_id, Effect::CreateTicket)
+        .await?
+    {
+        EffectState::Done {
+            detail: Some(id), ..
+        } => return Ok(Ok(id)),
+        // Interrupted, or failed before: it may exist all the same (a timeout).
+        EffectState::Unknown | EffectState::Done { detail: None, .. } => {
+            match notify.psa.find_ticket(&marker).await {
+                Ok(Some(id)) => {
+                    warn!(ticket = %id, "an interrupted attempt had created the ticket; using it");
+                    store
+                        .end_effect(&run.run_id, Effect::CreateTicket, &done(Some(id.clone())))
+                        .await?;
+                    return Ok(Ok(id));
+                }
+                // Not created: creating it now makes the only one.
+                Ok(None) => {}
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        EffectState::Started => {}
+    }
+    let ticket = NewTicket {
+        summary: render::ticket_summary(run, org),
+        board: org.m365_permission_ticket_board.clone(),
+        company: org.psa_company.clone(),
+        initial_description: render::ticket_description(run),
+    };
+    let created = notify.psa.create_ticket(&ticket).await;
+    let outcome = match &created {
+        Ok(id) => done(Some(id.clone())),
+        Err(e) => failed(e),
+    };
+    store
+        .end_effect(&run.run_id, Effect::CreateTicket, &outcome)
+        .await?;
+    Ok(created)
+}
+
+/// The run's one note on `ticket_id`, looked up by the run id it carries when an earlier
+/// attempt may have added it.
+async fn note_once(
+    store: &dyn RunStore,
+    notify: Notify<'_>,
+    run: &Run,
+    ticket_id: &str,
+    text: &str,
+) -> Result<Result<(), RemoteError>, StepError> {
+    let marker = run.run_id.to_string();
+    match store.begin_effect(&run.run_id, Effect::AddNote).await? {
+        EffectState::Done { error: None, .. } => return Ok(Ok(())),
+        EffectState::Unknown | EffectState::Done { .. } => {
+            match notify.psa.has_note(ticket_id, &marker).await {
+                Ok(true) => {
+                    warn!(ticket = %ticket_id, "an interrupted attempt had added the note");
+                    store
+                        .end_effect(&run.run_id, Effect::AddNote, &done(None))
+                        .await?;
+                    return Ok(Ok(()));
+                }
+                Ok(false) => {}
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        EffectState::Started => {}
+    }
+    let added = notify.psa.add_note(ticket_id, text).await;
+    let outcome = match &added {
+        Ok(()) => done(None),
+        Err(e) => failed(e),
+    };
+    store
+        .end_effect(&run.run_id, Effect::AddNote, &outcome)
+        .await?;
+    Ok(added)
+}
+
+/// The run's email, sent at most once. The inner error is the text for the report.
+async fn mail_once(
+    store: &dyn RunStore,
+    notify: Notify<'_>,
+    run: &Run,
+    mail: OutgoingMail,
+) -> Result<Result<(), String>, StepError> {
+    if mail.to.is_empty() {
+        return Ok(Err(
+            "no notification sent: no requestor address and no m365_permission_notification_recipients".into(),
+        ));
+    }
+    match store.begin_effect(&run.run_id, Effect::SendMail).await? {
+        EffectState::Started => {}
+        EffectState::Done { error: None, .. } => return Ok(Ok(())),
+        EffectState::Done { error: Some(e), .. } => {
+            return Ok(Err(format!("notification email could not be sent: {e}")))
+        }
+        EffectState::Unknown => {
+            return Ok(Err(
+                "the notification email may not have been sent: an earlier attempt was interrupted, and an email is never sent twice".into(),
+            ))
+        }
+    }
+    let sent = notify.mailer.send(&mail).await;
+    let outcome = match &sent {
+        Ok(()) => done(None),
+        Err(e) => failed(e),
+    };
+    store
+        .end_effect(&run.run_id, Effect::SendMail, &outcome)
+        .await?;
+    Ok(sent.map_err(|e| format!("notification email could not be sent: {e}")))
+}
+
+fn done(detail: Option<String>) -> EffectState {
+    EffectState::Done {
+        detail,
+        error: None,
+    }
+}
+
+fn failed(e: &RemoteError) -> EffectState {
+    EffectState::Done {
+        detail: None,
+        error: Some(e.to_string()),
+    }
+}

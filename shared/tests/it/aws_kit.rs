@@ -1,0 +1,378 @@
+//! The AWS test kit: each test provisions its own prefixed queues, tables and secret from
+//! `infra/resources.json` in the real emulators (LocalStack for SQS and Secrets Manager,
+//! DynamoDB Local), starts the tenant simulator, and plays the event source mapping: it
+//! receives off the real queues, builds the Lambda event, calls the real handler with a
+//! deadline, and deletes or releases each message by the handler's answer. No in-memory
+//! adapter is linked here.
+
+use crate::kit::{CLIENT_SECRET, CW_PRIVATE_KEY};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use revoke365::adapters::aws::provision::{provision, Options};
+use revoke365::adapters::aws::resources::{resources, AwsNames};
+use revoke365::adapters::aws::secrets::{SecretConnector, SecretsProvider};
+use revoke365::config::{HttpSettings, ServiceUrls};
+use revoke365::lambda::intake::{handle_intake_event, IntakeDeps};
+use revoke365::lambda::steps::{handle_step_records, StepDeps};
+use revoke365::lambda::SqsEvent;
+use revoke365::model::OrgSettings;
+use revoke365::steps::Deadline;
+use revoke365_sim::{SimHandle, SimOptions};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const JOHN: &str = "john.smith@acmecorp.com";
+
+pub struct Env {
+    pub sim: SimHandle,
+    pub names: AwsNames,
+    pub sqs: aws_sdk_sqs::Client,
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub intake: IntakeDeps,
+    /// Step handlers by queue: discovery, removal, verification.
+    pub steps: [(String, StepDeps); 3],
+    pub offboarding_url: String,
+    pub dlq_urls: Vec<String>,
+    pub sm: aws_sdk_secretsmanager::Client,
+    /// Every handler call gets this long before its deadline.
+    pub invocation_timeout: Duration,
+}
+
+pub fn require_emulators() {
+    for var in [
+        "AWS_ENDPOINT_URL_SQS",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    ] {
+        assert!(
+            std::env::var(var).is_ok(),
+            "{var} is not set: these tests need LocalStack and DynamoDB Local; run them through infra/test.sh"
+        );
+    }
+}
+
+/// The secret the test deployments hold.
+pub fn secret_json(client_secret: &str) -> Value {
+    json!({"m365_client_id": "lambda-app", "m365_client_secret": client_secret, "cw_company": "msp",
+        "cw_public_key": "pub", "cw_private_key": CW_PRIVATE_KEY, "cw_client_id": "11111111-2222-3333-4444-555555555555"})
+}
+
+impl Env {
+    pub async fn start(fixture: Value, concurrency: usize) -> Env {
+        Env::start_with(
+            fixture,
+            crate::kit::fast_http(concurrency),
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
+    /// With these HTTP settings for the step functions, and every invocation given
+    /// `invocation_timeout` (its Lambda deadline).
+    pub async fn start_with(
+        fixture: Value,
+        http: HttpSettings,
+        invocation_timeout: Duration,
+    ) -> Env {
+        require_emulators();
+        let prefix = format!(
+            "t{}-",
+            (0..8)
+                .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
+                .collect::<String>()
+        );
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let ddb = aws_sdk_dynamodb::Client::new(&config);
+        let sm = aws_sdk_secretsmanager::Client::new(&config);
+        let r = resources();
+        let made = provision(
+            &config,
+            &Options {
+                prefix: prefix.clone(),
+                // The tests release failed messages themselves; the visibility timeout only
+                // has to outlast one handler call.
+                visibility_timeout_secs: Some(60),
+                secret_json: Some(secret_json(CLIENT_SECRET).to_string()),
+            },
+        )
+        .await
+        .expect("provision the emulators");
+        let names = made.names;
+        let urls = made.queue_urls;
+        let dlq_urls = made.dlq_urls;
+
+        let org = OrgSettings::from_fixture(&fixture).unwrap();
+        let sim = revoke365_sim::start(
+            revoke365_sim::Fixture::from_json(&fixture.to_string()).unwrap(),
+            SimOptions {
+                client_secret: Some(CLIENT_SECRET.into()),
+                cw_private_key: Some(CW_PRIVATE_KEY.into()),
+            },
+        )
+        .await
+        .unwrap();
+        let intake = IntakeDeps::new(&config, &names).await.unwrap();
+        intake.store.put_org_settings(&org).await.unwrap();
+        let mut steps = Vec::new();
+        for q in [
+            &r.queues.discovery,
+            &r.queues.removal,
+            &r.queues.verification,
+        ] {
+            let connector = SecretConnector::new(
+                http.clone(),
+                ServiceUrls::all_at(&sim.base_url),
+                SecretsProvider::new(sm.clone(), names.secret_id.clone()),
+                invocation_timeout / 3,
+            );
+            let deps = StepDeps::new(&config, &names, Arc::new(connector), q.max_receive_count)
+                .await
+                .unwrap();
+            steps.push((urls[&q.name].clone(), deps));
+        }
+        let steps: [(String, StepDeps); 3] = steps.try_into().ok().unwrap();
+        Env {
+            sim,
+            names,
+            sqs,
+            ddb,
+            sm,
+            intake,
+            steps,
+            offboarding_url: urls[&r.queues.offboarding.name].clone(),
+            dlq_urls,
+            invocation_timeout,
+        }
+    }
+
+    /// A fresh invocation's deadline.
+    pub fn deadline(&self) -> Deadline {
+        Deadline::at(Instant::now() + self.invocation_timeout)
+    }
+
+    /// Receives up to ten messages as the event source mapping would.
+    pub async fn receive(&self, queue_url: &str) -> Option<(SqsEvent, Vec<String>)> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return None;
+        }
+        let arn = format!(
+            "arn:aws:sqs:us-east-1:000000000000:{}",
+            queue_url.rsplit('/').next().unwrap()
+        );
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                let attributes: HashMap<String, String> =
+                    m.attributes.clone().unwrap_or_default().into_iter().map(|(k, v)| (k.as_str().to_string(), v)).collect();
+                json!({"messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body, "attributes": attributes,
+                       "messageAttributes": {}, "md5OfBody": m.md5_of_body, "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": "us-east-1"})
+            })
+            .collect();
+        let handles = messages
+            .iter()
+            .map(|m| m.receipt_handle.clone().unwrap())
+            .collect();
+        Some((
+            serde_json::from_value(json!({"Records": records})).unwrap(),
+            handles,
+        ))
+    }
+
+    /// Deletes what the handler accepted; failed records become visible again at once (as after
+    /// their visibility timeout).
+    pub async fn settle(
+        &self,
+        queue_url: &str,
+        event: &SqsEvent,
+        handles: &[String],
+        failed: &[String],
+    ) {
+        for (record, handle) in event.records.iter().zip(handles) {
+            if failed.contains(record.message_id.as_ref().unwrap()) {
+                self.sqs
+                    .change_message_visibility()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .unwrap();
+            } else {
+                self.sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// Delivers step messages to their handlers, `copies` times each, until every step queue
+    /// is empty.
+    pub async fn pump_steps(&self, copies: usize) -> usize {
+        let started = Instant::now();
+        let mut delivered = 0;
+        loop {
+            let mut idle = true;
+            for (url, deps) in &self.steps {
+                let Some((event, handles)) = self.receive(url).await else {
+                    continue;
+                };
+                idle = false;
+                let mut failed: Vec<String> = Vec::new();
+                for _ in 0..copies {
+                    let response = handle_step_records(deps, event.clone(), self.deadline()).await;
+                    failed.extend(
+                        response
+                            .batch_item_failures
+                            .into_iter()
+                            .map(|f| f.item_identifier),
+                    );
+                    delivered += event.records.len();
+                }
+                self.settle(url, &event, &handles, &failed).await;
+            }
+            if idle {
+                return delivered;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "steps did not drain"
+            );
+        }
+    }
+
+    pub async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> (i64, Value) {
+        let mut event: Value = serde_json::from_str(
+            &std::fs::read_to_string(crate::kit::events_dir().join("apigw-post-revocation.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        event["rawPath"] = json!(path);
+        event["routeKey"] = json!(format!(
+            "{method} {}",
+            if method == "GET" {
+                "/revocations/{run_id}"
+            } else {
+                "/revocations"
+            }
+        ));
+        event["requestContext"]["http"]["method"] = json!(method);
+        event["requestContext"]["http"]["path"] = json!(path);
+        event["body"] = body.map(|b| json!(b.to_string())).unwrap_or(Value::Null);
+        event["isBase64Encoded"] = json!(false);
+        let headers = event["headers"].as_object_mut().unwrap();
+        headers.remove("idempotency-key");
+        if let Some(k) = key {
+            headers.insert("idempotency-key".into(), json!(k));
+        }
+        let response = handle_intake_event(&self.intake, event).await.unwrap();
+        let body = serde_json::from_str(response["body"].as_str().unwrap_or("null")).unwrap();
+        (response["statusCode"].as_i64().unwrap(), body)
+    }
+
+    pub async fn dlq_depths(&self) -> Vec<u64> {
+        let mut depths = Vec::new();
+        for url in &self.dlq_urls {
+            let attrs = self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .send()
+                .await
+                .unwrap()
+                .attributes
+                .unwrap();
+            depths.push(
+                attrs[&QueueAttributeName::ApproximateNumberOfMessages]
+                    .parse()
+                    .unwrap(),
+            );
+        }
+        depths
+    }
+
+    pub async fn audit_count(&self, run_id: &str) -> usize {
+        let out = self
+            .ddb
+            .query()
+            .table_name(&self.names.audit_table)
+            .key_condition_expression("run_id = :r")
+            .expression_attribute_values(
+                ":r",
+                aws_sdk_dynamodb::types::AttributeValue::S(run_id.into()),
+            )
+            .send()
+            .await
+            .unwrap();
+        out.items.unwrap_or_default().len()
+    }
+
+    pub async fn run_count(&self) -> usize {
+        let out = self
+            .ddb
+            .scan()
+            .table_name(&self.names.runs_table)
+            .send()
+            .await
+            .unwrap();
+        out.items
+            .unwrap_or_default()
+            .iter()
+            .filter(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("RUN"))
+            .count()
+    }
+
+    /// The finished run as `GET /revocations/{id}` shows it, after checking the tenant, PSA,
+    /// mail and audit trail of an Acme run.
+    pub async fn assert_acme_run_done(&self, run_id: &str) -> Value {
+        let (status, body) = self
+            .http("GET", &format!("/revocations/{run_id}"), None, None)
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["status"], "completed", "{body}");
+        let result = &body["result"];
+        assert_eq!(result["success"], true);
+        assert_eq!(result["removal_summary"]["total_permissions_removed"], 8);
+        assert_eq!(result["verification"]["all_permissions_cleared"], true);
+        assert_eq!(
+            body["progress"],
+            json!({"total": 8, "done": 8, "failed": 0})
+        );
+        let state = self.sim.snapshot();
+        assert_eq!(state.direct_grants_of(JOHN), vec![]);
+        let notes: usize = state.tickets.iter().map(|t| t.notes.len()).sum();
+        assert_eq!(notes, 1, "one PSA note");
+        assert_eq!(state.sent_mail.len(), 1, "one email");
+        // 8 before-states, 8 outcomes, 1 verification, in DynamoDB.
+        assert_eq!(self.audit_count(run_id).await, 17);
+        assert_eq!(
+            self.dlq_depths().await,
+            vec![0, 0, 0, 0],
+            "nothing dead-lettered"
+        );
+        body
+    }
+}
