@@ -23,7 +23,8 @@ pub enum Step {
     /// Read one shard of mailboxes (discovery function).
     Scan(ScanShard),
     Remove(RemovalBatch),
-    /// Re-read, report, notify. `part` counts continuations after a deadline.
+    /// Re-read, report, notify; after a deadline, the same message again (what was read is
+    /// saved with the run).
     Verify,
 }
 

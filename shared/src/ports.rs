@@ -153,6 +153,9 @@ pub enum EffectState {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RereadChunk {
     pub chunk: u32,
+    /// The touched mailboxes this chunk read (none for chunk 0, the tenant-wide lookups).
+    #[serde(default)]
+    pub mailboxes: Vec<String>,
     pub remaining: Vec<Grant>,
     pub errors: Vec<String>,
     /// Touched mailboxes whose permissions of a type could not be read: what the run found
@@ -653,4 +656,17 @@ pub trait Connector: Send + Sync {
     /// A service rejected the credentials: fetch them again before the next connection (a
     /// rotated secret).
     async fn credentials_rejected(&self) {}
+
+    /// Takes this delivery's share of the tenant's budget shared by every invocation (Lambda);
+    /// nothing to do in one process. [`StepError::Busy`] when no permit came free in time.
+    async fn hold_budget(
+        &self,
+        _org: &OrgSettings,
+        _delivery: &crate::steps::Delivery,
+    ) -> Result<(), StepError> {
+        Ok(())
+    }
+
+    /// Returns the share [`Connector::hold_budget`] took, with what it learnt.
+    async fn return_budget(&self, _org: &OrgSettings, _delivery: &crate::steps::Delivery) {}
 }

@@ -34,6 +34,7 @@ struct LimitState {
     peak_in_flight: usize,
     /// Moving average of answered calls' durations.
     latency: Option<Duration>,
+    ceiling: f64,
 }
 
 /// One adaptive limit.
@@ -41,7 +42,6 @@ struct LimitState {
 pub struct AdaptiveLimit {
     state: Mutex<LimitState>,
     slot_freed: Notify,
-    ceiling: f64,
 }
 
 /// What a call's answer says about the limit.
@@ -77,10 +77,26 @@ impl AdaptiveLimit {
                 throttled: 0,
                 peak_in_flight: 0,
                 latency: None,
+                ceiling,
             }),
             slot_freed: Notify::new(),
-            ceiling,
         })
+    }
+
+    /// Permits leased from the tenant's budget shared by every invocation: this process uses
+    /// at most `permits`, and starts there (the tenant took that many before).
+    pub fn lease(&self, permits: usize) {
+        let permits = permits.max(1) as f64;
+        {
+            let mut s = self.lock();
+            s.ceiling = permits;
+            s.limit = permits;
+            s.known = Some(permits);
+            // What this lease teaches is counted from here.
+            s.throttled = 0;
+            s.peak_in_flight = s.in_flight;
+        }
+        self.slot_freed.notify_waiters();
     }
 
     fn lock(&self) -> MutexGuard<'_, LimitState> {
@@ -147,7 +163,7 @@ impl AdaptiveLimit {
                         Some(known) if s.limit >= known => 1.0 / (s.limit * PROBE_ROUNDS),
                         _ => 0.5,
                     };
-                    s.limit = (s.limit + step).min(self.ceiling);
+                    s.limit = (s.limit + step).min(s.ceiling);
                 }
                 Feedback::Throttled => {
                     s.throttled += 1;
@@ -280,6 +296,17 @@ impl Budgets {
             .entry((tenant.to_ascii_lowercase(), service))
             .or_insert_with(|| AdaptiveLimit::new(budget))
             .clone()
+    }
+
+    /// Holds the limit of `(tenant, service)` to `permits` leased from the shared budget.
+    pub fn lease(
+        &self,
+        tenant: &str,
+        service: &'static str,
+        budget: ServiceBudget,
+        permits: usize,
+    ) {
+        self.limit(tenant, service, budget).lease(permits);
     }
 
     /// What the limit of `(tenant, service)` has learnt, if it was used.

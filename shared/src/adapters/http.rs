@@ -319,6 +319,18 @@ impl HttpCore {
         }
     }
 
+    /// Holds `service`'s calls to `tenant` to the `permits` this invocation leased from the
+    /// budget all invocations share.
+    pub fn lease(&self, tenant: &str, service: &'static str, permits: usize) {
+        self.budgets
+            .lease(tenant, service, self.settings.budget(service), permits);
+    }
+
+    /// What `service`'s budget for `tenant` has learnt so far.
+    pub fn learned(&self, tenant: &str, service: &'static str) -> Option<LimitSnapshot> {
+        self.budgets.snapshot(tenant, service)
+    }
+
     /// What each (tenant, service) budget has learnt so far.
     pub fn learned_limits(&self) -> Vec<(String, &'static str, LimitSnapshot)> {
         self.budgets.learned()

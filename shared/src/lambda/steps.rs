@@ -6,6 +6,7 @@ use crate::adapters::aws::dynamodb::DynamoRunStore;
 use crate::adapters::aws::resources::{AwsNames, QueueDef};
 use crate::adapters::aws::secrets::{SecretConnector, SecretsProvider};
 use crate::adapters::aws::sqs::SqsQueue;
+use crate::adapters::aws::tenant_budget::TenantBudgets;
 use crate::adapters::connect::DEFAULT_SHARD_TIME;
 use crate::config::{HttpSettings, ServiceUrls};
 use crate::error::StepError;
@@ -65,7 +66,12 @@ impl StepDeps {
         let shard_time = env_number("REVOKE365_SHARD_SECONDS")
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_SHARD_TIME);
-        let connector = SecretConnector::new(http_settings_from_env(), urls, secrets, shard_time);
+        let budgets = TenantBudgets::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            names.runs_table.clone(),
+        );
+        let connector = SecretConnector::new(http_settings_from_env(), urls, secrets, shard_time)
+            .with_shared_budgets(budgets);
         let max_receive_count = env_number("REVOKE365_MAX_RECEIVE_COUNT")
             .map(|n| n as u32)
             .unwrap_or(queue.max_receive_count);

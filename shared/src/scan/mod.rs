@@ -192,9 +192,22 @@ pub(crate) async fn per_mailbox(
                     Ok(Findings::default())
                 }
             };
-            let (fa, cal) = tokio::join!(fa, cal);
-            let mut found = fa?;
-            found.merge(cal?);
+            let both = async {
+                let (fa, cal) = tokio::join!(fa, cal);
+                let mut found = fa?;
+                found.merge(cal?);
+                Ok::<_, RemoteError>(found)
+            };
+            // A mailbox still waiting for its calls when the deadline nears is dropped (reads
+            // only) and left for the continuation: started is not the same as running, as
+            // every mailbox queues for the tenant's budget.
+            let found = match deadline.stop_at() {
+                Some(stop) => match tokio::time::timeout_at(stop.into(), both).await {
+                    Ok(found) => found?,
+                    Err(_) => return Ok(None),
+                },
+                None => both.await?,
+            };
             progress.discovery(done.fetch_add(1, Ordering::Relaxed) + 1, total);
             Ok::<_, RemoteError>(Some(found))
         })

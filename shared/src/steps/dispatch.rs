@@ -39,17 +39,37 @@ pub async fn dispatch(
             ))
         })?;
     let conns = connector.connect(&org).await?;
+    connector.hold_budget(&org, delivery).await?;
+    let result = run_step(
+        store, queue, &conns, &org, progress, &run, message, delivery,
+    )
+    .await;
+    connector.return_budget(&org, delivery).await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_step(
+    store: &dyn RunStore,
+    queue: &dyn Queue,
+    conns: &crate::ports::Connections,
+    org: &crate::model::OrgSettings,
+    progress: &dyn ProgressObserver,
+    run: &crate::model::Run,
+    message: &StepMessage,
+    delivery: &Delivery,
+) -> Result<(), StepError> {
     let tenant = conns.tenant();
     let deadline = delivery.deadline;
     match &message.step {
         Step::Discover => {
-            discover(store, queue, tenant, &org, &run, delivery, conns.shard_size).await
+            discover(store, queue, tenant, org, run, delivery, conns.shard_size).await
         }
         Step::Scan(shard) => {
-            scan_shard(store, queue, tenant, &org, progress, &run, shard, delivery).await
+            scan_shard(store, queue, tenant, org, progress, run, shard, delivery).await
         }
-        Step::Remove(batch) => remove(store, queue, tenant, progress, &run, batch, deadline).await,
-        Step::Verify => verify(store, queue, tenant, conns.notify(), &org, &run, delivery).await,
+        Step::Remove(batch) => remove(store, queue, tenant, progress, run, batch, deadline).await,
+        Step::Verify => verify(store, queue, tenant, conns.notify(), org, run, delivery).await,
     }
 }
 

@@ -56,6 +56,12 @@ impl Deadline {
             .is_some_and(|(at, margin)| Instant::now() + margin >= at)
     }
 
+    /// When to stop taking new work (the deadline less its margin); `None` without one.
+    pub fn stop_at(&self) -> Option<Instant> {
+        self.0
+            .map(|(at, margin)| at.checked_sub(margin).unwrap_or(at))
+    }
+
     /// The time left before the margin; `None` without a deadline.
     pub fn left(&self) -> Option<Duration> {
         self.0

@@ -273,7 +273,6 @@ async fn read_remaining(
         .into_iter()
         .filter(|m| touched.contains(&m.address()))
         .collect();
-    let chunks: Vec<&[&MailboxInfo]> = touched.chunks(REREAD_CHUNK).collect();
     let removed_by_run = |g: &Grant| {
         items
             .iter()
@@ -297,33 +296,52 @@ async fn read_remaining(
             &removed_by_run,
         )
         .await?;
-        save(store, run_id, &mut done, 0, found).await?;
+        save(store, run_id, &mut done, 0, Vec::new(), found).await?;
     }
-    for (i, chunk) in chunks.iter().enumerate() {
-        let number = i as u32 + 1;
-        if done.contains_key(&number) {
-            continue;
+    // The touched mailboxes no saved chunk has read yet, a chunk at a time; what a chunk read
+    // before the deadline is saved even when the deadline cut it short, so every invocation
+    // gets further.
+    let per: Vec<PermissionType> = scope
+        .iter()
+        .copied()
+        .filter(|t| matches!(t, PermissionType::FullAccess | PermissionType::Calendar))
+        .collect();
+    loop {
+        let read: BTreeSet<&str> = done
+            .values()
+            .flat_map(|c| c.mailboxes.iter().map(String::as_str))
+            .collect();
+        let todo: Vec<&MailboxInfo> = touched
+            .iter()
+            .copied()
+            .filter(|m| !read.contains(m.address().as_str()))
+            .take(REREAD_CHUNK)
+            .collect();
+        if todo.is_empty() {
+            break;
         }
         if delivery.deadline.near() {
             return Ok(None);
         }
-        let per: Vec<PermissionType> = scope
-            .iter()
-            .copied()
-            .filter(|t| matches!(t, PermissionType::FullAccess | PermissionType::Calendar))
-            .collect();
         let reads =
-            per_mailbox(tenant, &census, &per, chunk, &NoProgress, delivery.deadline).await?;
-        if reads.iter().any(Option::is_none) {
+            per_mailbox(tenant, &census, &per, &todo, &NoProgress, delivery.deadline).await?;
+        let mut found = Findings::default();
+        let mut chunk_mailboxes = Vec::new();
+        let mut chunk: Vec<&MailboxInfo> = Vec::new();
+        for (m, read) in todo.iter().zip(reads) {
+            if let Some(read) = read {
+                found.merge(read);
+                chunk_mailboxes.push(m.address());
+                chunk.push(m);
+            }
+        }
+        if chunk.is_empty() {
             return Ok(None);
         }
-        let mut found = Findings::default();
-        for read in reads.into_iter().flatten() {
-            found.merge(read);
-        }
-        let part = Part::Mailboxes(chunk);
+        let part = Part::Mailboxes(&chunk);
         let found = recheck(tenant, org, run, &census, &part, found, &removed_by_run).await?;
-        save(store, run_id, &mut done, number, found).await?;
+        let number = done.keys().max().copied().unwrap_or(0) + 1;
+        save(store, run_id, &mut done, number, chunk_mailboxes, found).await?;
     }
     // A mailbox that could not be read proves nothing: what the run found there counts as
     // remaining.
@@ -347,10 +365,12 @@ async fn save(
     run_id: &crate::model::RunId,
     done: &mut BTreeMap<u32, RereadChunk>,
     chunk: u32,
+    mailboxes: Vec<String>,
     found: Findings,
 ) -> Result<(), Reading> {
     let saved = RereadChunk {
         chunk,
+        mailboxes,
         remaining: found.grants,
         errors: found.errors,
         unreadable: found.unreadable,

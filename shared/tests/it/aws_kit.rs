@@ -6,10 +6,12 @@
 //! adapter is linked here.
 
 use crate::kit::{CLIENT_SECRET, CW_PRIVATE_KEY};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use revoke365::adapters::aws::provision::{provision, Options};
 use revoke365::adapters::aws::resources::{resources, AwsNames};
 use revoke365::adapters::aws::secrets::{SecretConnector, SecretsProvider};
+use revoke365::adapters::aws::tenant_budget::TenantBudgets;
 use revoke365::config::{HttpSettings, ServiceUrls};
 use revoke365::lambda::intake::{handle_intake_event, IntakeDeps};
 use revoke365::lambda::steps::{handle_step_records, StepDeps};
@@ -37,6 +39,22 @@ pub struct Env {
     pub sm: aws_sdk_secretsmanager::Client,
     /// Every handler call gets this long before its deadline.
     pub invocation_timeout: Duration,
+    shard_time: Duration,
+    config: aws_config::SdkConfig,
+    http: HttpSettings,
+}
+
+/// What a run of the emulated event source mappings saw.
+#[derive(Debug, Default, Clone)]
+pub struct PumpStats {
+    pub invocations: usize,
+    pub longest: Duration,
+    /// Invocations that ran past their deadline.
+    pub over_deadline: usize,
+    /// Step messages delivered more than once with the same step (kind, shard, batch): the
+    /// continuations of steps cut short, and any redelivery.
+    pub repeated: usize,
+    seen: std::collections::HashSet<String>,
 }
 
 pub fn require_emulators() {
@@ -50,6 +68,31 @@ pub fn require_emulators() {
             "{var} is not set: these tests need LocalStack and DynamoDB Local; run them through infra/test.sh"
         );
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn step_deps(
+    config: &aws_config::SdkConfig,
+    names: &AwsNames,
+    sm: &aws_sdk_secretsmanager::Client,
+    http: &HttpSettings,
+    base_url: &str,
+    shard_time: Duration,
+    max_receive_count: u32,
+) -> StepDeps {
+    let connector = SecretConnector::new(
+        http.clone(),
+        ServiceUrls::all_at(base_url),
+        SecretsProvider::new(sm.clone(), names.secret_id.clone()),
+        shard_time,
+    )
+    .with_shared_budgets(TenantBudgets::new(
+        aws_sdk_dynamodb::Client::new(config),
+        names.runs_table.clone(),
+    ));
+    StepDeps::new(config, names, Arc::new(connector), max_receive_count)
+        .await
+        .unwrap()
 }
 
 /// The secret the test deployments hold.
@@ -74,6 +117,16 @@ impl Env {
         fixture: Value,
         http: HttpSettings,
         invocation_timeout: Duration,
+    ) -> Env {
+        Env::start_tuned(fixture, http, invocation_timeout, invocation_timeout / 3).await
+    }
+
+    /// With discovery shards sized to take `shard_time` each.
+    pub async fn start_tuned(
+        fixture: Value,
+        http: HttpSettings,
+        invocation_timeout: Duration,
+        shard_time: Duration,
     ) -> Env {
         require_emulators();
         let prefix = format!(
@@ -121,15 +174,16 @@ impl Env {
             &r.queues.removal,
             &r.queues.verification,
         ] {
-            let connector = SecretConnector::new(
-                http.clone(),
-                ServiceUrls::all_at(&sim.base_url),
-                SecretsProvider::new(sm.clone(), names.secret_id.clone()),
-                invocation_timeout / 3,
-            );
-            let deps = StepDeps::new(&config, &names, Arc::new(connector), q.max_receive_count)
-                .await
-                .unwrap();
+            let deps = step_deps(
+                &config,
+                &names,
+                &sm,
+                &http,
+                &sim.base_url,
+                shard_time,
+                q.max_receive_count,
+            )
+            .await;
             steps.push((urls[&q.name].clone(), deps));
         }
         let steps: [(String, StepDeps); 3] = steps.try_into().ok().unwrap();
@@ -144,6 +198,105 @@ impl Env {
             offboarding_url: urls[&r.queues.offboarding.name].clone(),
             dlq_urls,
             invocation_timeout,
+            shard_time,
+            config,
+            http,
+        }
+    }
+
+    /// A step function's container of its own (its own HTTP core and secret cache), sharing
+    /// the tenant budget and the store with every other.
+    pub async fn container(&self, max_receive_count: u32) -> StepDeps {
+        step_deps(
+            &self.config,
+            &self.names,
+            &self.sm,
+            &self.http,
+            &self.sim.base_url,
+            self.shard_time,
+            max_receive_count,
+        )
+        .await
+    }
+
+    /// Plays the three step functions' event source mappings with `containers` concurrent
+    /// invocations each (batch sizes as in the template: 1, 2, 1), every invocation with its
+    /// deadline, until the queues stay empty.
+    pub async fn pump_concurrently(&self, containers: usize) -> PumpStats {
+        let r = resources();
+        let functions = [
+            (&self.steps[0].0, 1, r.queues.discovery.max_receive_count),
+            (&self.steps[1].0, 2, r.queues.removal.max_receive_count),
+            (&self.steps[2].0, 1, r.queues.verification.max_receive_count),
+        ];
+        let busy = std::sync::atomic::AtomicUsize::new(0);
+        let stats = std::sync::Mutex::new(PumpStats::default());
+        let mut workers = Vec::new();
+        for (url, batch, receives) in functions {
+            for _ in 0..containers {
+                let deps = self.container(receives).await;
+                workers.push(self.worker(url, batch, deps, &busy, &stats));
+            }
+        }
+        futures_util::future::join_all(workers).await;
+        stats.into_inner().unwrap()
+    }
+
+    async fn worker(
+        &self,
+        url: &str,
+        batch: i32,
+        deps: StepDeps,
+        busy: &std::sync::atomic::AtomicUsize,
+        stats: &std::sync::Mutex<PumpStats>,
+    ) {
+        use std::sync::atomic::Ordering;
+        let started = Instant::now();
+        let mut idle_rounds = 0;
+        loop {
+            busy.fetch_add(1, Ordering::SeqCst);
+            let received = self.receive_up_to(url, batch).await;
+            let Some((event, handles)) = received else {
+                busy.fetch_sub(1, Ordering::SeqCst);
+                idle_rounds += 1;
+                if idle_rounds >= 3 && busy.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                continue;
+            };
+            idle_rounds = 0;
+            let began = Instant::now();
+            let response = handle_step_records(&deps, event.clone(), self.deadline()).await;
+            let took = began.elapsed();
+            {
+                let mut s = stats.lock().unwrap();
+                s.invocations += 1;
+                s.longest = s.longest.max(took);
+                if took > self.invocation_timeout {
+                    s.over_deadline += 1;
+                }
+                for record in &event.records {
+                    let body: Value =
+                        serde_json::from_str(record.body.as_deref().unwrap_or("{}")).unwrap();
+                    let step =
+                        format!("{}/{}/{}", body["kind"], body["shard_id"], body["batch_id"]);
+                    if !s.seen.insert(format!("{}/{step}", body["run_id"])) {
+                        s.repeated += 1;
+                    }
+                }
+            }
+            let failed: Vec<String> = response
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect();
+            self.settle(url, &event, &handles, &failed).await;
+            busy.fetch_sub(1, Ordering::SeqCst);
+            assert!(
+                started.elapsed() < Duration::from_secs(900),
+                "the queues did not drain"
+            );
         }
     }
 
@@ -154,11 +307,20 @@ impl Env {
 
     /// Receives up to ten messages as the event source mapping would.
     pub async fn receive(&self, queue_url: &str) -> Option<(SqsEvent, Vec<String>)> {
+        self.receive_up_to(queue_url, 10).await
+    }
+
+    /// Receives up to `batch` messages (the event source mapping's batch size).
+    pub async fn receive_up_to(
+        &self,
+        queue_url: &str,
+        batch: i32,
+    ) -> Option<(SqsEvent, Vec<String>)> {
         let out = self
             .sqs
             .receive_message()
             .queue_url(queue_url)
-            .max_number_of_messages(10)
+            .max_number_of_messages(batch)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .wait_time_seconds(0)
             .send()
@@ -373,6 +535,100 @@ impl Env {
             vec![0, 0, 0, 0],
             "nothing dead-lettered"
         );
+        body
+    }
+}
+
+impl Env {
+    /// Makes the run look as if its step's holder had died long ago: the lease ended and
+    /// nothing touched the run for `idle` (time passing, without waiting for it).
+    pub async fn backdate(&self, run_id: &str, idle: Duration) {
+        let now = chrono::Utc::now();
+        let then = now - chrono::Duration::from_std(idle).unwrap();
+        self.ddb
+            .update_item()
+            .table_name(&self.names.runs_table)
+            .key("pk", AttributeValue::S(format!("RUN#{run_id}")))
+            .key("sk", AttributeValue::S("RUN".into()))
+            .update_expression("SET updated_ms = :then, updated_at = :at, lease_until_ms = :then")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(
+                ":then",
+                AttributeValue::N(then.timestamp_millis().to_string()),
+            )
+            .expression_attribute_values(":at", AttributeValue::S(then.to_rfc3339()))
+            .send()
+            .await
+            .unwrap();
+        self.expire_budget_leases().await;
+    }
+
+    /// Every tenant budget lease runs out, as it has by the time SQS redelivers a dead
+    /// invocation's message (the visibility timeout is far longer than any lease).
+    pub async fn expire_budget_leases(&self) {
+        let budgets = self
+            .ddb
+            .scan()
+            .table_name(&self.names.runs_table)
+            .filter_expression("begins_with(pk, :budget)")
+            .expression_attribute_values(":budget", AttributeValue::S("BUDGET#".into()))
+            .send()
+            .await
+            .unwrap();
+        for item in budgets.items.unwrap_or_default() {
+            self.ddb
+                .update_item()
+                .table_name(&self.names.runs_table)
+                .key("pk", item["pk"].clone())
+                .key("sk", item["sk"].clone())
+                .update_expression("REMOVE leases")
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    /// One invocation of a step function on what its queue holds, cut short after `kill_after`
+    /// as Lambda kills a function at its timeout: nothing it received is acknowledged, so SQS
+    /// delivers it again. True when the handler was still running when it was killed.
+    pub async fn kill_after(&self, function: usize, kill_after: Duration) -> bool {
+        let (url, deps) = &self.steps[function];
+        let (event, handles) = self.receive_up_to(url, 1).await.expect("a message to kill");
+        let killed = tokio::time::timeout(
+            kill_after,
+            handle_step_records(deps, event.clone(), self.deadline()),
+        )
+        .await
+        .is_err();
+        let all: Vec<String> = event
+            .records
+            .iter()
+            .map(|r| r.message_id.clone().unwrap())
+            .collect();
+        self.settle(url, &event, &handles, &all).await;
+        killed
+    }
+
+    /// Runs one invocation of a step function on the next message of its queue.
+    pub async fn deliver_one(&self, function: usize) -> Vec<String> {
+        let (url, deps) = &self.steps[function];
+        let (event, handles) = self.receive_up_to(url, 1).await.expect("a message");
+        let failed: Vec<String> = handle_step_records(deps, event.clone(), self.deadline())
+            .await
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        self.settle(url, &event, &handles, &failed).await;
+        failed
+    }
+
+    /// The run as `GET /revocations/{id}` shows it.
+    pub async fn get(&self, run_id: &str) -> Value {
+        let (status, body) = self
+            .http("GET", &format!("/revocations/{run_id}"), None, None)
+            .await;
+        assert_eq!(status, 200, "{body}");
         body
     }
 }

@@ -8,6 +8,8 @@ mod kit;
 #[cfg(feature = "aws")]
 mod aws_e2e;
 #[cfg(feature = "aws")]
+mod aws_faults;
+#[cfg(feature = "aws")]
 mod aws_kit;
 mod clients_connectwise;
 mod clients_m365;

@@ -6,3 +6,4 @@ pub mod provision;
 pub mod resources;
 pub mod secrets;
 pub mod sqs;
+pub mod tenant_budget;

@@ -2,12 +2,14 @@
 //! never at init), cached for [`SECRET_TTL`], and read again at once when a service rejects
 //! them, so a rotated secret needs no redeploy.
 
+use super::tenant_budget::{LeaseOutcome, TenantBudgets};
 use crate::adapters::connect::HttpConnector;
 use crate::adapters::http::HttpCore;
 use crate::config::{ConnectWiseCredentials, HttpSettings, Secret, ServiceUrls};
 use crate::error::StepError;
 use crate::model::OrgSettings;
 use crate::ports::{Connections, Connector};
+use crate::steps::Delivery;
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::fmt;
@@ -136,7 +138,11 @@ pub struct SecretConnector {
     secrets: SecretsProvider,
     shard_time: Duration,
     core: OnceCell<Arc<HttpCore>>,
+    budgets: Option<TenantBudgets>,
 }
+
+/// The Microsoft 365 services whose budget is shared across invocations.
+const SHARED_SERVICES: [&str; 2] = ["exchange", "graph"];
 
 impl SecretConnector {
     pub fn new(
@@ -151,7 +157,14 @@ impl SecretConnector {
             secrets,
             shard_time,
             core: OnceCell::new(),
+            budgets: None,
         }
+    }
+
+    /// Shares each tenant's budget with every other invocation through `budgets`.
+    pub fn with_shared_budgets(mut self, budgets: TenantBudgets) -> SecretConnector {
+        self.budgets = Some(budgets);
+        self
     }
 
     /// The HTTP core, made on first use (what the budgets learnt lives here).
@@ -184,5 +197,57 @@ impl Connector for SecretConnector {
     async fn credentials_rejected(&self) {
         tracing::warn!("credentials rejected: the secret is read again");
         self.secrets.invalidate().await;
+    }
+
+    async fn hold_budget(&self, org: &OrgSettings, delivery: &Delivery) -> Result<(), StepError> {
+        let (Some(budgets), Some(core)) = (&self.budgets, self.core.get()) else {
+            return Ok(());
+        };
+        // The lease outlives the invocation a little, never the step's lease on the run.
+        let left = delivery.deadline.left().unwrap_or(Duration::from_secs(300));
+        let lease_for = left + Duration::from_secs(30);
+        let give_up = Instant::now() + (left / 2).min(Duration::from_secs(30));
+        for service in SHARED_SERVICES {
+            let ceiling = self.http.budget(service).ceiling;
+            let permits = budgets
+                .lease(
+                    &org.tenant_id,
+                    service,
+                    &delivery.holder,
+                    ceiling,
+                    lease_for,
+                    give_up,
+                )
+                .await?;
+            if permits == 0 {
+                self.return_budget(org, delivery).await;
+                return Err(StepError::Busy {
+                    holder: format!("the {service} budget of tenant {}", org.tenant_id),
+                    until: chrono::Utc::now() + chrono::Duration::seconds(30),
+                });
+            }
+            core.lease(&org.tenant_id, service, permits);
+        }
+        Ok(())
+    }
+
+    async fn return_budget(&self, org: &OrgSettings, delivery: &Delivery) {
+        let (Some(budgets), Some(core)) = (&self.budgets, self.core.get()) else {
+            return;
+        };
+        for service in SHARED_SERVICES {
+            let learned = core.learned(&org.tenant_id, service);
+            let outcome = LeaseOutcome {
+                throttled: learned.map_or(0, |l| l.throttled),
+                peak_in_flight: learned.map_or(0, |l| l.peak_in_flight),
+            };
+            let ceiling = self.http.budget(service).ceiling;
+            if let Err(e) = budgets
+                .release(&org.tenant_id, service, &delivery.holder, ceiling, outcome)
+                .await
+            {
+                tracing::warn!(error = %e, "budget lease not returned; it expires on its own");
+            }
+        }
     }
 }

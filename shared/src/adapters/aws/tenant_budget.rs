@@ -1,0 +1,194 @@
+//! One tenant's budget across every invocation: a lease semaphore per (tenant, service) in
+//! the runs table. The item holds the limit learnt for the tenant and the permits each live
+//! invocation leased; a lease expires with its invocation, so a dead invocation's permits come
+//! back. An invocation that saw throttling lowers the limit when it returns its permits; one
+//! that used all it had without throttling raises it by one, never above the ceiling.
+//!
+//! (`MaximumConcurrency` on an event source is per function across all tenants, so it cannot
+//! be a tenant's budget.)
+
+use crate::config::RetryPolicy;
+use crate::error::StoreError;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_dynamo::{from_item, to_attribute_value};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How a lease ended: what the invocation learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseOutcome {
+    /// Throttling answers seen while holding the lease.
+    pub throttled: u64,
+    /// The most calls it had in flight.
+    pub peak_in_flight: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct BudgetRow {
+    pk: String,
+    sk: String,
+    limit: usize,
+    #[serde(default)]
+    version: u64,
+    /// Holder → (permits, lease end in epoch milliseconds).
+    #[serde(default)]
+    leases: BTreeMap<String, (usize, i64)>,
+}
+
+pub struct TenantBudgets {
+    client: Client,
+    table: String,
+}
+
+/// Waiting for permits polls this often.
+const POLL: RetryPolicy = RetryPolicy {
+    max_attempts: u32::MAX,
+    base_delay: Duration::from_millis(50),
+    max_delay: Duration::from_millis(400),
+};
+
+fn key(tenant: &str, service: &str) -> String {
+    format!("BUDGET#{}#{service}", tenant.to_ascii_lowercase())
+}
+
+fn store_error(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::backend(format!("{what}: {e}"))
+}
+
+impl TenantBudgets {
+    pub fn new(client: Client, table: String) -> TenantBudgets {
+        TenantBudgets { client, table }
+    }
+
+    async fn row(&self, tenant: &str, service: &str) -> Result<Option<BudgetRow>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key(tenant, service)))
+            .key("sk", AttributeValue::S("BUDGET".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem budget", DisplayErrorContext(&e)))?;
+        out.item
+            .map(from_item)
+            .transpose()
+            .map_err(|e| store_error("budget row", e))
+    }
+
+    /// Writes `row` if the stored version is still `expected` (none: the item must not exist).
+    async fn put(&self, row: &BudgetRow, expected: Option<u64>) -> Result<bool, StoreError> {
+        let item = serde_dynamo::to_item(row).map_err(|e| store_error("budget row", e))?;
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        put = match expected {
+            Some(v) => put
+                .condition_expression("version = :v")
+                .expression_attribute_values(
+                    ":v",
+                    to_attribute_value(v).map_err(|e| store_error("version", e))?,
+                ),
+            None => put.condition_expression("attribute_not_exists(pk)"),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error().and_then(|se| se.code())
+                    == Some("ConditionalCheckFailedException") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(store_error("PutItem budget", DisplayErrorContext(&e))),
+        }
+    }
+
+    /// Leases the free permits of `service` in `tenant` (the limit learnt, never above
+    /// `ceiling`, less what live invocations hold) for `holder` until `lease_for` from now.
+    /// Waits (until `give_up`) while every permit is leased to live invocations; `Ok(0)` when
+    /// none came free in time.
+    pub async fn lease(
+        &self,
+        tenant: &str,
+        service: &str,
+        holder: &str,
+        ceiling: usize,
+        lease_for: Duration,
+        give_up: Instant,
+    ) -> Result<usize, StoreError> {
+        let mut attempt = 1;
+        loop {
+            let now = Utc::now().timestamp_millis();
+            let found = self.row(tenant, service).await?;
+            let expected = found.as_ref().map(|r| r.version);
+            let mut row = found.unwrap_or(BudgetRow {
+                pk: key(tenant, service),
+                sk: "BUDGET".into(),
+                limit: ceiling.max(1),
+                version: 0,
+                leases: BTreeMap::new(),
+            });
+            row.leases
+                .retain(|h, (_, until)| *until > now && h != holder);
+            row.limit = row.limit.clamp(1, ceiling.max(1));
+            let taken: usize = row.leases.values().map(|(n, _)| n).sum();
+            let free = row.limit.saturating_sub(taken);
+            if free > 0 {
+                let granted = free;
+                row.leases.insert(
+                    holder.to_string(),
+                    (granted, now + lease_for.as_millis() as i64),
+                );
+                row.version += 1;
+                if self.put(&row, expected).await? {
+                    return Ok(granted);
+                }
+                // Another invocation changed the budget meanwhile: read it again.
+                continue;
+            }
+            if Instant::now() >= give_up {
+                return Ok(0);
+            }
+            tokio::time::sleep(POLL.delay(attempt.min(10), None)).await;
+            attempt += 1;
+        }
+    }
+
+    /// Returns `holder`'s permits and teaches the budget what the lease learnt.
+    pub async fn release(
+        &self,
+        tenant: &str,
+        service: &str,
+        holder: &str,
+        ceiling: usize,
+        outcome: LeaseOutcome,
+    ) -> Result<(), StoreError> {
+        for _ in 0..10 {
+            let Some(mut row) = self.row(tenant, service).await? else {
+                return Ok(());
+            };
+            let expected = row.version;
+            let Some((permits, _)) = row.leases.remove(holder) else {
+                return Ok(());
+            };
+            if outcome.throttled > 0 {
+                row.limit = ((row.limit as f64 * 0.9).floor() as usize).max(1);
+            } else if outcome.peak_in_flight >= permits {
+                row.limit = (row.limit + 1).min(ceiling.max(1));
+            }
+            row.version += 1;
+            if self.put(&row, Some(expected)).await? {
+                return Ok(());
+            }
+        }
+        tracing::warn!(%tenant, %service, "budget lease not returned after 10 tries; it expires on its own");
+        Ok(())
+    }
+}
