@@ -10,6 +10,8 @@
 //! `cargo bench -p revoke365-shared --bench discovery_removal [-- MAILBOXES LATENCY_MS EXO_CAP GRAPH_CAP GRAPH_MAILBOX_CAP]`
 
 // The integration tests' kit: the bench uses only part of it.
+#[path = "../tests/it/generated.rs"]
+mod generated;
 #[allow(dead_code)]
 #[path = "../tests/it/harness.rs"]
 mod harness;
@@ -17,68 +19,11 @@ mod harness;
 #[path = "../tests/it/kit.rs"]
 mod kit;
 
+use generated::{generated_tenant, leaver_grants, Caps, LEAVER};
 use harness::Harness;
 use revoke365::config::HttpSettings;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::{Duration, Instant};
-
-const DOMAIN: &str = "bench.example";
-
-struct Caps {
-    exchange: u64,
-    graph: u64,
-    graph_mailbox: u64,
-}
-
-/// A tenant where the leaver holds one kind of grant on every tenth mailbox and every
-/// mailbox has grants for someone else.
-fn generated_tenant(mailboxes: usize, latency_ms: u64, caps: &Caps) -> Value {
-    let leaver = format!("leaver@{DOMAIN}");
-    let mut users = vec![
-        json!({"upn": leaver, "display_name": "Leaving User"}),
-        json!({"upn": format!("other@{DOMAIN}"), "display_name": "Other User"}),
-    ];
-    let mut boxes = Vec::new();
-    for i in 0..mailboxes {
-        let upn = format!("mbx{i:05}@{DOMAIN}");
-        users.push(json!({"upn": upn, "display_name": format!("Mailbox {i}")}));
-        let mut m = json!({"upn": upn, "display_name": format!("Mailbox {i}"),
-            "type": if i % 50 == 7 { "SharedMailbox" } else { "UserMailbox" },
-            "full_access": [{"user": format!("other@{DOMAIN}")}],
-            "calendar": [{"user": format!("other@{DOMAIN}"), "access_rights": "Reviewer"}]});
-        match i % 40 {
-            0 => m["full_access"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"user": leaver})),
-            10 => m["calendar"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"user": leaver, "access_rights": "Editor", "delegate": true})),
-            20 => m["send_as"] = json!([leaver]),
-            30 => m["send_on_behalf"] = json!([leaver]),
-            _ => {}
-        }
-        if i % 50 == 7 {
-            m["full_access"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"user": leaver}));
-        }
-        boxes.push(m);
-    }
-    json!({
-        "tenant_id": "b3a7c1d2-0000-4000-8000-00000000bench",
-        "organization": {"company_id": "bench", "company_name": "Bench Ltd", "m365_permission_ticket_board": "Service Desk",
-            "m365_permission_removal_scope": [], "m365_permission_notification_recipients": ["secops@msp.example"],
-            "notification_sender": format!("mbx00001@{DOMAIN}")},
-        "users": users, "groups": [], "mailboxes": boxes,
-        "psa_tickets": [{"id": "1", "company_id": "bench", "summary": "bench"}],
-        "sim": {"latency_ms": latency_ms, "page_size": 1000, "retry_after_secs": 1,
-                "exchange_concurrency_cap": caps.exchange, "graph_concurrency_cap": caps.graph,
-                "graph_mailbox_concurrency_cap": caps.graph_mailbox}
-    })
-}
 
 fn arg(n: usize, default: u64) -> u64 {
     std::env::args()
@@ -115,17 +60,23 @@ async fn main() {
     };
     // The client's defaults: it is not told the tenant's limits.
     let h = Harness::start(
-        generated_tenant(mailboxes, latency_ms, &caps),
+        generated_tenant(mailboxes, 0, latency_ms, &caps),
         HttpSettings::default(),
     )
     .await;
     let started = Instant::now();
-    let report = h.report(json!({"user_email": format!("leaver@{DOMAIN}"), "company_id": "bench", "ticket_id": "1"})).await;
+    let report = h
+        .report(json!({"user_email": LEAVER, "company_id": "bench", "ticket_id": "1"}))
+        .await;
     let wall = started.elapsed();
     assert!(
         report.success,
         "bench run must succeed: {:?}",
         report.errors
+    );
+    assert_eq!(
+        report.removal_summary.total_permissions_removed as usize,
+        leaver_grants(mailboxes)
     );
 
     let state = h.sim.snapshot();

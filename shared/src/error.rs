@@ -180,6 +180,13 @@ pub enum StepError {
         holder: String,
         until: chrono::DateTime<chrono::Utc>,
     },
+    /// Every permit of the tenant's budget for a service is leased to live invocations: the
+    /// message is queued again to start later (a new message, so waiting never counts toward
+    /// the dead-letter queue).
+    #[error(
+        "the {service} budget of tenant {tenant} is in use by other invocations; queued again"
+    )]
+    Saturated { tenant: String, service: String },
 }
 
 impl StepError {
@@ -191,7 +198,10 @@ impl StepError {
     pub fn is_transient(&self) -> bool {
         match self {
             StepError::Store(StoreError::RunNotFound(_)) | StepError::Permanent(_) => false,
-            StepError::Store(_) | StepError::Queue(_) | StepError::Busy { .. } => true,
+            StepError::Store(_)
+            | StepError::Queue(_)
+            | StepError::Busy { .. }
+            | StepError::Saturated { .. } => true,
             StepError::Remote(e) => e.is_transient(),
         }
     }

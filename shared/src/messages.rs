@@ -47,7 +47,7 @@ pub struct ShardMailbox {
     pub recipient_type: String,
 }
 
-/// One permission type on at most ten mailboxes.
+/// One permission type on at most [`crate::steps::REMOVAL_BATCH_MAILBOXES`] mailboxes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemovalBatch {
     pub batch_id: u32,

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::Duration;
 
 // ---------------------------------------------------------------------------------------------
 // Queue and run store
@@ -26,6 +27,12 @@ pub trait Queue: Send + Sync {
             self.send(m).await?;
         }
         Ok(())
+    }
+
+    /// Sends `message` to be delivered no sooner than `delay` from now (where the queue can
+    /// delay; at once otherwise).
+    async fn send_later(&self, message: StepMessage, _delay: Duration) -> Result<(), QueueError> {
+        self.send(message).await
     }
 }
 
@@ -383,9 +390,8 @@ impl MailboxInfo {
         a.to_ascii_lowercase()
     }
 
-    /// Whether an `Identity` value from an Exchange answer names this mailbox.
-    pub fn is_identified_by(&self, identity: &str) -> bool {
-        let i = identity.trim();
+    /// The values an `Identity` in an Exchange answer may name this mailbox by.
+    pub fn identities(&self) -> impl Iterator<Item = &String> {
         [
             Some(&self.user_principal_name),
             Some(&self.primary_smtp_address),
@@ -396,7 +402,13 @@ impl MailboxInfo {
         ]
         .into_iter()
         .flatten()
-        .any(|v| !v.is_empty() && v.eq_ignore_ascii_case(i))
+        .filter(|v| !v.is_empty())
+    }
+
+    /// Whether an `Identity` value from an Exchange answer names this mailbox.
+    pub fn is_identified_by(&self, identity: &str) -> bool {
+        let i = identity.trim();
+        self.identities().any(|v| v.eq_ignore_ascii_case(i))
     }
 }
 
@@ -627,9 +639,13 @@ pub struct Connections {
     pub psa: Arc<dyn Psa>,
     pub mailer: Arc<dyn Mailer>,
     pub recheck: Recheck,
-    /// Mailboxes per discovery scan shard, sized to the tenant's learnt pace.
-    pub shard_size: usize,
+    /// Mailboxes per discovery scan shard, sized to the tenant's pace as learnt so far (ask
+    /// after the listing: it teaches the pace).
+    pub shard_size: ShardSizer,
 }
+
+/// See [`Connections::shard_size`].
+pub type ShardSizer = Arc<dyn Fn() -> usize + Send + Sync>;
 
 impl Connections {
     pub fn tenant(&self) -> Tenant<'_> {
@@ -649,6 +665,29 @@ impl Connections {
 }
 
 /// Builds (or reuses) the clients for a company's tenant and PSA.
+/// How many calls in flight a step can use per Microsoft 365 service (`usize::MAX`: as many
+/// as the tenant allows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetWant {
+    pub exchange: usize,
+    pub graph: usize,
+}
+
+impl BudgetWant {
+    pub const ALL: BudgetWant = BudgetWant {
+        exchange: usize::MAX,
+        graph: usize::MAX,
+    };
+
+    pub fn of(&self, service: &str) -> usize {
+        match service {
+            "exchange" => self.exchange,
+            "graph" => self.graph,
+            _ => usize::MAX,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Connector: Send + Sync {
     async fn connect(&self, org: &OrgSettings) -> Result<Connections, StepError>;
@@ -657,12 +696,14 @@ pub trait Connector: Send + Sync {
     /// rotated secret).
     async fn credentials_rejected(&self) {}
 
-    /// Takes this delivery's share of the tenant's budget shared by every invocation (Lambda);
-    /// nothing to do in one process. [`StepError::Busy`] when no permit came free in time.
+    /// Takes this delivery's share (up to `want` calls in flight per service) of the tenant's
+    /// budget shared by every invocation (Lambda); nothing to do in one process.
+    /// [`StepError::Saturated`] when no permit came free in time.
     async fn hold_budget(
         &self,
         _org: &OrgSettings,
         _delivery: &crate::steps::Delivery,
+        _want: BudgetWant,
     ) -> Result<(), StepError> {
         Ok(())
     }

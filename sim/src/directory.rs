@@ -3,6 +3,8 @@
 //! and DNs, and identity resolution the way Exchange and Graph resolve an
 //! identity string.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::fixture::{
     derived_guid, distinguished_name, fnv1a, Fixture, GroupType, MailboxType, ShownAs, UserType,
 };
@@ -195,37 +197,41 @@ impl<'a> Principal<'a> {
         }
     }
 
-    /// Does `identity` name this object exactly (not by display name)? UPN,
-    /// SMTP and proxy addresses, Name, Alias, object id, DN, SID (and SID
-    /// history), `NAMPR01A001\<sam>`.
-    fn answers_to(&self, identity: &str) -> bool {
-        let is = |value: &str| value.eq_ignore_ascii_case(identity);
-        let domain_sam = |sam: &str| {
-            identity.split_once('\\').is_some_and(|(domain, account)| {
-                domain.eq_ignore_ascii_case(NETBIOS) && account.eq_ignore_ascii_case(sam)
-            })
-        };
-        let common = is(self.name()) || is(self.alias()) || is(self.id()) || is(self.dn());
-        common
-            || match self {
-                Principal::Person(p) => {
-                    is(&p.upn)
-                        || is(&p.mail)
-                        || is(&p.sid)
-                        || p.sid_history.iter().any(|s| is(s))
-                        || p.proxy_addresses
-                            .iter()
-                            .any(|proxy| is(proxy) || is(smtp_address(proxy).unwrap_or_default()))
-                        || domain_sam(&p.sam)
+    /// Every identifier that names this object exactly (not by display name),
+    /// lowercased: UPN, SMTP and proxy addresses, Name, Alias, object id, DN,
+    /// SID (and SID history), `NAMPR01A001\<sam>`.
+    fn identifiers(&self) -> Vec<String> {
+        let domain_sam = |sam: &str| format!("{NETBIOS}\\{sam}");
+        let mut all: Vec<String> = vec![
+            self.name().into(),
+            self.alias().into(),
+            self.id().into(),
+            self.dn().into(),
+        ];
+        match self {
+            Principal::Person(p) => {
+                all.extend([
+                    p.upn.clone(),
+                    p.mail.clone(),
+                    p.sid.clone(),
+                    domain_sam(&p.sam),
+                ]);
+                all.extend(p.sid_history.iter().cloned());
+                for proxy in &p.proxy_addresses {
+                    all.push(proxy.clone());
+                    all.extend(smtp_address(proxy).map(str::to_string));
                 }
-                Principal::Group(g) => {
-                    is(&g.display_name)
-                        || g.mail.as_deref().is_some_and(is)
-                        || is(&g.sid)
-                        || domain_sam(&g.alias)
-                }
-                Principal::Contact(c) => is(&c.address),
             }
+            Principal::Group(g) => {
+                all.extend([g.display_name.clone(), g.sid.clone(), domain_sam(&g.alias)]);
+                all.extend(g.mail.clone());
+            }
+            Principal::Contact(c) => all.push(c.address.clone()),
+        }
+        all.iter_mut().for_each(|i| i.make_ascii_lowercase());
+        all.sort();
+        all.dedup();
+        all
     }
 }
 
@@ -248,6 +254,17 @@ pub(crate) enum Scope {
     Users,
     /// Everything in the directory.
     All,
+}
+
+impl Scope {
+    fn holds(self, p: &Principal) -> bool {
+        match self {
+            Scope::Mailboxes => p.mailbox().is_some(),
+            Scope::Recipients => p.is_recipient(),
+            Scope::Users => matches!(p, Principal::Person(_)),
+            Scope::All => true,
+        }
+    }
 }
 
 /// Why an identity did not resolve to exactly one object.
@@ -288,25 +305,50 @@ pub(crate) struct Directory {
     pub people: Vec<Person>,
     pub groups: Vec<Group>,
     pub contacts: Vec<Contact>,
+    index: Index,
+}
+
+/// A directory object by position: people, then groups, then contacts (the
+/// order lookups prefer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Ref {
+    Person(usize),
+    Group(usize),
+    Contact(usize),
+}
+
+/// Lookups by lowercased string, each list in [`Ref`] order, so that a
+/// lookup answers what a scan in that order would find first.
+#[derive(Default)]
+struct Index {
+    exact: HashMap<String, Vec<Ref>>,
+    display: HashMap<String, Vec<Ref>>,
+    keys: HashMap<String, Ref>,
+    /// Graph `/users/{id | userPrincipalName}`.
+    graph_users: HashMap<String, usize>,
+    /// UPN, primary SMTP and proxy addresses of people, then group mail.
+    addresses: HashMap<String, Ref>,
 }
 
 impl Directory {
     pub fn new(fixture: &Fixture) -> Directory {
         let guid_names = fixture.sim.guid_names;
         let domain_sid = domain_sid(&fixture.tenant_id);
+        let mailboxes: HashMap<String, &crate::fixture::Mailbox> = fixture
+            .mailboxes
+            .iter()
+            .map(|m| (m.upn.to_ascii_lowercase(), m))
+            .collect();
         let mut people: Vec<Person> = Vec::new();
+        let mut seen = HashSet::new();
         for user in &fixture.users {
-            let mailbox = fixture
-                .mailboxes
-                .iter()
-                .find(|m| m.upn.eq_ignore_ascii_case(&user.upn));
+            let upn = user.upn.to_ascii_lowercase();
+            let mailbox = mailboxes.get(&upn).copied();
             people.push(person(fixture, &domain_sid, Some(user), mailbox));
+            seen.insert(upn);
         }
         for mailbox in &fixture.mailboxes {
-            if !people
-                .iter()
-                .any(|p| p.upn.eq_ignore_ascii_case(&mailbox.upn))
-            {
+            if seen.insert(mailbox.upn.to_ascii_lowercase()) {
                 people.push(person(fixture, &domain_sid, None, Some(mailbox)));
             }
         }
@@ -363,11 +405,72 @@ impl Directory {
                 }
             })
             .collect();
-        Directory {
+        let mut directory = Directory {
             tenant_id: fixture.tenant_id.clone(),
             people,
             groups,
             contacts,
+            index: Index::default(),
+        };
+        directory.index = directory.build_index();
+        directory
+    }
+
+    fn build_index(&self) -> Index {
+        let mut index = Index::default();
+        let refs = (0..self.people.len())
+            .map(Ref::Person)
+            .chain((0..self.groups.len()).map(Ref::Group))
+            .chain((0..self.contacts.len()).map(Ref::Contact));
+        for r in refs {
+            let p = self.principal(r);
+            for identifier in p.identifiers() {
+                index.exact.entry(identifier).or_default().push(r);
+            }
+            index
+                .display
+                .entry(p.display_name().to_ascii_lowercase())
+                .or_default()
+                .push(r);
+            index.keys.entry(p.key().to_ascii_lowercase()).or_insert(r);
+        }
+        for (i, person) in self.people.iter().enumerate() {
+            for key in [&person.upn, &person.id] {
+                index
+                    .graph_users
+                    .entry(key.to_ascii_lowercase())
+                    .or_insert(i);
+            }
+            let proxies = person
+                .proxy_addresses
+                .iter()
+                .filter_map(|p| smtp_address(p));
+            for address in [person.upn.as_str(), person.mail.as_str()]
+                .into_iter()
+                .chain(proxies)
+            {
+                index
+                    .addresses
+                    .entry(address.to_ascii_lowercase())
+                    .or_insert(Ref::Person(i));
+            }
+        }
+        for (i, group) in self.groups.iter().enumerate() {
+            if let Some(mail) = &group.mail {
+                index
+                    .addresses
+                    .entry(mail.to_ascii_lowercase())
+                    .or_insert(Ref::Group(i));
+            }
+        }
+        index
+    }
+
+    fn principal(&self, r: Ref) -> Principal<'_> {
+        match r {
+            Ref::Person(i) => Principal::Person(&self.people[i]),
+            Ref::Group(i) => Principal::Group(&self.groups[i]),
+            Ref::Contact(i) => Principal::Contact(&self.contacts[i]),
         }
     }
 
@@ -383,36 +486,20 @@ impl Directory {
 
     /// Graph `/users/{id | userPrincipalName}` lookup: exact, case-insensitive.
     pub fn graph_user(&self, key: &str) -> Option<&Person> {
-        self.people
-            .iter()
-            .find(|p| p.upn.eq_ignore_ascii_case(key) || p.id.eq_ignore_ascii_case(key))
+        let i = self.index.graph_users.get(&key.to_ascii_lowercase())?;
+        Some(&self.people[*i])
     }
 
     /// The object a stored grant-list entry (a canonical key) designates.
     pub fn by_key(&self, stored: &str) -> Option<Principal<'_>> {
-        self.principals(Scope::All)
-            .find(|p| p.key().eq_ignore_ascii_case(stored))
+        let r = self.index.keys.get(&stored.to_ascii_lowercase())?;
+        Some(self.principal(*r))
     }
 
     /// A person or group by address (UPN, primary SMTP or proxy address).
     pub fn by_address(&self, address: &str) -> Option<Principal<'_>> {
-        let person = self.people.iter().find(|p| {
-            p.upn.eq_ignore_ascii_case(address)
-                || p.mail.eq_ignore_ascii_case(address)
-                || p.proxy_addresses.iter().any(|proxy| {
-                    smtp_address(proxy).is_some_and(|a| a.eq_ignore_ascii_case(address))
-                })
-        });
-        let group = || {
-            self.groups.iter().find(|g| {
-                g.mail
-                    .as_deref()
-                    .is_some_and(|m| m.eq_ignore_ascii_case(address))
-            })
-        };
-        person
-            .map(Principal::Person)
-            .or_else(|| group().map(Principal::Group))
+        let r = self.index.addresses.get(&address.to_ascii_lowercase())?;
+        Some(self.principal(*r))
     }
 
     /// The objects of a scope: people (by UPN), then groups, then contacts.
@@ -423,18 +510,26 @@ impl Directory {
         people
             .chain(groups)
             .chain(contacts)
-            .filter(move |p| match scope {
-                Scope::Mailboxes => p.mailbox().is_some(),
-                Scope::Recipients => p.is_recipient(),
-                Scope::Users => matches!(p, Principal::Person(_)),
-                Scope::All => true,
-            })
+            .filter(move |p| scope.holds(p))
     }
 
-    /// Resolve by an exact identifier (see [`Principal::answers_to`]).
+    /// The objects of `scope` a lowercased lookup names, in lookup order.
+    fn looked_up<'a>(
+        &'a self,
+        map: &'a HashMap<String, Vec<Ref>>,
+        identity: &str,
+        scope: Scope,
+    ) -> impl Iterator<Item = Principal<'a>> {
+        map.get(&identity.trim().to_ascii_lowercase())
+            .into_iter()
+            .flatten()
+            .map(|r| self.principal(*r))
+            .filter(move |p| scope.holds(p))
+    }
+
+    /// Resolve by an exact identifier (see [`Principal::identifiers`]).
     pub fn resolve_exact(&self, identity: &str, scope: Scope) -> Option<Principal<'_>> {
-        let identity = identity.trim();
-        self.principals(scope).find(|p| p.answers_to(identity))
+        self.looked_up(&self.index.exact, identity, scope).next()
     }
 
     /// Resolve like an Exchange `-Identity`/`-User`/`-Trustee` parameter: exact
@@ -443,10 +538,7 @@ impl Directory {
         if let Some(found) = self.resolve_exact(identity, scope) {
             return Ok(found);
         }
-        let identity = identity.trim();
-        let mut by_display = self
-            .principals(scope)
-            .filter(|p| p.display_name().eq_ignore_ascii_case(identity));
+        let mut by_display = self.looked_up(&self.index.display, identity, scope);
         match (by_display.next(), by_display.next()) {
             (Some(only), None) => Ok(only),
             (Some(_), Some(_)) => Err(Unresolved::Ambiguous),

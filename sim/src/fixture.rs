@@ -495,10 +495,7 @@ impl Fixture {
         }
         for user in &self.users {
             let upn = &user.upn;
-            let listed = self
-                .mailboxes
-                .iter()
-                .any(|m| m.upn.eq_ignore_ascii_case(upn));
+            let listed = mailboxes.contains(&upn.to_lowercase());
             if user.recipient_type != UserType::UserMailbox && listed {
                 return Err(format!(
                     "user {upn} is a {:?}: it has no mailbox, so it cannot be listed in mailboxes",

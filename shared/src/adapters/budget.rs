@@ -35,6 +35,7 @@ struct LimitState {
     /// Moving average of answered calls' durations.
     latency: Option<Duration>,
     ceiling: f64,
+    initial: f64,
 }
 
 /// One adaptive limit.
@@ -68,9 +69,11 @@ pub struct LimitPermit {
 impl AdaptiveLimit {
     pub fn new(budget: ServiceBudget) -> Arc<AdaptiveLimit> {
         let ceiling = budget.ceiling.max(1) as f64;
+        let initial = (budget.initial.max(1) as f64).min(ceiling);
         Arc::new(AdaptiveLimit {
             state: Mutex::new(LimitState {
-                limit: (budget.initial.max(1) as f64).min(ceiling),
+                limit: initial,
+                initial,
                 in_flight: 0,
                 known: None,
                 epoch: 0,
@@ -84,14 +87,17 @@ impl AdaptiveLimit {
     }
 
     /// Permits leased from the tenant's budget shared by every invocation: this process uses
-    /// at most `permits`, and starts there (the tenant took that many before).
+    /// at most `permits`. What it learnt before stands below that; a process that learnt
+    /// nothing yet grows from its initial limit as usual (a few round trips), so a budget
+    /// that has not met the service's limit does not start with a burst of 429s.
     pub fn lease(&self, permits: usize) {
         let permits = permits.max(1) as f64;
         {
             let mut s = self.lock();
             s.ceiling = permits;
-            s.limit = permits;
-            s.known = Some(permits);
+            // A smaller lease before taught nothing about the service.
+            let start = s.known.unwrap_or(s.limit.max(s.initial));
+            s.limit = start.min(permits);
             // What this lease teaches is counted from here.
             s.throttled = 0;
             s.peak_in_flight = s.in_flight;

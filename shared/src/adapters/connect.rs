@@ -53,7 +53,11 @@ impl Connector for HttpConnector {
             psa,
             mailer: graph,
             recheck: self.recheck,
-            shard_size: self.core.shard_size(&org.tenant_id, self.shard_time),
+            shard_size: {
+                let (core, tenant, target) =
+                    (self.core.clone(), org.tenant_id.clone(), self.shard_time);
+                Arc::new(move || core.shard_size(&tenant, target))
+            },
         })
     }
 }

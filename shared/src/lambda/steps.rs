@@ -24,6 +24,9 @@ use tracing::{info, info_span, warn, Instrument};
 /// visibility timeout: SQS had its chances to redeliver).
 pub const STALLED_AFTER: chrono::Duration = chrono::Duration::minutes(32);
 
+/// A step that found the tenant's budget taken starts again after this (and up to 5 s more).
+const SATURATED_DELAY: Duration = Duration::from_secs(5);
+
 pub struct StepDeps {
     pub store: DynamoRunStore,
     pub queue: SqsQueue,
@@ -180,6 +183,15 @@ pub async fn handle_step_records(
             Err(e) => Err(StepError::Permanent(format!("malformed step message: {e}"))),
         };
         let Err(e) = result else { continue };
+        if let (StepError::Saturated { .. }, Ok(message)) = (&e, &message) {
+            // Waiting for the tenant's budget is not a failed try: the message starts again
+            // later as a new one.
+            let delay = SATURATED_DELAY + Duration::from_millis(fastrand::u64(0..5_000));
+            if deps.queue.send_later(message.clone(), delay).await.is_ok() {
+                info!(message_id = %id, error = %e, delay_ms = delay.as_millis() as u64, "step queued again");
+                continue;
+            }
+        }
         if let StepError::Busy { holder, until } = &e {
             if last_try {
                 // The live holder carries the step; the sweeper catches it should it die.

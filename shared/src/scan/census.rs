@@ -6,7 +6,7 @@ use crate::error::RemoteError;
 use crate::model::{FailureCode, OrgSettings, ResolvedUser, RevocationRequest};
 use crate::ports::{ExchangeUser, MailboxInfo, Recipient, UserLookup};
 use crate::steps::Tenant;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use tracing::warn;
 
 /// Everything a scan knows about the user and the tenant's mailboxes.
@@ -16,6 +16,9 @@ pub(crate) struct Census {
     pub mailboxes: Vec<MailboxInfo>,
     /// The request's target recipients (lowercase addresses); `None`: everything.
     targets: Option<BTreeSet<String>>,
+    /// Lowercase identities (UPN, address, DN, Name, Alias, object id) → the first mailbox
+    /// they name: a permission answer is mapped back to its mailbox for every entry.
+    by_identity: HashMap<String, usize>,
 }
 
 impl Census {
@@ -142,23 +145,32 @@ impl Census {
             recipient_type,
             groups,
         };
-        let mut census = Census {
+        let mut census = Census::new(user, mailboxes);
+        census.targets = census.resolve_targets(tenant, org, request).await?;
+        Ok(census)
+    }
+
+    fn new(user: ResolvedUser, mailboxes: Vec<MailboxInfo>) -> Census {
+        let mut by_identity = HashMap::new();
+        for (i, m) in mailboxes.iter().enumerate() {
+            for identity in m.identities() {
+                by_identity
+                    .entry(identity.trim().to_ascii_lowercase())
+                    .or_insert(i);
+            }
+        }
+        Census {
             user,
             mailboxes,
             targets: None,
-        };
-        census.targets = census.resolve_targets(tenant, org, request).await?;
-        Ok(census)
+            by_identity,
+        }
     }
 
     /// A scan shard's census: the user as discovery resolved them, and the shard's mailboxes
     /// (already in the request's scope).
     pub fn for_shard(user: ResolvedUser, mailboxes: Vec<MailboxInfo>) -> Census {
-        Census {
-            user,
-            mailboxes,
-            targets: None,
-        }
+        Census::new(user, mailboxes)
     }
 
     /// Verification's census: the user as discovery resolved them, the mailbox list re-read
@@ -170,11 +182,7 @@ impl Census {
         request: &RevocationRequest,
     ) -> Result<Census, ScanError> {
         let mailboxes = tenant.exchange.mailboxes().await?;
-        let mut census = Census {
-            user,
-            mailboxes,
-            targets: None,
-        };
+        let mut census = Census::new(user, mailboxes);
         census.targets = census.resolve_targets(tenant, org, request).await?;
         Ok(census)
     }
@@ -215,7 +223,10 @@ impl Census {
     }
 
     pub fn mailbox(&self, identity: &str) -> Option<&MailboxInfo> {
-        self.mailboxes.iter().find(|m| m.is_identified_by(identity))
+        let i = self
+            .by_identity
+            .get(&identity.trim().to_ascii_lowercase())?;
+        Some(&self.mailboxes[*i])
     }
 
     /// The user's own mailbox or mail user: never a place the user holds access to others on.

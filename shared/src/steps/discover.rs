@@ -24,7 +24,7 @@ pub async fn discover(
     org: &OrgSettings,
     run: &Run,
     delivery: &Delivery,
-    shard_size: usize,
+    shard_size: &(dyn Fn() -> usize + Send + Sync),
 ) -> Result<(), StepError> {
     let run_id = &run.run_id;
     let span = info_span!("discover", run_id = %run_id, company_id = %run.request.company_id);
@@ -61,7 +61,7 @@ async fn list(
     tenant: Tenant<'_>,
     org: &OrgSettings,
     run: &Run,
-    shard_size: usize,
+    shard_size: &(dyn Fn() -> usize + Send + Sync),
 ) -> Result<(), StepError> {
     let run_id = &run.run_id;
     let census = match Census::discover(tenant, org, &run.request).await {
@@ -80,7 +80,7 @@ async fn list(
     let shards: Vec<ScanShard> = if per_mailbox {
         census
             .scanned_mailboxes()
-            .chunks(shard_size.max(1))
+            .chunks(shard_size().max(1))
             .enumerate()
             .map(|(i, chunk)| ScanShard {
                 shard_id: i as u32 + 1,

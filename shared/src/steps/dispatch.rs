@@ -6,8 +6,8 @@ use super::scan_shard::give_up_shard;
 use super::{discover, give_up, remove, scan_shard, verify, Delivery};
 use crate::error::StepError;
 use crate::messages::{Step, StepMessage, MESSAGE_VERSION};
-use crate::model::{FailureCode, RunFailure, RunId};
-use crate::ports::{Connector, ProgressObserver, Queue, RunStore};
+use crate::model::{FailureCode, PermissionType, RunFailure, RunId};
+use crate::ports::{BudgetWant, Connector, ProgressObserver, Queue, RunStore};
 use tracing::{error, warn};
 
 pub async fn dispatch(
@@ -39,13 +39,41 @@ pub async fn dispatch(
             ))
         })?;
     let conns = connector.connect(&org).await?;
-    connector.hold_budget(&org, delivery).await?;
+    connector
+        .hold_budget(&org, delivery, budget_want(&message.step))
+        .await?;
     let result = run_step(
         store, queue, &conns, &org, progress, &run, message, delivery,
     )
     .await;
     connector.return_budget(&org, delivery).await;
     result
+}
+
+/// What a step can keep busy: a shard one call per mailbox and service, a removal batch one
+/// per item on the service of its permission type (at least one permit of each service, so
+/// that no call goes out unleased), the listing and verification whatever the tenant allows.
+fn budget_want(step: &Step) -> BudgetWant {
+    match step {
+        Step::Discover | Step::Verify => BudgetWant::ALL,
+        Step::Scan(shard) => BudgetWant {
+            exchange: shard.mailboxes.len().max(1),
+            graph: shard.mailboxes.len().max(1),
+        },
+        Step::Remove(batch) => {
+            let n = batch.item_ids.len().max(1);
+            match batch.permission {
+                PermissionType::Calendar => BudgetWant {
+                    exchange: 1,
+                    graph: n,
+                },
+                _ => BudgetWant {
+                    exchange: n,
+                    graph: 1,
+                },
+            }
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -63,7 +91,16 @@ async fn run_step(
     let deadline = delivery.deadline;
     match &message.step {
         Step::Discover => {
-            discover(store, queue, tenant, org, run, delivery, conns.shard_size).await
+            discover(
+                store,
+                queue,
+                tenant,
+                org,
+                run,
+                delivery,
+                conns.shard_size.as_ref(),
+            )
+            .await
         }
         Step::Scan(shard) => {
             scan_shard(store, queue, tenant, org, progress, run, shard, delivery).await

@@ -27,7 +27,7 @@ use crate::ports::{Claim, RunStore};
 use std::time::{Duration, Instant};
 
 /// Maximum number of mailboxes one removal message covers.
-pub const REMOVAL_BATCH_MAILBOXES: usize = 10;
+pub const REMOVAL_BATCH_MAILBOXES: usize = 25;
 
 /// How long a step holds a run before another delivery may take it over. Longer than any
 /// function's timeout (so a live step is never taken over) and shorter than the queues'

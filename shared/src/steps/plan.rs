@@ -43,7 +43,7 @@ pub(crate) fn items_of(
         .collect()
 }
 
-/// One removal message per permission type and batch of at most ten mailboxes; verification
+/// One removal message per permission type and batch of mailboxes; verification
 /// directly when nothing is to be removed, or on a dry run.
 pub(crate) fn next_messages(run: &Run, items: &[PlanItem]) -> Vec<StepMessage> {
     let batches = removal_batches(items);

@@ -1,4 +1,4 @@
-//! Steps 3–7: remove one batch of grants (one permission type, at most ten mailboxes).
+//! Steps 3–7: remove one batch of grants (one permission type, a few dozen mailboxes at most).
 
 use super::{Deadline, NoProgress, ProgressObserver, Tenant};
 use crate::error::{ErrorKind, RemoteError, StepError};

@@ -259,7 +259,10 @@ impl Env {
             let Some((event, handles)) = received else {
                 busy.fetch_sub(1, Ordering::SeqCst);
                 idle_rounds += 1;
-                if idle_rounds >= 3 && busy.load(Ordering::SeqCst) == 0 {
+                if idle_rounds >= 3
+                    && busy.load(Ordering::SeqCst) == 0
+                    && !self.steps_pending().await
+                {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(30)).await;
@@ -303,6 +306,28 @@ impl Env {
     /// A fresh invocation's deadline.
     pub fn deadline(&self) -> Deadline {
         Deadline::at(Instant::now() + self.invocation_timeout)
+    }
+
+    /// Whether any step queue holds a message, visible, in flight or delayed.
+    pub async fn steps_pending(&self) -> bool {
+        for (url, _) in &self.steps {
+            let attrs = self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+                .send()
+                .await
+                .unwrap()
+                .attributes
+                .unwrap_or_default();
+            if attrs.values().any(|n| n != "0") {
+                return true;
+            }
+        }
+        false
     }
 
     /// Receives up to ten messages as the event source mapping would.
@@ -410,7 +435,10 @@ impl Env {
                 self.settle(url, &event, &handles, &failed).await;
             }
             if idle {
-                return delivered;
+                if !self.steps_pending().await {
+                    return delivered;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(120),
@@ -431,7 +459,17 @@ impl Env {
                 .unwrap(),
         )
         .unwrap();
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
         event["rawPath"] = json!(path);
+        event["rawQueryString"] = json!(query);
+        let params: serde_json::Map<String, Value> = url::form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), json!(v)))
+            .collect();
+        event["queryStringParameters"] = if params.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(params)
+        };
         event["routeKey"] = json!(format!(
             "{method} {}",
             if method == "GET" {

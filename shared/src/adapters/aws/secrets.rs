@@ -2,13 +2,13 @@
 //! never at init), cached for [`SECRET_TTL`], and read again at once when a service rejects
 //! them, so a rotated secret needs no redeploy.
 
-use super::tenant_budget::{LeaseOutcome, TenantBudgets};
+use super::tenant_budget::{LeaseOutcome, LeaseTerms, TenantBudgets};
 use crate::adapters::connect::HttpConnector;
 use crate::adapters::http::HttpCore;
 use crate::config::{ConnectWiseCredentials, HttpSettings, Secret, ServiceUrls};
 use crate::error::StepError;
 use crate::model::OrgSettings;
-use crate::ports::{Connections, Connector};
+use crate::ports::{BudgetWant, Connections, Connector};
 use crate::steps::Delivery;
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -143,6 +143,8 @@ pub struct SecretConnector {
 
 /// The Microsoft 365 services whose budget is shared across invocations.
 const SHARED_SERVICES: [&str; 2] = ["exchange", "graph"];
+/// The longest a step waits for permits other invocations hold before it is queued again.
+const BUDGET_WAIT: Duration = Duration::from_secs(10);
 
 impl SecretConnector {
     pub fn new(
@@ -199,31 +201,32 @@ impl Connector for SecretConnector {
         self.secrets.invalidate().await;
     }
 
-    async fn hold_budget(&self, org: &OrgSettings, delivery: &Delivery) -> Result<(), StepError> {
+    async fn hold_budget(
+        &self,
+        org: &OrgSettings,
+        delivery: &Delivery,
+        want: BudgetWant,
+    ) -> Result<(), StepError> {
         let (Some(budgets), Some(core)) = (&self.budgets, self.core.get()) else {
             return Ok(());
         };
-        // The lease outlives the invocation a little, never the step's lease on the run.
+        // The lease outlives the invocation a little, never the step's lease on the run. A
+        // step that finds every permit taken waits a little, then is queued again.
         let left = delivery.deadline.left().unwrap_or(Duration::from_secs(300));
-        let lease_for = left + Duration::from_secs(30);
-        let give_up = Instant::now() + (left / 2).min(Duration::from_secs(30));
         for service in SHARED_SERVICES {
-            let ceiling = self.http.budget(service).ceiling;
-            let permits = budgets
-                .lease(
-                    &org.tenant_id,
-                    service,
-                    &delivery.holder,
-                    ceiling,
-                    lease_for,
-                    give_up,
-                )
-                .await?;
+            let terms = LeaseTerms {
+                holder: &delivery.holder,
+                want: want.of(service),
+                ceiling: self.http.budget(service).ceiling,
+                lease_for: left + Duration::from_secs(30),
+                give_up: Instant::now() + (left / 4).min(BUDGET_WAIT),
+            };
+            let permits = budgets.lease(&org.tenant_id, service, &terms).await?;
             if permits == 0 {
                 self.return_budget(org, delivery).await;
-                return Err(StepError::Busy {
-                    holder: format!("the {service} budget of tenant {}", org.tenant_id),
-                    until: chrono::Utc::now() + chrono::Duration::seconds(30),
+                return Err(StepError::Saturated {
+                    tenant: org.tenant_id.clone(),
+                    service: service.to_string(),
                 });
             }
             core.lease(&org.tenant_id, service, permits);
@@ -240,6 +243,7 @@ impl Connector for SecretConnector {
             let outcome = LeaseOutcome {
                 throttled: learned.map_or(0, |l| l.throttled),
                 peak_in_flight: learned.map_or(0, |l| l.peak_in_flight),
+                limit: learned.map_or(1, |l| l.limit),
             };
             let ceiling = self.http.budget(service).ceiling;
             if let Err(e) = budgets

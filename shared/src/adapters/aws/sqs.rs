@@ -7,6 +7,10 @@ use crate::ports::Queue;
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
+use std::time::Duration;
+
+/// SQS's longest `DelaySeconds`.
+const MAX_DELAY_SECS: u64 = 900;
 
 /// Queue URLs of the three step queues.
 #[derive(Debug, Clone)]
@@ -71,10 +75,17 @@ fn body(message: &StepMessage) -> Result<String, QueueError> {
 #[async_trait]
 impl Queue for SqsQueue {
     async fn send(&self, message: StepMessage) -> Result<(), QueueError> {
+        self.send_later(message, Duration::ZERO).await
+    }
+
+    /// `DelaySeconds`: at most 15 minutes.
+    async fn send_later(&self, message: StepMessage, delay: Duration) -> Result<(), QueueError> {
+        let delay = delay.as_secs().min(MAX_DELAY_SECS) as i32;
         self.client
             .send_message()
             .queue_url(self.url_for(&message))
             .message_body(body(&message)?)
+            .set_delay_seconds((delay > 0).then_some(delay))
             .send()
             .await
             .map_err(|e| {

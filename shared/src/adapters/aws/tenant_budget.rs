@@ -18,6 +18,20 @@ use serde_dynamo::{from_item, to_attribute_value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// What an invocation asks of a budget.
+#[derive(Debug, Clone)]
+pub struct LeaseTerms<'a> {
+    pub holder: &'a str,
+    /// The most permits it can use.
+    pub want: usize,
+    /// The service's ceiling: the budget never grows past it.
+    pub ceiling: usize,
+    /// The lease ends this long from now unless returned first.
+    pub lease_for: Duration,
+    /// Waits for a free permit until then.
+    pub give_up: Instant,
+}
+
 /// How a lease ended: what the invocation learnt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseOutcome {
@@ -25,6 +39,8 @@ pub struct LeaseOutcome {
     pub throttled: u64,
     /// The most calls it had in flight.
     pub peak_in_flight: usize,
+    /// The limit it ended with (what the service took, after any throttling).
+    pub limit: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -110,19 +126,23 @@ impl TenantBudgets {
         }
     }
 
-    /// Leases the free permits of `service` in `tenant` (the limit learnt, never above
-    /// `ceiling`, less what live invocations hold) for `holder` until `lease_for` from now.
-    /// Waits (until `give_up`) while every permit is leased to live invocations; `Ok(0)` when
-    /// none came free in time.
+    /// Leases up to `terms.want` of the free permits of `service` in `tenant` (the limit
+    /// learnt, never above the ceiling, less what live invocations hold). Waits (until
+    /// `terms.give_up`) while every permit is leased to live invocations; `Ok(0)` when none
+    /// came free in time.
     pub async fn lease(
         &self,
         tenant: &str,
         service: &str,
-        holder: &str,
-        ceiling: usize,
-        lease_for: Duration,
-        give_up: Instant,
+        terms: &LeaseTerms<'_>,
     ) -> Result<usize, StoreError> {
+        let LeaseTerms {
+            holder,
+            want,
+            ceiling,
+            lease_for,
+            give_up,
+        } = *terms;
         let mut attempt = 1;
         loop {
             let now = Utc::now().timestamp_millis();
@@ -141,7 +161,7 @@ impl TenantBudgets {
             let taken: usize = row.leases.values().map(|(n, _)| n).sum();
             let free = row.limit.saturating_sub(taken);
             if free > 0 {
-                let granted = free;
+                let granted = free.min(want.max(1));
                 row.leases.insert(
                     holder.to_string(),
                     (granted, now + lease_for.as_millis() as i64),
@@ -179,7 +199,16 @@ impl TenantBudgets {
                 return Ok(());
             };
             if outcome.throttled > 0 {
-                row.limit = ((row.limit as f64 * 0.9).floor() as usize).max(1);
+                // What the others hold stood beside what this one found the service takes.
+                let now = Utc::now().timestamp_millis();
+                let others: usize = row
+                    .leases
+                    .values()
+                    .filter(|(_, until)| *until > now)
+                    .map(|(n, _)| n)
+                    .sum();
+                let cut = (row.limit as f64 * 0.9).floor() as usize;
+                row.limit = cut.min(others + outcome.limit).max(1);
             } else if outcome.peak_in_flight >= permits {
                 row.limit = (row.limit + 1).min(ceiling.max(1));
             }

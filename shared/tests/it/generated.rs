@@ -1,0 +1,79 @@
+//! Generated tenants for the bench and the scale test: many mailboxes, limits the client is
+//! not told.
+
+use serde_json::{json, Value};
+
+pub const DOMAIN: &str = "bench.example";
+pub const LEAVER: &str = "leaver@bench.example";
+/// Holds Full Access on the first `admin_grants` mailboxes.
+pub const ADMIN: &str = "admin@bench.example";
+
+/// What the generated tenant allows in flight (429 above it).
+pub struct Caps {
+    pub exchange: u64,
+    pub graph: u64,
+    pub graph_mailbox: u64,
+}
+
+/// `mailboxes` mailboxes, every 50th shared. The leaver holds one kind of grant on every
+/// tenth (Full Access, calendar delegate, Send As, Send on Behalf in turn) and Full Access on
+/// every shared mailbox; `other@` holds Full Access and calendar Reviewer on all of them.
+pub fn generated_tenant(
+    mailboxes: usize,
+    admin_grants: usize,
+    latency_ms: u64,
+    caps: &Caps,
+) -> Value {
+    let other = format!("other@{DOMAIN}");
+    let mut users = vec![
+        json!({"upn": LEAVER, "display_name": "Leaving User"}),
+        json!({"upn": other, "display_name": "Other User"}),
+        json!({"upn": ADMIN, "display_name": "IT Admin"}),
+    ];
+    let mut boxes = Vec::new();
+    for i in 0..mailboxes {
+        let upn = format!("mbx{i:05}@{DOMAIN}");
+        users.push(json!({"upn": upn, "display_name": format!("Mailbox {i}")}));
+        let shared = i % 50 == 7;
+        let mut full_access = vec![json!({"user": other})];
+        let mut calendar = vec![json!({"user": other, "access_rights": "Reviewer"})];
+        let mut m = json!({"upn": upn, "display_name": format!("Mailbox {i}"),
+            "type": if shared { "SharedMailbox" } else { "UserMailbox" }});
+        match i % 40 {
+            0 => full_access.push(json!({"user": LEAVER})),
+            10 => {
+                calendar.push(json!({"user": LEAVER, "access_rights": "Editor", "delegate": true}))
+            }
+            20 => m["send_as"] = json!([LEAVER]),
+            30 => m["send_on_behalf"] = json!([LEAVER]),
+            _ => {}
+        }
+        if shared {
+            full_access.push(json!({"user": LEAVER}));
+        }
+        if i < admin_grants {
+            full_access.push(json!({"user": ADMIN}));
+        }
+        m["full_access"] = json!(full_access);
+        m["calendar"] = json!(calendar);
+        boxes.push(m);
+    }
+    json!({
+        "tenant_id": "b3a7c1d2-0000-4000-8000-00000000bench",
+        "organization": {"company_id": "bench", "company_name": "Bench Ltd", "m365_permission_ticket_board": "Service Desk",
+            "m365_permission_removal_scope": [], "m365_permission_notification_recipients": ["secops@msp.example"],
+            "notification_sender": format!("mbx00001@{DOMAIN}")},
+        "users": users, "groups": [], "mailboxes": boxes,
+        "psa_tickets": [{"id": "1", "company_id": "bench", "summary": "bench"}],
+        "sim": {"latency_ms": latency_ms, "page_size": 1000, "retry_after_secs": 1,
+                "exchange_concurrency_cap": caps.exchange, "graph_concurrency_cap": caps.graph,
+                "graph_mailbox_concurrency_cap": caps.graph_mailbox}
+    })
+}
+
+/// The grants `LEAVER` holds in a generated tenant of `mailboxes`.
+pub fn leaver_grants(mailboxes: usize) -> usize {
+    (0..mailboxes)
+        .map(|i| usize::from(i % 10 == 0) + usize::from(i % 50 == 7))
+        .sum()
+}

@@ -1,0 +1,303 @@
+//! The serverless path at scale (feature `aws`, the emulators running): a generated
+//! 10,000-mailbox tenant through the real handlers, several containers per function as the
+//! event source mappings run them, against LocalStack, DynamoDB Local and the simulator. Every
+//! invocation gets the deployed deadlines scaled to the simulated latency (150 s a function
+//! and 45 s a shard at 300 ms a call; 10 s and 3 s at 20 ms).
+//!
+//! Asserts the outcome: exact counts, the tenant left as it should be, no invocation past its
+//! deadline, no DynamoDB item over 400 KB, one ticket note and one email per run; a second run
+//! for a user holding 6,000 grants pages through its result with `GET`. Prints the wall time
+//! beside the bound the CLI bench is held to (max over services of calls × latency ÷ cap)
+//! and the 1.5× target; the figures are in the README.
+//!
+//! `infra/test.sh -p revoke365-shared --test scale -- --nocapture`; by hand at real latency:
+//! `REVOKE365_SCALE_LATENCY_MS=300` (and `REVOKE365_SCALE_MAILBOXES`, `REVOKE365_SCALE_ADMIN_GRANTS`).
+#![cfg(feature = "aws")]
+
+#[allow(dead_code)]
+#[path = "it/aws_kit.rs"]
+mod aws_kit;
+#[path = "it/generated.rs"]
+mod generated;
+#[allow(dead_code)]
+#[path = "it/kit.rs"]
+mod kit;
+
+use aws_kit::{Env, PumpStats};
+use aws_sdk_dynamodb::types::AttributeValue;
+use generated::{generated_tenant, leaver_grants, Caps, ADMIN, LEAVER};
+use revoke365::config::HttpSettings;
+use revoke365_sim::Snapshot;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+const CAPS: Caps = Caps {
+    exchange: 20,
+    graph: 40,
+    graph_mailbox: 4,
+};
+/// Containers each function runs at once.
+const CONTAINERS: usize = 4;
+const ITEM_LIMIT: usize = 400 * 1024;
+const TARGET: f64 = 1.5;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The settings the template deploys (`ExchangeConcurrency` 32, `GraphConcurrency` 128): the
+/// tenant's caps are not told to the client.
+fn deployed_http() -> HttpSettings {
+    let mut http = HttpSettings::default();
+    http.exchange.ceiling = 32;
+    http.graph.ceiling = 128;
+    http
+}
+
+/// What one run cost and took.
+struct Figures {
+    wall: Duration,
+    exchange_calls: u64,
+    graph_calls: u64,
+    throttled: u64,
+    pump: PumpStats,
+}
+
+fn calls(before: &Snapshot, after: &Snapshot, prefix: &str) -> u64 {
+    let sum = |s: &Snapshot| -> u64 {
+        s.counters
+            .requests
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    sum(after) - sum(before)
+}
+
+async fn run(env: &Env, user: &str) -> (String, Figures) {
+    let before = env.sim.snapshot();
+    let started = Instant::now();
+    let (status, accepted) = env
+        .http(
+            "POST",
+            "/revocations",
+            Some(json!({"user_email": user, "company_id": "bench", "ticket_id": "1"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let run_id = accepted["run_id"].as_str().unwrap().to_string();
+    let pump = env.pump_concurrently(CONTAINERS).await;
+    let wall = started.elapsed();
+    let after = env.sim.snapshot();
+    let figures = Figures {
+        wall,
+        exchange_calls: calls(&before, &after, "exo "),
+        graph_calls: calls(&before, &after, "graph "),
+        throttled: after.counters.throttled_429 - before.counters.throttled_429,
+        pump,
+    };
+    (run_id, figures)
+}
+
+fn report(what: &str, f: &Figures, latency: Duration, invocation: Duration) {
+    let bound = (latency * f.exchange_calls as u32 / CAPS.exchange as u32)
+        .max(latency * f.graph_calls as u32 / CAPS.graph as u32);
+    let ratio = f.wall.as_secs_f64() / bound.as_secs_f64().max(f64::EPSILON);
+    println!("{what}");
+    println!(
+        "  calls: Exchange {}, Graph {}; 429 answers {}",
+        f.exchange_calls, f.graph_calls, f.throttled
+    );
+    println!(
+        "  invocations {}, longest {:.2} s (deadline {:.2} s), over their deadline {}, steps continued or redelivered {}",
+        f.pump.invocations,
+        f.pump.longest.as_secs_f64(),
+        invocation.as_secs_f64(),
+        f.pump.over_deadline,
+        f.pump.repeated
+    );
+    println!(
+        "  wall {:.2} s; bound {:.2} s (max over services of calls × latency ÷ cap); ratio {ratio:.2}x (target {TARGET}x: {})",
+        f.wall.as_secs_f64(),
+        bound.as_secs_f64(),
+        if ratio <= TARGET { "within" } else { "OVER" }
+    );
+}
+
+/// DynamoDB's size of an attribute value: names and strings as UTF-8, numbers as about one
+/// byte per two digits, one byte per element of lists and maps on top.
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Ss(l) => l.iter().map(String::len).sum(),
+        AttributeValue::Ns(l) => l.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+        AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        AttributeValue::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, v)| 1 + k.len() + value_size(v))
+                .sum::<usize>()
+        }
+        _ => 1,
+    }
+}
+
+/// The largest item of the runs table, and its key.
+async fn largest_item(env: &Env) -> (usize, String) {
+    let mut largest = (0, String::new());
+    let mut start = None;
+    loop {
+        let page = env
+            .ddb
+            .scan()
+            .table_name(&env.names.runs_table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in page.items.unwrap_or_default() {
+            let size: usize = item.iter().map(|(k, v)| k.len() + value_size(v)).sum();
+            if size > largest.0 {
+                let key = |k: &str| match item.get(k) {
+                    Some(AttributeValue::S(s)) => s.clone(),
+                    _ => String::new(),
+                };
+                largest = (size, format!("{} / {}", key("pk"), key("sk")));
+            }
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return largest;
+        }
+    }
+}
+
+/// Every grant entry of the result, read page by page through `next`; checks each page keeps
+/// the full counts.
+async fn all_pages(env: &Env, run_id: &str, removed: u64) -> (Vec<Value>, usize) {
+    let mut entries = Vec::new();
+    let mut path = format!("/revocations/{run_id}");
+    let mut pages = 0;
+    loop {
+        let (status, body) = env.http("GET", &path, None, None).await;
+        assert_eq!(status, 200, "{body}");
+        pages += 1;
+        let result = &body["result"];
+        assert_eq!(
+            result["removal_summary"]["total_permissions_removed"], removed,
+            "every page keeps the full counts"
+        );
+        for list in result["permissions_removed"].as_object().unwrap().values() {
+            entries.extend(list.as_array().unwrap().iter().cloned());
+        }
+        match body["next"].as_str() {
+            Some(next) => path = next.to_string(),
+            None => return (entries, pages),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_thousand_mailboxes_through_the_lambda_path() {
+    // `REVOKE365_LOG=info` shows every step on stderr.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("REVOKE365_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let mailboxes = env_number("REVOKE365_SCALE_MAILBOXES", 10_000) as usize;
+    let admin_grants = env_number("REVOKE365_SCALE_ADMIN_GRANTS", 6_000) as usize;
+    let latency_ms = env_number("REVOKE365_SCALE_LATENCY_MS", 20);
+    let latency = Duration::from_millis(latency_ms);
+    let invocation = Duration::from_secs(150) * latency_ms as u32 / 300;
+    let shard = Duration::from_secs(45) * latency_ms as u32 / 300;
+    let env = Env::start_tuned(
+        generated_tenant(mailboxes, admin_grants, latency_ms, &CAPS),
+        deployed_http(),
+        invocation,
+        shard,
+    )
+    .await;
+    println!(
+        "serverless scale: {mailboxes} mailboxes, {latency_ms} ms a call, tenant caps Exchange {} / Graph {} ({} per mailbox), {CONTAINERS} containers a function",
+        CAPS.exchange, CAPS.graph, CAPS.graph_mailbox
+    );
+
+    // The leaver: a grant on every tenth mailbox and on every shared one.
+    let (leaver_run, figures) = run(&env, LEAVER).await;
+    report(&format!("run 1: {LEAVER}"), &figures, latency, invocation);
+    let body = env.get(&leaver_run).await;
+    assert_eq!(body["status"], "completed", "{}", body["failure"]);
+    let result = &body["result"];
+    assert_eq!(result["success"], true, "{}", result["errors"]);
+    let expected = leaver_grants(mailboxes) as u64;
+    assert_eq!(
+        result["removal_summary"]["total_permissions_removed"],
+        expected
+    );
+    assert_eq!(result["verification"]["all_permissions_cleared"], true);
+    assert_eq!(figures.pump.over_deadline, 0, "{:?}", figures.pump);
+    let state = env.sim.snapshot();
+    assert_eq!(state.direct_grants_of(LEAVER), []);
+    assert_eq!(
+        state.direct_grants_of("other@bench.example").len(),
+        2 * mailboxes
+    );
+    assert_eq!(state.direct_grants_of(ADMIN).len(), admin_grants);
+    assert_eq!(state.sent_mail.len(), 1);
+    let ticket = state.tickets.iter().find(|t| t.id == "1").unwrap();
+    assert_eq!(ticket.notes.len(), 1);
+    assert!(ticket.notes[0].text.contains(&leaver_run));
+
+    // The IT admin: Full Access on 6,000 mailboxes, a result of six pages.
+    let (admin_run, figures) = run(&env, ADMIN).await;
+    report(
+        &format!("run 2: {ADMIN} ({admin_grants} grants)"),
+        &figures,
+        latency,
+        invocation,
+    );
+    let body = env.get(&admin_run).await;
+    assert_eq!(body["status"], "completed", "{}", body["failure"]);
+    assert_eq!(
+        body["result"]["success"], true,
+        "{}",
+        body["result"]["errors"]
+    );
+    assert_eq!(figures.pump.over_deadline, 0, "{:?}", figures.pump);
+    let (entries, pages) = all_pages(&env, &admin_run, admin_grants as u64).await;
+    let mailboxes_in_result: BTreeSet<&str> = entries
+        .iter()
+        .map(|e| e["mailbox"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        entries.len(),
+        admin_grants,
+        "every entry once across the pages"
+    );
+    assert_eq!(mailboxes_in_result.len(), admin_grants);
+    assert_eq!(pages, admin_grants.div_ceil(1000));
+    let state = env.sim.snapshot();
+    assert_eq!(state.direct_grants_of(ADMIN), []);
+    assert_eq!(
+        state.direct_grants_of("other@bench.example").len(),
+        2 * mailboxes
+    );
+    assert_eq!(state.sent_mail.len(), 2);
+    let ticket = state.tickets.iter().find(|t| t.id == "1").unwrap();
+    assert_eq!(ticket.notes.len(), 2);
+    println!("  GET: {} entries over {pages} pages", entries.len());
+
+    let (size, key) = largest_item(&env).await;
+    println!("largest DynamoDB item: {size} bytes ({key}); limit {ITEM_LIMIT}");
+    assert!(size < ITEM_LIMIT, "{key} is {size} bytes");
+}
