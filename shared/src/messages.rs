@@ -37,6 +37,40 @@ pub struct ScanShard {
     pub mailboxes: Vec<ShardMailbox>,
 }
 
+/// Most bytes of mailboxes one scan shard message carries: well inside the 256 KiB an SQS
+/// message (and a batch of them) may hold.
+pub const SHARD_MESSAGE_BYTES: usize = 192 * 1024;
+
+impl ScanShard {
+    /// Cuts `mailboxes` into shards numbered from 1 of at most `size` mailboxes and
+    /// [`SHARD_MESSAGE_BYTES`] each, every mailbox numbered by its place in its shard.
+    pub fn cut(mailboxes: Vec<ShardMailbox>, size: usize) -> Vec<ScanShard> {
+        let size = size.max(1);
+        let mut shards: Vec<ScanShard> = Vec::new();
+        let mut bytes = 0;
+        for mut m in mailboxes {
+            // The JSON of one mailbox: its strings and the keys around them.
+            let len =
+                m.upn.len() + m.address.len() + m.display_name.len() + m.recipient_type.len() + 90;
+            let open = shards
+                .last()
+                .is_some_and(|s| s.mailboxes.len() < size && bytes + len <= SHARD_MESSAGE_BYTES);
+            if !open {
+                shards.push(ScanShard {
+                    shard_id: shards.len() as u32 + 1,
+                    mailboxes: Vec::new(),
+                });
+                bytes = 0;
+            }
+            let shard = shards.last_mut().expect("a shard was just opened");
+            m.position = shard.mailboxes.len() as u32;
+            bytes += len;
+            shard.mailboxes.push(m);
+        }
+        shards
+    }
+}
+
 /// One mailbox of a shard, with its place in the shard (which fixes its items' ids).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardMailbox {
@@ -123,5 +157,37 @@ mod tests {
         let m: ScheduledMessage =
             serde_json::from_str(r#"{"v":1,"kind":"scheduled","job":"sweep"}"#).unwrap();
         assert_eq!(m.job, ScheduledJob::Sweep);
+    }
+
+    fn mailbox(i: usize, name_len: usize) -> ShardMailbox {
+        ShardMailbox {
+            position: 0,
+            upn: format!("m{i}@x.example"),
+            address: format!("m{i}@x.example"),
+            display_name: "n".repeat(name_len),
+            recipient_type: "UserMailbox".into(),
+        }
+    }
+
+    #[test]
+    fn shards_keep_to_their_size_and_to_what_a_message_holds() {
+        let shards = ScanShard::cut((0..25).map(|i| mailbox(i, 5)).collect(), 10);
+        let sizes: Vec<usize> = shards.iter().map(|s| s.mailboxes.len()).collect();
+        assert_eq!(sizes, [10, 10, 5]);
+        assert_eq!(shards[2].shard_id, 3);
+        assert_eq!(shards[2].mailboxes[4].position, 4);
+        assert_eq!(shards[2].mailboxes[4].upn, "m24@x.example");
+        // Long names: a thousand mailboxes do not fit one message.
+        let shards = ScanShard::cut((0..1000).map(|i| mailbox(i, 400)).collect(), 1000);
+        assert!(shards.len() > 1);
+        for s in &shards {
+            let message = StepMessage::new(RunId("r".into()), Step::Scan(s.clone()));
+            assert!(serde_json::to_string(&message).unwrap().len() <= SHARD_MESSAGE_BYTES + 1024);
+        }
+        assert_eq!(
+            shards.iter().map(|s| s.mailboxes.len()).sum::<usize>(),
+            1000
+        );
+        assert!(ScanShard::cut(Vec::new(), 10).is_empty());
     }
 }

@@ -78,25 +78,18 @@ async fn list(
     let per_mailbox =
         scope.contains(&PermissionType::FullAccess) || scope.contains(&PermissionType::Calendar);
     let shards: Vec<ScanShard> = if per_mailbox {
-        census
+        let mailboxes = census
             .scanned_mailboxes()
-            .chunks(shard_size().max(1))
-            .enumerate()
-            .map(|(i, chunk)| ScanShard {
-                shard_id: i as u32 + 1,
-                mailboxes: chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(position, m)| ShardMailbox {
-                        position: position as u32,
-                        upn: m.user_principal_name.clone(),
-                        address: m.address(),
-                        display_name: m.display_name.clone(),
-                        recipient_type: m.recipient_type_details.clone(),
-                    })
-                    .collect(),
+            .into_iter()
+            .map(|m| ShardMailbox {
+                position: 0,
+                upn: m.user_principal_name.clone(),
+                address: m.address(),
+                display_name: m.display_name.clone(),
+                recipient_type: m.recipient_type_details.clone(),
             })
-            .collect()
+            .collect();
+        ScanShard::cut(mailboxes, shard_size())
     } else {
         Vec::new()
     };

@@ -11,6 +11,29 @@ use std::time::Duration;
 
 /// SQS's longest `DelaySeconds`.
 const MAX_DELAY_SECS: u64 = 900;
+/// SQS's limits on one `SendMessageBatch`: entries, and bytes of all bodies together (256 KiB,
+/// what every account allows).
+const BATCH_ENTRIES: usize = 10;
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// `bodies` cut into runs that each fit one batch (a body too big alone goes alone, and SQS
+/// says why it refuses it).
+fn batches(bodies: &[String]) -> Vec<&[String]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, b) in bodies.iter().enumerate() {
+        let full = i - start == BATCH_ENTRIES || (i > start && bytes + b.len() > BATCH_BYTES);
+        if full {
+            out.push(&bodies[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += b.len();
+    }
+    if start < bodies.len() {
+        out.push(&bodies[start..]);
+    }
+    out
+}
 
 /// Queue URLs of the three step queues.
 #[derive(Debug, Clone)]
@@ -99,26 +122,28 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
-    /// Sends in batches of ten per queue; any entry SQS refuses fails the whole call, so the
-    /// caller's message is redelivered rather than a step silently lost.
+    /// Sends in batches per queue (ten messages and 256 KiB at most, SQS's limits); any entry
+    /// SQS refuses fails the whole call, so the caller's message is redelivered rather than a
+    /// step silently lost.
     async fn send_all(&self, messages: Vec<StepMessage>) -> Result<(), QueueError> {
-        let mut by_url: Vec<(&str, Vec<&StepMessage>)> = Vec::new();
+        let mut by_url: Vec<(&str, Vec<String>)> = Vec::new();
         for m in &messages {
             let url = self.url_for(m);
+            let text = body(m)?;
             match by_url.iter_mut().find(|(u, _)| *u == url) {
-                Some((_, list)) => list.push(m),
-                None => by_url.push((url, vec![m])),
+                Some((_, list)) => list.push(text),
+                None => by_url.push((url, vec![text])),
             }
         }
-        for (url, list) in by_url {
-            for chunk in list.chunks(10) {
+        for (url, bodies) in by_url {
+            for chunk in batches(&bodies) {
                 let entries = chunk
                     .iter()
                     .enumerate()
-                    .map(|(i, m)| {
+                    .map(|(i, text)| {
                         SendMessageBatchRequestEntry::builder()
                             .id(i.to_string())
-                            .message_body(body(m)?)
+                            .message_body(text.as_str())
                             .build()
                             .map_err(|e| QueueError::new(e.to_string()))
                     })
@@ -146,5 +171,26 @@ impl Queue for SqsQueue {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_keep_to_ten_entries_and_256_kib() {
+        let small: Vec<String> = (0..23).map(|i| format!("m{i}")).collect();
+        let sizes: Vec<usize> = batches(&small).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [10, 10, 3]);
+        // Shard messages of 100 KiB: two fit a batch, the third starts the next.
+        let big: Vec<String> = (0..5).map(|_| "x".repeat(100 * 1024)).collect();
+        let sizes: Vec<usize> = batches(&big).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        // One body over the limit goes alone.
+        let huge = vec!["x".repeat(300 * 1024), "y".into()];
+        let sizes: Vec<usize> = batches(&huge).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [1, 1]);
+        assert!(batches(&[]).is_empty());
     }
 }
