@@ -37,7 +37,7 @@ pub fn email_subject(report: &Report) -> String {
             "direct access removed, access remains via group or inheritance".to_string()
         }
         Outcome::PartlyChecked => "checked access removed (partial scope)".to_string(),
-        Outcome::ActionNeeded => "ACTION NEEDED".to_string(),
+        Outcome::ActionNeeded => "ACTION NEEDED, removal failed".to_string(),
         Outcome::DryRun => format!("dry run, would remove {}", view::would_remove(report)),
     };
     one_line(&format!(

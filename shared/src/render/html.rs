@@ -91,7 +91,7 @@ pub fn render(view: &ReportView) -> String {
             };
             let _ = write!(
                 out,
-                "<tr><td style=\"{CELL}\">{}{shared}</td><td style=\"{CELL}\">{}</td><td style=\"{CELL}\">{}</td><td style=\"{CELL};color:{};font-weight:600\">{}</td></tr>",
+                "<tr><td style=\"{CELL};white-space:nowrap\">{}{shared}</td><td style=\"{CELL}\">{}</td><td style=\"{CELL}\">{}</td><td style=\"{CELL};color:{};font-weight:600\">{}</td></tr>",
                 esc(&r.mailbox),
                 esc(&r.permission),
                 esc(&r.access),

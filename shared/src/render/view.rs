@@ -327,7 +327,7 @@ fn headline(report: &Report) -> Headline {
             let title = if report.dry_run {
                 "ACTION NEEDED — the dry run could not check everything"
             } else {
-                "ACTION NEEDED — not everything was removed or reported"
+                "ACTION NEEDED — the removal failed: not everything was removed, verified or reported"
             };
             let mut lines = Vec::new();
             let left = report.verification.remaining.len();
