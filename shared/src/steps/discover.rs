@@ -87,6 +87,7 @@ async fn list(
                 address: m.address(),
                 display_name: m.display_name.clone(),
                 recipient_type: m.recipient_type_details.clone(),
+                rights: None,
             })
             .collect();
         ScanShard::cut(mailboxes, shard_size())
