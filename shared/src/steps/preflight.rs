@@ -396,10 +396,13 @@ fn roles_check(name: &'static str, area: Area, roles: &AppRoles, wanted: &[Role]
 /// One Exchange admin API call: the app needs an Exchange role besides `Exchange.ManageAsApp`.
 async fn exchange_check(tenant: Tenant<'_>, org: &OrgSettings, roles: &AppRoles) -> Check {
     const NAME: &str = "exchange_access";
-    let has_role = roles.exchange.as_ref().map_or(true, |r| {
-        r.iter()
-            .any(|g| g.eq_ignore_ascii_case("Exchange.ManageAsApp"))
-    });
+    // Unreadable roles: the call below tells.
+    let has_role = match &roles.exchange {
+        None => true,
+        Some(r) => r
+            .iter()
+            .any(|g| g.eq_ignore_ascii_case("Exchange.ManageAsApp")),
+    };
     if !has_role {
         return Check::unchecked(NAME, Area::M365, "needs Exchange.ManageAsApp", None);
     }
@@ -439,10 +442,12 @@ async fn sender_check(tenant: Tenant<'_>, org: &OrgSettings) -> Check {
     }
     let user = match tenant.directory.find_user(sender).await {
         Ok(UserLookup::Found { user, .. }) => user,
-        Ok(UserLookup::NotFound) => return problem(format!(
+        Ok(UserLookup::NotFound) => {
+            return problem(format!(
             "'{sender}' is not a user in tenant {}; name a user or shared mailbox of the tenant",
             org.tenant_id
-        )),
+        ))
+        }
         Ok(UserLookup::Ambiguous { candidates }) => {
             return problem(format!(
                 "'{sender}' names {} users ({}); name the sender by UPN",
