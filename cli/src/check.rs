@@ -112,6 +112,7 @@ fn check_json(check: &Check) -> Value {
     let mut entry = json!({"check": check.name, "area": check.area, "ok": check.is_ok()});
     match &check.outcome {
         Outcome::Ok(found) => entry["detail"] = json!(found),
+        Outcome::Warning(why) => entry["warning"] = json!(why),
         Outcome::Problem(p) => {
             entry["why"] = json!(p.message);
             entry["code"] = json!(p.code.as_str());
@@ -136,7 +137,11 @@ fn as_table(org: &OrgSettings, checked: &Preflight) -> String {
         org.company_id, org.company_name
     );
     for c in &checked.checks {
-        let mark = if c.is_ok() { "ok  " } else { "FAIL" };
+        let mark = match c.outcome {
+            Outcome::Ok(_) => "ok  ",
+            Outcome::Warning(_) => "warn",
+            _ => "FAIL",
+        };
         out.push_str(&format!("{mark}  {:width$}  {}\n", c.name, c.detail()));
     }
     out.push_str(if checked.all_ok() {

@@ -472,6 +472,29 @@ fn check_passes_every_check_on_a_well_set_up_company() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("ok    psa_company"), "{table}");
     assert!(table.contains("All checks passed."), "{table}");
+
+    // Mail.Send may be granted on the sender alone (RBAC for Applications): a warning only.
+    let scoped = acme_variant(tmp.path(), "scoped.json", |fx| {
+        fx["sim"]["missing_roles"] = serde_json::json!(["Mail.Send"]);
+    });
+    let out = revoke365(
+        &[
+            "check",
+            "--sandbox",
+            scoped.to_str().unwrap(),
+            "--company-id",
+            "acme",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let checks = check_entries(&out);
+    let mail = checks.iter().find(|c| c["check"] == "mail_roles").unwrap();
+    assert!(
+        mail["warning"].as_str().unwrap().contains("Mail.Send"),
+        "{mail}"
+    );
 }
 
 #[test]

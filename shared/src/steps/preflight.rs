@@ -35,6 +35,9 @@ pub struct Problem {
 pub enum Outcome {
     /// What was found.
     Ok(String),
+    /// Nothing stops the run, but something may be missing that only the service can confirm
+    /// (a role granted to one mailbox with RBAC for Applications is not in the token).
+    Warning(String),
     Problem(Problem),
     /// The check could not be made now; `error` when a service failed (a transient one makes
     /// discovery try again later).
@@ -57,13 +60,14 @@ pub struct Check {
 
 impl Check {
     pub fn is_ok(&self) -> bool {
-        matches!(self.outcome, Outcome::Ok(_))
+        matches!(self.outcome, Outcome::Ok(_) | Outcome::Warning(_))
     }
 
     /// Why it is not ok, or what was found: one line for people.
     pub fn detail(&self) -> String {
         match &self.outcome {
             Outcome::Ok(found) => found.clone(),
+            Outcome::Warning(why) => format!("warning: {why}"),
             Outcome::Problem(p) => format!("{} ({}): {}", p.code.as_str(), p.field, p.message),
             Outcome::Unchecked { why, .. } => format!("not checked: {why}"),
         }
@@ -74,6 +78,14 @@ impl Check {
             name,
             area,
             outcome: Outcome::Ok(found.into()),
+        }
+    }
+
+    fn warning(name: &'static str, area: Area, why: impl Into<String>) -> Check {
+        Check {
+            name,
+            area,
+            outcome: Outcome::Warning(why.into()),
         }
     }
 
@@ -150,13 +162,17 @@ impl Preflight {
 
     /// Microsoft 365 problems refuse every run; PSA and mail problems refuse a revoke run and
     /// are recorded by a contain run. Checks that could not be made never refuse: a transient
-    /// Microsoft 365 failure retries the step (discovery needs the tenant anyway), a PSA or
-    /// mail one is checked again when the report is written.
+    /// Microsoft 365 failure (or any check cut short by the step's deadline) retries the step
+    /// (discovery needs the tenant anyway); a PSA or mail outage does not hold up the removal,
+    /// and the ticket's company is checked again before the report is written to it.
     pub fn verdict(&self, contain: bool) -> Verdict {
         let mut errors = Vec::new();
         for check in &self.checks {
             match &check.outcome {
                 Outcome::Ok(_) => {}
+                Outcome::Warning(why) => {
+                    tracing::warn!(check = check.name, %why, "a check before removal warns")
+                }
                 Outcome::Problem(p) if check.area == Area::M365 || !contain => {
                     return Verdict::Refuse(RunFailure::new(p.code, Some(p.field), &p.message))
                 }
@@ -165,7 +181,7 @@ impl Preflight {
                     p.field, p.message
                 )),
                 Outcome::Unchecked { error: Some(e), .. }
-                    if check.area == Area::M365 && e.is_transient() =>
+                    if e.is_stopped() || (check.area == Area::M365 && e.is_transient()) =>
                 {
                     return Verdict::Retry(e.clone())
                 }
@@ -280,9 +296,21 @@ pub async fn preflight(tenant: Tenant<'_>, notify: Notify<'_>, subject: &Subject
     };
     match &credentials {
         Some(roles) => {
-            checks.push(roles_check("m365_roles", Area::M365, roles, M365_ROLES));
+            checks.push(roles_check(
+                "m365_roles",
+                Area::M365,
+                roles,
+                M365_ROLES,
+                Needed::Always,
+            ));
             checks.push(exchange_check(tenant, org, roles).await);
-            checks.push(roles_check("mail_roles", Area::Mail, roles, MAIL_ROLES));
+            checks.push(roles_check(
+                "mail_roles",
+                Area::Mail,
+                roles,
+                MAIL_ROLES,
+                Needed::OrScoped,
+            ));
             checks.push(sender_check(tenant, org).await);
         }
         None => {
@@ -353,8 +381,23 @@ fn html_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Whether a role must be in the token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Needed {
+    Always,
+    /// Or granted on the sender's mailbox alone with RBAC for Applications, which the token
+    /// does not show: a missing role is a warning.
+    OrScoped,
+}
+
 /// The roles in `wanted` the tokens lack, named with what needs them.
-fn roles_check(name: &'static str, area: Area, roles: &AppRoles, wanted: &[Role]) -> Check {
+fn roles_check(
+    name: &'static str,
+    area: Area,
+    roles: &AppRoles,
+    wanted: &[Role],
+    needed: Needed,
+) -> Check {
     let mut missing = Vec::new();
     for role in wanted {
         let granted = match role.service {
@@ -380,6 +423,16 @@ fn roles_check(name: &'static str, area: Area, roles: &AppRoles, wanted: &[Role]
     if missing.is_empty() {
         let names: Vec<&str> = wanted.iter().map(|r| r.name).collect();
         return Check::ok(name, area, format!("granted: {}", names.join(", ")));
+    }
+    if needed == Needed::OrScoped {
+        return Check::warning(
+            name,
+            area,
+            format!(
+                "the app's token lacks the application roles {}: fine if they are granted on the sender's mailbox with RBAC for Applications (`revoke365 check --send-test` proves Mail.Send), else add them under API permissions",
+                missing.join(", ")
+            ),
+        );
     }
     Check::problem(
         name,
@@ -469,6 +522,15 @@ async fn sender_check(tenant: Tenant<'_>, org: &OrgSettings) -> Check {
         Ok(MailboxState::NotUsable { reason }) => problem(format!(
             "'{sender}' has no Exchange Online mailbox Graph can send from ({reason})"
         )),
+        // Without MailboxSettings.Read (on this mailbox) the mailbox cannot be looked at.
+        Err(e) if refused(&e) => Check::warning(
+            NAME,
+            Area::Mail,
+            format!(
+                "{sender} is a user; whether it has a mailbox could not be read ({}): grant MailboxSettings.Read, or use `revoke365 check --send-test`",
+                e.reason()
+            ),
+        ),
         Err(e) => unchecked_remote(NAME, Area::Mail, e),
     }
 }
@@ -602,6 +664,7 @@ mod tests {
             Area::M365,
             &roles(&["Directory.Read.All", "Calendars.ReadWrite"], &[]),
             M365_ROLES,
+            Needed::Always,
         );
         let Outcome::Problem(p) = &check.outcome else {
             panic!("{check:?}")
@@ -625,13 +688,26 @@ mod tests {
             ],
             &["Exchange.ManageAsApp"],
         );
-        assert!(roles_check("m365_roles", Area::M365, &all, M365_ROLES).is_ok());
+        assert!(roles_check("m365_roles", Area::M365, &all, M365_ROLES, Needed::Always).is_ok());
+        // Mail.Send scoped to the sender with RBAC for Applications is not in the token.
+        let scoped = roles_check("mail_roles", Area::Mail, &all, MAIL_ROLES, Needed::OrScoped);
+        assert!(
+            matches!(&scoped.outcome, Outcome::Warning(w) if w.contains("Mail.Send")),
+            "{scoped:?}"
+        );
         let unreadable = AppRoles {
             graph: None,
             exchange: Some(vec![]),
         };
         assert!(matches!(
-            roles_check("mail_roles", Area::Mail, &unreadable, MAIL_ROLES).outcome,
+            roles_check(
+                "mail_roles",
+                Area::Mail,
+                &unreadable,
+                MAIL_ROLES,
+                Needed::OrScoped
+            )
+            .outcome,
             Outcome::Unchecked { .. }
         ));
     }

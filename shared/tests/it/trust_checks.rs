@@ -251,6 +251,27 @@ async fn a_token_lacking_a_role_is_refused_naming_the_role() {
 }
 
 #[tokio::test]
+async fn mail_send_missing_from_the_token_does_not_stop_the_removal() {
+    // Mail.Send may be granted on the sender's mailbox alone (RBAC for Applications), which
+    // the token does not show: the run goes on, and an email that then fails is reported.
+    let fx = with_sim(acme(), json!({"missing_roles": ["Mail.Send"]}));
+    let h = Harness::start(fx, fast_http(10)).await;
+    let report = h.report(request(json!({"ticket_id": ACME_TICKET}))).await;
+    assert_eq!(h.snapshot().direct_grants_of(JOHN), vec![]);
+    assert_eq!(report.removal_summary.total_permissions_removed, 8);
+    assert!(!report.success);
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.to_lowercase().contains("email")),
+        "{:?}",
+        report.errors
+    );
+    assert!(h.snapshot().sent_mail.is_empty());
+}
+
+#[tokio::test]
 async fn an_app_without_an_exchange_role_is_refused() {
     let fx = with_sim(acme(), json!({"forbidden_cmdlets": ["Get-Recipient"]}));
     let (run, before, after) = run_on(fx, request(json!({}))).await;
