@@ -198,6 +198,9 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
+        for problem in &failure.notification_errors {
+            eprintln!("not notified: {problem}");
+        }
         return Err(CliError {
             code,
             field: failure.field,

@@ -610,4 +610,31 @@ fn run_with_another_companys_ticket_exits_2_naming_the_ticket() {
     let err = stderr_error(&out);
     assert_eq!(err["error"]["code"], "ticket_not_for_company");
     assert_eq!(err["error"]["field"], "ticket_id");
+
+    // A sender without a mailbox: refused, and the email that could not go is said.
+    let no_mailbox = acme_variant(tmp.path(), "no-mailbox.json", |fx| {
+        fx["sim"]["rest_disabled_mailboxes"] = serde_json::json!(["automation@acmecorp.com"]);
+    });
+    let out = revoke365(
+        &[
+            "run",
+            "--sandbox",
+            no_mailbox.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr_error(&out)["error"]["field"], "notification_sender");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("not notified: ") && l.contains("email")),
+        "{stderr}"
+    );
 }

@@ -5,6 +5,7 @@
 use crate::harness::Harness;
 use crate::kit::{fast_http, fixture, with_sim};
 use revoke365::model::{FailureCode, Run, RunStatus};
+use revoke365::ports::{Connector, MailboxState};
 use revoke365_sim::Snapshot;
 use serde_json::{json, Value};
 
@@ -87,6 +88,71 @@ fn failure_mail(after: &Snapshot, run: &Run) {
     assert_eq!(mails.len(), 1, "{:#?}", after.sent_mail);
     assert!(mails[0].subject.contains("FAILED"), "{}", mails[0].subject);
     assert!(mails[0].body.contains(&run.run_id.to_string()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The clients' new reads, on the wire
+
+#[tokio::test]
+async fn the_clients_read_a_tickets_company_the_company_the_roles_and_the_mailbox() {
+    let fx = with_sim(
+        acme(),
+        json!({"missing_roles": ["Calendars.ReadWrite"], "rest_disabled_mailboxes": ["finance@acmecorp.com"]}),
+    );
+    let h = Harness::start(fx, fast_http(10)).await;
+    let conns = h.connector.connect(&h.org).await.unwrap();
+    let psa = conns.notify().psa;
+    let ours = psa.ticket_company(ACME_TICKET).await.unwrap().unwrap();
+    assert_eq!(
+        (ours.id.as_str(), ours.identifier.as_str()),
+        ("250", "AcmeCorp")
+    );
+    assert!(ours.is("acmecorp") && ours.is("250") && !ours.is("Acme"));
+    let theirs = psa.ticket_company(GLOBEX_TICKET).await.unwrap().unwrap();
+    assert_eq!(theirs.identifier, "GlobexCorp");
+    assert!(!theirs.is(&h.org.psa_company));
+    assert_eq!(psa.ticket_company("99999").await.unwrap(), None);
+    assert_eq!(
+        psa.find_company("ACMECORP").await.unwrap().map(|c| c.name),
+        Some("Acme Corp".to_string())
+    );
+    assert_eq!(
+        psa.find_company("250").await.unwrap().map(|c| c.identifier),
+        Some("AcmeCorp".to_string())
+    );
+    assert_eq!(psa.find_company("Initech").await.unwrap(), None);
+
+    let directory = conns.tenant().directory;
+    let roles = directory.app_roles().await.unwrap();
+    let graph = roles.graph.unwrap();
+    assert!(graph.iter().any(|r| r == "User.Read.All"), "{graph:?}");
+    assert!(
+        !graph.iter().any(|r| r == "Calendars.ReadWrite"),
+        "{graph:?}"
+    );
+    assert_eq!(roles.exchange.unwrap(), ["Exchange.ManageAsApp"]);
+    assert_eq!(
+        directory
+            .mailbox_state("support@acmecorp.com")
+            .await
+            .unwrap(),
+        MailboxState::Usable {
+            purpose: Some("shared".into())
+        }
+    );
+    match directory
+        .mailbox_state("finance@acmecorp.com")
+        .await
+        .unwrap()
+    {
+        MailboxState::NotUsable { reason } => {
+            assert!(
+                reason.starts_with("MailboxNotEnabledForRESTAPI"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
