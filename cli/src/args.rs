@@ -75,6 +75,9 @@ pub struct RunArgs {
     /// Discover and report what would be removed; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: still add the report to the ticket and mail it (a live run always does).
+    #[arg(long)]
+    pub notify: bool,
     #[arg(long, value_name = "WHO")]
     pub requested_by: Option<String>,
     #[arg(long, value_name = "TEXT")]
@@ -112,6 +115,9 @@ impl RunArgs {
         }
         body.insert("remove_from_shared".into(), json!(!self.keep_shared));
         body.insert("dry_run".into(), json!(self.dry_run));
+        if self.notify {
+            body.insert("notify".into(), json!(true));
+        }
         for (key, value) in [
             ("ticket_id", &self.ticket),
             ("requested_by", &self.requested_by),

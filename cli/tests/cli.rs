@@ -200,6 +200,10 @@ fn table_format_and_failure_exit_codes() {
             && table.contains("FAILED"),
         "{table}"
     );
+    assert!(
+        table.lines().next().unwrap().contains("ACTION NEEDED"),
+        "the first line says which case: {table}"
+    );
 
     let out = revoke365(
         &[&base[..], &["--user", "john.smyth@globexcorp.com"]].concat(),
@@ -228,6 +232,81 @@ fn table_format_and_failure_exit_codes() {
     );
     let result: Report = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result.removal_summary.total_permissions_removed, 0);
+}
+
+/// The `label: path` file the CLI named on stderr, read; `None` when it named none.
+fn named_file(out: &Output, label: &str, cwd: &Path) -> Option<String> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr.lines().find(|l| l.starts_with(label))?;
+    let path = cwd.join(line.trim_start_matches(label));
+    Some(std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+}
+
+#[test]
+fn a_dry_run_leaves_no_note_or_email_unless_notify_is_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let acme = events("acme-tenant.json");
+    let base = [
+        "run",
+        "--sandbox",
+        acme.to_str().unwrap(),
+        "--company-id",
+        "acme",
+        "--user",
+        "john.smith@acmecorp.com",
+        "--dry-run",
+        "--format",
+        "table",
+    ];
+    let out = revoke365(&base, &[], tmp.path());
+    assert_eq!(out.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        table.lines().next().unwrap(),
+        "Revoke365 mailbox access removal: DRY RUN — nothing was changed; would remove 8 grants"
+    );
+    assert!(!table.contains("Grants removed: 0"), "{table}");
+    assert_eq!(named_file(&out, "PSA note: ", tmp.path()), None);
+    assert_eq!(named_file(&out, "email: ", tmp.path()), None);
+
+    let out = revoke365(&[&base[..], &["--notify"]].concat(), &[], tmp.path());
+    assert_eq!(out.status.code(), Some(0));
+    let note = named_file(&out, "PSA note: ", tmp.path()).expect("a note with --notify");
+    assert!(note.contains("would remove 8 grants"), "{note}");
+    let email = named_file(&out, "email: ", tmp.path()).expect("an email with --notify");
+    assert!(email.contains("would remove 8 grants"));
+}
+
+#[test]
+fn the_table_says_when_only_part_of_the_access_was_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let acme = events("acme-tenant.json");
+    let out = revoke365(
+        &[
+            "run",
+            "--sandbox",
+            acme.to_str().unwrap(),
+            "--company-id",
+            "acme",
+            "--user",
+            "john.smith@acmecorp.com",
+            "--types",
+            "full_access,calendar",
+            "--format",
+            "table",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.lines().next().unwrap().contains("PARTIAL"), "{table}");
+    assert!(
+        table.contains("Only Full Access and calendar were checked")
+            && table.contains("Send As not checked")
+            && !table.contains("all cleared"),
+        "{table}"
+    );
 }
 
 const SECRET: &str = "cli-test-secret";

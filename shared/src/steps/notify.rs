@@ -1,5 +1,8 @@
 //! Telling people: the PSA ticket and note, and the email — each at most once per run.
 //!
+//! A dry run changes nothing anywhere: it creates no ticket, adds no note and sends no email
+//! unless the request asked for them (`notify`).
+//!
 //! Each side effect's intent is recorded before it is attempted and its outcome after. A
 //! verification that takes over a run whose holder died between the two finds the intent
 //! without an outcome: the ticket and note carry the run id, so they are looked up instead of
@@ -11,7 +14,7 @@ use crate::error::{RemoteError, StepError};
 use crate::model::{OrgSettings, Report, Run, RunFailure};
 use crate::ports::{Attachment, Effect, EffectState, NewTicket, OutgoingMail, RunStore};
 use crate::render;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 /// Adds the report to the ticket (creating the ticket when the request named none, or named
 /// one that is not this company's) and mails it. Failures are recorded in the report; they
@@ -23,6 +26,10 @@ pub(crate) async fn deliver_report(
     run: &Run,
     report: &mut Report,
 ) -> Result<(), StepError> {
+    if !run.request.notifies() {
+        info!("dry run: no ticket, note or email (the request did not ask for them)");
+        return Ok(());
+    }
     let given = report.ticket_id.clone();
     let choice = target_ticket(store, notify, org, run, given.as_deref()).await?;
     if let Some(why) = &choice.passed_over {
@@ -80,6 +87,10 @@ pub async fn notify_failure(
     run: &Run,
     failure: &RunFailure,
 ) -> Vec<String> {
+    if !run.request.notifies() {
+        info!(run_id = %run.run_id, "dry run failed: no ticket, note or email (the request did not ask for them)");
+        return Vec::new();
+    }
     let removed = match store.items(&run.run_id).await {
         Ok(items) => items
             .into_iter()

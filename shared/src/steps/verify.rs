@@ -11,7 +11,7 @@ use crate::error::StepError;
 use crate::messages::{Step, StepMessage};
 use crate::model::{
     AuditPhase, AuditRecord, Grant, ItemStatus, OrgSettings, PermissionType, PlanItem, Report,
-    ReportInputs, Run, RunStatus, Verification,
+    ReportInputs, Run, RunStatus, Scope, Verification,
 };
 use crate::ports::{MailboxInfo, Queue, RereadChunk, RunStore, ScanFacts};
 use crate::scan::{per_mailbox, tenant_wide, Census, Findings, ScanError};
@@ -131,6 +131,7 @@ async fn finish(
         errors: [facts.scan_errors, errors].concat(),
         indirect_access: facts.indirect_access,
         not_checked: facts.not_checked,
+        scope: Scope::of(&run.request, &org.m365_permission_removal_scope),
         finished_at: Utc::now(),
     });
     deliver_report(store, notify, org, run, &mut report).await?;

@@ -16,6 +16,7 @@ mod clients_m365;
 mod clients_throttling;
 mod restore;
 mod trust_checks;
+mod trust_report;
 mod workflow_acme;
 mod workflow_faults;
 mod workflow_hard;

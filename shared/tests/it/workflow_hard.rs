@@ -142,7 +142,7 @@ async fn removes_exactly_the_direct_grants_and_reports_the_rest() {
     let ticket = after.ticket(ticket_id).expect("ticket in PSA");
     let note = &ticket.notes[0].text;
     assert!(
-        note.contains("ATTENTION")
+        note.contains("ACTION NEEDED")
             && note.contains("legal@globexcorp.com")
             && note.contains("FAILED"),
         "{note}"
