@@ -19,6 +19,31 @@ pub struct Cli {
 pub enum Command {
     /// Discover, remove and verify every grant the user holds on other mailboxes.
     Run(RunArgs),
+    /// Check a company's set-up without removing anything: credentials and app roles, the
+    /// Exchange role, the notification sender and recipients, the ticket (exit 0 all ok, 2 not).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// PSA company id; selects the org settings and the M365 tenant.
+    #[arg(long, value_name = "ID")]
+    pub company_id: String,
+    /// A PSA ticket that must belong to this company; without it the company itself is looked
+    /// up in the PSA (a new ticket would be created for it).
+    #[arg(long, value_name = "ID")]
+    pub ticket: Option<String>,
+    /// Also send a test email from the notification sender to the recipients.
+    #[arg(long)]
+    pub send_test: bool,
+    /// TOML config for a real tenant.
+    #[arg(long, value_name = "FILE", conflicts_with = "sandbox")]
+    pub config: Option<PathBuf>,
+    /// Check against the simulator loaded with this tenant fixture.
+    #[arg(long, value_name = "FIXTURE")]
+    pub sandbox: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -2,6 +2,7 @@
 //! with an in-process queue and a file-backed audit store.
 
 mod args;
+mod check;
 mod config;
 mod progress;
 mod sandbox;
@@ -91,6 +92,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Check(args) => {
+            let format = args.format;
+            match runtime.block_on(check::check(args)) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    e.print(format);
+                    ExitCode::from(e.exit)
+                }
+            }
+        }
     }
 }
 
@@ -171,10 +182,12 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
     }
     eprintln!("audit trail: {}", audit_path.display());
     if run.status == RunStatus::Failed {
-        let failure = run.failure.unwrap_or_else(|| revoke365::model::RunFailure {
-            code: revoke365::model::FailureCode::Internal,
-            field: None,
-            message: "run failed".into(),
+        let failure = run.failure.unwrap_or_else(|| {
+            revoke365::model::RunFailure::new(
+                revoke365::model::FailureCode::Internal,
+                None,
+                "run failed",
+            )
         });
         let exit = if failure.code.is_bad_input() {
             EXIT_BAD_INPUT
@@ -185,6 +198,9 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
+        for problem in &failure.notification_errors {
+            eprintln!("not notified: {problem}");
+        }
         return Err(CliError {
             code,
             field: failure.field,

@@ -36,11 +36,7 @@ impl From<RemoteError> for ScanError {
 }
 
 pub(crate) fn rejected(code: FailureCode, field: &str, message: String) -> ScanError {
-    ScanError::Rejected(RunFailure {
-        code,
-        field: Some(field.to_string()),
-        message,
-    })
+    ScanError::Rejected(RunFailure::new(code, Some(field), message))
 }
 
 /// What one part of a scan found.
