@@ -6,8 +6,8 @@ use crate::config::Recheck;
 use crate::error::{QueueError, RemoteError, StepError, StoreError};
 use crate::messages::StepMessage;
 use crate::model::{
-    AuditRecord, Grant, IndirectAccess, ItemId, ItemStatus, MatchedBy, NotChecked, OrgSettings,
-    PermissionType, PlanItem, Report, ResolvedUser, Run, RunFailure, RunId, RunStatus,
+    AuditManifest, AuditRecord, Grant, IndirectAccess, ItemId, ItemStatus, MatchedBy, NotChecked,
+    OrgSettings, PermissionType, PlanItem, Report, ResolvedUser, Run, RunFailure, RunId, RunStatus,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -286,6 +286,25 @@ pub trait RunStore: Send + Sync {
     /// overwritten. Returns whether this call wrote it.
     async fn append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError>;
     async fn audit_records(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The records of one hash chain of the run's audit trail (where a batch's chain ends).
+    async fn audit_chain(
+        &self,
+        run_id: &RunId,
+        chain: &str,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut records = self.audit_records(run_id).await?;
+        records.retain(|r| r.chain.as_deref() == Some(chain));
+        Ok(records)
+    }
+    /// Anchors the manifest of the run's audit chains in the run unless one is anchored
+    /// already (it is never replaced); returns whether this call anchored it.
+    async fn anchor_audit(
+        &self,
+        run_id: &RunId,
+        manifest: &AuditManifest,
+    ) -> Result<bool, StoreError>;
+    /// The manifest [`RunStore::anchor_audit`] anchored, if any.
+    async fn audit_manifest(&self, run_id: &RunId) -> Result<Option<AuditManifest>, StoreError>;
     /// Ends the run with its report (`status` is the report's).
     async fn finish_run(&self, run_id: &RunId, report: &Report) -> Result<(), StoreError>;
     async fn fail_run(&self, run_id: &RunId, failure: &RunFailure) -> Result<(), StoreError>;

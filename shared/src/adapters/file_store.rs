@@ -1,11 +1,13 @@
 //! The run store for one machine: run state in memory, the audit trail on disk as JSON lines
 //! (`<dir>/<run_id>.audit.jsonl`, each record flushed to disk before the call it precedes), and
-//! each finished run's report beside it (`<run_id>.result.json`).
+//! each finished run's report beside it (`<run_id>.result.json`), and the manifest of the
+//! trail's hash chains once the run verified (`<run_id>.audit-manifest.json`). Every file is
+//! created readable by its owner only.
 
 use crate::error::StoreError;
 use crate::model::{
-    AuditRecord, ItemId, ItemStatus, OrgSettings, PlanItem, Report, ResolvedUser, Run, RunFailure,
-    RunId, RunStatus,
+    AuditManifest, AuditRecord, ItemId, ItemStatus, OrgSettings, PlanItem, Report, ResolvedUser,
+    Run, RunFailure, RunId, RunStatus,
 };
 use crate::ports::{
     BatchProgress, Claim, Effect, EffectState, KeyHolder, RereadChunk, RunStore, ScanFacts,
@@ -73,6 +75,10 @@ impl FileRunStore {
         self.dir.join(format!("{run_id}.result.json"))
     }
 
+    pub fn manifest_path(&self, run_id: &RunId) -> PathBuf {
+        audit_manifest_path(&self.dir, run_id)
+    }
+
     fn with_run<T>(
         &self,
         run_id: &RunId,
@@ -93,6 +99,31 @@ impl FileRunStore {
             state.run.lease_until = state.run.lease_until.map(|u| u.min(at));
         }
     }
+}
+
+/// Where the manifest of a run's audit chains is kept in an audit directory.
+pub fn audit_manifest_path(dir: &Path, run_id: &RunId) -> PathBuf {
+    dir.join(format!("{run_id}.audit-manifest.json"))
+}
+
+/// Reads the manifest of a run's audit chains; `None` when the run never anchored one.
+pub fn read_audit_manifest(path: &Path) -> Result<Option<AuditManifest>, StoreError> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::backend(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Options that create a file readable and writable by its owner only (audit trails and
+/// reports name people and mailboxes).
+fn owner_only() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
 }
 
 /// Reads an audit file, keeping the last record for each record id (a redelivered step may
@@ -439,7 +470,7 @@ impl RunStore for FileRunStore {
         if !written.insert(format!("{}/{}", record.run_id, record.record_id)) {
             return Ok(false);
         }
-        let mut file = OpenOptions::new()
+        let mut file = owner_only()
             .create(true)
             .append(true)
             .open(self.audit_path(&record.run_id))?;
@@ -452,10 +483,40 @@ impl RunStore for FileRunStore {
         read_audit_file(&self.audit_path(run_id))
     }
 
+    async fn anchor_audit(
+        &self,
+        run_id: &RunId,
+        manifest: &AuditManifest,
+    ) -> Result<bool, StoreError> {
+        let json =
+            serde_json::to_vec_pretty(manifest).map_err(|e| StoreError::backend(e.to_string()))?;
+        let mut file = match owner_only()
+            .write(true)
+            .create_new(true)
+            .open(self.manifest_path(run_id))
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        file.write_all(&json)?;
+        file.sync_data()?;
+        Ok(true)
+    }
+
+    async fn audit_manifest(&self, run_id: &RunId) -> Result<Option<AuditManifest>, StoreError> {
+        read_audit_manifest(&self.manifest_path(run_id))
+    }
+
     async fn finish_run(&self, run_id: &RunId, report: &Report) -> Result<(), StoreError> {
         let json =
             serde_json::to_vec_pretty(report).map_err(|e| StoreError::backend(e.to_string()))?;
-        fs::write(self.result_path(run_id), json)?;
+        owner_only()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.result_path(run_id))?
+            .write_all(&json)?;
         self.with_run(run_id, |s| {
             s.run.status = report.status;
             s.run.status_changed_at = Utc::now();

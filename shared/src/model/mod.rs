@@ -1,6 +1,7 @@
 //! The domain model: requests, grants, runs, reports and audit records.
 
 mod audit;
+mod audit_chain;
 mod grant;
 mod org;
 mod report;
@@ -8,6 +9,7 @@ mod request;
 mod run;
 
 pub use audit::*;
+pub use audit_chain::*;
 pub use grant::*;
 pub use org::*;
 pub use report::*;

@@ -1,6 +1,7 @@
 //! The workflow, one function per step. Steps never call each other: each ends by sending the
 //! next message through the [`Queue`](crate::ports::Queue) port.
 
+mod audit_trail;
 mod discover;
 mod dispatch;
 mod intake;
@@ -13,6 +14,7 @@ mod sweep;
 mod verify;
 
 pub use crate::ports::{Connections, Connector, NoProgress, Notify, ProgressObserver, Tenant};
+pub use audit_trail::check_run_audit;
 pub use discover::discover;
 pub use dispatch::{abandon, dispatch};
 pub use intake::{intake, Accepted, IntakeError};

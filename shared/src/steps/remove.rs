@@ -1,11 +1,12 @@
 //! Steps 3–7: remove one batch of grants (one permission type, a few dozen mailboxes at most).
 
+use super::audit_trail::ChainWriter;
 use super::{Deadline, NoProgress, ProgressObserver, Tenant};
 use crate::error::{ErrorKind, RemoteError, StepError};
 use crate::messages::{RemovalBatch, Step, StepMessage};
 use crate::model::{
-    AuditPhase, AuditRecord, AuditResult, Grant, ItemStatus, PermissionType, PlanItem, Run, RunId,
-    RunStatus,
+    batch_chain, AuditPhase, AuditRecord, AuditResult, Grant, ItemStatus, PermissionType, PlanItem,
+    Run, RunId, RunStatus,
 };
 use crate::ports::{Queue, RemovalOutcome, RunStore};
 use chrono::Utc;
@@ -49,12 +50,16 @@ pub async fn remove(
                 "batch {batch_id} names items that are not {permission} items of run {run_id}"
             )));
         }
+        // The batch's records form one chain, so concurrent batches never share a head.
+        let trail = &ChainWriter::new(store, run_id, batch_chain(batch_id));
         let results = join_all(batch_items.iter().filter(|i| !i.status.is_finished()).map(
             |item| async move {
                 if deadline.near() {
                     return Ok(false);
                 }
-                deadline.bound(remove_item(store, tenant, run, item)).await
+                deadline
+                    .bound(remove_item(store, trail, tenant, run, item))
+                    .await
             },
         ))
         .await;
@@ -117,6 +122,7 @@ pub async fn give_up(
         return Ok(());
     }
     let error = format!("removal abandoned: {reason}");
+    let trail = ChainWriter::new(store, run_id, batch_chain(batch.batch_id));
     for item in store
         .get_items(run_id, &batch.item_ids)
         .await?
@@ -124,8 +130,8 @@ pub async fn give_up(
         .filter(|i| !i.status.is_finished())
     {
         warn!(run_id = %run_id, item = item.id, %error, "giving up on a grant");
-        store
-            .append_audit(&audit(
+        trail
+            .append(audit(
                 &run,
                 item,
                 AuditPhase::Outcome,
@@ -150,6 +156,7 @@ pub async fn give_up(
 /// (it is left pending for the continuation).
 async fn remove_item(
     store: &dyn RunStore,
+    trail: &ChainWriter<'_>,
     tenant: Tenant<'_>,
     run: &Run,
     item: &PlanItem,
@@ -158,8 +165,8 @@ async fn remove_item(
     let span = info_span!("remove_grant", mailbox = %g.mailbox, item = item.id);
     async {
         // Already written: an earlier delivery of this batch started this removal and died.
-        let first_attempt = store
-            .append_audit(&audit(run, item, AuditPhase::Before, None, None))
+        let first_attempt = trail
+            .append(audit(run, item, AuditPhase::Before, None, None))
             .await?;
         let outcome = match removal_call(tenant, g, &g.trustee).await {
             // The UPN found nothing, but the answer showed the trustee another way (a SID that
@@ -219,8 +226,8 @@ async fn remove_item(
                 )
             }
         };
-        store
-            .append_audit(&audit(run, item, AuditPhase::Outcome, Some(result), detail))
+        trail
+            .append(audit(run, item, AuditPhase::Outcome, Some(result), detail))
             .await?;
         store.set_item_status(&run.run_id, item.id, &status).await?;
         Ok(true)
@@ -295,5 +302,9 @@ pub(crate) fn audit(
         result,
         detail,
         verification: None,
+        chain: None,
+        seq: None,
+        prev_hash: None,
+        hash: None,
     }
 }

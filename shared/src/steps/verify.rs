@@ -5,13 +5,14 @@
 //! a continuation, which goes on where it stopped. The side effects (ticket, note, email) come
 //! after the whole re-read, each at most once (see [`super::notify`]).
 
+use super::audit_trail::{self, ChainWriter};
 use super::notify::deliver_report;
 use super::{claim, Deadline, Delivery, NoProgress, Notify, Tenant};
 use crate::error::StepError;
 use crate::messages::{Step, StepMessage};
 use crate::model::{
     AuditPhase, AuditRecord, Grant, ItemStatus, OrgSettings, PermissionType, PlanItem, Report,
-    ReportInputs, Run, RunStatus, Scope, Verification,
+    ReportInputs, Run, RunStatus, Scope, Verification, VERIFICATION_CHAIN,
 };
 use crate::ports::{MailboxInfo, Queue, RereadChunk, RunStore, ScanFacts};
 use crate::scan::{per_mailbox, tenant_wide, Census, Findings, ScanError};
@@ -118,9 +119,11 @@ async fn finish(
             store.set_item_status(run_id, item.id, &item.status).await?;
         }
     }
-    store
-        .append_audit(&verification_record(run, &verification))
+    ChainWriter::new(store, run_id, VERIFICATION_CHAIN.into())
+        .append(verification_record(run, &verification))
         .await?;
+    // Every chain is complete now: anchor their heads in the run.
+    audit_trail::anchor(store, run_id).await?;
 
     let mut report = Report::build(ReportInputs {
         run,
@@ -478,5 +481,9 @@ fn verification_record(run: &Run, verification: &Verification) -> AuditRecord {
         result: None,
         detail: None,
         verification: Some(verification.clone()),
+        chain: None,
+        seq: None,
+        prev_hash: None,
+        hash: None,
     }
 }

@@ -5,6 +5,8 @@
 mod harness;
 mod kit;
 
+mod audit_chain;
+
 #[cfg(feature = "aws")]
 mod aws_e2e;
 #[cfg(feature = "aws")]

@@ -16,8 +16,8 @@ use super::resources::AwsNames;
 use crate::config::RetryPolicy;
 use crate::error::StoreError;
 use crate::model::{
-    AuditRecord, ItemId, ItemStatus, OrgSettings, PlanItem, Report, ResolvedUser, Run, RunFailure,
-    RunId, RunStatus,
+    AuditManifest, AuditRecord, ItemId, ItemStatus, OrgSettings, PlanItem, Report, ResolvedUser,
+    Run, RunFailure, RunId, RunStatus,
 };
 use crate::ports::{
     BatchProgress, Claim, Effect, EffectState, KeyHolder, RereadChunk, RunStore, ScanFacts,
@@ -1243,6 +1243,44 @@ impl RunStore for DynamoRunStore {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => return Ok(out),
             }
+        }
+    }
+
+    /// The manifest is a small attribute of the run item (one entry per removal batch), as
+    /// JSON, set once.
+    async fn anchor_audit(
+        &self,
+        run_id: &RunId,
+        manifest: &AuditManifest,
+    ) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(manifest).map_err(|e| serde_error("manifest", e))?;
+        self.update_run(
+            run_id,
+            "SET audit_manifest = :m",
+            "attribute_exists(pk) AND attribute_not_exists(audit_manifest)",
+            &[],
+            HashMap::from([(":m".to_string(), s(json))]),
+        )
+        .await
+    }
+
+    async fn audit_manifest(&self, run_id: &RunId) -> Result<Option<AuditManifest>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.runs)
+            .set_key(Some(self.key(run_pk(run_id), RUN_SK)))
+            .projection_expression("audit_manifest")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("GetItem audit manifest", e))?;
+        match out.item.as_ref().and_then(|i| i.get("audit_manifest")) {
+            Some(AttributeValue::S(json)) => serde_json::from_str(json)
+                .map(Some)
+                .map_err(|e| serde_error("audit manifest", e)),
+            Some(_) => Err(StoreError::backend("audit manifest is not a string")),
+            None => Ok(None),
         }
     }
 

@@ -1,0 +1,373 @@
+//! The hash chains that make an audit trail tamper-evident, and their verification.
+//!
+//! Each removal batch writes its records as one chain (`batch#00003`), verification writes
+//! its own (`verification`), so concurrent batches never contend on one head. A record's
+//! `hash` is the SHA-256 of its canonical JSON without `hash`, and it carries the hash of the
+//! record before it in its chain. When the run verifies, a manifest of every chain's length and
+//! head hash is anchored in the run. Checking the records against each other and against the
+//! manifest names any record that was changed, removed or inserted.
+
+use super::{AuditRecord, RunId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// The chain of a removal batch's records.
+pub fn batch_chain(batch_id: u32) -> String {
+    format!("batch#{batch_id:05}")
+}
+
+/// The chain of the verification record.
+pub const VERIFICATION_CHAIN: &str = "verification";
+
+/// Where a chain ends: how many records it holds and the hash of its last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    pub length: u64,
+    pub head: String,
+}
+
+/// Every chain of a run's audit trail, as it stood when the run verified.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditManifest {
+    pub chains: BTreeMap<String, ChainHead>,
+}
+
+impl AuditManifest {
+    /// The heads of the chains these records form (unchained records are left out).
+    pub fn of(records: &[AuditRecord]) -> AuditManifest {
+        let mut chains: BTreeMap<String, ChainHead> = BTreeMap::new();
+        for r in records {
+            let (Some(chain), Some(seq), Some(hash)) = (&r.chain, r.seq, &r.hash) else {
+                continue;
+            };
+            let entry = chains.entry(chain.clone()).or_insert(ChainHead {
+                length: 0,
+                head: String::new(),
+            });
+            if seq + 1 > entry.length {
+                entry.length = seq + 1;
+                entry.head = hash.clone();
+            }
+        }
+        AuditManifest { chains }
+    }
+}
+
+/// The canonical form a record's hash is taken over: its JSON with keys sorted, without
+/// `hash`, and without null members (an optional field added later hashes like an absent one,
+/// so older records keep their hash).
+pub fn canonical_json(record: &AuditRecord) -> String {
+    fn strip_nulls(v: Value) -> Value {
+        match v {
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k, strip_nulls(v)))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.into_iter().map(strip_nulls).collect()),
+            other => other,
+        }
+    }
+    let mut value = serde_json::to_value(record).expect("an audit record serializes");
+    if let Value::Object(map) = &mut value {
+        map.remove("hash");
+    }
+    // serde_json's map is a BTreeMap (no `preserve_order`): keys come out sorted.
+    strip_nulls(value).to_string()
+}
+
+/// The hash a record should carry.
+pub fn record_hash(record: &AuditRecord) -> String {
+    hex::encode(Sha256::digest(canonical_json(record).as_bytes()))
+}
+
+impl AuditRecord {
+    /// Links this record after `prev` (the head of `chain`, `None` for its first record) and
+    /// seals it with its hash.
+    pub fn sealed(mut self, chain: &str, prev: Option<&ChainHead>) -> AuditRecord {
+        self.chain = Some(chain.to_string());
+        self.seq = Some(prev.map_or(0, |p| p.length));
+        self.prev_hash = prev.map(|p| p.head.clone());
+        self.hash = None;
+        self.hash = Some(record_hash(&self));
+        self
+    }
+}
+
+/// What checking a run's audit trail found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditStatus {
+    /// Every record is in its chain and every chain ends where the manifest says.
+    Intact,
+    /// The chains hold together but the run has not verified yet, so no manifest anchors
+    /// them: records removed from the end of a chain would not show.
+    Unanchored,
+    /// Records written before audit trails were chained: nothing to check them against.
+    Unchained,
+    /// Some record was changed, removed or inserted (see the problems).
+    Tampered,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    Modified,
+    Removed,
+    Inserted,
+}
+
+/// One record that is not as it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditProblem {
+    pub kind: ProblemKind,
+    /// The record found changed or inserted, or the one after a removed record.
+    pub record_id: Option<String>,
+    pub chain: Option<String>,
+    pub seq: Option<u64>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCheck {
+    pub run_id: RunId,
+    pub status: AuditStatus,
+    pub records: usize,
+    pub chains: usize,
+    pub problems: Vec<AuditProblem>,
+}
+
+impl AuditCheck {
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+fn problem(
+    kind: ProblemKind,
+    record_id: Option<&str>,
+    chain: &str,
+    seq: Option<u64>,
+    message: String,
+) -> AuditProblem {
+    AuditProblem {
+        kind,
+        record_id: record_id.map(str::to_string),
+        chain: Some(chain.to_string()),
+        seq,
+        message,
+    }
+}
+
+/// Recomputes every chain of `run_id`'s records and compares their ends with the manifest
+/// anchored in the run (if it has one).
+pub fn check_audit(
+    run_id: &RunId,
+    records: &[AuditRecord],
+    manifest: Option<&AuditManifest>,
+) -> AuditCheck {
+    let mut problems = Vec::new();
+    let mut chains: BTreeMap<&str, Vec<&AuditRecord>> = BTreeMap::new();
+    let mut unchained = Vec::new();
+    for r in records {
+        match (&r.chain, r.seq, &r.hash) {
+            (Some(chain), Some(_), Some(_)) => chains.entry(chain).or_default().push(r),
+            _ => unchained.push(r),
+        }
+    }
+    for r in records.iter().filter(|r| &r.run_id != run_id) {
+        problems.push(AuditProblem {
+            kind: ProblemKind::Inserted,
+            record_id: Some(r.record_id.clone()),
+            chain: r.chain.clone(),
+            seq: r.seq,
+            message: format!(
+                "record {} belongs to run {}, not {run_id}",
+                r.record_id, r.run_id
+            ),
+        });
+    }
+    let anchored_or_chained = manifest.is_some() || !chains.is_empty();
+    if anchored_or_chained {
+        for r in &unchained {
+            problems.push(AuditProblem {
+                kind: ProblemKind::Inserted,
+                record_id: Some(r.record_id.clone()),
+                chain: r.chain.clone(),
+                seq: r.seq,
+                message: format!(
+                    "record {} is in no chain, in a run whose records are chained",
+                    r.record_id
+                ),
+            });
+        }
+    }
+    for (chain, list) in &mut chains {
+        list.sort_by(|a, b| a.seq.cmp(&b.seq).then(a.record_id.cmp(&b.record_id)));
+        problems.extend(check_chain(
+            chain,
+            list,
+            manifest.and_then(|m| m.chains.get(*chain)),
+        ));
+    }
+    if let Some(m) = manifest {
+        for (chain, head) in m
+            .chains
+            .iter()
+            .filter(|(c, _)| !chains.contains_key(c.as_str()))
+        {
+            problems.push(problem(
+                ProblemKind::Removed,
+                None,
+                chain,
+                Some(0),
+                format!("chain {chain}: all {} record(s) are missing", head.length),
+            ));
+        }
+    }
+    let status = if !problems.is_empty() {
+        AuditStatus::Tampered
+    } else if manifest.is_some() {
+        AuditStatus::Intact
+    } else if chains.is_empty() {
+        AuditStatus::Unchained
+    } else {
+        AuditStatus::Unanchored
+    };
+    AuditCheck {
+        run_id: run_id.clone(),
+        status,
+        records: records.len(),
+        chains: chains.len(),
+        problems,
+    }
+}
+
+/// Walks one chain (sorted by seq) and compares its end with its manifest entry.
+fn check_chain(
+    chain: &str,
+    records: &[&AuditRecord],
+    anchored: Option<&ChainHead>,
+) -> Vec<AuditProblem> {
+    let mut problems = Vec::new();
+    let mut by_seq: BTreeMap<u64, Vec<&AuditRecord>> = BTreeMap::new();
+    for r in records {
+        by_seq.entry(r.seq.unwrap_or_default()).or_default().push(r);
+    }
+    // The hash of the record before the next one, as the chain stands.
+    let mut prev: Option<&str> = None;
+    let mut expected: u64 = 0;
+    let mut last = "";
+    let seqs: Vec<u64> = by_seq.keys().copied().collect();
+    for (i, seq) in seqs.iter().copied().enumerate() {
+        let candidates = &by_seq[&seq];
+        // Two records claiming one place: the original is the one that links to the record
+        // before it and that the next one links to.
+        let next_prev = seqs
+            .get(i + 1)
+            .and_then(|n| by_seq[n].first())
+            .and_then(|n| n.prev_hash.as_deref());
+        let r = *candidates
+            .iter()
+            .find(|r| {
+                r.prev_hash.as_deref() == prev
+                    && record_hash(r) == r.hash.as_deref().unwrap_or_default()
+                    && next_prev.is_none_or(|h| Some(h) == r.hash.as_deref())
+            })
+            .unwrap_or(&candidates[0]);
+        for other in candidates.iter().filter(|o| o.record_id != r.record_id) {
+            let id = other.record_id.as_str();
+            problems.push(problem(
+                ProblemKind::Inserted,
+                Some(id),
+                chain,
+                Some(seq),
+                format!("record {id} (chain {chain}, #{seq}) takes the place of another record"),
+            ));
+        }
+        let id = r.record_id.as_str();
+        let stored_hash = r.hash.as_deref().unwrap_or_default();
+        if record_hash(r) != stored_hash {
+            problems.push(problem(
+                ProblemKind::Modified,
+                Some(id),
+                chain,
+                Some(seq),
+                format!("record {id} (chain {chain}, #{seq}) was changed after it was written"),
+            ));
+        } else if seq > expected {
+            let after = if last.is_empty() {
+                String::new()
+            } else {
+                format!(" after {last}")
+            };
+            problems.push(problem(
+                ProblemKind::Removed,
+                Some(id),
+                chain,
+                Some(expected),
+                format!(
+                    "chain {chain}: record(s) #{expected} to #{} are missing{after}, before {id}",
+                    seq - 1
+                ),
+            ));
+        } else if r.prev_hash.as_deref() != prev {
+            problems.push(problem(
+                ProblemKind::Inserted,
+                Some(id),
+                chain,
+                Some(seq),
+                format!(
+                    "record {id} (chain {chain}, #{seq}) does not follow the record before it: it was inserted, or the one before it was replaced"
+                ),
+            ));
+        }
+        prev = Some(stored_hash);
+        expected = seq + 1;
+        last = id;
+    }
+    let Some(anchored) = anchored else {
+        return problems;
+    };
+    if expected < anchored.length {
+        problems.push(problem(
+            ProblemKind::Removed,
+            None,
+            chain,
+            Some(expected),
+            format!(
+                "chain {chain}: the last {} record(s) are missing (after {last})",
+                anchored.length - expected
+            ),
+        ));
+    } else if expected > anchored.length {
+        for r in records
+            .iter()
+            .filter(|r| r.seq.unwrap_or_default() >= anchored.length)
+        {
+            problems.push(problem(
+                ProblemKind::Inserted,
+                Some(&r.record_id),
+                chain,
+                r.seq,
+                format!(
+                    "record {} (chain {chain}, #{}) was added after the run verified",
+                    r.record_id,
+                    r.seq.unwrap_or_default()
+                ),
+            ));
+        }
+    } else if prev != Some(anchored.head.as_str()) && problems.is_empty() {
+        problems.push(problem(
+            ProblemKind::Modified,
+            Some(last),
+            chain,
+            Some(expected.saturating_sub(1)),
+            format!("chain {chain}: its last record {last} is not the one the run verified"),
+        ));
+    }
+    problems
+}

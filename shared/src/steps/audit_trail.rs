@@ -1,0 +1,72 @@
+//! Writing the audit trail as hash chains, anchoring their heads in the run when it verifies,
+//! and checking a run's trail (`revoke365 audit verify`, `GET /revocations/{id}/audit?verify=1`).
+
+use crate::error::StoreError;
+use crate::model::{check_audit, AuditCheck, AuditManifest, AuditRecord, ChainHead, RunId};
+use crate::ports::RunStore;
+use tokio::sync::Mutex;
+
+/// Appends one chain's records, one at a time, each linked to the one before it. The head is
+/// read from the store when the writer starts and again after any write it cannot account
+/// for (a record an earlier delivery wrote, a failed call), so a retried batch continues its
+/// chain: a record's id is fixed, and the conditional write refuses a second one.
+pub(crate) struct ChainWriter<'a> {
+    store: &'a dyn RunStore,
+    run_id: RunId,
+    chain: String,
+    /// `None` while unknown; `Some(None)` for a chain without records.
+    head: Mutex<Option<Option<ChainHead>>>,
+}
+
+impl<'a> ChainWriter<'a> {
+    pub(crate) fn new(store: &'a dyn RunStore, run_id: &RunId, chain: String) -> ChainWriter<'a> {
+        ChainWriter {
+            store,
+            run_id: run_id.clone(),
+            chain,
+            head: Mutex::new(None),
+        }
+    }
+
+    /// Writes `record` at the end of the chain unless a record with its id exists; returns
+    /// whether this call wrote it.
+    pub(crate) async fn append(&self, record: AuditRecord) -> Result<bool, StoreError> {
+        let mut head = self.head.lock().await;
+        let current = match head.take() {
+            Some(known) => known,
+            None => {
+                let records = self.store.audit_chain(&self.run_id, &self.chain).await?;
+                AuditManifest::of(&records).chains.remove(&self.chain)
+            }
+        };
+        let sealed = record.sealed(&self.chain, current.as_ref());
+        let written = self.store.append_audit(&sealed).await?;
+        if written {
+            *head = Some(Some(ChainHead {
+                length: sealed.seq.unwrap_or_default() + 1,
+                head: sealed.hash.unwrap_or_default(),
+            }));
+        }
+        Ok(written)
+    }
+}
+
+/// Anchors the heads of every chain of the run's trail in the run (once; a redelivered
+/// verification finds it anchored).
+pub(crate) async fn anchor(store: &dyn RunStore, run_id: &RunId) -> Result<(), StoreError> {
+    let records = store.audit_records(run_id).await?;
+    store
+        .anchor_audit(run_id, &AuditManifest::of(&records))
+        .await?;
+    Ok(())
+}
+
+/// Recomputes the run's chains and compares them with the manifest anchored in the run.
+pub async fn check_run_audit(
+    store: &dyn RunStore,
+    run_id: &RunId,
+) -> Result<AuditCheck, StoreError> {
+    let records = store.audit_records(run_id).await?;
+    let manifest = store.audit_manifest(run_id).await?;
+    Ok(check_audit(run_id, &records, manifest.as_ref()))
+}
