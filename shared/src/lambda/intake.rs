@@ -7,7 +7,7 @@ use crate::adapters::aws::resources::AwsNames;
 use crate::adapters::aws::sqs::SqsQueue;
 use crate::model::{InvalidRequest, ItemStatus, RunId};
 use crate::ports::RunStore;
-use crate::steps::{intake, IntakeError};
+use crate::steps::{check_run_audit, intake, IntakeError};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -119,7 +119,8 @@ pub async fn handle_http(
                     page => get_revocation(deps, run_id, page.flatten().unwrap_or(1)).await,
                 }
             }
-            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations or GET /revocations/{{run_id}}"), None)),
+            ("GET", ["", "revocations", run_id, "audit"]) => get_audit(deps, &request, run_id).await,
+            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations, GET /revocations/{{run_id}} or GET /revocations/{{run_id}}/audit"), None)),
         }
     }
     .instrument(span)
@@ -215,6 +216,74 @@ async fn get_revocation(deps: &IntakeDeps, run_id: &str, page: usize) -> ApiGate
             "failure": run.failure, "result": result, "page": page_info, "next": next,
         }),
     )
+}
+
+/// `GET /revocations/{id}/audit`: the run's audit records, or with `verify=1` what checking
+/// their hash chains against the manifest anchored in the run found (`status` `intact`,
+/// `unanchored`, `unchained` or `tampered`, and a problem naming each record changed, removed
+/// or inserted).
+async fn get_audit(
+    deps: &IntakeDeps,
+    request: &ApiGatewayV2httpRequest,
+    run_id: &str,
+) -> ApiGatewayV2httpResponse {
+    // Who may read this run's audit trail is decided here, before anything is looked up.
+
+    let verify = match request.query_string_parameters.first("verify") {
+        None | Some("0") | Some("false") => false,
+        Some("1") | Some("true") => true,
+        Some(_) => {
+            return response(
+                400,
+                error_body(
+                    "invalid_request",
+                    "verify must be 1 (check the hash chains) or 0",
+                    Some("verify"),
+                ),
+            )
+        }
+    };
+    let run_id = RunId(run_id.to_string());
+    match deps.store.get_run(&run_id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return response(
+                404,
+                error_body("not_found", &format!("no run {run_id}"), Some("run_id")),
+            )
+        }
+        Err(e) => {
+            error!(error = %e, "run lookup failed");
+            return response(
+                503,
+                error_body("unavailable", "run lookup failed; retry", None),
+            );
+        }
+    }
+    let body = if verify {
+        check_run_audit(&deps.store, &run_id)
+            .await
+            .map(|check| json!(check))
+    } else {
+        deps.store
+            .audit_records(&run_id)
+            .await
+            .map(|records| json!({"run_id": run_id, "records": records}))
+    };
+    match body {
+        Ok(body) => response(200, body),
+        Err(e) => {
+            error!(error = %e, run_id = %run_id, "audit trail read failed");
+            response(
+                503,
+                error_body(
+                    "unavailable",
+                    "the audit trail could not be read; retry",
+                    None,
+                ),
+            )
+        }
+    }
 }
 
 /// Offboarding queue records: each record is one request; a bad one fails alone (and reaches

@@ -8,6 +8,8 @@ mod kit;
 mod audit_chain;
 
 #[cfg(feature = "aws")]
+mod aws_audit;
+#[cfg(feature = "aws")]
 mod aws_e2e;
 #[cfg(feature = "aws")]
 mod aws_faults;
