@@ -22,6 +22,34 @@ pub enum Command {
     /// Check a company's set-up without removing anything: credentials and app roles, the
     /// Exchange role, the notification sender and recipients, the ticket (exit 0 all ok, 2 not).
     Check(CheckArgs),
+    /// Work with the audit trails on disk.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute a run's hash chains and compare them with the manifest anchored when it
+    /// verified (exit 0 intact or written before chaining, 1 naming each record changed,
+    /// removed or inserted, 2 no such trail).
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditVerifyArgs {
+    /// The run whose audit trail is checked.
+    #[arg(value_name = "RUN_ID")]
+    pub run_id: String,
+    /// Where the run's audit files are.
+    #[arg(long, value_name = "DIR", default_value = "./revoke365-audit")]
+    pub audit_dir: PathBuf,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
 }
 
 #[derive(Debug, clap::Args)]

@@ -2,6 +2,7 @@
 //! with an in-process queue and a file-backed audit store.
 
 mod args;
+mod audit;
 mod check;
 mod config;
 mod progress;
@@ -85,6 +86,18 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             let format = args.format;
             match runtime.block_on(run(args)) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    e.print(format);
+                    ExitCode::from(e.exit)
+                }
+            }
+        }
+        Command::Audit(args::AuditArgs {
+            command: args::AuditCommand::Verify(args),
+        }) => {
+            let format = args.format;
+            match audit::verify(&args) {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => {
                     e.print(format);

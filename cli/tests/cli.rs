@@ -1,7 +1,7 @@
 //! The `revoke365` binary as people and scripts use it: flags, stdout, stderr, exit codes.
 
 use revoke365::model::Report;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -716,4 +716,152 @@ fn run_with_another_companys_ticket_exits_2_naming_the_ticket() {
             .any(|l| l.starts_with("not notified: ") && l.contains("email")),
         "{stderr}"
     );
+}
+
+/// A finished sandbox run on acme with its audit files in `audit`; its run id.
+fn acme_run_with_audit_in(audit: &Path, cwd: &Path) -> String {
+    let acme = events("acme-tenant.json");
+    let out = revoke365(
+        &[
+            "run",
+            "--sandbox",
+            acme.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+            "--audit-dir",
+            audit.to_str().unwrap(),
+        ],
+        &[],
+        cwd,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Report = serde_json::from_slice(&out.stdout).unwrap();
+    result.run_id.to_string()
+}
+
+fn audit_verify(run_id: &str, audit: &Path, format: &str, cwd: &Path) -> Output {
+    revoke365(
+        &[
+            "audit",
+            "verify",
+            run_id,
+            "--audit-dir",
+            audit.to_str().unwrap(),
+            "--format",
+            format,
+        ],
+        &[],
+        cwd,
+    )
+}
+
+fn audit_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn write_audit_lines(path: &Path, lines: &[Value]) {
+    std::fs::write(
+        path,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn audit_verify_exits_0_on_an_untouched_trail_and_1_naming_a_changed_or_deleted_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let audit = tmp.path().join("audit");
+    let run_id = acme_run_with_audit_in(&audit, tmp.path());
+    let out = audit_verify(&run_id, &audit, "json", tmp.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (check["status"].as_str(), check["records"].as_u64()),
+        (Some("intact"), Some(17))
+    );
+
+    let path = audit.join(format!("{run_id}.audit.jsonl"));
+    let original = audit_lines(&path);
+    let target = original
+        .iter()
+        .position(|l| l["chain"] == "batch#00000" && l["seq"] == 1)
+        .unwrap();
+    let id = original[target]["record_id"].as_str().unwrap().to_string();
+
+    let mut changed = original.clone();
+    changed[target]["reason"] = json!("nothing to see here");
+    write_audit_lines(&path, &changed);
+    let out = audit_verify(&run_id, &audit, "json", tmp.path());
+    assert_eq!(out.status.code(), Some(1));
+    let check: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(check["status"], "tampered");
+    assert_eq!(check["problems"][0]["kind"], "modified");
+    assert_eq!(check["problems"][0]["record_id"], id.as_str());
+    let table = audit_verify(&run_id, &audit, "table", tmp.path());
+    assert_eq!(table.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("TAMPERED") && text.contains(&format!("modified: record {id}")),
+        "{text}"
+    );
+
+    let mut deleted = original.clone();
+    deleted.remove(target);
+    write_audit_lines(&path, &deleted);
+    let out = audit_verify(&run_id, &audit, "json", tmp.path());
+    assert_eq!(out.status.code(), Some(1));
+    let check: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(check["problems"][0]["kind"], "removed");
+    assert_eq!(
+        (
+            check["problems"][0]["chain"].as_str(),
+            check["problems"][0]["seq"].as_u64()
+        ),
+        (Some("batch#00000"), Some(1))
+    );
+}
+
+#[test]
+fn audit_verify_says_unchained_for_a_trail_written_before_chaining() {
+    let tmp = tempfile::tempdir().unwrap();
+    let audit = tmp.path().join("audit");
+    let run_id = acme_run_with_audit_in(&audit, tmp.path());
+    let path = audit.join(format!("{run_id}.audit.jsonl"));
+    let mut lines = audit_lines(&path);
+    for line in &mut lines {
+        for field in ["chain", "seq", "prev_hash", "hash"] {
+            line.as_object_mut().unwrap().remove(field);
+        }
+    }
+    write_audit_lines(&path, &lines);
+    std::fs::remove_file(audit.join(format!("{run_id}.audit-manifest.json"))).unwrap();
+    let out = audit_verify(&run_id, &audit, "table", tmp.path());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("unchained"));
+}
+
+#[test]
+fn audit_verify_of_an_unknown_run_exits_2_naming_run_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    for run_id in ["no-such-run", "../etc/passwd"] {
+        let out = audit_verify(run_id, tmp.path(), "json", tmp.path());
+        assert_eq!(out.status.code(), Some(2), "{run_id}");
+        assert_eq!(stderr_error(&out)["error"]["field"], "run_id", "{run_id}");
+    }
 }
