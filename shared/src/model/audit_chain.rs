@@ -371,3 +371,51 @@ fn check_chain(
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AuditPhase;
+
+    fn record(id: &str) -> AuditRecord {
+        serde_json::from_value(serde_json::json!({
+            "run_id": "r1", "record_id": id, "phase": "before",
+            "recorded_at": "2026-01-02T03:04:05.123456789Z", "user_email": "a@b.example",
+            "company_id": "acme", "requested_by": null, "reason": null,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_hash_covers_every_field_but_itself_and_ignores_nulls() {
+        let sealed = record("item#00001#before").sealed("batch#00000", None);
+        assert_eq!(sealed.phase, AuditPhase::Before);
+        assert_eq!(sealed.hash.as_deref(), Some(record_hash(&sealed).as_str()));
+        // Null members are left out, so an optional field added later (null on an older
+        // record read by newer code) does not change the older record's hash.
+        let canonical = canonical_json(&sealed);
+        assert!(
+            !canonical.contains("null") && !canonical.contains("\"hash\""),
+            "{canonical}"
+        );
+        assert!(canonical.contains("\"prev_hash\"") == sealed.prev_hash.is_some());
+        let mut changed = sealed.clone();
+        changed.reason = Some("other".into());
+        assert_ne!(record_hash(&changed), record_hash(&sealed));
+    }
+
+    #[test]
+    fn a_chain_written_in_order_checks_intact_against_its_manifest() {
+        let first = record("item#00001#before").sealed("batch#00000", None);
+        let head = AuditManifest::of(std::slice::from_ref(&first)).chains["batch#00000"].clone();
+        let second = record("item#00001#outcome").sealed("batch#00000", Some(&head));
+        let records = vec![second, first];
+        let manifest = AuditManifest::of(&records);
+        let check = check_audit(&RunId("r1".into()), &records, Some(&manifest));
+        assert_eq!((check.status, check.chains), (AuditStatus::Intact, 1));
+        let unanchored = check_audit(&RunId("r1".into()), &records, None);
+        assert_eq!(unanchored.status, AuditStatus::Unanchored);
+        let other_run = check_audit(&RunId("r2".into()), &records, Some(&manifest));
+        assert_eq!(other_run.status, AuditStatus::Tampered);
+    }
+}

@@ -4,7 +4,7 @@
 use crate::error::StoreError;
 use crate::model::{check_audit, AuditCheck, AuditManifest, AuditRecord, ChainHead, RunId};
 use crate::ports::RunStore;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 
 /// Appends one chain's records, one at a time, each linked to the one before it. The head is
 /// read from the store when the writer starts and again after any write it cannot account
@@ -28,10 +28,47 @@ impl<'a> ChainWriter<'a> {
         }
     }
 
+    /// The writer of a chain of one record (verification's): its id is fixed, so a second
+    /// delivery's record is refused and the chain's head need not be read.
+    pub(crate) fn single(
+        store: &'a dyn RunStore,
+        run_id: &RunId,
+        chain: String,
+    ) -> ChainWriter<'a> {
+        ChainWriter {
+            store,
+            run_id: run_id.clone(),
+            chain,
+            head: Mutex::new(Some(None)),
+        }
+    }
+
     /// Writes `record` at the end of the chain unless a record with its id exists; returns
     /// whether this call wrote it.
     pub(crate) async fn append(&self, record: AuditRecord) -> Result<bool, StoreError> {
-        let mut head = self.head.lock().await;
+        let head = self.head.lock().await;
+        self.append_locked(head, record).await
+    }
+
+    /// As [`ChainWriter::append`], unless the time to stop (see
+    /// [`Deadline::bound`](super::Deadline::bound)) came while the record waited its turn:
+    /// then nothing is written and `None` returned.
+    pub(crate) async fn append_in_time(
+        &self,
+        record: AuditRecord,
+    ) -> Result<Option<bool>, StoreError> {
+        let head = self.head.lock().await;
+        if super::past_stop() {
+            return Ok(None);
+        }
+        self.append_locked(head, record).await.map(Some)
+    }
+
+    async fn append_locked(
+        &self,
+        mut head: MutexGuard<'_, Option<Option<ChainHead>>>,
+        record: AuditRecord,
+    ) -> Result<bool, StoreError> {
         let current = match head.take() {
             Some(known) => known,
             None => {

@@ -165,9 +165,14 @@ async fn remove_item(
     let span = info_span!("remove_grant", mailbox = %g.mailbox, item = item.id);
     async {
         // Already written: an earlier delivery of this batch started this removal and died.
-        let first_attempt = trail
-            .append(audit(run, item, AuditPhase::Before, None, None))
-            .await?;
+        // The batch's records are written one at a time: a grant whose turn comes after the
+        // time to stop is left untouched for the continuation.
+        let Some(first_attempt) = trail
+            .append_in_time(audit(run, item, AuditPhase::Before, None, None))
+            .await?
+        else {
+            return Ok(false);
+        };
         let outcome = match removal_call(tenant, g, &g.trustee).await {
             // The UPN found nothing, but the answer showed the trustee another way (a SID that
             // changed, DOMAIN\sam): remove the entry as it was shown.

@@ -119,7 +119,7 @@ async fn finish(
             store.set_item_status(run_id, item.id, &item.status).await?;
         }
     }
-    ChainWriter::new(store, run_id, VERIFICATION_CHAIN.into())
+    ChainWriter::single(store, run_id, VERIFICATION_CHAIN.into())
         .append(verification_record(run, &verification))
         .await?;
     // Every chain is complete now: anchor their heads in the run.
