@@ -2,6 +2,8 @@
 //! simulator on loopback, the engine on one machine, and (feature `aws`) the real handlers
 //! against LocalStack and DynamoDB Local.
 
+#[allow(dead_code)]
+mod generated;
 mod harness;
 mod kit;
 
