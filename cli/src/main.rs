@@ -9,9 +9,9 @@ mod sandbox;
 use args::{Cli, Command, Format, RunArgs};
 use clap::Parser;
 use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
-use revoke365::adapters::file_store::FileRunStore;
 use revoke365::adapters::http::HttpCore;
 use revoke365::adapters::memory_queue::MemoryQueue;
+use revoke365::adapters::sqlite_store::SqliteRunStore;
 use revoke365::config::{HttpSettings, Recheck};
 use revoke365::engine::LocalEngine;
 use revoke365::model::{InvalidRequest, RevocationRequest, RunStatus};
@@ -140,7 +140,7 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
         }
     };
     let audit_dir = args.audit_dir.clone().unwrap_or(audit_dir);
-    let store = Arc::new(FileRunStore::open(&audit_dir, orgs).map_err(|e| {
+    let store = Arc::new(SqliteRunStore::open(&audit_dir, orgs).map_err(|e| {
         CliError::config(
             "audit_dir",
             format!("cannot use {}: {e}", audit_dir.display()),

@@ -1,8 +1,8 @@
 //! Runs the steps in one process: the in-process queue delivers each message to
 //! [`dispatch`](crate::steps::dispatch) concurrently, as SQS would, until the queue is empty.
 
-use crate::adapters::file_store::FileRunStore;
 use crate::adapters::memory_queue::MemoryQueue;
+use crate::adapters::sqlite_store::SqliteRunStore;
 use crate::config::RetryPolicy;
 use crate::messages::StepMessage;
 use crate::model::Run;
@@ -24,7 +24,7 @@ const REDELIVERY: RetryPolicy = RetryPolicy {
 };
 
 pub struct LocalEngine {
-    pub store: Arc<FileRunStore>,
+    pub store: Arc<SqliteRunStore>,
     pub queue: Arc<MemoryQueue>,
     pub connector: Arc<dyn Connector>,
     pub progress: Arc<dyn ProgressObserver>,
@@ -66,7 +66,7 @@ impl LocalEngine {
 }
 
 struct Parts {
-    store: Arc<FileRunStore>,
+    store: Arc<SqliteRunStore>,
     queue: Arc<MemoryQueue>,
     connector: Arc<dyn Connector>,
     progress: Arc<dyn ProgressObserver>,

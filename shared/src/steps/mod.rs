@@ -26,6 +26,11 @@ use crate::model::{RunId, RunStatus};
 use crate::ports::{Claim, RunStore};
 use std::time::{Duration, Instant};
 
+/// How many removal batches the items make.
+pub(crate) fn removal_batch_count(items: &[crate::model::PlanItem]) -> u32 {
+    plan::removal_batches(items).len() as u32
+}
+
 /// Maximum number of mailboxes one removal message covers.
 pub const REMOVAL_BATCH_MAILBOXES: usize = 25;
 
