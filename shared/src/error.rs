@@ -49,6 +49,10 @@ pub enum ErrorKind {
         field: &'static str,
         message: String,
     },
+    /// Not sent: the step's time was up when the call's turn came (see
+    /// [`crate::steps::Deadline::bound`]); the step continues it in a new message.
+    #[error("not started: the step's time is up")]
+    Stopped,
 }
 
 impl RemoteError {
@@ -63,18 +67,23 @@ impl RemoteError {
     /// Whether trying again later can succeed (drives SQS redelivery in Lambda).
     pub fn is_transient(&self) -> bool {
         match &self.kind {
-            ErrorKind::Throttled { .. } | ErrorKind::Transport { .. } => true,
+            ErrorKind::Throttled { .. } | ErrorKind::Transport { .. } | ErrorKind::Stopped => true,
             ErrorKind::Api { transient, .. } => *transient,
             _ => false,
         }
     }
 
-    /// Throttling or an unreachable service: the whole step should wait and try again,
-    /// rather than one object being reported as failed.
+    /// Not sent because the step's time was up.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.kind, ErrorKind::Stopped)
+    }
+
+    /// Throttling, an unreachable service, or the step's time up: the whole step should wait
+    /// and try again, rather than one object being reported as failed.
     pub fn is_service_unavailable(&self) -> bool {
         matches!(
             self.kind,
-            ErrorKind::Throttled { .. } | ErrorKind::Transport { .. }
+            ErrorKind::Throttled { .. } | ErrorKind::Transport { .. } | ErrorKind::Stopped
         )
     }
 

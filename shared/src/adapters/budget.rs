@@ -105,6 +105,24 @@ impl AdaptiveLimit {
         self.slot_freed.notify_waiters();
     }
 
+    /// The lease changed size while held (others wait, or permits came free): the ceiling
+    /// moves, what was learnt stays. Calls already in flight above a smaller ceiling finish;
+    /// no new one starts until they fit.
+    pub fn resize(&self, permits: usize) {
+        let permits = permits.max(1) as f64;
+        {
+            let mut s = self.lock();
+            s.ceiling = permits;
+            s.limit = s.limit.min(permits);
+        }
+        self.slot_freed.notify_waiters();
+    }
+
+    /// Calls in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.lock().in_flight
+    }
+
     fn lock(&self) -> MutexGuard<'_, LimitState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -315,13 +333,18 @@ impl Budgets {
         self.limit(tenant, service, budget).lease(permits);
     }
 
-    /// What the limit of `(tenant, service)` has learnt, if it was used.
-    pub fn snapshot(&self, tenant: &str, service: &'static str) -> Option<LimitSnapshot> {
+    /// The limit of `(tenant, service)`, if it was used.
+    pub fn existing(&self, tenant: &str, service: &'static str) -> Option<Arc<AdaptiveLimit>> {
         self.limits
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&(tenant.to_ascii_lowercase(), service))
-            .map(|l| l.snapshot())
+            .cloned()
+    }
+
+    /// What the limit of `(tenant, service)` has learnt, if it was used.
+    pub fn snapshot(&self, tenant: &str, service: &'static str) -> Option<LimitSnapshot> {
+        self.existing(tenant, service).map(|l| l.snapshot())
     }
 
     /// `(tenant, service, what was learnt)` for every limit in use, sorted.

@@ -326,6 +326,20 @@ impl HttpCore {
             .lease(tenant, service, self.settings.budget(service), permits);
     }
 
+    /// The lease of `service`'s calls to `tenant` changed size while held.
+    pub fn resize(&self, tenant: &str, service: &'static str, permits: usize) {
+        if let Some(limit) = self.budgets.existing(tenant, service) {
+            limit.resize(permits);
+        }
+    }
+
+    /// `service`'s calls to `tenant` in flight now.
+    pub fn in_flight(&self, tenant: &str, service: &'static str) -> usize {
+        self.budgets
+            .existing(tenant, service)
+            .map_or(0, |l| l.in_flight())
+    }
+
     /// What `service`'s budget for `tenant` has learnt so far.
     pub fn learned(&self, tenant: &str, service: &'static str) -> Option<LimitSnapshot> {
         self.budgets.snapshot(tenant, service)
@@ -495,6 +509,9 @@ impl HttpCore {
             ),
             None => None,
         };
+        if crate::steps::past_stop() {
+            return Err(Failure::Refused(call.error(ErrorKind::Stopped)));
+        }
         let outcome = self.exchange(call, request).await;
         if let Some(permit) = permit.as_mut() {
             permit.feedback(match &outcome {

@@ -198,15 +198,12 @@ pub(crate) async fn per_mailbox(
                 found.merge(cal?);
                 Ok::<_, RemoteError>(found)
             };
-            // A mailbox still waiting for its calls when the deadline nears is dropped (reads
-            // only) and left for the continuation: started is not the same as running, as
-            // every mailbox queues for the tenant's budget.
-            let found = match deadline.stop_at() {
-                Some(stop) => match tokio::time::timeout_at(stop.into(), both).await {
-                    Ok(found) => found?,
-                    Err(_) => return Ok(None),
-                },
-                None => both.await?,
+            // Started is not the same as running: every mailbox queues for the tenant's
+            // budget. One whose calls' turn comes after the deadline nears is left unread for
+            // the continuation.
+            let found = match deadline.bound(both).await {
+                Err(e) if e.is_stopped() => return Ok(None),
+                found => found?,
             };
             progress.discovery(done.fetch_add(1, Ordering::Relaxed) + 1, total);
             Ok::<_, RemoteError>(Some(found))

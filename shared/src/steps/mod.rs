@@ -67,11 +67,34 @@ impl Deadline {
             .map(|(at, margin)| at.checked_sub(margin).unwrap_or(at))
     }
 
+    /// Runs `work` so that none of its calls to a service is sent once it is time to stop: a
+    /// call whose turn comes later (every call queues for the tenant's budget) fails with
+    /// [`crate::error::ErrorKind::Stopped`] instead, while calls already sent finish.
+    pub async fn bound<F: std::future::Future>(&self, work: F) -> F::Output {
+        match self.stop_at() {
+            Some(stop) => STOP_AT.scope(stop, work).await,
+            None => work.await,
+        }
+    }
+
     /// The time left before the margin; `None` without a deadline.
     pub fn left(&self) -> Option<Duration> {
         self.0
             .map(|(at, margin)| at.saturating_duration_since(Instant::now() + margin))
     }
+}
+
+tokio::task_local! {
+    /// When calls made inside [`Deadline::bound`] stop being sent.
+    static STOP_AT: Instant;
+}
+
+/// Whether the calling task's time to stop has come (see [`Deadline::bound`]): the HTTP
+/// clients ask before they send.
+pub fn past_stop() -> bool {
+    STOP_AT
+        .try_with(|stop| Instant::now() >= *stop)
+        .unwrap_or(false)
 }
 
 /// What one delivery of a message brings: who it is (the lease holder) and when it must stop.

@@ -54,7 +54,7 @@ pub async fn remove(
                 if deadline.near() {
                     return Ok(false);
                 }
-                remove_item(store, tenant, run, item).await.map(|()| true)
+                deadline.bound(remove_item(store, tenant, run, item)).await
             },
         ))
         .await;
@@ -146,12 +146,14 @@ pub async fn give_up(
     count_batch(store, queue, &NoProgress, run_id, batch.batch_id).await
 }
 
+/// Removes one grant; `Ok(false)` when its call was not sent because the step's time was up
+/// (it is left pending for the continuation).
 async fn remove_item(
     store: &dyn RunStore,
     tenant: Tenant<'_>,
     run: &Run,
     item: &PlanItem,
-) -> Result<(), StepError> {
+) -> Result<bool, StepError> {
     let g = &item.grant;
     let span = info_span!("remove_grant", mailbox = %g.mailbox, item = item.id);
     async {
@@ -165,6 +167,7 @@ async fn remove_item(
             Ok(RemovalOutcome::AlreadyGone { warning }) => match g.trustee_as_shown.as_deref() {
                 Some(shown) if g.right != PermissionType::Calendar => {
                     match removal_call(tenant, g, shown).await {
+                        Err(e) if e.is_stopped() => Err(e),
                         Ok(RemovalOutcome::AlreadyGone { .. }) | Err(_) => {
                             Ok(RemovalOutcome::AlreadyGone { warning })
                         }
@@ -200,6 +203,7 @@ async fn remove_item(
                 AuditResult::AlreadyGone,
                 Some(warning),
             ),
+            Err(e) if e.is_stopped() => return Ok(false),
             // Throttling and unreachable services: the batch waits and comes back. A failure
             // the service may get over gets one more try at a later delivery, not more.
             Err(e) if e.is_service_unavailable() || (e.is_transient() && first_attempt) => {
@@ -219,7 +223,7 @@ async fn remove_item(
             .append_audit(&audit(run, item, AuditPhase::Outcome, Some(result), detail))
             .await?;
         store.set_item_status(&run.run_id, item.id, &status).await?;
-        Ok(())
+        Ok(true)
     }
     .instrument(span)
     .await

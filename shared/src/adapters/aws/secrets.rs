@@ -2,7 +2,8 @@
 //! never at init), cached for [`SECRET_TTL`], and read again at once when a service rejects
 //! them, so a rotated secret needs no redeploy.
 
-use super::tenant_budget::{LeaseOutcome, LeaseTerms, TenantBudgets};
+use super::budget_hold::{BudgetHold, Saturated};
+use super::tenant_budget::TenantBudgets;
 use crate::adapters::connect::HttpConnector;
 use crate::adapters::http::HttpCore;
 use crate::config::{ConnectWiseCredentials, HttpSettings, Secret, ServiceUrls};
@@ -12,8 +13,9 @@ use crate::ports::{BudgetWant, Connections, Connector};
 use crate::steps::Delivery;
 use async_trait::async_trait;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OnceCell};
 
@@ -138,13 +140,10 @@ pub struct SecretConnector {
     secrets: SecretsProvider,
     shard_time: Duration,
     core: OnceCell<Arc<HttpCore>>,
-    budgets: Option<TenantBudgets>,
+    budgets: Option<Arc<TenantBudgets>>,
+    /// What each delivery in progress holds of its tenant's budgets.
+    holds: StdMutex<HashMap<String, BudgetHold>>,
 }
-
-/// The Microsoft 365 services whose budget is shared across invocations.
-const SHARED_SERVICES: [&str; 2] = ["exchange", "graph"];
-/// The longest a step waits for permits other invocations hold before it is queued again.
-const BUDGET_WAIT: Duration = Duration::from_secs(10);
 
 impl SecretConnector {
     pub fn new(
@@ -160,12 +159,13 @@ impl SecretConnector {
             shard_time,
             core: OnceCell::new(),
             budgets: None,
+            holds: StdMutex::default(),
         }
     }
 
     /// Shares each tenant's budget with every other invocation through `budgets`.
     pub fn with_shared_budgets(mut self, budgets: TenantBudgets) -> SecretConnector {
-        self.budgets = Some(budgets);
+        self.budgets = Some(Arc::new(budgets));
         self
     }
 
@@ -210,48 +210,40 @@ impl Connector for SecretConnector {
         let (Some(budgets), Some(core)) = (&self.budgets, self.core.get()) else {
             return Ok(());
         };
-        // The lease outlives the invocation a little, never the step's lease on the run. A
-        // step that finds every permit taken waits a little, then is queued again.
         let left = delivery.deadline.left().unwrap_or(Duration::from_secs(300));
-        for service in SHARED_SERVICES {
-            let terms = LeaseTerms {
-                holder: &delivery.holder,
-                want: want.of(service),
-                ceiling: self.http.budget(service).ceiling,
-                lease_for: left + Duration::from_secs(30),
-                give_up: Instant::now() + (left / 4).min(BUDGET_WAIT),
-            };
-            let permits = budgets.lease(&org.tenant_id, service, &terms).await?;
-            if permits == 0 {
-                self.return_budget(org, delivery).await;
-                return Err(StepError::Saturated {
-                    tenant: org.tenant_id.clone(),
-                    service: service.to_string(),
-                });
+        let held = BudgetHold::take(
+            budgets.clone(),
+            core.clone(),
+            &self.http,
+            &org.tenant_id,
+            &delivery.holder,
+            want,
+            left,
+        )
+        .await?;
+        match held {
+            Ok(hold) => {
+                self.holds
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(delivery.holder.clone(), hold);
+                Ok(())
             }
-            core.lease(&org.tenant_id, service, permits);
+            Err(Saturated { service }) => Err(StepError::Saturated {
+                tenant: org.tenant_id.clone(),
+                service: service.to_string(),
+            }),
         }
-        Ok(())
     }
 
-    async fn return_budget(&self, org: &OrgSettings, delivery: &Delivery) {
-        let (Some(budgets), Some(core)) = (&self.budgets, self.core.get()) else {
-            return;
-        };
-        for service in SHARED_SERVICES {
-            let learned = core.learned(&org.tenant_id, service);
-            let outcome = LeaseOutcome {
-                throttled: learned.map_or(0, |l| l.throttled),
-                peak_in_flight: learned.map_or(0, |l| l.peak_in_flight),
-                limit: learned.map_or(1, |l| l.limit),
-            };
-            let ceiling = self.http.budget(service).ceiling;
-            if let Err(e) = budgets
-                .release(&org.tenant_id, service, &delivery.holder, ceiling, outcome)
-                .await
-            {
-                tracing::warn!(error = %e, "budget lease not returned; it expires on its own");
-            }
+    async fn return_budget(&self, _org: &OrgSettings, delivery: &Delivery) {
+        let hold = self
+            .holds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&delivery.holder);
+        if let Some(hold) = hold {
+            hold.give_back().await;
         }
     }
 }

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_dynamo::{from_item, to_attribute_value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// What an invocation asks of a budget.
@@ -53,6 +53,58 @@ struct BudgetRow {
     /// Holder → (permits, lease end in epoch milliseconds).
     #[serde(default)]
     leases: BTreeMap<String, (usize, i64)>,
+    /// Invocations waiting for permits → until when their wish stands (epoch milliseconds).
+    /// Holders shrink to a fair share while anyone waits.
+    #[serde(default)]
+    waiting: BTreeMap<String, i64>,
+}
+
+impl BudgetRow {
+    fn fresh(tenant: &str, service: &str, ceiling: usize) -> BudgetRow {
+        BudgetRow {
+            pk: key(tenant, service),
+            sk: "BUDGET".into(),
+            limit: ceiling.max(1),
+            version: 0,
+            leases: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+        }
+    }
+
+    /// Forgets expired leases and wishes; holds the limit to the ceiling.
+    fn prune(&mut self, now: i64, ceiling: usize) {
+        self.leases.retain(|_, (_, until)| *until > now);
+        self.waiting.retain(|_, until| *until > now);
+        self.limit = self.limit.clamp(1, ceiling.max(1));
+    }
+
+    fn held_by_others(&self, holder: &str) -> usize {
+        self.leases
+            .iter()
+            .filter(|(h, _)| *h != holder)
+            .map(|(_, (n, _))| n)
+            .sum()
+    }
+
+    /// `holder`'s fair share: the limit split between every holder and waiter, itself included.
+    fn fair_share(&self, holder: &str) -> usize {
+        let others = self.leases.keys().chain(self.waiting.keys());
+        let parties: BTreeSet<&String> = others.filter(|h| *h != holder).collect();
+        self.limit.div_ceil(parties.len() + 1).max(1)
+    }
+}
+
+/// What a holder should do with its permits now (see [`TenantBudgets::rebalance`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebalance {
+    Keep,
+    /// It holds this many now (already recorded).
+    Grew(usize),
+    /// Others wait: it should come down to this many — in-process first, then
+    /// [`TenantBudgets::shrink`] once its calls in flight fit.
+    Shrink(usize),
+    /// Its lease is gone (expired): it should stop calling.
+    Gone,
 }
 
 pub struct TenantBudgets {
@@ -64,8 +116,11 @@ pub struct TenantBudgets {
 const POLL: RetryPolicy = RetryPolicy {
     max_attempts: u32::MAX,
     base_delay: Duration::from_millis(50),
-    max_delay: Duration::from_millis(400),
+    max_delay: Duration::from_millis(200),
 };
+/// A waiter's wish stands this long, and is renewed when less than the refresh is left.
+const WISH_MS: i64 = 4_000;
+const WISH_REFRESH_MS: i64 = 2_000;
 
 fn key(tenant: &str, service: &str) -> String {
     format!("BUDGET#{}#{service}", tenant.to_ascii_lowercase())
@@ -127,9 +182,10 @@ impl TenantBudgets {
     }
 
     /// Leases up to `terms.want` of the free permits of `service` in `tenant` (the limit
-    /// learnt, never above the ceiling, less what live invocations hold). Waits (until
-    /// `terms.give_up`) while every permit is leased to live invocations; `Ok(0)` when none
-    /// came free in time.
+    /// learnt, never above the ceiling, less what live invocations hold), and no more than a
+    /// fair share when others hold or wait. Waits (until `terms.give_up`) while every permit is
+    /// leased, letting the holders know it waits so they shrink to their share; `Ok(0)` when
+    /// none came free in time.
     pub async fn lease(
         &self,
         tenant: &str,
@@ -148,20 +204,13 @@ impl TenantBudgets {
             let now = Utc::now().timestamp_millis();
             let found = self.row(tenant, service).await?;
             let expected = found.as_ref().map(|r| r.version);
-            let mut row = found.unwrap_or(BudgetRow {
-                pk: key(tenant, service),
-                sk: "BUDGET".into(),
-                limit: ceiling.max(1),
-                version: 0,
-                leases: BTreeMap::new(),
-            });
-            row.leases
-                .retain(|h, (_, until)| *until > now && h != holder);
-            row.limit = row.limit.clamp(1, ceiling.max(1));
-            let taken: usize = row.leases.values().map(|(n, _)| n).sum();
-            let free = row.limit.saturating_sub(taken);
-            if free > 0 {
-                let granted = free.min(want.max(1));
+            let mut row = found.unwrap_or_else(|| BudgetRow::fresh(tenant, service, ceiling));
+            row.prune(now, ceiling);
+            row.leases.remove(holder);
+            let wished = row.waiting.remove(holder);
+            let free = row.limit.saturating_sub(row.held_by_others(holder));
+            let granted = free.min(want.max(1)).min(row.fair_share(holder));
+            if granted > 0 {
                 row.leases.insert(
                     holder.to_string(),
                     (granted, now + lease_for.as_millis() as i64),
@@ -174,11 +223,89 @@ impl TenantBudgets {
                 continue;
             }
             if Instant::now() >= give_up {
+                if wished.is_some() {
+                    row.version += 1;
+                    // Best effort: an unanswered wish expires on its own.
+                    let _ = self.put(&row, expected).await;
+                }
                 return Ok(0);
+            }
+            if wished.is_none_or(|until| until < now + WISH_REFRESH_MS) {
+                row.waiting.insert(holder.to_string(), now + WISH_MS);
+                row.version += 1;
+                if !self.put(&row, expected).await? {
+                    continue;
+                }
             }
             tokio::time::sleep(POLL.delay(attempt.min(10), None)).await;
             attempt += 1;
         }
+    }
+
+    /// What `holder` should do with its lease now: come down to its fair share while others
+    /// wait, or take free permits up to `want` while nobody does.
+    pub async fn rebalance(
+        &self,
+        tenant: &str,
+        service: &str,
+        holder: &str,
+        want: usize,
+        ceiling: usize,
+    ) -> Result<Rebalance, StoreError> {
+        let now = Utc::now().timestamp_millis();
+        let Some(mut row) = self.row(tenant, service).await? else {
+            return Ok(Rebalance::Gone);
+        };
+        let expected = row.version;
+        row.prune(now, ceiling);
+        let Some(&(held, until)) = row.leases.get(holder) else {
+            return Ok(Rebalance::Gone);
+        };
+        if !row.waiting.is_empty() {
+            let share = row.fair_share(holder);
+            return Ok(if held > share {
+                Rebalance::Shrink(share)
+            } else {
+                Rebalance::Keep
+            });
+        }
+        let free = row.limit.saturating_sub(row.held_by_others(holder) + held);
+        let more = want.max(1).saturating_sub(held).min(free);
+        if more == 0 {
+            return Ok(Rebalance::Keep);
+        }
+        row.leases.insert(holder.to_string(), (held + more, until));
+        row.version += 1;
+        Ok(if self.put(&row, Some(expected)).await? {
+            Rebalance::Grew(held + more)
+        } else {
+            Rebalance::Keep
+        })
+    }
+
+    /// Records that `holder` came down to `permits` (its calls in flight already fit).
+    pub async fn shrink(
+        &self,
+        tenant: &str,
+        service: &str,
+        holder: &str,
+        permits: usize,
+    ) -> Result<(), StoreError> {
+        for _ in 0..10 {
+            let Some(mut row) = self.row(tenant, service).await? else {
+                return Ok(());
+            };
+            let expected = row.version;
+            match row.leases.get_mut(holder) {
+                Some((held, _)) if *held > permits => *held = permits.max(1),
+                _ => return Ok(()),
+            }
+            row.version += 1;
+            if self.put(&row, Some(expected)).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Returns `holder`'s permits and teaches the budget what the lease learnt.
@@ -209,7 +336,8 @@ impl TenantBudgets {
                     .sum();
                 let cut = (row.limit as f64 * 0.9).floor() as usize;
                 row.limit = cut.min(others + outcome.limit).max(1);
-            } else if outcome.peak_in_flight >= permits {
+            } else if outcome.peak_in_flight >= permits && permits >= row.limit {
+                // It had the whole budget and used it: the service may take one more.
                 row.limit = (row.limit + 1).min(ceiling.max(1));
             }
             row.version += 1;

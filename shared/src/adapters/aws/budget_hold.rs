@@ -1,0 +1,154 @@
+//! One invocation's hold on its tenant's shared budgets: it leases its permits of each
+//! Microsoft 365 service before the step calls the tenant, keeps them fair while the step runs
+//! (coming down to its share when other invocations wait, taking free permits when nobody
+//! does), and returns them with what it learnt.
+
+use super::tenant_budget::{LeaseOutcome, LeaseTerms, Rebalance, TenantBudgets};
+use crate::adapters::http::HttpCore;
+use crate::config::HttpSettings;
+use crate::ports::BudgetWant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+/// The Microsoft 365 services whose budget is shared across invocations.
+pub const SHARED_SERVICES: [&str; 2] = ["exchange", "graph"];
+/// The longest a step waits for permits other invocations hold before it is queued again.
+const BUDGET_WAIT: Duration = Duration::from_secs(10);
+/// How often a holder looks at who else wants the budget.
+const REBALANCE_EVERY: Duration = Duration::from_secs(1);
+/// How long a holder coming down to its share waits for its calls in flight to fit.
+const DRAIN_WAIT: Duration = Duration::from_secs(5);
+
+/// Permits held for one delivery; give them back with [`BudgetHold::give_back`].
+pub struct BudgetHold {
+    budgets: Arc<TenantBudgets>,
+    core: Arc<HttpCore>,
+    http: HttpSettings,
+    tenant: String,
+    holder: String,
+    rebalancer: Option<JoinHandle<()>>,
+}
+
+/// Why no hold came about: every permit of `service` stayed with other live invocations.
+#[derive(Debug)]
+pub struct Saturated {
+    pub service: &'static str,
+}
+
+impl BudgetHold {
+    /// Leases `want` (at most) of each shared service for `holder` until `left` (the time the
+    /// step has) plus 30 s, waiting at most a quarter of `left` (10 s at most) for permits.
+    pub async fn take(
+        budgets: Arc<TenantBudgets>,
+        core: Arc<HttpCore>,
+        http: &HttpSettings,
+        tenant: &str,
+        holder: &str,
+        want: BudgetWant,
+        left: Duration,
+    ) -> Result<Result<BudgetHold, Saturated>, crate::error::StoreError> {
+        let mut hold = BudgetHold {
+            budgets,
+            core,
+            http: http.clone(),
+            tenant: tenant.to_string(),
+            holder: holder.to_string(),
+            rebalancer: None,
+        };
+        for service in SHARED_SERVICES {
+            let terms = LeaseTerms {
+                holder,
+                want: want.of(service),
+                ceiling: http.budget(service).ceiling,
+                lease_for: left + Duration::from_secs(30),
+                give_up: Instant::now() + (left / 4).min(BUDGET_WAIT),
+            };
+            let permits = match hold.budgets.lease(tenant, service, &terms).await {
+                Ok(permits) => permits,
+                Err(e) => {
+                    hold.give_back().await;
+                    return Err(e);
+                }
+            };
+            if permits == 0 {
+                hold.give_back().await;
+                return Ok(Err(Saturated { service }));
+            }
+            hold.core.lease(tenant, service, permits);
+        }
+        hold.rebalancer = Some(tokio::spawn(rebalance(
+            hold.budgets.clone(),
+            hold.core.clone(),
+            hold.http.clone(),
+            hold.tenant.clone(),
+            hold.holder.clone(),
+            want,
+        )));
+        Ok(Ok(hold))
+    }
+
+    /// Returns the permits with what the step learnt of the service (throttling lowers the
+    /// tenant's limit). A lease not returned expires on its own.
+    pub async fn give_back(mut self) {
+        if let Some(task) = self.rebalancer.take() {
+            task.abort();
+        }
+        for service in SHARED_SERVICES {
+            let learned = self.core.learned(&self.tenant, service);
+            let outcome = LeaseOutcome {
+                throttled: learned.map_or(0, |l| l.throttled),
+                peak_in_flight: learned.map_or(0, |l| l.peak_in_flight),
+                limit: learned.map_or(1, |l| l.limit),
+            };
+            let ceiling = self.http.budget(service).ceiling;
+            if let Err(e) = self
+                .budgets
+                .release(&self.tenant, service, &self.holder, ceiling, outcome)
+                .await
+            {
+                warn!(error = %e, "budget lease not returned; it expires on its own");
+            }
+        }
+    }
+}
+
+/// While the step runs: every second, come down to the fair share when others wait (the
+/// process's limit first, the shared record once the calls in flight fit, so the tenant never
+/// sees more than its budget), or take free permits while nobody waits.
+async fn rebalance(
+    budgets: Arc<TenantBudgets>,
+    core: Arc<HttpCore>,
+    http: HttpSettings,
+    tenant: String,
+    holder: String,
+    want: BudgetWant,
+) {
+    loop {
+        tokio::time::sleep(REBALANCE_EVERY).await;
+        for service in SHARED_SERVICES {
+            let ceiling = http.budget(service).ceiling;
+            match budgets
+                .rebalance(&tenant, service, &holder, want.of(service), ceiling)
+                .await
+            {
+                Ok(Rebalance::Grew(permits)) => core.resize(&tenant, service, permits),
+                Ok(Rebalance::Shrink(permits)) => {
+                    core.resize(&tenant, service, permits);
+                    let until = Instant::now() + DRAIN_WAIT;
+                    while core.in_flight(&tenant, service) > permits && Instant::now() < until {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    if core.in_flight(&tenant, service) <= permits {
+                        if let Err(e) = budgets.shrink(&tenant, service, &holder, permits).await {
+                            warn!(error = %e, "budget share not recorded; tried again");
+                        }
+                    }
+                }
+                Ok(Rebalance::Keep | Rebalance::Gone) => {}
+                Err(e) => warn!(error = %e, "budget not rebalanced; tried again"),
+            }
+        }
+    }
+}
