@@ -20,7 +20,10 @@ fn random_secret() -> String {
     (0..32).map(|_| fastrand::alphanumeric()).collect()
 }
 
-pub async fn start(path: &Path) -> Result<Sandbox, CliError> {
+/// Starts the simulator loaded with the fixture at `path`. Its tenant's state is saved to
+/// `state` after every change, so that an interrupted or killed run resumes against the tenant
+/// it left; with `restore`, the simulator first goes on from what `state` holds.
+pub async fn start(path: &Path, state: &Path, restore: bool) -> Result<Sandbox, CliError> {
     let bad = |m: String| CliError::config("sandbox", format!("{}: {m}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let json: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
@@ -38,6 +41,26 @@ pub async fn start(path: &Path) -> Result<Sandbox, CliError> {
     )
     .await
     .map_err(|e| bad(format!("cannot start the simulator: {e}")))?;
+    if restore && state.exists() {
+        sim.restore_from(state).map_err(|e| {
+            CliError::config(
+                "sandbox",
+                format!(
+                    "cannot restore the sandbox tenant from {}: {e}",
+                    state.display()
+                ),
+            )
+        })?;
+    }
+    if let Some(dir) = state.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| bad(e.to_string()))?;
+    }
+    sim.persist_to(state).map_err(|e| {
+        CliError::config(
+            "sandbox",
+            format!("cannot save the sandbox tenant to {}: {e}", state.display()),
+        )
+    })?;
     Ok(Sandbox {
         urls: ServiceUrls::all_at(&sim.base_url),
         sim,

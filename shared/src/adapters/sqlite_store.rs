@@ -373,6 +373,19 @@ impl SqliteRunStore {
             .map_err(|e| db_error("count items", e))
     }
 
+    /// The removal batches of a run already counted as done.
+    pub fn counted_batches(&self, run_id: &RunId) -> Result<HashSet<u32>, StoreError> {
+        let db = self.conn();
+        let mut stmt = db
+            .prepare("SELECT part FROM counted WHERE run_id = ?1 AND kind = 'batch'")
+            .map_err(|e| db_error("read batches", e))?;
+        let rows = stmt
+            .query_map(params![run_id.0], |r| r.get::<_, u32>(0))
+            .map_err(|e| db_error("read batches", e))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| db_error("read batches", e))
+    }
+
     fn read_run(&self, db: &Connection, run_id: &RunId) -> Result<Option<Run>, StoreError> {
         let text: Option<String> = db
             .query_row(

@@ -51,7 +51,7 @@ pub async fn remove(
         }
         let results = join_all(batch_items.iter().filter(|i| !i.status.is_finished()).map(
             |item| async move {
-                if deadline.near() {
+                if deadline.near() || super::stop_requested() {
                     return Ok(false);
                 }
                 deadline.bound(remove_item(store, tenant, run, item)).await

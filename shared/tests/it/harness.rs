@@ -62,6 +62,7 @@ impl Harness {
             queue: Arc::new(MemoryQueue::default()),
             connector: connector.clone(),
             progress: Arc::new(NoProgress),
+            stop: Default::default(),
         };
         Harness {
             sim,
@@ -74,7 +75,10 @@ impl Harness {
     }
 
     pub async fn run(&self, body: Value) -> Run {
-        self.engine.run(&body).await.expect("request accepted")
+        self.engine
+            .run(&body, None)
+            .await
+            .expect("request accepted")
     }
 
     /// Runs a request that must finish with a report.
