@@ -1,0 +1,234 @@
+//! Runs stopped before their end go on from the on-disk store, and what the first release
+//! wrote (its audit trail and result files) still loads, resumes and restores.
+
+use crate::harness::Harness;
+use crate::kit::{fast_http, fixture, with_sim};
+use revoke365::adapters::sqlite_store::{read_audit_file, SqliteRunStore};
+use revoke365::model::{AuditPhase, AuditResult, PermissionType, Report, RunId, RunStatus};
+use revoke365::ports::RunStore;
+use revoke365::steps::Connector;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const COMPLETED: &str = "e2530dd0-7cea-4369-b7fd-3ac60da22142";
+const KILLED: &str = "afaed426-278c-4fda-9156-b28439443535";
+
+fn release_1() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/release-1")
+}
+
+/// Copies a first-release run's files into the store's directory, as an upgrade finds them.
+fn copy_run(store: &SqliteRunStore, run_id: &str) {
+    for entry in std::fs::read_dir(release_1()).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with(run_id) {
+            std::fs::copy(entry.path(), store.dir().join(&name)).unwrap();
+        }
+    }
+}
+
+fn john() -> serde_json::Value {
+    json!({"user_email": "john.smith@acmecorp.com", "company_id": "acme"})
+}
+
+#[tokio::test]
+async fn a_completed_run_of_the_first_release_loads_and_its_audit_restores() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    copy_run(&h.store, COMPLETED);
+    let id = RunId(COMPLETED.into());
+    let run = h.store.get_run(&id).await.unwrap().expect("the run loads");
+    assert_eq!(run.status, RunStatus::Completed);
+    let written: Report = serde_json::from_slice(
+        &std::fs::read(release_1().join(format!("{COMPLETED}.result.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        run.result.as_ref(),
+        Some(&written),
+        "its result, as written"
+    );
+    assert_eq!(run.request.user_email, "john.smith@acmecorp.com");
+    let items = h.store.items(&id).await.unwrap();
+    assert_eq!(items.len(), 8);
+    assert!(items.iter().all(|i| i.status.is_removed()), "{items:?}");
+    // Loaded once, it is in the database: a later store finds it without the import.
+    let again = SqliteRunStore::open(h.store.dir(), vec![h.org.clone()]).unwrap();
+    assert_eq!(
+        again.get_run(&id).await.unwrap().unwrap().status,
+        RunStatus::Completed
+    );
+
+    // Its audit trail still puts every grant back: remove them again, then restore.
+    let initial = h.snapshot().mailboxes;
+    let report = h.report(john()).await;
+    assert_eq!(report.removal_summary.total_permissions_removed, 8);
+    assert_ne!(h.snapshot().mailboxes, initial);
+    let records = h.store.audit_records(&id).await.unwrap();
+    let conns = h.connector.connect(&h.org).await.unwrap();
+    let summary = revoke365::restore::restore(conns.tenant(), &records).await;
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    assert_eq!(summary.restored.len(), 8);
+    assert_eq!(h.snapshot().mailboxes, initial, "the tenant as it was");
+}
+
+/// Removes, through the real clients, the grants the killed run's audit says were removed:
+/// the tenant as the first release left it.
+async fn replay_removals(h: &Harness, audit: &Path) -> usize {
+    let conns = h.connector.connect(&h.org).await.unwrap();
+    let tenant = conns.tenant();
+    let mut n = 0;
+    let records = read_audit_file(audit).unwrap();
+    for r in records
+        .iter()
+        .filter(|r| r.phase == AuditPhase::Outcome && r.result == Some(AuditResult::Removed))
+    {
+        let g = r.grant.as_ref().unwrap();
+        match g.right {
+            PermissionType::FullAccess => {
+                tenant
+                    .exchange
+                    .remove_full_access(&g.mailbox, &g.trustee)
+                    .await
+                    .unwrap();
+            }
+            PermissionType::Calendar => {
+                let id = &g.calendar.as_ref().unwrap().permission_id;
+                tenant
+                    .directory
+                    .remove_calendar_permission(&g.mailbox, id)
+                    .await
+                    .unwrap();
+            }
+            other => panic!("the fixture removed no {other}"),
+        }
+        n += 1;
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_killed_run_of_the_first_release_resumes_to_one_report_of_the_whole_run() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    copy_run(&h.store, KILLED);
+    let id = RunId(KILLED.into());
+    assert_eq!(replay_removals(&h, &h.store.audit_path(&id)).await, 3);
+    let run = h.store.get_run(&id).await.unwrap().expect("the run loads");
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert_eq!(
+        run.interruption.as_ref().map(|i| i.during),
+        Some(RunStatus::Removing)
+    );
+    assert!(h.store.is_resumable(&run));
+    let waiting = h
+        .store
+        .resumable_runs("acme", "John.Smith@acmecorp.com")
+        .unwrap();
+    assert_eq!(waiting.len(), 1, "found by user and company");
+
+    let run = h.engine.resume(&id).await.expect("resumes");
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.failure);
+    let report = run.result.unwrap();
+    assert!(report.success, "{report:?}");
+    assert_eq!(report.run_id, KILLED);
+    assert_eq!(report.removal_summary.total_permissions_removed, 8);
+    assert!(report.verification.all_permissions_cleared);
+    // Each grant has one removal outcome: the three from before, five from the resumed part.
+    let records = h.store.audit_records(&id).await.unwrap();
+    let removed: Vec<_> = records
+        .iter()
+        .filter(|r| r.phase == AuditPhase::Outcome && r.result == Some(AuditResult::Removed))
+        .collect();
+    assert_eq!(removed.len(), 8);
+    // The note covers the whole run.
+    let snapshot = h.snapshot();
+    let note = &snapshot.tickets.last().unwrap().notes.last().unwrap().text;
+    for mailbox in [
+        "ceo@acmecorp.com",
+        "billing@acmecorp.com",
+        "sales@acmecorp.com",
+        "info@acmecorp.com",
+    ] {
+        assert!(note.contains(mailbox), "the note names {mailbox}: {note}");
+    }
+    assert!(
+        h.engine.resume(&id).await.is_err(),
+        "a finished run is not resumed"
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_engine_leaves_the_run_interrupted_and_resume_removes_the_rest_once() {
+    let slow = with_sim(fixture("acme-tenant.json"), json!({"latency_ms": 60}));
+    let h = Harness::start(slow, fast_http(1)).await;
+    let stop = h.engine.stop.clone();
+    let store = h.store.clone();
+    let watcher = async {
+        // Stop once the audit shows two removals.
+        loop {
+            let removed = std::fs::read_dir(store.dir())
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".audit.jsonl"))
+                .map(|e| {
+                    std::fs::read_to_string(e.path())
+                        .unwrap_or_default()
+                        .matches("\"result\":\"removed\"")
+                        .count()
+                })
+                .sum::<usize>();
+            if removed >= 2 {
+                stop.stop("interrupted by the test");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let body = john();
+    let (run, ()) = tokio::join!(h.engine.run(&body, None), watcher);
+    let run = run.unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted);
+    let removed_before = h
+        .store
+        .items(&run.run_id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|i| i.status.is_removed())
+        .count();
+    assert!((2..8).contains(&removed_before), "{removed_before}");
+    let partial = revoke365::engine::partial_report(h.store.as_ref(), &run)
+        .await
+        .unwrap();
+    assert_eq!(partial.status, RunStatus::Interrupted);
+    assert_eq!(
+        partial.removal_summary.total_permissions_removed as usize,
+        removed_before
+    );
+
+    // A fresh engine state (a new process) resumes it.
+    let h2_stop = revoke365::engine::StopSignal::default();
+    let engine = revoke365::engine::LocalEngine {
+        store: h.store.clone(),
+        queue: Default::default(),
+        connector: h.connector.clone(),
+        progress: std::sync::Arc::new(revoke365::steps::NoProgress),
+        stop: h2_stop,
+    };
+    let run = engine.resume(&run.run_id).await.unwrap();
+    let report = run.result.unwrap();
+    assert!(report.success, "{report:?}");
+    assert_eq!(report.removal_summary.total_permissions_removed, 8);
+    assert_eq!(removal_calls(&h), 7, "no grant removed twice");
+}
+
+/// Removal requests the simulator has seen (send on behalf is a Set-Mailbox, not counted).
+fn removal_calls(h: &Harness) -> u64 {
+    h.snapshot()
+        .counters
+        .requests
+        .iter()
+        .filter(|(k, _)| k.contains("Remove-") || k.contains("DELETE calendarPermissions"))
+        .map(|(_, v)| *v)
+        .sum()
+}
