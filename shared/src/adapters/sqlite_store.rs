@@ -1086,6 +1086,17 @@ impl RunStore for SqliteRunStore {
         })
     }
 
+    async fn request_cancel(&self, run_id: &RunId) -> Result<Option<Run>, StoreError> {
+        if self.get_run(run_id).await?.is_none() {
+            return Ok(None);
+        }
+        self.update_run(run_id, |run| {
+            if !run.status.is_terminal() {
+                run.cancel_requested = true;
+            }
+        })
+    }
+
     async fn fail_run(&self, run_id: &RunId, failure: &RunFailure) -> Result<(), StoreError> {
         self.with_run(run_id, |run| {
             // A finished run keeps its result: a late failure of a stray message changes nothing.

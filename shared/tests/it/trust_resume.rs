@@ -232,3 +232,80 @@ fn removal_calls(h: &Harness) -> u64 {
         .map(|(_, v)| *v)
         .sum()
 }
+
+/// `POST /revocations/{id}/cancel` against the emulators: the run stops before its next
+/// removal batch, ends `cancelled`, and its note and email say what was removed and what was
+/// left in place.
+#[cfg(feature = "aws")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_run_stops_between_batches_and_reports_what_was_removed() {
+    use crate::aws_kit::{Env, JOHN};
+    use revoke365::lambda::steps::handle_step_records;
+
+    let env = Env::start(fixture("acme-tenant.json"), 10).await;
+    let (status, accepted) = env
+        .http(
+            "POST",
+            "/revocations",
+            Some(json!({"user_email": JOHN, "company_id": "acme"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let run_id = accepted["run_id"].as_str().unwrap().to_string();
+    // Discovery to its end: the removal batches are queued.
+    let (discovery_url, discovery) = &env.steps[0];
+    while let Some((event, handles)) = env.receive(discovery_url).await {
+        let failed: Vec<String> = handle_step_records(discovery, event.clone(), env.deadline())
+            .await
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        env.settle(discovery_url, &event, &handles, &failed).await;
+    }
+    assert_eq!(env.get(&run_id).await["status"], "removing");
+    // One batch removes its grants; then the caller cancels.
+    assert!(env.deliver_one(1).await.is_empty());
+    let removed_first = 8 - env.sim.snapshot().direct_grants_of(JOHN).len();
+    assert!((1..8).contains(&removed_first), "{removed_first}");
+    let (status, body) = env
+        .http("POST", &format!("/revocations/{run_id}/cancel"), None, None)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["cancel_requested"], true);
+    env.pump_steps(1).await;
+
+    let run = env.get(&run_id).await;
+    assert_eq!(run["status"], "cancelled", "{run}");
+    let result = &run["result"];
+    assert_eq!(result["success"], false);
+    assert_eq!(
+        result["removal_summary"]["total_permissions_removed"],
+        removed_first as u64
+    );
+    let left = env.sim.snapshot().direct_grants_of(JOHN).len();
+    assert_eq!(left, 8 - removed_first, "nothing removed after the cancel");
+    let skipped = result["skipped"].as_array().unwrap();
+    assert!(
+        skipped.len() >= left
+            && skipped
+                .iter()
+                .all(|s| s["reason"].as_str().unwrap().contains("cancelled")),
+        "{skipped:?}"
+    );
+    let snapshot = env.sim.snapshot();
+    let note = &snapshot.tickets.last().unwrap().notes.last().unwrap().text;
+    assert!(note.to_lowercase().contains("cancelled"), "{note}");
+    let mail = &snapshot.sent_mail.last().unwrap().body;
+    assert!(mail.to_lowercase().contains("cancelled"), "{mail}");
+
+    let (status, body) = env
+        .http("POST", &format!("/revocations/{run_id}/cancel"), None, None)
+        .await;
+    assert_eq!(status, 409, "a finished run is not cancelled: {body}");
+    let (status, _) = env
+        .http("POST", "/revocations/nope/cancel", None, None)
+        .await;
+    assert_eq!(status, 404);
+}

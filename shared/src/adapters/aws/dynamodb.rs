@@ -1275,6 +1275,26 @@ impl RunStore for DynamoRunStore {
         }
     }
 
+    async fn request_cancel(&self, run_id: &RunId) -> Result<Option<Run>, StoreError> {
+        // Only while the run is not finished; a finished run is returned as it is.
+        self.update_run(
+            run_id,
+            "SET cancel_requested = :t, updated_at = :now",
+            "attribute_exists(pk) AND NOT (#s IN (:c, :cwe, :failed, :cancelled))",
+            &[("#s", "status")],
+            HashMap::from([
+                (":t".to_string(), AttributeValue::Bool(true)),
+                (":now".to_string(), av(Utc::now())?),
+                (":c".to_string(), av(RunStatus::Completed)?),
+                (":cwe".to_string(), av(RunStatus::CompletedWithErrors)?),
+                (":failed".to_string(), av(RunStatus::Failed)?),
+                (":cancelled".to_string(), av(RunStatus::Cancelled)?),
+            ]),
+        )
+        .await?;
+        self.get_run(run_id).await
+    }
+
     async fn fail_run(&self, run_id: &RunId, failure: &RunFailure) -> Result<(), StoreError> {
         let now = Utc::now();
         // A finished run keeps its result: a late failure of a stray message changes nothing.
