@@ -66,7 +66,12 @@ impl Progress {
                     match &shown {
                         Some(bar) => bar.set_message(line),
                         None => {
-                            let step = line.split(':').next().unwrap_or_default().to_string();
+                            // A new line at once when the step changes or throttling starts.
+                            let step = format!(
+                                "{} {}",
+                                line.split(':').next().unwrap_or_default(),
+                                line.contains("is throttling")
+                            );
                             let due = last
                                 .as_ref()
                                 .is_none_or(|(s, at)| *s != step || at.elapsed() >= PLAIN_EVERY);

@@ -833,3 +833,52 @@ fn a_killed_run_resumes_from_its_state_on_disk() {
     let out = resume(tmp.path(), &run_id);
     assert_whole_run_reported(tmp.path(), &run_id, &out);
 }
+
+/// Off a terminal, progress is plain lines counted in grants, with verification and the
+/// waits a throttling service imposes, and how long they are.
+#[test]
+fn progress_off_a_terminal_counts_grants_and_shows_throttling_waits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(events("acme-tenant.json")).unwrap())
+            .unwrap();
+    fixture["sim"]["exchange_concurrency_cap"] = Value::from(1);
+    fixture["sim"]["retry_after_secs"] = Value::from(2);
+    fixture["sim"]["latency_ms"] = Value::from(100);
+    let path = tmp.path().join("throttling-acme.json");
+    std::fs::write(&path, fixture.to_string()).unwrap();
+    let out = revoke365(
+        &[
+            "run",
+            "--sandbox",
+            path.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+            "--concurrency",
+            "8",
+        ],
+        &[],
+        tmp.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let progress: Vec<&str> = stderr.lines().filter(|l| l.starts_with('[')).collect();
+    assert!(
+        progress
+            .iter()
+            .any(|l| l.contains("removing: ") && l.contains("grants removed")),
+        "{stderr}"
+    );
+    assert!(
+        progress.iter().any(|l| l.contains("verifying: ")),
+        "{stderr}"
+    );
+    assert!(
+        progress
+            .iter()
+            .any(|l| l.contains("waiting") && l.contains("s: exchange is throttling")),
+        "{stderr}"
+    );
+}

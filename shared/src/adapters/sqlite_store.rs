@@ -140,7 +140,7 @@ impl SqliteRunStore {
             .and_then(|_| db.busy_timeout(std::time::Duration::from_secs(10)))
             .and_then(|_| db.execute_batch(SCHEMA))
             .map_err(|e| db_error(&format!("cannot set up {}", path.display()), e))?;
-        Ok(SqliteRunStore {
+        let store = SqliteRunStore {
             dir,
             orgs: orgs
                 .into_iter()
@@ -148,7 +148,27 @@ impl SqliteRunStore {
                 .collect(),
             db: Mutex::new(db),
             audit: Mutex::new(HashMap::new()),
-        })
+        };
+        store.import_legacy_runs()?;
+        Ok(store)
+    }
+
+    /// Imports every run of the first release in the directory (audit files with no row), so
+    /// that an interrupted one is found by user and company like any other.
+    fn import_legacy_runs(&self) -> Result<(), StoreError> {
+        for entry in fs::read_dir(&self.dir)?.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Some(id) = name.strip_suffix(".audit.jsonl") else {
+                continue;
+            };
+            let run_id = RunId(id.to_string());
+            if self.read_run(&self.conn(), &run_id)?.is_none() {
+                if let Err(e) = self.import_legacy(&run_id) {
+                    tracing::warn!(run_id = %run_id, error = %e, "an audit file with no run could not be read as a first-release run");
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {

@@ -112,6 +112,16 @@ async fn a_killed_run_of_the_first_release_resumes_to_one_report_of_the_whole_ru
     let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
     copy_run(&h.store, KILLED);
     let id = RunId(KILLED.into());
+    // An upgraded machine's next start finds it by user and company, before anyone names it.
+    let upgraded = SqliteRunStore::open(h.store.dir(), vec![h.org.clone()]).unwrap();
+    let found = upgraded
+        .resumable_runs("acme", "john.smith@acmecorp.com")
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|r| &r.run_id).collect::<Vec<_>>(),
+        vec![&id]
+    );
+    drop(upgraded);
     assert_eq!(replay_removals(&h, &h.store.audit_path(&id)).await, 3);
     let run = h.store.get_run(&id).await.unwrap().expect("the run loads");
     assert_eq!(run.status, RunStatus::Interrupted);
