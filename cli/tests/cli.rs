@@ -882,3 +882,96 @@ fn progress_off_a_terminal_counts_grants_and_shows_throttling_waits() {
         "{stderr}"
     );
 }
+
+/// A second Ctrl-C quits at once, even with a call in flight; the run is then resumed like a
+/// killed one, and the call that was in flight is checked against the tenant.
+#[test]
+fn a_second_ctrl_c_quits_at_once_and_the_run_still_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(events("acme-tenant.json")).unwrap())
+            .unwrap();
+    // The first Send As removal is carried out, then answered only 8 s later.
+    fixture["sim"]["faults"] = serde_json::json!([{
+        "endpoint": "exo Remove-RecipientPermission",
+        "answer": "hang_after_write",
+        "hang_ms": 8000
+    }]);
+    let path = tmp.path().join("hanging-acme.json");
+    std::fs::write(&path, fixture.to_string()).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_revoke365"))
+        .args([
+            "run",
+            "--sandbox",
+            path.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+            "--concurrency",
+            "1",
+        ])
+        .current_dir(tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the Send As removal to be in flight (its before-state is in the audit).
+    let audit = tmp.path().join("revoke365-audit");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let in_flight = std::fs::read_dir(&audit)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".audit.jsonl"))
+            .any(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .contains("\"action\":\"remove_send_as\"")
+            });
+        if in_flight {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Send As removal seen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let second = std::time::Instant::now();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        second.elapsed() < std::time::Duration::from_secs(3),
+        "quit at once, not after the 8 s call: {:?}",
+        second.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("quitting now"), "{stderr}");
+    let run_id = std::fs::read_dir(&audit)
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(".audit.jsonl")
+                .map(str::to_string)
+        })
+        .unwrap();
+    let out = resume(tmp.path(), &run_id);
+    assert_whole_run_reported(tmp.path(), &run_id, &out);
+}
