@@ -4,7 +4,7 @@
 //! in the on-disk store for [`LocalEngine::resume`].
 
 use crate::adapters::memory_queue::MemoryQueue;
-use crate::adapters::sqlite_store::SqliteRunStore;
+use crate::adapters::sqlite_store::{RunLock, SqliteRunStore};
 use crate::config::RetryPolicy;
 use crate::error::StoreError;
 use crate::messages::{Step, StepMessage};
@@ -111,18 +111,27 @@ impl LocalEngine {
             .await?
             .run;
         accepted(&run.run_id);
-        let _lock = self.store.lock_run(&run.run_id)?;
+        let lock = self.store.lock_run(&run.run_id)?;
         if let Some(origin) = origin {
             self.store.set_origin(&run.run_id, origin)?;
         }
-        self.drive(&run.run_id).await.map_err(IntakeError::from)
+        let run = self.drive(&run.run_id).await?;
+        self.unlock(&run, lock);
+        Ok(run)
+    }
+
+    /// Removes a finished run's lock file.
+    fn unlock(&self, run: &Run, lock: Option<RunLock>) {
+        if let (true, Some(lock)) = (run.status.is_terminal(), lock) {
+            self.store.drop_lock(&run.run_id, lock);
+        }
     }
 
     /// Goes on with a run that stopped before its end (interrupted, or its process killed):
     /// grants already removed are not removed again; grants whose removal was in flight are
     /// tried again, and one the tenant no longer shows counts as removed by this run.
     pub async fn resume(&self, run_id: &RunId) -> Result<Run, ResumeError> {
-        let Some(_lock) = self.store.lock_run(run_id)? else {
+        let Some(lock) = self.store.lock_run(run_id)? else {
             return Err(ResumeError::Busy(run_id.clone()));
         };
         let run = self
@@ -141,7 +150,9 @@ impl LocalEngine {
                 .await
                 .map_err(|e| StoreError::backend(e.to_string()))?;
         }
-        Ok(self.drive(run_id).await?)
+        let run = self.drive(run_id).await?;
+        self.unlock(&run, Some(lock));
+        Ok(run)
     }
 
     /// The messages that take a reopened run on from its step.

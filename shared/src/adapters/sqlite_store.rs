@@ -211,6 +211,12 @@ impl SqliteRunStore {
         }
     }
 
+    /// A finished run needs no lock file any more: removed while `lock` is held.
+    pub fn drop_lock(&self, run_id: &RunId, lock: RunLock) {
+        let _ = fs::remove_file(self.lock_path(run_id));
+        drop(lock);
+    }
+
     /// Whether a live process (this one included) works on the run.
     pub fn is_held(&self, run_id: &RunId) -> bool {
         if !self.lock_path(run_id).exists() {

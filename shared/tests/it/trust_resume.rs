@@ -216,15 +216,8 @@ async fn a_stopped_engine_leaves_the_run_interrupted_and_resume_removes_the_rest
         removed_before
     );
 
-    // A fresh engine state (a new process) resumes it.
-    let h2_stop = revoke365::engine::StopSignal::default();
-    let engine = revoke365::engine::LocalEngine {
-        store: h.store.clone(),
-        queue: Default::default(),
-        connector: h.connector.clone(),
-        progress: std::sync::Arc::new(revoke365::steps::NoProgress),
-        stop: h2_stop,
-    };
+    // A fresh engine (a new process) resumes it.
+    let engine = fresh_engine(&h);
     let run = engine.resume(&run.run_id).await.unwrap();
     let report = run.result.unwrap();
     assert!(report.success, "{report:?}");
@@ -318,4 +311,64 @@ async fn a_cancelled_run_stops_between_batches_and_reports_what_was_removed() {
         .http("POST", "/revocations/nope/cancel", None, None)
         .await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_run_stopped_during_discovery_starts_discovery_again_on_resume() {
+    let slow = with_sim(fixture("acme-tenant.json"), json!({"latency_ms": 40}));
+    let h = Harness::start(slow, fast_http(2)).await;
+    let stop = h.engine.stop.clone();
+    let store = h.store.clone();
+    let body = john();
+    let watcher = async {
+        loop {
+            // Stop while discovery reads the mailboxes, before any removal.
+            let discovering = rusqlite::Connection::open(store.db_path())
+                .and_then(|db| {
+                    db.query_row(
+                        "SELECT COUNT(*) FROM runs WHERE status = 'discovering'",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )
+                })
+                .unwrap_or(0)
+                > 0;
+            if discovering {
+                stop.stop("interrupted by the test");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let (run, ()) = tokio::join!(h.engine.run(&body, None), watcher);
+    let run = run.unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert_eq!(
+        run.interruption.as_ref().map(|i| i.during),
+        Some(RunStatus::Discovering)
+    );
+    assert_eq!(removal_calls(&h), 0, "nothing removed during discovery");
+    let run = fresh_engine(&h).resume(&run.run_id).await.unwrap();
+    let report = run
+        .result
+        .clone()
+        .unwrap_or_else(|| panic!("{:?} {:?}", run.status, run.failure));
+    assert!(report.success, "{report:?}");
+    assert_eq!(report.removal_summary.total_permissions_removed, 8);
+    assert_eq!(removal_calls(&h), 7);
+    assert!(
+        !h.store.dir().join(format!("{}.lock", run.run_id)).exists(),
+        "a finished run leaves no lock file"
+    );
+}
+
+/// The engine a new process would build on the same store (the harness's one was stopped).
+fn fresh_engine(h: &Harness) -> revoke365::engine::LocalEngine {
+    revoke365::engine::LocalEngine {
+        store: h.store.clone(),
+        queue: Default::default(),
+        connector: h.connector.clone(),
+        progress: std::sync::Arc::new(revoke365::steps::NoProgress),
+        stop: Default::default(),
+    }
 }
