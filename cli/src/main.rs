@@ -274,11 +274,12 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
     };
     let target = target(origin, args.data_dir.clone(), args.concurrency, false).await?;
     let store = Arc::new(open_store(&target.data_dir, target.orgs.clone())?);
-    if !args.new {
+    // A dry run changes nothing: it neither waits for an interrupted run nor blocks one.
+    if !args.new && !request.dry_run {
         let waiting = store
             .resumable_runs(&request.company_id, &request.user_email)
             .map_err(|e| internal(e.to_string()))?;
-        if let Some(run) = waiting.last() {
+        if let Some(run) = waiting.iter().rev().find(|r| !r.request.dry_run) {
             return Err(CliError {
                 code: "interrupted_run_exists".into(),
                 field: Some("run_id".into()),

@@ -802,6 +802,28 @@ fn ctrl_c_stops_the_run_prints_the_partial_result_and_resume_finishes_it() {
         .unwrap()
         .contains(&format!("revoke365 resume {run_id}")));
 
+    // A dry run is not held up by it.
+    let dry = revoke365(
+        &[
+            "run",
+            "--sandbox",
+            fixture.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+            "--dry-run",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+
     let out = resume(tmp.path(), &run_id);
     assert_whole_run_reported(tmp.path(), &run_id, &out);
     let out = resume(tmp.path(), &run_id);
@@ -810,6 +832,7 @@ fn ctrl_c_stops_the_run_prints_the_partial_result_and_resume_finishes_it() {
         Some(2),
         "a finished run is not resumed again"
     );
+    assert_eq!(stderr_error(&out)["error"]["code"], "run_finished");
 }
 
 #[test]
