@@ -95,11 +95,6 @@ pub enum FailureCode {
     UserAmbiguous,
     MailboxNotFound,
     TenantError,
-    /// A service's endpoint could not be reached (DNS, refused connection): a configuration
-    /// or network problem, named with its URL.
-    Unreachable,
-    /// Stopped at the caller's request.
-    Cancelled,
     Internal,
 }
 
@@ -108,10 +103,7 @@ impl FailureCode {
     pub fn is_bad_input(self) -> bool {
         matches!(
             self,
-            FailureCode::UserNotFound
-                | FailureCode::UserAmbiguous
-                | FailureCode::MailboxNotFound
-                | FailureCode::Unreachable
+            FailureCode::UserNotFound | FailureCode::UserAmbiguous | FailureCode::MailboxNotFound
         )
     }
 }
