@@ -22,6 +22,31 @@ pub enum Command {
     /// Go on with a run that was interrupted (Ctrl-C) or whose process died, from its state
     /// in the data directory; the result covers the whole run.
     Resume(ResumeArgs),
+    /// Check a company's set-up without removing anything: credentials and app roles, the
+    /// Exchange role, the notification sender and recipients, the ticket (exit 0 all ok, 2 not).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// PSA company id; selects the org settings and the M365 tenant.
+    #[arg(long, value_name = "ID")]
+    pub company_id: String,
+    /// A PSA ticket that must belong to this company; without it the company itself is looked
+    /// up in the PSA (a new ticket would be created for it).
+    #[arg(long, value_name = "ID")]
+    pub ticket: Option<String>,
+    /// Also send a test email from the notification sender to the recipients.
+    #[arg(long)]
+    pub send_test: bool,
+    /// TOML config for a real tenant.
+    #[arg(long, value_name = "FILE", conflicts_with = "sandbox")]
+    pub config: Option<PathBuf>,
+    /// Check against the simulator loaded with this tenant fixture.
+    #[arg(long, value_name = "FIXTURE")]
+    pub sandbox: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -53,6 +78,9 @@ pub struct RunArgs {
     /// Discover and report what would be removed; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: still add the report to the ticket and mail it (a live run always does).
+    #[arg(long)]
+    pub notify: bool,
     #[arg(long, value_name = "WHO")]
     pub requested_by: Option<String>,
     #[arg(long, value_name = "TEXT")]
@@ -113,6 +141,9 @@ impl RunArgs {
         }
         body.insert("remove_from_shared".into(), json!(!self.keep_shared));
         body.insert("dry_run".into(), json!(self.dry_run));
+        if self.notify {
+            body.insert("notify".into(), json!(true));
+        }
         for (key, value) in [
             ("ticket_id", &self.ticket),
             ("requested_by", &self.requested_by),

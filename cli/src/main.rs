@@ -3,6 +3,7 @@
 //! interrupted or killed run can be resumed.
 
 mod args;
+mod check;
 mod config;
 mod progress;
 mod reachable;
@@ -88,6 +89,7 @@ fn main() -> ExitCode {
     let (format, result) = match cli.command {
         Command::Run(args) => (args.format, runtime.block_on(run(args))),
         Command::Resume(args) => (args.format, runtime.block_on(resume(args))),
+        Command::Check(args) => (args.format, runtime.block_on(check::check(args))),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -159,7 +161,7 @@ async fn target(
         }
         Origin::Sandbox { fixture, state } => {
             let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
-            let sb = sandbox::start(&fixture, &state, restore).await?;
+            let sb = sandbox::start_kept(&fixture, &state, restore).await?;
             eprintln!("sandbox: simulator at {}", sb.sim.base_url);
             let connector = HttpConnector {
                 core: http_core(concurrency, config::HttpSection::default())?,
@@ -421,10 +423,12 @@ async fn finish(
     let audit_path = store.audit_path(&run.run_id);
     eprintln!("audit trail: {}", audit_path.display());
     if run.status == RunStatus::Failed {
-        let failure = run.failure.unwrap_or_else(|| revoke365::model::RunFailure {
-            code: revoke365::model::FailureCode::Internal,
-            field: None,
-            message: "run failed".into(),
+        let failure = run.failure.unwrap_or_else(|| {
+            revoke365::model::RunFailure::new(
+                revoke365::model::FailureCode::Internal,
+                None,
+                "run failed",
+            )
         });
         let exit = if failure.code.is_bad_input() {
             EXIT_BAD_INPUT
@@ -435,6 +439,9 @@ async fn finish(
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
+        for problem in &failure.notification_errors {
+            eprintln!("not notified: {problem}");
+        }
         return Err(CliError {
             code,
             field: failure.field,

@@ -20,27 +20,18 @@ fn random_secret() -> String {
     (0..32).map(|_| fastrand::alphanumeric()).collect()
 }
 
+/// Starts the simulator loaded with the fixture at `path`, its state kept in memory only.
+pub async fn start(path: &Path) -> Result<Sandbox, CliError> {
+    launch(path).await
+}
+
 /// Starts the simulator loaded with the fixture at `path`. Its tenant's state is saved to
 /// `state` after every change, so that an interrupted or killed run resumes against the tenant
 /// it left; with `restore`, the simulator first goes on from what `state` holds.
-pub async fn start(path: &Path, state: &Path, restore: bool) -> Result<Sandbox, CliError> {
+pub async fn start_kept(path: &Path, state: &Path, restore: bool) -> Result<Sandbox, CliError> {
+    let sb = launch(path).await?;
+    let sim = &sb.sim;
     let bad = |m: String| CliError::config("sandbox", format!("{}: {m}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let json: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    let org = OrgSettings::from_fixture(&json).map_err(bad)?;
-    let fixture = revoke365_sim::Fixture::from_json(&text).map_err(bad)?;
-    // Fresh credentials each run: the simulator checks them like the real services would.
-    let client_secret = random_secret();
-    let cw_private_key = random_secret();
-    let sim = revoke365_sim::start(
-        fixture,
-        SimOptions {
-            client_secret: Some(client_secret.clone()),
-            cw_private_key: Some(cw_private_key.clone()),
-        },
-    )
-    .await
-    .map_err(|e| bad(format!("cannot start the simulator: {e}")))?;
     if restore && state.exists() {
         sim.restore_from(state).map_err(|e| {
             CliError::config(
@@ -61,6 +52,27 @@ pub async fn start(path: &Path, state: &Path, restore: bool) -> Result<Sandbox, 
             format!("cannot save the sandbox tenant to {}: {e}", state.display()),
         )
     })?;
+    Ok(sb)
+}
+
+async fn launch(path: &Path) -> Result<Sandbox, CliError> {
+    let bad = |m: String| CliError::config("sandbox", format!("{}: {m}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let json: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let org = OrgSettings::from_fixture(&json).map_err(bad)?;
+    let fixture = revoke365_sim::Fixture::from_json(&text).map_err(bad)?;
+    // Fresh credentials each run: the simulator checks them like the real services would.
+    let client_secret = random_secret();
+    let cw_private_key = random_secret();
+    let sim = revoke365_sim::start(
+        fixture,
+        SimOptions {
+            client_secret: Some(client_secret.clone()),
+            cw_private_key: Some(cw_private_key.clone()),
+        },
+    )
+    .await
+    .map_err(|e| bad(format!("cannot start the simulator: {e}")))?;
     Ok(Sandbox {
         urls: ServiceUrls::all_at(&sim.base_url),
         sim,

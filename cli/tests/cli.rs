@@ -211,6 +211,10 @@ fn table_format_and_failure_exit_codes() {
             && table.contains("FAILED"),
         "{table}"
     );
+    assert!(
+        table.lines().next().unwrap().contains("ACTION NEEDED"),
+        "the first line says which case: {table}"
+    );
 
     let out = revoke365(
         &[&base[..], &["--user", "john.smyth@globexcorp.com"]].concat(),
@@ -239,6 +243,81 @@ fn table_format_and_failure_exit_codes() {
     );
     let result: Report = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result.removal_summary.total_permissions_removed, 0);
+}
+
+/// The `label: path` file the CLI named on stderr, read; `None` when it named none.
+fn named_file(out: &Output, label: &str, cwd: &Path) -> Option<String> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr.lines().find(|l| l.starts_with(label))?;
+    let path = cwd.join(line.trim_start_matches(label));
+    Some(std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+}
+
+#[test]
+fn a_dry_run_leaves_no_note_or_email_unless_notify_is_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let acme = events("acme-tenant.json");
+    let base = [
+        "run",
+        "--sandbox",
+        acme.to_str().unwrap(),
+        "--company-id",
+        "acme",
+        "--user",
+        "john.smith@acmecorp.com",
+        "--dry-run",
+        "--format",
+        "table",
+    ];
+    let out = revoke365(&base, &[], tmp.path());
+    assert_eq!(out.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        table.lines().next().unwrap(),
+        "Revoke365 mailbox access removal: DRY RUN — nothing was changed; would remove 8 grants"
+    );
+    assert!(!table.contains("Grants removed: 0"), "{table}");
+    assert_eq!(named_file(&out, "PSA note: ", tmp.path()), None);
+    assert_eq!(named_file(&out, "email: ", tmp.path()), None);
+
+    let out = revoke365(&[&base[..], &["--notify"]].concat(), &[], tmp.path());
+    assert_eq!(out.status.code(), Some(0));
+    let note = named_file(&out, "PSA note: ", tmp.path()).expect("a note with --notify");
+    assert!(note.contains("would remove 8 grants"), "{note}");
+    let email = named_file(&out, "email: ", tmp.path()).expect("an email with --notify");
+    assert!(email.contains("would remove 8 grants"));
+}
+
+#[test]
+fn the_table_says_when_only_part_of_the_access_was_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let acme = events("acme-tenant.json");
+    let out = revoke365(
+        &[
+            "run",
+            "--sandbox",
+            acme.to_str().unwrap(),
+            "--company-id",
+            "acme",
+            "--user",
+            "john.smith@acmecorp.com",
+            "--types",
+            "full_access,calendar",
+            "--format",
+            "table",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.lines().next().unwrap().contains("PARTIAL"), "{table}");
+    assert!(
+        table.contains("Only Full Access and calendar were checked")
+            && table.contains("Send As not checked")
+            && !table.contains("all cleared"),
+        "{table}"
+    );
 }
 
 const SECRET: &str = "cli-test-secret";
@@ -997,4 +1076,249 @@ fn a_second_ctrl_c_quits_at_once_and_the_run_still_resumes() {
         .unwrap();
     let out = resume(tmp.path(), &run_id);
     assert_whole_run_reported(tmp.path(), &run_id, &out);
+}
+
+/// The Acme fixture with `change` applied, written to `dir`; its PSA also holds ticket 7001 of
+/// another company.
+fn acme_variant(dir: &Path, name: &str, change: impl FnOnce(&mut Value)) -> PathBuf {
+    let text = std::fs::read_to_string(events("acme-tenant.json")).unwrap();
+    let mut fx: Value = serde_json::from_str(&text).unwrap();
+    fx["psa_tickets"].as_array_mut().unwrap().push(
+        serde_json::json!({"id": "7001", "company_id": "GlobexCorp", "summary": "Globex printer"}),
+    );
+    change(&mut fx);
+    let path = dir.join(name);
+    std::fs::write(&path, fx.to_string()).unwrap();
+    path
+}
+
+fn check_entries(out: &Output) -> Vec<Value> {
+    let body: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    body["checks"].as_array().unwrap().clone()
+}
+
+#[test]
+fn check_passes_every_check_on_a_well_set_up_company() {
+    let tmp = tempfile::tempdir().unwrap();
+    let acme = acme_variant(tmp.path(), "acme.json", |_| {});
+    let out = revoke365(
+        &[
+            "check",
+            "--sandbox",
+            acme.to_str().unwrap(),
+            "--company-id",
+            "acme",
+            "--ticket",
+            "48213",
+            "--send-test",
+        ],
+        &[],
+        tmp.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let checks = check_entries(&out);
+    let names: Vec<&str> = checks
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "m365_credentials",
+            "m365_roles",
+            "exchange_access",
+            "mail_roles",
+            "notification_sender",
+            "notification_recipients",
+            "psa_ticket",
+            "send_test"
+        ]
+    );
+    assert!(checks.iter().all(|c| c["ok"] == true), "{checks:#?}");
+
+    // Without a ticket the company itself is looked up; the table says each check's state.
+    let out = revoke365(
+        &[
+            "check",
+            "--sandbox",
+            acme.to_str().unwrap(),
+            "--company-id",
+            "acme",
+            "--format",
+            "table",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("ok    psa_company"), "{table}");
+    assert!(table.contains("All checks passed."), "{table}");
+
+    // Mail.Send may be granted on the sender alone (RBAC for Applications): a warning only.
+    let scoped = acme_variant(tmp.path(), "scoped.json", |fx| {
+        fx["sim"]["missing_roles"] = serde_json::json!(["Mail.Send"]);
+    });
+    let out = revoke365(
+        &[
+            "check",
+            "--sandbox",
+            scoped.to_str().unwrap(),
+            "--company-id",
+            "acme",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let checks = check_entries(&out);
+    let mail = checks.iter().find(|c| c["check"] == "mail_roles").unwrap();
+    assert!(
+        mail["warning"].as_str().unwrap().contains("Mail.Send"),
+        "{mail}"
+    );
+}
+
+#[test]
+fn check_names_each_problem_and_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broken = acme_variant(tmp.path(), "broken.json", |fx| {
+        fx["sim"]["rest_disabled_mailboxes"] = serde_json::json!(["automation@acmecorp.com"]);
+        fx["sim"]["missing_roles"] = serde_json::json!(["Calendars.ReadWrite"]);
+    });
+    let out = revoke365(
+        &[
+            "check",
+            "--sandbox",
+            broken.to_str().unwrap(),
+            "--company-id",
+            "acme",
+            "--ticket",
+            "7001",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let checks = check_entries(&out);
+    let entry = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {checks:#?}"))
+            .clone()
+    };
+    let ticket = entry("psa_ticket");
+    assert_eq!(ticket["ok"], false);
+    assert_eq!(ticket["code"], "ticket_not_for_company");
+    assert_eq!(ticket["field"], "ticket_id");
+    let sender = entry("notification_sender");
+    assert_eq!(sender["code"], "sender_invalid");
+    assert!(sender["why"]
+        .as_str()
+        .unwrap()
+        .contains("MailboxNotEnabledForRESTAPI"));
+    let roles = entry("m365_roles");
+    assert_eq!(roles["field"], "m365_app_roles");
+    assert!(roles["why"]
+        .as_str()
+        .unwrap()
+        .contains("Calendars.ReadWrite"));
+    assert_eq!(entry("m365_credentials")["ok"], true);
+    assert_eq!(entry("notification_recipients")["ok"], true);
+
+    // Rejected credentials: both sides say so.
+    let rejected = acme_variant(tmp.path(), "rejected.json", |fx| {
+        fx["sim"]["m365_credentials_rejected"] = serde_json::json!(true);
+        fx["sim"]["psa_credentials_rejected"] = serde_json::json!(true);
+    });
+    let out = revoke365(
+        &[
+            "check",
+            "--sandbox",
+            rejected.to_str().unwrap(),
+            "--company-id",
+            "acme",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let checks = check_entries(&out);
+    let fields: Vec<&str> = checks.iter().filter_map(|c| c["field"].as_str()).collect();
+    assert_eq!(
+        fields,
+        ["m365_credentials", "psa_credentials"],
+        "{checks:#?}"
+    );
+
+    // An unknown company is bad input, before any check.
+    let out = revoke365(
+        &[
+            "check",
+            "--sandbox",
+            broken.to_str().unwrap(),
+            "--company-id",
+            "initech",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr_error(&out)["error"]["field"], "company_id");
+}
+
+#[test]
+fn run_with_another_companys_ticket_exits_2_naming_the_ticket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let acme = acme_variant(tmp.path(), "acme.json", |_| {});
+    let out = revoke365(
+        &[
+            "run",
+            "--sandbox",
+            acme.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+            "--ticket",
+            "7001",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = stderr_error(&out);
+    assert_eq!(err["error"]["code"], "ticket_not_for_company");
+    assert_eq!(err["error"]["field"], "ticket_id");
+
+    // A sender without a mailbox: refused, and the email that could not go is said.
+    let no_mailbox = acme_variant(tmp.path(), "no-mailbox.json", |fx| {
+        fx["sim"]["rest_disabled_mailboxes"] = serde_json::json!(["automation@acmecorp.com"]);
+    });
+    let out = revoke365(
+        &[
+            "run",
+            "--sandbox",
+            no_mailbox.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr_error(&out)["error"]["field"], "notification_sender");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("not notified: ") && l.contains("email")),
+        "{stderr}"
+    );
 }

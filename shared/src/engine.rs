@@ -8,7 +8,7 @@ use crate::adapters::sqlite_store::{RunLock, SqliteRunStore};
 use crate::config::RetryPolicy;
 use crate::error::StoreError;
 use crate::messages::{Step, StepMessage};
-use crate::model::{Report, ReportInputs, Run, RunId, RunStatus, Verification};
+use crate::model::{Report, ReportInputs, Run, RunId, RunStatus, Scope, Verification};
 use crate::ports::RunStore;
 use crate::ports::{Connector, ProgressObserver, Queue};
 use crate::steps::{abandon, dispatch, intake, next_messages, stoppable, Delivery, IntakeError};
@@ -253,10 +253,13 @@ impl LocalEngine {
 /// `interrupted`, not successful, what was removed counted, nothing verified yet.
 pub async fn partial_report(store: &dyn RunStore, run: &Run) -> Result<Report, StoreError> {
     let items = store.items(&run.run_id).await?;
-    let company = store
-        .org_settings(&run.request.company_id)
-        .await?
-        .map(|o| o.company_name)
+    let org = store.org_settings(&run.request.company_id).await?;
+    let company = org
+        .as_ref()
+        .map(|o| o.company_name.clone())
+        .unwrap_or_default();
+    let org_scope = org
+        .map(|o| o.m365_permission_removal_scope)
         .unwrap_or_default();
     let during = run
         .interruption
@@ -266,6 +269,7 @@ pub async fn partial_report(store: &dyn RunStore, run: &Run) -> Result<Report, S
     let mut report = Report::build(ReportInputs {
         run,
         company_name: &company,
+        scope: Scope::of(&run.request, &org_scope),
         items: &items,
         verification: Verification::default(),
         ticket_id: run.request.ticket_id.clone(),

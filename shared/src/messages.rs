@@ -79,6 +79,10 @@ pub struct ShardMailbox {
     pub address: String,
     pub display_name: String,
     pub recipient_type: String,
+    /// The per-mailbox types still to read, when a continuation read the others already;
+    /// absent: every per-mailbox type of the run's scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rights: Option<Vec<PermissionType>>,
 }
 
 /// One permission type on at most [`crate::steps::REMOVAL_BATCH_MAILBOXES`] mailboxes.
@@ -166,6 +170,7 @@ mod tests {
             address: format!("m{i}@x.example"),
             display_name: "n".repeat(name_len),
             recipient_type: "UserMailbox".into(),
+            rights: None,
         }
     }
 

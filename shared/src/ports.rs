@@ -476,7 +476,24 @@ pub enum RemovalOutcome {
     },
 }
 
-/// Microsoft Graph: users, groups and calendar permissions.
+/// The application roles (the `roles` claim of an app-only access token) the app holds in a
+/// tenant, per service. `None`: the token is not a JWT whose claims can be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppRoles {
+    pub graph: Option<Vec<String>>,
+    pub exchange: Option<Vec<String>>,
+}
+
+/// Whether a user has a mailbox Graph can work with (send from, read settings of).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxState {
+    /// `purpose`: Graph's `userPurpose` (`user`, `shared`, `room`, ...), when it says.
+    Usable { purpose: Option<String> },
+    /// Graph's reason, e.g. `MailboxNotEnabledForRESTAPI: The mailbox is either inactive, ...`.
+    NotUsable { reason: String },
+}
+
+/// Microsoft Graph (and the identity platform behind it): users, groups, calendar permissions.
 #[async_trait]
 pub trait Directory: Send + Sync {
     /// The user an operator names by address: the UPN, else the primary SMTP address
@@ -500,6 +517,11 @@ pub trait Directory: Send + Sync {
         address: &str,
         role: &str,
     ) -> Result<(), RemoteError>;
+    /// The roles the app's tokens for Graph and for the Exchange admin API carry. Getting the
+    /// tokens proves the app's credentials work in this tenant.
+    async fn app_roles(&self) -> Result<AppRoles, RemoteError>;
+    /// Whether `user` (object id or UPN) has a mailbox Graph can use (`mailboxSettings`).
+    async fn mailbox_state(&self, user: &str) -> Result<MailboxState, RemoteError>;
 }
 
 /// The Exchange Online admin API (InvokeCommand).
@@ -573,6 +595,24 @@ pub struct NewTicket {
     pub initial_description: String,
 }
 
+/// A company as the PSA knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PsaCompany {
+    /// The PSA's numeric id, as text.
+    pub id: String,
+    pub identifier: String,
+    pub name: String,
+}
+
+impl PsaCompany {
+    /// Whether this is the company an org's `psa_company` names: by identifier (in any case)
+    /// or by numeric id.
+    pub fn is(&self, psa_company: &str) -> bool {
+        let wanted = psa_company.trim();
+        !wanted.is_empty() && (self.identifier.eq_ignore_ascii_case(wanted) || self.id == wanted)
+    }
+}
+
 #[async_trait]
 pub trait Psa: Send + Sync {
     /// Checks a ticket id's format without any call (ConnectWise ids are integers).
@@ -584,6 +624,10 @@ pub trait Psa: Send + Sync {
     async fn find_ticket(&self, marker: &str) -> Result<Option<String>, RemoteError>;
     /// Whether a note on the ticket contains `marker` (a run id).
     async fn has_note(&self, ticket_id: &str, marker: &str) -> Result<bool, RemoteError>;
+    /// The company ticket `ticket_id` belongs to; `None` when the PSA has no such ticket.
+    async fn ticket_company(&self, ticket_id: &str) -> Result<Option<PsaCompany>, RemoteError>;
+    /// The company `psa_company` names (identifier or numeric id); `None` when there is none.
+    async fn find_company(&self, psa_company: &str) -> Result<Option<PsaCompany>, RemoteError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -64,6 +64,8 @@ struct Figures {
     exchange_calls: u64,
     graph_calls: u64,
     throttled: u64,
+    /// Requests per endpoint (`exo Get-MailboxPermission`, ...), most first.
+    by_endpoint: Vec<(String, u64)>,
     pump: PumpStats,
 }
 
@@ -77,6 +79,23 @@ fn calls(before: &Snapshot, after: &Snapshot, prefix: &str) -> u64 {
             .sum()
     };
     sum(after) - sum(before)
+}
+
+fn by_endpoint(before: &Snapshot, after: &Snapshot) -> Vec<(String, u64)> {
+    let mut counts: Vec<(String, u64)> = after
+        .counters
+        .requests
+        .iter()
+        .map(|(k, n)| {
+            (
+                k.clone(),
+                n - before.counters.requests.get(k).copied().unwrap_or(0),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    counts
 }
 
 async fn run(env: &Env, user: &str) -> (String, Figures) {
@@ -100,6 +119,7 @@ async fn run(env: &Env, user: &str) -> (String, Figures) {
         exchange_calls: calls(&before, &after, "exo "),
         graph_calls: calls(&before, &after, "graph "),
         throttled: after.counters.throttled_429 - before.counters.throttled_429,
+        by_endpoint: by_endpoint(&before, &after),
         pump,
     };
     (run_id, figures)
@@ -114,6 +134,13 @@ fn report(what: &str, f: &Figures, latency: Duration, invocation: Duration) {
         "  calls: Exchange {}, Graph {}; 429 answers {}",
         f.exchange_calls, f.graph_calls, f.throttled
     );
+    let endpoints: Vec<String> = f
+        .by_endpoint
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    println!("  by endpoint: {}", endpoints.join(", "));
+    println!("  steps: {}", f.pump);
     println!(
         "  invocations {}, longest {:.2} s (deadline {:.2} s), over their deadline {}, steps continued or redelivered {}",
         f.pump.invocations,

@@ -1,5 +1,7 @@
-//! Microsoft identity platform: client-credentials token endpoint, and the
-//! bearer check in front of Graph and Exchange routes.
+//! Microsoft identity platform: client-credentials token endpoint (tokens are
+//! JWTs whose `roles` claim lists the app's application roles), and the bearer
+//! check in front of Graph and Exchange routes, which also refuses a request
+//! whose token lacks the role the route needs.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -12,6 +14,8 @@ use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::Serialize;
 use serde_json::json;
 
@@ -33,6 +37,64 @@ impl Audience {
             "https://outlook.office365.com/.default" => Some(Audience::Exchange),
             _ => None,
         }
+    }
+
+    fn resource(self) -> &'static str {
+        match self {
+            Audience::Graph => "https://graph.microsoft.com",
+            Audience::Exchange => "https://outlook.office365.com",
+        }
+    }
+
+    /// The application roles the simulated app holds for this resource.
+    fn roles(self) -> &'static [&'static str] {
+        match self {
+            Audience::Graph => GRAPH_ROLES,
+            Audience::Exchange => EXCHANGE_ROLES,
+        }
+    }
+}
+
+/// The Graph application roles the simulated app is granted (unless `sim.missing_roles`
+/// leaves some out).
+pub(crate) const GRAPH_ROLES: &[&str] = &[
+    "User.Read.All",
+    "GroupMember.Read.All",
+    "Calendars.ReadWrite",
+    "Mail.Send",
+    "MailboxSettings.Read",
+];
+
+/// The Exchange Online application role.
+pub(crate) const EXCHANGE_ROLES: &[&str] = &["Exchange.ManageAsApp"];
+
+/// Is `role` one the simulator grants (case-insensitive)?
+pub(crate) fn is_role(role: &str) -> bool {
+    GRAPH_ROLES
+        .iter()
+        .chain(EXCHANGE_ROLES)
+        .any(|r| r.eq_ignore_ascii_case(role))
+}
+
+/// The role a request needs: Graph by route, Exchange always `Exchange.ManageAsApp`.
+/// `$batch` needs none itself: each of its steps is checked.
+fn role_needed(audience: Audience, path: &str) -> Option<&'static str> {
+    if audience == Audience::Exchange {
+        return Some("Exchange.ManageAsApp");
+    }
+    let path = path.trim_end_matches('/');
+    if path.ends_with("/$batch") {
+        None
+    } else if path.ends_with("/sendMail") {
+        Some("Mail.Send")
+    } else if path.ends_with("/mailboxSettings") {
+        Some("MailboxSettings.Read")
+    } else if path.contains("/calendar/") {
+        Some("Calendars.ReadWrite")
+    } else if path.contains("/transitiveMemberOf") {
+        Some("GroupMember.Read.All")
+    } else {
+        Some("User.Read.All")
     }
 }
 
@@ -211,11 +273,64 @@ fn issue(sim: &Sim, tenant: &str, form: &HashMap<String, String>) -> Result<Stri
             ),
         });
     }
-    let token: String = std::iter::repeat_with(fastrand::alphanumeric)
-        .take(48)
-        .collect();
+    if sim.settings.m365_credentials_rejected {
+        return Err(TokenError {
+            status: StatusCode::UNAUTHORIZED,
+            error: "invalid_client",
+            code: 7000222,
+            description: format!(
+                "The provided client secret keys for app '{client_id}' are expired. Visit the \
+                 Azure portal to create new keys for your app."
+            ),
+        });
+    }
+    let token = jwt(sim, tenant, client_id, audience);
     sim.tokens().issued.insert(token.clone(), (audience, false));
     Ok(token)
+}
+
+/// An app-only access token shaped like Entra's: `header.claims.signature`, base64url. The
+/// signature is random bytes (nobody checks it); `roles` lists the granted application roles
+/// and, as in Entra, is left out when there are none.
+fn jwt(sim: &Sim, tenant: &str, client_id: &str, audience: Audience) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let roles: Vec<&str> = granted_roles(sim, audience);
+    let mut claims = json!({
+        "aud": audience.resource(),
+        "iss": format!("https://sts.windows.net/{}/", sim.directory.tenant_id),
+        "iat": now, "nbf": now, "exp": now + 3599,
+        "appid": client_id, "idtyp": "app", "tid": sim.directory.tenant_id,
+        "ver": "1.0", "requested_tenant": tenant,
+        "uti": std::iter::repeat_with(fastrand::alphanumeric).take(22).collect::<String>(),
+    });
+    if !roles.is_empty() {
+        claims["roles"] = json!(roles);
+    }
+    let signature: Vec<u8> = std::iter::repeat_with(|| fastrand::u8(..))
+        .take(64)
+        .collect();
+    let part = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+    format!(
+        "{}.{}.{}",
+        part(br#"{"typ":"JWT","alg":"RS256","kid":"revoke365-sim"}"#),
+        part(claims.to_string().as_bytes()),
+        part(&signature)
+    )
+}
+
+/// The roles of `audience` the app holds: all the simulator knows, less `sim.missing_roles`.
+fn granted_roles(sim: &Sim, audience: Audience) -> Vec<&'static str> {
+    audience
+        .roles()
+        .iter()
+        .copied()
+        .filter(|r| {
+            !sim.settings
+                .missing_roles
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(r))
+        })
+        .collect()
 }
 
 /// Parse an `application/x-www-form-urlencoded` body.
@@ -255,7 +370,12 @@ async fn require_bearer(
         .tokens()
         .admit(token, audience, sim.settings.revoke_tokens_after);
     match admitted {
-        Ok(()) => next.run(request).await,
+        Ok(()) => match role_needed(audience, request.uri().path())
+            .filter(|role| !granted_roles(&sim, audience).contains(role))
+        {
+            None => next.run(request).await,
+            Some(role) => lacks_role(audience, role, request.uri().path()),
+        },
         Err(Refusal::Unknown) => {
             unauthorized("Access token validation failure. Invalid token.", invalid)
         }
@@ -289,6 +409,36 @@ fn revoked(audience: Audience) -> Response {
                     r#"2000001;reason="The token has expired or was revoked.";error_category="invalid_token""#,
                 ),
             );
+            response
+        }
+    }
+}
+
+/// The answer to a token without the role a route needs: Graph's 403 (directory routes
+/// `Authorization_RequestDenied`, mailbox routes `ErrorAccessDenied`); Exchange's bare 401
+/// with the reason in `x-ms-diagnostics`.
+fn lacks_role(audience: Audience, role: &str, path: &str) -> Response {
+    match audience {
+        Audience::Graph if role == "User.Read.All" || role == "GroupMember.Read.All" => {
+            odata_error(
+                StatusCode::FORBIDDEN,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
+        }
+        Audience::Graph => odata_error(
+            StatusCode::FORBIDDEN,
+            "ErrorAccessDenied",
+            "Access is denied. Check credentials and try again.",
+        ),
+        Audience::Exchange => {
+            let mut response = StatusCode::UNAUTHORIZED.into_response();
+            let reason = format!(
+                r#"2000008;reason="The token has no role {role}: the app may not call {path}.";error_category="invalid_grant""#
+            );
+            if let Ok(value) = HeaderValue::from_str(&reason) {
+                response.headers_mut().insert("x-ms-diagnostics", value);
+            }
             response
         }
     }

@@ -1,4 +1,5 @@
-//! ConnectWise Manage (`/v4_6_release/apis/3.0`): tickets and ticket notes.
+//! ConnectWise Manage (`/v4_6_release/apis/3.0`): tickets, ticket notes and the company
+//! lookup.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::Sim;
 const TICKETS: &str = "/v4_6_release/apis/3.0/service/tickets";
 const TICKET: &str = "/v4_6_release/apis/3.0/service/tickets/{id}";
 const NOTES: &str = "/v4_6_release/apis/3.0/service/tickets/{id}/notes";
+const COMPANIES: &str = "/v4_6_release/apis/3.0/company/companies";
 const MAX_SUMMARY: usize = 100;
 
 pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
@@ -36,6 +38,10 @@ pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
         .route(TICKET, counted(sim, "cw GET ticket", get(get_ticket)))
         .route(NOTES, counted(sim, "cw POST notes", post(create_note)))
         .route(NOTES, counted(sim, "cw GET notes", get(list_notes)))
+        .route(
+            COMPANIES,
+            counted(sim, "cw GET companies", get(search_companies)),
+        )
         .route_layer(from_fn_with_state(sim.clone(), require_member))
 }
 
@@ -173,6 +179,11 @@ struct FieldError {
 
 async fn require_member(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Response {
     if let Err(message) = check_credentials(&sim, request.headers()) {
+        return CwError::Plain(StatusCode::UNAUTHORIZED, "Unauthorized", message.into())
+            .into_response();
+    }
+    if sim.settings.psa_credentials_rejected {
+        let message = "Invalid credentials (the API member's keys were rejected).";
         return CwError::Plain(StatusCode::UNAUTHORIZED, "Unauthorized", message.into())
             .into_response();
     }
@@ -490,6 +501,57 @@ fn parse_condition(condition: &str) -> Result<TicketTest, CwError> {
         return Ok(Box::new(move |t: &Ticket| t.id == id));
     }
     Err(invalid())
+}
+
+/// `GET company/companies?conditions=...`: `identifier = "<id>"` (case-insensitive) or
+/// `id = <n>`, optionally joined by `and`; no conditions lists every company. Anything else
+/// is ConnectWise's 400 for an invalid condition.
+async fn search_companies(
+    State(sim): State<Arc<Sim>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> CwResult {
+    let conditions = query.get("conditions").map(String::as_str).unwrap_or("");
+    let mut tests: Vec<CompanyTest> = Vec::new();
+    for condition in conditions
+        .split(" and ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        tests.push(parse_company_condition(condition)?);
+    }
+    let found: Vec<&Company> = sim
+        .psa
+        .companies
+        .iter()
+        .filter(|c| tests.iter().all(|test| test(c)))
+        .collect();
+    Ok(json_response(StatusCode::OK, found))
+}
+
+/// One condition of a company search.
+type CompanyTest = Box<dyn Fn(&Company) -> bool>;
+
+fn parse_company_condition(condition: &str) -> Result<CompanyTest, CwError> {
+    let invalid = || CwError::bad_request(format!("The condition '{condition}' is not valid."));
+    let (field, value) = condition.split_once('=').ok_or_else(invalid)?;
+    let value = value.trim();
+    match field.trim().to_ascii_lowercase().as_str() {
+        "identifier" => {
+            let identifier = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .ok_or_else(invalid)?
+                .to_string();
+            Ok(Box::new(move |c: &Company| {
+                c.identifier.eq_ignore_ascii_case(&identifier)
+            }))
+        }
+        "id" => {
+            let id: u32 = value.parse().map_err(|_| invalid())?;
+            Ok(Box::new(move |c: &Company| c.id == id))
+        }
+        _ => Err(invalid()),
+    }
 }
 
 /// SQL `LIKE` with `%` wildcards, the pattern already split at them.

@@ -32,6 +32,7 @@ const ENDPOINTS: &[&str] = &[
     "graph POST calendarPermissions",
     "graph DELETE calendarPermissions",
     "graph POST sendMail",
+    "graph GET mailboxSettings",
     "graph POST $batch",
     "exo InvokeCommand",
     "exo POST $batch",
@@ -40,6 +41,7 @@ const ENDPOINTS: &[&str] = &[
     "cw GET ticket",
     "cw POST notes",
     "cw GET notes",
+    "cw GET companies",
 ];
 
 /// Is `name` an endpoint key (case-insensitive)?

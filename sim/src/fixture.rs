@@ -304,9 +304,16 @@ pub struct SimSettings {
     /// Exchange write cmdlets with no items and no warnings answer 200 with an
     /// empty body and no content type.
     pub empty_write_answers: bool,
-    /// Graph calendar routes and sendMail on these mailboxes answer 404
+    /// Graph calendar routes, mailboxSettings and sendMail on these mailboxes answer 404
     /// `MailboxNotEnabledForRESTAPI`.
     pub rest_disabled_mailboxes: Vec<String>,
+    /// Application roles the app lacks: left out of its tokens' `roles` claim, and the
+    /// routes that need them refuse the request.
+    pub missing_roles: Vec<String>,
+    /// The token endpoint rejects the app's credentials (401 `invalid_client`).
+    pub m365_credentials_rejected: bool,
+    /// ConnectWise rejects the API member's keys (401 on every call).
+    pub psa_credentials_rejected: bool,
 }
 
 /// A scripted fault: the first `times` requests to `endpoint` (a `requests`
@@ -406,6 +413,9 @@ impl Default for SimSettings {
             forbidden_cmdlets: Vec::new(),
             empty_write_answers: false,
             rest_disabled_mailboxes: Vec::new(),
+            missing_roles: Vec::new(),
+            m365_credentials_rejected: false,
+            psa_credentials_rejected: false,
         }
     }
 }
@@ -597,6 +607,17 @@ impl Fixture {
         {
             return Err(format!(
                 "sim.forbidden_cmdlets: '{unknown}' is not a cmdlet the simulator serves"
+            ));
+        }
+        if let Some(unknown) = sim.missing_roles.iter().find(|r| !crate::auth::is_role(r)) {
+            return Err(format!(
+                "sim.missing_roles: '{unknown}' is not a role the simulator grants ({})",
+                crate::auth::GRAPH_ROLES
+                    .iter()
+                    .chain(crate::auth::EXCHANGE_ROLES)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         for fault in &sim.faults {

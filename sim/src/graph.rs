@@ -1,5 +1,5 @@
 //! Microsoft Graph (`/v1.0`): users, transitive group membership, calendar
-//! permissions, sendMail and `$batch`.
+//! permissions, mailboxSettings, sendMail and `$batch`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +29,7 @@ const MEMBER_OF: &str = "/v1.0/users/{user}/transitiveMemberOf/microsoft.graph.g
 const CALENDAR_PERMISSIONS: &str = "/v1.0/users/{user}/calendar/calendarPermissions";
 const CALENDAR_PERMISSION: &str = "/v1.0/users/{user}/calendar/calendarPermissions/{id}";
 const SEND_MAIL: &str = "/v1.0/users/{user}/sendMail";
+const MAILBOX_SETTINGS: &str = "/v1.0/users/{user}/mailboxSettings";
 const MAX_BATCH: usize = 20;
 
 pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
@@ -73,6 +74,10 @@ pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
         .route(
             SEND_MAIL,
             guarded(sim, key("graph POST sendMail"), post(send_mail)),
+        )
+        .route(
+            MAILBOX_SETTINGS,
+            guarded(sim, key("graph GET mailboxSettings"), get(mailbox_settings)),
         )
         .route(
             "/v1.0/$batch",
@@ -607,6 +612,42 @@ fn create_permission(sim: &Sim, key: &str, body: &[u8]) -> GraphResult {
         grants.calendar.push(grant.clone());
     });
     Ok(json_response(StatusCode::CREATED, permission(sim, &grant)))
+}
+
+// ---- mailboxSettings -----------------------------------------------------
+
+/// `GET /users/{x}/mailboxSettings`: a user without a mailbox Graph can reach answers like
+/// the calendar routes (`ErrorInvalidUser`, `MailboxNotEnabledForRESTAPI`).
+async fn mailbox_settings(
+    State(sim): State<Arc<Sim>>,
+    Path(key): Path<String>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> Response {
+    respond(mailbox_user(&sim, &key).map(|person| {
+        let purpose = match person.kind {
+            crate::directory::PersonKind::SharedMailbox => "shared",
+            _ => "user",
+        };
+        let settings = serde_json::json!({
+            "@odata.context": format!(
+                "{}/v1.0/$metadata#users('{}')/mailboxSettings",
+                base_url(&headers, &sim),
+                person.id
+            ),
+            "archiveFolder": URL_SAFE.encode(format!("archive:{}", person.upn)),
+            "timeZone": "UTC",
+            "dateFormat": "yyyy-MM-dd",
+            "timeFormat": "HH:mm",
+            "delegateMeetingMessageDeliveryOptions": "sendToDelegateOnly",
+            "userPurpose": purpose,
+            "language": {"locale": "en-US", "displayName": "English (United States)"},
+        });
+        json_response(
+            StatusCode::OK,
+            select(settings, params.get("$select").map(String::as_str)),
+        )
+    }))
 }
 
 // ---- sendMail ------------------------------------------------------------

@@ -4,7 +4,7 @@ use crate::adapters::http::{Call, HttpCore, Reply};
 use crate::config::{ConnectWiseCredentials, Secret};
 use crate::error::RemoteError;
 use crate::model::PsaKind;
-use crate::ports::{NewTicket, Psa};
+use crate::ports::{NewTicket, Psa, PsaCompany};
 use async_trait::async_trait;
 use base64::Engine;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
@@ -48,9 +48,25 @@ struct TicketAnswer {
 #[derive(Deserialize)]
 struct NamedRef {
     #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     identifier: Option<String>,
+}
+
+impl NamedRef {
+    fn company(self) -> PsaCompany {
+        PsaCompany {
+            id: self
+                .id
+                .as_ref()
+                .and_then(ticket_id_text)
+                .unwrap_or_default(),
+            identifier: self.identifier.unwrap_or_default(),
+            name: self.name.unwrap_or_default(),
+        }
+    }
 }
 
 impl ConnectWiseClient {
@@ -96,6 +112,21 @@ impl ConnectWiseClient {
             board: ticket.board.and_then(|b| b.name),
             company: ticket.company.and_then(|c| c.identifier),
         })
+    }
+
+    /// Companies matching one ConnectWise condition (at most a few).
+    async fn companies_where(
+        &self,
+        call: &Call,
+        condition: &str,
+    ) -> Result<Vec<PsaCompany>, RemoteError> {
+        let path = format!(
+            "company/companies?conditions={}&fields=id,identifier,name&pageSize=2",
+            urlencoding::encode(condition)
+        );
+        let reply = self.request(call, Method::GET, &path, None).await?;
+        let found: Vec<NamedRef> = reply.json(call)?;
+        Ok(found.into_iter().map(NamedRef::company).collect())
     }
 
     /// A call against this PSA instance: its few calls per run share one small budget.
@@ -214,6 +245,34 @@ impl Psa for ConnectWiseClient {
         Ok(notes
             .iter()
             .any(|n| n.text.as_deref().is_some_and(|t| t.contains(marker))))
+    }
+
+    async fn ticket_company(&self, ticket_id: &str) -> Result<Option<PsaCompany>, RemoteError> {
+        self.check_ticket_id(ticket_id)?;
+        let call = self.call(format!("GET company of ticket {ticket_id}"));
+        let path = format!("service/tickets/{ticket_id}?fields=id,company");
+        let reply = match self.request(&call, Method::GET, &path, None).await {
+            Ok(reply) => reply,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let ticket: TicketAnswer = reply.json(&call)?;
+        let company = ticket
+            .company
+            .ok_or_else(|| call.protocol(format!("ticket {ticket_id} has no company")))?;
+        Ok(Some(company.company()))
+    }
+
+    async fn find_company(&self, psa_company: &str) -> Result<Option<PsaCompany>, RemoteError> {
+        let wanted = psa_company.trim();
+        let call = self.call(format!("find company '{wanted}'"));
+        // Conditions quote with double quotes; an identifier has none.
+        let by_identifier = format!("identifier=\"{}\"", wanted.replace('"', ""));
+        let mut found = self.companies_where(&call, &by_identifier).await?;
+        if found.is_empty() && !wanted.is_empty() && wanted.bytes().all(|b| b.is_ascii_digit()) {
+            found = self.companies_where(&call, &format!("id={wanted}")).await?;
+        }
+        Ok(found.into_iter().find(|c| c.is(wanted)))
     }
 }
 

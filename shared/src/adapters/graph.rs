@@ -2,13 +2,13 @@
 
 use crate::adapters::http::{Call, HttpCore, Reply};
 use crate::adapters::m365::{diagnostics_reason, Collection, ErrorBody, M365Api, M365Request};
-use crate::adapters::token::GRAPH_SCOPE;
+use crate::adapters::token::{roles_of, EXCHANGE_SCOPE, GRAPH_SCOPE};
 use crate::config::{AppCredentials, ServiceUrls};
 use crate::error::RemoteError;
 use crate::model::MatchedBy;
 use crate::ports::{
-    CalendarPermission, Directory, DirectoryGroup, DirectoryUser, Mailer, OutgoingMail,
-    RemovalOutcome, UserLookup,
+    AppRoles, CalendarPermission, Directory, DirectoryGroup, DirectoryUser, MailboxState, Mailer,
+    OutgoingMail, RemovalOutcome, UserLookup,
 };
 use async_trait::async_trait;
 use base64::Engine;
@@ -60,6 +60,13 @@ struct GraphCalendarPermission {
     is_removable: bool,
     #[serde(default)]
     email_address: Option<GraphEmailAddress>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphMailboxSettings {
+    #[serde(default)]
+    user_purpose: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -287,6 +294,39 @@ impl Directory for GraphClient {
         self.expect_success(&call, M365Request::with_body(Method::POST, url, &body))
             .await
             .map(drop)
+    }
+
+    async fn app_roles(&self) -> Result<AppRoles, RemoteError> {
+        let graph = self.api.token(GRAPH_SCOPE).await?;
+        let exchange = self.api.token(EXCHANGE_SCOPE).await?;
+        Ok(AppRoles {
+            graph: roles_of(&graph),
+            exchange: roles_of(&exchange),
+        })
+    }
+
+    async fn mailbox_state(&self, user: &str) -> Result<MailboxState, RemoteError> {
+        let call = self.mailbox_call(format!("GET mailboxSettings {user}"), user);
+        let url = self.user_url(user, "mailboxSettings") + "?$select=userPurpose";
+        let reply = self.api.send(&call, &M365Request::get(url)).await?;
+        if reply.is_success() {
+            let settings: GraphMailboxSettings = reply.json(&call)?;
+            return Ok(MailboxState::Usable {
+                purpose: settings.user_purpose.filter(|p| !p.is_empty()),
+            });
+        }
+        // 404 with MailboxNotEnabledForRESTAPI, ErrorInvalidUser, ResourceNotFound ...: there is
+        // no mailbox Graph can use for this user.
+        if reply.status == StatusCode::NOT_FOUND {
+            let parsed = ErrorBody::parse(&reply.body).unwrap_or_default();
+            let reason = match (parsed.code, parsed.message) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(text), None) | (None, Some(text)) => text,
+                (None, None) => reply.body_snippet(),
+            };
+            return Ok(MailboxState::NotUsable { reason });
+        }
+        Err(graph_error(&call, &reply))
     }
 }
 

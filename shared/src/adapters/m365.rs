@@ -106,6 +106,12 @@ impl M365Api {
         &self.creds.tenant_id
     }
 
+    /// A token of this app in this tenant for `scope`: this service's, or another's (the
+    /// identity platform and the app are the same).
+    pub async fn token(&self, scope: &str) -> Result<crate::config::Secret, RemoteError> {
+        self.core.token(&self.login, &self.creds, scope).await
+    }
+
     /// A call of this service in this tenant.
     pub fn call(&self, operation: impl Into<String>) -> Call {
         Call::new(self.service, operation, Some(&self.creds.tenant_id))

@@ -595,6 +595,7 @@ pub fn legacy_run(dir: &Path, run_id: &RunId) -> Result<Option<(Run, Vec<PlanIte
         reason: first.reason.clone(),
         incident_id: None,
         severity: None,
+        notify: false,
     };
     let mut run = Run::new(request);
     run.run_id = run_id.clone();

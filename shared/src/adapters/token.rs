@@ -167,9 +167,53 @@ fn redact(text: &str, secret: &Secret) -> String {
     }
 }
 
+/// The application roles an access token carries (its `roles` claim), read without checking
+/// the signature: this is a self-diagnosis, never an authorization decision. `None` when the
+/// token is not a JWT with a readable payload; an app-only token without any role has no
+/// `roles` claim at all, which reads as none.
+pub fn roles_of(token: &Secret) -> Option<Vec<String>> {
+    use base64::Engine;
+    #[derive(Deserialize)]
+    struct Claims {
+        #[serde(default)]
+        roles: Vec<String>,
+    }
+    let mut parts = token.expose().split('.');
+    let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Claims = serde_json::from_slice(&bytes).ok()?;
+    Some(claims.roles)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn jwt(claims: &str) -> Secret {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        Secret::new(format!(
+            "{}.{}.c2ln",
+            b64(r#"{"typ":"JWT","alg":"RS256"}"#),
+            b64(claims)
+        ))
+    }
+
+    #[test]
+    fn roles_are_read_from_the_token_payload() {
+        let token =
+            jwt(r#"{"aud":"https://graph.microsoft.com","roles":["Mail.Send","User.Read.All"]}"#);
+        assert_eq!(
+            roles_of(&token),
+            Some(vec!["Mail.Send".to_string(), "User.Read.All".to_string()])
+        );
+        // No roles granted: Entra leaves the claim out.
+        assert_eq!(roles_of(&jwt(r#"{"aud":"x"}"#)), Some(vec![]));
+        assert_eq!(roles_of(&Secret::new("opaque-token")), None);
+        assert_eq!(roles_of(&Secret::new("a.!!!.c")), None);
+    }
 
     #[test]
     fn tokens_are_renewed_five_minutes_before_expiry() {

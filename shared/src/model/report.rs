@@ -25,6 +25,73 @@ pub struct NotChecked {
     pub detail: Option<String>,
 }
 
+/// What a run covered: the permission types, the mailboxes and whether shared mailboxes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    pub permission_types: Vec<PermissionType>,
+    pub mailboxes: MailboxScope,
+    pub shared_mailboxes: bool,
+}
+
+impl Scope {
+    /// The scope of `request`, given the org's default permission types.
+    pub fn of(request: &RevocationRequest, org_scope: &[PermissionType]) -> Scope {
+        Scope {
+            permission_types: request.effective_scope(org_scope),
+            mailboxes: match request.target_mailboxes.as_slice() {
+                [] => MailboxScope::All,
+                named => MailboxScope::Named(named.to_vec()),
+            },
+            shared_mailboxes: request.remove_from_shared,
+        }
+    }
+}
+
+/// Results stored before the scope was recorded covered everything.
+impl Default for Scope {
+    fn default() -> Self {
+        Scope {
+            permission_types: PermissionType::ALL.to_vec(),
+            mailboxes: MailboxScope::All,
+            shared_mailboxes: true,
+        }
+    }
+}
+
+/// `"all"`, or the mailboxes the request named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxScope {
+    All,
+    Named(Vec<String>),
+}
+
+impl Serialize for MailboxScope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MailboxScope::All => s.serialize_str("all"),
+            MailboxScope::Named(m) => m.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MailboxScope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Word(String),
+            Named(Vec<String>),
+        }
+        match Wire::deserialize(d)? {
+            Wire::Word(w) if w == "all" => Ok(MailboxScope::All),
+            Wire::Word(w) => Err(serde::de::Error::custom(format!(
+                "mailboxes: expected \"all\" or a list of addresses, got \"{w}\""
+            ))),
+            Wire::Named(m) => Ok(MailboxScope::Named(m)),
+        }
+    }
+}
+
 /// Which directory user the run acted on, and how the request's address found them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedUserSummary {
@@ -57,6 +124,14 @@ pub struct Report {
     pub resolved_user: Option<ResolvedUserSummary>,
     #[serde(default)]
     pub not_checked: Vec<NotChecked>,
+    /// What the run covered.
+    #[serde(default)]
+    pub scope: Scope,
+    /// True when the user may still reach other mailboxes after this run: access through a
+    /// group or inheritance, a permission type not checked, only named mailboxes checked,
+    /// shared mailboxes kept, or direct grants still present (a dry run removes none).
+    #[serde(default)]
+    pub residual_access: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,6 +305,7 @@ pub struct ReportInputs<'a> {
     pub errors: Vec<String>,
     pub indirect_access: Vec<IndirectAccess>,
     pub not_checked: Vec<NotChecked>,
+    pub scope: Scope,
     pub finished_at: DateTime<Utc>,
 }
 
@@ -244,6 +320,7 @@ impl Report {
             mut errors,
             indirect_access,
             not_checked,
+            scope,
             finished_at,
         } = inputs;
         // Items are numbered by where discovery found them; the report lists them by type and
@@ -341,6 +418,11 @@ impl Report {
         } else {
             RunStatus::CompletedWithErrors
         };
+        let residual_access = !indirect_access.is_empty()
+            || !not_checked.is_empty()
+            || !skipped.is_empty()
+            || scope.mailboxes != MailboxScope::All
+            || !verification.remaining.is_empty();
         let user = run.user.as_ref();
         Report {
             success,
@@ -371,6 +453,8 @@ impl Report {
                 })
             }),
             not_checked,
+            scope,
+            residual_access,
         }
     }
 
@@ -379,6 +463,23 @@ impl Report {
         self.errors.push(error);
         self.success = false;
         self.status = RunStatus::CompletedWithErrors;
+    }
+
+    /// The permission types the request left out.
+    pub fn out_of_scope(&self) -> Vec<PermissionType> {
+        self.not_checked
+            .iter()
+            .filter(|n| n.reason == NotCheckedReason::OutOfScope)
+            .map(|n| n.permission_type)
+            .collect()
+    }
+
+    /// Whether the re-read covered this type (in scope and checkable).
+    pub fn checked(&self, permission_type: PermissionType) -> bool {
+        !self
+            .not_checked
+            .iter()
+            .any(|n| n.permission_type == permission_type)
     }
 }
 

@@ -94,6 +94,10 @@ pub struct RevocationRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket_id: Option<String>,
     pub dry_run: bool,
+    /// A dry run updates the ticket and mails the report only when asked (a live run always
+    /// does).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notify: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,6 +117,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "remove_from_shared",
     "ticket_id",
     "dry_run",
+    "notify",
     "requested_by",
     "reason",
     "incident_id",
@@ -253,6 +258,7 @@ impl RevocationRequest {
             remove_from_shared: optional_bool(obj, "remove_from_shared")?.unwrap_or(true),
             ticket_id,
             dry_run: optional_bool(obj, "dry_run")?.unwrap_or(false),
+            notify: optional_bool(obj, "notify")?.unwrap_or(false),
             requested_by,
             reason,
             incident_id: optional_string(obj, "incident_id")?,
@@ -267,6 +273,12 @@ impl RevocationRequest {
             None if !org_scope.is_empty() => org_scope.to_vec(),
             None => PermissionType::ALL.to_vec(),
         }
+    }
+
+    /// Whether the run may create a ticket, add a note or send an email: a dry run changes
+    /// nothing anywhere unless `notify` asks for it.
+    pub fn notifies(&self) -> bool {
+        !self.dry_run || self.notify
     }
 
     /// The requestor's address, when `requested_by` is one.
@@ -452,6 +464,11 @@ mod tests {
                 "expected true or false",
             ),
             (
+                json!({"user_email": "a@b.com", "company_id": "acme", "dry_run": true, "notify": "please"}),
+                "notify",
+                "expected true or false",
+            ),
+            (
                 json!({"user_email": "a@b.com", "company_id": "ac me"}),
                 "company_id",
                 "letters, digits",
@@ -469,6 +486,26 @@ mod tests {
             assert!(err.message.contains(needle), "{body}: {}", err.message);
             assert_eq!(err.to_json()["error"]["field"], field);
         }
+    }
+
+    #[test]
+    fn a_dry_run_notifies_only_when_asked() {
+        let dry =
+            parse(json!({"user_email": "a@b.com", "company_id": "acme", "dry_run": true})).unwrap();
+        assert!(!dry.notifies());
+        let asked = parse(
+            json!({"user_email": "a@b.com", "company_id": "acme", "dry_run": true, "notify": true}),
+        )
+        .unwrap();
+        assert!(asked.notifies());
+        let live = parse(json!({"user_email": "a@b.com", "company_id": "acme"})).unwrap();
+        assert!(live.notifies());
+        // Runs stored before the field existed read as not asking.
+        let mut stored = serde_json::to_value(&dry).unwrap();
+        assert!(stored.get("notify").is_none());
+        stored["dry_run"] = json!(true);
+        let back: RevocationRequest = serde_json::from_value(stored).unwrap();
+        assert!(!back.notify);
     }
 
     #[test]

@@ -79,12 +79,27 @@ impl RunStatus {
     }
 }
 
-/// Why a run failed before removing anything; `code` lets callers map it (CLI exit 2).
+/// Why a run failed; `code` lets callers map it (CLI exit 2 for bad input or configuration).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunFailure {
     pub code: FailureCode,
     pub field: Option<String>,
     pub message: String,
+    /// What went wrong telling the ticket and the recipients about this failure (empty when
+    /// the note and the email went out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notification_errors: Vec<String>,
+}
+
+impl RunFailure {
+    pub fn new(code: FailureCode, field: Option<&str>, message: impl Into<String>) -> RunFailure {
+        RunFailure {
+            code,
+            field: field.map(str::to_string),
+            message: message.into(),
+            notification_errors: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,17 +109,43 @@ pub enum FailureCode {
     /// The address names more than one directory user.
     UserAmbiguous,
     MailboxNotFound,
+    /// `ticket_id` names a ticket of another company in the PSA.
+    TicketNotForCompany,
+    /// `ticket_id` names no ticket in the PSA.
+    TicketNotFound,
+    /// The org's `psa_company` is not a company in the PSA (a new ticket could not be made).
+    PsaCompanyNotFound,
+    /// The org's `notification_sender` is not a user with a mailbox Graph can send from.
+    SenderInvalid,
+    /// A notification recipient is not a valid address, or there is none.
+    RecipientInvalid,
+    /// The Microsoft 365 or PSA credentials were rejected, or the app lacks roles it needs.
+    CredentialsInvalid,
     TenantError,
     Internal,
 }
 
 impl FailureCode {
-    /// Failures caused by what was asked for (not by the system) count as bad input.
+    /// Failures caused by what was asked for or configured (not by the system) count as bad
+    /// input.
     pub fn is_bad_input(self) -> bool {
-        matches!(
-            self,
-            FailureCode::UserNotFound | FailureCode::UserAmbiguous | FailureCode::MailboxNotFound
-        )
+        !matches!(self, FailureCode::TenantError | FailureCode::Internal)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureCode::UserNotFound => "user_not_found",
+            FailureCode::UserAmbiguous => "user_ambiguous",
+            FailureCode::MailboxNotFound => "mailbox_not_found",
+            FailureCode::TicketNotForCompany => "ticket_not_for_company",
+            FailureCode::TicketNotFound => "ticket_not_found",
+            FailureCode::PsaCompanyNotFound => "psa_company_not_found",
+            FailureCode::SenderInvalid => "sender_invalid",
+            FailureCode::RecipientInvalid => "recipient_invalid",
+            FailureCode::CredentialsInvalid => "credentials_invalid",
+            FailureCode::TenantError => "tenant_error",
+            FailureCode::Internal => "internal",
+        }
     }
 }
 

@@ -36,11 +36,7 @@ impl From<RemoteError> for ScanError {
 }
 
 pub(crate) fn rejected(code: FailureCode, field: &str, message: String) -> ScanError {
-    ScanError::Rejected(RunFailure {
-        code,
-        field: Some(field.to_string()),
-        message,
-    })
+    ScanError::Rejected(RunFailure::new(code, Some(field), message))
 }
 
 /// What one part of a scan found.
@@ -149,71 +145,98 @@ pub(crate) async fn tenant_wide(
     Ok(findings.settle())
 }
 
-/// What the per-mailbox reads of one mailbox found; `None` when the deadline came first and
-/// the mailbox was not read.
-pub(crate) type MailboxReads = Vec<Option<Findings>>;
+/// What the per-mailbox reads of one mailbox found, and the types the deadline left unread.
+#[derive(Debug, Default)]
+pub(crate) struct MailboxRead {
+    pub found: Findings,
+    /// Types not read because the deadline came first: read them in a continuation.
+    pub unread: Vec<PermissionType>,
+}
+
+impl MailboxRead {
+    /// Whether every type asked for was read.
+    pub fn complete(&self) -> bool {
+        self.unread.is_empty()
+    }
+}
 
 /// The per-mailbox part of a scan (Full Access from Exchange, calendar from Graph, both at
-/// once) for `mailboxes`, in their order. Mailboxes not started when `deadline` nears are left
-/// unread (`None`) for a continuation.
+/// once) of each mailbox for the types given with it, in their order. A type whose calls' turn
+/// comes after `deadline` nears is left unread (and what the other type read is kept), for a
+/// continuation.
 pub(crate) async fn per_mailbox(
     tenant: Tenant<'_>,
     census: &Census,
-    scope: &[PermissionType],
-    mailboxes: &[&MailboxInfo],
+    mailboxes: &[(&MailboxInfo, &[PermissionType])],
     progress: &dyn ProgressObserver,
     deadline: Deadline,
-) -> Result<MailboxReads, RemoteError> {
+) -> Result<Vec<MailboxRead>, RemoteError> {
     let resolver = Resolver::new(census, tenant.exchange);
-    let full_access = scope.contains(&PermissionType::FullAccess);
-    let calendar = scope.contains(&PermissionType::Calendar);
     let total = mailboxes.len() as u64;
     let done = AtomicU64::new(0);
-    if full_access || calendar {
+    if mailboxes.iter().any(|(_, rights)| !rights.is_empty()) {
         progress.discovery(0, total);
     }
     let reads: Vec<_> = mailboxes
         .iter()
-        .map(|m| async {
+        .map(|&(m, rights)| async {
             if deadline.near() {
-                return Ok(None);
+                return Ok(MailboxRead {
+                    found: Findings::default(),
+                    unread: rights.to_vec(),
+                });
             }
+            let wants = |right| rights.contains(&right);
             let fa = async {
-                if full_access {
-                    mailbox::full_access(census, &resolver, tenant.exchange, m).await
-                } else {
-                    Ok(Findings::default())
+                if !wants(PermissionType::FullAccess) {
+                    return Ok(Some(Findings::default()));
                 }
+                unless_stopped(
+                    deadline,
+                    mailbox::full_access(census, &resolver, tenant.exchange, m),
+                )
+                .await
             };
             let cal = async {
-                if calendar {
-                    mailbox::calendar(census, tenant.directory, m).await
-                } else {
-                    Ok(Findings::default())
+                if !wants(PermissionType::Calendar) {
+                    return Ok(Some(Findings::default()));
                 }
+                unless_stopped(deadline, mailbox::calendar(census, tenant.directory, m)).await
             };
-            let both = async {
-                let (fa, cal) = tokio::join!(fa, cal);
-                let mut found = fa?;
-                found.merge(cal?);
-                Ok::<_, RemoteError>(found)
-            };
-            // Started is not the same as running: every mailbox queues for the tenant's
-            // budget. One whose calls' turn comes after the deadline nears is left unread for
-            // the continuation.
-            let found = match deadline.bound(both).await {
-                Err(e) if e.is_stopped() => return Ok(None),
-                found => found?,
-            };
-            progress.discovery(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-            Ok::<_, RemoteError>(Some(found))
+            let (fa, cal) = tokio::join!(fa, cal);
+            let mut out = MailboxRead::default();
+            for (right, part) in [
+                (PermissionType::FullAccess, fa?),
+                (PermissionType::Calendar, cal?),
+            ] {
+                match part {
+                    Some(found) => out.found.merge(found),
+                    None => out.unread.push(right),
+                }
+            }
+            if out.complete() {
+                progress.discovery(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+            }
+            Ok::<_, RemoteError>(out)
         })
         .collect();
     // In order: a mailbox's position fixes the ids of its items.
     stream::iter(reads)
         .buffered(SCAN_PARALLELISM)
-        .collect::<Vec<Result<Option<Findings>, RemoteError>>>()
+        .collect::<Vec<Result<MailboxRead, RemoteError>>>()
         .await
         .into_iter()
         .collect()
+}
+
+/// Runs one read within `deadline`: started is not the same as running, every read queues for
+/// the tenant's budget, and one whose turn comes after the deadline nears is stopped (`None`).
+async fn unless_stopped(
+    deadline: Deadline,
+    read: impl std::future::Future<Output = Result<Findings, RemoteError>>,
+) -> Result<Option<Findings>, RemoteError> {
+    match deadline.bound(read).await {
+        Err(e) if e.is_stopped() => Ok(None),
+        found => found.map(Some),
+    }
 }

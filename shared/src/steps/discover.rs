@@ -1,9 +1,12 @@
-//! Step 2: validate the user, read the tenant-wide lookups (Send As, Send on Behalf), and cut
-//! the mailboxes into scan shards, each a message of its own (see [`super::scan_shard`]). The
-//! tenant-wide part is shard 0; whichever shard is counted last finishes discovery.
+//! Step 2: check before removing anything (see [`super::preflight`]), validate the user, read
+//! the tenant-wide lookups (Send As, Send on Behalf), and cut the mailboxes into scan shards,
+//! each a message of its own (see [`super::scan_shard`]). The tenant-wide part is shard 0;
+//! whichever shard is counted last finishes discovery.
 
+use super::notify::fail_and_notify;
 use super::plan::{items_of, next_messages, removal_batches, SHARD_ITEM_SPAN};
-use super::{claim, Delivery, Tenant};
+use super::preflight::{is_contain, preflight, Subject, Verdict};
+use super::{claim, Delivery, Notify, Tenant};
 use crate::error::StepError;
 use crate::messages::{ScanShard, ShardMailbox, Step, StepMessage};
 use crate::model::{
@@ -16,11 +19,14 @@ use tracing::{info, info_span, warn, Instrument};
 
 /// Runs discovery for `run` and queues its scan shards (and, when nothing is left to scan,
 /// its removal batches). Safe to redeliver: discovery only reads the tenant, shards are
-/// counted once, and a run already past discovery has its batches queued again.
+/// counted once, and a run already past discovery has its batches queued again. A run it
+/// cannot carry out fails with the reason, told on its ticket and by email.
+#[allow(clippy::too_many_arguments)]
 pub async fn discover(
     store: &dyn RunStore,
     queue: &dyn Queue,
     tenant: Tenant<'_>,
+    notify: Notify<'_>,
     org: &OrgSettings,
     run: &Run,
     delivery: &Delivery,
@@ -46,7 +52,7 @@ pub async fn discover(
         {
             return Ok(());
         }
-        let result = list(store, queue, tenant, org, run, shard_size).await;
+        let result = list(store, queue, tenant, notify, org, run, shard_size).await;
         // The lister's part is over either way: hand the run on (a retry takes it at once).
         store.release(run_id, &delivery.holder).await?;
         result
@@ -59,21 +65,39 @@ async fn list(
     store: &dyn RunStore,
     queue: &dyn Queue,
     tenant: Tenant<'_>,
+    notify: Notify<'_>,
     org: &OrgSettings,
     run: &Run,
     shard_size: &(dyn Fn() -> usize + Send + Sync),
 ) -> Result<(), StepError> {
     let run_id = &run.run_id;
+    let subject = Subject {
+        org,
+        ticket_id: run.request.ticket_id.as_deref(),
+        requestor: run.request.requestor_email(),
+    };
+    let checked = preflight(tenant, notify, &subject).await;
+    let preflight_errors = match checked.verdict(is_contain(&run.request)) {
+        Verdict::Proceed { errors } => errors,
+        Verdict::Retry(e) => return Err(e.into()),
+        Verdict::Refuse(failure) => {
+            warn!(code = failure.code.as_str(), field = ?failure.field, reason = %failure.message, "refused before removal");
+            return fail_and_notify(store, notify, org, run, failure).await;
+        }
+    };
+    if !preflight_errors.is_empty() {
+        warn!(errors = ?preflight_errors, "contain run goes on despite problems found before removal");
+    }
     let census = match Census::discover(tenant, org, &run.request).await {
         Ok(census) => census,
-        Err(e) => return scan_failed(store, run, e).await,
+        Err(e) => return scan_failed(store, notify, org, run, e).await,
     };
     let scope = run
         .request
         .effective_scope(&org.m365_permission_removal_scope);
     let found = match tenant_wide(tenant, &census, &scope).await {
         Ok(found) => found,
-        Err(e) => return scan_failed(store, run, ScanError::Remote(e)).await,
+        Err(e) => return scan_failed(store, notify, org, run, ScanError::Remote(e)).await,
     };
     let per_mailbox =
         scope.contains(&PermissionType::FullAccess) || scope.contains(&PermissionType::Calendar);
@@ -87,6 +111,7 @@ async fn list(
                 address: m.address(),
                 display_name: m.display_name.clone(),
                 recipient_type: m.recipient_type_details.clone(),
+                rights: None,
             })
             .collect();
         ScanShard::cut(mailboxes, shard_size())
@@ -123,7 +148,7 @@ async fn list(
     );
     let facts = ScanFacts {
         indirect_access: found.indirect,
-        scan_errors: found.errors,
+        scan_errors: [preflight_errors, found.errors].concat(),
         not_checked,
     };
     store.save_facts(run_id, &facts_part(0, 0), &facts).await?;
@@ -136,10 +161,16 @@ async fn list(
 }
 
 /// A tenant that cannot be read now is retried; a request it cannot carry out fails the run.
-async fn scan_failed(store: &dyn RunStore, run: &Run, error: ScanError) -> Result<(), StepError> {
+async fn scan_failed(
+    store: &dyn RunStore,
+    notify: Notify<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    error: ScanError,
+) -> Result<(), StepError> {
     match error {
         ScanError::Remote(e) if e.is_transient() => Err(e.into()),
-        other => reject(store, run, other).await,
+        other => reject(store, notify, org, run, other).await,
     }
 }
 
@@ -177,19 +208,25 @@ pub(crate) async fn finish_shard(
     Ok(())
 }
 
-/// Fails a run that discovery cannot carry out, with the reason.
-async fn reject(store: &dyn RunStore, run: &Run, error: ScanError) -> Result<(), StepError> {
+/// Fails a run that discovery cannot carry out, with the reason, and tells its ticket and
+/// recipients.
+async fn reject(
+    store: &dyn RunStore,
+    notify: Notify<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    error: ScanError,
+) -> Result<(), StepError> {
     let failure = match error {
         ScanError::Rejected(failure) => {
             warn!(reason = %failure.message, "discovery rejected the run");
             failure
         }
-        ScanError::Remote(e) => RunFailure {
-            code: FailureCode::TenantError,
-            field: None,
-            message: format!("discovery failed: {e}"),
-        },
+        ScanError::Remote(e) => RunFailure::new(
+            FailureCode::TenantError,
+            None,
+            format!("discovery failed: {e}"),
+        ),
     };
-    store.fail_run(&run.run_id, &failure).await?;
-    Ok(())
+    fail_and_notify(store, notify, org, run, failure).await
 }

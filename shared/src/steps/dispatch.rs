@@ -1,12 +1,12 @@
 //! Routes a step message to its step, with the tenant clients of the run's company. Used by
 //! the in-process engine and by the Lambda handlers alike.
 
-use super::notify::notify_failure;
+use super::notify;
 use super::scan_shard::give_up_shard;
 use super::{discover, give_up, remove, scan_shard, verify, Delivery};
 use crate::error::StepError;
 use crate::messages::{Step, StepMessage, MESSAGE_VERSION};
-use crate::model::{FailureCode, PermissionType, RunFailure, RunId};
+use crate::model::{FailureCode, PermissionType, Run, RunFailure, RunId};
 use crate::ports::{BudgetWant, Connector, ProgressObserver, Queue, RunStore};
 use tracing::{error, warn};
 
@@ -95,6 +95,7 @@ async fn run_step(
                 store,
                 queue,
                 tenant,
+                conns.notify(),
                 org,
                 run,
                 delivery,
@@ -139,22 +140,37 @@ async fn fail_and_notify(
     run_id: &RunId,
     reason: &str,
 ) -> Result<(), StepError> {
-    let failure = RunFailure {
-        code: FailureCode::Internal,
-        field: None,
-        message: reason.to_string(),
-    };
-    store.fail_run(run_id, &failure).await?;
     let Some(run) = store.get_run(run_id).await? else {
         return Ok(());
     };
-    // A run that had already finished keeps its result (and has reported it).
-    if run.failure.as_ref() != Some(&failure) {
-        return Ok(());
-    }
-    if let Some(org) = store.org_settings(&run.request.company_id).await? {
-        let conns = connector.connect(&org).await?;
-        notify_failure(store, conns.notify(), &org, &run, &failure).await;
-    }
+    let failure = RunFailure::new(FailureCode::Internal, None, reason);
+    fail_connected(store, connector, &run, failure).await
+}
+
+/// Fails `run` with `failure` after telling its ticket and recipients, with the clients of
+/// its company; when there are none, the run's failure says that it could not be told.
+pub(crate) async fn fail_connected(
+    store: &dyn RunStore,
+    connector: &dyn Connector,
+    run: &Run,
+    mut failure: RunFailure,
+) -> Result<(), StepError> {
+    let why = match store.org_settings(&run.request.company_id).await? {
+        Some(org) => match connector.connect(&org).await {
+            Ok(conns) => {
+                return notify::fail_and_notify(store, conns.notify(), &org, run, failure).await
+            }
+            Err(e) => {
+                format!("the failure could not be notified: no clients for the PSA and mail: {e}")
+            }
+        },
+        None => format!(
+            "the failure could not be notified: no organization settings for company '{}'",
+            run.request.company_id
+        ),
+    };
+    error!(run_id = %run.run_id, problem = %why, "the failure of a run could not be notified");
+    failure.notification_errors.push(why);
+    store.fail_run(&run.run_id, &failure).await?;
     Ok(())
 }

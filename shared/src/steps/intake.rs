@@ -184,7 +184,11 @@ fn idempotency_keys(r: &RevocationRequest, caller_key: Option<&str>) -> Vec<(Key
         } else {
             "keep-shared"
         },
-        if r.dry_run { "dry" } else { "live" }
+        match (r.dry_run, r.notify) {
+            (false, _) => "live",
+            (true, false) => "dry",
+            (true, true) => "dry+notify",
+        }
     );
     let caller = caller_key.map(|k| Key {
         text: k.to_string(),

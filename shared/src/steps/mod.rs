@@ -6,6 +6,7 @@ mod dispatch;
 mod intake;
 mod notify;
 mod plan;
+pub mod preflight;
 mod remove;
 mod scan_shard;
 mod sweep;
@@ -15,7 +16,7 @@ pub use crate::ports::{Connections, Connector, NoProgress, Notify, ProgressObser
 pub use discover::discover;
 pub use dispatch::{abandon, dispatch};
 pub use intake::{intake, Accepted, IntakeError};
-pub use notify::notify_failure;
+pub use notify::{fail_and_notify, notify_failure};
 pub use remove::{give_up, remove};
 pub use scan_shard::scan_shard;
 pub use sweep::{sweep, SweepReport};

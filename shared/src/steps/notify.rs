@@ -1,5 +1,8 @@
 //! Telling people: the PSA ticket and note, and the email — each at most once per run.
 //!
+//! A dry run changes nothing anywhere: it creates no ticket, adds no note and sends no email
+//! unless the request asked for them (`notify`).
+//!
 //! Each side effect's intent is recorded before it is attempted and its outcome after. A
 //! verification that takes over a run whose holder died between the two finds the intent
 //! without an outcome: the ticket and note carry the run id, so they are looked up instead of
@@ -11,10 +14,11 @@ use crate::error::{RemoteError, StepError};
 use crate::model::{OrgSettings, Report, Run, RunFailure};
 use crate::ports::{Attachment, Effect, EffectState, NewTicket, OutgoingMail, RunStore};
 use crate::render;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
-/// Adds the report to the ticket (creating the ticket when the request named none) and
-/// mails it. Failures are recorded in the report; they undo nothing.
+/// Adds the report to the ticket (creating the ticket when the request named none, or named
+/// one that is not this company's) and mails it. Failures are recorded in the report; they
+/// undo nothing.
 pub(crate) async fn deliver_report(
     store: &dyn RunStore,
     notify: Notify<'_>,
@@ -22,19 +26,27 @@ pub(crate) async fn deliver_report(
     run: &Run,
     report: &mut Report,
 ) -> Result<(), StepError> {
-    let ticket = match &report.ticket_id {
-        Some(id) => Ok(id.clone()),
-        None => ticket_once(store, notify, org, run).await?,
-    };
-    match ticket {
+    if !run.request.notifies() {
+        info!("dry run: no ticket, note or email (the request did not ask for them)");
+        return Ok(());
+    }
+    let given = report.ticket_id.clone();
+    let choice = target_ticket(store, notify, org, run, given.as_deref()).await?;
+    if let Some(why) = &choice.passed_over {
+        report.add_error(format!(
+            "{why}: the report goes to a new ticket on board '{}' instead",
+            org.m365_permission_ticket_board
+        ));
+    }
+    match &choice.ticket {
         Ok(id) => {
             report.ticket_id = Some(id.clone());
             let text = render::text_report(report);
-            if let Err(e) = note_once(store, notify, run, &id, &text).await? {
+            if let Err(e) = note_once(store, notify, run, id, &text).await? {
                 report.add_error(format!("PSA note could not be added to ticket {id}: {e}"));
             }
         }
-        Err(e) => report.add_error(format!("PSA ticket could not be created: {e}")),
+        Err(e) => report.add_error(choice.describe(e)),
     }
     let mail = report_mail(org, run, report);
     if let Err(e) = mail_once(store, notify, run, mail).await? {
@@ -43,9 +55,31 @@ pub(crate) async fn deliver_report(
     Ok(())
 }
 
+/// Fails a run that cannot go on, after telling its ticket and recipients why (so that what
+/// could not be told is part of the run's record, as `failure.notification_errors`). A run
+/// that already finished keeps its result and is not told again.
+pub async fn fail_and_notify(
+    store: &dyn RunStore,
+    notify: Notify<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    failure: RunFailure,
+) -> Result<(), StepError> {
+    let current = store.get_run(&run.run_id).await?;
+    let run = current.as_ref().unwrap_or(run);
+    if run.status.is_terminal() {
+        return Ok(());
+    }
+    let mut failure = failure;
+    failure.notification_errors = notify_failure(store, notify, org, run, &failure).await;
+    store.fail_run(&run.run_id, &failure).await?;
+    Ok(())
+}
+
 /// A run that failed after it was accepted still leaves a note on its ticket (a new ticket
-/// when it had none) and an email, saying what failed and what was already removed. Failure
-/// to notify is logged loudly and returned for the run's record.
+/// when it had none, or when the one it named is not this company's) and an email, saying
+/// what failed and what was already removed. Failure to notify is logged loudly and returned
+/// for the run's record.
 pub async fn notify_failure(
     store: &dyn RunStore,
     notify: Notify<'_>,
@@ -53,6 +87,10 @@ pub async fn notify_failure(
     run: &Run,
     failure: &RunFailure,
 ) -> Vec<String> {
+    if !run.request.notifies() {
+        info!(run_id = %run.run_id, "dry run failed: no ticket, note or email (the request did not ask for them)");
+        return Vec::new();
+    }
     let removed = match store.items(&run.run_id).await {
         Ok(items) => items
             .into_iter()
@@ -63,19 +101,22 @@ pub async fn notify_failure(
     };
     let text = render::failure_text(run, org, failure, &removed);
     let mut problems = Vec::new();
-    let ticket = match &run.request.ticket_id {
-        Some(id) => Ok(Ok(id.clone())),
-        None => ticket_once(store, notify, org, run).await,
-    };
-    match ticket {
-        Ok(Ok(id)) => match note_once(store, notify, run, &id, &text).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => problems.push(format!(
-                "failure note could not be added to ticket {id}: {e}"
-            )),
-            Err(e) => problems.push(format!("failure note on ticket {id}: {e}")),
-        },
-        Ok(Err(e)) => problems.push(format!("failure ticket could not be created: {e}")),
+    match target_ticket(store, notify, org, run, run.request.ticket_id.as_deref()).await {
+        Ok(choice) => {
+            if let Some(why) = &choice.passed_over {
+                warn!(run_id = %run.run_id, reason = %why, "failure note goes to a new ticket");
+            }
+            match &choice.ticket {
+                Ok(id) => match note_once(store, notify, run, id, &text).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => problems.push(format!(
+                        "failure note could not be added to ticket {id}: {e}"
+                    )),
+                    Err(e) => problems.push(format!("failure note on ticket {id}: {e}")),
+                },
+                Err(e) => problems.push(format!("failure note: {}", choice.describe(e))),
+            }
+        }
         Err(e) => problems.push(format!("failure ticket: {e}")),
     }
     let mail = OutgoingMail {
@@ -94,6 +135,72 @@ pub async fn notify_failure(
         error!(run_id = %run.run_id, problem = %p, "the failure of a run could not be notified");
     }
     problems
+}
+
+/// Where a run's report or failure note goes.
+struct TicketChoice {
+    /// The ticket, or why there is none.
+    ticket: Result<String, RemoteError>,
+    /// The ticket the request named, when it was checked and passed over.
+    given: Option<String>,
+    /// Why the named ticket was passed over (another company's, or gone).
+    passed_over: Option<String>,
+}
+
+impl TicketChoice {
+    /// The report's words for a PSA error in choosing the ticket.
+    fn describe(&self, e: &RemoteError) -> String {
+        match (&self.given, &self.passed_over) {
+            (Some(id), None) => format!(
+                "the PSA could not say which company ticket {id} belongs to, so nothing was written to it: {e}"
+            ),
+            _ => format!("PSA ticket could not be created: {e}"),
+        }
+    }
+}
+
+/// The request's ticket when the PSA says it is this company's; otherwise (none named, or
+/// one of another company, or one that does not exist) the run's own new ticket on the org's
+/// board. A report never lands on another customer's ticket, and when the PSA cannot say
+/// whose a ticket is, nothing is written to it.
+async fn target_ticket(
+    store: &dyn RunStore,
+    notify: Notify<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    given: Option<&str>,
+) -> Result<TicketChoice, StepError> {
+    let mut passed_over = None;
+    if let Some(id) = given {
+        match notify.psa.ticket_company(id).await {
+            Ok(Some(company)) if company.is(&org.psa_company) => {
+                return Ok(TicketChoice {
+                    ticket: Ok(id.to_string()),
+                    given: Some(id.to_string()),
+                    passed_over: None,
+                })
+            }
+            Ok(Some(_)) => {
+                passed_over = Some(format!(
+                    "ticket {id} belongs to another company in the PSA, not to '{}'",
+                    org.psa_company
+                ))
+            }
+            Ok(None) => passed_over = Some(format!("ticket {id} does not exist in the PSA")),
+            Err(e) => {
+                return Ok(TicketChoice {
+                    ticket: Err(e),
+                    given: Some(id.to_string()),
+                    passed_over: None,
+                })
+            }
+        }
+    }
+    Ok(TicketChoice {
+        ticket: ticket_once(store, notify, org, run).await?,
+        given: given.map(str::to_string),
+        passed_over,
+    })
 }
 
 fn recipients(org: &OrgSettings, run: &Run) -> Vec<String> {

@@ -6,7 +6,7 @@ use super::plan::{items_of, shard_item_id};
 use super::{Delivery, ProgressObserver, Tenant};
 use crate::error::StepError;
 use crate::messages::{ScanShard, ShardMailbox, Step, StepMessage};
-use crate::model::{OrgSettings, Run, RunStatus};
+use crate::model::{OrgSettings, PermissionType, Run, RunStatus};
 use crate::ports::{MailboxInfo, Queue, RunStore, ScanFacts};
 use crate::scan::{per_mailbox, Census};
 use tracing::{info, info_span, Instrument};
@@ -42,25 +42,33 @@ pub async fn scan_shard(
         let scope = run
             .request
             .effective_scope(&org.m365_permission_removal_scope);
-        let targets: Vec<&MailboxInfo> = census.mailboxes.iter().collect();
-        let reads = per_mailbox(
-            tenant,
-            &census,
-            &scope,
-            &targets,
-            progress,
-            delivery.deadline,
-        )
-        .await?;
+        let rights: Vec<Vec<PermissionType>> = shard
+            .mailboxes
+            .iter()
+            .map(|m| match &m.rights {
+                Some(left) => scope.iter().copied().filter(|t| left.contains(t)).collect(),
+                None => scope.clone(),
+            })
+            .collect();
+        let targets: Vec<(&MailboxInfo, &[PermissionType])> = census
+            .mailboxes
+            .iter()
+            .zip(&rights)
+            .map(|(m, r)| (m, r.as_slice()))
+            .collect();
+        let reads = per_mailbox(tenant, &census, &targets, progress, delivery.deadline).await?;
 
         let mut grants = Vec::new();
         let mut facts = ScanFacts::default();
         let mut unread: Vec<ShardMailbox> = Vec::new();
         for (m, read) in shard.mailboxes.iter().zip(reads) {
-            let Some(found) = read else {
-                unread.push(m.clone());
-                continue;
-            };
+            if !read.complete() {
+                unread.push(ShardMailbox {
+                    rights: Some(read.unread.clone()),
+                    ..m.clone()
+                });
+            }
+            let found = read.found;
             for g in found.grants {
                 grants.push((shard_item_id(shard.shard_id, m.position, g.right), g));
             }

@@ -1,14 +1,14 @@
 //! The scheduled sweep: runs whose step stalled (its holder died and no redelivery came, or a
 //! message was lost) are driven on again, or failed with the reason and a notice.
 
-use super::notify::notify_failure;
+use super::dispatch::fail_connected;
 use super::plan::next_messages;
 use crate::error::StepError;
 use crate::messages::{Step, StepMessage};
 use crate::model::{FailureCode, Run, RunFailure, RunId, RunStatus};
 use crate::ports::{Connector, Queue, RunStore};
 use chrono::{DateTime, Utc};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 /// Re-drives of one run before the sweeper gives it up.
 pub const MAX_REDRIVES: u32 = 2;
@@ -37,25 +37,16 @@ pub async fn sweep(
             report.redriven.push(run.run_id.clone());
             continue;
         }
-        let failure = RunFailure {
-            code: FailureCode::Internal,
-            field: None,
-            message: format!(
+        let failure = RunFailure::new(
+            FailureCode::Internal,
+            None,
+            format!(
                 "the run stalled while {} and did not move after {MAX_REDRIVES} re-drives",
                 run.status.as_str()
             ),
-        };
+        );
         warn!(run_id = %run.run_id, reason = %failure.message, "failing a stalled run");
-        store.fail_run(&run.run_id, &failure).await?;
-        match store.org_settings(&run.request.company_id).await? {
-            Some(org) => {
-                let conns = connector.connect(&org).await?;
-                notify_failure(store, conns.notify(), &org, &run, &failure).await;
-            }
-            None => {
-                error!(run_id = %run.run_id, "no org settings: the failure could not be notified")
-            }
-        }
+        fail_connected(store, connector, &run, failure).await?;
         report.failed.push(run.run_id.clone());
     }
     Ok(report)

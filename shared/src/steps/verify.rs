@@ -11,7 +11,7 @@ use crate::error::StepError;
 use crate::messages::{Step, StepMessage};
 use crate::model::{
     AuditPhase, AuditRecord, Grant, ItemStatus, OrgSettings, PermissionType, PlanItem, Report,
-    ReportInputs, Run, RunStatus, Verification,
+    ReportInputs, Run, RunStatus, Scope, Verification,
 };
 use crate::ports::{MailboxInfo, Queue, RereadChunk, RunStore, ScanFacts};
 use crate::scan::{per_mailbox, tenant_wide, Census, Findings, ScanError};
@@ -131,6 +131,7 @@ async fn finish(
         errors: [facts.scan_errors, errors].concat(),
         indirect_access: facts.indirect_access,
         not_checked: facts.not_checked,
+        scope: Scope::of(&run.request, &org.m365_permission_removal_scope),
         finished_at: Utc::now(),
     });
     if run.cancel_requested {
@@ -348,14 +349,16 @@ async fn read_remaining(
         if delivery.deadline.near() {
             return Ok(None);
         }
-        let reads =
-            per_mailbox(tenant, &census, &per, &todo, &NoProgress, delivery.deadline).await?;
+        let targets: Vec<(&MailboxInfo, &[PermissionType])> =
+            todo.iter().map(|m| (*m, per.as_slice())).collect();
+        let reads = per_mailbox(tenant, &census, &targets, &NoProgress, delivery.deadline).await?;
         let mut found = Findings::default();
         let mut chunk_mailboxes = Vec::new();
         let mut chunk: Vec<&MailboxInfo> = Vec::new();
+        // A mailbox counts as re-read once every type was: a part read is read again later.
         for (m, read) in todo.iter().zip(reads) {
-            if let Some(read) = read {
-                found.merge(read);
+            if read.complete() {
+                found.merge(read.found);
                 chunk_mailboxes.push(m.address());
                 chunk.push(m);
             }
@@ -421,18 +424,12 @@ async fn read_part(
     match part {
         Part::TenantWide => tenant_wide(tenant, census, rights).await,
         Part::Mailboxes(mailboxes) => {
-            let reads = per_mailbox(
-                tenant,
-                census,
-                rights,
-                mailboxes,
-                &NoProgress,
-                Deadline::NONE,
-            )
-            .await?;
+            let targets: Vec<(&MailboxInfo, &[PermissionType])> =
+                mailboxes.iter().map(|m| (*m, rights)).collect();
+            let reads = per_mailbox(tenant, census, &targets, &NoProgress, Deadline::NONE).await?;
             let mut found = Findings::default();
-            for read in reads.into_iter().flatten() {
-                found.merge(read);
+            for read in reads {
+                found.merge(read.found);
             }
             Ok(found)
         }

@@ -54,7 +54,38 @@ pub struct PumpStats {
     /// Step messages delivered more than once with the same step (kind, shard, batch): the
     /// continuations of steps cut short, and any redelivery.
     pub repeated: usize,
+    /// Per step kind: when its first invocation began and its last ended (from the pump's
+    /// start), and how many of its messages they handled.
+    pub phases: std::collections::BTreeMap<String, Phase>,
     seen: std::collections::HashSet<String>,
+}
+
+/// When the invocations of one step kind ran.
+#[derive(Debug, Clone, Copy)]
+pub struct Phase {
+    pub first: Duration,
+    pub last: Duration,
+    pub messages: usize,
+}
+
+impl std::fmt::Display for PumpStats {
+    /// `discover 0.0–15.2 s (1), scan 15.3–190.0 s (40), ...` in the order they began.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut phases: Vec<_> = self.phases.iter().collect();
+        phases.sort_by_key(|(_, p)| p.first);
+        let parts: Vec<String> = phases
+            .iter()
+            .map(|(kind, p)| {
+                format!(
+                    "{kind} {:.1}–{:.1} s ({} messages)",
+                    p.first.as_secs_f64(),
+                    p.last.as_secs_f64(),
+                    p.messages
+                )
+            })
+            .collect();
+        f.write_str(&parts.join(", "))
+    }
 }
 
 pub fn require_emulators() {
@@ -145,8 +176,8 @@ impl Env {
             &Options {
                 prefix: prefix.clone(),
                 // The tests release failed messages themselves; the visibility timeout only
-                // has to outlast one handler call.
-                visibility_timeout_secs: Some(60),
+                // has to outlast one handler call (as deployed: six times the timeout).
+                visibility_timeout_secs: Some((invocation_timeout.as_secs() as u32 * 6).max(60)),
                 secret_json: Some(secret_json(CLIENT_SECRET).to_string()),
             },
         )
@@ -231,11 +262,12 @@ impl Env {
         ];
         let busy = std::sync::atomic::AtomicUsize::new(0);
         let stats = std::sync::Mutex::new(PumpStats::default());
+        let origin = Instant::now();
         let mut workers = Vec::new();
         for (url, batch, receives) in functions {
             for _ in 0..containers {
                 let deps = self.container(receives).await;
-                workers.push(self.worker(url, batch, deps, &busy, &stats));
+                workers.push(self.worker(url, batch, deps, (&busy, &stats, origin)));
             }
         }
         futures_util::future::join_all(workers).await;
@@ -247,8 +279,11 @@ impl Env {
         url: &str,
         batch: i32,
         deps: StepDeps,
-        busy: &std::sync::atomic::AtomicUsize,
-        stats: &std::sync::Mutex<PumpStats>,
+        (busy, stats, origin): (
+            &std::sync::atomic::AtomicUsize,
+            &std::sync::Mutex<PumpStats>,
+            Instant,
+        ),
     ) {
         use std::sync::atomic::Ordering;
         let started = Instant::now();
@@ -282,6 +317,16 @@ impl Env {
                 for record in &event.records {
                     let body: Value =
                         serde_json::from_str(record.body.as_deref().unwrap_or("{}")).unwrap();
+                    let kind = body["kind"].as_str().unwrap_or("other").to_string();
+                    let (start, end) = (began - origin, began - origin + took);
+                    let phase = s.phases.entry(kind).or_insert(Phase {
+                        first: start,
+                        last: end,
+                        messages: 0,
+                    });
+                    phase.first = phase.first.min(start);
+                    phase.last = phase.last.max(end);
+                    phase.messages += 1;
                     let step =
                         format!("{}/{}/{}", body["kind"], body["shard_id"], body["batch_id"]);
                     if !s.seen.insert(format!("{}/{step}", body["run_id"])) {

@@ -15,6 +15,8 @@ mod clients_connectwise;
 mod clients_m365;
 mod clients_throttling;
 mod restore;
+mod trust_checks;
+mod trust_report;
 mod trust_resume;
 mod workflow_acme;
 mod workflow_faults;

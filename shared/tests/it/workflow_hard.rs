@@ -142,7 +142,7 @@ async fn removes_exactly_the_direct_grants_and_reports_the_rest() {
     let ticket = after.ticket(ticket_id).expect("ticket in PSA");
     let note = &ticket.notes[0].text;
     assert!(
-        note.contains("ATTENTION")
+        note.contains("ACTION NEEDED")
             && note.contains("legal@globexcorp.com")
             && note.contains("FAILED"),
         "{note}"
@@ -171,7 +171,9 @@ async fn unknown_user_or_lookalike_only_fails_before_any_removal() {
     );
     let after = h.snapshot();
     assert_eq!(after.mailboxes, before.mailboxes);
-    assert_eq!(after.sent_mail, vec![]);
+    // No silent failure: the one email says what failed.
+    assert_eq!(after.sent_mail.len(), 1);
+    assert!(after.sent_mail[0].subject.contains("FAILED"));
     let mutations: u64 = after
         .counters
         .requests
