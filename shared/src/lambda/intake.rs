@@ -109,6 +109,7 @@ pub async fn handle_http(
     async {
         match (method.as_str(), path.trim_end_matches('/').split('/').collect::<Vec<_>>().as_slice()) {
             ("POST", ["", "revocations"]) => post_revocation(deps, &request).await,
+            ("POST", ["", "revocations", run_id, "cancel"]) => cancel_revocation(deps, run_id).await,
             ("GET", ["", "revocations", run_id]) => {
                 let page = request
                     .query_string_parameters
@@ -119,7 +120,7 @@ pub async fn handle_http(
                     page => get_revocation(deps, run_id, page.flatten().unwrap_or(1)).await,
                 }
             }
-            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations or GET /revocations/{{run_id}}"), None)),
+            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations, GET /revocations/{{run_id}} or POST /revocations/{{run_id}}/cancel"), None)),
         }
     }
     .instrument(span)
@@ -164,6 +165,45 @@ async fn post_revocation(
             )
         }
         Err(e) => intake_failure(&e),
+    }
+}
+
+/// `POST /revocations/{id}/cancel`: the run stops before its next removal batch (a batch
+/// already removing finishes), then verifies and reports as `cancelled` — the note and email
+/// list what was removed and what was left in place. 202 with the run's status; a finished
+/// run is 409 with its status.
+async fn cancel_revocation(deps: &IntakeDeps, run_id: &str) -> ApiGatewayV2httpResponse {
+    let run_id = RunId(run_id.to_string());
+    match deps.store.request_cancel(&run_id).await {
+        Ok(Some(run)) if !run.status.is_terminal() => {
+            info!(run_id = %run_id, status = run.status.as_str(), "cancel requested");
+            response(
+                202,
+                json!({"run_id": run.run_id, "status": run.status, "cancel_requested": true, "status_url": format!("/revocations/{}", run.run_id)}),
+            )
+        }
+        Ok(Some(run)) => response(
+            409,
+            error_body(
+                "run_finished",
+                &format!(
+                    "run {run_id} has already ended ({}); nothing to cancel",
+                    run.status.as_str()
+                ),
+                Some("run_id"),
+            ),
+        ),
+        Ok(None) => response(
+            404,
+            error_body("not_found", &format!("no run {run_id}"), Some("run_id")),
+        ),
+        Err(e) => {
+            error!(error = %e, "cancel failed");
+            response(
+                503,
+                error_body("unavailable", "cancel could not be recorded; retry", None),
+            )
+        }
     }
 }
 

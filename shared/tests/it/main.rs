@@ -19,6 +19,7 @@ mod clients_throttling;
 mod restore;
 mod trust_checks;
 mod trust_report;
+mod trust_resume;
 mod workflow_acme;
 mod workflow_faults;
 mod workflow_hard;
