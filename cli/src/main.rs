@@ -163,15 +163,7 @@ async fn target(
             let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
             let sb = sandbox::start_kept(&fixture, &state, restore).await?;
             eprintln!("sandbox: simulator at {}", sb.sim.base_url);
-            let connector = HttpConnector {
-                core: http_core(concurrency, config::HttpSection::default())?,
-                urls: sb.urls.clone(),
-                m365_client_id: sb.client_id.clone(),
-                m365_client_secret: sb.client_secret.clone(),
-                connectwise: sb.connectwise.clone(),
-                recheck: Recheck::default(),
-                shard_time: DEFAULT_SHARD_TIME,
-            };
+            let connector = sb.connector(http_core(concurrency, config::HttpSection::default())?);
             Ok(Target {
                 orgs: vec![sb.org.clone()],
                 connector: Arc::new(connector),

@@ -1,6 +1,9 @@
 //! `--sandbox FIXTURE`: the simulator in-process on loopback, with the real clients pointed at it.
 
 use crate::CliError;
+use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
+use revoke365::adapters::http::HttpCore;
+use revoke365::config::Recheck;
 use revoke365::config::{ConnectWiseCredentials, Secret, ServiceUrls};
 use revoke365::model::OrgSettings;
 use revoke365_sim::{SimHandle, SimOptions};
@@ -89,6 +92,19 @@ async fn launch(path: &Path) -> Result<Sandbox, CliError> {
 }
 
 impl Sandbox {
+    /// The HTTP connector that points every client at this simulator.
+    pub fn connector(&self, core: std::sync::Arc<HttpCore>) -> HttpConnector {
+        HttpConnector {
+            core,
+            urls: self.urls.clone(),
+            m365_client_id: self.client_id.clone(),
+            m365_client_secret: self.client_secret.clone(),
+            connectwise: self.connectwise.clone(),
+            recheck: Recheck::default(),
+            shard_time: DEFAULT_SHARD_TIME,
+        }
+    }
+
     /// Writes what the simulated PSA and mailbox received next to the audit file; returns the
     /// paths written.
     pub fn write_artifacts(

@@ -914,15 +914,9 @@ fn ctrl_c_stops_the_run_prints_the_partial_result_and_resume_finishes_it() {
     assert_eq!(stderr_error(&out)["error"]["code"], "run_finished");
 }
 
-#[test]
-fn a_killed_run_resumes_from_its_state_on_disk() {
-    let tmp = tempfile::tempdir().unwrap();
-    let fixture = slow_acme(tmp.path());
-    let mut child = start_slow_run(tmp.path(), &fixture, 3);
-    child.kill().unwrap(); // SIGKILL: nothing runs after it.
-    child.wait().unwrap();
-    let audit = tmp.path().join("revoke365-audit");
-    let run_id = std::fs::read_dir(&audit)
+/// The id of the one run whose audit trail is in `audit`.
+fn run_id_in(audit: &std::path::Path) -> String {
+    std::fs::read_dir(audit)
         .unwrap()
         .flatten()
         .find_map(|e| {
@@ -931,7 +925,18 @@ fn a_killed_run_resumes_from_its_state_on_disk() {
                 .strip_suffix(".audit.jsonl")
                 .map(str::to_string)
         })
-        .unwrap();
+        .expect("an audit trail")
+}
+
+#[test]
+fn a_killed_run_resumes_from_its_state_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = slow_acme(tmp.path());
+    let mut child = start_slow_run(tmp.path(), &fixture, 3);
+    child.kill().unwrap(); // SIGKILL: nothing runs after it.
+    child.wait().unwrap();
+    let audit = tmp.path().join("revoke365-audit");
+    let run_id = run_id_in(&audit);
     let out = resume(tmp.path(), &run_id);
     assert_whole_run_reported(tmp.path(), &run_id, &out);
 }
@@ -1064,16 +1069,7 @@ fn a_second_ctrl_c_quits_at_once_and_the_run_still_resumes() {
     );
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("quitting now"), "{stderr}");
-    let run_id = std::fs::read_dir(&audit)
-        .unwrap()
-        .flatten()
-        .find_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_suffix(".audit.jsonl")
-                .map(str::to_string)
-        })
-        .unwrap();
+    let run_id = run_id_in(&audit);
     let out = resume(tmp.path(), &run_id);
     assert_whole_run_reported(tmp.path(), &run_id, &out);
 }
