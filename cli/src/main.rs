@@ -16,7 +16,8 @@ use revoke365::adapters::memory_queue::MemoryQueue;
 use revoke365::config::{HttpSettings, Recheck};
 use revoke365::engine::LocalEngine;
 use revoke365::model::{InvalidRequest, RevocationRequest, RunStatus};
-use revoke365::steps::IntakeError;
+use revoke365::ports::RunStore;
+use revoke365::steps::{intake_as, IntakeError};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -165,15 +166,48 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
         connector: Arc::new(connector),
         progress: bars.clone(),
     };
-    let run = engine.run(&body).await.map_err(|e| match e {
-        IntakeError::Invalid(e) => CliError::from(e),
-        other => CliError {
-            code: "internal".into(),
-            field: None,
-            message: other.to_string(),
-            exit: EXIT_NOT_SUCCESSFUL,
-        },
-    })?;
+    // The operator's own tool: its caller is the OS user, and it may name its config's
+    // companies when one is unknown.
+    let principal = revoke365::authorize::principal::os_user(&os_user());
+    let started = async {
+        let accepted = intake_as(
+            store.as_ref(),
+            engine.queue.as_ref(),
+            Some(&principal),
+            &body,
+            None,
+        )
+        .await?;
+        engine.run_until_idle().await;
+        let run = store.get_run(&accepted.run.run_id).await?;
+        Ok::<_, IntakeError>(run.unwrap_or(accepted.run))
+    };
+    let run = match started.await {
+        Ok(run) => run,
+        Err(IntakeError::Invalid(e)) if e.field == "company_id" => {
+            let known = store.company_ids().await.unwrap_or_default();
+            let mut e = CliError::from(e);
+            e.message = format!("{}; configured companies: {}", e.message, known.join(", "));
+            return Err(e);
+        }
+        Err(IntakeError::Invalid(e)) => return Err(CliError::from(e)),
+        Err(IntakeError::Refused(e)) => {
+            return Err(CliError {
+                code: "forbidden".into(),
+                field: Some("company_id".into()),
+                message: e.to_string(),
+                exit: EXIT_BAD_INPUT,
+            })
+        }
+        Err(other) => {
+            return Err(CliError {
+                code: "internal".into(),
+                field: None,
+                message: other.to_string(),
+                exit: EXIT_NOT_SUCCESSFUL,
+            })
+        }
+    };
     bars.finish();
 
     let audit_path = store.audit_path(&run.run_id);
@@ -239,6 +273,13 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
     } else {
         EXIT_NOT_SUCCESSFUL
     })
+}
+
+/// The OS user running the CLI (`USER`, or `USERNAME` on Windows).
+fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// The HTTP core with the ceilings asked for: `--concurrency` caps both services, the
