@@ -94,7 +94,7 @@ fn by_endpoint(before: &Snapshot, after: &Snapshot) -> Vec<(String, u64)> {
         })
         .filter(|(_, n)| *n > 0)
         .collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     counts
 }
 
