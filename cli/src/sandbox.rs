@@ -20,7 +20,42 @@ fn random_secret() -> String {
     (0..32).map(|_| fastrand::alphanumeric()).collect()
 }
 
+/// Starts the simulator loaded with the fixture at `path`, its state kept in memory only.
 pub async fn start(path: &Path) -> Result<Sandbox, CliError> {
+    launch(path).await
+}
+
+/// Starts the simulator loaded with the fixture at `path`. Its tenant's state is saved to
+/// `state` after every change, so that an interrupted or killed run resumes against the tenant
+/// it left; with `restore`, the simulator first goes on from what `state` holds.
+pub async fn start_kept(path: &Path, state: &Path, restore: bool) -> Result<Sandbox, CliError> {
+    let sb = launch(path).await?;
+    let sim = &sb.sim;
+    let bad = |m: String| CliError::config("sandbox", format!("{}: {m}", path.display()));
+    if restore && state.exists() {
+        sim.restore_from(state).map_err(|e| {
+            CliError::config(
+                "sandbox",
+                format!(
+                    "cannot restore the sandbox tenant from {}: {e}",
+                    state.display()
+                ),
+            )
+        })?;
+    }
+    if let Some(dir) = state.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| bad(e.to_string()))?;
+    }
+    sim.persist_to(state).map_err(|e| {
+        CliError::config(
+            "sandbox",
+            format!("cannot save the sandbox tenant to {}: {e}", state.display()),
+        )
+    })?;
+    Ok(sb)
+}
+
+async fn launch(path: &Path) -> Result<Sandbox, CliError> {
     let bad = |m: String| CliError::config("sandbox", format!("{}: {m}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let json: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;

@@ -135,6 +135,12 @@ pub async fn handle_http(
         match (method.as_str(), path.trim_end_matches('/').split('/').collect::<Vec<_>>().as_slice()) {
             ("POST", ["", "revocations"]) => post_revocation(deps, &request).await,
             ("POST", ["", "hooks", "revocations"]) => post_signed_revocation(deps, &request).await,
+            ("POST", ["", "revocations", run_id, "cancel"]) => {
+                match refused_for_run(deps, run_id, api_principal(&request).as_deref()).await {
+                    Some(refused) => refused,
+                    None => cancel_revocation(deps, run_id).await,
+                }
+            }
             ("GET", ["", "revocations", run_id]) => {
                 let page = request
                     .query_string_parameters
@@ -145,7 +151,7 @@ pub async fn handle_http(
                     page => get_revocation(deps, run_id, api_principal(&request).as_deref(), page.flatten().unwrap_or(1)).await,
                 }
             }
-            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations, POST /hooks/revocations or GET /revocations/{{run_id}}"), None)),
+            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations, POST /hooks/revocations, GET /revocations/{{run_id}} or POST /revocations/{{run_id}}/cancel"), None)),
         }
     }
     .instrument(span)
@@ -268,6 +274,78 @@ async fn post_revocation(
     {
         Ok(accepted) => accepted_response(&accepted.run),
         Err(e) => intake_failure(&e),
+    }
+}
+
+/// `POST /revocations/{id}/cancel`: the run stops before its next removal batch (a batch
+/// already removing finishes), then verifies and reports as `cancelled` — the note and email
+/// list what was removed and what was left in place. 202 with the run's status; a finished
+/// run is 409 with its status.
+async fn cancel_revocation(deps: &IntakeDeps, run_id: &str) -> ApiGatewayV2httpResponse {
+    let run_id = RunId(run_id.to_string());
+    match deps.store.request_cancel(&run_id).await {
+        Ok(Some(run)) if !run.status.is_terminal() => {
+            info!(run_id = %run_id, status = run.status.as_str(), "cancel requested");
+            response(
+                202,
+                json!({"run_id": run.run_id, "status": run.status, "cancel_requested": true, "status_url": format!("/revocations/{}", run.run_id)}),
+            )
+        }
+        Ok(Some(run)) => response(
+            409,
+            error_body(
+                "run_finished",
+                &format!(
+                    "run {run_id} has already ended ({}); nothing to cancel",
+                    run.status.as_str()
+                ),
+                Some("run_id"),
+            ),
+        ),
+        Ok(None) => response(
+            404,
+            error_body("not_found", &format!("no run {run_id}"), Some("run_id")),
+        ),
+        Err(e) => {
+            error!(error = %e, "cancel failed");
+            response(
+                503,
+                error_body("unavailable", "cancel could not be recorded; retry", None),
+            )
+        }
+    }
+}
+
+/// The answer for a caller not allowed to act on this run's company (None: go on; an unknown
+/// run is left to the route to answer).
+async fn refused_for_run(
+    deps: &IntakeDeps,
+    run_id: &str,
+    principal: Option<&str>,
+) -> Option<ApiGatewayV2httpResponse> {
+    let run = match deps.store.get_run(&RunId(run_id.to_string())).await {
+        Ok(Some(run)) => run,
+        Ok(None) => return None,
+        Err(e) => {
+            error!(error = %e, "run lookup failed");
+            return Some(response(
+                503,
+                error_body("unavailable", "run lookup failed; retry", None),
+            ));
+        }
+    };
+    match authorize_company(&deps.store, &run.request.company_id, principal).await {
+        Ok(()) => None,
+        Err(AccessError::Refused(_) | AccessError::UnknownCompany) => {
+            Some(forbidden("not allowed to act on this run"))
+        }
+        Err(AccessError::Store(e)) => {
+            error!(error = %e, "org settings lookup failed");
+            Some(response(
+                503,
+                error_body("unavailable", "run lookup failed; retry", None),
+            ))
+        }
     }
 }
 

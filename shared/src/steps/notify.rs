@@ -236,7 +236,7 @@ fn report_mail(org: &OrgSettings, to: Vec<String>, report: &Report) -> OutgoingM
         attachments: vec![Attachment {
             name: format!("revoke365-{}.txt", report.run_id),
             content_type: "text/plain".into(),
-            content: render::text_report(report).into_bytes(),
+            content: render::attachment_text(report).into_bytes(),
         }],
     }
 }
