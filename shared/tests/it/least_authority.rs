@@ -411,6 +411,15 @@ mod aws {
         (response["statusCode"].as_i64().unwrap(), body)
     }
 
+    async fn cancel_requested(env: &Env, run_id: &str) -> bool {
+        let id = revoke365::model::RunId(run_id.into());
+        revoke365::ports::RunStore::get_run(&env.intake.store, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .cancel_requested
+    }
+
     fn acme_request() -> String {
         json!({"user_email": JOHN, "company_id": "acme", "dry_run": true}).to_string()
     }
@@ -460,6 +469,15 @@ mod aws {
         let (status, body) = call(&env, api_event("GET", &path, None, OUTSIDER, &[])).await;
         assert_eq!(status, 403, "{body}");
         assert!(!body.to_string().contains("acme"), "{body}");
+        // Nor cancel it: the run goes on as it was.
+        let cancel = format!("{path}/cancel");
+        let (status, body) = call(&env, api_event("POST", &cancel, None, OUTSIDER, &[])).await;
+        assert_eq!(status, 403, "{body}");
+        let run_id = accepted["run_id"].as_str().unwrap();
+        assert!(!cancel_requested(&env, run_id).await);
+        let (status, body) = call(&env, api_event("POST", &cancel, None, HELPDESK, &[])).await;
+        assert_eq!(status, 202, "{body}");
+        assert!(cancel_requested(&env, run_id).await);
     }
 
     #[tokio::test(flavor = "multi_thread")]
