@@ -294,15 +294,35 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
     let engine = engine(store.clone(), &target, progress.clone());
     let origin_json = serde_json::to_string(&target.origin).expect("origin serializes");
     let mut watch = None;
-    let run = engine
-        .run_watched(&body, Some(&origin_json), |id| {
+    // The operator's own tool: its caller is the OS user, and it may name its config's
+    // companies when one is unknown.
+    let principal = revoke365::authorize::principal::os_user(&os_user());
+    let started = engine
+        .run_watched(Some(&principal), &body, Some(&origin_json), |id| {
             watch = Some(progress.watch(store.clone(), id.clone(), target.connector.core.clone()));
         })
-        .await
-        .map_err(|e| match e {
-            IntakeError::Invalid(e) => CliError::from(e),
-            other => internal(other.to_string()),
-        })?;
+        .await;
+    let run = match started {
+        Ok(run) => run,
+        Err(IntakeError::Invalid(e)) if e.field == "company_id" => {
+            let known = revoke365::ports::RunStore::company_ids(store.as_ref())
+                .await
+                .unwrap_or_default();
+            let mut e = CliError::from(e);
+            e.message = format!("{}; configured companies: {}", e.message, known.join(", "));
+            return Err(e);
+        }
+        Err(IntakeError::Invalid(e)) => return Err(CliError::from(e)),
+        Err(IntakeError::Refused(e)) => {
+            return Err(CliError {
+                code: "forbidden".into(),
+                field: Some("company_id".into()),
+                message: e.to_string(),
+                exit: EXIT_BAD_INPUT,
+            })
+        }
+        Err(other) => return Err(internal(other.to_string())),
+    };
     if let Some(w) = watch {
         w.finish();
     }
@@ -482,6 +502,13 @@ async fn finish(
     } else {
         EXIT_NOT_SUCCESSFUL
     })
+}
+
+/// The OS user running the CLI (`USER`, or `USERNAME` on Windows).
+fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn print_report(report: &revoke365::model::Report, format: Format) {

@@ -1318,3 +1318,56 @@ fn run_with_another_companys_ticket_exits_2_naming_the_ticket() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_os_user_not_allowed_for_the_company_exits_2_and_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let audit = tmp.path().join("audit");
+    let mut fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(events("acme-tenant.json")).unwrap())
+            .unwrap();
+    fixture["organization"]["allowed_principals"] = serde_json::json!(["os-user:jane"]);
+    let acme = tmp.path().join("acme-allow-list.json");
+    std::fs::write(&acme, fixture.to_string()).unwrap();
+    let args = [
+        "run",
+        "--sandbox",
+        acme.to_str().unwrap(),
+        "--audit-dir",
+        audit.to_str().unwrap(),
+        "--company-id",
+        "acme",
+        "--user",
+        "john.smith@acmecorp.com",
+        "--dry-run",
+        "--format",
+        "json",
+    ];
+    let out = revoke365(&args, &[("USER", "mallory")], tmp.path());
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = stderr_error(&out);
+    assert_eq!(err["error"]["code"], "forbidden");
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("os-user:mallory"));
+    assert_eq!(files_in(&audit), 0, "no run was created");
+
+    let out = revoke365(&args, &[("USER", "jane")], tmp.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Report = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report.request_context.requested_by_principal.as_deref(),
+        Some("os-user:jane")
+    );
+}

@@ -11,7 +11,7 @@ use crate::messages::{Step, StepMessage};
 use crate::model::{Report, ReportInputs, Run, RunId, RunStatus, Scope, Verification};
 use crate::ports::RunStore;
 use crate::ports::{Connector, ProgressObserver, Queue};
-use crate::steps::{abandon, dispatch, intake, next_messages, stoppable, Delivery, IntakeError};
+use crate::steps::{abandon, dispatch, intake_as, next_messages, stoppable, Delivery, IntakeError};
 use chrono::Utc;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,19 +97,27 @@ impl LocalEngine {
     /// Validates and accepts a request, then runs it to the end (or until stopped); returns
     /// the run as it ended. `origin` is remembered for `resume`.
     pub async fn run(&self, body: &Value, origin: Option<&str>) -> Result<Run, IntakeError> {
-        self.run_watched(body, origin, |_| {}).await
+        self.run_watched(None, body, origin, |_| {}).await
     }
 
-    /// [`Self::run`], telling `accepted` the run's id before its first step (progress output).
+    /// [`Self::run`] for `principal` (checked against the company's allow-list and recorded on
+    /// the run), telling `accepted` the run's id before its first step (progress output).
     pub async fn run_watched(
         &self,
+        principal: Option<&str>,
         body: &Value,
         origin: Option<&str>,
         accepted: impl FnOnce(&RunId),
     ) -> Result<Run, IntakeError> {
-        let run = intake(self.store.as_ref(), self.queue.as_ref(), body, None)
-            .await?
-            .run;
+        let run = intake_as(
+            self.store.as_ref(),
+            self.queue.as_ref(),
+            principal,
+            body,
+            None,
+        )
+        .await?
+        .run;
         accepted(&run.run_id);
         let lock = self.store.lock_run(&run.run_id)?;
         if let Some(origin) = origin {

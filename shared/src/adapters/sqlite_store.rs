@@ -596,6 +596,7 @@ pub fn legacy_run(dir: &Path, run_id: &RunId) -> Result<Option<(Run, Vec<PlanIte
         incident_id: None,
         severity: None,
         notify: false,
+        requested_by_principal: first.requested_by_principal.clone(),
     };
     let mut run = Run::new(request);
     run.run_id = run_id.clone();

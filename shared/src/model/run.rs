@@ -286,6 +286,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// Who sent the request, as its trigger proved it (kept with the request).
+    pub fn requested_by_principal(&self) -> Option<&str> {
+        self.request.requested_by_principal.as_deref()
+    }
+
     pub fn new(request: RevocationRequest) -> Run {
         let now = Utc::now();
         Run {

@@ -15,7 +15,7 @@ mod verify;
 pub use crate::ports::{Connections, Connector, NoProgress, Notify, ProgressObserver, Tenant};
 pub use discover::discover;
 pub use dispatch::{abandon, dispatch};
-pub use intake::{intake, Accepted, IntakeError};
+pub use intake::{intake, intake_as, Accepted, IntakeError};
 pub use notify::{fail_and_notify, notify_failure};
 pub use remove::{give_up, remove};
 pub use scan_shard::scan_shard;

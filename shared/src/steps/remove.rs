@@ -322,6 +322,7 @@ pub(crate) fn audit(
         user_email: run.request.user_email.clone(),
         company_id: run.request.company_id.clone(),
         requested_by: run.request.requested_by.clone(),
+        requested_by_principal: run.request.requested_by_principal.clone(),
         reason: run.request.reason.clone(),
         item_id: Some(item.id),
         grant: Some(item.grant.clone()),

@@ -496,6 +496,7 @@ fn verification_record(run: &Run, verification: &Verification) -> AuditRecord {
         user_email: run.request.user_email.clone(),
         company_id: run.request.company_id.clone(),
         requested_by: run.request.requested_by.clone(),
+        requested_by_principal: run.request.requested_by_principal.clone(),
         reason: run.request.reason.clone(),
         item_id: None,
         grant: None,

@@ -16,6 +16,7 @@ mod aws_kit;
 mod clients_connectwise;
 mod clients_m365;
 mod clients_throttling;
+mod least_authority;
 mod restore;
 mod trust_checks;
 mod trust_report;
