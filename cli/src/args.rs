@@ -19,6 +19,9 @@ pub struct Cli {
 pub enum Command {
     /// Discover, remove and verify every grant the user holds on other mailboxes.
     Run(RunArgs),
+    /// Go on with a run that was interrupted (Ctrl-C) or whose process died, from its state
+    /// in the data directory; the result covers the whole run.
+    Resume(ResumeArgs),
     /// Check a company's set-up without removing anything: credentials and app roles, the
     /// Exchange role, the notification sender and recipients, the ticket (exit 0 all ok, 2 not).
     Check(CheckArgs),
@@ -118,10 +121,33 @@ pub struct RunArgs {
     pub sandbox: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "json")]
     pub format: Format,
-    /// Where audit files go (overrides the config's audit_dir).
-    #[arg(long, value_name = "DIR")]
-    pub audit_dir: Option<PathBuf>,
+    /// Where run state (revoke365.db) and audit files go (overrides the config's data_dir).
+    #[arg(long = "data-dir", visible_alias = "audit-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Ceiling of the requests in flight per tenant and service (learnt below it).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Start a new run even though an interrupted run of this user and company exists.
+    #[arg(long)]
+    pub new: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    /// The run id the interrupted run printed.
+    #[arg(value_name = "RUN_ID")]
+    pub run_id: String,
+    /// TOML config for a real tenant (default: the one the run was started with).
+    #[arg(long, value_name = "FILE", conflicts_with = "sandbox")]
+    pub config: Option<PathBuf>,
+    /// The sandbox fixture (default: the one the run was started with).
+    #[arg(long, value_name = "FIXTURE")]
+    pub sandbox: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// The data directory the run was started with.
+    #[arg(long = "data-dir", visible_alias = "audit-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
 }

@@ -3,7 +3,9 @@
 
 use crate::args::{AuditVerifyArgs, Format};
 use crate::{CliError, EXIT_NOT_SUCCESSFUL, EXIT_SUCCESS};
-use revoke365::adapters::file_store::{audit_manifest_path, read_audit_file, read_audit_manifest};
+use revoke365::adapters::sqlite_store::{
+    audit_manifest_path, read_audit_file, read_audit_manifest,
+};
 use revoke365::model::{check_audit, AuditCheck, AuditStatus, RunId};
 
 pub fn verify(args: &AuditVerifyArgs) -> Result<u8, CliError> {

@@ -28,15 +28,7 @@ pub async fn check(args: CheckArgs) -> Result<u8, CliError> {
         }
         (None, Some(fixture)) => {
             let sb = sandbox::start(fixture).await?;
-            let connector = HttpConnector {
-                core: http_core(None, config::HttpSection::default())?,
-                urls: sb.urls.clone(),
-                m365_client_id: sb.client_id.clone(),
-                m365_client_secret: sb.client_secret.clone(),
-                connectwise: sb.connectwise.clone(),
-                recheck: Recheck::default(),
-                shard_time: DEFAULT_SHARD_TIME,
-            };
+            let connector = sb.connector(http_core(None, config::HttpSection::default())?);
             (vec![sb.org.clone()], connector, Some(sb))
         }
         (None, None) => {

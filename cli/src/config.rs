@@ -1,4 +1,5 @@
-//! The TOML config for a real tenant (product.md §5); secrets come from the environment.
+//! The TOML config for a real tenant; secrets come from the environment, identifiers that are
+//! not secret may be in the file (the environment wins).
 
 use crate::CliError;
 use revoke365::config::{ConnectWiseCredentials, Secret, ServiceUrls};
@@ -16,7 +17,9 @@ struct ConfigFile {
     psa: PsaSection,
     #[serde(default)]
     company: Vec<OrgSettings>,
-    audit_dir: Option<PathBuf>,
+    /// Run state (`revoke365.db`) and audit files; `audit_dir` was its first name.
+    #[serde(alias = "audit_dir")]
+    data_dir: Option<PathBuf>,
     #[serde(default)]
     http: HttpSection,
 }
@@ -41,6 +44,12 @@ struct UrlsSection {
 struct PsaSection {
     #[serde(default)]
     kind: PsaKind,
+    /// ConnectWise company id (`REVOKE365_CW_COMPANY` wins).
+    company: Option<String>,
+    /// ConnectWise API member's public key (`REVOKE365_CW_PUBLIC_KEY` wins).
+    public_key: Option<String>,
+    /// ConnectWise developer clientId (`REVOKE365_CW_CLIENT_ID` wins).
+    client_id: Option<String>,
 }
 
 /// Ceilings of the requests in flight per tenant; below them the limits are learnt from the
@@ -61,22 +70,85 @@ pub struct Settings {
     pub m365_client_id: String,
     pub m365_client_secret: Secret,
     pub connectwise: ConnectWiseCredentials,
-    pub audit_dir: PathBuf,
+    pub data_dir: PathBuf,
     pub http: HttpSection,
 }
 
-pub const DEFAULT_AUDIT_DIR: &str = "./revoke365-audit";
+/// Where run state and audit files go unless the config or `--data-dir` says otherwise.
+pub const DEFAULT_DATA_DIR: &str = "./revoke365-audit";
 
-fn env_secret(var: &str) -> Result<String, CliError> {
-    std::env::var(var)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| CliError::config(var, format!("environment variable {var} must be set (secrets are never read from the config file)")))
+/// The value of a non-empty environment variable.
+fn env_value(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Collects the values a run needs from the environment (or, for identifiers, the file), so
+/// that every missing one is named in a single error.
+#[derive(Default)]
+struct Wanted {
+    missing: Vec<String>,
+}
+
+impl Wanted {
+    fn secret(&mut self, var: &str) -> String {
+        self.value(var, None, None)
+    }
+
+    fn value(&mut self, var: &str, from_file: Option<String>, key: Option<&str>) -> String {
+        match env_value(var).or(from_file.filter(|v| !v.trim().is_empty())) {
+            Some(v) => v,
+            None => {
+                self.missing.push(match key {
+                    Some(key) => format!("{var} (or {key} in the config)"),
+                    None => var.to_string(),
+                });
+                String::new()
+            }
+        }
+    }
+
+    fn check(self) -> Result<(), CliError> {
+        match self.missing.as_slice() {
+            [] => Ok(()),
+            [one] => Err(CliError::config(
+                one.split(' ').next().unwrap_or(one),
+                format!("{one} must be set (secrets are read only from the environment, never from the config file)"),
+            )),
+            all => Err(CliError::config(
+                "environment",
+                format!(
+                    "these must be set (secrets are read only from the environment, never from the config file): {}",
+                    all.join(", ")
+                ),
+            )),
+        }
+    }
+}
+
+/// A top-level key written after a `[[company]]` table belongs to that table in TOML: say so
+/// instead of "unknown field".
+fn misplaced_top_level_key(text: &str) -> Option<String> {
+    let value: toml::Table = toml::from_str(text).ok()?;
+    let companies = value.get("company")?.as_array()?;
+    for key in ["data_dir", "audit_dir"] {
+        if companies.iter().any(|c| c.get(key).is_some()) {
+            return Some(format!(
+                "{key} is inside a [[company]] table (TOML puts every key written after a table header in that table); move it to the top of the file, before any [section]"
+            ));
+        }
+    }
+    None
 }
 
 pub fn load(path: &Path) -> Result<Settings, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::config("config", format!("cannot read {}: {e}", path.display())))?;
+    if let Some(message) = misplaced_top_level_key(&text) {
+        return Err(CliError::config(
+            "data_dir",
+            format!("{}: {message}", path.display()),
+        ));
+    }
     let file: ConfigFile = toml::from_str(&text).map_err(|e| {
         CliError::config(
             "config",
@@ -105,20 +177,36 @@ pub fn load(path: &Path) -> Result<Settings, CliError> {
         o.psa_kind = file.psa.kind;
         o
     });
+    let mut wanted = Wanted::default();
+    let m365_client_secret = wanted.secret("REVOKE365_M365_CLIENT_SECRET");
+    let connectwise = ConnectWiseCredentials {
+        company: wanted.value(
+            "REVOKE365_CW_COMPANY",
+            file.psa.company,
+            Some("psa.company"),
+        ),
+        public_key: wanted.value(
+            "REVOKE365_CW_PUBLIC_KEY",
+            file.psa.public_key,
+            Some("psa.public_key"),
+        ),
+        private_key: Secret::new(wanted.secret("REVOKE365_CW_PRIVATE_KEY")),
+        client_id: wanted.value(
+            "REVOKE365_CW_CLIENT_ID",
+            file.psa.client_id,
+            Some("psa.client_id"),
+        ),
+    };
+    wanted.check()?;
     Ok(Settings {
         orgs: orgs.collect(),
         urls,
         m365_client_id: file.m365.client_id,
-        m365_client_secret: Secret::new(env_secret("REVOKE365_M365_CLIENT_SECRET")?),
-        connectwise: ConnectWiseCredentials {
-            company: env_secret("REVOKE365_CW_COMPANY")?,
-            public_key: env_secret("REVOKE365_CW_PUBLIC_KEY")?,
-            private_key: Secret::new(env_secret("REVOKE365_CW_PRIVATE_KEY")?),
-            client_id: env_secret("REVOKE365_CW_CLIENT_ID")?,
-        },
-        audit_dir: file
-            .audit_dir
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_AUDIT_DIR)),
+        m365_client_secret: Secret::new(m365_client_secret),
+        connectwise,
+        data_dir: file
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         http: file.http,
     })
 }

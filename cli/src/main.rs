@@ -1,32 +1,37 @@
 //! `revoke365`: runs the whole job in one process — the same steps as the Lambda functions,
-//! with an in-process queue and a file-backed audit store.
+//! with an in-process queue and the run state on disk (`<data_dir>/revoke365.db`), so that an
+//! interrupted or killed run can be resumed.
 
 mod args;
 mod audit;
 mod check;
 mod config;
 mod progress;
+mod reachable;
 mod sandbox;
 
-use args::{Cli, Command, Format, RunArgs};
+use args::{Cli, Command, Format, ResumeArgs, RunArgs};
 use clap::Parser;
 use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
-use revoke365::adapters::file_store::FileRunStore;
 use revoke365::adapters::http::HttpCore;
 use revoke365::adapters::memory_queue::MemoryQueue;
+use revoke365::adapters::sqlite_store::SqliteRunStore;
 use revoke365::config::{HttpSettings, Recheck};
-use revoke365::engine::LocalEngine;
-use revoke365::model::{InvalidRequest, RevocationRequest, RunStatus};
+use revoke365::engine::{partial_report, LocalEngine, ResumeError, StopSignal, STOP_GRACE};
+use revoke365::model::{InvalidRequest, OrgSettings, RevocationRequest, Run, RunId, RunStatus};
 use revoke365::steps::IntakeError;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// Exit codes (product.md §5).
+/// Exit codes: 0 success, 1 finished without success, 2 bad input or configuration,
+/// 130 interrupted (resumable).
 const EXIT_SUCCESS: u8 = 0;
 const EXIT_NOT_SUCCESSFUL: u8 = 1;
-const EXIT_BAD_INPUT: u8 = 2;
+pub const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_INTERRUPTED: u8 = 130;
 
 /// An error the CLI reports as the §2 error JSON.
 #[derive(Debug)]
@@ -82,79 +87,181 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match cli.command {
-        Command::Run(args) => {
-            let format = args.format;
-            match runtime.block_on(run(args)) {
-                Ok(code) => ExitCode::from(code),
-                Err(e) => {
-                    e.print(format);
-                    ExitCode::from(e.exit)
-                }
-            }
-        }
+    let (format, result) = match cli.command {
+        Command::Run(args) => (args.format, runtime.block_on(run(args))),
+        Command::Resume(args) => (args.format, runtime.block_on(resume(args))),
+        Command::Check(args) => (args.format, runtime.block_on(check::check(args))),
         Command::Audit(args::AuditArgs {
             command: args::AuditCommand::Verify(args),
-        }) => {
-            let format = args.format;
-            match audit::verify(&args) {
-                Ok(code) => ExitCode::from(code),
-                Err(e) => {
-                    e.print(format);
-                    ExitCode::from(e.exit)
-                }
-            }
+        }) => (args.format, audit::verify(&args)),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            e.print(format);
+            ExitCode::from(e.exit)
         }
-        Command::Check(args) => {
-            let format = args.format;
-            match runtime.block_on(check::check(args)) {
-                Ok(code) => ExitCode::from(code),
-                Err(e) => {
-                    e.print(format);
-                    ExitCode::from(e.exit)
-                }
-            }
+    }
+}
+
+/// Where a run was started from, remembered in the store so that `resume` finds it again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Origin {
+    Config { path: PathBuf },
+    Sandbox { fixture: PathBuf, state: PathBuf },
+}
+
+impl Origin {
+    fn flag(&self) -> String {
+        match self {
+            Origin::Config { path } => format!("--config {}", path.display()),
+            Origin::Sandbox { fixture, .. } => format!("--sandbox {}", fixture.display()),
         }
+    }
+}
+
+/// What a run talks to and where it keeps its state.
+struct Target {
+    orgs: Vec<OrgSettings>,
+    connector: Arc<HttpConnector>,
+    data_dir: PathBuf,
+    sandbox: Option<sandbox::Sandbox>,
+    origin: Origin,
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Builds the target from `--config` or `--sandbox`. A sandbox keeps its tenant's state in
+/// `sandbox_state` (restored from it when `restore`).
+async fn target(
+    origin: Origin,
+    data_dir: Option<PathBuf>,
+    concurrency: Option<usize>,
+    restore: bool,
+) -> Result<Target, CliError> {
+    match origin {
+        Origin::Config { path } => {
+            let s = config::load(&path)?;
+            reachable::check(&s.urls).await?;
+            let core = http_core(concurrency, s.http)?;
+            Ok(Target {
+                orgs: s.orgs,
+                connector: Arc::new(HttpConnector {
+                    core,
+                    urls: s.urls,
+                    m365_client_id: s.m365_client_id,
+                    m365_client_secret: s.m365_client_secret,
+                    connectwise: s.connectwise,
+                    recheck: Recheck::default(),
+                    shard_time: DEFAULT_SHARD_TIME,
+                }),
+                data_dir: data_dir.unwrap_or(s.data_dir),
+                sandbox: None,
+                origin: Origin::Config { path },
+            })
+        }
+        Origin::Sandbox { fixture, state } => {
+            let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
+            let sb = sandbox::start_kept(&fixture, &state, restore).await?;
+            eprintln!("sandbox: simulator at {}", sb.sim.base_url);
+            let connector = sb.connector(http_core(concurrency, config::HttpSection::default())?);
+            Ok(Target {
+                orgs: vec![sb.org.clone()],
+                connector: Arc::new(connector),
+                data_dir,
+                sandbox: Some(sb),
+                origin: Origin::Sandbox { fixture, state },
+            })
+        }
+    }
+}
+
+fn open_store(data_dir: &Path, orgs: Vec<OrgSettings>) -> Result<SqliteRunStore, CliError> {
+    SqliteRunStore::open(data_dir, orgs).map_err(|e| {
+        CliError::config(
+            "data_dir",
+            format!("cannot use {}: {e}", data_dir.display()),
+        )
+    })
+}
+
+/// The engine, stopped by the first SIGINT or SIGTERM; a second one exits at once.
+fn engine(
+    store: Arc<SqliteRunStore>,
+    target: &Target,
+    progress: Arc<progress::Progress>,
+) -> LocalEngine {
+    let stop = StopSignal::default();
+    listen_for_signals(stop.clone());
+    LocalEngine {
+        store,
+        queue: Arc::new(MemoryQueue::default()),
+        connector: target.connector.clone(),
+        progress,
+        stop,
+    }
+}
+
+fn listen_for_signals(stop: StopSignal) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        eprintln!(
+            "{name}: stopping — no new removals; calls in flight get up to {}s to finish (press Ctrl-C again to quit at once)",
+            STOP_GRACE.as_secs()
+        );
+        stop.stop(&format!("interrupted by {name}"));
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("second signal: quitting now; `revoke365 resume RUN_ID` re-checks the calls that were in flight");
+        std::process::exit(EXIT_INTERRUPTED as i32);
+    });
+}
+
+fn internal(message: String) -> CliError {
+    CliError {
+        code: "internal".into(),
+        field: None,
+        message,
+        exit: EXIT_NOT_SUCCESSFUL,
     }
 }
 
 async fn run(args: RunArgs) -> Result<u8, CliError> {
     // Validate the request before anything else: no config read, no simulator, no network.
     let body = args.request_body();
-    RevocationRequest::from_json(&body)?;
+    let request = RevocationRequest::from_json(&body)?;
 
-    let (orgs, connector, audit_dir, sandbox) = match (&args.config, &args.sandbox) {
-        (Some(path), _) => {
-            let s = config::load(path)?;
-            let core = http_core(args.concurrency, s.http)?;
-            let connector = HttpConnector {
-                core,
-                urls: s.urls,
-                m365_client_id: s.m365_client_id,
-                m365_client_secret: s.m365_client_secret,
-                connectwise: s.connectwise,
-                recheck: Recheck::default(),
-                shard_time: DEFAULT_SHARD_TIME,
-            };
-            (s.orgs, connector, s.audit_dir, None)
-        }
+    let origin = match (&args.config, &args.sandbox) {
+        (Some(path), _) => Origin::Config {
+            path: absolute(path),
+        },
         (None, Some(fixture)) => {
-            let sb = sandbox::start(fixture).await?;
-            let connector = HttpConnector {
-                core: http_core(args.concurrency, config::HttpSection::default())?,
-                urls: sb.urls.clone(),
-                m365_client_id: sb.client_id.clone(),
-                m365_client_secret: sb.client_secret.clone(),
-                connectwise: sb.connectwise.clone(),
-                recheck: Recheck::default(),
-                shard_time: DEFAULT_SHARD_TIME,
-            };
-            (
-                vec![sb.org.clone()],
-                connector,
-                PathBuf::from(config::DEFAULT_AUDIT_DIR),
-                Some(sb),
-            )
+            let dir = args
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
+            Origin::Sandbox {
+                fixture: absolute(fixture),
+                state: absolute(
+                    &dir.join("sandbox")
+                        .join(format!("{}.tenant.json", uuid_like())),
+                ),
+            }
         }
         (None, None) => {
             return Err(CliError::config(
@@ -163,36 +270,173 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
             ))
         }
     };
-    let audit_dir = args.audit_dir.clone().unwrap_or(audit_dir);
-    let store = Arc::new(FileRunStore::open(&audit_dir, orgs).map_err(|e| {
-        CliError::config(
-            "audit_dir",
-            format!("cannot use {}: {e}", audit_dir.display()),
-        )
-    })?);
-    let bars = Arc::new(progress::Bars::default());
-    bars.show_throttling(connector.core.clone());
-    let engine = LocalEngine {
-        store: store.clone(),
-        queue: Arc::new(MemoryQueue::default()),
-        connector: Arc::new(connector),
-        progress: bars.clone(),
+    let target = target(origin, args.data_dir.clone(), args.concurrency, false).await?;
+    let store = Arc::new(open_store(&target.data_dir, target.orgs.clone())?);
+    // A dry run changes nothing: it neither waits for an interrupted run nor blocks one.
+    if !args.new && !request.dry_run {
+        let waiting = store
+            .resumable_runs(&request.company_id, &request.user_email)
+            .map_err(|e| internal(e.to_string()))?;
+        if let Some(run) = waiting.iter().rev().find(|r| !r.request.dry_run) {
+            return Err(CliError {
+                code: "interrupted_run_exists".into(),
+                field: Some("run_id".into()),
+                message: format!(
+                    "run {} for {} at {} stopped before its end ({}); continue it with `revoke365 resume {}{}`, or pass --new to start another run",
+                    run.run_id,
+                    run.request.user_email,
+                    run.request.company_id,
+                    stopped_while(run),
+                    run.run_id,
+                    data_dir_flag(&args.data_dir),
+                ),
+                exit: EXIT_BAD_INPUT,
+            });
+        }
+    }
+    let progress = Arc::new(progress::Progress::default());
+    let engine = engine(store.clone(), &target, progress.clone());
+    let origin_json = serde_json::to_string(&target.origin).expect("origin serializes");
+    let mut watch = None;
+    // The operator's own tool: its caller is the OS user, and it may name its config's
+    // companies when one is unknown.
+    let principal = revoke365::authorize::principal::os_user(&os_user());
+    let started = engine
+        .run_watched(Some(&principal), &body, Some(&origin_json), |id| {
+            watch = Some(progress.watch(store.clone(), id.clone(), target.connector.core.clone()));
+        })
+        .await;
+    let run = match started {
+        Ok(run) => run,
+        Err(IntakeError::Invalid(e)) if e.field == "company_id" => {
+            let known = revoke365::ports::RunStore::company_ids(store.as_ref())
+                .await
+                .unwrap_or_default();
+            let mut e = CliError::from(e);
+            e.message = format!("{}; configured companies: {}", e.message, known.join(", "));
+            return Err(e);
+        }
+        Err(IntakeError::Invalid(e)) => return Err(CliError::from(e)),
+        Err(IntakeError::Refused(e)) => {
+            return Err(CliError {
+                code: "forbidden".into(),
+                field: Some("company_id".into()),
+                message: e.to_string(),
+                exit: EXIT_BAD_INPUT,
+            })
+        }
+        Err(other) => return Err(internal(other.to_string())),
     };
-    let run = engine.run(&body).await.map_err(|e| match e {
-        IntakeError::Invalid(e) => CliError::from(e),
+    if let Some(w) = watch {
+        w.finish();
+    }
+    finish(&store, &target, run, &args.data_dir, args.format).await
+}
+
+async fn resume(args: ResumeArgs) -> Result<u8, CliError> {
+    let run_id = RunId(args.run_id.trim().to_string());
+    let data_dir = match (&args.data_dir, &args.config) {
+        (Some(d), _) => d.clone(),
+        (None, Some(path)) => config::load(path)?.data_dir,
+        (None, None) => PathBuf::from(config::DEFAULT_DATA_DIR),
+    };
+    let (known, origin) = {
+        let store = open_store(&data_dir, Vec::new())?;
+        let known = revoke365::ports::RunStore::get_run(&store, &run_id)
+            .await
+            .map_err(|e| internal(e.to_string()))?;
+        let origin: Option<Origin> = store
+            .origin(&run_id)
+            .map_err(|e| internal(e.to_string()))?
+            .and_then(|o| serde_json::from_str(&o).ok());
+        (known, origin)
+    };
+    if known.is_none() {
+        return Err(CliError {
+            code: "run_not_found".into(),
+            field: Some("run_id".into()),
+            message: format!("no run {run_id} in {}", data_dir.display()),
+            exit: EXIT_BAD_INPUT,
+        });
+    }
+    let origin = match (&args.config, &args.sandbox, origin) {
+        (Some(path), _, _) => Origin::Config {
+            path: absolute(path),
+        },
+        (None, Some(fixture), Some(Origin::Sandbox { state, .. })) => Origin::Sandbox {
+            fixture: absolute(fixture),
+            state,
+        },
+        (None, Some(fixture), _) => Origin::Sandbox {
+            fixture: absolute(fixture),
+            state: absolute(
+                &data_dir
+                    .join("sandbox")
+                    .join(format!("{run_id}.tenant.json")),
+            ),
+        },
+        (None, None, Some(origin)) => origin,
+        (None, None, None) => {
+            return Err(CliError::config(
+                "config",
+                format!("run {run_id} does not say where it was started from: pass --config FILE or --sandbox FIXTURE"),
+            ))
+        }
+    };
+    let target = target(origin, Some(data_dir.clone()), args.concurrency, true).await?;
+    let store = Arc::new(open_store(&target.data_dir, target.orgs.clone())?);
+    let progress = Arc::new(progress::Progress::default());
+    let engine = engine(store.clone(), &target, progress.clone());
+    let watch = progress.watch(store.clone(), run_id.clone(), target.connector.core.clone());
+    let run = engine.resume(&run_id).await.map_err(|e| match e {
+        ResumeError::Store(e) => internal(e.to_string()),
         other => CliError {
-            code: "internal".into(),
-            field: None,
+            code: match other {
+                ResumeError::NotFound(_) => "run_not_found",
+                ResumeError::Finished(..) => "run_finished",
+                _ => "run_busy",
+            }
+            .into(),
+            field: Some("run_id".into()),
             message: other.to_string(),
-            exit: EXIT_NOT_SUCCESSFUL,
+            exit: EXIT_BAD_INPUT,
         },
     })?;
-    bars.finish();
+    watch.finish();
+    finish(&store, &target, run, &Some(data_dir), args.format).await
+}
 
-    let audit_path = store.audit_path(&run.run_id);
-    if let Some(sb) = &sandbox {
-        eprintln!("sandbox: simulator at {}", sb.sim.base_url);
+fn uuid_like() -> String {
+    (0..16)
+        .map(|_| fastrand::alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+fn data_dir_flag(data_dir: &Option<PathBuf>) -> String {
+    data_dir
+        .as_ref()
+        .map(|d| format!(" --data-dir {}", d.display()))
+        .unwrap_or_default()
+}
+
+fn stopped_while(run: &Run) -> String {
+    match &run.interruption {
+        Some(i) => format!("{} while {}", i.reason, i.during.as_str()),
+        None => format!("its process ended while {}", run.status.as_str()),
     }
+}
+
+/// Prints how the run ended: the result on stdout (a partial one, `interrupted`, when it was
+/// stopped), where its files are on stderr; returns the exit code.
+async fn finish(
+    store: &SqliteRunStore,
+    target: &Target,
+    run: Run,
+    data_dir: &Option<PathBuf>,
+    format: Format,
+) -> Result<u8, CliError> {
+    let audit_path = store.audit_path(&run.run_id);
     eprintln!("audit trail: {}", audit_path.display());
     if run.status == RunStatus::Failed {
         let failure = run.failure.unwrap_or_else(|| {
@@ -221,37 +465,64 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
             exit,
         });
     }
-    let report = run.result.ok_or_else(|| CliError {
-        code: "internal".into(),
-        field: None,
-        message: format!(
+    if !run.status.is_terminal() {
+        let report = partial_report(store, &run)
+            .await
+            .map_err(|e| internal(e.to_string()))?;
+        print_report(&report, format);
+        eprintln!(
+            "run {} {}; nothing more will be removed until it is resumed: revoke365 resume {} {}{}",
+            run.run_id,
+            stopped_while(&run),
+            run.run_id,
+            target.origin.flag(),
+            data_dir_flag(data_dir),
+        );
+        return Ok(EXIT_INTERRUPTED);
+    }
+    let report = run.result.ok_or_else(|| {
+        internal(format!(
             "run {} ended as {} without a result",
             run.run_id,
             run.status.as_str()
-        ),
-        exit: EXIT_NOT_SUCCESSFUL,
+        ))
     })?;
     eprintln!("result: {}", store.result_path(&run.run_id).display());
-    if let Some(sb) = &sandbox {
-        match sb.write_artifacts(&audit_dir, &report.run_id, report.ticket_id.as_deref()) {
+    if let Some(sb) = &target.sandbox {
+        match sb.write_artifacts(
+            &target.data_dir,
+            &report.run_id,
+            report.ticket_id.as_deref(),
+        ) {
             Ok(paths) => paths
                 .iter()
                 .for_each(|(what, p)| eprintln!("{what}: {}", p.display())),
             Err(e) => eprintln!("could not write sandbox artifacts: {e}"),
         }
     }
-    match args.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serializes")
-        ),
-        Format::Table => print!("{}", revoke365::render::text_report(&report)),
-    }
+    print_report(&report, format);
     Ok(if report.success {
         EXIT_SUCCESS
     } else {
         EXIT_NOT_SUCCESSFUL
     })
+}
+
+/// The OS user running the CLI (`USER`, or `USERNAME` on Windows).
+fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn print_report(report: &revoke365::model::Report, format: Format) {
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(report).expect("report serializes")
+        ),
+        Format::Table => print!("{}", revoke365::render::text_report(report)),
+    }
 }
 
 /// The HTTP core with the ceilings asked for: `--concurrency` caps both services, the

@@ -1,6 +1,9 @@
 //! `--sandbox FIXTURE`: the simulator in-process on loopback, with the real clients pointed at it.
 
 use crate::CliError;
+use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
+use revoke365::adapters::http::HttpCore;
+use revoke365::config::Recheck;
 use revoke365::config::{ConnectWiseCredentials, Secret, ServiceUrls};
 use revoke365::model::OrgSettings;
 use revoke365_sim::{SimHandle, SimOptions};
@@ -20,7 +23,42 @@ fn random_secret() -> String {
     (0..32).map(|_| fastrand::alphanumeric()).collect()
 }
 
+/// Starts the simulator loaded with the fixture at `path`, its state kept in memory only.
 pub async fn start(path: &Path) -> Result<Sandbox, CliError> {
+    launch(path).await
+}
+
+/// Starts the simulator loaded with the fixture at `path`. Its tenant's state is saved to
+/// `state` after every change, so that an interrupted or killed run resumes against the tenant
+/// it left; with `restore`, the simulator first goes on from what `state` holds.
+pub async fn start_kept(path: &Path, state: &Path, restore: bool) -> Result<Sandbox, CliError> {
+    let sb = launch(path).await?;
+    let sim = &sb.sim;
+    let bad = |m: String| CliError::config("sandbox", format!("{}: {m}", path.display()));
+    if restore && state.exists() {
+        sim.restore_from(state).map_err(|e| {
+            CliError::config(
+                "sandbox",
+                format!(
+                    "cannot restore the sandbox tenant from {}: {e}",
+                    state.display()
+                ),
+            )
+        })?;
+    }
+    if let Some(dir) = state.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| bad(e.to_string()))?;
+    }
+    sim.persist_to(state).map_err(|e| {
+        CliError::config(
+            "sandbox",
+            format!("cannot save the sandbox tenant to {}: {e}", state.display()),
+        )
+    })?;
+    Ok(sb)
+}
+
+async fn launch(path: &Path) -> Result<Sandbox, CliError> {
     let bad = |m: String| CliError::config("sandbox", format!("{}: {m}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let json: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
@@ -54,6 +92,19 @@ pub async fn start(path: &Path) -> Result<Sandbox, CliError> {
 }
 
 impl Sandbox {
+    /// The HTTP connector that points every client at this simulator.
+    pub fn connector(&self, core: std::sync::Arc<HttpCore>) -> HttpConnector {
+        HttpConnector {
+            core,
+            urls: self.urls.clone(),
+            m365_client_id: self.client_id.clone(),
+            m365_client_secret: self.client_secret.clone(),
+            connectwise: self.connectwise.clone(),
+            recheck: Recheck::default(),
+            shard_time: DEFAULT_SHARD_TIME,
+        }
+    }
+
     /// Writes what the simulated PSA and mailbox received next to the audit file; returns the
     /// paths written.
     pub fn write_artifacts(

@@ -46,8 +46,19 @@ fn stderr_error(out: &Output) -> Value {
     serde_json::from_str(line).unwrap()
 }
 
+/// Audit and result files in `dir`: what a run leaves (the store's database and the sandbox's
+/// saved tenant are not runs).
 fn files_in(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    name.ends_with(".audit.jsonl") || name.ends_with(".result.json")
+                })
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 #[test]
@@ -446,9 +457,39 @@ fn config_problems_exit_2_and_name_what_is_missing() {
     ];
     let out = revoke365(&args, &[], tmp.path());
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        stderr_error(&out)["error"]["field"],
-        "REVOKE365_M365_CLIENT_SECRET"
+    // Every missing value in one error, not one per run.
+    let err = stderr_error(&out);
+    assert_eq!(err["error"]["field"], "environment", "{err}");
+    let message = err["error"]["message"].as_str().unwrap();
+    for var in [
+        "REVOKE365_M365_CLIENT_SECRET",
+        "REVOKE365_CW_COMPANY",
+        "REVOKE365_CW_PUBLIC_KEY",
+        "REVOKE365_CW_PRIVATE_KEY",
+        "REVOKE365_CW_CLIENT_ID",
+    ] {
+        assert!(message.contains(var), "{var} named: {message}");
+    }
+
+    // Identifiers that are not secrets may be in the config: only the secrets are then missing.
+    let with_ids = config_toml("", "t").replace(
+        "kind = \"connectwise\"",
+        "kind = \"connectwise\"\ncompany = \"msp\"\npublic_key = \"pub\"\nclient_id = \"11111111-2222-3333-4444-555555555555\"",
+    );
+    std::fs::write(&config, with_ids).unwrap();
+    let out = revoke365(&args, &[], tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+    let message = stderr_error(&out)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("REVOKE365_M365_CLIENT_SECRET")
+            && message.contains("REVOKE365_CW_PRIVATE_KEY")
+            && !message.contains("REVOKE365_CW_COMPANY")
+            && !message.contains("REVOKE365_CW_PUBLIC_KEY")
+            && !message.contains("REVOKE365_CW_CLIENT_ID"),
+        "{message}"
     );
 
     std::fs::write(&config, "[m365]\nclient_id = 5\n").unwrap();
@@ -471,6 +512,566 @@ fn config_problems_exit_2_and_name_what_is_missing() {
         tmp.path(),
     );
     assert_eq!(out.status.code(), Some(2), "neither --config nor --sandbox");
+}
+
+/// The README's sample config, exactly as printed.
+fn readme_toml() -> String {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let start = readme
+        .find("```toml\n")
+        .expect("a TOML block in the README")
+        + 8;
+    let len = readme[start..].find("```").unwrap();
+    readme[start..start + len].to_string()
+}
+
+/// The README's config loads as printed and runs (a dry run) against the simulator, with the
+/// endpoints and secrets from the environment as the README says.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_config_loads_as_printed_and_dry_runs_against_the_simulator() {
+    let toml_text = readme_toml();
+    let tenant_id = toml_text
+        .lines()
+        .find_map(|l| l.strip_prefix("tenant_id = "))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .expect("tenant_id in the README's config");
+    // The sandbox tenant, given the README's tenant id.
+    let mut fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(events("acme-tenant.json")).unwrap())
+            .unwrap();
+    fixture["tenant_id"] = Value::String(tenant_id);
+    let sim = revoke365_sim::start(
+        revoke365_sim::Fixture::from_json(&fixture.to_string()).unwrap(),
+        revoke365_sim::SimOptions {
+            client_secret: Some(SECRET.into()),
+            cw_private_key: Some(CW_KEY.into()),
+        },
+    )
+    .await
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("revoke365.toml");
+    std::fs::write(&config, &toml_text).unwrap();
+    let mut env = secrets_env();
+    for var in [
+        "REVOKE365_LOGIN_URL",
+        "REVOKE365_GRAPH_URL",
+        "REVOKE365_EXO_URL",
+        "REVOKE365_PSA_URL",
+    ] {
+        env.push((var.into(), sim.base_url.clone()));
+    }
+    let out = revoke365_async(
+        [
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+            "--dry-run",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        env,
+        tmp.path().to_path_buf(),
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let result: Report = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(result.dry_run && result.success);
+    let would: usize = [
+        &result.permissions_removed.full_access,
+        &result.permissions_removed.send_as,
+        &result.permissions_removed.send_on_behalf,
+        &result.permissions_removed.calendar_delegates,
+    ]
+    .iter()
+    .map(|v| v.len())
+    .sum::<usize>()
+        + result.permissions_removed.shared_mailboxes.len();
+    assert!(would >= 5, "the dry run found the grants: {result:?}");
+    assert_eq!(sim.snapshot().mailboxes, {
+        let fresh = revoke365_sim::start(
+            revoke365_sim::Fixture::from_json(&fixture.to_string()).unwrap(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        fresh.snapshot().mailboxes
+    });
+    // The data directory the README names holds the run.
+    let data_dir = toml_text
+        .lines()
+        .find_map(|l| l.strip_prefix("data_dir = "))
+        .map(|v| {
+            v.split('#')
+                .next()
+                .unwrap()
+                .trim()
+                .trim_matches('"')
+                .to_string()
+        })
+        .expect("data_dir in the README's config");
+    assert!(files_in(&tmp.path().join(data_dir)) >= 2, "{stderr}");
+
+    // A data_dir written after [[company]] (where TOML puts it in that table) is explained.
+    std::fs::write(
+        &config,
+        format!("{}\naudit_dir = \"./x\"\n", config_toml("", "t")),
+    )
+    .unwrap();
+    let out = revoke365(
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--user",
+            "a@b.com",
+            "--company-id",
+            "acme",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_error(&out);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("move it to the top"),
+        "{err}"
+    );
+    sim.shutdown().await;
+}
+
+/// A URL nothing listens on: a clear `unreachable` error naming it, exit 2, in seconds.
+#[test]
+fn an_unreachable_endpoint_is_named_within_seconds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("c.toml");
+    // Port 9 (discard) on loopback: connection refused.
+    std::fs::write(
+        &config,
+        config_toml(
+            "[urls]\nlogin = \"http://127.0.0.1:9\"\ngraph = \"http://127.0.0.1:9\"\nexo = \"http://127.0.0.1:9\"\npsa = \"http://127.0.0.1:9\"\n",
+            "t",
+        ),
+    )
+    .unwrap();
+    let owned = secrets_env();
+    let env: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let started = std::time::Instant::now();
+    let out = revoke365(
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+        ],
+        &env,
+        tmp.path(),
+    );
+    let took = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = stderr_error(&out);
+    assert_eq!(err["error"]["code"], "unreachable", "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("http://127.0.0.1:9"),
+        "{err}"
+    );
+    assert!(took < std::time::Duration::from_secs(8), "took {took:?}");
+}
+
+/// The acme tenant with every simulated request slowed down, so that a run can be stopped
+/// half-way.
+fn slow_acme(dir: &Path) -> PathBuf {
+    let mut fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(events("acme-tenant.json")).unwrap())
+            .unwrap();
+    fixture["sim"]["latency_ms"] = Value::from(250);
+    let path = dir.join("slow-acme.json");
+    std::fs::write(&path, fixture.to_string()).unwrap();
+    path
+}
+
+/// Outcome records with `result: removed` in the run's audit file(s) under `dir`.
+fn removed_outcomes(dir: &Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".audit.jsonl")
+        {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            for line in text.lines() {
+                if let Ok(r) = serde_json::from_str::<Value>(line) {
+                    if r["phase"] == "outcome" && r["result"] == "removed" {
+                        out.push(r);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Starts `revoke365 run` on the slow tenant and waits until the audit shows `removals`
+/// removed grants.
+fn start_slow_run(tmp: &Path, fixture: &Path, removals: usize) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_revoke365"))
+        .args([
+            "run",
+            "--sandbox",
+            fixture.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+            "--concurrency",
+            "1",
+        ])
+        .current_dir(tmp)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let audit = tmp.join("revoke365-audit");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while removed_outcomes(&audit).len() < removals {
+        assert!(std::time::Instant::now() < deadline, "no removals seen");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
+
+fn resume(tmp: &Path, run_id: &str) -> Output {
+    revoke365(&["resume", run_id], &[], tmp)
+}
+
+/// What the resumed run's tenant, report, audit, note and email say: all 8 grants removed
+/// once, by one run, and reported together.
+fn assert_whole_run_reported(tmp: &Path, run_id: &str, out: &Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let result: Report = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result.run_id, run_id, "the same run goes on");
+    assert!(result.success, "{result:?}");
+    assert_eq!(result.removal_summary.total_permissions_removed, 8);
+    assert!(result.verification.all_permissions_cleared);
+    // One `removed` outcome per grant, over both parts.
+    let audit = tmp.join("revoke365-audit");
+    let removed = removed_outcomes(&audit);
+    let mut items: Vec<i64> = removed
+        .iter()
+        .map(|r| r["item_id"].as_i64().unwrap())
+        .collect();
+    items.sort();
+    items.dedup();
+    assert_eq!((removed.len(), items.len()), (8, 8), "{removed:?}");
+    // The note and the email list grants removed before the interruption and after it.
+    for label in ["PSA note: ", "email: "] {
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no '{label}' in {stderr}"));
+        let text = std::fs::read_to_string(tmp.join(line.trim_start_matches(label))).unwrap();
+        for mailbox in [
+            "ceo@acmecorp.com",
+            "sales@acmecorp.com",
+            "info@acmecorp.com",
+            "support@acmecorp.com",
+        ] {
+            assert!(text.contains(mailbox), "{label} names {mailbox}");
+        }
+    }
+    // The tenant the sandbox kept: nothing of John's left, nobody else's touched.
+    let state_dir = audit.join("sandbox");
+    let state: Value = std::fs::read_dir(&state_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| serde_json::from_slice::<Value>(&std::fs::read(e.path()).unwrap()).unwrap())
+        .find(|s| s.to_string().contains("Remove-"))
+        .expect("the sandbox tenant's saved state");
+    let requests = &state["counters"]["requests"];
+    let removal_calls: u64 = requests
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.contains("Remove-") || k.contains("DELETE calendarPermissions"))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    assert!(
+        (7..=8).contains(&removal_calls),
+        "every grant removed once (send on behalf is a Set-Mailbox): {requests}"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_the_run_prints_the_partial_result_and_resume_finishes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = slow_acme(tmp.path());
+    let child = start_slow_run(tmp.path(), &fixture, 2);
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let partial: Report = serde_json::from_slice(&out.stdout).expect("the partial result");
+    assert_eq!(partial.status.as_str(), "interrupted");
+    assert!(!partial.success);
+    let done = partial.removal_summary.total_permissions_removed;
+    assert!((2..8).contains(&done), "stopped half-way: {done}");
+    // Every outcome reached the audit before the process ended.
+    assert_eq!(
+        removed_outcomes(&tmp.path().join("revoke365-audit")).len() as u32,
+        done
+    );
+    let run_id = partial.run_id.clone();
+    assert!(
+        stderr.contains(&format!("revoke365 resume {run_id}")),
+        "says how to resume: {stderr}"
+    );
+    // Progress, on a stderr that is not a terminal, counted in grants.
+    assert!(stderr.contains("grants removed"), "{stderr}");
+
+    // A new run for the same user and company points to the interrupted one.
+    let again = revoke365(
+        &[
+            "run",
+            "--sandbox",
+            fixture.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(again.status.code(), Some(2));
+    let err = stderr_error(&again);
+    assert_eq!(err["error"]["code"], "interrupted_run_exists");
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("revoke365 resume {run_id}")));
+
+    // A dry run is not held up by it.
+    let dry = revoke365(
+        &[
+            "run",
+            "--sandbox",
+            fixture.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+            "--dry-run",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+
+    let out = resume(tmp.path(), &run_id);
+    assert_whole_run_reported(tmp.path(), &run_id, &out);
+    let out = resume(tmp.path(), &run_id);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a finished run is not resumed again"
+    );
+    assert_eq!(stderr_error(&out)["error"]["code"], "run_finished");
+}
+
+/// The id of the one run whose audit trail is in `audit`.
+fn run_id_in(audit: &std::path::Path) -> String {
+    std::fs::read_dir(audit)
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(".audit.jsonl")
+                .map(str::to_string)
+        })
+        .expect("an audit trail")
+}
+
+#[test]
+fn a_killed_run_resumes_from_its_state_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = slow_acme(tmp.path());
+    let mut child = start_slow_run(tmp.path(), &fixture, 3);
+    child.kill().unwrap(); // SIGKILL: nothing runs after it.
+    child.wait().unwrap();
+    let audit = tmp.path().join("revoke365-audit");
+    let run_id = run_id_in(&audit);
+    let out = resume(tmp.path(), &run_id);
+    assert_whole_run_reported(tmp.path(), &run_id, &out);
+}
+
+/// Off a terminal, progress is plain lines counted in grants, with verification and the
+/// waits a throttling service imposes, and how long they are.
+#[test]
+fn progress_off_a_terminal_counts_grants_and_shows_throttling_waits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(events("acme-tenant.json")).unwrap())
+            .unwrap();
+    fixture["sim"]["exchange_concurrency_cap"] = Value::from(1);
+    fixture["sim"]["retry_after_secs"] = Value::from(2);
+    fixture["sim"]["latency_ms"] = Value::from(100);
+    let path = tmp.path().join("throttling-acme.json");
+    std::fs::write(&path, fixture.to_string()).unwrap();
+    let out = revoke365(
+        &[
+            "run",
+            "--sandbox",
+            path.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+            "--concurrency",
+            "8",
+        ],
+        &[],
+        tmp.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let progress: Vec<&str> = stderr.lines().filter(|l| l.starts_with('[')).collect();
+    assert!(
+        progress
+            .iter()
+            .any(|l| l.contains("removing: ") && l.contains("grants removed")),
+        "{stderr}"
+    );
+    assert!(
+        progress.iter().any(|l| l.contains("verifying: ")),
+        "{stderr}"
+    );
+    assert!(
+        progress
+            .iter()
+            .any(|l| l.contains("waiting") && l.contains("s: exchange is throttling")),
+        "{stderr}"
+    );
+}
+
+/// A second Ctrl-C quits at once, even with a call in flight; the run is then resumed like a
+/// killed one, and the call that was in flight is checked against the tenant.
+#[test]
+fn a_second_ctrl_c_quits_at_once_and_the_run_still_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(events("acme-tenant.json")).unwrap())
+            .unwrap();
+    // The first Send As removal is carried out, then answered only 8 s later.
+    fixture["sim"]["faults"] = serde_json::json!([{
+        "endpoint": "exo Remove-RecipientPermission",
+        "answer": "hang_after_write",
+        "hang_ms": 8000
+    }]);
+    let path = tmp.path().join("hanging-acme.json");
+    std::fs::write(&path, fixture.to_string()).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_revoke365"))
+        .args([
+            "run",
+            "--sandbox",
+            path.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+            "--concurrency",
+            "1",
+        ])
+        .current_dir(tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the Send As removal to be in flight (its before-state is in the audit).
+    let audit = tmp.path().join("revoke365-audit");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let in_flight = std::fs::read_dir(&audit)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".audit.jsonl"))
+            .any(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .contains("\"action\":\"remove_send_as\"")
+            });
+        if in_flight {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Send As removal seen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let second = std::time::Instant::now();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        second.elapsed() < std::time::Duration::from_secs(3),
+        "quit at once, not after the 8 s call: {:?}",
+        second.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("quitting now"), "{stderr}");
+    let run_id = run_id_in(&audit);
+    let out = resume(tmp.path(), &run_id);
+    assert_whole_run_reported(tmp.path(), &run_id, &out);
 }
 
 /// The Acme fixture with `change` applied, written to `dir`; its PSA also holds ticket 7001 of
@@ -715,6 +1316,59 @@ fn run_with_another_companys_ticket_exits_2_naming_the_ticket() {
             .lines()
             .any(|l| l.starts_with("not notified: ") && l.contains("email")),
         "{stderr}"
+    );
+}
+
+#[test]
+fn an_os_user_not_allowed_for_the_company_exits_2_and_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let audit = tmp.path().join("audit");
+    let mut fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(events("acme-tenant.json")).unwrap())
+            .unwrap();
+    fixture["organization"]["allowed_principals"] = serde_json::json!(["os-user:jane"]);
+    let acme = tmp.path().join("acme-allow-list.json");
+    std::fs::write(&acme, fixture.to_string()).unwrap();
+    let args = [
+        "run",
+        "--sandbox",
+        acme.to_str().unwrap(),
+        "--audit-dir",
+        audit.to_str().unwrap(),
+        "--company-id",
+        "acme",
+        "--user",
+        "john.smith@acmecorp.com",
+        "--dry-run",
+        "--format",
+        "json",
+    ];
+    let out = revoke365(&args, &[("USER", "mallory")], tmp.path());
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = stderr_error(&out);
+    assert_eq!(err["error"]["code"], "forbidden");
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("os-user:mallory"));
+    assert_eq!(files_in(&audit), 0, "no run was created");
+
+    let out = revoke365(&args, &[("USER", "jane")], tmp.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Report = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report.request_context.requested_by_principal.as_deref(),
+        Some("os-user:jane")
     );
 }
 

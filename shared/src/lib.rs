@@ -9,6 +9,7 @@
 //! - [`lambda`] (feature `aws`): the Lambda entry logic the `functions/*` mains run.
 
 pub mod adapters;
+pub mod authorize;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -308,6 +308,10 @@ pub trait RunStore: Send + Sync {
     /// Ends the run with its report (`status` is the report's).
     async fn finish_run(&self, run_id: &RunId, report: &Report) -> Result<(), StoreError>;
     async fn fail_run(&self, run_id: &RunId, failure: &RunFailure) -> Result<(), StoreError>;
+    /// Asks a run to stop (`POST /revocations/{id}/cancel`): no removal batch starts after
+    /// this, and the run ends `cancelled`. Returns the run as it is now (`None`: no such run);
+    /// a finished run is left as it is.
+    async fn request_cancel(&self, run_id: &RunId) -> Result<Option<Run>, StoreError>;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,6 +23,27 @@ pub fn text_report(report: &Report) -> String {
     text::render(&ReportView::of(report))
 }
 
+/// The email's attachment: the text report, cut at a line once it passes
+/// [`ATTACHMENT_BYTES`] (the mail must stay under Graph's 4 MB `sendMail` limit once
+/// base64-encoded) with a last line saying where the whole result is.
+pub fn attachment_text(report: &Report) -> String {
+    let mut text = text_report(report);
+    if text.len() > ATTACHMENT_BYTES {
+        let cut = text[..ATTACHMENT_BYTES].rfind('\n').unwrap_or(0);
+        let left = text[cut..].lines().filter(|l| !l.is_empty()).count();
+        text.truncate(cut);
+        let _ = write!(
+            text,
+            "\n… {left} more lines: the whole result is the run's result (GET /revocations/{} or the CLI's result file).\n",
+            report.run_id
+        );
+    }
+    text
+}
+
+/// The largest attachment the email carries (2 MiB: 2.7 MB in base64).
+pub const ATTACHMENT_BYTES: usize = 2 * 1024 * 1024;
+
 /// The HTML email body: the same view as the text report.
 pub fn email_html(report: &Report) -> String {
     html::render(&ReportView::of(report))

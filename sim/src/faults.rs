@@ -443,6 +443,11 @@ impl Faults {
     pub fn snapshot(&self) -> Counters {
         self.lock().snapshot.clone()
     }
+
+    /// Continues counting from saved counters (a simulator restarted from a saved state).
+    pub fn restore(&self, counters: Counters) {
+        self.lock().snapshot = counters;
+    }
 }
 
 struct InFlight<'a> {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -73,7 +74,9 @@ pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
         )
         .route(
             SEND_MAIL,
-            guarded(sim, key("graph POST sendMail"), post(send_mail)),
+            // Graph takes at most 4 MB in one sendMail request, attachments included.
+            guarded(sim, key("graph POST sendMail"), post(send_mail))
+                .layer(DefaultBodyLimit::max(4 * 1024 * 1024)),
         )
         .route(
             MAILBOX_SETTINGS,

@@ -17,10 +17,12 @@ mod state;
 mod wire;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -38,7 +40,8 @@ use auth::Tokens;
 use connectwise::Catalog;
 use directory::Directory;
 use faults::Faults;
-use state::TenantState;
+use snapshot::Counters;
+use state::{SavedTenant, TenantState};
 
 /// Options that are not part of the fixture (secrets the clients must present).
 #[derive(Debug, Clone, Default)]
@@ -90,6 +93,25 @@ impl SimHandle {
         self.sim.tokens().revoke_all();
     }
 
+    /// Saves what changes while the simulator serves (grants, tickets, sent mail, counters) to
+    /// `path` now and after every request that changed it, so that a simulator started later
+    /// from the same fixture can go on from there ([`SimHandle::restore_from`]). The file is
+    /// replaced atomically: a process killed mid-write leaves the previous state.
+    pub fn persist_to(&self, path: impl Into<PathBuf>) -> std::io::Result<()> {
+        *self.sim.lock(&self.sim.persist) = Some(path.into());
+        self.sim.persist_now()
+    }
+
+    /// Replaces the tenant's grants, tickets, sent mail and counters with those
+    /// [`SimHandle::persist_to`] saved at `path`. Call it before any client is pointed here.
+    pub fn restore_from(&self, path: &Path) -> std::io::Result<()> {
+        let saved: SavedState = serde_json::from_slice(&std::fs::read(path)?)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        self.sim.state().load(saved.tenant);
+        self.sim.faults.restore(saved.counters);
+        Ok(())
+    }
+
     /// Stop accepting requests and wait for the server task to end.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
@@ -134,6 +156,13 @@ pub async fn start_on_port(
     })
 }
 
+/// What [`SimHandle::persist_to`] writes.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedState {
+    tenant: SavedTenant,
+    counters: Counters,
+}
+
 /// Shared simulator state behind every handler.
 pub(crate) struct Sim {
     pub base_url: String,
@@ -146,6 +175,10 @@ pub(crate) struct Sim {
     tokens: Mutex<Tokens>,
     /// A client secret that replaced `options.client_secret` (a rotation).
     rotated_secret: Mutex<Option<String>>,
+    /// Where the state is saved after each change (`SimHandle::persist_to`), and what was
+    /// saved last.
+    persist: Mutex<Option<PathBuf>>,
+    persisted: Mutex<Vec<u8>>,
 }
 
 impl Sim {
@@ -159,6 +192,8 @@ impl Sim {
             state: Mutex::new(state),
             tokens: Mutex::new(Tokens::default()),
             rotated_secret: Mutex::new(None),
+            persist: Mutex::new(None),
+            persisted: Mutex::new(Vec::new()),
             directory,
             psa,
             options,
@@ -177,6 +212,31 @@ impl Sim {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .or_else(|| self.options.client_secret.clone())
+    }
+
+    fn lock<'a, T>(&self, m: &'a Mutex<T>) -> MutexGuard<'a, T> {
+        m.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the state to the persist file, if one is set and the state changed.
+    fn persist_now(&self) -> std::io::Result<()> {
+        let Some(path) = self.lock(&self.persist).clone() else {
+            return Ok(());
+        };
+        let saved = SavedState {
+            tenant: self.state().saved(),
+            counters: self.faults.snapshot(),
+        };
+        let bytes = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
+        let mut last = self.lock(&self.persisted);
+        if *last == bytes {
+            return Ok(());
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, &bytes)?;
+        std::fs::rename(&tmp, &path)?;
+        *last = bytes;
+        Ok(())
     }
 
     pub(crate) fn tokens(&self) -> MutexGuard<'_, Tokens> {
@@ -242,7 +302,20 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .merge(connectwise::routes(&sim))
         .route("/_sim/state", get(state_handler))
         .fallback(no_route)
+        .layer(axum::middleware::from_fn_with_state(sim.clone(), persist))
         .with_state(sim)
+}
+
+/// Saves the state after every request that may have changed it (see `SimHandle::persist_to`).
+async fn persist(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Response {
+    let write = request.method() != Method::GET;
+    let response = next.run(request).await;
+    if write {
+        if let Err(error) = sim.persist_now() {
+            tracing::error!(%error, "simulator state could not be saved");
+        }
+    }
+    response
 }
 
 async fn state_handler(State(sim): State<Arc<Sim>>) -> Json<Snapshot> {

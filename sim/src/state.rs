@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::directory::{Directory, Principal, Scope};
 use crate::fixture::{Fixture, SendAsEntry};
@@ -18,7 +18,7 @@ pub(crate) use crate::snapshot::{
 
 /// Grants on one recipient (non-mailbox recipients only have Send As). Users are stored in canonical form (see
 /// [`Directory::canonical`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Grants {
     pub full_access: Vec<FullAccessAce>,
     pub send_as: Vec<SendAsAce>,
@@ -39,20 +39,20 @@ impl Grants {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Board {
     pub id: u32,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Company {
     pub id: u32,
     pub identifier: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Ticket {
     pub id: u64,
     pub summary: String,
@@ -71,6 +71,14 @@ pub(crate) struct TenantState {
     /// Per recipient: the grants before each recent write, oldest first.
     history: HashMap<String, Vec<(Instant, Grants)>>,
     pub tickets: BTreeMap<u64, Ticket>,
+    pub sent_mail: Vec<SentMail>,
+}
+
+/// The mutable part of the tenant as saved to a file (see `SimHandle::persist_to`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SavedTenant {
+    pub grants: BTreeMap<String, Grants>,
+    pub tickets: Vec<Ticket>,
     pub sent_mail: Vec<SentMail>,
 }
 
@@ -209,6 +217,24 @@ impl TenantState {
             calendar: Vec::new(),
         };
         self.grants.get(key).unwrap_or(&NONE)
+    }
+
+    /// What changes while the simulator serves: the grants, tickets and sent mail (what
+    /// `SimHandle::persist_to` saves).
+    pub fn saved(&self) -> SavedTenant {
+        SavedTenant {
+            grants: self.grants.clone(),
+            tickets: self.tickets.values().cloned().collect(),
+            sent_mail: self.sent_mail.clone(),
+        }
+    }
+
+    /// Takes over a saved state (read lag history starts afresh).
+    pub fn load(&mut self, saved: SavedTenant) {
+        self.grants = saved.grants;
+        self.tickets = saved.tickets.into_iter().map(|t| (t.id, t)).collect();
+        self.sent_mail = saved.sent_mail;
+        self.history.clear();
     }
 
     /// The typed snapshot, without the request counters.

@@ -1,13 +1,17 @@
 //! Intake: API Gateway HTTP API requests, offboarding-queue records and EventBridge security
-//! alerts become runs.
+//! alerts become runs. Each records its caller as the trigger proves it (the IAM principal,
+//! the SQS sender, the event's account and source, the HMAC caller), and a company's
+//! allow-list decides whether that caller may act for it.
 
+use super::webhook::{self, SignatureError, Signed, WebhookSecrets};
 use super::{aws_config, batch_response, item_failure, LambdaError};
 use crate::adapters::aws::dynamodb::DynamoRunStore;
 use crate::adapters::aws::resources::AwsNames;
 use crate::adapters::aws::sqs::SqsQueue;
+use crate::authorize::{authorize_company, principal, AccessError};
 use crate::model::{InvalidRequest, ItemStatus, RunId};
 use crate::ports::RunStore;
-use crate::steps::{check_run_audit, intake, IntakeError};
+use crate::steps::{check_run_audit, intake_as, IntakeError};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -19,6 +23,8 @@ use tracing::{error, info, info_span, warn, Instrument};
 pub struct IntakeDeps {
     pub store: DynamoRunStore,
     pub queue: SqsQueue,
+    /// The per-caller secrets of the HMAC-signed route.
+    pub webhook: WebhookSecrets,
 }
 
 impl IntakeDeps {
@@ -34,6 +40,10 @@ impl IntakeDeps {
         Ok(IntakeDeps {
             store: DynamoRunStore::new(aws_sdk_dynamodb::Client::new(config), names),
             queue: SqsQueue::new(aws_sdk_sqs::Client::new(config), names).await?,
+            webhook: WebhookSecrets::new(
+                aws_sdk_secretsmanager::Client::new(config),
+                names.webhook_secret_id.clone(),
+            ),
         })
     }
 }
@@ -70,6 +80,20 @@ fn response(status: i64, body: Value) -> ApiGatewayV2httpResponse {
     r
 }
 
+fn forbidden(message: &str) -> ApiGatewayV2httpResponse {
+    response(403, error_body("forbidden", message, Some("company_id")))
+}
+
+/// The IAM principal that signed an API request (the HTTP API is IAM-authorized).
+fn api_principal(request: &ApiGatewayV2httpRequest) -> Option<String> {
+    request
+        .request_context
+        .authorizer
+        .as_ref()
+        .and_then(|a| a.iam.as_ref())
+        .and_then(|iam| iam.user_arn.clone())
+}
+
 fn error_body(code: &str, message: &str, field: Option<&str>) -> Value {
     json!({"error": {"code": code, "message": message, "field": field}})
 }
@@ -77,6 +101,7 @@ fn error_body(code: &str, message: &str, field: Option<&str>) -> Value {
 fn intake_failure(e: &IntakeError) -> ApiGatewayV2httpResponse {
     match e {
         IntakeError::Invalid(invalid) => response(400, invalid.to_json()),
+        IntakeError::Refused(refused) => forbidden(&refused.to_string()),
         IntakeError::KeyReused { .. } => response(
             409,
             error_body(
@@ -109,6 +134,13 @@ pub async fn handle_http(
     async {
         match (method.as_str(), path.trim_end_matches('/').split('/').collect::<Vec<_>>().as_slice()) {
             ("POST", ["", "revocations"]) => post_revocation(deps, &request).await,
+            ("POST", ["", "hooks", "revocations"]) => post_signed_revocation(deps, &request).await,
+            ("POST", ["", "revocations", run_id, "cancel"]) => {
+                match refused_for_run(deps, run_id, api_principal(&request).as_deref()).await {
+                    Some(refused) => refused,
+                    None => cancel_revocation(deps, run_id).await,
+                }
+            }
             ("GET", ["", "revocations", run_id]) => {
                 let page = request
                     .query_string_parameters
@@ -116,29 +148,111 @@ pub async fn handle_http(
                     .map(|p| p.parse::<usize>().ok().filter(|n| *n >= 1));
                 match page {
                     Some(None) => response(400, error_body("invalid_request", "page must be a number from 1", Some("page"))),
-                    page => get_revocation(deps, run_id, page.flatten().unwrap_or(1)).await,
+                    page => get_revocation(deps, run_id, api_principal(&request).as_deref(), page.flatten().unwrap_or(1)).await,
                 }
             }
-            ("GET", ["", "revocations", run_id, "audit"]) => get_audit(deps, &request, run_id).await,
-            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations, GET /revocations/{{run_id}} or GET /revocations/{{run_id}}/audit"), None)),
+            ("GET", ["", "revocations", run_id, "audit"]) => {
+                match refused_for_run(deps, run_id, api_principal(&request).as_deref()).await {
+                    Some(refused) => refused,
+                    None => get_audit(deps, &request, run_id).await,
+                }
+            }
+            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations, POST /hooks/revocations, GET /revocations/{{run_id}}, GET /revocations/{{run_id}}/audit or POST /revocations/{{run_id}}/cancel"), None)),
         }
     }
     .instrument(span)
     .await
 }
 
-fn request_body(request: &ApiGatewayV2httpRequest) -> Result<Value, InvalidRequest> {
+fn raw_body(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, InvalidRequest> {
     let raw = request.body.as_deref().unwrap_or("");
-    let text = if request.is_base64_encoded {
-        let bytes = base64::engine::general_purpose::STANDARD
+    if request.is_base64_encoded {
+        base64::engine::general_purpose::STANDARD
             .decode(raw)
-            .map_err(|_| InvalidRequest::new("body", "is marked base64 but is not"))?;
-        String::from_utf8(bytes).map_err(|_| InvalidRequest::new("body", "is not UTF-8"))?
+            .map_err(|_| InvalidRequest::new("body", "is marked base64 but is not"))
     } else {
-        raw.to_string()
-    };
-    serde_json::from_str(&text)
+        Ok(raw.as_bytes().to_vec())
+    }
+}
+
+fn json_body(bytes: &[u8]) -> Result<Value, InvalidRequest> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| InvalidRequest::new("body", "is not UTF-8"))?;
+    serde_json::from_str(text)
         .map_err(|e| InvalidRequest::new("body", format!("is not valid JSON: {e}")))
+}
+
+fn request_body(request: &ApiGatewayV2httpRequest) -> Result<Value, InvalidRequest> {
+    json_body(&raw_body(request)?)
+}
+
+fn header<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> Option<&'a str> {
+    request.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `POST /hooks/revocations`: the route for callers that sign with a shared secret instead
+/// of SigV4. The signature, its freshness and its first use are checked before the body is
+/// read as a request; the caller's principal is `hmac:<caller>`.
+async fn post_signed_revocation(
+    deps: &IntakeDeps,
+    request: &ApiGatewayV2httpRequest,
+) -> ApiGatewayV2httpResponse {
+    let caller = match signed_caller(deps, request).await {
+        Ok(caller) => caller,
+        Err(e) => {
+            warn!(caller = ?header(request, webhook::CALLER_HEADER), reason = %e, "signed request refused");
+            let status = match e {
+                SignatureError::Unavailable => 503,
+                SignatureError::Replayed => 409,
+                _ => 401,
+            };
+            return response(status, error_body("unauthorized", &e.to_string(), None));
+        }
+    };
+    let body = match request_body(request) {
+        Ok(b) => b,
+        Err(e) => return response(400, e.to_json()),
+    };
+    let principal = principal::hmac_caller(&caller);
+    // The signature is the idempotency key: the same signed request is one run.
+    let key = header(request, webhook::SIGNATURE_HEADER).map(str::to_string);
+    match intake_as(
+        &deps.store,
+        &deps.queue,
+        Some(&principal),
+        &body,
+        key.as_deref(),
+    )
+    .await
+    {
+        Ok(accepted) => accepted_response(&accepted.run),
+        Err(e) => intake_failure(&e),
+    }
+}
+
+async fn signed_caller(
+    deps: &IntakeDeps,
+    request: &ApiGatewayV2httpRequest,
+) -> Result<String, SignatureError> {
+    let get = |name: &'static str| header(request, name).ok_or(SignatureError::Missing(name));
+    let signed = Signed {
+        caller: get(webhook::CALLER_HEADER)?,
+        timestamp: get(webhook::TIMESTAMP_HEADER)?,
+        signature: get(webhook::SIGNATURE_HEADER)?,
+    };
+    let body = raw_body(request).map_err(|_| SignatureError::BadSignature)?;
+    let secrets = deps.webhook.load().await?;
+    let caller = webhook::verify(&secrets, &signed, &body, chrono::Utc::now().timestamp())?;
+    webhook::first_use(&deps.store, signed.signature).await?;
+    Ok(caller.to_string())
+}
+
+fn accepted_response(run: &crate::model::Run) -> ApiGatewayV2httpResponse {
+    // 202 either way: an idempotent repeat gets the run it already started.
+    response(
+        202,
+        json!({"run_id": run.run_id, "status": run.status, "status_url": format!("/revocations/{}", run.run_id)}),
+    )
 }
 
 async fn post_revocation(
@@ -154,24 +268,102 @@ async fn post_revocation(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    match intake(&deps.store, &deps.queue, &body, key.as_deref()).await {
-        Ok(accepted) => {
-            let run = &accepted.run;
-            // 202 either way: an idempotent repeat gets the run it already started.
-            let status = 202;
+    let principal = api_principal(request);
+    match intake_as(
+        &deps.store,
+        &deps.queue,
+        principal.as_deref(),
+        &body,
+        key.as_deref(),
+    )
+    .await
+    {
+        Ok(accepted) => accepted_response(&accepted.run),
+        Err(e) => intake_failure(&e),
+    }
+}
+
+/// `POST /revocations/{id}/cancel`: the run stops before its next removal batch (a batch
+/// already removing finishes), then verifies and reports as `cancelled` — the note and email
+/// list what was removed and what was left in place. 202 with the run's status; a finished
+/// run is 409 with its status.
+async fn cancel_revocation(deps: &IntakeDeps, run_id: &str) -> ApiGatewayV2httpResponse {
+    let run_id = RunId(run_id.to_string());
+    match deps.store.request_cancel(&run_id).await {
+        Ok(Some(run)) if !run.status.is_terminal() => {
+            info!(run_id = %run_id, status = run.status.as_str(), "cancel requested");
             response(
-                status,
-                json!({"run_id": run.run_id, "status": run.status, "status_url": format!("/revocations/{}", run.run_id)}),
+                202,
+                json!({"run_id": run.run_id, "status": run.status, "cancel_requested": true, "status_url": format!("/revocations/{}", run.run_id)}),
             )
         }
-        Err(e) => intake_failure(&e),
+        Ok(Some(run)) => response(
+            409,
+            error_body(
+                "run_finished",
+                &format!(
+                    "run {run_id} has already ended ({}); nothing to cancel",
+                    run.status.as_str()
+                ),
+                Some("run_id"),
+            ),
+        ),
+        Ok(None) => response(
+            404,
+            error_body("not_found", &format!("no run {run_id}"), Some("run_id")),
+        ),
+        Err(e) => {
+            error!(error = %e, "cancel failed");
+            response(
+                503,
+                error_body("unavailable", "cancel could not be recorded; retry", None),
+            )
+        }
+    }
+}
+
+/// The answer for a caller not allowed to act on this run's company (None: go on; an unknown
+/// run is left to the route to answer).
+async fn refused_for_run(
+    deps: &IntakeDeps,
+    run_id: &str,
+    principal: Option<&str>,
+) -> Option<ApiGatewayV2httpResponse> {
+    let run = match deps.store.get_run(&RunId(run_id.to_string())).await {
+        Ok(Some(run)) => run,
+        Ok(None) => return None,
+        Err(e) => {
+            error!(error = %e, "run lookup failed");
+            return Some(response(
+                503,
+                error_body("unavailable", "run lookup failed; retry", None),
+            ));
+        }
+    };
+    match authorize_company(&deps.store, &run.request.company_id, principal).await {
+        Ok(()) => None,
+        Err(AccessError::Refused(_) | AccessError::UnknownCompany) => {
+            Some(forbidden("not allowed to act on this run"))
+        }
+        Err(AccessError::Store(e)) => {
+            error!(error = %e, "org settings lookup failed");
+            Some(response(
+                503,
+                error_body("unavailable", "run lookup failed; retry", None),
+            ))
+        }
     }
 }
 
 /// Grant entries per page of `GET /revocations/{id}`.
 pub const RESULT_PAGE_SIZE: usize = 1000;
 
-async fn get_revocation(deps: &IntakeDeps, run_id: &str, page: usize) -> ApiGatewayV2httpResponse {
+async fn get_revocation(
+    deps: &IntakeDeps,
+    run_id: &str,
+    principal: Option<&str>,
+    page: usize,
+) -> ApiGatewayV2httpResponse {
     let run_id = RunId(run_id.to_string());
     let run = match deps.store.get_run(&run_id).await {
         Ok(Some(run)) => run,
@@ -189,6 +381,19 @@ async fn get_revocation(deps: &IntakeDeps, run_id: &str, page: usize) -> ApiGate
             );
         }
     };
+    match authorize_company(&deps.store, &run.request.company_id, principal).await {
+        Ok(()) => {}
+        Err(AccessError::Refused(_) | AccessError::UnknownCompany) => {
+            return forbidden("not allowed to read this run")
+        }
+        Err(AccessError::Store(e)) => {
+            error!(error = %e, "org settings lookup failed");
+            return response(
+                503,
+                error_body("unavailable", "run lookup failed; retry", None),
+            );
+        }
+    }
     let items = deps.store.items(&run_id).await.unwrap_or_default();
     let done = items.iter().filter(|i| i.status.is_finished()).count();
     let failed = items
@@ -227,8 +432,7 @@ async fn get_audit(
     request: &ApiGatewayV2httpRequest,
     run_id: &str,
 ) -> ApiGatewayV2httpResponse {
-    // Who may read this run's audit trail is decided here, before anything is looked up.
-
+    // Who may read this run's audit trail was decided by the route (`refused_for_run`).
     let verify = match request.query_string_parameters.first("verify") {
         None | Some("0") | Some("false") => false,
         Some("1") | Some("true") => true,
@@ -297,7 +501,20 @@ pub async fn handle_offboarding_queue(deps: &IntakeDeps, event: SqsEvent) -> Sqs
                 "body",
                 format!("is not valid JSON: {e}"),
             ))),
-            Ok(body) => intake(&deps.store, &deps.queue, &body, Some(&id)).await,
+            Ok(body) => {
+                let sender = record
+                    .attributes
+                    .get("SenderId")
+                    .map(|s| principal::sqs_sender(s));
+                intake_as(
+                    &deps.store,
+                    &deps.queue,
+                    sender.as_deref(),
+                    &body,
+                    Some(&id),
+                )
+                .await
+            }
         };
         match outcome {
             Ok(accepted) => {
@@ -317,7 +534,17 @@ pub async fn handle_offboarding_queue(deps: &IntakeDeps, event: SqsEvent) -> Sqs
 pub async fn handle_security_alert(deps: &IntakeDeps, event: Value) -> Result<Value, LambdaError> {
     let id = event.get("id").and_then(Value::as_str).map(str::to_string);
     let detail = event.get("detail").cloned().unwrap_or(Value::Null);
-    match intake(&deps.store, &deps.queue, &detail, id.as_deref()).await {
+    let text = |k: &str| event.get(k).and_then(Value::as_str).unwrap_or("");
+    let sender = principal::event_source(text("account"), text("source"));
+    match intake_as(
+        &deps.store,
+        &deps.queue,
+        Some(&sender),
+        &detail,
+        id.as_deref(),
+    )
+    .await
+    {
         Ok(accepted) => Ok(
             json!({"run_id": accepted.run.run_id, "status": accepted.run.status, "created": accepted.created}),
         ),

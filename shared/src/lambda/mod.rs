@@ -6,6 +6,7 @@
 
 pub mod intake;
 pub mod steps;
+pub mod webhook;
 
 pub use aws_lambda_events::event::sqs::SqsEvent;
 pub use lambda_runtime;

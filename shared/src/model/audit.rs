@@ -34,6 +34,9 @@ pub struct AuditRecord {
     pub user_email: String,
     pub company_id: String,
     pub requested_by: Option<String>,
+    /// Who sent the request, as its trigger proved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by_principal: Option<String>,
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item_id: Option<ItemId>,

@@ -42,9 +42,36 @@ pub struct OrgSettings {
     #[serde(default)]
     pub m365_permission_notification_recipients: Vec<String>,
     pub notification_sender: String,
+    /// Who may start, read and restore this company's runs: principal ARNs (a role ARN covers
+    /// its sessions), `sqs:SENDER_ID`, `events:ACCOUNT:SOURCE`, `hmac:CALLER`, `os-user:NAME`;
+    /// a trailing `*` matches a prefix. Empty: every caller that can reach a trigger.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_principals: Vec<String>,
+    /// Domains a requestor's address may have for the report to be mailed to it (the
+    /// company's accepted domains, the MSP's own). The sender's domain is always one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub report_domains: Vec<String>,
 }
 
 impl OrgSettings {
+    /// Whether a report may be mailed to `address`: its domain is the sender's or one of
+    /// `report_domains` (case-insensitive).
+    pub fn may_receive_report(&self, address: &str) -> bool {
+        let domain_of = |a: &str| {
+            a.rsplit_once('@')
+                .map(|(_, d)| d.trim().to_ascii_lowercase())
+        };
+        let Some(domain) = domain_of(address) else {
+            return false;
+        };
+        domain_of(&self.notification_sender).as_deref() == Some(domain.as_str())
+            || self.report_domains.iter().any(|d| {
+                d.trim()
+                    .trim_start_matches('@')
+                    .eq_ignore_ascii_case(&domain)
+            })
+    }
+
     /// The org settings of a sandbox tenant fixture (product.md §6): its `organization`,
     /// completed with the fixture's `tenant_id` (`psa_company` defaults to the company id).
     pub fn from_fixture(fixture: &serde_json::Value) -> Result<OrgSettings, String> {

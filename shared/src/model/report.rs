@@ -132,11 +132,17 @@ pub struct Report {
     /// shared mailboxes kept, or direct grants still present (a dry run removes none).
     #[serde(default)]
     pub residual_access: bool,
+    /// Requestor addresses the report was not mailed to: their domain is not one the company
+    /// allows reports to go to (`report_domains`, the sender's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_mailed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestContext {
     pub requested_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by_principal: Option<String>,
     pub reason: Option<String>,
     pub incident_id: Option<String>,
     pub severity: Option<String>,
@@ -146,6 +152,7 @@ impl From<&RevocationRequest> for RequestContext {
     fn from(r: &RevocationRequest) -> Self {
         RequestContext {
             requested_by: r.requested_by.clone(),
+            requested_by_principal: r.requested_by_principal.clone(),
             reason: r.reason.clone(),
             incident_id: r.incident_id.clone(),
             severity: r.severity.clone(),
@@ -158,6 +165,7 @@ impl RequestContext {
     pub fn lines(&self) -> Vec<(&'static str, &str)> {
         [
             ("Requested by", &self.requested_by),
+            ("Sent by (principal)", &self.requested_by_principal),
             ("Reason", &self.reason),
             ("Incident", &self.incident_id),
             ("Severity", &self.severity),
@@ -455,6 +463,7 @@ impl Report {
             not_checked,
             scope,
             residual_access,
+            not_mailed: Vec::new(),
         }
     }
 

@@ -107,6 +107,10 @@ pub struct RevocationRequest {
     pub incident_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<String>,
+    /// Who sent the request, as the trigger proved it (IAM principal ARN, SQS sender, EventBridge
+    /// account and source, HMAC caller, OS user): set by intake, never taken from the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by_principal: Option<String>,
 }
 
 const KNOWN_FIELDS: &[&str] = &[
@@ -134,6 +138,12 @@ impl RevocationRequest {
                 format!("expected a JSON object, got {}", json_type(body)),
             )
         })?;
+        if obj.contains_key("requested_by_principal") {
+            return Err(InvalidRequest::new(
+                "requested_by_principal",
+                "is set by Revoke365 from the caller's proven identity and cannot be given in a request",
+            ));
+        }
         if let Some(unknown) = obj.keys().find(|k| !KNOWN_FIELDS.contains(&k.as_str())) {
             return Err(InvalidRequest::new(
                 unknown.clone(),
@@ -263,6 +273,7 @@ impl RevocationRequest {
             reason,
             incident_id: optional_string(obj, "incident_id")?,
             severity: optional_string(obj, "severity")?,
+            requested_by_principal: None,
         })
     }
 

@@ -37,6 +37,12 @@ pub enum RunStatus {
     Completed,
     CompletedWithErrors,
     Failed,
+    /// Stopped on one machine (Ctrl-C, a killed process, a service that could not be reached)
+    /// before its end; `revoke365 resume` goes on from where it stopped.
+    Interrupted,
+    /// Stopped at the caller's request (`POST /revocations/{id}/cancel`) between removal
+    /// batches; what was already removed stays removed and is reported.
+    Cancelled,
 }
 
 impl RunStatus {
@@ -51,7 +57,10 @@ impl RunStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            RunStatus::Completed | RunStatus::CompletedWithErrors | RunStatus::Failed
+            RunStatus::Completed
+                | RunStatus::CompletedWithErrors
+                | RunStatus::Failed
+                | RunStatus::Cancelled
         )
     }
 
@@ -64,6 +73,8 @@ impl RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::CompletedWithErrors => "completed_with_errors",
             RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -225,6 +236,15 @@ pub struct Progress {
     pub failed: u32,
 }
 
+/// Where a run stood when it was interrupted, so that it can be resumed from there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interruption {
+    pub at: DateTime<Utc>,
+    /// The step it was at (`accepted`, `discovering`, `removing`, `verifying`).
+    pub during: RunStatus,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub run_id: RunId,
@@ -257,9 +277,20 @@ pub struct Run {
     pub failure: Option<RunFailure>,
     #[serde(default)]
     pub result: Option<Report>,
+    /// Set while the run is `interrupted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interruption: Option<Interruption>,
+    /// A caller asked to stop the run: no further removal batch starts.
+    #[serde(default)]
+    pub cancel_requested: bool,
 }
 
 impl Run {
+    /// Who sent the request, as its trigger proved it (kept with the request).
+    pub fn requested_by_principal(&self) -> Option<&str> {
+        self.request.requested_by_principal.as_deref()
+    }
+
     pub fn new(request: RevocationRequest) -> Run {
         let now = Utc::now();
         Run {
@@ -279,6 +310,8 @@ impl Run {
             redrives: 0,
             failure: None,
             result: None,
+            interruption: None,
+            cancel_requested: false,
         }
     }
 }

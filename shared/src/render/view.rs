@@ -462,6 +462,12 @@ fn facts(report: &Report) -> Vec<(&'static str, String)> {
     for (label, value) in report.request_context.lines() {
         facts.push((label, one_line(value)));
     }
+    if !report.not_mailed.is_empty() {
+        facts.push((
+            "Not mailed (domain not allowed)",
+            one_line(&report.not_mailed.join(", ")),
+        ));
+    }
     facts.push(("Scope", scope_line(report)));
     if report.dry_run {
         facts.push((

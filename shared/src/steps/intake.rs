@@ -1,5 +1,6 @@
 //! Step 1: validate a request and create its run.
 
+use crate::authorize::{authorize, log_refusal, Refused};
 use crate::error::{QueueError, StoreError};
 use crate::messages::{Step, StepMessage};
 use crate::model::{InvalidRequest, RevocationRequest, Run, RunStatus};
@@ -14,6 +15,9 @@ pub enum IntakeError {
     /// Bad input: nothing was created.
     #[error(transparent)]
     Invalid(#[from] InvalidRequest),
+    /// The caller is not on the company's allow-list: nothing was created.
+    #[error(transparent)]
+    Refused(#[from] Refused),
     /// The caller's idempotency key was used before for a different request.
     #[error("Idempotency-Key '{key}' was already used for a different request (run {run_id}); use a new key for a new request")]
     KeyReused { key: String, run_id: String },
@@ -33,32 +37,42 @@ pub struct Accepted {
     pub created: bool,
 }
 
-/// Validates `body` completely (no tenant call is made), then creates the run and queues
-/// discovery. Bad input creates nothing. The same request again within the idempotency window
-/// — by `idempotency_key`, or by the same user, company, ticket and mode — returns the run
-/// already made.
+/// [`intake_as`] without a proven caller (tests and callers that have none).
 pub async fn intake(
     store: &dyn RunStore,
     queue: &dyn Queue,
     body: &Value,
     idempotency_key: Option<&str>,
 ) -> Result<Accepted, IntakeError> {
-    let request = RevocationRequest::from_json(body)?;
-    let org = match store.org_settings(&request.company_id).await? {
-        Some(org) => org,
-        None => {
-            let known = store.company_ids().await?;
-            return Err(InvalidRequest::new(
-                "company_id",
-                format!(
-                    "unknown company '{}'; configured companies: {}",
-                    request.company_id,
-                    known.join(", ")
-                ),
-            )
-            .into());
-        }
+    intake_as(store, queue, None, body, idempotency_key).await
+}
+
+/// Validates `body` completely (no tenant call is made), checks that `principal` may act for
+/// the company, then creates the run (recording the principal) and queues discovery. Bad input
+/// or a refused caller creates nothing. The same request again within the idempotency window
+/// — by `idempotency_key`, or by the same user, company, ticket and mode — returns the run
+/// already made. An unknown company is named without listing the configured ones: the answer
+/// may go to a caller of another company.
+pub async fn intake_as(
+    store: &dyn RunStore,
+    queue: &dyn Queue,
+    principal: Option<&str>,
+    body: &Value,
+    idempotency_key: Option<&str>,
+) -> Result<Accepted, IntakeError> {
+    let mut request = RevocationRequest::from_json(body)?;
+    request.requested_by_principal = principal.map(str::to_string);
+    let Some(org) = store.org_settings(&request.company_id).await? else {
+        return Err(InvalidRequest::new(
+            "company_id",
+            format!("unknown company '{}'", request.company_id),
+        )
+        .into());
     };
+    if let Err(refused) = authorize(&org, principal) {
+        log_refusal(&refused, &request.company_id);
+        return Err(refused.into());
+    }
     if let Some(error) = request
         .ticket_id
         .as_deref()
@@ -132,7 +146,7 @@ pub async fn intake(
     // If queueing fails the run stays accepted; the retried request finds it by its key and
     // queues discovery then.
     queue_discovery(queue, &run).await?;
-    info!(run_id = %run.run_id, company_id = %run.request.company_id, dry_run = run.request.dry_run, "run accepted");
+    info!(run_id = %run.run_id, company_id = %run.request.company_id, principal = ?principal, dry_run = run.request.dry_run, "run accepted");
     Ok(Accepted { run, created: true })
 }
 

@@ -17,7 +17,7 @@ pub use crate::ports::{Connections, Connector, NoProgress, Notify, ProgressObser
 pub use audit_trail::check_run_audit;
 pub use discover::discover;
 pub use dispatch::{abandon, dispatch};
-pub use intake::{intake, Accepted, IntakeError};
+pub use intake::{intake, intake_as, Accepted, IntakeError};
 pub use notify::{fail_and_notify, notify_failure};
 pub use remove::{give_up, remove};
 pub use scan_shard::scan_shard;
@@ -27,7 +27,16 @@ pub use verify::verify;
 use crate::error::StepError;
 use crate::model::{RunId, RunStatus};
 use crate::ports::{Claim, RunStore};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+pub(crate) use plan::next_messages;
+
+/// How many removal batches the items make.
+pub(crate) fn removal_batch_count(items: &[crate::model::PlanItem]) -> u32 {
+    plan::removal_batches(items).len() as u32
+}
 
 /// Maximum number of mailboxes one removal message covers.
 pub const REMOVAL_BATCH_MAILBOXES: usize = 25;
@@ -87,12 +96,32 @@ tokio::task_local! {
     static STOP_AT: Instant;
 }
 
-/// Whether the calling task's time to stop has come (see [`Deadline::bound`]): the HTTP
-/// clients ask before they send.
-pub fn past_stop() -> bool {
-    STOP_AT
-        .try_with(|stop| Instant::now() >= *stop)
+tokio::task_local! {
+    /// Set when the process is asked to stop (Ctrl-C): see [`stoppable`].
+    static STOP_FLAG: Arc<AtomicBool>;
+}
+
+/// Runs `work` so that once `flag` is set none of its calls to a service is sent (they fail
+/// with [`crate::error::ErrorKind::Stopped`]) and no removal batch starts another grant;
+/// calls already sent finish. The CLI sets the flag on Ctrl-C.
+pub async fn stoppable<F: std::future::Future>(flag: Arc<AtomicBool>, work: F) -> F::Output {
+    STOP_FLAG.scope(flag, work).await
+}
+
+/// Whether the calling task was asked to stop (see [`stoppable`]).
+pub fn stop_requested() -> bool {
+    STOP_FLAG
+        .try_with(|f| f.load(Ordering::SeqCst))
         .unwrap_or(false)
+}
+
+/// Whether the calling task's time to stop has come (see [`Deadline::bound`] and
+/// [`stoppable`]): the HTTP clients ask before they send.
+pub fn past_stop() -> bool {
+    stop_requested()
+        || STOP_AT
+            .try_with(|stop| Instant::now() >= *stop)
+            .unwrap_or(false)
 }
 
 /// What one delivery of a message brings: who it is (the lease holder) and when it must stop.

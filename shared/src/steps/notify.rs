@@ -48,7 +48,9 @@ pub(crate) async fn deliver_report(
         }
         Err(e) => report.add_error(choice.describe(e)),
     }
-    let mail = report_mail(org, run, report);
+    let (to, left_out) = recipients(org, run);
+    report.not_mailed.extend(left_out);
+    let mail = report_mail(org, to, report);
     if let Err(e) = mail_once(store, notify, run, mail).await? {
         report.add_error(e);
     }
@@ -121,7 +123,7 @@ pub async fn notify_failure(
     }
     let mail = OutgoingMail {
         from: org.notification_sender.clone(),
-        to: recipients(org, run),
+        to: recipients(org, run).0,
         subject: render::failure_subject(run, org),
         html_body: render::failure_html(&text),
         attachments: Vec::new(),
@@ -203,26 +205,38 @@ async fn target_ticket(
     })
 }
 
-fn recipients(org: &OrgSettings, run: &Run) -> Vec<String> {
-    let mut to: Vec<String> = run.request.requestor_email().into_iter().collect();
+/// The org's recipients, and the requestor when the company allows reports to go to their
+/// domain; the requestor left out, if any, is returned too. A request cannot send a
+/// customer's report to an address it merely names.
+fn recipients(org: &OrgSettings, run: &Run) -> (Vec<String>, Option<String>) {
+    let mut to: Vec<String> = Vec::new();
+    let mut left_out = None;
+    if let Some(requestor) = run.request.requestor_email() {
+        if org.may_receive_report(&requestor) {
+            to.push(requestor);
+        } else {
+            warn!(run_id = %run.run_id, requestor = %requestor, "the requestor's domain is not allowed to receive reports; not mailed");
+            left_out = Some(requestor);
+        }
+    }
     for r in &org.m365_permission_notification_recipients {
         if !to.iter().any(|t| t.eq_ignore_ascii_case(r)) {
             to.push(r.clone());
         }
     }
-    to
+    (to, left_out)
 }
 
-fn report_mail(org: &OrgSettings, run: &Run, report: &Report) -> OutgoingMail {
+fn report_mail(org: &OrgSettings, to: Vec<String>, report: &Report) -> OutgoingMail {
     OutgoingMail {
         from: org.notification_sender.clone(),
-        to: recipients(org, run),
+        to,
         subject: render::email_subject(report),
         html_body: render::email_html(report),
         attachments: vec![Attachment {
             name: format!("revoke365-{}.txt", report.run_id),
             content_type: "text/plain".into(),
-            content: render::text_report(report).into_bytes(),
+            content: render::attachment_text(report).into_bytes(),
         }],
     }
 }
@@ -324,7 +338,7 @@ async fn mail_once(
 ) -> Result<Result<(), String>, StepError> {
     if mail.to.is_empty() {
         return Ok(Err(
-            "no notification sent: no requestor address and no m365_permission_notification_recipients".into(),
+            "no notification sent: no requestor address the company allows reports to go to, and no m365_permission_notification_recipients".into(),
         ));
     }
     match store.begin_effect(&run.run_id, Effect::SendMail).await? {

@@ -50,11 +50,14 @@ pub async fn remove(
                 "batch {batch_id} names items that are not {permission} items of run {run_id}"
             )));
         }
+        if run.cancel_requested {
+            return cancel_batch(store, queue, progress, run, batch_id, &batch_items).await;
+        }
         // The batch's records form one chain, so concurrent batches never share a head.
         let trail = &ChainWriter::new(store, run_id, batch_chain(batch_id));
         let results = join_all(batch_items.iter().filter(|i| !i.status.is_finished()).map(
             |item| async move {
-                if deadline.near() {
+                if deadline.near() || super::stop_requested() {
                     return Ok(false);
                 }
                 deadline
@@ -83,6 +86,37 @@ pub async fn remove(
     .instrument(span)
     .await
 }
+
+/// The caller cancelled the run (`POST /revocations/{id}/cancel`): the batch removes nothing;
+/// its grants not yet removed are left in place, said so in the report, note and email.
+async fn cancel_batch(
+    store: &dyn RunStore,
+    queue: &dyn Queue,
+    progress: &dyn ProgressObserver,
+    run: &Run,
+    batch_id: u32,
+    items: &[PlanItem],
+) -> Result<(), StepError> {
+    let left = items.iter().filter(|i| !i.status.is_finished());
+    let mut n = 0;
+    for item in left {
+        store
+            .set_item_status(
+                &run.run_id,
+                item.id,
+                &ItemStatus::Skipped {
+                    reason: CANCELLED_REASON.into(),
+                },
+            )
+            .await?;
+        n += 1;
+    }
+    info!(left_in_place = n, "run cancelled; batch not removed");
+    count_batch(store, queue, progress, &run.run_id, batch_id).await
+}
+
+/// Why a cancelled run's grants were not removed.
+pub const CANCELLED_REASON: &str = "not removed: the run was cancelled at the caller's request";
 
 /// Counts a finished batch, and queues verification once every batch is counted.
 async fn count_batch(
@@ -300,6 +334,7 @@ pub(crate) fn audit(
         user_email: run.request.user_email.clone(),
         company_id: run.request.company_id.clone(),
         requested_by: run.request.requested_by.clone(),
+        requested_by_principal: run.request.requested_by_principal.clone(),
         reason: run.request.reason.clone(),
         item_id: Some(item.id),
         grant: Some(item.grant.clone()),

@@ -137,7 +137,13 @@ async fn finish(
         scope: Scope::of(&run.request, &org.m365_permission_removal_scope),
         finished_at: Utc::now(),
     });
+    if run.cancel_requested {
+        cancelled(&mut report);
+    }
     deliver_report(store, notify, org, run, &mut report).await?;
+    if run.cancel_requested {
+        report.status = RunStatus::Cancelled;
+    }
     report.finished_at = Utc::now();
     store.finish_run(run_id, &report).await?;
     info!(
@@ -147,6 +153,25 @@ async fn finish(
         "run finished"
     );
     Ok(Finished::Done)
+}
+
+/// A run its caller cancelled ends `cancelled`, not successful: what was removed stays
+/// removed and is listed; what was not is under `skipped`, with the reason.
+fn cancelled(report: &mut Report) {
+    report.status = RunStatus::Cancelled;
+    report.success = false;
+    let left = report
+        .skipped
+        .iter()
+        .filter(|s| s.reason == super::remove::CANCELLED_REASON)
+        .count();
+    report.errors.insert(
+        0,
+        format!(
+            "cancelled at the caller's request after {} grant(s) were removed; {left} grant(s) left in place (under skipped)",
+            report.removal_summary.total_permissions_removed
+        ),
+    );
 }
 
 /// What verification learned from the tenant: what it finds is what remains — never inferred
@@ -474,6 +499,7 @@ fn verification_record(run: &Run, verification: &Verification) -> AuditRecord {
         user_email: run.request.user_email.clone(),
         company_id: run.request.company_id.clone(),
         requested_by: run.request.requested_by.clone(),
+        requested_by_principal: run.request.requested_by_principal.clone(),
         reason: run.request.reason.clone(),
         item_id: None,
         grant: None,

@@ -280,25 +280,25 @@ async fn a_run_that_never_moves_again_is_failed_by_the_sweep_with_a_note_and_an_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn steps_cut_short_by_their_deadline_continue_in_new_messages() {
-    // 60 mailboxes at 60 ms a call, two calls in flight per service, one second a
-    // invocation, and shards sized far too big: every shard and the verification must stop
-    // at their deadline and go on in a new message.
+    // 250 mailboxes at 60 ms a call, two calls in flight per service (7.5 s of reads a
+    // service), five seconds an invocation, and shards sized far too big: every shard and
+    // the verification must stop at their deadline and go on in a new message.
     let mut users = vec![json!({"upn": "leaver@big.example", "display_name": "Leaver"})];
     let mut mailboxes = Vec::new();
-    for i in 0..60 {
-        let upn = format!("m{i:02}@big.example");
+    for i in 0..250 {
+        let upn = format!("m{i:03}@big.example");
         users.push(json!({"upn": upn, "display_name": format!("Mailbox {i}")}));
         mailboxes.push(json!({"upn": upn, "full_access": [{"user": "leaver@big.example"}]}));
     }
     let fx = json!({"tenant_id": "big-tenant", "organization": {"company_id": "big", "company_name": "Big",
         "m365_permission_ticket_board": "Service Desk", "m365_permission_notification_recipients": ["secops@msp.example"],
-        "notification_sender": "m00@big.example"},
+        "notification_sender": "m000@big.example"},
         "users": users, "mailboxes": mailboxes,
         "sim": {"latency_ms": 60, "page_size": 100}});
     let env = Env::start_tuned(
         fx,
         fast_http(2),
-        Duration::from_millis(1500),
+        Duration::from_secs(5),
         Duration::from_secs(60),
     )
     .await;
@@ -313,7 +313,7 @@ async fn steps_cut_short_by_their_deadline_continue_in_new_messages() {
     assert_eq!(body["status"], "completed", "{body}");
     assert_eq!(
         body["result"]["removal_summary"]["total_permissions_removed"],
-        60
+        250
     );
     assert_eq!(
         body["result"]["verification"]["all_permissions_cleared"],

@@ -3,9 +3,9 @@
 
 use crate::kit::{fast_recheck, CLIENT_SECRET, CW_PRIVATE_KEY};
 use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
-use revoke365::adapters::file_store::FileRunStore;
 use revoke365::adapters::http::HttpCore;
 use revoke365::adapters::memory_queue::MemoryQueue;
+use revoke365::adapters::sqlite_store::SqliteRunStore;
 use revoke365::config::{ConnectWiseCredentials, HttpSettings, Recheck, Secret, ServiceUrls};
 use revoke365::engine::LocalEngine;
 use revoke365::model::{OrgSettings, Report, Run};
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub struct Harness {
     pub sim: SimHandle,
-    pub store: Arc<FileRunStore>,
+    pub store: Arc<SqliteRunStore>,
     pub engine: LocalEngine,
     pub connector: Arc<HttpConnector>,
     pub org: OrgSettings,
@@ -42,7 +42,7 @@ impl Harness {
         .await
         .expect("simulator starts");
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(FileRunStore::open(dir.path(), vec![org.clone()]).unwrap());
+        let store = Arc::new(SqliteRunStore::open(dir.path(), vec![org.clone()]).unwrap());
         let connector = Arc::new(HttpConnector {
             core: HttpCore::new(http).unwrap(),
             urls: ServiceUrls::all_at(&sim.base_url),
@@ -62,6 +62,7 @@ impl Harness {
             queue: Arc::new(MemoryQueue::default()),
             connector: connector.clone(),
             progress: Arc::new(NoProgress),
+            stop: Default::default(),
         };
         Harness {
             sim,
@@ -74,7 +75,10 @@ impl Harness {
     }
 
     pub async fn run(&self, body: Value) -> Run {
-        self.engine.run(&body).await.expect("request accepted")
+        self.engine
+            .run(&body, None)
+            .await
+            .expect("request accepted")
     }
 
     /// Runs a request that must finish with a report.

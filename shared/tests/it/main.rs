@@ -2,6 +2,8 @@
 //! simulator on loopback, the engine on one machine, and (feature `aws`) the real handlers
 //! against LocalStack and DynamoDB Local.
 
+#[allow(dead_code)]
+mod generated;
 mod harness;
 mod kit;
 
@@ -18,9 +20,11 @@ mod aws_kit;
 mod clients_connectwise;
 mod clients_m365;
 mod clients_throttling;
+mod least_authority;
 mod restore;
 mod trust_checks;
 mod trust_report;
+mod trust_resume;
 mod workflow_acme;
 mod workflow_faults;
 mod workflow_hard;

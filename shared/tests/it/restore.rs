@@ -25,7 +25,7 @@ async fn replaying_the_audit_through_the_restore_endpoints_restores_the_tenant()
 
         // Only the audit file on disk: re-read it as a later process would.
         let records =
-            revoke365::adapters::file_store::read_audit_file(&h.store.audit_path(&run.run_id))
+            revoke365::adapters::sqlite_store::read_audit_file(&h.store.audit_path(&run.run_id))
                 .unwrap();
         assert_eq!(records, h.store.audit_records(&run.run_id).await.unwrap());
         let conns = h.connector.connect(&h.org).await.unwrap();

@@ -409,3 +409,33 @@ async fn line_breaks_and_controls_from_the_request_and_the_tenant_forge_no_line(
         Some(format!("Leaver\r\n{forged_headline}\u{1b}[2J <script>alert(1)</script>").as_str())
     );
 }
+
+#[tokio::test]
+async fn a_large_report_mails_the_first_grants_and_attaches_every_one() {
+    use crate::generated::{generated_tenant, Caps, ADMIN};
+    let caps = Caps {
+        exchange: 1000,
+        graph: 1000,
+        graph_mailbox: 4,
+    };
+    let h = Harness::start(generated_tenant(700, 600, 0, &caps), fast_http(32)).await;
+    let report = h
+        .report(json!({"user_email": ADMIN, "company_id": "bench", "ticket_id": "1"}))
+        .await;
+    assert!(report.success, "{:?}", report.errors);
+    assert_eq!(report.removal_summary.total_permissions_removed, 600);
+    let (note, mail) = note_and_mail(&h.snapshot(), &report);
+    assert!(
+        mail.body
+            .contains("… and 100 more grants: every one is in the attached report."),
+        "the email shows the first 500 grants"
+    );
+    assert!(mail.body.len() < 1024 * 1024, "{} bytes", mail.body.len());
+    let rows = |text: &str| text.lines().filter(|l| l.starts_with("mbx")).count();
+    assert_eq!(
+        rows(&mail.attachments[0].content),
+        600,
+        "every grant attached"
+    );
+    assert_eq!(rows(&note), 600);
+}

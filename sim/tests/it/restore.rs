@@ -100,3 +100,28 @@ async fn restoring_every_removed_grant_restores_the_state() {
 
     assert_eq!(sim.state()["mailboxes"], initial);
 }
+
+#[tokio::test]
+async fn a_persisted_state_carries_grants_and_counters_into_a_new_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tenant.json");
+    let sim = TestSim::acme().await;
+    sim.handle.persist_to(&path).unwrap();
+    let parameters = json!({"Identity": "ceo@acmecorp.com", "User": JOHN, "AccessRights": ["FullAccess"], "InheritanceType": "All", "Confirm": false});
+    invoke(&sim, "Remove-MailboxPermission", parameters).await;
+    let changed = sim.handle.snapshot();
+    drop(sim);
+
+    let next = TestSim::acme().await;
+    assert_ne!(next.handle.snapshot().mailboxes, changed.mailboxes);
+    next.handle.restore_from(&path).unwrap();
+    let restored = next.handle.snapshot();
+    assert_eq!(
+        restored.mailboxes, changed.mailboxes,
+        "the removal carried over"
+    );
+    assert_eq!(
+        restored.counters.requests["exo Remove-MailboxPermission"], 1,
+        "counters go on from the saved ones"
+    );
+}

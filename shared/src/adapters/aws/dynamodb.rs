@@ -178,6 +178,9 @@ struct RunRow {
         skip_serializing_if = "Option::is_none"
     )]
     failure: Option<RunFailure>,
+    /// `POST /revocations/{id}/cancel` asked to stop the run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    cancel_requested: bool,
     /// Present ("1") while the run is not finished: the key of [`ACTIVE_INDEX`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     active: Option<String>,
@@ -571,6 +574,8 @@ impl DynamoRunStore {
             redrives: row.redrives,
             failure: row.failure,
             result: result.or(row.result),
+            interruption: None,
+            cancel_requested: row.cancel_requested,
         })
     }
 }
@@ -741,6 +746,7 @@ impl RunStore for DynamoRunStore {
             lease_until_ms: None,
             redrives: 0,
             failure: None,
+            cancel_requested: false,
             active: Some("1".into()),
             user: None,
             result: None,
@@ -1307,13 +1313,33 @@ impl RunStore for DynamoRunStore {
         }
     }
 
+    async fn request_cancel(&self, run_id: &RunId) -> Result<Option<Run>, StoreError> {
+        // Only while the run is not finished; a finished run is returned as it is.
+        self.update_run(
+            run_id,
+            "SET cancel_requested = :t, updated_at = :now",
+            "attribute_exists(pk) AND NOT (#s IN (:c, :cwe, :failed, :cancelled))",
+            &[("#s", "status")],
+            HashMap::from([
+                (":t".to_string(), AttributeValue::Bool(true)),
+                (":now".to_string(), av(Utc::now())?),
+                (":c".to_string(), av(RunStatus::Completed)?),
+                (":cwe".to_string(), av(RunStatus::CompletedWithErrors)?),
+                (":failed".to_string(), av(RunStatus::Failed)?),
+                (":cancelled".to_string(), av(RunStatus::Cancelled)?),
+            ]),
+        )
+        .await?;
+        self.get_run(run_id).await
+    }
+
     async fn fail_run(&self, run_id: &RunId, failure: &RunFailure) -> Result<(), StoreError> {
         let now = Utc::now();
         // A finished run keeps its result: a late failure of a stray message changes nothing.
         self.update_run(
             run_id,
             "SET #s = :failed, failure = :failure, status_changed_at = :now, updated_at = :now, updated_ms = :ms REMOVE active, lease_holder, lease_until_ms",
-            "attribute_exists(pk) AND NOT (#s IN (:c, :cwe, :failed))",
+            "attribute_exists(pk) AND NOT (#s IN (:c, :cwe, :failed, :cancelled))",
             &[("#s", "status")],
             HashMap::from([
                 (":failed".to_string(), av(RunStatus::Failed)?),
@@ -1322,6 +1348,7 @@ impl RunStore for DynamoRunStore {
                 (":ms".to_string(), millis(now)),
                 (":c".to_string(), av(RunStatus::Completed)?),
                 (":cwe".to_string(), av(RunStatus::CompletedWithErrors)?),
+                (":cancelled".to_string(), av(RunStatus::Cancelled)?),
             ]),
         )
         .await?;

@@ -1,5 +1,5 @@
-//! Creates the queues, tables (with their index and TTL), secret and rules of
-//! `infra/resources.json` in an AWS endpoint — LocalStack and DynamoDB Local for the tests and
+//! Creates the queues, tables (with their index and TTL), secrets, the alert bus and its rule
+//! of `infra/resources.json` in an AWS endpoint — LocalStack and DynamoDB Local for the tests and
 //! for trying the handlers locally (`cargo run -p revoke365-shared --features aws --example
 //! provision`). In AWS the SAM template creates the same resources (a test checks it against
 //! the same definition). Idempotent: what exists is left as it is.
@@ -22,6 +22,9 @@ pub struct Provisioned {
     /// Dead-letter queue URLs in the order of `Queues::all` (offboarding, discovery, removal,
     /// verification).
     pub dlq_urls: Vec<String>,
+    /// Where the alert bus's rule delivers: in AWS the rule invokes the intake function; in
+    /// the emulators it fills this queue, and whoever plays the function reads it.
+    pub alert_delivery_url: String,
 }
 
 /// How to provision.
@@ -62,34 +65,113 @@ pub async fn provision(
     ] {
         ensure_queue(&sqs, &format!("{prefix}{name}"), HashMap::new()).await?;
     }
+    let alert_delivery_url = create_alert_bus(config, &sqs, prefix).await?;
     let names = AwsNames::prefixed(prefix);
+    let sm = aws_sdk_secretsmanager::Client::new(config);
     if let Some(secret) = &options.secret_json {
-        let sm = aws_sdk_secretsmanager::Client::new(config);
-        let created = sm
-            .create_secret()
-            .name(&names.secret_id)
-            .secret_string(secret)
-            .send()
-            .await;
-        if let Err(e) = created {
-            let exists = e
-                .as_service_error()
-                .is_some_and(|se| se.is_resource_exists_exception());
-            if !exists {
-                return Err(Box::new(e));
-            }
-            sm.put_secret_value()
-                .secret_id(&names.secret_id)
-                .secret_string(secret)
-                .send()
-                .await?;
-        }
+        put_secret(&sm, &names.secret_id, secret, true).await?;
     }
+    // No webhook caller until one is put (a value already there is kept).
+    put_secret(&sm, &names.webhook_secret_id, "{}", false).await?;
     Ok(Provisioned {
         names,
         queue_urls,
         dlq_urls,
+        alert_delivery_url,
     })
+}
+
+/// Creates the secret, or (when `replace`) puts the value into the one that exists.
+async fn put_secret(
+    sm: &aws_sdk_secretsmanager::Client,
+    id: &str,
+    value: &str,
+    replace: bool,
+) -> Result<(), Error> {
+    let created = sm
+        .create_secret()
+        .name(id)
+        .secret_string(value)
+        .send()
+        .await;
+    if let Err(e) = created {
+        let exists = e
+            .as_service_error()
+            .is_some_and(|se| se.is_resource_exists_exception());
+        if !exists {
+            return Err(Box::new(e));
+        }
+        if replace {
+            sm.put_secret_value()
+                .secret_id(id)
+                .secret_string(value)
+                .send()
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The dedicated alert bus and the security-alert rule on it (the default bus has no rule of
+/// ours); the rule's target is the delivery queue. Returns the queue's URL.
+async fn create_alert_bus(
+    config: &aws_config::SdkConfig,
+    sqs: &aws_sdk_sqs::Client,
+    prefix: &str,
+) -> Result<String, Error> {
+    let events = aws_sdk_eventbridge::Client::new(config);
+    let r = resources();
+    let bus = format!("{prefix}{}", r.alert_bus.name);
+    if let Err(e) = events.create_event_bus().name(&bus).send().await {
+        let exists = e
+            .as_service_error()
+            .is_some_and(|se| se.is_resource_already_exists_exception());
+        if !exists {
+            return Err(Box::new(e));
+        }
+    }
+    let url = ensure_queue(
+        sqs,
+        &format!("{prefix}{}", r.alert_bus.delivery_queue),
+        HashMap::new(),
+    )
+    .await?;
+    let arn = queue_arn(sqs, &url).await?;
+    let rule = format!("{prefix}{}", r.security_alert_rule.name);
+    let pattern = json!({"source": [r.security_alert_rule.source], "detail-type": [r.security_alert_rule.detail_type]});
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(pattern.to_string())
+        .state(aws_sdk_eventbridge::types::RuleState::Enabled)
+        .send()
+        .await?;
+    events
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("intake")
+                .arn(arn)
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(url)
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, Error> {
+    Ok(sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or("the queue has no ARN")?)
 }
 
 fn attribute(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition, Error> {
@@ -210,15 +292,7 @@ async fn create_queue(
         HashMap::from([(QueueAttributeName::MessageRetentionPeriod, "1209600".into())]),
     )
     .await?;
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .ok_or("the dead-letter queue has no ARN")?;
+    let dlq_arn = queue_arn(sqs, &dlq).await?;
     let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": def.max_receive_count});
     let url = ensure_queue(
         sqs,

@@ -13,6 +13,9 @@ pub struct Resources {
     pub failure_queues: FailureQueues,
     pub tables: Tables,
     pub secret: SecretDef,
+    /// Per-caller secrets of the HMAC-signed webhook route (JSON: caller -> secret).
+    pub webhook_secret: SecretDef,
+    pub alert_bus: BusDef,
     pub security_alert_rule: RuleDef,
     pub schedule_rule: ScheduleDef,
 }
@@ -99,6 +102,15 @@ pub struct SecretDef {
     pub name: String,
 }
 
+/// The dedicated EventBridge bus security alerts are put on (the default bus starts nothing).
+/// `delivery_queue` exists only in the emulators: LocalStack delivers the rule's events there
+/// and the tests hand them to the intake handler, as the rule's Lambda target does in AWS.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BusDef {
+    pub name: String,
+    pub delivery_queue: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct RuleDef {
     pub name: String,
@@ -124,6 +136,7 @@ pub struct AwsNames {
     pub removal_queue: String,
     pub verification_queue: String,
     pub secret_id: String,
+    pub webhook_secret_id: String,
 }
 
 impl AwsNames {
@@ -138,6 +151,7 @@ impl AwsNames {
             removal_queue: format!("{prefix}{}", r.queues.removal.name),
             verification_queue: format!("{prefix}{}", r.queues.verification.name),
             secret_id: format!("{prefix}{}", r.secret.name),
+            webhook_secret_id: format!("{prefix}{}", r.webhook_secret.name),
         }
     }
 
@@ -158,6 +172,7 @@ impl AwsNames {
             removal_queue: var("REVOKE365_REMOVAL_QUEUE_URL", d.removal_queue),
             verification_queue: var("REVOKE365_VERIFICATION_QUEUE_URL", d.verification_queue),
             secret_id: var("REVOKE365_SECRET_ID", d.secret_id),
+            webhook_secret_id: var("REVOKE365_WEBHOOK_SECRET_ID", d.webhook_secret_id),
         }
     }
 }
@@ -183,6 +198,8 @@ mod tests {
                 &r.tables.audit.name,
                 &r.tables.org_settings.name,
                 &r.secret.name,
+                &r.webhook_secret.name,
+                &r.alert_bus.name,
                 &r.security_alert_rule.name,
                 &r.schedule_rule.name,
                 &r.schedule_rule.schedule,

@@ -1,0 +1,374 @@
+//! Runs stopped before their end go on from the on-disk store, and what the first release
+//! wrote (its audit trail and result files) still loads, resumes and restores.
+
+use crate::harness::Harness;
+use crate::kit::{fast_http, fixture, with_sim};
+use revoke365::adapters::sqlite_store::{read_audit_file, SqliteRunStore};
+use revoke365::model::{AuditPhase, AuditResult, PermissionType, Report, RunId, RunStatus};
+use revoke365::ports::RunStore;
+use revoke365::steps::Connector;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const COMPLETED: &str = "e2530dd0-7cea-4369-b7fd-3ac60da22142";
+const KILLED: &str = "afaed426-278c-4fda-9156-b28439443535";
+
+fn release_1() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/release-1")
+}
+
+/// Copies a first-release run's files into the store's directory, as an upgrade finds them.
+fn copy_run(store: &SqliteRunStore, run_id: &str) {
+    for entry in std::fs::read_dir(release_1()).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with(run_id) {
+            std::fs::copy(entry.path(), store.dir().join(&name)).unwrap();
+        }
+    }
+}
+
+fn john() -> serde_json::Value {
+    json!({"user_email": "john.smith@acmecorp.com", "company_id": "acme"})
+}
+
+#[tokio::test]
+async fn a_completed_run_of_the_first_release_loads_and_its_audit_restores() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    copy_run(&h.store, COMPLETED);
+    let id = RunId(COMPLETED.into());
+    let run = h.store.get_run(&id).await.unwrap().expect("the run loads");
+    assert_eq!(run.status, RunStatus::Completed);
+    let written: Report = serde_json::from_slice(
+        &std::fs::read(release_1().join(format!("{COMPLETED}.result.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        run.result.as_ref(),
+        Some(&written),
+        "its result, as written"
+    );
+    assert_eq!(run.request.user_email, "john.smith@acmecorp.com");
+    let items = h.store.items(&id).await.unwrap();
+    assert_eq!(items.len(), 8);
+    assert!(items.iter().all(|i| i.status.is_removed()), "{items:?}");
+    // Loaded once, it is in the database: a later store finds it without the import.
+    let again = SqliteRunStore::open(h.store.dir(), vec![h.org.clone()]).unwrap();
+    assert_eq!(
+        again.get_run(&id).await.unwrap().unwrap().status,
+        RunStatus::Completed
+    );
+
+    // Its audit trail still puts every grant back: remove them again, then restore.
+    let initial = h.snapshot().mailboxes;
+    let report = h.report(john()).await;
+    assert_eq!(report.removal_summary.total_permissions_removed, 8);
+    assert_ne!(h.snapshot().mailboxes, initial);
+    let records = h.store.audit_records(&id).await.unwrap();
+    let conns = h.connector.connect(&h.org).await.unwrap();
+    let summary = revoke365::restore::restore(conns.tenant(), &records).await;
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    assert_eq!(summary.restored.len(), 8);
+    assert_eq!(h.snapshot().mailboxes, initial, "the tenant as it was");
+}
+
+/// Removes, through the real clients, the grants the killed run's audit says were removed:
+/// the tenant as the first release left it.
+async fn replay_removals(h: &Harness, audit: &Path) -> usize {
+    let conns = h.connector.connect(&h.org).await.unwrap();
+    let tenant = conns.tenant();
+    let mut n = 0;
+    let records = read_audit_file(audit).unwrap();
+    for r in records
+        .iter()
+        .filter(|r| r.phase == AuditPhase::Outcome && r.result == Some(AuditResult::Removed))
+    {
+        let g = r.grant.as_ref().unwrap();
+        match g.right {
+            PermissionType::FullAccess => {
+                tenant
+                    .exchange
+                    .remove_full_access(&g.mailbox, &g.trustee)
+                    .await
+                    .unwrap();
+            }
+            PermissionType::Calendar => {
+                let id = &g.calendar.as_ref().unwrap().permission_id;
+                tenant
+                    .directory
+                    .remove_calendar_permission(&g.mailbox, id)
+                    .await
+                    .unwrap();
+            }
+            other => panic!("the fixture removed no {other}"),
+        }
+        n += 1;
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_killed_run_of_the_first_release_resumes_to_one_report_of_the_whole_run() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    copy_run(&h.store, KILLED);
+    let id = RunId(KILLED.into());
+    // An upgraded machine's next start finds it by user and company, before anyone names it.
+    let upgraded = SqliteRunStore::open(h.store.dir(), vec![h.org.clone()]).unwrap();
+    let found = upgraded
+        .resumable_runs("acme", "john.smith@acmecorp.com")
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|r| &r.run_id).collect::<Vec<_>>(),
+        vec![&id]
+    );
+    drop(upgraded);
+    assert_eq!(replay_removals(&h, &h.store.audit_path(&id)).await, 3);
+    let run = h.store.get_run(&id).await.unwrap().expect("the run loads");
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert_eq!(
+        run.interruption.as_ref().map(|i| i.during),
+        Some(RunStatus::Removing)
+    );
+    assert!(h.store.is_resumable(&run));
+    let waiting = h
+        .store
+        .resumable_runs("acme", "John.Smith@acmecorp.com")
+        .unwrap();
+    assert_eq!(waiting.len(), 1, "found by user and company");
+
+    let run = h.engine.resume(&id).await.expect("resumes");
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.failure);
+    let report = run.result.unwrap();
+    assert!(report.success, "{report:?}");
+    assert_eq!(report.run_id, KILLED);
+    assert_eq!(report.removal_summary.total_permissions_removed, 8);
+    assert!(report.verification.all_permissions_cleared);
+    // Each grant has one removal outcome: the three from before, five from the resumed part.
+    let records = h.store.audit_records(&id).await.unwrap();
+    let removed: Vec<_> = records
+        .iter()
+        .filter(|r| r.phase == AuditPhase::Outcome && r.result == Some(AuditResult::Removed))
+        .collect();
+    assert_eq!(removed.len(), 8);
+    // The note covers the whole run.
+    let snapshot = h.snapshot();
+    let note = &snapshot.tickets.last().unwrap().notes.last().unwrap().text;
+    for mailbox in [
+        "ceo@acmecorp.com",
+        "billing@acmecorp.com",
+        "sales@acmecorp.com",
+        "info@acmecorp.com",
+    ] {
+        assert!(note.contains(mailbox), "the note names {mailbox}: {note}");
+    }
+    assert!(
+        h.engine.resume(&id).await.is_err(),
+        "a finished run is not resumed"
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_engine_leaves_the_run_interrupted_and_resume_removes_the_rest_once() {
+    let slow = with_sim(fixture("acme-tenant.json"), json!({"latency_ms": 60}));
+    let h = Harness::start(slow, fast_http(1)).await;
+    let stop = h.engine.stop.clone();
+    let store = h.store.clone();
+    let watcher = async {
+        // Stop once the audit shows two removals.
+        loop {
+            let removed = std::fs::read_dir(store.dir())
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".audit.jsonl"))
+                .map(|e| {
+                    std::fs::read_to_string(e.path())
+                        .unwrap_or_default()
+                        .matches("\"result\":\"removed\"")
+                        .count()
+                })
+                .sum::<usize>();
+            if removed >= 2 {
+                stop.stop("interrupted by the test");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let body = john();
+    let (run, ()) = tokio::join!(h.engine.run(&body, None), watcher);
+    let run = run.unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted);
+    let removed_before = h
+        .store
+        .items(&run.run_id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|i| i.status.is_removed())
+        .count();
+    assert!((2..8).contains(&removed_before), "{removed_before}");
+    let partial = revoke365::engine::partial_report(h.store.as_ref(), &run)
+        .await
+        .unwrap();
+    assert_eq!(partial.status, RunStatus::Interrupted);
+    assert_eq!(
+        partial.removal_summary.total_permissions_removed as usize,
+        removed_before
+    );
+
+    // A fresh engine (a new process) resumes it.
+    let engine = fresh_engine(&h);
+    let run = engine.resume(&run.run_id).await.unwrap();
+    let report = run.result.unwrap();
+    assert!(report.success, "{report:?}");
+    assert_eq!(report.removal_summary.total_permissions_removed, 8);
+    assert_eq!(removal_calls(&h), 7, "no grant removed twice");
+}
+
+/// Removal requests the simulator has seen (send on behalf is a Set-Mailbox, not counted).
+fn removal_calls(h: &Harness) -> u64 {
+    h.snapshot()
+        .counters
+        .requests
+        .iter()
+        .filter(|(k, _)| k.contains("Remove-") || k.contains("DELETE calendarPermissions"))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+/// `POST /revocations/{id}/cancel` against the emulators: the run stops before its next
+/// removal batch, ends `cancelled`, and its note and email say what was removed and what was
+/// left in place.
+#[cfg(feature = "aws")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_run_stops_between_batches_and_reports_what_was_removed() {
+    use crate::aws_kit::{Env, JOHN};
+    use revoke365::lambda::steps::handle_step_records;
+
+    let env = Env::start(fixture("acme-tenant.json"), 10).await;
+    let (status, accepted) = env
+        .http(
+            "POST",
+            "/revocations",
+            Some(json!({"user_email": JOHN, "company_id": "acme"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let run_id = accepted["run_id"].as_str().unwrap().to_string();
+    // Discovery to its end: the removal batches are queued.
+    let (discovery_url, discovery) = &env.steps[0];
+    while let Some((event, handles)) = env.receive(discovery_url).await {
+        let failed: Vec<String> = handle_step_records(discovery, event.clone(), env.deadline())
+            .await
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        env.settle(discovery_url, &event, &handles, &failed).await;
+    }
+    assert_eq!(env.get(&run_id).await["status"], "removing");
+    // One batch removes its grants; then the caller cancels.
+    assert!(env.deliver_one(1).await.is_empty());
+    let removed_first = 8 - env.sim.snapshot().direct_grants_of(JOHN).len();
+    assert!((1..8).contains(&removed_first), "{removed_first}");
+    let (status, body) = env
+        .http("POST", &format!("/revocations/{run_id}/cancel"), None, None)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["cancel_requested"], true);
+    env.pump_steps(1).await;
+
+    let run = env.get(&run_id).await;
+    assert_eq!(run["status"], "cancelled", "{run}");
+    let result = &run["result"];
+    assert_eq!(result["success"], false);
+    assert_eq!(
+        result["removal_summary"]["total_permissions_removed"],
+        removed_first as u64
+    );
+    let left = env.sim.snapshot().direct_grants_of(JOHN).len();
+    assert_eq!(left, 8 - removed_first, "nothing removed after the cancel");
+    let skipped = result["skipped"].as_array().unwrap();
+    assert!(
+        skipped.len() >= left
+            && skipped
+                .iter()
+                .all(|s| s["reason"].as_str().unwrap().contains("cancelled")),
+        "{skipped:?}"
+    );
+    let snapshot = env.sim.snapshot();
+    let note = &snapshot.tickets.last().unwrap().notes.last().unwrap().text;
+    assert!(note.to_lowercase().contains("cancelled"), "{note}");
+    let mail = &snapshot.sent_mail.last().unwrap().body;
+    assert!(mail.to_lowercase().contains("cancelled"), "{mail}");
+
+    let (status, body) = env
+        .http("POST", &format!("/revocations/{run_id}/cancel"), None, None)
+        .await;
+    assert_eq!(status, 409, "a finished run is not cancelled: {body}");
+    let (status, _) = env
+        .http("POST", "/revocations/nope/cancel", None, None)
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_run_stopped_during_discovery_starts_discovery_again_on_resume() {
+    let slow = with_sim(fixture("acme-tenant.json"), json!({"latency_ms": 40}));
+    let h = Harness::start(slow, fast_http(2)).await;
+    let stop = h.engine.stop.clone();
+    let store = h.store.clone();
+    let body = john();
+    let watcher = async {
+        loop {
+            // Stop while discovery reads the mailboxes, before any removal.
+            let discovering = rusqlite::Connection::open(store.db_path())
+                .and_then(|db| {
+                    db.query_row(
+                        "SELECT COUNT(*) FROM runs WHERE status = 'discovering'",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )
+                })
+                .unwrap_or(0)
+                > 0;
+            if discovering {
+                stop.stop("interrupted by the test");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let (run, ()) = tokio::join!(h.engine.run(&body, None), watcher);
+    let run = run.unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert_eq!(
+        run.interruption.as_ref().map(|i| i.during),
+        Some(RunStatus::Discovering)
+    );
+    assert_eq!(removal_calls(&h), 0, "nothing removed during discovery");
+    let run = fresh_engine(&h).resume(&run.run_id).await.unwrap();
+    let report = run
+        .result
+        .clone()
+        .unwrap_or_else(|| panic!("{:?} {:?}", run.status, run.failure));
+    assert!(report.success, "{report:?}");
+    assert_eq!(report.removal_summary.total_permissions_removed, 8);
+    assert_eq!(removal_calls(&h), 7);
+    assert!(
+        !h.store.dir().join(format!("{}.lock", run.run_id)).exists(),
+        "a finished run leaves no lock file"
+    );
+}
+
+/// The engine a new process would build on the same store (the harness's one was stopped).
+fn fresh_engine(h: &Harness) -> revoke365::engine::LocalEngine {
+    revoke365::engine::LocalEngine {
+        store: h.store.clone(),
+        queue: Default::default(),
+        connector: h.connector.clone(),
+        progress: std::sync::Arc::new(revoke365::steps::NoProgress),
+        stop: Default::default(),
+    }
+}
