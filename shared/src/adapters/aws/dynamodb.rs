@@ -1224,32 +1224,17 @@ impl RunStore for DynamoRunStore {
     }
 
     async fn audit_records(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.audit)
-                .key_condition_expression("run_id = :r")
-                .expression_attribute_values(":r", s(&run_id.0))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend("Query audit", e))?;
-            for item in page.items.unwrap_or_default() {
-                let row: AuditRow = from_item(item).map_err(|e| serde_error("audit row", e))?;
-                out.push(
-                    row.record
-                        .ok_or_else(|| StoreError::backend("audit row without record"))?,
-                );
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        self.query_audit(run_id, None).await
+    }
+
+    /// One chain's records, filtered by DynamoDB: a batch finding where its chain ends reads
+    /// its own records, not the whole trail.
+    async fn audit_chain(
+        &self,
+        run_id: &RunId,
+        chain: &str,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.query_audit(run_id, Some(chain)).await
     }
 
     /// The manifest is a small attribute of the run item (one entry per removal batch), as
@@ -1361,4 +1346,45 @@ fn item_state(status: &ItemStatus) -> String {
         .ok()
         .and_then(|v| v["state"].as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+impl DynamoRunStore {
+    /// A run's audit records, or one chain's (`record.chain`, filtered by DynamoDB).
+    async fn query_audit(
+        &self,
+        run_id: &RunId,
+        chain: Option<&str>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.audit)
+                .key_condition_expression("run_id = :r")
+                .expression_attribute_values(":r", s(&run_id.0))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take());
+            if let Some(chain) = chain {
+                query = query
+                    .filter_expression("#rec.#chain = :chain")
+                    .expression_attribute_names("#rec", "record")
+                    .expression_attribute_names("#chain", "chain")
+                    .expression_attribute_values(":chain", s(chain));
+            }
+            let page = query.send().await.map_err(|e| backend("Query audit", e))?;
+            for item in page.items.unwrap_or_default() {
+                let row: AuditRow = from_item(item).map_err(|e| serde_error("audit row", e))?;
+                out.push(
+                    row.record
+                        .ok_or_else(|| StoreError::backend("audit row without record"))?,
+                );
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
 }
