@@ -559,6 +559,8 @@ impl Env {
         depths
     }
 
+    /// The run's audit records in DynamoDB (each chain's head item, a copy of its last
+    /// record, left out).
     pub async fn audit_count(&self, run_id: &str) -> usize {
         let out = self
             .ddb
@@ -572,7 +574,14 @@ impl Env {
             .send()
             .await
             .unwrap();
-        out.items.unwrap_or_default().len()
+        out.items
+            .unwrap_or_default()
+            .iter()
+            .filter(|item| {
+                !matches!(item.get("record_id"),
+                    Some(aws_sdk_dynamodb::types::AttributeValue::S(id)) if id.starts_with("chainhead#"))
+            })
+            .count()
     }
 
     pub async fn run_count(&self) -> usize {

@@ -1202,39 +1202,42 @@ impl RunStore for DynamoRunStore {
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError> {
-        let row = AuditRow {
-            run_id: record.run_id.clone(),
-            record_id: record.record_id.clone(),
-            recorded_at: record.recorded_at,
-            record: Some(record.clone()),
-        };
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.audit)
-            .set_item(Some(to_item(row).map_err(|e| serde_error("audit row", e))?))
-            .condition_expression("attribute_not_exists(record_id)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(backend("PutItem audit", e)),
+        if let (Some(chain), Some(seq)) = (record.chain.as_deref(), record.seq) {
+            if let Some(written) = self.append_chained(record, chain, seq).await? {
+                return Ok(written);
+            }
         }
+        self.put_audit_record(record).await
     }
 
     async fn audit_records(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {
-        self.query_audit(run_id, None).await
+        self.query_audit(run_id).await
     }
 
-    /// One chain's records, filtered by DynamoDB: a batch finding where its chain ends reads
-    /// its own records, not the whole trail.
+    /// Where one chain ends: its head item holds a copy of its last record (one read, however
+    /// long the trail).
     async fn audit_chain(
         &self,
         run_id: &RunId,
         chain: &str,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        self.query_audit(run_id, Some(chain)).await
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.audit)
+            .key("run_id", s(&run_id.0))
+            .key("record_id", s(chain_head_id(chain)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("GetItem audit chain head", e))?;
+        match out.item {
+            Some(item) => {
+                let row: AuditRow = from_item(item).map_err(|e| serde_error("audit row", e))?;
+                Ok(row.record.into_iter().collect())
+            }
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The manifest is a small attribute of the run item (one entry per removal batch), as
@@ -1348,34 +1351,34 @@ fn item_state(status: &ItemStatus) -> String {
         .unwrap_or_default()
 }
 
+/// The record id of a chain's head item (a copy of its last record) in the audit table.
+fn chain_head_id(chain: &str) -> String {
+    format!("{CHAIN_HEAD_PREFIX}{chain}")
+}
+const CHAIN_HEAD_PREFIX: &str = "chainhead#";
+
 impl DynamoRunStore {
-    /// A run's audit records, or one chain's (`record.chain`, filtered by DynamoDB).
-    async fn query_audit(
-        &self,
-        run_id: &RunId,
-        chain: Option<&str>,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
+    /// A run's audit records (not the chains' head items).
+    async fn query_audit(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let mut query = self
+            let page = self
                 .client
                 .query()
                 .table_name(&self.audit)
                 .key_condition_expression("run_id = :r")
                 .expression_attribute_values(":r", s(&run_id.0))
                 .consistent_read(true)
-                .set_exclusive_start_key(start.take());
-            if let Some(chain) = chain {
-                query = query
-                    .filter_expression("#rec.#chain = :chain")
-                    .expression_attribute_names("#rec", "record")
-                    .expression_attribute_names("#chain", "chain")
-                    .expression_attribute_values(":chain", s(chain));
-            }
-            let page = query.send().await.map_err(|e| backend("Query audit", e))?;
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend("Query audit", e))?;
             for item in page.items.unwrap_or_default() {
                 let row: AuditRow = from_item(item).map_err(|e| serde_error("audit row", e))?;
+                if row.record_id.starts_with(CHAIN_HEAD_PREFIX) {
+                    continue;
+                }
                 out.push(
                     row.record
                         .ok_or_else(|| StoreError::backend("audit row without record"))?,
@@ -1385,6 +1388,96 @@ impl DynamoRunStore {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => return Ok(out),
             }
+        }
+    }
+
+    fn audit_row(record: &AuditRecord, record_id: String) -> Result<Item, StoreError> {
+        let row = AuditRow {
+            run_id: record.run_id.clone(),
+            record_id,
+            recorded_at: record.recorded_at,
+            record: Some(record.clone()),
+        };
+        to_item(row).map_err(|e| serde_error("audit row", e))
+    }
+
+    async fn put_audit_record(&self, record: &AuditRecord) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.audit)
+            .set_item(Some(Self::audit_row(record, record.record_id.clone())?))
+            .condition_expression("attribute_not_exists(record_id)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(backend("PutItem audit", e)),
+        }
+    }
+
+    /// Writes a chained record and moves its chain's head to it in one transaction.
+    /// `Some(false)`: the record exists already; `None`: another writer moved the head past
+    /// it (the record is then written alone).
+    async fn append_chained(
+        &self,
+        record: &AuditRecord,
+        chain: &str,
+        seq: u64,
+    ) -> Result<Option<bool>, StoreError> {
+        let built = |e: aws_sdk_dynamodb::error::BuildError| StoreError::backend(e.to_string());
+        let put_record = Put::builder()
+            .table_name(&self.audit)
+            .set_item(Some(Self::audit_row(record, record.record_id.clone())?))
+            .condition_expression("attribute_not_exists(record_id)")
+            .build()
+            .map_err(built)?;
+        let put_head = Put::builder()
+            .table_name(&self.audit)
+            .set_item(Some(Self::audit_row(record, chain_head_id(chain))?))
+            .condition_expression("attribute_not_exists(record_id) OR #rec.#seq < :seq")
+            .expression_attribute_names("#rec", "record")
+            .expression_attribute_names("#seq", "seq")
+            .expression_attribute_values(":seq", AttributeValue::N(seq.to_string()))
+            .build()
+            .map_err(built)?;
+        let mut attempt = 1;
+        loop {
+            let written = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(put_record.clone()).build())
+                .transact_items(TransactWriteItem::builder().put(put_head.clone()).build())
+                .send()
+                .await;
+            let Err(e) = written else {
+                return Ok(Some(true));
+            };
+            let reasons: Vec<String> = match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("None").to_string())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let failed =
+                |i: usize| reasons.get(i).map(String::as_str) == Some("ConditionalCheckFailed");
+            if failed(0) {
+                return Ok(Some(false));
+            }
+            if failed(1) {
+                return Ok(None);
+            }
+            let conflict = reasons.iter().any(|r| r == "TransactionConflict")
+                || e.as_service_error().and_then(|se| se.code())
+                    == Some("TransactionConflictException");
+            if !(conflict && STORE_RETRY.allows_another(attempt)) {
+                return Err(backend("TransactWriteItems audit", e));
+            }
+            tokio::time::sleep(STORE_RETRY.delay(attempt, None)).await;
+            attempt += 1;
         }
     }
 }
