@@ -296,6 +296,10 @@ pub trait RunStore: Send + Sync {
         records.retain(|r| r.chain.as_deref() == Some(chain));
         Ok(records)
     }
+    /// The last record of each of the run's audit chains (what its manifest is made of).
+    async fn audit_chain_heads(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {
+        self.audit_records(run_id).await
+    }
     /// Anchors the manifest of the run's audit chains in the run unless one is anchored
     /// already (it is never replaced); returns whether this call anchored it.
     async fn anchor_audit(

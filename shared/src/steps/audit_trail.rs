@@ -91,9 +91,9 @@ impl<'a> ChainWriter<'a> {
 /// Anchors the heads of every chain of the run's trail in the run (once; a redelivered
 /// verification finds it anchored).
 pub(crate) async fn anchor(store: &dyn RunStore, run_id: &RunId) -> Result<(), StoreError> {
-    let records = store.audit_records(run_id).await?;
+    let heads = store.audit_chain_heads(run_id).await?;
     store
-        .anchor_audit(run_id, &AuditManifest::of(&records))
+        .anchor_audit(run_id, &AuditManifest::of(&heads))
         .await?;
     Ok(())
 }

@@ -1211,7 +1211,12 @@ impl RunStore for DynamoRunStore {
     }
 
     async fn audit_records(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {
-        self.query_audit(run_id).await
+        self.query_audit(run_id, None).await
+    }
+
+    /// The chains' head items only: a prefix of the sort key, however long the trail.
+    async fn audit_chain_heads(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {
+        self.query_audit(run_id, Some(CHAIN_HEAD_PREFIX)).await
     }
 
     /// Where one chain ends: its head item holds a copy of its last record (one read, however
@@ -1358,25 +1363,33 @@ fn chain_head_id(chain: &str) -> String {
 const CHAIN_HEAD_PREFIX: &str = "chainhead#";
 
 impl DynamoRunStore {
-    /// A run's audit records (not the chains' head items).
-    async fn query_audit(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {
+    /// A run's audit records (`prefix` `None`: every record, the chains' head items left
+    /// out), or the items whose record id starts with `prefix`.
+    async fn query_audit(
+        &self,
+        run_id: &RunId,
+        prefix: Option<&str>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let page = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.audit)
                 .key_condition_expression("run_id = :r")
                 .expression_attribute_values(":r", s(&run_id.0))
                 .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend("Query audit", e))?;
+                .set_exclusive_start_key(start.take());
+            if let Some(prefix) = prefix {
+                query = query
+                    .key_condition_expression("run_id = :r AND begins_with(record_id, :p)")
+                    .expression_attribute_values(":p", s(prefix));
+            }
+            let page = query.send().await.map_err(|e| backend("Query audit", e))?;
             for item in page.items.unwrap_or_default() {
                 let row: AuditRow = from_item(item).map_err(|e| serde_error("audit row", e))?;
-                if row.record_id.starts_with(CHAIN_HEAD_PREFIX) {
+                if prefix.is_none() && row.record_id.starts_with(CHAIN_HEAD_PREFIX) {
                     continue;
                 }
                 out.push(
