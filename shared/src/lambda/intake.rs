@@ -9,7 +9,7 @@ use crate::adapters::aws::dynamodb::DynamoRunStore;
 use crate::adapters::aws::resources::AwsNames;
 use crate::adapters::aws::sqs::SqsQueue;
 use crate::authorize::{authorize_company, principal, AccessError};
-use crate::model::{InvalidRequest, ItemStatus, RunId};
+use crate::model::{InvalidRequest, ItemStatus, Run, RunId};
 use crate::ports::RunStore;
 use crate::steps::{check_run_audit, intake_as, IntakeError};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
@@ -355,6 +355,24 @@ async fn refused_for_run(
     }
 }
 
+/// The run, or the answer for a run that is unknown (404) or could not be read (503).
+async fn found_run(deps: &IntakeDeps, run_id: &RunId) -> Result<Run, ApiGatewayV2httpResponse> {
+    match deps.store.get_run(run_id).await {
+        Ok(Some(run)) => Ok(run),
+        Ok(None) => Err(response(
+            404,
+            error_body("not_found", &format!("no run {run_id}"), Some("run_id")),
+        )),
+        Err(e) => {
+            error!(error = %e, "run lookup failed");
+            Err(response(
+                503,
+                error_body("unavailable", "run lookup failed; retry", None),
+            ))
+        }
+    }
+}
+
 /// Grant entries per page of `GET /revocations/{id}`.
 pub const RESULT_PAGE_SIZE: usize = 1000;
 
@@ -365,21 +383,9 @@ async fn get_revocation(
     page: usize,
 ) -> ApiGatewayV2httpResponse {
     let run_id = RunId(run_id.to_string());
-    let run = match deps.store.get_run(&run_id).await {
-        Ok(Some(run)) => run,
-        Ok(None) => {
-            return response(
-                404,
-                error_body("not_found", &format!("no run {run_id}"), Some("run_id")),
-            )
-        }
-        Err(e) => {
-            error!(error = %e, "run lookup failed");
-            return response(
-                503,
-                error_body("unavailable", "run lookup failed; retry", None),
-            );
-        }
+    let run = match found_run(deps, &run_id).await {
+        Ok(run) => run,
+        Err(answer) => return answer,
     };
     match authorize_company(&deps.store, &run.request.company_id, principal).await {
         Ok(()) => {}
@@ -448,21 +454,8 @@ async fn get_audit(
         }
     };
     let run_id = RunId(run_id.to_string());
-    match deps.store.get_run(&run_id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            return response(
-                404,
-                error_body("not_found", &format!("no run {run_id}"), Some("run_id")),
-            )
-        }
-        Err(e) => {
-            error!(error = %e, "run lookup failed");
-            return response(
-                503,
-                error_body("unavailable", "run lookup failed; retry", None),
-            );
-        }
+    if let Err(answer) = found_run(deps, &run_id).await {
+        return answer;
     }
     let body = if verify {
         check_run_audit(&deps.store, &run_id)
