@@ -3,15 +3,19 @@
 mod audit;
 mod audit_chain;
 mod grant;
+mod history;
 mod org;
 mod report;
 mod request;
+mod restore_report;
 mod run;
 
 pub use audit::*;
 pub use audit_chain::*;
 pub use grant::*;
+pub use history::*;
 pub use org::*;
 pub use report::*;
 pub use request::*;
+pub use restore_report::*;
 pub use run::*;

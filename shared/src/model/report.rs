@@ -2,7 +2,7 @@
 
 use super::{
     Grant, IndirectAccess, ItemStatus, MatchedBy, PermissionType, PlanItem, RevocationRequest, Run,
-    RunStatus,
+    RunKind, RunStatus,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -105,6 +105,9 @@ pub struct ResolvedUserSummary {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// Always `revoke` here; a restore run's result is a [`super::RestoreReport`].
+    #[serde(default)]
+    pub kind: RunKind,
     pub success: bool,
     pub run_id: String,
     pub status: RunStatus,
@@ -433,6 +436,7 @@ impl Report {
             || !verification.remaining.is_empty();
         let user = run.user.as_ref();
         Report {
+            kind: RunKind::Revoke,
             success,
             run_id: run.run_id.to_string(),
             status,
@@ -468,6 +472,22 @@ impl Report {
     }
 
     /// Records a failure that happened after the report was built (PSA, mail).
+    /// Grants whose removal failed, in every list.
+    pub fn failed_count(&self) -> u32 {
+        let p = &self.permissions_removed;
+        [
+            &p.full_access,
+            &p.send_as,
+            &p.send_on_behalf,
+            &p.calendar_delegates,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(p.shared_mailboxes.iter().flat_map(|s| &s.permissions))
+        .filter(|e| e.error.is_some())
+        .count() as u32
+    }
+
     pub fn add_error(&mut self, error: String) {
         self.errors.push(error);
         self.success = false;

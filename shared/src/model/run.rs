@@ -1,6 +1,6 @@
 //! A run: one request moving through the steps.
 
-use super::{Report, RevocationRequest};
+use super::{Report, RestoreReport, RevocationRequest};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -245,6 +245,33 @@ pub struct Interruption {
     pub reason: String,
 }
 
+/// What a run does: remove a user's grants, or put back what an earlier run removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    #[default]
+    Revoke,
+    Restore,
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Revoke => "revoke",
+            RunKind::Restore => "restore",
+        }
+    }
+}
+
+/// A restore run: which run it puts back, and how it was asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreOf {
+    pub restored_from: RunId,
+    /// Also put back grants whose trustee a later run revoked again.
+    #[serde(default)]
+    pub include_revoked: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub run_id: RunId,
@@ -283,6 +310,12 @@ pub struct Run {
     /// A caller asked to stop the run: no further removal batch starts.
     #[serde(default)]
     pub cancel_requested: bool,
+    /// Set on a restore run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreOf>,
+    /// A restore run's result (a revocation's is `result`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_result: Option<RestoreReport>,
 }
 
 impl Run {
@@ -312,6 +345,16 @@ impl Run {
             result: None,
             interruption: None,
             cancel_requested: false,
+            restore: None,
+            restore_result: None,
+        }
+    }
+
+    pub fn kind(&self) -> RunKind {
+        if self.restore.is_some() {
+            RunKind::Restore
+        } else {
+            RunKind::Revoke
         }
     }
 }

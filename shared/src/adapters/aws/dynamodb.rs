@@ -193,6 +193,13 @@ struct RunRow {
     indirect_access: Option<Vec<crate::model::IndirectAccess>>,
     #[serde(default, deserialize_with = "json_or_value", skip_serializing)]
     scan_errors: Option<Vec<String>>,
+    /// Set on a restore run: the run it puts back.
+    #[serde(
+        default,
+        deserialize_with = "json_or_value",
+        skip_serializing_if = "Option::is_none"
+    )]
+    restore: Option<crate::model::RestoreOf>,
 }
 
 /// A plan item: written whole by discovery, its status updated by removal.
@@ -576,6 +583,8 @@ impl DynamoRunStore {
             result: result.or(row.result),
             interruption: None,
             cancel_requested: row.cancel_requested,
+            restore: row.restore,
+            restore_result: None,
         })
     }
 }
@@ -752,6 +761,7 @@ impl RunStore for DynamoRunStore {
             result: None,
             indirect_access: None,
             scan_errors: None,
+            restore: run.restore.clone(),
         };
         self.client
             .put_item()
