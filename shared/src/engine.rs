@@ -11,7 +11,9 @@ use crate::messages::{Step, StepMessage};
 use crate::model::{Report, ReportInputs, Run, RunId, RunStatus, Scope, Verification};
 use crate::ports::RunStore;
 use crate::ports::{Connector, ProgressObserver, Queue};
-use crate::steps::{abandon, dispatch, intake_as, next_messages, stoppable, Delivery, IntakeError};
+use crate::steps::{
+    abandon, dispatch, intake_as, intake_restore, next_messages, stoppable, Delivery, IntakeError,
+};
 use chrono::Utc;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -118,6 +120,38 @@ impl LocalEngine {
         )
         .await?
         .run;
+        self.drive_accepted(run, origin, accepted).await
+    }
+
+    /// A restore of `source` (see [`intake_restore`]) for `principal`, run to its end like
+    /// [`Self::run_watched`].
+    pub async fn restore_watched(
+        &self,
+        principal: Option<&str>,
+        source: &RunId,
+        body: &Value,
+        origin: Option<&str>,
+        accepted: impl FnOnce(&RunId),
+    ) -> Result<Run, IntakeError> {
+        let run = intake_restore(
+            self.store.as_ref(),
+            self.queue.as_ref(),
+            principal,
+            source,
+            body,
+        )
+        .await?
+        .run;
+        self.drive_accepted(run, origin, accepted).await
+    }
+
+    /// Runs an accepted run to its end (or until stopped), remembering `origin` for resume.
+    async fn drive_accepted(
+        &self,
+        run: Run,
+        origin: Option<&str>,
+        accepted: impl FnOnce(&RunId),
+    ) -> Result<Run, IntakeError> {
         accepted(&run.run_id);
         let lock = self.store.lock_run(&run.run_id)?;
         if let Some(origin) = origin {

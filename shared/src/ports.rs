@@ -7,7 +7,8 @@ use crate::error::{QueueError, RemoteError, StepError, StoreError};
 use crate::messages::StepMessage;
 use crate::model::{
     AuditManifest, AuditRecord, Grant, IndirectAccess, ItemId, ItemStatus, MatchedBy, NotChecked,
-    OrgSettings, PermissionType, PlanItem, Report, ResolvedUser, Run, RunFailure, RunId, RunStatus,
+    OrgSettings, PermissionType, PlanItem, Report, ResolvedUser, RestoreReport, Run, RunFailure,
+    RunFilter, RunId, RunPage, RunStatus,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -199,6 +200,15 @@ pub trait RunStore: Send + Sync {
     async fn release_idempotency_key(&self, key: &str, run_id: &RunId) -> Result<(), StoreError>;
     async fn create_run(&self, run: &Run) -> Result<(), StoreError>;
     async fn get_run(&self, run_id: &RunId) -> Result<Option<Run>, StoreError>;
+    /// Run history, newest first, `limit` at a time; `after` is the `next` of the page before.
+    async fn list_runs(
+        &self,
+        _filter: &RunFilter,
+        _limit: usize,
+        _after: Option<&str>,
+    ) -> Result<RunPage, StoreError> {
+        Ok(RunPage::default())
+    }
 
     /// Takes the run for a step: moves it from `from` to `working`, or takes over a run in
     /// `working` whose lease ended (its holder died or handed it on), or renews the caller's own
@@ -311,6 +321,12 @@ pub trait RunStore: Send + Sync {
     async fn audit_manifest(&self, run_id: &RunId) -> Result<Option<AuditManifest>, StoreError>;
     /// Ends the run with its report (`status` is the report's).
     async fn finish_run(&self, run_id: &RunId, report: &Report) -> Result<(), StoreError>;
+    /// Ends a restore run with its result.
+    async fn finish_restore(
+        &self,
+        run_id: &RunId,
+        report: &RestoreReport,
+    ) -> Result<(), StoreError>;
     async fn fail_run(&self, run_id: &RunId, failure: &RunFailure) -> Result<(), StoreError>;
     /// Asks a run to stop (`POST /revocations/{id}/cancel`): no removal batch starts after
     /// this, and the run ends `cancelled`. Returns the run as it is now (`None`: no such run);

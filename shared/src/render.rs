@@ -5,10 +5,12 @@
 
 mod clean;
 mod html;
+mod restore;
 mod text;
 mod view;
 
 pub use clean::one_line;
+pub use restore::{restore_html, restore_subject, restore_text};
 pub use view::{
     type_name, GrantRow, Headline, Outcome, ReportView, Section, Tone, ERRORS, INDIRECT,
     NOT_CHECKED, SKIPPED, STILL_PRESENT,
@@ -71,8 +73,12 @@ pub fn email_subject(report: &Report) -> String {
 /// verification that took over an interrupted one looks the ticket up by.
 pub fn ticket_summary(run: &Run, org: &OrgSettings) -> String {
     let marker = format!(" [run {}]", run.run_id);
+    let what = match run.kind() {
+        crate::model::RunKind::Revoke => "Remove mailbox access",
+        crate::model::RunKind::Restore => "Restore mailbox access",
+    };
     let text = one_line(&format!(
-        "Remove mailbox access: {} ({})",
+        "{what}: {} ({})",
         run.request.user_email, org.company_name
     ));
     let room = 100usize.saturating_sub(marker.chars().count());

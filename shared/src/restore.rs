@@ -1,20 +1,17 @@
-//! Puts back what a run removed, from its audit records alone.
+//! Restore sources and the call that puts one grant back. A source is a list of grants to put
+//! back: today the grants a run removed, read from its audit records alone (a restore run
+//! plans from it, see `steps::restore`).
 
 use crate::error::{ErrorKind, RemoteError};
-use crate::model::{AuditPhase, AuditRecord, AuditResult, Grant, PermissionType};
+use crate::model::{
+    AuditPhase, AuditRecord, AuditResult, Grant, ItemId, PermissionType, ResolvedUser,
+};
 use crate::steps::Tenant;
 use std::collections::BTreeMap;
-use tracing::warn;
-
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RestoreSummary {
-    pub restored: Vec<Grant>,
-    pub failed: Vec<(Grant, String)>,
-}
 
 /// The grants a run removed: the before-state of every item whose outcome was `removed`.
 /// Items that were already gone, failed or only dry-run were not removed by the run.
-pub fn removed_grants(records: &[AuditRecord]) -> Vec<Grant> {
+pub fn removed_grants(records: &[AuditRecord]) -> Vec<(ItemId, Grant)> {
     let mut before: BTreeMap<u32, &Grant> = BTreeMap::new();
     let mut removed = Vec::new();
     for r in records {
@@ -30,26 +27,14 @@ pub fn removed_grants(records: &[AuditRecord]) -> Vec<Grant> {
     }
     removed
         .into_iter()
-        .filter_map(|id| before.get(&id).map(|g| (*g).clone()))
+        .filter_map(|id| before.get(&id).map(|g| (id, (*g).clone())))
         .collect()
 }
 
-/// Re-grants everything a run removed, one call per grant.
-pub async fn restore(tenant: Tenant<'_>, records: &[AuditRecord]) -> RestoreSummary {
-    let mut summary = RestoreSummary::default();
-    for grant in removed_grants(records) {
-        match restore_grant(tenant, &grant).await {
-            Ok(()) => summary.restored.push(grant),
-            Err(e) => {
-                warn!(mailbox = %grant.mailbox, error = %e, "restore failed");
-                summary.failed.push((grant, e.reason()));
-            }
-        }
-    }
-    summary
-}
-
-async fn restore_grant(tenant: Tenant<'_>, g: &Grant) -> Result<(), RemoteError> {
+/// Adds one grant back as it was: Full Access (with Exchange's default AutoMapping), Send As
+/// (also on groups and contacts), Send on Behalf (added to the list, never replacing it), a
+/// calendar permission with its original role.
+pub async fn put_back(tenant: Tenant<'_>, g: &Grant) -> Result<(), RemoteError> {
     match (g.right, &g.calendar) {
         (PermissionType::FullAccess, _) => {
             tenant
@@ -85,5 +70,58 @@ async fn restore_grant(tenant: Tenant<'_>, g: &Grant) -> Result<(), RemoteError>
                 message: format!("audit record for {} has no calendar role", g.mailbox),
             },
         )),
+    }
+}
+
+/// Whether `user` holds `g` again already (a second restore, or someone re-added it), read
+/// the way discovery reads each kind of grant. `None` when it cannot be told (the add then
+/// goes ahead; verification decides).
+pub async fn present(tenant: Tenant<'_>, user: &ResolvedUser, g: &Grant) -> Option<bool> {
+    let read =
+        match g.right {
+            PermissionType::FullAccess => tenant
+                .exchange
+                .mailbox_permissions(&g.mailbox)
+                .await
+                .map(|entries| {
+                    entries.iter().any(|e| {
+                        !e.deny
+                            && !e.is_inherited
+                            && e.access_rights.iter().any(|r| r == "FullAccess")
+                            && user.is_user(&e.user)
+                    })
+                }),
+            PermissionType::SendAs => tenant.exchange.send_as_on(&g.mailbox).await.map(|entries| {
+                entries.iter().any(|e| {
+                    e.access_control_type.eq_ignore_ascii_case("Allow")
+                        && !e.is_inherited
+                        && e.access_rights.iter().any(|r| r == "SendAs")
+                        && user.is_user(&e.trustee)
+                })
+            }),
+            PermissionType::SendOnBehalf => {
+                let dn = user.mailbox_dn.as_deref()?;
+                tenant
+                    .exchange
+                    .mailboxes_with_send_on_behalf(dn)
+                    .await
+                    .map(|mailboxes| mailboxes.iter().any(|m| m.address() == g.mailbox))
+            }
+            PermissionType::Calendar => tenant
+                .directory
+                .calendar_permissions(&g.mailbox)
+                .await
+                .map(|perms| {
+                    perms
+                        .iter()
+                        .any(|p| p.email_address.as_deref().is_some_and(|a| user.is_user(a)))
+                }),
+        };
+    match read {
+        Ok(found) => Some(found),
+        Err(e) => {
+            tracing::info!(mailbox = %g.mailbox, error = %e, "could not tell whether the grant is back already; adding it");
+            None
+        }
     }
 }

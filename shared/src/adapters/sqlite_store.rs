@@ -11,8 +11,8 @@
 use crate::error::StoreError;
 use crate::model::{
     AuditManifest, AuditPhase, AuditRecord, AuditResult, Interruption, ItemId, ItemStatus,
-    OrgSettings, PlanItem, Report, ResolvedUser, RevocationRequest, Run, RunFailure, RunId,
-    RunStatus,
+    OrgSettings, PlanItem, Report, ResolvedUser, RestoreReport, RevocationRequest, Run, RunFailure,
+    RunId, RunStatus,
 };
 use crate::ports::{
     BatchProgress, Claim, Effect, EffectState, KeyHolder, RereadChunk, RunStore, ScanFacts,
@@ -462,6 +462,23 @@ impl SqliteRunStore {
     }
 
     /// Like [`Self::update_run`] for trait methods: an unknown run is an error.
+    /// The run's result beside its audit file, readable without the database.
+    fn write_result_file<T: Serialize>(
+        &self,
+        run_id: &RunId,
+        result: &T,
+    ) -> Result<(), StoreError> {
+        let json =
+            serde_json::to_vec_pretty(result).map_err(|e| StoreError::backend(e.to_string()))?;
+        owner_only()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.result_path(run_id))?
+            .write_all(&json)?;
+        Ok(())
+    }
+
     fn with_run<T>(&self, run_id: &RunId, f: impl FnOnce(&mut Run) -> T) -> Result<T, StoreError> {
         let mut out = None;
         self.update_run(run_id, |run| out = Some(f(run)))?;
@@ -551,6 +568,7 @@ fn outcome_status(record: &AuditRecord) -> Option<ItemStatus> {
         AuditResult::AlreadyGone => ItemStatus::AlreadyGone { warning: detail },
         AuditResult::Failed => ItemStatus::Failed { error: detail },
         AuditResult::DryRun => ItemStatus::WouldRemove,
+        AuditResult::Restored => ItemStatus::Restored,
     })
 }
 
@@ -1159,21 +1177,22 @@ impl RunStore for SqliteRunStore {
     }
 
     async fn finish_run(&self, run_id: &RunId, report: &Report) -> Result<(), StoreError> {
-        let json =
-            serde_json::to_vec_pretty(report).map_err(|e| StoreError::backend(e.to_string()))?;
-        owner_only()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(self.result_path(run_id))?
-            .write_all(&json)?;
+        self.write_result_file(run_id, report)?;
         self.with_run(run_id, |run| {
-            run.status = report.status;
-            run.status_changed_at = Utc::now();
-            run.lease_holder = None;
-            run.lease_until = None;
-            run.interruption = None;
+            run.end(report.status);
             run.result = Some(report.clone());
+        })
+    }
+
+    async fn finish_restore(
+        &self,
+        run_id: &RunId,
+        report: &RestoreReport,
+    ) -> Result<(), StoreError> {
+        self.write_result_file(run_id, report)?;
+        self.with_run(run_id, |run| {
+            run.end(report.status);
+            run.restore_result = Some(report.clone());
         })
     }
 

@@ -11,7 +11,7 @@ use crate::adapters::aws::sqs::SqsQueue;
 use crate::authorize::{authorize_company, principal, AccessError};
 use crate::model::{InvalidRequest, ItemStatus, Run, RunId};
 use crate::ports::RunStore;
-use crate::steps::{check_run_audit, intake_as, IntakeError};
+use crate::steps::{check_run_audit, intake_as, intake_restore, IntakeError};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -102,6 +102,13 @@ fn intake_failure(e: &IntakeError) -> ApiGatewayV2httpResponse {
     match e {
         IntakeError::Invalid(invalid) => response(400, invalid.to_json()),
         IntakeError::Refused(refused) => forbidden(&refused.to_string()),
+        IntakeError::RunNotFound(_) => {
+            response(404, error_body("not_found", &e.to_string(), Some("run_id")))
+        }
+        IntakeError::Conflict(why) => response(
+            409,
+            error_body("conflict", &why.to_string(), Some(&why.field)),
+        ),
         IntakeError::KeyReused { .. } => response(
             409,
             error_body(
@@ -135,6 +142,7 @@ pub async fn handle_http(
         match (method.as_str(), path.trim_end_matches('/').split('/').collect::<Vec<_>>().as_slice()) {
             ("POST", ["", "revocations"]) => post_revocation(deps, &request).await,
             ("POST", ["", "hooks", "revocations"]) => post_signed_revocation(deps, &request).await,
+            ("POST", ["", "revocations", run_id, "restore"]) => post_restore(deps, &request, run_id).await,
             ("POST", ["", "revocations", run_id, "cancel"]) => {
                 match refused_for_run(deps, run_id, api_principal(&request).as_deref()).await {
                     Some(refused) => refused,
@@ -157,7 +165,7 @@ pub async fn handle_http(
                     None => get_audit(deps, &request, run_id).await,
                 }
             }
-            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations, POST /hooks/revocations, GET /revocations/{{run_id}}, GET /revocations/{{run_id}}/audit or POST /revocations/{{run_id}}/cancel"), None)),
+            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations, POST /hooks/revocations, GET /revocations/{{run_id}}, GET /revocations/{{run_id}}/audit, POST /revocations/{{run_id}}/restore or POST /revocations/{{run_id}}/cancel"), None)),
         }
     }
     .instrument(span)
@@ -275,6 +283,44 @@ async fn post_revocation(
         principal.as_deref(),
         &body,
         key.as_deref(),
+    )
+    .await
+    {
+        Ok(accepted) => accepted_response(&accepted.run),
+        Err(e) => intake_failure(&e),
+    }
+}
+
+/// `POST /revocations/{id}/restore`: a restore run that puts back what run `id` removed
+/// (body: `permission_types`, `target_mailboxes`, `dry_run`, `include_revoked`,
+/// `requested_by`, `reason`; all optional). 202 with the new run's status URL; 404 for an
+/// unknown run, 409 for one that cannot be restored (not ended, a dry run, a restore, its
+/// company now on another tenant).
+async fn post_restore(
+    deps: &IntakeDeps,
+    request: &ApiGatewayV2httpRequest,
+    run_id: &str,
+) -> ApiGatewayV2httpResponse {
+    let raw = match raw_body(request) {
+        Ok(raw) => raw,
+        Err(e) => return response(400, e.to_json()),
+    };
+    let body = if raw.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        match json_body(&raw) {
+            Ok(body) => body,
+            Err(e) => return response(400, e.to_json()),
+        }
+    };
+    let principal = api_principal(request);
+    let source = RunId(run_id.to_string());
+    match intake_restore(
+        &deps.store,
+        &deps.queue,
+        principal.as_deref(),
+        &source,
+        &body,
     )
     .await
     {
@@ -406,8 +452,9 @@ async fn get_revocation(
         .iter()
         .filter(|i| matches!(i.status, ItemStatus::Failed { .. }))
         .count();
-    let (result, page_info, next) = match &run.result {
-        Some(report) => {
+    let (result, page_info, next) = match (&run.result, &run.restore_result) {
+        (_, Some(restore)) => (json!(restore), Value::Null, None),
+        (Some(report), None) => {
             let p = report.page(page, RESULT_PAGE_SIZE);
             let next = (p.number < p.pages)
                 .then(|| format!("/revocations/{}?page={}", run.run_id, p.number + 1));
@@ -417,12 +464,13 @@ async fn get_revocation(
                 next,
             )
         }
-        None => (Value::Null, Value::Null, None),
+        (None, None) => (Value::Null, Value::Null, None),
     };
     response(
         200,
         json!({
-            "run_id": run.run_id, "status": run.status,
+            "run_id": run.run_id, "kind": run.kind(), "status": run.status,
+            "restored_from": run.restore.as_ref().map(|r| &r.restored_from),
             "progress": {"total": items.len(), "done": done, "failed": failed},
             "failure": run.failure, "result": result, "page": page_info, "next": next,
         }),

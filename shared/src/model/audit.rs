@@ -13,6 +13,8 @@ pub enum AuditPhase {
     Outcome,
     /// Written once by verification.
     Verification,
+    /// Written after a restore run's call that put the grant back: what happened.
+    Restore,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +24,8 @@ pub enum AuditResult {
     AlreadyGone,
     Failed,
     DryRun,
+    /// A restore run put the grant back.
+    Restored,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +81,7 @@ impl AuditRecord {
             }
             AuditPhase::Outcome => "outcome",
             AuditPhase::Verification => "verification",
+            AuditPhase::Restore => "restore",
         };
         format!("item#{item:05}#{phase}")
     }

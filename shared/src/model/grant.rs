@@ -75,6 +75,10 @@ pub enum ItemStatus {
     },
     /// Dry run: found, left in place.
     WouldRemove,
+    /// A restore run put the grant back.
+    Restored,
+    /// A restore run found the grant already there again: nothing was added.
+    AlreadyPresent,
 }
 
 impl ItemStatus {

@@ -8,6 +8,7 @@ mod org;
 mod report;
 mod request;
 mod restore_report;
+mod restore_request;
 mod run;
 
 pub use audit::*;
@@ -18,4 +19,5 @@ pub use org::*;
 pub use report::*;
 pub use request::*;
 pub use restore_report::*;
+pub use restore_request::*;
 pub use run::*;

@@ -291,6 +291,10 @@ fn entry(item: &PlanItem) -> GrantEntry {
         ItemStatus::Failed { error } => (false, None, None, Some(error.clone())),
         ItemStatus::Pending => (false, None, None, Some("not processed".to_string())),
         ItemStatus::Skipped { reason } => (false, None, Some(reason.clone()), None),
+        // Only a restore run's items are restored; its result is a RestoreReport.
+        ItemStatus::Restored | ItemStatus::AlreadyPresent => {
+            (false, None, Some("restored".into()), None)
+        }
     };
     GrantEntry {
         mailbox: g.mailbox.clone(),

@@ -155,83 +155,8 @@ impl RevocationRequest {
         let company_id = required_string(obj, "company_id")?;
         validate_company_id(&company_id)?;
 
-        let permission_types = match obj.get("permission_types") {
-            None | Some(Value::Null) => None,
-            Some(Value::Array(items)) => {
-                if items.is_empty() {
-                    return Err(InvalidRequest::new(
-                        "permission_types",
-                        format!(
-                            "must not be empty; omit it for the default scope; allowed: {}",
-                            PermissionType::allowed_values()
-                        ),
-                    ));
-                }
-                let mut types = Vec::new();
-                for item in items {
-                    let t = item
-                        .as_str()
-                        .and_then(PermissionType::parse)
-                        .ok_or_else(|| {
-                            InvalidRequest::new(
-                                "permission_types",
-                                format!(
-                                    "unknown permission type {item}; allowed: {}",
-                                    PermissionType::allowed_values()
-                                ),
-                            )
-                        })?;
-                    if !types.contains(&t) {
-                        types.push(t);
-                    }
-                }
-                types.sort();
-                Some(types)
-            }
-            Some(other) => {
-                return Err(InvalidRequest::new(
-                    "permission_types",
-                    format!(
-                        "expected an array of strings, got {}; allowed values: {}",
-                        json_type(other),
-                        PermissionType::allowed_values()
-                    ),
-                ))
-            }
-        };
-
-        let target_mailboxes = match obj.get("target_mailboxes") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => {
-                let mut out: Vec<String> = Vec::new();
-                for item in items {
-                    let s = item.as_str().ok_or_else(|| {
-                        InvalidRequest::new(
-                            "target_mailboxes",
-                            format!(
-                                "expected an array of email addresses, found {}",
-                                json_type(item)
-                            ),
-                        )
-                    })?;
-                    let mailbox = validate_email("target_mailboxes", s)?;
-                    if !out.contains(&mailbox) {
-                        out.push(mailbox);
-                    }
-                }
-                out
-            }
-            Some(other) => {
-                return Err(InvalidRequest::new(
-                    "target_mailboxes",
-                    format!(
-                        "expected an array of email addresses, got {}",
-                        json_type(other)
-                    ),
-                ))
-            }
-        };
-
+        let permission_types = permission_types(obj)?;
+        let target_mailboxes = target_mailboxes(obj)?;
         let ticket_id = optional_string(obj, "ticket_id")?;
         if let Some(t) = &ticket_id {
             if t.trim().is_empty() || t.len() > 64 {
@@ -241,24 +166,8 @@ impl RevocationRequest {
                 ));
             }
         }
-        let requested_by = optional_string(obj, "requested_by")?;
-        if let Some(r) = &requested_by {
-            if r.len() > 256 {
-                return Err(InvalidRequest::new(
-                    "requested_by",
-                    "must be at most 256 characters",
-                ));
-            }
-        }
-        let reason = optional_string(obj, "reason")?;
-        if let Some(r) = &reason {
-            if r.len() > 2000 {
-                return Err(InvalidRequest::new(
-                    "reason",
-                    "must be at most 2000 characters",
-                ));
-            }
-        }
+        let requested_by = limited_string(obj, "requested_by", 256)?;
+        let reason = limited_string(obj, "reason", 2000)?;
 
         Ok(RevocationRequest {
             user_email,
@@ -300,7 +209,108 @@ impl RevocationRequest {
     }
 }
 
-fn json_type(v: &Value) -> &'static str {
+/// `permission_types`: absent for the default scope, else a non-empty list of known types.
+pub(super) fn permission_types(
+    obj: &Map<String, Value>,
+) -> Result<Option<Vec<PermissionType>>, InvalidRequest> {
+    Ok(match obj.get("permission_types") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => {
+            if items.is_empty() {
+                return Err(InvalidRequest::new(
+                    "permission_types",
+                    format!(
+                        "must not be empty; omit it for the default scope; allowed: {}",
+                        PermissionType::allowed_values()
+                    ),
+                ));
+            }
+            let mut types = Vec::new();
+            for item in items {
+                let t = item
+                    .as_str()
+                    .and_then(PermissionType::parse)
+                    .ok_or_else(|| {
+                        InvalidRequest::new(
+                            "permission_types",
+                            format!(
+                                "unknown permission type {item}; allowed: {}",
+                                PermissionType::allowed_values()
+                            ),
+                        )
+                    })?;
+                if !types.contains(&t) {
+                    types.push(t);
+                }
+            }
+            types.sort();
+            Some(types)
+        }
+        Some(other) => {
+            return Err(InvalidRequest::new(
+                "permission_types",
+                format!(
+                    "expected an array of strings, got {}; allowed values: {}",
+                    json_type(other),
+                    PermissionType::allowed_values()
+                ),
+            ))
+        }
+    })
+}
+
+/// `target_mailboxes`: addresses, without duplicates (none: every mailbox).
+pub(super) fn target_mailboxes(obj: &Map<String, Value>) -> Result<Vec<String>, InvalidRequest> {
+    Ok(match obj.get("target_mailboxes") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => {
+            let mut out: Vec<String> = Vec::new();
+            for item in items {
+                let s = item.as_str().ok_or_else(|| {
+                    InvalidRequest::new(
+                        "target_mailboxes",
+                        format!(
+                            "expected an array of email addresses, found {}",
+                            json_type(item)
+                        ),
+                    )
+                })?;
+                let mailbox = validate_email("target_mailboxes", s)?;
+                if !out.contains(&mailbox) {
+                    out.push(mailbox);
+                }
+            }
+            out
+        }
+        Some(other) => {
+            return Err(InvalidRequest::new(
+                "target_mailboxes",
+                format!(
+                    "expected an array of email addresses, got {}",
+                    json_type(other)
+                ),
+            ))
+        }
+    })
+}
+
+/// An optional string of at most `max` bytes.
+pub(super) fn limited_string(
+    obj: &Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> Result<Option<String>, InvalidRequest> {
+    let value = optional_string(obj, field)?;
+    if value.as_ref().is_some_and(|v| v.len() > max) {
+        return Err(InvalidRequest::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(value)
+}
+
+pub(super) fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -325,7 +335,7 @@ fn required_string(obj: &Map<String, Value>, field: &str) -> Result<String, Inva
     }
 }
 
-fn optional_string(
+pub(super) fn optional_string(
     obj: &Map<String, Value>,
     field: &str,
 ) -> Result<Option<String>, InvalidRequest> {
@@ -342,7 +352,10 @@ fn optional_string(
     }
 }
 
-fn optional_bool(obj: &Map<String, Value>, field: &str) -> Result<Option<bool>, InvalidRequest> {
+pub(super) fn optional_bool(
+    obj: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<bool>, InvalidRequest> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),

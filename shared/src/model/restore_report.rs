@@ -1,9 +1,13 @@
 //! The result of a restore run: what was put back, what could not be, and the re-read that
 //! proves it (product.md, "Restore").
 
-use super::{RemainingGrant, RequestContext, RunKind, RunStatus, SkippedGrant};
+use super::{
+    Grant, ItemStatus, PermissionType, PlanItem, RemainingGrant, RequestContext, Run, RunKind,
+    RunStatus, SkippedGrant,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// A grant the restore put back (or found already present again: that counts as restored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,4 +73,197 @@ pub struct RestoreReport {
     pub notes: Vec<String>,
     #[serde(default)]
     pub errors: Vec<String>,
+    /// Requestor addresses the report was not mailed to (their domain is not allowed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_mailed: Vec<String>,
+}
+
+/// What a restore report is built from: the run's items and what the re-read found.
+pub struct RestoreInputs<'a> {
+    pub run: &'a Run,
+    pub company_name: &'a str,
+    pub items: &'a [PlanItem],
+    /// The user's grants the re-read found, as (mailbox, permission type).
+    pub present: &'a BTreeSet<(String, PermissionType)>,
+    /// False when the tenant could not be re-read: nothing is proven back.
+    pub read: bool,
+    pub errors: Vec<String>,
+    pub ticket_id: Option<String>,
+    pub finished_at: DateTime<Utc>,
+}
+
+/// The note on a grant that was there again before the restore put it back.
+pub const ALREADY_PRESENT: &str = "already present: nothing was added";
+
+/// Exchange Online cannot say whether a Full Access grant had AutoMapping on, so a restored
+/// one gets Exchange's default.
+pub const AUTOMAPPING_NOTE: &str = "Full Access was added back with Exchange's default AutoMapping (on): Exchange Online does not show the setting the grant had before, so Outlook may now add the mailbox to the user's profile on its own";
+
+impl RestoreReport {
+    /// Every count comes from the items and the re-read: a grant is restored when the re-read
+    /// shows it (whatever the write answered), missing when it does not.
+    pub fn build(inputs: RestoreInputs<'_>) -> RestoreReport {
+        let RestoreInputs {
+            run,
+            company_name,
+            items,
+            present,
+            read,
+            mut errors,
+            ticket_id,
+            finished_at,
+        } = inputs;
+        let dry_run = run.request.dry_run;
+        let mut report = RestoreReport {
+            kind: RunKind::Restore,
+            success: false,
+            run_id: run.run_id.to_string(),
+            status: RunStatus::Completed,
+            dry_run,
+            restored_from: run
+                .restore
+                .as_ref()
+                .map(|r| r.restored_from.to_string())
+                .unwrap_or_default(),
+            started_at: run.created_at,
+            finished_at,
+            user_email: run.request.user_email.clone(),
+            company: company_name.to_string(),
+            restored: Vec::new(),
+            failed: Vec::new(),
+            skipped: Vec::new(),
+            verification: RestoreVerification::default(),
+            ticket_id,
+            request_context: RequestContext::from(&run.request),
+            notes: Vec::new(),
+            errors: Vec::new(),
+            not_mailed: Vec::new(),
+        };
+        let mut missing: Vec<&Grant> = Vec::new();
+        for item in items {
+            let g = &item.grant;
+            let is_present = read && present.contains(&g.key());
+            let failed = |error: String| RestoreFailure {
+                mailbox: g.mailbox.clone(),
+                permission: g.right.report_name().to_string(),
+                access_level: access_level(g),
+                error,
+            };
+            match &item.status {
+                ItemStatus::Skipped { reason } => {
+                    report.skipped.push(SkippedGrant {
+                        mailbox: g.mailbox.clone(),
+                        permission: g.right.report_name().to_string(),
+                        reason: reason.clone(),
+                    });
+                    continue;
+                }
+                _ if dry_run => {
+                    report.restored.push(restored(g, false, Some(true), None));
+                    continue;
+                }
+                _ if is_present => {
+                    let note = match &item.status {
+                        ItemStatus::Restored => None,
+                        _ => Some(ALREADY_PRESENT.to_string()),
+                    };
+                    report.restored.push(restored(g, true, None, note));
+                }
+                ItemStatus::Restored | ItemStatus::AlreadyPresent if !read => {
+                    report.restored.push(restored(
+                        g,
+                        true,
+                        None,
+                        Some("not proven: the re-read could not read the tenant".into()),
+                    ));
+                }
+                ItemStatus::Restored | ItemStatus::AlreadyPresent => report.failed.push(failed(
+                    "the grant was added (or found present) but is not present on re-read".into(),
+                )),
+                ItemStatus::Failed { error } => report.failed.push(failed(error.clone())),
+                _ => report.failed.push(failed("not processed".into())),
+            }
+            if !is_present {
+                missing.push(g);
+            }
+        }
+        report.verification = RestoreVerification::of(&missing, read);
+        if report
+            .restored
+            .iter()
+            .any(|r| r.permission == PermissionType::FullAccess.report_name())
+        {
+            report.notes.push(AUTOMAPPING_NOTE.to_string());
+        }
+        if !read {
+            errors.push(
+                "verification could not re-read the tenant: nothing is proven restored".into(),
+            );
+        }
+        report.errors = errors;
+        report.success = report.errors.is_empty()
+            && report.failed.is_empty()
+            && (dry_run || report.verification.all_restored);
+        report.status = if report.errors.is_empty() && (dry_run || report.verification.all_restored)
+        {
+            RunStatus::Completed
+        } else {
+            RunStatus::CompletedWithErrors
+        };
+        report
+    }
+
+    pub fn add_error(&mut self, error: String) {
+        if !self.errors.contains(&error) {
+            self.errors.push(error);
+        }
+        self.success = false;
+    }
+}
+
+impl RestoreVerification {
+    fn of(missing: &[&Grant], read: bool) -> RestoreVerification {
+        let mut v = RestoreVerification::default();
+        for g in missing {
+            match (g.shared, g.right) {
+                (true, _) => v.missing_shared_mailboxes += 1,
+                (false, PermissionType::FullAccess) => v.missing_full_access += 1,
+                (false, PermissionType::SendAs) => v.missing_send_as += 1,
+                (false, PermissionType::SendOnBehalf) => v.missing_send_on_behalf += 1,
+                (false, PermissionType::Calendar) => v.missing_calendar_delegates += 1,
+            }
+            v.missing.push(RemainingGrant {
+                mailbox: g.mailbox.clone(),
+                permission: g.right.report_name().to_string(),
+                shared: g.shared,
+            });
+        }
+        v.missing.sort();
+        v.missing.dedup();
+        v.all_restored = read && missing.is_empty();
+        v
+    }
+}
+
+fn access_level(g: &Grant) -> Option<String> {
+    g.calendar.as_ref().map(|c| c.access_level.clone())
+}
+
+fn restored(
+    g: &Grant,
+    restored: bool,
+    would_restore: Option<bool>,
+    note: Option<String>,
+) -> RestoredEntry {
+    RestoredEntry {
+        mailbox: g.mailbox.clone(),
+        permission: g.right.report_name().to_string(),
+        access_level: access_level(g),
+        recipient_type: (g.right == PermissionType::SendAs)
+            .then(|| g.recipient_type.clone())
+            .flatten(),
+        restored,
+        would_restore,
+        note,
+    }
 }

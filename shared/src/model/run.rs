@@ -310,6 +310,10 @@ pub struct Run {
     /// A caller asked to stop the run: no further removal batch starts.
     #[serde(default)]
     pub cancel_requested: bool,
+    /// The Microsoft 365 tenant the run acted on (from the company's settings at intake), so
+    /// that a restore never writes to another tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
     /// Set on a restore run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreOf>,
@@ -345,9 +349,19 @@ impl Run {
             result: None,
             interruption: None,
             cancel_requested: false,
+            tenant_id: None,
             restore: None,
             restore_result: None,
         }
+    }
+
+    /// Ends the run at `status`: no step holds it any more.
+    pub fn end(&mut self, status: RunStatus) {
+        self.status = status;
+        self.status_changed_at = Utc::now();
+        self.lease_holder = None;
+        self.lease_until = None;
+        self.interruption = None;
     }
 
     pub fn kind(&self) -> RunKind {

@@ -52,7 +52,10 @@ pub async fn discover(
         {
             return Ok(());
         }
-        let result = list(store, queue, tenant, notify, org, run, shard_size).await;
+        let result = match &run.restore {
+            Some(of) => super::restore::plan(store, queue, tenant, org, run, of).await,
+            None => list(store, queue, tenant, notify, org, run, shard_size).await,
+        };
         // The lister's part is over either way: hand the run on (a retry takes it at once).
         store.release(run_id, &delivery.holder).await?;
         result

@@ -18,6 +18,13 @@ pub enum IntakeError {
     /// The caller is not on the company's allow-list: nothing was created.
     #[error(transparent)]
     Refused(#[from] Refused),
+    /// The run named (to restore) does not exist.
+    #[error("no run {0}")]
+    RunNotFound(String),
+    /// The request is valid but cannot be done with the run it names (HTTP 409, CLI exit 2):
+    /// nothing was created.
+    #[error(transparent)]
+    Conflict(InvalidRequest),
     /// The caller's idempotency key was used before for a different request.
     #[error("Idempotency-Key '{key}' was already used for a different request (run {run_id}); use a new key for a new request")]
     KeyReused { key: String, run_id: String },
@@ -80,7 +87,8 @@ pub async fn intake_as(
     {
         return Err(InvalidRequest::new("ticket_id", error).into());
     }
-    let run = Run::new(request);
+    let mut run = Run::new(request);
+    run.tenant_id = Some(org.tenant_id.clone());
     let fingerprint = fingerprint(&run.request);
     let mut reserved: Vec<String> = Vec::new();
     for (key, hashed) in idempotency_keys(&run.request, idempotency_key) {
@@ -226,7 +234,7 @@ fn idempotency_keys(r: &RevocationRequest, caller_key: Option<&str>) -> Vec<(Key
         .collect()
 }
 
-async fn queue_discovery(queue: &dyn Queue, run: &Run) -> Result<(), IntakeError> {
+pub(crate) async fn queue_discovery(queue: &dyn Queue, run: &Run) -> Result<(), IntakeError> {
     queue
         .send(StepMessage::new(run.run_id.clone(), Step::Discover))
         .await

@@ -16,6 +16,47 @@ use crate::ports::{Attachment, Effect, EffectState, NewTicket, OutgoingMail, Run
 use crate::render;
 use tracing::{error, info, warn};
 
+/// A finished run's result, as the ticket note and the email tell it.
+pub(crate) trait Told {
+    fn ticket_id(&self) -> Option<String>;
+    fn set_ticket_id(&mut self, id: String);
+    fn add_error(&mut self, error: String);
+    fn not_mailed(&mut self, address: String);
+    fn note_text(&self) -> String;
+    fn mail(&self, from: &str, to: Vec<String>) -> OutgoingMail;
+}
+
+impl Told for Report {
+    fn ticket_id(&self) -> Option<String> {
+        self.ticket_id.clone()
+    }
+    fn set_ticket_id(&mut self, id: String) {
+        self.ticket_id = Some(id);
+    }
+    fn add_error(&mut self, error: String) {
+        Report::add_error(self, error);
+    }
+    fn not_mailed(&mut self, address: String) {
+        self.not_mailed.push(address);
+    }
+    fn note_text(&self) -> String {
+        render::text_report(self)
+    }
+    fn mail(&self, from: &str, to: Vec<String>) -> OutgoingMail {
+        OutgoingMail {
+            from: from.to_string(),
+            to,
+            subject: render::email_subject(self),
+            html_body: render::email_html(self),
+            attachments: vec![Attachment {
+                name: format!("revoke365-{}.txt", self.run_id),
+                content_type: "text/plain".into(),
+                content: render::attachment_text(self).into_bytes(),
+            }],
+        }
+    }
+}
+
 /// Adds the report to the ticket (creating the ticket when the request named none, or named
 /// one that is not this company's) and mails it. Failures are recorded in the report; they
 /// undo nothing.
@@ -24,13 +65,13 @@ pub(crate) async fn deliver_report(
     notify: Notify<'_>,
     org: &OrgSettings,
     run: &Run,
-    report: &mut Report,
+    report: &mut impl Told,
 ) -> Result<(), StepError> {
     if !run.request.notifies() {
         info!("dry run: no ticket, note or email (the request did not ask for them)");
         return Ok(());
     }
-    let given = report.ticket_id.clone();
+    let given = report.ticket_id();
     let choice = target_ticket(store, notify, org, run, given.as_deref()).await?;
     if let Some(why) = &choice.passed_over {
         report.add_error(format!(
@@ -40,8 +81,8 @@ pub(crate) async fn deliver_report(
     }
     match &choice.ticket {
         Ok(id) => {
-            report.ticket_id = Some(id.clone());
-            let text = render::text_report(report);
+            report.set_ticket_id(id.clone());
+            let text = report.note_text();
             if let Err(e) = note_once(store, notify, run, id, &text).await? {
                 report.add_error(format!("PSA note could not be added to ticket {id}: {e}"));
             }
@@ -49,8 +90,10 @@ pub(crate) async fn deliver_report(
         Err(e) => report.add_error(choice.describe(e)),
     }
     let (to, left_out) = recipients(org, run);
-    report.not_mailed.extend(left_out);
-    let mail = report_mail(org, to, report);
+    if let Some(address) = left_out {
+        report.not_mailed(address);
+    }
+    let mail = report.mail(&org.notification_sender, to);
     if let Err(e) = mail_once(store, notify, run, mail).await? {
         report.add_error(e);
     }
@@ -225,20 +268,6 @@ fn recipients(org: &OrgSettings, run: &Run) -> (Vec<String>, Option<String>) {
         }
     }
     (to, left_out)
-}
-
-fn report_mail(org: &OrgSettings, to: Vec<String>, report: &Report) -> OutgoingMail {
-    OutgoingMail {
-        from: org.notification_sender.clone(),
-        to,
-        subject: render::email_subject(report),
-        html_body: render::email_html(report),
-        attachments: vec![Attachment {
-            name: format!("revoke365-{}.txt", report.run_id),
-            content_type: "text/plain".into(),
-            content: render::attachment_text(report).into_bytes(),
-        }],
-    }
 }
 
 /// The run's ticket: created once, found by the run id it carries when an earlier attempt

@@ -6,7 +6,7 @@ use crate::error::{ErrorKind, RemoteError, StepError};
 use crate::messages::{RemovalBatch, Step, StepMessage};
 use crate::model::{
     batch_chain, AuditPhase, AuditRecord, AuditResult, Grant, ItemStatus, PermissionType, PlanItem,
-    Run, RunId, RunStatus,
+    Run, RunId, RunKind, RunStatus,
 };
 use crate::ports::{Queue, RemovalOutcome, RunStore};
 use chrono::Utc;
@@ -60,9 +60,20 @@ pub async fn remove(
                 if deadline.near() || super::stop_requested() {
                     return Ok(false);
                 }
-                deadline
-                    .bound(remove_item(store, trail, tenant, run, item))
-                    .await
+                match run.kind() {
+                    RunKind::Revoke => {
+                        deadline
+                            .bound(remove_item(store, trail, tenant, run, item))
+                            .await
+                    }
+                    RunKind::Restore => {
+                        deadline
+                            .bound(super::restore::restore_item(
+                                store, trail, tenant, run, item,
+                            ))
+                            .await
+                    }
+                }
             },
         ))
         .await;
@@ -338,7 +349,14 @@ pub(crate) fn audit(
         reason: run.request.reason.clone(),
         item_id: Some(item.id),
         grant: Some(item.grant.clone()),
-        action: Some(format!("remove_{}", item.grant.right)),
+        action: Some(format!(
+            "{}_{}",
+            match run.kind() {
+                RunKind::Revoke => "remove",
+                RunKind::Restore => "restore",
+            },
+            item.grant.right
+        )),
         result,
         detail,
         verification: None,

@@ -12,7 +12,7 @@ use crate::error::StepError;
 use crate::messages::{Step, StepMessage};
 use crate::model::{
     AuditPhase, AuditRecord, Grant, ItemStatus, OrgSettings, PermissionType, PlanItem, Report,
-    ReportInputs, Run, RunStatus, Scope, Verification, VERIFICATION_CHAIN,
+    ReportInputs, Run, RunKind, RunStatus, Scope, Verification, VERIFICATION_CHAIN,
 };
 use crate::ports::{MailboxInfo, Queue, RereadChunk, RunStore, ScanFacts};
 use crate::scan::{per_mailbox, tenant_wide, Census, Findings, ScanError};
@@ -75,7 +75,7 @@ async fn finish(
 ) -> Result<Finished, StepError> {
     let run_id = &run.run_id;
     let mut items = store.items(run_id).await?;
-    if run.request.dry_run {
+    if run.request.dry_run && run.restore.is_none() {
         for item in items.iter_mut().filter(|i| i.status == ItemStatus::Pending) {
             item.status = ItemStatus::WouldRemove;
             store.set_item_status(run_id, item.id, &item.status).await?;
@@ -124,6 +124,12 @@ async fn finish(
         .await?;
     // Every chain is complete now: anchor their heads in the run.
     audit_trail::anchor(store, run_id).await?;
+    if run.restore.is_some() {
+        let errors = [facts.scan_errors, errors].concat();
+        super::restore::finish(store, notify, org, run, &items, &verification, read, errors)
+            .await?;
+        return Ok(Finished::Done);
+    }
 
     let mut report = Report::build(ReportInputs {
         run,
@@ -307,6 +313,15 @@ async fn read_remaining(
             .iter()
             .any(|i| i.status.is_removed() && i.grant.key() == g.key())
     };
+    let put_back: Vec<Grant> = items
+        .iter()
+        .filter(|i| matches!(i.status, ItemStatus::Restored | ItemStatus::AlreadyPresent))
+        .map(|i| i.grant.clone())
+        .collect();
+    let expect = match run.kind() {
+        RunKind::Revoke => Expect::Gone(&removed_by_run),
+        RunKind::Restore => Expect::Back(&put_back),
+    };
 
     if !done.contains_key(&0) {
         let wide: Vec<PermissionType> = scope
@@ -322,7 +337,7 @@ async fn read_remaining(
             &census,
             &Part::TenantWide,
             found,
-            &removed_by_run,
+            &expect,
         )
         .await?;
         save(store, run_id, &mut done, 0, Vec::new(), found).await?;
@@ -370,7 +385,7 @@ async fn read_remaining(
             return Ok(None);
         }
         let part = Part::Mailboxes(&chunk);
-        let found = recheck(tenant, org, run, &census, &part, found, &removed_by_run).await?;
+        let found = recheck(tenant, org, run, &census, &part, found, &expect).await?;
         let number = done.keys().max().copied().unwrap_or(0) + 1;
         save(store, run_id, &mut done, number, chunk_mailboxes, found).await?;
     }
@@ -418,6 +433,29 @@ enum Part<'a> {
     Mailboxes(&'a [&'a MailboxInfo]),
 }
 
+impl Part<'_> {
+    /// Whether this part reads `g`.
+    fn covers(&self, g: &Grant) -> bool {
+        match self {
+            Part::TenantWide => {
+                matches!(g.right, PermissionType::SendAs | PermissionType::SendOnBehalf)
+            }
+            Part::Mailboxes(mailboxes) => {
+                matches!(g.right, PermissionType::FullAccess | PermissionType::Calendar)
+                    && mailboxes.iter().any(|m| m.address() == g.mailbox)
+            }
+        }
+    }
+}
+
+/// What the run's writes should show on re-read.
+enum Expect<'a> {
+    /// A revocation: the grants it removed (for which this says true) are gone.
+    Gone(&'a (dyn Fn(&Grant) -> bool + Sync)),
+    /// A restore: these grants are back.
+    Back(&'a [Grant]),
+}
+
 async fn read_part(
     tenant: Tenant<'_>,
     census: &Census,
@@ -439,9 +477,11 @@ async fn read_part(
     }
 }
 
-/// Reads again, after a pause, the grants this run removed that still show; keeps those the
-/// second look still finds. The mailbox list carries Send on Behalf too: it is read again when
-/// that lags.
+/// Reads again, after a pause, what lags the run's writes (Exchange may answer from a replica
+/// that lags): for a revocation, the grants it removed that still show — keeping those the
+/// second look still finds; for a restore, the grants it put back that do not show yet —
+/// adding those the second look finds. The mailbox list carries Send on Behalf too: it is read
+/// again when that lags.
 async fn recheck(
     tenant: Tenant<'_>,
     org: &OrgSettings,
@@ -449,17 +489,26 @@ async fn recheck(
     census: &Census,
     part: &Part<'_>,
     mut found: Findings,
-    removed_by_run: &(dyn Fn(&Grant) -> bool + Sync),
+    expect: &Expect<'_>,
 ) -> Result<Findings, Reading> {
     let mut fresh: Option<Census> = None;
     for _ in 0..tenant.recheck.attempts {
-        let lagging: Vec<&Grant> = found.grants.iter().filter(|g| removed_by_run(g)).collect();
+        let shows = |g: &Grant| found.grants.iter().any(|f| f.key() == g.key());
+        let lagging: Vec<&Grant> = match expect {
+            Expect::Gone(removed_by_run) => {
+                found.grants.iter().filter(|g| removed_by_run(g)).collect()
+            }
+            Expect::Back(back) => back
+                .iter()
+                .filter(|g| part.covers(g) && !shows(g))
+                .collect(),
+        };
         if lagging.is_empty() {
             break;
         }
         info!(
             grants = lagging.len(),
-            "removed grants still show; reading them again after a pause"
+            "the re-read lags this run's writes; reading those grants again after a pause"
         );
         let mut rights: Vec<PermissionType> = lagging.iter().map(|g| g.right).collect();
         rights.sort();
@@ -483,9 +532,18 @@ async fn recheck(
                 read_part(tenant, census, &Part::Mailboxes(&only), &rights).await?
             }
         };
-        found
-            .grants
-            .retain(|g| !removed_by_run(g) || again.grants.iter().any(|a| a.key() == g.key()));
+        match expect {
+            Expect::Gone(removed_by_run) => found.grants.retain(|g| {
+                !removed_by_run(g) || again.grants.iter().any(|a| a.key() == g.key())
+            }),
+            Expect::Back(_) => {
+                for g in again.grants {
+                    if !found.grants.iter().any(|f| f.key() == g.key()) {
+                        found.grants.push(g);
+                    }
+                }
+            }
+        }
     }
     Ok(found)
 }

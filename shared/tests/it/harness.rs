@@ -81,6 +81,15 @@ impl Harness {
             .expect("request accepted")
     }
 
+    /// Restores what run `source` removed (`body`: the restore options); the restore run as
+    /// it ended.
+    pub async fn restore(&self, source: &revoke365::model::RunId, body: Value) -> Run {
+        self.engine
+            .restore_watched(None, source, &body, None, |_| {})
+            .await
+            .expect("restore accepted")
+    }
+
     /// Runs a request that must finish with a report.
     pub async fn report(&self, body: Value) -> Report {
         let run = self.run(body).await;

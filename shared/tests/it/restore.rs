@@ -1,47 +1,297 @@
-//! The audit trail is enough to put everything back.
+//! Undo: a restore run puts back exactly what a run removed, through the same steps, and
+//! proves it by re-reading the tenant.
 
 use crate::harness::Harness;
-use crate::kit::{fast_http, fixture};
+use crate::kit::{fast_http, fixture, with_sim};
+use revoke365::model::{
+    AuditPhase, AuditResult, RestoreReport, Run, RunId, RunKind, RunStatus, ALREADY_PRESENT,
+    AUTOMAPPING_NOTE,
+};
 use revoke365::ports::RunStore;
-use revoke365::steps::Connector;
+use revoke365::steps::IntakeError;
 use serde_json::json;
 
-#[tokio::test]
-async fn replaying_the_audit_through_the_restore_endpoints_restores_the_tenant() {
-    for (name, user, company) in [
-        ("acme-tenant.json", "john.smith@acmecorp.com", "acme"),
-        ("hard-tenant.json", "john.smith@globexcorp.com", "globex"),
-    ] {
-        let h = Harness::start(fixture(name), fast_http(10)).await;
-        let initial = h.snapshot().mailboxes;
-        let run = h
-            .run(json!({"user_email": user, "company_id": company}))
-            .await;
-        assert_ne!(
-            h.snapshot().mailboxes,
-            initial,
-            "{name}: the run changed the tenant"
-        );
+const PETER: &str = "peter.gibbons@initech.onmicrosoft.com";
 
-        // Only the audit file on disk: re-read it as a later process would.
-        let records =
-            revoke365::adapters::sqlite_store::read_audit_file(&h.store.audit_path(&run.run_id))
-                .unwrap();
-        assert_eq!(records, h.store.audit_records(&run.run_id).await.unwrap());
-        let conns = h.connector.connect(&h.org).await.unwrap();
-        let summary = revoke365::restore::restore(conns.tenant(), &records).await;
-        assert!(summary.failed.is_empty(), "{name}: {:?}", summary.failed);
-        assert_eq!(
-            summary.restored.len() as u32,
-            run.result
-                .unwrap()
-                .removal_summary
-                .total_permissions_removed
-        );
-        assert_eq!(
-            h.snapshot().mailboxes,
-            initial,
-            "{name}: restored tenant equals the fixture"
-        );
-    }
+fn restored(run: &Run) -> &RestoreReport {
+    assert_eq!(run.kind(), RunKind::Restore);
+    run.restore_result.as_ref().unwrap_or_else(|| {
+        panic!(
+            "restore ended {:?} without a result: {:?}",
+            run.status, run.failure
+        )
+    })
+}
+
+#[tokio::test]
+async fn run_then_restore_leaves_the_tenant_as_it_was_and_a_second_restore_finds_everything_there()
+{
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let initial = h.snapshot();
+    let run = h
+        .run(json!({"user_email": "john.smith@acmecorp.com", "company_id": "acme", "ticket_id": "48213"}))
+        .await;
+    let removed = run
+        .result
+        .as_ref()
+        .unwrap()
+        .removal_summary
+        .total_permissions_removed;
+    assert!(removed > 0);
+    assert_ne!(h.snapshot().mailboxes, initial.mailboxes);
+
+    let first = h
+        .restore(
+            &run.run_id,
+            json!({"requested_by": "hr@acmecorp.com", "reason": "rehired"}),
+        )
+        .await;
+    let r = restored(&first);
+    assert!(r.success, "{r:#?}");
+    assert_eq!(first.status, RunStatus::Completed);
+    assert_eq!(r.restored_from, run.run_id.to_string());
+    assert_eq!(r.restored.len() as u32, removed);
+    assert!(
+        r.restored.iter().all(|e| e.restored && e.note.is_none()),
+        "{r:#?}"
+    );
+    assert!(r.failed.is_empty() && r.skipped.is_empty());
+    assert!(r.verification.all_restored);
+    assert_eq!(r.ticket_id.as_deref(), Some("48213"));
+    assert!(r.notes.iter().any(|n| n == AUTOMAPPING_NOTE));
+    assert_eq!(
+        h.snapshot().mailboxes,
+        initial.mailboxes,
+        "the tenant is as it was"
+    );
+
+    // Its own audit trail: an intent and a `restore` outcome per grant.
+    let records = h.store.audit_records(&first.run_id).await.unwrap();
+    let outcomes: Vec<_> = records
+        .iter()
+        .filter(|r| r.phase == AuditPhase::Restore)
+        .collect();
+    assert_eq!(outcomes.len() as u32, removed);
+    assert!(outcomes
+        .iter()
+        .all(|r| r.result == Some(AuditResult::Restored)
+            && r.action
+                .as_deref()
+                .is_some_and(|a| a.starts_with("restore_"))));
+    // The note went on the original ticket, and the requestor got the email.
+    let state = h.snapshot();
+    let ticket = state.tickets.iter().find(|t| t.id == "48213").unwrap();
+    assert!(ticket
+        .notes
+        .iter()
+        .any(|n| n.text.contains(&first.run_id.to_string()) && n.text.contains("restore")));
+    assert!(state
+        .sent_mail
+        .iter()
+        .any(|m| m.subject.contains("restored") && m.to.iter().any(|t| t == "hr@acmecorp.com")));
+
+    // Again: nothing changes, and everything is reported as present already.
+    let second = h.restore(&run.run_id, json!({})).await;
+    let r2 = restored(&second);
+    assert!(r2.success, "{r2:#?}");
+    assert_eq!(r2.restored.len() as u32, removed);
+    assert!(
+        r2.restored
+            .iter()
+            .all(|e| e.restored && e.note.as_deref() == Some(ALREADY_PRESENT)),
+        "{r2:#?}"
+    );
+    assert_eq!(h.snapshot().mailboxes, initial.mailboxes);
+}
+
+#[tokio::test]
+async fn restore_on_the_real_tenant_brings_back_group_send_as_and_the_lost_answer_write_and_nothing_else(
+) {
+    let h = Harness::start(fixture("real-tenant.json"), fast_http(64)).await;
+    let before = h.snapshot();
+    let others = |s: &revoke365_sim::Snapshot| {
+        [
+            "bob.slydell@initech.onmicrosoft.com",
+            "lumbergh@initech.com",
+        ]
+        .map(|u| s.direct_grants_of(u))
+    };
+    let run = h
+        .run(json!({"user_email": "peter@initech.com", "company_id": "initech", "ticket_id": "4101"}))
+        .await;
+    let report = run.result.clone().unwrap();
+    // The run removed Send As on a group and the Full Access whose answer was lost.
+    assert!(report.permissions_removed.send_as.iter().any(|e| e.removed
+        && e.recipient_type
+            .as_deref()
+            .is_some_and(|t| t.contains("Group"))));
+    assert!(report
+        .permissions_removed
+        .full_access
+        .iter()
+        .any(|e| e.mailbox == "ceo@initech.com" && e.removed));
+    let after_run = h.snapshot().direct_grants_of(PETER);
+    assert_ne!(after_run, before.direct_grants_of(PETER));
+
+    let restore = h.restore(&run.run_id, json!({})).await;
+    let r = restored(&restore);
+    assert!(r.failed.is_empty(), "{r:#?}");
+    assert!(r.verification.all_restored, "{r:#?}");
+    let mut now = h.snapshot().direct_grants_of(PETER);
+    let mut then = before.direct_grants_of(PETER);
+    now.sort();
+    then.sort();
+    assert_eq!(now, then, "every grant the run removed is back");
+    assert_eq!(
+        others(&h.snapshot()),
+        others(&before),
+        "nobody else's access changed"
+    );
+    assert!(r
+        .restored
+        .iter()
+        .any(|e| e.mailbox == "ceo@initech.com" && e.permission == "FullAccess"));
+    assert!(r.restored.iter().any(|e| e
+        .recipient_type
+        .as_deref()
+        .is_some_and(|t| t.contains("Group"))));
+}
+
+#[tokio::test]
+async fn a_restore_narrowed_to_types_and_mailboxes_puts_back_only_those() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let initial = h.snapshot();
+    let user = "john.smith@acmecorp.com";
+    let run = h
+        .run(json!({"user_email": user, "company_id": "acme"}))
+        .await;
+    let gone = h.snapshot().direct_grants_of(user);
+    let removed: Vec<_> = initial
+        .direct_grants_of(user)
+        .into_iter()
+        .filter(|g| !gone.contains(g))
+        .collect();
+    let (mailbox, kind) = removed
+        .iter()
+        .find(|(_, k)| *k == revoke365_sim::snapshot::SEND_AS)
+        .cloned()
+        .expect("the run removed a Send As grant");
+    let restore = h
+        .restore(
+            &run.run_id,
+            json!({"permission_types": ["send_as"], "target_mailboxes": [mailbox]}),
+        )
+        .await;
+    let r = restored(&restore);
+    assert!(r.success, "{r:#?}");
+    assert_eq!(r.restored.len(), 1, "{r:#?}");
+    let back = h.snapshot().direct_grants_of(user);
+    assert_eq!(back.len(), gone.len() + 1);
+    assert!(back.contains(&(mailbox.clone(), kind)));
+}
+
+#[tokio::test]
+async fn a_restore_that_cannot_add_a_grant_says_why_and_is_not_successful() {
+    let fx = with_sim(
+        fixture("acme-tenant.json"),
+        json!({"faults": [{"endpoint": "exo Add-MailboxPermission", "answer": "500", "status": 400, "times": 50}]}),
+    );
+    let h = Harness::start(fx, fast_http(10)).await;
+    let run = h
+        .run(json!({"user_email": "john.smith@acmecorp.com", "company_id": "acme"}))
+        .await;
+    let restore = h.restore(&run.run_id, json!({})).await;
+    let r = restored(&restore);
+    assert!(!r.success);
+    assert_eq!(restore.status, RunStatus::CompletedWithErrors);
+    assert!(!r.failed.is_empty());
+    assert!(r
+        .failed
+        .iter()
+        .all(|f| f.permission == "FullAccess" && !f.error.is_empty()));
+    assert_eq!(
+        (r.verification.missing_full_access + r.verification.missing_shared_mailboxes) as usize,
+        r.failed.len(),
+        "{r:#?}"
+    );
+    assert!(!r.verification.all_restored);
+    // The other types came back.
+    assert!(r
+        .restored
+        .iter()
+        .all(|e| e.permission != "FullAccess" && e.restored));
+    assert!(!r.restored.is_empty());
+}
+
+#[tokio::test]
+async fn restores_of_what_cannot_be_restored_are_refused_and_create_nothing() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let user = "john.smith@acmecorp.com";
+    let dry = h
+        .run(json!({"user_email": user, "company_id": "acme", "dry_run": true}))
+        .await;
+    let live = h
+        .run(json!({"user_email": user, "company_id": "acme"}))
+        .await;
+    let left = h.snapshot().direct_grants_of(user);
+    let restore = h.restore(&live.run_id, json!({"dry_run": true})).await;
+    let r = restored(&restore);
+    assert!(r.dry_run && r.success);
+    assert_eq!(r.restored.len(), restored_count(&live));
+    assert!(r
+        .restored
+        .iter()
+        .all(|e| !e.restored && e.would_restore == Some(true)));
+    assert_eq!(
+        h.snapshot().direct_grants_of(user),
+        left,
+        "a dry run adds nothing"
+    );
+
+    let refuse = |e: IntakeError| match e {
+        IntakeError::Conflict(why) => why,
+        other => panic!("expected a conflict, got {other:?}"),
+    };
+    let engine = &h.engine;
+    let attempt = |id: RunId| async move {
+        engine
+            .restore_watched(None, &id, &json!({}), None, |_| {})
+            .await
+            .map(drop)
+    };
+    let why = refuse(attempt(dry.run_id.clone()).await.unwrap_err());
+    assert!(why.to_string().contains("dry run"), "{why}");
+    let why = refuse(attempt(restore.run_id.clone()).await.unwrap_err());
+    assert!(why.to_string().contains("is itself a restore"), "{why}");
+    // A run still in progress, and one made on a tenant the company no longer points at.
+    let mut pending = Run::new(live.request.clone());
+    pending.status = RunStatus::Removing;
+    h.store.create_run(&pending).await.unwrap();
+    let why = refuse(attempt(pending.run_id.clone()).await.unwrap_err());
+    assert!(why.to_string().contains("has not ended"), "{why}");
+    let mut elsewhere = Run::new(live.request.clone());
+    elsewhere.status = RunStatus::Completed;
+    elsewhere.tenant_id = Some("00000000-0000-0000-0000-000000000000".into());
+    h.store.create_run(&elsewhere).await.unwrap();
+    let why = refuse(attempt(elsewhere.run_id.clone()).await.unwrap_err());
+    assert_eq!(why.field, "company_id");
+    assert!(matches!(
+        attempt(RunId("no-such-run".into())).await.unwrap_err(),
+        IntakeError::RunNotFound(_)
+    ));
+    assert!(matches!(
+        h.engine
+            .restore_watched(None, &live.run_id, &json!({"include_revoke": true}), None, |_| {})
+            .await
+            .unwrap_err(),
+        IntakeError::Invalid(e) if e.field == "include_revoke"
+    ));
+}
+
+fn restored_count(run: &Run) -> usize {
+    run.result
+        .as_ref()
+        .unwrap()
+        .removal_summary
+        .total_permissions_removed as usize
 }

@@ -64,11 +64,11 @@ async fn a_completed_run_of_the_first_release_loads_and_its_audit_restores() {
     let report = h.report(john()).await;
     assert_eq!(report.removal_summary.total_permissions_removed, 8);
     assert_ne!(h.snapshot().mailboxes, initial);
-    let records = h.store.audit_records(&id).await.unwrap();
-    let conns = h.connector.connect(&h.org).await.unwrap();
-    let summary = revoke365::restore::restore(conns.tenant(), &records).await;
+    let restore = h.restore(&id, json!({"include_revoked": true})).await;
+    let summary = restore.restore_result.expect("the restore's result");
     assert!(summary.failed.is_empty(), "{:?}", summary.failed);
     assert_eq!(summary.restored.len(), 8);
+    assert!(summary.success);
     assert_eq!(h.snapshot().mailboxes, initial, "the tenant as it was");
 }
 

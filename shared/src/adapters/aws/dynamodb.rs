@@ -17,7 +17,7 @@ use crate::config::RetryPolicy;
 use crate::error::StoreError;
 use crate::model::{
     AuditManifest, AuditRecord, ItemId, ItemStatus, OrgSettings, PlanItem, Report, ResolvedUser,
-    Run, RunFailure, RunId, RunStatus,
+    RestoreReport, Run, RunFailure, RunId, RunStatus,
 };
 use crate::ports::{
     BatchProgress, Claim, Effect, EffectState, KeyHolder, RereadChunk, RunStore, ScanFacts,
@@ -82,6 +82,8 @@ fn piece_sk(what: &str, piece: usize) -> String {
 }
 const USER_PIECES: &str = "user";
 const RESULT_PIECES: &str = "result";
+/// A restore run's result, in pieces like a revocation's.
+const RESTORE_RESULT_PIECES: &str = "restore_result";
 fn facts_pieces(part: &str) -> String {
     format!("facts:{part}")
 }
@@ -200,6 +202,8 @@ struct RunRow {
         skip_serializing_if = "Option::is_none"
     )]
     restore: Option<crate::model::RestoreOf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<String>,
 }
 
 /// A plan item: written whole by discovery, its status updated by removal.
@@ -555,10 +559,35 @@ impl DynamoRunStore {
         })
     }
 
+    /// Moves a run to its final `status` (its result is stored already).
+    async fn mark_finished(&self, run_id: &RunId, status: RunStatus) -> Result<(), StoreError> {
+        let now = Utc::now();
+
+        let done = self
+            .update_run(
+                run_id,
+                "SET #s = :status, status_changed_at = :now, updated_at = :now, updated_ms = :ms REMOVE active, lease_holder, lease_until_ms",
+                "attribute_exists(pk)",
+                &[("#s", "status")],
+                HashMap::from([
+                    (":status".to_string(), av(status)?),
+                    (":now".to_string(), av(now)?),
+                    (":ms".to_string(), millis(now)),
+                ]),
+            )
+            .await?;
+        if done {
+            Ok(())
+        } else {
+            Err(StoreError::RunNotFound(run_id.to_string()))
+        }
+    }
+
     fn run_of(
         row: RunRow,
         user: Option<ResolvedUser>,
         result: Option<Report>,
+        restore_result: Option<RestoreReport>,
     ) -> Result<Run, StoreError> {
         Ok(Run {
             request: row
@@ -583,8 +612,9 @@ impl DynamoRunStore {
             result: result.or(row.result),
             interruption: None,
             cancel_requested: row.cancel_requested,
+            tenant_id: row.tenant_id,
             restore: row.restore,
-            restore_result: None,
+            restore_result,
         })
     }
 }
@@ -762,6 +792,7 @@ impl RunStore for DynamoRunStore {
             indirect_access: None,
             scan_errors: None,
             restore: run.restore.clone(),
+            tenant_id: run.tenant_id.clone(),
         };
         self.client
             .put_item()
@@ -789,7 +820,14 @@ impl RunStore for DynamoRunStore {
         } else {
             None
         };
-        DynamoRunStore::run_of(row, user, result).map(Some)
+        let restore_result = if row.status.is_terminal() && row.restore.is_some() {
+            self.pieces::<RestoreReport>(run_id, RESTORE_RESULT_PIECES)
+                .await?
+                .remove(RESTORE_RESULT_PIECES)
+        } else {
+            None
+        };
+        DynamoRunStore::run_of(row, user, result, restore_result).map(Some)
     }
 
     async fn claim(
@@ -1295,25 +1333,17 @@ impl RunStore for DynamoRunStore {
 
     async fn finish_run(&self, run_id: &RunId, report: &Report) -> Result<(), StoreError> {
         self.put_pieces(run_id, RESULT_PIECES, report).await?;
-        let now = Utc::now();
-        let done = self
-            .update_run(
-                run_id,
-                "SET #s = :status, status_changed_at = :now, updated_at = :now, updated_ms = :ms REMOVE active, lease_holder, lease_until_ms",
-                "attribute_exists(pk)",
-                &[("#s", "status")],
-                HashMap::from([
-                    (":status".to_string(), av(report.status)?),
-                    (":now".to_string(), av(now)?),
-                    (":ms".to_string(), millis(now)),
-                ]),
-            )
+        self.mark_finished(run_id, report.status).await
+    }
+
+    async fn finish_restore(
+        &self,
+        run_id: &RunId,
+        report: &RestoreReport,
+    ) -> Result<(), StoreError> {
+        self.put_pieces(run_id, RESTORE_RESULT_PIECES, report)
             .await?;
-        if done {
-            Ok(())
-        } else {
-            Err(StoreError::RunNotFound(run_id.to_string()))
-        }
+        self.mark_finished(run_id, report.status).await
     }
 
     async fn request_cancel(&self, run_id: &RunId) -> Result<Option<Run>, StoreError> {
