@@ -25,8 +25,75 @@ pub enum Command {
     /// Check a company's set-up without removing anything: credentials and app roles, the
     /// Exchange role, the notification sender and recipients, the ticket (exit 0 all ok, 2 not).
     Check(CheckArgs),
+    /// Put back exactly what a finished run removed, as a run of its own (audited, verified by
+    /// re-reading, noted on the original ticket and mailed). Restoring twice is harmless.
+    Restore(RestoreArgs),
     /// Work with the audit trails on disk.
     Audit(AuditArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The run whose removals are put back.
+    #[arg(value_name = "RUN_ID")]
+    pub run_id: String,
+    /// Only these permission types: full_access, send_as, send_on_behalf, calendar.
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Only grants on this mailbox (repeatable).
+    #[arg(long = "mailbox", value_name = "EMAIL")]
+    pub mailboxes: Vec<String>,
+    /// Say what would be put back; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also put back grants whose user a later run revoked again.
+    #[arg(long)]
+    pub include_revoked: bool,
+    #[arg(long, value_name = "WHO")]
+    pub requested_by: Option<String>,
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// TOML config for a real tenant (default: the one the run was started with).
+    #[arg(long, value_name = "FILE", conflicts_with = "sandbox")]
+    pub config: Option<PathBuf>,
+    /// The sandbox fixture (default: the one the run was started with, in the state the run
+    /// left it).
+    #[arg(long, value_name = "FIXTURE")]
+    pub sandbox: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// The data directory the run was started with.
+    #[arg(long = "data-dir", visible_alias = "audit-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+}
+
+impl RestoreArgs {
+    /// The restore body these flags describe; validated by the library like the API's.
+    pub fn request_body(&self) -> Value {
+        let mut body = Map::new();
+        if !self.types.is_empty() {
+            body.insert(
+                "permission_types".into(),
+                json!(self.types.iter().map(|t| t.trim()).collect::<Vec<_>>()),
+            );
+        }
+        if !self.mailboxes.is_empty() {
+            body.insert("target_mailboxes".into(), json!(self.mailboxes));
+        }
+        body.insert("dry_run".into(), json!(self.dry_run));
+        body.insert("include_revoked".into(), json!(self.include_revoked));
+        for (key, value) in [
+            ("requested_by", &self.requested_by),
+            ("reason", &self.reason),
+        ] {
+            if let Some(v) = value {
+                body.insert(key.into(), json!(v));
+            }
+        }
+        Value::Object(body)
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -8,6 +8,7 @@ mod check;
 mod config;
 mod progress;
 mod reachable;
+mod restore;
 mod sandbox;
 
 use args::{Cli, Command, Format, ResumeArgs, RunArgs};
@@ -90,6 +91,7 @@ fn main() -> ExitCode {
     let (format, result) = match cli.command {
         Command::Run(args) => (args.format, runtime.block_on(run(args))),
         Command::Resume(args) => (args.format, runtime.block_on(resume(args))),
+        Command::Restore(args) => (args.format, runtime.block_on(restore::restore(args))),
         Command::Check(args) => (args.format, runtime.block_on(check::check(args))),
         Command::Audit(args::AuditArgs {
             command: args::AuditCommand::Verify(args),
@@ -316,16 +318,7 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
             e.message = format!("{}; configured companies: {}", e.message, known.join(", "));
             return Err(e);
         }
-        Err(IntakeError::Invalid(e)) => return Err(CliError::from(e)),
-        Err(IntakeError::Refused(e)) => {
-            return Err(CliError {
-                code: "forbidden".into(),
-                field: Some("company_id".into()),
-                message: e.to_string(),
-                exit: EXIT_BAD_INPUT,
-            })
-        }
-        Err(other) => return Err(internal(other.to_string())),
+        Err(other) => return Err(intake_error(other)),
     };
     if let Some(w) = watch {
         w.finish();
@@ -333,20 +326,71 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
     finish(&store, &target, run, &args.data_dir, args.format).await
 }
 
+/// How the CLI reports a request intake did not accept (nothing was created).
+fn intake_error(e: IntakeError) -> CliError {
+    let refused = |code: &str, field: &str, message: String| CliError {
+        code: code.into(),
+        field: Some(field.into()),
+        message,
+        exit: EXIT_BAD_INPUT,
+    };
+    match e {
+        IntakeError::Invalid(e) => CliError::from(e),
+        IntakeError::Refused(e) => refused("forbidden", "company_id", e.to_string()),
+        IntakeError::Conflict(e) => refused("conflict", &e.field.clone(), e.to_string()),
+        IntakeError::RunNotFound(_) => refused("run_not_found", "run_id", e.to_string()),
+        other => internal(other.to_string()),
+    }
+}
+
 async fn resume(args: ResumeArgs) -> Result<u8, CliError> {
     let run_id = RunId(args.run_id.trim().to_string());
-    let data_dir = match (&args.data_dir, &args.config) {
+    let (data_dir, origin) =
+        stored_origin(&run_id, &args.data_dir, &args.config, &args.sandbox).await?;
+    let target = target(origin, Some(data_dir.clone()), args.concurrency, true).await?;
+    let store = Arc::new(open_store(&target.data_dir, target.orgs.clone())?);
+    let progress = Arc::new(progress::Progress::default());
+    let engine = engine(store.clone(), &target, progress.clone());
+    let watch = progress.watch(store.clone(), run_id.clone(), target.connector.core.clone());
+    let run = engine.resume(&run_id).await.map_err(|e| match e {
+        ResumeError::Store(e) => internal(e.to_string()),
+        other => CliError {
+            code: match other {
+                ResumeError::NotFound(_) => "run_not_found",
+                ResumeError::Finished(..) => "run_finished",
+                _ => "run_busy",
+            }
+            .into(),
+            field: Some("run_id".into()),
+            message: other.to_string(),
+            exit: EXIT_BAD_INPUT,
+        },
+    })?;
+    watch.finish();
+    finish(&store, &target, run, &Some(data_dir), args.format).await
+}
+
+/// The data directory of a stored run and where it was started from: `--config` or
+/// `--sandbox` when given (a sandbox goes on from the tenant state the run left), else what
+/// the run remembered. A run the data directory does not hold is an error.
+async fn stored_origin(
+    run_id: &RunId,
+    data_dir: &Option<PathBuf>,
+    config: &Option<PathBuf>,
+    sandbox: &Option<PathBuf>,
+) -> Result<(PathBuf, Origin), CliError> {
+    let data_dir = match (data_dir, config) {
         (Some(d), _) => d.clone(),
         (None, Some(path)) => config::load(path)?.data_dir,
         (None, None) => PathBuf::from(config::DEFAULT_DATA_DIR),
     };
     let (known, origin) = {
         let store = open_store(&data_dir, Vec::new())?;
-        let known = revoke365::ports::RunStore::get_run(&store, &run_id)
+        let known = revoke365::ports::RunStore::get_run(&store, run_id)
             .await
             .map_err(|e| internal(e.to_string()))?;
         let origin: Option<Origin> = store
-            .origin(&run_id)
+            .origin(run_id)
             .map_err(|e| internal(e.to_string()))?
             .and_then(|o| serde_json::from_str(&o).ok());
         (known, origin)
@@ -359,7 +403,7 @@ async fn resume(args: ResumeArgs) -> Result<u8, CliError> {
             exit: EXIT_BAD_INPUT,
         });
     }
-    let origin = match (&args.config, &args.sandbox, origin) {
+    let origin = match (config, sandbox, origin) {
         (Some(path), _, _) => Origin::Config {
             path: absolute(path),
         },
@@ -383,27 +427,7 @@ async fn resume(args: ResumeArgs) -> Result<u8, CliError> {
             ))
         }
     };
-    let target = target(origin, Some(data_dir.clone()), args.concurrency, true).await?;
-    let store = Arc::new(open_store(&target.data_dir, target.orgs.clone())?);
-    let progress = Arc::new(progress::Progress::default());
-    let engine = engine(store.clone(), &target, progress.clone());
-    let watch = progress.watch(store.clone(), run_id.clone(), target.connector.core.clone());
-    let run = engine.resume(&run_id).await.map_err(|e| match e {
-        ResumeError::Store(e) => internal(e.to_string()),
-        other => CliError {
-            code: match other {
-                ResumeError::NotFound(_) => "run_not_found",
-                ResumeError::Finished(..) => "run_finished",
-                _ => "run_busy",
-            }
-            .into(),
-            field: Some("run_id".into()),
-            message: other.to_string(),
-            exit: EXIT_BAD_INPUT,
-        },
-    })?;
-    watch.finish();
-    finish(&store, &target, run, &Some(data_dir), args.format).await
+    Ok((data_dir, origin))
 }
 
 fn uuid_like() -> String {
@@ -465,6 +489,17 @@ async fn finish(
             exit,
         });
     }
+    if !run.status.is_terminal() && run.restore.is_some() {
+        eprintln!(
+            "restore run {} {}; go on with: revoke365 resume {} {}{}",
+            run.run_id,
+            stopped_while(&run),
+            run.run_id,
+            target.origin.flag(),
+            data_dir_flag(data_dir),
+        );
+        return Ok(EXIT_INTERRUPTED);
+    }
     if !run.status.is_terminal() {
         let report = partial_report(store, &run)
             .await
@@ -480,6 +515,22 @@ async fn finish(
         );
         return Ok(EXIT_INTERRUPTED);
     }
+    if let Some(report) = run.restore_result {
+        eprintln!("result: {}", store.result_path(&run.run_id).display());
+        sandbox_artifacts(target, &report.run_id, report.ticket_id.as_deref());
+        match format {
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("report serializes")
+            ),
+            Format::Table => print!("{}", revoke365::render::restore_text(&report)),
+        }
+        return Ok(if report.success {
+            EXIT_SUCCESS
+        } else {
+            EXIT_NOT_SUCCESSFUL
+        });
+    }
     let report = run.result.ok_or_else(|| {
         internal(format!(
             "run {} ended as {} without a result",
@@ -488,24 +539,25 @@ async fn finish(
         ))
     })?;
     eprintln!("result: {}", store.result_path(&run.run_id).display());
-    if let Some(sb) = &target.sandbox {
-        match sb.write_artifacts(
-            &target.data_dir,
-            &report.run_id,
-            report.ticket_id.as_deref(),
-        ) {
-            Ok(paths) => paths
-                .iter()
-                .for_each(|(what, p)| eprintln!("{what}: {}", p.display())),
-            Err(e) => eprintln!("could not write sandbox artifacts: {e}"),
-        }
-    }
+    sandbox_artifacts(target, &report.run_id, report.ticket_id.as_deref());
     print_report(&report, format);
     Ok(if report.success {
         EXIT_SUCCESS
     } else {
         EXIT_NOT_SUCCESSFUL
     })
+}
+
+/// In the sandbox, the ticket and the email as files beside the result.
+fn sandbox_artifacts(target: &Target, run_id: &str, ticket_id: Option<&str>) {
+    if let Some(sb) = &target.sandbox {
+        match sb.write_artifacts(&target.data_dir, run_id, ticket_id) {
+            Ok(paths) => paths
+                .iter()
+                .for_each(|(what, p)| eprintln!("{what}: {}", p.display())),
+            Err(e) => eprintln!("could not write sandbox artifacts: {e}"),
+        }
+    }
 }
 
 /// The OS user running the CLI (`USER`, or `USERNAME` on Windows).

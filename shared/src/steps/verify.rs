@@ -330,16 +330,7 @@ async fn read_remaining(
             .filter(|t| matches!(t, PermissionType::SendAs | PermissionType::SendOnBehalf))
             .collect();
         let found = read_part(tenant, &census, &Part::TenantWide, &wide).await?;
-        let found = recheck(
-            tenant,
-            org,
-            run,
-            &census,
-            &Part::TenantWide,
-            found,
-            &expect,
-        )
-        .await?;
+        let found = recheck(tenant, org, run, &census, &Part::TenantWide, found, &expect).await?;
         save(store, run_id, &mut done, 0, Vec::new(), found).await?;
     }
     // The touched mailboxes no saved chunk has read yet, a chunk at a time; what a chunk read
@@ -438,11 +429,16 @@ impl Part<'_> {
     fn covers(&self, g: &Grant) -> bool {
         match self {
             Part::TenantWide => {
-                matches!(g.right, PermissionType::SendAs | PermissionType::SendOnBehalf)
+                matches!(
+                    g.right,
+                    PermissionType::SendAs | PermissionType::SendOnBehalf
+                )
             }
             Part::Mailboxes(mailboxes) => {
-                matches!(g.right, PermissionType::FullAccess | PermissionType::Calendar)
-                    && mailboxes.iter().any(|m| m.address() == g.mailbox)
+                matches!(
+                    g.right,
+                    PermissionType::FullAccess | PermissionType::Calendar
+                ) && mailboxes.iter().any(|m| m.address() == g.mailbox)
             }
         }
     }
@@ -533,9 +529,9 @@ async fn recheck(
             }
         };
         match expect {
-            Expect::Gone(removed_by_run) => found.grants.retain(|g| {
-                !removed_by_run(g) || again.grants.iter().any(|a| a.key() == g.key())
-            }),
+            Expect::Gone(removed_by_run) => found
+                .grants
+                .retain(|g| !removed_by_run(g) || again.grants.iter().any(|a| a.key() == g.key())),
             Expect::Back(_) => {
                 for g in again.grants {
                     if !found.grants.iter().any(|f| f.key() == g.key()) {
