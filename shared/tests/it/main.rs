@@ -17,6 +17,8 @@ mod aws_e2e;
 mod aws_faults;
 #[cfg(feature = "aws")]
 mod aws_kit;
+#[cfg(feature = "aws")]
+mod aws_restore;
 mod clients_connectwise;
 mod clients_m365;
 mod clients_throttling;
