@@ -304,11 +304,13 @@ impl Exchange for ExchangeClient {
     }
 
     async fn add_full_access(&self, mailbox: &str, user: &str) -> Result<(), RemoteError> {
+        // No AutoMapping: Exchange Online does not show what the removed grant had, so the
+        // grant comes back with Exchange's default (the restore's result says so).
         self.add(full_access_cmdlet(
             "Add-MailboxPermission",
             mailbox,
             user,
-            json!({ "AutoMapping": false }),
+            json!({}),
         ))
         .await
     }
