@@ -7,7 +7,8 @@ use crate::error::{QueueError, RemoteError, StepError, StoreError};
 use crate::messages::StepMessage;
 use crate::model::{
     AuditManifest, AuditRecord, Grant, IndirectAccess, ItemId, ItemStatus, MatchedBy, NotChecked,
-    OrgSettings, PermissionType, PlanItem, Report, ResolvedUser, Run, RunFailure, RunId, RunStatus,
+    OrgSettings, PermissionType, PlanItem, Report, ResolvedUser, Run, RunFailure, RunFilter, RunId,
+    RunPage, RunStatus,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -199,6 +200,15 @@ pub trait RunStore: Send + Sync {
     async fn release_idempotency_key(&self, key: &str, run_id: &RunId) -> Result<(), StoreError>;
     async fn create_run(&self, run: &Run) -> Result<(), StoreError>;
     async fn get_run(&self, run_id: &RunId) -> Result<Option<Run>, StoreError>;
+    /// Run history: the runs `filter` matches, newest first, at most `limit` of them; `after`
+    /// is the previous page's `next` (opaque). A token this store did not give out, or a
+    /// filter it cannot answer without scanning, is [`StoreError::BadQuery`].
+    async fn list_runs(
+        &self,
+        filter: &RunFilter,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<RunPage, StoreError>;
 
     /// Takes the run for a step: moves it from `from` to `working`, or takes over a run in
     /// `working` whose lease ended (its holder died or handed it on), or renews the caller's own

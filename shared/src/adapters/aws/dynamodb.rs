@@ -200,6 +200,9 @@ struct RunRow {
         skip_serializing_if = "Option::is_none"
     )]
     restore: Option<crate::model::RestoreOf>,
+    /// The sort key of the run history index (see `run_history`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    history_key: Option<String>,
 }
 
 /// A plan item: written whole by discovery, its status updated by removal.
@@ -762,6 +765,7 @@ impl RunStore for DynamoRunStore {
             indirect_access: None,
             scan_errors: None,
             restore: run.restore.clone(),
+            history_key: Some(super::run_history::history_key(run)),
         };
         self.client
             .put_item()
@@ -790,6 +794,15 @@ impl RunStore for DynamoRunStore {
             None
         };
         DynamoRunStore::run_of(row, user, result).map(Some)
+    }
+
+    async fn list_runs(
+        &self,
+        filter: &crate::model::RunFilter,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<crate::model::RunPage, StoreError> {
+        super::run_history::list_runs(&self.client, &self.runs, self, filter, limit, after).await
     }
 
     async fn claim(
