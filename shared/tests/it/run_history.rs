@@ -327,3 +327,58 @@ mod aws {
         assert_eq!(status, 403, "{body}");
     }
 }
+
+/// The org table as `revoke365 org` manages it.
+#[cfg(feature = "aws")]
+mod org_table {
+    use super::acme_org;
+    use crate::aws_kit::Env;
+    use crate::kit::fixture;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use revoke365::adapters::aws::org_table::OrgTable;
+    use revoke365::ports::RunStore;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn put_then_get_and_list_return_the_settings_and_an_invalid_company_writes_nothing() {
+        let env = Env::start(fixture("acme-tenant.json"), 4).await;
+        let table = OrgTable::new(env.ddb.clone(), &env.names);
+        let mut acme = acme_org();
+        acme.allowed_principals = vec!["os-user:tech".into()];
+        let mut globex = acme.clone();
+        globex.company_id = "globex".into();
+        globex.company_name = "Globex".into();
+
+        let mut blank = globex.clone();
+        blank.company_id = "initech".into();
+        blank.tenant_id = " ".into();
+        let e = table.put(&[globex.clone(), blank]).await.unwrap_err();
+        assert!(e.to_string().contains("tenant_id"), "{e}");
+        assert_eq!(table.get("globex").await.unwrap(), None, "nothing written");
+
+        table.put(&[acme.clone(), globex.clone()]).await.unwrap();
+        assert_eq!(table.get("globex").await.unwrap(), Some(globex.clone()));
+        assert_eq!(table.list().await.unwrap(), vec![acme.clone(), globex]);
+        // The functions read what was put.
+        assert_eq!(
+            env.intake.store.org_settings("acme").await.unwrap(),
+            Some(acme.clone())
+        );
+
+        // An item written by hand the old way (settings as a JSON string) still reads.
+        let mut initech = acme.clone();
+        initech.company_id = "initech".into();
+        env.ddb
+            .put_item()
+            .table_name(&env.names.org_table)
+            .item("company_id", AttributeValue::S("initech".into()))
+            .item(
+                "settings",
+                AttributeValue::S(serde_json::to_string(&initech).unwrap()),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(table.get("initech").await.unwrap(), Some(initech));
+        assert_eq!(table.list().await.unwrap().len(), 3);
+    }
+}

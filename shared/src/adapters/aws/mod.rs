@@ -3,6 +3,7 @@
 
 pub mod budget_hold;
 pub mod dynamodb;
+pub mod org_table;
 pub mod provision;
 pub mod resources;
 pub mod run_history;
