@@ -140,7 +140,16 @@ fn misplaced_top_level_key(text: &str) -> Option<String> {
     None
 }
 
-pub fn load(path: &Path) -> Result<Settings, CliError> {
+/// What a config file says by itself (no environment needed): its companies and where run
+/// state is. What `revoke365 runs`, `show` and `org` read from `--config`.
+pub struct ConfigBasics {
+    pub orgs: Vec<OrgSettings>,
+    pub data_dir: PathBuf,
+}
+
+/// Reads and checks the file: TOML, keys where they belong, every `[[company]]` valid by
+/// the same rules as `revoke365 org put` ([`crate::org_file::check_companies`]).
+fn read(path: &Path) -> Result<ConfigFile, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::config("config", format!("cannot read {}: {e}", path.display())))?;
     if let Some(message) = misplaced_top_level_key(&text) {
@@ -149,18 +158,27 @@ pub fn load(path: &Path) -> Result<Settings, CliError> {
             format!("{}: {message}", path.display()),
         ));
     }
-    let file: ConfigFile = toml::from_str(&text).map_err(|e| {
-        CliError::config(
-            "config",
-            format!("{}: {}", path.display(), e.to_string().trim()),
-        )
-    })?;
-    if file.company.is_empty() {
-        return Err(CliError::config(
-            "company",
-            "the config defines no [[company]]",
-        ));
+    let mut file: ConfigFile = toml::from_str(&text)
+        .map_err(|e| crate::org_file::parse_error("config", path, &e.to_string()))?;
+    for org in &mut file.company {
+        org.psa_kind = file.psa.kind;
     }
+    crate::org_file::check_companies(path, &file.company)?;
+    Ok(file)
+}
+
+pub fn basics(path: &Path) -> Result<ConfigBasics, CliError> {
+    let file = read(path)?;
+    Ok(ConfigBasics {
+        orgs: file.company,
+        data_dir: file
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+    })
+}
+
+pub fn load(path: &Path) -> Result<Settings, CliError> {
+    let file = read(path)?;
     let mut urls = ServiceUrls::default();
     for (name, value) in [
         ("login", file.urls.login),
@@ -173,10 +191,7 @@ pub fn load(path: &Path) -> Result<Settings, CliError> {
         }
     }
     let urls = urls.with_env_overrides(|k| std::env::var(k).ok());
-    let orgs = file.company.into_iter().map(|mut o| {
-        o.psa_kind = file.psa.kind;
-        o
-    });
+    let orgs = file.company.into_iter();
     let mut wanted = Wanted::default();
     let m365_client_secret = wanted.secret("REVOKE365_M365_CLIENT_SECRET");
     let connectwise = ConnectWiseCredentials {

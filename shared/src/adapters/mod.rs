@@ -10,5 +10,6 @@ pub mod graph;
 pub mod http;
 pub mod m365;
 pub mod memory_queue;
+pub mod page_token;
 pub mod sqlite_store;
 pub mod token;
