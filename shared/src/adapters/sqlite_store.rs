@@ -465,6 +465,34 @@ impl SqliteRunStore {
     }
 
     /// Like [`Self::update_run`] for trait methods: an unknown run is an error.
+    /// Appends one record's line to the run's audit file unless a record with its id is there
+    /// (`None`); the lock keeps concurrent batches' lines whole. The file is returned unflushed.
+    fn append_line(
+        &self,
+        run_id: &RunId,
+        record_id: &str,
+        path: &Path,
+        line: &[u8],
+    ) -> Result<Option<File>, StoreError> {
+        let mut written = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
+        let ids = match written.entry(run_id.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            // A resumed run's file already holds records: they are not written again.
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                read_audit_file(path)?
+                    .into_iter()
+                    .map(|r| r.record_id)
+                    .collect(),
+            ),
+        };
+        if !ids.insert(record_id.to_string()) {
+            return Ok(None);
+        }
+        let mut file = owner_only().create(true).append(true).open(path)?;
+        file.write_all(line)?;
+        Ok(Some(file))
+    }
+
     /// The run's result beside its audit file, readable without the database.
     fn write_result_file<T: Serialize>(
         &self,
@@ -1203,23 +1231,15 @@ impl RunStore for SqliteRunStore {
             serde_json::to_vec(record).map_err(|e| StoreError::backend(e.to_string()))?;
         line.push(b'\n');
         let path = self.audit_path(&record.run_id);
-        let mut written = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
-        let ids = match written.entry(record.run_id.clone()) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            // A resumed run's file already holds records: they are not written again.
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                read_audit_file(&path)?
-                    .into_iter()
-                    .map(|r| r.record_id)
-                    .collect(),
-            ),
-        };
-        if !ids.insert(record.record_id.clone()) {
+        let Some(file) = self.append_line(&record.run_id, &record.record_id, &path, &line)? else {
             return Ok(false);
-        }
-        let mut file = owner_only().create(true).append(true).open(&path)?;
-        file.write_all(&line)?;
-        file.sync_data()?;
+        };
+        // The record is on disk before this returns. The flush waits outside the lock and off
+        // the async workers, so that concurrent batches' flushes overlap (the file system
+        // commits them together) instead of queueing one behind another.
+        tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .map_err(|e| StoreError::backend(format!("audit flush: {e}")))??;
         Ok(true)
     }
 
