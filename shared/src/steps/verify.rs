@@ -289,10 +289,23 @@ async fn read_remaining(
         Some(user) => user.clone(),
         None => Census::discover(tenant, org, &run.request).await?.user,
     };
-    let census = Census::reread(tenant, org, user, &run.request).await?;
     let scope = run
         .request
         .effective_scope(&org.m365_permission_removal_scope);
+    // The Send As listing does not wait for the mailbox list (it is read the same way in
+    // discovery).
+    let wide_read = done.contains_key(&0);
+    let send_as_listing = async {
+        match !wide_read && scope.contains(&PermissionType::SendAs) {
+            true => Some(tenant.exchange.send_as_entries().await),
+            false => None,
+        }
+    };
+    let (census, send_as_listing) = tokio::join!(
+        Census::reread(tenant, org, user, &run.request),
+        send_as_listing
+    );
+    let census = census?;
     let touched: BTreeSet<String> = items
         .iter()
         .filter(|i| {
@@ -325,7 +338,6 @@ async fn read_remaining(
 
     // The tenant-wide lookups (chunk 0) and the touched mailboxes (the other chunks) are read
     // side by side: they are different calls, and neither needs the other.
-    let wide_read = done.contains_key(&0);
     let wide = async {
         if wide_read {
             return Ok(None);
@@ -335,9 +347,8 @@ async fn read_remaining(
             .copied()
             .filter(|t| matches!(t, PermissionType::SendAs | PermissionType::SendOnBehalf))
             .collect();
-        let part = Part::TenantWide;
-        let found = read_part(tenant, &census, &part, &wide).await?;
-        recheck(tenant, org, run, &census, &part, found, &expect)
+        let found = tenant_wide(tenant, &census, &wide, send_as_listing).await?;
+        recheck(tenant, org, run, &census, &Part::TenantWide, found, &expect)
             .await
             .map(Some)
     };
