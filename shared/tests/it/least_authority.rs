@@ -708,3 +708,58 @@ mod aws {
         );
     }
 }
+
+#[test]
+fn the_roles_may_read_what_history_audit_and_restore_read_and_no_more() {
+    let t = template::load();
+    let r = &t["Resources"];
+    let policy = |role: &str| &r[role]["Properties"]["Policies"][0]["PolicyDocument"];
+    let audit = json!({"!GetAtt": "AuditTable.Arn"});
+    // The audit route (intake) and a restore's planning (discovery) read audit trails; only
+    // removal and verification append to them.
+    for role in ["IntakeRole", "DiscoveryRole"] {
+        let read = template::by_sid(policy(role), "AuditRead");
+        assert_eq!(read["Resource"], audit, "{role}");
+        assert_eq!(
+            template::actions(read),
+            ["dynamodb:GetItem", "dynamodb:Query"],
+            "{role}"
+        );
+    }
+    // Run history: intake answers GET /revocations, discovery finds later runs of a user.
+    let index = json!({"!Sub": "${RunsTable.Arn}/index/runs-by-company"});
+    for role in ["IntakeRole", "DiscoveryRole"] {
+        let runs = template::by_sid(policy(role), "Runs");
+        assert!(
+            runs["Resource"].as_array().unwrap().contains(&index),
+            "{role}: {runs}"
+        );
+    }
+    // Every route the intake function answers is one the API routes to it.
+    let events = r["IntakeFunction"]["Properties"]["Events"].as_object().unwrap();
+    let routes: Vec<(String, String)> = events
+        .values()
+        .filter(|e| e["Type"] == "HttpApi")
+        .map(|e| {
+            let p = &e["Properties"];
+            (
+                p["Method"].as_str().unwrap().to_string(),
+                p["Path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (method, path) in [
+        ("POST", "/revocations"),
+        ("GET", "/revocations"),
+        ("GET", "/revocations/{run_id}"),
+        ("GET", "/revocations/{run_id}/audit"),
+        ("POST", "/revocations/{run_id}/cancel"),
+        ("POST", "/revocations/{run_id}/restore"),
+        ("POST", "/hooks/revocations"),
+    ] {
+        assert!(
+            routes.contains(&(method.to_string(), path.to_string())),
+            "{method} {path} is not routed: {routes:?}"
+        );
+    }
+}
