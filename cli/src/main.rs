@@ -156,7 +156,7 @@ async fn target(
                     urls: s.urls,
                     m365_client_id: s.m365_client_id,
                     m365_client_secret: s.m365_client_secret,
-                    connectwise: s.connectwise,
+                    psa: s.psa,
                     recheck: Recheck::default(),
                     shard_time: DEFAULT_SHARD_TIME,
                 }),

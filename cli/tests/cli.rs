@@ -376,6 +376,7 @@ async fn config_file_runs_against_a_separately_started_simulator() {
             revoke365_sim::SimOptions {
                 client_secret: Some(SECRET.into()),
                 cw_private_key: Some(CW_KEY.into()),
+                ..Default::default()
             },
         )
         .await
@@ -547,6 +548,7 @@ async fn the_readme_config_loads_as_printed_and_dry_runs_against_the_simulator()
         revoke365_sim::SimOptions {
             client_secret: Some(SECRET.into()),
             cw_private_key: Some(CW_KEY.into()),
+            ..Default::default()
         },
     )
     .await

@@ -241,6 +241,51 @@ pub struct ConnectWiseCredentials {
     pub client_id: String,
 }
 
+/// HaloPSA: an API application with client credentials (Halo → Configuration → Integrations
+/// → HaloPSA API), and the ids new tickets and notes are made with.
+#[derive(Debug, Clone)]
+pub struct HaloSettings {
+    /// The authorisation server, e.g. `https://msp.halopsa.com/auth`.
+    pub auth_url: String,
+    /// The resource server, ending in `/api`, e.g. `https://msp.halopsa.com/api`.
+    pub api_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The `tenant` of a hosted instance (`?tenant=` on the token request); none on premises.
+    pub tenant: Option<String>,
+    /// Defaults of every company (a company's own `halo` ids win).
+    pub ids: crate::model::HaloIds,
+}
+
+/// Halo's "internal note" outcome when neither the company nor `[psa.halo]` names one (the
+/// value CIPP falls back to).
+pub const HALO_DEFAULT_OUTCOME_ID: u64 = 7;
+
+/// Autotask: an API-only user (username and secret) and the integration's tracking
+/// identifier, and the ids new tickets and notes are made with.
+#[derive(Debug, Clone)]
+pub struct AutotaskSettings {
+    /// Where the zone of the API user is looked up, e.g.
+    /// `https://webservices.autotask.net/atservicesrest`.
+    pub zone_url: String,
+    pub integration_code: Secret,
+    pub username: String,
+    pub secret: Secret,
+    /// Defaults of every company (a company's own `autotask` ids win).
+    pub ids: crate::model::AutotaskIds,
+}
+
+pub const AUTOTASK_ZONE_URL: &str = "https://webservices.autotask.net/atservicesrest";
+
+/// The PSAs an MSP works with; each company names its kind (`psa_kind`). A kind no company
+/// uses needs no credentials.
+#[derive(Debug, Clone, Default)]
+pub struct PsaAccounts {
+    pub connectwise: Option<ConnectWiseCredentials>,
+    pub halo: Option<HaloSettings>,
+    pub autotask: Option<AutotaskSettings>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

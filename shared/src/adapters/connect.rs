@@ -1,14 +1,17 @@
 //! Builds the real HTTP clients for a company from its org settings. The HTTP core (one
 //! reqwest client, token cache, per-tenant limits) is shared, so connecting again is cheap.
 
+use super::autotask::AutotaskClient;
 use super::connectwise::ConnectWiseClient;
 use super::exchange::ExchangeClient;
 use super::graph::GraphClient;
+use super::halopsa::HaloClient;
 use super::http::HttpCore;
-use crate::config::{AppCredentials, ConnectWiseCredentials, Recheck, Secret, ServiceUrls};
+use super::no_psa::NoPsa;
+use crate::config::{AppCredentials, PsaAccounts, Recheck, Secret, ServiceUrls};
 use crate::error::StepError;
 use crate::model::{OrgSettings, PsaKind};
-use crate::ports::{Connections, Connector};
+use crate::ports::{Connections, Connector, Psa};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -17,7 +20,8 @@ pub struct HttpConnector {
     pub urls: ServiceUrls,
     pub m365_client_id: String,
     pub m365_client_secret: Secret,
-    pub connectwise: ConnectWiseCredentials,
+    /// The PSAs' credentials and default ids; each company names its kind.
+    pub psa: PsaAccounts,
     pub recheck: Recheck,
     /// How long one discovery shard should take (shards are sized from it).
     pub shard_time: std::time::Duration,
@@ -40,13 +44,7 @@ impl Connector for HttpConnector {
             creds.clone(),
         ));
         let exchange = Arc::new(ExchangeClient::new(self.core.clone(), &self.urls, creds));
-        let psa = match org.psa_kind {
-            PsaKind::Connectwise => Arc::new(ConnectWiseClient::new(
-                self.core.clone(),
-                &self.urls.psa,
-                self.connectwise.clone(),
-            )),
-        };
+        let psa = self.psa_client(org)?;
         Ok(Connections {
             directory: graph.clone(),
             exchange,
@@ -58,6 +56,43 @@ impl Connector for HttpConnector {
                     (self.core.clone(), org.tenant_id.clone(), self.shard_time);
                 Arc::new(move || core.shard_size(&tenant, target))
             },
+        })
+    }
+}
+
+impl HttpConnector {
+    /// The client of the PSA the company names, with its own ids over the defaults.
+    fn psa_client(&self, org: &OrgSettings) -> Result<Arc<dyn Psa>, StepError> {
+        let unset = |what: &str| {
+            StepError::Permanent(format!(
+                "company '{}' uses {} (psa_kind), but no {what} credentials are configured",
+                org.company_id,
+                org.psa_kind.label()
+            ))
+        };
+        let core = self.core.clone();
+        Ok(match org.psa_kind {
+            PsaKind::Connectwise => {
+                let creds = self
+                    .psa
+                    .connectwise
+                    .clone()
+                    .ok_or_else(|| unset("ConnectWise"))?;
+                Arc::new(ConnectWiseClient::new(core, &self.urls.psa, creds))
+            }
+            PsaKind::Halo => {
+                let settings = self.psa.halo.as_ref().ok_or_else(|| unset("HaloPSA"))?;
+                Arc::new(HaloClient::new(core, settings, org.halo.as_ref()))
+            }
+            PsaKind::Autotask => {
+                let settings = self
+                    .psa
+                    .autotask
+                    .as_ref()
+                    .ok_or_else(|| unset("Autotask"))?;
+                Arc::new(AutotaskClient::new(core, settings, org.autotask.as_ref()))
+            }
+            PsaKind::None => Arc::new(NoPsa),
         })
     }
 }

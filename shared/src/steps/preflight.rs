@@ -327,6 +327,14 @@ pub async fn preflight(tenant: Tenant<'_>, notify: Notify<'_>, subject: &Subject
     }
     checks.push(recipients_check(org, subject.requestor.as_deref()));
     checks.push(match subject.ticket_id {
+        _ if !org.psa_kind.has_tickets() => Check::ok(
+            "psa_company",
+            Area::Psa,
+            format!(
+                "company '{}' has no PSA (psa_kind = \"none\"): no ticket is made, the report goes by email",
+                org.company_id
+            ),
+        ),
         Some(ticket) => ticket_check(notify, org, ticket).await,
         None => company_check(notify, org).await,
     });

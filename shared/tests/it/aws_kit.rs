@@ -193,6 +193,7 @@ impl Env {
             SimOptions {
                 client_secret: Some(CLIENT_SECRET.into()),
                 cw_private_key: Some(CW_PRIVATE_KEY.into()),
+                ..Default::default()
             },
         )
         .await

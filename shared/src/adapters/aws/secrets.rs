@@ -6,7 +6,10 @@ use super::budget_hold::{BudgetHold, Saturated};
 use super::tenant_budget::TenantBudgets;
 use crate::adapters::connect::HttpConnector;
 use crate::adapters::http::HttpCore;
-use crate::config::{ConnectWiseCredentials, HttpSettings, Secret, ServiceUrls};
+use crate::config::{
+    AutotaskSettings, ConnectWiseCredentials, HaloSettings, HttpSettings, PsaAccounts, Secret,
+    ServiceUrls, AUTOTASK_ZONE_URL,
+};
 use crate::error::StepError;
 use crate::model::OrgSettings;
 use crate::ports::{BudgetWant, Connections, Connector};
@@ -19,21 +22,94 @@ use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OnceCell};
 
-/// The secret's JSON value.
+/// The secret's JSON value: the Microsoft 365 app, and the credentials of each PSA the MSP
+/// uses (a PSA no company uses may be left out).
 #[derive(Deserialize)]
 struct SecretDocument {
     m365_client_id: String,
     m365_client_secret: String,
-    cw_company: String,
-    cw_public_key: String,
-    cw_private_key: String,
-    cw_client_id: String,
+    cw_company: Option<String>,
+    cw_public_key: Option<String>,
+    cw_private_key: Option<String>,
+    cw_client_id: Option<String>,
+    halo_client_id: Option<String>,
+    halo_client_secret: Option<String>,
+    halo_tenant: Option<String>,
+    autotask_integration_code: Option<String>,
+    autotask_username: Option<String>,
+    autotask_secret: Option<String>,
 }
 
 pub struct AppSecrets {
     pub m365_client_id: String,
     pub m365_client_secret: Secret,
-    pub connectwise: ConnectWiseCredentials,
+    pub psa: PsaAccounts,
+}
+
+/// A non-empty environment variable (the PSA URLs of the functions' configuration).
+fn env_url(var: &str) -> Option<String> {
+    std::env::var(var)
+        .ok()
+        .map(|v| v.trim().trim_end_matches('/').to_string())
+        .filter(|v| !v.is_empty())
+}
+
+impl SecretDocument {
+    fn psa(self) -> PsaAccounts {
+        let connectwise = match (
+            self.cw_company,
+            self.cw_public_key,
+            self.cw_private_key,
+            self.cw_client_id,
+        ) {
+            (Some(company), Some(public_key), Some(private_key), Some(client_id)) => {
+                Some(ConnectWiseCredentials {
+                    company,
+                    public_key,
+                    private_key: Secret::new(private_key),
+                    client_id,
+                })
+            }
+            _ => None,
+        };
+        // HaloPSA's URLs are the instance's own: REVOKE365_HALO_AUTH_URL and _API_URL.
+        let halo = match (
+            self.halo_client_id,
+            self.halo_client_secret,
+            env_url("REVOKE365_HALO_AUTH_URL"),
+            env_url("REVOKE365_HALO_API_URL"),
+        ) {
+            (Some(client_id), Some(secret), Some(auth_url), Some(api_url)) => Some(HaloSettings {
+                auth_url,
+                api_url,
+                client_id,
+                client_secret: Secret::new(secret),
+                tenant: self.halo_tenant,
+                ids: Default::default(),
+            }),
+            _ => None,
+        };
+        let autotask = match (
+            self.autotask_integration_code,
+            self.autotask_username,
+            self.autotask_secret,
+        ) {
+            (Some(code), Some(username), Some(secret)) => Some(AutotaskSettings {
+                zone_url: env_url("REVOKE365_AUTOTASK_ZONE_URL")
+                    .unwrap_or_else(|| AUTOTASK_ZONE_URL.to_string()),
+                integration_code: Secret::new(code),
+                username,
+                secret: Secret::new(secret),
+                ids: Default::default(),
+            }),
+            _ => None,
+        };
+        PsaAccounts {
+            connectwise,
+            halo,
+            autotask,
+        }
+    }
 }
 
 impl fmt::Debug for AppSecrets {
@@ -113,21 +189,16 @@ impl SecretsProvider {
         // serde's message could quote the value: report only where it failed.
         let doc: SecretDocument = serde_json::from_str(&text).map_err(|e| {
             StepError::Permanent(format!(
-                "secret {} is not the expected JSON object (m365_client_id, m365_client_secret, cw_company, cw_public_key, cw_private_key, cw_client_id): error at line {} column {}",
+                "secret {} is not the expected JSON object (m365_client_id, m365_client_secret, and cw_company, cw_public_key, cw_private_key, cw_client_id; halo_client_id, halo_client_secret, halo_tenant; autotask_integration_code, autotask_username, autotask_secret for the PSAs in use): error at line {} column {}",
                 self.secret_id,
                 e.line(),
                 e.column()
             ))
         })?;
         Ok(AppSecrets {
-            m365_client_id: doc.m365_client_id,
-            m365_client_secret: Secret::new(doc.m365_client_secret),
-            connectwise: ConnectWiseCredentials {
-                company: doc.cw_company,
-                public_key: doc.cw_public_key,
-                private_key: Secret::new(doc.cw_private_key),
-                client_id: doc.cw_client_id,
-            },
+            m365_client_id: doc.m365_client_id.clone(),
+            m365_client_secret: Secret::new(doc.m365_client_secret.clone()),
+            psa: doc.psa(),
         })
     }
 }
@@ -188,7 +259,7 @@ impl Connector for SecretConnector {
             urls: self.urls.clone(),
             m365_client_id: s.m365_client_id.clone(),
             m365_client_secret: s.m365_client_secret.clone(),
-            connectwise: s.connectwise.clone(),
+            psa: s.psa.clone(),
             recheck: Default::default(),
             shard_time: self.shard_time,
         }
