@@ -147,7 +147,7 @@ async fn target(
     match origin {
         Origin::Config { path } => {
             let s = config::load(&path)?;
-            reachable::check(&s.urls).await?;
+            reachable::check(&s.urls, &s.psa).await?;
             let core = http_core(concurrency, s.http)?;
             Ok(Target {
                 orgs: s.orgs,
