@@ -1722,3 +1722,75 @@ fn the_sandbox_plays_every_psa() {
         );
     }
 }
+
+/// `revoke365 check` on each PSA: the ticket's company, the company itself, and another
+/// company's ticket refused, the same way in every PSA.
+#[test]
+fn check_reads_the_ticket_and_the_company_in_every_psa() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (kind, name) in [("halo", "Acme Corp"), ("autotask", "Acme Corp")] {
+        let fixture = acme_variant(tmp.path(), &format!("{kind}.json"), |fx| {
+            fx["organization"]["psa_kind"] = json!(kind);
+            fx["organization"]["psa_company"] = json!(name);
+        });
+        let check = |extra: &[&str]| {
+            let mut args = vec![
+                "check",
+                "--sandbox",
+                fixture.to_str().unwrap(),
+                "--company-id",
+                "acme",
+            ];
+            args.extend_from_slice(extra);
+            revoke365(&args, &[], tmp.path())
+        };
+        let entry = |out: &Output, name: &str| {
+            check_entries(out)
+                .into_iter()
+                .find(|c| c["check"] == name)
+                .unwrap_or_else(|| panic!("{kind}: no {name} check"))
+        };
+        let own = check(&["--ticket", "48213"]);
+        assert_eq!(
+            own.status.code(),
+            Some(0),
+            "{kind}: {:?}",
+            check_entries(&own)
+        );
+        let company = check(&[]);
+        assert_eq!(company.status.code(), Some(0), "{kind}");
+        assert_eq!(entry(&company, "psa_company")["ok"], true, "{kind}");
+        let other = check(&["--ticket", "7001"]);
+        assert_eq!(other.status.code(), Some(2), "{kind}");
+        let refused = entry(&other, "psa_ticket");
+        assert_eq!(
+            refused["code"], "ticket_not_for_company",
+            "{kind}: {refused}"
+        );
+        assert!(
+            !refused.to_string().contains("GlobexCorp"),
+            "{kind}: another customer is never named: {refused}"
+        );
+    }
+
+    let none = acme_variant(tmp.path(), "none.json", |fx| {
+        fx["organization"]["psa_kind"] = json!("none");
+    });
+    let out = revoke365(
+        &[
+            "check",
+            "--sandbox",
+            none.to_str().unwrap(),
+            "--company-id",
+            "acme",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let psa = check_entries(&out)
+        .into_iter()
+        .find(|c| c["check"] == "psa_company")
+        .unwrap();
+    assert!(psa["detail"].as_str().unwrap().contains("no PSA"), "{psa}");
+}

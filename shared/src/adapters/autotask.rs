@@ -30,6 +30,8 @@ const DEFAULT_STATUS: u64 = 1;
 const DEFAULT_PRIORITY: u64 = 2;
 const DEFAULT_NOTE_TYPE: u64 = 1;
 const DEFAULT_PUBLISH: u64 = 1;
+/// How long a company's id found by its name is used for new tickets.
+const COMPANY_LIFETIME: Duration = Duration::from_secs(3600);
 const CUT: &str = "\n… (cut to fit Autotask; the whole report is in the email)";
 
 pub struct AutotaskClient {
@@ -118,6 +120,14 @@ impl AutotaskClient {
             secret: settings.secret.clone(),
             ids: company.map_or_else(|| settings.ids.clone(), |c| c.over(&settings.ids)),
         }
+    }
+
+    fn company_key(&self, name: &str) -> String {
+        format!(
+            "autotask company {} {}",
+            self.zone_lookup,
+            name.trim().to_lowercase()
+        )
     }
 
     fn zone_key(&self) -> String {
@@ -244,6 +254,11 @@ impl AutotaskClient {
     /// The numeric company id `psa_company` names (looked up when it is a name).
     async fn company_id_of(&self, psa_company: &str) -> Result<u64, RemoteError> {
         if let Ok(id) = psa_company.trim().parse::<u64>() {
+            return Ok(id);
+        }
+        // The check before removal looked it up already: one call less of the shared budget.
+        let known = self.core.remembered(&self.company_key(psa_company));
+        if let Some(id) = known.and_then(|id| id.expose().parse().ok()) {
             return Ok(id);
         }
         let call = self.call(format!("find company '{psa_company}'"));
@@ -381,10 +396,16 @@ impl Psa for AutotaskClient {
         let found: Vec<CompanyAnswer> = self
             .query(&call, "Companies", "eq", "companyName", wanted)
             .await?;
-        Ok(found
+        let company = found
             .into_iter()
             .map(CompanyAnswer::company)
-            .find(|c| c.is(wanted)))
+            .find(|c| c.is(wanted));
+        if let Some(company) = &company {
+            let id = Secret::new(company.id.clone());
+            self.core
+                .remember(&self.company_key(wanted), id, COMPANY_LIFETIME);
+        }
+        Ok(company)
     }
 }
 

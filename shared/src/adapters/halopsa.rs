@@ -16,6 +16,8 @@ use std::time::Duration;
 
 const SERVICE: &str = "halopsa";
 const SUMMARY_MAX_CHARS: usize = 250;
+/// How long a client's id found by its name is used for new tickets.
+const CLIENT_LIFETIME: Duration = Duration::from_secs(3600);
 /// Tokens are fetched again this long before Halo says they expire.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(120);
 
@@ -109,6 +111,14 @@ impl HaloClient {
 
     fn call(&self, operation: String) -> Call {
         Call::new(SERVICE, operation, Some(&self.api_url))
+    }
+
+    fn client_key(&self, name: &str) -> String {
+        format!(
+            "halo client {} {}",
+            self.api_url,
+            name.trim().to_lowercase()
+        )
     }
 
     fn token_key(&self) -> String {
@@ -213,6 +223,11 @@ impl HaloClient {
     /// The numeric client id `psa_company` names (looked up when it is a name).
     async fn client_id_of(&self, psa_company: &str) -> Result<u64, RemoteError> {
         if let Ok(id) = psa_company.trim().parse::<u64>() {
+            return Ok(id);
+        }
+        // The check before removal looked it up already.
+        let known = self.core.remembered(&self.client_key(psa_company));
+        if let Some(id) = known.and_then(|id| id.expose().parse().ok()) {
             return Ok(id);
         }
         let company = self.find_company(psa_company).await?.ok_or_else(|| {
@@ -360,11 +375,17 @@ impl Psa for HaloClient {
         let path = format!("Client?search={}", urlencoding::encode(wanted));
         let reply = self.request(&call, Method::GET, &path, None).await?;
         let found: ClientList = reply.json(&call)?;
-        Ok(found
+        let client = found
             .clients
             .into_iter()
             .map(ClientAnswer::company)
-            .find(|c| c.is(wanted)))
+            .find(|c| c.is(wanted));
+        if let Some(client) = &client {
+            let id = Secret::new(client.id.clone());
+            self.core
+                .remember(&self.client_key(wanted), id, CLIENT_LIFETIME);
+        }
+        Ok(client)
     }
 }
 

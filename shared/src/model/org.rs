@@ -190,3 +190,54 @@ impl OrgSettings {
         serde_json::from_value(org).map_err(|e| format!("'organization': {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_psa_takes_integer_ticket_ids_and_none_takes_no_ticket() {
+        for kind in [PsaKind::Connectwise, PsaKind::Halo, PsaKind::Autotask] {
+            assert_eq!(kind.ticket_id_error("48213"), None, "{kind:?}");
+            let error = kind.ticket_id_error("T-1").unwrap();
+            assert!(error.contains(kind.label()), "{error}");
+        }
+        let error = PsaKind::None.ticket_id_error("48213").unwrap();
+        assert!(error.contains("no PSA"), "{error}");
+    }
+
+    #[test]
+    fn a_companys_own_ids_win_over_the_defaults_one_by_one() {
+        let default = HaloIds {
+            outcome_id: Some(7),
+            site_id: Some(1),
+            ..HaloIds::default()
+        };
+        let own = HaloIds {
+            outcome_id: Some(12),
+            ..HaloIds::default()
+        };
+        let merged = own.over(&default);
+        assert_eq!((merged.outcome_id, merged.site_id), (Some(12), Some(1)));
+        let queue = AutotaskIds {
+            queue_id: Some(8),
+            ..AutotaskIds::default()
+        };
+        assert_eq!(AutotaskIds::default().over(&queue).queue_id, Some(8));
+    }
+
+    #[test]
+    fn kinds_are_named_in_snake_case() {
+        let kinds: Vec<PsaKind> =
+            serde_json::from_str(r#"["connectwise","halo","autotask","none"]"#).unwrap();
+        assert_eq!(
+            kinds,
+            [
+                PsaKind::Connectwise,
+                PsaKind::Halo,
+                PsaKind::Autotask,
+                PsaKind::None
+            ]
+        );
+    }
+}

@@ -222,3 +222,11 @@ async fn the_simulator_refuses_an_untitled_note_when_its_settings_require_a_titl
         .unwrap();
     assert_eq!(unauthorized.status(), 401);
 }
+
+#[tokio::test]
+async fn a_company_found_by_name_in_the_check_is_not_looked_up_again_for_the_ticket() {
+    let (sim, psa) = start().await;
+    assert!(psa.find_company("Contoso").await.unwrap().is_some());
+    psa.create_ticket(&new_ticket("Contoso")).await.unwrap();
+    assert_eq!(sim.snapshot().requests("autotask GET companies query"), 1);
+}

@@ -242,3 +242,11 @@ async fn the_simulator_answers_one_posted_ticket_with_the_object_and_returnall_w
     let object = post("", item).await.unwrap();
     assert_eq!(object.status(), 400, "an object body is refused");
 }
+
+#[tokio::test]
+async fn a_client_found_by_name_in_the_check_is_not_looked_up_again_for_the_ticket() {
+    let (sim, psa) = start().await;
+    assert!(psa.find_company("Contoso").await.unwrap().is_some());
+    psa.create_ticket(&new_ticket("Contoso")).await.unwrap();
+    assert_eq!(sim.snapshot().requests("halo GET clients"), 1);
+}
