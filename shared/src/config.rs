@@ -277,6 +277,57 @@ pub struct AutotaskSettings {
 
 pub const AUTOTASK_ZONE_URL: &str = "https://webservices.autotask.net/atservicesrest";
 
+/// Where HaloPSA and Autotask are, for the functions (their template parameters); the
+/// credentials come from the secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PsaUrls {
+    pub halo_auth: Option<String>,
+    pub halo_api: Option<String>,
+    pub autotask_zone: Option<String>,
+}
+
+impl PsaUrls {
+    /// `REVOKE365_HALO_AUTH_URL`, `REVOKE365_HALO_API_URL`, `REVOKE365_AUTOTASK_ZONE_URL`.
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> PsaUrls {
+        let url = |var: &str| {
+            lookup(var)
+                .map(|v| v.trim().trim_end_matches('/').to_string())
+                .filter(|v| !v.is_empty())
+        };
+        PsaUrls {
+            halo_auth: url("REVOKE365_HALO_AUTH_URL"),
+            halo_api: url("REVOKE365_HALO_API_URL"),
+            autotask_zone: url("REVOKE365_AUTOTASK_ZONE_URL"),
+        }
+    }
+
+    /// Both PSAs as the simulator at `base` serves them.
+    pub fn all_at(base: &str) -> PsaUrls {
+        let base = base.trim_end_matches('/');
+        PsaUrls {
+            halo_auth: Some(format!("{base}/halo/auth")),
+            halo_api: Some(format!("{base}/halo/api")),
+            autotask_zone: Some(format!("{base}/atservicesrest")),
+        }
+    }
+
+    /// `accounts` with these URLs; HaloPSA is left out when its URLs are not set.
+    pub fn apply(&self, mut accounts: PsaAccounts) -> PsaAccounts {
+        accounts.halo = match (accounts.halo, &self.halo_auth, &self.halo_api) {
+            (Some(halo), Some(auth), Some(api)) => Some(HaloSettings {
+                auth_url: auth.clone(),
+                api_url: api.clone(),
+                ..halo
+            }),
+            _ => None,
+        };
+        if let (Some(autotask), Some(zone)) = (accounts.autotask.as_mut(), &self.autotask_zone) {
+            autotask.zone_url = zone.clone();
+        }
+        accounts
+    }
+}
+
 /// The PSAs an MSP works with; each company names its kind (`psa_kind`). A kind no company
 /// uses needs no credentials.
 #[derive(Debug, Clone, Default)]

@@ -161,7 +161,7 @@ impl HaloClient {
             .send(&call, |client| client.post(&url).form(&form))
             .await?;
         if !reply.is_success() {
-            let error = halo_error(&call, &reply);
+            let error = redact(halo_error(&call, &reply), &self.client_secret);
             // A refused secret is a rejection whatever the status Halo picked for it.
             return Err(match reply.status {
                 StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -387,6 +387,22 @@ impl Psa for HaloClient {
         }
         Ok(client)
     }
+}
+
+/// Belt and braces: an error never carries the client secret, whatever the server echoed.
+fn redact(mut error: RemoteError, secret: &Secret) -> RemoteError {
+    let value = secret.expose();
+    if value.is_empty() {
+        return error;
+    }
+    if let ErrorKind::Auth { message }
+    | ErrorKind::Api { message, .. }
+    | ErrorKind::NotFound { message }
+    | ErrorKind::Protocol { message } = &mut error.kind
+    {
+        *message = message.replace(value, "***");
+    }
+    error
 }
 
 fn id_text(id: &Value) -> Option<String> {

@@ -168,6 +168,7 @@ async fn a_wrong_secret_is_a_rejection_and_a_revoked_token_is_replaced_once() {
     let (_sim, psa) = start_with(json!({}), "not-the-secret", None).await;
     let err = psa.find_company("Contoso").await.unwrap_err();
     assert!(matches!(err.kind, ErrorKind::Auth { .. }), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("not-the-secret"));
 
     let (sim, psa) = start().await;
     psa.find_company("Contoso").await.unwrap();

@@ -18,6 +18,8 @@ mod aws_faults;
 #[cfg(feature = "aws")]
 mod aws_kit;
 #[cfg(feature = "aws")]
+mod aws_psa;
+#[cfg(feature = "aws")]
 mod aws_restore;
 mod clients_autotask;
 mod clients_connectwise;

@@ -7,8 +7,8 @@ use super::tenant_budget::TenantBudgets;
 use crate::adapters::connect::HttpConnector;
 use crate::adapters::http::HttpCore;
 use crate::config::{
-    AutotaskSettings, ConnectWiseCredentials, HaloSettings, HttpSettings, PsaAccounts, Secret,
-    ServiceUrls, AUTOTASK_ZONE_URL,
+    AutotaskSettings, ConnectWiseCredentials, HaloSettings, HttpSettings, PsaAccounts, PsaUrls,
+    Secret, ServiceUrls, AUTOTASK_ZONE_URL,
 };
 use crate::error::StepError;
 use crate::model::OrgSettings;
@@ -46,14 +46,6 @@ pub struct AppSecrets {
     pub psa: PsaAccounts,
 }
 
-/// A non-empty environment variable (the PSA URLs of the functions' configuration).
-fn env_url(var: &str) -> Option<String> {
-    std::env::var(var)
-        .ok()
-        .map(|v| v.trim().trim_end_matches('/').to_string())
-        .filter(|v| !v.is_empty())
-}
-
 impl SecretDocument {
     fn psa(self) -> PsaAccounts {
         let connectwise = match (
@@ -72,16 +64,11 @@ impl SecretDocument {
             }
             _ => None,
         };
-        // HaloPSA's URLs are the instance's own: REVOKE365_HALO_AUTH_URL and _API_URL.
-        let halo = match (
-            self.halo_client_id,
-            self.halo_client_secret,
-            env_url("REVOKE365_HALO_AUTH_URL"),
-            env_url("REVOKE365_HALO_API_URL"),
-        ) {
-            (Some(client_id), Some(secret), Some(auth_url), Some(api_url)) => Some(HaloSettings {
-                auth_url,
-                api_url,
+        // The URLs come from the functions' configuration (PsaUrls::apply).
+        let halo = match (self.halo_client_id, self.halo_client_secret) {
+            (Some(client_id), Some(secret)) => Some(HaloSettings {
+                auth_url: String::new(),
+                api_url: String::new(),
                 client_id,
                 client_secret: Secret::new(secret),
                 tenant: self.halo_tenant,
@@ -95,8 +82,7 @@ impl SecretDocument {
             self.autotask_secret,
         ) {
             (Some(code), Some(username), Some(secret)) => Some(AutotaskSettings {
-                zone_url: env_url("REVOKE365_AUTOTASK_ZONE_URL")
-                    .unwrap_or_else(|| AUTOTASK_ZONE_URL.to_string()),
+                zone_url: AUTOTASK_ZONE_URL.to_string(),
                 integration_code: Secret::new(code),
                 username,
                 secret: Secret::new(secret),
@@ -210,6 +196,7 @@ pub struct SecretConnector {
     urls: ServiceUrls,
     secrets: SecretsProvider,
     shard_time: Duration,
+    psa_urls: PsaUrls,
     core: OnceCell<Arc<HttpCore>>,
     budgets: Option<Arc<TenantBudgets>>,
     /// What each delivery in progress holds of its tenant's budgets.
@@ -228,10 +215,17 @@ impl SecretConnector {
             urls,
             secrets,
             shard_time,
+            psa_urls: PsaUrls::default(),
             core: OnceCell::new(),
             budgets: None,
             holds: StdMutex::default(),
         }
+    }
+
+    /// Where HaloPSA and Autotask are (the secret holds only their credentials).
+    pub fn with_psa_urls(mut self, urls: PsaUrls) -> SecretConnector {
+        self.psa_urls = urls;
+        self
     }
 
     /// Shares each tenant's budget with every other invocation through `budgets`.
@@ -259,7 +253,7 @@ impl Connector for SecretConnector {
             urls: self.urls.clone(),
             m365_client_id: s.m365_client_id.clone(),
             m365_client_secret: s.m365_client_secret.clone(),
-            psa: s.psa.clone(),
+            psa: self.psa_urls.apply(s.psa.clone()),
             recheck: Default::default(),
             shard_time: self.shard_time,
         }
@@ -316,5 +310,35 @@ impl Connector for SecretConnector {
         if let Some(hold) = hold {
             hold.give_back().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_holds_the_keys_of_the_psas_in_use_only() {
+        let doc: SecretDocument = serde_json::from_str(
+            r#"{"m365_client_id": "app", "m365_client_secret": "s",
+                "autotask_integration_code": "CODE", "autotask_username": "api@msp.example",
+                "autotask_secret": "at-secret"}"#,
+        )
+        .unwrap();
+        let psa = doc.psa();
+        assert!(psa.connectwise.is_none());
+        let autotask = psa.autotask.expect("Autotask keys");
+        assert_eq!(autotask.username, "api@msp.example");
+        assert_eq!(autotask.secret.expose(), "at-secret");
+        assert!(!format!("{autotask:?}").contains("at-secret"));
+
+        let doc: SecretDocument = serde_json::from_str(
+            r#"{"m365_client_id": "app", "m365_client_secret": "s", "cw_company": "msp",
+                "cw_public_key": "pub", "cw_private_key": "priv", "cw_client_id": "id"}"#,
+        )
+        .unwrap();
+        let psa = doc.psa();
+        assert_eq!(psa.connectwise.expect("ConnectWise keys").company, "msp");
+        assert!(psa.autotask.is_none());
     }
 }
