@@ -30,6 +30,123 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Work with the audit trails on disk.
     Audit(AuditArgs),
+    /// List runs, newest first: from the data directory, or the AWS tables with --aws.
+    Runs(RunsArgs),
+    /// Print a run's stored result (a restore's restore result; a run not finished: its
+    /// status and failure); exit 2 for an unknown run.
+    Show(ShowArgs),
+    /// Company settings: write them to the AWS org table, read them there or in a config.
+    Org(OrgArgs),
+}
+
+/// Where runs are read: the embedded store (the data directory, or the config's) or, with
+/// `--aws`, the deployment's tables.
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// The data directory (default: the config's data_dir, else ./revoke365-audit).
+    #[arg(
+        long = "data-dir",
+        visible_alias = "audit-dir",
+        value_name = "DIR",
+        conflicts_with = "aws"
+    )]
+    pub data_dir: Option<PathBuf>,
+    /// The config whose data_dir and companies are used.
+    #[arg(long, value_name = "FILE", conflicts_with = "aws")]
+    pub config: Option<PathBuf>,
+    /// Read the AWS tables (names from infra/resources.json with REVOKE365_NAME_PREFIX;
+    /// credentials and region from the AWS environment).
+    #[arg(long)]
+    pub aws: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunsArgs {
+    /// Runs for this user (the address requested, or the UPN it resolved to).
+    #[arg(long, value_name = "EMAIL")]
+    pub user: Option<String>,
+    /// Runs of this company (required with --aws).
+    #[arg(long, value_name = "ID")]
+    pub company_id: Option<String>,
+    /// Runs created at or after this date (YYYY-MM-DD, UTC) or RFC 3339 time.
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Runs in this status (completed, completed_with_errors, failed, interrupted, ...).
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Runs a page holds (1 to 100).
+    #[arg(long, value_name = "N", default_value = "50")]
+    pub limit: String,
+    /// The `next` of the previous page.
+    #[arg(long, value_name = "TOKEN")]
+    pub next: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    #[arg(value_name = "RUN_ID")]
+    pub run_id: String,
+    /// Add the run's audit records.
+    #[arg(long)]
+    pub audit: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OrgArgs {
+    #[command(subcommand)]
+    pub command: OrgCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Check a file's companies (TOML [[company]] blocks, as in the config, or JSON) and, with
+    /// --aws, write them to the org table; without --aws nothing is written.
+    Put(OrgPutArgs),
+    /// One company's settings.
+    Get(OrgGetArgs),
+    /// Every company's settings.
+    List(OrgSourceArgs),
+}
+
+/// Where company settings are read: the AWS org table or a config file.
+#[derive(Debug, clap::Args)]
+pub struct OrgSourceArgs {
+    /// The org-settings table of the AWS deployment.
+    #[arg(long, conflicts_with = "config")]
+    pub aws: bool,
+    /// The [[company]] blocks of this config (read-only).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OrgGetArgs {
+    #[arg(value_name = "COMPANY_ID")]
+    pub company_id: String,
+    #[command(flatten)]
+    pub source: OrgSourceArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OrgPutArgs {
+    /// A TOML file with [[company]] blocks (a config file will do) or JSON.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Write to the org-settings table of the AWS deployment.
+    #[arg(long)]
+    pub aws: bool,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
 }
 
 #[derive(Debug, clap::Args)]

@@ -177,23 +177,6 @@ impl Wanted {
     }
 }
 
-/// Which `[[company]]` tables name their own `psa_kind` (the others take `[psa] kind`).
-fn companies_naming_psa_kind(text: &str) -> Vec<bool> {
-    let Ok(value) = toml::from_str::<toml::Table>(text) else {
-        return Vec::new();
-    };
-    value
-        .get("company")
-        .and_then(|c| c.as_array())
-        .map(|companies| {
-            companies
-                .iter()
-                .map(|c| c.get("psa_kind").is_some())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// A URL from the environment or the file, without trailing slash.
 fn url_value(wanted: &mut Wanted, var: &str, from_file: Option<String>, key: &str) -> String {
     wanted
@@ -304,7 +287,16 @@ fn misplaced_top_level_key(text: &str) -> Option<String> {
     None
 }
 
-pub fn load(path: &Path) -> Result<Settings, CliError> {
+/// What a config file says by itself (no environment needed): its companies and where run
+/// state is. What `revoke365 runs`, `show` and `org` read from `--config`.
+pub struct ConfigBasics {
+    pub orgs: Vec<OrgSettings>,
+    pub data_dir: PathBuf,
+}
+
+/// Reads and checks the file: TOML, keys where they belong, every `[[company]]` valid by
+/// the same rules as `revoke365 org put` ([`crate::org_file::check_companies`]).
+fn read(path: &Path) -> Result<ConfigFile, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::config("config", format!("cannot read {}: {e}", path.display())))?;
     if let Some(message) = misplaced_top_level_key(&text) {
@@ -313,18 +305,26 @@ pub fn load(path: &Path) -> Result<Settings, CliError> {
             format!("{}: {message}", path.display()),
         ));
     }
-    let file: ConfigFile = toml::from_str(&text).map_err(|e| {
-        CliError::config(
-            "config",
-            format!("{}: {}", path.display(), e.to_string().trim()),
-        )
-    })?;
-    if file.company.is_empty() {
-        return Err(CliError::config(
-            "company",
-            "the config defines no [[company]]",
-        ));
-    }
+    let mut file: ConfigFile = toml::from_str(&text)
+        .map_err(|e| crate::org_file::parse_error("config", path, &e.to_string()))?;
+    // A company's own psa_kind wins; the others take [psa] kind.
+    crate::org_file::apply_default_psa_kind(&text, &mut file.company, file.psa.kind);
+    crate::org_file::check_companies(path, &file.company)?;
+    Ok(file)
+}
+
+pub fn basics(path: &Path) -> Result<ConfigBasics, CliError> {
+    let file = read(path)?;
+    Ok(ConfigBasics {
+        orgs: file.company,
+        data_dir: file
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+    })
+}
+
+pub fn load(path: &Path) -> Result<Settings, CliError> {
+    let file = read(path)?;
     let mut urls = ServiceUrls::default();
     for (name, value) in [
         ("login", file.urls.login),
@@ -337,20 +337,7 @@ pub fn load(path: &Path) -> Result<Settings, CliError> {
         }
     }
     let urls = urls.with_env_overrides(|k| std::env::var(k).ok());
-    // A company's own psa_kind wins; the others take [psa] kind.
-    let named = companies_naming_psa_kind(&text);
-    let default_kind = file.psa.kind;
-    let orgs: Vec<OrgSettings> = file
-        .company
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut o)| {
-            if !named.get(i).copied().unwrap_or(false) {
-                o.psa_kind = default_kind;
-            }
-            o
-        })
-        .collect();
+    let orgs: Vec<OrgSettings> = file.company;
     let mut wanted = Wanted::default();
     let m365_client_secret = wanted.secret("REVOKE365_M365_CLIENT_SECRET");
     let psa = psa_accounts(file.psa, &orgs, &mut wanted);

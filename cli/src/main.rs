@@ -4,8 +4,12 @@
 
 mod args;
 mod audit;
+mod aws_tables;
 mod check;
 mod config;
+mod history;
+mod org;
+mod org_file;
 mod progress;
 mod reachable;
 mod restore;
@@ -96,6 +100,16 @@ fn main() -> ExitCode {
         Command::Audit(args::AuditArgs {
             command: args::AuditCommand::Verify(args),
         }) => (args.format, audit::verify(&args)),
+        Command::Runs(args) => (args.format, runtime.block_on(history::runs(&args))),
+        Command::Show(args) => (args.format, runtime.block_on(history::show(&args))),
+        Command::Org(args::OrgArgs { command }) => {
+            let format = match &command {
+                args::OrgCommand::Put(a) => a.format,
+                args::OrgCommand::Get(a) => a.source.format,
+                args::OrgCommand::List(a) => a.format,
+            };
+            (format, runtime.block_on(org::org(command)))
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,40 +1,12 @@
 //! The `revoke365` binary as people and scripts use it: flags, stdout, stderr, exit codes.
 
+mod kit;
+
+use kit::{events, revoke365, stderr_error};
 use revoke365::model::Report;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn events(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../events")
-        .join(name)
-}
-
-fn revoke365(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_revoke365"));
-    cmd.args(args).current_dir(cwd);
-    for var in [
-        "REVOKE365_LOGIN_URL",
-        "REVOKE365_GRAPH_URL",
-        "REVOKE365_EXO_URL",
-        "REVOKE365_PSA_URL",
-        "REVOKE365_M365_CLIENT_SECRET",
-        "REVOKE365_HALO_AUTH_URL",
-        "REVOKE365_HALO_API_URL",
-        "REVOKE365_HALO_CLIENT_ID",
-        "REVOKE365_HALO_CLIENT_SECRET",
-        "REVOKE365_HALO_TENANT",
-        "REVOKE365_AUTOTASK_ZONE_URL",
-        "REVOKE365_AUTOTASK_INTEGRATION_CODE",
-        "REVOKE365_AUTOTASK_USERNAME",
-        "REVOKE365_AUTOTASK_SECRET",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(env.iter().copied());
-    cmd.output().expect("revoke365 runs")
-}
 
 async fn revoke365_async(args: Vec<String>, env: Vec<(String, String)>, cwd: PathBuf) -> Output {
     tokio::task::spawn_blocking(move || {
@@ -44,15 +16,6 @@ async fn revoke365_async(args: Vec<String>, env: Vec<(String, String)>, cwd: Pat
     })
     .await
     .unwrap()
-}
-
-fn stderr_error(out: &Output) -> Value {
-    let text = String::from_utf8_lossy(&out.stderr);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("{\"error\""))
-        .unwrap_or_else(|| panic!("no error JSON on stderr: {text}"));
-    serde_json::from_str(line).unwrap()
 }
 
 /// Audit and result files in `dir`: what a run leaves (the store's database and the sandbox's

@@ -1,57 +1,23 @@
 //! `revoke365 restore RUN_ID` as an operator uses it: run, then restore against the sandbox
 //! in the state the run left it; exit codes and the result on stdout.
 
+mod kit;
+
+use kit::{acme_run, revoke365, stderr_error, stdout_json, JOHN};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-fn acme() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/acme-tenant.json")
-}
-
-fn revoke365(args: &[&str], data_dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_revoke365"))
-        .args(args)
-        .args(["--data-dir", data_dir.to_str().unwrap()])
-        .env_remove("REVOKE365_M365_CLIENT_SECRET")
-        .output()
-        .expect("revoke365 runs")
-}
-
-fn stdout_json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn error_of(out: &Output) -> Value {
-    let text = String::from_utf8_lossy(&out.stderr);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("{\"error\""))
-        .unwrap_or_else(|| panic!("no error JSON on stderr: {text}"));
-    serde_json::from_str(line).unwrap()
+/// `revoke365 ARGS --data-dir DIR`.
+fn cli(args: &[&str], data_dir: &Path) -> Output {
+    let mut all = args.to_vec();
+    all.extend(["--data-dir", data_dir.to_str().unwrap()]);
+    revoke365(&all, &[], data_dir)
 }
 
 /// A sandbox run of John Smith; its result.
 fn run(data_dir: &Path, extra: &[&str]) -> Value {
-    let fixture = acme();
-    let mut args = vec![
-        "run",
-        "--user",
-        "john.smith@acmecorp.com",
-        "--company-id",
-        "acme",
-        "--sandbox",
-        fixture.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let out = revoke365(&args, data_dir);
-    stdout_json(&out)
+    stdout_json(&acme_run(data_dir, JOHN, extra))
 }
 
 #[test]
@@ -65,7 +31,7 @@ fn restore_puts_back_what_the_run_removed_and_a_second_restore_changes_nothing()
     assert_eq!(removed, 8);
     let run_id = result["run_id"].as_str().unwrap();
 
-    let out = revoke365(&["restore", run_id], dir.path());
+    let out = cli(&["restore", run_id], dir.path());
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -88,7 +54,7 @@ fn restore_puts_back_what_the_run_removed_and_a_second_restore_changes_nothing()
         .all(|e| e["restored"] == true && e.get("note").is_none()));
 
     // The sandbox kept the restored tenant: the second restore finds every grant there.
-    let out = revoke365(&["restore", run_id, "--format", "json"], dir.path());
+    let out = cli(&["restore", run_id, "--format", "json"], dir.path());
     assert_eq!(out.status.code(), Some(0));
     let again = stdout_json(&out);
     assert!(again["restored"]
@@ -98,33 +64,33 @@ fn restore_puts_back_what_the_run_removed_and_a_second_restore_changes_nothing()
         .all(|e| e["note"] == "already present: nothing was added"));
 
     // A restore cannot be restored; typos and unknown runs are refused; nothing is created.
-    let out = revoke365(
+    let out = cli(
         &["restore", restore["run_id"].as_str().unwrap()],
         dir.path(),
     );
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(error_of(&out)["error"]["code"], "conflict");
-    let out = revoke365(&["restore", run_id, "--types", "mail"], dir.path());
+    assert_eq!(stderr_error(&out)["error"]["code"], "conflict");
+    let out = cli(&["restore", run_id, "--types", "mail"], dir.path());
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(error_of(&out)["error"]["field"], "permission_types");
-    let out = revoke365(&["restore", "no-such-run"], dir.path());
+    assert_eq!(stderr_error(&out)["error"]["field"], "permission_types");
+    let out = cli(&["restore", "no-such-run"], dir.path());
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(error_of(&out)["error"]["code"], "run_not_found");
+    assert_eq!(stderr_error(&out)["error"]["code"], "run_not_found");
 }
 
 #[test]
 fn a_dry_run_cannot_be_restored_and_a_dry_restore_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let dry = run(dir.path(), &["--dry-run"]);
-    let out = revoke365(&["restore", dry["run_id"].as_str().unwrap()], dir.path());
+    let out = cli(&["restore", dry["run_id"].as_str().unwrap()], dir.path());
     assert_eq!(out.status.code(), Some(2));
-    let e = error_of(&out);
+    let e = stderr_error(&out);
     assert_eq!(e["error"]["code"], "conflict");
     assert!(e["error"]["message"].as_str().unwrap().contains("dry run"));
 
     let live = run(dir.path(), &["--new"]);
     let id = live["run_id"].as_str().unwrap();
-    let out = revoke365(
+    let out = cli(
         &["restore", id, "--dry-run", "--mailbox", "ceo@acmecorp.com"],
         dir.path(),
     );
@@ -141,7 +107,7 @@ fn a_dry_run_cannot_be_restored_and_a_dry_restore_changes_nothing() {
         && e["would_restore"] == true
         && e["restored"] == false));
     // Nothing was put back: the real restore after it restores all eight.
-    let out = revoke365(&["restore", id], dir.path());
+    let out = cli(&["restore", id], dir.path());
     let restore = stdout_json(&out);
     assert!(
         restore["restored"]

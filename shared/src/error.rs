@@ -121,6 +121,10 @@ pub enum StoreError {
     },
     #[error("run store I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A history query this store cannot answer as asked (a page token it did not give out,
+    /// a filter it needs and lacks): the caller's mistake, named by the field.
+    #[error("{field} {reason}")]
+    BadQuery { field: &'static str, reason: String },
 }
 
 impl StoreError {

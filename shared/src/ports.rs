@@ -200,15 +200,15 @@ pub trait RunStore: Send + Sync {
     async fn release_idempotency_key(&self, key: &str, run_id: &RunId) -> Result<(), StoreError>;
     async fn create_run(&self, run: &Run) -> Result<(), StoreError>;
     async fn get_run(&self, run_id: &RunId) -> Result<Option<Run>, StoreError>;
-    /// Run history, newest first, `limit` at a time; `after` is the `next` of the page before.
+    /// Run history: the runs `filter` matches, newest first, at most `limit` of them; `after`
+    /// is the previous page's `next` (opaque). A token this store did not give out, or a
+    /// filter it cannot answer without scanning, is [`StoreError::BadQuery`].
     async fn list_runs(
         &self,
-        _filter: &RunFilter,
-        _limit: usize,
-        _after: Option<&str>,
-    ) -> Result<RunPage, StoreError> {
-        Ok(RunPage::default())
-    }
+        filter: &RunFilter,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<RunPage, StoreError>;
 
     /// Takes the run for a step: moves it from `from` to `working`, or takes over a run in
     /// `working` whose lease ended (its holder died or handed it on), or renews the caller's own

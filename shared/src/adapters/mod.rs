@@ -13,5 +13,6 @@ pub mod http;
 pub mod m365;
 pub mod memory_queue;
 pub mod no_psa;
+pub mod page_token;
 pub mod sqlite_store;
 pub mod token;

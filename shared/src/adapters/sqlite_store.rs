@@ -8,11 +8,12 @@
 //! The first release kept only those two files: a run that has them and no row is imported
 //! from them the first time it is asked for (see [`legacy_run`]).
 
+use crate::adapters::page_token;
 use crate::error::StoreError;
 use crate::model::{
     AuditManifest, AuditPhase, AuditRecord, AuditResult, Interruption, ItemId, ItemStatus,
     OrgSettings, PlanItem, Report, ResolvedUser, RestoreReport, RevocationRequest, Run, RunFailure,
-    RunId, RunStatus,
+    RunFilter, RunId, RunPage, RunStatus, RunSummary, MAX_RUN_PAGE,
 };
 use crate::ports::{
     BatchProgress, Claim, Effect, EffectState, KeyHolder, RereadChunk, RunStore, ScanFacts,
@@ -43,6 +44,8 @@ CREATE TABLE IF NOT EXISTS runs (
     origin     TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_user ON runs (company_id, user_email);
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at, run_id);
+CREATE INDEX IF NOT EXISTS runs_by_company_created ON runs (company_id, created_at, run_id);
 CREATE TABLE IF NOT EXISTS items (
     run_id  TEXT NOT NULL,
     item_id INTEGER NOT NULL,
@@ -462,6 +465,34 @@ impl SqliteRunStore {
     }
 
     /// Like [`Self::update_run`] for trait methods: an unknown run is an error.
+    /// Appends one record's line to the run's audit file unless a record with its id is there
+    /// (`None`); the lock keeps concurrent batches' lines whole. The file is returned unflushed.
+    fn append_line(
+        &self,
+        run_id: &RunId,
+        record_id: &str,
+        path: &Path,
+        line: &[u8],
+    ) -> Result<Option<File>, StoreError> {
+        let mut written = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
+        let ids = match written.entry(run_id.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            // A resumed run's file already holds records: they are not written again.
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                read_audit_file(path)?
+                    .into_iter()
+                    .map(|r| r.record_id)
+                    .collect(),
+            ),
+        };
+        if !ids.insert(record_id.to_string()) {
+            return Ok(None);
+        }
+        let mut file = owner_only().create(true).append(true).open(path)?;
+        file.write_all(line)?;
+        Ok(Some(file))
+    }
+
     /// The run's result beside its audit file, readable without the database.
     fn write_result_file<T: Serialize>(
         &self,
@@ -524,6 +555,57 @@ impl SqliteRunStore {
             .map_err(|e| db_error("count parts", e))?;
         Ok((newly, done))
     }
+}
+
+/// Where a page of history stopped: the last run's (created_at, run_id) as stored.
+#[derive(Serialize, serde::Deserialize)]
+struct HistoryPosition {
+    created_at: String,
+    run_id: String,
+}
+
+/// Newest first by (created_at, run_id), the order of `runs_by_created`; every filter but the
+/// resolved UPN is a column. `created_at` is RFC 3339 in UTC, which sorts as text.
+fn list_runs(
+    db: &Connection,
+    filter: &RunFilter,
+    limit: usize,
+    after: Option<&HistoryPosition>,
+) -> Result<(Vec<Run>, bool), StoreError> {
+    let mut stmt = db
+        .prepare_cached(
+            "SELECT run FROM runs
+             WHERE (?1 IS NULL OR company_id = ?1)
+               AND (?2 IS NULL OR user_email = lower(?2)
+                    OR lower(json_extract(run, '$.user.upn')) = lower(?2))
+               AND (?3 IS NULL OR created_at >= ?3)
+               AND (?4 IS NULL OR status = ?4)
+               AND (?5 IS NULL OR (created_at, run_id) < (?5, ?6))
+             ORDER BY created_at DESC, run_id DESC
+             LIMIT ?7",
+        )
+        .map_err(|e| db_error("list runs", e))?;
+    let rows = stmt
+        .query_map(
+            params![
+                filter.company_id,
+                filter.user,
+                filter.since.map(|t| t.to_rfc3339()),
+                filter.status.map(status_text),
+                after.map(|a| &a.created_at),
+                after.map(|a| &a.run_id),
+                // One more than the page: whether there is a next one.
+                (limit + 1) as i64,
+            ],
+            |r| r.get::<_, String>(0),
+        )
+        .map_err(|e| db_error("list runs", e))?;
+    let mut runs = rows
+        .map(|text| from_json::<Run>("run", &text.map_err(|e| db_error("list runs", e))?))
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = runs.len() > limit;
+    runs.truncate(limit);
+    Ok((runs, more))
 }
 
 fn insert_run(db: &Connection, run: &Run) -> Result<(), StoreError> {
@@ -812,6 +894,28 @@ impl RunStore for SqliteRunStore {
             return Ok(Some(run));
         }
         self.import_legacy(run_id)
+    }
+
+    async fn list_runs(
+        &self,
+        filter: &RunFilter,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<RunPage, StoreError> {
+        let after: Option<HistoryPosition> = after.map(page_token::decode).transpose()?;
+        let limit = limit.clamp(1, MAX_RUN_PAGE);
+        let (runs, more) = list_runs(&self.conn(), filter, limit, after.as_ref())?;
+        let next = match runs.last() {
+            Some(last) if more => Some(page_token::encode(&HistoryPosition {
+                created_at: last.created_at.to_rfc3339(),
+                run_id: last.run_id.0.clone(),
+            })),
+            _ => None,
+        };
+        Ok(RunPage {
+            runs: runs.iter().map(RunSummary::of).collect(),
+            next,
+        })
     }
 
     async fn claim(
@@ -1127,23 +1231,15 @@ impl RunStore for SqliteRunStore {
             serde_json::to_vec(record).map_err(|e| StoreError::backend(e.to_string()))?;
         line.push(b'\n');
         let path = self.audit_path(&record.run_id);
-        let mut written = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
-        let ids = match written.entry(record.run_id.clone()) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            // A resumed run's file already holds records: they are not written again.
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                read_audit_file(&path)?
-                    .into_iter()
-                    .map(|r| r.record_id)
-                    .collect(),
-            ),
-        };
-        if !ids.insert(record.record_id.clone()) {
+        let Some(file) = self.append_line(&record.run_id, &record.record_id, &path, &line)? else {
             return Ok(false);
-        }
-        let mut file = owner_only().create(true).append(true).open(&path)?;
-        file.write_all(&line)?;
-        file.sync_data()?;
+        };
+        // The record is on disk before this returns. The flush waits outside the lock and off
+        // the async workers, so that concurrent batches' flushes overlap (the file system
+        // commits them together) instead of queueing one behind another.
+        tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .map_err(|e| StoreError::backend(format!("audit flush: {e}")))??;
         Ok(true)
     }
 

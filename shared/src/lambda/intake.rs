@@ -9,7 +9,11 @@ use crate::adapters::aws::dynamodb::DynamoRunStore;
 use crate::adapters::aws::resources::AwsNames;
 use crate::adapters::aws::sqs::SqsQueue;
 use crate::authorize::{authorize_company, principal, AccessError};
-use crate::model::{InvalidRequest, ItemStatus, Run, RunId};
+use crate::error::StoreError;
+use crate::model::{
+    parse_page_size, parse_since, parse_status, validate_email, InvalidRequest, ItemStatus, Run,
+    RunFilter, RunId, DEFAULT_RUN_PAGE,
+};
 use crate::ports::RunStore;
 use crate::steps::{check_run_audit, intake_as, intake_restore, IntakeError};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
@@ -141,6 +145,7 @@ pub async fn handle_http(
     async {
         match (method.as_str(), path.trim_end_matches('/').split('/').collect::<Vec<_>>().as_slice()) {
             ("POST", ["", "revocations"]) => post_revocation(deps, &request).await,
+            ("GET", ["", "revocations"]) => list_revocations(deps, &request).await,
             ("POST", ["", "hooks", "revocations"]) => post_signed_revocation(deps, &request).await,
             ("POST", ["", "revocations", run_id, "restore"]) => post_restore(deps, &request, run_id).await,
             ("POST", ["", "revocations", run_id, "cancel"]) => {
@@ -165,7 +170,7 @@ pub async fn handle_http(
                     None => get_audit(deps, &request, run_id).await,
                 }
             }
-            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations, POST /hooks/revocations, GET /revocations/{{run_id}}, GET /revocations/{{run_id}}/audit, POST /revocations/{{run_id}}/restore or POST /revocations/{{run_id}}/cancel"), None)),
+            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations, POST /hooks/revocations, GET /revocations, GET /revocations/{{run_id}}, GET /revocations/{{run_id}}/audit, POST /revocations/{{run_id}}/restore or POST /revocations/{{run_id}}/cancel"), None)),
         }
     }
     .instrument(span)
@@ -415,6 +420,99 @@ async fn found_run(deps: &IntakeDeps, run_id: &RunId) -> Result<Run, ApiGatewayV
                 503,
                 error_body("unavailable", "run lookup failed; retry", None),
             ))
+        }
+    }
+}
+
+/// A `GET /revocations` query: whose runs, and which page.
+#[derive(Debug)]
+struct HistoryQuery {
+    filter: RunFilter,
+    limit: usize,
+    next: Option<String>,
+}
+
+const HISTORY_PARAMS: &str = "company_id (required), user, since, status, limit, next";
+
+/// The parameters of `GET /revocations`; an empty one counts as absent, an unknown one is
+/// refused (a misspelt filter must not widen the list).
+fn history_query<'a>(
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<HistoryQuery, InvalidRequest> {
+    let mut query = HistoryQuery {
+        filter: RunFilter::default(),
+        limit: DEFAULT_RUN_PAGE,
+        next: None,
+    };
+    for (key, value) in params {
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        match key {
+            "company_id" => query.filter.company_id = Some(value.to_string()),
+            "user" => query.filter.user = Some(validate_email("user", value)?),
+            "since" => query.filter.since = Some(parse_since(value)?),
+            "status" => query.filter.status = Some(parse_status(value)?),
+            "limit" => query.limit = parse_page_size(value)?,
+            "next" => query.next = Some(value.to_string()),
+            other => {
+                return Err(InvalidRequest::new(
+                    other,
+                    format!("is not a parameter of GET /revocations; expected {HISTORY_PARAMS}"),
+                ))
+            }
+        }
+    }
+    if query.filter.company_id.is_none() {
+        return Err(InvalidRequest::new(
+            "company_id",
+            "is required: run history is listed one company at a time",
+        ));
+    }
+    Ok(query)
+}
+
+/// `GET /revocations?company_id=&user=&since=&status=&limit=&next=`: the company's runs,
+/// newest first, `{"runs": [summary...], "next": token}`; the company's allow-list decides
+/// who may read them.
+async fn list_revocations(
+    deps: &IntakeDeps,
+    request: &ApiGatewayV2httpRequest,
+) -> ApiGatewayV2httpResponse {
+    let query = match history_query(request.query_string_parameters.iter()) {
+        Ok(query) => query,
+        Err(e) => return response(400, e.to_json()),
+    };
+    let company = query.filter.company_id.as_deref().unwrap_or_default();
+    match authorize_company(&deps.store, company, api_principal(request).as_deref()).await {
+        Ok(()) => {}
+        Err(AccessError::Refused(_) | AccessError::UnknownCompany) => {
+            return forbidden("not allowed to read this company's runs")
+        }
+        Err(AccessError::Store(e)) => {
+            error!(error = %e, "org settings lookup failed");
+            return response(
+                503,
+                error_body("unavailable", "run history could not be read; retry", None),
+            );
+        }
+    }
+    match deps
+        .store
+        .list_runs(&query.filter, query.limit, query.next.as_deref())
+        .await
+    {
+        Ok(page) => response(200, json!(page)),
+        Err(StoreError::BadQuery { field, reason }) => {
+            response(400, InvalidRequest::new(field, reason).to_json())
+        }
+        Err(e) => {
+            error!(error = %e, company_id = %company, "run history read failed");
+            response(
+                503,
+                error_body("unavailable", "run history could not be read; retry", None),
+            )
         }
     }
 }

@@ -1,8 +1,78 @@
 //! Run history: what `revoke365 runs` and `GET /revocations` list, and how they filter.
 
-use super::{Run, RunId, RunKind, RunStatus};
-use chrono::{DateTime, Utc};
+use super::{InvalidRequest, Run, RunId, RunKind, RunStatus};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+
+/// Runs a page of history holds unless asked for fewer, and at most.
+pub const DEFAULT_RUN_PAGE: usize = 50;
+pub const MAX_RUN_PAGE: usize = 100;
+
+/// Every status a run can have, for `--status` / `status=` and their errors.
+const STATUSES: [RunStatus; 9] = [
+    RunStatus::Accepted,
+    RunStatus::Discovering,
+    RunStatus::Removing,
+    RunStatus::Verifying,
+    RunStatus::Completed,
+    RunStatus::CompletedWithErrors,
+    RunStatus::Failed,
+    RunStatus::Interrupted,
+    RunStatus::Cancelled,
+];
+
+/// `status`: one of the run statuses, by name.
+pub fn parse_status(raw: &str) -> Result<RunStatus, InvalidRequest> {
+    let raw = raw.trim();
+    STATUSES
+        .into_iter()
+        .find(|s| s.as_str().eq_ignore_ascii_case(raw))
+        .ok_or_else(|| {
+            let all: Vec<&str> = STATUSES.iter().map(|s| s.as_str()).collect();
+            InvalidRequest::new(
+                "status",
+                format!(
+                    "'{raw}' is not a run status; expected one of {}",
+                    all.join(", ")
+                ),
+            )
+        })
+}
+
+/// `since`: a date (`2026-11-01`, from midnight UTC) or an RFC 3339 time.
+pub fn parse_since(raw: &str) -> Result<DateTime<Utc>, InvalidRequest> {
+    let raw = raw.trim();
+    if let Ok(at) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            InvalidRequest::new(
+                "since",
+                format!("'{raw}' is not a date; expected YYYY-MM-DD or an RFC 3339 time such as 2026-11-01T09:00:00Z"),
+            )
+        })
+}
+
+/// `limit`: how many runs a page holds, 1 to [`MAX_RUN_PAGE`].
+pub fn parse_page_size(raw: &str) -> Result<usize, InvalidRequest> {
+    raw.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_RUN_PAGE).contains(n))
+        .ok_or_else(|| {
+            InvalidRequest::new(
+                "limit",
+                format!(
+                    "'{}' is not a page size; expected a number from 1 to {MAX_RUN_PAGE}",
+                    raw.trim()
+                ),
+            )
+        })
+}
 
 /// Which runs a history query wants; every field that is set must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -113,4 +183,35 @@ pub struct RunPage {
     /// Opaque: pass it back to get the next page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_a_date_or_a_time_and_names_itself_when_it_is_neither() {
+        assert_eq!(
+            parse_since("2026-11-01").unwrap().to_rfc3339(),
+            "2026-11-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_since("2026-11-01T09:30:00+01:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-01T08:30:00+00:00"
+        );
+        assert_eq!(parse_since("last week").unwrap_err().field, "since");
+    }
+
+    #[test]
+    fn status_and_limit_name_what_is_allowed() {
+        assert_eq!(parse_status("Completed").unwrap(), RunStatus::Completed);
+        let e = parse_status("done").unwrap_err();
+        assert_eq!(e.field, "status");
+        assert!(e.message.contains("completed_with_errors"), "{e}");
+        assert_eq!(parse_page_size("100").unwrap(), 100);
+        assert_eq!(parse_page_size("0").unwrap_err().field, "limit");
+        assert_eq!(parse_page_size("101").unwrap_err().field, "limit");
+    }
 }

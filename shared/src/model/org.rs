@@ -1,6 +1,6 @@
 //! Per-company organizational variables (product.md §2).
 
-use super::PermissionType;
+use super::{validate_company_id, InvalidRequest, PermissionType};
 use serde::{Deserialize, Serialize};
 
 /// Which PSA a company's tickets live in. An MSP may keep customers in several PSAs (moving
@@ -120,7 +120,8 @@ pub struct OrgSettings {
     pub company_name: String,
     pub tenant_id: String,
     /// The PSA's identifier of the company: ConnectWise `company.identifier`, a HaloPSA
-    /// client or an Autotask company (its numeric id, or its name).
+    /// client or an Autotask company (its numeric id, or its name). None for `psa_kind = "none"`.
+    #[serde(default)]
     pub psa_company: String,
     #[serde(default)]
     pub psa_kind: PsaKind,
@@ -147,7 +148,67 @@ pub struct OrgSettings {
     pub report_domains: Vec<String>,
 }
 
+/// Checks every company of a config file or an org file the same way: each one
+/// ([`OrgSettings::validate`]), at least one, no company id twice.
+pub fn validate_companies(orgs: &[OrgSettings]) -> Result<(), InvalidRequest> {
+    if orgs.is_empty() {
+        return Err(InvalidRequest::new(
+            "company",
+            "no [[company]] is defined (or, in JSON, no company object)",
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for org in orgs {
+        org.validate()?;
+        if !seen.insert(org.company_id.as_str()) {
+            return Err(InvalidRequest::new(
+                "company_id",
+                format!("'{}' is defined twice", org.company_id),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl OrgSettings {
+    /// What the file format cannot say: the company id is one a request may name, and every
+    /// required value is there (not blank). Reachability of the sender, the recipients and
+    /// the PSA company is `revoke365 check`'s job.
+    pub fn validate(&self) -> Result<(), InvalidRequest> {
+        if self.company_id.trim().is_empty() {
+            return Err(InvalidRequest::new("company_id", "must not be empty"));
+        }
+        validate_company_id(&self.company_id)?;
+        for (field, value) in [
+            ("company_name", &self.company_name),
+            ("tenant_id", &self.tenant_id),
+            (
+                "m365_permission_ticket_board",
+                &self.m365_permission_ticket_board,
+            ),
+            ("notification_sender", &self.notification_sender),
+        ] {
+            if value.trim().is_empty() {
+                return Err(InvalidRequest::new(
+                    field,
+                    format!("must not be empty (company '{}')", self.company_id),
+                ));
+            }
+        }
+        // A company without a PSA has no company there to name.
+        if self.psa_kind.has_tickets() && self.psa_company.trim().is_empty() {
+            return Err(InvalidRequest::new(
+                "psa_company",
+                format!(
+                    "must not be empty (company '{}', whose tickets are in {}; psa_kind = \"none\" for no PSA)",
+                    self.company_id,
+                    self.psa_kind.label()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether a report may be mailed to `address`: its domain is the sender's or one of
     /// `report_domains` (case-insensitive).
     pub fn may_receive_report(&self, address: &str) -> bool {

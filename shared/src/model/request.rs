@@ -410,7 +410,7 @@ pub fn validate_email(field: &str, raw: &str) -> Result<String, InvalidRequest> 
     Ok(value.to_ascii_lowercase())
 }
 
-fn validate_company_id(id: &str) -> Result<(), InvalidRequest> {
+pub(crate) fn validate_company_id(id: &str) -> Result<(), InvalidRequest> {
     let ok = id.len() <= 64
         && id
             .chars()

@@ -29,7 +29,12 @@ impl Census {
         request: &RevocationRequest,
     ) -> Result<Census, ScanError> {
         let address = &request.user_email;
-        let (found, matched_by) = match tenant.directory.find_user(address).await? {
+        // The mailbox listing (pages read back to back) does not wait for the user lookup.
+        let (lookup, mailboxes) = tokio::join!(
+            tenant.directory.find_user(address),
+            tenant.exchange.mailboxes()
+        );
+        let (found, matched_by) = match lookup? {
             UserLookup::Found { user, matched_by } => (user, matched_by),
             UserLookup::NotFound => {
                 return Err(rejected(
@@ -54,7 +59,7 @@ impl Census {
                 ))
             }
         };
-        let mailboxes = tenant.exchange.mailboxes().await?;
+        let mailboxes = mailboxes?;
         let own = mailboxes.iter().find(|m| {
             m.external_directory_object_id
                 .as_deref()
@@ -63,18 +68,18 @@ impl Census {
                     .eq_ignore_ascii_case(&found.user_principal_name)
         });
         // A user without a mailbox here (a mail user, a hybrid user) still has a DN and names.
-        let recipient = match own {
-            Some(_) => None,
-            None => tolerate(
-                "Get-Recipient",
-                tenant.exchange.recipient(&found.user_principal_name).await,
-            )?,
-        };
-        let exchange_user = tolerate(
-            "Get-User",
-            tenant.exchange.user(&found.user_principal_name).await,
-        )?;
-        let groups = tenant.directory.groups_of(&found.id).await?;
+        let upn = &found.user_principal_name;
+        let (recipient, exchange_user, groups) = tokio::join!(
+            async {
+                match own {
+                    Some(_) => Ok(None),
+                    None => tolerate("Get-Recipient", tenant.exchange.recipient(upn).await),
+                }
+            },
+            async { tolerate("Get-User", tenant.exchange.user(upn).await) },
+            tenant.directory.groups_of(&found.id),
+        );
+        let (recipient, exchange_user, groups) = (recipient?, exchange_user?, groups?);
 
         let mut addresses: Vec<String> = [
             Some(&found.user_principal_name),

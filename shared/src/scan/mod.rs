@@ -12,7 +12,7 @@ pub(crate) use census::Census;
 
 use crate::error::RemoteError;
 use crate::model::{FailureCode, Grant, IndirectAccess, NotChecked, PermissionType, RunFailure};
-use crate::ports::{MailboxInfo, ProgressObserver, Tenant};
+use crate::ports::{MailboxInfo, ProgressObserver, RecipientPermissionEntry, Tenant};
 use crate::steps::Deadline;
 use futures_util::stream::{self, StreamExt};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,16 +118,21 @@ fn indirect(target: &Target, right: PermissionType, via: String) -> IndirectAcce
     }
 }
 
+/// The tenant-wide Send As listing, read before the census was ready (discovery starts it at
+/// once), or `None` to read it now.
+pub(crate) type SendAsListing = Option<Result<Vec<RecipientPermissionEntry>, RemoteError>>;
+
 /// The tenant-wide part of a scan: Send As (every recipient) and Send on Behalf.
 pub(crate) async fn tenant_wide(
     tenant: Tenant<'_>,
     census: &Census,
     scope: &[PermissionType],
+    send_as_listing: SendAsListing,
 ) -> Result<Findings, RemoteError> {
     let resolver = Resolver::new(census, tenant.exchange);
     let send_as = async {
         if scope.contains(&PermissionType::SendAs) {
-            send_as::find(census, &resolver, tenant.exchange).await
+            send_as::find(census, &resolver, tenant.exchange, send_as_listing).await
         } else {
             Ok(Findings::default())
         }

@@ -22,11 +22,16 @@ pub(super) async fn find(
     census: &Census,
     resolver: &Resolver<'_>,
     exchange: &dyn Exchange,
+    listed_before: super::SendAsListing,
 ) -> Result<Findings, RemoteError> {
-    let (listing, by_trustee) = tokio::join!(
-        exchange.send_as_entries(),
-        exchange.send_as_by_trustee(&census.user.upn)
-    );
+    let listing = async {
+        match listed_before {
+            Some(listing) => listing,
+            None => exchange.send_as_entries().await,
+        }
+    };
+    let (listing, by_trustee) =
+        tokio::join!(listing, exchange.send_as_by_trustee(&census.user.upn));
     let listing = listing?;
     let by_trustee = match by_trustee {
         Ok(entries) => entries,

@@ -79,7 +79,22 @@ async fn list(
         ticket_id: run.request.ticket_id.as_deref(),
         requestor: run.request.requestor_email(),
     };
-    let checked = preflight(tenant, notify, &subject).await;
+    let scope = run
+        .request
+        .effective_scope(&org.m365_permission_removal_scope);
+    // Discovery only reads: the listings start beside the checks (which must pass before
+    // anything is removed) rather than after them.
+    let send_as_listing = async {
+        match scope.contains(&PermissionType::SendAs) {
+            true => Some(tenant.exchange.send_as_entries().await),
+            false => None,
+        }
+    };
+    let (checked, census, send_as_listing) = tokio::join!(
+        preflight(tenant, notify, &subject),
+        Census::discover(tenant, org, &run.request),
+        send_as_listing
+    );
     let preflight_errors = match checked.verdict(is_contain(&run.request)) {
         Verdict::Proceed { errors } => errors,
         Verdict::Retry(e) => return Err(e.into()),
@@ -91,14 +106,11 @@ async fn list(
     if !preflight_errors.is_empty() {
         warn!(errors = ?preflight_errors, "contain run goes on despite problems found before removal");
     }
-    let census = match Census::discover(tenant, org, &run.request).await {
+    let census = match census {
         Ok(census) => census,
         Err(e) => return scan_failed(store, notify, org, run, e).await,
     };
-    let scope = run
-        .request
-        .effective_scope(&org.m365_permission_removal_scope);
-    let found = match tenant_wide(tenant, &census, &scope).await {
+    let found = match tenant_wide(tenant, &census, &scope, send_as_listing).await {
         Ok(found) => found,
         Err(e) => return scan_failed(store, notify, org, run, ScanError::Remote(e)).await,
     };

@@ -15,7 +15,7 @@ use crate::error::StepError;
 use crate::model::{
     AuditPhase, AuditResult, InvalidRequest, ItemStatus, OrgSettings, PermissionType, PlanItem,
     RemainingGrant, RestoreInputs, RestoreOf, RestoreReport, RestoreRequest, Run, RunFilter, RunId,
-    RunKind, Verification, ALREADY_PRESENT,
+    RunKind, Verification, ALREADY_PRESENT, MAX_RUN_PAGE,
 };
 use crate::ports::{OutgoingMail, Queue, RunStore, ScanFacts};
 use crate::render;
@@ -175,17 +175,39 @@ pub(crate) async fn plan(
 }
 
 /// Why the grants of `source` are not put back: a later revocation of the same user at the
-/// same company (not a dry run) took their access away again.
+/// same company (not a dry run) took their access away again. The user may have been named by
+/// the address the run was asked for or by the UPN it resolved to.
 async fn revoked_again(store: &dyn RunStore, source: &Run) -> Result<Option<String>, StepError> {
-    let filter = RunFilter {
-        user: Some(source.request.user_email.clone()),
-        company_id: Some(source.request.company_id.clone()),
-        since: Some(source.created_at),
-        status: None,
-    };
+    let mut names = vec![source.request.user_email.clone()];
+    if let Some(upn) = source.user.as_ref().map(|u| u.upn.to_ascii_lowercase()) {
+        if !names.contains(&upn) {
+            names.push(upn);
+        }
+    }
+    for user in names {
+        let filter = RunFilter {
+            user: Some(user),
+            company_id: Some(source.request.company_id.clone()),
+            since: Some(source.created_at),
+            status: None,
+        };
+        if let Some(why) = later_revocation(store, source, &filter).await? {
+            return Ok(Some(why));
+        }
+    }
+    Ok(None)
+}
+
+async fn later_revocation(
+    store: &dyn RunStore,
+    source: &Run,
+    filter: &RunFilter,
+) -> Result<Option<String>, StepError> {
     let mut after: Option<String> = None;
     loop {
-        let page = store.list_runs(&filter, 100, after.as_deref()).await?;
+        let page = store
+            .list_runs(filter, MAX_RUN_PAGE, after.as_deref())
+            .await?;
         if let Some(later) = page.runs.iter().find(|r| {
             r.kind == RunKind::Revoke
                 && !r.dry_run

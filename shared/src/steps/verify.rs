@@ -289,10 +289,23 @@ async fn read_remaining(
         Some(user) => user.clone(),
         None => Census::discover(tenant, org, &run.request).await?.user,
     };
-    let census = Census::reread(tenant, org, user, &run.request).await?;
     let scope = run
         .request
         .effective_scope(&org.m365_permission_removal_scope);
+    // The Send As listing does not wait for the mailbox list (it is read the same way in
+    // discovery).
+    let wide_read = done.contains_key(&0);
+    let send_as_listing = async {
+        match !wide_read && scope.contains(&PermissionType::SendAs) {
+            true => Some(tenant.exchange.send_as_entries().await),
+            false => None,
+        }
+    };
+    let (census, send_as_listing) = tokio::join!(
+        Census::reread(tenant, org, user, &run.request),
+        send_as_listing
+    );
+    let census = census?;
     let touched: BTreeSet<String> = items
         .iter()
         .filter(|i| {
@@ -323,62 +336,47 @@ async fn read_remaining(
         RunKind::Restore => Expect::Back(&put_back),
     };
 
-    if !done.contains_key(&0) {
+    // The tenant-wide lookups (chunk 0) and the touched mailboxes (the other chunks) are read
+    // side by side: they are different calls, and neither needs the other.
+    let wide = async {
+        if wide_read {
+            return Ok(None);
+        }
         let wide: Vec<PermissionType> = scope
             .iter()
             .copied()
             .filter(|t| matches!(t, PermissionType::SendAs | PermissionType::SendOnBehalf))
             .collect();
-        let found = read_part(tenant, &census, &Part::TenantWide, &wide).await?;
-        let found = recheck(tenant, org, run, &census, &Part::TenantWide, found, &expect).await?;
+        let found = tenant_wide(tenant, &census, &wide, send_as_listing).await?;
+        recheck(tenant, org, run, &census, &Part::TenantWide, found, &expect)
+            .await
+            .map(Some)
+    };
+    let mut chunks: BTreeMap<u32, RereadChunk> = done
+        .iter()
+        .filter(|(number, _)| **number != 0)
+        .map(|(n, c)| (*n, c.clone()))
+        .collect();
+    let mailboxes = read_touched(
+        store,
+        tenant,
+        org,
+        run,
+        &census,
+        &touched,
+        &scope,
+        &expect,
+        &mut chunks,
+        delivery.deadline,
+    );
+    let (wide, mailboxes) = tokio::join!(wide, mailboxes);
+    if let Some(found) = wide? {
         save(store, run_id, &mut done, 0, Vec::new(), found).await?;
     }
-    // The touched mailboxes no saved chunk has read yet, a chunk at a time; what a chunk read
-    // before the deadline is saved even when the deadline cut it short, so every invocation
-    // gets further.
-    let per: Vec<PermissionType> = scope
-        .iter()
-        .copied()
-        .filter(|t| matches!(t, PermissionType::FullAccess | PermissionType::Calendar))
-        .collect();
-    loop {
-        let read: BTreeSet<&str> = done
-            .values()
-            .flat_map(|c| c.mailboxes.iter().map(String::as_str))
-            .collect();
-        let todo: Vec<&MailboxInfo> = touched
-            .iter()
-            .copied()
-            .filter(|m| !read.contains(m.address().as_str()))
-            .take(REREAD_CHUNK)
-            .collect();
-        if todo.is_empty() {
-            break;
-        }
-        if delivery.deadline.near() {
-            return Ok(None);
-        }
-        let targets: Vec<(&MailboxInfo, &[PermissionType])> =
-            todo.iter().map(|m| (*m, per.as_slice())).collect();
-        let reads = per_mailbox(tenant, &census, &targets, &NoProgress, delivery.deadline).await?;
-        let mut found = Findings::default();
-        let mut chunk_mailboxes = Vec::new();
-        let mut chunk: Vec<&MailboxInfo> = Vec::new();
-        // A mailbox counts as re-read once every type was: a part read is read again later.
-        for (m, read) in todo.iter().zip(reads) {
-            if read.complete() {
-                found.merge(read.found);
-                chunk_mailboxes.push(m.address());
-                chunk.push(m);
-            }
-        }
-        if chunk.is_empty() {
-            return Ok(None);
-        }
-        let part = Part::Mailboxes(&chunk);
-        let found = recheck(tenant, org, run, &census, &part, found, &expect).await?;
-        let number = done.keys().max().copied().unwrap_or(0) + 1;
-        save(store, run_id, &mut done, number, chunk_mailboxes, found).await?;
+    let all_read = mailboxes?;
+    done.extend(chunks);
+    if !all_read {
+        return Ok(None);
     }
     // A mailbox that could not be read proves nothing: what the run found there counts as
     // remaining.
@@ -395,6 +393,71 @@ async fn read_remaining(
     );
     let errors = done.values().flat_map(|c| c.errors.clone()).collect();
     Ok(Some((remaining, errors)))
+}
+
+/// Re-reads the touched mailboxes no saved chunk has read yet, a chunk at a time, saving each;
+/// false when the deadline came first.
+#[allow(clippy::too_many_arguments)]
+async fn read_touched(
+    store: &dyn RunStore,
+    tenant: Tenant<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    census: &Census,
+    touched: &[&MailboxInfo],
+    scope: &[PermissionType],
+    expect: &Expect<'_>,
+    chunks: &mut BTreeMap<u32, RereadChunk>,
+    deadline: Deadline,
+) -> Result<bool, Reading> {
+    // The touched mailboxes no saved chunk has read yet, a chunk at a time; what a chunk read
+    // before the deadline is saved even when the deadline cut it short, so every invocation
+    // gets further.
+    let per: Vec<PermissionType> = scope
+        .iter()
+        .copied()
+        .filter(|t| matches!(t, PermissionType::FullAccess | PermissionType::Calendar))
+        .collect();
+    loop {
+        let read: BTreeSet<&str> = chunks
+            .values()
+            .flat_map(|c| c.mailboxes.iter().map(String::as_str))
+            .collect();
+        let todo: Vec<&MailboxInfo> = touched
+            .iter()
+            .copied()
+            .filter(|m| !read.contains(m.address().as_str()))
+            .take(REREAD_CHUNK)
+            .collect();
+        if todo.is_empty() {
+            break;
+        }
+        if deadline.near() {
+            return Ok(false);
+        }
+        let targets: Vec<(&MailboxInfo, &[PermissionType])> =
+            todo.iter().map(|m| (*m, per.as_slice())).collect();
+        let reads = per_mailbox(tenant, census, &targets, &NoProgress, deadline).await?;
+        let mut found = Findings::default();
+        let mut chunk_mailboxes = Vec::new();
+        let mut chunk: Vec<&MailboxInfo> = Vec::new();
+        // A mailbox counts as re-read once every type was: a part read is read again later.
+        for (m, read) in todo.iter().zip(reads) {
+            if read.complete() {
+                found.merge(read.found);
+                chunk_mailboxes.push(m.address());
+                chunk.push(m);
+            }
+        }
+        if chunk.is_empty() {
+            return Ok(false);
+        }
+        let part = Part::Mailboxes(&chunk);
+        let found = recheck(tenant, org, run, census, &part, found, expect).await?;
+        let number = chunks.keys().max().copied().unwrap_or(0) + 1;
+        save(store, &run.run_id, chunks, number, chunk_mailboxes, found).await?;
+    }
+    Ok(true)
 }
 
 async fn save(
@@ -459,7 +522,7 @@ async fn read_part(
     rights: &[PermissionType],
 ) -> Result<Findings, crate::error::RemoteError> {
     match part {
-        Part::TenantWide => tenant_wide(tenant, census, rights).await,
+        Part::TenantWide => tenant_wide(tenant, census, rights, None).await,
         Part::Mailboxes(mailboxes) => {
             let targets: Vec<(&MailboxInfo, &[PermissionType])> =
                 mailboxes.iter().map(|m| (*m, rights)).collect();

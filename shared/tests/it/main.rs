@@ -28,6 +28,7 @@ mod clients_m365;
 mod clients_throttling;
 mod least_authority;
 mod restore;
+mod run_history;
 mod trust_checks;
 mod trust_report;
 mod trust_resume;

@@ -295,3 +295,47 @@ fn restored_count(run: &Run) -> usize {
         .removal_summary
         .total_permissions_removed as usize
 }
+
+#[tokio::test]
+async fn grants_of_a_user_revoked_again_later_are_skipped_unless_included() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let initial = h.snapshot();
+    let user = "john.smith@acmecorp.com";
+    let body = json!({"user_email": user, "company_id": "acme"});
+    let first = h.run(body.clone()).await;
+    assert!(restored(&h.restore(&first.run_id, json!({})).await).success);
+    // Offboarded again later.
+    let second = h
+        .engine
+        .run(
+            &json!({"user_email": user, "company_id": "acme", "reason": "left again"}),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(second.result.as_ref().unwrap().success);
+    assert_ne!(second.run_id, first.run_id);
+    let left = h.snapshot().direct_grants_of(user);
+
+    let restore = h.restore(&first.run_id, json!({})).await;
+    let r = restored(&restore);
+    assert!(r.restored.is_empty(), "{r:#?}");
+    assert_eq!(r.skipped.len(), restored_count(&first));
+    assert!(r
+        .skipped
+        .iter()
+        .all(|s| s.reason.contains(&second.run_id.to_string())
+            && s.reason.contains("include_revoked")));
+    assert_eq!(
+        h.snapshot().direct_grants_of(user),
+        left,
+        "nothing was put back"
+    );
+
+    let restore = h
+        .restore(&first.run_id, json!({"include_revoked": true}))
+        .await;
+    let r = restored(&restore);
+    assert!(r.success && r.skipped.is_empty(), "{r:#?}");
+    assert_eq!(h.snapshot().mailboxes, initial.mailboxes);
+}

@@ -204,6 +204,9 @@ struct RunRow {
     restore: Option<crate::model::RestoreOf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tenant_id: Option<String>,
+    /// The sort key of the run history index (see `run_history`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    history_key: Option<String>,
 }
 
 /// A plan item: written whole by discovery, its status updated by removal.
@@ -793,6 +796,7 @@ impl RunStore for DynamoRunStore {
             scan_errors: None,
             restore: run.restore.clone(),
             tenant_id: run.tenant_id.clone(),
+            history_key: Some(super::run_history::history_key(run)),
         };
         self.client
             .put_item()
@@ -828,6 +832,15 @@ impl RunStore for DynamoRunStore {
             None
         };
         DynamoRunStore::run_of(row, user, result, restore_result).map(Some)
+    }
+
+    async fn list_runs(
+        &self,
+        filter: &crate::model::RunFilter,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<crate::model::RunPage, StoreError> {
+        super::run_history::list_runs(&self.client, &self.runs, self, filter, limit, after).await
     }
 
     async fn claim(

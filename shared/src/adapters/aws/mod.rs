@@ -3,8 +3,10 @@
 
 pub mod budget_hold;
 pub mod dynamodb;
+pub mod org_table;
 pub mod provision;
 pub mod resources;
+pub mod run_history;
 pub mod secrets;
 pub mod sqs;
 pub mod tenant_budget;

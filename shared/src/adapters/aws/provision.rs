@@ -198,12 +198,12 @@ async fn create_table(
         .create_table()
         .table_name(&name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute(&def.partition_key, ScalarAttributeType::S)?)
         .key_schema(key(&def.partition_key, KeyType::Hash)?);
+    // Each key attribute is defined once, however many keys it is part of.
+    let mut attributes = vec![(def.partition_key.as_str(), ScalarAttributeType::S)];
     if let Some(sort) = &def.sort_key {
-        req = req
-            .attribute_definitions(attribute(sort, ScalarAttributeType::S)?)
-            .key_schema(key(sort, KeyType::Range)?);
+        req = req.key_schema(key(sort, KeyType::Range)?);
+        attributes.push((sort, ScalarAttributeType::S));
     }
     for index in &def.indexes {
         let sort_type = if index.sort_key_type == "N" {
@@ -211,21 +211,28 @@ async fn create_table(
         } else {
             ScalarAttributeType::S
         };
-        req = req
-            .attribute_definitions(attribute(&index.partition_key, ScalarAttributeType::S)?)
-            .attribute_definitions(attribute(&index.sort_key, sort_type)?)
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name(&index.name)
-                    .key_schema(key(&index.partition_key, KeyType::Hash)?)
-                    .key_schema(key(&index.sort_key, KeyType::Range)?)
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
-                    .build()?,
-            );
+        attributes.push((&index.partition_key, ScalarAttributeType::S));
+        attributes.push((&index.sort_key, sort_type));
+    }
+    let mut defined = std::collections::HashSet::new();
+    for (name, kind) in attributes {
+        if defined.insert(name) {
+            req = req.attribute_definitions(attribute(name, kind)?);
+        }
+    }
+    for index in &def.indexes {
+        req = req.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(&index.name)
+                .key_schema(key(&index.partition_key, KeyType::Hash)?)
+                .key_schema(key(&index.sort_key, KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()?,
+        );
     }
     match req.send().await {
         Ok(_) => {}

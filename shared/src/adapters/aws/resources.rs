@@ -157,7 +157,17 @@ impl AwsNames {
 
     /// `REVOKE365_*` variables win; queue variables may hold a name or a URL.
     pub fn from_env() -> AwsNames {
-        let d = AwsNames::prefixed("");
+        AwsNames::from_env_over(AwsNames::prefixed(""))
+    }
+
+    /// For callers outside the stack (the CLI's `--aws`): the definition's names with the
+    /// stack's `NamePrefix` from `REVOKE365_NAME_PREFIX`; `REVOKE365_*` variables still win.
+    pub fn from_env_prefixed() -> AwsNames {
+        let prefix = std::env::var("REVOKE365_NAME_PREFIX").unwrap_or_default();
+        AwsNames::from_env_over(AwsNames::prefixed(prefix.trim()))
+    }
+
+    fn from_env_over(d: AwsNames) -> AwsNames {
         let var = |k: &str, default: String| {
             std::env::var(k)
                 .ok()
