@@ -209,6 +209,15 @@ impl OrgSettings {
         Ok(())
     }
 
+    /// Where this company's new tickets go, in words: ConnectWise's board, or the PSA (HaloPSA
+    /// and Autotask place them by the configured ids).
+    pub fn new_ticket_place(&self) -> String {
+        match self.psa_kind {
+            PsaKind::Connectwise => format!("on board '{}'", self.m365_permission_ticket_board),
+            kind => format!("in {}", kind.label()),
+        }
+    }
+
     /// Whether a report may be mailed to `address`: its domain is the sender's or one of
     /// `report_domains` (case-insensitive).
     pub fn may_receive_report(&self, address: &str) -> bool {

@@ -114,8 +114,8 @@ async fn ticket_report(
     let choice = target_ticket(store, notify, org, run, given.as_deref()).await?;
     if let Some(why) = &choice.passed_over {
         report.add_error(format!(
-            "{why}: the report goes to a new ticket on board '{}' instead",
-            org.m365_permission_ticket_board
+            "{why}: the report goes to a new ticket {} instead",
+            org.new_ticket_place()
         ));
     }
     match &choice.ticket {

@@ -622,8 +622,10 @@ async fn company_check(notify: Notify<'_>, org: &OrgSettings) -> Check {
             NAME,
             Area::Psa,
             format!(
-                "{} ({}) exists; a ticket will be created on board '{}'",
-                company.identifier, company.name, org.m365_permission_ticket_board
+                "{} ({}) exists; a ticket will be created {}",
+                company.identifier,
+                company.name,
+                org.new_ticket_place()
             ),
         ),
         Ok(None) => Check::problem(
