@@ -1595,21 +1595,10 @@ async fn a_company_of_another_psa_keeps_its_kind_and_needs_only_that_psas_secret
     sim.shutdown().await;
 }
 
-/// A copy of the Acme fixture for a company that has no PSA.
-fn acme_without_psa(dir: &Path) -> PathBuf {
-    let mut fixture: Value =
-        serde_json::from_str(&std::fs::read_to_string(events("acme-tenant.json")).unwrap())
-            .unwrap();
-    fixture["organization"]["psa_kind"] = json!("none");
-    let path = dir.join("acme-no-psa.json");
-    std::fs::write(&path, fixture.to_string()).unwrap();
-    path
-}
-
 #[test]
 fn a_company_without_a_psa_runs_end_to_end_and_refuses_a_ticket() {
     let tmp = tempfile::tempdir().unwrap();
-    let fixture = acme_without_psa(tmp.path());
+    let fixture = events("acme-no-psa-tenant.json");
     let run = |extra: &[&str]| {
         let mut args = vec![
             "run",
