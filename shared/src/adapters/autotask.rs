@@ -8,7 +8,7 @@ use crate::error::{ErrorKind, RemoteError};
 use crate::model::{AutotaskIds, PsaKind};
 use crate::ports::{NewTicket, Psa, PsaCompany};
 use async_trait::async_trait;
-use reqwest::header::HeaderValue;
+use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -203,7 +203,8 @@ impl AutotaskClient {
                     .request(method.clone(), &url)
                     .header("ApiIntegrationCode", code.clone())
                     .header("UserName", &self.username)
-                    .header("Secret", secret.clone());
+                    .header("Secret", secret.clone())
+                    .header(CONTENT_TYPE, "application/json");
                 match body {
                     Some(body) => request.json(body),
                     None => request,
