@@ -1746,3 +1746,59 @@ fn check_reads_the_ticket_and_the_company_in_every_psa() {
         .unwrap();
     assert!(psa["detail"].as_str().unwrap().contains("no PSA"), "{psa}");
 }
+
+/// The TOML blocks of the README's PSAs section, each as a whole config: its `[psa.<kind>]`
+/// table and a company of that kind with the block's own ids. They load as printed.
+#[test]
+fn the_readme_psa_tables_load_as_printed() {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let start = readme.find("## PSAs").expect("a PSAs section");
+    let end = start + readme[start..].find("\n## The result").unwrap();
+    let section = &readme[start..end];
+    let blocks: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| &b[..b.find("```").unwrap()])
+        .collect();
+    assert_eq!(blocks.len(), 3, "one block per PSA with settings");
+    let tmp = tempfile::tempdir().unwrap();
+    for (block, kind) in blocks.iter().zip(["connectwise", "halo", "autotask"]) {
+        let (tables, company) = block.split_once("[[company]]").unwrap_or((block, ""));
+        // The block's company keys, completed with the ones every company needs.
+        let own_ids = company
+            .split_once(&format!("[company.{kind}]"))
+            .map(|(_, ids)| format!("[company.{kind}]{ids}"))
+            .unwrap_or_default();
+        let config = format!(
+            r#"[m365]
+client_id = "app"
+{tables}
+[[company]]
+company_id = "acme"
+company_name = "Acme Corp"
+tenant_id = "t"
+psa_kind = "{kind}"
+psa_company = "Acme Corp"
+m365_permission_ticket_board = "Service Desk"
+m365_permission_notification_recipients = ["secops@msp.example"]
+notification_sender = "automation@acmecorp.com"
+{own_ids}"#
+        );
+        let path = tmp.path().join(format!("{kind}.toml"));
+        std::fs::write(&path, &config).unwrap();
+        // `org list --config` reads the whole config file (every table checked).
+        let out = revoke365(
+            &["org", "list", "--config", path.to_str().unwrap()],
+            &[],
+            tmp.path(),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{kind}: {}\n{config}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -65,7 +65,7 @@ impl HttpConnector {
     fn psa_client(&self, org: &OrgSettings) -> Result<Arc<dyn Psa>, StepError> {
         let unset = |what: &str| {
             StepError::Permanent(format!(
-                "company '{}' uses {} (psa_kind), but no {what} credentials are configured",
+                "company '{}' uses {} (psa_kind), but no {what} account is configured (its credentials, and on AWS its URLs)",
                 org.company_id,
                 org.psa_kind.label()
             ))
