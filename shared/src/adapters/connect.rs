@@ -96,3 +96,35 @@ impl HttpConnector {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HttpSettings;
+
+    #[tokio::test]
+    async fn a_company_whose_psa_has_no_account_is_refused_naming_the_psa() {
+        let connector = HttpConnector {
+            core: HttpCore::new(HttpSettings::default()).unwrap(),
+            urls: ServiceUrls::all_at("http://127.0.0.1:9"),
+            m365_client_id: "app".into(),
+            m365_client_secret: Secret::new("s"),
+            psa: PsaAccounts::default(),
+            recheck: Recheck::default(),
+            shard_time: DEFAULT_SHARD_TIME,
+        };
+        let mut org = OrgSettings::from_fixture(&serde_json::json!({
+            "tenant_id": "t",
+            "organization": {"company_id": "acme", "company_name": "Acme", "psa_kind": "halo",
+                "m365_permission_ticket_board": "b", "notification_sender": "it@acme.example"}
+        }))
+        .unwrap();
+        let refused = connector.connect(&org).await.err().expect("refused");
+        assert!(refused.to_string().contains("HaloPSA"), "{refused}");
+        org.psa_kind = PsaKind::None;
+        assert!(
+            connector.connect(&org).await.is_ok(),
+            "no PSA needs no account"
+        );
+    }
+}
