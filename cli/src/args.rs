@@ -190,25 +190,16 @@ impl RestoreArgs {
     /// The restore body these flags describe; validated by the library like the API's.
     pub fn request_body(&self) -> Value {
         let mut body = Map::new();
-        if !self.types.is_empty() {
-            body.insert(
-                "permission_types".into(),
-                json!(self.types.iter().map(|t| t.trim()).collect::<Vec<_>>()),
-            );
-        }
-        if !self.mailboxes.is_empty() {
-            body.insert("target_mailboxes".into(), json!(self.mailboxes));
-        }
+        insert_scope(&mut body, &self.types, &self.mailboxes);
         body.insert("dry_run".into(), json!(self.dry_run));
         body.insert("include_revoked".into(), json!(self.include_revoked));
-        for (key, value) in [
-            ("requested_by", &self.requested_by),
-            ("reason", &self.reason),
-        ] {
-            if let Some(v) = value {
-                body.insert(key.into(), json!(v));
-            }
-        }
+        insert_present(
+            &mut body,
+            [
+                ("requested_by", &self.requested_by),
+                ("reason", &self.reason),
+            ],
+        );
         Value::Object(body)
     }
 }
@@ -342,29 +333,45 @@ impl RunArgs {
         let mut body = Map::new();
         body.insert("user_email".into(), json!(self.user));
         body.insert("company_id".into(), json!(self.company_id));
-        if !self.types.is_empty() {
-            body.insert(
-                "permission_types".into(),
-                json!(self.types.iter().map(|t| t.trim()).collect::<Vec<_>>()),
-            );
-        }
-        if !self.mailboxes.is_empty() {
-            body.insert("target_mailboxes".into(), json!(self.mailboxes));
-        }
+        insert_scope(&mut body, &self.types, &self.mailboxes);
         body.insert("remove_from_shared".into(), json!(!self.keep_shared));
         body.insert("dry_run".into(), json!(self.dry_run));
         if self.notify {
             body.insert("notify".into(), json!(true));
         }
-        for (key, value) in [
-            ("ticket_id", &self.ticket),
-            ("requested_by", &self.requested_by),
-            ("reason", &self.reason),
-        ] {
-            if let Some(v) = value {
-                body.insert(key.into(), json!(v));
-            }
-        }
+        insert_present(
+            &mut body,
+            [
+                ("ticket_id", &self.ticket),
+                ("requested_by", &self.requested_by),
+                ("reason", &self.reason),
+            ],
+        );
         Value::Object(body)
+    }
+}
+
+/// `--types` and `--mailbox` as the body's `permission_types` and `target_mailboxes`, when given.
+fn insert_scope(body: &mut Map<String, Value>, types: &[String], mailboxes: &[String]) {
+    if !types.is_empty() {
+        body.insert(
+            "permission_types".into(),
+            json!(types.iter().map(|t| t.trim()).collect::<Vec<_>>()),
+        );
+    }
+    if !mailboxes.is_empty() {
+        body.insert("target_mailboxes".into(), json!(mailboxes));
+    }
+}
+
+/// The optional text flags that were given.
+fn insert_present<const N: usize>(
+    body: &mut Map<String, Value>,
+    fields: [(&str, &Option<String>); N],
+) {
+    for (key, value) in fields {
+        if let Some(v) = value {
+            body.insert(key.into(), json!(v));
+        }
     }
 }

@@ -503,24 +503,21 @@ async fn finish(
             exit,
         });
     }
-    if !run.status.is_terminal() && run.restore.is_some() {
-        eprintln!(
-            "restore run {} {}; go on with: revoke365 resume {} {}{}",
-            run.run_id,
-            stopped_while(&run),
-            run.run_id,
-            target.origin.flag(),
-            data_dir_flag(data_dir),
-        );
-        return Ok(EXIT_INTERRUPTED);
-    }
     if !run.status.is_terminal() {
-        let report = partial_report(store, &run)
-            .await
-            .map_err(|e| internal(e.to_string()))?;
-        print_report(&report, format);
+        // A revocation's partial result says what was removed so far; a restore's record
+        // is its audit trail until it is resumed.
+        let until = match run.restore {
+            None => {
+                let report = partial_report(store, &run)
+                    .await
+                    .map_err(|e| internal(e.to_string()))?;
+                print_report(&report, format);
+                "nothing more will be removed until it is resumed"
+            }
+            Some(_) => "nothing more will be restored until it is resumed",
+        };
         eprintln!(
-            "run {} {}; nothing more will be removed until it is resumed: revoke365 resume {} {}{}",
+            "run {} {}; {until}: revoke365 resume {} {}{}",
             run.run_id,
             stopped_while(&run),
             run.run_id,

@@ -481,10 +481,11 @@ impl Report {
     }
 
     /// Records a failure that happened after the report was built (PSA, mail).
-    /// Grants whose removal failed, in every list.
-    pub fn failed_count(&self) -> u32 {
+    /// Every grant entry of the report, with the mailbox it is on and whether that is a
+    /// shared mailbox (whose entries name it only on the shared-mailbox entry).
+    pub fn entries(&self) -> impl Iterator<Item = (&str, bool, &GrantEntry)> {
         let p = &self.permissions_removed;
-        [
+        let direct = [
             &p.full_access,
             &p.send_as,
             &p.send_on_behalf,
@@ -492,9 +493,18 @@ impl Report {
         ]
         .into_iter()
         .flatten()
-        .chain(p.shared_mailboxes.iter().flat_map(|s| &s.permissions))
-        .filter(|e| e.error.is_some())
-        .count() as u32
+        .map(|e| (e.mailbox.as_str(), false, e));
+        let shared = p.shared_mailboxes.iter().flat_map(|s| {
+            s.permissions
+                .iter()
+                .map(move |e| (s.mailbox.as_str(), true, e))
+        });
+        direct.chain(shared)
+    }
+
+    /// Grants whose removal failed, in every list.
+    pub fn failed_count(&self) -> u32 {
+        self.entries().filter(|(_, _, e)| e.error.is_some()).count() as u32
     }
 
     pub fn add_error(&mut self, error: String) {

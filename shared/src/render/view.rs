@@ -5,9 +5,7 @@
 //! line here ([`one_line`]), once for all renderings.
 
 use super::clean::one_line;
-use crate::model::{
-    GrantEntry, IndirectAccess, MailboxScope, NotCheckedReason, PermissionType, Report,
-};
+use crate::model::{IndirectAccess, MailboxScope, NotCheckedReason, PermissionType, Report};
 use std::collections::BTreeMap;
 
 /// Which of the cases the report is, in the order a reader needs to know them.
@@ -227,32 +225,15 @@ fn partial(report: &Report) -> bool {
 
 /// Grants a dry run would remove.
 pub fn would_remove(report: &Report) -> usize {
-    entries(report)
+    report
+        .entries()
         .filter(|(_, _, e)| e.would_remove == Some(true))
         .count()
 }
 
-fn entries(report: &Report) -> impl Iterator<Item = (&str, bool, &GrantEntry)> {
-    let p = &report.permissions_removed;
-    let direct = [
-        &p.full_access,
-        &p.send_as,
-        &p.send_on_behalf,
-        &p.calendar_delegates,
-    ]
-    .into_iter()
-    .flatten()
-    .map(|e| (e.mailbox.as_str(), false, e));
-    let shared = p.shared_mailboxes.iter().flat_map(|s| {
-        s.permissions
-            .iter()
-            .map(move |e| (s.mailbox.as_str(), true, e))
-    });
-    direct.chain(shared)
-}
-
 fn rows(report: &Report) -> Vec<GrantRow> {
-    entries(report)
+    report
+        .entries()
         .map(|(mailbox, shared, e)| {
             let (result, tone) = match (&e.error, e.removed, e.would_remove) {
                 (Some(err), _, _) => (format!("FAILED: {err}"), Tone::Bad),

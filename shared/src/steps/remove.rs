@@ -269,21 +269,41 @@ async fn remove_item(
             }
             Err(e) => {
                 warn!(error = %e, "removal failed");
-                (
-                    ItemStatus::Failed { error: e.reason() },
-                    AuditResult::Failed,
-                    Some(e.reason()),
-                )
+                failed(&e)
             }
         };
-        trail
-            .append(audit(run, item, AuditPhase::Outcome, Some(result), detail))
-            .await?;
-        store.set_item_status(&run.run_id, item.id, &status).await?;
-        Ok(true)
+        record_outcome(store, trail, run, item, AuditPhase::Outcome, (status, result, detail)).await
     }
     .instrument(span)
     .await
+}
+
+/// What an item's write ended as: its status, the audit result and the record's detail.
+pub(crate) type Outcome = (ItemStatus, AuditResult, Option<String>);
+
+/// A write that failed for good, with the service's reason.
+pub(crate) fn failed(e: &RemoteError) -> Outcome {
+    (
+        ItemStatus::Failed { error: e.reason() },
+        AuditResult::Failed,
+        Some(e.reason()),
+    )
+}
+
+/// Writes an item's outcome record (in `phase`), then its status; `Ok(true)`: it was done.
+pub(crate) async fn record_outcome(
+    store: &dyn RunStore,
+    trail: &ChainWriter<'_>,
+    run: &Run,
+    item: &PlanItem,
+    phase: AuditPhase,
+    (status, result, detail): Outcome,
+) -> Result<bool, StepError> {
+    trail
+        .append(audit(run, item, phase, Some(result), detail))
+        .await?;
+    store.set_item_status(&run.run_id, item.id, &status).await?;
+    Ok(true)
 }
 
 /// The call that removes `g`, naming the trustee as `trustee`.

@@ -8,7 +8,7 @@ use super::audit_trail::ChainWriter;
 use super::discover::{facts_part, finish_shard};
 use super::intake::{queue_discovery, Accepted, IntakeError};
 use super::notify::{deliver_report, Told};
-use super::remove::audit;
+use super::remove::{audit, failed, record_outcome};
 use super::{Notify, Tenant};
 use crate::authorize::{authorize, log_refusal};
 use crate::error::StepError;
@@ -251,7 +251,7 @@ pub(crate) async fn restore_item(
         true => Ok(false),
         false => put_back(tenant, &item.grant).await.map(|()| true),
     };
-    let (status, result, detail) = match added {
+    let outcome = match added {
         Ok(true) => (ItemStatus::Restored, AuditResult::Restored, None),
         Ok(false) => (
             ItemStatus::AlreadyPresent,
@@ -265,18 +265,10 @@ pub(crate) async fn restore_item(
         }
         Err(e) => {
             warn!(mailbox = %item.grant.mailbox, error = %e, "restore failed");
-            (
-                ItemStatus::Failed { error: e.reason() },
-                AuditResult::Failed,
-                Some(e.reason()),
-            )
+            failed(&e)
         }
     };
-    trail
-        .append(audit(run, item, AuditPhase::Restore, Some(result), detail))
-        .await?;
-    store.set_item_status(&run.run_id, item.id, &status).await?;
-    Ok(true)
+    record_outcome(store, trail, run, item, AuditPhase::Restore, outcome).await
 }
 
 /// Verification of a restore run, after the re-read: the report (what the re-read shows back

@@ -369,13 +369,21 @@ async fn read_remaining(
         &mut chunks,
         delivery.deadline,
     );
-    let (wide, mailboxes) = tokio::join!(wide, mailboxes);
-    if let Some(found) = wide? {
-        save(store, run_id, &mut done, 0, Vec::new(), found).await?;
-    }
+    // The tenant-wide part stops at the deadline like the mailbox chunks: cut short, it is
+    // read again by the continuation.
+    let (wide, mailboxes) = tokio::join!(delivery.deadline.bound(wide), mailboxes);
+    let wide_done = match wide {
+        Ok(Some(found)) => {
+            save(store, run_id, &mut done, 0, Vec::new(), found).await?;
+            true
+        }
+        Ok(None) => true,
+        Err(Reading::Scan(ScanError::Remote(e))) if e.is_stopped() => false,
+        Err(e) => return Err(e),
+    };
     let all_read = mailboxes?;
     done.extend(chunks);
-    if !all_read {
+    if !(wide_done && all_read) {
         return Ok(None);
     }
     // A mailbox that could not be read proves nothing: what the run found there counts as
