@@ -145,10 +145,9 @@ async fn require_api_user(State(sim): State<Arc<Sim>>, request: Request, next: N
         return StatusCode::UNAUTHORIZED.into_response();
     }
     if sim.settings.psa_fail {
-        return errors(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "An unexpected error occurred (simulated).",
-        );
+        // An outage: the web server's own page, not Autotask's `{"errors"}` of a rejected object.
+        let page = "<html><body><h2>500 - Internal server error.</h2></body></html>";
+        return (StatusCode::INTERNAL_SERVER_ERROR, page).into_response();
     }
     next.run(request).await
 }

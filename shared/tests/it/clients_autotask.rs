@@ -230,3 +230,14 @@ async fn a_company_found_by_name_in_the_check_is_not_looked_up_again_for_the_tic
     psa.create_ticket(&new_ticket("Contoso")).await.unwrap();
     assert_eq!(sim.snapshot().requests("autotask GET companies query"), 1);
 }
+
+#[tokio::test]
+async fn an_outage_is_an_error_that_may_pass() {
+    let (_sim, psa) = start_with(json!({"psa_fail": true}), AUTOTASK_SECRET).await;
+    let err = psa.ticket_company("48213").await.unwrap_err();
+    assert!(
+        matches!(err.kind, ErrorKind::Api { status: 500, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_transient(), "an outage is not a rejected object");
+}
