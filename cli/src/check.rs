@@ -20,7 +20,7 @@ pub async fn check(args: CheckArgs) -> Result<u8, CliError> {
                 urls: s.urls,
                 m365_client_id: s.m365_client_id,
                 m365_client_secret: s.m365_client_secret,
-                connectwise: s.connectwise,
+                psa: s.psa,
                 recheck: Recheck::default(),
                 shard_time: DEFAULT_SHARD_TIME,
             };

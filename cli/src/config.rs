@@ -2,8 +2,11 @@
 //! not secret may be in the file (the environment wins).
 
 use crate::CliError;
-use revoke365::config::{ConnectWiseCredentials, Secret, ServiceUrls};
-use revoke365::model::{OrgSettings, PsaKind};
+use revoke365::config::{
+    AutotaskSettings, ConnectWiseCredentials, HaloSettings, PsaAccounts, Secret, ServiceUrls,
+    AUTOTASK_ZONE_URL,
+};
+use revoke365::model::{AutotaskIds, HaloIds, OrgSettings, PsaKind};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -39,17 +42,66 @@ struct UrlsSection {
     psa: Option<String>,
 }
 
+/// `[psa]`: the kind of every company that names none, and one sub-table per PSA.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PsaSection {
     #[serde(default)]
     kind: PsaKind,
-    /// ConnectWise company id (`REVOKE365_CW_COMPANY` wins).
+    /// ConnectWise company id (`REVOKE365_CW_COMPANY` wins); also `[psa.connectwise]`.
     company: Option<String>,
     /// ConnectWise API member's public key (`REVOKE365_CW_PUBLIC_KEY` wins).
     public_key: Option<String>,
     /// ConnectWise developer clientId (`REVOKE365_CW_CLIENT_ID` wins).
     client_id: Option<String>,
+    #[serde(default)]
+    connectwise: ConnectWiseSection,
+    #[serde(default)]
+    halo: HaloSection,
+    #[serde(default)]
+    autotask: AutotaskSection,
+}
+
+/// `[psa.connectwise]`: the same identifiers as the first release's `[psa]` keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectWiseSection {
+    company: Option<String>,
+    public_key: Option<String>,
+    client_id: Option<String>,
+}
+
+/// `[psa.halo]`: the instance, the API application and default ids.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HaloSection {
+    /// `REVOKE365_HALO_AUTH_URL` wins.
+    auth_url: Option<String>,
+    /// `REVOKE365_HALO_API_URL` wins.
+    api_url: Option<String>,
+    /// `REVOKE365_HALO_CLIENT_ID` wins.
+    client_id: Option<String>,
+    /// Hosted instances only (`REVOKE365_HALO_TENANT` wins).
+    tenant: Option<String>,
+    site_id: Option<u64>,
+    tickettype_id: Option<u64>,
+    priority_id: Option<u64>,
+    outcome_id: Option<u64>,
+}
+
+/// `[psa.autotask]`: the API user and default ids.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutotaskSection {
+    /// `REVOKE365_AUTOTASK_ZONE_URL` wins.
+    zone_url: Option<String>,
+    /// The API user (`REVOKE365_AUTOTASK_USERNAME` wins).
+    username: Option<String>,
+    queue_id: Option<u64>,
+    status: Option<u64>,
+    priority: Option<u64>,
+    note_type: Option<u64>,
+    publish: Option<u64>,
 }
 
 /// Ceilings of the requests in flight per tenant; below them the limits are learnt from the
@@ -69,7 +121,7 @@ pub struct Settings {
     pub urls: ServiceUrls,
     pub m365_client_id: String,
     pub m365_client_secret: Secret,
-    pub connectwise: ConnectWiseCredentials,
+    pub psa: PsaAccounts,
     pub data_dir: PathBuf,
     pub http: HttpSection,
 }
@@ -125,6 +177,101 @@ impl Wanted {
     }
 }
 
+/// A URL from the environment or the file, without trailing slash.
+fn url_value(wanted: &mut Wanted, var: &str, from_file: Option<String>, key: &str) -> String {
+    wanted
+        .value(var, from_file, Some(key))
+        .trim()
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// The credentials of every PSA some company uses (only those: an MSP on one PSA sets one).
+fn psa_accounts(psa: PsaSection, orgs: &[OrgSettings], wanted: &mut Wanted) -> PsaAccounts {
+    let uses = |kind: PsaKind| orgs.iter().any(|o| o.psa_kind == kind);
+    let connectwise = uses(PsaKind::Connectwise).then(|| {
+        let cw = psa.connectwise;
+        ConnectWiseCredentials {
+            company: wanted.value(
+                "REVOKE365_CW_COMPANY",
+                cw.company.or(psa.company),
+                Some("psa.connectwise.company"),
+            ),
+            public_key: wanted.value(
+                "REVOKE365_CW_PUBLIC_KEY",
+                cw.public_key.or(psa.public_key),
+                Some("psa.connectwise.public_key"),
+            ),
+            private_key: Secret::new(wanted.secret("REVOKE365_CW_PRIVATE_KEY")),
+            client_id: wanted.value(
+                "REVOKE365_CW_CLIENT_ID",
+                cw.client_id.or(psa.client_id),
+                Some("psa.connectwise.client_id"),
+            ),
+        }
+    });
+    let halo = uses(PsaKind::Halo).then(|| {
+        let h = psa.halo;
+        HaloSettings {
+            auth_url: url_value(
+                wanted,
+                "REVOKE365_HALO_AUTH_URL",
+                h.auth_url,
+                "psa.halo.auth_url",
+            ),
+            api_url: url_value(
+                wanted,
+                "REVOKE365_HALO_API_URL",
+                h.api_url,
+                "psa.halo.api_url",
+            ),
+            client_id: wanted.value(
+                "REVOKE365_HALO_CLIENT_ID",
+                h.client_id,
+                Some("psa.halo.client_id"),
+            ),
+            client_secret: Secret::new(wanted.secret("REVOKE365_HALO_CLIENT_SECRET")),
+            tenant: env_value("REVOKE365_HALO_TENANT").or(h.tenant),
+            ids: HaloIds {
+                site_id: h.site_id,
+                tickettype_id: h.tickettype_id,
+                priority_id: h.priority_id,
+                outcome_id: h.outcome_id,
+            },
+        }
+    });
+    let autotask = uses(PsaKind::Autotask).then(|| {
+        let a = psa.autotask;
+        AutotaskSettings {
+            zone_url: env_value("REVOKE365_AUTOTASK_ZONE_URL")
+                .or(a.zone_url)
+                .unwrap_or_else(|| AUTOTASK_ZONE_URL.to_string())
+                .trim()
+                .trim_end_matches('/')
+                .to_string(),
+            integration_code: Secret::new(wanted.secret("REVOKE365_AUTOTASK_INTEGRATION_CODE")),
+            username: wanted.value(
+                "REVOKE365_AUTOTASK_USERNAME",
+                a.username,
+                Some("psa.autotask.username"),
+            ),
+            secret: Secret::new(wanted.secret("REVOKE365_AUTOTASK_SECRET")),
+            ids: AutotaskIds {
+                queue_id: a.queue_id,
+                status: a.status,
+                priority: a.priority,
+                note_type: a.note_type,
+                publish: a.publish,
+            },
+        }
+    });
+    PsaAccounts {
+        connectwise,
+        halo,
+        autotask,
+    }
+}
+
 /// A top-level key written after a `[[company]]` table belongs to that table in TOML: say so
 /// instead of "unknown field".
 fn misplaced_top_level_key(text: &str) -> Option<String> {
@@ -160,9 +307,8 @@ fn read(path: &Path) -> Result<ConfigFile, CliError> {
     }
     let mut file: ConfigFile = toml::from_str(&text)
         .map_err(|e| crate::org_file::parse_error("config", path, &e.to_string()))?;
-    for org in &mut file.company {
-        org.psa_kind = file.psa.kind;
-    }
+    // A company's own psa_kind wins; the others take [psa] kind.
+    crate::org_file::apply_default_psa_kind(&text, &mut file.company, file.psa.kind);
     crate::org_file::check_companies(path, &file.company)?;
     Ok(file)
 }
@@ -191,34 +337,17 @@ pub fn load(path: &Path) -> Result<Settings, CliError> {
         }
     }
     let urls = urls.with_env_overrides(|k| std::env::var(k).ok());
-    let orgs = file.company.into_iter();
+    let orgs: Vec<OrgSettings> = file.company;
     let mut wanted = Wanted::default();
     let m365_client_secret = wanted.secret("REVOKE365_M365_CLIENT_SECRET");
-    let connectwise = ConnectWiseCredentials {
-        company: wanted.value(
-            "REVOKE365_CW_COMPANY",
-            file.psa.company,
-            Some("psa.company"),
-        ),
-        public_key: wanted.value(
-            "REVOKE365_CW_PUBLIC_KEY",
-            file.psa.public_key,
-            Some("psa.public_key"),
-        ),
-        private_key: Secret::new(wanted.secret("REVOKE365_CW_PRIVATE_KEY")),
-        client_id: wanted.value(
-            "REVOKE365_CW_CLIENT_ID",
-            file.psa.client_id,
-            Some("psa.client_id"),
-        ),
-    };
+    let psa = psa_accounts(file.psa, &orgs, &mut wanted);
     wanted.check()?;
     Ok(Settings {
-        orgs: orgs.collect(),
+        orgs,
         urls,
         m365_client_id: file.m365.client_id,
         m365_client_secret: Secret::new(m365_client_secret),
-        connectwise,
+        psa,
         data_dir: file
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),

@@ -161,7 +161,7 @@ async fn target(
     match origin {
         Origin::Config { path } => {
             let s = config::load(&path)?;
-            reachable::check(&s.urls).await?;
+            reachable::check(&s.urls, &s.psa).await?;
             let core = http_core(concurrency, s.http)?;
             Ok(Target {
                 orgs: s.orgs,
@@ -170,7 +170,7 @@ async fn target(
                     urls: s.urls,
                     m365_client_id: s.m365_client_id,
                     m365_client_secret: s.m365_client_secret,
-                    connectwise: s.connectwise,
+                    psa: s.psa,
                     recheck: Recheck::default(),
                     shard_time: DEFAULT_SHARD_TIME,
                 }),

@@ -3,7 +3,7 @@
 //! `{"company": [...]}`). Read and checked by the same rules as the config's companies.
 
 use crate::CliError;
-use revoke365::model::{validate_companies, OrgSettings};
+use revoke365::model::{validate_companies, OrgSettings, PsaKind};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -11,6 +11,42 @@ use std::path::Path;
 struct TomlOrgFile {
     #[serde(default)]
     company: Vec<OrgSettings>,
+    /// A config file's `[psa]`: its `kind` is the PSA of every company that names none.
+    #[serde(default)]
+    psa: PsaDefault,
+}
+
+/// Only `kind` of a `[psa]` table matters here; its other keys are left alone.
+#[derive(Deserialize, Default)]
+struct PsaDefault {
+    kind: Option<PsaKind>,
+}
+
+/// Which `[[company]]` tables name their own `psa_kind`.
+fn companies_naming_psa_kind(text: &str) -> Vec<bool> {
+    let Ok(value) = toml::from_str::<toml::Table>(text) else {
+        return Vec::new();
+    };
+    value
+        .get("company")
+        .and_then(|c| c.as_array())
+        .map(|companies| {
+            companies
+                .iter()
+                .map(|c| c.get("psa_kind").is_some())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A company's own `psa_kind` wins; the others take `default` (a config's `[psa] kind`).
+pub fn apply_default_psa_kind(text: &str, orgs: &mut [OrgSettings], default: PsaKind) {
+    let named = companies_naming_psa_kind(text);
+    for (i, org) in orgs.iter_mut().enumerate() {
+        if !named.get(i).copied().unwrap_or(false) {
+            org.psa_kind = default;
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -42,8 +78,11 @@ pub fn read(path: &Path) -> Result<Vec<OrgSettings>, CliError> {
             })
             .collect::<Result<Vec<OrgSettings>, _>>()?
     } else {
-        let file: TomlOrgFile =
+        let mut file: TomlOrgFile =
             toml::from_str(&text).map_err(|e| parse_error("file", path, &e.to_string()))?;
+        if let Some(kind) = file.psa.kind {
+            apply_default_psa_kind(&text, &mut file.company, kind);
+        }
         file.company
     };
     check_companies(path, &orgs)?;
@@ -81,4 +120,44 @@ fn toml_key(message: &str) -> Option<String> {
     let (_, code) = line.split_once(" | ")?;
     let key = code.split('=').next()?.trim();
     (!key.is_empty() && !key.contains(' ')).then(|| key.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_companys_own_psa_kind_wins_over_the_files_and_none_needs_no_psa_company() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("companies.toml");
+        std::fs::write(
+            &path,
+            r#"
+[psa]
+kind = "halo"
+[psa.halo]
+outcome_id = 7
+
+[[company]]
+company_id = "acme"
+company_name = "Acme Corp"
+tenant_id = "t1"
+psa_company = "Acme Corp"
+m365_permission_ticket_board = "Service Desk"
+notification_sender = "it@acme.example"
+
+[[company]]
+company_id = "initech"
+company_name = "Initech"
+tenant_id = "t2"
+psa_kind = "none"
+m365_permission_ticket_board = "-"
+notification_sender = "it@initech.example"
+"#,
+        )
+        .unwrap();
+        let orgs = read(&path).unwrap();
+        let kinds: Vec<PsaKind> = orgs.iter().map(|o| o.psa_kind).collect();
+        assert_eq!(kinds, [PsaKind::Halo, PsaKind::None]);
+    }
 }

@@ -3,7 +3,7 @@
 //! within seconds — not a failed step after minutes of retries.
 
 use crate::CliError;
-use revoke365::config::ServiceUrls;
+use revoke365::config::{PsaAccounts, ServiceUrls};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -43,18 +43,52 @@ async fn try_connect(authority: &str) -> Result<(), String> {
     }
 }
 
-/// Checks each distinct endpoint, a few times each; the first that never answers is the error.
-pub async fn check(urls: &ServiceUrls) -> Result<(), CliError> {
-    let mut seen = Vec::new();
-    for (name, url) in [
+/// Every endpoint a run may call: Microsoft 365's, and those of the PSAs some company uses,
+/// each with where it is configured (its config key and environment variable).
+fn endpoints<'a>(urls: &'a ServiceUrls, psa: &'a PsaAccounts) -> Vec<(String, &'a str, String)> {
+    let mut all: Vec<(String, &str, String)> = [
         ("login", &urls.login),
         ("graph", &urls.graph),
         ("exo", &urls.exo),
-        ("psa", &urls.psa),
-    ] {
+    ]
+    .into_iter()
+    .map(|(name, url)| {
+        let var = format!("REVOKE365_{}_URL", name.to_ascii_uppercase());
+        (format!("urls.{name}"), url.as_str(), var)
+    })
+    .collect();
+    if psa.connectwise.is_some() {
+        all.push(("urls.psa".into(), &urls.psa, "REVOKE365_PSA_URL".into()));
+    }
+    if let Some(halo) = &psa.halo {
+        all.push((
+            "psa.halo.auth_url".into(),
+            &halo.auth_url,
+            "REVOKE365_HALO_AUTH_URL".into(),
+        ));
+        all.push((
+            "psa.halo.api_url".into(),
+            &halo.api_url,
+            "REVOKE365_HALO_API_URL".into(),
+        ));
+    }
+    if let Some(autotask) = &psa.autotask {
+        all.push((
+            "psa.autotask.zone_url".into(),
+            &autotask.zone_url,
+            "REVOKE365_AUTOTASK_ZONE_URL".into(),
+        ));
+    }
+    all
+}
+
+/// Checks each distinct endpoint, a few times each; the first that never answers is the error.
+pub async fn check(urls: &ServiceUrls, psa: &PsaAccounts) -> Result<(), CliError> {
+    let mut seen = Vec::new();
+    for (field, url, var) in endpoints(urls, psa) {
         let Some(authority) = authority(url) else {
             return Err(CliError::config(
-                &format!("urls.{name}"),
+                &field,
                 format!("{url:?} is not an http(s) URL"),
             ));
         };
@@ -77,11 +111,10 @@ pub async fn check(urls: &ServiceUrls) -> Result<(), CliError> {
         if !last.is_empty() {
             return Err(CliError {
                 code: "unreachable".into(),
-                field: Some(format!("urls.{name}")),
                 message: format!(
-                    "cannot reach {url} ({name}) after {ATTEMPTS} attempts: {last}; check [urls] in the config, REVOKE365_{}_URL and the network",
-                    name.to_ascii_uppercase()
+                    "cannot reach {url} ({field}) after {ATTEMPTS} attempts: {last}; check {field} in the config, {var} and the network"
                 ),
+                field: Some(field),
                 exit: crate::EXIT_BAD_INPUT,
             });
         }
@@ -92,7 +125,39 @@ pub async fn check(urls: &ServiceUrls) -> Result<(), CliError> {
 
 #[cfg(test)]
 mod tests {
-    use super::authority;
+    use super::{authority, endpoints};
+    use revoke365::config::{HaloSettings, PsaAccounts, Secret, ServiceUrls};
+
+    #[test]
+    fn the_psas_in_use_are_checked_and_no_other() {
+        let halo = HaloSettings {
+            auth_url: "https://msp.halopsa.com/auth".into(),
+            api_url: "https://msp.halopsa.com/api".into(),
+            client_id: "c".into(),
+            client_secret: Secret::new("s"),
+            tenant: None,
+            ids: Default::default(),
+        };
+        let psa = PsaAccounts {
+            halo: Some(halo),
+            ..PsaAccounts::default()
+        };
+        let urls = ServiceUrls::default();
+        let fields: Vec<String> = endpoints(&urls, &psa)
+            .into_iter()
+            .map(|(field, _, _)| field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "urls.login",
+                "urls.graph",
+                "urls.exo",
+                "psa.halo.auth_url",
+                "psa.halo.api_url"
+            ]
+        );
+    }
 
     #[test]
     fn authorities() {

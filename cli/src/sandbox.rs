@@ -4,7 +4,9 @@ use crate::CliError;
 use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
 use revoke365::adapters::http::HttpCore;
 use revoke365::config::Recheck;
-use revoke365::config::{ConnectWiseCredentials, Secret, ServiceUrls};
+use revoke365::config::{
+    AutotaskSettings, ConnectWiseCredentials, HaloSettings, PsaAccounts, Secret, ServiceUrls,
+};
 use revoke365::model::OrgSettings;
 use revoke365_sim::{SimHandle, SimOptions};
 use serde_json::Value;
@@ -16,7 +18,8 @@ pub struct Sandbox {
     pub urls: ServiceUrls,
     pub client_id: String,
     pub client_secret: Secret,
-    pub connectwise: ConnectWiseCredentials,
+    /// Every PSA the simulator plays, so a fixture's `psa_kind` picks any of them.
+    pub psa: PsaAccounts,
 }
 
 fn random_secret() -> String {
@@ -67,28 +70,58 @@ async fn launch(path: &Path) -> Result<Sandbox, CliError> {
     // Fresh credentials each run: the simulator checks them like the real services would.
     let client_secret = random_secret();
     let cw_private_key = random_secret();
+    let halo_client_secret = random_secret();
+    let autotask_secret = random_secret();
+    let autotask_username = "revoke365@sandbox.example";
     let sim = revoke365_sim::start(
         fixture,
         SimOptions {
             client_secret: Some(client_secret.clone()),
             cw_private_key: Some(cw_private_key.clone()),
+            halo_client_secret: Some(halo_client_secret.clone()),
+            autotask_secret: Some(autotask_secret.clone()),
+            autotask_username: Some(autotask_username.into()),
         },
     )
     .await
     .map_err(|e| bad(format!("cannot start the simulator: {e}")))?;
-    Ok(Sandbox {
-        urls: ServiceUrls::all_at(&sim.base_url),
-        sim,
-        org,
-        client_id: "revoke365-sandbox".into(),
-        client_secret: Secret::new(client_secret),
-        connectwise: ConnectWiseCredentials {
+    let base = sim.base_url.clone();
+    let psa = PsaAccounts {
+        connectwise: Some(ConnectWiseCredentials {
             company: "sandbox".into(),
             public_key: "sandbox-public".into(),
             private_key: Secret::new(cw_private_key),
             client_id: "00000000-0000-0000-0000-000000000000".into(),
-        },
+        }),
+        halo: Some(HaloSettings {
+            auth_url: format!("{base}/halo/auth"),
+            api_url: format!("{base}/halo/api"),
+            client_id: "revoke365-sandbox".into(),
+            client_secret: Secret::new(halo_client_secret),
+            tenant: fixture_halo_tenant(&json),
+            ids: Default::default(),
+        }),
+        autotask: Some(AutotaskSettings {
+            zone_url: format!("{base}/atservicesrest"),
+            integration_code: Secret::new("SANDBOX-INTEGRATION-CODE"),
+            username: autotask_username.into(),
+            secret: Secret::new(autotask_secret),
+            ids: Default::default(),
+        }),
+    };
+    Ok(Sandbox {
+        urls: ServiceUrls::all_at(&base),
+        sim,
+        org,
+        client_id: "revoke365-sandbox".into(),
+        client_secret: Secret::new(client_secret),
+        psa,
     })
+}
+
+/// A hosted HaloPSA fixture (`sim.halo_tenant`) wants its tenant on the token request.
+fn fixture_halo_tenant(fixture: &Value) -> Option<String> {
+    fixture["sim"]["halo_tenant"].as_str().map(str::to_string)
 }
 
 impl Sandbox {
@@ -99,7 +132,7 @@ impl Sandbox {
             urls: self.urls.clone(),
             m365_client_id: self.client_id.clone(),
             m365_client_secret: self.client_secret.clone(),
-            connectwise: self.connectwise.clone(),
+            psa: self.psa.clone(),
             recheck: Recheck::default(),
             shard_time: DEFAULT_SHARD_TIME,
         }

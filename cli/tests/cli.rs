@@ -348,6 +348,7 @@ async fn config_file_runs_against_a_separately_started_simulator() {
             revoke365_sim::SimOptions {
                 client_secret: Some(SECRET.into()),
                 cw_private_key: Some(CW_KEY.into()),
+                ..Default::default()
             },
         )
         .await
@@ -519,6 +520,7 @@ async fn the_readme_config_loads_as_printed_and_dry_runs_against_the_simulator()
         revoke365_sim::SimOptions {
             client_secret: Some(SECRET.into()),
             cw_private_key: Some(CW_KEY.into()),
+            ..Default::default()
         },
     )
     .await
@@ -1489,5 +1491,314 @@ fn audit_verify_of_an_unknown_run_exits_2_naming_run_id() {
         let out = audit_verify(run_id, tmp.path(), "json", tmp.path());
         assert_eq!(out.status.code(), Some(2), "{run_id}");
         assert_eq!(stderr_error(&out)["error"]["field"], "run_id", "{run_id}");
+    }
+}
+
+const HALO_SECRET: &str = "cli-test-halo-secret";
+
+/// A config whose default PSA is ConnectWise and whose one company moved to HaloPSA, with its
+/// own outcome over the `[psa.halo]` default.
+fn halo_company_toml(base: &str, tenant_id: &str) -> String {
+    format!(
+        r#"
+[m365]
+client_id = "cli-test-app"
+[urls]
+login = "{base}"
+graph = "{base}"
+exo = "{base}"
+psa = "{base}"
+[psa]
+kind = "connectwise"
+[psa.halo]
+auth_url = "{base}/halo/auth"
+api_url = "{base}/halo/api/"
+outcome_id = 9
+
+[[company]]
+company_id = "acme"
+company_name = "Acme Corp"
+tenant_id = "{tenant_id}"
+psa_kind = "halo"
+psa_company = "AcmeCorp"
+m365_permission_ticket_board = "Service Desk"
+m365_permission_notification_recipients = ["secops@msp.example"]
+notification_sender = "automation@acmecorp.com"
+[company.halo]
+outcome_id = 11
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_company_of_another_psa_keeps_its_kind_and_needs_only_that_psas_secrets() {
+    let text = std::fs::read_to_string(events("acme-tenant.json")).unwrap();
+    let tenant_id = serde_json::from_str::<Value>(&text).unwrap()["tenant_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sim = revoke365_sim::start(
+        revoke365_sim::Fixture::from_json(&text).unwrap(),
+        revoke365_sim::SimOptions {
+            client_secret: Some(SECRET.into()),
+            halo_client_secret: Some(HALO_SECRET.into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("revoke365.toml");
+    std::fs::write(&config, halo_company_toml(&sim.base_url, &tenant_id)).unwrap();
+    let args: Vec<String> = [
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--user",
+        "john.smith@acmecorp.com",
+        "--company-id",
+        "acme",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+
+    // Only the Halo values are asked for: no company uses ConnectWise.
+    let env: Vec<(String, String)> = vec![("REVOKE365_M365_CLIENT_SECRET".into(), SECRET.into())];
+    let out = revoke365_async(args.clone(), env.clone(), tmp.path().to_path_buf()).await;
+    assert_eq!(out.status.code(), Some(2));
+    let message = stderr_error(&out)["error"]["message"].to_string();
+    assert!(
+        message.contains("REVOKE365_HALO_CLIENT_SECRET"),
+        "{message}"
+    );
+    assert!(message.contains("REVOKE365_HALO_CLIENT_ID"), "{message}");
+    assert!(!message.contains("REVOKE365_CW_"), "{message}");
+
+    let mut env = env;
+    env.push(("REVOKE365_HALO_CLIENT_ID".into(), "revoke365".into()));
+    env.push(("REVOKE365_HALO_CLIENT_SECRET".into(), HALO_SECRET.into()));
+    let out = revoke365_async(args, env, tmp.path().to_path_buf()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains(HALO_SECRET)
+            && !String::from_utf8_lossy(&out.stdout).contains(HALO_SECRET)
+    );
+    let result: Report = serde_json::from_slice(&out.stdout).unwrap();
+    let ticket_id = result.ticket_id.expect("a Halo ticket");
+    let state = sim.snapshot();
+    assert_eq!(state.requests("cw POST tickets"), 0);
+    let note = &state.ticket(&ticket_id).unwrap().notes[0];
+    assert_eq!(note.outcome_id, Some(11), "the company's outcome wins");
+    assert!(note.text.contains(&result.run_id));
+    sim.shutdown().await;
+}
+
+#[test]
+fn a_company_without_a_psa_runs_end_to_end_and_refuses_a_ticket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = events("acme-no-psa-tenant.json");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--sandbox",
+            fixture.to_str().unwrap(),
+            "--user",
+            "john.smith@acmecorp.com",
+            "--company-id",
+            "acme",
+        ];
+        args.extend_from_slice(extra);
+        revoke365(&args, &[], tmp.path())
+    };
+    let out = run(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["success"], true);
+    assert_eq!(result["ticket_id"], Value::Null);
+    assert!(result["no_ticket"]
+        .as_str()
+        .unwrap()
+        .contains("psa_kind = \"none\""));
+    assert_eq!(result["errors"], json!([]));
+
+    let out = run(&["--ticket", "48213", "--new"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_error(&out);
+    assert_eq!(err["error"]["field"], "ticket_id", "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("no PSA"));
+}
+
+#[test]
+fn the_sandbox_plays_every_psa() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (fixture, marker) in [
+        ("acme-halo-tenant.json", "<br>"),
+        (
+            "acme-autotask-tenant.json",
+            "Revoke365 mailbox access removal",
+        ),
+    ] {
+        let data = tmp.path().join(fixture);
+        let out = revoke365(
+            &[
+                "run",
+                "--sandbox",
+                events(fixture).to_str().unwrap(),
+                "--user",
+                "john.smith@acmecorp.com",
+                "--company-id",
+                "acme",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+            &[],
+            tmp.path(),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{fixture}: {stderr}");
+        let result: Report = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(result.success, "{fixture}: {:?}", result.errors);
+        assert_eq!(result.removal_summary.total_permissions_removed, 8);
+        let note = std::fs::read_to_string(data.join(format!("{}.psa-note.txt", result.run_id)))
+            .unwrap_or_else(|e| panic!("{fixture}: the PSA note beside the audit: {e}"));
+        assert!(
+            note.contains(marker) && note.contains(&result.run_id),
+            "{fixture}: {note}"
+        );
+    }
+}
+
+/// `revoke365 check` on each PSA: the ticket's company, the company itself, and another
+/// company's ticket refused, the same way in every PSA.
+#[test]
+fn check_reads_the_ticket_and_the_company_in_every_psa() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (kind, name) in [("halo", "Acme Corp"), ("autotask", "Acme Corp")] {
+        let fixture = acme_variant(tmp.path(), &format!("{kind}.json"), |fx| {
+            fx["organization"]["psa_kind"] = json!(kind);
+            fx["organization"]["psa_company"] = json!(name);
+        });
+        let check = |extra: &[&str]| {
+            let mut args = vec![
+                "check",
+                "--sandbox",
+                fixture.to_str().unwrap(),
+                "--company-id",
+                "acme",
+            ];
+            args.extend_from_slice(extra);
+            revoke365(&args, &[], tmp.path())
+        };
+        let entry = |out: &Output, name: &str| {
+            check_entries(out)
+                .into_iter()
+                .find(|c| c["check"] == name)
+                .unwrap_or_else(|| panic!("{kind}: no {name} check"))
+        };
+        let own = check(&["--ticket", "48213"]);
+        assert_eq!(
+            own.status.code(),
+            Some(0),
+            "{kind}: {:?}",
+            check_entries(&own)
+        );
+        let company = check(&[]);
+        assert_eq!(company.status.code(), Some(0), "{kind}");
+        assert_eq!(entry(&company, "psa_company")["ok"], true, "{kind}");
+        let other = check(&["--ticket", "7001"]);
+        assert_eq!(other.status.code(), Some(2), "{kind}");
+        let refused = entry(&other, "psa_ticket");
+        assert_eq!(
+            refused["code"], "ticket_not_for_company",
+            "{kind}: {refused}"
+        );
+        assert!(
+            !refused.to_string().contains("GlobexCorp"),
+            "{kind}: another customer is never named: {refused}"
+        );
+    }
+
+    let none = acme_variant(tmp.path(), "none.json", |fx| {
+        fx["organization"]["psa_kind"] = json!("none");
+    });
+    let out = revoke365(
+        &[
+            "check",
+            "--sandbox",
+            none.to_str().unwrap(),
+            "--company-id",
+            "acme",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let psa = check_entries(&out)
+        .into_iter()
+        .find(|c| c["check"] == "psa_company")
+        .unwrap();
+    assert!(psa["detail"].as_str().unwrap().contains("no PSA"), "{psa}");
+}
+
+/// The TOML blocks of the README's PSAs section, each as a whole config: its `[psa.<kind>]`
+/// table and a company of that kind with the block's own ids. They load as printed.
+#[test]
+fn the_readme_psa_tables_load_as_printed() {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let start = readme.find("## PSAs").expect("a PSAs section");
+    let end = start + readme[start..].find("\n## The result").unwrap();
+    let section = &readme[start..end];
+    let blocks: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| &b[..b.find("```").unwrap()])
+        .collect();
+    assert_eq!(blocks.len(), 3, "one block per PSA with settings");
+    let tmp = tempfile::tempdir().unwrap();
+    for (block, kind) in blocks.iter().zip(["connectwise", "halo", "autotask"]) {
+        let (tables, company) = block.split_once("[[company]]").unwrap_or((block, ""));
+        // The block's company keys, completed with the ones every company needs.
+        let own_ids = company
+            .split_once(&format!("[company.{kind}]"))
+            .map(|(_, ids)| format!("[company.{kind}]{ids}"))
+            .unwrap_or_default();
+        let config = format!(
+            r#"[m365]
+client_id = "app"
+{tables}
+[[company]]
+company_id = "acme"
+company_name = "Acme Corp"
+tenant_id = "t"
+psa_kind = "{kind}"
+psa_company = "Acme Corp"
+m365_permission_ticket_board = "Service Desk"
+m365_permission_notification_recipients = ["secops@msp.example"]
+notification_sender = "automation@acmecorp.com"
+{own_ids}"#
+        );
+        let path = tmp.path().join(format!("{kind}.toml"));
+        std::fs::write(&path, &config).unwrap();
+        // `org list --config` reads the whole config file (every table checked).
+        let out = revoke365(
+            &["org", "list", "--config", path.to_str().unwrap()],
+            &[],
+            tmp.path(),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{kind}: {}\n{config}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -241,6 +241,102 @@ pub struct ConnectWiseCredentials {
     pub client_id: String,
 }
 
+/// HaloPSA: an API application with client credentials (Halo → Configuration → Integrations
+/// → HaloPSA API), and the ids new tickets and notes are made with.
+#[derive(Debug, Clone)]
+pub struct HaloSettings {
+    /// The authorisation server, e.g. `https://msp.halopsa.com/auth`.
+    pub auth_url: String,
+    /// The resource server, ending in `/api`, e.g. `https://msp.halopsa.com/api`.
+    pub api_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The `tenant` of a hosted instance (`?tenant=` on the token request); none on premises.
+    pub tenant: Option<String>,
+    /// Defaults of every company (a company's own `halo` ids win).
+    pub ids: crate::model::HaloIds,
+}
+
+/// Halo's "internal note" outcome when neither the company nor `[psa.halo]` names one (the
+/// value CIPP falls back to).
+pub const HALO_DEFAULT_OUTCOME_ID: u64 = 7;
+
+/// Autotask: an API-only user (username and secret) and the integration's tracking
+/// identifier, and the ids new tickets and notes are made with.
+#[derive(Debug, Clone)]
+pub struct AutotaskSettings {
+    /// Where the zone of the API user is looked up, e.g.
+    /// `https://webservices.autotask.net/atservicesrest`.
+    pub zone_url: String,
+    pub integration_code: Secret,
+    pub username: String,
+    pub secret: Secret,
+    /// Defaults of every company (a company's own `autotask` ids win).
+    pub ids: crate::model::AutotaskIds,
+}
+
+pub const AUTOTASK_ZONE_URL: &str = "https://webservices.autotask.net/atservicesrest";
+
+/// Where HaloPSA and Autotask are, for the functions (their template parameters); the
+/// credentials come from the secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PsaUrls {
+    pub halo_auth: Option<String>,
+    pub halo_api: Option<String>,
+    pub autotask_zone: Option<String>,
+}
+
+impl PsaUrls {
+    /// `REVOKE365_HALO_AUTH_URL`, `REVOKE365_HALO_API_URL`, `REVOKE365_AUTOTASK_ZONE_URL`.
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> PsaUrls {
+        let url = |var: &str| {
+            lookup(var)
+                .map(|v| v.trim().trim_end_matches('/').to_string())
+                .filter(|v| !v.is_empty())
+        };
+        PsaUrls {
+            halo_auth: url("REVOKE365_HALO_AUTH_URL"),
+            halo_api: url("REVOKE365_HALO_API_URL"),
+            autotask_zone: url("REVOKE365_AUTOTASK_ZONE_URL"),
+        }
+    }
+
+    /// Both PSAs as the simulator at `base` serves them.
+    pub fn all_at(base: &str) -> PsaUrls {
+        let base = base.trim_end_matches('/');
+        PsaUrls {
+            halo_auth: Some(format!("{base}/halo/auth")),
+            halo_api: Some(format!("{base}/halo/api")),
+            autotask_zone: Some(format!("{base}/atservicesrest")),
+        }
+    }
+
+    /// `accounts` with these URLs; HaloPSA is left out when its URLs are not set.
+    pub fn apply(&self, mut accounts: PsaAccounts) -> PsaAccounts {
+        accounts.halo = match (accounts.halo, &self.halo_auth, &self.halo_api) {
+            (Some(halo), Some(auth), Some(api)) => Some(HaloSettings {
+                auth_url: auth.clone(),
+                api_url: api.clone(),
+                ..halo
+            }),
+            _ => None,
+        };
+        if let (Some(autotask), Some(zone)) = (accounts.autotask.as_mut(), &self.autotask_zone) {
+            autotask.zone_url = zone.clone();
+        }
+        accounts
+    }
+}
+
+/// The PSAs an MSP works with; each company names its kind (`psa_kind`). A kind no company
+/// uses needs no credentials.
+#[derive(Debug, Clone, Default)]
+pub struct PsaAccounts {
+    pub connectwise: Option<ConnectWiseCredentials>,
+    pub halo: Option<HaloSettings>,
+    pub autotask: Option<AutotaskSettings>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

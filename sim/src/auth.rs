@@ -334,7 +334,7 @@ fn granted_roles(sim: &Sim, audience: Audience) -> Vec<&'static str> {
 }
 
 /// Parse an `application/x-www-form-urlencoded` body.
-fn parse_form(body: &[u8]) -> HashMap<String, String> {
+pub(crate) fn parse_form(body: &[u8]) -> HashMap<String, String> {
     fn decode(text: &str) -> String {
         let spaced = text.replace('+', " ");
         urlencoding::decode(&spaced).map_or_else(|_| spaced.clone(), Cow::into_owned)

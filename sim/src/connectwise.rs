@@ -114,6 +114,16 @@ impl Catalog {
             .collect()
     }
 
+    /// Every company the PSA knows, the organization's first (ids from 250).
+    pub fn companies(&self) -> &[Company] {
+        &self.companies
+    }
+
+    /// The organization's board, where new tickets of the other PSAs go.
+    pub fn own_board(&self) -> &Board {
+        &self.boards[0]
+    }
+
     fn board(&self, reference: &Reference) -> Option<&Board> {
         self.boards
             .iter()
@@ -388,14 +398,7 @@ async fn create_note(State(sim): State<Arc<Sim>>, Path(id): Path<String>, body: 
     let id = ticket_id(&id)?;
     let request: NewNote = parse(&body)?;
     let mut state = sim.state();
-    let next_note_id = state
-        .tickets
-        .values()
-        .flat_map(|t| &t.notes)
-        .map(|n| n.id)
-        .max()
-        .unwrap_or(0)
-        + 1;
+    let next_note_id = state.next_note_id();
     let ticket = state
         .tickets
         .get_mut(&id)
@@ -435,6 +438,7 @@ async fn create_note(State(sim): State<Arc<Sim>>, Path(id): Path<String>, body: 
         internal_analysis_flag: request.internal_analysis_flag,
         resolution_flag: request.resolution_flag,
         date_created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        ..Note::default()
     };
     ticket.notes.push(note.clone());
     Ok(json_response(StatusCode::CREATED, note))

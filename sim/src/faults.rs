@@ -42,6 +42,22 @@ const ENDPOINTS: &[&str] = &[
     "cw POST notes",
     "cw GET notes",
     "cw GET companies",
+    "halo POST token",
+    "halo POST tickets",
+    "halo GET tickets",
+    "halo GET ticket",
+    "halo POST actions",
+    "halo GET actions",
+    "halo GET clients",
+    "halo GET client",
+    "autotask GET zoneInformation",
+    "autotask POST tickets",
+    "autotask GET tickets query",
+    "autotask GET ticket",
+    "autotask POST notes",
+    "autotask GET notes",
+    "autotask GET companies query",
+    "autotask GET company",
 ];
 
 /// Is `name` an endpoint key (case-insensitive)?
@@ -209,6 +225,11 @@ async fn scripted(sim: &Sim, arrival: &Arrival, request: Request, next: Next) ->
         FaultAnswer::Error500 => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         FaultAnswer::BadGateway => gateway(StatusCode::BAD_GATEWAY),
         FaultAnswer::GatewayTimeout => gateway(StatusCode::GATEWAY_TIMEOUT),
+        FaultAnswer::TooManyRequests => throttled(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            retry_after,
+        ),
         FaultAnswer::Unavailable => throttled(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailable",

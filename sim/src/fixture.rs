@@ -312,8 +312,13 @@ pub struct SimSettings {
     pub missing_roles: Vec<String>,
     /// The token endpoint rejects the app's credentials (401 `invalid_client`).
     pub m365_credentials_rejected: bool,
-    /// ConnectWise rejects the API member's keys (401 on every call).
+    /// The PSA rejects the credentials (401 on every call: ConnectWise's keys, HaloPSA's
+    /// client secret, Autotask's API user).
     pub psa_credentials_rejected: bool,
+    /// HaloPSA is hosted: the token request must carry `?tenant=` with this value.
+    pub halo_tenant: Option<String>,
+    /// Autotask's settings require a title on every ticket note.
+    pub autotask_note_title_required: bool,
 }
 
 /// A scripted fault: the first `times` requests to `endpoint` (a `requests`
@@ -356,6 +361,9 @@ pub enum FaultAnswer {
     /// A gateway's 504 with an HTML body; no effect.
     #[serde(rename = "504")]
     GatewayTimeout,
+    /// 429 with `Retry-After` (a PSA's request budget spent); no effect.
+    #[serde(rename = "429")]
+    TooManyRequests,
     /// Status 500 (default), `text/plain` "The request was throttled: ..."; no effect.
     #[serde(rename = "concurrent_text")]
     ConcurrentText,
@@ -380,6 +388,7 @@ impl FaultAnswer {
             FaultAnswer::BadGateway => "502",
             FaultAnswer::Unavailable => "503",
             FaultAnswer::GatewayTimeout => "504",
+            FaultAnswer::TooManyRequests => "429",
             FaultAnswer::ConcurrentText => "concurrent_text",
             FaultAnswer::UnavailableAfterWrite => "503_after_write",
             FaultAnswer::GatewayTimeoutAfterWrite => "504_after_write",
@@ -416,6 +425,8 @@ impl Default for SimSettings {
             missing_roles: Vec::new(),
             m365_credentials_rejected: false,
             psa_credentials_rejected: false,
+            halo_tenant: None,
+            autotask_note_title_required: false,
         }
     }
 }

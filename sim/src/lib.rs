@@ -4,6 +4,7 @@
 //! share one base URL. See `sim/README.md`.
 
 mod auth;
+pub mod autotask;
 mod batch;
 mod cmdlets;
 mod connectwise;
@@ -12,6 +13,7 @@ mod exo;
 mod faults;
 pub mod fixture;
 mod graph;
+pub mod halopsa;
 pub mod snapshot;
 mod state;
 mod wire;
@@ -50,6 +52,45 @@ pub struct SimOptions {
     pub client_secret: Option<String>,
     /// If set, ConnectWise requests must carry this private key.
     pub cw_private_key: Option<String>,
+    /// If set, the HaloPSA token endpoint requires this client secret.
+    pub halo_client_secret: Option<String>,
+    /// If set, Autotask requests must carry this `Secret` header.
+    pub autotask_secret: Option<String>,
+    /// If set, the only Autotask API user (zone lookup and `UserName`); otherwise any
+    /// address is one.
+    pub autotask_username: Option<String>,
+}
+
+/// Bearer tokens the simulated HaloPSA issued.
+#[derive(Default)]
+pub(crate) struct PsaTokens {
+    issued: Mutex<std::collections::HashSet<String>>,
+}
+
+impl PsaTokens {
+    pub fn issue(&self) -> String {
+        let token: String = (0..24).map(|_| fastrand::alphanumeric()).collect();
+        self.issued
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(token.clone());
+        token
+    }
+
+    pub fn valid(&self, token: &str) -> bool {
+        self.issued
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(token.strip_prefix("halo-").unwrap_or(token))
+    }
+
+    /// Every token issued so far stops working (a revoked API application session).
+    pub fn revoke_all(&self) {
+        self.issued
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
 }
 
 /// A running simulator. Dropping the handle stops the server as well.
@@ -112,6 +153,11 @@ impl SimHandle {
         Ok(())
     }
 
+    /// Every HaloPSA token issued so far is refused from now on (the client must fetch a new one).
+    pub fn revoke_halo_tokens(&self) {
+        self.sim.psa_tokens.revoke_all();
+    }
+
     /// Stop accepting requests and wait for the server task to end.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
@@ -170,6 +216,7 @@ pub(crate) struct Sim {
     pub settings: SimSettings,
     pub options: SimOptions,
     pub psa: Catalog,
+    pub psa_tokens: PsaTokens,
     pub faults: Faults,
     state: Mutex<TenantState>,
     tokens: Mutex<Tokens>,
@@ -196,6 +243,7 @@ impl Sim {
             persisted: Mutex::new(Vec::new()),
             directory,
             psa,
+            psa_tokens: PsaTokens::default(),
             options,
             settings: fixture.sim,
         }
@@ -300,6 +348,8 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .merge(graph::routes(&sim))
         .merge(exo::routes(&sim))
         .merge(connectwise::routes(&sim))
+        .merge(halopsa::routes(&sim))
+        .merge(autotask::routes(&sim))
         .route("/_sim/state", get(state_handler))
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(sim.clone(), persist))

@@ -1,4 +1,5 @@
-//! `revoke365-sim --fixture FILE [--port N] [--client-secret S] [--cw-private-key K]`
+//! `revoke365-sim --fixture FILE [--port N] [--client-secret S] [--cw-private-key K]
+//!  [--halo-client-secret S] [--autotask-secret S] [--autotask-username U]`
 //!
 //! Serves the simulator until killed; the first stdout line is
 //! `listening on http://127.0.0.1:PORT`.
@@ -9,8 +10,7 @@ use std::process::ExitCode;
 
 use revoke365_sim::{start_on_port, Fixture, SimOptions};
 
-const USAGE: &str =
-    "usage: revoke365-sim --fixture FILE [--port N] [--client-secret S] [--cw-private-key K]";
+const USAGE: &str = "usage: revoke365-sim --fixture FILE [--port N] [--client-secret S] [--cw-private-key K] [--halo-client-secret S] [--autotask-secret S] [--autotask-username U]";
 
 struct Args {
     fixture: PathBuf,
@@ -31,6 +31,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--client-secret" => options.client_secret = Some(value()?),
             "--cw-private-key" => options.cw_private_key = Some(value()?),
+            "--halo-client-secret" => options.halo_client_secret = Some(value()?),
+            "--autotask-secret" => options.autotask_secret = Some(value()?),
+            "--autotask-username" => options.autotask_username = Some(value()?),
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument '{other}'\n{USAGE}")),
         }

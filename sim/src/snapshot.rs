@@ -76,8 +76,10 @@ pub struct RecipientSnapshot {
     pub send_as: Vec<SendAsGrant>,
 }
 
-/// A ConnectWise ticket note, in the ConnectWise wire shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A ticket note, in the ConnectWise wire shape; a HaloPSA action or an Autotask note is
+/// kept in it too (`text` is Halo's `note_html`, Autotask's `description`), with the fields
+/// only those PSAs have.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Note {
     pub id: u64,
@@ -87,6 +89,19 @@ pub struct Note {
     pub internal_analysis_flag: bool,
     pub resolution_flag: bool,
     pub date_created: String,
+    /// HaloPSA: the action's outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome_id: Option<u64>,
+    /// HaloPSA: `hiddenfromuser`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_from_user: Option<bool>,
+    /// Autotask: the note's title, `noteType` and `publish`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note_type: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -104,6 +104,16 @@ fn send_as_ace(directory: &Directory, entry: &SendAsEntry) -> SendAsAce {
 }
 
 impl TenantState {
+    /// The id the next ticket note (of any PSA) gets.
+    pub fn next_note_id(&self) -> u64 {
+        self.tickets
+            .values()
+            .flat_map(|t| &t.notes)
+            .map(|n| n.id)
+            .max()
+            .unwrap_or(0)
+            + 1
+    }
     pub fn new(
         fixture: &Fixture,
         directory: &Directory,

@@ -26,6 +26,15 @@ pub fn revoke365(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
         "REVOKE365_PSA_URL",
         "REVOKE365_M365_CLIENT_SECRET",
         "REVOKE365_NAME_PREFIX",
+        "REVOKE365_HALO_AUTH_URL",
+        "REVOKE365_HALO_API_URL",
+        "REVOKE365_HALO_CLIENT_ID",
+        "REVOKE365_HALO_CLIENT_SECRET",
+        "REVOKE365_HALO_TENANT",
+        "REVOKE365_AUTOTASK_ZONE_URL",
+        "REVOKE365_AUTOTASK_INTEGRATION_CODE",
+        "REVOKE365_AUTOTASK_USERNAME",
+        "REVOKE365_AUTOTASK_SECRET",
     ] {
         cmd.env_remove(var);
     }

@@ -1,14 +1,17 @@
 //! Builds the real HTTP clients for a company from its org settings. The HTTP core (one
 //! reqwest client, token cache, per-tenant limits) is shared, so connecting again is cheap.
 
+use super::autotask::AutotaskClient;
 use super::connectwise::ConnectWiseClient;
 use super::exchange::ExchangeClient;
 use super::graph::GraphClient;
+use super::halopsa::HaloClient;
 use super::http::HttpCore;
-use crate::config::{AppCredentials, ConnectWiseCredentials, Recheck, Secret, ServiceUrls};
+use super::no_psa::NoPsa;
+use crate::config::{AppCredentials, PsaAccounts, Recheck, Secret, ServiceUrls};
 use crate::error::StepError;
 use crate::model::{OrgSettings, PsaKind};
-use crate::ports::{Connections, Connector};
+use crate::ports::{Connections, Connector, Psa};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -17,7 +20,8 @@ pub struct HttpConnector {
     pub urls: ServiceUrls,
     pub m365_client_id: String,
     pub m365_client_secret: Secret,
-    pub connectwise: ConnectWiseCredentials,
+    /// The PSAs' credentials and default ids; each company names its kind.
+    pub psa: PsaAccounts,
     pub recheck: Recheck,
     /// How long one discovery shard should take (shards are sized from it).
     pub shard_time: std::time::Duration,
@@ -40,13 +44,7 @@ impl Connector for HttpConnector {
             creds.clone(),
         ));
         let exchange = Arc::new(ExchangeClient::new(self.core.clone(), &self.urls, creds));
-        let psa = match org.psa_kind {
-            PsaKind::Connectwise => Arc::new(ConnectWiseClient::new(
-                self.core.clone(),
-                &self.urls.psa,
-                self.connectwise.clone(),
-            )),
-        };
+        let psa = self.psa_client(org)?;
         Ok(Connections {
             directory: graph.clone(),
             exchange,
@@ -59,5 +57,74 @@ impl Connector for HttpConnector {
                 Arc::new(move || core.shard_size(&tenant, target))
             },
         })
+    }
+}
+
+impl HttpConnector {
+    /// The client of the PSA the company names, with its own ids over the defaults.
+    fn psa_client(&self, org: &OrgSettings) -> Result<Arc<dyn Psa>, StepError> {
+        let unset = |what: &str| {
+            StepError::Permanent(format!(
+                "company '{}' uses {} (psa_kind), but no {what} account is configured (its credentials, and on AWS its URLs)",
+                org.company_id,
+                org.psa_kind.label()
+            ))
+        };
+        let core = self.core.clone();
+        Ok(match org.psa_kind {
+            PsaKind::Connectwise => {
+                let creds = self
+                    .psa
+                    .connectwise
+                    .clone()
+                    .ok_or_else(|| unset("ConnectWise"))?;
+                Arc::new(ConnectWiseClient::new(core, &self.urls.psa, creds))
+            }
+            PsaKind::Halo => {
+                let settings = self.psa.halo.as_ref().ok_or_else(|| unset("HaloPSA"))?;
+                Arc::new(HaloClient::new(core, settings, org.halo.as_ref()))
+            }
+            PsaKind::Autotask => {
+                let settings = self
+                    .psa
+                    .autotask
+                    .as_ref()
+                    .ok_or_else(|| unset("Autotask"))?;
+                Arc::new(AutotaskClient::new(core, settings, org.autotask.as_ref()))
+            }
+            PsaKind::None => Arc::new(NoPsa),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HttpSettings;
+
+    #[tokio::test]
+    async fn a_company_whose_psa_has_no_account_is_refused_naming_the_psa() {
+        let connector = HttpConnector {
+            core: HttpCore::new(HttpSettings::default()).unwrap(),
+            urls: ServiceUrls::all_at("http://127.0.0.1:9"),
+            m365_client_id: "app".into(),
+            m365_client_secret: Secret::new("s"),
+            psa: PsaAccounts::default(),
+            recheck: Recheck::default(),
+            shard_time: DEFAULT_SHARD_TIME,
+        };
+        let mut org = OrgSettings::from_fixture(&serde_json::json!({
+            "tenant_id": "t",
+            "organization": {"company_id": "acme", "company_name": "Acme", "psa_kind": "halo",
+                "m365_permission_ticket_board": "b", "notification_sender": "it@acme.example"}
+        }))
+        .unwrap();
+        let refused = connector.connect(&org).await.err().expect("refused");
+        assert!(refused.to_string().contains("HaloPSA"), "{refused}");
+        org.psa_kind = PsaKind::None;
+        assert!(
+            connector.connect(&org).await.is_ok(),
+            "no PSA needs no account"
+        );
     }
 }

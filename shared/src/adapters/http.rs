@@ -23,6 +23,9 @@ pub struct HttpCore {
     budgets: Budgets,
     graph_mailboxes: KeyedLimits,
     waits: Mutex<HashMap<&'static str, Instant>>,
+    /// What PSA clients learn once and reuse across connections (a HaloPSA token, an
+    /// Autotask zone), until the instant stored with it.
+    sessions: Mutex<HashMap<String, (Secret, Instant)>>,
 }
 
 /// Whether a request may be sent again after it may have reached the service.
@@ -270,11 +273,33 @@ impl HttpCore {
             budgets: Budgets::default(),
             graph_mailboxes: KeyedLimits::new(GRAPH_MAILBOX_CONCURRENCY),
             waits: Mutex::default(),
+            sessions: Mutex::default(),
         }))
     }
 
     pub fn settings(&self) -> &HttpSettings {
         &self.settings
+    }
+
+    /// A value a client kept under `key` with [`HttpCore::remember`], while it is still good.
+    pub fn remembered(&self, key: &str) -> Option<Secret> {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions
+            .get(key)
+            .filter(|(_, until)| Instant::now() < *until)
+            .map(|(value, _)| value.clone())
+    }
+
+    /// Keeps `value` under `key` for `lifetime` (clients built later in this process reuse it).
+    pub fn remember(&self, key: &str, value: Secret, lifetime: Duration) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.insert(key.to_string(), (value, Instant::now() + lifetime));
+    }
+
+    /// Drops what is kept under `key` (a token the service refused, a zone that moved).
+    pub fn forget(&self, key: &str) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.remove(key);
     }
 
     /// A bearer token for `scope`, from the cache or fetched once for all concurrent callers.

@@ -1,5 +1,6 @@
 //! Adapters: each implements ports for one external system or one embedded backend.
 
+pub mod autotask;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod budget;
@@ -7,9 +8,11 @@ pub mod connect;
 pub mod connectwise;
 pub mod exchange;
 pub mod graph;
+pub mod halopsa;
 pub mod http;
 pub mod m365;
 pub mod memory_queue;
+pub mod no_psa;
 pub mod page_token;
 pub mod sqlite_store;
 pub mod token;

@@ -8,7 +8,7 @@ use crate::adapters::aws::secrets::{SecretConnector, SecretsProvider};
 use crate::adapters::aws::sqs::SqsQueue;
 use crate::adapters::aws::tenant_budget::TenantBudgets;
 use crate::adapters::connect::DEFAULT_SHARD_TIME;
-use crate::config::{HttpSettings, ServiceUrls};
+use crate::config::{HttpSettings, PsaUrls, ServiceUrls};
 use crate::error::StepError;
 use crate::messages::{ScheduledJob, ScheduledMessage, StepMessage};
 use crate::model::RunId;
@@ -73,7 +73,9 @@ impl StepDeps {
             aws_sdk_dynamodb::Client::new(&config),
             names.runs_table.clone(),
         );
+        let psa_urls = PsaUrls::from_env(|k| std::env::var(k).ok());
         let connector = SecretConnector::new(http_settings_from_env(), urls, secrets, shard_time)
+            .with_psa_urls(psa_urls)
             .with_shared_budgets(budgets);
         let max_receive_count = env_number("REVOKE365_MAX_RECEIVE_COUNT")
             .map(|n| n as u32)

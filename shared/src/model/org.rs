@@ -3,23 +3,110 @@
 use super::{validate_company_id, InvalidRequest, PermissionType};
 use serde::{Deserialize, Serialize};
 
+/// Which PSA a company's tickets live in. An MSP may keep customers in several PSAs (moving
+/// them over time), so each company names its own; `none` means no ticket at all: the report
+/// goes by email and into the result only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PsaKind {
     #[default]
     Connectwise,
+    Halo,
+    Autotask,
+    None,
 }
 
 impl PsaKind {
-    /// Why `ticket_id` cannot be a ticket of this PSA, if it cannot: checked at intake and
-    /// again by the client before any call.
-    pub fn ticket_id_error(self, ticket_id: &str) -> Option<String> {
+    /// The PSA's name as people know it.
+    pub fn label(self) -> &'static str {
         match self {
-            PsaKind::Connectwise => {
-                let numeric = ticket_id.bytes().all(|b| b.is_ascii_digit())
-                    && ticket_id.parse::<u64>().is_ok();
-                (!numeric).then(|| format!("'{ticket_id}' is not a ConnectWise ticket number; expected digits only, e.g. 48213"))
-            }
+            PsaKind::Connectwise => "ConnectWise",
+            PsaKind::Halo => "HaloPSA",
+            PsaKind::Autotask => "Autotask",
+            PsaKind::None => "no PSA",
+        }
+    }
+
+    /// Whether this company's reports go to a PSA ticket.
+    pub fn has_tickets(self) -> bool {
+        self != PsaKind::None
+    }
+
+    /// Why `ticket_id` cannot be a ticket of this PSA, if it cannot: checked at intake and
+    /// again by the client before any call. Ticket ids are integers in all three PSAs.
+    pub fn ticket_id_error(self, ticket_id: &str) -> Option<String> {
+        if self == PsaKind::None {
+            return Some(format!(
+                "this company has no PSA (psa_kind = \"none\"), so no ticket can be named ('{ticket_id}'); leave ticket_id out: the report goes by email and into the result"
+            ));
+        }
+        let numeric =
+            ticket_id.bytes().all(|b| b.is_ascii_digit()) && ticket_id.parse::<u64>().is_ok();
+        (!numeric).then(|| {
+            format!(
+                "'{ticket_id}' is not a {} ticket number; expected digits only, e.g. 48213",
+                self.label()
+            )
+        })
+    }
+}
+
+/// A company's HaloPSA ids (each over the `[psa.halo]` default when set).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaloIds {
+    /// The client's site for new tickets (Halo's `site_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tickettype_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_id: Option<u64>,
+    /// The outcome of the note's action: Halo refuses an action without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome_id: Option<u64>,
+}
+
+impl HaloIds {
+    /// These ids, each falling back to `default`'s.
+    pub fn over(&self, default: &HaloIds) -> HaloIds {
+        HaloIds {
+            site_id: self.site_id.or(default.site_id),
+            tickettype_id: self.tickettype_id.or(default.tickettype_id),
+            priority_id: self.priority_id.or(default.priority_id),
+            outcome_id: self.outcome_id.or(default.outcome_id),
+        }
+    }
+}
+
+/// A company's Autotask ids (each over the `[psa.autotask]` default when set).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutotaskIds {
+    /// The queue new tickets go to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_id: Option<u64>,
+    /// Picklist values of a new ticket's `status` and `priority`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u64>,
+    /// Picklist values of a note's `noteType` and `publish` (who may see it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note_type: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<u64>,
+}
+
+impl AutotaskIds {
+    /// These ids, each falling back to `default`'s.
+    pub fn over(&self, default: &AutotaskIds) -> AutotaskIds {
+        AutotaskIds {
+            queue_id: self.queue_id.or(default.queue_id),
+            status: self.status.or(default.status),
+            priority: self.priority.or(default.priority),
+            note_type: self.note_type.or(default.note_type),
+            publish: self.publish.or(default.publish),
         }
     }
 }
@@ -32,10 +119,18 @@ pub struct OrgSettings {
     pub company_id: String,
     pub company_name: String,
     pub tenant_id: String,
-    /// The PSA's identifier of the company (ConnectWise `company.identifier`).
+    /// The PSA's identifier of the company: ConnectWise `company.identifier`, a HaloPSA
+    /// client or an Autotask company (its numeric id, or its name). None for `psa_kind = "none"`.
+    #[serde(default)]
     pub psa_company: String,
     #[serde(default)]
     pub psa_kind: PsaKind,
+    /// This company's HaloPSA ids, over the `[psa.halo]` defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halo: Option<HaloIds>,
+    /// This company's Autotask ids, over the `[psa.autotask]` defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autotask: Option<AutotaskIds>,
     pub m365_permission_ticket_board: String,
     #[serde(default)]
     pub m365_permission_removal_scope: Vec<PermissionType>,
@@ -87,7 +182,6 @@ impl OrgSettings {
         for (field, value) in [
             ("company_name", &self.company_name),
             ("tenant_id", &self.tenant_id),
-            ("psa_company", &self.psa_company),
             (
                 "m365_permission_ticket_board",
                 &self.m365_permission_ticket_board,
@@ -101,7 +195,27 @@ impl OrgSettings {
                 ));
             }
         }
+        // A company without a PSA has no company there to name.
+        if self.psa_kind.has_tickets() && self.psa_company.trim().is_empty() {
+            return Err(InvalidRequest::new(
+                "psa_company",
+                format!(
+                    "must not be empty (company '{}', whose tickets are in {}; psa_kind = \"none\" for no PSA)",
+                    self.company_id,
+                    self.psa_kind.label()
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// Where this company's new tickets go, in words: ConnectWise's board, or the PSA (HaloPSA
+    /// and Autotask place them by the configured ids).
+    pub fn new_ticket_place(&self) -> String {
+        match self.psa_kind {
+            PsaKind::Connectwise => format!("on board '{}'", self.m365_permission_ticket_board),
+            kind => format!("in {}", kind.label()),
+        }
     }
 
     /// Whether a report may be mailed to `address`: its domain is the sender's or one of
@@ -144,5 +258,56 @@ impl OrgSettings {
             obj.insert("psa_company".into(), id);
         }
         serde_json::from_value(org).map_err(|e| format!("'organization': {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_psa_takes_integer_ticket_ids_and_none_takes_no_ticket() {
+        for kind in [PsaKind::Connectwise, PsaKind::Halo, PsaKind::Autotask] {
+            assert_eq!(kind.ticket_id_error("48213"), None, "{kind:?}");
+            let error = kind.ticket_id_error("T-1").unwrap();
+            assert!(error.contains(kind.label()), "{error}");
+        }
+        let error = PsaKind::None.ticket_id_error("48213").unwrap();
+        assert!(error.contains("no PSA"), "{error}");
+    }
+
+    #[test]
+    fn a_companys_own_ids_win_over_the_defaults_one_by_one() {
+        let default = HaloIds {
+            outcome_id: Some(7),
+            site_id: Some(1),
+            ..HaloIds::default()
+        };
+        let own = HaloIds {
+            outcome_id: Some(12),
+            ..HaloIds::default()
+        };
+        let merged = own.over(&default);
+        assert_eq!((merged.outcome_id, merged.site_id), (Some(12), Some(1)));
+        let queue = AutotaskIds {
+            queue_id: Some(8),
+            ..AutotaskIds::default()
+        };
+        assert_eq!(AutotaskIds::default().over(&queue).queue_id, Some(8));
+    }
+
+    #[test]
+    fn kinds_are_named_in_snake_case() {
+        let kinds: Vec<PsaKind> =
+            serde_json::from_str(r#"["connectwise","halo","autotask","none"]"#).unwrap();
+        assert_eq!(
+            kinds,
+            [
+                PsaKind::Connectwise,
+                PsaKind::Halo,
+                PsaKind::Autotask,
+                PsaKind::None
+            ]
+        );
     }
 }

@@ -139,6 +139,10 @@ pub struct Report {
     /// allows reports to go to (`report_domains`, the sender's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_mailed: Vec<String>,
+    /// Why no ticket or note was written, when the company has no PSA (`psa_kind = "none"`):
+    /// the report went by email and is here. Not an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_ticket: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -472,6 +476,7 @@ impl Report {
             scope,
             residual_access,
             not_mailed: Vec::new(),
+            no_ticket: None,
         }
     }
 

@@ -439,6 +439,8 @@ fn facts(report: &Report) -> Vec<(&'static str, String)> {
     ];
     if let Some(t) = &report.ticket_id {
         facts.push(("Ticket", one_line(t)));
+    } else if report.no_ticket.is_some() {
+        facts.push(("Ticket", "none: this company has no PSA".to_string()));
     }
     for (label, value) in report.request_context.lines() {
         facts.push((label, one_line(value)));

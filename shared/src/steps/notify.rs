@@ -22,6 +22,8 @@ pub(crate) trait Told {
     fn set_ticket_id(&mut self, id: String);
     fn add_error(&mut self, error: String);
     fn not_mailed(&mut self, address: String);
+    /// The company has no PSA: say so (not an error).
+    fn no_ticket(&mut self, _why: String) {}
     fn note_text(&self) -> String;
     fn mail(&self, from: &str, to: Vec<String>) -> OutgoingMail;
 }
@@ -38,6 +40,9 @@ impl Told for Report {
     }
     fn not_mailed(&mut self, address: String) {
         self.not_mailed.push(address);
+    }
+    fn no_ticket(&mut self, why: String) {
+        self.no_ticket = Some(why);
     }
     fn note_text(&self) -> String {
         render::text_report(self)
@@ -71,12 +76,46 @@ pub(crate) async fn deliver_report(
         info!("dry run: no ticket, note or email (the request did not ask for them)");
         return Ok(());
     }
+    if org.psa_kind.has_tickets() {
+        ticket_report(store, notify, org, run, report).await?;
+    } else {
+        info!(company_id = %org.company_id, "no PSA: no ticket or note, the report goes by email");
+        report.no_ticket(no_psa(org));
+    }
+    let (to, left_out) = recipients(org, run);
+    if let Some(address) = left_out {
+        report.not_mailed(address);
+    }
+    let mail = report.mail(&org.notification_sender, to);
+    if let Err(e) = mail_once(store, notify, run, mail).await? {
+        report.add_error(e);
+    }
+    Ok(())
+}
+
+/// Why a company's report goes to no ticket.
+fn no_psa(org: &OrgSettings) -> String {
+    format!(
+        "company '{}' has no PSA (psa_kind = \"none\"): no ticket or note was written; the report went by email",
+        org.company_id
+    )
+}
+
+/// The report as a note on the run's ticket (the named one when it is this company's, else
+/// a new one).
+async fn ticket_report(
+    store: &dyn RunStore,
+    notify: Notify<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    report: &mut impl Told,
+) -> Result<(), StepError> {
     let given = report.ticket_id();
     let choice = target_ticket(store, notify, org, run, given.as_deref()).await?;
     if let Some(why) = &choice.passed_over {
         report.add_error(format!(
-            "{why}: the report goes to a new ticket on board '{}' instead",
-            org.m365_permission_ticket_board
+            "{why}: the report goes to a new ticket {} instead",
+            org.new_ticket_place()
         ));
     }
     match &choice.ticket {
@@ -88,14 +127,6 @@ pub(crate) async fn deliver_report(
             }
         }
         Err(e) => report.add_error(choice.describe(e)),
-    }
-    let (to, left_out) = recipients(org, run);
-    if let Some(address) = left_out {
-        report.not_mailed(address);
-    }
-    let mail = report.mail(&org.notification_sender, to);
-    if let Err(e) = mail_once(store, notify, run, mail).await? {
-        report.add_error(e);
     }
     Ok(())
 }
@@ -146,23 +177,10 @@ pub async fn notify_failure(
     };
     let text = render::failure_text(run, org, failure, &removed);
     let mut problems = Vec::new();
-    match target_ticket(store, notify, org, run, run.request.ticket_id.as_deref()).await {
-        Ok(choice) => {
-            if let Some(why) = &choice.passed_over {
-                warn!(run_id = %run.run_id, reason = %why, "failure note goes to a new ticket");
-            }
-            match &choice.ticket {
-                Ok(id) => match note_once(store, notify, run, id, &text).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => problems.push(format!(
-                        "failure note could not be added to ticket {id}: {e}"
-                    )),
-                    Err(e) => problems.push(format!("failure note on ticket {id}: {e}")),
-                },
-                Err(e) => problems.push(format!("failure note: {}", choice.describe(e))),
-            }
-        }
-        Err(e) => problems.push(format!("failure ticket: {e}")),
+    if !org.psa_kind.has_tickets() {
+        info!(run_id = %run.run_id, "{}", no_psa(org));
+    } else {
+        failure_note(store, notify, org, run, &text, &mut problems).await;
     }
     let mail = OutgoingMail {
         from: org.notification_sender.clone(),
@@ -180,6 +198,36 @@ pub async fn notify_failure(
         error!(run_id = %run.run_id, problem = %p, "the failure of a run could not be notified");
     }
     problems
+}
+
+/// The failure note on the run's ticket (a new one when it had none, or named another
+/// company's); what could not be written goes to `problems`.
+async fn failure_note(
+    store: &dyn RunStore,
+    notify: Notify<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    text: &str,
+    problems: &mut Vec<String>,
+) {
+    match target_ticket(store, notify, org, run, run.request.ticket_id.as_deref()).await {
+        Ok(choice) => {
+            if let Some(why) = &choice.passed_over {
+                warn!(run_id = %run.run_id, reason = %why, "failure note goes to a new ticket");
+            }
+            match &choice.ticket {
+                Ok(id) => match note_once(store, notify, run, id, text).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => problems.push(format!(
+                        "failure note could not be added to ticket {id}: {e}"
+                    )),
+                    Err(e) => problems.push(format!("failure note on ticket {id}: {e}")),
+                },
+                Err(e) => problems.push(format!("failure note: {}", choice.describe(e))),
+            }
+        }
+        Err(e) => problems.push(format!("failure ticket: {e}")),
+    }
 }
 
 /// Where a run's report or failure note goes.

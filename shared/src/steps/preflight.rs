@@ -327,6 +327,14 @@ pub async fn preflight(tenant: Tenant<'_>, notify: Notify<'_>, subject: &Subject
     }
     checks.push(recipients_check(org, subject.requestor.as_deref()));
     checks.push(match subject.ticket_id {
+        _ if !org.psa_kind.has_tickets() => Check::ok(
+            "psa_company",
+            Area::Psa,
+            format!(
+                "company '{}' has no PSA (psa_kind = \"none\"): no ticket is made, the report goes by email",
+                org.company_id
+            ),
+        ),
         Some(ticket) => ticket_check(notify, org, ticket).await,
         None => company_check(notify, org).await,
     });
@@ -614,8 +622,10 @@ async fn company_check(notify: Notify<'_>, org: &OrgSettings) -> Check {
             NAME,
             Area::Psa,
             format!(
-                "{} ({}) exists; a ticket will be created on board '{}'",
-                company.identifier, company.name, org.m365_permission_ticket_board
+                "{} ({}) exists; a ticket will be created {}",
+                company.identifier,
+                company.name,
+                org.new_ticket_place()
             ),
         ),
         Ok(None) => Check::problem(

@@ -5,20 +5,22 @@
 //! deadline, and deletes or releases each message by the handler's answer. No in-memory
 //! adapter is linked here.
 
-use crate::kit::{CLIENT_SECRET, CW_PRIVATE_KEY};
+use crate::kit::{
+    AUTOTASK_SECRET, AUTOTASK_USERNAME, CLIENT_SECRET, CW_PRIVATE_KEY, HALO_CLIENT_SECRET,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use revoke365::adapters::aws::provision::{provision, Options};
 use revoke365::adapters::aws::resources::{resources, AwsNames};
 use revoke365::adapters::aws::secrets::{SecretConnector, SecretsProvider};
 use revoke365::adapters::aws::tenant_budget::TenantBudgets;
-use revoke365::config::{HttpSettings, ServiceUrls};
+use revoke365::config::{HttpSettings, PsaUrls, ServiceUrls};
 use revoke365::lambda::intake::{handle_intake_event, IntakeDeps};
 use revoke365::lambda::steps::{handle_step_records, StepDeps};
 use revoke365::lambda::SqsEvent;
 use revoke365::model::OrgSettings;
 use revoke365::steps::Deadline;
-use revoke365_sim::{SimHandle, SimOptions};
+use revoke365_sim::SimHandle;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -117,6 +119,7 @@ async fn step_deps(
         SecretsProvider::new(sm.clone(), names.secret_id.clone()),
         shard_time,
     )
+    .with_psa_urls(PsaUrls::all_at(base_url))
     .with_shared_budgets(TenantBudgets::new(
         aws_sdk_dynamodb::Client::new(config),
         names.runs_table.clone(),
@@ -129,7 +132,10 @@ async fn step_deps(
 /// The secret the test deployments hold.
 pub fn secret_json(client_secret: &str) -> Value {
     json!({"m365_client_id": "lambda-app", "m365_client_secret": client_secret, "cw_company": "msp",
-        "cw_public_key": "pub", "cw_private_key": CW_PRIVATE_KEY, "cw_client_id": "11111111-2222-3333-4444-555555555555"})
+        "cw_public_key": "pub", "cw_private_key": CW_PRIVATE_KEY, "cw_client_id": "11111111-2222-3333-4444-555555555555",
+        "halo_client_id": "lambda-app", "halo_client_secret": HALO_CLIENT_SECRET,
+        "autotask_integration_code": "LAMBDA", "autotask_username": AUTOTASK_USERNAME,
+        "autotask_secret": AUTOTASK_SECRET})
 }
 
 impl Env {
@@ -190,10 +196,7 @@ impl Env {
         let org = OrgSettings::from_fixture(&fixture).unwrap();
         let sim = revoke365_sim::start(
             revoke365_sim::Fixture::from_json(&fixture.to_string()).unwrap(),
-            SimOptions {
-                client_secret: Some(CLIENT_SECRET.into()),
-                cw_private_key: Some(CW_PRIVATE_KEY.into()),
-            },
+            crate::kit::sim_options(),
         )
         .await
         .unwrap();

@@ -28,6 +28,7 @@ async fn start(psa_fail: bool, private_key: &str) -> (SimHandle, ConnectWiseClie
     let options = SimOptions {
         client_secret: None,
         cw_private_key: Some(PRIVATE_KEY.into()),
+        ..Default::default()
     };
     let sim = revoke365_sim::start(fixture(psa_fail), options)
         .await

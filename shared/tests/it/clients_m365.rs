@@ -71,6 +71,7 @@ async fn sandbox_with(secret_in_sim: Option<&str>, secret_in_client: &str) -> Sa
     let options = SimOptions {
         client_secret: secret_in_sim.map(str::to_string),
         cw_private_key: None,
+        ..Default::default()
     };
     let sim = revoke365_sim::start(fixture, options)
         .await

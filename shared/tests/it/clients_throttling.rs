@@ -39,6 +39,7 @@ async fn start(
         SimOptions {
             client_secret: None,
             cw_private_key: None,
+            ..Default::default()
         },
     )
     .await

@@ -1,16 +1,16 @@
 //! A tenant simulator on loopback, the real HTTP clients pointed at it, and the embedded
 //! queue and store: the whole engine on one machine, as the CLI runs it.
 
-use crate::kit::{fast_recheck, CLIENT_SECRET, CW_PRIVATE_KEY};
+use crate::kit::{fast_recheck, sim_options, CLIENT_SECRET};
 use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
 use revoke365::adapters::http::HttpCore;
 use revoke365::adapters::memory_queue::MemoryQueue;
 use revoke365::adapters::sqlite_store::SqliteRunStore;
-use revoke365::config::{ConnectWiseCredentials, HttpSettings, Recheck, Secret, ServiceUrls};
+use revoke365::config::{HttpSettings, Recheck, Secret, ServiceUrls};
 use revoke365::engine::LocalEngine;
 use revoke365::model::{OrgSettings, Report, Run};
 use revoke365::steps::NoProgress;
-use revoke365_sim::{SimHandle, SimOptions, Snapshot};
+use revoke365_sim::{SimHandle, Snapshot};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -34,10 +34,7 @@ impl Harness {
         let org = OrgSettings::from_fixture(&fixture).expect("fixture organization");
         let sim = revoke365_sim::start(
             revoke365_sim::Fixture::from_json(&fixture.to_string()).expect("fixture loads"),
-            SimOptions {
-                client_secret: Some(CLIENT_SECRET.into()),
-                cw_private_key: Some(CW_PRIVATE_KEY.into()),
-            },
+            sim_options(),
         )
         .await
         .expect("simulator starts");
@@ -48,12 +45,7 @@ impl Harness {
             urls: ServiceUrls::all_at(&sim.base_url),
             m365_client_id: "test-client".into(),
             m365_client_secret: Secret::new(CLIENT_SECRET),
-            connectwise: ConnectWiseCredentials {
-                company: "msp".into(),
-                public_key: "pub".into(),
-                private_key: Secret::new(CW_PRIVATE_KEY),
-                client_id: "11111111-2222-3333-4444-555555555555".into(),
-            },
+            psa: crate::kit::psa_accounts(&sim.base_url),
             recheck,
             shard_time: DEFAULT_SHARD_TIME,
         });

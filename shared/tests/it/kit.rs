@@ -1,12 +1,65 @@
 //! Fixtures and client settings shared by the tests.
 
-use revoke365::config::{HttpSettings, Recheck, RetryPolicy};
+use revoke365::config::{
+    AutotaskSettings, ConnectWiseCredentials, HaloSettings, HttpSettings, PsaAccounts, Recheck,
+    RetryPolicy, Secret,
+};
+use revoke365_sim::SimOptions;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub const CLIENT_SECRET: &str = "test-client-secret";
 pub const CW_PRIVATE_KEY: &str = "test-cw-private";
+pub const HALO_CLIENT_SECRET: &str = "test-halo-secret";
+pub const AUTOTASK_SECRET: &str = "test-autotask-secret";
+pub const AUTOTASK_USERNAME: &str = "api@msp.example";
+
+/// The simulator checks every credential the clients present.
+pub fn sim_options() -> SimOptions {
+    SimOptions {
+        client_secret: Some(CLIENT_SECRET.into()),
+        cw_private_key: Some(CW_PRIVATE_KEY.into()),
+        halo_client_secret: Some(HALO_CLIENT_SECRET.into()),
+        autotask_secret: Some(AUTOTASK_SECRET.into()),
+        autotask_username: Some(AUTOTASK_USERNAME.into()),
+    }
+}
+
+/// Credentials of every PSA, pointed at the simulator at `base`.
+pub fn psa_accounts(base: &str) -> PsaAccounts {
+    PsaAccounts {
+        connectwise: Some(ConnectWiseCredentials {
+            company: "msp".into(),
+            public_key: "pub".into(),
+            private_key: Secret::new(CW_PRIVATE_KEY),
+            client_id: "11111111-2222-3333-4444-555555555555".into(),
+        }),
+        halo: Some(halo_settings(base, HALO_CLIENT_SECRET)),
+        autotask: Some(autotask_settings(base, AUTOTASK_SECRET)),
+    }
+}
+
+pub fn halo_settings(base: &str, secret: &str) -> HaloSettings {
+    HaloSettings {
+        auth_url: format!("{base}/halo/auth"),
+        api_url: format!("{base}/halo/api"),
+        client_id: "revoke365-test".into(),
+        client_secret: Secret::new(secret),
+        tenant: None,
+        ids: Default::default(),
+    }
+}
+
+pub fn autotask_settings(base: &str, secret: &str) -> AutotaskSettings {
+    AutotaskSettings {
+        zone_url: format!("{base}/atservicesrest"),
+        integration_code: Secret::new("TEST-INTEGRATION"),
+        username: AUTOTASK_USERNAME.into(),
+        secret: Secret::new(secret),
+        ids: Default::default(),
+    }
+}
 
 pub fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")

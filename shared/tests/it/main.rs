@@ -18,8 +18,12 @@ mod aws_faults;
 #[cfg(feature = "aws")]
 mod aws_kit;
 #[cfg(feature = "aws")]
+mod aws_psa;
+#[cfg(feature = "aws")]
 mod aws_restore;
+mod clients_autotask;
 mod clients_connectwise;
+mod clients_halopsa;
 mod clients_m365;
 mod clients_throttling;
 mod least_authority;
@@ -31,4 +35,5 @@ mod trust_resume;
 mod workflow_acme;
 mod workflow_faults;
 mod workflow_hard;
+mod workflow_psa;
 mod workflow_real;

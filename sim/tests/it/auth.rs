@@ -29,6 +29,7 @@ async fn token_errors() {
     let options = SimOptions {
         client_secret: Some("s3cret".into()),
         cw_private_key: None,
+        ..Default::default()
     };
     let sim = TestSim::start_with(fixture(ACME), options).await;
     let tenant = sim.tenant.clone();

@@ -239,6 +239,48 @@ impl TestSim {
         }
     }
 
+    /// A HaloPSA API request (`/halo/api{path}`) with a token just issued.
+    pub async fn halo(&self, method: Method, path: &str, body: Option<&str>) -> Answer {
+        let token: Value = self
+            .http
+            .post(self.url("/halo/auth/token"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials&client_id=test&client_secret=s&scope=all")
+            .send()
+            .await
+            .expect("halo token")
+            .json()
+            .await
+            .expect("token JSON");
+        let bearer = format!("Bearer {}", token["access_token"].as_str().expect("token"));
+        let mut request = self
+            .http
+            .request(method, self.url(&format!("/halo/api{path}")))
+            .header("Authorization", bearer);
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
+        }
+        Answer::read(request.send().await.expect("halo request")).await
+    }
+
+    /// An Autotask request to the simulator's zone (`/ww5/atservicesrest/v1.0{path}`).
+    pub async fn autotask(&self, method: Method, path: &str, body: Option<&str>) -> Answer {
+        let mut request = self
+            .http
+            .request(method, self.url(&format!("/ww5/atservicesrest/v1.0{path}")))
+            .header("ApiIntegrationCode", "TEST")
+            .header("UserName", "api@msp.example")
+            .header("Secret", "s");
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
+        }
+        Answer::read(request.send().await.expect("autotask request")).await
+    }
+
     pub async fn cw(&self, method: Method, path: &str, body: Option<&str>) -> Answer {
         let mut request = self
             .http

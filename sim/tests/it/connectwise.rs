@@ -106,6 +106,7 @@ async fn credentials_are_checked() {
     let options = revoke365_sim::SimOptions {
         client_secret: None,
         cw_private_key: Some("priv".into()),
+        ..Default::default()
     };
     let sim = TestSim::start_with(fixture(ACME), options).await;
     let url = sim.url("/v4_6_release/apis/3.0/service/tickets/48213");

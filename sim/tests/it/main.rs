@@ -12,6 +12,7 @@ mod faults;
 mod fixtures;
 mod graph;
 mod lag;
+mod psas;
 mod recipients;
 mod restore;
 mod scripted;

@@ -6,7 +6,10 @@ use super::budget_hold::{BudgetHold, Saturated};
 use super::tenant_budget::TenantBudgets;
 use crate::adapters::connect::HttpConnector;
 use crate::adapters::http::HttpCore;
-use crate::config::{ConnectWiseCredentials, HttpSettings, Secret, ServiceUrls};
+use crate::config::{
+    AutotaskSettings, ConnectWiseCredentials, HaloSettings, HttpSettings, PsaAccounts, PsaUrls,
+    Secret, ServiceUrls, AUTOTASK_ZONE_URL,
+};
 use crate::error::StepError;
 use crate::model::OrgSettings;
 use crate::ports::{BudgetWant, Connections, Connector};
@@ -19,21 +22,80 @@ use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OnceCell};
 
-/// The secret's JSON value.
+/// The secret's JSON value: the Microsoft 365 app, and the credentials of each PSA the MSP
+/// uses (a PSA no company uses may be left out).
 #[derive(Deserialize)]
 struct SecretDocument {
     m365_client_id: String,
     m365_client_secret: String,
-    cw_company: String,
-    cw_public_key: String,
-    cw_private_key: String,
-    cw_client_id: String,
+    cw_company: Option<String>,
+    cw_public_key: Option<String>,
+    cw_private_key: Option<String>,
+    cw_client_id: Option<String>,
+    halo_client_id: Option<String>,
+    halo_client_secret: Option<String>,
+    halo_tenant: Option<String>,
+    autotask_integration_code: Option<String>,
+    autotask_username: Option<String>,
+    autotask_secret: Option<String>,
 }
 
 pub struct AppSecrets {
     pub m365_client_id: String,
     pub m365_client_secret: Secret,
-    pub connectwise: ConnectWiseCredentials,
+    pub psa: PsaAccounts,
+}
+
+impl SecretDocument {
+    fn psa(self) -> PsaAccounts {
+        let connectwise = match (
+            self.cw_company,
+            self.cw_public_key,
+            self.cw_private_key,
+            self.cw_client_id,
+        ) {
+            (Some(company), Some(public_key), Some(private_key), Some(client_id)) => {
+                Some(ConnectWiseCredentials {
+                    company,
+                    public_key,
+                    private_key: Secret::new(private_key),
+                    client_id,
+                })
+            }
+            _ => None,
+        };
+        // The URLs come from the functions' configuration (PsaUrls::apply).
+        let halo = match (self.halo_client_id, self.halo_client_secret) {
+            (Some(client_id), Some(secret)) => Some(HaloSettings {
+                auth_url: String::new(),
+                api_url: String::new(),
+                client_id,
+                client_secret: Secret::new(secret),
+                tenant: self.halo_tenant,
+                ids: Default::default(),
+            }),
+            _ => None,
+        };
+        let autotask = match (
+            self.autotask_integration_code,
+            self.autotask_username,
+            self.autotask_secret,
+        ) {
+            (Some(code), Some(username), Some(secret)) => Some(AutotaskSettings {
+                zone_url: AUTOTASK_ZONE_URL.to_string(),
+                integration_code: Secret::new(code),
+                username,
+                secret: Secret::new(secret),
+                ids: Default::default(),
+            }),
+            _ => None,
+        };
+        PsaAccounts {
+            connectwise,
+            halo,
+            autotask,
+        }
+    }
 }
 
 impl fmt::Debug for AppSecrets {
@@ -113,21 +175,16 @@ impl SecretsProvider {
         // serde's message could quote the value: report only where it failed.
         let doc: SecretDocument = serde_json::from_str(&text).map_err(|e| {
             StepError::Permanent(format!(
-                "secret {} is not the expected JSON object (m365_client_id, m365_client_secret, cw_company, cw_public_key, cw_private_key, cw_client_id): error at line {} column {}",
+                "secret {} is not the expected JSON object (m365_client_id, m365_client_secret, and cw_company, cw_public_key, cw_private_key, cw_client_id; halo_client_id, halo_client_secret, halo_tenant; autotask_integration_code, autotask_username, autotask_secret for the PSAs in use): error at line {} column {}",
                 self.secret_id,
                 e.line(),
                 e.column()
             ))
         })?;
         Ok(AppSecrets {
-            m365_client_id: doc.m365_client_id,
-            m365_client_secret: Secret::new(doc.m365_client_secret),
-            connectwise: ConnectWiseCredentials {
-                company: doc.cw_company,
-                public_key: doc.cw_public_key,
-                private_key: Secret::new(doc.cw_private_key),
-                client_id: doc.cw_client_id,
-            },
+            m365_client_id: doc.m365_client_id.clone(),
+            m365_client_secret: Secret::new(doc.m365_client_secret.clone()),
+            psa: doc.psa(),
         })
     }
 }
@@ -139,6 +196,7 @@ pub struct SecretConnector {
     urls: ServiceUrls,
     secrets: SecretsProvider,
     shard_time: Duration,
+    psa_urls: PsaUrls,
     core: OnceCell<Arc<HttpCore>>,
     budgets: Option<Arc<TenantBudgets>>,
     /// What each delivery in progress holds of its tenant's budgets.
@@ -157,10 +215,17 @@ impl SecretConnector {
             urls,
             secrets,
             shard_time,
+            psa_urls: PsaUrls::default(),
             core: OnceCell::new(),
             budgets: None,
             holds: StdMutex::default(),
         }
+    }
+
+    /// Where HaloPSA and Autotask are (the secret holds only their credentials).
+    pub fn with_psa_urls(mut self, urls: PsaUrls) -> SecretConnector {
+        self.psa_urls = urls;
+        self
     }
 
     /// Shares each tenant's budget with every other invocation through `budgets`.
@@ -188,7 +253,7 @@ impl Connector for SecretConnector {
             urls: self.urls.clone(),
             m365_client_id: s.m365_client_id.clone(),
             m365_client_secret: s.m365_client_secret.clone(),
-            connectwise: s.connectwise.clone(),
+            psa: self.psa_urls.apply(s.psa.clone()),
             recheck: Default::default(),
             shard_time: self.shard_time,
         }
@@ -245,5 +310,35 @@ impl Connector for SecretConnector {
         if let Some(hold) = hold {
             hold.give_back().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_holds_the_keys_of_the_psas_in_use_only() {
+        let doc: SecretDocument = serde_json::from_str(
+            r#"{"m365_client_id": "app", "m365_client_secret": "s",
+                "autotask_integration_code": "CODE", "autotask_username": "api@msp.example",
+                "autotask_secret": "at-secret"}"#,
+        )
+        .unwrap();
+        let psa = doc.psa();
+        assert!(psa.connectwise.is_none());
+        let autotask = psa.autotask.expect("Autotask keys");
+        assert_eq!(autotask.username, "api@msp.example");
+        assert_eq!(autotask.secret.expose(), "at-secret");
+        assert!(!format!("{autotask:?}").contains("at-secret"));
+
+        let doc: SecretDocument = serde_json::from_str(
+            r#"{"m365_client_id": "app", "m365_client_secret": "s", "cw_company": "msp",
+                "cw_public_key": "pub", "cw_private_key": "priv", "cw_client_id": "id"}"#,
+        )
+        .unwrap();
+        let psa = doc.psa();
+        assert_eq!(psa.connectwise.expect("ConnectWise keys").company, "msp");
+        assert!(psa.autotask.is_none());
     }
 }
