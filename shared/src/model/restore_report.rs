@@ -76,6 +76,9 @@ pub struct RestoreReport {
     /// Requestor addresses the report was not mailed to (their domain is not allowed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_mailed: Vec<String>,
+    /// Why there is no ticket (the company uses no PSA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_ticket: Option<String>,
 }
 
 /// What a restore report is built from: the run's items and what the re-read found.
@@ -138,6 +141,7 @@ impl RestoreReport {
             notes: Vec::new(),
             errors: Vec::new(),
             not_mailed: Vec::new(),
+            no_ticket: None,
         };
         let mut missing: Vec<&Grant> = Vec::new();
         for item in items {

@@ -101,6 +101,11 @@ fn facts(r: &RestoreReport) -> Vec<(&'static str, String)> {
         ("Restore run", r.run_id.clone()),
         ("Restores run", r.restored_from.clone()),
     ];
+    match (&r.ticket_id, &r.no_ticket) {
+        (Some(t), _) => out.push(("Ticket", one_line(t))),
+        (None, Some(why)) => out.push(("Ticket", format!("none ({})", one_line(why)))),
+        (None, None) => {}
+    }
     out.extend(
         r.request_context
             .lines()

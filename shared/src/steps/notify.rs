@@ -23,7 +23,7 @@ pub(crate) trait Told {
     fn add_error(&mut self, error: String);
     fn not_mailed(&mut self, address: String);
     /// The company has no PSA: say so (not an error).
-    fn no_ticket(&mut self, _why: String) {}
+    fn no_ticket(&mut self, why: String);
     fn note_text(&self) -> String;
     fn mail(&self, from: &str, to: Vec<String>) -> OutgoingMail;
 }

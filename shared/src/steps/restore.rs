@@ -336,6 +336,9 @@ impl Told for RestoreReport {
     fn not_mailed(&mut self, address: String) {
         self.not_mailed.push(address);
     }
+    fn no_ticket(&mut self, why: String) {
+        self.no_ticket = Some(why);
+    }
     fn note_text(&self) -> String {
         render::restore_text(self)
     }

@@ -736,7 +736,9 @@ fn the_roles_may_read_what_history_audit_and_restore_read_and_no_more() {
         );
     }
     // Every route the intake function answers is one the API routes to it.
-    let events = r["IntakeFunction"]["Properties"]["Events"].as_object().unwrap();
+    let events = r["IntakeFunction"]["Properties"]["Events"]
+        .as_object()
+        .unwrap();
     let routes: Vec<(String, String)> = events
         .values()
         .filter(|e| e["Type"] == "HttpApi")

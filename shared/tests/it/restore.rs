@@ -339,3 +339,40 @@ async fn grants_of_a_user_revoked_again_later_are_skipped_unless_included() {
     assert!(r.success && r.skipped.is_empty(), "{r:#?}");
     assert_eq!(h.snapshot().mailboxes, initial.mailboxes);
 }
+
+#[tokio::test]
+async fn a_restore_notes_the_runs_halo_ticket_and_without_a_psa_says_why_there_is_no_ticket() {
+    let h = Harness::start(fixture("acme-halo-tenant.json"), fast_http(10)).await;
+    let initial = h.snapshot();
+    let run = h
+        .run(json!({"user_email": "john.smith@acmecorp.com", "company_id": "acme"}))
+        .await;
+    let ticket = run.result.as_ref().unwrap().ticket_id.clone().unwrap();
+    let restore = h.restore(&run.run_id, json!({})).await;
+    let r = restored(&restore);
+    assert!(r.success, "{r:#?}");
+    assert_eq!(r.ticket_id.as_deref(), Some(ticket.as_str()));
+    let after = h.snapshot();
+    assert_eq!(after.mailboxes, initial.mailboxes);
+    let notes = &after.ticket(&ticket).unwrap().notes;
+    assert_eq!(notes.len(), 2, "the run's note and the restore's");
+    assert!(notes[1].text.contains(&restore.run_id.to_string()));
+
+    let mut tenant = fixture("acme-tenant.json");
+    tenant["organization"]["psa_kind"] = json!("none");
+    let h = Harness::start(tenant, fast_http(10)).await;
+    let initial = h.snapshot();
+    let run = h
+        .run(json!({"user_email": "john.smith@acmecorp.com", "company_id": "acme"}))
+        .await;
+    let restore = h.restore(&run.run_id, json!({})).await;
+    let r = restored(&restore);
+    assert!(r.success && r.errors.is_empty(), "{r:#?}");
+    assert_eq!(r.ticket_id, None);
+    assert!(r.no_ticket.is_some());
+    let after = h.snapshot();
+    assert_eq!(after.mailboxes, initial.mailboxes);
+    let mail = after.mail_to("secops@msp.example");
+    assert_eq!(mail.len(), 2, "the run's report and the restore's");
+    assert!(mail[1].body.contains("none ("), "{}", mail[1].body);
+}
