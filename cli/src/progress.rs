@@ -6,7 +6,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use revoke365::adapters::http::HttpCore;
 use revoke365::adapters::sqlite_store::SqliteRunStore;
-use revoke365::model::{RunId, RunStatus};
+use revoke365::model::{Run, RunId, RunStatus};
 use revoke365::ports::{ProgressObserver, RunStore};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,6 +98,9 @@ impl Progress {
         let run = store.get_run(run_id).await.ok()??;
         let counts = store.item_counts(run_id).ok()?;
         let n = |k: &str| counts.get(k).copied().unwrap_or(0);
+        if run.restore.is_some() {
+            return Some(restore_line(&run, &n));
+        }
         let removed = n("removed") + n("already_gone");
         let (failed, pending) = (n("failed"), n("pending"));
         let total = removed + failed + pending + n("would_remove");
@@ -129,6 +132,25 @@ impl Progress {
             ));
         }
         Some(line)
+    }
+}
+
+/// Where a restore run is: reading the run it restores, putting grants back, re-reading.
+fn restore_line(run: &Run, n: &dyn Fn(&str) -> u64) -> String {
+    let back = n("restored") + n("already_present");
+    let (failed, pending) = (n("failed"), n("pending"));
+    let total = back + failed + pending;
+    match run.status {
+        RunStatus::Accepted | RunStatus::Discovering => {
+            "starting: reading what the run removed from its audit trail".to_string()
+        }
+        RunStatus::Removing => {
+            format!("restoring: {back}/{total} grants back, {failed} failed, {pending} to go")
+        }
+        RunStatus::Verifying => format!(
+            "verifying: re-reading the tenant ({back}/{total} grants back, {failed} failed)"
+        ),
+        other => format!("{}: {back}/{total} grants back", other.as_str()),
     }
 }
 
