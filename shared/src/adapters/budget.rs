@@ -5,10 +5,11 @@
 //! (×1.5 per round trip). A throttling answer marks the level just below what was in flight as
 //! the service's known limit and cuts the limit to 90 % of it; from there it grows fast again
 //! up to the known limit and, past it, by one request per twenty round trips, probing whether
-//! the service allows more. Only one cut per round of requests: answers to requests sent before
-//! the last cut say nothing about the new limit. So a tenant whose limit nobody knows is used
-//! close to its limit with few 429s, and a limit that drops (another client, a busy hour) is
-//! followed down.
+//! the service allows more (each probe throttled at the level already known makes the next one
+//! come twice as late, up to eight times). Only one cut per round of requests: answers to
+//! requests sent before the last cut say nothing about the new limit. So a tenant whose limit
+//! nobody knows is used close to its limit with few 429s, and a limit that drops (another
+//! client, a busy hour) is followed down.
 
 use crate::config::ServiceBudget;
 use std::collections::HashMap;
@@ -20,6 +21,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 const DECREASE: f64 = 0.9;
 /// Past the known limit, one more request per this many round trips.
 const PROBE_ROUNDS: f64 = 20.0;
+/// At most this many doublings of the probing interval after probes that failed.
+const MAX_PROBE_BACKOFF: u32 = 3;
 
 #[derive(Debug)]
 struct LimitState {
@@ -28,6 +31,10 @@ struct LimitState {
     /// The most the service took without throttling, as last measured; `None` until the first
     /// throttling answer.
     known: Option<f64>,
+    /// Probes past the known limit that were throttled at about the same level, one after
+    /// another: each makes the next probe come twice as late (at most [`MAX_PROBE_BACKOFF`]
+    /// doublings), so a service whose limit holds is not asked again and again.
+    failed_probes: u32,
     /// Incremented by every cut; a permit remembers the epoch it was taken in.
     epoch: u64,
     throttled: u64,
@@ -76,6 +83,7 @@ impl AdaptiveLimit {
                 initial,
                 in_flight: 0,
                 known: None,
+                failed_probes: 0,
                 epoch: 0,
                 throttled: 0,
                 peak_in_flight: 0,
@@ -184,9 +192,16 @@ impl AdaptiveLimit {
                         None => took,
                     });
                     let step = match s.known {
-                        Some(known) if s.limit >= known => 1.0 / (s.limit * PROBE_ROUNDS),
+                        Some(known) if s.limit >= known => {
+                            let backoff = f64::from(1u32 << s.failed_probes.min(MAX_PROBE_BACKOFF));
+                            1.0 / (s.limit * PROBE_ROUNDS * backoff)
+                        }
                         _ => 0.5,
                     };
+                    // A probe got through: the service allows more than was known.
+                    if s.known.is_some_and(|known| s.limit >= known + 2.0) {
+                        s.failed_probes = 0;
+                    }
                     s.limit = (s.limit + step).min(s.ceiling);
                 }
                 Feedback::Throttled => {
@@ -196,6 +211,11 @@ impl AdaptiveLimit {
                         // too much: one less was the most the service took.
                         let around = in_flight_at_start.max(s.in_flight + 1) as f64;
                         let known = (around.min(s.limit.floor() + 1.0) - 1.0).max(1.0);
+                        // Throttled at about the level known before: the probe failed.
+                        s.failed_probes = match s.known {
+                            Some(before) if (known - before).abs() <= 1.0 => s.failed_probes + 1,
+                            _ => 0,
+                        };
                         s.known = Some(known);
                         s.limit = (known * DECREASE).max(1.0);
                         s.epoch += 1;
@@ -424,6 +444,42 @@ mod tests {
             limit.current() <= 21,
             "slow past the known limit: {}",
             limit.current()
+        );
+    }
+
+    /// `n` requests in flight, the first of them throttled.
+    async fn throttle_at(limit: &Arc<AdaptiveLimit>, n: usize) {
+        let mut round = Vec::new();
+        for _ in 0..n {
+            round.push(limit.acquire().await);
+        }
+        round[0].feedback(Feedback::Throttled);
+    }
+
+    /// Successes until the limit reaches `target`.
+    async fn successes_to(limit: &Arc<AdaptiveLimit>, target: usize) -> usize {
+        let mut n = 0;
+        while limit.current() < target {
+            let mut p = limit.acquire().await;
+            p.feedback(Feedback::Success);
+            n += 1;
+        }
+        n
+    }
+
+    #[tokio::test]
+    async fn a_limit_that_holds_is_probed_less_and_less_often() {
+        let limit = AdaptiveLimit::new(budget(20, 100));
+        throttle_at(&limit, 20).await;
+        let first = successes_to(&limit, 20).await;
+        // The probe past the known limit is throttled at the same level, twice.
+        throttle_at(&limit, 20).await;
+        let second = successes_to(&limit, 20).await;
+        throttle_at(&limit, 20).await;
+        let third = successes_to(&limit, 20).await;
+        assert!(
+            second > first * 3 / 2 && third > second * 3 / 2,
+            "probing slows down: {first}, {second}, {third}"
         );
     }
 
