@@ -4,7 +4,7 @@
 
 use crate::adapters::http::{Call, HttpCore, Reply};
 use crate::config::{AutotaskSettings, Secret};
-use crate::error::{ErrorKind, RemoteError};
+use crate::error::RemoteError;
 use crate::model::{AutotaskIds, PsaKind};
 use crate::ports::{NewTicket, Psa, PsaCompany};
 use async_trait::async_trait;
@@ -276,17 +276,7 @@ impl AutotaskClient {
 #[async_trait]
 impl Psa for AutotaskClient {
     fn check_ticket_id(&self, ticket_id: &str) -> Result<(), RemoteError> {
-        match PsaKind::Autotask.ticket_id_error(ticket_id) {
-            None => Ok(()),
-            Some(message) => Err(RemoteError::new(
-                SERVICE,
-                "check ticket id",
-                ErrorKind::InvalidInput {
-                    field: "ticket_id",
-                    message,
-                },
-            )),
-        }
+        PsaKind::Autotask.check_ticket_id(SERVICE, ticket_id)
     }
 
     async fn create_ticket(&self, ticket: &NewTicket) -> Result<String, RemoteError> {

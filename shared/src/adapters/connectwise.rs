@@ -170,17 +170,7 @@ impl ConnectWiseClient {
 #[async_trait]
 impl Psa for ConnectWiseClient {
     fn check_ticket_id(&self, ticket_id: &str) -> Result<(), RemoteError> {
-        match PsaKind::Connectwise.ticket_id_error(ticket_id) {
-            None => Ok(()),
-            Some(message) => Err(RemoteError::new(
-                SERVICE,
-                "check ticket id",
-                crate::error::ErrorKind::InvalidInput {
-                    field: "ticket_id",
-                    message,
-                },
-            )),
-        }
+        PsaKind::Connectwise.check_ticket_id(SERVICE, ticket_id)
     }
 
     async fn create_ticket(&self, ticket: &NewTicket) -> Result<String, RemoteError> {

@@ -244,17 +244,7 @@ impl HaloClient {
 #[async_trait]
 impl Psa for HaloClient {
     fn check_ticket_id(&self, ticket_id: &str) -> Result<(), RemoteError> {
-        match PsaKind::Halo.ticket_id_error(ticket_id) {
-            None => Ok(()),
-            Some(message) => Err(RemoteError::new(
-                SERVICE,
-                "check ticket id",
-                ErrorKind::InvalidInput {
-                    field: "ticket_id",
-                    message,
-                },
-            )),
-        }
+        PsaKind::Halo.check_ticket_id(SERVICE, ticket_id)
     }
 
     async fn create_ticket(&self, ticket: &NewTicket) -> Result<String, RemoteError> {

@@ -17,6 +17,25 @@ pub enum PsaKind {
 }
 
 impl PsaKind {
+    /// [`Self::ticket_id_error`] as the error a PSA client answers with (`service` names it).
+    pub fn check_ticket_id(
+        self,
+        service: &'static str,
+        ticket_id: &str,
+    ) -> Result<(), crate::error::RemoteError> {
+        match self.ticket_id_error(ticket_id) {
+            None => Ok(()),
+            Some(message) => Err(crate::error::RemoteError::new(
+                service,
+                "check ticket id",
+                crate::error::ErrorKind::InvalidInput {
+                    field: "ticket_id",
+                    message,
+                },
+            )),
+        }
+    }
+
     /// The PSA's name as people know it.
     pub fn label(self) -> &'static str {
         match self {
