@@ -2,6 +2,7 @@
 //! the company check. Every integration of an Autotask database shares 10,000 requests an
 //! hour, so a run makes a handful of calls and backs off on 429. Wire facts: docs/psa.md.
 
+use super::psa_text::{id_text, truncate_chars};
 use crate::adapters::http::{Call, HttpCore, Reply};
 use crate::config::{AutotaskSettings, Secret};
 use crate::error::RemoteError;
@@ -397,22 +398,6 @@ impl Psa for AutotaskClient {
                 .remember(&self.company_key(wanted), id, COMPANY_LIFETIME);
         }
         Ok(company)
-    }
-}
-
-fn id_text(id: &Value) -> Option<String> {
-    match id {
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        _ => None,
-    }
-}
-
-/// At most `max` characters, cut on a character boundary.
-fn truncate_chars(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => &text[..cut],
-        None => text,
     }
 }
 

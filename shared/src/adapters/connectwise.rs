@@ -1,5 +1,6 @@
 //! ConnectWise Manage: tickets and notes.
 
+use super::psa_text::{id_text, truncate_chars};
 use crate::adapters::http::{Call, HttpCore, Reply};
 use crate::config::{ConnectWiseCredentials, Secret};
 use crate::error::RemoteError;
@@ -58,11 +59,7 @@ struct NamedRef {
 impl NamedRef {
     fn company(self) -> PsaCompany {
         PsaCompany {
-            id: self
-                .id
-                .as_ref()
-                .and_then(ticket_id_text)
-                .unwrap_or_default(),
+            id: self.id.as_ref().and_then(id_text).unwrap_or_default(),
             identifier: self.identifier.unwrap_or_default(),
             name: self.name.unwrap_or_default(),
         }
@@ -107,7 +104,7 @@ impl ConnectWiseClient {
             .await?;
         let ticket: TicketAnswer = reply.json(&call)?;
         Ok(Ticket {
-            id: ticket_id_text(&ticket.id).ok_or_else(|| call.protocol("ticket without an id"))?,
+            id: id_text(&ticket.id).ok_or_else(|| call.protocol("ticket without an id"))?,
             summary: ticket.summary,
             board: ticket.board.and_then(|b| b.name),
             company: ticket.company.and_then(|c| c.identifier),
@@ -191,7 +188,7 @@ impl Psa for ConnectWiseClient {
             .request(&call, Method::POST, "service/tickets", Some(&body))
             .await?;
         let created: TicketAnswer = reply.json(&call)?;
-        ticket_id_text(&created.id).ok_or_else(|| call.protocol("created ticket has no id"))
+        id_text(&created.id).ok_or_else(|| call.protocol("created ticket has no id"))
     }
 
     async fn add_note(&self, ticket_id: &str, text: &str) -> Result<(), RemoteError> {
@@ -223,7 +220,7 @@ impl Psa for ConnectWiseClient {
         );
         let reply = self.request(&call, Method::GET, &path, None).await?;
         let found: Vec<TicketAnswer> = reply.json(&call)?;
-        Ok(found.iter().find_map(|t| ticket_id_text(&t.id)))
+        Ok(found.iter().find_map(|t| id_text(&t.id)))
     }
 
     async fn has_note(&self, ticket_id: &str, marker: &str) -> Result<bool, RemoteError> {
@@ -270,22 +267,6 @@ impl Psa for ConnectWiseClient {
 struct NoteAnswer {
     #[serde(default)]
     text: Option<String>,
-}
-
-fn ticket_id_text(id: &Value) -> Option<String> {
-    match id {
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        _ => None,
-    }
-}
-
-/// At most `max` characters, cut on a character boundary.
-fn truncate_chars(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => &text[..cut],
-        None => text,
-    }
 }
 
 /// `{"code","message","errors":[{"message","field"}]}`: 404 NotFound, 401 Auth, else Api.
@@ -368,13 +349,6 @@ mod tests {
                 "{bad:?}"
             );
         }
-    }
-
-    #[test]
-    fn summaries_are_cut_on_a_character_boundary() {
-        let long = "é".repeat(150);
-        assert_eq!(truncate_chars(&long, 100).chars().count(), 100);
-        assert_eq!(truncate_chars("short", 100), "short");
     }
 
     #[test]

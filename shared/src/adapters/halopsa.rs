@@ -1,6 +1,7 @@
 //! HaloPSA: a client-credentials token, tickets, and the report as a ticket action (a note
 //! hidden from the end user). Wire facts: docs/psa.md.
 
+use super::psa_text::{id_text, truncate_chars};
 use crate::adapters::http::{Call, HttpCore, Reply};
 use crate::config::{HaloSettings, Secret, HALO_DEFAULT_OUTCOME_ID};
 use crate::error::{ErrorKind, RemoteError};
@@ -393,22 +394,6 @@ fn redact(mut error: RemoteError, secret: &Secret) -> RemoteError {
         *message = message.replace(value, "***");
     }
     error
-}
-
-fn id_text(id: &Value) -> Option<String> {
-    match id {
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        _ => None,
-    }
-}
-
-/// At most `max` characters, cut on a character boundary.
-fn truncate_chars(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => &text[..cut],
-        None => text,
-    }
 }
 
 /// Plain text as HTML that keeps its lines and spacing (Halo shows `note_html` as HTML).

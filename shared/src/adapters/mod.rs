@@ -14,5 +14,6 @@ pub mod m365;
 pub mod memory_queue;
 pub mod no_psa;
 pub mod page_token;
+mod psa_text;
 pub mod sqlite_store;
 pub mod token;
