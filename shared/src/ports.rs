@@ -474,6 +474,30 @@ pub struct RecipientPermissionEntry {
     pub is_inherited: bool,
 }
 
+impl MailboxPermissionEntry {
+    /// An allowing entry that carries Full Access (whoever it names, inherited or not).
+    pub fn allows_full_access(&self) -> bool {
+        !self.deny
+            && self
+                .access_rights
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case("FullAccess"))
+    }
+}
+
+impl RecipientPermissionEntry {
+    /// An allowing entry that carries Send As (an entry listing no rights is one: Send As is
+    /// the only right of `Get-RecipientPermission`).
+    pub fn allows_send_as(&self) -> bool {
+        self.access_control_type.eq_ignore_ascii_case("Allow")
+            && (self.access_rights.is_empty()
+                || self
+                    .access_rights
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case("SendAs")))
+    }
+}
+
 /// Any Exchange recipient: mailbox, mail user, group, contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {

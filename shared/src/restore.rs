@@ -84,20 +84,14 @@ pub async fn present(tenant: Tenant<'_>, user: &ResolvedUser, g: &Grant) -> Opti
                 .mailbox_permissions(&g.mailbox)
                 .await
                 .map(|entries| {
-                    entries.iter().any(|e| {
-                        !e.deny
-                            && !e.is_inherited
-                            && e.access_rights.iter().any(|r| r == "FullAccess")
-                            && user.is_user(&e.user)
-                    })
+                    entries
+                        .iter()
+                        .any(|e| e.allows_full_access() && !e.is_inherited && user.is_user(&e.user))
                 }),
             PermissionType::SendAs => tenant.exchange.send_as_on(&g.mailbox).await.map(|entries| {
-                entries.iter().any(|e| {
-                    e.access_control_type.eq_ignore_ascii_case("Allow")
-                        && !e.is_inherited
-                        && e.access_rights.iter().any(|r| r == "SendAs")
-                        && user.is_user(&e.trustee)
-                })
+                entries
+                    .iter()
+                    .any(|e| e.allows_send_as() && !e.is_inherited && user.is_user(&e.trustee))
             }),
             PermissionType::SendOnBehalf => {
                 let dn = user.mailbox_dn.as_deref()?;

@@ -46,13 +46,7 @@ pub(super) async fn full_access(
         let target = target(m);
         let mut found = Findings::default();
         for e in entries {
-            if e.deny
-                || is_system_principal(&e.user)
-                || !e
-                    .access_rights
-                    .iter()
-                    .any(|r| r.eq_ignore_ascii_case("FullAccess"))
-            {
+            if !e.allows_full_access() || is_system_principal(&e.user) {
                 continue;
             }
             match (resolver.principal(&e.user).await?, e.is_inherited) {

@@ -8,15 +8,7 @@ use super::trustee::{is_system_principal, Principal, Resolver};
 use super::{grant, indirect, Findings};
 use crate::error::RemoteError;
 use crate::model::PermissionType;
-use crate::ports::{Exchange, RecipientPermissionEntry};
-
-fn is_send_as_allow(e: &RecipientPermissionEntry) -> bool {
-    e.access_control_type.eq_ignore_ascii_case("Allow")
-        && (e.access_rights.is_empty()
-            || e.access_rights
-                .iter()
-                .any(|r| r.eq_ignore_ascii_case("SendAs")))
-}
+use crate::ports::Exchange;
 
 pub(super) async fn find(
     census: &Census,
@@ -48,7 +40,7 @@ pub(super) async fn find(
     let by_sid = by_trustee.iter().map(|e| (e, Some(Principal::User)));
     let mut found = Findings::default();
     for (e, known) in listed.chain(by_sid) {
-        if !is_send_as_allow(e) || is_system_principal(&e.trustee) {
+        if !e.allows_send_as() || is_system_principal(&e.trustee) {
             continue;
         }
         let principal = match known {
