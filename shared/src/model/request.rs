@@ -34,6 +34,12 @@ impl PermissionType {
         }
     }
 
+    /// Read mailbox by mailbox (Full Access, calendar); the others are read tenant-wide (Send
+    /// As from the recipient listing, Send on Behalf from the mailbox list).
+    pub fn is_per_mailbox(self) -> bool {
+        matches!(self, PermissionType::FullAccess | PermissionType::Calendar)
+    }
+
     /// The name the report uses in `permission` (Exchange's vocabulary).
     pub fn report_name(self) -> &'static str {
         match self {

@@ -114,8 +114,7 @@ async fn list(
         Ok(found) => found,
         Err(e) => return scan_failed(store, notify, org, run, ScanError::Remote(e)).await,
     };
-    let per_mailbox =
-        scope.contains(&PermissionType::FullAccess) || scope.contains(&PermissionType::Calendar);
+    let per_mailbox = scope.iter().any(|t| t.is_per_mailbox());
     let shards: Vec<ScanShard> = if per_mailbox {
         let mailboxes = census
             .scanned_mailboxes()

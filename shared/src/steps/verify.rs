@@ -308,12 +308,7 @@ async fn read_remaining(
     let census = census?;
     let touched: BTreeSet<String> = items
         .iter()
-        .filter(|i| {
-            matches!(
-                i.grant.right,
-                PermissionType::FullAccess | PermissionType::Calendar
-            )
-        })
+        .filter(|i| i.grant.right.is_per_mailbox())
         .map(|i| i.grant.mailbox.clone())
         .collect();
     let touched: Vec<&MailboxInfo> = census
@@ -345,7 +340,7 @@ async fn read_remaining(
         let wide: Vec<PermissionType> = scope
             .iter()
             .copied()
-            .filter(|t| matches!(t, PermissionType::SendAs | PermissionType::SendOnBehalf))
+            .filter(|t| !t.is_per_mailbox())
             .collect();
         let found = tenant_wide(tenant, &census, &wide, send_as_listing).await?;
         recheck(tenant, org, run, &census, &Part::TenantWide, found, &expect)
@@ -424,7 +419,7 @@ async fn read_touched(
     let per: Vec<PermissionType> = scope
         .iter()
         .copied()
-        .filter(|t| matches!(t, PermissionType::FullAccess | PermissionType::Calendar))
+        .filter(|t| t.is_per_mailbox())
         .collect();
     loop {
         let read: BTreeSet<&str> = chunks
@@ -499,17 +494,9 @@ impl Part<'_> {
     /// Whether this part reads `g`.
     fn covers(&self, g: &Grant) -> bool {
         match self {
-            Part::TenantWide => {
-                matches!(
-                    g.right,
-                    PermissionType::SendAs | PermissionType::SendOnBehalf
-                )
-            }
+            Part::TenantWide => !g.right.is_per_mailbox(),
             Part::Mailboxes(mailboxes) => {
-                matches!(
-                    g.right,
-                    PermissionType::FullAccess | PermissionType::Calendar
-                ) && mailboxes.iter().any(|m| m.address() == g.mailbox)
+                g.right.is_per_mailbox() && mailboxes.iter().any(|m| m.address() == g.mailbox)
             }
         }
     }
