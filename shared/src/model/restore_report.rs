@@ -3,7 +3,7 @@
 
 use super::{
     Grant, ItemStatus, PermissionType, PlanItem, RemainingGrant, RequestContext, Run, RunKind,
-    RunStatus, SkippedGrant,
+    RunStatus, SkippedGrant, Verification,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -143,7 +143,7 @@ impl RestoreReport {
             not_mailed: Vec::new(),
             no_ticket: None,
         };
-        let mut missing: Vec<&Grant> = Vec::new();
+        let mut missing: Vec<Grant> = Vec::new();
         for item in items {
             let g = &item.grant;
             let is_present = read && present.contains(&g.key());
@@ -188,7 +188,7 @@ impl RestoreReport {
                 _ => report.failed.push(failed("not processed".into())),
             }
             if !is_present {
-                missing.push(g);
+                missing.push(g.clone());
             }
         }
         report.verification = RestoreVerification::of(&missing, read);
@@ -226,26 +226,19 @@ impl RestoreReport {
 }
 
 impl RestoreVerification {
-    fn of(missing: &[&Grant], read: bool) -> RestoreVerification {
-        let mut v = RestoreVerification::default();
-        for g in missing {
-            match (g.shared, g.right) {
-                (true, _) => v.missing_shared_mailboxes += 1,
-                (false, PermissionType::FullAccess) => v.missing_full_access += 1,
-                (false, PermissionType::SendAs) => v.missing_send_as += 1,
-                (false, PermissionType::SendOnBehalf) => v.missing_send_on_behalf += 1,
-                (false, PermissionType::Calendar) => v.missing_calendar_delegates += 1,
-            }
-            v.missing.push(RemainingGrant {
-                mailbox: g.mailbox.clone(),
-                permission: g.right.report_name().to_string(),
-                shared: g.shared,
-            });
+    /// The grants the re-read did not show, counted per type as a revocation counts what
+    /// remains.
+    fn of(missing: &[Grant], read: bool) -> RestoreVerification {
+        let v = Verification::from_found(missing);
+        RestoreVerification {
+            missing_full_access: v.remaining_full_access,
+            missing_send_as: v.remaining_send_as,
+            missing_send_on_behalf: v.remaining_send_on_behalf,
+            missing_calendar_delegates: v.remaining_calendar_delegates,
+            missing_shared_mailboxes: v.remaining_shared_mailboxes,
+            all_restored: read && missing.is_empty(),
+            missing: v.remaining,
         }
-        v.missing.sort();
-        v.missing.dedup();
-        v.all_restored = read && missing.is_empty();
-        v
     }
 }
 
