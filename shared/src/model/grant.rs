@@ -44,6 +44,19 @@ impl Grant {
     pub fn key(&self) -> (String, PermissionType) {
         (self.mailbox.clone(), self.right)
     }
+
+    /// A calendar grant's access level, as reports show it.
+    pub fn access_level(&self) -> Option<String> {
+        self.calendar.as_ref().map(|c| c.access_level.clone())
+    }
+
+    /// What kind of recipient a Send As grant is on, as reports show it (Send As lives on
+    /// groups and contacts too); none for the other types.
+    pub fn send_as_recipient_type(&self) -> Option<String> {
+        (self.right == PermissionType::SendAs)
+            .then(|| self.recipient_type.clone())
+            .flatten()
+    }
 }
 
 /// Access that reaches the user through a group or inheritance: it cannot be removed from

@@ -303,10 +303,8 @@ fn entry(item: &PlanItem) -> GrantEntry {
     GrantEntry {
         mailbox: g.mailbox.clone(),
         permission: g.right.report_name().to_string(),
-        access_level: g.calendar.as_ref().map(|c| c.access_level.clone()),
-        recipient_type: (g.right == PermissionType::SendAs)
-            .then(|| g.recipient_type.clone())
-            .flatten(),
+        access_level: g.access_level(),
+        recipient_type: g.send_as_recipient_type(),
         removed,
         would_remove,
         note,

@@ -150,7 +150,7 @@ impl RestoreReport {
             let failed = |error: String| RestoreFailure {
                 mailbox: g.mailbox.clone(),
                 permission: g.right.report_name().to_string(),
-                access_level: access_level(g),
+                access_level: g.access_level(),
                 error,
             };
             match &item.status {
@@ -242,10 +242,6 @@ impl RestoreVerification {
     }
 }
 
-fn access_level(g: &Grant) -> Option<String> {
-    g.calendar.as_ref().map(|c| c.access_level.clone())
-}
-
 fn restored(
     g: &Grant,
     restored: bool,
@@ -255,10 +251,8 @@ fn restored(
     RestoredEntry {
         mailbox: g.mailbox.clone(),
         permission: g.right.report_name().to_string(),
-        access_level: access_level(g),
-        recipient_type: (g.right == PermissionType::SendAs)
-            .then(|| g.recipient_type.clone())
-            .flatten(),
+        access_level: g.access_level(),
+        recipient_type: g.send_as_recipient_type(),
         restored,
         would_restore,
         note,
