@@ -703,6 +703,10 @@ pub fn legacy_run(dir: &Path, run_id: &RunId) -> Result<Option<(Run, Vec<PlanIte
         reason: first.reason.clone(),
         incident_id: None,
         severity: None,
+        alert_source: None,
+        mode: Default::default(),
+        victim_mailbox: false,
+        remove_recent_delegates: false,
         notify: false,
         requested_by_principal: first.requested_by_principal.clone(),
     };

@@ -65,6 +65,33 @@ impl fmt::Display for PermissionType {
     }
 }
 
+/// How a run goes about it (`mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// Discover live, remove, verify.
+    #[default]
+    Revoke,
+    /// First remove what the newest permission index lists for the user, at once; then the
+    /// live discovery and verification of a revoke run.
+    Contain,
+}
+
+impl RunMode {
+    pub const ALL: [RunMode; 2] = [RunMode::Revoke, RunMode::Contain];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Revoke => "revoke",
+            RunMode::Contain => "contain",
+        }
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == RunMode::Revoke
+    }
+}
+
 /// A rejected request: which field, and what would have been accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {field}: {message}")]
@@ -113,6 +140,18 @@ pub struct RevocationRequest {
     pub incident_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<String>,
+    /// Which alert system raised it (`defender`, `sentinel`, `entra_id_protection`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_source: Option<String>,
+    #[serde(default, skip_serializing_if = "RunMode::is_default")]
+    pub mode: RunMode,
+    /// Also contain the user's own mailbox: forwarding, forwarding/deleting inbox rules,
+    /// recent delegates (alert triggers set it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub victim_mailbox: bool,
+    /// With `victim_mailbox`: remove the recent delegates on it too, not only list them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remove_recent_delegates: bool,
     /// Who sent the request, as the trigger proved it (IAM principal ARN, SQS sender, EventBridge
     /// account and source, HMAC caller, OS user): set by intake, never taken from the body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,6 +171,10 @@ const KNOWN_FIELDS: &[&str] = &[
     "reason",
     "incident_id",
     "severity",
+    "alert_source",
+    "mode",
+    "victim_mailbox",
+    "remove_recent_delegates",
 ];
 
 impl RevocationRequest {
@@ -174,6 +217,14 @@ impl RevocationRequest {
         }
         let requested_by = limited_string(obj, "requested_by", 256)?;
         let reason = limited_string(obj, "reason", 2000)?;
+        let remove_recent_delegates =
+            optional_bool(obj, "remove_recent_delegates")?.unwrap_or(false);
+        if remove_recent_delegates && optional_bool(obj, "victim_mailbox")? != Some(true) {
+            return Err(InvalidRequest::new(
+                "remove_recent_delegates",
+                "applies only with \"victim_mailbox\": true",
+            ));
+        }
 
         Ok(RevocationRequest {
             user_email,
@@ -188,6 +239,10 @@ impl RevocationRequest {
             reason,
             incident_id: optional_string(obj, "incident_id")?,
             severity: optional_string(obj, "severity")?,
+            alert_source: alert_source(obj)?,
+            mode: mode(obj)?,
+            victim_mailbox: optional_bool(obj, "victim_mailbox")?.unwrap_or(false),
+            remove_recent_delegates,
             requested_by_principal: None,
         })
     }
@@ -263,6 +318,48 @@ pub(super) fn permission_types(
             ))
         }
     })
+}
+
+/// `mode`: `revoke` (the default) or `contain`.
+fn mode(obj: &Map<String, Value>) -> Result<RunMode, InvalidRequest> {
+    let allowed = || RunMode::ALL.map(|m| m.as_str()).join(", ");
+    match obj.get("mode") {
+        None | Some(Value::Null) => Ok(RunMode::Revoke),
+        Some(Value::String(s)) => RunMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s.trim())
+            .ok_or_else(|| {
+                InvalidRequest::new(
+                    "mode",
+                    format!("unknown mode {s:?}; allowed: {}", allowed()),
+                )
+            }),
+        Some(other) => Err(InvalidRequest::new(
+            "mode",
+            format!(
+                "expected a string, got {}; allowed: {}",
+                json_type(other),
+                allowed()
+            ),
+        )),
+    }
+}
+
+/// `alert_source`: a short name of letters, digits, `_` and `-`.
+fn alert_source(obj: &Map<String, Value>) -> Result<Option<String>, InvalidRequest> {
+    let value = limited_string(obj, "alert_source", 64)?;
+    if let Some(v) = &value {
+        if !v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(InvalidRequest::new(
+                "alert_source",
+                "must be a name of letters, digits, '_' and '-' (e.g. defender, sentinel)",
+            ));
+        }
+    }
+    Ok(value)
 }
 
 /// `target_mailboxes`: addresses, without duplicates (none: every mailbox).
@@ -438,6 +535,36 @@ mod tests {
 
     fn parse(v: Value) -> Result<RevocationRequest, InvalidRequest> {
         RevocationRequest::from_json(&v)
+    }
+
+    #[test]
+    fn mode_and_victim_fields_are_checked() {
+        let base = json!({"user_email": "a@b.com", "company_id": "acme"});
+        let r = parse(base.clone()).unwrap();
+        assert_eq!(
+            (r.mode, r.victim_mailbox, r.alert_source),
+            (RunMode::Revoke, false, None)
+        );
+        let mut v = base.clone();
+        v["mode"] = json!("contain");
+        v["victim_mailbox"] = json!(true);
+        v["remove_recent_delegates"] = json!(true);
+        v["alert_source"] = json!("defender");
+        let r = parse(v).unwrap();
+        assert_eq!(r.mode, RunMode::Contain);
+        assert!(r.victim_mailbox && r.remove_recent_delegates);
+        assert_eq!(r.alert_source.as_deref(), Some("defender"));
+        let mut v = base.clone();
+        v["mode"] = json!("nuke");
+        let e = parse(v).unwrap_err();
+        assert_eq!(e.field, "mode");
+        assert!(e.message.contains("revoke, contain"), "{}", e.message);
+        let mut v = base.clone();
+        v["remove_recent_delegates"] = json!(true);
+        assert_eq!(parse(v).unwrap_err().field, "remove_recent_delegates");
+        let mut v = base;
+        v["alert_source"] = json!("a b");
+        assert_eq!(parse(v).unwrap_err().field, "alert_source");
     }
 
     #[test]

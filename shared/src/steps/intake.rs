@@ -195,7 +195,7 @@ fn idempotency_keys(r: &RevocationRequest, caller_key: Option<&str>) -> Vec<(Key
         .map(|t| t.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(","))
         .unwrap_or_else(|| "org-default".into());
     let natural = format!(
-        "{}:{}:{}:{}:{}:{}:{}",
+        "{}:{}:{}:{}:{}:{}:{}:{}{}",
         r.company_id,
         r.user_email,
         r.ticket_id.as_deref().unwrap_or("-"),
@@ -210,7 +210,9 @@ fn idempotency_keys(r: &RevocationRequest, caller_key: Option<&str>) -> Vec<(Key
             (false, _) => "live",
             (true, false) => "dry",
             (true, true) => "dry+notify",
-        }
+        },
+        r.mode.as_str(),
+        if r.victim_mailbox { "+victim" } else { "" }
     );
     let caller = caller_key.map(|k| Key {
         text: k.to_string(),
