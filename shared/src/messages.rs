@@ -113,12 +113,15 @@ impl StepMessage {
 }
 
 /// `{"v":1,"kind":"scheduled","job":"sweep"}`: what the product's one schedule (an
-/// EventBridge rule) delivers to the discovery function.
+/// EventBridge rule or schedule) delivers to the discovery function. Per-company jobs carry
+/// `"company_id"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduledMessage {
     pub v: u8,
     pub kind: ScheduledKind,
     pub job: ScheduledJob,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
