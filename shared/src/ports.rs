@@ -6,9 +6,10 @@ use crate::config::Recheck;
 use crate::error::{QueueError, RemoteError, StepError, StoreError};
 use crate::messages::StepMessage;
 use crate::model::{
-    AuditManifest, AuditRecord, Grant, IndirectAccess, ItemId, ItemStatus, MatchedBy, NotChecked,
-    OrgSettings, PermissionType, PlanItem, Report, ResolvedUser, RestoreReport, Run, RunFailure,
-    RunFilter, RunId, RunPage, RunStatus,
+    AuditManifest, AuditRecord, Grant, IndexHits, IndexSettings, IndirectAccess, ItemId,
+    ItemStatus, MatchedBy, NotChecked, OrgSettings, PermissionType, PlanItem, Report, ResolvedUser,
+    RestoreReport, Run, RunFailure, RunFilter, RunId, RunPage, RunStatus, Snapshot, SnapshotRef,
+    SnapshotSummary,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -332,6 +333,46 @@ pub trait RunStore: Send + Sync {
     /// this, and the run ends `cancelled`. Returns the run as it is now (`None`: no such run);
     /// a finished run is left as it is.
     async fn request_cancel(&self, run_id: &RunId) -> Result<Option<Run>, StoreError>;
+
+    /// The permission index this store keeps, if it keeps one.
+    fn permission_index(&self) -> Option<&dyn PermissionIndex> {
+        None
+    }
+}
+
+/// The permission index: snapshots of every grant in a tenant (see [`crate::model::Snapshot`]).
+#[async_trait]
+pub trait PermissionIndex: Send + Sync {
+    /// Stores `snapshot` whole, then drops the company's snapshots `keep` no longer keeps
+    /// (beyond the newest `keep_snapshots`, taken `keep_days` before this one).
+    async fn save_snapshot(
+        &self,
+        snapshot: &Snapshot,
+        keep: &IndexSettings,
+    ) -> Result<(), StoreError>;
+    /// The company's snapshots, newest first.
+    async fn snapshots(&self, company_id: &str) -> Result<Vec<SnapshotSummary>, StoreError>;
+    /// The trustees any of `keys` (lowercase UPN, address, object id, value shown) name in a
+    /// snapshot, and their grants.
+    async fn held_by(&self, snapshot_id: &str, keys: &[String]) -> Result<IndexHits, StoreError>;
+    /// The grants on `mailbox` (lowercase address) in a snapshot, and their trustees.
+    async fn held_on(&self, snapshot_id: &str, mailbox: &str) -> Result<IndexHits, StoreError>;
+    /// Every trustee and grant of a snapshot (reviews).
+    async fn everything(&self, snapshot_id: &str) -> Result<IndexHits, StoreError>;
+
+    /// The snapshot `which` names for a company.
+    async fn find_snapshot(
+        &self,
+        company_id: &str,
+        which: &SnapshotRef,
+    ) -> Result<Option<SnapshotSummary>, StoreError> {
+        let all = self.snapshots(company_id).await?;
+        Ok(all.into_iter().find(|s| match which {
+            SnapshotRef::Newest => true,
+            SnapshotRef::Id(id) => &s.snapshot_id == id,
+            SnapshotRef::AsOf(at) => s.taken_at <= *at,
+        }))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

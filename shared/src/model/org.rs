@@ -1,6 +1,6 @@
 //! Per-company organizational variables (product.md §2).
 
-use super::{validate_company_id, InvalidRequest, PermissionType};
+use super::{validate_company_id, IndexSettings, InvalidRequest, PermissionType};
 use serde::{Deserialize, Serialize};
 
 /// Which PSA a company's tickets live in. An MSP may keep customers in several PSAs (moving
@@ -165,6 +165,10 @@ pub struct OrgSettings {
     /// company's accepted domains, the MSP's own). The sender's domain is always one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub report_domains: Vec<String>,
+    /// How long the permission index keeps snapshots and how old one may be for containment
+    /// (`[company.index]`).
+    #[serde(default, skip_serializing_if = "IndexSettings::is_default")]
+    pub index: IndexSettings,
 }
 
 /// Checks every company of a config file or an org file the same way: each one
