@@ -361,6 +361,10 @@ pub struct RunArgs {
     /// Start a new run even though an interrupted run of this user and company exists.
     #[arg(long)]
     pub new: bool,
+    /// Contain first: remove every grant the newest permission-index snapshot (`sweep`) lists
+    /// for the user at once, then discover live and verify as usual (`"mode": "contain"`).
+    #[arg(long)]
+    pub contain: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -394,6 +398,9 @@ impl RunArgs {
         body.insert("dry_run".into(), json!(self.dry_run));
         if self.notify {
             body.insert("notify".into(), json!(true));
+        }
+        if self.contain {
+            body.insert("mode".into(), json!("contain"));
         }
         insert_present(
             &mut body,

@@ -6,10 +6,10 @@ use crate::config::Recheck;
 use crate::error::{QueueError, RemoteError, StepError, StoreError};
 use crate::messages::StepMessage;
 use crate::model::{
-    AuditManifest, AuditRecord, Grant, IndexHits, IndexSettings, IndirectAccess, ItemId,
-    ItemStatus, MatchedBy, NotChecked, OrgSettings, PermissionType, PlanItem, Report, ResolvedUser,
-    RestoreReport, Run, RunFailure, RunFilter, RunId, RunPage, RunStatus, Snapshot, SnapshotRef,
-    SnapshotSummary,
+    AuditManifest, AuditRecord, Containment, Grant, IndexHits, IndexSettings, IndirectAccess,
+    ItemId, ItemStatus, MatchedBy, NotChecked, OrgSettings, PermissionType, PlanItem, Report,
+    ResolvedUser, RestoreReport, Run, RunFailure, RunFilter, RunId, RunPage, RunStatus, Snapshot,
+    SnapshotRef, SnapshotSummary,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -54,7 +54,7 @@ pub enum KeyHolder {
 }
 
 /// What a part of discovery found besides the grants themselves.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScanFacts {
     #[serde(default)]
     pub indirect_access: Vec<IndirectAccess>,
@@ -64,6 +64,9 @@ pub struct ScanFacts {
     /// Permission types that were not checked, and why.
     #[serde(default)]
     pub not_checked: Vec<NotChecked>,
+    /// A contain run's first phase (removing what the index lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containment: Option<Containment>,
 }
 
 impl ScanFacts {
@@ -71,6 +74,7 @@ impl ScanFacts {
         self.indirect_access.extend(other.indirect_access);
         self.scan_errors.extend(other.scan_errors);
         self.not_checked.extend(other.not_checked);
+        self.containment = self.containment.take().or(other.containment);
     }
 
     /// Sorted, without duplicates: parts come back in any order.
@@ -557,6 +561,9 @@ pub struct Recipient {
 /// user by, besides addresses.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExchangeUser {
+    pub user_principal_name: Option<String>,
+    pub external_directory_object_id: Option<String>,
+    pub display_name: Option<String>,
     pub name: Option<String>,
     pub distinguished_name: Option<String>,
     pub recipient_type_details: Option<String>,
@@ -658,6 +665,9 @@ pub trait Exchange: Send + Sync {
     async fn recipient(&self, identity: &str) -> Result<Option<Recipient>, RemoteError>;
     /// `Get-User`: `None` when no user has this identity.
     async fn user(&self, identity: &str) -> Result<Option<ExchangeUser>, RemoteError>;
+    /// Every directory user Exchange knows (`Get-User -ResultSize Unlimited`): how a SID in a
+    /// permission answer is traced to its user tenant-wide.
+    async fn users(&self) -> Result<Vec<ExchangeUser>, RemoteError>;
 
     async fn remove_full_access(
         &self,

@@ -104,14 +104,28 @@ pub async fn sweep(
         let started = Instant::now();
         let taken_at = Utc::now();
         let calls = SweepCalls::default();
-        calls.exchange();
-        calls.exchange();
-        let (mailboxes, send_as) = tokio::join!(
+        for _ in 0..3 {
+            calls.exchange();
+        }
+        let (mailboxes, send_as, users) = tokio::join!(
             tenant.exchange.mailboxes(),
-            tenant.exchange.send_as_entries()
+            tenant.exchange.send_as_entries(),
+            tenant.exchange.users()
         );
         let mailboxes = mailboxes?;
-        let ids = Identities::new(&mailboxes, tenant.exchange);
+        let mut listing_errors = Vec::new();
+        let users = match users {
+            Ok(users) => users,
+            Err(e) if e.is_transient() || e.is_auth() => return Err(e),
+            Err(e) => {
+                listing_errors.push(format!(
+                    "the user list could not be read (SIDs and DOMAIN\\sam values stay unresolved): {}",
+                    e.reason()
+                ));
+                Vec::new()
+            }
+        };
+        let ids = Identities::new(&mailboxes, &users, tenant.exchange);
         let scanned: Vec<&MailboxInfo> =
             mailboxes.iter().filter(|m| m.holds_delegations()).collect();
         let total = scanned.len() as u64;
@@ -139,6 +153,7 @@ pub async fn sweep(
         };
         let (per_mailbox, tenant_wide) = tokio::join!(per_mailbox, tenant_wide);
         let mut found = tenant_wide?;
+        found.errors.extend(listing_errors);
         for part in per_mailbox {
             found.merge(part?);
         }
@@ -294,6 +309,7 @@ async fn calendar(
                     role: p.role.clone(),
                     access_level,
                     delegate,
+                    mailbox_upn: Some(m.user_principal_name.clone()),
                 });
                 found.grants.push((t, g));
             }

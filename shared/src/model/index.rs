@@ -118,6 +118,9 @@ pub struct Trustee {
     /// Exchange's RecipientTypeDetails, when it is a recipient.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient_type: Option<String>,
+    /// Exchange's DistinguishedName (what the Send on Behalf filter names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinguished_name: Option<String>,
     /// Every value the answers showed it as (UPN, SMTP, Name, SID, `DOMAIN\sam`), as shown.
     pub shown_as: Vec<String>,
 }
@@ -217,4 +220,34 @@ pub enum SnapshotRef {
 pub struct IndexHits {
     pub trustees: Vec<Trustee>,
     pub grants: Vec<IndexedGrant>,
+}
+
+/// What the containment phase of a `contain` run did (the result's `"containment"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Containment {
+    /// The snapshot whose grants were removed first; none when no usable one existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_taken_at: Option<DateTime<Utc>>,
+    /// Grants the snapshot listed for the user in the run's scope.
+    pub indexed_grants: usize,
+    /// From the request's acceptance to the last indexed grant removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_to_containment: Option<f64>,
+    /// Why the index was not used and the run went as a normal revocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_used: Option<String>,
+}
+
+impl Containment {
+    pub fn not_used(reason: impl Into<String>) -> Containment {
+        Containment {
+            snapshot_id: None,
+            snapshot_taken_at: None,
+            indexed_grants: 0,
+            seconds_to_containment: None,
+            not_used: Some(reason.into()),
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! next message through the [`Queue`](crate::ports::Queue) port.
 
 mod audit_trail;
+mod contain;
 mod discover;
 mod dispatch;
 mod intake;
