@@ -34,6 +34,10 @@ pub enum Command {
     /// Who can open what, from the newest snapshot (no tenant call): every grant a user
     /// holds, or every trustee of a mailbox; --live re-reads the tenant and marks changes.
     Access(AccessArgs),
+    /// Access review from the newest snapshot and a directory read: grants held by disabled
+    /// accounts, deleted users, orphaned SIDs, unresolvable names, guests and external
+    /// addresses, grouped by trustee (exit 0 nothing found, 1 something to review).
+    Review(ReviewArgs),
     /// Work with the audit trails on disk.
     Audit(AuditArgs),
     /// List runs, newest first: from the data directory, or the AWS tables with --aws.
@@ -282,6 +286,18 @@ pub struct TenantArgs {
 pub struct SweepArgs {
     #[command(flatten)]
     pub tenant: TenantArgs,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReviewArgs {
+    #[command(flatten)]
+    pub tenant: TenantArgs,
+    /// Start a revocation of every listed trustee that is a directory user (disabled accounts,
+    /// guests), all noted on one ticket.
+    #[arg(long)]
+    pub revoke: bool,
     #[arg(long, value_enum, default_value = "json")]
     pub format: Format,
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::PathBuf;
 
-fn connect_error(org: &OrgSettings, e: impl std::fmt::Display) -> CliError {
+pub(crate) fn connect_error(org: &OrgSettings, e: impl std::fmt::Display) -> CliError {
     CliError {
         code: "internal".into(),
         field: None,

@@ -14,6 +14,7 @@ mod org_file;
 mod progress;
 mod reachable;
 mod restore;
+mod review;
 mod sandbox;
 
 use args::{Cli, Command, Format, ResumeArgs, RunArgs};
@@ -103,6 +104,7 @@ fn main() -> ExitCode {
         }) => (args.format, audit::verify(&args)),
         Command::Sweep(args) => (args.format, runtime.block_on(index::sweep(args))),
         Command::Access(args) => (args.format, runtime.block_on(index::access(args))),
+        Command::Review(args) => (args.format, runtime.block_on(review::review(args))),
         Command::Runs(args) => (args.format, runtime.block_on(history::runs(&args))),
         Command::Show(args) => (args.format, runtime.block_on(history::show(&args))),
         Command::Org(args::OrgArgs { command }) => {
@@ -241,7 +243,7 @@ pub(crate) fn open_store(
 }
 
 /// The engine, stopped by the first SIGINT or SIGTERM; a second one exits at once.
-fn engine(
+pub(crate) fn engine(
     store: Arc<SqliteRunStore>,
     target: &Target,
     progress: Arc<progress::Progress>,
@@ -605,7 +607,7 @@ fn sandbox_artifacts(target: &Target, run_id: &str, ticket_id: Option<&str>) {
 }
 
 /// The OS user running the CLI (`USER`, or `USERNAME` on Windows).
-fn os_user() -> String {
+pub(crate) fn os_user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "unknown".into())

@@ -95,7 +95,7 @@ pub enum AccessError {
     Rejected(String),
 }
 
-fn entry(g: &IndexedGrant, trustees: &BTreeMap<&str, &Trustee>) -> AccessEntry {
+pub(super) fn entry(g: &IndexedGrant, trustees: &BTreeMap<&str, &Trustee>) -> AccessEntry {
     let t = trustees.get(g.trustee_id.as_str());
     let trustee = t.map_or(g.trustee_as_shown.clone(), |t| t.name().to_string());
     AccessEntry {

@@ -6,7 +6,9 @@
 
 mod access;
 mod identities;
+mod review;
 mod sweep;
 
 pub use access::{lookup, AccessEntry, AccessError, AccessMap, AccessQuery, Change};
+pub use review::{review, Review, ReviewReason, ReviewedTrustee};
 pub use sweep::{sweep, SweepCalls};

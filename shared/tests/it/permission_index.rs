@@ -385,3 +385,69 @@ async fn the_store_keeps_the_newest_snapshots_and_those_younger_than_keep_days()
         base.grants.len()
     );
 }
+
+#[tokio::test]
+async fn a_review_lists_the_grants_of_disabled_deleted_orphaned_guest_and_external_trustees_and_nothing_else(
+) {
+    use revoke365::index::{review, ReviewReason};
+    let h = Harness::start(fixture("review-tenant.json"), fast_http(10)).await;
+    h.sweep().await;
+    let conns = h.connector.connect(&h.org).await.unwrap();
+    let r = review(h.store.as_ref(), conns.directory.as_ref(), &h.org)
+        .await
+        .unwrap();
+    let listed: BTreeSet<(ReviewReason, String, String, PermissionType)> = r
+        .trustees
+        .iter()
+        .flat_map(|t| {
+            t.grants
+                .iter()
+                .map(move |g| (t.reason, t.trustee.clone(), g.mailbox.clone(), g.permission))
+        })
+        .collect();
+    let expected: BTreeSet<_> = [
+        (
+            ReviewReason::Disabled,
+            "dana.left@acmecorp.com",
+            "ceo@acmecorp.com",
+            PermissionType::FullAccess,
+        ),
+        (
+            ReviewReason::Disabled,
+            "dana.left@acmecorp.com",
+            "info@acmecorp.com",
+            PermissionType::SendAs,
+        ),
+        (
+            ReviewReason::OrphanedSid,
+            "S-1-5-21-1004336348-1177238915-682003330-5001",
+            "finance@acmecorp.com",
+            PermissionType::FullAccess,
+        ),
+        (
+            ReviewReason::Unresolved,
+            "Old Temp Account",
+            "support@acmecorp.com",
+            PermissionType::FullAccess,
+        ),
+        (
+            ReviewReason::Guest,
+            "pat_partner.example#ext#@acmecorp.onmicrosoft.com",
+            "sales@acmecorp.com",
+            PermissionType::FullAccess,
+        ),
+        (
+            ReviewReason::External,
+            "advisor@outside.example",
+            "ceo@acmecorp.com",
+            PermissionType::Calendar,
+        ),
+    ]
+    .into_iter()
+    .map(|(r, t, m, p)| (r, t.to_string(), m.to_string(), p))
+    .collect();
+    assert_eq!(listed, expected, "{r:#?}");
+    assert_eq!(r.grants, 6);
+    assert_eq!(r.summary.values().sum::<usize>(), 5);
+    assert_eq!(r.summary[&ReviewReason::Disabled], 1);
+}
