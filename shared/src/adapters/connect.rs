@@ -50,6 +50,8 @@ impl Connector for HttpConnector {
             exchange,
             psa,
             mailer: graph,
+            // The permission index is wired here once it keeps snapshots.
+            baseline: Arc::new(crate::ports::NoBaseline),
             recheck: self.recheck,
             shard_size: {
                 let (core, tenant, target) =

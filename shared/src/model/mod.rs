@@ -10,6 +10,7 @@ mod request;
 mod restore_report;
 mod restore_request;
 mod run;
+mod victim;
 
 pub use audit::*;
 pub use audit_chain::*;
@@ -21,3 +22,4 @@ pub use request::*;
 pub use restore_report::*;
 pub use restore_request::*;
 pub use run::*;
+pub use victim::*;

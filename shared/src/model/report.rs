@@ -143,6 +143,10 @@ pub struct Report {
     /// the report went by email and is here. Not an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_ticket: Option<String>,
+    /// The victim's own mailbox, when the request asked (`victim_mailbox`): not counted in
+    /// `total_permissions_removed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victim_mailbox: Option<super::VictimMailboxReport>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -475,7 +479,22 @@ impl Report {
             residual_access,
             not_mailed: Vec::new(),
             no_ticket: None,
+            victim_mailbox: None,
         }
+    }
+
+    /// Adds the victim-mailbox section; any failure there fails the run, said in `errors`.
+    pub fn add_victim_mailbox(&mut self, section: super::VictimMailboxReport) {
+        if !section.succeeded() {
+            self.success = false;
+            self.status = RunStatus::CompletedWithErrors;
+            for line in section.failures() {
+                if !self.errors.contains(&line) {
+                    self.errors.push(line);
+                }
+            }
+        }
+        self.victim_mailbox = Some(section);
     }
 
     /// Records a failure that happened after the report was built (PSA, mail).

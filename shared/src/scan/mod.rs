@@ -9,6 +9,7 @@ mod send_on_behalf;
 mod trustee;
 
 pub(crate) use census::Census;
+pub(crate) use mailbox::calendar_access_level;
 
 use crate::error::RemoteError;
 use crate::model::{FailureCode, Grant, IndirectAccess, NotChecked, PermissionType, RunFailure};

@@ -13,6 +13,7 @@ mod restore;
 mod scan_shard;
 mod sweep;
 mod verify;
+mod victim;
 
 pub use crate::ports::{Connections, Connector, NoProgress, Notify, ProgressObserver, Tenant};
 pub use audit_trail::check_run_audit;

@@ -281,9 +281,9 @@ pub(crate) async fn finish(
     org: &OrgSettings,
     run: &Run,
     items: &[PlanItem],
-    found: &Verification,
-    read: bool,
+    (found, read): (&Verification, bool),
     errors: Vec<String>,
+    victim_mailbox: Option<crate::model::VictimMailboxReport>,
 ) -> Result<(), StepError> {
     let present: BTreeSet<(String, PermissionType)> = found
         .remaining
@@ -311,6 +311,9 @@ pub(crate) async fn finish(
         ticket_id: run.request.ticket_id.clone(),
         finished_at: Utc::now(),
     });
+    if let Some(section) = victim_mailbox {
+        report.add_victim_mailbox(section);
+    }
     deliver_report(store, notify, org, run, &mut report).await?;
     report.finished_at = Utc::now();
     store.finish_restore(&run.run_id, &report).await?;

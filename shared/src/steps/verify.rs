@@ -126,8 +126,18 @@ async fn finish(
     audit_trail::anchor(store, run_id).await?;
     if run.restore.is_some() {
         let errors = [facts.scan_errors, errors].concat();
-        super::restore::finish(store, notify, org, run, &items, &verification, read, errors)
-            .await?;
+        let victim = super::victim::restore_report(store, tenant, run).await?;
+        super::restore::finish(
+            store,
+            notify,
+            org,
+            run,
+            &items,
+            (&verification, read),
+            errors,
+            victim,
+        )
+        .await?;
         return Ok(Finished::Done);
     }
 
@@ -143,6 +153,9 @@ async fn finish(
         scope: Scope::of(&run.request, &org.m365_permission_removal_scope),
         finished_at: Utc::now(),
     });
+    if let Some(section) = super::victim::report(store, tenant, run).await? {
+        report.add_victim_mailbox(section);
+    }
     if run.cancel_requested {
         cancelled(&mut report);
     }
@@ -619,6 +632,7 @@ fn verification_record(run: &Run, verification: &Verification) -> AuditRecord {
         result: None,
         detail: None,
         verification: Some(verification.clone()),
+        victim: None,
         chain: None,
         seq: None,
         prev_hash: None,

@@ -32,6 +32,7 @@ mod run_history;
 mod trust_checks;
 mod trust_report;
 mod trust_resume;
+mod victim_mailbox;
 mod workflow_acme;
 mod workflow_faults;
 mod workflow_hard;

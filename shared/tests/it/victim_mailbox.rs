@@ -1,0 +1,275 @@
+//! Containment of the victim's own mailbox (`"victim_mailbox": true`): forwarding cleared,
+//! the inbox rules that forward, redirect or delete disabled (never deleted), grants to others
+//! listed; reported under `victim_mailbox`, audited, and put back by a restore.
+
+use crate::harness::Harness;
+use crate::kit::{fast_http, fixture, with_sim};
+use revoke365::model::{
+    AuditPhase, AuditResult, DelegateAge, Report, RestoreReport, Run, VictimChange, VictimOutcome,
+};
+use revoke365::ports::RunStore;
+use revoke365_sim::snapshot::MailboxSnapshot;
+use serde_json::{json, Value};
+
+const JOHN: &str = "john.smith@acmecorp.com";
+
+fn request(victim_mailbox: bool) -> Value {
+    json!({"user_email": JOHN, "company_id": "acme", "ticket_id": "48213",
+           "victim_mailbox": victim_mailbox, "requested_by": "soc@acmecorp.com"})
+}
+
+fn johns(h: &Harness) -> MailboxSnapshot {
+    h.snapshot()
+        .mailboxes
+        .into_iter()
+        .find(|m| m.upn == JOHN)
+        .expect("john's mailbox")
+}
+
+fn report(run: &Run) -> &Report {
+    run.result
+        .as_ref()
+        .unwrap_or_else(|| panic!("run ended {:?}: {:?}", run.status, run.failure))
+}
+
+fn restored(run: &Run) -> &RestoreReport {
+    run.restore_result
+        .as_ref()
+        .unwrap_or_else(|| panic!("restore ended {:?}: {:?}", run.status, run.failure))
+}
+
+fn rule_states(m: &MailboxSnapshot) -> Vec<(&str, bool)> {
+    m.inbox_rules
+        .iter()
+        .map(|r| (r.name.as_str(), r.enabled))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_victim_run_clears_forwarding_disables_exactly_the_offending_rules_and_restore_puts_both_back(
+) {
+    let h = Harness::start(fixture("victim-tenant.json"), fast_http(10)).await;
+    let initial = h.snapshot();
+    let run = h.run(request(true)).await;
+    let r = report(&run);
+    assert!(r.success, "{r:#?}");
+
+    // The tenant: no forwarding; the forwarding and the hidden deleting rule disabled, the
+    // harmless rule and the already disabled one as they were; no rule deleted.
+    let john = johns(&h);
+    assert!(john.forwarding.is_empty(), "{:?}", john.forwarding);
+    assert_eq!(
+        rule_states(&john),
+        [
+            ("Newsletters", true),
+            ("Invoices", false),
+            ("..", false),
+            ("Old forward", false)
+        ]
+    );
+    // The user's access to others went as without the option: the victim part is not counted.
+    assert_eq!(r.removal_summary.total_permissions_removed, 8);
+
+    let v = r.victim_mailbox.as_ref().expect("victim_mailbox section");
+    assert_eq!(v.mailbox, JOHN);
+    let f = v.forwarding.as_ref().unwrap();
+    assert_eq!(f.status, VictimOutcome::Cleared);
+    assert_eq!(
+        f.found.forwarding_smtp_address.as_deref(),
+        Some("smtp:exfil@evil.example")
+    );
+    assert!(f.found.deliver_to_mailbox_and_forward);
+    let rules: Vec<(&str, VictimOutcome)> = v
+        .inbox_rules
+        .iter()
+        .map(|r| (r.name.as_str(), r.status))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("Invoices", VictimOutcome::Disabled),
+            ("..", VictimOutcome::Disabled)
+        ]
+    );
+    assert!(v.inbox_rules[0].threats[0].contains("exfil@evil.example"));
+    assert_eq!(v.inbox_rules[1].threats, ["deletes messages"]);
+    // Jane's calendar grant on John's mailbox: no index snapshot, so its age is unknown and
+    // it stays; the inherited admin Full Access is not a delegate.
+    assert_eq!(v.recent_delegates.len(), 1, "{:#?}", v.recent_delegates);
+    let d = &v.recent_delegates[0];
+    assert_eq!(
+        (d.trustee.as_str(), d.age, d.status),
+        (
+            "jane.doe@acmecorp.com",
+            DelegateAge::Unknown,
+            VictimOutcome::LeftInPlace
+        )
+    );
+    assert_eq!(john.calendar, initial.mailbox(JOHN).unwrap().calendar);
+    let json = serde_json::to_value(r).unwrap();
+    assert_eq!(json["victim_mailbox"]["forwarding"]["status"], "cleared");
+    assert_eq!(
+        json["victim_mailbox"]["recent_delegates"][0]["age"],
+        "unknown"
+    );
+
+    // The audit trail keeps each rule's whole definition, and the forwarding as it was.
+    let records = h.store.audit_records(&run.run_id).await.unwrap();
+    let disabled: Vec<_> = records
+        .iter()
+        .filter_map(|rec| match &rec.victim {
+            Some(VictimChange::InboxRule { rule, .. })
+                if rec.phase == AuditPhase::Outcome && rec.result == Some(AuditResult::Removed) =>
+            {
+                Some(rule)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(disabled.len(), 2);
+    assert_eq!(disabled.iter().filter(|r| r.delete_message).count(), 1);
+    assert!(disabled.iter().any(|r| r
+        .forward_to
+        .iter()
+        .any(|t| t.contains("exfil@evil.example"))
+        && r.description
+            .as_deref()
+            .is_some_and(|d| d.contains("forward"))));
+    assert!(records.iter().any(|rec| matches!(
+        &rec.victim,
+        Some(VictimChange::Forwarding { before, .. }) if before.forwarding_smtp_address.is_some()
+    )));
+    // The ticket note and the email say it.
+    let state = h.snapshot();
+    let note = &state
+        .tickets
+        .iter()
+        .find(|t| t.id == "48213")
+        .unwrap()
+        .notes[0]
+        .text;
+    assert!(note.contains("Forwarding cleared"), "{note}");
+    assert!(note.contains("Inbox rule 'Invoices' disabled"), "{note}");
+    assert!(
+        state.sent_mail[0]
+            .body
+            .contains("Inbox rule &#39;Invoices&#39; disabled")
+            || state.sent_mail[0]
+                .body
+                .contains("Inbox rule 'Invoices' disabled")
+    );
+
+    // Restore: forwarding and both rules back, the tenant exactly as the fixture made it.
+    let first = h
+        .restore(&run.run_id, json!({"reason": "false positive"}))
+        .await;
+    let back = restored(&first);
+    assert!(back.success, "{back:#?}");
+    let v = back.victim_mailbox.as_ref().expect("victim section");
+    assert_eq!(
+        v.forwarding.as_ref().unwrap().status,
+        VictimOutcome::Restored
+    );
+    assert!(v
+        .inbox_rules
+        .iter()
+        .all(|r| r.status == VictimOutcome::Restored));
+    assert_eq!(v.inbox_rules.len(), 2);
+    assert_eq!(h.snapshot().mailboxes, initial.mailboxes);
+
+    // Again: everything is there already.
+    let second = h.restore(&run.run_id, json!({})).await;
+    let again = restored(&second);
+    assert!(again.success, "{again:#?}");
+    let v = again.victim_mailbox.as_ref().unwrap();
+    assert_eq!(
+        v.forwarding.as_ref().unwrap().status,
+        VictimOutcome::AlreadyPresent
+    );
+    assert!(v
+        .inbox_rules
+        .iter()
+        .all(|r| r.status == VictimOutcome::AlreadyPresent));
+    assert_eq!(h.snapshot().mailboxes, initial.mailboxes);
+}
+
+#[tokio::test]
+async fn a_victim_mailbox_that_refuses_changes_fails_the_run_and_says_so_on_the_ticket_and_by_email(
+) {
+    let tenant = with_sim(
+        fixture("victim-tenant.json"),
+        json!({"fail_mailboxes": [JOHN]}),
+    );
+    let h = Harness::start(tenant, fast_http(10)).await;
+    let initial = johns(&h);
+    let run = h.run(request(true)).await;
+    let r = report(&run);
+    assert!(!r.success, "{r:#?}");
+    let v = r.victim_mailbox.as_ref().unwrap();
+    let f = v.forwarding.as_ref().unwrap();
+    assert_eq!(f.status, VictimOutcome::Failed);
+    assert!(f.error.as_deref().unwrap().contains("denied"), "{f:?}");
+    assert!(r
+        .errors
+        .iter()
+        .any(|e| e.contains("forwarding") && e.contains("not cleared")));
+    // The forwarding is still there, and nothing was counted as done.
+    assert_eq!(johns(&h).forwarding, initial.forwarding);
+    let state = h.snapshot();
+    let note = &state
+        .tickets
+        .iter()
+        .find(|t| t.id == "48213")
+        .unwrap()
+        .notes[0]
+        .text;
+    assert!(note.contains("Forwarding FAILED"), "{note}");
+    assert!(note.contains("ACTION NEEDED"), "{note}");
+    assert!(
+        state.sent_mail[0]
+            .subject
+            .to_lowercase()
+            .contains("action needed")
+            || state.sent_mail[0].body.contains("FAILED")
+    );
+}
+
+#[tokio::test]
+async fn without_victim_mailbox_nothing_about_the_victims_mailbox_changes() {
+    let h = Harness::start(fixture("victim-tenant.json"), fast_http(10)).await;
+    let initial = johns(&h);
+    let run = h.run(request(false)).await;
+    let r = report(&run);
+    assert!(r.success, "{r:#?}");
+    assert!(r.victim_mailbox.is_none());
+    assert!(serde_json::to_value(r)
+        .unwrap()
+        .get("victim_mailbox")
+        .is_none());
+    assert_eq!(johns(&h), initial);
+    let counters = &h.snapshot().counters.requests;
+    assert!(!counters.contains_key("exo Get-InboxRule"), "{counters:?}");
+    assert!(!counters.contains_key("exo Disable-InboxRule"));
+}
+
+#[tokio::test]
+async fn a_dry_run_reads_the_victims_mailbox_and_changes_nothing() {
+    let h = Harness::start(fixture("victim-tenant.json"), fast_http(10)).await;
+    let initial = johns(&h);
+    let mut body = request(true);
+    body["dry_run"] = json!(true);
+    let run = h.run(body).await;
+    let r = report(&run);
+    assert!(r.success, "{r:#?}");
+    let v = r.victim_mailbox.as_ref().unwrap();
+    assert_eq!(
+        v.forwarding.as_ref().unwrap().status,
+        VictimOutcome::WouldClear
+    );
+    assert!(v
+        .inbox_rules
+        .iter()
+        .all(|r| r.status == VictimOutcome::WouldDisable));
+    assert_eq!(v.inbox_rules.len(), 2);
+    assert_eq!(johns(&h), initial);
+}
