@@ -4,12 +4,18 @@
 
 use crate::harness::Harness;
 use crate::kit::{fast_http, fixture, with_sim};
+use async_trait::async_trait;
+use revoke365::engine::LocalEngine;
+use revoke365::error::{StepError, StoreError};
 use revoke365::model::{
     AuditPhase, AuditResult, DelegateAge, Report, RestoreReport, Run, VictimChange, VictimOutcome,
 };
-use revoke365::ports::RunStore;
+use revoke365::model::{OrgSettings, PermissionType};
+use revoke365::ports::{Connections, Connector, DelegateBaseline, RunStore};
+use revoke365::steps::check_run_audit;
 use revoke365_sim::snapshot::MailboxSnapshot;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 const JOHN: &str = "john.smith@acmecorp.com";
 
@@ -139,6 +145,10 @@ async fn a_victim_run_clears_forwarding_disables_exactly_the_offending_rules_and
         &rec.victim,
         Some(VictimChange::Forwarding { before, .. }) if before.forwarding_smtp_address.is_some()
     )));
+    let check = check_run_audit(h.store.as_ref(), &run.run_id)
+        .await
+        .unwrap();
+    assert!(check.is_intact(), "{check:#?}");
     // The ticket note and the email say it.
     let state = h.snapshot();
     let note = &state
@@ -272,4 +282,110 @@ async fn a_dry_run_reads_the_victims_mailbox_and_changes_nothing() {
         .all(|r| r.status == VictimOutcome::WouldDisable));
     assert_eq!(v.inbox_rules.len(), 2);
     assert_eq!(johns(&h), initial);
+}
+
+/// A permission-index snapshot (the index is another piece of work): the same grants for every
+/// mailbox.
+struct Snapshot(Vec<(PermissionType, String)>);
+
+#[async_trait]
+impl DelegateBaseline for Snapshot {
+    async fn baseline(
+        &self,
+        _company_id: &str,
+        _mailbox: &str,
+        min_age_days: u32,
+    ) -> Result<Option<Vec<(PermissionType, String)>>, StoreError> {
+        assert_eq!(min_age_days, 30);
+        Ok(Some(self.0.clone()))
+    }
+}
+
+/// The harness's connector with a permission-index snapshot in place of none.
+struct WithBaseline(Arc<dyn Connector>, Arc<Snapshot>);
+
+#[async_trait]
+impl Connector for WithBaseline {
+    async fn connect(&self, org: &OrgSettings) -> Result<Connections, StepError> {
+        let mut conns = self.0.connect(org).await?;
+        conns.baseline = self.1.clone();
+        Ok(conns)
+    }
+}
+
+fn engine_with(h: &Harness, old: Vec<(PermissionType, String)>) -> LocalEngine {
+    LocalEngine {
+        store: h.store.clone(),
+        queue: h.engine.queue.clone(),
+        connector: Arc::new(WithBaseline(h.connector.clone(), Arc::new(Snapshot(old)))),
+        progress: h.engine.progress.clone(),
+        stop: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn with_an_old_snapshot_a_recent_delegate_is_removed_when_asked_and_restore_brings_it_back() {
+    let h = Harness::start(fixture("victim-tenant.json"), fast_http(10)).await;
+    let initial = h.snapshot();
+    // The snapshot a month ago had no grant on the mailbox: Jane's calendar grant is new.
+    let engine = engine_with(&h, Vec::new());
+    let mut body = request(true);
+    body["remove_recent_delegates"] = json!(true);
+    let run = engine.run(&body, None).await.expect("accepted");
+    let r = report(&run);
+    assert!(r.success, "{r:#?}");
+    let d = &r.victim_mailbox.as_ref().unwrap().recent_delegates;
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        (d[0].trustee.as_str(), d[0].age, d[0].status),
+        (
+            "jane.doe@acmecorp.com",
+            DelegateAge::Recent,
+            VictimOutcome::Removed
+        )
+    );
+    assert!(johns(&h).calendar.is_empty(), "removed through Graph");
+    assert_eq!(
+        r.removal_summary.total_permissions_removed, 8,
+        "not counted"
+    );
+
+    let back = engine
+        .restore_watched(None, &run.run_id, &json!({}), None, |_| {})
+        .await
+        .expect("restore accepted");
+    assert!(restored(&back).success, "{:#?}", restored(&back));
+    assert_eq!(h.snapshot().mailboxes, initial.mailboxes);
+}
+
+#[tokio::test]
+async fn a_delegate_the_old_snapshot_had_is_not_recent_and_a_recent_one_is_only_listed_unless_asked(
+) {
+    let h = Harness::start(fixture("victim-tenant.json"), fast_http(10)).await;
+    let old = engine_with(
+        &h,
+        vec![(PermissionType::Calendar, "jane.doe@acmecorp.com".into())],
+    );
+    let run = old.run(&request(true), None).await.expect("accepted");
+    assert!(report(&run)
+        .victim_mailbox
+        .as_ref()
+        .unwrap()
+        .recent_delegates
+        .is_empty());
+
+    let h = Harness::start(fixture("victim-tenant.json"), fast_http(10)).await;
+    let calendar = johns(&h).calendar;
+    let new = engine_with(&h, Vec::new());
+    let run = new.run(&request(true), None).await.expect("accepted");
+    let d = &report(&run)
+        .victim_mailbox
+        .as_ref()
+        .unwrap()
+        .recent_delegates;
+    assert_eq!(
+        (d[0].age, d[0].status),
+        (DelegateAge::Recent, VictimOutcome::Listed)
+    );
+    assert_eq!(johns(&h).calendar, calendar, "listed, left in place");
 }
