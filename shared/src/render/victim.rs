@@ -12,6 +12,31 @@ pub(super) fn failed(section: &VictimMailboxReport) -> bool {
     !section.succeeded()
 }
 
+/// One headline sentence: what was done on the user's own mailbox.
+pub(super) fn summary(section: &VictimMailboxReport) -> String {
+    if !section.succeeded() {
+        return format!(
+            "The user's own mailbox was NOT fully contained (see \"{VICTIM_MAILBOX}\")."
+        );
+    }
+    let forwarding = match section.forwarding.as_ref().map(|f| f.status) {
+        None | Some(VictimOutcome::None) => "no forwarding was set".to_string(),
+        Some(status) => format!("forwarding {}", status.as_str()),
+    };
+    let rules = match section.inbox_rules.first() {
+        None => "no inbox rule forwards, redirects or deletes".to_string(),
+        Some(r) => format!(
+            "{} inbox rule(s) {}",
+            section.inbox_rules.len(),
+            r.status.as_str()
+        ),
+    };
+    format!(
+        "The user's own mailbox: {forwarding}, {rules}, {} delegate(s) to others listed (see \"{VICTIM_MAILBOX}\").",
+        section.recent_delegates.len()
+    )
+}
+
 pub(super) fn lines(section: &VictimMailboxReport) -> Vec<String> {
     let mailbox = if section.mailbox.is_empty() {
         "(not read)".to_string()

@@ -347,6 +347,7 @@ fn headline(report: &Report) -> Headline {
     };
     lines.extend(indirect_advice(report));
     lines.extend(scope_advice(report));
+    lines.extend(report.victim_mailbox.as_ref().map(super::victim::summary));
     Headline {
         outcome,
         title,
