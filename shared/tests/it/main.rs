@@ -21,6 +21,8 @@ mod aws_kit;
 mod aws_psa;
 #[cfg(feature = "aws")]
 mod aws_restore;
+#[cfg(feature = "aws")]
+mod aws_victim;
 mod clients_autotask;
 mod clients_connectwise;
 mod clients_halopsa;
