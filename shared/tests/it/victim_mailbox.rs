@@ -389,3 +389,83 @@ async fn a_delegate_the_old_snapshot_had_is_not_recent_and_a_recent_one_is_only_
     );
     assert_eq!(johns(&h).calendar, calendar, "listed, left in place");
 }
+
+#[tokio::test]
+async fn the_exchange_client_reads_sets_back_and_flips_what_the_victim_step_uses() {
+    use revoke365::adapters::exchange::ExchangeClient;
+    use revoke365::adapters::http::HttpCore;
+    use revoke365::config::{AppCredentials, HttpSettings, Secret, ServiceUrls};
+    use revoke365::model::MailboxForwarding;
+    use revoke365::ports::Exchange;
+
+    let h = Harness::start(fixture("victim-tenant.json"), fast_http(10)).await;
+    let initial = johns(&h);
+    let exchange = ExchangeClient::new(
+        HttpCore::new(HttpSettings::default()).unwrap(),
+        &ServiceUrls::all_at(&h.sim.base_url),
+        AppCredentials {
+            tenant_id: h.org.tenant_id.clone(),
+            client_id: "test-client".into(),
+            client_secret: Secret::new(crate::kit::CLIENT_SECRET),
+        },
+    );
+    let settings = exchange.mailbox_settings(JOHN).await.unwrap().unwrap();
+    assert_eq!(settings.info.address(), JOHN);
+    let found = settings.forwarding;
+    assert_eq!(
+        found,
+        MailboxForwarding {
+            forwarding_smtp_address: Some("smtp:exfil@evil.example".into()),
+            forwarding_address: None,
+            deliver_to_mailbox_and_forward: true,
+        }
+    );
+    assert!(exchange
+        .mailbox_settings("nobody@acmecorp.com")
+        .await
+        .unwrap()
+        .is_none());
+
+    // Every rule, hidden ones too, across pages (the fixture pages by 3).
+    let rules = exchange.inbox_rules(JOHN).await.unwrap();
+    let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["Newsletters", "Invoices", "..", "Old forward"]);
+    let offending: Vec<&str> = rules
+        .iter()
+        .filter(|r| r.is_offending())
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(
+        offending,
+        ["Invoices", ".."],
+        "enabled and forwarding or deleting"
+    );
+    assert_eq!(rules[1].priority, Some(2));
+    assert!(rules[1].identity.starts_with("john.smith\\"));
+
+    exchange
+        .set_forwarding(JOHN, &MailboxForwarding::default())
+        .await
+        .unwrap();
+    exchange
+        .disable_inbox_rule(JOHN, &rules[1].identity)
+        .await
+        .unwrap();
+    // Again: Exchange's "no settings modified" warning is success.
+    exchange
+        .disable_inbox_rule(JOHN, &rules[1].identity)
+        .await
+        .unwrap();
+    let now = johns(&h);
+    assert!(now.forwarding.is_empty());
+    assert!(!now.inbox_rules[1].enabled);
+
+    exchange.set_forwarding(JOHN, &found).await.unwrap();
+    exchange
+        .enable_inbox_rule(JOHN, &rules[1].identity)
+        .await
+        .unwrap();
+    assert_eq!(johns(&h), initial);
+    let missing = exchange.enable_inbox_rule(JOHN, "nope").await.unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+}
