@@ -126,7 +126,7 @@ async fn finish(
     audit_trail::anchor(store, run_id).await?;
     if run.restore.is_some() {
         let errors = [facts.scan_errors, errors].concat();
-        let victim = super::victim::restore_report(store, tenant, run).await?;
+        let victim = super::victim_report::restore_report(store, tenant, run).await?;
         super::restore::finish(
             store,
             notify,
@@ -153,7 +153,7 @@ async fn finish(
         scope: Scope::of(&run.request, &org.m365_permission_removal_scope),
         finished_at: Utc::now(),
     });
-    if let Some(section) = super::victim::report(store, tenant, run).await? {
+    if let Some(section) = super::victim_report::report(store, tenant, run).await? {
         report.add_victim_mailbox(section);
     }
     if run.cancel_requested {
