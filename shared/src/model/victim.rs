@@ -88,11 +88,13 @@ impl InboxRule {
         if self.delete_message {
             why.push("deletes messages".into());
         }
-        if self.move_to_folder.as_deref().is_some_and(|f| {
-            f.trim()
-                .trim_start_matches('\\')
-                .eq_ignore_ascii_case("Deleted Items")
-        }) {
+        // Shown as `Deleted Items` or `<mailbox>:\Deleted Items`.
+        let folder = self
+            .move_to_folder
+            .as_deref()
+            .and_then(|f| f.rsplit('\\').next())
+            .map(str::trim);
+        if folder.is_some_and(|f| f.eq_ignore_ascii_case("Deleted Items")) {
             why.push("moves messages to Deleted Items".into());
         }
         why
@@ -332,5 +334,50 @@ impl DelegateEntry {
             status,
             error,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(edit: impl FnOnce(&mut InboxRule)) -> InboxRule {
+        let mut r = InboxRule {
+            identity: "john\\1".into(),
+            name: "r".into(),
+            enabled: true,
+            ..InboxRule::default()
+        };
+        edit(&mut r);
+        r
+    }
+
+    #[test]
+    fn a_rule_offends_when_it_sends_mail_out_or_hides_it_and_is_enabled() {
+        let forwards = rule(|r| r.forward_to = vec!["x@evil.example".into()]);
+        assert_eq!(forwards.threats(), ["forwards to x@evil.example"]);
+        assert!(forwards.is_offending());
+        assert!(rule(|r| r.redirect_to = vec!["y@evil.example".into()]).is_offending());
+        assert!(rule(|r| r.forward_as_attachment_to = vec!["z@x".into()]).is_offending());
+        assert!(rule(|r| r.delete_message = true).is_offending());
+        let bin = rule(|r| r.move_to_folder = Some("john:\\Deleted Items".into()));
+        assert_eq!(bin.threats(), ["moves messages to Deleted Items"]);
+        assert!(!rule(|r| r.move_to_folder = Some("Newsletters".into())).is_offending());
+        let off = rule(|r| {
+            r.enabled = false;
+            r.delete_message = true;
+        });
+        assert!(!off.is_offending(), "a disabled rule is left alone");
+    }
+
+    #[test]
+    fn forwarding_is_set_by_either_address_and_described_for_the_note() {
+        let mut f = MailboxForwarding::default();
+        assert!(!f.is_set());
+        assert_eq!(f.describe(), "none");
+        f.forwarding_address = Some("Jane Doe".into());
+        f.deliver_to_mailbox_and_forward = true;
+        assert!(f.is_set());
+        assert_eq!(f.describe(), "Jane Doe, a copy kept in the mailbox");
     }
 }
