@@ -171,6 +171,16 @@ mod tests {
     }
 
     #[test]
+    fn the_victim_step_reads_as_its_sample_event_carries_it() {
+        let sample: serde_json::Value =
+            serde_json::from_str(include_str!("../../events/sqs-victim.json")).unwrap();
+        let body = sample["Records"][0]["body"].as_str().unwrap();
+        let m: StepMessage = serde_json::from_str(body).unwrap();
+        assert_eq!(m.step, Step::Victim(VictimBatch { batch_id: 4 }));
+        assert_eq!(m.kind(), "victim");
+    }
+
+    #[test]
     fn the_scheduled_sweep_reads_as_documented() {
         let m: ScheduledMessage =
             serde_json::from_str(r#"{"v":1,"kind":"scheduled","job":"sweep"}"#).unwrap();
