@@ -15,7 +15,7 @@ use crate::error::StepError;
 use crate::model::{
     AuditPhase, AuditResult, InvalidRequest, ItemStatus, OrgSettings, PermissionType, PlanItem,
     RemainingGrant, RestoreInputs, RestoreOf, RestoreReport, RestoreRequest, Run, RunFilter, RunId,
-    RunKind, Verification, ALREADY_PRESENT, MAX_RUN_PAGE,
+    RunKind, Verification, VictimMailboxReport, ALREADY_PRESENT, MAX_RUN_PAGE,
 };
 use crate::ports::{OutgoingMail, Queue, RunStore, ScanFacts};
 use crate::render;
@@ -281,9 +281,8 @@ pub(crate) async fn finish(
     org: &OrgSettings,
     run: &Run,
     items: &[PlanItem],
-    (found, read): (&Verification, bool),
+    (found, read, victim_mailbox): (&Verification, bool, Option<VictimMailboxReport>),
     errors: Vec<String>,
-    victim_mailbox: Option<crate::model::VictimMailboxReport>,
 ) -> Result<(), StepError> {
     let present: BTreeSet<(String, PermissionType)> = found
         .remaining

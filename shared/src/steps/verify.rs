@@ -127,17 +127,8 @@ async fn finish(
     if run.restore.is_some() {
         let errors = [facts.scan_errors, errors].concat();
         let victim = super::victim_report::restore_report(store, tenant, run).await?;
-        super::restore::finish(
-            store,
-            notify,
-            org,
-            run,
-            &items,
-            (&verification, read),
-            errors,
-            victim,
-        )
-        .await?;
+        let found = (&verification, read, victim);
+        super::restore::finish(store, notify, org, run, &items, found, errors).await?;
         return Ok(Finished::Done);
     }
 
