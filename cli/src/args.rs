@@ -356,6 +356,13 @@ pub struct RunArgs {
     /// With --dry-run: still add the report to the ticket and mail it (a live run always does).
     #[arg(long)]
     pub notify: bool,
+    /// Also contain the user's own mailbox: clear forwarding, disable the inbox rules that
+    /// forward, redirect or delete, list the delegates on it.
+    #[arg(long)]
+    pub victim_mailbox: bool,
+    /// With --victim-mailbox: remove the recent delegates on it too.
+    #[arg(long, requires = "victim_mailbox")]
+    pub remove_recent_delegates: bool,
     #[arg(long, value_name = "WHO")]
     pub requested_by: Option<String>,
     #[arg(long, value_name = "TEXT")]
@@ -417,6 +424,12 @@ impl RunArgs {
         }
         if self.contain {
             body.insert("mode".into(), json!("contain"));
+        }
+        if self.victim_mailbox {
+            body.insert("victim_mailbox".into(), json!(true));
+        }
+        if self.remove_recent_delegates {
+            body.insert("remove_recent_delegates".into(), json!(true));
         }
         insert_present(
             &mut body,

@@ -118,3 +118,63 @@ fn a_dry_run_cannot_be_restored_and_a_dry_restore_changes_nothing() {
         "{restore}"
     );
 }
+
+#[test]
+fn a_victim_mailbox_run_contains_the_users_mailbox_and_restore_sets_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = kit::events("victim-tenant.json");
+    let out = cli(
+        &[
+            "run",
+            "--sandbox",
+            tenant.to_str().unwrap(),
+            "--user",
+            JOHN,
+            "--company-id",
+            "acme",
+            "--victim-mailbox",
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result = stdout_json(&out);
+    let v = &result["victim_mailbox"];
+    assert_eq!(v["forwarding"]["status"], "cleared", "{v}");
+    assert_eq!(v["inbox_rules"].as_array().unwrap().len(), 2);
+    assert_eq!(result["removal_summary"]["total_permissions_removed"], 8);
+    let run_id = result["run_id"].as_str().unwrap();
+
+    let out = cli(&["restore", run_id], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    let restore = stdout_json(&out);
+    assert_eq!(
+        restore["victim_mailbox"]["forwarding"]["status"],
+        "restored"
+    );
+    assert!(restore["victim_mailbox"]["inbox_rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["status"] == "restored"));
+
+    // --remove-recent-delegates means nothing without --victim-mailbox.
+    let out = cli(
+        &[
+            "run",
+            "--sandbox",
+            tenant.to_str().unwrap(),
+            "--user",
+            JOHN,
+            "--company-id",
+            "acme",
+            "--remove-recent-delegates",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -11,6 +11,7 @@
 //!
 //! `cargo bench -p revoke365-shared --bench permission_index [-- MAILBOXES LATENCY_MS EXO_CAP GRAPH_CAP]`
 
+#[allow(dead_code)]
 #[path = "../tests/it/generated.rs"]
 mod generated;
 #[allow(dead_code)]
@@ -102,11 +103,20 @@ async fn main() {
         .max(latency * graph as u32 / caps.graph as u32);
     let ratio = wall.as_secs_f64() / bound.as_secs_f64();
     println!("\n== sweep");
-    println!("grants indexed                 {:>10}", snapshot.summary.grants);
+    println!(
+        "grants indexed                 {:>10}",
+        snapshot.summary.grants
+    );
     println!("Exchange calls / Graph calls   {exo:>10} / {graph}");
-    println!("learned limits                 {:?}", snapshot.summary.limits);
+    println!(
+        "learned limits                 {:?}",
+        snapshot.summary.limits
+    );
     println!("429 answers                    {:>10}", after.throttled_429);
-    println!("wall                           {:>10.2} s", wall.as_secs_f64());
+    println!(
+        "wall                           {:>10.2} s",
+        wall.as_secs_f64()
+    );
     println!(
         "bound                          {:>10.2} s   ratio {ratio:.2} (≤ 1.3: {})",
         bound.as_secs_f64(),
@@ -139,7 +149,11 @@ async fn main() {
     );
     println!(
         "grant made after the sweep     {:>10}",
-        if late_removed { "removed by the live phase" } else { "MISSED" }
+        if late_removed {
+            "removed by the live phase"
+        } else {
+            "MISSED"
+        }
     );
     println!(
         "removed in all / success       {:>10} / {}",
@@ -235,7 +249,10 @@ async fn lookup_bench() {
         worst_mailbox = worst_mailbox.max(t.elapsed());
     }
     println!("\n== lookup ({MAILBOXES} mailboxes, {GRANTS} grants, {TRUSTEES} trustees in SQLite)");
-    println!("stored in                      {:>10.2} s", stored.as_secs_f64());
+    println!(
+        "stored in                      {:>10.2} s",
+        stored.as_secs_f64()
+    );
     println!(
         "size on disk                   {:>10.1} MiB   ({} bytes per grant)",
         size as f64 / (1024.0 * 1024.0),

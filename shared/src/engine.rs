@@ -208,6 +208,7 @@ impl LocalEngine {
                     .into_iter()
                     .filter(|m| match &m.step {
                         Step::Remove(b) => !counted.contains(&b.batch_id),
+                        Step::Victim(v) => !counted.contains(&v.batch_id),
                         _ => true,
                     })
                     .collect();

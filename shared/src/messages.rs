@@ -23,6 +23,10 @@ pub enum Step {
     /// Read one shard of mailboxes (discovery function).
     Scan(ScanShard),
     Remove(RemovalBatch),
+    /// Contain the victim's own mailbox (removal function): clear forwarding, disable the
+    /// rules that forward, redirect or delete, remove recent delegates when asked; on a
+    /// restore run, put them back. Counted as removal batch `batch_id`.
+    Victim(VictimBatch),
     /// Re-read, report, notify; after a deadline, the same message again (what was read is
     /// saved with the run).
     Verify,
@@ -93,6 +97,12 @@ pub struct RemovalBatch {
     pub item_ids: Vec<ItemId>,
 }
 
+/// The victim-mailbox step: the last of the run's removal batches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VictimBatch {
+    pub batch_id: u32,
+}
+
 impl StepMessage {
     pub fn new(run_id: RunId, step: Step) -> StepMessage {
         StepMessage {
@@ -107,6 +117,7 @@ impl StepMessage {
             Step::Discover => "discover",
             Step::Scan(_) => "scan",
             Step::Remove(_) => "remove",
+            Step::Victim(_) => "victim",
             Step::Verify => "verify",
         }
     }
@@ -157,6 +168,16 @@ mod tests {
             serde_json::json!({"v":1,"run_id":"r1","kind":"remove","batch_id":2,"permission":"send_as","item_ids":[3,4]})
         );
         assert_eq!(serde_json::from_value::<StepMessage>(v).unwrap(), m);
+    }
+
+    #[test]
+    fn the_victim_step_reads_as_its_sample_event_carries_it() {
+        let sample: serde_json::Value =
+            serde_json::from_str(include_str!("../../events/sqs-victim.json")).unwrap();
+        let body = sample["Records"][0]["body"].as_str().unwrap();
+        let m: StepMessage = serde_json::from_str(body).unwrap();
+        assert_eq!(m.step, Step::Victim(VictimBatch { batch_id: 4 }));
+        assert_eq!(m.kind(), "victim");
     }
 
     #[test]

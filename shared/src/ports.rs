@@ -6,10 +6,10 @@ use crate::config::Recheck;
 use crate::error::{QueueError, RemoteError, StepError, StoreError};
 use crate::messages::StepMessage;
 use crate::model::{
-    AuditManifest, AuditRecord, Containment, Grant, IndexHits, IndexSettings, IndirectAccess,
-    ItemId, ItemStatus, MatchedBy, NotChecked, OrgSettings, PermissionType, PlanItem, Report,
-    ResolvedUser, RestoreReport, Run, RunFailure, RunFilter, RunId, RunPage, RunStatus, Snapshot,
-    SnapshotRef, SnapshotSummary,
+    AuditManifest, AuditRecord, Containment, Grant, InboxRule, IndexHits, IndexSettings,
+    IndirectAccess, ItemId, ItemStatus, MailboxForwarding, MatchedBy, NotChecked, OrgSettings,
+    PermissionType, PlanItem, Report, ResolvedUser, RestoreReport, Run, RunFailure, RunFilter,
+    RunId, RunPage, RunStatus, Snapshot, SnapshotRef, SnapshotSummary,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -696,6 +696,57 @@ pub trait Exchange: Send + Sync {
         trustee: &str,
     ) -> Result<(), RemoteError>;
     async fn add_send_on_behalf(&self, mailbox: &str, user: &str) -> Result<(), RemoteError>;
+
+    /// `Get-Mailbox -Identity`: the mailbox and the forwarding set on it; `None` when there is
+    /// no such mailbox.
+    async fn mailbox_settings(&self, mailbox: &str)
+        -> Result<Option<MailboxSettings>, RemoteError>;
+    /// `Set-Mailbox` with the three forwarding parameters as given (all empty: cleared).
+    async fn set_forwarding(
+        &self,
+        mailbox: &str,
+        forwarding: &MailboxForwarding,
+    ) -> Result<(), RemoteError>;
+    /// `Get-InboxRule -IncludeHidden`: every rule of the mailbox the cmdlet can show.
+    async fn inbox_rules(&self, mailbox: &str) -> Result<Vec<InboxRule>, RemoteError>;
+    /// `Disable-InboxRule`: the rule stays, with its whole definition.
+    async fn disable_inbox_rule(&self, mailbox: &str, identity: &str) -> Result<(), RemoteError>;
+    async fn enable_inbox_rule(&self, mailbox: &str, identity: &str) -> Result<(), RemoteError>;
+}
+
+/// A mailbox with the forwarding set on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxSettings {
+    pub info: MailboxInfo,
+    pub forwarding: MailboxForwarding,
+}
+
+/// The grants on a mailbox in a permission-index snapshot at least `min_age_days` old, each
+/// as (type, trustee lowercased): what tells a recent delegate from an old one.
+#[async_trait]
+pub trait DelegateBaseline: Send + Sync {
+    /// `None`: no snapshot that old (the index is younger, or has not seen the mailbox).
+    async fn baseline(
+        &self,
+        company_id: &str,
+        mailbox: &str,
+        min_age_days: u32,
+    ) -> Result<Option<Vec<(PermissionType, String)>>, StoreError>;
+}
+
+/// No permission index: every delegate's age is unknown.
+pub struct NoBaseline;
+
+#[async_trait]
+impl DelegateBaseline for NoBaseline {
+    async fn baseline(
+        &self,
+        _company_id: &str,
+        _mailbox: &str,
+        _min_age_days: u32,
+    ) -> Result<Option<Vec<(PermissionType, String)>>, StoreError> {
+        Ok(None)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

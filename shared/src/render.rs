@@ -7,10 +7,12 @@ mod clean;
 mod html;
 mod restore;
 mod text;
+mod victim;
 mod view;
 
 pub use clean::one_line;
 pub use restore::{restore_html, restore_subject, restore_text};
+pub use victim::VICTIM_MAILBOX;
 pub use view::{
     type_name, GrantRow, Headline, Outcome, ReportView, Section, Tone, ERRORS, INDIRECT,
     NOT_CHECKED, SKIPPED, STILL_PRESENT,

@@ -5,6 +5,8 @@ use serde_json::{Map, Value};
 
 use crate::directory::{Account, Directory, Person, Principal, Scope, Unresolved};
 use crate::exo::{CmdletInput, ExoError};
+use crate::inbox_rules::{self, ForwardingChange};
+pub(crate) use crate::inbox_rules::{rule_identity, without_smtp_prefix};
 use crate::state::{FullAccessAce, SendAsAce};
 use crate::Sim;
 
@@ -20,7 +22,7 @@ pub(crate) struct Output {
 }
 
 impl Output {
-    fn items<T: Serialize>(items: impl IntoIterator<Item = T>) -> Output {
+    pub(crate) fn items<T: Serialize>(items: impl IntoIterator<Item = T>) -> Output {
         let items = items
             .into_iter()
             .map(|i| serde_json::to_value(i).unwrap_or_default())
@@ -30,7 +32,7 @@ impl Output {
             warnings: Vec::new(),
         }
     }
-    fn warning(warning: String) -> Output {
+    pub(crate) fn warning(warning: String) -> Output {
         Output {
             items: Vec::new(),
             warnings: vec![warning],
@@ -38,7 +40,7 @@ impl Output {
     }
 }
 
-type CmdletResult = Result<Output, ExoError>;
+pub(crate) type CmdletResult = Result<Output, ExoError>;
 
 struct Cmdlet {
     name: &'static str,
@@ -123,9 +125,47 @@ const CMDLETS: &[Cmdlet] = &[
     },
     Cmdlet {
         name: "Set-Mailbox",
-        parameters: &["Identity", "GrantSendOnBehalfTo", "Confirm", "Force"],
+        parameters: &[
+            "Identity",
+            "GrantSendOnBehalfTo",
+            "ForwardingSmtpAddress",
+            "ForwardingAddress",
+            "DeliverToMailboxAndForward",
+            "Confirm",
+            "Force",
+        ],
         required: &["Identity"],
         run: set_mailbox,
+    },
+    Cmdlet {
+        name: "Get-InboxRule",
+        parameters: &["Mailbox", "Identity", "IncludeHidden"],
+        required: &[],
+        run: inbox_rules::get_inbox_rule,
+    },
+    Cmdlet {
+        name: "Disable-InboxRule",
+        parameters: &[
+            "Identity",
+            "Mailbox",
+            "Confirm",
+            "AlwaysDeleteOutlookRulesBlob",
+            "Force",
+        ],
+        required: &["Identity"],
+        run: inbox_rules::disable_inbox_rule,
+    },
+    Cmdlet {
+        name: "Enable-InboxRule",
+        parameters: &[
+            "Identity",
+            "Mailbox",
+            "Confirm",
+            "AlwaysDeleteOutlookRulesBlob",
+            "Force",
+        ],
+        required: &["Identity"],
+        run: inbox_rules::enable_inbox_rule,
     },
 ];
 
@@ -169,9 +209,30 @@ pub(crate) fn invoke(sim: &Sim, input: &CmdletInput) -> CmdletResult {
 }
 
 /// Cmdlet parameters: names match case-insensitively.
-struct Params<'a>(&'a Map<String, Value>);
+pub(crate) struct Params<'a>(&'a Map<String, Value>);
 
 impl Params<'_> {
+    /// A parameter as given, JSON `null` included (`$null` clears a setting).
+    pub(crate) fn given(&self, name: &str) -> Option<&Value> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// A switch parameter (`-IncludeHidden`): `true`, or absent.
+    pub(crate) fn switch(&self, name: &str) -> Result<bool, ExoError> {
+        match self.get(name) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(true),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(false),
+            Some(_) => Err(ExoError::binding(format!(
+                "Cannot bind parameter '{name}': a switch takes true or false."
+            ))),
+        }
+    }
+
     fn get(&self, name: &str) -> Option<&Value> {
         self.0
             .iter()
@@ -180,12 +241,12 @@ impl Params<'_> {
             .filter(|v| !v.is_null())
     }
 
-    fn text(&self, name: &str) -> Result<Option<String>, ExoError> {
+    pub(crate) fn text(&self, name: &str) -> Result<Option<String>, ExoError> {
         self.get(name).map(|value| scalar(name, value)).transpose()
     }
 
     /// A parameter the cmdlet declares mandatory (presence checked by `invoke`).
-    fn required(&self, name: &str) -> Result<String, ExoError> {
+    pub(crate) fn required(&self, name: &str) -> Result<String, ExoError> {
         self.text(name)?
             .ok_or_else(|| ExoError::binding(format!("Missing parameter '{name}'.")))
     }
@@ -237,14 +298,20 @@ fn limited<T>(mut items: Vec<T>, size: Option<usize>) -> Vec<T> {
     items
 }
 
-fn mailbox<'a>(directory: &'a Directory, identity: &str) -> Result<&'a Person, ExoError> {
+pub(crate) fn mailbox<'a>(
+    directory: &'a Directory,
+    identity: &str,
+) -> Result<&'a Person, ExoError> {
     directory
         .resolve_mailbox(identity)
         .map_err(|e| unresolved(e, identity))
 }
 
 /// Any Exchange recipient (mailbox, mail user, mail-enabled group, contact).
-fn recipient<'a>(directory: &'a Directory, identity: &str) -> Result<Principal<'a>, ExoError> {
+pub(crate) fn recipient<'a>(
+    directory: &'a Directory,
+    identity: &str,
+) -> Result<Principal<'a>, ExoError> {
     directory
         .resolve(identity, Scope::Recipients)
         .map_err(|e| unresolved(e, identity))
@@ -264,7 +331,7 @@ fn unresolved(error: Unresolved, identity: &str) -> ExoError {
 }
 
 /// Mutations on a `sim.fail_mailboxes` mailbox fail.
-fn ensure_writable(sim: &Sim, recipient: Principal) -> Result<(), ExoError> {
+pub(crate) fn ensure_writable(sim: &Sim, recipient: Principal) -> Result<(), ExoError> {
     if sim.fails(recipient.key()) {
         return Err(ExoError::access_denied(recipient.key()));
     }
@@ -295,6 +362,11 @@ struct MailboxItem<'a> {
     external_directory_object_id: &'a str,
     recipient_type_details: &'a str,
     grant_send_on_behalf_to: Vec<&'a str>,
+    /// `smtp:x@y`, or null.
+    forwarding_smtp_address: Option<String>,
+    /// The recipient's Name, or null.
+    forwarding_address: Option<&'a str>,
+    deliver_to_mailbox_and_forward: bool,
 }
 
 fn get_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
@@ -344,6 +416,22 @@ fn get_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
                 .iter()
                 .map(|s| directory.name_of(s))
                 .collect(),
+            forwarding_smtp_address: state
+                .visible(&m.upn)
+                .forwarding
+                .smtp_address
+                .as_ref()
+                .map(|a| format!("smtp:{a}")),
+            forwarding_address: state
+                .visible(&m.upn)
+                .forwarding
+                .address
+                .as_deref()
+                .map(|a| directory.name_of(a)),
+            deliver_to_mailbox_and_forward: state
+                .visible(&m.upn)
+                .forwarding
+                .deliver_to_mailbox_and_forward,
         })
         .collect();
     Ok(Output::items(items))
@@ -879,6 +967,7 @@ fn set_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
         .get("GrantSendOnBehalfTo")
         .map(delegate_change)
         .transpose()?;
+    let forwarding = ForwardingChange::of(directory, params)?;
     let keys = |users: &[String]| -> Result<Vec<String>, ExoError> {
         users
             .iter()
@@ -917,7 +1006,8 @@ fn set_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
         }
         grants.send_on_behalf.sort();
         grants.send_on_behalf.dedup();
-        grants.send_on_behalf != before
+        let forwarding_changed = forwarding.apply(&mut grants.forwarding);
+        grants.send_on_behalf != before || forwarding_changed
     });
     if !changed && !removals_ignored {
         return Ok(Output::warning(format!(

@@ -270,7 +270,11 @@ fn invoke_command(
     }
     let offset = skip_offset(query.get("$skiptoken")).map_err(ExoError::binding)?;
     let output = cmdlets::invoke(sim, &input.cmdlet_input)?;
-    let writes = name.is_some_and(|n| ["Add-", "Remove-", "Set-"].iter().any(|p| n.starts_with(p)));
+    let writes = name.is_some_and(|n| {
+        ["Add-", "Remove-", "Set-", "Disable-", "Enable-"]
+            .iter()
+            .any(|p| n.starts_with(p))
+    });
     if sim.settings.empty_write_answers
         && writes
         && output.items.is_empty()

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::snapshot::MailboxForwarding;
+
 /// A tenant loaded from `events/*.json`. Unknown fields are ignored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fixture {
@@ -183,6 +185,37 @@ pub struct Mailbox {
     /// Localized name of the default calendar folder (default `Calendar`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar_folder_name: Option<String>,
+    /// Forwarding on the mailbox: `{"smtp_address", "address", "deliver_to_mailbox_and_forward"}`.
+    #[serde(default, skip_serializing_if = "MailboxForwarding::is_empty")]
+    pub forwarding: MailboxForwarding,
+    /// Inbox rules, first rule first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inbox_rules: Vec<InboxRuleEntry>,
+}
+
+/// An inbox rule of a fixture mailbox; its priority is its place in the list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboxRuleEntry {
+    pub name: String,
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Shown by `Get-InboxRule` only with `-IncludeHidden`.
+    #[serde(default)]
+    pub hidden: bool,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub forward_to: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub forward_as_attachment_to: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub redirect_to: Vec<String>,
+    #[serde(default)]
+    pub delete_message: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub move_to_folder: Option<String>,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

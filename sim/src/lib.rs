@@ -14,6 +14,7 @@ mod faults;
 pub mod fixture;
 mod graph;
 pub mod halopsa;
+mod inbox_rules;
 pub mod snapshot;
 mod state;
 mod wire;

@@ -59,6 +59,55 @@ pub struct MailboxSnapshot {
     /// Canonical keys of the delegates.
     pub send_on_behalf: Vec<String>,
     pub calendar: Vec<CalendarGrant>,
+    /// Forwarding set on the mailbox (absent: none).
+    #[serde(default, skip_serializing_if = "MailboxForwarding::is_empty")]
+    pub forwarding: MailboxForwarding,
+    /// The mailbox's inbox rules, hidden ones included, by priority.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inbox_rules: Vec<InboxRule>,
+}
+
+/// `ForwardingSmtpAddress`, `ForwardingAddress` and `DeliverToMailboxAndForward` of a mailbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxForwarding {
+    /// The external address, without the `smtp:` prefix `Get-Mailbox` prints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_address: Option<String>,
+    /// A recipient of the tenant (canonical key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deliver_to_mailbox_and_forward: bool,
+}
+
+impl MailboxForwarding {
+    pub fn is_empty(&self) -> bool {
+        *self == MailboxForwarding::default()
+    }
+}
+
+/// One inbox rule of a mailbox, as `Get-InboxRule` knows it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct InboxRule {
+    /// 1 = first.
+    pub priority: u32,
+    /// The rule's number (`RuleIdentity`); `Identity` is `<mailbox Name>\<RuleIdentity>`.
+    pub rule_identity: String,
+    pub name: String,
+    pub enabled: bool,
+    /// Listed only with `-IncludeHidden`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward_to: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward_as_attachment_to: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_to: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_message: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub move_to_folder: Option<String>,
 }
 
 /// A recipient that is not a mailbox (group, contact, mail user) and the Send

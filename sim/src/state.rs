@@ -12,8 +12,8 @@ use crate::fixture::{Fixture, SendAsEntry};
 use crate::snapshot::{Counters, MailboxSnapshot, RecipientSnapshot, Snapshot, TicketSnapshot};
 
 pub(crate) use crate::snapshot::{
-    CalendarGrant, FullAccessGrant as FullAccessAce, Note, SendAsGrant as SendAsAce,
-    SentAttachment, SentMail,
+    CalendarGrant, FullAccessGrant as FullAccessAce, InboxRule, MailboxForwarding, Note,
+    SendAsGrant as SendAsAce, SentAttachment, SentMail,
 };
 
 /// Grants on one recipient (non-mailbox recipients only have Send As). Users are stored in canonical form (see
@@ -24,6 +24,12 @@ pub(crate) struct Grants {
     pub send_as: Vec<SendAsAce>,
     pub send_on_behalf: Vec<String>,
     pub calendar: Vec<CalendarGrant>,
+    /// A mailbox's forwarding settings and inbox rules: not grants, but kept with them so
+    /// that they are saved, lag and snapshot alike.
+    #[serde(default)]
+    pub forwarding: MailboxForwarding,
+    #[serde(default)]
+    pub inbox_rules: Vec<InboxRule>,
 }
 
 impl Grants {
@@ -36,6 +42,7 @@ impl Grants {
         self.send_on_behalf.sort();
         self.send_on_behalf.dedup();
         self.calendar.sort();
+        self.inbox_rules.sort();
     }
 }
 
@@ -160,6 +167,32 @@ impl TenantState {
                     delegate: e.delegate,
                 })
                 .collect();
+            grants.forwarding = MailboxForwarding {
+                smtp_address: mailbox
+                    .forwarding
+                    .smtp_address
+                    .as_deref()
+                    .map(crate::cmdlets::without_smtp_prefix),
+                address: mailbox.forwarding.address.as_deref().map(canonical),
+                deliver_to_mailbox_and_forward: mailbox.forwarding.deliver_to_mailbox_and_forward,
+            };
+            grants.inbox_rules = mailbox
+                .inbox_rules
+                .iter()
+                .enumerate()
+                .map(|(i, rule)| InboxRule {
+                    priority: i as u32 + 1,
+                    rule_identity: crate::cmdlets::rule_identity(&mailbox.upn, &rule.name),
+                    name: rule.name.clone(),
+                    enabled: rule.enabled,
+                    hidden: rule.hidden,
+                    forward_to: rule.forward_to.clone(),
+                    forward_as_attachment_to: rule.forward_as_attachment_to.clone(),
+                    redirect_to: rule.redirect_to.clone(),
+                    delete_message: rule.delete_message,
+                    move_to_folder: rule.move_to_folder.clone(),
+                })
+                .collect();
         }
         let others = fixture
             .users
@@ -225,6 +258,12 @@ impl TenantState {
             send_as: Vec::new(),
             send_on_behalf: Vec::new(),
             calendar: Vec::new(),
+            forwarding: MailboxForwarding {
+                smtp_address: None,
+                address: None,
+                deliver_to_mailbox_and_forward: false,
+            },
+            inbox_rules: Vec::new(),
         };
         self.grants.get(key).unwrap_or(&NONE)
     }
@@ -261,6 +300,8 @@ impl TenantState {
                     send_as: grants.send_as.clone(),
                     send_on_behalf: grants.send_on_behalf.clone(),
                     calendar: grants.calendar.clone(),
+                    forwarding: grants.forwarding.clone(),
+                    inbox_rules: grants.inbox_rules.clone(),
                 }),
                 None => recipients.push(RecipientSnapshot {
                     address: match principal {

@@ -50,6 +50,7 @@ impl Connector for HttpConnector {
             exchange,
             psa,
             mailer: graph,
+            // The permission index is wired here once it keeps snapshots.
             recheck: self.recheck,
             shard_size: {
                 let (core, tenant, target) =

@@ -5,8 +5,9 @@ use crate::adapters::m365::{diagnostics_reason, Collection, ErrorBody, M365Api, 
 use crate::adapters::token::EXCHANGE_SCOPE;
 use crate::config::{AppCredentials, ServiceUrls};
 use crate::error::RemoteError;
+use crate::model::{InboxRule, MailboxForwarding};
 use crate::ports::{
-    Exchange, ExchangeUser, MailboxInfo, MailboxPermissionEntry, Recipient,
+    Exchange, ExchangeUser, MailboxInfo, MailboxPermissionEntry, MailboxSettings, Recipient,
     RecipientPermissionEntry, RemovalOutcome,
 };
 use async_trait::async_trait;
@@ -22,6 +23,12 @@ const SYSTEM_MAILBOX: &str = "SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c
 const MAILBOX_SELECT: &str =
     "UserPrincipalName,PrimarySmtpAddress,DisplayName,Name,Alias,DistinguishedName,\
 ExternalDirectoryObjectId,RecipientTypeDetails,GrantSendOnBehalfTo";
+
+/// `MAILBOX_SELECT` and the forwarding settings.
+const MAILBOX_SETTINGS_SELECT: &str =
+    "UserPrincipalName,PrimarySmtpAddress,DisplayName,Name,Alias,DistinguishedName,\
+ExternalDirectoryObjectId,RecipientTypeDetails,GrantSendOnBehalfTo,ForwardingSmtpAddress,\
+ForwardingAddress,DeliverToMailboxAndForward";
 
 const RECIPIENT_SELECT: &str = "Name,DisplayName,PrimarySmtpAddress,RecipientTypeDetails,\
 ExternalDirectoryObjectId,DistinguishedName,Alias";
@@ -75,7 +82,7 @@ impl<'a> Cmdlet<'a> {
     /// `Remove-MailboxPermission Identity=a@x User=b@x`, for spans and errors.
     fn describe(&self) -> String {
         let mut text = self.name.to_string();
-        for key in ["Identity", "User", "Trustee", "Filter"] {
+        for key in ["Identity", "Mailbox", "User", "Trustee", "Filter"] {
             if let Some(value) = self.parameters.get(key).and_then(Value::as_str) {
                 text.push_str(&format!(" {key}={value}"));
             }
@@ -340,6 +347,69 @@ impl Exchange for ExchangeClient {
     async fn add_send_on_behalf(&self, mailbox: &str, user: &str) -> Result<(), RemoteError> {
         self.add(send_on_behalf_cmdlet(mailbox, "add", user)).await
     }
+
+    async fn mailbox_settings(
+        &self,
+        mailbox: &str,
+    ) -> Result<Option<MailboxSettings>, RemoteError> {
+        let cmdlet = Cmdlet::new("Get-Mailbox", json!({ "Identity": mailbox }))
+            .on_mailbox(mailbox)
+            .select(MAILBOX_SETTINGS_SELECT);
+        let row: Option<MailboxSettingsRow> = self.one(cmdlet, mailbox).await?;
+        Ok(row.map(|r| MailboxSettings {
+            forwarding: MailboxForwarding {
+                forwarding_smtp_address: r.forwarding_smtp_address,
+                forwarding_address: r.forwarding_address,
+                deliver_to_mailbox_and_forward: r.deliver_to_mailbox_and_forward,
+            },
+            info: MailboxInfo::from(r.mailbox),
+        }))
+    }
+
+    async fn set_forwarding(
+        &self,
+        mailbox: &str,
+        forwarding: &MailboxForwarding,
+    ) -> Result<(), RemoteError> {
+        let parameters = json!({
+            "Identity": mailbox,
+            "ForwardingSmtpAddress": forwarding.forwarding_smtp_address,
+            "ForwardingAddress": forwarding.forwarding_address,
+            "DeliverToMailboxAndForward": forwarding.deliver_to_mailbox_and_forward,
+        });
+        // "No settings modified" is success: the forwarding already is as asked.
+        self.add(Cmdlet::new("Set-Mailbox", parameters).on_mailbox(mailbox))
+            .await
+    }
+
+    async fn inbox_rules(&self, mailbox: &str) -> Result<Vec<InboxRule>, RemoteError> {
+        let cmdlet = Cmdlet::new(
+            "Get-InboxRule",
+            json!({ "Mailbox": mailbox, "IncludeHidden": true }),
+        )
+        .on_mailbox(mailbox);
+        let rows: Vec<InboxRuleRow> = self.query(cmdlet).await?;
+        Ok(rows.into_iter().map(InboxRule::from).collect())
+    }
+
+    async fn disable_inbox_rule(&self, mailbox: &str, identity: &str) -> Result<(), RemoteError> {
+        self.add(inbox_rule_cmdlet("Disable-InboxRule", mailbox, identity))
+            .await
+    }
+
+    async fn enable_inbox_rule(&self, mailbox: &str, identity: &str) -> Result<(), RemoteError> {
+        self.add(inbox_rule_cmdlet("Enable-InboxRule", mailbox, identity))
+            .await
+    }
+}
+
+/// Disable-/Enable-InboxRule of one rule (by its `Identity`) of `mailbox`.
+fn inbox_rule_cmdlet<'a>(name: &'static str, mailbox: &'a str, identity: &str) -> Cmdlet<'a> {
+    Cmdlet::new(
+        name,
+        json!({ "Identity": identity, "Mailbox": mailbox, "Confirm": false }),
+    )
+    .on_mailbox(mailbox)
 }
 
 /// Remove-/Add-MailboxPermission for Full Access; `extra` holds the parameters only one twin takes.
@@ -555,6 +625,69 @@ struct MailboxRow {
     recipient_type_details: Option<String>,
     #[serde(default, deserialize_with = "loose_list")]
     grant_send_on_behalf_to: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct MailboxSettingsRow {
+    #[serde(flatten)]
+    mailbox: MailboxRow,
+    #[serde(default, deserialize_with = "loose_text")]
+    forwarding_smtp_address: Option<String>,
+    #[serde(default, deserialize_with = "loose_text")]
+    forwarding_address: Option<String>,
+    #[serde(default, deserialize_with = "loose_flag")]
+    deliver_to_mailbox_and_forward: bool,
+}
+
+/// One `Get-InboxRule` item. Recipient lists print as `"Name" [SMTP:x@y]`; kept as shown.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InboxRuleRow {
+    #[serde(default, deserialize_with = "loose_text")]
+    identity: Option<String>,
+    #[serde(default, deserialize_with = "loose_text")]
+    rule_identity: Option<String>,
+    #[serde(default, deserialize_with = "loose_text")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "loose_flag")]
+    enabled: bool,
+    #[serde(default, deserialize_with = "loose_text")]
+    priority: Option<String>,
+    #[serde(default, deserialize_with = "loose_list")]
+    forward_to: Vec<String>,
+    #[serde(default, deserialize_with = "loose_list")]
+    forward_as_attachment_to: Vec<String>,
+    #[serde(default, deserialize_with = "loose_list")]
+    redirect_to: Vec<String>,
+    #[serde(default, deserialize_with = "loose_flag")]
+    delete_message: bool,
+    #[serde(default, deserialize_with = "loose_text")]
+    move_to_folder: Option<String>,
+    #[serde(default, deserialize_with = "loose_text")]
+    description: Option<String>,
+}
+
+impl From<InboxRuleRow> for InboxRule {
+    fn from(r: InboxRuleRow) -> InboxRule {
+        let name = r.name.unwrap_or_default();
+        InboxRule {
+            identity: r
+                .identity
+                .or_else(|| r.rule_identity.clone())
+                .unwrap_or_else(|| name.clone()),
+            rule_identity: r.rule_identity,
+            name,
+            enabled: r.enabled,
+            priority: r.priority.and_then(|p| p.parse().ok()),
+            forward_to: r.forward_to,
+            forward_as_attachment_to: r.forward_as_attachment_to,
+            redirect_to: r.redirect_to,
+            delete_message: r.delete_message,
+            move_to_folder: r.move_to_folder,
+            description: r.description,
+        }
+    }
 }
 
 impl From<MailboxRow> for MailboxInfo {

@@ -5,10 +5,12 @@
 //! less correct.
 
 mod access;
+mod baseline;
 mod identities;
 mod review;
 mod sweep;
 
 pub use access::{lookup, AccessEntry, AccessError, AccessMap, AccessQuery, Change};
+pub use baseline::IndexBaseline;
 pub use review::{review, Review, ReviewReason, ReviewedTrustee};
 pub use sweep::{sweep, SweepCalls};

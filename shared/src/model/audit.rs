@@ -55,6 +55,9 @@ pub struct AuditRecord {
     pub detail: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
+    /// A change on the victim's own mailbox (`victim_mailbox` runs), with its before-state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victim: Option<super::VictimChange>,
     /// The hash chain the record is in (`batch#00003`, `verification`); absent on records
     /// written before audit trails were chained.
     #[serde(default, skip_serializing_if = "Option::is_none")]

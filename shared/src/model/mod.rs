@@ -11,6 +11,7 @@ mod request;
 mod restore_report;
 mod restore_request;
 mod run;
+mod victim;
 
 pub use audit::*;
 pub use audit_chain::*;
@@ -23,3 +24,4 @@ pub use request::*;
 pub use restore_report::*;
 pub use restore_request::*;
 pub use run::*;
+pub use victim::*;

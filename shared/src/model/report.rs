@@ -146,6 +146,10 @@ pub struct Report {
     /// A contain run: what its first phase removed from the permission index's list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containment: Option<super::Containment>,
+    /// The victim's own mailbox, when the request asked (`victim_mailbox`): not counted in
+    /// `total_permissions_removed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victim_mailbox: Option<super::VictimMailboxReport>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -479,7 +483,22 @@ impl Report {
             not_mailed: Vec::new(),
             no_ticket: None,
             containment: None,
+            victim_mailbox: None,
         }
+    }
+
+    /// Adds the victim-mailbox section; any failure there fails the run, said in `errors`.
+    pub fn add_victim_mailbox(&mut self, section: super::VictimMailboxReport) {
+        if !section.succeeded() {
+            self.success = false;
+            self.status = RunStatus::CompletedWithErrors;
+            for line in section.failures() {
+                if !self.errors.contains(&line) {
+                    self.errors.push(line);
+                }
+            }
+        }
+        self.victim_mailbox = Some(section);
     }
 
     /// Every grant entry of the report, with the mailbox it is on and whether that is a

@@ -79,6 +79,9 @@ pub struct RestoreReport {
     /// Why there is no ticket (the company uses no PSA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_ticket: Option<String>,
+    /// What was put back on the victim's own mailbox, when the restored run changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victim_mailbox: Option<super::VictimMailboxReport>,
 }
 
 /// What a restore report is built from: the run's items and what the re-read found.
@@ -142,6 +145,7 @@ impl RestoreReport {
             errors: Vec::new(),
             not_mailed: Vec::new(),
             no_ticket: None,
+            victim_mailbox: None,
         };
         let mut missing: Vec<Grant> = Vec::new();
         for item in items {
@@ -215,6 +219,14 @@ impl RestoreReport {
             RunStatus::CompletedWithErrors
         };
         report
+    }
+
+    /// Adds the victim-mailbox section; any failure there fails the restore.
+    pub fn add_victim_mailbox(&mut self, section: super::VictimMailboxReport) {
+        for line in section.failures() {
+            self.add_error(line);
+        }
+        self.victim_mailbox = Some(section);
     }
 
     pub fn add_error(&mut self, error: String) {

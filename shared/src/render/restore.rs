@@ -89,6 +89,13 @@ fn sections(r: &RestoreReport) -> Vec<(&'static str, Vec<String>)> {
         ("Could not be restored", failed),
         ("Missing on re-read", missing),
         ("Skipped", skipped),
+        (
+            super::victim::VICTIM_MAILBOX,
+            r.victim_mailbox
+                .as_ref()
+                .map(super::victim::lines)
+                .unwrap_or_default(),
+        ),
         ("Notes", r.notes.iter().map(|n| one_line(n)).collect()),
         ("Errors", r.errors.iter().map(|e| one_line(e)).collect()),
     ]

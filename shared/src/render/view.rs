@@ -158,6 +158,18 @@ impl ReportView {
                     .collect(),
             },
             Section {
+                title: super::victim::VICTIM_MAILBOX,
+                tone: match &report.victim_mailbox {
+                    Some(v) if super::victim::failed(v) => Tone::Bad,
+                    _ => Tone::Warn,
+                },
+                lines: report
+                    .victim_mailbox
+                    .as_ref()
+                    .map(super::victim::lines)
+                    .unwrap_or_default(),
+            },
+            Section {
                 title: ERRORS,
                 tone: Tone::Bad,
                 lines: report.errors.iter().map(|e| one_line(e)).collect(),
@@ -335,6 +347,7 @@ fn headline(report: &Report) -> Headline {
     };
     lines.extend(indirect_advice(report));
     lines.extend(scope_advice(report));
+    lines.extend(report.victim_mailbox.as_ref().map(super::victim::summary));
     Headline {
         outcome,
         title,

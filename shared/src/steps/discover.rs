@@ -4,7 +4,7 @@
 //! whichever shard is counted last finishes discovery.
 
 use super::notify::fail_and_notify;
-use super::plan::{items_of, next_messages, removal_batches, SHARD_ITEM_SPAN};
+use super::plan::{batch_count, items_of, next_messages, SHARD_ITEM_SPAN};
 use super::preflight::{is_contain, preflight, Subject, Verdict};
 use super::{claim, Delivery, Notify, Tenant};
 use crate::error::StepError;
@@ -210,11 +210,7 @@ pub(crate) async fn finish_shard(
         return Ok(());
     }
     let items = store.items(&run.run_id).await?;
-    let batches = if run.request.dry_run {
-        0
-    } else {
-        removal_batches(&items).len() as u32
-    };
+    let batches = batch_count(run, &items);
     let moved = store.start_removal(&run.run_id, batches).await?;
     info!(
         items = items.len(),

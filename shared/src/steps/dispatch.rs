@@ -5,9 +5,12 @@ use super::notify;
 use super::scan_shard::give_up_shard;
 use super::{discover, give_up, remove, scan_shard, verify, Delivery};
 use crate::error::StepError;
+use crate::index::IndexBaseline;
 use crate::messages::{Step, StepMessage, MESSAGE_VERSION};
 use crate::model::{FailureCode, PermissionType, Run, RunFailure, RunId};
-use crate::ports::{BudgetWant, Connector, ProgressObserver, Queue, RunStore};
+use crate::ports::{
+    BudgetWant, Connector, DelegateBaseline, NoBaseline, ProgressObserver, Queue, RunStore,
+};
 use tracing::{error, warn};
 
 pub async fn dispatch(
@@ -60,6 +63,10 @@ fn budget_want(step: &Step) -> BudgetWant {
             exchange: shard.mailboxes.len().max(1),
             graph: shard.mailboxes.len().max(1),
         },
+        Step::Victim(_) => BudgetWant {
+            exchange: 2,
+            graph: 1,
+        },
         Step::Remove(batch) => {
             let n = batch.item_ids.len().max(1);
             match batch.permission {
@@ -107,6 +114,14 @@ async fn run_step(
             scan_shard(store, queue, tenant, org, progress, run, shard, delivery).await
         }
         Step::Remove(batch) => remove(store, queue, tenant, progress, run, batch, deadline).await,
+        Step::Victim(batch) => {
+            // Recent delegates are those the index's month-old snapshot does not have.
+            let baseline: Box<dyn DelegateBaseline + '_> = match store.permission_index() {
+                Some(index) => Box::new(IndexBaseline(index)),
+                None => Box::new(NoBaseline),
+            };
+            super::victim::contain(store, queue, tenant, baseline.as_ref(), run, batch).await
+        }
         Step::Verify => verify(store, queue, tenant, conns.notify(), org, run, delivery).await,
     }
 }
@@ -126,6 +141,9 @@ pub async fn abandon(
     let outcome = match step {
         Some(Step::Remove(batch)) => give_up(store, queue, run_id, batch, reason).await,
         Some(Step::Scan(shard)) => give_up_shard(store, queue, run_id, shard, reason).await,
+        Some(Step::Victim(batch)) => {
+            super::victim::give_up(store, queue, run_id, batch, reason).await
+        }
         _ => fail_and_notify(store, connector, run_id, reason).await,
     };
     if let Err(e) = outcome {

@@ -14,6 +14,9 @@ mod restore;
 mod scan_shard;
 mod sweep;
 mod verify;
+mod victim;
+mod victim_report;
+mod victim_survey;
 
 pub use crate::ports::{Connections, Connector, NoProgress, Notify, ProgressObserver, Tenant};
 pub use audit_trail::check_run_audit;

@@ -6,7 +6,7 @@
 //! `s × SHARD_ITEM_SPAN + 2p + 1` and `+ 2`.
 
 use super::REMOVAL_BATCH_MAILBOXES;
-use crate::messages::{RemovalBatch, Step, StepMessage};
+use crate::messages::{RemovalBatch, Step, StepMessage, VictimBatch};
 use crate::model::{Grant, ItemId, ItemStatus, PermissionType, PlanItem, Run};
 use std::collections::BTreeMap;
 
@@ -43,11 +43,23 @@ pub(crate) fn items_of(
         .collect()
 }
 
-/// One removal message per permission type and batch of mailboxes; verification
-/// directly when nothing is to be removed, or on a dry run.
+/// One removal message per permission type and batch of mailboxes, then the victim-mailbox
+/// step when the request asks for it (a dry run reads the mailbox there too); verification
+/// directly when there is nothing of either.
 pub(crate) fn next_messages(run: &Run, items: &[PlanItem]) -> Vec<StepMessage> {
-    let batches = removal_batches(items);
-    if run.request.dry_run || batches.is_empty() {
+    let batches = match run.request.dry_run {
+        true => Vec::new(),
+        false => removal_batches(items),
+    };
+    let victim = run.request.victim_mailbox.then(|| {
+        StepMessage::new(
+            run.run_id.clone(),
+            Step::Victim(VictimBatch {
+                batch_id: batches.len() as u32,
+            }),
+        )
+    });
+    if batches.is_empty() && victim.is_none() {
         return vec![StepMessage::new(run.run_id.clone(), Step::Verify)];
     }
     batches
@@ -63,7 +75,18 @@ pub(crate) fn next_messages(run: &Run, items: &[PlanItem]) -> Vec<StepMessage> {
                 }),
             )
         })
+        .chain(victim)
         .collect()
+}
+
+/// How many batches the removal phase counts: the removal batches (none on a dry run) and
+/// the victim-mailbox step.
+pub(crate) fn batch_count(run: &Run, items: &[PlanItem]) -> u32 {
+    let removals = match run.request.dry_run {
+        true => 0,
+        false => removal_batches(items).len() as u32,
+    };
+    removals + u32::from(run.request.victim_mailbox)
 }
 
 /// Groups the items to remove by permission type, then by up to [`REMOVAL_BATCH_MAILBOXES`]

@@ -130,7 +130,7 @@ async fn cancel_batch(
 pub const CANCELLED_REASON: &str = "not removed: the run was cancelled at the caller's request";
 
 /// Counts a finished batch, and queues verification once every batch is counted.
-async fn count_batch(
+pub(crate) async fn count_batch(
     store: &dyn RunStore,
     queue: &dyn Queue,
     progress: &dyn ProgressObserver,
@@ -307,7 +307,7 @@ pub(crate) async fn record_outcome(
 }
 
 /// The call that removes `g`, naming the trustee as `trustee`.
-async fn removal_call(
+pub(crate) async fn removal_call(
     tenant: Tenant<'_>,
     g: &Grant,
     trustee: &str,
@@ -380,6 +380,7 @@ pub(crate) fn audit(
         result,
         detail,
         verification: None,
+        victim: None,
         chain: None,
         seq: None,
         prev_hash: None,

@@ -15,7 +15,7 @@ use crate::error::StepError;
 use crate::model::{
     AuditPhase, AuditResult, InvalidRequest, ItemStatus, OrgSettings, PermissionType, PlanItem,
     RemainingGrant, RestoreInputs, RestoreOf, RestoreReport, RestoreRequest, Run, RunFilter, RunId,
-    RunKind, Verification, ALREADY_PRESENT, MAX_RUN_PAGE,
+    RunKind, Verification, VictimMailboxReport, ALREADY_PRESENT, MAX_RUN_PAGE,
 };
 use crate::ports::{OutgoingMail, Queue, RunStore, ScanFacts};
 use crate::render;
@@ -281,8 +281,7 @@ pub(crate) async fn finish(
     org: &OrgSettings,
     run: &Run,
     items: &[PlanItem],
-    found: &Verification,
-    read: bool,
+    (found, read, victim_mailbox): (&Verification, bool, Option<VictimMailboxReport>),
     errors: Vec<String>,
 ) -> Result<(), StepError> {
     let present: BTreeSet<(String, PermissionType)> = found
@@ -311,6 +310,9 @@ pub(crate) async fn finish(
         ticket_id: run.request.ticket_id.clone(),
         finished_at: Utc::now(),
     });
+    if let Some(section) = victim_mailbox {
+        report.add_victim_mailbox(section);
+    }
     deliver_report(store, notify, org, run, &mut report).await?;
     report.finished_at = Utc::now();
     store.finish_restore(&run.run_id, &report).await?;

@@ -127,8 +127,9 @@ async fn finish(
     audit_trail::anchor(store, run_id).await?;
     if run.restore.is_some() {
         let errors = [facts.scan_errors, errors].concat();
-        super::restore::finish(store, notify, org, run, &items, &verification, read, errors)
-            .await?;
+        let victim = super::victim_report::restore_report(store, tenant, run).await?;
+        let found = (&verification, read, victim);
+        super::restore::finish(store, notify, org, run, &items, found, errors).await?;
         return Ok(Finished::Done);
     }
 
@@ -145,6 +146,9 @@ async fn finish(
         finished_at: Utc::now(),
     });
     report.containment = facts.containment.clone();
+    if let Some(section) = super::victim_report::report(store, tenant, run).await? {
+        report.add_victim_mailbox(section);
+    }
     if run.cancel_requested {
         cancelled(&mut report);
     }
@@ -621,6 +625,7 @@ fn verification_record(run: &Run, verification: &Verification) -> AuditRecord {
         result: None,
         detail: None,
         verification: Some(verification.clone()),
+        victim: None,
         chain: None,
         seq: None,
         prev_hash: None,

@@ -21,6 +21,8 @@ mod aws_kit;
 mod aws_psa;
 #[cfg(feature = "aws")]
 mod aws_restore;
+#[cfg(feature = "aws")]
+mod aws_victim;
 mod clients_autotask;
 mod clients_connectwise;
 mod clients_halopsa;
@@ -33,6 +35,7 @@ mod run_history;
 mod trust_checks;
 mod trust_report;
 mod trust_resume;
+mod victim_mailbox;
 mod workflow_acme;
 mod workflow_faults;
 mod workflow_hard;

@@ -11,6 +11,7 @@ mod exo;
 mod faults;
 mod fixtures;
 mod graph;
+mod inbox_rules;
 mod lag;
 mod psas;
 mod recipients;

@@ -85,7 +85,7 @@ impl SqsQueue {
     fn url_for(&self, message: &StepMessage) -> &str {
         match message.step {
             Step::Discover | Step::Scan(_) => &self.urls.discovery,
-            Step::Remove(_) => &self.urls.removal,
+            Step::Remove(_) | Step::Victim(_) => &self.urls.removal,
             Step::Verify => &self.urls.verification,
         }
     }
