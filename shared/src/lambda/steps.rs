@@ -146,7 +146,7 @@ pub async fn handle_step_event(
 ) -> Result<Value, LambdaError> {
     if event.get("kind").and_then(Value::as_str) == Some("scheduled") {
         let message: ScheduledMessage = serde_json::from_value(event)?;
-        return handle_scheduled(deps, &message).await;
+        return handle_scheduled(deps, &message, deadline).await;
     }
     let sqs: SqsEvent = serde_json::from_value(event)?;
     Ok(serde_json::to_value(
@@ -154,10 +154,12 @@ pub async fn handle_step_event(
     )?)
 }
 
-/// A scheduled job. An error makes the schedule's asynchronous invocation retry.
+/// A scheduled job, within the invocation's `deadline`. An error makes the schedule's
+/// asynchronous invocation retry.
 pub async fn handle_scheduled(
     deps: &StepDeps,
     message: &ScheduledMessage,
+    deadline: Deadline,
 ) -> Result<Value, LambdaError> {
     match message.job {
         ScheduledJob::Sweep => {
@@ -176,15 +178,20 @@ pub async fn handle_scheduled(
             );
             Ok(json!({"job": "sweep", "redriven": report.redriven, "failed": report.failed}))
         }
-        ScheduledJob::Index => index_company(deps, message.company_id.as_deref()).await,
+        ScheduledJob::Index => index_company(deps, message.company_id.as_deref(), deadline).await,
     }
 }
 
 /// The scheduled index sweep of one company: reads every grant of its tenant (under the
 /// tenant's shared budget, like a discovery step) and stores the snapshot in the index
 /// table, pruned per the company's `index` settings. One invocation, bounded by the
-/// function's timeout; an error makes the schedule retry it, and nothing half-read is stored.
-async fn index_company(deps: &StepDeps, company_id: Option<&str>) -> Result<Value, LambdaError> {
+/// function's timeout: no call is sent once the deadline nears, and a sweep cut short stores
+/// nothing and fails (the schedule retries it).
+async fn index_company(
+    deps: &StepDeps,
+    company_id: Option<&str>,
+    deadline: Deadline,
+) -> Result<Value, LambdaError> {
     let company_id = company_id
         .map(str::trim)
         .filter(|c| !c.is_empty())
@@ -203,15 +210,28 @@ async fn index_company(deps: &StepDeps, company_id: Option<&str>) -> Result<Valu
         let conns = deps.connector.connect(&org).await?;
         let delivery = Delivery {
             holder: uuid::Uuid::new_v4().to_string(),
-            deadline: Deadline::NONE,
+            deadline,
         };
         deps.connector
             .hold_budget(&org, &delivery, BudgetWant::ALL)
             .await?;
         let learned = deps.learned_limits.clone();
-        let swept = crate::index::sweep(conns.tenant(), &org, &NoProgress, &move || learned())
+        let swept = deadline
+            .bound(crate::index::sweep(
+                conns.tenant(),
+                &org,
+                &NoProgress,
+                &move || learned(),
+            ))
             .await;
         deps.connector.return_budget(&org, &delivery).await;
+        if deadline.near() {
+            warn!("index sweep cut short by the function's deadline; nothing stored");
+            return Err(format!(
+                "the index sweep of company '{company_id}' did not finish within the function's timeout; nothing was stored (a tenant this large is indexed with `revoke365 sweep`)"
+            )
+            .into());
+        }
         let snapshot = match swept {
             Ok(snapshot) => snapshot,
             Err(e) => {

@@ -479,7 +479,7 @@ async fn pruning_keeps_the_newest_snapshots_and_the_young_ones_as_sqlite_does() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_scheduled_index_job_without_a_company_or_for_an_unknown_one_fails_loudly() {
+async fn a_scheduled_index_job_without_a_company_for_an_unknown_one_or_out_of_time_fails_loudly() {
     let env = Env::start(fixture("acme-tenant.json"), 4).await;
     for event in [
         json!({"v": 1, "kind": "scheduled", "job": "index"}),
@@ -494,6 +494,15 @@ async fn a_scheduled_index_job_without_a_company_or_for_an_unknown_one_fails_lou
             "{event}: {text}"
         );
     }
+    // An invocation whose deadline has come sends nothing more and stores nothing.
+    let event: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::kit::events_dir().join("scheduled-index.json")).unwrap(),
+    )
+    .unwrap();
+    let spent = revoke365::steps::Deadline::at(std::time::Instant::now());
+    assert!(handle_step_event(&env.steps[0].1, event, spent)
+        .await
+        .is_err());
     assert!(env
         .intake
         .store
