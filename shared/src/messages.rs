@@ -146,6 +146,9 @@ pub enum ScheduledKind {
 pub enum ScheduledJob {
     /// Find runs whose step stalled (its holder died) and re-drive or fail them.
     Sweep,
+    /// Take a permission-index snapshot of the company `company_id` names (one invocation of
+    /// the discovery function, bounded by its timeout).
+    Index,
 }
 
 #[cfg(test)]
@@ -185,6 +188,14 @@ mod tests {
         let m: ScheduledMessage =
             serde_json::from_str(r#"{"v":1,"kind":"scheduled","job":"sweep"}"#).unwrap();
         assert_eq!(m.job, ScheduledJob::Sweep);
+    }
+
+    #[test]
+    fn the_scheduled_index_sweep_names_its_company() {
+        let m: ScheduledMessage =
+            serde_json::from_str(include_str!("../../events/scheduled-index.json")).unwrap();
+        assert_eq!(m.job, ScheduledJob::Index);
+        assert_eq!(m.company_id.as_deref(), Some("acme"));
     }
 
     fn mailbox(i: usize, name_len: usize) -> ShardMailbox {

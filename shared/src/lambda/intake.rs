@@ -10,6 +10,7 @@ use crate::adapters::aws::resources::AwsNames;
 use crate::adapters::aws::sqs::SqsQueue;
 use crate::authorize::{authorize_company, principal, AccessError};
 use crate::error::StoreError;
+use crate::index::{lookup, AccessError as LookupError, AccessQuery};
 use crate::model::{
     parse_page_size, parse_since, parse_status, validate_email, InvalidRequest, ItemStatus, Run,
     RunFilter, RunId, DEFAULT_RUN_PAGE,
@@ -146,6 +147,7 @@ pub async fn handle_http(
         match (method.as_str(), path.trim_end_matches('/').split('/').collect::<Vec<_>>().as_slice()) {
             ("POST", ["", "revocations"]) => post_revocation(deps, &request).await,
             ("GET", ["", "revocations"]) => list_revocations(deps, &request).await,
+            ("GET", ["", "access"]) => get_access(deps, &request).await,
             ("POST", ["", "hooks", "revocations"]) => post_signed_revocation(deps, &request).await,
             ("POST", ["", "revocations", run_id, "restore"]) => post_restore(deps, &request, run_id).await,
             ("POST", ["", "revocations", run_id, "cancel"]) => {
@@ -513,6 +515,118 @@ async fn list_revocations(
                 503,
                 error_body("unavailable", "run history could not be read; retry", None),
             )
+        }
+    }
+}
+
+const ACCESS_PARAMS: &str = "company_id (required), and user or mailbox (one of the two)";
+
+/// The parameters of `GET /access`: the company and exactly one of `user` / `mailbox`; an
+/// empty one counts as absent, an unknown one is refused.
+fn access_query<'a>(
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(String, AccessQuery), InvalidRequest> {
+    let (mut company, mut user, mut mailbox) = (None, None, None);
+    for (key, value) in params {
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        match key {
+            "company_id" => company = Some(value.to_string()),
+            // A UPN, an address or an object id: what the index finds a trustee by.
+            "user" => user = Some(value.to_string()),
+            "mailbox" => mailbox = Some(validate_email("mailbox", value)?),
+            other => {
+                return Err(InvalidRequest::new(
+                    other,
+                    format!("is not a parameter of GET /access; expected {ACCESS_PARAMS}"),
+                ))
+            }
+        }
+    }
+    let company = company.ok_or_else(|| {
+        InvalidRequest::new(
+            "company_id",
+            "is required: the index is read one company at a time",
+        )
+    })?;
+    let query = match (user, mailbox) {
+        (Some(u), None) => AccessQuery::User(u),
+        (None, Some(m)) => AccessQuery::Mailbox(m),
+        (Some(_), Some(_)) => {
+            return Err(InvalidRequest::new(
+                "mailbox",
+                "give user or mailbox, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(InvalidRequest::new(
+                "user",
+                "is required (or mailbox): whose grants, or which mailbox's trustees",
+            ))
+        }
+    };
+    Ok((company, query))
+}
+
+/// `GET /access?company_id=&user=` / `&mailbox=`: every grant the user holds (or every
+/// trustee of the mailbox) as of the company's newest permission-index snapshot, from the
+/// index alone (no tenant call; `as_of` says how fresh). The company's allow-list decides who
+/// may read it, as for `GET /revocations`.
+async fn get_access(
+    deps: &IntakeDeps,
+    request: &ApiGatewayV2httpRequest,
+) -> ApiGatewayV2httpResponse {
+    let (company, query) = match access_query(request.query_string_parameters.iter()) {
+        Ok(q) => q,
+        Err(e) => return response(400, e.to_json()),
+    };
+    let unavailable = || {
+        response(
+            503,
+            error_body(
+                "unavailable",
+                "the permission index could not be read; retry",
+                None,
+            ),
+        )
+    };
+    match authorize_company(&deps.store, &company, api_principal(request).as_deref()).await {
+        Ok(()) => {}
+        Err(AccessError::Refused(_) | AccessError::UnknownCompany) => {
+            return forbidden("not allowed to read this company's permission index")
+        }
+        Err(AccessError::Store(e)) => {
+            error!(error = %e, "org settings lookup failed");
+            return unavailable();
+        }
+    }
+    let (org, index) = match (
+        deps.store.org_settings(&company).await,
+        deps.store.permission_index(),
+    ) {
+        (Ok(Some(org)), Some(index)) => (org, index),
+        (Ok(None), _) => return forbidden("not allowed to read this company's permission index"),
+        (Err(e), _) => {
+            error!(error = %e, "org settings lookup failed");
+            return unavailable();
+        }
+        (Ok(Some(_)), None) => return unavailable(),
+    };
+    match lookup(index, &org, &query, None).await {
+        Ok(map) => response(200, json!(map)),
+        Err(e @ LookupError::NoSnapshot(_)) => response(
+            404,
+            error_body(
+                "no_index",
+                &format!("{e}; on AWS the scheduled index job of the company takes one"),
+                Some("company_id"),
+            ),
+        ),
+        Err(e) => {
+            error!(error = %e, company_id = %company, "permission index read failed");
+            unavailable()
         }
     }
 }

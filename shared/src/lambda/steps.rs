@@ -1,5 +1,6 @@
 //! Discovery, removal, verification: the SQS-triggered steps, and the scheduled jobs (the
-//! discovery function also receives the schedule's `{"kind":"scheduled"}` events).
+//! discovery function also receives the schedule's `{"kind":"scheduled"}` events: the
+//! stalled-run sweep, and a company's permission-index sweep).
 
 use super::{aws_config, batch_response, item_failure, LambdaError};
 use crate::adapters::aws::dynamodb::DynamoRunStore;
@@ -12,10 +13,11 @@ use crate::config::{HttpSettings, PsaUrls, ServiceUrls};
 use crate::error::StepError;
 use crate::messages::{ScheduledJob, ScheduledMessage, StepMessage};
 use crate::model::RunId;
-use crate::ports::{Connector, Queue};
+use crate::ports::{BudgetWant, Connector, Queue, RunStore};
 use crate::steps::{abandon, dispatch, sweep, Deadline, Delivery, NoProgress};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, info_span, warn, Instrument};
@@ -34,7 +36,12 @@ pub struct StepDeps {
     /// The maxReceiveCount of the queue this function consumes.
     pub max_receive_count: u32,
     pub stalled_after: chrono::Duration,
+    /// The in-flight limits the HTTP layer learned, per service (what a snapshot records).
+    pub learned_limits: LearnedLimits,
 }
+
+/// See [`StepDeps::learned_limits`].
+pub type LearnedLimits = Arc<dyn Fn() -> BTreeMap<String, usize> + Send + Sync>;
 
 fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
@@ -74,14 +81,16 @@ impl StepDeps {
             names.runs_table.clone(),
         );
         let psa_urls = PsaUrls::from_env(|k| std::env::var(k).ok());
-        let connector = SecretConnector::new(http_settings_from_env(), urls, secrets, shard_time)
-            .with_psa_urls(psa_urls)
-            .with_shared_budgets(budgets);
+        let connector = Arc::new(
+            SecretConnector::new(http_settings_from_env(), urls, secrets, shard_time)
+                .with_psa_urls(psa_urls)
+                .with_shared_budgets(budgets),
+        );
         let max_receive_count = env_number("REVOKE365_MAX_RECEIVE_COUNT")
             .map(|n| n as u32)
             .unwrap_or(queue.max_receive_count);
-        let mut deps =
-            StepDeps::new(&config, &names, Arc::new(connector), max_receive_count).await?;
+        let mut deps = StepDeps::new(&config, &names, connector.clone(), max_receive_count).await?;
+        deps.learned_limits = learned_limits_of(connector);
         if let Some(secs) = env_number("REVOKE365_STALLED_AFTER_SECS") {
             deps.stalled_after = chrono::Duration::seconds(secs as i64);
         }
@@ -100,8 +109,24 @@ impl StepDeps {
             connector,
             max_receive_count,
             stalled_after: STALLED_AFTER,
+            learned_limits: Arc::new(BTreeMap::new),
         })
     }
+}
+
+/// What the connector's HTTP core has learned so far (nothing before its first connection).
+pub fn learned_limits_of(connector: Arc<SecretConnector>) -> LearnedLimits {
+    Arc::new(move || {
+        connector
+            .core()
+            .map(|core| {
+                core.learned_limits()
+                    .into_iter()
+                    .map(|(_, service, l)| (service.to_string(), l.limit))
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
 }
 
 fn receive_count(record: &SqsMessage) -> u32 {
@@ -121,7 +146,7 @@ pub async fn handle_step_event(
 ) -> Result<Value, LambdaError> {
     if event.get("kind").and_then(Value::as_str) == Some("scheduled") {
         let message: ScheduledMessage = serde_json::from_value(event)?;
-        return handle_scheduled(deps, &message).await;
+        return handle_scheduled(deps, &message, deadline).await;
     }
     let sqs: SqsEvent = serde_json::from_value(event)?;
     Ok(serde_json::to_value(
@@ -129,10 +154,12 @@ pub async fn handle_step_event(
     )?)
 }
 
-/// A scheduled job. An error makes the schedule's asynchronous invocation retry.
+/// A scheduled job, within the invocation's `deadline`. An error makes the schedule's
+/// asynchronous invocation retry.
 pub async fn handle_scheduled(
     deps: &StepDeps,
     message: &ScheduledMessage,
+    deadline: Deadline,
 ) -> Result<Value, LambdaError> {
     match message.job {
         ScheduledJob::Sweep => {
@@ -151,7 +178,78 @@ pub async fn handle_scheduled(
             );
             Ok(json!({"job": "sweep", "redriven": report.redriven, "failed": report.failed}))
         }
+        ScheduledJob::Index => index_company(deps, message.company_id.as_deref(), deadline).await,
     }
+}
+
+/// The scheduled index sweep of one company: reads every grant of its tenant (under the
+/// tenant's shared budget, like a discovery step) and stores the snapshot in the index
+/// table, pruned per the company's `index` settings. One invocation, bounded by the
+/// function's timeout: no call is sent once the deadline nears, and a sweep cut short stores
+/// nothing and fails (the schedule retries it).
+async fn index_company(
+    deps: &StepDeps,
+    company_id: Option<&str>,
+    deadline: Deadline,
+) -> Result<Value, LambdaError> {
+    let company_id = company_id
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .ok_or("the scheduled index job needs \"company_id\": the company whose tenant to sweep")?;
+    let span = info_span!("index_sweep", company_id = %company_id);
+    async {
+        let index = deps
+            .store
+            .permission_index()
+            .ok_or("this store keeps no permission index")?;
+        let org = deps
+            .store
+            .org_settings(company_id)
+            .await?
+            .ok_or_else(|| format!("no organization settings for company '{company_id}'"))?;
+        let conns = deps.connector.connect(&org).await?;
+        let delivery = Delivery {
+            holder: uuid::Uuid::new_v4().to_string(),
+            deadline,
+        };
+        deps.connector
+            .hold_budget(&org, &delivery, BudgetWant::ALL)
+            .await?;
+        let learned = deps.learned_limits.clone();
+        let swept = deadline
+            .bound(crate::index::sweep(
+                conns.tenant(),
+                &org,
+                &NoProgress,
+                &move || learned(),
+            ))
+            .await;
+        deps.connector.return_budget(&org, &delivery).await;
+        if deadline.near() {
+            warn!("index sweep cut short by the function's deadline; nothing stored");
+            return Err(format!(
+                "the index sweep of company '{company_id}' did not finish within the function's timeout; nothing was stored (a tenant this large is indexed with `revoke365 sweep`)"
+            )
+            .into());
+        }
+        let snapshot = match swept {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                if e.is_auth() {
+                    deps.connector.credentials_rejected().await;
+                }
+                warn!(error = %e, "index sweep could not read the tenant; nothing stored");
+                return Err(e.into());
+            }
+        };
+        index.save_snapshot(&snapshot, &org.index).await?;
+        let s = &snapshot.summary;
+        info!(snapshot_id = %s.snapshot_id, grants = s.grants, trustees = s.trustees, mailboxes = s.mailboxes, duration_ms = s.duration_ms, errors = s.errors.len(), "index snapshot stored");
+        Ok(json!({"job": "index", "company_id": company_id, "snapshot_id": s.snapshot_id,
+            "taken_at": s.taken_at, "mailboxes": s.mailboxes, "grants": s.grants, "errors": s.errors}))
+    }
+    .instrument(span)
+    .await
 }
 
 /// Handles step messages one by one. Transient failures are left to SQS (the record is

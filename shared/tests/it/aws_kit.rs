@@ -16,7 +16,7 @@ use revoke365::adapters::aws::secrets::{SecretConnector, SecretsProvider};
 use revoke365::adapters::aws::tenant_budget::TenantBudgets;
 use revoke365::config::{HttpSettings, PsaUrls, ServiceUrls};
 use revoke365::lambda::intake::{handle_intake_event, IntakeDeps};
-use revoke365::lambda::steps::{handle_step_records, StepDeps};
+use revoke365::lambda::steps::{handle_step_records, learned_limits_of, StepDeps};
 use revoke365::lambda::SqsEvent;
 use revoke365::model::OrgSettings;
 use revoke365::steps::Deadline;
@@ -113,20 +113,24 @@ async fn step_deps(
     shard_time: Duration,
     max_receive_count: u32,
 ) -> StepDeps {
-    let connector = SecretConnector::new(
-        http.clone(),
-        ServiceUrls::all_at(base_url),
-        SecretsProvider::new(sm.clone(), names.secret_id.clone()),
-        shard_time,
-    )
-    .with_psa_urls(PsaUrls::all_at(base_url))
-    .with_shared_budgets(TenantBudgets::new(
-        aws_sdk_dynamodb::Client::new(config),
-        names.runs_table.clone(),
-    ));
-    StepDeps::new(config, names, Arc::new(connector), max_receive_count)
+    let connector = Arc::new(
+        SecretConnector::new(
+            http.clone(),
+            ServiceUrls::all_at(base_url),
+            SecretsProvider::new(sm.clone(), names.secret_id.clone()),
+            shard_time,
+        )
+        .with_psa_urls(PsaUrls::all_at(base_url))
+        .with_shared_budgets(TenantBudgets::new(
+            aws_sdk_dynamodb::Client::new(config),
+            names.runs_table.clone(),
+        )),
+    );
+    let mut deps = StepDeps::new(config, names, connector.clone(), max_receive_count)
         .await
-        .unwrap()
+        .unwrap();
+    deps.learned_limits = learned_limits_of(connector);
+    deps
 }
 
 /// The secret the test deployments hold.

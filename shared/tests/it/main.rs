@@ -16,6 +16,8 @@ mod aws_e2e;
 #[cfg(feature = "aws")]
 mod aws_faults;
 #[cfg(feature = "aws")]
+mod aws_index;
+#[cfg(feature = "aws")]
 mod aws_kit;
 #[cfg(feature = "aws")]
 mod aws_psa;

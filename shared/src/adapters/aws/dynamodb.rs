@@ -47,7 +47,7 @@ pub const ACTIVE_INDEX: &str = "active-by-update";
 
 /// Unprocessed batch items and conflicting transactions are retried at once, not after the
 /// queue's visibility timeout.
-const STORE_RETRY: RetryPolicy = RetryPolicy {
+pub(super) const STORE_RETRY: RetryPolicy = RetryPolicy {
     max_attempts: 9,
     base_delay: std::time::Duration::from_millis(25),
     max_delay: std::time::Duration::from_secs(2),
@@ -58,6 +58,8 @@ pub struct DynamoRunStore {
     runs: String,
     audit: String,
     orgs: String,
+    /// The permission index, in a table of its own.
+    index: super::index_table::DynamoIndex,
 }
 
 fn run_pk(id: &RunId) -> String {
@@ -296,10 +298,11 @@ struct OrgRow {
 impl DynamoRunStore {
     pub fn new(client: Client, names: &AwsNames) -> DynamoRunStore {
         DynamoRunStore {
-            client,
+            client: client.clone(),
             runs: names.runs_table.clone(),
             audit: names.audit_table.clone(),
             orgs: names.org_table.clone(),
+            index: super::index_table::DynamoIndex::new(client.clone(), &names.index_table),
         }
     }
 
@@ -624,6 +627,10 @@ impl DynamoRunStore {
 
 #[async_trait]
 impl RunStore for DynamoRunStore {
+    fn permission_index(&self) -> Option<&dyn crate::ports::PermissionIndex> {
+        Some(&self.index)
+    }
+
     async fn org_settings(&self, company_id: &str) -> Result<Option<OrgSettings>, StoreError> {
         let out = self
             .client

@@ -1,8 +1,9 @@
-//! AWS adapters: the run store on DynamoDB, the step queues on SQS, secrets from Secrets
-//! Manager, and the one definition of their names.
+//! AWS adapters: the run store and the permission index on DynamoDB, the step queues on SQS,
+//! secrets from Secrets Manager, and the one definition of their names.
 
 pub mod budget_hold;
 pub mod dynamodb;
+pub mod index_table;
 pub mod org_table;
 pub mod provision;
 pub mod resources;

@@ -49,7 +49,12 @@ pub async fn provision(
     let ddb = aws_sdk_dynamodb::Client::new(config);
     let r = resources();
     let prefix = &options.prefix;
-    for table in [&r.tables.runs, &r.tables.audit, &r.tables.org_settings] {
+    for table in [
+        &r.tables.runs,
+        &r.tables.audit,
+        &r.tables.org_settings,
+        &r.tables.index,
+    ] {
         create_table(&ddb, prefix, table).await?;
     }
     let mut queue_urls = HashMap::new();

@@ -68,6 +68,8 @@ pub struct Tables {
     pub runs: TableDef,
     pub audit: TableDef,
     pub org_settings: TableDef,
+    /// The permission index (see `index_table`).
+    pub index: TableDef,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,6 +134,7 @@ pub struct AwsNames {
     pub runs_table: String,
     pub audit_table: String,
     pub org_table: String,
+    pub index_table: String,
     pub discovery_queue: String,
     pub removal_queue: String,
     pub verification_queue: String,
@@ -147,6 +150,7 @@ impl AwsNames {
             runs_table: format!("{prefix}{}", r.tables.runs.name),
             audit_table: format!("{prefix}{}", r.tables.audit.name),
             org_table: format!("{prefix}{}", r.tables.org_settings.name),
+            index_table: format!("{prefix}{}", r.tables.index.name),
             discovery_queue: format!("{prefix}{}", r.queues.discovery.name),
             removal_queue: format!("{prefix}{}", r.queues.removal.name),
             verification_queue: format!("{prefix}{}", r.queues.verification.name),
@@ -178,6 +182,7 @@ impl AwsNames {
             runs_table: var("REVOKE365_RUNS_TABLE", d.runs_table),
             audit_table: var("REVOKE365_AUDIT_TABLE", d.audit_table),
             org_table: var("REVOKE365_ORG_TABLE", d.org_table),
+            index_table: var("REVOKE365_INDEX_TABLE", d.index_table),
             discovery_queue: var("REVOKE365_DISCOVERY_QUEUE_URL", d.discovery_queue),
             removal_queue: var("REVOKE365_REMOVAL_QUEUE_URL", d.removal_queue),
             verification_queue: var("REVOKE365_VERIFICATION_QUEUE_URL", d.verification_queue),
@@ -207,6 +212,7 @@ mod tests {
                 &r.tables.runs.name,
                 &r.tables.audit.name,
                 &r.tables.org_settings.name,
+                &r.tables.index.name,
                 &r.secret.name,
                 &r.webhook_secret.name,
                 &r.alert_bus.name,
@@ -218,7 +224,7 @@ mod tests {
             ]
             .map(String::as_str),
         );
-        for index in &r.tables.runs.indexes {
+        for index in r.tables.runs.indexes.iter().chain(&r.tables.index.indexes) {
             names.extend([
                 index.name.as_str(),
                 index.partition_key.as_str(),

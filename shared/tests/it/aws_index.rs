@@ -1,0 +1,580 @@
+//! The permission index on the serverless path, against LocalStack and DynamoDB Local: the
+//! scheduled index job fills the index table with what the embedded sweep finds, `GET /access`
+//! answers from it without a tenant call and under the company's allow-list, a contain run
+//! through the handlers removes the indexed grants first, and pruning keeps what SQLite keeps.
+
+use crate::aws_kit::{Env, JOHN};
+use crate::kit::{fast_http, fixture, CLIENT_SECRET};
+use chrono::{Duration, Utc};
+use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
+use revoke365::adapters::http::HttpCore;
+use revoke365::adapters::sqlite_store::SqliteRunStore;
+use revoke365::config::{Secret, ServiceUrls};
+use revoke365::lambda::steps::handle_step_event;
+use revoke365::model::{
+    IndexHits, IndexSettings, IndexedGrant, OrgSettings, PermissionType, Snapshot, SnapshotRef,
+    SnapshotSummary, Trustee, TrusteeKind,
+};
+use revoke365::ports::{Connector, NoProgress, PermissionIndex, RunStore};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The real HTTP clients against the environment's simulator, outside AWS (the CLI's).
+fn embedded_connector(env: &Env) -> HttpConnector {
+    HttpConnector {
+        core: HttpCore::new(fast_http(10)).unwrap(),
+        urls: ServiceUrls::all_at(&env.sim.base_url),
+        m365_client_id: "test-client".into(),
+        m365_client_secret: Secret::new(CLIENT_SECRET),
+        psa: crate::kit::psa_accounts(&env.sim.base_url),
+        recheck: crate::kit::fast_recheck(),
+        shard_time: DEFAULT_SHARD_TIME,
+    }
+}
+
+fn acme() -> OrgSettings {
+    OrgSettings::from_fixture(&fixture("acme-tenant.json")).unwrap()
+}
+
+fn requests(env: &Env) -> u64 {
+    env.sim.snapshot().counters.requests.values().sum()
+}
+
+/// Trustees by id and grants by (mailbox, type, trustee): the order a store returns them in
+/// aside.
+fn sorted(mut hits: IndexHits) -> IndexHits {
+    hits.trustees
+        .sort_by(|a, b| a.trustee_id.cmp(&b.trustee_id));
+    hits.grants.sort_by(|a, b| {
+        (&a.mailbox, a.right, &a.trustee_id).cmp(&(&b.mailbox, b.right, &b.trustee_id))
+    });
+    hits
+}
+
+async fn scheduled_index(env: &Env) -> Value {
+    let event: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::kit::events_dir().join("scheduled-index.json")).unwrap(),
+    )
+    .unwrap();
+    handle_step_event(&env.steps[0].1, event, env.deadline())
+        .await
+        .expect("the scheduled index job")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_scheduled_index_job_fills_the_table_get_access_answers_from_it_and_contain_uses_it() {
+    let env = Env::start(fixture("acme-tenant.json"), 10).await;
+    let index = env.intake.store.permission_index().expect("an index");
+    // A company whose allow-list does not hold the caller of the sample API event.
+    let mut globex = acme();
+    globex.company_id = "globex".into();
+    globex.allowed_principals = vec!["arn:aws:iam::123456789012:role/OtherCustomer".into()];
+    env.intake.store.put_org_settings(&globex).await.unwrap();
+
+    // No snapshot yet: 404 no_index, naming the company.
+    let (status, body) = env
+        .http(
+            "GET",
+            &format!("/access?company_id=acme&user={JOHN}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "no_index");
+    assert_eq!(body["error"]["field"], "company_id");
+
+    // The sample scheduled event, through the discovery function's entry point.
+    let answer = scheduled_index(&env).await;
+    assert_eq!(answer["job"], "index", "{answer}");
+    assert_eq!(answer["company_id"], "acme");
+    assert_eq!(answer["errors"], json!([]), "{answer}");
+    let snapshot_id = answer["snapshot_id"].as_str().unwrap().to_string();
+    let listed = index.snapshots("acme").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let summary = &listed[0];
+    assert_eq!(summary.snapshot_id, snapshot_id);
+    assert_eq!(summary.tenant_id, acme().tenant_id);
+    assert!(summary.calls["exchange"] > 0 && summary.calls["graph"] > 0);
+    assert!(
+        summary.limits.contains_key("exchange"),
+        "the limits the HTTP layer learned are recorded: {:?}",
+        summary.limits
+    );
+
+    // The embedded sweep of the same tenant, into SQLite: the same trustees and grants.
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteRunStore::open(dir.path(), vec![acme()]).unwrap();
+    let conns = embedded_connector(&env).connect(&acme()).await.unwrap();
+    let embedded = revoke365::index::sweep(conns.tenant(), &acme(), &NoProgress, &BTreeMap::new)
+        .await
+        .unwrap();
+    sqlite
+        .save_snapshot(&embedded, &IndexSettings::default())
+        .await
+        .unwrap();
+    let dynamo = sorted(index.everything(&snapshot_id).await.unwrap());
+    assert_eq!(dynamo.grants.len() as u64, summary.grants);
+    assert!(!dynamo.grants.is_empty());
+    assert_eq!(
+        dynamo,
+        sorted(IndexHits {
+            trustees: embedded.trustees.clone(),
+            grants: embedded.grants.clone(),
+        }),
+        "DynamoDB holds what the embedded sweep found"
+    );
+    let embedded_id = &embedded.summary.snapshot_id;
+    let keys = vec![JOHN.to_string()];
+    assert_eq!(
+        sorted(index.held_by(&snapshot_id, &keys).await.unwrap()),
+        sorted(sqlite.held_by(embedded_id, &keys).await.unwrap())
+    );
+    assert_eq!(
+        sorted(
+            index
+                .held_on(&snapshot_id, "CEO@acmecorp.com")
+                .await
+                .unwrap()
+        ),
+        sorted(
+            sqlite
+                .held_on(embedded_id, "ceo@acmecorp.com")
+                .await
+                .unwrap()
+        )
+    );
+
+    // GET /access: John's 8 grants, from the index alone.
+    let before = requests(&env);
+    let (status, map) = env
+        .http(
+            "GET",
+            &format!("/access?company_id=acme&user={JOHN}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{map}");
+    assert_eq!(requests(&env), before, "no tenant call");
+    assert_eq!(map["snapshot_id"], snapshot_id.as_str());
+    assert_eq!(map["live"], false);
+    assert_eq!(
+        map["as_of"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<Utc>>()
+            .unwrap(),
+        summary.taken_at
+    );
+    let grants = map["grants"].as_array().unwrap();
+    assert_eq!(grants.len(), 8, "{map}");
+    assert!(grants.iter().all(|g| g["trustee"] == JOHN), "{map}");
+    let found: BTreeSet<(String, String)> = grants
+        .iter()
+        .map(|g| {
+            (
+                g["mailbox"].as_str().unwrap().to_string(),
+                g["permission"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let johns: BTreeSet<(String, String)> = env
+        .sim
+        .snapshot()
+        .direct_grants_of(JOHN)
+        .into_iter()
+        .map(|(m, t)| (m, t.to_string()))
+        .collect();
+    assert_eq!(found.len(), johns.len(), "{found:?} vs {johns:?}");
+    // Every trustee of the CEO's mailbox, as the embedded lookup answers it.
+    let (status, ceo) = env
+        .http(
+            "GET",
+            "/access?company_id=acme&mailbox=ceo@acmecorp.com",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{ceo}");
+    let local = revoke365::index::lookup(
+        &sqlite,
+        &acme(),
+        &revoke365::index::AccessQuery::Mailbox("ceo@acmecorp.com".into()),
+        None,
+    )
+    .await
+    .unwrap();
+    let mut local = serde_json::to_value(&local).unwrap();
+    let mut remote = ceo.clone();
+    for v in [&mut local, &mut remote] {
+        v.as_object_mut().unwrap().remove("snapshot_id");
+        v.as_object_mut().unwrap().remove("as_of");
+        v["grants"]
+            .as_array_mut()
+            .unwrap()
+            .sort_by_key(|g| g.to_string());
+    }
+    assert_eq!(remote, local);
+    assert!(!ceo["grants"].as_array().unwrap().is_empty());
+    assert_eq!(requests(&env), before, "no tenant call");
+
+    // Bad input names the field; a caller outside the allow-list reads nothing.
+    for (query, field) in [
+        (
+            format!("company_id=acme&user={JOHN}&mailbox=ceo@acmecorp.com"),
+            "mailbox",
+        ),
+        ("company_id=acme".to_string(), "user"),
+        (format!("user={JOHN}"), "company_id"),
+        (
+            "company_id=acme&mailbox=not-an-address".to_string(),
+            "mailbox",
+        ),
+        (format!("company_id=acme&user={JOHN}&live=true"), "live"),
+    ] {
+        let (status, body) = env
+            .http("GET", &format!("/access?{query}"), None, None)
+            .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"]["field"], field, "{query}: {body}");
+    }
+    let (status, body) = env
+        .http(
+            "GET",
+            &format!("/access?company_id=globex&user={JOHN}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    assert!(body.get("grants").is_none());
+    let (status, _) = env
+        .http(
+            "GET",
+            &format!("/access?company_id=nobody&user={JOHN}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        status, 403,
+        "an unknown company is refused like a forbidden one"
+    );
+
+    // After the sweep John is given Full Access on a mailbox he could not open; a contain run
+    // through the handlers removes the 8 indexed grants first, then the live phase the new one.
+    conns
+        .exchange
+        .add_full_access("sales@acmecorp.com", JOHN)
+        .await
+        .unwrap();
+    let (status, accepted) = env
+        .http(
+            "POST",
+            "/revocations",
+            Some(
+                json!({"user_email": JOHN, "company_id": "acme", "mode": "contain",
+                "requested_by": "hr@acmecorp.com"}),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let run_id = accepted["run_id"].as_str().unwrap().to_string();
+    env.pump_steps(1).await;
+    let body = env.get(&run_id).await;
+    assert_eq!(body["status"], "completed", "{body}");
+    let result = &body["result"];
+    assert_eq!(result["success"], true, "{result}");
+    let c = &result["containment"];
+    assert_eq!(c["snapshot_id"], snapshot_id.as_str(), "{c}");
+    assert_eq!(c["indexed_grants"], 8, "{c}");
+    assert!(c.get("not_used").is_none(), "{c}");
+    assert!(c["seconds_to_containment"]
+        .as_f64()
+        .is_some_and(|s| s >= 0.0));
+    assert_eq!(result["removal_summary"]["total_permissions_removed"], 9);
+    assert_eq!(result["verification"]["all_permissions_cleared"], true);
+    assert_eq!(env.sim.snapshot().direct_grants_of(JOHN), vec![]);
+    assert_eq!(env.dlq_depths().await, vec![0, 0, 0, 0]);
+}
+
+fn trustee(id: &str, upn: &str) -> Trustee {
+    Trustee {
+        trustee_id: id.into(),
+        kind: TrusteeKind::User,
+        upn: Some(upn.into()),
+        object_id: Some(id.into()),
+        address: Some(upn.into()),
+        display_name: Some(upn.into()),
+        recipient_type: Some("UserMailbox".into()),
+        distinguished_name: None,
+        shown_as: vec![upn.into()],
+    }
+}
+
+fn grant(trustee_id: &str, mailbox: &str, right: PermissionType) -> IndexedGrant {
+    IndexedGrant {
+        trustee_id: trustee_id.into(),
+        mailbox: mailbox.into(),
+        mailbox_display_name: mailbox.into(),
+        recipient_type: "SharedMailbox".into(),
+        right,
+        trustee_as_shown: trustee_id.into(),
+        access_rights: vec!["FullAccess".into()],
+        calendar: None,
+    }
+}
+
+/// A small snapshot taken `days_ago`.
+fn snapshot(id: &str, days_ago: i64) -> Snapshot {
+    let trustees = vec![
+        trustee("u-1", "ann@acmecorp.com"),
+        trustee("u-2", "bob@acmecorp.com"),
+    ];
+    let grants = vec![
+        grant("u-1", "sales@acmecorp.com", PermissionType::FullAccess),
+        grant("u-1", "hr@acmecorp.com", PermissionType::SendAs),
+        grant("u-2", "sales@acmecorp.com", PermissionType::SendOnBehalf),
+    ];
+    Snapshot {
+        summary: SnapshotSummary {
+            snapshot_id: id.into(),
+            company_id: "acme".into(),
+            tenant_id: acme().tenant_id,
+            taken_at: Utc::now() - Duration::days(days_ago),
+            duration_ms: 10,
+            mailboxes: 3,
+            trustees: trustees.len() as u64,
+            grants: grants.len() as u64,
+            calls: BTreeMap::from([("exchange".into(), 4)]),
+            limits: BTreeMap::from([("exchange".into(), 8)]),
+            errors: vec![],
+        },
+        trustees,
+        grants,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pruning_keeps_the_newest_snapshots_and_the_young_ones_as_sqlite_does() {
+    let env = Env::start(fixture("acme-tenant.json"), 4).await;
+    let index = env.intake.store.permission_index().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteRunStore::open(dir.path(), vec![acme()]).unwrap();
+    let keep = IndexSettings {
+        keep_snapshots: 2,
+        keep_days: 35,
+        ..IndexSettings::default()
+    };
+    let taken = [
+        ("s100", 100),
+        ("s80", 80),
+        ("s30", 30),
+        ("s20", 20),
+        ("s0", 0),
+    ];
+    for (id, days) in taken {
+        let s = snapshot(id, days);
+        index.save_snapshot(&s, &keep).await.unwrap();
+        sqlite.save_snapshot(&s, &keep).await.unwrap();
+    }
+    let ids = |all: Vec<SnapshotSummary>| -> Vec<String> {
+        all.into_iter().map(|s| s.snapshot_id).collect()
+    };
+    // The newest two, and s30 (younger than 35 days); s80 and s100 dropped.
+    assert_eq!(
+        ids(index.snapshots("acme").await.unwrap()),
+        ["s0", "s20", "s30"]
+    );
+    assert_eq!(
+        ids(index.snapshots("acme").await.unwrap()),
+        ids(sqlite.snapshots("acme").await.unwrap())
+    );
+    // Every item of a dropped snapshot is gone (the test may scan; the code never does).
+    let all = env
+        .ddb
+        .scan()
+        .table_name(&env.names.index_table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let mentions = |id: &str| {
+        all.iter()
+            .filter(|i| {
+                i.values()
+                    .any(|v| v.as_s().is_ok_and(|s| s.contains(&format!("#{id}"))))
+            })
+            .count()
+    };
+    assert_eq!(mentions("s80"), 0);
+    assert_eq!(mentions("s100"), 0);
+    // Per kept snapshot: pointer, summary, 2 trustees, 3 grants, 2 listings, and the keys
+    // (UPN = address = shown value, object id = trustee id: 2 per trustee).
+    assert_eq!(all.len(), 3 * (1 + 1 + 2 + 3 + 2 + 4));
+    for gone in ["s80", "s100"] {
+        assert_eq!(
+            index
+                .held_by(gone, &["ann@acmecorp.com".into()])
+                .await
+                .unwrap(),
+            IndexHits::default()
+        );
+        assert_eq!(index.everything(gone).await.unwrap(), IndexHits::default());
+    }
+    // What is kept reads as SQLite reads it.
+    for id in ["s0", "s20", "s30"] {
+        assert_eq!(
+            sorted(index.everything(id).await.unwrap()),
+            sorted(sqlite.everything(id).await.unwrap())
+        );
+        assert_eq!(
+            sorted(index.held_on(id, "sales@acmecorp.com").await.unwrap()),
+            sorted(sqlite.held_on(id, "sales@acmecorp.com").await.unwrap())
+        );
+        assert_eq!(
+            index
+                .held_by(id, &["u-2".into()])
+                .await
+                .unwrap()
+                .grants
+                .len(),
+            1
+        );
+    }
+    // Finding a snapshot: newest, by id, as of a time; another company's id finds nothing.
+    for which in [
+        SnapshotRef::Newest,
+        SnapshotRef::Id("s20".into()),
+        SnapshotRef::Id("s80".into()),
+        SnapshotRef::AsOf(Utc::now() - Duration::days(25)),
+        SnapshotRef::AsOf(Utc::now() - Duration::days(200)),
+    ] {
+        assert_eq!(
+            index.find_snapshot("acme", &which).await.unwrap(),
+            sqlite.find_snapshot("acme", &which).await.unwrap(),
+            "{which:?}"
+        );
+    }
+    assert_eq!(
+        index
+            .find_snapshot("acme", &SnapshotRef::AsOf(Utc::now() - Duration::days(25)))
+            .await
+            .unwrap()
+            .unwrap()
+            .snapshot_id,
+        "s30"
+    );
+    assert_eq!(
+        index
+            .find_snapshot("globex", &SnapshotRef::Id("s20".into()))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_index_job_without_a_company_for_an_unknown_one_or_out_of_time_fails_loudly() {
+    let env = Env::start(fixture("acme-tenant.json"), 4).await;
+    for event in [
+        json!({"v": 1, "kind": "scheduled", "job": "index"}),
+        json!({"v": 1, "kind": "scheduled", "job": "index", "company_id": "nobody"}),
+    ] {
+        let e = handle_step_event(&env.steps[0].1, event.clone(), env.deadline())
+            .await
+            .expect_err("refused");
+        let text = e.to_string();
+        assert!(
+            text.contains("company_id") || text.contains("nobody"),
+            "{event}: {text}"
+        );
+    }
+    // An invocation whose deadline has come sends nothing more and stores nothing.
+    let event: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::kit::events_dir().join("scheduled-index.json")).unwrap(),
+    )
+    .unwrap();
+    let spent = revoke365::steps::Deadline::at(std::time::Instant::now());
+    assert!(handle_step_event(&env.steps[0].1, event, spent)
+        .await
+        .is_err());
+    assert!(env
+        .intake
+        .store
+        .permission_index()
+        .unwrap()
+        .snapshots("acme")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// The roles as the template grants them: intake reads the index (GET /access), discovery
+/// writes it (the scheduled sweep, pruning) and reads it (contain); removal and verification
+/// do not touch it; the API routes GET /access to intake.
+#[test]
+fn the_template_grants_the_index_to_the_functions_that_use_it_and_no_more() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"),
+    )
+    .unwrap();
+    let t: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let r = &t["Resources"];
+    let table = &r["IndexTable"]["Properties"];
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(
+        table["GlobalSecondaryIndexes"][0]["IndexName"],
+        revoke365::adapters::aws::index_table::MAILBOX_INDEX
+    );
+    let actions_on_index = |role: &str| -> BTreeSet<String> {
+        let statements = r[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_sequence()
+            .unwrap();
+        let mut out = BTreeSet::new();
+        for s in statements {
+            if !serde_yaml::to_string(&s["Resource"])
+                .unwrap()
+                .contains("IndexTable")
+            {
+                continue;
+            }
+            match &s["Action"] {
+                serde_yaml::Value::String(a) => {
+                    out.insert(a.clone());
+                }
+                serde_yaml::Value::Sequence(a) => {
+                    out.extend(a.iter().map(|x| x.as_str().unwrap().to_string()))
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        out
+    };
+    let set = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(
+        actions_on_index("IntakeRole"),
+        set(&["dynamodb:GetItem", "dynamodb:Query"])
+    );
+    assert_eq!(
+        actions_on_index("DiscoveryRole"),
+        set(&[
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:BatchWriteItem"
+        ])
+    );
+    for role in ["RemovalRole", "VerificationRole"] {
+        assert!(actions_on_index(role).is_empty(), "{role}");
+    }
+    let route = &r["IntakeFunction"]["Properties"]["Events"]["GetAccess"]["Properties"];
+    assert_eq!(
+        (&route["Method"], &route["Path"]),
+        (&"GET".into(), &"/access".into())
+    );
+    assert!(text.contains("REVOKE365_INDEX_TABLE: !Ref IndexTable"));
+}
