@@ -135,6 +135,9 @@ pub enum ScheduledKind {
 pub enum ScheduledJob {
     /// Find runs whose step stalled (its holder died) and re-drive or fail them.
     Sweep,
+    /// Read the company's (`company_id`) new Defender XDR alerts and Entra ID Protection risky
+    /// users and start a contain run per compromised user.
+    PollAlerts,
 }
 
 #[cfg(test)]
@@ -164,6 +167,12 @@ mod tests {
         let m: ScheduledMessage =
             serde_json::from_str(r#"{"v":1,"kind":"scheduled","job":"sweep"}"#).unwrap();
         assert_eq!(m.job, ScheduledJob::Sweep);
+        let m: ScheduledMessage = serde_json::from_str(
+            r#"{"v":1,"kind":"scheduled","job":"poll_alerts","company_id":"acme"}"#,
+        )
+        .unwrap();
+        assert_eq!(m.job, ScheduledJob::PollAlerts);
+        assert_eq!(m.company_id.as_deref(), Some("acme"));
     }
 
     fn mailbox(i: usize, name_len: usize) -> ShardMailbox {

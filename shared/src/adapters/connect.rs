@@ -49,7 +49,8 @@ impl Connector for HttpConnector {
             directory: graph.clone(),
             exchange,
             psa,
-            mailer: graph,
+            mailer: graph.clone(),
+            alerts: graph,
             recheck: self.recheck,
             shard_size: {
                 let (core, tenant, target) =

@@ -15,5 +15,6 @@ pub mod memory_queue;
 pub mod no_psa;
 pub mod page_token;
 mod psa_text;
+pub mod sqlite_alert_ledger;
 pub mod sqlite_store;
 pub mod token;

@@ -83,6 +83,17 @@ CREATE TABLE IF NOT EXISTS idempotency (
     fingerprint TEXT NOT NULL,
     reserved_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS alert_runs (
+    key    TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    until  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alert_watermarks (
+    company_id TEXT NOT NULL,
+    feed       TEXT NOT NULL,
+    at         TEXT NOT NULL,
+    PRIMARY KEY (company_id, feed)
+);
 PRAGMA user_version = 1;
 ";
 
@@ -103,7 +114,7 @@ pub struct RunLock {
 }
 
 /// What [`SqliteRunStore::open`] cannot get past.
-fn db_error(what: &str, e: rusqlite::Error) -> StoreError {
+pub(crate) fn db_error(what: &str, e: rusqlite::Error) -> StoreError {
     StoreError::with_source(format!("{what}: {e}"), e)
 }
 
@@ -202,7 +213,7 @@ impl SqliteRunStore {
         self.dir.join(format!("{run_id}.lock"))
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.db.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -7,6 +7,7 @@ mod generated;
 mod harness;
 mod kit;
 
+mod alerts;
 mod audit_chain;
 
 #[cfg(feature = "aws")]
