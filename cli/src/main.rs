@@ -14,6 +14,7 @@ mod progress;
 mod reachable;
 mod restore;
 mod sandbox;
+mod watch;
 
 use args::{Cli, Command, Format, ResumeArgs, RunArgs};
 use clap::Parser;
@@ -102,6 +103,7 @@ fn main() -> ExitCode {
         }) => (args.format, audit::verify(&args)),
         Command::Runs(args) => (args.format, runtime.block_on(history::runs(&args))),
         Command::Show(args) => (args.format, runtime.block_on(history::show(&args))),
+        Command::Watch(args) => (args.format, runtime.block_on(watch::watch(args))),
         Command::Org(args::OrgArgs { command }) => {
             let format = match &command {
                 args::OrgCommand::Put(a) => a.format,

@@ -84,7 +84,7 @@ pub struct RiskyUser {
 pub struct AlertedUser {
     pub source: AlertSourceKind,
     /// What makes this alert the same alert when it comes again: the alert id (Defender), the
-    /// risky user's id, state and time of change (Entra), the incident (Sentinel).
+    /// risky user's id and risk state (Entra), the incident (Sentinel).
     pub alert_id: String,
     pub incident_id: String,
     pub severity: Option<String>,

@@ -182,6 +182,15 @@ pub enum AlertLevel {
 }
 
 impl AlertLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertLevel::Informational => "informational",
+            AlertLevel::Low => "low",
+            AlertLevel::Medium => "medium",
+            AlertLevel::High => "high",
+        }
+    }
+
     /// Graph's value (`high`, `Medium`, ...); `unknown`, `hidden`, `none` are no level.
     pub fn parse(value: &str) -> Option<AlertLevel> {
         match value.trim().to_ascii_lowercase().as_str() {
@@ -248,8 +257,9 @@ impl AlertSettings {
             Some(level) if level >= self.min_severity => {}
             _ => {
                 return Some(format!(
-                    "severity '{}' is below the company's min_severity ({:?})",
-                    alert.severity, self.min_severity
+                    "severity '{}' is below the company's min_severity ({})",
+                    alert.severity,
+                    self.min_severity.as_str()
                 ))
             }
         }

@@ -215,13 +215,11 @@ fn risky_users(
             skipped.push(format!("risky user {}: no userPrincipalName", user.id));
             continue;
         };
-        let changed = user
-            .risk_last_updated
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_default();
+        // The same user in the same risk state is the same alert for the dedupe window: a
+        // user confirmed compromised again after a remediation within it was contained then.
         users.push(AlertedUser {
             source: AlertSourceKind::EntraIdProtection,
-            alert_id: format!("{}:{}:{changed}", user.id, user.risk_state),
+            alert_id: format!("{}:{}", user.id, user.risk_state),
             incident_id: format!("riskyUser:{}", user.id),
             severity: Some(user.risk_level.to_ascii_lowercase()),
             user_email: upn.trim().to_ascii_lowercase(),
