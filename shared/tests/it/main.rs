@@ -11,6 +11,8 @@ mod alerts;
 mod audit_chain;
 
 #[cfg(feature = "aws")]
+mod aws_alerts;
+#[cfg(feature = "aws")]
 mod aws_audit;
 #[cfg(feature = "aws")]
 mod aws_e2e;
