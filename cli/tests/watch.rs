@@ -125,3 +125,60 @@ fn watch_needs_once_or_a_sensible_interval() {
         assert_refused(&revoke365(&args, &[], tmp.path()), field);
     }
 }
+
+/// The README's `[company.alerts]` block loads as printed, and a misspelt key is named.
+#[test]
+fn the_readme_alert_settings_load_as_printed() {
+    let readme = std::fs::read_to_string(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
+    )
+    .unwrap();
+    let start = readme
+        .find("## Security alerts")
+        .expect("a Security alerts section");
+    let section = &readme[start..];
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .map(|b| &b[..b.find("```").unwrap()])
+        .expect("a TOML block");
+    assert!(block.contains("[company.alerts]"));
+    let tmp = tempfile::tempdir().unwrap();
+    let config = |alerts: &str| {
+        format!(
+            r#"[m365]
+client_id = "app"
+
+[[company]]
+company_id = "acme"
+company_name = "Acme Corp"
+tenant_id = "t"
+psa_kind = "none"
+m365_permission_ticket_board = "Service Desk"
+notification_sender = "automation@acmecorp.com"
+{alerts}"#
+        )
+    };
+    let path = tmp.path().join("alerts.toml");
+    std::fs::write(&path, config(block)).unwrap();
+    let out = revoke365(
+        &["org", "get", "acme", "--config", path.to_str().unwrap()],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout_json(&out)["alerts"]["min_severity"], "medium");
+    std::fs::write(&path, config("[company.alerts]\nmin_severty = \"high\"\n")).unwrap();
+    let out = revoke365(
+        &["org", "get", "acme", "--config", path.to_str().unwrap()],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("min_severty"));
+}

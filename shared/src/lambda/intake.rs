@@ -1,5 +1,5 @@
-//! Intake: API Gateway HTTP API requests, offboarding-queue records and EventBridge security
-//! alerts become runs. Each records its caller as the trigger proves it (the IAM principal,
+//! Intake: API Gateway HTTP API requests (a Sentinel playbook's incidents among them),
+//! offboarding-queue records and EventBridge security alerts become runs. Each records its caller as the trigger proves it (the IAM principal,
 //! the SQS sender, the event's account and source, the HMAC caller), and a company's
 //! allow-list decides whether that caller may act for it.
 

@@ -448,6 +448,56 @@ mod tests {
     }
 
     #[test]
+    fn alert_settings_default_to_medium_and_up_and_name_a_misspelt_key() {
+        let fixture = |alerts: serde_json::Value| {
+            serde_json::json!({
+                "tenant_id": "t",
+                "organization": {"company_id": "acme", "company_name": "Acme",
+                    "m365_permission_ticket_board": "b", "notification_sender": "it@acme.example",
+                    "alerts": alerts}
+            })
+        };
+        let org = OrgSettings::from_fixture(&fixture(serde_json::json!({"at_risk_level": "high"})))
+            .unwrap();
+        let settings = org.alert_settings();
+        assert_eq!(settings.min_severity, AlertLevel::Medium);
+        assert!(settings.defender && settings.entra_id_protection);
+        let alert = |severity: &str, determination: Option<&str>| super::super::SecurityAlert {
+            id: "a".into(),
+            incident_id: None,
+            title: String::new(),
+            severity: severity.into(),
+            status: "new".into(),
+            determination: determination.map(str::to_string),
+            classification: None,
+            service_source: None,
+            last_update: None,
+            users: Vec::new(),
+        };
+        assert_eq!(settings.refuses(&alert("High", None)), None);
+        assert!(settings.refuses(&alert("low", None)).is_some());
+        assert!(settings.refuses(&alert("unknown", None)).is_some());
+        assert!(settings
+            .refuses(&alert("high", Some("notMalicious")))
+            .is_some());
+        let risky = |state: &str, level: &str| super::super::RiskyUser {
+            id: "u".into(),
+            user_principal_name: None,
+            risk_level: level.into(),
+            risk_state: state.into(),
+            risk_last_updated: None,
+        };
+        assert!(settings.admits_risky_user(&risky("confirmedCompromised", "low")));
+        assert!(settings.admits_risky_user(&risky("atRisk", "high")));
+        assert!(!settings.admits_risky_user(&risky("atRisk", "medium")));
+        assert!(!settings.admits_risky_user(&risky("remediated", "high")));
+        let misspelt =
+            OrgSettings::from_fixture(&fixture(serde_json::json!({"min_severty": "high"})))
+                .unwrap_err();
+        assert!(misspelt.contains("min_severty"), "{misspelt}");
+    }
+
+    #[test]
     fn kinds_are_named_in_snake_case() {
         let kinds: Vec<PsaKind> =
             serde_json::from_str(r#"["connectwise","halo","autotask","none"]"#).unwrap();
