@@ -28,6 +28,12 @@ pub enum Command {
     /// Put back exactly what a finished run removed, as a run of its own (audited, verified by
     /// re-reading, noted on the original ticket and mailed). Restoring twice is harmless.
     Restore(RestoreArgs),
+    /// Read every grant of every trustee in a company's tenant into the permission index
+    /// (a snapshot in the data directory): what `access`, `run --contain` and reviews read.
+    Sweep(SweepArgs),
+    /// Who can open what, from the newest snapshot (no tenant call): every grant a user
+    /// holds, or every trustee of a mailbox; --live re-reads the tenant and marks changes.
+    Access(AccessArgs),
     /// Work with the audit trails on disk.
     Audit(AuditArgs),
     /// List runs, newest first: from the data directory, or the AWS tables with --aws.
@@ -281,6 +287,56 @@ pub struct CheckArgs {
     pub format: Format,
 }
 
+/// The tenant a command reads: a config's, or a sandbox's; and where its state is.
+#[derive(Debug, clap::Args)]
+pub struct TenantArgs {
+    /// PSA company id; selects the org settings and the M365 tenant.
+    #[arg(long, value_name = "ID")]
+    pub company_id: String,
+    /// TOML config for a real tenant.
+    #[arg(long, value_name = "FILE", conflicts_with = "sandbox")]
+    pub config: Option<PathBuf>,
+    /// The simulator loaded with this tenant fixture.
+    #[arg(long, value_name = "FIXTURE")]
+    pub sandbox: Option<PathBuf>,
+    /// Where run state and the index (revoke365.db) are kept (overrides the config's data_dir).
+    #[arg(long = "data-dir", visible_alias = "audit-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Ceiling of the requests in flight per tenant and service (learnt below it).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub tenant: TenantArgs,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AccessArgs {
+    #[command(flatten)]
+    pub tenant: TenantArgs,
+    /// Every grant this user holds (UPN, address or object id).
+    #[arg(
+        long,
+        value_name = "EMAIL",
+        conflicts_with = "mailbox",
+        required_unless_present = "mailbox"
+    )]
+    pub user: Option<String>,
+    /// Every trustee that holds a grant on this mailbox.
+    #[arg(long, value_name = "EMAIL")]
+    pub mailbox: Option<String>,
+    /// Re-read the user's grants from the tenant and mark what changed since the snapshot.
+    #[arg(long)]
+    pub live: bool,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Json,
@@ -334,6 +390,10 @@ pub struct RunArgs {
     /// Start a new run even though an interrupted run of this user and company exists.
     #[arg(long)]
     pub new: bool,
+    /// Contain first: remove every grant the newest permission-index snapshot (`sweep`) lists
+    /// for the user at once, then discover live and verify as usual (`"mode": "contain"`).
+    #[arg(long)]
+    pub contain: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -367,6 +427,9 @@ impl RunArgs {
         body.insert("dry_run".into(), json!(self.dry_run));
         if self.notify {
             body.insert("notify".into(), json!(true));
+        }
+        if self.contain {
+            body.insert("mode".into(), json!("contain"));
         }
         insert_present(
             &mut body,

@@ -3,7 +3,7 @@
 //! exit 0 when every check is ok, 2 when one is not.
 
 use crate::args::{CheckArgs, Format};
-use crate::{config, http_core, sandbox, CliError, EXIT_BAD_INPUT, EXIT_SUCCESS};
+use crate::{company, config, http_core, sandbox, CliError, EXIT_BAD_INPUT, EXIT_SUCCESS};
 use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
 use revoke365::config::Recheck;
 use revoke365::model::{InvalidRequest, OrgSettings};
@@ -76,23 +76,6 @@ pub async fn check(args: CheckArgs) -> Result<u8, CliError> {
     } else {
         EXIT_BAD_INPUT
     })
-}
-
-/// The operator's own tool may list its config's companies.
-fn company<'a>(orgs: &'a [OrgSettings], company_id: &str) -> Result<&'a OrgSettings, CliError> {
-    orgs.iter()
-        .find(|o| o.company_id == company_id)
-        .ok_or_else(|| {
-            let known: Vec<&str> = orgs.iter().map(|o| o.company_id.as_str()).collect();
-            InvalidRequest::new(
-                "company_id",
-                format!(
-                    "unknown company '{company_id}'; configured companies: {}",
-                    known.join(", ")
-                ),
-            )
-            .into()
-        })
 }
 
 fn as_json(org: &OrgSettings, checked: &Preflight) -> Value {

@@ -8,6 +8,7 @@ mod aws_tables;
 mod check;
 mod config;
 mod history;
+mod index;
 mod org;
 mod org_file;
 mod progress;
@@ -34,8 +35,8 @@ use std::sync::Arc;
 
 /// Exit codes: 0 success, 1 finished without success, 2 bad input or configuration,
 /// 130 interrupted (resumable).
-const EXIT_SUCCESS: u8 = 0;
-const EXIT_NOT_SUCCESSFUL: u8 = 1;
+pub(crate) const EXIT_SUCCESS: u8 = 0;
+pub(crate) const EXIT_NOT_SUCCESSFUL: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_INTERRUPTED: u8 = 130;
 
@@ -101,6 +102,8 @@ fn main() -> ExitCode {
         Command::Audit(args::AuditArgs {
             command: args::AuditCommand::Verify(args),
         }) => (args.format, audit::verify(&args)),
+        Command::Sweep(args) => (args.format, runtime.block_on(index::sweep(args))),
+        Command::Access(args) => (args.format, runtime.block_on(index::access(args))),
         Command::Runs(args) => (args.format, runtime.block_on(history::runs(&args))),
         Command::Show(args) => (args.format, runtime.block_on(history::show(&args))),
         Command::Watch(args) => (args.format, runtime.block_on(watch::watch(args))),
@@ -139,8 +142,38 @@ impl Origin {
     }
 }
 
+/// Where a new run (or sweep) goes: the config's tenant, or a sandbox tenant of its own,
+/// fresh from the fixture, kept in `<data_dir>/sandbox/`.
+pub(crate) fn new_origin(
+    config: &Option<PathBuf>,
+    sandbox: &Option<PathBuf>,
+    data_dir: &Option<PathBuf>,
+) -> Result<Origin, CliError> {
+    match (config, sandbox) {
+        (Some(path), _) => Ok(Origin::Config {
+            path: absolute(path),
+        }),
+        (None, Some(fixture)) => {
+            let dir = data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
+            Ok(Origin::Sandbox {
+                fixture: absolute(fixture),
+                state: absolute(
+                    &dir.join("sandbox")
+                        .join(format!("{}.tenant.json", uuid_like())),
+                ),
+            })
+        }
+        (None, None) => Err(CliError::config(
+            "config",
+            "pass --config FILE for a real tenant or --sandbox FIXTURE for the simulator",
+        )),
+    }
+}
+
 /// What a run talks to and where it keeps its state.
-struct Target {
+pub(crate) struct Target {
     orgs: Vec<OrgSettings>,
     connector: Arc<HttpConnector>,
     data_dir: PathBuf,
@@ -154,7 +187,7 @@ fn absolute(path: &Path) -> PathBuf {
 
 /// Builds the target from `--config` or `--sandbox`. A sandbox keeps its tenant's state in
 /// `sandbox_state` (restored from it when `restore`).
-async fn target(
+pub(crate) async fn target(
     origin: Origin,
     data_dir: Option<PathBuf>,
     concurrency: Option<usize>,
@@ -197,7 +230,10 @@ async fn target(
     }
 }
 
-fn open_store(data_dir: &Path, orgs: Vec<OrgSettings>) -> Result<SqliteRunStore, CliError> {
+pub(crate) fn open_store(
+    data_dir: &Path,
+    orgs: Vec<OrgSettings>,
+) -> Result<SqliteRunStore, CliError> {
     SqliteRunStore::open(data_dir, orgs).map_err(|e| {
         CliError::config(
             "data_dir",
@@ -250,7 +286,7 @@ fn listen_for_signals(stop: StopSignal) {
     });
 }
 
-fn internal(message: String) -> CliError {
+pub(crate) fn internal(message: String) -> CliError {
     CliError {
         code: "internal".into(),
         field: None,
@@ -264,30 +300,7 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
     let body = args.request_body();
     let request = RevocationRequest::from_json(&body)?;
 
-    let origin = match (&args.config, &args.sandbox) {
-        (Some(path), _) => Origin::Config {
-            path: absolute(path),
-        },
-        (None, Some(fixture)) => {
-            let dir = args
-                .data_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
-            Origin::Sandbox {
-                fixture: absolute(fixture),
-                state: absolute(
-                    &dir.join("sandbox")
-                        .join(format!("{}.tenant.json", uuid_like())),
-                ),
-            }
-        }
-        (None, None) => {
-            return Err(CliError::config(
-                "config",
-                "pass --config FILE for a real tenant or --sandbox FIXTURE for the simulator",
-            ))
-        }
-    };
+    let origin = new_origin(&args.config, &args.sandbox, &args.data_dir)?;
     let target = target(origin, args.data_dir.clone(), args.concurrency, false).await?;
     let store = Arc::new(open_store(&target.data_dir, target.orgs.clone())?);
     // A dry run changes nothing: it neither waits for an interrupted run nor blocks one.
@@ -559,6 +572,26 @@ async fn finish(
     } else {
         EXIT_NOT_SUCCESSFUL
     })
+}
+
+/// The settings of `company_id` among the configured companies.
+pub(crate) fn company<'a>(
+    orgs: &'a [OrgSettings],
+    company_id: &str,
+) -> Result<&'a OrgSettings, CliError> {
+    orgs.iter()
+        .find(|o| o.company_id == company_id)
+        .ok_or_else(|| {
+            let known: Vec<&str> = orgs.iter().map(|o| o.company_id.as_str()).collect();
+            InvalidRequest::new(
+                "company_id",
+                format!(
+                    "unknown company '{company_id}'; configured companies: {}",
+                    known.join(", ")
+                ),
+            )
+            .into()
+        })
 }
 
 /// In the sandbox, the ticket and the email as files beside the result.

@@ -7,7 +7,8 @@
 use crate::args::{Format, WatchArgs};
 use crate::{absolute, config, engine, internal, open_store, os_user, progress, target, uuid_like};
 use crate::{CliError, Origin, EXIT_NOT_SUCCESSFUL, EXIT_SUCCESS};
-use revoke365::ports::{Connector, RunStore};
+use revoke365::adapters::memory_queue::MemoryQueue;
+use revoke365::ports::{Connector, Queue, RunStore};
 use revoke365::steps::{poll_alerts, PollReport};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -107,10 +108,13 @@ pub async fn watch(args: WatchArgs) -> Result<u8, CliError> {
                 org.company_id
             ))
         })?;
+        // The runs wait here and go one at a time, as `revoke365 run` does: two runs at
+        // once on one tenant would each read mailboxes the other is changing.
+        let waiting = MemoryQueue::default();
         let report = poll_alerts(
             store.as_ref(),
             store.as_ref(),
-            engine.queue.as_ref(),
+            &waiting,
             connections.alerts.as_ref(),
             &org,
             Some(&principal),
@@ -123,7 +127,14 @@ pub async fn watch(args: WatchArgs) -> Result<u8, CliError> {
                 org.company_id
             ))
         })?;
-        if !engine.run_until_idle().await {
+        let mut finished = true;
+        for message in waiting.drain().await {
+            if engine.queue.send(message).await.is_err() || !engine.run_until_idle().await {
+                finished = false;
+                break;
+            }
+        }
+        if !finished {
             for run_id in report
                 .runs
                 .iter()

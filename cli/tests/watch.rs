@@ -55,7 +55,8 @@ fn watch_once_contains_each_compromised_user_and_a_second_poll_starts_nothing() 
     assert_eq!(
         out.status.code(),
         Some(0),
-        "{}",
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     let first = stdout_json(&out);

@@ -13,6 +13,7 @@ pub mod authorize;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod index;
 #[cfg(feature = "aws")]
 pub mod lambda;
 pub mod messages;

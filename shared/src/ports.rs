@@ -6,9 +6,10 @@ use crate::config::Recheck;
 use crate::error::{QueueError, RemoteError, StepError, StoreError};
 use crate::messages::StepMessage;
 use crate::model::{
-    AlertSourceKind, AuditManifest, AuditRecord, Grant, IndirectAccess, ItemId, ItemStatus,
-    MatchedBy, NotChecked, OrgSettings, PermissionType, PlanItem, Report, ResolvedUser,
-    RestoreReport, RiskyUser, Run, RunFailure, RunFilter, RunId, RunPage, RunStatus, SecurityAlert,
+    AlertSourceKind, AuditManifest, AuditRecord, Containment, Grant, IndexHits, IndexSettings,
+    IndirectAccess, ItemId, ItemStatus, MatchedBy, NotChecked, OrgSettings, PermissionType,
+    PlanItem, Report, ResolvedUser, RestoreReport, RiskyUser, Run, RunFailure, RunFilter, RunId,
+    RunPage, RunStatus, SecurityAlert, Snapshot, SnapshotRef, SnapshotSummary,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -53,7 +54,7 @@ pub enum KeyHolder {
 }
 
 /// What a part of discovery found besides the grants themselves.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScanFacts {
     #[serde(default)]
     pub indirect_access: Vec<IndirectAccess>,
@@ -63,6 +64,9 @@ pub struct ScanFacts {
     /// Permission types that were not checked, and why.
     #[serde(default)]
     pub not_checked: Vec<NotChecked>,
+    /// A contain run's first phase (removing what the index lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containment: Option<Containment>,
 }
 
 impl ScanFacts {
@@ -70,6 +74,7 @@ impl ScanFacts {
         self.indirect_access.extend(other.indirect_access);
         self.scan_errors.extend(other.scan_errors);
         self.not_checked.extend(other.not_checked);
+        self.containment = self.containment.take().or(other.containment);
     }
 
     /// Sorted, without duplicates: parts come back in any order.
@@ -332,6 +337,46 @@ pub trait RunStore: Send + Sync {
     /// this, and the run ends `cancelled`. Returns the run as it is now (`None`: no such run);
     /// a finished run is left as it is.
     async fn request_cancel(&self, run_id: &RunId) -> Result<Option<Run>, StoreError>;
+
+    /// The permission index this store keeps, if it keeps one.
+    fn permission_index(&self) -> Option<&dyn PermissionIndex> {
+        None
+    }
+}
+
+/// The permission index: snapshots of every grant in a tenant (see [`crate::model::Snapshot`]).
+#[async_trait]
+pub trait PermissionIndex: Send + Sync {
+    /// Stores `snapshot` whole, then drops the company's snapshots `keep` no longer keeps
+    /// (beyond the newest `keep_snapshots`, taken `keep_days` before this one).
+    async fn save_snapshot(
+        &self,
+        snapshot: &Snapshot,
+        keep: &IndexSettings,
+    ) -> Result<(), StoreError>;
+    /// The company's snapshots, newest first.
+    async fn snapshots(&self, company_id: &str) -> Result<Vec<SnapshotSummary>, StoreError>;
+    /// The trustees any of `keys` (lowercase UPN, address, object id, value shown) name in a
+    /// snapshot, and their grants.
+    async fn held_by(&self, snapshot_id: &str, keys: &[String]) -> Result<IndexHits, StoreError>;
+    /// The grants on `mailbox` (lowercase address) in a snapshot, and their trustees.
+    async fn held_on(&self, snapshot_id: &str, mailbox: &str) -> Result<IndexHits, StoreError>;
+    /// Every trustee and grant of a snapshot (reviews).
+    async fn everything(&self, snapshot_id: &str) -> Result<IndexHits, StoreError>;
+
+    /// The snapshot `which` names for a company.
+    async fn find_snapshot(
+        &self,
+        company_id: &str,
+        which: &SnapshotRef,
+    ) -> Result<Option<SnapshotSummary>, StoreError> {
+        let all = self.snapshots(company_id).await?;
+        Ok(all.into_iter().find(|s| match which {
+            SnapshotRef::Newest => true,
+            SnapshotRef::Id(id) => &s.snapshot_id == id,
+            SnapshotRef::AsOf(at) => s.taken_at <= *at,
+        }))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -516,6 +561,9 @@ pub struct Recipient {
 /// user by, besides addresses.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExchangeUser {
+    pub user_principal_name: Option<String>,
+    pub external_directory_object_id: Option<String>,
+    pub display_name: Option<String>,
     pub name: Option<String>,
     pub distinguished_name: Option<String>,
     pub recipient_type_details: Option<String>,
@@ -617,6 +665,9 @@ pub trait Exchange: Send + Sync {
     async fn recipient(&self, identity: &str) -> Result<Option<Recipient>, RemoteError>;
     /// `Get-User`: `None` when no user has this identity.
     async fn user(&self, identity: &str) -> Result<Option<ExchangeUser>, RemoteError>;
+    /// Every directory user Exchange knows (`Get-User -ResultSize Unlimited`): how a SID in a
+    /// permission answer is traced to its user tenant-wide.
+    async fn users(&self) -> Result<Vec<ExchangeUser>, RemoteError>;
 
     async fn remove_full_access(
         &self,

@@ -59,7 +59,7 @@ pub async fn put_back(tenant: Tenant<'_>, g: &Grant) -> Result<(), RemoteError> 
             let address = g.trustee_as_shown.as_deref().unwrap_or(&g.trustee);
             tenant
                 .directory
-                .add_calendar_permission(&g.mailbox, address, &c.role)
+                .add_calendar_permission(g.graph_mailbox(), address, &c.role)
                 .await
         }
         (PermissionType::Calendar, None) => Err(RemoteError::new(
@@ -77,45 +77,68 @@ pub async fn put_back(tenant: Tenant<'_>, g: &Grant) -> Result<(), RemoteError> 
 /// the way discovery reads each kind of grant. `None` when it cannot be told (the add then
 /// goes ahead; verification decides).
 pub async fn present(tenant: Tenant<'_>, user: &ResolvedUser, g: &Grant) -> Option<bool> {
-    let read =
-        match g.right {
-            PermissionType::FullAccess => tenant
-                .exchange
-                .mailbox_permissions(&g.mailbox)
-                .await
-                .map(|entries| {
-                    entries
-                        .iter()
-                        .any(|e| e.allows_full_access() && !e.is_inherited && user.is_user(&e.user))
-                }),
-            PermissionType::SendAs => tenant.exchange.send_as_on(&g.mailbox).await.map(|entries| {
-                entries
-                    .iter()
-                    .any(|e| e.allows_send_as() && !e.is_inherited && user.is_user(&e.trustee))
-            }),
-            PermissionType::SendOnBehalf => {
-                let dn = user.mailbox_dn.as_deref()?;
-                tenant
-                    .exchange
-                    .mailboxes_with_send_on_behalf(dn)
-                    .await
-                    .map(|mailboxes| mailboxes.iter().any(|m| m.address() == g.mailbox))
-            }
-            PermissionType::Calendar => tenant
-                .directory
-                .calendar_permissions(&g.mailbox)
-                .await
-                .map(|perms| {
-                    perms
-                        .iter()
-                        .any(|p| p.email_address.as_deref().is_some_and(|a| user.is_user(a)))
-                }),
-        };
-    match read {
-        Ok(found) => Some(found),
+    match read_grant(tenant, user, g).await {
+        Ok(found) => Some(found.is_some()),
         Err(e) => {
             tracing::info!(mailbox = %g.mailbox, error = %e, "could not tell whether the grant is back already; adding it");
             None
         }
     }
+}
+
+/// `g` as the tenant shows it now for `user` — with the calendar permission's current id and
+/// role and the trustee as the answer names it — or `None` when it is not there. A Send on
+/// Behalf grant of a user without a distinguished name cannot be read alone: it is taken as
+/// there (its removal tells).
+pub async fn read_grant(
+    tenant: Tenant<'_>,
+    user: &ResolvedUser,
+    g: &Grant,
+) -> Result<Option<Grant>, RemoteError> {
+    let shown = |value: &str| {
+        let mut found = g.clone();
+        found.trustee_as_shown = (!value.eq_ignore_ascii_case(&g.trustee) && !value.is_empty())
+            .then(|| value.to_string());
+        found
+    };
+    Ok(match g.right {
+        PermissionType::FullAccess => tenant
+            .exchange
+            .mailbox_permissions(&g.mailbox)
+            .await?
+            .iter()
+            .find(|e| e.allows_full_access() && !e.is_inherited && user.is_user(&e.user))
+            .map(|e| shown(&e.user)),
+        PermissionType::SendAs => tenant
+            .exchange
+            .send_as_on(&g.mailbox)
+            .await?
+            .iter()
+            .find(|e| e.allows_send_as() && !e.is_inherited && user.is_user(&e.trustee))
+            .map(|e| shown(&e.trustee)),
+        PermissionType::SendOnBehalf => match user.mailbox_dn.as_deref() {
+            Some(dn) => tenant
+                .exchange
+                .mailboxes_with_send_on_behalf(dn)
+                .await?
+                .iter()
+                .any(|m| m.address() == g.mailbox)
+                .then(|| g.clone()),
+            None => Some(g.clone()),
+        },
+        PermissionType::Calendar => tenant
+            .directory
+            .calendar_permissions(g.graph_mailbox())
+            .await?
+            .into_iter()
+            .find(|p| p.email_address.as_deref().is_some_and(|a| user.is_user(a)))
+            .map(|p| {
+                let mut found = shown(p.email_address.as_deref().unwrap_or_default());
+                if let Some(c) = found.calendar.as_mut() {
+                    c.permission_id = p.id.clone();
+                    c.role = p.role.clone();
+                }
+                found
+            }),
+    })
 }

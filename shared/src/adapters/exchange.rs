@@ -265,6 +265,13 @@ impl Exchange for ExchangeClient {
         Ok(row.map(ExchangeUser::from))
     }
 
+    async fn users(&self) -> Result<Vec<ExchangeUser>, RemoteError> {
+        let cmdlet =
+            Cmdlet::new("Get-User", json!({ "ResultSize": "Unlimited" })).select(USER_SELECT);
+        let rows: Vec<UserRow> = self.query(cmdlet).await?;
+        Ok(rows.into_iter().map(ExchangeUser::from).collect())
+    }
+
     async fn remove_full_access(
         &self,
         mailbox: &str,
@@ -657,6 +664,12 @@ impl From<RecipientRow> for Recipient {
 #[serde(rename_all = "PascalCase")]
 struct UserRow {
     #[serde(default, deserialize_with = "loose_text")]
+    user_principal_name: Option<String>,
+    #[serde(default, deserialize_with = "loose_text")]
+    external_directory_object_id: Option<String>,
+    #[serde(default, deserialize_with = "loose_text")]
+    display_name: Option<String>,
+    #[serde(default, deserialize_with = "loose_text")]
     name: Option<String>,
     #[serde(default, deserialize_with = "loose_text")]
     distinguished_name: Option<String>,
@@ -675,6 +688,9 @@ struct UserRow {
 impl From<UserRow> for ExchangeUser {
     fn from(r: UserRow) -> ExchangeUser {
         ExchangeUser {
+            user_principal_name: r.user_principal_name,
+            external_directory_object_id: r.external_directory_object_id,
+            display_name: r.display_name,
             name: r.name,
             distinguished_name: r.distinguished_name,
             recipient_type_details: r.recipient_type_details,

@@ -114,15 +114,15 @@ pub struct RunLock {
 }
 
 /// What [`SqliteRunStore::open`] cannot get past.
-pub(crate) fn db_error(what: &str, e: rusqlite::Error) -> StoreError {
+pub(super) fn db_error(what: &str, e: rusqlite::Error) -> StoreError {
     StoreError::with_source(format!("{what}: {e}"), e)
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+pub(super) fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::backend(e.to_string()))
 }
 
-fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
+pub(super) fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::backend(format!("{what}: {e}")))
 }
 
@@ -157,6 +157,7 @@ impl SqliteRunStore {
             .and_then(|_| db.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|_| db.busy_timeout(std::time::Duration::from_secs(10)))
             .and_then(|_| db.execute_batch(SCHEMA))
+            .and_then(|_| db.execute_batch(super::sqlite_index::SCHEMA))
             .map_err(|e| db_error(&format!("cannot set up {}", path.display()), e))?;
         let store = SqliteRunStore {
             dir,
@@ -213,7 +214,7 @@ impl SqliteRunStore {
         self.dir.join(format!("{run_id}.lock"))
     }
 
-    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.db.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -1305,6 +1306,10 @@ impl RunStore for SqliteRunStore {
             run.end(report.status);
             run.restore_result = Some(report.clone());
         })
+    }
+
+    fn permission_index(&self) -> Option<&dyn crate::ports::PermissionIndex> {
+        Some(self)
     }
 
     async fn request_cancel(&self, run_id: &RunId) -> Result<Option<Run>, StoreError> {

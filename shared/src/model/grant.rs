@@ -37,12 +37,24 @@ pub struct CalendarGrant {
     /// The role in Exchange terms, e.g. `Editor`.
     pub access_level: String,
     pub delegate: bool,
+    /// The mailbox's UPN: Graph names a user by UPN or object id, not by an SMTP address that
+    /// differs from the UPN. Absent in records of earlier releases (the address is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox_upn: Option<String>,
 }
 
 impl Grant {
     /// Stable identity of a grant across discovery, removal and re-read.
     pub fn key(&self) -> (String, PermissionType) {
         (self.mailbox.clone(), self.right)
+    }
+
+    /// The name Graph calls on the grant's mailbox use: its UPN where known.
+    pub fn graph_mailbox(&self) -> &str {
+        self.calendar
+            .as_ref()
+            .and_then(|c| c.mailbox_upn.as_deref())
+            .unwrap_or(&self.mailbox)
     }
 
     /// A calendar grant's access level, as reports show it.

@@ -1,6 +1,6 @@
 //! Per-company organizational variables (product.md §2).
 
-use super::{validate_company_id, InvalidRequest, PermissionType};
+use super::{validate_company_id, IndexSettings, InvalidRequest, PermissionType};
 use serde::{Deserialize, Serialize};
 
 /// Which PSA a company's tickets live in. An MSP may keep customers in several PSAs (moving
@@ -169,6 +169,10 @@ pub struct OrgSettings {
     /// the defaults of [`AlertSettings`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<AlertSettings>,
+    /// How long the permission index keeps snapshots and how old one may be for containment
+    /// (`[company.index]`).
+    #[serde(default, skip_serializing_if = "IndexSettings::is_default")]
+    pub index: IndexSettings,
 }
 
 /// A level of Defender's `severity` or Entra ID Protection's `riskLevel`, lowest first.

@@ -143,6 +143,9 @@ pub struct Report {
     /// the report went by email and is here. Not an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_ticket: Option<String>,
+    /// A contain run: what its first phase removed from the permission index's list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containment: Option<super::Containment>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -475,10 +478,10 @@ impl Report {
             residual_access,
             not_mailed: Vec::new(),
             no_ticket: None,
+            containment: None,
         }
     }
 
-    /// Records a failure that happened after the report was built (PSA, mail).
     /// Every grant entry of the report, with the mailbox it is on and whether that is a
     /// shared mailbox (whose entries name it only on the shared-mailbox entry).
     pub fn entries(&self) -> impl Iterator<Item = (&str, bool, &GrantEntry)> {
@@ -505,6 +508,7 @@ impl Report {
         self.entries().filter(|(_, _, e)| e.error.is_some()).count() as u32
     }
 
+    /// Records a failure that happened after the report was built (PSA, mail).
     pub fn add_error(&mut self, error: String) {
         self.errors.push(error);
         self.success = false;

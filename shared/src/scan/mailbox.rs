@@ -122,6 +122,7 @@ pub(super) async fn calendar(
                 role: p.role.clone(),
                 access_level,
                 delegate,
+                mailbox_upn: Some(m.user_principal_name.clone()),
             });
             found.grants.push(g);
         }

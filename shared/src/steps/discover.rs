@@ -11,7 +11,7 @@ use crate::error::StepError;
 use crate::messages::{ScanShard, ShardMailbox, Step, StepMessage};
 use crate::model::{
     FailureCode, NotChecked, NotCheckedReason, OrgSettings, PermissionType, Run, RunFailure,
-    RunStatus,
+    RunMode, RunStatus,
 };
 use crate::ports::{Queue, RunStore, ScanFacts};
 use crate::scan::{tenant_wide, Census, ScanError};
@@ -74,6 +74,9 @@ async fn list(
     shard_size: &(dyn Fn() -> usize + Send + Sync),
 ) -> Result<(), StepError> {
     let run_id = &run.run_id;
+    if run.request.mode == RunMode::Contain {
+        super::contain::contain(store, tenant, org, run).await?;
+    }
     let subject = Subject {
         org,
         ticket_id: run.request.ticket_id.as_deref(),
@@ -164,6 +167,7 @@ async fn list(
         indirect_access: found.indirect,
         scan_errors: [preflight_errors, found.errors].concat(),
         not_checked,
+        containment: None,
     };
     store.save_facts(run_id, &facts_part(0, 0), &facts).await?;
     let messages: Vec<StepMessage> = shards

@@ -3,6 +3,7 @@
 
 mod alert_runs;
 mod audit_trail;
+mod contain;
 mod discover;
 mod dispatch;
 mod intake;

@@ -152,7 +152,7 @@ pub enum Verdict {
 /// A security-alert run (the EventBridge trigger fills in `incident_id`) is a contain run:
 /// the access must go even when the PSA or the mail are not right.
 pub fn is_contain(request: &RevocationRequest) -> bool {
-    request.incident_id.is_some()
+    request.incident_id.is_some() || request.mode == crate::model::RunMode::Contain
 }
 
 impl Preflight {

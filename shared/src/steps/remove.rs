@@ -199,7 +199,7 @@ pub async fn give_up(
 
 /// Removes one grant; `Ok(false)` when its call was not sent because the step's time was up
 /// (it is left pending for the continuation).
-async fn remove_item(
+pub(crate) async fn remove_item(
     store: &dyn RunStore,
     trail: &ChainWriter<'_>,
     tenant: Tenant<'_>,
@@ -335,7 +335,7 @@ async fn removal_call(
             Some(c) => {
                 tenant
                     .directory
-                    .remove_calendar_permission(&g.mailbox, &c.permission_id)
+                    .remove_calendar_permission(g.graph_mailbox(), &c.permission_id)
                     .await
             }
             None => Err(RemoteError::new(

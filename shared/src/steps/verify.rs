@@ -75,6 +75,7 @@ async fn finish(
 ) -> Result<Finished, StepError> {
     let run_id = &run.run_id;
     let mut items = store.items(run_id).await?;
+    super::contain::fold_duplicates(&mut items);
     if run.request.dry_run && run.restore.is_none() {
         for item in items.iter_mut().filter(|i| i.status == ItemStatus::Pending) {
             item.status = ItemStatus::WouldRemove;
@@ -143,6 +144,7 @@ async fn finish(
         scope: Scope::of(&run.request, &org.m365_permission_removal_scope),
         finished_at: Utc::now(),
     });
+    report.containment = facts.containment.clone();
     if run.cancel_requested {
         cancelled(&mut report);
     }

@@ -30,6 +30,7 @@ mod clients_halopsa;
 mod clients_m365;
 mod clients_throttling;
 mod least_authority;
+mod permission_index;
 mod restore;
 mod run_history;
 mod trust_checks;

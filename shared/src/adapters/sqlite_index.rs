@@ -1,0 +1,252 @@
+//! The permission index in the CLI's SQLite file: one row per snapshot, per trustee, per
+//! lookup key of a trustee and per grant, with indexes by trustee and by mailbox so that a
+//! lookup reads only its own rows.
+
+use super::sqlite_store::{db_error, from_json, to_json, SqliteRunStore};
+use crate::error::StoreError;
+use crate::model::{IndexHits, IndexSettings, IndexedGrant, Snapshot, SnapshotSummary, Trustee};
+use crate::ports::PermissionIndex;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection};
+use std::collections::BTreeSet;
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS index_snapshots (
+    snapshot_id TEXT PRIMARY KEY,
+    company_id  TEXT NOT NULL,
+    taken_at    TEXT NOT NULL,
+    summary     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS index_snapshots_by_company ON index_snapshots (company_id, taken_at);
+CREATE TABLE IF NOT EXISTS index_trustees (
+    snapshot_id TEXT NOT NULL,
+    trustee_id  TEXT NOT NULL,
+    trustee     TEXT NOT NULL,
+    PRIMARY KEY (snapshot_id, trustee_id)
+);
+CREATE TABLE IF NOT EXISTS index_keys (
+    snapshot_id TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    trustee_id  TEXT NOT NULL,
+    PRIMARY KEY (snapshot_id, key, trustee_id)
+);
+CREATE TABLE IF NOT EXISTS index_grants (
+    snapshot_id TEXT NOT NULL,
+    trustee_id  TEXT NOT NULL,
+    mailbox     TEXT NOT NULL,
+    grant_json  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS index_grants_by_trustee ON index_grants (snapshot_id, trustee_id);
+CREATE INDEX IF NOT EXISTS index_grants_by_mailbox ON index_grants (snapshot_id, mailbox);
+";
+
+fn sql(what: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |e| db_error(what, e)
+}
+
+fn delete_snapshot(db: &Connection, snapshot_id: &str) -> Result<(), StoreError> {
+    for table in [
+        "index_grants",
+        "index_keys",
+        "index_trustees",
+        "index_snapshots",
+    ] {
+        db.execute(
+            &format!("DELETE FROM {table} WHERE snapshot_id = ?1"),
+            params![snapshot_id],
+        )
+        .map_err(sql("drop an old snapshot"))?;
+    }
+    Ok(())
+}
+
+fn trustees_where(
+    db: &Connection,
+    snapshot_id: &str,
+    ids: &BTreeSet<String>,
+) -> Result<Vec<Trustee>, StoreError> {
+    let mut stmt = db
+        .prepare_cached(
+            "SELECT trustee FROM index_trustees WHERE snapshot_id = ?1 AND trustee_id = ?2",
+        )
+        .map_err(sql("read trustees"))?;
+    let mut out = Vec::new();
+    for id in ids {
+        let rows = stmt
+            .query_map(params![snapshot_id, id], |r| r.get::<_, String>(0))
+            .map_err(sql("read trustees"))?;
+        for row in rows {
+            out.push(from_json(
+                "index trustee",
+                &row.map_err(sql("read trustees"))?,
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+fn grants_of(
+    db: &Connection,
+    query: &str,
+    snapshot_id: &str,
+    value: &str,
+) -> Result<Vec<IndexedGrant>, StoreError> {
+    let mut stmt = db.prepare_cached(query).map_err(sql("read grants"))?;
+    let rows = stmt
+        .query_map(params![snapshot_id, value], |r| r.get::<_, String>(0))
+        .map_err(sql("read grants"))?;
+    rows.map(|row| from_json("index grant", &row.map_err(sql("read grants"))?))
+        .collect()
+}
+
+#[async_trait]
+impl PermissionIndex for SqliteRunStore {
+    async fn save_snapshot(
+        &self,
+        snapshot: &Snapshot,
+        keep: &IndexSettings,
+    ) -> Result<(), StoreError> {
+        let mut db = self.conn();
+        let tx = db.transaction().map_err(sql("store a snapshot"))?;
+        let s = &snapshot.summary;
+        tx.execute(
+            "INSERT INTO index_snapshots (snapshot_id, company_id, taken_at, summary) VALUES (?1, ?2, ?3, ?4)",
+            params![s.snapshot_id, s.company_id, s.taken_at.to_rfc3339(), to_json(s)?],
+        )
+        .map_err(sql("store a snapshot"))?;
+        {
+            let mut trustee = tx
+                .prepare("INSERT OR REPLACE INTO index_trustees VALUES (?1, ?2, ?3)")
+                .map_err(sql("store trustees"))?;
+            let mut key = tx
+                .prepare("INSERT OR IGNORE INTO index_keys VALUES (?1, ?2, ?3)")
+                .map_err(sql("store trustees"))?;
+            for t in &snapshot.trustees {
+                trustee
+                    .execute(params![s.snapshot_id, t.trustee_id, to_json(t)?])
+                    .map_err(sql("store trustees"))?;
+                for k in t.keys() {
+                    key.execute(params![s.snapshot_id, k, t.trustee_id])
+                        .map_err(sql("store trustees"))?;
+                }
+            }
+            let mut grant = tx
+                .prepare("INSERT INTO index_grants VALUES (?1, ?2, ?3, ?4)")
+                .map_err(sql("store grants"))?;
+            for g in &snapshot.grants {
+                grant
+                    .execute(params![s.snapshot_id, g.trustee_id, g.mailbox, to_json(g)?])
+                    .map_err(sql("store grants"))?;
+            }
+        }
+        // Keep the newest `keep_snapshots`, and every one younger than `keep_days`.
+        let older: Vec<(String, String)> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT snapshot_id, taken_at FROM index_snapshots WHERE company_id = ?1 ORDER BY taken_at DESC LIMIT -1 OFFSET ?2",
+                )
+                .map_err(sql("prune snapshots"))?;
+            let rows = stmt
+                .query_map(params![s.company_id, keep.keep_snapshots as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(sql("prune snapshots"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(sql("prune snapshots"))?
+        };
+        let cutoff = s.taken_at - chrono::Duration::days(i64::from(keep.keep_days));
+        for (id, taken_at) in older {
+            let taken = DateTime::parse_from_rfc3339(&taken_at)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or(cutoff);
+            if taken < cutoff {
+                delete_snapshot(&tx, &id)?;
+            }
+        }
+        tx.commit().map_err(sql("store a snapshot"))
+    }
+
+    async fn snapshots(&self, company_id: &str) -> Result<Vec<SnapshotSummary>, StoreError> {
+        let db = self.conn();
+        let mut stmt = db
+            .prepare_cached(
+                "SELECT summary FROM index_snapshots WHERE company_id = ?1 ORDER BY taken_at DESC",
+            )
+            .map_err(sql("list snapshots"))?;
+        let rows = stmt
+            .query_map(params![company_id], |r| r.get::<_, String>(0))
+            .map_err(sql("list snapshots"))?;
+        rows.map(|row| from_json("snapshot", &row.map_err(sql("list snapshots"))?))
+            .collect()
+    }
+
+    async fn held_by(&self, snapshot_id: &str, keys: &[String]) -> Result<IndexHits, StoreError> {
+        let db = self.conn();
+        let mut ids = BTreeSet::new();
+        {
+            let mut stmt = db
+                .prepare_cached(
+                    "SELECT trustee_id FROM index_keys WHERE snapshot_id = ?1 AND key = ?2",
+                )
+                .map_err(sql("look up a trustee"))?;
+            for key in keys {
+                let rows = stmt
+                    .query_map(params![snapshot_id, key.trim().to_ascii_lowercase()], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .map_err(sql("look up a trustee"))?;
+                for row in rows {
+                    ids.insert(row.map_err(sql("look up a trustee"))?);
+                }
+            }
+        }
+        let trustees = trustees_where(&db, snapshot_id, &ids)?;
+        let mut grants = Vec::new();
+        for id in &ids {
+            grants.extend(grants_of(
+                &db,
+                "SELECT grant_json FROM index_grants WHERE snapshot_id = ?1 AND trustee_id = ?2",
+                snapshot_id,
+                id,
+            )?);
+        }
+        Ok(IndexHits { trustees, grants })
+    }
+
+    async fn held_on(&self, snapshot_id: &str, mailbox: &str) -> Result<IndexHits, StoreError> {
+        let db = self.conn();
+        let grants = grants_of(
+            &db,
+            "SELECT grant_json FROM index_grants WHERE snapshot_id = ?1 AND mailbox = ?2",
+            snapshot_id,
+            &mailbox.trim().to_ascii_lowercase(),
+        )?;
+        let ids = grants.iter().map(|g| g.trustee_id.clone()).collect();
+        let trustees = trustees_where(&db, snapshot_id, &ids)?;
+        Ok(IndexHits { trustees, grants })
+    }
+
+    async fn everything(&self, snapshot_id: &str) -> Result<IndexHits, StoreError> {
+        let db = self.conn();
+        let read = |query: &str| -> Result<Vec<String>, StoreError> {
+            let mut stmt = db.prepare(query).map_err(sql("read a snapshot"))?;
+            let rows = stmt
+                .query_map(params![snapshot_id], |r| r.get::<_, String>(0))
+                .map_err(sql("read a snapshot"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(sql("read a snapshot"))
+        };
+        let trustees =
+            read("SELECT trustee FROM index_trustees WHERE snapshot_id = ?1 ORDER BY trustee_id")?
+                .iter()
+                .map(|t| from_json("index trustee", t))
+                .collect::<Result<_, _>>()?;
+        let grants =
+            read("SELECT grant_json FROM index_grants WHERE snapshot_id = ?1 ORDER BY rowid")?
+                .iter()
+                .map(|g| from_json("index grant", g))
+                .collect::<Result<_, _>>()?;
+        Ok(IndexHits { trustees, grants })
+    }
+}

@@ -1,0 +1,387 @@
+//! The permission index over real HTTP against the simulator: a sweep indexes exactly the
+//! tenant's grants, `access` answers from it without a tenant call, `--live` and a contain run
+//! catch a grant made after the sweep, and a contain run removes the indexed grants first.
+
+use crate::harness::Harness;
+use crate::kit::{fast_http, fixture};
+use revoke365::index::{lookup, sweep, AccessQuery, Change};
+use revoke365::model::{IndexSettings, PermissionType, Snapshot, TrusteeKind};
+use revoke365::ports::{Connector, NoProgress, PermissionIndex, RunStore};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+
+const JOHN: &str = "john.smith@acmecorp.com";
+
+impl Harness {
+    /// A snapshot of the tenant, not stored.
+    async fn take(&self) -> Snapshot {
+        let conns = self.connector.connect(&self.org).await.unwrap();
+        sweep(conns.tenant(), &self.org, &NoProgress, &BTreeMap::new)
+            .await
+            .expect("sweep")
+    }
+
+    async fn sweep(&self) -> Snapshot {
+        let snapshot = self.take().await;
+        self.store
+            .save_snapshot(&snapshot, &self.org.index)
+            .await
+            .unwrap();
+        snapshot
+    }
+
+    fn requests(&self) -> u64 {
+        self.snapshot().counters.requests.values().sum()
+    }
+}
+
+/// (mailbox, type, trustee) of every direct grant the simulator holds, by canonical key.
+fn tenant_grants(h: &Harness) -> BTreeSet<(String, PermissionType, String)> {
+    let s = h.snapshot();
+    let mut out = BTreeSet::new();
+    for m in &s.mailboxes {
+        for g in m.full_access.iter().filter(|g| !g.inherited && !g.deny) {
+            if !g.user.to_ascii_uppercase().starts_with("NT AUTHORITY") && g.user != m.upn {
+                out.insert((m.upn.clone(), PermissionType::FullAccess, g.user.clone()));
+            }
+        }
+        for g in m.send_as.iter().filter(|g| !g.inherited && !g.deny) {
+            if !g.user.to_ascii_uppercase().starts_with("NT AUTHORITY") {
+                out.insert((m.upn.clone(), PermissionType::SendAs, g.user.clone()));
+            }
+        }
+        for d in &m.send_on_behalf {
+            out.insert((m.upn.clone(), PermissionType::SendOnBehalf, d.clone()));
+        }
+        for c in &m.calendar {
+            out.insert((m.upn.clone(), PermissionType::Calendar, c.user.clone()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_sweep_indexes_every_grant_of_the_tenant_and_access_answers_without_a_tenant_call() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let snapshot = h.sweep().await;
+    assert!(
+        snapshot.summary.errors.is_empty(),
+        "{:?}",
+        snapshot.summary.errors
+    );
+    let by_id: BTreeMap<_, _> = snapshot
+        .trustees
+        .iter()
+        .map(|t| (t.trustee_id.clone(), t))
+        .collect();
+    let indexed: BTreeSet<_> = snapshot
+        .grants
+        .iter()
+        .map(|g| {
+            let t = by_id[&g.trustee_id];
+            // The simulator keys a group by its name.
+            let who = match t.kind {
+                TrusteeKind::Group => t.display_name.clone().unwrap(),
+                _ => t.name().to_string(),
+            };
+            (g.mailbox.clone(), g.right, who)
+        })
+        .collect();
+    assert_eq!(
+        indexed,
+        tenant_grants(&h),
+        "the snapshot holds exactly the tenant's grants"
+    );
+    assert_eq!(snapshot.summary.grants as usize, snapshot.grants.len());
+    assert!(snapshot.summary.calls["exchange"] > 0 && snapshot.summary.calls["graph"] > 0);
+
+    // `access --user` reads the index only.
+    let before = h.requests();
+    let map = lookup(
+        h.store.as_ref(),
+        &h.org,
+        &AccessQuery::User(JOHN.into()),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.requests(), before, "no tenant call without --live");
+    assert_eq!(map.as_of, snapshot.summary.taken_at);
+    let johns: BTreeSet<_> = map
+        .grants
+        .iter()
+        .map(|e| (e.mailbox.clone(), e.permission))
+        .collect();
+    let expected: BTreeSet<_> = tenant_grants(&h)
+        .into_iter()
+        .filter(|(_, _, who)| who == JOHN)
+        .map(|(m, t, _)| (m, t))
+        .collect();
+    assert_eq!(johns, expected);
+    assert_eq!(map.grants.len(), 8, "{map:#?}");
+    assert!(map
+        .grants
+        .iter()
+        .all(|e| e.trustee == JOHN && e.change.is_none()));
+    assert_eq!(map.trustees.len(), 1);
+    assert_eq!(map.trustees[0].kind, TrusteeKind::User);
+    // The same user by object id finds the same grants.
+    let by_id = lookup(
+        h.store.as_ref(),
+        &h.org,
+        &AccessQuery::User(map.trustees[0].object_id.clone().unwrap()),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(by_id.grants, map.grants);
+
+    // `access --mailbox`: every trustee of the CEO's mailbox.
+    let ceo = lookup(
+        h.store.as_ref(),
+        &h.org,
+        &AccessQuery::Mailbox("ceo@acmecorp.com".into()),
+        None,
+    )
+    .await
+    .unwrap();
+    let expected: BTreeSet<_> = tenant_grants(&h)
+        .into_iter()
+        .filter(|(m, _, _)| m == "ceo@acmecorp.com")
+        .map(|(_, t, who)| (t, who))
+        .collect();
+    let found: BTreeSet<_> = ceo
+        .grants
+        .iter()
+        .map(|e| (e.permission, e.trustee.clone()))
+        .collect();
+    assert_eq!(found, expected);
+    assert_eq!(h.requests(), before);
+}
+
+#[tokio::test]
+async fn on_the_hard_tenant_access_from_the_index_equals_what_a_live_discovery_finds() {
+    let h = Harness::start(fixture("real-tenant.json"), fast_http(10)).await;
+    h.sweep().await;
+    for user in [
+        "peter.gibbons@initech.onmicrosoft.com",
+        "lumbergh@initech.com",
+        "samir@initech.com",
+        "bob.slydell@initech.onmicrosoft.com",
+    ] {
+        let map = lookup(
+            h.store.as_ref(),
+            &h.org,
+            &AccessQuery::User(user.into()),
+            None,
+        )
+        .await
+        .unwrap();
+        let indexed: BTreeSet<_> = map
+            .grants
+            .iter()
+            .map(|e| (e.mailbox.clone(), e.permission.report_name().to_string()))
+            .collect();
+        let dry = h
+            .report(json!({"user_email": user, "company_id": "initech", "dry_run": true}))
+            .await;
+        let found: BTreeSet<_> = dry
+            .entries()
+            .map(|(mailbox, _, e)| (mailbox.to_string(), e.permission.clone()))
+            .collect();
+        assert_eq!(indexed, found, "{user}: index vs live discovery");
+    }
+
+    // Containing Lumbergh (whose Full Access shows as his SID) removes it from the index's
+    // list first, and the live phase finds nothing more.
+    let lumbergh = "lumbergh@initech.com";
+    let report = h
+        .report(json!({"user_email": lumbergh, "company_id": "initech", "mode": "contain"}))
+        .await;
+    let c = report.containment.as_ref().unwrap();
+    assert_eq!(c.indexed_grants, 6, "{c:?}");
+    assert_eq!(
+        report.removal_summary.total_permissions_removed, 6,
+        "{report:#?}"
+    );
+    assert!(report.verification.all_permissions_cleared);
+    let after = lookup(
+        h.store.as_ref(),
+        &h.org,
+        &AccessQuery::User(lumbergh.into()),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        after.grants.len(),
+        6,
+        "the index is a snapshot: it still lists them"
+    );
+}
+
+#[tokio::test]
+async fn a_grant_made_after_the_sweep_is_caught_by_live_access_and_by_a_contain_run() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let snapshot = h.sweep().await;
+    let conns = h.connector.connect(&h.org).await.unwrap();
+    // After the sweep John is given Full Access on a mailbox he could not open.
+    conns
+        .exchange
+        .add_full_access("sales@acmecorp.com", JOHN)
+        .await
+        .unwrap();
+    let offline = lookup(
+        h.store.as_ref(),
+        &h.org,
+        &AccessQuery::User(JOHN.into()),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(!offline
+        .grants
+        .iter()
+        .any(|e| e.mailbox == "sales@acmecorp.com" && e.permission == PermissionType::FullAccess));
+
+    let live = lookup(
+        h.store.as_ref(),
+        &h.org,
+        &AccessQuery::User(JOHN.into()),
+        Some(conns.tenant()),
+    )
+    .await
+    .unwrap();
+    let new: Vec<_> = live
+        .grants
+        .iter()
+        .filter(|e| e.change == Some(Change::Added))
+        .collect();
+    assert_eq!(new.len(), 1, "{live:#?}");
+    assert_eq!(
+        (new[0].mailbox.as_str(), new[0].permission),
+        ("sales@acmecorp.com", PermissionType::FullAccess)
+    );
+    assert_eq!(live.changes["added"], 1);
+    assert_eq!(live.changes["removed"], 0);
+    assert_eq!(
+        live.grants
+            .iter()
+            .filter(|e| e.change == Some(Change::Unchanged))
+            .count(),
+        8
+    );
+
+    let run = h
+        .run(json!({"user_email": JOHN, "company_id": "acme", "mode": "contain", "ticket_id": "48213"}))
+        .await;
+    let report = run.result.as_ref().unwrap();
+    assert!(report.success, "{report:#?}");
+    let c = report.containment.as_ref().expect("containment section");
+    assert_eq!(
+        c.snapshot_id.as_deref(),
+        Some(snapshot.summary.snapshot_id.as_str())
+    );
+    assert_eq!(c.indexed_grants, 8);
+    assert!(c.not_used.is_none());
+    assert!(c.seconds_to_containment.is_some_and(|s| s >= 0.0));
+    // Both phases' grants, each once: the 8 indexed and the one made after the sweep.
+    assert_eq!(report.removal_summary.total_permissions_removed, 9);
+    assert!(report
+        .entries()
+        .any(|(mailbox, _, e)| e.permission == "FullAccess"
+            && mailbox == "sales@acmecorp.com"
+            && e.removed));
+    assert!(report.verification.all_permissions_cleared);
+    assert!(
+        !tenant_grants(&h).iter().any(|(_, _, who)| who == JOHN),
+        "nothing of John's is left"
+    );
+    // The indexed grants were removed by the containment phase, with before-states.
+    let records = h.store.audit_records(&run.run_id).await.unwrap();
+    let contained = records
+        .iter()
+        .filter(|r| {
+            r.chain.as_deref() == Some("contain")
+                && r.phase == revoke365::model::AuditPhase::Outcome
+                && r.result == Some(revoke365::model::AuditResult::Removed)
+        })
+        .count();
+    assert_eq!(contained, 8);
+
+    // And restore puts every one of the nine back.
+    let restored = h.restore(&run.run_id, json!({})).await;
+    let r = restored.restore_result.as_ref().unwrap();
+    assert!(r.success, "{r:#?}");
+    assert_eq!(r.restored.len(), 9);
+}
+
+#[tokio::test]
+async fn a_contain_run_without_a_usable_snapshot_is_a_normal_run_that_says_why() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let report = h
+        .report(json!({"user_email": JOHN, "company_id": "acme", "mode": "contain", "ticket_id": "48213"}))
+        .await;
+    assert!(report.success);
+    assert_eq!(report.removal_summary.total_permissions_removed, 8);
+    let c = report.containment.as_ref().unwrap();
+    assert_eq!(c.indexed_grants, 0);
+    assert!(
+        c.not_used
+            .as_deref()
+            .is_some_and(|w| w.contains("no permission-index snapshot")),
+        "{c:?}"
+    );
+
+    // A snapshot older than max_index_age_days is not used either.
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let mut old = h.take().await;
+    old.summary.taken_at -= chrono::Duration::days(8);
+    h.store.save_snapshot(&old, &h.org.index).await.unwrap();
+    let report = h
+        .report(json!({"user_email": JOHN, "company_id": "acme", "mode": "contain", "ticket_id": "48213"}))
+        .await;
+    assert!(report.success);
+    assert_eq!(report.removal_summary.total_permissions_removed, 8);
+    let c = report.containment.as_ref().unwrap();
+    assert!(
+        c.not_used
+            .as_deref()
+            .is_some_and(|w| w.contains("older than max_index_age_days (7)")),
+        "{c:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_store_keeps_the_newest_snapshots_and_those_younger_than_keep_days() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let base = h.take().await;
+    let keep = IndexSettings {
+        keep_snapshots: 2,
+        keep_days: 10,
+        ..IndexSettings::default()
+    };
+    // Taken 40, 30, 8, 5 and 0 days ago.
+    for (i, days) in [40, 30, 8, 5, 0].into_iter().enumerate() {
+        let mut s = base.clone();
+        s.summary.snapshot_id = format!("s{i}");
+        s.summary.taken_at = base.summary.taken_at - chrono::Duration::days(days);
+        h.store.save_snapshot(&s, &keep).await.unwrap();
+    }
+    let kept: Vec<String> = h
+        .store
+        .snapshots("acme")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.snapshot_id)
+        .collect();
+    // The newest two, and the one of 8 days (younger than 10); not those of 30 and 40 days.
+    assert_eq!(kept, ["s4", "s3", "s2"]);
+    // A dropped snapshot's grants are gone with it.
+    assert!(h.store.everything("s0").await.unwrap().grants.is_empty());
+    assert_eq!(
+        h.store.everything("s4").await.unwrap().grants.len(),
+        base.grants.len()
+    );
+}
