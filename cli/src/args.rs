@@ -47,6 +47,35 @@ pub enum Command {
     Show(ShowArgs),
     /// Company settings: write them to the AWS org table, read them there or in a config.
     Org(OrgArgs),
+    /// Poll a company's Defender XDR alerts and Entra ID Protection risky users and run a
+    /// contain run per compromised user, once per alert (exit 0: every run started succeeded).
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// The company whose tenant's alerts are read.
+    #[arg(long, value_name = "ID")]
+    pub company_id: String,
+    /// Poll once, run what it starts to its end, and exit.
+    #[arg(long, conflicts_with = "every")]
+    pub once: bool,
+    /// Poll at this interval (30s, 5m, 1h; at least 30s) until stopped (Ctrl-C).
+    #[arg(long, value_name = "INTERVAL")]
+    pub every: Option<String>,
+    /// TOML config for a real tenant.
+    #[arg(long, value_name = "FILE", conflicts_with = "sandbox")]
+    pub config: Option<PathBuf>,
+    /// A sandbox fixture (its `security_alerts` and `risky_users`) for the simulator.
+    #[arg(long, value_name = "FIXTURE")]
+    pub sandbox: Option<PathBuf>,
+    /// Where runs, watermarks and the alerts already acted on are kept.
+    #[arg(long = "data-dir", visible_alias = "audit-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
 }
 
 /// Where runs are read: the embedded store (the data directory, or the config's) or, with

@@ -16,6 +16,7 @@ mod reachable;
 mod restore;
 mod review;
 mod sandbox;
+mod watch;
 
 use args::{Cli, Command, Format, ResumeArgs, RunArgs};
 use clap::Parser;
@@ -107,6 +108,7 @@ fn main() -> ExitCode {
         Command::Review(args) => (args.format, runtime.block_on(review::review(args))),
         Command::Runs(args) => (args.format, runtime.block_on(history::runs(&args))),
         Command::Show(args) => (args.format, runtime.block_on(history::show(&args))),
+        Command::Watch(args) => (args.format, runtime.block_on(watch::watch(args))),
         Command::Org(args::OrgArgs { command }) => {
             let format = match &command {
                 args::OrgCommand::Put(a) => a.format,

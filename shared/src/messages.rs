@@ -149,6 +149,9 @@ pub enum ScheduledJob {
     /// Take a permission-index snapshot of the company `company_id` names (one invocation of
     /// the discovery function, bounded by its timeout).
     Index,
+    /// Read the company's (`company_id`) new Defender XDR alerts and Entra ID Protection risky
+    /// users and start a contain run per compromised user.
+    PollAlerts,
 }
 
 #[cfg(test)]
@@ -188,6 +191,12 @@ mod tests {
         let m: ScheduledMessage =
             serde_json::from_str(r#"{"v":1,"kind":"scheduled","job":"sweep"}"#).unwrap();
         assert_eq!(m.job, ScheduledJob::Sweep);
+        let m: ScheduledMessage = serde_json::from_str(
+            r#"{"v":1,"kind":"scheduled","job":"poll_alerts","company_id":"acme"}"#,
+        )
+        .unwrap();
+        assert_eq!(m.job, ScheduledJob::PollAlerts);
+        assert_eq!(m.company_id.as_deref(), Some("acme"));
     }
 
     #[test]

@@ -6,10 +6,11 @@ use crate::config::Recheck;
 use crate::error::{QueueError, RemoteError, StepError, StoreError};
 use crate::messages::StepMessage;
 use crate::model::{
-    AuditManifest, AuditRecord, Containment, Grant, InboxRule, IndexHits, IndexSettings,
-    IndirectAccess, ItemId, ItemStatus, MailboxForwarding, MatchedBy, NotChecked, OrgSettings,
-    PermissionType, PlanItem, Report, ResolvedUser, RestoreReport, Run, RunFailure, RunFilter,
-    RunId, RunPage, RunStatus, Snapshot, SnapshotRef, SnapshotSummary,
+    AlertSourceKind, AuditManifest, AuditRecord, Containment, Grant, InboxRule, IndexHits,
+    IndexSettings, IndirectAccess, ItemId, ItemStatus, MailboxForwarding, MatchedBy, NotChecked,
+    OrgSettings, PermissionType, PlanItem, Report, ResolvedUser, RestoreReport, RiskyUser, Run,
+    RunFailure, RunFilter, RunId, RunPage, RunStatus, SecurityAlert, Snapshot, SnapshotRef,
+    SnapshotSummary,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -750,6 +751,49 @@ impl DelegateBaseline for NoBaseline {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Security alerts: where they are read, and what the poller remembers
+
+/// Microsoft's alert APIs on Graph: Defender XDR alerts and Entra ID Protection risky users.
+#[async_trait]
+pub trait AlertSource: Send + Sync {
+    /// Every `alerts_v2` alert updated after `since`, all pages.
+    async fn security_alerts(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<SecurityAlert>, RemoteError>;
+    /// Every risky user whose risk changed after `since`, all pages.
+    async fn risky_users(&self, since: DateTime<Utc>) -> Result<Vec<RiskyUser>, RemoteError>;
+}
+
+/// What the alert poller remembers between polls: how far each feed of a company has been
+/// read, and which alert started which run (for [`crate::model::ALERT_DEDUPE_WINDOW`]).
+#[async_trait]
+pub trait AlertLedger: Send + Sync {
+    /// The newest change a feed (`defender`, `entra_id_protection`) of the company was read to.
+    async fn watermark(
+        &self,
+        company_id: &str,
+        feed: AlertSourceKind,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+    async fn save_watermark(
+        &self,
+        company_id: &str,
+        feed: AlertSourceKind,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The run the alert with this key (a fixed-length hash) started within the window.
+    async fn alert_run(&self, key: &str) -> Result<Option<RunId>, StoreError>;
+    /// Remembers that the alert with this key started `run_id`, until `until`, unless another
+    /// run is remembered for it already (that one is kept, and returned).
+    async fn remember_alert_run(
+        &self,
+        key: &str,
+        run_id: &RunId,
+        until: DateTime<Utc>,
+    ) -> Result<Option<RunId>, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
 // PSA and mail
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -851,6 +895,8 @@ pub struct Connections {
     pub exchange: Arc<dyn Exchange>,
     pub psa: Arc<dyn Psa>,
     pub mailer: Arc<dyn Mailer>,
+    /// The tenant's security alerts (the alert poller's).
+    pub alerts: Arc<dyn AlertSource>,
     pub recheck: Recheck,
     /// Mailboxes per discovery scan shard, sized to the tenant's pace as learnt so far (ask
     /// after the listing: it teaches the pace).

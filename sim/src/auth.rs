@@ -63,6 +63,8 @@ pub(crate) const GRAPH_ROLES: &[&str] = &[
     "Calendars.ReadWrite",
     "Mail.Send",
     "MailboxSettings.Read",
+    "SecurityAlert.Read.All",
+    "IdentityRiskyUser.Read.All",
 ];
 
 /// The Exchange Online application role.
@@ -87,6 +89,10 @@ fn role_needed(audience: Audience, path: &str) -> Option<&'static str> {
         None
     } else if path.ends_with("/sendMail") {
         Some("Mail.Send")
+    } else if path.ends_with("/security/alerts_v2") {
+        Some("SecurityAlert.Read.All")
+    } else if path.ends_with("/identityProtection/riskyUsers") {
+        Some("IdentityRiskyUser.Read.All")
     } else if path.ends_with("/mailboxSettings") {
         Some("MailboxSettings.Read")
     } else if path.contains("/calendar/") {

@@ -34,6 +34,8 @@ const ENDPOINTS: &[&str] = &[
     "graph POST sendMail",
     "graph GET mailboxSettings",
     "graph POST $batch",
+    "graph GET alerts_v2",
+    "graph GET riskyUsers",
     "exo InvokeCommand",
     "exo POST $batch",
     "cw POST tickets",

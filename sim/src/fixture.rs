@@ -25,8 +25,96 @@ pub struct Fixture {
     pub contacts: Vec<Contact>,
     #[serde(default)]
     pub psa_tickets: Vec<PsaTicket>,
+    /// Microsoft Defender XDR alerts (Graph `security/alerts_v2`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_alerts: Vec<SecurityAlert>,
+    /// Entra ID Protection risky users (Graph `identityProtection/riskyUsers`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risky_users: Vec<RiskyUser>,
     #[serde(default)]
     pub sim: SimSettings,
+}
+
+// ---- security alerts (alerts_v2, riskyUsers) ------------------------------
+
+/// A Defender XDR alert, served in Graph's `alerts_v2` shape.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecurityAlert {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    #[serde(default = "alert_title")]
+    pub title: String,
+    /// `informational`, `low`, `medium`, `high`, `unknown`.
+    #[serde(default = "medium")]
+    pub severity: String,
+    /// `new`, `inProgress`, `resolved`.
+    #[serde(default = "new_status")]
+    pub status: String,
+    /// Graph's `determination` (e.g. `compromisedAccount`, `notMalicious`); absent: `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub determination: Option<String>,
+    /// `truePositive`, `falsePositive`, `informationalExpectedActivity`; absent: `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<String>,
+    #[serde(default = "defender_service")]
+    pub service_source: String,
+    /// How long before the simulator started the alert last changed (its
+    /// `lastUpdateDateTime`), in minutes.
+    #[serde(default = "five")]
+    pub minutes_ago: i64,
+    #[serde(default)]
+    pub evidence: Vec<AlertEvidence>,
+}
+
+/// One evidence of an alert that names a user: `user` (a `userEvidence`) or `mailbox` (a
+/// `mailboxEvidence`), with its `roles` (`compromised`, `suspicious`, ...).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlertEvidence {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// An Entra ID Protection risky user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RiskyUser {
+    /// The user's UPN (a user of the tenant).
+    pub user: String,
+    /// `low`, `medium`, `high`, `hidden`, `none`.
+    #[serde(default = "high")]
+    pub risk_level: String,
+    /// `atRisk`, `confirmedCompromised`, `remediated`, `dismissed`, `confirmedSafe`, `none`.
+    #[serde(default = "at_risk")]
+    pub risk_state: String,
+    /// How long before the simulator started the risk last changed, in minutes.
+    #[serde(default = "five")]
+    pub minutes_ago: i64,
+}
+
+fn alert_title() -> String {
+    "Suspicious inbox forwarding rule".into()
+}
+fn medium() -> String {
+    "medium".into()
+}
+fn high() -> String {
+    "high".into()
+}
+fn new_status() -> String {
+    "new".into()
+}
+fn at_risk() -> String {
+    "atRisk".into()
+}
+fn defender_service() -> String {
+    "microsoftDefenderForOffice365".into()
+}
+fn five() -> i64 {
+    5
 }
 
 /// Organizational variables of the company that owns the tenant.
@@ -352,6 +440,9 @@ pub struct SimSettings {
     pub halo_tenant: Option<String>,
     /// Autotask's settings require a title on every ticket note.
     pub autotask_note_title_required: bool,
+    /// Alert feeds the tenant has no license for (`alerts_v2`: Defender XDR, `riskyUsers`:
+    /// Entra ID P2): Graph answers them 403.
+    pub unlicensed: Vec<String>,
 }
 
 /// A scripted fault: the first `times` requests to `endpoint` (a `requests`
@@ -460,6 +551,7 @@ impl Default for SimSettings {
             psa_credentials_rejected: false,
             halo_tenant: None,
             autotask_note_title_required: false,
+            unlicensed: Vec::new(),
         }
     }
 }
@@ -651,6 +743,15 @@ impl Fixture {
         {
             return Err(format!(
                 "sim.forbidden_cmdlets: '{unknown}' is not a cmdlet the simulator serves"
+            ));
+        }
+        if let Some(unknown) = sim
+            .unlicensed
+            .iter()
+            .find(|f| !["alerts_v2", "riskyUsers"].contains(&f.as_str()))
+        {
+            return Err(format!(
+                "sim.unlicensed: '{unknown}' is not an alert feed (alerts_v2, riskyUsers)"
             ));
         }
         if let Some(unknown) = sim.missing_roles.iter().find(|r| !crate::auth::is_role(r)) {

@@ -1,5 +1,6 @@
 //! Microsoft Graph (`/v1.0`): users, transitive group membership, calendar
-//! permissions, mailboxSettings, sendMail and `$batch`.
+//! permissions, mailboxSettings, sendMail, `$batch`, and the security alert feeds
+//! (`security/alerts_v2`, `identityProtection/riskyUsers`, served by `alerts.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -81,6 +82,22 @@ pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
         .route(
             MAILBOX_SETTINGS,
             guarded(sim, key("graph GET mailboxSettings"), get(mailbox_settings)),
+        )
+        .route(
+            "/v1.0/security/alerts_v2",
+            guarded(
+                sim,
+                key("graph GET alerts_v2"),
+                get(crate::alerts::list_alerts),
+            ),
+        )
+        .route(
+            "/v1.0/identityProtection/riskyUsers",
+            guarded(
+                sim,
+                key("graph GET riskyUsers"),
+                get(crate::alerts::list_risky_users),
+            ),
         )
         .route(
             "/v1.0/$batch",

@@ -3,6 +3,7 @@
 //! ConnectWise Manage, serving one tenant loaded from a fixture. All services
 //! share one base URL. See `sim/README.md`.
 
+mod alerts;
 mod auth;
 pub mod autotask;
 mod batch;
@@ -219,6 +220,8 @@ pub(crate) struct Sim {
     pub psa: Catalog,
     pub psa_tokens: PsaTokens,
     pub faults: Faults,
+    /// Defender XDR alerts and Entra ID Protection risky users.
+    pub alerts: alerts::AlertFeeds,
     state: Mutex<TenantState>,
     tokens: Mutex<Tokens>,
     /// A client secret that replaced `options.client_secret` (a rotation).
@@ -234,8 +237,10 @@ impl Sim {
         let directory = Directory::new(&fixture);
         let psa = Catalog::new(&fixture);
         let state = TenantState::new(&fixture, &directory, psa.initial_tickets(&fixture));
+        let alerts = alerts::AlertFeeds::new(&fixture, &directory, chrono::Utc::now());
         Sim {
             base_url,
+            alerts,
             faults: Faults::new(&fixture.sim),
             state: Mutex::new(state),
             tokens: Mutex::new(Tokens::default()),

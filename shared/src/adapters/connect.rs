@@ -49,8 +49,8 @@ impl Connector for HttpConnector {
             directory: graph.clone(),
             exchange,
             psa,
-            mailer: graph,
-            // The permission index is wired here once it keeps snapshots.
+            mailer: graph.clone(),
+            alerts: graph,
             recheck: self.recheck,
             shard_size: {
                 let (core, tenant, target) =

@@ -1,17 +1,19 @@
-//! Microsoft Graph: user lookup, group membership, calendar permissions and sendMail.
+//! Microsoft Graph: user lookup, group membership, calendar permissions, sendMail, and the
+//! security alerts (Defender XDR `alerts_v2`, Entra ID Protection `riskyUsers`).
 
 use crate::adapters::http::{Call, HttpCore, Reply};
 use crate::adapters::m365::{diagnostics_reason, Collection, ErrorBody, M365Api, M365Request};
 use crate::adapters::token::{roles_of, EXCHANGE_SCOPE, GRAPH_SCOPE};
 use crate::config::{AppCredentials, ServiceUrls};
 use crate::error::RemoteError;
-use crate::model::MatchedBy;
+use crate::model::{MatchedBy, RiskyUser, SecurityAlert, UserEvidence};
 use crate::ports::{
-    AppRoles, CalendarPermission, Directory, DirectoryGroup, DirectoryUser, MailboxState, Mailer,
-    OutgoingMail, RemovalOutcome, UserLookup,
+    AlertSource, AppRoles, CalendarPermission, Directory, DirectoryGroup, DirectoryUser,
+    MailboxState, Mailer, OutgoingMail, RemovalOutcome, UserLookup,
 };
 use async_trait::async_trait;
 use base64::Engine;
+use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -346,6 +348,177 @@ impl Mailer for GraphClient {
     }
 }
 
+/// An `alerts_v2` alert as Graph sends it (the fields the poller reads).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphAlert {
+    id: String,
+    #[serde(default)]
+    incident_id: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    determination: Option<String>,
+    #[serde(default)]
+    classification: Option<String>,
+    #[serde(default)]
+    service_source: Option<String>,
+    #[serde(default)]
+    last_update_date_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    evidence: Vec<GraphEvidence>,
+}
+
+/// One `alertEvidence`; only user and mailbox evidence name a user.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphEvidence {
+    #[serde(rename = "@odata.type", default)]
+    odata_type: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    user_account: Option<GraphUserAccount>,
+    /// mailboxEvidence
+    #[serde(default)]
+    primary_address: Option<String>,
+    #[serde(default)]
+    upn: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphUserAccount {
+    #[serde(default)]
+    user_principal_name: Option<String>,
+    #[serde(default)]
+    azure_ad_user_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphRiskyUser {
+    id: String,
+    #[serde(default)]
+    user_principal_name: Option<String>,
+    #[serde(default)]
+    risk_level: Option<String>,
+    #[serde(default)]
+    risk_state: Option<String>,
+    #[serde(default)]
+    risk_last_updated_date_time: Option<DateTime<Utc>>,
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+impl GraphEvidence {
+    /// The user this evidence names, for user and mailbox evidence.
+    fn user(self) -> Option<UserEvidence> {
+        let kind = self.odata_type.rsplit('.').next().unwrap_or_default();
+        let (upn, id) = self
+            .user_account
+            .map(|a| {
+                (
+                    non_empty(a.user_principal_name),
+                    non_empty(a.azure_ad_user_id),
+                )
+            })
+            .unwrap_or_default();
+        let address = match kind {
+            "userEvidence" => upn,
+            "mailboxEvidence" => non_empty(self.primary_address)
+                .or(non_empty(self.upn))
+                .or(upn),
+            _ => return None,
+        };
+        Some(UserEvidence {
+            address,
+            azure_ad_user_id: id,
+            roles: self.roles,
+        })
+    }
+}
+
+impl From<GraphAlert> for SecurityAlert {
+    fn from(a: GraphAlert) -> SecurityAlert {
+        SecurityAlert {
+            users: a
+                .evidence
+                .into_iter()
+                .filter_map(GraphEvidence::user)
+                .collect(),
+            id: a.id,
+            incident_id: non_empty(a.incident_id),
+            title: a.title.unwrap_or_default(),
+            severity: a.severity.unwrap_or_else(|| "unknown".into()),
+            status: a.status.unwrap_or_default(),
+            determination: non_empty(a.determination).filter(|d| d != "unknown"),
+            classification: non_empty(a.classification).filter(|c| c != "unknown"),
+            service_source: non_empty(a.service_source),
+            last_update: a.last_update_date_time,
+        }
+    }
+}
+
+impl From<GraphRiskyUser> for RiskyUser {
+    fn from(u: GraphRiskyUser) -> RiskyUser {
+        RiskyUser {
+            id: u.id,
+            user_principal_name: non_empty(u.user_principal_name),
+            risk_level: u.risk_level.unwrap_or_default(),
+            risk_state: u.risk_state.unwrap_or_default(),
+            risk_last_updated: u.risk_last_updated_date_time,
+        }
+    }
+}
+
+/// An OData `DateTimeOffset` literal (unquoted), to the second.
+fn odata_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[async_trait]
+impl AlertSource for GraphClient {
+    async fn security_alerts(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<SecurityAlert>, RemoteError> {
+        let filter = format!("lastUpdateDateTime gt {}", odata_time(since));
+        let call = self
+            .api
+            .call(format!("GET security/alerts_v2 where {filter}"));
+        let url = format!(
+            "{}/v1.0/security/alerts_v2?$filter={}",
+            self.api.base(),
+            urlencoding::encode(&filter)
+        );
+        let alerts: Vec<GraphAlert> = self.get_all(&call, M365Request::get(url)).await?;
+        Ok(alerts.into_iter().map(SecurityAlert::from).collect())
+    }
+
+    async fn risky_users(&self, since: DateTime<Utc>) -> Result<Vec<RiskyUser>, RemoteError> {
+        let filter = format!("riskLastUpdatedDateTime gt {}", odata_time(since));
+        let call = self
+            .api
+            .call(format!("GET identityProtection/riskyUsers where {filter}"));
+        let url = format!(
+            "{}/v1.0/identityProtection/riskyUsers?$filter={}",
+            self.api.base(),
+            urlencoding::encode(&filter)
+        );
+        let users: Vec<GraphRiskyUser> = self.get_all(&call, M365Request::get(url)).await?;
+        Ok(users.into_iter().map(RiskyUser::from).collect())
+    }
+}
+
 impl From<GraphCalendarPermission> for CalendarPermission {
     fn from(p: GraphCalendarPermission) -> CalendarPermission {
         let (email_name, email_address) = p
@@ -465,6 +638,26 @@ mod tests {
             matches!(&gateway.kind, ErrorKind::Api { status: 502, code: None, message, .. } if message.contains("bad gateway"))
         );
         assert!(gateway.is_transient());
+    }
+
+    #[test]
+    fn alert_evidence_names_users_of_user_and_mailbox_evidence_only() {
+        let raw = r##"{"id":"da1","incidentId":"7","severity":"high","status":"new","determination":"unknown",
+            "lastUpdateDateTime":"2026-01-15T09:30:12.345Z",
+            "evidence":[
+              {"@odata.type":"#microsoft.graph.security.userEvidence","roles":["compromised"],
+               "userAccount":{"accountName":"john","userPrincipalName":"john@acme.example","azureAdUserId":"u1"}},
+              {"@odata.type":"#microsoft.graph.security.mailboxEvidence","roles":[],"primaryAddress":"ceo@acme.example","upn":"ceo@acme.example"},
+              {"@odata.type":"#microsoft.graph.security.ipEvidence","roles":["attacker"],"ipAddress":"10.0.0.1"}
+            ]}"##;
+        let alert: SecurityAlert = serde_json::from_str::<GraphAlert>(raw).unwrap().into();
+        assert_eq!(alert.users.len(), 2);
+        assert!(alert.users[0].is_compromised());
+        assert_eq!(alert.users[0].address.as_deref(), Some("john@acme.example"));
+        assert_eq!(alert.users[1].address.as_deref(), Some("ceo@acme.example"));
+        assert!(!alert.users[1].is_compromised());
+        assert_eq!(alert.determination, None, "unknown is no determination");
+        assert_eq!(alert.incident_id.as_deref(), Some("7"));
     }
 
     #[test]

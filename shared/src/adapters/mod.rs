@@ -15,6 +15,7 @@ pub mod memory_queue;
 pub mod no_psa;
 pub mod page_token;
 mod psa_text;
+pub mod sqlite_alert_ledger;
 mod sqlite_index;
 pub mod sqlite_store;
 pub mod token;

@@ -83,6 +83,17 @@ CREATE TABLE IF NOT EXISTS idempotency (
     fingerprint TEXT NOT NULL,
     reserved_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS alert_runs (
+    key    TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    until  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alert_watermarks (
+    company_id TEXT NOT NULL,
+    feed       TEXT NOT NULL,
+    at         TEXT NOT NULL,
+    PRIMARY KEY (company_id, feed)
+);
 PRAGMA user_version = 1;
 ";
 

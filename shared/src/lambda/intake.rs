@@ -1,5 +1,5 @@
-//! Intake: API Gateway HTTP API requests, offboarding-queue records and EventBridge security
-//! alerts become runs. Each records its caller as the trigger proves it (the IAM principal,
+//! Intake: API Gateway HTTP API requests (a Sentinel playbook's incidents among them),
+//! offboarding-queue records and EventBridge security alerts become runs. Each records its caller as the trigger proves it (the IAM principal,
 //! the SQS sender, the event's account and source, the HMAC caller), and a company's
 //! allow-list decides whether that caller may act for it.
 
@@ -16,7 +16,7 @@ use crate::model::{
     RunFilter, RunId, DEFAULT_RUN_PAGE,
 };
 use crate::ports::RunStore;
-use crate::steps::{check_run_audit, intake_as, intake_restore, IntakeError};
+use crate::steps::{check_run_audit, intake_as, intake_restore, intake_sentinel, IntakeError};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -149,6 +149,7 @@ pub async fn handle_http(
             ("GET", ["", "revocations"]) => list_revocations(deps, &request).await,
             ("GET", ["", "access"]) => get_access(deps, &request).await,
             ("POST", ["", "hooks", "revocations"]) => post_signed_revocation(deps, &request).await,
+            ("POST", ["", "alerts", "sentinel"]) => post_sentinel_alert(deps, &request).await,
             ("POST", ["", "revocations", run_id, "restore"]) => post_restore(deps, &request, run_id).await,
             ("POST", ["", "revocations", run_id, "cancel"]) => {
                 match refused_for_run(deps, run_id, api_principal(&request).as_deref()).await {
@@ -172,7 +173,7 @@ pub async fn handle_http(
                     None => get_audit(deps, &request, run_id).await,
                 }
             }
-            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations, POST /hooks/revocations, GET /revocations, GET /revocations/{{run_id}}, GET /revocations/{{run_id}}/audit, POST /revocations/{{run_id}}/restore or POST /revocations/{{run_id}}/cancel"), None)),
+            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations, POST /hooks/revocations, POST /alerts/sentinel, GET /revocations, GET /revocations/{{run_id}}, GET /revocations/{{run_id}}/audit, POST /revocations/{{run_id}}/restore or POST /revocations/{{run_id}}/cancel"), None)),
         }
     }
     .instrument(span)
@@ -294,6 +295,51 @@ async fn post_revocation(
     .await
     {
         Ok(accepted) => accepted_response(&accepted.run),
+        Err(e) => intake_failure(&e),
+    }
+}
+
+/// `POST /alerts/sentinel`: a Sentinel playbook's incident payload (SigV4-signed like the
+/// other routes; the IAM principal is recorded). 202 with one entry per user (`run_id`,
+/// `created`: false when this incident had started the run already) and the entities left
+/// out; 400 when no entity names a user of the company's tenant; 403 for a caller the
+/// company does not allow.
+async fn post_sentinel_alert(
+    deps: &IntakeDeps,
+    request: &ApiGatewayV2httpRequest,
+) -> ApiGatewayV2httpResponse {
+    let body = match request_body(request) {
+        Ok(b) => b,
+        Err(e) => return response(400, e.to_json()),
+    };
+    let principal = api_principal(request);
+    match intake_sentinel(
+        &deps.store,
+        &deps.store,
+        &deps.queue,
+        principal.as_deref(),
+        &body,
+    )
+    .await
+    {
+        Ok(outcome) => {
+            info!(company_id = %outcome.company_id, incident_id = %outcome.incident_id, runs = outcome.runs.len(), "sentinel incident accepted");
+            let runs: Vec<Value> = outcome
+                .runs
+                .iter()
+                .map(|r| {
+                    let mut v = json!(r);
+                    if let Some(id) = &r.run_id {
+                        v["status_url"] = json!(format!("/revocations/{id}"));
+                    }
+                    v
+                })
+                .collect();
+            response(
+                202,
+                json!({"company_id": outcome.company_id, "incident_id": outcome.incident_id, "runs": runs, "skipped": outcome.skipped}),
+            )
+        }
         Err(e) => intake_failure(&e),
     }
 }

@@ -14,7 +14,10 @@ use crate::error::StepError;
 use crate::messages::{ScheduledJob, ScheduledMessage, StepMessage};
 use crate::model::RunId;
 use crate::ports::{BudgetWant, Connector, Queue, RunStore};
-use crate::steps::{abandon, dispatch, sweep, Deadline, Delivery, NoProgress};
+use crate::steps::{
+    abandon, dispatch, poll_alerts, sweep, Deadline, Delivery, NoProgress, PollReport,
+    POLLER_PRINCIPAL,
+};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -179,6 +182,14 @@ pub async fn handle_scheduled(
             Ok(json!({"job": "sweep", "redriven": report.redriven, "failed": report.failed}))
         }
         ScheduledJob::Index => index_company(deps, message.company_id.as_deref(), deadline).await,
+        ScheduledJob::PollAlerts => {
+            let company_id = message.company_id.as_deref().ok_or(
+                "invalid company_id: the poll_alerts job names the company whose alerts it reads (\"company_id\")",
+            )?;
+            let span = info_span!("poll_alerts", company_id = %company_id);
+            let report = poll_company(deps, company_id).instrument(span).await?;
+            Ok(json!({"job": "poll_alerts", "report": report}))
+        }
     }
 }
 
@@ -250,6 +261,36 @@ async fn index_company(
     }
     .instrument(span)
     .await
+}
+
+/// One poll of a company's alerts; rejected credentials are read again and tried once more.
+async fn poll_company(deps: &StepDeps, company_id: &str) -> Result<PollReport, LambdaError> {
+    let org = deps
+        .store
+        .org_settings(company_id)
+        .await?
+        .ok_or_else(|| format!("invalid company_id: unknown company '{company_id}'"))?;
+    let poll = || async {
+        let connections = deps.connector.connect(&org).await?;
+        poll_alerts(
+            &deps.store,
+            &deps.store,
+            &deps.queue,
+            connections.alerts.as_ref(),
+            &org,
+            Some(POLLER_PRINCIPAL),
+            chrono::Utc::now(),
+        )
+        .await
+    };
+    let report = match poll().await {
+        Err(e) if e.is_auth() => {
+            deps.connector.credentials_rejected().await;
+            poll().await
+        }
+        other => other,
+    };
+    Ok(report?)
 }
 
 /// Handles step messages one by one. Transient failures are left to SQS (the record is

@@ -1,5 +1,6 @@
 //! The domain model: requests, grants, runs, reports and audit records.
 
+mod alert;
 mod audit;
 mod audit_chain;
 mod grant;
@@ -13,6 +14,7 @@ mod restore_request;
 mod run;
 mod victim;
 
+pub use alert::*;
 pub use audit::*;
 pub use audit_chain::*;
 pub use grant::*;

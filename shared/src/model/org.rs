@@ -165,10 +165,137 @@ pub struct OrgSettings {
     /// company's accepted domains, the MSP's own). The sender's domain is always one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub report_domains: Vec<String>,
+    /// Which security alerts start contain runs for this company (`[company.alerts]`); absent:
+    /// the defaults of [`AlertSettings`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertSettings>,
     /// How long the permission index keeps snapshots and how old one may be for containment
     /// (`[company.index]`).
     #[serde(default, skip_serializing_if = "IndexSettings::is_default")]
     pub index: IndexSettings,
+}
+
+/// A level of Defender's `severity` or Entra ID Protection's `riskLevel`, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertLevel {
+    Informational,
+    Low,
+    Medium,
+    High,
+}
+
+impl AlertLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertLevel::Informational => "informational",
+            AlertLevel::Low => "low",
+            AlertLevel::Medium => "medium",
+            AlertLevel::High => "high",
+        }
+    }
+
+    /// Graph's value (`high`, `Medium`, ...); `unknown`, `hidden`, `none` are no level.
+    pub fn parse(value: &str) -> Option<AlertLevel> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "informational" => Some(AlertLevel::Informational),
+            "low" => Some(AlertLevel::Low),
+            "medium" => Some(AlertLevel::Medium),
+            "high" => Some(AlertLevel::High),
+            _ => None,
+        }
+    }
+}
+
+/// Determinations of a Defender alert that say it is no compromise: such alerts start nothing.
+pub const BENIGN_DETERMINATIONS: &[&str] = &[
+    "notMalicious",
+    "securityTesting",
+    "securityPersonnel",
+    "confirmedActivity",
+    "lineOfBusinessApplication",
+];
+
+/// Which alerts start contain runs for a company, and where the poller looks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertSettings {
+    /// Poll Microsoft Defender XDR alerts (Graph `security/alerts_v2`,
+    /// `SecurityAlert.Read.All`).
+    pub defender: bool,
+    /// Poll Entra ID Protection risky users (`IdentityRiskyUser.Read.All`, Entra ID P2).
+    pub entra_id_protection: bool,
+    /// The lowest Defender alert severity that starts a run.
+    pub min_severity: AlertLevel,
+    /// Defender determinations that start nothing (Graph's values, e.g. `notMalicious`).
+    pub ignore_determinations: Vec<String>,
+    /// Risky users still `atRisk` (not confirmed) start a run at this `riskLevel` or above;
+    /// absent: only `confirmedCompromised` users do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at_risk_level: Option<AlertLevel>,
+    /// How far back the first poll of a company (no watermark yet) looks, in hours.
+    pub first_poll_hours: u32,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            defender: true,
+            entra_id_protection: true,
+            min_severity: AlertLevel::Medium,
+            ignore_determinations: BENIGN_DETERMINATIONS
+                .iter()
+                .map(|d| d.to_string())
+                .collect(),
+            at_risk_level: None,
+            first_poll_hours: 24,
+        }
+    }
+}
+
+impl AlertSettings {
+    /// Why a Defender alert starts nothing, if it does not: a low severity, a benign
+    /// determination, or a false-positive classification.
+    pub fn refuses(&self, alert: &super::SecurityAlert) -> Option<String> {
+        match AlertLevel::parse(&alert.severity) {
+            Some(level) if level >= self.min_severity => {}
+            _ => {
+                return Some(format!(
+                    "severity '{}' is below the company's min_severity ({})",
+                    alert.severity,
+                    self.min_severity.as_str()
+                ))
+            }
+        }
+        if let Some(d) = alert.determination.as_deref().filter(|d| {
+            self.ignore_determinations
+                .iter()
+                .any(|i| i.eq_ignore_ascii_case(d))
+        }) {
+            return Some(format!("determination '{d}' is one the company ignores"));
+        }
+        if let Some(c) = alert.classification.as_deref().filter(|c| {
+            c.eq_ignore_ascii_case("falsePositive")
+                || c.eq_ignore_ascii_case("informationalExpectedActivity")
+        }) {
+            return Some(format!("classified '{c}'"));
+        }
+        None
+    }
+
+    /// Whether a risky user starts a run: confirmed compromised, or at risk at the configured
+    /// level or above.
+    pub fn admits_risky_user(&self, user: &super::RiskyUser) -> bool {
+        if user.risk_state.eq_ignore_ascii_case("confirmedCompromised") {
+            return true;
+        }
+        match (self.at_risk_level, AlertLevel::parse(&user.risk_level)) {
+            (Some(min), Some(level)) => {
+                user.risk_state.eq_ignore_ascii_case("atRisk") && level >= min
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Checks every company of a config file or an org file the same way: each one
@@ -194,6 +321,11 @@ pub fn validate_companies(orgs: &[OrgSettings]) -> Result<(), InvalidRequest> {
 }
 
 impl OrgSettings {
+    /// The company's alert settings, or the defaults.
+    pub fn alert_settings(&self) -> AlertSettings {
+        self.alerts.clone().unwrap_or_default()
+    }
+
     /// What the file format cannot say: the company id is one a request may name, and every
     /// required value is there (not blank). Reachability of the sender, the recipients and
     /// the PSA company is `revoke365 check`'s job.
@@ -317,6 +449,56 @@ mod tests {
             ..AutotaskIds::default()
         };
         assert_eq!(AutotaskIds::default().over(&queue).queue_id, Some(8));
+    }
+
+    #[test]
+    fn alert_settings_default_to_medium_and_up_and_name_a_misspelt_key() {
+        let fixture = |alerts: serde_json::Value| {
+            serde_json::json!({
+                "tenant_id": "t",
+                "organization": {"company_id": "acme", "company_name": "Acme",
+                    "m365_permission_ticket_board": "b", "notification_sender": "it@acme.example",
+                    "alerts": alerts}
+            })
+        };
+        let org = OrgSettings::from_fixture(&fixture(serde_json::json!({"at_risk_level": "high"})))
+            .unwrap();
+        let settings = org.alert_settings();
+        assert_eq!(settings.min_severity, AlertLevel::Medium);
+        assert!(settings.defender && settings.entra_id_protection);
+        let alert = |severity: &str, determination: Option<&str>| super::super::SecurityAlert {
+            id: "a".into(),
+            incident_id: None,
+            title: String::new(),
+            severity: severity.into(),
+            status: "new".into(),
+            determination: determination.map(str::to_string),
+            classification: None,
+            service_source: None,
+            last_update: None,
+            users: Vec::new(),
+        };
+        assert_eq!(settings.refuses(&alert("High", None)), None);
+        assert!(settings.refuses(&alert("low", None)).is_some());
+        assert!(settings.refuses(&alert("unknown", None)).is_some());
+        assert!(settings
+            .refuses(&alert("high", Some("notMalicious")))
+            .is_some());
+        let risky = |state: &str, level: &str| super::super::RiskyUser {
+            id: "u".into(),
+            user_principal_name: None,
+            risk_level: level.into(),
+            risk_state: state.into(),
+            risk_last_updated: None,
+        };
+        assert!(settings.admits_risky_user(&risky("confirmedCompromised", "low")));
+        assert!(settings.admits_risky_user(&risky("atRisk", "high")));
+        assert!(!settings.admits_risky_user(&risky("atRisk", "medium")));
+        assert!(!settings.admits_risky_user(&risky("remediated", "high")));
+        let misspelt =
+            OrgSettings::from_fixture(&fixture(serde_json::json!({"min_severty": "high"})))
+                .unwrap_err();
+        assert!(misspelt.contains("min_severty"), "{misspelt}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The workflow, one function per step. Steps never call each other: each ends by sending the
 //! next message through the [`Queue`](crate::ports::Queue) port.
 
+mod alert_runs;
 mod audit_trail;
 mod contain;
 mod discover;
@@ -8,6 +9,7 @@ mod dispatch;
 mod intake;
 mod notify;
 mod plan;
+mod poll_alerts;
 pub mod preflight;
 mod remove;
 mod restore;
@@ -19,11 +21,13 @@ mod victim_report;
 mod victim_survey;
 
 pub use crate::ports::{Connections, Connector, NoProgress, Notify, ProgressObserver, Tenant};
+pub use alert_runs::{intake_sentinel, start_alert_run, AlertRun, SentinelOutcome};
 pub use audit_trail::check_run_audit;
 pub use discover::discover;
 pub use dispatch::{abandon, dispatch};
 pub use intake::{intake, intake_as, Accepted, IntakeError};
 pub use notify::{fail_and_notify, notify_failure};
+pub use poll_alerts::{poll_alerts, PollReport, POLLER_PRINCIPAL, POLL_OVERLAP};
 pub use remove::{give_up, remove};
 pub use restore::intake_restore;
 pub use scan_shard::scan_shard;

@@ -758,6 +758,7 @@ fn the_roles_may_read_what_history_audit_and_restore_read_and_no_more() {
         ("POST", "/revocations/{run_id}/cancel"),
         ("POST", "/revocations/{run_id}/restore"),
         ("POST", "/hooks/revocations"),
+        ("POST", "/alerts/sentinel"),
     ] {
         assert!(
             routes.contains(&(method.to_string(), path.to_string())),

@@ -7,8 +7,11 @@ mod generated;
 mod harness;
 mod kit;
 
+mod alerts;
 mod audit_chain;
 
+#[cfg(feature = "aws")]
+mod aws_alerts;
 #[cfg(feature = "aws")]
 mod aws_audit;
 #[cfg(feature = "aws")]

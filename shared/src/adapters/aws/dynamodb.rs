@@ -54,8 +54,8 @@ pub(super) const STORE_RETRY: RetryPolicy = RetryPolicy {
 };
 
 pub struct DynamoRunStore {
-    client: Client,
-    runs: String,
+    pub(super) client: Client,
+    pub(super) runs: String,
     audit: String,
     orgs: String,
     /// The permission index, in a table of its own.
@@ -93,19 +93,22 @@ fn reread_pieces(chunk: u32) -> String {
     format!("reread:{chunk:05}")
 }
 
-fn backend<E: std::error::Error + 'static, R>(what: &str, e: SdkError<E, R>) -> StoreError
+pub(super) fn backend<E: std::error::Error + 'static, R>(
+    what: &str,
+    e: SdkError<E, R>,
+) -> StoreError
 where
     R: std::fmt::Debug,
 {
     StoreError::backend(format!("{what}: {}", DisplayErrorContext(&e)))
 }
 
-fn serde_error(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(super) fn serde_error(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::backend(format!("{what}: {e}"))
 }
 
 /// True when a write failed only because its condition did not hold.
-fn is_condition_failure<E, R>(e: &SdkError<E, R>) -> bool
+pub(super) fn is_condition_failure<E, R>(e: &SdkError<E, R>) -> bool
 where
     E: ProvideErrorMetadata,
 {
@@ -322,7 +325,7 @@ impl DynamoRunStore {
         Ok(())
     }
 
-    fn key(&self, pk: String, sk: impl Into<String>) -> Item {
+    pub(super) fn key(&self, pk: String, sk: impl Into<String>) -> Item {
         HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
     }
 

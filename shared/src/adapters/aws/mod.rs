@@ -1,6 +1,7 @@
 //! AWS adapters: the run store and the permission index on DynamoDB, the step queues on SQS,
 //! secrets from Secrets Manager, and the one definition of their names.
 
+pub mod alert_ledger;
 pub mod budget_hold;
 pub mod dynamodb;
 pub mod index_table;

@@ -1,0 +1,185 @@
+//! `revoke365 watch`: the alert poller on one machine, against the sandbox tenant's Defender
+//! XDR alerts and Entra ID Protection risky users.
+
+mod kit;
+
+use kit::{assert_refused, events, revoke365, stdout_json, JOHN};
+use serde_json::Value;
+use std::path::Path;
+
+const JANE: &str = "jane.doe@acmecorp.com";
+
+fn watch_once(data_dir: &Path) -> std::process::Output {
+    let fixture = events("acme-alerts-tenant.json");
+    revoke365(
+        &[
+            "watch",
+            "--company-id",
+            "acme",
+            "--once",
+            "--sandbox",
+            fixture.to_str().unwrap(),
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ],
+        &[],
+        data_dir.parent().unwrap(),
+    )
+}
+
+/// (user, alert_source, run_id, created, success) of each run a poll names.
+fn runs(summary: &Value) -> Vec<(String, String, String, bool, Option<bool>)> {
+    let mut runs: Vec<_> = summary["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["user_email"].as_str().unwrap().to_string(),
+                r["alert_source"].as_str().unwrap().to_string(),
+                r["run_id"].as_str().unwrap().to_string(),
+                r["created"].as_bool().unwrap(),
+                r["success"].as_bool(),
+            )
+        })
+        .collect();
+    runs.sort();
+    runs
+}
+
+#[test]
+fn watch_once_contains_each_compromised_user_and_a_second_poll_starts_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let out = watch_once(&data);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = stdout_json(&out);
+    assert_eq!(first["started"], 2, "{first:#}");
+    let started = runs(&first);
+    // John from the Defender alert, Jane as a confirmed-compromised risky user; each run ran
+    // to its end and succeeded.
+    assert_eq!(
+        started
+            .iter()
+            .map(|r| (r.0.as_str(), r.1.as_str(), r.3, r.4))
+            .collect::<Vec<_>>(),
+        [
+            (JANE, "entra_id_protection", true, Some(true)),
+            (JOHN, "defender", true, Some(true)),
+        ]
+    );
+    let skipped = first["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 4, "{skipped:?}");
+
+    // The stored run is a contain run with the alert's fields.
+    let show = revoke365(
+        &["show", &started[1].2, "--data-dir", data.to_str().unwrap()],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(show.status.code(), Some(0));
+    let result = stdout_json(&show);
+    assert_eq!(result["removal_summary"]["user_email"], JOHN);
+    assert_eq!(result["success"], true);
+
+    // Polled again (a new sandbox from the same fixture, the same data directory): the
+    // same alerts return the runs they started, and no new run is made.
+    let out = watch_once(&data);
+    assert_eq!(out.status.code(), Some(0));
+    let second = stdout_json(&out);
+    assert_eq!(second["started"], 0, "{second:#}");
+    let again = runs(&second);
+    assert_eq!(
+        again
+            .iter()
+            .map(|r| (r.2.as_str(), r.3))
+            .collect::<Vec<_>>(),
+        started
+            .iter()
+            .map(|r| (r.2.as_str(), false))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn watch_needs_once_or_a_sensible_interval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = events("acme-alerts-tenant.json");
+    let fixture = fixture.to_str().unwrap();
+    for (flags, field) in [
+        (vec!["--every", "5x"], "every"),
+        (vec!["--every", "1s"], "every"),
+        (vec![], "once"),
+        (vec!["--once", "--company-id", "nope"], "company_id"),
+    ] {
+        let mut args = vec!["watch", "--sandbox", fixture];
+        if !flags.contains(&"--company-id") {
+            args.extend(["--company-id", "acme"]);
+        }
+        args.extend(flags.iter().copied());
+        assert_refused(&revoke365(&args, &[], tmp.path()), field);
+    }
+}
+
+/// The README's `[company.alerts]` block loads as printed, and a misspelt key is named.
+#[test]
+fn the_readme_alert_settings_load_as_printed() {
+    let readme = std::fs::read_to_string(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
+    )
+    .unwrap();
+    let start = readme
+        .find("## Security alerts")
+        .expect("a Security alerts section");
+    let section = &readme[start..];
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .map(|b| &b[..b.find("```").unwrap()])
+        .expect("a TOML block");
+    assert!(block.contains("[company.alerts]"));
+    let tmp = tempfile::tempdir().unwrap();
+    let config = |alerts: &str| {
+        format!(
+            r#"[m365]
+client_id = "app"
+
+[[company]]
+company_id = "acme"
+company_name = "Acme Corp"
+tenant_id = "t"
+psa_kind = "none"
+m365_permission_ticket_board = "Service Desk"
+notification_sender = "automation@acmecorp.com"
+{alerts}"#
+        )
+    };
+    let path = tmp.path().join("alerts.toml");
+    std::fs::write(&path, config(block)).unwrap();
+    let out = revoke365(
+        &["org", "get", "acme", "--config", path.to_str().unwrap()],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout_json(&out)["alerts"]["min_severity"], "medium");
+    std::fs::write(&path, config("[company.alerts]\nmin_severty = \"high\"\n")).unwrap();
+    let out = revoke365(
+        &["org", "get", "acme", "--config", path.to_str().unwrap()],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("min_severty"));
+}
