@@ -1,0 +1,139 @@
+//! `revoke365 sweep`, `access`, `run --contain` and `review` as an operator types them,
+//! against the sandbox: the snapshot lives in the data directory's revoke365.db.
+
+mod kit;
+
+use kit::{acme_run, assert_refused, events, revoke365, stdout_json, JOHN};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Output;
+
+fn on_sandbox(command: &str, fixture: &str, dir: &Path, extra: &[&str]) -> Output {
+    let fixture = events(fixture);
+    let mut args = vec![
+        command,
+        "--sandbox",
+        fixture.to_str().unwrap(),
+        "--company-id",
+        "acme",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    revoke365(&args, &[], dir.parent().unwrap())
+}
+
+fn ok(out: &Output) -> Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout_json(out)
+}
+
+fn grants_of(map: &Value) -> BTreeSet<(String, String)> {
+    map["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["mailbox"].as_str().unwrap().to_string(),
+                g["permission"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn sweep_then_access_answers_from_the_index_and_a_contain_run_uses_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+
+    // Before any sweep: a clear refusal naming the company.
+    let none = on_sandbox("access", "acme-tenant.json", &dir, &["--user", JOHN]);
+    assert_refused(&none, "company_id");
+
+    let summary = ok(&on_sandbox("sweep", "acme-tenant.json", &dir, &[]));
+    assert_eq!(summary["company_id"], "acme");
+    assert_eq!(summary["grants"], 24);
+    assert!(summary["calls"]["exchange"].as_u64().unwrap() > 0);
+
+    let map = ok(&on_sandbox("access", "acme-tenant.json", &dir, &["--user", JOHN]));
+    assert_eq!(map["snapshot_id"], summary["snapshot_id"]);
+    assert_eq!(map["as_of"], summary["taken_at"]);
+    assert_eq!(map["live"], false);
+    let expected: BTreeSet<(String, String)> = [
+        ("billing@acmecorp.com", "full_access"),
+        ("billing@acmecorp.com", "send_as"),
+        ("ceo@acmecorp.com", "calendar"),
+        ("ceo@acmecorp.com", "full_access"),
+        ("finance@acmecorp.com", "full_access"),
+        ("info@acmecorp.com", "send_as"),
+        ("sales@acmecorp.com", "send_on_behalf"),
+        ("support@acmecorp.com", "full_access"),
+    ]
+    .into_iter()
+    .map(|(m, p)| (m.to_string(), p.to_string()))
+    .collect();
+    assert_eq!(grants_of(&map), expected);
+
+    let table = on_sandbox(
+        "access",
+        "acme-tenant.json",
+        &dir,
+        &["--mailbox", "ceo@acmecorp.com", "--format", "table"],
+    );
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("ceo@acmecorp.com (Carol Chen, UserMailbox)"), "{text}");
+    assert!(text.contains("5 grants"), "{text}");
+
+    // Both or neither of --user and --mailbox, or --live with --mailbox: refused.
+    let both = on_sandbox(
+        "access",
+        "acme-tenant.json",
+        &dir,
+        &["--mailbox", "ceo@acmecorp.com", "--live"],
+    );
+    assert_refused(&both, "live");
+
+    let run = acme_run(&dir, JOHN, &["--contain"]);
+    let report = ok(&run);
+    assert_eq!(report["success"], true);
+    assert_eq!(report["containment"]["indexed_grants"], 8);
+    assert_eq!(report["containment"]["snapshot_id"], summary["snapshot_id"]);
+    assert_eq!(report["removal_summary"]["total_permissions_removed"], 8);
+}
+
+#[test]
+fn review_lists_what_should_not_hold_access_and_exits_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    ok(&on_sandbox("sweep", "review-tenant.json", &dir, &[]));
+    let out = on_sandbox("review", "review-tenant.json", &dir, &[]);
+    assert_eq!(out.status.code(), Some(1), "something to review");
+    let review = stdout_json(&out);
+    assert_eq!(review["grants"], 6);
+    let reasons: BTreeSet<String> = review["summary"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        reasons,
+        ["disabled", "external", "guest", "orphaned_sid", "unresolved"]
+            .map(String::from)
+            .into()
+    );
+    let table = on_sandbox("review", "review-tenant.json", &dir, &["--format", "table"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("disabled accounts                1 trustee(s), 2 grant(s)"),
+        "{text}"
+    );
+    assert!(text.contains("dana.left@acmecorp.com (disabled accounts)"), "{text}");
+}
