@@ -261,6 +261,14 @@ impl LocalEngine {
                         return true;
                     }
                 }
+                // A step may queue messages before it ends (discovery's scan shards): they
+                // start at once.
+                Some(message) = self.queue.next(), if !in_flight.is_empty() => {
+                    in_flight.spawn(stoppable(
+                        self.stop.flag.clone(),
+                        deliver(self.clone_parts(), message),
+                    ));
+                }
                 _ = self.stop.stopped() => break,
             }
         }

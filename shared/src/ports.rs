@@ -640,6 +640,16 @@ pub trait Directory: Send + Sync {
 #[async_trait]
 pub trait Exchange: Send + Sync {
     async fn mailboxes(&self) -> Result<Vec<MailboxInfo>, RemoteError>;
+    /// [`Exchange::mailboxes`], telling `page` each page's mailboxes as it arrives, so work on
+    /// the first pages can start while the others are read.
+    async fn mailboxes_by_page(
+        &self,
+        page: &(dyn for<'m> Fn(&'m [MailboxInfo]) + Send + Sync),
+    ) -> Result<Vec<MailboxInfo>, RemoteError> {
+        let all = self.mailboxes().await?;
+        page(&all);
+        Ok(all)
+    }
     /// Mailboxes whose GrantSendOnBehalfTo holds the recipient with this DN.
     async fn mailboxes_with_send_on_behalf(
         &self,

@@ -2,14 +2,14 @@
 //! Graph's fixed limit per mailbox.
 //!
 //! The limit starts at the budget's `initial` value and grows by half a request per success
-//! (×1.5 per round trip). A throttling answer marks the level just below what was in flight as
-//! the service's known limit and cuts the limit to 90 % of it; from there it grows fast again
-//! up to the known limit and, past it, by one request per twenty round trips, probing whether
-//! the service allows more (each probe throttled at the level already known makes the next one
-//! come twice as late, up to eight times). Only one cut per round of requests: answers to
-//! requests sent before the last cut say nothing about the new limit. So a tenant whose limit
-//! nobody knows is used close to its limit with few 429s, and a limit that drops (another
-//! client, a busy hour) is followed down.
+//! (×1.5 per round trip: faster, the first overshoot is a whole round of 429s). A throttling
+//! answer marks the level just below what was in flight as the service's known limit and cuts
+//! the limit to 90 % of it; from there it grows fast again up to the known limit and, past it,
+//! by one request per hundred round trips, probing whether the service allows more (each probe
+//! throttled at the level already known makes the next one come twice as late, up to eight
+//! times). Only one cut per round of requests: answers to requests sent before the last cut
+//! say nothing about the new limit. So a tenant whose limit nobody knows is used close to its
+//! limit with few 429s, and a limit that drops (another client, a busy hour) is followed down.
 
 use crate::config::ServiceBudget;
 use std::collections::HashMap;
@@ -19,8 +19,10 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Cut applied on a throttling answer, relative to the level found to be too much.
 const DECREASE: f64 = 0.9;
-/// Past the known limit, one more request per this many round trips.
-const PROBE_ROUNDS: f64 = 20.0;
+/// Past the known limit, one more request per this many round trips (ten seconds at 100 ms a
+/// call): each probe that finds the limit where it was costs throttled calls, and each of them
+/// waits its `Retry-After`.
+const PROBE_ROUNDS: f64 = 100.0;
 /// At most this many doublings of the probing interval after probes that failed.
 const MAX_PROBE_BACKOFF: u32 = 3;
 

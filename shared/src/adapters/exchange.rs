@@ -129,6 +129,15 @@ impl ExchangeClient {
         &self,
         cmdlet: Cmdlet<'_>,
     ) -> Result<Collection<T>, RemoteError> {
+        self.invoke_by_page(cmdlet, |_| {}).await
+    }
+
+    /// [`Self::invoke`], telling `page` each page's rows as it arrives.
+    async fn invoke_by_page<T: serde::de::DeserializeOwned>(
+        &self,
+        cmdlet: Cmdlet<'_>,
+        page: impl Fn(&[T]),
+    ) -> Result<Collection<T>, RemoteError> {
         let call = self.api.call(cmdlet.describe());
         let body = json!({ "CmdletInput": { "CmdletName": cmdlet.name, "Parameters": cmdlet.parameters } });
         let anchor = self.anchor(cmdlet.mailbox);
@@ -138,7 +147,9 @@ impl ExchangeClient {
         ];
         let request = M365Request::with_body(Method::POST, self.invoke_url(cmdlet.select), &body)
             .headers(&headers);
-        self.api.collect(&call, request, exchange_error).await
+        self.api
+            .collect_by_page(&call, request, exchange_error, page)
+            .await
     }
 
     async fn query<T: serde::de::DeserializeOwned>(
@@ -188,10 +199,23 @@ impl ExchangeClient {
 #[async_trait]
 impl Exchange for ExchangeClient {
     async fn mailboxes(&self) -> Result<Vec<MailboxInfo>, RemoteError> {
+        self.mailboxes_by_page(&|_| {}).await
+    }
+
+    async fn mailboxes_by_page(
+        &self,
+        page: &(dyn for<'m> Fn(&'m [MailboxInfo]) + Send + Sync),
+    ) -> Result<Vec<MailboxInfo>, RemoteError> {
         let cmdlet =
             Cmdlet::new("Get-Mailbox", json!({ "ResultSize": "Unlimited" })).select(MAILBOX_SELECT);
-        let rows: Vec<MailboxRow> = self.query(cmdlet).await?;
-        Ok(rows.into_iter().map(MailboxInfo::from).collect())
+        let rows: Collection<MailboxRow> = self
+            .invoke_by_page(cmdlet, |rows: &[MailboxRow]| {
+                let mailboxes: Vec<MailboxInfo> =
+                    rows.iter().cloned().map(MailboxInfo::from).collect();
+                page(&mailboxes);
+            })
+            .await?;
+        Ok(rows.items.into_iter().map(MailboxInfo::from).collect())
     }
 
     async fn mailboxes_with_send_on_behalf(
@@ -604,7 +628,7 @@ fn loose_flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(rename_all = "PascalCase")]
 struct MailboxRow {
     #[serde(default, deserialize_with = "loose_text")]

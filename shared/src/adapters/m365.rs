@@ -171,6 +171,17 @@ impl M365Api {
         first: M365Request<'_>,
         error: impl Fn(&Call, &Reply) -> RemoteError,
     ) -> Result<Collection<T>, RemoteError> {
+        self.collect_by_page(call, first, error, |_| {}).await
+    }
+
+    /// [`M365Api::collect`], telling `page` each page's items as it arrives.
+    pub async fn collect_by_page<T: DeserializeOwned>(
+        &self,
+        call: &Call,
+        first: M365Request<'_>,
+        error: impl Fn(&Call, &Reply) -> RemoteError,
+        page: impl Fn(&[T]),
+    ) -> Result<Collection<T>, RemoteError> {
         let mut request = first;
         let mut out = Collection {
             items: Vec::new(),
@@ -188,10 +199,11 @@ impl M365Api {
             if is_empty_body(&reply.body) {
                 return Ok(out);
             }
-            let page: Page<T> = reply.json(call)?;
-            out.items.extend(page.value);
-            out.warnings.extend(page.warnings);
-            match page.next_link {
+            let next: Page<T> = reply.json(call)?;
+            page(&next.value);
+            out.items.extend(next.value);
+            out.warnings.extend(next.warnings);
+            match next.next_link {
                 Some(link) => request.url = same_origin_link(&self.base, &link, call)?.to_string(),
                 None => return Ok(out),
             }

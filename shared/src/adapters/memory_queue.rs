@@ -32,6 +32,12 @@ impl MemoryQueue {
         }
         out
     }
+
+    /// Waits for the next message (the engine starts a step as soon as it is queued, even
+    /// while the step that queued it is still running).
+    pub async fn next(&self) -> Option<StepMessage> {
+        self.rx.lock().await.recv().await
+    }
 }
 
 #[async_trait]

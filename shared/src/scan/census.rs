@@ -29,12 +29,28 @@ impl Census {
         request: &RevocationRequest,
     ) -> Result<Census, ScanError> {
         let address = &request.user_email;
-        // The mailbox listing (pages read back to back) does not wait for the user lookup.
-        let (lookup, mailboxes) = tokio::join!(
-            tenant.directory.find_user(address),
-            tenant.exchange.mailboxes()
-        );
-        let (found, matched_by) = match lookup? {
+        // The mailbox listing (pages read back to back) does not wait for the user lookup, and
+        // what only needs the user (Get-User, their groups) does not wait for the listing.
+        let user_side = async {
+            let lookup = tenant.directory.find_user(address).await?;
+            let UserLookup::Found { user, .. } = &lookup else {
+                // Nobody to ask about: the run is refused below.
+                return Ok::<_, RemoteError>((lookup, Ok(None), Ok(Vec::new())));
+            };
+            let (exchange_user, groups) = tokio::join!(
+                async {
+                    tolerate(
+                        "Get-User",
+                        tenant.exchange.user(&user.user_principal_name).await,
+                    )
+                },
+                tenant.directory.groups_of(&user.id),
+            );
+            Ok((lookup, exchange_user, groups))
+        };
+        let (user_side, mailboxes) = tokio::join!(user_side, tenant.exchange.mailboxes());
+        let (lookup, exchange_user, groups) = user_side?;
+        let (found, matched_by) = match lookup {
             UserLookup::Found { user, matched_by } => (user, matched_by),
             UserLookup::NotFound => {
                 return Err(rejected(
@@ -69,16 +85,10 @@ impl Census {
         });
         // A user without a mailbox here (a mail user, a hybrid user) still has a DN and names.
         let upn = &found.user_principal_name;
-        let (recipient, exchange_user, groups) = tokio::join!(
-            async {
-                match own {
-                    Some(_) => Ok(None),
-                    None => tolerate("Get-Recipient", tenant.exchange.recipient(upn).await),
-                }
-            },
-            async { tolerate("Get-User", tenant.exchange.user(upn).await) },
-            tenant.directory.groups_of(&found.id),
-        );
+        let recipient = match own {
+            Some(_) => Ok(None),
+            None => tolerate("Get-Recipient", tenant.exchange.recipient(upn).await),
+        };
         let (recipient, exchange_user, groups) = (recipient?, exchange_user?, groups?);
 
         let mut addresses: Vec<String> = [
@@ -186,7 +196,18 @@ impl Census {
         user: ResolvedUser,
         request: &RevocationRequest,
     ) -> Result<Census, ScanError> {
-        let mailboxes = tenant.exchange.mailboxes().await?;
+        Census::reread_by_page(tenant, org, user, request, &|_| {}).await
+    }
+
+    /// [`Census::reread`], telling `page` each page of the mailbox list as it arrives.
+    pub async fn reread_by_page(
+        tenant: Tenant<'_>,
+        org: &OrgSettings,
+        user: ResolvedUser,
+        request: &RevocationRequest,
+        page: &(dyn for<'m> Fn(&'m [MailboxInfo]) + Send + Sync),
+    ) -> Result<Census, ScanError> {
+        let mailboxes = tenant.exchange.mailboxes_by_page(page).await?;
         let mut census = Census::new(user, mailboxes);
         census.targets = census.resolve_targets(tenant, org, request).await?;
         Ok(census)

@@ -181,17 +181,22 @@ pub(crate) async fn per_mailbox(
     let resolver = Resolver::new(census, tenant.exchange);
     let total = mailboxes.len() as u64;
     let done = AtomicU64::new(0);
+    let (resolver, done) = (&resolver, &done);
     if mailboxes.iter().any(|(_, rights)| !rights.is_empty()) {
         progress.discovery(0, total);
     }
     let reads: Vec<_> = mailboxes
         .iter()
-        .map(|&(m, rights)| async {
+        .enumerate()
+        .map(|(position, &(m, rights))| async move {
             if deadline.near() {
-                return Ok(MailboxRead {
-                    found: Findings::default(),
-                    unread: rights.to_vec(),
-                });
+                return (
+                    position,
+                    Ok(MailboxRead {
+                        found: Findings::default(),
+                        unread: rights.to_vec(),
+                    }),
+                );
             }
             let wants = |right| rights.contains(&right);
             let fa = async {
@@ -200,7 +205,7 @@ pub(crate) async fn per_mailbox(
                 }
                 unless_stopped(
                     deadline,
-                    mailbox::full_access(census, &resolver, tenant.exchange, m),
+                    mailbox::full_access(census, resolver, tenant.exchange, m),
                 )
                 .await
             };
@@ -211,29 +216,34 @@ pub(crate) async fn per_mailbox(
                 unless_stopped(deadline, mailbox::calendar(census, tenant.directory, m)).await
             };
             let (fa, cal) = tokio::join!(fa, cal);
-            let mut out = MailboxRead::default();
-            for (right, part) in [
-                (PermissionType::FullAccess, fa?),
-                (PermissionType::Calendar, cal?),
-            ] {
-                match part {
-                    Some(found) => out.found.merge(found),
-                    None => out.unread.push(right),
+            let read = (|| {
+                let mut out = MailboxRead::default();
+                for (right, part) in [
+                    (PermissionType::FullAccess, fa?),
+                    (PermissionType::Calendar, cal?),
+                ] {
+                    match part {
+                        Some(found) => out.found.merge(found),
+                        None => out.unread.push(right),
+                    }
                 }
-            }
-            if out.complete() {
-                progress.discovery(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-            }
-            Ok::<_, RemoteError>(out)
+                if out.complete() {
+                    progress.discovery(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                }
+                Ok::<_, RemoteError>(out)
+            })();
+            (position, read)
         })
         .collect();
-    // In order: a mailbox's position fixes the ids of its items.
-    stream::iter(reads)
-        .buffered(SCAN_PARALLELISM)
-        .collect::<Vec<Result<MailboxRead, RemoteError>>>()
-        .await
-        .into_iter()
+    // As they finish, not in order: one read waiting out a `Retry-After` must not hold back
+    // the reads queued behind it. Put back in order after: a mailbox's position fixes the ids
+    // of its items.
+    let mut reads: Vec<(usize, Result<MailboxRead, RemoteError>)> = stream::iter(reads)
+        .buffer_unordered(SCAN_PARALLELISM)
         .collect()
+        .await;
+    reads.sort_by_key(|(position, _)| *position);
+    reads.into_iter().map(|(_, read)| read).collect()
 }
 
 /// Runs one read within `deadline`: started is not the same as running, every read queues for

@@ -93,11 +93,25 @@ async fn list(
             false => None,
         }
     };
-    let (checked, census, send_as_listing) = tokio::join!(
-        preflight(tenant, notify, &subject),
-        Census::discover(tenant, org, &run.request),
-        send_as_listing
-    );
+    // The scan shards need only the checks and the mailbox list: the Send As listing goes on
+    // while they are cut and queued.
+    tokio::pin!(send_as_listing);
+    let mut listed = None;
+    let (checked, census) = {
+        let head = async {
+            tokio::join!(
+                preflight(tenant, notify, &subject),
+                Census::discover(tenant, org, &run.request)
+            )
+        };
+        tokio::pin!(head);
+        loop {
+            tokio::select! {
+                both = &mut head => break both,
+                listing = &mut send_as_listing, if listed.is_none() => listed = Some(listing),
+            }
+        }
+    };
     let preflight_errors = match checked.verdict(is_contain(&run.request)) {
         Verdict::Proceed { errors } => errors,
         Verdict::Retry(e) => return Err(e.into()),
@@ -112,10 +126,6 @@ async fn list(
     let census = match census {
         Ok(census) => census,
         Err(e) => return scan_failed(store, notify, org, run, e).await,
-    };
-    let found = match tenant_wide(tenant, &census, &scope, send_as_listing).await {
-        Ok(found) => found,
-        Err(e) => return scan_failed(store, notify, org, run, ScanError::Remote(e)).await,
     };
     let per_mailbox = scope.iter().any(|t| t.is_per_mailbox());
     let shards: Vec<ScanShard> = if per_mailbox {
@@ -138,12 +148,30 @@ async fn list(
     info!(
         shards = shards.len(),
         mailboxes = census.scanned_mailboxes().len(),
-        tenant_wide_grants = found.grants.len(),
         "tenant listed"
     );
     store
         .begin_scan(run_id, &census.user, shards.len() as u32 + 1)
         .await?;
+    // The shards start at once: the tenant-wide part (the rest of the Send As listing, the
+    // lookups by trustee and DN) is read beside them, as shard 0.
+    let messages: Vec<StepMessage> = shards
+        .into_iter()
+        .map(|shard| StepMessage::new(run_id.clone(), Step::Scan(shard)))
+        .collect();
+    queue.send_all(messages).await?;
+    let send_as_listing = match listed {
+        Some(listing) => listing,
+        None => send_as_listing.await,
+    };
+    let found = match tenant_wide(tenant, &census, &scope, send_as_listing).await {
+        Ok(found) => found,
+        Err(e) => return scan_failed(store, notify, org, run, ScanError::Remote(e)).await,
+    };
+    info!(
+        tenant_wide_grants = found.grants.len(),
+        "tenant-wide lookups read"
+    );
     let items = items_of(
         run,
         found.grants.into_iter().enumerate().map(|(i, g)| {
@@ -170,11 +198,6 @@ async fn list(
         containment: None,
     };
     store.save_facts(run_id, &facts_part(0, 0), &facts).await?;
-    let messages: Vec<StepMessage> = shards
-        .into_iter()
-        .map(|shard| StepMessage::new(run_id.clone(), Step::Scan(shard)))
-        .collect();
-    queue.send_all(messages).await?;
     finish_shard(store, queue, run, 0).await
 }
 

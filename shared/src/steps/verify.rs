@@ -12,16 +12,19 @@ use crate::error::StepError;
 use crate::messages::{Step, StepMessage};
 use crate::model::{
     AuditPhase, AuditRecord, Grant, ItemStatus, OrgSettings, PermissionType, PlanItem, Report,
-    ReportInputs, Run, RunKind, RunStatus, Scope, Verification, VERIFICATION_CHAIN,
+    ReportInputs, ResolvedUser, Run, RunKind, RunStatus, Scope, Verification, VERIFICATION_CHAIN,
 };
 use crate::ports::{MailboxInfo, Queue, RereadChunk, RunStore, ScanFacts};
-use crate::scan::{per_mailbox, tenant_wide, Census, Findings, ScanError};
+use crate::scan::{per_mailbox, tenant_wide, Census, Findings, MailboxRead, ScanError};
 use chrono::Utc;
-use std::collections::{BTreeMap, BTreeSet};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tracing::{info, info_span, warn, Instrument};
 
-/// Touched mailboxes re-read per saved chunk.
-const REREAD_CHUNK: usize = 200;
+/// Touched mailboxes re-read per saved chunk: each chunk ends with its slowest read before the
+/// next starts, so few large chunks (a chunk cut short by the deadline still saves what it
+/// read).
+const REREAD_CHUNK: usize = 1000;
 
 #[allow(clippy::too_many_arguments)]
 pub async fn verify(
@@ -307,16 +310,51 @@ async fn read_remaining(
             false => None,
         }
     };
-    let (census, send_as_listing) = tokio::join!(
-        Census::reread(tenant, org, user, &run.request),
-        send_as_listing
-    );
-    let census = census?;
     let touched: BTreeSet<String> = items
         .iter()
         .filter(|i| i.grant.right.is_per_mailbox())
         .map(|i| i.grant.mailbox.clone())
         .collect();
+    // The touched mailboxes are re-read as the mailbox list's pages come in, not after the
+    // last page: what the list does not show in scope is dropped below.
+    let saved: BTreeSet<String> = done
+        .values()
+        .filter(|c| c.chunk != 0)
+        .flat_map(|c| c.mailboxes.iter().cloned())
+        .collect();
+    let (pages, arriving) = tokio::sync::mpsc::unbounded_channel::<Vec<MailboxInfo>>();
+    let census = {
+        let (touched, user) = (&touched, &user);
+        async move {
+            let page = move |page: &[MailboxInfo]| {
+                let wanted: Vec<MailboxInfo> = page
+                    .iter()
+                    .filter(|m| {
+                        let address = m.address();
+                        m.holds_delegations()
+                            && !user.is_user(&address)
+                            && touched.contains(&address)
+                            && !saved.contains(&address)
+                    })
+                    .cloned()
+                    .collect();
+                if !wanted.is_empty() {
+                    // The receiver lives until the list is read.
+                    let _ = pages.send(wanted);
+                }
+            };
+            Census::reread_by_page(tenant, org, user.clone(), &run.request, &page).await
+        }
+    };
+    let per: Vec<PermissionType> = scope
+        .iter()
+        .copied()
+        .filter(|t| t.is_per_mailbox())
+        .collect();
+    let early = read_as_listed(tenant, &user, arriving, &per, delivery.deadline);
+    let (census, send_as_listing, early) = tokio::join!(census, send_as_listing, early);
+    let census = census?;
+    let early = early?;
     let touched: Vec<&MailboxInfo> = census
         .scanned_mailboxes()
         .into_iter()
@@ -365,6 +403,7 @@ async fn read_remaining(
         run,
         &census,
         &touched,
+        early,
         &scope,
         &expect,
         &mut chunks,
@@ -404,8 +443,44 @@ async fn read_remaining(
     Ok(Some((remaining, errors)))
 }
 
+/// The per-mailbox reads of each page's touched mailboxes, started as the pages arrive.
+async fn read_as_listed(
+    tenant: Tenant<'_>,
+    user: &ResolvedUser,
+    mut arriving: tokio::sync::mpsc::UnboundedReceiver<Vec<MailboxInfo>>,
+    rights: &[PermissionType],
+    deadline: Deadline,
+) -> Result<Vec<(MailboxInfo, MailboxRead)>, crate::error::RemoteError> {
+    let read_page = |page: Vec<MailboxInfo>| async move {
+        let census = Census::for_shard(user.clone(), page);
+        let targets: Vec<(&MailboxInfo, &[PermissionType])> =
+            census.mailboxes.iter().map(|m| (m, rights)).collect();
+        let reads = per_mailbox(tenant, &census, &targets, &NoProgress, deadline).await?;
+        Ok::<_, crate::error::RemoteError>(census.mailboxes.into_iter().zip(reads).collect())
+    };
+    let mut reading = FuturesUnordered::new();
+    let mut read: Vec<(MailboxInfo, MailboxRead)> = Vec::new();
+    loop {
+        tokio::select! {
+            page = arriving.recv() => match page {
+                Some(page) => reading.push(read_page(page)),
+                None => break,
+            },
+            Some(done) = reading.next(), if !reading.is_empty() => {
+                let done: Vec<(MailboxInfo, MailboxRead)> = done?;
+                read.extend(done);
+            }
+        }
+    }
+    while let Some(done) = reading.next().await {
+        read.extend(done?);
+    }
+    Ok(read)
+}
+
 /// Re-reads the touched mailboxes no saved chunk has read yet, a chunk at a time, saving each;
-/// false when the deadline came first.
+/// false when the deadline came first. `early` is what was read as the mailbox list came in:
+/// kept for the mailboxes the list shows in scope.
 #[allow(clippy::too_many_arguments)]
 async fn read_touched(
     store: &dyn RunStore,
@@ -414,11 +489,23 @@ async fn read_touched(
     run: &Run,
     census: &Census,
     touched: &[&MailboxInfo],
+    early: Vec<(MailboxInfo, MailboxRead)>,
     scope: &[PermissionType],
     expect: &Expect<'_>,
     chunks: &mut BTreeMap<u32, RereadChunk>,
     deadline: Deadline,
 ) -> Result<bool, Reading> {
+    let by_address: HashMap<String, &MailboxInfo> =
+        touched.iter().map(|m| (m.address(), *m)).collect();
+    let mut early = early
+        .into_iter()
+        .filter(|(_, read)| read.complete())
+        .filter_map(|(m, read)| by_address.get(&m.address()).map(|m| (*m, read)))
+        .peekable();
+    while early.peek().is_some() {
+        let chunk: Vec<(&MailboxInfo, MailboxRead)> = early.by_ref().take(REREAD_CHUNK).collect();
+        keep_chunk(store, tenant, org, run, census, expect, chunks, chunk).await?;
+    }
     // The touched mailboxes no saved chunk has read yet, a chunk at a time; what a chunk read
     // before the deadline is saved even when the deadline cut it short, so every invocation
     // gets further.
@@ -447,26 +534,46 @@ async fn read_touched(
         let targets: Vec<(&MailboxInfo, &[PermissionType])> =
             todo.iter().map(|m| (*m, per.as_slice())).collect();
         let reads = per_mailbox(tenant, census, &targets, &NoProgress, deadline).await?;
-        let mut found = Findings::default();
-        let mut chunk_mailboxes = Vec::new();
-        let mut chunk: Vec<&MailboxInfo> = Vec::new();
         // A mailbox counts as re-read once every type was: a part read is read again later.
-        for (m, read) in todo.iter().zip(reads) {
-            if read.complete() {
-                found.merge(read.found);
-                chunk_mailboxes.push(m.address());
-                chunk.push(m);
-            }
-        }
+        let chunk: Vec<(&MailboxInfo, MailboxRead)> = todo
+            .iter()
+            .copied()
+            .zip(reads)
+            .filter(|(_, read)| read.complete())
+            .collect();
         if chunk.is_empty() {
             return Ok(false);
         }
-        let part = Part::Mailboxes(&chunk);
-        let found = recheck(tenant, org, run, census, &part, found, expect).await?;
-        let number = chunks.keys().max().copied().unwrap_or(0) + 1;
-        save(store, &run.run_id, chunks, number, chunk_mailboxes, found).await?;
+        keep_chunk(store, tenant, org, run, census, expect, chunks, chunk).await?;
     }
     Ok(true)
+}
+
+/// Saves the complete reads of some touched mailboxes as the next chunk, after a second look
+/// at what lags the run's writes.
+#[allow(clippy::too_many_arguments)]
+async fn keep_chunk(
+    store: &dyn RunStore,
+    tenant: Tenant<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    census: &Census,
+    expect: &Expect<'_>,
+    chunks: &mut BTreeMap<u32, RereadChunk>,
+    reads: Vec<(&MailboxInfo, MailboxRead)>,
+) -> Result<(), Reading> {
+    let mut found = Findings::default();
+    let mut chunk_mailboxes = Vec::new();
+    let mut chunk: Vec<&MailboxInfo> = Vec::new();
+    for (m, read) in reads {
+        found.merge(read.found);
+        chunk_mailboxes.push(m.address());
+        chunk.push(m);
+    }
+    let part = Part::Mailboxes(&chunk);
+    let found = recheck(tenant, org, run, census, &part, found, expect).await?;
+    let number = chunks.keys().max().copied().unwrap_or(0) + 1;
+    save(store, &run.run_id, chunks, number, chunk_mailboxes, found).await
 }
 
 async fn save(
