@@ -62,7 +62,12 @@ fn sweep_then_access_answers_from_the_index_and_a_contain_run_uses_it() {
     assert_eq!(summary["grants"], 24);
     assert!(summary["calls"]["exchange"].as_u64().unwrap() > 0);
 
-    let map = ok(&on_sandbox("access", "acme-tenant.json", &dir, &["--user", JOHN]));
+    let map = ok(&on_sandbox(
+        "access",
+        "acme-tenant.json",
+        &dir,
+        &["--user", JOHN],
+    ));
     assert_eq!(map["snapshot_id"], summary["snapshot_id"]);
     assert_eq!(map["as_of"], summary["taken_at"]);
     assert_eq!(map["live"], false);
@@ -88,7 +93,10 @@ fn sweep_then_access_answers_from_the_index_and_a_contain_run_uses_it() {
         &["--mailbox", "ceo@acmecorp.com", "--format", "table"],
     );
     let text = String::from_utf8_lossy(&table.stdout);
-    assert!(text.contains("ceo@acmecorp.com (Carol Chen, UserMailbox)"), "{text}");
+    assert!(
+        text.contains("ceo@acmecorp.com (Carol Chen, UserMailbox)"),
+        "{text}"
+    );
     assert!(text.contains("5 grants"), "{text}");
 
     // Both or neither of --user and --mailbox, or --live with --mailbox: refused.
@@ -125,9 +133,15 @@ fn review_lists_what_should_not_hold_access_and_exits_1() {
         .collect();
     assert_eq!(
         reasons,
-        ["disabled", "external", "guest", "orphaned_sid", "unresolved"]
-            .map(String::from)
-            .into()
+        [
+            "disabled",
+            "external",
+            "guest",
+            "orphaned_sid",
+            "unresolved"
+        ]
+        .map(String::from)
+        .into()
     );
     let table = on_sandbox("review", "review-tenant.json", &dir, &["--format", "table"]);
     let text = String::from_utf8_lossy(&table.stdout);
@@ -135,5 +149,8 @@ fn review_lists_what_should_not_hold_access_and_exits_1() {
         text.contains("disabled accounts                1 trustee(s), 2 grant(s)"),
         "{text}"
     );
-    assert!(text.contains("dana.left@acmecorp.com (disabled accounts)"), "{text}");
+    assert!(
+        text.contains("dana.left@acmecorp.com (disabled accounts)"),
+        "{text}"
+    );
 }

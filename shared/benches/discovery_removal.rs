@@ -19,28 +19,14 @@ mod harness;
 #[path = "../tests/it/kit.rs"]
 mod kit;
 
+mod common;
+
+use common::{arg, verdict};
 use generated::{generated_tenant, leaver_grants, Caps, LEAVER};
 use harness::Harness;
 use revoke365::config::HttpSettings;
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-fn arg(n: usize, default: u64) -> u64 {
-    std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .nth(n)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(default)
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "within bound"
-    } else {
-        "OVER BOUND"
-    }
-}
 
 #[tokio::main]
 async fn main() {

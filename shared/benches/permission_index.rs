@@ -21,6 +21,9 @@ mod harness;
 #[path = "../tests/it/kit.rs"]
 mod kit;
 
+mod common;
+
+use common::{arg, verdict};
 use generated::{generated_tenant, Caps, ADMIN, DOMAIN};
 use harness::Harness;
 use revoke365::adapters::sqlite_store::SqliteRunStore;
@@ -33,23 +36,6 @@ use revoke365::ports::{Connector, NoProgress, PermissionIndex};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-fn arg(n: usize, default: u64) -> u64 {
-    std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .nth(n)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(default)
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "within bound"
-    } else {
-        "OVER BOUND"
-    }
-}
 
 const INDEXED_GRANTS: usize = 50;
 

@@ -5,11 +5,9 @@
 
 use super::identities::{Identities, Place};
 use crate::error::RemoteError;
-use crate::model::{
-    CalendarGrant, IndexedGrant, OrgSettings, PermissionType, Snapshot, SnapshotSummary, Trustee,
-};
+use crate::model::{IndexedGrant, OrgSettings, PermissionType, Snapshot, SnapshotSummary, Trustee};
 use crate::ports::{MailboxInfo, ProgressObserver, RecipientPermissionEntry, Tenant};
-use crate::scan::calendar_access_level;
+use crate::scan::calendar_grant;
 use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
 use std::collections::BTreeMap;
@@ -296,21 +294,15 @@ async fn calendar(
                 continue;
             }
             if let Some(t) = ids.trustee(address).await? {
-                let (access_level, delegate) = calendar_access_level(&p.role);
+                let c = calendar_grant(&p, &m.user_principal_name);
                 let mut g = entry(
                     &t,
                     &place,
                     PermissionType::Calendar,
                     address,
-                    vec![access_level.clone()],
+                    vec![c.access_level.clone()],
                 );
-                g.calendar = Some(CalendarGrant {
-                    permission_id: p.id.clone(),
-                    role: p.role.clone(),
-                    access_level,
-                    delegate,
-                    mailbox_upn: Some(m.user_principal_name.clone()),
-                });
+                g.calendar = Some(c);
                 found.grants.push((t, g));
             }
         }

@@ -5,7 +5,7 @@ use super::trustee::{is_system_principal, Principal, Resolver, Target};
 use super::{grant, indirect, Findings};
 use crate::error::RemoteError;
 use crate::model::{CalendarGrant, PermissionType};
-use crate::ports::{Directory, Exchange, MailboxInfo};
+use crate::ports::{CalendarPermission, Directory, Exchange, MailboxInfo};
 
 fn target(m: &MailboxInfo) -> Target {
     Target {
@@ -90,6 +90,18 @@ pub fn calendar_access_level(role: &str) -> (String, bool) {
     (level.to_string(), delegate)
 }
 
+/// The calendar grant a Graph permission on the mailbox of `mailbox_upn` is.
+pub(crate) fn calendar_grant(p: &CalendarPermission, mailbox_upn: &str) -> CalendarGrant {
+    let (access_level, delegate) = calendar_access_level(&p.role);
+    CalendarGrant {
+        permission_id: p.id.clone(),
+        role: p.role.clone(),
+        access_level,
+        delegate,
+        mailbox_upn: Some(mailbox_upn.to_string()),
+    }
+}
+
 /// Calendar permissions come from Graph only: locale-free, matched by address.
 pub(super) async fn calendar(
     census: &Census,
@@ -109,21 +121,15 @@ pub(super) async fn calendar(
             if !p.is_removable || !census.user.is_user(address) {
                 continue;
             }
-            let (access_level, delegate) = calendar_access_level(&p.role);
+            let c = calendar_grant(&p, &m.user_principal_name);
             let mut g = grant(
                 census,
                 &target,
                 PermissionType::Calendar,
                 address,
-                vec![access_level.clone()],
+                vec![c.access_level.clone()],
             );
-            g.calendar = Some(CalendarGrant {
-                permission_id: p.id.clone(),
-                role: p.role.clone(),
-                access_level,
-                delegate,
-                mailbox_upn: Some(m.user_principal_name.clone()),
-            });
+            g.calendar = Some(c);
             found.grants.push(g);
         }
         Ok(found)

@@ -5,11 +5,11 @@
 use super::Tenant;
 use crate::error::{RemoteError, StepError};
 use crate::model::{
-    CalendarGrant, DelegateAge, Grant, InboxRule, PermissionType, ResolvedUser, Run,
-    VictimDelegate, VictimSurvey, RECENT_DELEGATE_DAYS,
+    DelegateAge, Grant, InboxRule, PermissionType, ResolvedUser, Run, VictimDelegate, VictimSurvey,
+    RECENT_DELEGATE_DAYS,
 };
 use crate::ports::{DelegateBaseline, Exchange, MailboxInfo};
-use crate::scan::calendar_access_level;
+use crate::scan::calendar_grant;
 use tracing::warn;
 
 /// Reads the victim's mailbox. A read that may succeed later is an error (the step is
@@ -204,20 +204,14 @@ async fn delegates(
                 if !p.is_removable || p.role == "none" || user.is_user(address) {
                     continue;
                 }
-                let (access_level, delegate) = calendar_access_level(&p.role);
+                let c = calendar_grant(&p, &info.user_principal_name);
                 let mut g = grant(
                     PermissionType::Calendar,
                     address.to_ascii_lowercase(),
                     address,
-                    vec![access_level.clone()],
+                    vec![c.access_level.clone()],
                 );
-                g.calendar = Some(CalendarGrant {
-                    permission_id: p.id,
-                    role: p.role,
-                    access_level,
-                    delegate,
-                    mailbox_upn: Some(info.user_principal_name.clone()),
-                });
+                g.calendar = Some(c);
                 grants.push(g);
             }
         }

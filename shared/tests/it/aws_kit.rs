@@ -634,7 +634,11 @@ impl Env {
         assert_eq!(state.sent_mail.len(), 1, "one email");
         // 8 before-states, 8 outcomes, 1 verification, in DynamoDB (beside them, with
         // `victim_mailbox`, the victim step's own records).
-        assert_eq!(self.audit_count_of(run_id, |id| !id.starts_with("victim#")).await, 17);
+        assert_eq!(
+            self.audit_count_of(run_id, |id| !id.starts_with("victim#"))
+                .await,
+            17
+        );
         assert_eq!(
             self.dlq_depths().await,
             vec![0, 0, 0, 0],
