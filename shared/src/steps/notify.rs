@@ -7,12 +7,15 @@
 //! verification that takes over a run whose holder died between the two finds the intent
 //! without an outcome: the ticket and note carry the run id, so they are looked up instead of
 //! made again; an email cannot be looked up, so it is never sent twice and the report says it
-//! may not have been sent.
+//! may not have been sent. The Teams card and the webhook post (`[company.notify]`) follow the
+//! email's rule: at most once, and a failure is one of the report's errors.
 
 use super::Notify;
 use crate::error::{RemoteError, StepError};
 use crate::model::{OrgSettings, Report, Run, RunFailure};
-use crate::ports::{Attachment, Effect, EffectState, NewTicket, OutgoingMail, RunStore};
+use crate::ports::{
+    Attachment, Effect, EffectState, HookKind, NewTicket, OutgoingMail, RunNotice, RunStore,
+};
 use crate::render;
 use tracing::{error, info, warn};
 
@@ -26,6 +29,16 @@ pub(crate) trait Told {
     fn no_ticket(&mut self, why: String);
     fn note_text(&self) -> String;
     fn mail(&self, from: &str, to: Vec<String>) -> OutgoingMail;
+    /// The outcome as posted to Teams and the company's webhook.
+    fn notice(&self, org: &OrgSettings) -> RunNotice;
+}
+
+/// A run's status in its result's words (`completed_with_errors`, ...).
+pub(crate) fn status_word(status: crate::model::RunStatus) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 impl Told for Report {
@@ -60,6 +73,21 @@ impl Told for Report {
             }],
         }
     }
+    fn notice(&self, org: &OrgSettings) -> RunNotice {
+        RunNotice {
+            event: "revocation.finished".into(),
+            run_id: self.run_id.clone(),
+            company_id: org.company_id.clone(),
+            company_name: org.company_name.clone(),
+            user_email: self.removal_summary.user_email.clone(),
+            success: self.success,
+            status: status_word(self.status),
+            total_permissions_removed: self.removal_summary.total_permissions_removed,
+            failures: self.errors.len() as u32,
+            ticket_id: self.ticket_id.clone(),
+            result_url: None,
+        }
+    }
 }
 
 /// Adds the report to the ticket (creating the ticket when the request named none, or named
@@ -90,7 +118,68 @@ pub(crate) async fn deliver_report(
     if let Err(e) = mail_once(store, notify, run, mail).await? {
         report.add_error(e);
     }
+    post_hooks(store, notify, org, run, report).await
+}
+
+/// The outcome posted to the company's Teams channel and webhook, each at most once; what
+/// could not be posted is one of the report's errors, like an email that could not be sent.
+async fn post_hooks(
+    store: &dyn RunStore,
+    notify: Notify<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    report: &mut impl Told,
+) -> Result<(), StepError> {
+    let Some(hooks) = &org.notify else {
+        return Ok(());
+    };
+    let notice = report.notice(org);
+    for (kind, effect, url) in [
+        (HookKind::Teams, Effect::PostTeams, &hooks.teams_webhook_url),
+        (HookKind::Webhook, Effect::PostWebhook, &hooks.webhook_url),
+    ] {
+        let Some(url) = url else { continue };
+        if let Err(e) = post_once(store, notify, run, (kind, effect), url, &notice).await? {
+            report.add_error(e);
+        }
+    }
     Ok(())
+}
+
+/// One post of the run's outcome, made at most once (a post cannot be looked up). The inner
+/// error is the text for the report.
+async fn post_once(
+    store: &dyn RunStore,
+    notify: Notify<'_>,
+    run: &Run,
+    (kind, effect): (HookKind, Effect),
+    url: &str,
+    notice: &RunNotice,
+) -> Result<Result<(), String>, StepError> {
+    let label = kind.label();
+    match store.begin_effect(&run.run_id, effect).await? {
+        EffectState::Started => {}
+        EffectState::Done { error: None, .. } => return Ok(Ok(())),
+        EffectState::Done { error: Some(e), .. } => {
+            return Ok(Err(format!("the {label} post failed: {e}")))
+        }
+        EffectState::Unknown => {
+            return Ok(Err(format!(
+                "the {label} post may not have been made: an earlier attempt was interrupted, and a post is never made twice"
+            )))
+        }
+    }
+    let posted = notify.notifier.post(kind, url, notice).await;
+    let outcome = match &posted {
+        Ok(()) => done(None),
+        Err(e) => failed(e),
+    };
+    store.end_effect(&run.run_id, effect, &outcome).await?;
+    match &posted {
+        Ok(()) => info!(run_id = %run.run_id, hook = label, "outcome posted"),
+        Err(e) => warn!(run_id = %run.run_id, hook = label, error = %e, "outcome not posted"),
+    }
+    Ok(posted.map_err(|e| format!("the {label} post failed: {e}")))
 }
 
 /// Why a company's report goes to no ticket.
