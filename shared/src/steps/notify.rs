@@ -8,7 +8,8 @@
 //! without an outcome: the ticket and note carry the run id, so they are looked up instead of
 //! made again; an email cannot be looked up, so it is never sent twice and the report says it
 //! may not have been sent. The Teams card and the webhook post (`[company.notify]`) follow the
-//! email's rule: at most once, and a failure is one of the report's errors.
+//! email's rule: at most once, and a failure is one of the report's errors (of a failed run,
+//! one of its `notification_errors`).
 
 use super::Notify;
 use crate::error::{RemoteError, StepError};
@@ -118,32 +119,57 @@ pub(crate) async fn deliver_report(
     if let Err(e) = mail_once(store, notify, run, mail).await? {
         report.add_error(e);
     }
-    post_hooks(store, notify, org, run, report).await
+    for e in post_hooks(store, notify, org, run, &report.notice(org)).await? {
+        report.add_error(e);
+    }
+    Ok(())
 }
 
 /// The outcome posted to the company's Teams channel and webhook, each at most once; what
-/// could not be posted is one of the report's errors, like an email that could not be sent.
+/// could not be posted is returned for the report's errors, like an email that could not be
+/// sent.
 async fn post_hooks(
     store: &dyn RunStore,
     notify: Notify<'_>,
     org: &OrgSettings,
     run: &Run,
-    report: &mut impl Told,
-) -> Result<(), StepError> {
+    notice: &RunNotice,
+) -> Result<Vec<String>, StepError> {
+    let mut problems = Vec::new();
     let Some(hooks) = &org.notify else {
-        return Ok(());
+        return Ok(problems);
     };
-    let notice = report.notice(org);
     for (kind, effect, url) in [
         (HookKind::Teams, Effect::PostTeams, &hooks.teams_webhook_url),
         (HookKind::Webhook, Effect::PostWebhook, &hooks.webhook_url),
     ] {
         let Some(url) = url else { continue };
-        if let Err(e) = post_once(store, notify, run, (kind, effect), url, &notice).await? {
-            report.add_error(e);
+        if let Err(e) = post_once(store, notify, run, (kind, effect), url, notice).await? {
+            problems.push(e);
         }
     }
-    Ok(())
+    Ok(problems)
+}
+
+/// A run that failed, as posted to Teams and the webhook.
+fn failure_notice(run: &Run, org: &OrgSettings, removed: u32) -> RunNotice {
+    let event = match run.kind() {
+        crate::model::RunKind::Restore => "restore.finished",
+        _ => "revocation.finished",
+    };
+    RunNotice {
+        event: event.into(),
+        run_id: run.run_id.to_string(),
+        company_id: org.company_id.clone(),
+        company_name: org.company_name.clone(),
+        user_email: run.request.user_email.clone(),
+        success: false,
+        status: status_word(crate::model::RunStatus::Failed),
+        total_permissions_removed: removed,
+        failures: 1,
+        ticket_id: run.request.ticket_id.clone(),
+        result_url: None,
+    }
 }
 
 /// One post of the run's outcome, made at most once (a post cannot be looked up). The inner
@@ -256,7 +282,11 @@ pub async fn notify_failure(
         info!(run_id = %run.run_id, "dry run failed: no ticket, note or email (the request did not ask for them)");
         return Vec::new();
     }
-    let removed = match store.items(&run.run_id).await {
+    let items = store.items(&run.run_id).await;
+    let removed_count = items.as_ref().map_or(0, |items| {
+        items.iter().filter(|i| i.status.is_removed()).count() as u32
+    });
+    let removed = match items {
         Ok(items) => items
             .into_iter()
             .filter(|i| i.status.is_removed())
@@ -282,6 +312,11 @@ pub async fn notify_failure(
         Ok(Ok(())) => {}
         Ok(Err(e)) => problems.push(e),
         Err(e) => problems.push(format!("failure email: {e}")),
+    }
+    let notice = failure_notice(run, org, removed_count);
+    match post_hooks(store, notify, org, run, &notice).await {
+        Ok(failed) => problems.extend(failed),
+        Err(e) => problems.push(format!("failure post: {e}")),
     }
     for p in &problems {
         error!(run_id = %run.run_id, problem = %p, "the failure of a run could not be notified");

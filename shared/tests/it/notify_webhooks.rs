@@ -252,3 +252,44 @@ fn a_plain_http_hook_url_off_loopback_is_refused_naming_the_field() {
         "notify.teams_webhook_url"
     );
 }
+
+#[tokio::test]
+async fn a_run_that_fails_posts_a_failed_card_and_a_signed_failure() {
+    let x = hooked(fixture("acme-tenant.json"), true, true).await;
+    let nobody = "nobody@acmecorp.com";
+    let run = x
+        .engine
+        .run(&json!({"user_email": nobody, "company_id": "acme"}), None)
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Failed, "{:?}", run.failure);
+    let failure = run.failure.clone().unwrap();
+    assert!(
+        failure.notification_errors.is_empty(),
+        "{:?}",
+        failure.notification_errors
+    );
+    let state = x.h.snapshot();
+    let teams = posts(&state.webhooks, "teams");
+    assert_eq!(teams.len(), 1);
+    assert!(
+        teams[0]
+            .body
+            .contains(&format!("Access removal FAILED: {nobody}")),
+        "{}",
+        teams[0].body
+    );
+    let soc = posts(&state.webhooks, "soc");
+    assert_eq!(soc.len(), 1);
+    let post = soc[0];
+    assert_eq!(
+        post.headers["x-revoke365-signature"],
+        expected_signature(&post.headers["x-revoke365-timestamp"], &post.body)
+    );
+    let body: Value = serde_json::from_str(&post.body).unwrap();
+    assert_eq!(body["event"], "revocation.finished");
+    assert_eq!(body["success"], false);
+    assert_eq!(body["status"], "failed");
+    assert_eq!(body["user_email"], nobody);
+    assert_eq!(body["total_permissions_removed"], 0);
+}
