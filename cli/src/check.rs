@@ -23,6 +23,7 @@ pub async fn check(args: CheckArgs) -> Result<u8, CliError> {
                 psa: s.psa,
                 recheck: Recheck::default(),
                 shard_time: DEFAULT_SHARD_TIME,
+                webhook_secret: s.webhook_secret,
             };
             (s.orgs, connector, None)
         }

@@ -124,6 +124,8 @@ pub struct Settings {
     pub psa: PsaAccounts,
     pub data_dir: PathBuf,
     pub http: HttpSection,
+    /// Signs the posts to companies' webhooks (`REVOKE365_WEBHOOK_SECRET`).
+    pub webhook_secret: Option<Secret>,
 }
 
 /// Where run state and audit files go unless the config or `--data-dir` says otherwise.
@@ -352,5 +354,6 @@ pub fn load(path: &Path) -> Result<Settings, CliError> {
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         http: file.http,
+        webhook_secret: env_value("REVOKE365_WEBHOOK_SECRET").map(Secret::new),
     })
 }

@@ -210,6 +210,7 @@ pub(crate) async fn target(
                     psa: s.psa,
                     recheck: Recheck::default(),
                     shard_time: DEFAULT_SHARD_TIME,
+                    webhook_secret: s.webhook_secret,
                 }),
                 data_dir: data_dir.unwrap_or(s.data_dir),
                 sandbox: None,

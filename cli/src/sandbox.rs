@@ -135,6 +135,10 @@ impl Sandbox {
             psa: self.psa.clone(),
             recheck: Recheck::default(),
             shard_time: DEFAULT_SHARD_TIME,
+            webhook_secret: std::env::var("REVOKE365_WEBHOOK_SECRET")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(Secret::new),
         }
     }
 

@@ -132,6 +132,8 @@ pub enum Effect {
     CreateTicket,
     AddNote,
     SendMail,
+    PostTeams,
+    PostWebhook,
 }
 
 impl Effect {
@@ -140,6 +142,8 @@ impl Effect {
             Effect::CreateTicket => "create_ticket",
             Effect::AddNote => "add_note",
             Effect::SendMail => "send_mail",
+            Effect::PostTeams => "post_teams",
+            Effect::PostWebhook => "post_webhook",
         }
     }
 }
@@ -870,6 +874,52 @@ pub trait Mailer: Send + Sync {
     async fn send(&self, mail: &OutgoingMail) -> Result<(), RemoteError>;
 }
 
+/// Where a run's outcome is posted besides the email: a Teams channel or a company's own
+/// signed webhook (`[company.notify]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookKind {
+    Teams,
+    Webhook,
+}
+
+impl HookKind {
+    /// The hook's name in reports and logs (its URL carries a token and is never shown).
+    pub fn label(self) -> &'static str {
+        match self {
+            HookKind::Teams => "Teams webhook",
+            HookKind::Webhook => "webhook",
+        }
+    }
+}
+
+/// A finished run as posted to Teams and to a webhook; never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunNotice {
+    /// `revocation.finished` or `restore.finished`.
+    pub event: String,
+    pub run_id: String,
+    pub company_id: String,
+    pub company_name: String,
+    pub user_email: String,
+    pub success: bool,
+    /// The run's status (`completed`, `completed_with_errors`, ...).
+    pub status: String,
+    /// Grants removed (a revocation) or put back (a restore).
+    pub total_permissions_removed: u32,
+    /// What went wrong, in the report's words (`errors`, failed restores).
+    pub failures: u32,
+    pub ticket_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_url: Option<String>,
+}
+
+/// Posts a run's outcome to a Teams channel or a webhook, once per call (no retry of a
+/// write that may have landed; no redirects).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn post(&self, kind: HookKind, url: &str, notice: &RunNotice) -> Result<(), RemoteError>;
+}
+
 // ---------------------------------------------------------------------------------------------
 // One company's connections, and progress for people watching
 
@@ -882,11 +932,12 @@ pub struct Tenant<'a> {
     pub recheck: Recheck,
 }
 
-/// Where the outcome is reported: the PSA ticket and the notification email.
+/// Where the outcome is reported: the PSA ticket, the notification email, Teams and webhooks.
 #[derive(Clone, Copy)]
 pub struct Notify<'a> {
     pub psa: &'a dyn Psa,
     pub mailer: &'a dyn Mailer,
+    pub notifier: &'a dyn Notifier,
 }
 
 /// Progress for people watching (the CLI's progress bars); Lambda ignores it.
@@ -905,6 +956,8 @@ pub struct Connections {
     pub exchange: Arc<dyn Exchange>,
     pub psa: Arc<dyn Psa>,
     pub mailer: Arc<dyn Mailer>,
+    /// Teams and webhook posts of a run's outcome.
+    pub notifier: Arc<dyn Notifier>,
     /// The tenant's security alerts (the alert poller's).
     pub alerts: Arc<dyn AlertSource>,
     pub recheck: Recheck,
@@ -929,6 +982,7 @@ impl Connections {
         Notify {
             psa: self.psa.as_ref(),
             mailer: self.mailer.as_ref(),
+            notifier: self.notifier.as_ref(),
         }
     }
 }

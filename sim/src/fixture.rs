@@ -443,6 +443,8 @@ pub struct SimSettings {
     /// Alert feeds the tenant has no license for (`alerts_v2`: Defender XDR, `riskyUsers`:
     /// Entra ID P2): Graph answers them 403.
     pub unlicensed: Vec<String>,
+    /// `POST /webhooks/{name}` with one of these names answers 500 (a receiver that fails).
+    pub failing_webhooks: Vec<String>,
 }
 
 /// A scripted fault: the first `times` requests to `endpoint` (a `requests`
@@ -552,6 +554,7 @@ impl Default for SimSettings {
             halo_tenant: None,
             autotask_note_title_required: false,
             unlicensed: Vec::new(),
+            failing_webhooks: Vec::new(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod halopsa;
 mod inbox_rules;
 pub mod snapshot;
 mod state;
+mod webhooks;
 mod wire;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -356,6 +357,7 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .merge(connectwise::routes(&sim))
         .merge(halopsa::routes(&sim))
         .merge(autotask::routes(&sim))
+        .merge(webhooks::routes(&sim))
         .route("/_sim/state", get(state_handler))
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(sim.clone(), persist))

@@ -188,6 +188,17 @@ pub struct SentMail {
     pub attachments: Vec<SentAttachment>,
 }
 
+/// A post to `POST /webhooks/{name}` (a Teams channel or a company's webhook).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedWebhook {
+    /// The `{name}` of the URL.
+    pub name: String,
+    /// The request's headers, names lowercase.
+    pub headers: BTreeMap<String, String>,
+    /// The body as sent (lossy UTF-8).
+    pub body: String,
+}
+
 /// Request accounting and fault counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -242,6 +253,9 @@ pub struct Snapshot {
     pub recipients: Vec<RecipientSnapshot>,
     pub tickets: Vec<TicketSnapshot>,
     pub sent_mail: Vec<SentMail>,
+    /// Posts to `/webhooks/{name}`, in order.
+    #[serde(default)]
+    pub webhooks: Vec<ReceivedWebhook>,
     #[serde(flatten)]
     pub counters: Counters,
 }

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::directory::{Directory, Principal, Scope};
 use crate::fixture::{Fixture, SendAsEntry};
-use crate::snapshot::{Counters, MailboxSnapshot, RecipientSnapshot, Snapshot, TicketSnapshot};
+use crate::snapshot::{
+    Counters, MailboxSnapshot, ReceivedWebhook, RecipientSnapshot, Snapshot, TicketSnapshot,
+};
 
 pub(crate) use crate::snapshot::{
     CalendarGrant, FullAccessGrant as FullAccessAce, InboxRule, MailboxForwarding, Note,
@@ -79,6 +81,7 @@ pub(crate) struct TenantState {
     history: HashMap<String, Vec<(Instant, Grants)>>,
     pub tickets: BTreeMap<u64, Ticket>,
     pub sent_mail: Vec<SentMail>,
+    pub webhooks: Vec<ReceivedWebhook>,
 }
 
 /// The mutable part of the tenant as saved to a file (see `SimHandle::persist_to`).
@@ -87,6 +90,8 @@ pub(crate) struct SavedTenant {
     pub grants: BTreeMap<String, Grants>,
     pub tickets: Vec<Ticket>,
     pub sent_mail: Vec<SentMail>,
+    #[serde(default)]
+    pub webhooks: Vec<ReceivedWebhook>,
 }
 
 /// A fixture Send As entry in stored form.
@@ -216,6 +221,7 @@ impl TenantState {
             history: HashMap::new(),
             tickets,
             sent_mail: Vec::new(),
+            webhooks: Vec::new(),
         }
     }
 
@@ -275,6 +281,7 @@ impl TenantState {
             grants: self.grants.clone(),
             tickets: self.tickets.values().cloned().collect(),
             sent_mail: self.sent_mail.clone(),
+            webhooks: self.webhooks.clone(),
         }
     }
 
@@ -283,6 +290,7 @@ impl TenantState {
         self.grants = saved.grants;
         self.tickets = saved.tickets.into_iter().map(|t| (t.id, t)).collect();
         self.sent_mail = saved.sent_mail;
+        self.webhooks = saved.webhooks;
         self.history.clear();
     }
 
@@ -332,6 +340,7 @@ impl TenantState {
             recipients,
             tickets,
             sent_mail: self.sent_mail.clone(),
+            webhooks: self.webhooks.clone(),
             counters: Counters::default(),
         }
     }

@@ -8,6 +8,7 @@ use super::graph::GraphClient;
 use super::halopsa::HaloClient;
 use super::http::HttpCore;
 use super::no_psa::NoPsa;
+use super::webhook::WebhookClient;
 use crate::config::{AppCredentials, PsaAccounts, Recheck, Secret, ServiceUrls};
 use crate::error::StepError;
 use crate::model::{OrgSettings, PsaKind};
@@ -25,6 +26,9 @@ pub struct HttpConnector {
     pub recheck: Recheck,
     /// How long one discovery shard should take (shards are sized from it).
     pub shard_time: std::time::Duration,
+    /// Signs the posts to companies' webhooks (`REVOKE365_WEBHOOK_SECRET`); none: a company
+    /// with a `webhook_url` gets nothing and its report says why.
+    pub webhook_secret: Option<Secret>,
 }
 
 /// A shard takes about a minute by default: well inside any function's timeout.
@@ -50,6 +54,10 @@ impl Connector for HttpConnector {
             exchange,
             psa,
             mailer: graph.clone(),
+            notifier: Arc::new(WebhookClient::new(
+                self.core.clone(),
+                self.webhook_secret.clone(),
+            )),
             alerts: graph,
             recheck: self.recheck,
             shard_size: {
@@ -113,6 +121,7 @@ mod tests {
             psa: PsaAccounts::default(),
             recheck: Recheck::default(),
             shard_time: DEFAULT_SHARD_TIME,
+            webhook_secret: None,
         };
         let mut org = OrgSettings::from_fixture(&serde_json::json!({
             "tenant_id": "t",

@@ -19,3 +19,4 @@ pub mod sqlite_alert_ledger;
 mod sqlite_index;
 pub mod sqlite_store;
 pub mod token;
+pub mod webhook;

@@ -173,6 +173,70 @@ pub struct OrgSettings {
     /// (`[company.index]`).
     #[serde(default, skip_serializing_if = "IndexSettings::is_default")]
     pub index: IndexSettings,
+    /// Where else the run's outcome is posted besides the email (`[company.notify]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifySettings>,
+}
+
+/// A company's Teams channel and webhook for run outcomes. The URLs carry tokens: they are
+/// never logged or shown in a report.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySettings {
+    /// A Teams incoming webhook or Workflows webhook URL: an Adaptive Card per run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teams_webhook_url: Option<String>,
+    /// A webhook that gets the outcome as JSON, signed with the webhook secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+}
+
+impl std::fmt::Debug for NotifySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |u: &Option<String>| u.as_ref().map(|_| "***");
+        f.debug_struct("NotifySettings")
+            .field("teams_webhook_url", &shown(&self.teams_webhook_url))
+            .field("webhook_url", &shown(&self.webhook_url))
+            .finish()
+    }
+}
+
+impl NotifySettings {
+    /// Each URL set is an absolute https URL (http only on loopback, for the simulator).
+    fn validate(&self, company_id: &str) -> Result<(), InvalidRequest> {
+        for (field, value) in [
+            ("notify.teams_webhook_url", &self.teams_webhook_url),
+            ("notify.webhook_url", &self.webhook_url),
+        ] {
+            let Some(value) = value else { continue };
+            if let Some(why) = hook_url_error(value) {
+                return Err(InvalidRequest::new(
+                    field,
+                    format!("{why} (company '{company_id}'); expected an https URL, e.g. https://hooks.example.com/revoke365 (http only on localhost)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why `value` cannot be a hook URL, if it cannot (the URL itself is not repeated).
+fn hook_url_error(value: &str) -> Option<String> {
+    let url = match url::Url::parse(value.trim()) {
+        Ok(url) => url,
+        Err(e) => return Some(format!("not a URL: {e}")),
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Some("the URL has no host".into()),
+    };
+    match url.scheme() {
+        "https" => None,
+        "http" if loopback => None,
+        scheme => Some(format!("scheme '{scheme}' is not allowed")),
+    }
 }
 
 /// A level of Defender's `severity` or Entra ID Protection's `riskLevel`, lowest first.
@@ -360,6 +424,9 @@ impl OrgSettings {
                     self.psa_kind.label()
                 ),
             ));
+        }
+        if let Some(notify) = &self.notify {
+            notify.validate(&self.company_id)?;
         }
         Ok(())
     }

@@ -7,12 +7,16 @@
 //! verification that takes over a run whose holder died between the two finds the intent
 //! without an outcome: the ticket and note carry the run id, so they are looked up instead of
 //! made again; an email cannot be looked up, so it is never sent twice and the report says it
-//! may not have been sent.
+//! may not have been sent. The Teams card and the webhook post (`[company.notify]`) follow the
+//! email's rule: at most once, and a failure is one of the report's errors (of a failed run,
+//! one of its `notification_errors`).
 
 use super::Notify;
 use crate::error::{RemoteError, StepError};
 use crate::model::{OrgSettings, Report, Run, RunFailure};
-use crate::ports::{Attachment, Effect, EffectState, NewTicket, OutgoingMail, RunStore};
+use crate::ports::{
+    Attachment, Effect, EffectState, HookKind, NewTicket, OutgoingMail, RunNotice, RunStore,
+};
 use crate::render;
 use tracing::{error, info, warn};
 
@@ -26,6 +30,16 @@ pub(crate) trait Told {
     fn no_ticket(&mut self, why: String);
     fn note_text(&self) -> String;
     fn mail(&self, from: &str, to: Vec<String>) -> OutgoingMail;
+    /// The outcome as posted to Teams and the company's webhook.
+    fn notice(&self, org: &OrgSettings) -> RunNotice;
+}
+
+/// A run's status in its result's words (`completed_with_errors`, ...).
+pub(crate) fn status_word(status: crate::model::RunStatus) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 impl Told for Report {
@@ -60,6 +74,21 @@ impl Told for Report {
             }],
         }
     }
+    fn notice(&self, org: &OrgSettings) -> RunNotice {
+        RunNotice {
+            event: "revocation.finished".into(),
+            run_id: self.run_id.clone(),
+            company_id: org.company_id.clone(),
+            company_name: org.company_name.clone(),
+            user_email: self.removal_summary.user_email.clone(),
+            success: self.success,
+            status: status_word(self.status),
+            total_permissions_removed: self.removal_summary.total_permissions_removed,
+            failures: self.errors.len() as u32,
+            ticket_id: self.ticket_id.clone(),
+            result_url: None,
+        }
+    }
 }
 
 /// Adds the report to the ticket (creating the ticket when the request named none, or named
@@ -90,7 +119,93 @@ pub(crate) async fn deliver_report(
     if let Err(e) = mail_once(store, notify, run, mail).await? {
         report.add_error(e);
     }
+    for e in post_hooks(store, notify, org, run, &report.notice(org)).await? {
+        report.add_error(e);
+    }
     Ok(())
+}
+
+/// The outcome posted to the company's Teams channel and webhook, each at most once; what
+/// could not be posted is returned for the report's errors, like an email that could not be
+/// sent.
+async fn post_hooks(
+    store: &dyn RunStore,
+    notify: Notify<'_>,
+    org: &OrgSettings,
+    run: &Run,
+    notice: &RunNotice,
+) -> Result<Vec<String>, StepError> {
+    let mut problems = Vec::new();
+    let Some(hooks) = &org.notify else {
+        return Ok(problems);
+    };
+    for (kind, effect, url) in [
+        (HookKind::Teams, Effect::PostTeams, &hooks.teams_webhook_url),
+        (HookKind::Webhook, Effect::PostWebhook, &hooks.webhook_url),
+    ] {
+        let Some(url) = url else { continue };
+        if let Err(e) = post_once(store, notify, run, (kind, effect), url, notice).await? {
+            problems.push(e);
+        }
+    }
+    Ok(problems)
+}
+
+/// A run that failed, as posted to Teams and the webhook.
+fn failure_notice(run: &Run, org: &OrgSettings, removed: u32) -> RunNotice {
+    let event = match run.kind() {
+        crate::model::RunKind::Restore => "restore.finished",
+        _ => "revocation.finished",
+    };
+    RunNotice {
+        event: event.into(),
+        run_id: run.run_id.to_string(),
+        company_id: org.company_id.clone(),
+        company_name: org.company_name.clone(),
+        user_email: run.request.user_email.clone(),
+        success: false,
+        status: status_word(crate::model::RunStatus::Failed),
+        total_permissions_removed: removed,
+        failures: 1,
+        ticket_id: run.request.ticket_id.clone(),
+        result_url: None,
+    }
+}
+
+/// One post of the run's outcome, made at most once (a post cannot be looked up). The inner
+/// error is the text for the report.
+async fn post_once(
+    store: &dyn RunStore,
+    notify: Notify<'_>,
+    run: &Run,
+    (kind, effect): (HookKind, Effect),
+    url: &str,
+    notice: &RunNotice,
+) -> Result<Result<(), String>, StepError> {
+    let label = kind.label();
+    match store.begin_effect(&run.run_id, effect).await? {
+        EffectState::Started => {}
+        EffectState::Done { error: None, .. } => return Ok(Ok(())),
+        EffectState::Done { error: Some(e), .. } => {
+            return Ok(Err(format!("the {label} post failed: {e}")))
+        }
+        EffectState::Unknown => {
+            return Ok(Err(format!(
+                "the {label} post may not have been made: an earlier attempt was interrupted, and a post is never made twice"
+            )))
+        }
+    }
+    let posted = notify.notifier.post(kind, url, notice).await;
+    let outcome = match &posted {
+        Ok(()) => done(None),
+        Err(e) => failed(e),
+    };
+    store.end_effect(&run.run_id, effect, &outcome).await?;
+    match &posted {
+        Ok(()) => info!(run_id = %run.run_id, hook = label, "outcome posted"),
+        Err(e) => warn!(run_id = %run.run_id, hook = label, error = %e, "outcome not posted"),
+    }
+    Ok(posted.map_err(|e| format!("the {label} post failed: {e}")))
 }
 
 /// Why a company's report goes to no ticket.
@@ -167,7 +282,11 @@ pub async fn notify_failure(
         info!(run_id = %run.run_id, "dry run failed: no ticket, note or email (the request did not ask for them)");
         return Vec::new();
     }
-    let removed = match store.items(&run.run_id).await {
+    let items = store.items(&run.run_id).await;
+    let removed_count = items.as_ref().map_or(0, |items| {
+        items.iter().filter(|i| i.status.is_removed()).count() as u32
+    });
+    let removed = match items {
         Ok(items) => items
             .into_iter()
             .filter(|i| i.status.is_removed())
@@ -193,6 +312,11 @@ pub async fn notify_failure(
         Ok(Ok(())) => {}
         Ok(Err(e)) => problems.push(e),
         Err(e) => problems.push(format!("failure email: {e}")),
+    }
+    let notice = failure_notice(run, org, removed_count);
+    match post_hooks(store, notify, org, run, &notice).await {
+        Ok(failed) => problems.extend(failed),
+        Err(e) => problems.push(format!("failure post: {e}")),
     }
     for p in &problems {
         error!(run_id = %run.run_id, problem = %p, "the failure of a run could not be notified");

@@ -353,4 +353,19 @@ impl Told for RestoreReport {
             attachments: Vec::new(),
         }
     }
+    fn notice(&self, org: &OrgSettings) -> crate::ports::RunNotice {
+        crate::ports::RunNotice {
+            event: "restore.finished".into(),
+            run_id: self.run_id.clone(),
+            company_id: org.company_id.clone(),
+            company_name: org.company_name.clone(),
+            user_email: self.user_email.clone(),
+            success: self.success,
+            status: super::notify::status_word(self.status),
+            total_permissions_removed: self.restored.len() as u32,
+            failures: (self.failed.len() + self.errors.len()) as u32,
+            ticket_id: self.ticket_id.clone(),
+            result_url: None,
+        }
+    }
 }

@@ -29,6 +29,7 @@ fn embedded_connector(env: &Env) -> HttpConnector {
         psa: crate::kit::psa_accounts(&env.sim.base_url),
         recheck: crate::kit::fast_recheck(),
         shard_time: DEFAULT_SHARD_TIME,
+        webhook_secret: None,
     }
 }
 

@@ -48,6 +48,7 @@ impl Harness {
             psa: crate::kit::psa_accounts(&sim.base_url),
             recheck,
             shard_time: DEFAULT_SHARD_TIME,
+            webhook_secret: Some(Secret::new(crate::kit::WEBHOOK_SECRET)),
         });
         let engine = LocalEngine {
             store: store.clone(),

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const CLIENT_SECRET: &str = "test-client-secret";
+/// Signs the posts to the simulator's webhooks (the harness's connector).
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 pub const CW_PRIVATE_KEY: &str = "test-cw-private";
 pub const HALO_CLIENT_SECRET: &str = "test-halo-secret";
 pub const AUTOTASK_SECRET: &str = "test-autotask-secret";

@@ -34,6 +34,7 @@ mod clients_halopsa;
 mod clients_m365;
 mod clients_throttling;
 mod least_authority;
+mod notify_webhooks;
 mod permission_index;
 mod restore;
 mod run_history;

@@ -38,12 +38,15 @@ struct SecretDocument {
     autotask_integration_code: Option<String>,
     autotask_username: Option<String>,
     autotask_secret: Option<String>,
+    /// Signs the posts to companies' webhooks (`[company.notify] webhook_url`).
+    webhook_secret: Option<String>,
 }
 
 pub struct AppSecrets {
     pub m365_client_id: String,
     pub m365_client_secret: Secret,
     pub psa: PsaAccounts,
+    pub webhook_secret: Option<Secret>,
 }
 
 impl SecretDocument {
@@ -175,13 +178,15 @@ impl SecretsProvider {
         // serde's message could quote the value: report only where it failed.
         let doc: SecretDocument = serde_json::from_str(&text).map_err(|e| {
             StepError::Permanent(format!(
-                "secret {} is not the expected JSON object (m365_client_id, m365_client_secret, and cw_company, cw_public_key, cw_private_key, cw_client_id; halo_client_id, halo_client_secret, halo_tenant; autotask_integration_code, autotask_username, autotask_secret for the PSAs in use): error at line {} column {}",
+                "secret {} is not the expected JSON object (m365_client_id, m365_client_secret, and cw_company, cw_public_key, cw_private_key, cw_client_id; halo_client_id, halo_client_secret, halo_tenant; autotask_integration_code, autotask_username, autotask_secret for the PSAs in use; webhook_secret for companies with a webhook): error at line {} column {}",
                 self.secret_id,
                 e.line(),
                 e.column()
             ))
         })?;
+        let webhook_secret = doc.webhook_secret.clone().map(Secret::new);
         Ok(AppSecrets {
+            webhook_secret,
             m365_client_id: doc.m365_client_id.clone(),
             m365_client_secret: Secret::new(doc.m365_client_secret.clone()),
             psa: doc.psa(),
@@ -256,6 +261,7 @@ impl Connector for SecretConnector {
             psa: self.psa_urls.apply(s.psa.clone()),
             recheck: Default::default(),
             shard_time: self.shard_time,
+            webhook_secret: s.webhook_secret.clone(),
         }
         .connect(org)
         .await
