@@ -103,6 +103,37 @@ where
     StoreError::backend(format!("{what}: {}", DisplayErrorContext(&e)))
 }
 
+/// One BatchWriteItem of at most 25 requests on `table`, sending again (with the store's
+/// retry policy) what DynamoDB leaves unprocessed.
+pub(super) async fn batch_write(
+    client: &Client,
+    table: &str,
+    requests: Vec<WriteRequest>,
+) -> Result<(), StoreError> {
+    let mut pending = Some(HashMap::from([(table.to_string(), requests)]));
+    for attempt in 1.. {
+        let out = client
+            .batch_write_item()
+            .set_request_items(pending.take())
+            .send()
+            .await
+            .map_err(|e| backend(&format!("BatchWriteItem {table}"), e))?;
+        match out.unprocessed_items {
+            Some(left) if left.values().any(|v| !v.is_empty()) => {
+                if !STORE_RETRY.allows_another(attempt) {
+                    return Err(StoreError::backend(format!(
+                        "BatchWriteItem left items of {table} unprocessed"
+                    )));
+                }
+                tokio::time::sleep(STORE_RETRY.delay(attempt, None)).await;
+                pending = Some(left);
+            }
+            _ => break,
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn serde_error(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::backend(format!("{what}: {e}"))
 }
@@ -382,28 +413,7 @@ impl DynamoRunStore {
                         .map_err(|e| StoreError::backend(e.to_string()))
                 })
                 .collect::<Result<_, _>>()?;
-            let mut pending = Some(HashMap::from([(self.runs.clone(), requests)]));
-            for attempt in 1.. {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .set_request_items(pending.take())
-                    .send()
-                    .await
-                    .map_err(|e| backend("BatchWriteItem", e))?;
-                match out.unprocessed_items {
-                    Some(left) if left.values().any(|v| !v.is_empty()) => {
-                        if !STORE_RETRY.allows_another(attempt) {
-                            return Err(StoreError::backend(
-                                "BatchWriteItem left items unprocessed",
-                            ));
-                        }
-                        tokio::time::sleep(STORE_RETRY.delay(attempt, None)).await;
-                        pending = Some(left);
-                    }
-                    _ => break,
-                }
-            }
+            batch_write(&self.client, &self.runs, requests).await?;
         }
         Ok(())
     }

@@ -15,14 +15,13 @@
 //! - `KEY#C#S#<key>` / `<trustee_id>`: a lowercase value (UPN, address, object id, value shown)
 //!   the trustee is found by.
 
-use super::dynamodb::STORE_RETRY;
+use super::dynamodb::{backend, batch_write, serde_error};
 use crate::error::StoreError;
 use crate::model::{
     IndexHits, IndexSettings, IndexedGrant, Snapshot, SnapshotRef, SnapshotSummary, Trustee,
 };
 use crate::ports::PermissionIndex;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -73,17 +72,6 @@ fn sortable(at: DateTime<Utc>) -> String {
 }
 fn summary_sk(s: &SnapshotSummary) -> String {
     format!("{}#{}", sortable(s.taken_at), s.snapshot_id)
-}
-
-fn backend<E: std::error::Error + 'static, R: std::fmt::Debug>(
-    what: &str,
-    e: SdkError<E, R>,
-) -> StoreError {
-    StoreError::backend(format!("{what}: {}", DisplayErrorContext(&e)))
-}
-
-fn serde_error(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::backend(format!("{what}: {e}"))
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -228,36 +216,14 @@ impl DynamoIndex {
             .chunks(BATCH)
             .map(<[WriteRequest]>::to_vec)
             .collect();
-        stream::iter(batches.into_iter().map(|batch| self.write_batch(batch)))
-            .buffer_unordered(PARALLEL)
-            .try_collect::<Vec<()>>()
-            .await?;
-        Ok(())
-    }
-
-    async fn write_batch(&self, batch: Vec<WriteRequest>) -> Result<(), StoreError> {
-        let mut pending = Some(HashMap::from([(self.table.clone(), batch)]));
-        for attempt in 1.. {
-            let out = self
-                .client
-                .batch_write_item()
-                .set_request_items(pending.take())
-                .send()
-                .await
-                .map_err(|e| backend("BatchWriteItem index", e))?;
-            match out.unprocessed_items {
-                Some(left) if left.values().any(|v| !v.is_empty()) => {
-                    if !STORE_RETRY.allows_another(attempt) {
-                        return Err(StoreError::backend(
-                            "BatchWriteItem left index items unprocessed",
-                        ));
-                    }
-                    tokio::time::sleep(STORE_RETRY.delay(attempt, None)).await;
-                    pending = Some(left);
-                }
-                _ => break,
-            }
-        }
+        stream::iter(
+            batches
+                .into_iter()
+                .map(|batch| batch_write(&self.client, &self.table, batch)),
+        )
+        .buffer_unordered(PARALLEL)
+        .try_collect::<Vec<()>>()
+        .await?;
         Ok(())
     }
 
