@@ -190,13 +190,28 @@ pub struct OrgPutArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
-    /// The run whose removals are put back.
-    #[arg(value_name = "RUN_ID")]
-    pub run_id: String,
+    /// The run whose removals are put back (none with --as-of).
+    #[arg(
+        value_name = "RUN_ID",
+        required_unless_present = "as_of",
+        conflicts_with = "as_of"
+    )]
+    pub run_id: Option<String>,
+    /// A backup restore: put one mailbox's (--mailbox) grants back as the permission index's
+    /// snapshot with this id, or the newest taken on or before this date (YYYY-MM-DD), held
+    /// them.
+    #[arg(long, value_name = "SNAPSHOT_ID|DATE", requires = "company_id")]
+    pub as_of: Option<String>,
+    /// The company of a backup restore.
+    #[arg(long, value_name = "ID", requires = "as_of")]
+    pub company_id: Option<String>,
+    /// The ticket a backup restore's note goes on (default: the PSA opens one).
+    #[arg(long, value_name = "ID", requires = "as_of")]
+    pub ticket_id: Option<String>,
     /// Only these permission types: full_access, send_as, send_on_behalf, calendar.
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub types: Vec<String>,
-    /// Only grants on this mailbox (repeatable).
+    /// Only grants on this mailbox (repeatable); with --as-of, the one mailbox put back.
     #[arg(long = "mailbox", value_name = "EMAIL")]
     pub mailboxes: Vec<String>,
     /// Say what would be put back; change nothing.
@@ -237,6 +252,27 @@ impl RestoreArgs {
             [
                 ("requested_by", &self.requested_by),
                 ("reason", &self.reason),
+            ],
+        );
+        Value::Object(body)
+    }
+
+    /// The backup restore body these flags describe (with --as-of): one --mailbox is the
+    /// mailbox put back; more than one is refused by the library.
+    pub fn backup_body(&self) -> Value {
+        let Value::Object(mut body) = self.request_body() else {
+            unreachable!("request_body builds an object")
+        };
+        if let [mailbox] = self.mailboxes.as_slice() {
+            body.remove("target_mailboxes");
+            body.insert("mailbox".into(), json!(mailbox));
+        }
+        insert_present(
+            &mut body,
+            [
+                ("company_id", &self.company_id),
+                ("as_of", &self.as_of),
+                ("ticket_id", &self.ticket_id),
             ],
         );
         Value::Object(body)

@@ -154,3 +154,48 @@ fn review_lists_what_should_not_hold_access_and_exits_1() {
         "{text}"
     );
 }
+
+#[test]
+fn restore_as_of_puts_a_mailbox_back_from_the_snapshot_and_refuses_what_it_cannot_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let summary = ok(&on_sandbox("sweep", "acme-tenant.json", &dir, &[]));
+    let id = summary["snapshot_id"].as_str().unwrap();
+
+    // A fresh sandbox holds every grant of the snapshot: each is found present, none added.
+    let report = ok(&on_sandbox(
+        "restore",
+        "acme-tenant.json",
+        &dir,
+        &["--mailbox", "billing@acmecorp.com", "--as-of", id],
+    ));
+    assert_eq!(report["kind"], "restore");
+    assert_eq!(report["success"], true, "{report}");
+    assert_eq!(report["backup"]["snapshot_id"], id);
+    assert_eq!(report["backup"]["mailbox"], "billing@acmecorp.com");
+    let restored = report["restored"].as_array().unwrap();
+    assert_eq!(restored.len(), 5, "{report}");
+    assert!(restored
+        .iter()
+        .all(|e| e["note"].as_str().unwrap().starts_with("already present")));
+    assert!(restored.iter().any(|e| e["trustee"] == JOHN));
+
+    for (extra, field) in [
+        (vec!["--as-of", id], "mailbox"),
+        (
+            vec!["--mailbox", "billing@acmecorp.com", "--as-of", "yesterday"],
+            "as_of",
+        ),
+        (
+            vec!["--mailbox", "billing@acmecorp.com", "--as-of", "2000-01-01"],
+            "as_of",
+        ),
+        (
+            vec!["--mailbox", "nobody@acmecorp.com", "--as-of", id],
+            "mailbox",
+        ),
+    ] {
+        let out = on_sandbox("restore", "acme-tenant.json", &dir, &extra);
+        assert_refused(&out, field);
+    }
+}

@@ -12,7 +12,8 @@ use crate::model::{Report, ReportInputs, Run, RunId, RunStatus, Scope, Verificat
 use crate::ports::RunStore;
 use crate::ports::{Connector, ProgressObserver, Queue};
 use crate::steps::{
-    abandon, dispatch, intake_as, intake_restore, next_messages, stoppable, Delivery, IntakeError,
+    abandon, dispatch, intake_as, intake_backup, intake_restore, next_messages, stoppable,
+    Delivery, IntakeError,
 };
 use chrono::Utc;
 use serde_json::Value;
@@ -142,6 +143,21 @@ impl LocalEngine {
         )
         .await?
         .run;
+        self.drive_accepted(run, origin, accepted).await
+    }
+
+    /// A backup restore (see [`intake_backup`]) for `principal`, run to its end like
+    /// [`Self::run_watched`].
+    pub async fn restore_backup_watched(
+        &self,
+        principal: Option<&str>,
+        body: &Value,
+        origin: Option<&str>,
+        accepted: impl FnOnce(&RunId),
+    ) -> Result<Run, IntakeError> {
+        let run = intake_backup(self.store.as_ref(), self.queue.as_ref(), principal, body)
+            .await?
+            .run;
         self.drive_accepted(run, origin, accepted).await
     }
 

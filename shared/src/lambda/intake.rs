@@ -16,7 +16,9 @@ use crate::model::{
     RunFilter, RunId, DEFAULT_RUN_PAGE,
 };
 use crate::ports::RunStore;
-use crate::steps::{check_run_audit, intake_as, intake_restore, intake_sentinel, IntakeError};
+use crate::steps::{
+    check_run_audit, intake_as, intake_backup, intake_restore, intake_sentinel, IntakeError,
+};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -151,6 +153,7 @@ pub async fn handle_http(
             ("POST", ["", "hooks", "revocations"]) => post_signed_revocation(deps, &request).await,
             ("POST", ["", "alerts", "sentinel"]) => post_sentinel_alert(deps, &request).await,
             ("POST", ["", "revocations", run_id, "restore"]) => post_restore(deps, &request, run_id).await,
+            ("POST", ["", "backups", "restore"]) => post_backup_restore(deps, &request).await,
             ("POST", ["", "revocations", run_id, "cancel"]) => {
                 match refused_for_run(deps, run_id, api_principal(&request).as_deref()).await {
                     Some(refused) => refused,
@@ -173,7 +176,7 @@ pub async fn handle_http(
                     None => get_audit(deps, &request, run_id).await,
                 }
             }
-            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations, POST /hooks/revocations, POST /alerts/sentinel, GET /revocations, GET /revocations/{{run_id}}, GET /revocations/{{run_id}}/audit, POST /revocations/{{run_id}}/restore or POST /revocations/{{run_id}}/cancel"), None)),
+            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations, POST /hooks/revocations, POST /alerts/sentinel, GET /revocations, GET /revocations/{{run_id}}, GET /revocations/{{run_id}}/audit, POST /revocations/{{run_id}}/restore, POST /revocations/{{run_id}}/cancel or POST /backups/restore"), None)),
         }
     }
     .instrument(span)
@@ -377,6 +380,26 @@ async fn post_restore(
     )
     .await
     {
+        Ok(accepted) => accepted_response(&accepted.run),
+        Err(e) => intake_failure(&e),
+    }
+}
+
+/// `POST /backups/restore`: a backup restore that puts one mailbox's grants back as a snapshot
+/// of the permission index held them (body: `company_id`, `mailbox`, `as_of` — a snapshot id
+/// or a date — and optionally `permission_types`, `dry_run`, `include_revoked`, `ticket_id`,
+/// `requested_by`, `reason`). 202 with the new run's status URL; 400 for a bad body, 409 when
+/// no snapshot matches `as_of` or it holds nothing on the mailbox.
+async fn post_backup_restore(
+    deps: &IntakeDeps,
+    request: &ApiGatewayV2httpRequest,
+) -> ApiGatewayV2httpResponse {
+    let body = match raw_body(request).and_then(|raw| json_body(&raw)) {
+        Ok(body) => body,
+        Err(e) => return response(400, e.to_json()),
+    };
+    let principal = api_principal(request);
+    match intake_backup(&deps.store, &deps.queue, principal.as_deref(), &body).await {
         Ok(accepted) => accepted_response(&accepted.run),
         Err(e) => intake_failure(&e),
     }

@@ -1,7 +1,7 @@
 //! The permission index: a snapshot of every grant every trustee holds in a tenant, taken by a
 //! sweep, kept by the run store, read by `access`, containment, reviews and backups.
 
-use super::{CalendarGrant, Grant, PermissionType};
+use super::{CalendarGrant, Grant, PermissionType, ResolvedUser};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -148,6 +148,33 @@ impl Trustee {
             .or(self.address.as_deref())
             .or(self.shown_as.first().map(String::as_str))
             .unwrap_or(&self.trustee_id)
+    }
+
+    /// The trustee as a run's user: every value the snapshot saw it by is one a permission
+    /// answer may name it by now (what a backup restore's reads match with).
+    pub fn as_user(&self) -> ResolvedUser {
+        let keys = self.keys();
+        ResolvedUser {
+            id: self
+                .object_id
+                .clone()
+                .unwrap_or_else(|| self.trustee_id.clone()),
+            upn: self.name().to_string(),
+            display_name: self.display_name.clone().unwrap_or_default(),
+            sids: keys
+                .iter()
+                .filter(|k| k.starts_with("s-1-"))
+                .map(|k| k.to_ascii_uppercase())
+                .collect(),
+            names: keys.clone(),
+            addresses: keys,
+            mailbox_dn: self.distinguished_name.clone(),
+            mailbox_name: None,
+            matched_by: None,
+            account_enabled: None,
+            recipient_type: self.recipient_type.clone(),
+            groups: Vec::new(),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 mod alert;
 mod audit;
 mod audit_chain;
+mod backup_request;
 mod grant;
 mod history;
 mod index;
@@ -17,6 +18,7 @@ mod victim;
 pub use alert::*;
 pub use audit::*;
 pub use audit_chain::*;
+pub use backup_request::*;
 pub use grant::*;
 pub use history::*;
 pub use index::*;

@@ -243,6 +243,9 @@ pub struct SharedMailboxEntry {
 pub struct SkippedGrant {
     pub mailbox: String,
     pub permission: String,
+    /// Whose grant it is, where a report covers several trustees (a backup restore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trustee: Option<String>,
     pub reason: String,
 }
 
@@ -363,6 +366,7 @@ impl Report {
                 skipped.push(SkippedGrant {
                     mailbox: g.mailbox.clone(),
                     permission: g.right.report_name().to_string(),
+                    trustee: None,
                     reason: reason.clone(),
                 });
                 continue;

@@ -424,7 +424,10 @@ pub(super) fn json_type(v: &Value) -> &'static str {
     }
 }
 
-fn required_string(obj: &Map<String, Value>, field: &str) -> Result<String, InvalidRequest> {
+pub(super) fn required_string(
+    obj: &Map<String, Value>,
+    field: &str,
+) -> Result<String, InvalidRequest> {
     match obj.get(field) {
         None | Some(Value::Null) => Err(InvalidRequest::new(field, "is required")),
         Some(Value::String(s)) if s.trim().is_empty() => {

@@ -2,8 +2,8 @@
 //! proves it (product.md, "Restore").
 
 use super::{
-    Grant, ItemStatus, PermissionType, PlanItem, RemainingGrant, RequestContext, Run, RunKind,
-    RunStatus, SkippedGrant, Verification,
+    Grant, ItemId, ItemStatus, PermissionType, PlanItem, RemainingGrant, RequestContext, Run,
+    RunKind, RunStatus, SkippedGrant, SnapshotSource, Verification,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,9 @@ use std::collections::BTreeSet;
 pub struct RestoredEntry {
     pub mailbox: String,
     pub permission: String,
+    /// Who holds it again: in a backup restore, where trustees differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trustee: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_level: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,6 +35,8 @@ pub struct RestoredEntry {
 pub struct RestoreFailure {
     pub mailbox: String,
     pub permission: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trustee: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_level: Option<String>,
     pub error: String,
@@ -58,6 +63,9 @@ pub struct RestoreReport {
     pub status: RunStatus,
     pub dry_run: bool,
     pub restored_from: String,
+    /// A backup restore: the snapshot and the mailbox it puts back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<SnapshotSource>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub user_email: String,
@@ -89,8 +97,8 @@ pub struct RestoreInputs<'a> {
     pub run: &'a Run,
     pub company_name: &'a str,
     pub items: &'a [PlanItem],
-    /// The user's grants the re-read found, as (mailbox, permission type).
-    pub present: &'a BTreeSet<(String, PermissionType)>,
+    /// The items the re-read found back.
+    pub present: &'a BTreeSet<ItemId>,
     /// False when the tenant could not be re-read: nothing is proven back.
     pub read: bool,
     pub errors: Vec<String>,
@@ -131,6 +139,7 @@ impl RestoreReport {
                 .as_ref()
                 .map(|r| r.restored_from.to_string())
                 .unwrap_or_default(),
+            backup: run.restore.as_ref().and_then(|r| r.snapshot.clone()),
             started_at: run.created_at,
             finished_at,
             user_email: run.request.user_email.clone(),
@@ -148,12 +157,20 @@ impl RestoreReport {
             victim_mailbox: None,
         };
         let mut missing: Vec<Grant> = Vec::new();
+        // A backup restore puts back many trustees' grants: each entry names its trustee.
+        let backup = report.backup.is_some();
+        let entry =
+            |g: &Grant, done: bool, would: Option<bool>, note: Option<String>| RestoredEntry {
+                trustee: backup.then(|| g.trustee.clone()),
+                ..restored(g, done, would, note)
+            };
         for item in items {
             let g = &item.grant;
-            let is_present = read && present.contains(&g.key());
+            let is_present = read && present.contains(&item.id);
             let failed = |error: String| RestoreFailure {
                 mailbox: g.mailbox.clone(),
                 permission: g.right.report_name().to_string(),
+                trustee: backup.then(|| g.trustee.clone()),
                 access_level: g.access_level(),
                 error,
             };
@@ -162,12 +179,13 @@ impl RestoreReport {
                     report.skipped.push(SkippedGrant {
                         mailbox: g.mailbox.clone(),
                         permission: g.right.report_name().to_string(),
+                        trustee: backup.then(|| g.trustee.clone()),
                         reason: reason.clone(),
                     });
                     continue;
                 }
                 _ if dry_run => {
-                    report.restored.push(restored(g, false, Some(true), None));
+                    report.restored.push(entry(g, false, Some(true), None));
                     continue;
                 }
                 _ if is_present => {
@@ -175,10 +193,10 @@ impl RestoreReport {
                         ItemStatus::Restored => None,
                         _ => Some(ALREADY_PRESENT.to_string()),
                     };
-                    report.restored.push(restored(g, true, None, note));
+                    report.restored.push(entry(g, true, None, note));
                 }
                 ItemStatus::Restored | ItemStatus::AlreadyPresent if !read => {
-                    report.restored.push(restored(
+                    report.restored.push(entry(
                         g,
                         true,
                         None,
@@ -263,6 +281,7 @@ fn restored(
     RestoredEntry {
         mailbox: g.mailbox.clone(),
         permission: g.right.report_name().to_string(),
+        trustee: None,
         access_level: g.access_level(),
         recipient_type: g.send_as_recipient_type(),
         restored,

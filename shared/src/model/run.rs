@@ -263,13 +263,27 @@ impl RunKind {
     }
 }
 
-/// A restore run: which run it puts back, and how it was asked.
+/// A restore run: which run (or, for a backup restore, which snapshot) it puts back, and how
+/// it was asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreOf {
+    /// The run whose removals are put back; for a backup restore, the snapshot's id.
     pub restored_from: RunId,
     /// Also put back grants whose trustee a later run revoked again.
     #[serde(default)]
     pub include_revoked: bool,
+    /// A backup restore: the mailbox's grants as this snapshot of the permission index held
+    /// them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotSource>,
+}
+
+/// The snapshot a backup restore puts a mailbox back from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotSource {
+    pub snapshot_id: String,
+    pub taken_at: DateTime<Utc>,
+    pub mailbox: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

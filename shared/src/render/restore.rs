@@ -27,12 +27,21 @@ fn headline(r: &RestoreReport) -> String {
 
 /// The sections of the report, each a title and its lines.
 fn sections(r: &RestoreReport) -> Vec<(&'static str, Vec<String>)> {
-    let grant = |mailbox: &str, permission: &str, level: &Option<String>| {
+    // A backup restore's entries name their trustee: "mailbox — permission (level) for who".
+    let grant = |mailbox: &str, permission: &str, level: &Option<String>, who: &Option<String>| {
         let level = level
             .as_deref()
             .map(|l| format!(" ({})", one_line(l)))
             .unwrap_or_default();
-        format!("{} — {}{level}", one_line(mailbox), one_line(permission))
+        let who = who
+            .as_deref()
+            .map(|w| format!(" for {}", one_line(w)))
+            .unwrap_or_default();
+        format!(
+            "{} — {}{level}{who}",
+            one_line(mailbox),
+            one_line(permission)
+        )
     };
     let restored = r
         .restored
@@ -45,7 +54,7 @@ fn sections(r: &RestoreReport) -> Vec<(&'static str, Vec<String>)> {
                 .unwrap_or_default();
             format!(
                 "{}{note}",
-                grant(&e.mailbox, &e.permission, &e.access_level)
+                grant(&e.mailbox, &e.permission, &e.access_level, &e.trustee)
             )
         })
         .collect();
@@ -55,7 +64,7 @@ fn sections(r: &RestoreReport) -> Vec<(&'static str, Vec<String>)> {
         .map(|e| {
             format!(
                 "{}: {}",
-                grant(&e.mailbox, &e.permission, &e.access_level),
+                grant(&e.mailbox, &e.permission, &e.access_level, &e.trustee),
                 one_line(&e.error)
             )
         })
@@ -66,7 +75,7 @@ fn sections(r: &RestoreReport) -> Vec<(&'static str, Vec<String>)> {
         .map(|s| {
             format!(
                 "{}: {}",
-                grant(&s.mailbox, &s.permission, &None),
+                grant(&s.mailbox, &s.permission, &None, &s.trustee),
                 one_line(&s.reason)
             )
         })
@@ -75,7 +84,7 @@ fn sections(r: &RestoreReport) -> Vec<(&'static str, Vec<String>)> {
         .verification
         .missing
         .iter()
-        .map(|m| grant(&m.mailbox, &m.permission, &None))
+        .map(|m| grant(&m.mailbox, &m.permission, &None, &None))
         .collect();
     vec![
         (
@@ -102,12 +111,27 @@ fn sections(r: &RestoreReport) -> Vec<(&'static str, Vec<String>)> {
 }
 
 fn facts(r: &RestoreReport) -> Vec<(&'static str, String)> {
-    let mut out = vec![
-        ("User", one_line(&r.user_email)),
-        ("Company", one_line(&r.company)),
-        ("Restore run", r.run_id.clone()),
-        ("Restores run", r.restored_from.clone()),
-    ];
+    let mut out = match &r.backup {
+        Some(b) => vec![
+            ("Mailbox", one_line(&b.mailbox)),
+            ("Company", one_line(&r.company)),
+            ("Restore run", r.run_id.clone()),
+            (
+                "From snapshot",
+                format!(
+                    "{} (taken {})",
+                    b.snapshot_id,
+                    b.taken_at.format("%Y-%m-%d %H:%M UTC")
+                ),
+            ),
+        ],
+        None => vec![
+            ("User", one_line(&r.user_email)),
+            ("Company", one_line(&r.company)),
+            ("Restore run", r.run_id.clone()),
+            ("Restores run", r.restored_from.clone()),
+        ],
+    };
     match (&r.ticket_id, &r.no_ticket) {
         (Some(t), _) => out.push(("Ticket", one_line(t))),
         (None, Some(why)) => out.push(("Ticket", format!("none ({})", one_line(why)))),

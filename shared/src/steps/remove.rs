@@ -55,6 +55,7 @@ pub async fn remove(
         }
         // The batch's records form one chain, so concurrent batches never share a head.
         let trail = &ChainWriter::new(store, run_id, batch_chain(batch_id));
+        let trustees = &super::restore_backup::trustees(store, run).await?;
         let results = join_all(batch_items.iter().filter(|i| !i.status.is_finished()).map(
             |item| async move {
                 if deadline.near() || super::stop_requested() {
@@ -67,9 +68,17 @@ pub async fn remove(
                             .await
                     }
                     RunKind::Restore => {
+                        let user = match trustees {
+                            Some(backup) => backup.user_of(&item.grant),
+                            None => run.user.as_ref(),
+                        };
                         deadline
                             .bound(super::restore::restore_item(
-                                store, trail, tenant, run, item,
+                                store,
+                                trail,
+                                tenant,
+                                run,
+                                (item, user),
                             ))
                             .await
                     }

@@ -13,9 +13,9 @@ use super::{Notify, Tenant};
 use crate::authorize::{authorize, log_refusal};
 use crate::error::StepError;
 use crate::model::{
-    AuditPhase, AuditResult, InvalidRequest, ItemStatus, OrgSettings, PermissionType, PlanItem,
-    RemainingGrant, RestoreInputs, RestoreOf, RestoreReport, RestoreRequest, Run, RunFilter, RunId,
-    RunKind, Verification, VictimMailboxReport, ALREADY_PRESENT, MAX_RUN_PAGE,
+    AuditPhase, AuditResult, InvalidRequest, ItemId, ItemStatus, OrgSettings, PlanItem,
+    RemainingGrant, ResolvedUser, RestoreInputs, RestoreOf, RestoreReport, RestoreRequest, Run,
+    RunFilter, RunId, RunKind, Verification, VictimMailboxReport, ALREADY_PRESENT, MAX_RUN_PAGE,
 };
 use crate::ports::{OutgoingMail, Queue, RunStore, ScanFacts};
 use crate::render;
@@ -82,6 +82,7 @@ pub async fn intake_restore(
     run.restore = Some(RestoreOf {
         restored_from: source.run_id.clone(),
         include_revoked: asked.include_revoked,
+        snapshot: None,
     });
     store.create_run(&run).await?;
     queue_discovery(queue, &run).await?;
@@ -131,6 +132,9 @@ pub(crate) async fn plan(
     run: &Run,
     of: &RestoreOf,
 ) -> Result<(), StepError> {
+    if let Some(src) = &of.snapshot {
+        return super::restore_backup::plan(store, queue, run, of, src).await;
+    }
     let source = store.get_run(&of.restored_from).await?.ok_or_else(|| {
         StepError::Permanent(format!("run {} to restore is gone", of.restored_from))
     })?;
@@ -191,17 +195,22 @@ async fn revoked_again(store: &dyn RunStore, source: &Run) -> Result<Option<Stri
             since: Some(source.created_at),
             status: None,
         };
-        if let Some(why) = later_revocation(store, source, &filter).await? {
+        if let Some(why) =
+            later_revocation(store, &filter, source.created_at, Some(&source.run_id)).await?
+        {
             return Ok(Some(why));
         }
     }
     Ok(None)
 }
 
-async fn later_revocation(
+/// Why grants of the user `filter` names are not put back: a revocation (not a dry run) of
+/// theirs made after `since`, other than `except`.
+pub(crate) async fn later_revocation(
     store: &dyn RunStore,
-    source: &Run,
     filter: &RunFilter,
+    since: chrono::DateTime<Utc>,
+    except: Option<&RunId>,
 ) -> Result<Option<String>, StepError> {
     let mut after: Option<String> = None;
     loop {
@@ -211,8 +220,8 @@ async fn later_revocation(
         if let Some(later) = page.runs.iter().find(|r| {
             r.kind == RunKind::Revoke
                 && !r.dry_run
-                && r.run_id != source.run_id
-                && r.created_at > source.created_at
+                && Some(&r.run_id) != except
+                && r.created_at > since
         }) {
             return Ok(Some(format!(
                 "the user's access was revoked again by run {} on {}; restore with include_revoked (--include-revoked) to put it back anyway",
@@ -229,13 +238,15 @@ async fn later_revocation(
 
 /// Puts one grant back; `Ok(false)` when its call was not sent because the step's time was up
 /// (it is left pending for the continuation). Its intent is audited before the call and its
-/// outcome (`phase: restore`) after.
+/// outcome (`phase: restore`) after. `user` holds the grant (the run's user; in a backup
+/// restore, the grant's own trustee): when the tenant shows it holding the grant already,
+/// nothing is added.
 pub(crate) async fn restore_item(
     store: &dyn RunStore,
     trail: &ChainWriter<'_>,
     tenant: Tenant<'_>,
     run: &Run,
-    item: &PlanItem,
+    (item, user): (&PlanItem, Option<&ResolvedUser>),
 ) -> Result<bool, StepError> {
     let Some(first_attempt) = trail
         .append_in_time(audit(run, item, AuditPhase::Before, None, None))
@@ -243,7 +254,7 @@ pub(crate) async fn restore_item(
     else {
         return Ok(false);
     };
-    let already = match &run.user {
+    let already = match user {
         Some(user) => present(tenant, user, &item.grant).await == Some(true),
         None => false,
     };
@@ -271,6 +282,27 @@ pub(crate) async fn restore_item(
     record_outcome(store, trail, run, item, AuditPhase::Restore, outcome).await
 }
 
+/// The items of a restore of a run that the re-read shows back: the run had one user, so a
+/// grant is back when that user holds its type on its mailbox again.
+pub(crate) fn present_items(items: &[PlanItem], found: &Verification) -> BTreeSet<ItemId> {
+    let back: BTreeSet<(&str, &str)> = found
+        .remaining
+        .iter()
+        .map(
+            |RemainingGrant {
+                 mailbox,
+                 permission,
+                 ..
+             }| (mailbox.as_str(), permission.as_str()),
+        )
+        .collect();
+    items
+        .iter()
+        .filter(|i| back.contains(&(i.grant.mailbox.as_str(), i.grant.right.report_name())))
+        .map(|i| i.id)
+        .collect()
+}
+
 /// Verification of a restore run, after the re-read: the report (what the re-read shows back
 /// is restored, whatever the write answered), the note on the original ticket, the email,
 /// and the end of the run.
@@ -281,30 +313,14 @@ pub(crate) async fn finish(
     org: &OrgSettings,
     run: &Run,
     items: &[PlanItem],
-    (found, read, victim_mailbox): (&Verification, bool, Option<VictimMailboxReport>),
+    (present, read, victim_mailbox): (&BTreeSet<ItemId>, bool, Option<VictimMailboxReport>),
     errors: Vec<String>,
 ) -> Result<(), StepError> {
-    let present: BTreeSet<(String, PermissionType)> = found
-        .remaining
-        .iter()
-        .filter_map(
-            |RemainingGrant {
-                 mailbox,
-                 permission,
-                 ..
-             }| {
-                PermissionType::ALL
-                    .into_iter()
-                    .find(|t| t.report_name() == permission)
-                    .map(|t| (mailbox.clone(), t))
-            },
-        )
-        .collect();
     let mut report = RestoreReport::build(RestoreInputs {
         run,
         company_name: &org.company_name,
         items,
-        present: &present,
+        present,
         read,
         errors,
         ticket_id: run.request.ticket_id.clone(),

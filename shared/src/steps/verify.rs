@@ -86,11 +86,24 @@ async fn finish(
         }
     }
     let facts = store.scan_facts(run_id).await?;
+    // A backup restore reads each grant back by its own trustee; every other run re-reads
+    // the tenant for its user.
+    let backup = match run.restore.as_ref().is_some_and(|r| r.snapshot.is_some()) {
+        true => Some(super::restore_backup::reread(store, tenant, run, &items).await?),
+        false => None,
+    };
     let Some(Reread {
         verification,
         errors,
         read,
-    }) = reread(store, tenant, org, run, &items, &facts, delivery).await?
+    }) = (match &backup {
+        Some(b) => Some(Reread {
+            verification: b.verification.clone(),
+            errors: b.errors.clone(),
+            read: true,
+        }),
+        None => reread(store, tenant, org, run, &items, &facts, delivery).await?,
+    })
     else {
         info!("deadline near; verification continues in a new message");
         queue
@@ -131,7 +144,11 @@ async fn finish(
     if run.restore.is_some() {
         let errors = [facts.scan_errors, errors].concat();
         let victim = super::victim_report::restore_report(store, tenant, run).await?;
-        let found = (&verification, read, victim);
+        let present = match backup {
+            Some(b) => b.present,
+            None => super::restore::present_items(&items, &verification),
+        };
+        let found = (&present, read, victim);
         super::restore::finish(store, notify, org, run, &items, found, errors).await?;
         return Ok(Finished::Done);
     }

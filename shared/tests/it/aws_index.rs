@@ -302,6 +302,96 @@ async fn the_scheduled_index_job_fills_the_table_get_access_answers_from_it_and_
     assert_eq!(env.dlq_depths().await, vec![0, 0, 0, 0]);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_restore_through_the_handlers_puts_a_wiped_mailbox_back_from_the_index_table() {
+    const BILLING: &str = "billing@acmecorp.com";
+    let env = Env::start(fixture("acme-tenant.json"), 10).await;
+    let on_billing = || -> BTreeSet<(String, String)> {
+        let s = env.sim.snapshot();
+        let m = s.mailboxes.iter().find(|m| m.upn == BILLING).unwrap();
+        let fa = m.full_access.iter().filter(|g| !g.inherited && !g.deny);
+        let sa = m.send_as.iter().filter(|g| !g.inherited && !g.deny);
+        fa.map(|g| ("full_access".to_string(), g.user.clone()))
+            .chain(sa.map(|g| ("send_as".to_string(), g.user.clone())))
+            .filter(|(_, u)| !u.to_ascii_uppercase().starts_with("NT AUTHORITY"))
+            .collect()
+    };
+    let before = on_billing();
+    assert_eq!(before.len(), 5, "{before:?}");
+    let answer = scheduled_index(&env).await;
+    let snapshot_id = answer["snapshot_id"].as_str().unwrap().to_string();
+
+    // Someone wipes the shared mailbox.
+    let conns = embedded_connector(&env).connect(&acme()).await.unwrap();
+    for (right, who) in &before {
+        match right.as_str() {
+            "full_access" => conns
+                .exchange
+                .remove_full_access(BILLING, who)
+                .await
+                .unwrap(),
+            _ => conns
+                .exchange
+                .remove_send_as(BILLING, Some("SharedMailbox"), who)
+                .await
+                .unwrap(),
+        };
+    }
+    assert!(on_billing().is_empty());
+
+    // A bad body names the field; a date before any snapshot is a conflict.
+    let (status, body) = env
+        .http(
+            "POST",
+            "/backups/restore",
+            Some(json!({"company_id": "acme", "mailbox": BILLING})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (400, &json!("as_of")),
+        "{body}"
+    );
+    let (status, body) = env
+        .http(
+            "POST",
+            "/backups/restore",
+            Some(json!({"company_id": "acme", "mailbox": BILLING, "as_of": "2000-01-01"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (409, &json!("as_of")),
+        "{body}"
+    );
+
+    let (status, accepted) = env
+        .http(
+            "POST",
+            "/backups/restore",
+            Some(
+                json!({"company_id": "acme", "mailbox": BILLING, "as_of": snapshot_id,
+                "requested_by": "it@acmecorp.com", "reason": "permissions wiped by mistake"}),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let run_id = accepted["run_id"].as_str().unwrap().to_string();
+    env.pump_steps(1).await;
+    let body = env.get(&run_id).await;
+    assert_eq!(body["status"], "completed", "{body}");
+    let result = &body["result"];
+    assert_eq!(result["success"], true, "{result}");
+    assert_eq!(result["backup"]["snapshot_id"], snapshot_id.as_str());
+    assert_eq!(result["restored"].as_array().unwrap().len(), 5, "{result}");
+    assert_eq!(result["verification"]["all_restored"], true, "{result}");
+    assert_eq!(on_billing(), before, "the snapshot's grants exactly");
+    assert_eq!(env.dlq_depths().await, vec![0, 0, 0, 0]);
+}
+
 fn trustee(id: &str, upn: &str) -> Trustee {
     Trustee {
         trustee_id: id.into(),
@@ -569,13 +659,23 @@ fn the_template_grants_the_index_to_the_functions_that_use_it_and_no_more() {
             "dynamodb:BatchWriteItem"
         ])
     );
+    // A backup restore's batches and re-read read the snapshot's trustees, never write.
     for role in ["RemovalRole", "VerificationRole"] {
-        assert!(actions_on_index(role).is_empty(), "{role}");
+        assert_eq!(
+            actions_on_index(role),
+            set(&["dynamodb:GetItem", "dynamodb:Query"]),
+            "{role}"
+        );
     }
-    let route = &r["IntakeFunction"]["Properties"]["Events"]["GetAccess"]["Properties"];
-    assert_eq!(
-        (&route["Method"], &route["Path"]),
-        (&"GET".into(), &"/access".into())
-    );
+    for (event, method, path) in [
+        ("GetAccess", "GET", "/access"),
+        ("RestoreBackup", "POST", "/backups/restore"),
+    ] {
+        let route = &r["IntakeFunction"]["Properties"]["Events"][event]["Properties"];
+        assert_eq!(
+            (&route["Method"], &route["Path"]),
+            (&method.into(), &path.into())
+        );
+    }
     assert!(text.contains("REVOKE365_INDEX_TABLE: !Ref IndexTable"));
 }

@@ -83,6 +83,14 @@ impl Harness {
             .expect("restore accepted")
     }
 
+    /// A backup restore (`body`: company, mailbox, as_of and options); the run as it ended,
+    /// or intake's refusal.
+    pub async fn restore_backup(&self, body: Value) -> Result<Run, revoke365::steps::IntakeError> {
+        self.engine
+            .restore_backup_watched(None, &body, None, |_| {})
+            .await
+    }
+
     /// Runs a request that must finish with a report.
     pub async fn report(&self, body: Value) -> Report {
         let run = self.run(body).await;

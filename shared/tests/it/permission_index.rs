@@ -451,3 +451,156 @@ async fn a_review_lists_the_grants_of_disabled_deleted_orphaned_guest_and_extern
     assert_eq!(r.summary.values().sum::<usize>(), 5);
     assert_eq!(r.summary[&ReviewReason::Disabled], 1);
 }
+
+/// (type, trustee) of every direct grant the simulator holds on `mailbox`.
+fn grants_on(h: &Harness, mailbox: &str) -> BTreeSet<(PermissionType, String)> {
+    tenant_grants(h)
+        .into_iter()
+        .filter(|(m, _, _)| m == mailbox)
+        .map(|(_, t, who)| (t, who))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_backup_restore_puts_a_wiped_mailbox_back_as_the_snapshot_held_it() {
+    const BILLING: &str = "billing@acmecorp.com";
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let before = grants_on(&h, BILLING);
+    assert_eq!(before.len(), 5, "{before:?}");
+    let snapshot = h.sweep().await;
+    let id = snapshot.summary.snapshot_id.clone();
+
+    // After the sweep John leaves (a revocation), someone wipes the shared mailbox, and Jane
+    // is given Full Access on it.
+    let revoked = h
+        .report(json!({"user_email": JOHN, "company_id": "acme", "ticket_id": "48213"}))
+        .await;
+    assert!(revoked.success);
+    let conns = h.connector.connect(&h.org).await.unwrap();
+    for who in ["finance@acmecorp.com", "it.admin@acmecorp.com"] {
+        conns
+            .exchange
+            .remove_full_access(BILLING, who)
+            .await
+            .unwrap();
+    }
+    conns
+        .exchange
+        .remove_send_as(BILLING, Some("SharedMailbox"), "Finance Team")
+        .await
+        .unwrap();
+    conns
+        .exchange
+        .add_full_access(BILLING, "jane.doe@acmecorp.com")
+        .await
+        .unwrap();
+    assert_eq!(
+        grants_on(&h, BILLING),
+        BTreeSet::from([(
+            PermissionType::FullAccess,
+            "jane.doe@acmecorp.com".to_string()
+        )])
+    );
+
+    // Refused, nothing created: no snapshot that old, a mailbox the snapshot holds nothing on.
+    let runs = || async {
+        let filter = revoke365::model::RunFilter::default();
+        h.store
+            .list_runs(&filter, 100, None)
+            .await
+            .unwrap()
+            .runs
+            .len()
+    };
+    let count = runs().await;
+    for (body, field) in [
+        (
+            json!({"company_id": "acme", "mailbox": BILLING, "as_of": "2000-01-01"}),
+            "as_of",
+        ),
+        (
+            json!({"company_id": "acme", "mailbox": "nobody@acmecorp.com", "as_of": id}),
+            "mailbox",
+        ),
+        (json!({"company_id": "acme", "mailbox": BILLING}), "as_of"),
+    ] {
+        match h.restore_backup(body.clone()).await {
+            Err(
+                revoke365::steps::IntakeError::Conflict(e)
+                | revoke365::steps::IntakeError::Invalid(e),
+            ) => {
+                assert_eq!(e.field, field, "{body}: {e}")
+            }
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+    assert_eq!(runs().await, count, "a refused restore creates no run");
+
+    // From the snapshot: the three wiped grants come back; John's two are skipped (a run
+    // after the snapshot revoked him); Jane's newer grant is left alone.
+    let run = h
+        .restore_backup(json!({"company_id": "acme", "mailbox": BILLING, "as_of": id}))
+        .await
+        .unwrap();
+    let r = run.restore_result.as_ref().expect("a restore result");
+    assert!(r.success, "{r:#?}");
+    assert_eq!(r.backup.as_ref().unwrap().snapshot_id, id);
+    let back: BTreeSet<(String, Option<String>)> = r
+        .restored
+        .iter()
+        .map(|e| (e.permission.clone(), e.trustee.clone()))
+        .collect();
+    assert_eq!(back.len(), 3, "{r:#?}");
+    assert!(r.restored.iter().all(|e| e.restored && e.note.is_none()));
+    assert_eq!(r.skipped.len(), 2, "{r:#?}");
+    assert!(r
+        .skipped
+        .iter()
+        .all(|s| s.trustee.as_deref() == Some(JOHN) && s.reason.contains("revoked again")));
+    let mut expected: BTreeSet<_> = before
+        .iter()
+        .filter(|(_, who)| who != JOHN)
+        .cloned()
+        .collect();
+    expected.insert((
+        PermissionType::FullAccess,
+        "jane.doe@acmecorp.com".to_string(),
+    ));
+    assert_eq!(grants_on(&h, BILLING), expected);
+    let text = revoke365::render::restore_text(r);
+    assert!(text.contains(&format!("From snapshot: {id}")), "{text}");
+    assert!(text.contains("for finance@acmecorp.com"), "{text}");
+    // Each grant put back is audited with its outcome.
+    let records = h.store.audit_records(&run.run_id).await.unwrap();
+    let restored = records
+        .iter()
+        .filter(|r| r.result == Some(revoke365::model::AuditResult::Restored))
+        .count();
+    assert_eq!(restored, 3);
+
+    // With include_revoked John's come back too; the rest is there already.
+    let again = h
+        .restore_backup(
+            json!({"company_id": "acme", "mailbox": BILLING, "as_of": id, "include_revoked": true}),
+        )
+        .await
+        .unwrap();
+    let r = again.restore_result.as_ref().unwrap();
+    assert!(r.success, "{r:#?}");
+    assert_eq!(r.restored.len(), 5);
+    assert_eq!(
+        r.restored.iter().filter(|e| e.note.is_some()).count(),
+        3,
+        "already present"
+    );
+    let mut all = before.clone();
+    all.insert((
+        PermissionType::FullAccess,
+        "jane.doe@acmecorp.com".to_string(),
+    ));
+    assert_eq!(
+        grants_on(&h, BILLING),
+        all,
+        "the snapshot's grants exactly, plus Jane's"
+    );
+}
