@@ -359,8 +359,12 @@ pub struct SweepArgs {
 pub struct ReviewArgs {
     #[command(flatten)]
     pub tenant: TenantArgs,
+    /// Also list enabled users who have not signed in for N days (Graph signInActivity: needs
+    /// AuditLog.Read.All and Entra ID P1; skipped with a note where absent).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub inactive_days: Option<u32>,
     /// Start a revocation of every listed trustee that is a directory user (disabled accounts,
-    /// guests), all noted on one ticket.
+    /// guests, inactive users), all noted on one ticket.
     #[arg(long)]
     pub revoke: bool,
     #[arg(long, value_enum, default_value = "json")]

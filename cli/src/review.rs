@@ -7,7 +7,7 @@ use crate::{
     company, engine, internal, new_origin, open_store, os_user, target, CliError, EXIT_BAD_INPUT,
     EXIT_NOT_SUCCESSFUL, EXIT_SUCCESS,
 };
-use revoke365::index::{review as review_index, AccessError, Review};
+use revoke365::index::{review as review_index, AccessError, Review, ReviewReason};
 use revoke365::ports::Connector;
 use serde_json::json;
 use std::fmt::Write;
@@ -24,17 +24,22 @@ pub async fn review(args: ReviewArgs) -> Result<u8, CliError> {
         .connect(&org)
         .await
         .map_err(|e| connect_error(&org, e))?;
-    let found = review_index(store.as_ref(), conns.directory.as_ref(), &org)
-        .await
-        .map_err(|e| match e {
-            AccessError::NoSnapshot(_) => CliError {
-                code: "no_index".into(),
-                field: Some("company_id".into()),
-                message: e.to_string(),
-                exit: EXIT_BAD_INPUT,
-            },
-            other => internal(other.to_string()),
-        })?;
+    let found = review_index(
+        store.as_ref(),
+        conns.directory.as_ref(),
+        &org,
+        args.inactive_days,
+    )
+    .await
+    .map_err(|e| match e {
+        AccessError::NoSnapshot(_) => CliError {
+            code: "no_index".into(),
+            field: Some("company_id".into()),
+            message: e.to_string(),
+            exit: EXIT_BAD_INPUT,
+        },
+        other => internal(other.to_string()),
+    })?;
     let mut out = serde_json::to_value(&found).expect("review serializes");
     if args.revoke {
         let progress = Arc::new(crate::progress::Progress::default());
@@ -114,7 +119,14 @@ fn review_table(r: &Review) -> String {
         );
     }
     for t in &r.trustees {
-        let _ = writeln!(out, "\n{} ({})", t.trustee, t.reason.label());
+        let last = match (t.reason, t.last_sign_in) {
+            (ReviewReason::Inactive, Some(at)) => {
+                format!(", last sign-in {}", at.format("%Y-%m-%d"))
+            }
+            (ReviewReason::Inactive, None) => ", never signed in".to_string(),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "\n{} ({}{last})", t.trustee, t.reason.label());
         for g in &t.grants {
             let _ = writeln!(
                 out,

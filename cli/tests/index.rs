@@ -153,6 +153,36 @@ fn review_lists_what_should_not_hold_access_and_exits_1() {
         text.contains("dana.left@acmecorp.com (disabled accounts)"),
         "{text}"
     );
+
+    // With --inactive-days: who has not signed in since June 2026 (it.admin, Jane never).
+    let cut_off: chrono::DateTime<chrono::Utc> = "2026-06-01T00:00:00Z".parse().unwrap();
+    let days = (chrono::Utc::now() - cut_off).num_days().to_string();
+    let out = on_sandbox(
+        "review",
+        "review-tenant.json",
+        &dir,
+        &["--inactive-days", &days, "--format", "table"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("inactive users                   2 trustee(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("it.admin@acmecorp.com (inactive users, last sign-in 2025-03-02)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("jane.doe@acmecorp.com (inactive users, never signed in)"),
+        "{text}"
+    );
+    let bad = on_sandbox(
+        "review",
+        "review-tenant.json",
+        &dir,
+        &["--inactive-days", "0"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
 }
 
 #[test]

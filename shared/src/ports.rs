@@ -638,6 +638,17 @@ pub trait Directory: Send + Sync {
     async fn app_roles(&self) -> Result<AppRoles, RemoteError>;
     /// Whether `user` (object id or UPN) has a mailbox Graph can use (`mailboxSettings`).
     async fn mailbox_state(&self, user: &str) -> Result<MailboxState, RemoteError>;
+    /// Every user's last sign-in (`signInActivity`; needs `AuditLog.Read.All` and Entra ID
+    /// P1 — a tenant without them answers 403).
+    async fn sign_ins(&self) -> Result<Vec<UserSignIn>, RemoteError>;
+}
+
+/// When a user last signed in, interactively or not; `None`: never (or not recorded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSignIn {
+    pub id: String,
+    pub user_principal_name: String,
+    pub last_sign_in: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The Exchange Online admin API (InvokeCommand).

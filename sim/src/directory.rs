@@ -63,6 +63,7 @@ pub(crate) struct Person {
     pub sam: String,
     pub proxy_addresses: Vec<String>,
     pub account_enabled: bool,
+    pub last_sign_in: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug)]
@@ -680,6 +681,7 @@ fn person(
         sam,
         proxy_addresses,
         account_enabled,
+        last_sign_in: user.and_then(|u| u.last_sign_in),
         upn,
     }
 }

@@ -164,6 +164,9 @@ pub struct User {
     /// Defaults to true (false for a shared mailbox).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_enabled: Option<bool>,
+    /// The last sign-in Graph's `signInActivity` shows (RFC 3339); none: never signed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sign_in: Option<chrono::DateTime<chrono::Utc>>,
     /// Send As on a `MailUser` (a mailbox's Send As is listed in `mailboxes[]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub send_as: Vec<SendAsEntry>,
@@ -440,8 +443,8 @@ pub struct SimSettings {
     pub halo_tenant: Option<String>,
     /// Autotask's settings require a title on every ticket note.
     pub autotask_note_title_required: bool,
-    /// Alert feeds the tenant has no license for (`alerts_v2`: Defender XDR, `riskyUsers`:
-    /// Entra ID P2): Graph answers them 403.
+    /// Features the tenant has no license for (`alerts_v2`: Defender XDR, `riskyUsers`:
+    /// Entra ID P2, `signInActivity`: Entra ID P1): Graph answers them 403.
     pub unlicensed: Vec<String>,
     /// `POST /webhooks/{name}` with one of these names answers 500 (a receiver that fails).
     pub failing_webhooks: Vec<String>,
@@ -751,10 +754,10 @@ impl Fixture {
         if let Some(unknown) = sim
             .unlicensed
             .iter()
-            .find(|f| !["alerts_v2", "riskyUsers"].contains(&f.as_str()))
+            .find(|f| !["alerts_v2", "riskyUsers", "signInActivity"].contains(&f.as_str()))
         {
             return Err(format!(
-                "sim.unlicensed: '{unknown}' is not an alert feed (alerts_v2, riskyUsers)"
+                "sim.unlicensed: '{unknown}' is not a licensed feature (alerts_v2, riskyUsers, signInActivity)"
             ));
         }
         if let Some(unknown) = sim.missing_roles.iter().find(|r| !crate::auth::is_role(r)) {

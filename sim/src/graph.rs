@@ -249,10 +249,9 @@ async fn list_users(
 }
 
 fn filter_users(sim: &Sim, params: &HashMap<String, String>, headers: &HeaderMap) -> GraphResult {
-    let filter = params
-        .get("$filter")
-        .map(String::as_str)
-        .unwrap_or_default();
+    let Some(filter) = params.get("$filter").map(String::as_str) else {
+        return all_users(sim, params, headers);
+    };
     let filter = UserFilter::parse(filter).ok_or_else(|| {
         GraphError(
             StatusCode::BAD_REQUEST,
@@ -283,6 +282,91 @@ fn filter_users(sim: &Sim, params: &HashMap<String, String>, headers: &HeaderMap
             context,
             value,
             next_link: None,
+        },
+    ))
+}
+
+/// `signInActivity` as Graph shows it: the last sign-in, interactive and not (the simulator
+/// keeps one time for both); null for a user who never signed in.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SignInActivity {
+    last_sign_in_date_time: String,
+    last_non_interactive_sign_in_date_time: String,
+}
+
+/// `GET /v1.0/users` without a filter: every user, a page at a time (`$skiptoken`).
+/// `signInActivity` is there only when `$select` asks for it, and then only on a tenant
+/// licensed for it (Entra ID P1: else 403, as Graph answers).
+fn all_users(sim: &Sim, params: &HashMap<String, String>, headers: &HeaderMap) -> GraphResult {
+    let selection = params.get("$select").map(String::as_str);
+    let sign_ins = selection.is_some_and(|s| {
+        s.split(',')
+            .any(|f| f.trim().eq_ignore_ascii_case("signInActivity"))
+    });
+    if sign_ins
+        && sim
+            .settings
+            .unlicensed
+            .iter()
+            .any(|f| f == "signInActivity")
+    {
+        return Err(GraphError(
+            StatusCode::FORBIDDEN,
+            "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+            "Neither tenant is B2C or tenant doesn't have premium license".into(),
+        ));
+    }
+    let offset = skip_offset(params.get("$skiptoken")).map_err(GraphError::bad_request)?;
+    let size = params
+        .get("$top")
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(100)
+        .clamp(1, 999)
+        .min(sim.settings.page_size);
+    let people = &sim.directory.people;
+    let value = people
+        .iter()
+        .skip(offset)
+        .take(size)
+        .map(|p| {
+            let mut user = serde_json::to_value(User::new(None, p)).unwrap_or_default();
+            if sign_ins {
+                user["signInActivity"] = match p.last_sign_in {
+                    Some(t) => {
+                        let t = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                        serde_json::to_value(SignInActivity {
+                            last_sign_in_date_time: t.clone(),
+                            last_non_interactive_sign_in_date_time: t,
+                        })
+                        .unwrap_or_default()
+                    }
+                    None => Value::Null,
+                };
+            }
+            select(user, selection)
+        })
+        .collect();
+    let base = base_url(headers, sim);
+    let next_offset = offset + size;
+    let top = size.to_string();
+    let next_link = (next_offset < people.len()).then(|| {
+        link(
+            &base,
+            USER_LIST,
+            &[
+                ("$select", selection),
+                ("$top", Some(&top)),
+                ("$skiptoken", Some(&next_offset.to_string())),
+            ],
+        )
+    });
+    Ok(json_response(
+        StatusCode::OK,
+        Collection {
+            context: format!("{base}/v1.0/$metadata#users"),
+            value,
+            next_link,
         },
     ))
 }

@@ -9,7 +9,7 @@ use crate::error::RemoteError;
 use crate::model::{MatchedBy, RiskyUser, SecurityAlert, UserEvidence};
 use crate::ports::{
     AlertSource, AppRoles, CalendarPermission, Directory, DirectoryGroup, DirectoryUser,
-    MailboxState, Mailer, OutgoingMail, RemovalOutcome, UserLookup,
+    MailboxState, Mailer, OutgoingMail, RemovalOutcome, UserLookup, UserSignIn,
 };
 use async_trait::async_trait;
 use base64::Engine;
@@ -307,6 +307,16 @@ impl Directory for GraphClient {
         })
     }
 
+    async fn sign_ins(&self) -> Result<Vec<UserSignIn>, RemoteError> {
+        let call = self.api.call("GET users signInActivity".to_string());
+        let url = format!(
+            "{}/v1.0/users?$select=id,userPrincipalName,accountEnabled,signInActivity&$top=999",
+            self.api.base()
+        );
+        let users: Vec<GraphSignInUser> = self.get_all(&call, M365Request::get(url)).await?;
+        Ok(users.into_iter().map(UserSignIn::from).collect())
+    }
+
     async fn mailbox_state(&self, user: &str) -> Result<MailboxState, RemoteError> {
         let call = self.mailbox_call(format!("GET mailboxSettings {user}"), user);
         let url = self.user_url(user, "mailboxSettings") + "?$select=userPurpose";
@@ -397,6 +407,48 @@ struct GraphUserAccount {
     user_principal_name: Option<String>,
     #[serde(default)]
     azure_ad_user_id: Option<String>,
+}
+
+/// A user of the sign-in listing: `signInActivity` is null for one who never signed in.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphSignInUser {
+    id: String,
+    #[serde(default)]
+    user_principal_name: Option<String>,
+    #[serde(default)]
+    sign_in_activity: Option<GraphSignInActivity>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphSignInActivity {
+    #[serde(default)]
+    last_sign_in_date_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    last_non_interactive_sign_in_date_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    last_successful_sign_in_date_time: Option<DateTime<Utc>>,
+}
+
+impl From<GraphSignInUser> for UserSignIn {
+    fn from(u: GraphSignInUser) -> UserSignIn {
+        let last = u.sign_in_activity.and_then(|a| {
+            [
+                a.last_sign_in_date_time,
+                a.last_non_interactive_sign_in_date_time,
+                a.last_successful_sign_in_date_time,
+            ]
+            .into_iter()
+            .flatten()
+            .max()
+        });
+        UserSignIn {
+            id: u.id,
+            user_principal_name: u.user_principal_name.unwrap_or_default(),
+            last_sign_in: last,
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -30,12 +30,17 @@ pub enum ReviewReason {
     Guest,
     /// An address outside the tenant (a calendar shared outside).
     External,
+    /// An enabled user who has not signed in for the review's `inactive_days` (or never).
+    Inactive,
 }
 
 impl ReviewReason {
     /// Whether the trustee exists as a directory user a revocation can be run for.
     pub fn is_user(self) -> bool {
-        matches!(self, ReviewReason::Disabled | ReviewReason::Guest)
+        matches!(
+            self,
+            ReviewReason::Disabled | ReviewReason::Guest | ReviewReason::Inactive
+        )
     }
 
     pub fn label(self) -> &'static str {
@@ -46,6 +51,7 @@ impl ReviewReason {
             ReviewReason::Unresolved => "names that resolve to nothing",
             ReviewReason::Guest => "guests",
             ReviewReason::External => "external addresses",
+            ReviewReason::Inactive => "inactive users",
         }
     }
 }
@@ -60,6 +66,9 @@ pub struct ReviewedTrustee {
     pub upn: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object_id: Option<String>,
+    /// For an inactive user: the last sign-in (none: never signed in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sign_in: Option<DateTime<Utc>>,
     pub grants: Vec<AccessEntry>,
 }
 
@@ -94,9 +103,61 @@ fn is_guest(t: &Trustee) -> bool {
             .is_some_and(|r| r.eq_ignore_ascii_case("GuestMailUser"))
 }
 
+/// Who has signed in lately: users by lowercase object id and UPN, with their last sign-in.
+struct Activity {
+    since: DateTime<Utc>,
+    last: BTreeMap<String, Option<DateTime<Utc>>>,
+}
+
+impl Activity {
+    /// Reads every user's sign-in activity; a tenant without the licence or the permission is
+    /// a note, not a failure.
+    async fn read(
+        directory: &dyn Directory,
+        days: u32,
+        notes: &mut Vec<String>,
+    ) -> Result<Option<Activity>, AccessError> {
+        match directory.sign_ins().await {
+            Ok(users) => Ok(Some(Activity {
+                since: Utc::now() - chrono::Duration::days(i64::from(days)),
+                last: users
+                    .into_iter()
+                    .flat_map(|u| {
+                        [
+                            (u.id.to_ascii_lowercase(), u.last_sign_in),
+                            (u.user_principal_name.to_ascii_lowercase(), u.last_sign_in),
+                        ]
+                    })
+                    .collect(),
+            })),
+            Err(e) if matches!(e.kind, crate::error::ErrorKind::Api { status: 403, .. }) => {
+                notes.push(format!(
+                    "inactive users were not reviewed: Graph refused the sign-in activity ({}); it needs the AuditLog.Read.All permission and Entra ID P1 or P2",
+                    e.reason()
+                ));
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `Some(last)` when `t` has not signed in since the cut-off (`last` none: never).
+    fn inactive(&self, t: &Trustee) -> Option<Option<DateTime<Utc>>> {
+        let last = [&t.object_id, &t.upn]
+            .into_iter()
+            .flatten()
+            .find_map(|k| self.last.get(&k.to_ascii_lowercase()))?;
+        match last {
+            Some(at) if *at >= self.since => None,
+            other => Some(*other),
+        }
+    }
+}
+
 /// Why `t` is listed, asking the directory about users; `None`: nothing to review.
 async fn reason(
     directory: &dyn Directory,
+    activity: Option<&Activity>,
     t: &Trustee,
 ) -> Result<Option<ReviewReason>, AccessError> {
     Ok(match t.kind {
@@ -119,8 +180,12 @@ async fn reason(
                             .contains("#ext#")
                     {
                         Some(ReviewReason::Guest)
-                    } else if user.account_enabled == Some(false) && !is_resource_mailbox(t) {
+                    } else if is_resource_mailbox(t) {
+                        None
+                    } else if user.account_enabled == Some(false) {
                         Some(ReviewReason::Disabled)
+                    } else if activity.is_some_and(|a| a.inactive(t).is_some()) {
+                        Some(ReviewReason::Inactive)
                     } else {
                         None
                     }
@@ -130,24 +195,35 @@ async fn reason(
     })
 }
 
-/// Reviews the newest snapshot of `org`'s company.
+/// Reviews the newest snapshot of `org`'s company; with `inactive_days`, also the enabled
+/// users who have not signed in for that many days (where the tenant shows sign-in activity).
 pub async fn review(
     index: &dyn PermissionIndex,
     directory: &dyn Directory,
     org: &OrgSettings,
+    inactive_days: Option<u32>,
 ) -> Result<Review, AccessError> {
     let snapshot = index
         .find_snapshot(&org.company_id, &SnapshotRef::Newest)
         .await?
         .ok_or_else(|| AccessError::NoSnapshot(org.company_id.clone()))?;
+    let mut notes = snapshot.errors.clone();
+    let activity = match inactive_days {
+        Some(days) => Activity::read(directory, days, &mut notes).await?,
+        None => None,
+    };
+    let activity = activity.as_ref();
     let IndexHits { trustees, grants } = index.everything(&snapshot.snapshot_id).await?;
-    let reasons: Vec<(usize, Option<ReviewReason>)> = stream::iter(trustees.iter().enumerate())
-        .map(|(i, t)| async move { Ok::<_, AccessError>((i, reason(directory, t).await?)) })
-        .buffer_unordered(REVIEW_PARALLELISM)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
+    let reasons: Vec<(usize, Option<ReviewReason>)> =
+        stream::iter(trustees.iter().enumerate())
+            .map(|(i, t)| async move {
+                Ok::<_, AccessError>((i, reason(directory, activity, t).await?))
+            })
+            .buffer_unordered(REVIEW_PARALLELISM)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
     let by_id: BTreeMap<&str, &Trustee> = trustees
         .iter()
         .map(|t| (t.trustee_id.as_str(), t))
@@ -161,6 +237,10 @@ pub async fn review(
             kind: t.kind,
             upn: t.upn.clone(),
             object_id: t.object_id.clone(),
+            last_sign_in: match reason {
+                ReviewReason::Inactive => activity.and_then(|a| a.inactive(t)).flatten(),
+                _ => None,
+            },
             grants: grants
                 .iter()
                 .filter(|g| g.trustee_id == t.trustee_id)
@@ -181,6 +261,6 @@ pub async fn review(
         summary,
         grants: listed.iter().map(|t| t.grants.len()).sum(),
         trustees: listed,
-        notes: snapshot.errors,
+        notes,
     })
 }

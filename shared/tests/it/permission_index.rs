@@ -393,7 +393,7 @@ async fn a_review_lists_the_grants_of_disabled_deleted_orphaned_guest_and_extern
     let h = Harness::start(fixture("review-tenant.json"), fast_http(10)).await;
     h.sweep().await;
     let conns = h.connector.connect(&h.org).await.unwrap();
-    let r = review(h.store.as_ref(), conns.directory.as_ref(), &h.org)
+    let r = review(h.store.as_ref(), conns.directory.as_ref(), &h.org, None)
         .await
         .unwrap();
     let listed: BTreeSet<(ReviewReason, String, String, PermissionType)> = r
@@ -450,6 +450,91 @@ async fn a_review_lists_the_grants_of_disabled_deleted_orphaned_guest_and_extern
     assert_eq!(r.grants, 6);
     assert_eq!(r.summary.values().sum::<usize>(), 5);
     assert_eq!(r.summary[&ReviewReason::Disabled], 1);
+}
+
+#[tokio::test]
+async fn with_inactive_days_a_review_also_lists_users_who_have_not_signed_in_and_skips_it_unlicensed(
+) {
+    use revoke365::index::{review, ReviewReason};
+    // The fixture's sign-ins: it.admin last in March 2025, Jane never, the rest lately.
+    let cut_off: chrono::DateTime<chrono::Utc> = "2026-06-01T00:00:00Z".parse().unwrap();
+    let days = (chrono::Utc::now() - cut_off).num_days() as u32;
+    let h = Harness::start(fixture("review-tenant.json"), fast_http(10)).await;
+    h.sweep().await;
+    let conns = h.connector.connect(&h.org).await.unwrap();
+    let r = review(
+        h.store.as_ref(),
+        conns.directory.as_ref(),
+        &h.org,
+        Some(days),
+    )
+    .await
+    .unwrap();
+    let inactive: BTreeMap<String, Option<chrono::DateTime<chrono::Utc>>> = r
+        .trustees
+        .iter()
+        .filter(|t| t.reason == ReviewReason::Inactive)
+        .map(|t| (t.trustee.clone(), t.last_sign_in))
+        .collect();
+    assert_eq!(
+        inactive,
+        BTreeMap::from([
+            (
+                "it.admin@acmecorp.com".to_string(),
+                Some("2025-03-02T09:00:00Z".parse().unwrap())
+            ),
+            ("jane.doe@acmecorp.com".to_string(), None),
+        ]),
+        "{r:#?}"
+    );
+    // Each with every grant the tenant gives them.
+    for t in r
+        .trustees
+        .iter()
+        .filter(|t| t.reason == ReviewReason::Inactive)
+    {
+        let listed: BTreeSet<_> = t
+            .grants
+            .iter()
+            .map(|g| (g.mailbox.clone(), g.permission))
+            .collect();
+        let held: BTreeSet<_> = tenant_grants(&h)
+            .into_iter()
+            .filter(|(_, _, who)| *who == t.trustee)
+            .map(|(m, p, _)| (m, p))
+            .collect();
+        assert_eq!(listed, held, "{}", t.trustee);
+        assert!(!listed.is_empty());
+    }
+    // The disabled account stays under disabled; the other reasons are unchanged.
+    assert_eq!(r.summary[&ReviewReason::Disabled], 1);
+    assert_eq!(r.summary.values().sum::<usize>(), 7);
+    assert!(r.notes.is_empty(), "{:?}", r.notes);
+
+    // A tenant without Entra ID P1: Graph answers 403; the review goes on and says so.
+    let mut unlicensed = fixture("review-tenant.json");
+    unlicensed["sim"]["unlicensed"] = json!(["signInActivity"]);
+    let h = Harness::start(unlicensed, fast_http(10)).await;
+    h.sweep().await;
+    let conns = h.connector.connect(&h.org).await.unwrap();
+    let r = review(
+        h.store.as_ref(),
+        conns.directory.as_ref(),
+        &h.org,
+        Some(days),
+    )
+    .await
+    .unwrap();
+    assert!(!r.summary.contains_key(&ReviewReason::Inactive));
+    assert_eq!(r.summary.values().sum::<usize>(), 5);
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("inactive users were not reviewed")
+                && n.contains("AuditLog.Read.All")),
+        "{:?}",
+        r.notes
+    );
 }
 
 /// (type, trustee) of every direct grant the simulator holds on `mailbox`.

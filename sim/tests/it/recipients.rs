@@ -732,8 +732,25 @@ async fn graph_users_by_mail_and_proxy_address() {
         assert_eq!(answer.status, 400, "{unsupported}");
         assert_eq!(answer.body["error"]["code"], "Request_UnsupportedQuery");
     }
-    assert_eq!(sim.graph_get("/v1.0/users").await.status, 400);
-    assert_eq!(sim.requests("graph GET /users?$filter"), 9);
+    // Without a filter: every user, a page at a time; signInActivity only when selected.
+    let all = sim
+        .graph_get("/v1.0/users?$select=id,userPrincipalName")
+        .await;
+    assert_eq!(all.status, 200);
+    assert!(!all.values().is_empty());
+    assert!(all
+        .values()
+        .iter()
+        .all(|u| u.get("signInActivity").is_none()));
+    let sign_ins = sim
+        .graph_get("/v1.0/users?$select=id,userPrincipalName,signInActivity")
+        .await;
+    assert_eq!(sign_ins.status, 200);
+    assert!(sign_ins
+        .values()
+        .iter()
+        .all(|u| u.as_object().unwrap().contains_key("signInActivity")));
+    assert_eq!(sim.requests("graph GET /users?$filter"), 10);
 
     // Exchange resolves proxy addresses too.
     let mailbox = one(
