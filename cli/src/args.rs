@@ -363,10 +363,21 @@ pub struct ReviewArgs {
     /// AuditLog.Read.All and Entra ID P1; skipped with a note where absent).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub inactive_days: Option<u32>,
-    /// Start a revocation of every listed trustee that is a directory user (disabled accounts,
-    /// guests, inactive users), all noted on one ticket.
+    /// Start a revocation of every listed directory user (disabled accounts, guests, inactive
+    /// users) and a cleanup of every trustee that no longer exists (orphaned SIDs, names that
+    /// resolve to nothing, external addresses); all reported in one digest: one ticket, one
+    /// note, one email.
     #[arg(long)]
     pub revoke: bool,
+    /// Send the review's digest (ticket note and email) without revoking anything.
+    #[arg(long, conflicts_with = "revoke")]
+    pub notify: bool,
+    /// The ticket the digest goes on (default: the day's digest ticket, made once).
+    #[arg(long, value_name = "T")]
+    pub ticket: Option<String>,
+    /// Who asked (an address gets the digest by email when its domain may receive reports).
+    #[arg(long, value_name = "R")]
+    pub requested_by: Option<String>,
     #[arg(long, value_enum, default_value = "json")]
     pub format: Format,
 }

@@ -1,5 +1,6 @@
-//! `revoke365 review`: the access review of a company's newest snapshot, and with `--revoke`
-//! one revocation per listed user, noted on one ticket.
+//! `revoke365 review`: the access review of a company's newest snapshot; with `--revoke` one
+//! revocation per listed user and one cleanup per trustee that no longer exists, all in one
+//! digest (one ticket, one note, one email); with `--notify` the digest alone.
 
 use crate::args::{Format, ReviewArgs};
 use crate::index::connect_error;
@@ -7,10 +8,9 @@ use crate::{
     company, engine, internal, new_origin, open_store, os_user, target, CliError, EXIT_BAD_INPUT,
     EXIT_NOT_SUCCESSFUL, EXIT_SUCCESS,
 };
-use revoke365::index::{review as review_index, AccessError, Review, ReviewReason};
+use revoke365::index::{deliver_digest, review as review_index, AccessError, Review, ReviewAction};
 use revoke365::ports::Connector;
 use serde_json::json;
-use std::fmt::Write;
 use std::sync::Arc;
 
 pub async fn review(args: ReviewArgs) -> Result<u8, CliError> {
@@ -41,104 +41,95 @@ pub async fn review(args: ReviewArgs) -> Result<u8, CliError> {
         other => internal(other.to_string()),
     })?;
     let mut out = serde_json::to_value(&found).expect("review serializes");
-    if args.revoke {
-        let progress = Arc::new(crate::progress::Progress::default());
-        let engine = engine(store.clone(), &target, progress);
-        let principal = revoke365::authorize::principal::os_user(&os_user());
-        let mut ticket: Option<String> = None;
-        let mut runs = Vec::new();
-        for t in found.trustees.iter().filter(|t| t.reason.is_user()) {
-            let Some(user) = t.upn.clone() else { continue };
-            let mut body = json!({
-                "user_email": user,
-                "company_id": org.company_id,
-                "reason": format!("access review of snapshot {}: {}", found.snapshot_id, t.reason.label()),
-            });
-            if let Some(id) = &ticket {
-                body["ticket_id"] = json!(id);
-            }
-            let run = engine
-                .run_watched(Some(&principal), &body, None, |_| {})
-                .await;
-            let entry = match run {
-                Ok(run) => {
-                    let report = run.result.as_ref();
-                    ticket = ticket.or_else(|| report.and_then(|r| r.ticket_id.clone()));
-                    json!({
-                        "trustee": user,
-                        "run_id": run.run_id.to_string(),
-                        "success": report.is_some_and(|r| r.success),
-                        "removed": report.map_or(0, |r| r.removal_summary.total_permissions_removed),
-                    })
-                }
-                Err(e) => json!({"trustee": user, "success": false, "error": e.to_string()}),
-            };
-            runs.push(entry);
+    let mut table = revoke365::render::review_text(&found);
+    // Without a digest: exit 1 when something is listed; with one, when anything failed.
+    let mut listed_or_failed = !found.trustees.is_empty();
+    if args.revoke || args.notify {
+        let actions = match args.revoke {
+            true => revoke_listed(&store, &target, &org, &found, &args).await,
+            false => Vec::new(),
+        };
+        let delivery = deliver_digest(
+            conns.notify(),
+            &org,
+            &found,
+            &actions,
+            args.ticket.as_deref(),
+            args.requested_by.as_deref(),
+        )
+        .await;
+        let failed = actions.iter().any(|a| !a.success) || !delivery.errors.is_empty();
+        let marker = revoke365::index::digest_marker(&org, &found);
+        table = revoke365::render::digest_text(&found, &actions, &marker);
+        for e in &delivery.errors {
+            table.push_str(&format!("ERROR: {e}\n"));
         }
-        out["revocations"] = json!(runs);
-        out["ticket_id"] = json!(ticket);
+        listed_or_failed = failed;
+        out["revocations"] = json!(actions);
+        out["digest"] = json!(delivery);
+        out["success"] = json!(!failed);
     }
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&out).expect("JSON")),
-        Format::Table => print!("{}", review_table(&found)),
+        Format::Table => print!("{table}"),
     }
-    Ok(if found.trustees.is_empty() {
-        EXIT_SUCCESS
-    } else {
-        EXIT_NOT_SUCCESSFUL
+    Ok(match listed_or_failed {
+        false => EXIT_SUCCESS,
+        true => EXIT_NOT_SUCCESSFUL,
     })
 }
 
-/// A summary line per reason, then each trustee with its grants.
-fn review_table(r: &Review) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "access review of {} as of {} (snapshot {})",
-        r.company_id,
-        r.as_of.format("%Y-%m-%d %H:%M UTC"),
-        r.snapshot_id
-    );
-    if r.trustees.is_empty() {
-        let _ = writeln!(
-            out,
-            "nothing to review: every grant is held by an active account"
-        );
-    }
-    for (reason, n) in &r.summary {
-        let grants: usize = r
-            .trustees
-            .iter()
-            .filter(|t| t.reason == *reason)
-            .map(|t| t.grants.len())
-            .sum();
-        let _ = writeln!(
-            out,
-            "  {:<32} {n} trustee(s), {grants} grant(s)",
-            reason.label()
-        );
-    }
-    for t in &r.trustees {
-        let last = match (t.reason, t.last_sign_in) {
-            (ReviewReason::Inactive, Some(at)) => {
-                format!(", last sign-in {}", at.format("%Y-%m-%d"))
-            }
-            (ReviewReason::Inactive, None) => ", never signed in".to_string(),
-            _ => String::new(),
+/// One revocation per listed directory user and one cleanup per trustee that no longer
+/// exists, each reported in the digest rather than on its own.
+async fn revoke_listed(
+    store: &Arc<revoke365::adapters::sqlite_store::SqliteRunStore>,
+    target: &crate::Target,
+    org: &revoke365::model::OrgSettings,
+    found: &Review,
+    args: &ReviewArgs,
+) -> Vec<ReviewAction> {
+    let progress = Arc::new(crate::progress::Progress::default());
+    let engine = engine(store.clone(), target, progress);
+    let principal = revoke365::authorize::principal::os_user(&os_user());
+    let mut actions = Vec::new();
+    for t in &found.trustees {
+        let mut action = ReviewAction {
+            trustee: t.trustee.clone(),
+            reason: t.reason,
+            mode: t.reason.action(),
+            run_id: None,
+            success: false,
+            removed: 0,
+            error: None,
         };
-        let _ = writeln!(out, "\n{} ({}{last})", t.trustee, t.reason.label());
-        for g in &t.grants {
-            let _ = writeln!(
-                out,
-                "  {:<16} {:<36} {}",
-                g.permission.report_name(),
-                g.mailbox,
-                g.access_rights.join(", ")
-            );
+        let mut body = match t.request(&org.company_id, found) {
+            Ok(body) => body,
+            Err(why) => {
+                action.error = Some(why);
+                actions.push(action);
+                continue;
+            }
+        };
+        if let Some(ticket) = &args.ticket {
+            body["ticket_id"] = json!(ticket);
         }
+        if let Some(who) = &args.requested_by {
+            body["requested_by"] = json!(who);
+        }
+        match engine
+            .run_watched(Some(&principal), &body, None, |_| {})
+            .await
+        {
+            Ok(run) => {
+                let report = run.result.as_ref();
+                action.run_id = Some(run.run_id.to_string());
+                action.success = report.is_some_and(|r| r.success);
+                action.removed = report.map_or(0, |r| r.removal_summary.total_permissions_removed);
+                action.error = run.failure.as_ref().map(|f| f.message.clone());
+            }
+            Err(e) => action.error = Some(e.to_string()),
+        }
+        actions.push(action);
     }
-    for n in &r.notes {
-        let _ = writeln!(out, "NOT READ: {n}");
-    }
-    out
+    actions
 }

@@ -183,6 +183,28 @@ fn review_lists_what_should_not_hold_access_and_exits_1() {
         &["--inactive-days", "0"],
     );
     assert_eq!(bad.status.code(), Some(2));
+
+    // --revoke: a revocation or a cleanup per listed trustee, one digest for all of them.
+    let out = on_sandbox("review", "review-tenant.json", &dir, &["--revoke"]);
+    let done = stdout_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{done:#}");
+    assert_eq!(done["success"], true);
+    let runs = done["revocations"].as_array().unwrap();
+    assert_eq!(runs.len(), 5);
+    let modes: BTreeSet<(String, String)> = runs
+        .iter()
+        .map(|r| {
+            assert_eq!(r["success"], true, "{r}");
+            (
+                r["trustee"].as_str().unwrap().to_string(),
+                r["mode"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(modes.contains(&("dana.left@acmecorp.com".into(), "revoke".into())));
+    assert!(modes.contains(&("Old Temp Account".into(), "cleanup".into())));
+    assert!(done["digest"]["ticket_id"].is_string(), "{done:#}");
+    assert_eq!(done["digest"]["mailed_to"].as_array().unwrap().len(), 1);
 }
 
 #[test]

@@ -6,12 +6,14 @@
 mod clean;
 mod html;
 mod restore;
+mod review;
 mod text;
 mod victim;
 mod view;
 
 pub use clean::one_line;
 pub use restore::{restore_html, restore_subject, restore_text};
+pub use review::{digest_headline, digest_html, digest_text, review_text};
 pub use victim::VICTIM_MAILBOX;
 pub use view::{
     type_name, GrantRow, Headline, Outcome, ReportView, Section, Tone, ERRORS, INDIRECT,

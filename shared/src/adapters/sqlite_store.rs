@@ -720,6 +720,7 @@ pub fn legacy_run(dir: &Path, run_id: &RunId) -> Result<Option<(Run, Vec<PlanIte
         victim_mailbox: false,
         remove_recent_delegates: false,
         notify: false,
+        digest: false,
         requested_by_principal: first.requested_by_principal.clone(),
     };
     let mut run = Run::new(request);

@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::OnceCell;
 
-fn is_sid(value: &str) -> bool {
-    value.trim().to_ascii_uppercase().starts_with("S-1-")
-}
+use crate::model::is_sid;
 
 /// A recipient an answer names: where a grant lives.
 #[derive(Debug, Clone)]

@@ -8,9 +8,11 @@ mod access;
 mod baseline;
 mod identities;
 mod review;
+mod review_digest;
 mod sweep;
 
 pub use access::{lookup, AccessEntry, AccessError, AccessMap, AccessQuery, Change};
 pub use baseline::IndexBaseline;
-pub use review::{review, Review, ReviewReason, ReviewedTrustee};
+pub use review::{review, Review, ReviewAction, ReviewReason, ReviewedTrustee};
+pub use review_digest::{deliver_digest, digest_marker, DigestDelivery};
 pub use sweep::{sweep, SweepCalls};

@@ -3,7 +3,7 @@
 //! resolves to, guests and external addresses — grouped by trustee.
 
 use super::access::{entry, AccessEntry, AccessError};
-use crate::model::{IndexHits, OrgSettings, SnapshotRef, Trustee, TrusteeKind};
+use crate::model::{IndexHits, OrgSettings, RunMode, SnapshotRef, Trustee, TrusteeKind};
 use crate::ports::{Directory, PermissionIndex, UserLookup};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
@@ -43,6 +43,21 @@ impl ReviewReason {
         )
     }
 
+    /// What `--revoke` runs for a trustee listed for this reason: a revocation of a directory
+    /// user, a cleanup of a trustee that no longer exists, or nothing (a deleted user Exchange
+    /// still resolves is neither: it is left for a person to look at).
+    pub fn action(self) -> Option<RunMode> {
+        match self {
+            ReviewReason::Disabled | ReviewReason::Guest | ReviewReason::Inactive => {
+                Some(RunMode::Revoke)
+            }
+            ReviewReason::OrphanedSid | ReviewReason::Unresolved | ReviewReason::External => {
+                Some(RunMode::Cleanup)
+            }
+            ReviewReason::Deleted => None,
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             ReviewReason::Disabled => "disabled accounts",
@@ -70,6 +85,47 @@ pub struct ReviewedTrustee {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_sign_in: Option<DateTime<Utc>>,
     pub grants: Vec<AccessEntry>,
+}
+
+/// What `--revoke` did for one listed trustee.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReviewAction {
+    pub trustee: String,
+    pub reason: ReviewReason,
+    /// `revoke` or `cleanup`; none: nothing was run (see `error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RunMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    pub success: bool,
+    pub removed: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ReviewedTrustee {
+    /// The request `--revoke` makes for this trustee (reported in the review's digest, not
+    /// one by one), or why there is none.
+    pub fn request(&self, company_id: &str, review: &Review) -> Result<serde_json::Value, String> {
+        let reason = format!(
+            "access review of snapshot {}: {}",
+            review.snapshot_id,
+            self.reason.label()
+        );
+        match (self.reason.action(), &self.upn) {
+            (Some(RunMode::Revoke), Some(upn)) => Ok(serde_json::json!({
+                "user_email": upn, "company_id": company_id, "reason": reason, "digest": true,
+            })),
+            (Some(RunMode::Cleanup), _) => Ok(serde_json::json!({
+                "mode": "cleanup", "trustee": self.trustee, "company_id": company_id,
+                "reason": reason, "digest": true,
+            })),
+            _ => Err(format!(
+                "not revoked: {} — Exchange still shows this trustee but the directory has no such user; look at it by hand",
+                self.reason.label()
+            )),
+        }
+    }
 }
 
 /// The answer of `review`.

@@ -75,15 +75,20 @@ pub enum RunMode {
     /// First remove what the newest permission index lists for the user, at once; then the
     /// live discovery and verification of a revoke run.
     Contain,
+    /// Remove the grants of a trustee that no longer exists (a deleted user's orphaned SID, a
+    /// name nothing resolves to, an external calendar share), named by the value Exchange or
+    /// Graph shows (`trustee`): no user is looked up, and the value must name no one now.
+    Cleanup,
 }
 
 impl RunMode {
-    pub const ALL: [RunMode; 2] = [RunMode::Revoke, RunMode::Contain];
+    pub const ALL: [RunMode; 3] = [RunMode::Revoke, RunMode::Contain, RunMode::Cleanup];
 
     pub fn as_str(self) -> &'static str {
         match self {
             RunMode::Revoke => "revoke",
             RunMode::Contain => "contain",
+            RunMode::Cleanup => "cleanup",
         }
     }
 
@@ -116,6 +121,7 @@ impl InvalidRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevocationRequest {
+    /// The user; for a cleanup run, the trustee value as Exchange or Graph shows it.
     pub user_email: String,
     pub company_id: String,
     /// `None`: the org's `m365_permission_removal_scope`, else all.
@@ -131,6 +137,11 @@ pub struct RevocationRequest {
     /// does).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub notify: bool,
+    /// Reported in a digest: the run adds no note, email or post of its own; the caller that
+    /// started it with others (an access review's `--revoke`) reports them all at once, with
+    /// each run's id and outcome.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub digest: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,6 +186,16 @@ const KNOWN_FIELDS: &[&str] = &[
     "mode",
     "victim_mailbox",
     "remove_recent_delegates",
+    "trustee",
+    "digest",
+];
+
+/// What a cleanup run can check: Send on Behalf is a link to a recipient object, which Exchange
+/// drops with the object, so there is nothing left to name by value.
+pub const CLEANUP_TYPES: [PermissionType; 3] = [
+    PermissionType::FullAccess,
+    PermissionType::SendAs,
+    PermissionType::Calendar,
 ];
 
 impl RevocationRequest {
@@ -199,12 +220,24 @@ impl RevocationRequest {
                 format!("unknown field; allowed fields: {}", KNOWN_FIELDS.join(", ")),
             ));
         }
-        let user_email = required_string(obj, "user_email")?;
-        let user_email = validate_email("user_email", &user_email)?;
+        let mode = mode(obj)?;
+        let user_email = match mode {
+            RunMode::Cleanup => cleanup_trustee(obj)?,
+            _ if obj.contains_key("trustee") => {
+                return Err(InvalidRequest::new(
+                    "trustee",
+                    "applies only with \"mode\": \"cleanup\" (name a user in user_email)",
+                ))
+            }
+            _ => validate_email("user_email", &required_string(obj, "user_email")?)?,
+        };
         let company_id = required_string(obj, "company_id")?;
         validate_company_id(&company_id)?;
 
-        let permission_types = permission_types(obj)?;
+        let mut permission_types = permission_types(obj)?;
+        if mode == RunMode::Cleanup {
+            permission_types = Some(cleanup_types(permission_types)?);
+        }
         let target_mailboxes = target_mailboxes(obj)?;
         let ticket_id = optional_string(obj, "ticket_id")?;
         if let Some(t) = &ticket_id {
@@ -235,12 +268,13 @@ impl RevocationRequest {
             ticket_id,
             dry_run: optional_bool(obj, "dry_run")?.unwrap_or(false),
             notify: optional_bool(obj, "notify")?.unwrap_or(false),
+            digest: optional_bool(obj, "digest")?.unwrap_or(false),
             requested_by,
             reason,
             incident_id: optional_string(obj, "incident_id")?,
             severity: optional_string(obj, "severity")?,
             alert_source: alert_source(obj)?,
-            mode: mode(obj)?,
+            mode,
             victim_mailbox: optional_bool(obj, "victim_mailbox")?.unwrap_or(false),
             remove_recent_delegates,
             requested_by_principal: None,
@@ -259,7 +293,7 @@ impl RevocationRequest {
     /// Whether the run may create a ticket, add a note or send an email: a dry run changes
     /// nothing anywhere unless `notify` asks for it.
     pub fn notifies(&self) -> bool {
-        !self.dry_run || self.notify
+        !self.digest && (!self.dry_run || self.notify)
     }
 
     /// The requestor's address, when `requested_by` is one.
@@ -321,6 +355,41 @@ pub(super) fn permission_types(
 }
 
 /// `mode`: `revoke` (the default) or `contain`.
+/// A cleanup run's `trustee`: the value as shown (a SID, a name, an address), at most 256
+/// characters; `user_email` and `victim_mailbox` do not apply.
+fn cleanup_trustee(obj: &Map<String, Value>) -> Result<String, InvalidRequest> {
+    for field in ["user_email", "victim_mailbox"] {
+        if obj.contains_key(field) {
+            return Err(InvalidRequest::new(
+                field,
+                "does not apply to a cleanup run, which names the trustee as Exchange shows it in trustee",
+            ));
+        }
+    }
+    let value = required_string(obj, "trustee")?;
+    if value.chars().count() > 256 || value.chars().any(char::is_control) {
+        return Err(InvalidRequest::new(
+            "trustee",
+            "must be the value Exchange shows (a SID, a name or an address) of at most 256 characters, without control characters",
+        ));
+    }
+    Ok(value)
+}
+
+/// The types a cleanup run covers: those asked for (none: all it can check).
+fn cleanup_types(
+    asked: Option<Vec<PermissionType>>,
+) -> Result<Vec<PermissionType>, InvalidRequest> {
+    match asked {
+        None => Ok(CLEANUP_TYPES.to_vec()),
+        Some(types) if types.contains(&PermissionType::SendOnBehalf) => Err(InvalidRequest::new(
+            "permission_types",
+            "a cleanup run cannot remove send_on_behalf (Exchange keeps it as a link to the recipient, dropped with it); allowed: full_access, send_as, calendar",
+        )),
+        Some(types) => Ok(types),
+    }
+}
+
 fn mode(obj: &Map<String, Value>) -> Result<RunMode, InvalidRequest> {
     let allowed = || RunMode::ALL.map(|m| m.as_str()).join(", ");
     match obj.get("mode") {
@@ -673,5 +742,43 @@ mod tests {
         let r = parse(json!({"user_email": "a@b.com", "company_id": "acme", "ticket_id": 48213}))
             .unwrap();
         assert_eq!(r.ticket_id.as_deref(), Some("48213"));
+    }
+
+    #[test]
+    fn a_cleanup_names_its_trustee_as_shown_and_cannot_reach_send_on_behalf() {
+        let sid = "S-1-5-21-1004336348-1177238915-682003330-5001";
+        let r = parse(json!({"mode": "cleanup", "trustee": sid, "company_id": "acme"})).unwrap();
+        assert_eq!(r.mode, RunMode::Cleanup);
+        assert_eq!(r.user_email, sid);
+        assert_eq!(r.permission_types, Some(CLEANUP_TYPES.to_vec()));
+        let r = parse(json!({"mode": "cleanup", "trustee": "Old Temp Account", "company_id": "acme", "digest": true}))
+            .unwrap();
+        assert!(r.digest && !r.notifies());
+        for (body, field) in [
+            (json!({"mode": "cleanup", "company_id": "acme"}), "trustee"),
+            (
+                json!({"mode": "cleanup", "trustee": sid, "user_email": "a@b.com", "company_id": "acme"}),
+                "user_email",
+            ),
+            (
+                json!({"mode": "cleanup", "trustee": sid, "company_id": "acme", "victim_mailbox": true}),
+                "victim_mailbox",
+            ),
+            (
+                json!({"mode": "cleanup", "trustee": sid, "company_id": "acme", "permission_types": ["send_on_behalf"]}),
+                "permission_types",
+            ),
+            (
+                json!({"mode": "cleanup", "trustee": "a\u{7}b", "company_id": "acme"}),
+                "trustee",
+            ),
+            (
+                json!({"user_email": "a@b.com", "trustee": sid, "company_id": "acme"}),
+                "trustee",
+            ),
+        ] {
+            let e = parse(body.clone()).unwrap_err();
+            assert_eq!(e.field, field, "{body}: {e}");
+        }
     }
 }

@@ -108,6 +108,8 @@ pub enum FailureCode {
     UserNotFound,
     /// The address names more than one directory user.
     UserAmbiguous,
+    /// A cleanup run's trustee still names someone in the tenant.
+    TrusteeExists,
     MailboxNotFound,
     /// `ticket_id` names a ticket of another company in the PSA.
     TicketNotForCompany,
@@ -136,6 +138,7 @@ impl FailureCode {
         match self {
             FailureCode::UserNotFound => "user_not_found",
             FailureCode::UserAmbiguous => "user_ambiguous",
+            FailureCode::TrusteeExists => "trustee_exists",
             FailureCode::MailboxNotFound => "mailbox_not_found",
             FailureCode::TicketNotForCompany => "ticket_not_for_company",
             FailureCode::TicketNotFound => "ticket_not_found",
@@ -200,7 +203,40 @@ pub struct ResolvedUser {
     pub groups: Vec<DirectoryGroup>,
 }
 
+/// Whether a trustee value is a SID (`S-1-5-21-…`).
+pub fn is_sid(value: &str) -> bool {
+    value.trim().to_ascii_uppercase().starts_with("S-1-")
+}
+
 impl ResolvedUser {
+    /// A cleanup run's trustee: nothing but the value Exchange or Graph shows — a SID, a name
+    /// or an address — which permission answers are matched against.
+    pub fn unresolved(value: &str) -> ResolvedUser {
+        let v = value.trim().to_ascii_lowercase();
+        ResolvedUser {
+            id: v.clone(),
+            upn: value.trim().to_string(),
+            display_name: value.trim().to_string(),
+            addresses: if v.contains('@') {
+                vec![v.clone()]
+            } else {
+                Vec::new()
+            },
+            mailbox_dn: None,
+            mailbox_name: None,
+            sids: if is_sid(&v) {
+                vec![v.to_ascii_uppercase()]
+            } else {
+                Vec::new()
+            },
+            names: vec![v],
+            matched_by: None,
+            account_enabled: None,
+            recipient_type: None,
+            groups: Vec::new(),
+        }
+    }
+
     /// Whether a trustee value from a permission answer names this user: an address, the
     /// object id, the DN, a name, a SID, or `DOMAIN\sam`.
     pub fn is_user(&self, value: &str) -> bool {

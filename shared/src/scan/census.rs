@@ -3,7 +3,7 @@
 
 use super::{rejected, ScanError};
 use crate::error::RemoteError;
-use crate::model::{FailureCode, OrgSettings, ResolvedUser, RevocationRequest};
+use crate::model::{FailureCode, OrgSettings, ResolvedUser, RevocationRequest, RunMode};
 use crate::ports::{ExchangeUser, MailboxInfo, Recipient, UserLookup};
 use crate::steps::Tenant;
 use std::collections::{BTreeSet, HashMap};
@@ -28,6 +28,9 @@ impl Census {
         org: &OrgSettings,
         request: &RevocationRequest,
     ) -> Result<Census, ScanError> {
+        if request.mode == RunMode::Cleanup {
+            return Census::discover_cleanup(tenant, org, request).await;
+        }
         let address = &request.user_email;
         // The mailbox listing (pages read back to back) does not wait for the user lookup, and
         // what only needs the user (Get-User, their groups) does not wait for the listing.
@@ -161,6 +164,32 @@ impl Census {
             groups,
         };
         let mut census = Census::new(user, mailboxes);
+        census.targets = census.resolve_targets(tenant, org, request).await?;
+        Ok(census)
+    }
+
+    /// A cleanup run's census: no user is looked up — the trustee is the value as shown, which
+    /// must name no one in the tenant now (else it is a user or recipient to revoke with a
+    /// normal run, with the checks of one).
+    async fn discover_cleanup(
+        tenant: Tenant<'_>,
+        org: &OrgSettings,
+        request: &RevocationRequest,
+    ) -> Result<Census, ScanError> {
+        let value = request.user_email.trim();
+        let (named, mailboxes) =
+            tokio::join!(named_now(tenant, value), tenant.exchange.mailboxes());
+        if let Some(who) = named? {
+            return Err(rejected(
+                FailureCode::TrusteeExists,
+                "trustee",
+                format!(
+                    "'{value}' still names {who} in the tenant of company '{}': a cleanup removes only grants of trustees that no longer exist; revoke this one with a normal run",
+                    org.company_id
+                ),
+            ));
+        }
+        let mut census = Census::new(ResolvedUser::unresolved(value), mailboxes?);
         census.targets = census.resolve_targets(tenant, org, request).await?;
         Ok(census)
     }
@@ -317,5 +346,37 @@ fn tolerate<T>(
             warn!(lookup = what, error = %e, "lookup not answered; carrying on without it");
             Ok(None)
         }
+    }
+}
+
+/// Whom `value` names in the tenant now, if anyone: a user by SID (`Get-User`) or by address
+/// (Graph), or any recipient by name or address (`Get-Recipient`; a name several recipients
+/// share names someone too).
+async fn named_now(tenant: Tenant<'_>, value: &str) -> Result<Option<String>, RemoteError> {
+    if crate::model::is_sid(value) {
+        if let Some(user) = tenant.exchange.user(value).await? {
+            let name = user
+                .user_principal_name
+                .unwrap_or_else(|| value.to_string());
+            return Ok(Some(format!("user {name}")));
+        }
+    }
+    if value.contains('@') {
+        if let UserLookup::Found { user, .. } = tenant.directory.find_user(value).await? {
+            return Ok(Some(format!("user {}", user.user_principal_name)));
+        }
+    }
+    match tenant.exchange.recipient(value).await {
+        Ok(Some(r)) => Ok(Some(format!(
+            "recipient {} ({})",
+            r.primary_smtp_address, r.recipient_type_details
+        ))),
+        Ok(None) => Ok(None),
+        Err(e) if e.is_transient() || e.is_auth() => Err(e),
+        // "matches multiple entries" and the like: it may name someone; never cleaned up.
+        Err(e) => Ok(Some(format!(
+            "something Exchange cannot resolve cleanly ({})",
+            e.reason()
+        ))),
     }
 }

@@ -102,7 +102,7 @@ pub(crate) async fn deliver_report(
     report: &mut impl Told,
 ) -> Result<(), StepError> {
     if !run.request.notifies() {
-        info!("dry run: no ticket, note or email (the request did not ask for them)");
+        info!(digest = run.request.digest, "no ticket, note or email of its own: a dry run that did not ask for them, or a run its caller reports in a digest");
         return Ok(());
     }
     if org.psa_kind.has_tickets() {
@@ -279,7 +279,7 @@ pub async fn notify_failure(
     failure: &RunFailure,
 ) -> Vec<String> {
     if !run.request.notifies() {
-        info!(run_id = %run.run_id, "dry run failed: no ticket, note or email (the request did not ask for them)");
+        info!(run_id = %run.run_id, digest = run.request.digest, "run failed: no ticket, note or email of its own (a dry run that did not ask for them, or a run its caller reports in a digest)");
         return Vec::new();
     }
     let items = store.items(&run.run_id).await;

@@ -689,3 +689,145 @@ async fn a_backup_restore_puts_a_wiped_mailbox_back_as_the_snapshot_held_it() {
         "the snapshot's grants exactly, plus Jane's"
     );
 }
+
+#[tokio::test]
+async fn a_cleanup_run_removes_the_grants_of_a_trustee_that_no_longer_exists_by_the_value_shown() {
+    const SID: &str = "S-1-5-21-1004336348-1177238915-682003330-5001";
+    let h = Harness::start(fixture("review-tenant.json"), fast_http(10)).await;
+    let held = |who: &str| -> BTreeSet<(String, PermissionType)> {
+        tenant_grants(&h)
+            .into_iter()
+            .filter(|(_, _, w)| w.eq_ignore_ascii_case(who))
+            .map(|(m, p, _)| (m, p))
+            .collect()
+    };
+    let before = tenant_grants(&h);
+    for (trustee, expected) in [
+        (SID, ("finance@acmecorp.com", PermissionType::FullAccess)),
+        (
+            "Old Temp Account",
+            ("support@acmecorp.com", PermissionType::FullAccess),
+        ),
+        (
+            "advisor@outside.example",
+            ("ceo@acmecorp.com", PermissionType::Calendar),
+        ),
+    ] {
+        assert_eq!(
+            held(trustee),
+            BTreeSet::from([(expected.0.to_string(), expected.1)]),
+            "{trustee}"
+        );
+        let report = h
+            .report(json!({"mode": "cleanup", "trustee": trustee, "company_id": "acme", "ticket_id": "48213"}))
+            .await;
+        assert!(report.success, "{trustee}: {report:#?}");
+        assert_eq!(
+            report.removal_summary.total_permissions_removed, 1,
+            "{trustee}: {report:#?}"
+        );
+        assert!(report.verification.all_permissions_cleared);
+        assert!(held(trustee).is_empty(), "{trustee} holds nothing now");
+    }
+    // Nothing else was touched.
+    let after = tenant_grants(&h);
+    assert_eq!(before.difference(&after).count(), 3);
+    assert!(after.is_subset(&before));
+
+    // A value that names someone is refused: a cleanup is no way around a user's checks.
+    for trustee in ["john.smith@acmecorp.com", "Jane Doe"] {
+        let run = h
+            .run(json!({"mode": "cleanup", "trustee": trustee, "company_id": "acme"}))
+            .await;
+        let failure = run.failure.as_ref().expect("refused");
+        assert_eq!(
+            failure.code.as_str(),
+            "trustee_exists",
+            "{trustee}: {failure:?}"
+        );
+        assert_eq!(failure.field.as_deref(), Some("trustee"));
+    }
+    assert_eq!(tenant_grants(&h), after);
+}
+
+#[tokio::test]
+async fn review_revoke_runs_a_revocation_or_cleanup_per_trustee_and_reports_them_in_one_digest() {
+    use revoke365::index::{deliver_digest, review, ReviewAction};
+    let h = Harness::start(fixture("review-tenant.json"), fast_http(10)).await;
+    h.sweep().await;
+    let conns = h.connector.connect(&h.org).await.unwrap();
+    let found = review(h.store.as_ref(), conns.directory.as_ref(), &h.org, None)
+        .await
+        .unwrap();
+    let listed: BTreeSet<String> = found.trustees.iter().map(|t| t.trustee.clone()).collect();
+    let before = h.snapshot();
+    let mut actions = Vec::new();
+    for t in &found.trustees {
+        let body = t
+            .request("acme", &found)
+            .expect("each listed trustee has a run");
+        let run = h.run(body).await;
+        let report = run.result.as_ref().expect("a result");
+        actions.push(ReviewAction {
+            trustee: t.trustee.clone(),
+            reason: t.reason,
+            mode: t.reason.action(),
+            run_id: Some(run.run_id.to_string()),
+            success: report.success,
+            removed: report.removal_summary.total_permissions_removed,
+            error: None,
+        });
+    }
+    assert_eq!(actions.len(), 5);
+    assert!(actions.iter().all(|a| a.success), "{actions:#?}");
+    assert_eq!(actions.iter().map(|a| a.removed).sum::<u32>(), 6);
+    // Every listed trustee's grants are gone; everyone else's are where they were.
+    for (m, p, who) in tenant_grants(&h) {
+        assert!(
+            !listed.iter().any(|l| l.eq_ignore_ascii_case(&who)),
+            "{who} still holds {p} on {m}"
+        );
+    }
+    // The runs told no one on their own ...
+    let after_runs = h.snapshot();
+    assert_eq!(
+        after_runs.tickets, before.tickets,
+        "no ticket or note per run"
+    );
+    assert_eq!(
+        after_runs.sent_mail.len(),
+        before.sent_mail.len(),
+        "no mail per run"
+    );
+
+    // ... the digest tells once: one new ticket with one note naming every run, one email.
+    let delivery = deliver_digest(conns.notify(), &h.org, &found, &actions, None, None).await;
+    assert!(delivery.errors.is_empty(), "{delivery:?}");
+    let s = h.snapshot();
+    assert_eq!(s.tickets.len(), before.tickets.len() + 1);
+    let ticket = s.ticket(delivery.ticket_id.as_deref().unwrap()).unwrap();
+    assert_eq!(ticket.notes.len(), 1);
+    for a in &actions {
+        assert!(ticket.notes[0].text.contains(a.run_id.as_deref().unwrap()));
+    }
+    assert!(ticket.notes[0]
+        .text
+        .contains("5 trustee(s) revoked or cleaned up, 6 grant(s) removed"));
+    assert_eq!(s.sent_mail.len(), before.sent_mail.len() + 1);
+    assert_eq!(
+        delivery.mailed_to,
+        h.org.m365_permission_notification_recipients
+    );
+    // The same day's digest again (a retried schedule) finds its ticket and note.
+    let again = deliver_digest(conns.notify(), &h.org, &found, &actions, None, None).await;
+    assert_eq!(again.ticket_id, delivery.ticket_id);
+    let s = h.snapshot();
+    assert_eq!(s.tickets.len(), before.tickets.len() + 1);
+    assert_eq!(
+        s.ticket(delivery.ticket_id.as_deref().unwrap())
+            .unwrap()
+            .notes
+            .len(),
+        1
+    );
+}
