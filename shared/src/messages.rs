@@ -133,6 +133,9 @@ pub struct ScheduledMessage {
     pub job: ScheduledJob,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company_id: Option<String>,
+    /// The `review` job: also list users who have not signed in for this many days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inactive_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +155,9 @@ pub enum ScheduledJob {
     /// Read the company's (`company_id`) new Defender XDR alerts and Entra ID Protection risky
     /// users and start a contain run per compromised user.
     PollAlerts,
+    /// Review the company's (`company_id`) newest snapshot and send the digest: one ticket
+    /// note and one email (`inactive_days`: also users who have not signed in for that long).
+    Review,
 }
 
 #[cfg(test)]
@@ -205,6 +211,15 @@ mod tests {
             serde_json::from_str(include_str!("../../events/scheduled-index.json")).unwrap();
         assert_eq!(m.job, ScheduledJob::Index);
         assert_eq!(m.company_id.as_deref(), Some("acme"));
+    }
+
+    #[test]
+    fn the_scheduled_review_names_its_company_and_how_long_is_inactive() {
+        let m: ScheduledMessage =
+            serde_json::from_str(include_str!("../../events/scheduled-review.json")).unwrap();
+        assert_eq!(m.job, ScheduledJob::Review);
+        assert_eq!(m.company_id.as_deref(), Some("acme"));
+        assert_eq!(m.inactive_days, Some(90));
     }
 
     fn mailbox(i: usize, name_len: usize) -> ShardMailbox {

@@ -182,6 +182,9 @@ pub async fn handle_scheduled(
             Ok(json!({"job": "sweep", "redriven": report.redriven, "failed": report.failed}))
         }
         ScheduledJob::Index => index_company(deps, message.company_id.as_deref(), deadline).await,
+        ScheduledJob::Review => {
+            review_company(deps, message.company_id.as_deref(), message.inactive_days).await
+        }
         ScheduledJob::PollAlerts => {
             let company_id = message.company_id.as_deref().ok_or(
                 "invalid company_id: the poll_alerts job names the company whose alerts it reads (\"company_id\")",
@@ -258,6 +261,51 @@ async fn index_company(
         info!(snapshot_id = %s.snapshot_id, grants = s.grants, trustees = s.trustees, mailboxes = s.mailboxes, duration_ms = s.duration_ms, errors = s.errors.len(), "index snapshot stored");
         Ok(json!({"job": "index", "company_id": company_id, "snapshot_id": s.snapshot_id,
             "taken_at": s.taken_at, "mailboxes": s.mailboxes, "grants": s.grants, "errors": s.errors}))
+    }
+    .instrument(span)
+    .await
+}
+
+/// The scheduled access review of one company: its newest snapshot reviewed (with a directory
+/// read per user trustee) and the digest sent — one ticket note and one email. Nothing is
+/// revoked: a technician acts on the digest (`revoke365 review --revoke`). A digest that could
+/// not be delivered fails the invocation, and the schedule's retry finds the day's ticket and
+/// note by their marker rather than making them again.
+async fn review_company(
+    deps: &StepDeps,
+    company_id: Option<&str>,
+    inactive_days: Option<u32>,
+) -> Result<Value, LambdaError> {
+    let company_id = company_id.map(str::trim).filter(|c| !c.is_empty()).ok_or(
+        "the scheduled review job needs \"company_id\": the company whose snapshot to review",
+    )?;
+    let span = info_span!("review", company_id = %company_id);
+    async {
+        let index = deps
+            .store
+            .permission_index()
+            .ok_or("this store keeps no permission index")?;
+        let org = deps
+            .store
+            .org_settings(company_id)
+            .await?
+            .ok_or_else(|| format!("no organization settings for company '{company_id}'"))?;
+        let conns = deps.connector.connect(&org).await?;
+        let found =
+            crate::index::review(index, conns.directory.as_ref(), &org, inactive_days).await?;
+        let delivery =
+            crate::index::deliver_digest(conns.notify(), &org, &found, &[], None, None).await;
+        info!(snapshot_id = %found.snapshot_id, trustees = found.trustees.len(), grants = found.grants, ticket = ?delivery.ticket_id, errors = delivery.errors.len(), "access review digest sent");
+        if !delivery.errors.is_empty() {
+            return Err(format!(
+                "the access review digest of company '{company_id}' was not fully delivered: {}",
+                delivery.errors.join("; ")
+            )
+            .into());
+        }
+        Ok(json!({"job": "review", "company_id": company_id, "snapshot_id": found.snapshot_id,
+            "summary": found.summary, "trustees": found.trustees.len(), "grants": found.grants,
+            "notes": found.notes, "digest": delivery}))
     }
     .instrument(span)
     .await
