@@ -6,9 +6,9 @@ use crate::{
     company, config, internal, new_origin, open_store, target, CliError, EXIT_BAD_INPUT,
     EXIT_SUCCESS,
 };
-use revoke365::index::{lookup, AccessError, AccessMap, AccessQuery, Change};
+use revoke365::index::{lookup, sweep_resumable, AccessError, AccessMap, AccessQuery, Change};
 use revoke365::model::{InvalidRequest, OrgSettings, Snapshot, SnapshotSummary};
-use revoke365::ports::{Connector, PermissionIndex};
+use revoke365::ports::{Connector, PermissionIndex, SweepJournal};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -44,7 +44,10 @@ pub async fn sweep(args: SweepArgs) -> Result<u8, CliError> {
             .map(|(_, service, l)| (service.to_string(), l.limit))
             .collect()
     };
-    let snapshot = revoke365::index::sweep(conns.tenant(), &org, &progress, &learned)
+    // Each mailbox read is journaled in revoke365.db: a sweep interrupted before its snapshot
+    // was stored (Ctrl-C, a crash, a throttling storm) is gone on with by the next one.
+    let journal: &dyn SweepJournal = &store;
+    let snapshot = sweep_resumable(conns.tenant(), &org, &progress, &learned, Some(journal))
         .await
         .map_err(|e| CliError {
             code: "tenant_error".into(),
@@ -56,6 +59,9 @@ pub async fn sweep(args: SweepArgs) -> Result<u8, CliError> {
         .save_snapshot(&snapshot, &org.index)
         .await
         .map_err(|e| internal(format!("the snapshot could not be stored: {e}")))?;
+    if let Err(e) = store.end_sweep(&org.company_id).await {
+        eprintln!("warning: the sweep journal could not be cleared ({e}); the next sweep starts again anyway once the journal is a day old");
+    }
     print_sweep(&snapshot, args.format);
     Ok(EXIT_SUCCESS)
 }
@@ -85,6 +91,13 @@ fn sweep_table(s: &SnapshotSummary) -> String {
         "{} mailboxes, {} trustees, {} grants",
         s.mailboxes, s.trustees, s.grants
     );
+    if s.resumed_mailboxes > 0 {
+        let _ = writeln!(
+            out,
+            "went on with an interrupted sweep: {} mailboxes read by it were not read again",
+            s.resumed_mailboxes
+        );
+    }
     let calls: Vec<String> = s.calls.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let limits: Vec<String> = s.limits.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let _ = writeln!(

@@ -198,6 +198,7 @@ async fn lookup_bench() {
             calls: BTreeMap::new(),
             limits: BTreeMap::new(),
             errors: Vec::new(),
+            resumed_mailboxes: 0,
         },
         trustees,
         grants,

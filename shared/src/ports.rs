@@ -10,7 +10,7 @@ use crate::model::{
     IndexSettings, IndirectAccess, ItemId, ItemStatus, MailboxForwarding, MatchedBy, NotChecked,
     OrgSettings, PermissionType, PlanItem, Report, ResolvedUser, RestoreReport, RiskyUser, Run,
     RunFailure, RunFilter, RunId, RunPage, RunStatus, SecurityAlert, Snapshot, SnapshotRef,
-    SnapshotSummary,
+    SnapshotSummary, SweepProgress, SweptMailbox,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -347,6 +347,30 @@ pub trait RunStore: Send + Sync {
     fn permission_index(&self) -> Option<&dyn PermissionIndex> {
         None
     }
+}
+
+/// Where a sweep keeps what it has read until its snapshot is stored, so that an interrupted
+/// sweep of the company goes on from there (the CLI's SQLite file).
+#[async_trait]
+pub trait SweepJournal: Send + Sync {
+    /// The company's sweep that began and did not end, with the mailboxes it had read.
+    async fn unfinished_sweep(&self, company_id: &str)
+        -> Result<Option<SweepProgress>, StoreError>;
+    /// A new sweep of the company (any unfinished one is dropped).
+    async fn begin_sweep(
+        &self,
+        company_id: &str,
+        sweep_id: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Mailboxes read, by lowercase address.
+    async fn save_sweep_reads(
+        &self,
+        sweep_id: &str,
+        reads: &[(String, SweptMailbox)],
+    ) -> Result<(), StoreError>;
+    /// The sweep's snapshot is stored (or it is given up): its journal goes.
+    async fn end_sweep(&self, company_id: &str) -> Result<(), StoreError>;
 }
 
 /// The permission index: snapshots of every grant in a tenant (see [`crate::model::Snapshot`]).

@@ -4,8 +4,11 @@
 
 use super::sqlite_store::{db_error, from_json, to_json, SqliteRunStore};
 use crate::error::StoreError;
-use crate::model::{IndexHits, IndexSettings, IndexedGrant, Snapshot, SnapshotSummary, Trustee};
-use crate::ports::PermissionIndex;
+use crate::model::{
+    IndexHits, IndexSettings, IndexedGrant, Snapshot, SnapshotSummary, SweepProgress, SweptMailbox,
+    Trustee,
+};
+use crate::ports::{PermissionIndex, SweepJournal};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
@@ -39,6 +42,17 @@ CREATE TABLE IF NOT EXISTS index_grants (
 );
 CREATE INDEX IF NOT EXISTS index_grants_by_trustee ON index_grants (snapshot_id, trustee_id);
 CREATE INDEX IF NOT EXISTS index_grants_by_mailbox ON index_grants (snapshot_id, mailbox);
+CREATE TABLE IF NOT EXISTS sweep_journal (
+    company_id TEXT PRIMARY KEY,
+    sweep_id   TEXT NOT NULL,
+    started_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sweep_reads (
+    sweep_id  TEXT NOT NULL,
+    mailbox   TEXT NOT NULL,
+    read_json TEXT NOT NULL,
+    PRIMARY KEY (sweep_id, mailbox)
+);
 ";
 
 fn sql(what: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -248,5 +262,107 @@ impl PermissionIndex for SqliteRunStore {
                 .map(|g| from_json("index grant", g))
                 .collect::<Result<_, _>>()?;
         Ok(IndexHits { trustees, grants })
+    }
+}
+
+/// The company's journal rows, whatever sweep they belong to.
+fn drop_journal(db: &Connection, company_id: &str) -> Result<(), StoreError> {
+    db.execute(
+        "DELETE FROM sweep_reads WHERE sweep_id IN (SELECT sweep_id FROM sweep_journal WHERE company_id = ?1)",
+        params![company_id],
+    )
+    .map_err(sql("drop a sweep journal"))?;
+    db.execute(
+        "DELETE FROM sweep_journal WHERE company_id = ?1",
+        params![company_id],
+    )
+    .map_err(sql("drop a sweep journal"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl SweepJournal for SqliteRunStore {
+    async fn unfinished_sweep(
+        &self,
+        company_id: &str,
+    ) -> Result<Option<SweepProgress>, StoreError> {
+        let db = self.conn();
+        let found: Option<(String, String)> = db
+            .query_row(
+                "SELECT sweep_id, started_at FROM sweep_journal WHERE company_id = ?1",
+                params![company_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                other => Err(other),
+            })
+            .map_err(sql("read a sweep journal"))?;
+        let Some((sweep_id, started_at)) = found else {
+            return Ok(None);
+        };
+        let started_at = DateTime::parse_from_rfc3339(&started_at)
+            .map_err(|e| StoreError::backend(format!("sweep journal start time: {e}")))?
+            .with_timezone(&Utc);
+        let mut stmt = db
+            .prepare("SELECT mailbox, read_json FROM sweep_reads WHERE sweep_id = ?1")
+            .map_err(sql("read a sweep journal"))?;
+        let rows = stmt
+            .query_map(params![sweep_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(sql("read a sweep journal"))?;
+        let mut done = std::collections::BTreeMap::new();
+        for row in rows {
+            let (mailbox, json) = row.map_err(sql("read a sweep journal"))?;
+            done.insert(mailbox, from_json::<SweptMailbox>("sweep read", &json)?);
+        }
+        Ok(Some(SweepProgress {
+            sweep_id,
+            started_at,
+            done,
+        }))
+    }
+
+    async fn begin_sweep(
+        &self,
+        company_id: &str,
+        sweep_id: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut db = self.conn();
+        let tx = db.transaction().map_err(sql("begin a sweep journal"))?;
+        drop_journal(&tx, company_id)?;
+        tx.execute(
+            "INSERT INTO sweep_journal (company_id, sweep_id, started_at) VALUES (?1, ?2, ?3)",
+            params![company_id, sweep_id, started_at.to_rfc3339()],
+        )
+        .map_err(sql("begin a sweep journal"))?;
+        tx.commit().map_err(sql("begin a sweep journal"))
+    }
+
+    async fn save_sweep_reads(
+        &self,
+        sweep_id: &str,
+        reads: &[(String, SweptMailbox)],
+    ) -> Result<(), StoreError> {
+        let mut db = self.conn();
+        let tx = db.transaction().map_err(sql("journal sweep reads"))?;
+        {
+            let mut insert = tx
+                .prepare("INSERT OR REPLACE INTO sweep_reads (sweep_id, mailbox, read_json) VALUES (?1, ?2, ?3)")
+                .map_err(sql("journal sweep reads"))?;
+            for (mailbox, read) in reads {
+                insert
+                    .execute(params![sweep_id, mailbox, to_json(read)?])
+                    .map_err(sql("journal sweep reads"))?;
+            }
+        }
+        tx.commit().map_err(sql("journal sweep reads"))
+    }
+
+    async fn end_sweep(&self, company_id: &str) -> Result<(), StoreError> {
+        drop_journal(&self.conn(), company_id)
     }
 }

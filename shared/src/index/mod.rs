@@ -15,4 +15,4 @@ pub use access::{lookup, AccessEntry, AccessError, AccessMap, AccessQuery, Chang
 pub use baseline::IndexBaseline;
 pub use review::{review, Review, ReviewAction, ReviewReason, ReviewedTrustee};
 pub use review_digest::{deliver_digest, digest_marker, DigestDelivery};
-pub use sweep::{sweep, SweepCalls};
+pub use sweep::{sweep, sweep_resumable, SweepCalls};

@@ -1,12 +1,17 @@
 //! The sweep: discovery without the user filter. Reads the mailbox list (Send on Behalf) and
 //! the tenant-wide Send As listing, then every mailbox's Full Access (Exchange) and calendar
 //! permissions (Graph) at once, under the per-service budgets the HTTP layer learns; resolves
-//! every trustee value once; returns the snapshot.
+//! every trustee value once; returns the snapshot. With a journal, each mailbox read is kept
+//! as it completes, and a sweep interrupted before its snapshot was stored is gone on with by
+//! the next one (the mailboxes it had read are not read again).
 
 use super::identities::{Identities, Place};
 use crate::error::RemoteError;
-use crate::model::{IndexedGrant, OrgSettings, PermissionType, Snapshot, SnapshotSummary, Trustee};
-use crate::ports::{MailboxInfo, ProgressObserver, RecipientPermissionEntry, Tenant};
+use crate::model::{
+    IndexedGrant, OrgSettings, PermissionType, Snapshot, SnapshotSummary, SweepProgress,
+    SweptMailbox, Trustee,
+};
+use crate::ports::{MailboxInfo, ProgressObserver, RecipientPermissionEntry, SweepJournal, Tenant};
 use crate::scan::calendar_grant;
 use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
@@ -44,16 +49,58 @@ impl SweepCalls {
 }
 
 /// What one part of the sweep found: grants with the trustee each names.
-#[derive(Default)]
-struct Found {
-    grants: Vec<(Trustee, IndexedGrant)>,
-    errors: Vec<String>,
+type Found = SweptMailbox;
+
+/// An unfinished sweep that began longer ago than this is started again, not gone on with:
+/// its reads would make the snapshot older than its readers expect.
+const RESUME_WITHIN_HOURS: i64 = 24;
+
+/// The company's unfinished sweep to go on with, if there is a recent one. A journal that
+/// cannot be read only means starting again.
+async fn resume_point(journal: &dyn SweepJournal, org: &OrgSettings) -> Option<SweepProgress> {
+    match journal.unfinished_sweep(&org.company_id).await {
+        Ok(Some(p)) if p.started_at > Utc::now() - chrono::Duration::hours(RESUME_WITHIN_HOURS) => {
+            info!(sweep_id = %p.sweep_id, mailboxes_read = p.done.len(), "going on with an interrupted sweep");
+            Some(p)
+        }
+        Ok(Some(p)) => {
+            info!(sweep_id = %p.sweep_id, started_at = %p.started_at, "an interrupted sweep is too old to go on with; starting again");
+            None
+        }
+        Ok(None) => None,
+        Err(e) => {
+            warn!(error = %e, "the sweep journal could not be read; starting again");
+            None
+        }
+    }
 }
 
-impl Found {
-    fn merge(&mut self, other: Found) {
-        self.grants.extend(other.grants);
-        self.errors.extend(other.errors);
+/// Mailbox reads not yet journaled, written in batches as they complete.
+struct JournalWriter<'a> {
+    journal: Option<&'a dyn SweepJournal>,
+    sweep_id: &'a str,
+    batch: usize,
+    pending: std::sync::Mutex<Vec<(String, Found)>>,
+}
+
+impl JournalWriter<'_> {
+    async fn add(&self, mailbox: String, read: &Found) {
+        let Some(journal) = self.journal else { return };
+        let full = {
+            let mut pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            pending.push((mailbox, read.clone()));
+            match pending.len() >= self.batch {
+                true => std::mem::take(&mut *pending),
+                false => return,
+            }
+        };
+        // Losing a journal batch only means reading those mailboxes again after a crash.
+        if let Err(e) = journal.save_sweep_reads(self.sweep_id, &full).await {
+            warn!(error = %e, mailboxes = full.len(), "sweep reads could not be journaled");
+        }
     }
 }
 
@@ -92,15 +139,45 @@ pub async fn sweep(
     progress: &dyn ProgressObserver,
     learned: &(dyn Fn() -> BTreeMap<String, usize> + Send + Sync),
 ) -> Result<Snapshot, RemoteError> {
-    let snapshot_id = format!(
-        "{}-{}",
-        Utc::now().format("%Y%m%dT%H%M%SZ"),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    sweep_resumable(tenant, org, progress, learned, None).await
+}
+
+/// [`sweep`], journaling each mailbox read in `journal` and going on with the company's
+/// unfinished sweep when there is a recent one (its id and start stay the snapshot's). The
+/// caller ends the journal once the snapshot is stored.
+pub async fn sweep_resumable(
+    tenant: Tenant<'_>,
+    org: &OrgSettings,
+    progress: &dyn ProgressObserver,
+    learned: &(dyn Fn() -> BTreeMap<String, usize> + Send + Sync),
+    journal: Option<&dyn SweepJournal>,
+) -> Result<Snapshot, RemoteError> {
+    let resumed = match journal {
+        Some(j) => resume_point(j, org).await,
+        None => None,
+    };
+    let is_resumed = resumed.is_some();
+    let SweepProgress {
+        sweep_id: snapshot_id,
+        started_at: taken_at,
+        done,
+    } = resumed.unwrap_or_else(|| SweepProgress {
+        sweep_id: format!(
+            "{}-{}",
+            Utc::now().format("%Y%m%dT%H%M%SZ"),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
+        started_at: Utc::now(),
+        done: BTreeMap::new(),
+    });
+    if let (Some(j), false) = (journal, is_resumed) {
+        if let Err(e) = j.begin_sweep(&org.company_id, &snapshot_id, taken_at).await {
+            warn!(error = %e, "the sweep journal could not be begun; this sweep cannot be resumed");
+        }
+    }
     let span = info_span!("sweep", company_id = %org.company_id, snapshot_id = %snapshot_id);
     async {
         let started = Instant::now();
-        let taken_at = Utc::now();
         let calls = SweepCalls::default();
         for _ in 0..3 {
             calls.exchange();
@@ -126,19 +203,29 @@ pub async fn sweep(
         let ids = Identities::new(&mailboxes, &users, tenant.exchange);
         let scanned: Vec<&MailboxInfo> =
             mailboxes.iter().filter(|m| m.holds_delegations()).collect();
+        let (from_journal, to_read): (Vec<&MailboxInfo>, Vec<&MailboxInfo>) = scanned
+            .iter()
+            .partition(|m| done.contains_key(&m.address()));
         let total = scanned.len() as u64;
-        let done = AtomicU64::new(0);
-        progress.discovery(0, total);
-        let per_mailbox = stream::iter(scanned.iter().map(|m| {
-            let (ids, calls, done) = (&ids, &calls, &done);
+        let read_count = AtomicU64::new(from_journal.len() as u64);
+        progress.discovery(from_journal.len() as u64, total);
+        let writer = JournalWriter {
+            journal,
+            sweep_id: &snapshot_id,
+            batch: (to_read.len() / 100).clamp(1, 100),
+            pending: std::sync::Mutex::new(Vec::new()),
+        };
+        let per_mailbox = stream::iter(to_read.iter().map(|m| {
+            let (ids, calls, read_count, writer) = (&ids, &calls, &read_count, &writer);
             async move {
                 let (fa, cal) = tokio::join!(
                     full_access(tenant, ids, calls, m),
                     calendar(tenant, ids, calls, m)
                 );
-                progress.discovery(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                progress.discovery(read_count.fetch_add(1, Ordering::Relaxed) + 1, total);
                 let mut found = fa?;
                 found.merge(cal?);
+                writer.add(m.address(), &found).await;
                 Ok::<_, RemoteError>(found)
             }
         }))
@@ -154,6 +241,12 @@ pub async fn sweep(
         found.errors.extend(listing_errors);
         for part in per_mailbox {
             found.merge(part?);
+        }
+        let resumed_mailboxes = from_journal.len() as u64;
+        for m in from_journal {
+            if let Some(read) = done.get(&m.address()) {
+                found.merge(read.clone());
+            }
         }
         let mut trustees: BTreeMap<String, Trustee> = BTreeMap::new();
         let mut grants = Vec::with_capacity(found.grants.len());
@@ -191,6 +284,7 @@ pub async fn sweep(
             calls: calls.counts(lookups),
             limits: learned(),
             errors: found.errors,
+            resumed_mailboxes,
         };
         info!(
             mailboxes = summary.mailboxes,

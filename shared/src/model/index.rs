@@ -70,6 +70,14 @@ pub struct SnapshotSummary {
     /// incomplete there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Mailboxes an earlier, interrupted attempt of this sweep had read (taken from its
+    /// journal, not read again; `taken_at` is that attempt's start).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resumed_mailboxes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What a trustee value turned out to name.
@@ -223,6 +231,31 @@ impl IndexedGrant {
             && self.right == other.right
             && self.trustee_id == other.trustee_id
     }
+}
+
+/// What a sweep read on one mailbox (or one tenant-wide part): the grants, each with the
+/// trustee it names, and what could not be read. A sweep journals these as it goes, so that an
+/// interrupted sweep goes on from the mailboxes it had read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweptMailbox {
+    pub grants: Vec<(Trustee, IndexedGrant)>,
+    pub errors: Vec<String>,
+}
+
+impl SweptMailbox {
+    pub fn merge(&mut self, other: SweptMailbox) {
+        self.grants.extend(other.grants);
+        self.errors.extend(other.errors);
+    }
+}
+
+/// An interrupted sweep: its id and start (the snapshot it goes on to make keeps both) and the
+/// mailboxes it had read, by lowercase address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepProgress {
+    pub sweep_id: String,
+    pub started_at: DateTime<Utc>,
+    pub done: BTreeMap<String, SweptMailbox>,
 }
 
 /// A whole snapshot: what a sweep produces and the store keeps.

@@ -494,6 +494,7 @@ fn snapshot(id: &str, days_ago: i64) -> Snapshot {
             calls: BTreeMap::from([("exchange".into(), 4)]),
             limits: BTreeMap::from([("exchange".into(), 8)]),
             errors: vec![],
+            resumed_mailboxes: 0,
         },
         trustees,
         grants,

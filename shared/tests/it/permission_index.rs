@@ -831,3 +831,128 @@ async fn review_revoke_runs_a_revocation_or_cleanup_per_trustee_and_reports_them
         1
     );
 }
+
+#[tokio::test]
+async fn an_interrupted_sweep_is_gone_on_with_and_reads_only_the_mailboxes_it_had_not_read() {
+    use revoke365::index::sweep_resumable;
+    use revoke365::model::SweptMailbox;
+    use revoke365::ports::SweepJournal;
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let full = h.take().await;
+    let full_reads = h.snapshot().requests("exo Get-MailboxPermission");
+    let by_id: BTreeMap<_, _> = full
+        .trustees
+        .iter()
+        .map(|t| (t.trustee_id.clone(), t.clone()))
+        .collect();
+    // An earlier attempt began an hour ago and had read three mailboxes when it was stopped.
+    let first = [
+        "ceo@acmecorp.com",
+        "finance@acmecorp.com",
+        "billing@acmecorp.com",
+    ];
+    let started = chrono::Utc::now() - chrono::Duration::hours(1);
+    h.store
+        .begin_sweep("acme", "20261201T000000Z-resumed", started)
+        .await
+        .unwrap();
+    let journaled: Vec<(String, SweptMailbox)> = first
+        .iter()
+        .map(|m| {
+            let grants = full
+                .grants
+                .iter()
+                .filter(|g| {
+                    g.mailbox == *m
+                        && matches!(
+                            g.right,
+                            PermissionType::FullAccess | PermissionType::Calendar
+                        )
+                })
+                .map(|g| (by_id[&g.trustee_id].clone(), g.clone()))
+                .collect();
+            (
+                m.to_string(),
+                SweptMailbox {
+                    grants,
+                    errors: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    h.store
+        .save_sweep_reads("20261201T000000Z-resumed", &journaled)
+        .await
+        .unwrap();
+
+    let conns = h.connector.connect(&h.org).await.unwrap();
+    // What reading the three mailboxes' Full Access costs (a long answer comes in pages).
+    let counted = h.snapshot().requests("exo Get-MailboxPermission");
+    for m in first {
+        conns.exchange.mailbox_permissions(m).await.unwrap();
+    }
+    let three = h.snapshot().requests("exo Get-MailboxPermission") - counted;
+    let before = h.snapshot().requests("exo Get-MailboxPermission");
+    let journal: &dyn SweepJournal = h.store.as_ref();
+    let resumed = sweep_resumable(
+        conns.tenant(),
+        &h.org,
+        &NoProgress,
+        &BTreeMap::new,
+        Some(journal),
+    )
+    .await
+    .unwrap();
+    let s = &resumed.summary;
+    assert_eq!(
+        s.snapshot_id, "20261201T000000Z-resumed",
+        "the interrupted sweep's id"
+    );
+    assert_eq!(s.taken_at, started, "as of the interrupted attempt's start");
+    assert_eq!(s.resumed_mailboxes, 3);
+    let reads = h.snapshot().requests("exo Get-MailboxPermission") - before;
+    assert_eq!(
+        reads,
+        full_reads - three,
+        "the uninterrupted sweep's reads but the three journaled"
+    );
+    let key = |snap: &Snapshot| -> BTreeSet<(String, PermissionType, String)> {
+        snap.grants
+            .iter()
+            .map(|g| (g.mailbox.clone(), g.right, g.trustee_id.clone()))
+            .collect()
+    };
+    assert_eq!(
+        key(&resumed),
+        key(&full),
+        "the same grants as an uninterrupted sweep"
+    );
+
+    // Stored, the journal ends: the next sweep starts afresh.
+    h.store
+        .save_snapshot(&resumed, &IndexSettings::default())
+        .await
+        .unwrap();
+    h.store.end_sweep("acme").await.unwrap();
+    assert!(h.store.unfinished_sweep("acme").await.unwrap().is_none());
+    // A journal older than a day is not gone on with.
+    h.store
+        .begin_sweep(
+            "acme",
+            "20261101T000000Z-stale",
+            chrono::Utc::now() - chrono::Duration::days(2),
+        )
+        .await
+        .unwrap();
+    let fresh = sweep_resumable(
+        conns.tenant(),
+        &h.org,
+        &NoProgress,
+        &BTreeMap::new,
+        Some(journal),
+    )
+    .await
+    .unwrap();
+    assert_ne!(fresh.summary.snapshot_id, "20261101T000000Z-stale");
+    assert_eq!(fresh.summary.resumed_mailboxes, 0);
+}
