@@ -206,22 +206,10 @@ async fn index_company(
     company_id: Option<&str>,
     deadline: Deadline,
 ) -> Result<Value, LambdaError> {
-    let company_id = company_id
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .ok_or("the scheduled index job needs \"company_id\": the company whose tenant to sweep")?;
+    let company_id = named_company(company_id, "index", "the company whose tenant to sweep")?;
     let span = info_span!("index_sweep", company_id = %company_id);
     async {
-        let index = deps
-            .store
-            .permission_index()
-            .ok_or("this store keeps no permission index")?;
-        let org = deps
-            .store
-            .org_settings(company_id)
-            .await?
-            .ok_or_else(|| format!("no organization settings for company '{company_id}'"))?;
-        let conns = deps.connector.connect(&org).await?;
+        let (index, org, conns) = indexed_company(deps, company_id).await?;
         let delivery = Delivery {
             holder: uuid::Uuid::new_v4().to_string(),
             deadline,
@@ -276,21 +264,10 @@ async fn review_company(
     company_id: Option<&str>,
     inactive_days: Option<u32>,
 ) -> Result<Value, LambdaError> {
-    let company_id = company_id.map(str::trim).filter(|c| !c.is_empty()).ok_or(
-        "the scheduled review job needs \"company_id\": the company whose snapshot to review",
-    )?;
+    let company_id = named_company(company_id, "review", "the company whose snapshot to review")?;
     let span = info_span!("review", company_id = %company_id);
     async {
-        let index = deps
-            .store
-            .permission_index()
-            .ok_or("this store keeps no permission index")?;
-        let org = deps
-            .store
-            .org_settings(company_id)
-            .await?
-            .ok_or_else(|| format!("no organization settings for company '{company_id}'"))?;
-        let conns = deps.connector.connect(&org).await?;
+        let (index, org, conns) = indexed_company(deps, company_id).await?;
         let found =
             crate::index::review(index, conns.directory.as_ref(), &org, inactive_days).await?;
         let delivery =
@@ -309,6 +286,43 @@ async fn review_company(
     }
     .instrument(span)
     .await
+}
+
+/// The company a per-company index job names (`company_id`, not blank).
+fn named_company<'a>(
+    company_id: Option<&'a str>,
+    job: &str,
+    whose: &str,
+) -> Result<&'a str, LambdaError> {
+    company_id
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| format!("the scheduled {job} job needs \"company_id\": {whose}").into())
+}
+
+/// What a per-company index job works with: the index, the company's settings, its clients.
+async fn indexed_company<'d>(
+    deps: &'d StepDeps,
+    company_id: &str,
+) -> Result<
+    (
+        &'d dyn crate::ports::PermissionIndex,
+        crate::model::OrgSettings,
+        crate::ports::Connections,
+    ),
+    LambdaError,
+> {
+    let index = deps
+        .store
+        .permission_index()
+        .ok_or("this store keeps no permission index")?;
+    let org = deps
+        .store
+        .org_settings(company_id)
+        .await?
+        .ok_or_else(|| format!("no organization settings for company '{company_id}'"))?;
+    let conns = deps.connector.connect(&org).await?;
+    Ok((index, org, conns))
 }
 
 /// One poll of a company's alerts; rejected credentials are read again and tried once more.

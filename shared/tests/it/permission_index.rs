@@ -30,6 +30,20 @@ impl Harness {
         snapshot
     }
 
+    /// A sweep of the tenant, then its review.
+    async fn swept_review(&self, inactive_days: Option<u32>) -> revoke365::index::Review {
+        self.sweep().await;
+        let conns = self.connector.connect(&self.org).await.unwrap();
+        revoke365::index::review(
+            self.store.as_ref(),
+            conns.directory.as_ref(),
+            &self.org,
+            inactive_days,
+        )
+        .await
+        .unwrap()
+    }
+
     fn requests(&self) -> u64 {
         self.snapshot().counters.requests.values().sum()
     }
@@ -389,13 +403,9 @@ async fn the_store_keeps_the_newest_snapshots_and_those_younger_than_keep_days()
 #[tokio::test]
 async fn a_review_lists_the_grants_of_disabled_deleted_orphaned_guest_and_external_trustees_and_nothing_else(
 ) {
-    use revoke365::index::{review, ReviewReason};
+    use revoke365::index::ReviewReason;
     let h = Harness::start(fixture("review-tenant.json"), fast_http(10)).await;
-    h.sweep().await;
-    let conns = h.connector.connect(&h.org).await.unwrap();
-    let r = review(h.store.as_ref(), conns.directory.as_ref(), &h.org, None)
-        .await
-        .unwrap();
+    let r = h.swept_review(None).await;
     let listed: BTreeSet<(ReviewReason, String, String, PermissionType)> = r
         .trustees
         .iter()
@@ -455,21 +465,12 @@ async fn a_review_lists_the_grants_of_disabled_deleted_orphaned_guest_and_extern
 #[tokio::test]
 async fn with_inactive_days_a_review_also_lists_users_who_have_not_signed_in_and_skips_it_unlicensed(
 ) {
-    use revoke365::index::{review, ReviewReason};
+    use revoke365::index::ReviewReason;
     // The fixture's sign-ins: it.admin last in March 2025, Jane never, the rest lately.
     let cut_off: chrono::DateTime<chrono::Utc> = "2026-06-01T00:00:00Z".parse().unwrap();
     let days = (chrono::Utc::now() - cut_off).num_days() as u32;
     let h = Harness::start(fixture("review-tenant.json"), fast_http(10)).await;
-    h.sweep().await;
-    let conns = h.connector.connect(&h.org).await.unwrap();
-    let r = review(
-        h.store.as_ref(),
-        conns.directory.as_ref(),
-        &h.org,
-        Some(days),
-    )
-    .await
-    .unwrap();
+    let r = h.swept_review(Some(days)).await;
     let inactive: BTreeMap<String, Option<chrono::DateTime<chrono::Utc>>> = r
         .trustees
         .iter()
@@ -515,16 +516,7 @@ async fn with_inactive_days_a_review_also_lists_users_who_have_not_signed_in_and
     let mut unlicensed = fixture("review-tenant.json");
     unlicensed["sim"]["unlicensed"] = json!(["signInActivity"]);
     let h = Harness::start(unlicensed, fast_http(10)).await;
-    h.sweep().await;
-    let conns = h.connector.connect(&h.org).await.unwrap();
-    let r = review(
-        h.store.as_ref(),
-        conns.directory.as_ref(),
-        &h.org,
-        Some(days),
-    )
-    .await
-    .unwrap();
+    let r = h.swept_review(Some(days)).await;
     assert!(!r.summary.contains_key(&ReviewReason::Inactive));
     assert_eq!(r.summary.values().sum::<usize>(), 5);
     assert!(
@@ -752,13 +744,10 @@ async fn a_cleanup_run_removes_the_grants_of_a_trustee_that_no_longer_exists_by_
 
 #[tokio::test]
 async fn review_revoke_runs_a_revocation_or_cleanup_per_trustee_and_reports_them_in_one_digest() {
-    use revoke365::index::{deliver_digest, review, ReviewAction};
+    use revoke365::index::{deliver_digest, ReviewAction};
     let h = Harness::start(fixture("review-tenant.json"), fast_http(10)).await;
-    h.sweep().await;
+    let found = h.swept_review(None).await;
     let conns = h.connector.connect(&h.org).await.unwrap();
-    let found = review(h.store.as_ref(), conns.directory.as_ref(), &h.org, None)
-        .await
-        .unwrap();
     let listed: BTreeSet<String> = found.trustees.iter().map(|t| t.trustee.clone()).collect();
     let before = h.snapshot();
     let mut actions = Vec::new();
