@@ -347,6 +347,12 @@ pub trait RunStore: Send + Sync {
     fn permission_index(&self) -> Option<&dyn PermissionIndex> {
         None
     }
+
+    /// Where sweeps journal their reads (so an interrupted one goes on), if this store keeps
+    /// them.
+    fn sweep_journal(&self) -> Option<&dyn SweepJournal> {
+        None
+    }
 }
 
 /// Where a sweep keeps what it has read until its snapshot is stored, so that an interrupted
@@ -366,6 +372,7 @@ pub trait SweepJournal: Send + Sync {
     /// Mailboxes read, by lowercase address.
     async fn save_sweep_reads(
         &self,
+        company_id: &str,
         sweep_id: &str,
         reads: &[(String, SweptMailbox)],
     ) -> Result<(), StoreError>;

@@ -344,6 +344,7 @@ impl SweepJournal for SqliteRunStore {
 
     async fn save_sweep_reads(
         &self,
+        _company_id: &str,
         sweep_id: &str,
         reads: &[(String, SweptMailbox)],
     ) -> Result<(), StoreError> {

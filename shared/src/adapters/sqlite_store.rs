@@ -1313,6 +1313,10 @@ impl RunStore for SqliteRunStore {
         Some(self)
     }
 
+    fn sweep_journal(&self) -> Option<&dyn crate::ports::SweepJournal> {
+        Some(self)
+    }
+
     async fn request_cancel(&self, run_id: &RunId) -> Result<Option<Run>, StoreError> {
         if self.get_run(run_id).await?.is_none() {
             return Ok(None);

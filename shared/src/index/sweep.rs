@@ -78,6 +78,7 @@ async fn resume_point(journal: &dyn SweepJournal, org: &OrgSettings) -> Option<S
 /// Mailbox reads not yet journaled, written in batches as they complete.
 struct JournalWriter<'a> {
     journal: Option<&'a dyn SweepJournal>,
+    company_id: &'a str,
     sweep_id: &'a str,
     batch: usize,
     pending: std::sync::Mutex<Vec<(String, Found)>>,
@@ -98,7 +99,10 @@ impl JournalWriter<'_> {
             }
         };
         // Losing a journal batch only means reading those mailboxes again after a crash.
-        if let Err(e) = journal.save_sweep_reads(self.sweep_id, &full).await {
+        if let Err(e) = journal
+            .save_sweep_reads(self.company_id, self.sweep_id, &full)
+            .await
+        {
             warn!(error = %e, mailboxes = full.len(), "sweep reads could not be journaled");
         }
     }
@@ -211,6 +215,7 @@ pub async fn sweep_resumable(
         progress.discovery(from_journal.len() as u64, total);
         let writer = JournalWriter {
             journal,
+            company_id: &org.company_id,
             sweep_id: &snapshot_id,
             batch: (to_read.len() / 100).clamp(1, 100),
             pending: std::sync::Mutex::new(Vec::new()),

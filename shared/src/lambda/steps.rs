@@ -199,8 +199,9 @@ pub async fn handle_scheduled(
 /// The scheduled index sweep of one company: reads every grant of its tenant (under the
 /// tenant's shared budget, like a discovery step) and stores the snapshot in the index
 /// table, pruned per the company's `index` settings. One invocation, bounded by the
-/// function's timeout: no call is sent once the deadline nears, and a sweep cut short stores
-/// nothing and fails (the schedule retries it).
+/// function's timeout: no call is sent once the deadline nears. Each mailbox read is
+/// journaled in the index table as it completes, so a sweep cut short stores no snapshot and
+/// fails, and the schedule's retry goes on from the mailboxes it had read.
 async fn index_company(
     deps: &StepDeps,
     company_id: Option<&str>,
@@ -218,19 +219,25 @@ async fn index_company(
             .hold_budget(&org, &delivery, BudgetWant::ALL)
             .await?;
         let learned = deps.learned_limits.clone();
+        let journal = deps.store.sweep_journal();
         let swept = deadline
-            .bound(crate::index::sweep(
+            .bound(crate::index::sweep_resumable(
                 conns.tenant(),
                 &org,
                 &NoProgress,
                 &move || learned(),
+                journal,
             ))
             .await;
         deps.connector.return_budget(&org, &delivery).await;
         if deadline.near() {
-            warn!("index sweep cut short by the function's deadline; nothing stored");
+            let read = match journal {
+                Some(j) => j.unfinished_sweep(company_id).await?.map_or(0, |p| p.done.len()),
+                None => 0,
+            };
+            warn!(mailboxes_journaled = read, "index sweep cut short by the function's deadline; no snapshot stored yet");
             return Err(format!(
-                "the index sweep of company '{company_id}' did not finish within the function's timeout; nothing was stored (a tenant this large is indexed with `revoke365 sweep`)"
+                "the index sweep of company '{company_id}' did not finish within the function's timeout: {read} mailboxes read so far are journaled and the schedule's retry goes on from them (no snapshot is stored until the sweep ends)"
             )
             .into());
         }
@@ -245,10 +252,16 @@ async fn index_company(
             }
         };
         index.save_snapshot(&snapshot, &org.index).await?;
+        if let Some(j) = journal {
+            if let Err(e) = j.end_sweep(company_id).await {
+                warn!(error = %e, "the sweep journal could not be dropped; the next sweep starts again once it is a day old");
+            }
+        }
         let s = &snapshot.summary;
         info!(snapshot_id = %s.snapshot_id, grants = s.grants, trustees = s.trustees, mailboxes = s.mailboxes, duration_ms = s.duration_ms, errors = s.errors.len(), "index snapshot stored");
         Ok(json!({"job": "index", "company_id": company_id, "snapshot_id": s.snapshot_id,
-            "taken_at": s.taken_at, "mailboxes": s.mailboxes, "grants": s.grants, "errors": s.errors}))
+            "taken_at": s.taken_at, "mailboxes": s.mailboxes, "grants": s.grants, "errors": s.errors,
+            "resumed_mailboxes": s.resumed_mailboxes}))
     }
     .instrument(span)
     .await

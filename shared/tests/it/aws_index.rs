@@ -633,9 +633,10 @@ async fn a_scheduled_index_job_without_a_company_for_an_unknown_one_or_out_of_ti
     )
     .unwrap();
     let spent = revoke365::steps::Deadline::at(std::time::Instant::now());
-    assert!(handle_step_event(&env.steps[0].1, event, spent)
+    let cut = handle_step_event(&env.steps[0].1, event, spent)
         .await
-        .is_err());
+        .expect_err("cut short");
+    assert!(cut.to_string().contains("journaled"), "{cut}");
     assert!(env
         .intake
         .store
@@ -645,6 +646,91 @@ async fn a_scheduled_index_job_without_a_company_for_an_unknown_one_or_out_of_ti
         .await
         .unwrap()
         .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_index_sweep_cut_short_is_gone_on_with_by_the_retry_from_its_journal() {
+    use revoke365::model::SweptMailbox;
+    let env = Env::start(fixture("acme-tenant.json"), 10).await;
+    let store = &env.intake.store;
+    let journal = store.sweep_journal().expect("a journal");
+    // What an earlier invocation had read of two mailboxes before its timeout.
+    let full = {
+        let conns = embedded_connector(&env).connect(&acme()).await.unwrap();
+        revoke365::index::sweep(conns.tenant(), &acme(), &NoProgress, &BTreeMap::new)
+            .await
+            .unwrap()
+    };
+    let by_id: BTreeMap<_, _> = full
+        .trustees
+        .iter()
+        .map(|t| (t.trustee_id.clone(), t.clone()))
+        .collect();
+    let started = Utc::now() - Duration::minutes(5);
+    journal
+        .begin_sweep("acme", "20261201T010000Z-cutshort", started)
+        .await
+        .unwrap();
+    let reads: Vec<(String, SweptMailbox)> = ["ceo@acmecorp.com", "billing@acmecorp.com"]
+        .iter()
+        .map(|m| {
+            let grants = full
+                .grants
+                .iter()
+                .filter(|g| {
+                    g.mailbox == *m
+                        && matches!(
+                            g.right,
+                            PermissionType::FullAccess | PermissionType::Calendar
+                        )
+                })
+                .map(|g| (by_id[&g.trustee_id].clone(), g.clone()))
+                .collect();
+            (
+                m.to_string(),
+                SweptMailbox {
+                    grants,
+                    errors: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    journal
+        .save_sweep_reads("acme", "20261201T010000Z-cutshort", &reads)
+        .await
+        .unwrap();
+    let progress = journal.unfinished_sweep("acme").await.unwrap().unwrap();
+    assert_eq!(progress.done.len(), 2);
+    assert_eq!(progress.done["ceo@acmecorp.com"], reads[0].1);
+
+    // The schedule's retry goes on with it and stores the snapshot under the sweep's id.
+    let answer = scheduled_index(&env).await;
+    assert_eq!(
+        answer["snapshot_id"], "20261201T010000Z-cutshort",
+        "{answer}"
+    );
+    assert_eq!(answer["resumed_mailboxes"], 2, "{answer}");
+    let index = store.permission_index().unwrap();
+    let stored = sorted(index.everything("20261201T010000Z-cutshort").await.unwrap());
+    let key = |h: &IndexHits| -> BTreeSet<(String, PermissionType, String)> {
+        h.grants
+            .iter()
+            .map(|g| (g.mailbox.clone(), g.right, g.trustee_id.clone()))
+            .collect()
+    };
+    let whole = IndexHits {
+        trustees: full.trustees.clone(),
+        grants: full.grants.clone(),
+    };
+    assert_eq!(
+        key(&stored),
+        key(&whole),
+        "what an uninterrupted sweep finds"
+    );
+    assert!(
+        journal.unfinished_sweep("acme").await.unwrap().is_none(),
+        "the journal ends with the snapshot"
+    );
 }
 
 /// The roles as the template grants them: intake reads the index (GET /access), discovery

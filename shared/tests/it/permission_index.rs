@@ -870,7 +870,7 @@ async fn an_interrupted_sweep_is_gone_on_with_and_reads_only_the_mailboxes_it_ha
         })
         .collect();
     h.store
-        .save_sweep_reads("20261201T000000Z-resumed", &journaled)
+        .save_sweep_reads("acme", "20261201T000000Z-resumed", &journaled)
         .await
         .unwrap();
 

@@ -644,6 +644,10 @@ impl RunStore for DynamoRunStore {
         Some(&self.index)
     }
 
+    fn sweep_journal(&self) -> Option<&dyn crate::ports::SweepJournal> {
+        Some(&self.index)
+    }
+
     async fn org_settings(&self, company_id: &str) -> Result<Option<OrgSettings>, StoreError> {
         let out = self
             .client

@@ -39,7 +39,7 @@ const BATCH: usize = 25;
 /// Batches and partition reads in flight at once.
 const PARALLEL: usize = 8;
 
-type Item = HashMap<String, AttributeValue>;
+pub(super) type Item = HashMap<String, AttributeValue>;
 
 const SNAPSHOT_SK: &str = "SNAPSHOT";
 const TRUSTEE_SK: &str = "TRUSTEE";
@@ -74,15 +74,15 @@ fn summary_sk(s: &SnapshotSummary) -> String {
     format!("{}#{}", sortable(s.taken_at), s.snapshot_id)
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn row<T: Serialize>(what: &str, value: T) -> Result<Item, StoreError> {
+pub(super) fn row<T: Serialize>(what: &str, value: T) -> Result<Item, StoreError> {
     to_item(value).map_err(|e| serde_error(what, e))
 }
 
-fn read<T: for<'de> Deserialize<'de>>(what: &str, item: Item) -> Result<T, StoreError> {
+pub(super) fn read<T: for<'de> Deserialize<'de>>(what: &str, item: Item) -> Result<T, StoreError> {
     from_item(item).map_err(|e| serde_error(what, e))
 }
 
@@ -138,8 +138,8 @@ struct TrusteePartition {
 
 /// The permission index in one DynamoDB table; the run store holds it.
 pub struct DynamoIndex {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
     /// Snapshot id -> company, as the pointer items say (they never change).
     companies: Mutex<HashMap<String, String>>,
 }
@@ -154,7 +154,7 @@ impl DynamoIndex {
     }
 
     /// Every item of a partition (whose sort key starts with `prefix`), in sort-key order.
-    async fn query_partition(
+    pub(super) async fn query_partition(
         &self,
         pk: &str,
         prefix: Option<&str>,
@@ -211,7 +211,7 @@ impl DynamoIndex {
 
     /// Puts or deletes many items, 25 per BatchWriteItem, a few batches at once, retrying what
     /// DynamoDB leaves unprocessed with the store's retry policy.
-    async fn write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+    pub(super) async fn write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         let batches: Vec<Vec<WriteRequest>> = requests
             .chunks(BATCH)
             .map(<[WriteRequest]>::to_vec)
@@ -325,14 +325,6 @@ impl DynamoIndex {
     /// Drops a snapshot: its summary first (it is no longer listed), then every item.
     async fn delete_snapshot(&self, summary: &SnapshotSummary) -> Result<(), StoreError> {
         let (company, snapshot) = (&summary.company_id, &summary.snapshot_id);
-        let delete = |pk: String, sk: String| -> Result<WriteRequest, StoreError> {
-            let del = DeleteRequest::builder()
-                .key("pk", s(pk))
-                .key("sk", s(sk))
-                .build()
-                .map_err(|e| StoreError::backend(e.to_string()))?;
-            Ok(WriteRequest::builder().delete_request(del).build())
-        };
         self.write(vec![delete(summaries_pk(company), summary_sk(summary))?])
             .await?;
         let listing = self.listing(company, snapshot).await?;
@@ -405,7 +397,16 @@ impl DynamoIndex {
     }
 }
 
-fn put(item: Item) -> Result<WriteRequest, StoreError> {
+pub(super) fn delete(pk: String, sk: String) -> Result<WriteRequest, StoreError> {
+    let del = DeleteRequest::builder()
+        .key("pk", s(pk))
+        .key("sk", s(sk))
+        .build()
+        .map_err(|e| StoreError::backend(e.to_string()))?;
+    Ok(WriteRequest::builder().delete_request(del).build())
+}
+
+pub(super) fn put(item: Item) -> Result<WriteRequest, StoreError> {
     let put = PutRequest::builder()
         .set_item(Some(item))
         .build()

@@ -11,4 +11,5 @@ pub mod resources;
 pub mod run_history;
 pub mod secrets;
 pub mod sqs;
+pub mod sweep_journal;
 pub mod tenant_budget;
