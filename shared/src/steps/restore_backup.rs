@@ -13,7 +13,7 @@ use crate::error::StepError;
 use crate::model::{
     BackupRestoreRequest, Grant, IndexHits, InvalidRequest, ItemId, ItemStatus, PermissionType,
     PlanItem, ResolvedUser, RestoreOf, RevocationRequest, Run, RunFilter, RunId, SnapshotRef,
-    SnapshotSource, Trustee, Verification,
+    SnapshotSource, Trustee, TrusteeKind, Verification,
 };
 use crate::ports::{PermissionIndex, Queue, RunStore, ScanFacts};
 use crate::restore::read_grant;
@@ -198,14 +198,8 @@ pub(crate) async fn plan(
         let Some(t) = by_id.get(g.trustee_id.as_str()) else {
             continue;
         };
-        let status = if !t.kind.exists() {
-            ItemStatus::Skipped {
-                reason: format!(
-                    "the snapshot shows this trustee as {} ({}): there is no one to give the grant back to",
-                    serde_json::to_value(t.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
-                    g.trustee_as_shown
-                ),
-            }
+        let status = if let Some(reason) = not_restorable(t, g) {
+            ItemStatus::Skipped { reason }
         } else {
             let why = match (of.include_revoked, revoked.get(t.trustee_id.as_str())) {
                 (true, _) => None,
@@ -234,6 +228,31 @@ pub(crate) async fn plan(
         .save_facts(&run.run_id, &facts_part(0, 0), &ScanFacts::default())
         .await?;
     finish_shard(store, queue, run, 0).await
+}
+
+/// Why `g` of `t` is not put back: its trustee was already gone when the snapshot was taken
+/// (an orphaned SID, a name nothing resolved to: there is no one to give it to), or it is Send
+/// on Behalf of a trustee the snapshot has no distinguished name for (it could not be read
+/// back, so it could not be told whether it is there). An external address can be given a
+/// calendar again.
+fn not_restorable(t: &Trustee, g: &crate::model::IndexedGrant) -> Option<String> {
+    match t.kind {
+        TrusteeKind::OrphanedSid | TrusteeKind::Unresolved => Some(format!(
+            "the snapshot shows this trustee as {} ({}): there is no one to give the grant back to",
+            match t.kind {
+                TrusteeKind::OrphanedSid => "an orphaned SID",
+                _ => "a name nothing resolves to",
+            },
+            g.trustee_as_shown
+        )),
+        _ if g.right == PermissionType::SendOnBehalf && t.distinguished_name.is_none() => {
+            Some(format!(
+                "Send on Behalf for {} cannot be read back (the snapshot has no distinguished name for it); add it by hand if it is missing",
+                t.name()
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// A revocation of `t` made after the snapshot (by any name the snapshot knew them by).
@@ -266,7 +285,7 @@ async fn revoked_since(
 fn subject(src: &SnapshotSource) -> ResolvedUser {
     Trustee {
         trustee_id: src.mailbox.clone(),
-        kind: crate::model::TrusteeKind::Recipient,
+        kind: TrusteeKind::Recipient,
         upn: None,
         object_id: None,
         address: Some(src.mailbox.clone()),

@@ -945,3 +945,55 @@ async fn an_interrupted_sweep_is_gone_on_with_and_reads_only_the_mailboxes_it_ha
     assert_ne!(fresh.summary.snapshot_id, "20261101T000000Z-stale");
     assert_eq!(fresh.summary.resumed_mailboxes, 0);
 }
+
+#[tokio::test]
+async fn a_backup_restore_gives_an_external_calendar_share_back_and_skips_an_orphaned_sid() {
+    let h = Harness::start(fixture("review-tenant.json"), fast_http(10)).await;
+    let id = h.sweep().await.summary.snapshot_id;
+    let conns = h.connector.connect(&h.org).await.unwrap();
+    // The CEO's calendar shares are wiped, and so is the finance mailbox's Full Access.
+    let ceo_calendar = grants_on(&h, "ceo@acmecorp.com");
+    for p in conns
+        .directory
+        .calendar_permissions("ceo@acmecorp.com")
+        .await
+        .unwrap()
+    {
+        if p.is_removable {
+            conns
+                .directory
+                .remove_calendar_permission("ceo@acmecorp.com", &p.id)
+                .await
+                .unwrap();
+        }
+    }
+    let run = h
+        .restore_backup(
+            json!({"company_id": "acme", "mailbox": "ceo@acmecorp.com", "as_of": id,
+            "permission_types": ["calendar"]}),
+        )
+        .await
+        .unwrap();
+    let r = run.restore_result.as_ref().unwrap();
+    assert!(r.success, "{r:#?}");
+    assert!(r
+        .restored
+        .iter()
+        .any(|e| e.trustee.as_deref() == Some("advisor@outside.example") && e.restored));
+    assert_eq!(
+        grants_on(&h, "ceo@acmecorp.com"),
+        ceo_calendar,
+        "every share back"
+    );
+
+    let run = h
+        .restore_backup(
+            json!({"company_id": "acme", "mailbox": "finance@acmecorp.com", "as_of": id}),
+        )
+        .await
+        .unwrap();
+    let r = run.restore_result.as_ref().unwrap();
+    let skipped: Vec<_> = r.skipped.iter().map(|s| s.reason.as_str()).collect();
+    assert_eq!(skipped.len(), 1, "{r:#?}");
+    assert!(skipped[0].contains("orphaned SID"), "{skipped:?}");
+}
