@@ -44,17 +44,21 @@ async fn main() {
         graph: arg(3, 40),
         graph_mailbox: arg(4, 4),
     };
+    let tenant = generated_tenant(mailboxes, 0, latency_ms, &caps);
+    let tenant_id = tenant["tenant_id"].as_str().unwrap_or_default().to_string();
     // The client's defaults: it is not told the tenant's limits.
-    let h = Harness::start(
-        generated_tenant(mailboxes, 0, latency_ms, &caps),
-        HttpSettings::default(),
-    )
-    .await;
+    let h = Harness::start(tenant, HttpSettings::default()).await;
+    // `REVOKE365_BENCH_TIMELINE=1` prints the calls in flight and the learnt limits over time.
+    let timeline = std::env::var_os("REVOKE365_BENCH_TIMELINE")
+        .map(|_| timeline::Timeline::sample(h.connector.core.clone(), tenant_id));
     let started = Instant::now();
     let report = h
         .report(json!({"user_email": LEAVER, "company_id": "bench", "ticket_id": "1"}))
         .await;
     let wall = started.elapsed();
+    if let Some(timeline) = timeline {
+        timeline.print();
+    }
     assert!(
         report.success,
         "bench run must succeed: {:?}",
@@ -146,4 +150,65 @@ async fn main() {
         "ratio:       {ratio:>8.2}x   (bound 1.3x: {})",
         verdict(ratio <= 1.3)
     );
+}
+
+/// Where the wall time goes: the calls in flight and the learnt limits, every 100 ms.
+mod timeline {
+    use revoke365::adapters::http::HttpCore;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    const SERVICES: [&str; 2] = ["exchange", "graph"];
+    /// Samples per printed row (one each 5 ms).
+    const PER_ROW: usize = 20;
+
+    /// In flight and limit per service, one sample.
+    type Sample = [(usize, usize); 2];
+
+    pub struct Timeline {
+        samples: Arc<Mutex<Vec<Sample>>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Timeline {
+        pub fn sample(core: Arc<HttpCore>, tenant: String) -> Timeline {
+            let samples = Arc::new(Mutex::new(Vec::new()));
+            let kept = samples.clone();
+            let task = tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(5));
+                loop {
+                    tick.tick().await;
+                    let sample = SERVICES.map(|service| {
+                        let limit = core.learned(&tenant, service).map_or(0, |l| l.limit);
+                        (core.in_flight(&tenant, service), limit)
+                    });
+                    kept.lock().unwrap().push(sample);
+                }
+            });
+            Timeline { samples, task }
+        }
+
+        pub fn print(self) {
+            self.task.abort();
+            println!(
+                "{:>6} {:>18} {:>18}",
+                "s", "Exchange in flight", "Graph in flight"
+            );
+            let samples = self.samples.lock().unwrap();
+            for (row, chunk) in samples.chunks(PER_ROW).enumerate() {
+                let mean = |i: usize| {
+                    chunk.iter().map(|s| s[i].0).sum::<usize>() as f64 / chunk.len() as f64
+                };
+                let limit = |i: usize| chunk.last().map_or(0, |s: &Sample| s[i].1);
+                println!(
+                    "{:>6.1} {:>10.1} / {:<5} {:>10.1} / {:<5}",
+                    row as f64 * 0.1,
+                    mean(0),
+                    limit(0),
+                    mean(1),
+                    limit(1)
+                );
+            }
+        }
+    }
 }

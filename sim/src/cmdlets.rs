@@ -19,9 +19,33 @@ const COMMON: &[&str] = &["ErrorAction", "WarningAction", "Verbose", "Debug"];
 pub(crate) struct Output {
     pub items: Vec<Value>,
     pub warnings: Vec<String>,
+    /// Set when `items` hold only the page asked for ([`Output::page`]): how many items the
+    /// whole result has.
+    pub listed: Option<usize>,
+}
+
+/// The part of a cmdlet's result one answer shows (`$skiptoken` offset, page size).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    pub offset: usize,
+    pub size: usize,
 }
 
 impl Output {
+    /// A listing's answer: only the items inside `window` are built and serialized, the rest
+    /// only counted. A tenant-wide listing holds thousands of items and is read a page at a
+    /// time, so building all of them for every page made each page cost the whole listing.
+    pub(crate) fn page<T, U: Serialize>(
+        items: &[T],
+        window: Window,
+        build: impl Fn(&T) -> U,
+    ) -> Output {
+        let shown = items.iter().skip(window.offset).take(window.size);
+        let mut output = Output::items(shown.map(build));
+        output.listed = Some(items.len());
+        output
+    }
+
     pub(crate) fn items<T: Serialize>(items: impl IntoIterator<Item = T>) -> Output {
         let items = items
             .into_iter()
@@ -30,12 +54,14 @@ impl Output {
         Output {
             items,
             warnings: Vec::new(),
+            listed: None,
         }
     }
     pub(crate) fn warning(warning: String) -> Output {
         Output {
             items: Vec::new(),
             warnings: vec![warning],
+            listed: None,
         }
     }
 }
@@ -180,12 +206,16 @@ pub(crate) fn canonical_name(name: &str) -> Option<&'static str> {
     cmdlet(name).map(|c| c.name)
 }
 
-pub(crate) fn invoke(sim: &Sim, input: &CmdletInput) -> CmdletResult {
+/// Runs a cmdlet for the answer page `window` (listings build only that page's items).
+pub(crate) fn invoke(sim: &Sim, input: &CmdletInput, window: Window) -> CmdletResult {
     let cmdlet = cmdlet(&input.name).ok_or_else(|| ExoError::command_not_found(&input.name))?;
-    let params = Params(&input.parameters);
+    let params = Params {
+        values: &input.parameters,
+        window,
+    };
     let allowed = cmdlet.parameters.iter().chain(COMMON);
     if let Some(unknown) = params
-        .0
+        .values
         .keys()
         .find(|k| !allowed.clone().any(|a| a.eq_ignore_ascii_case(k)))
     {
@@ -208,13 +238,16 @@ pub(crate) fn invoke(sim: &Sim, input: &CmdletInput) -> CmdletResult {
     (cmdlet.run)(sim, &params)
 }
 
-/// Cmdlet parameters: names match case-insensitively.
-pub(crate) struct Params<'a>(&'a Map<String, Value>);
+/// Cmdlet parameters (names match case-insensitively) and the answer page asked for.
+pub(crate) struct Params<'a> {
+    values: &'a Map<String, Value>,
+    window: Window,
+}
 
 impl Params<'_> {
     /// A parameter as given, JSON `null` included (`$null` clears a setting).
     pub(crate) fn given(&self, name: &str) -> Option<&Value> {
-        self.0
+        self.values
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
@@ -234,7 +267,7 @@ impl Params<'_> {
     }
 
     fn get(&self, name: &str) -> Option<&Value> {
-        self.0
+        self.values
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
@@ -399,9 +432,9 @@ fn get_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
         });
     }
     let mailboxes = limited(mailboxes, params.result_size()?);
-    let items: Vec<MailboxItem> = mailboxes
-        .into_iter()
-        .map(|m| MailboxItem {
+    Ok(Output::page(&mailboxes, params.window, |m| {
+        let grants = state.visible(&m.upn);
+        MailboxItem {
             user_principal_name: &m.upn,
             primary_smtp_address: &m.mail,
             display_name: &m.display_name,
@@ -410,31 +443,24 @@ fn get_mailbox(sim: &Sim, params: &Params) -> CmdletResult {
             distinguished_name: &m.dn,
             external_directory_object_id: &m.id,
             recipient_type_details: m.kind.as_str(),
-            grant_send_on_behalf_to: state
-                .visible(&m.upn)
+            grant_send_on_behalf_to: grants
                 .send_on_behalf
                 .iter()
                 .map(|s| directory.name_of(s))
                 .collect(),
-            forwarding_smtp_address: state
-                .visible(&m.upn)
+            forwarding_smtp_address: grants
                 .forwarding
                 .smtp_address
                 .as_ref()
                 .map(|a| format!("smtp:{a}")),
-            forwarding_address: state
-                .visible(&m.upn)
+            forwarding_address: grants
                 .forwarding
                 .address
                 .as_deref()
                 .map(|a| directory.name_of(a)),
-            deliver_to_mailbox_and_forward: state
-                .visible(&m.upn)
-                .forwarding
-                .deliver_to_mailbox_and_forward,
-        })
-        .collect();
-    Ok(Output::items(items))
+            deliver_to_mailbox_and_forward: grants.forwarding.deliver_to_mailbox_and_forward,
+        }
+    }))
 }
 
 /// The one supported filter: `GrantSendOnBehalfTo -eq '<DN | UPN | Name | id>'`
@@ -706,9 +732,9 @@ fn get_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
         }
     }
     let entries = limited(entries, params.result_size()?);
-    Ok(Output::items(entries.iter().map(|(recipient, ace)| {
+    Ok(Output::page(&entries, params.window, |(recipient, ace)| {
         RecipientPermissionItem::new(directory, *recipient, ace)
-    })))
+    }))
 }
 
 fn remove_recipient_permission(sim: &Sim, params: &Params) -> CmdletResult {
@@ -808,16 +834,18 @@ fn get_recipient(sim: &Sim, params: &Params) -> CmdletResult {
         });
     }
     let recipients = limited(recipients, params.result_size()?);
-    Ok(Output::items(recipients.iter().map(|r| RecipientItem {
-        identity: r.name(),
-        name: r.name(),
-        alias: r.alias(),
-        display_name: r.display_name(),
-        primary_smtp_address: r.mail(),
-        distinguished_name: r.dn(),
-        recipient_type_details: r.recipient_type(),
-        external_directory_object_id: r.id(),
-    })))
+    Ok(Output::page(&recipients, params.window, |r| {
+        RecipientItem {
+            identity: r.name(),
+            name: r.name(),
+            alias: r.alias(),
+            display_name: r.display_name(),
+            primary_smtp_address: r.mail(),
+            distinguished_name: r.dn(),
+            recipient_type_details: r.recipient_type(),
+            external_directory_object_id: r.id(),
+        }
+    }))
 }
 
 #[derive(Serialize)]
@@ -853,7 +881,7 @@ fn get_user(sim: &Sim, params: &Params) -> CmdletResult {
         });
     }
     let users = limited(users, params.result_size()?);
-    Ok(Output::items(users.iter().map(|u| UserItem {
+    Ok(Output::page(&users, params.window, |u| UserItem {
         identity: &u.name,
         user_principal_name: &u.upn,
         name: &u.name,
@@ -865,7 +893,7 @@ fn get_user(sim: &Sim, params: &Params) -> CmdletResult {
         sid_history: &u.sid_history,
         sam_account_name: &u.sam,
         windows_email_address: &u.mail,
-    })))
+    }))
 }
 
 // ---- Get-MailboxFolderPermission (reference only) -------------------------------

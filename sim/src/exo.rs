@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 
 use crate::auth::{protect, Audience};
 use crate::batch;
-use crate::cmdlets;
+use crate::cmdlets::{self, Window};
 use crate::faults::{counted, guarded, Key};
 use crate::fixture::fnv1a;
 use crate::wire::{base_url, json_response, link, select, skip_offset};
@@ -269,7 +269,8 @@ fn invoke_command(
         return Ok(forbidden(name));
     }
     let offset = skip_offset(query.get("$skiptoken")).map_err(ExoError::binding)?;
-    let output = cmdlets::invoke(sim, &input.cmdlet_input)?;
+    let size = sim.settings.page_size;
+    let output = cmdlets::invoke(sim, &input.cmdlet_input, Window { offset, size })?;
     let writes = name.is_some_and(|n| {
         ["Add-", "Remove-", "Set-", "Disable-", "Enable-"]
             .iter()
@@ -284,12 +285,15 @@ fn invoke_command(
     }
 
     let selection = query.get("$select").map(String::as_str);
-    let size = sim.settings.page_size;
-    let total = output.items.len();
+    // A listing built only this page; any other result is paged here.
+    let (total, skip) = match output.listed {
+        Some(listed) => (listed, 0),
+        None => (output.items.len(), offset),
+    };
     let value = output
         .items
         .into_iter()
-        .skip(offset)
+        .skip(skip)
         .take(size)
         .map(|item| select(item, selection))
         .collect();

@@ -1,12 +1,16 @@
 //! Who the run's user is and which mailboxes are in scope: read once by discovery, rebuilt by
 //! verification from what discovery stored.
 
+use super::early::EarlyLookups;
 use super::{rejected, ScanError};
 use crate::error::RemoteError;
-use crate::model::{FailureCode, OrgSettings, ResolvedUser, RevocationRequest, RunMode};
-use crate::ports::{ExchangeUser, MailboxInfo, Recipient, UserLookup};
+use crate::model::{
+    FailureCode, OrgSettings, PermissionType, ResolvedUser, RevocationRequest, RunMode,
+};
+use crate::ports::{ExchangeUser, MailboxInfo, Recipient, RecipientPermissionEntry, UserLookup};
 use crate::steps::Tenant;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, PoisonError};
 use tracing::warn;
 
 /// Everything a scan knows about the user and the tenant's mailboxes.
@@ -19,6 +23,8 @@ pub(crate) struct Census {
     /// Lowercase identities (UPN, address, DN, Name, Alias, object id) → the first mailbox
     /// they name: a permission answer is mapped back to its mailbox for every entry.
     by_identity: HashMap<String, usize>,
+    /// The tenant-wide lookups by the user alone, read beside the mailbox list.
+    early: Mutex<EarlyLookups>,
 }
 
 impl Census {
@@ -208,6 +214,7 @@ impl Census {
             mailboxes,
             targets: None,
             by_identity,
+            early: Mutex::default(),
         }
     }
 
@@ -225,10 +232,13 @@ impl Census {
         user: ResolvedUser,
         request: &RevocationRequest,
     ) -> Result<Census, ScanError> {
-        Census::reread_by_page(tenant, org, user, request, &|_| {}).await
+        Census::listed(tenant, org, user, request, &|_| {}, &[]).await
     }
 
-    /// [`Census::reread`], telling `page` each page of the mailbox list as it arrives.
+    /// [`Census::reread`], telling `page` each page of the mailbox list as it arrives. The
+    /// tenant-wide lookups that need only the user (Send As by trustee, Send on Behalf by DN)
+    /// are read beside the list, not after its last page: verification's first tenant-wide
+    /// read takes them.
     pub async fn reread_by_page(
         tenant: Tenant<'_>,
         org: &OrgSettings,
@@ -236,10 +246,42 @@ impl Census {
         request: &RevocationRequest,
         page: &(dyn for<'m> Fn(&'m [MailboxInfo]) + Send + Sync),
     ) -> Result<Census, ScanError> {
-        let mailboxes = tenant.exchange.mailboxes_by_page(page).await?;
-        let mut census = Census::new(user, mailboxes);
+        let scope = request.effective_scope(&org.m365_permission_removal_scope);
+        Census::listed(tenant, org, user, request, page, &scope).await
+    }
+
+    /// The census of the mailbox list read now, with the early lookups `early` asks for.
+    async fn listed(
+        tenant: Tenant<'_>,
+        org: &OrgSettings,
+        user: ResolvedUser,
+        request: &RevocationRequest,
+        page: &(dyn for<'m> Fn(&'m [MailboxInfo]) + Send + Sync),
+        early: &[PermissionType],
+    ) -> Result<Census, ScanError> {
+        let (mailboxes, early) = tokio::join!(
+            tenant.exchange.mailboxes_by_page(page),
+            EarlyLookups::read(tenant.exchange, &user, early)
+        );
+        let mut census = Census::new(user, mailboxes?);
+        census.early = Mutex::new(early);
         census.targets = census.resolve_targets(tenant, org, request).await?;
         Ok(census)
+    }
+
+    /// The Send As lookup by trustee read beside the mailbox list, once (a second look reads
+    /// the tenant again).
+    pub fn take_early_send_as(&self) -> Option<Result<Vec<RecipientPermissionEntry>, RemoteError>> {
+        self.early_lookups().send_as_by_trustee.take()
+    }
+
+    /// The Send on Behalf lookup read beside the mailbox list, once.
+    pub fn take_early_send_on_behalf(&self) -> Option<Result<Vec<MailboxInfo>, RemoteError>> {
+        self.early_lookups().send_on_behalf.take()
+    }
+
+    fn early_lookups(&self) -> std::sync::MutexGuard<'_, EarlyLookups> {
+        self.early.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The addresses of the request's targets (`None`: every mailbox). A target may be a

@@ -3,6 +3,7 @@
 //! Access, each mailbox's calendar) returns its own [`Findings`]; the scan merges them.
 
 mod census;
+mod early;
 mod mailbox;
 mod send_as;
 mod send_on_behalf;

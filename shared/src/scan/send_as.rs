@@ -22,8 +22,13 @@ pub(super) async fn find(
             None => exchange.send_as_entries().await,
         }
     };
-    let (listing, by_trustee) =
-        tokio::join!(listing, exchange.send_as_by_trustee(&census.user.upn));
+    let by_trustee = async {
+        match census.take_early_send_as() {
+            Some(read) => read,
+            None => exchange.send_as_by_trustee(&census.user.upn).await,
+        }
+    };
+    let (listing, by_trustee) = tokio::join!(listing, by_trustee);
     let listing = listing?;
     let by_trustee = match by_trustee {
         Ok(entries) => entries,

@@ -26,7 +26,10 @@ pub(super) async fn find(
             ..Findings::default()
         });
     };
-    let filtered = exchange.mailboxes_with_send_on_behalf(dn).await?;
+    let filtered = match census.take_early_send_on_behalf() {
+        Some(read) => read?,
+        None => exchange.mailboxes_with_send_on_behalf(dn).await?,
+    };
     let listed = census.mailboxes.iter().filter(|m| {
         m.grant_send_on_behalf_to
             .iter()
