@@ -15,6 +15,7 @@ use crate::model::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -972,6 +973,9 @@ pub struct Tenant<'a> {
     pub exchange: &'a dyn Exchange,
     /// How verification gives a just-removed grant that still shows a second look.
     pub recheck: Recheck,
+    /// Starts the tenant's per-service limits at levels learnt before (see
+    /// [`Connections::seed_limits`]).
+    pub seed_limits: &'a (dyn Fn(&BTreeMap<String, usize>) + Send + Sync),
 }
 
 /// Where the outcome is reported: the PSA ticket, the notification email, Teams and webhooks.
@@ -1006,7 +1010,13 @@ pub struct Connections {
     /// Mailboxes per discovery scan shard, sized to the tenant's pace as learnt so far (ask
     /// after the listing: it teaches the pace).
     pub shard_size: ShardSizer,
+    /// Starts this tenant's per-service limits (`exchange`, `graph`) at what a sweep learnt,
+    /// where they have learnt nothing yet; a no-op without adaptive limits.
+    pub seed_limits: LimitSeeder,
 }
+
+/// See [`Connections::seed_limits`].
+pub type LimitSeeder = Arc<dyn Fn(&BTreeMap<String, usize>) + Send + Sync>;
 
 /// See [`Connections::shard_size`].
 pub type ShardSizer = Arc<dyn Fn() -> usize + Send + Sync>;
@@ -1017,6 +1027,7 @@ impl Connections {
             directory: self.directory.as_ref(),
             exchange: self.exchange.as_ref(),
             recheck: self.recheck,
+            seed_limits: self.seed_limits.as_ref(),
         }
     }
 

@@ -115,6 +115,22 @@ impl AdaptiveLimit {
         self.slot_freed.notify_waiters();
     }
 
+    /// Where a limit that has learnt nothing yet starts, from what an earlier read of the same
+    /// tenant learnt (a permission-index sweep's limits, for a contain run): a run that must be
+    /// fast does not spend its first round trips climbing to a level known to work. A limit
+    /// already in use keeps what it learnt; the service's answers still move it either way.
+    pub fn seed(&self, limit: usize) {
+        {
+            let mut s = self.lock();
+            let untouched = s.known.is_none() && s.throttled == 0 && s.limit == s.initial;
+            if !untouched {
+                return;
+            }
+            s.limit = (limit.max(1) as f64).min(s.ceiling);
+        }
+        self.slot_freed.notify_waiters();
+    }
+
     /// The lease changed size while held (others wait, or permits came free): the ceiling
     /// moves, what was learnt stays. Calls already in flight above a smaller ceiling finish;
     /// no new one starts until they fit.
@@ -355,6 +371,11 @@ impl Budgets {
         self.limit(tenant, service, budget).lease(permits);
     }
 
+    /// Starts the limit of `(tenant, service)` at `limit` if it has learnt nothing yet.
+    pub fn seed(&self, tenant: &str, service: &'static str, budget: ServiceBudget, limit: usize) {
+        self.limit(tenant, service, budget).seed(limit);
+    }
+
     /// The limit of `(tenant, service)`, if it was used.
     pub fn existing(&self, tenant: &str, service: &'static str) -> Option<Arc<AdaptiveLimit>> {
         self.limits
@@ -399,6 +420,23 @@ mod tests {
             p.feedback(Feedback::Success);
         }
         assert_eq!(limit.current(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_seed_starts_an_untouched_limit_below_its_ceiling_and_never_moves_a_used_one() {
+        let limit = AdaptiveLimit::new(budget(8, 128));
+        limit.seed(20);
+        assert_eq!(limit.current(), 20, "starts where the sweep left it");
+        let high = AdaptiveLimit::new(budget(8, 16));
+        high.seed(40);
+        assert_eq!(high.current(), 16, "never above the ceiling");
+        let used = AdaptiveLimit::new(budget(8, 128));
+        let mut p = used.acquire().await;
+        p.feedback(Feedback::Throttled);
+        drop(p);
+        let before = used.current();
+        used.seed(60);
+        assert_eq!(used.current(), before, "what it learnt stands");
     }
 
     #[tokio::test]

@@ -65,6 +65,14 @@ impl Connector for HttpConnector {
                     (self.core.clone(), org.tenant_id.clone(), self.shard_time);
                 Arc::new(move || core.shard_size(&tenant, target))
             },
+            seed_limits: {
+                let (core, tenant) = (self.core.clone(), org.tenant_id.clone());
+                Arc::new(move |limits| {
+                    for (service, limit) in limits {
+                        core.seed(&tenant, service, *limit);
+                    }
+                })
+            },
         })
     }
 }

@@ -351,6 +351,18 @@ impl HttpCore {
             .lease(tenant, service, self.settings.budget(service), permits);
     }
 
+    /// Starts `service`'s limit for `tenant` at what an earlier read learnt (`exchange`,
+    /// `graph`; other names are ignored), unless it has learnt something already.
+    pub fn seed(&self, tenant: &str, service: &str, limit: usize) {
+        let service = match service {
+            "exchange" => "exchange",
+            "graph" => "graph",
+            _ => return,
+        };
+        self.budgets
+            .seed(tenant, service, self.settings.budget(service), limit);
+    }
+
     /// The lease of `service`'s calls to `tenant` changed size while held.
     pub fn resize(&self, tenant: &str, service: &'static str, permits: usize) {
         if let Some(limit) = self.budgets.existing(tenant, service) {

@@ -102,6 +102,8 @@ async fn remove_indexed(
             snapshot.snapshot_id
         )));
     }
+    // The removals start at the limits the sweep learnt, not from the cautious defaults.
+    (tenant.seed_limits)(&snapshot.limits);
     let user = match tenant.directory.find_user(&request.user_email).await? {
         UserLookup::Found { user, .. } => user,
         _ => {
