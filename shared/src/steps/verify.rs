@@ -86,24 +86,28 @@ async fn finish(
         }
     }
     let facts = store.scan_facts(run_id).await?;
-    // A backup restore reads each grant back by its own trustee; every other run re-reads
-    // the tenant for its user.
-    let backup = match run.restore.as_ref().is_some_and(|r| r.snapshot.is_some()) {
-        true => Some(super::restore_backup::reread(store, tenant, run, &items).await?),
-        false => None,
+    // A backup restore reads each grant back by its own trustee (and knows which items are
+    // back); every other run re-reads the tenant for its user.
+    let (found, backup_present) = match run.restore.as_ref().is_some_and(|r| r.snapshot.is_some()) {
+        true => {
+            let b = super::restore_backup::reread(store, tenant, run, &items).await?;
+            let found = Reread {
+                verification: b.verification,
+                errors: b.errors,
+                read: true,
+            };
+            (Some(found), Some(b.present))
+        }
+        false => (
+            reread(store, tenant, org, run, &items, &facts, delivery).await?,
+            None,
+        ),
     };
     let Some(Reread {
         verification,
         errors,
         read,
-    }) = (match &backup {
-        Some(b) => Some(Reread {
-            verification: b.verification.clone(),
-            errors: b.errors.clone(),
-            read: true,
-        }),
-        None => reread(store, tenant, org, run, &items, &facts, delivery).await?,
-    })
+    }) = found
     else {
         info!("deadline near; verification continues in a new message");
         queue
@@ -144,10 +148,8 @@ async fn finish(
     if run.restore.is_some() {
         let errors = [facts.scan_errors, errors].concat();
         let victim = super::victim_report::restore_report(store, tenant, run).await?;
-        let present = match backup {
-            Some(b) => b.present,
-            None => super::restore::present_items(&items, &verification),
-        };
+        let present =
+            backup_present.unwrap_or_else(|| super::restore::present_items(&items, &verification));
         let found = (&present, read, victim);
         super::restore::finish(store, notify, org, run, &items, found, errors).await?;
         return Ok(Finished::Done);
