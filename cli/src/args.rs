@@ -1,4 +1,4 @@
-//! Command-line flags (product.md §5).
+//! Command-line flags (README, "The CLI").
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Map, Value};

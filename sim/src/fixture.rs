@@ -1,4 +1,4 @@
-//! The sandbox tenant fixture (product.md §6 plus the simulator extensions in
+//! The sandbox tenant fixture (its schema and the simulator extensions are in
 //! `sim/README.md`), and the deterministic derivations (object ids, aliases,
 //! distinguished names) the simulator computes from it.
 

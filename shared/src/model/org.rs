@@ -1,4 +1,4 @@
-//! Per-company organizational variables (product.md §2).
+//! Per-company organizational variables (README, "Configuration for a real tenant").
 
 use super::{validate_company_id, IndexSettings, InvalidRequest, PermissionType};
 use serde::{Deserialize, Serialize};
@@ -458,7 +458,7 @@ impl OrgSettings {
             })
     }
 
-    /// The org settings of a sandbox tenant fixture (product.md §6): its `organization`,
+    /// The org settings of a sandbox tenant fixture (`sim/README.md`): its `organization`,
     /// completed with the fixture's `tenant_id` (`psa_company` defaults to the company id).
     pub fn from_fixture(fixture: &serde_json::Value) -> Result<OrgSettings, String> {
         let mut org = fixture

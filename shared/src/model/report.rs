@@ -1,4 +1,4 @@
-//! The result of a run, in the exact JSON shape of product.md §4.
+//! The result of a run, in the exact JSON shape README "The result" documents.
 
 use super::{
     Grant, IndirectAccess, ItemStatus, MatchedBy, PermissionType, PlanItem, RevocationRequest, Run,

@@ -1,5 +1,5 @@
 //! The result of a restore run: what was put back, what could not be, and the re-read that
-//! proves it (product.md, "Restore").
+//! proves it (README, "Undo: restoring what a run removed").
 
 use super::{
     Grant, ItemId, ItemStatus, PermissionType, PlanItem, RemainingGrant, RequestContext, Run,
