@@ -318,11 +318,13 @@ fn all_users(sim: &Sim, params: &HashMap<String, String>, headers: &HeaderMap) -
         ));
     }
     let offset = skip_offset(params.get("$skiptoken")).map_err(GraphError::bad_request)?;
+    // Graph serves at most 999 users a page, 120 with signInActivity selected.
+    let most = if sign_ins { 120 } else { 999 };
     let size = params
         .get("$top")
         .and_then(|t| t.parse::<usize>().ok())
         .unwrap_or(100)
-        .clamp(1, 999)
+        .clamp(1, most)
         .min(sim.settings.page_size);
     let people = &sim.directory.people;
     let value = people

@@ -309,8 +309,9 @@ impl Directory for GraphClient {
 
     async fn sign_ins(&self) -> Result<Vec<UserSignIn>, RemoteError> {
         let call = self.api.call("GET users signInActivity".to_string());
+        // With signInActivity selected Graph serves at most 120 users a page.
         let url = format!(
-            "{}/v1.0/users?$select=id,userPrincipalName,accountEnabled,signInActivity&$top=999",
+            "{}/v1.0/users?$select=id,userPrincipalName,accountEnabled,signInActivity&$top=120",
             self.api.base()
         );
         let users: Vec<GraphSignInUser> = self.get_all(&call, M365Request::get(url)).await?;
