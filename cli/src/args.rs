@@ -26,7 +26,8 @@ pub enum Command {
     /// Exchange role, the notification sender and recipients, the ticket (exit 0 all ok, 2 not).
     Check(CheckArgs),
     /// Put back exactly what a finished run removed, as a run of its own (audited, verified by
-    /// re-reading, noted on the original ticket and mailed). Restoring twice is harmless.
+    /// re-reading, noted on the original ticket and mailed). Restoring twice is harmless. With
+    /// --as-of, put one mailbox's grants back as a permission-index snapshot held them.
     Restore(RestoreArgs),
     /// Read every grant of every trustee in a company's tenant into the permission index
     /// (a snapshot in the data directory): what `access`, `run --contain` and reviews read.
@@ -35,8 +36,10 @@ pub enum Command {
     /// holds, or every trustee of a mailbox; --live re-reads the tenant and marks changes.
     Access(AccessArgs),
     /// Access review from the newest snapshot and a directory read: grants held by disabled
-    /// accounts, deleted users, orphaned SIDs, unresolvable names, guests and external
-    /// addresses, grouped by trustee (exit 0 nothing found, 1 something to review).
+    /// accounts, deleted users, orphaned SIDs, unresolvable names, guests, external addresses
+    /// and (--inactive-days) inactive users, grouped by trustee (exit 0 nothing found, 1
+    /// something to review; with --revoke or --notify, 0 when every run succeeded and the
+    /// digest was delivered).
     Review(ReviewArgs),
     /// Work with the audit trails on disk.
     Audit(AuditArgs),
