@@ -3,7 +3,7 @@
 use crate::authorize::{authorize, log_refusal, Refused};
 use crate::error::{QueueError, StoreError};
 use crate::messages::{Step, StepMessage};
-use crate::model::{InvalidRequest, RevocationRequest, Run, RunStatus};
+use crate::model::{InvalidRequest, OrgSettings, RevocationRequest, Run, RunStatus};
 use crate::ports::{KeyHolder, Queue, RunStore};
 use chrono::Utc;
 use serde_json::Value;
@@ -69,24 +69,13 @@ pub async fn intake_as(
 ) -> Result<Accepted, IntakeError> {
     let mut request = RevocationRequest::from_json(body)?;
     request.requested_by_principal = principal.map(str::to_string);
-    let Some(org) = store.org_settings(&request.company_id).await? else {
-        return Err(InvalidRequest::new(
-            "company_id",
-            format!("unknown company '{}'", request.company_id),
-        )
-        .into());
-    };
-    if let Err(refused) = authorize(&org, principal) {
-        log_refusal(&refused, &request.company_id);
-        return Err(refused.into());
-    }
-    if let Some(error) = request
-        .ticket_id
-        .as_deref()
-        .and_then(|t| org.psa_kind.ticket_id_error(t))
-    {
-        return Err(InvalidRequest::new("ticket_id", error).into());
-    }
+    let org = company_for(
+        store,
+        &request.company_id,
+        principal,
+        request.ticket_id.as_deref(),
+    )
+    .await?;
     let mut run = Run::new(request);
     run.tenant_id = Some(org.tenant_id.clone());
     let fingerprint = fingerprint(&run.request);
@@ -234,6 +223,30 @@ fn idempotency_keys(r: &RevocationRequest, caller_key: Option<&str>) -> Vec<(Key
             (key, stored)
         })
         .collect()
+}
+
+/// The settings of the company a request names, once `principal` may act for it and the
+/// request's ticket id can be a ticket of its PSA. Refused: an unknown company (named without
+/// listing the configured ones), a caller off its allow-list, a malformed ticket id.
+pub(crate) async fn company_for(
+    store: &dyn RunStore,
+    company_id: &str,
+    principal: Option<&str>,
+    ticket_id: Option<&str>,
+) -> Result<OrgSettings, IntakeError> {
+    let Some(org) = store.org_settings(company_id).await? else {
+        return Err(
+            InvalidRequest::new("company_id", format!("unknown company '{company_id}'")).into(),
+        );
+    };
+    if let Err(refused) = authorize(&org, principal) {
+        log_refusal(&refused, company_id);
+        return Err(refused.into());
+    }
+    if let Some(error) = ticket_id.and_then(|t| org.psa_kind.ticket_id_error(t)) {
+        return Err(InvalidRequest::new("ticket_id", error).into());
+    }
+    Ok(org)
 }
 
 pub(crate) async fn queue_discovery(queue: &dyn Queue, run: &Run) -> Result<(), IntakeError> {

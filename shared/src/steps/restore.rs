@@ -14,8 +14,9 @@ use crate::authorize::{authorize, log_refusal};
 use crate::error::StepError;
 use crate::model::{
     AuditPhase, AuditResult, InvalidRequest, ItemId, ItemStatus, OrgSettings, PlanItem,
-    RemainingGrant, ResolvedUser, RestoreInputs, RestoreOf, RestoreReport, RestoreRequest, Run,
-    RunFilter, RunId, RunKind, Verification, VictimMailboxReport, ALREADY_PRESENT, MAX_RUN_PAGE,
+    RemainingGrant, ResolvedUser, RestoreInputs, RestoreOf, RestoreReport, RestoreRequest,
+    RevocationRequest, Run, RunFilter, RunId, RunKind, Verification, VictimMailboxReport,
+    ALREADY_PRESENT, MAX_RUN_PAGE,
 };
 use crate::ports::{OutgoingMail, Queue, RunStore, ScanFacts};
 use crate::render;
@@ -57,20 +58,18 @@ pub async fn intake_restore(
     if let Some(why) = not_restorable(&source, &org) {
         return Err(IntakeError::Conflict(why));
     }
-    let mut request = source.request.clone();
     let removed_scope = source
         .result
         .as_ref()
         .map(|r| r.scope.permission_types.clone())
-        .unwrap_or_else(|| request.effective_scope(&org.m365_permission_removal_scope));
-    request.permission_types = Some(asked.permission_types.unwrap_or(removed_scope));
-    request.target_mailboxes = asked.target_mailboxes;
-    request.remove_from_shared = true;
-    request.dry_run = asked.dry_run;
-    request.notify = false;
-    request.requested_by = asked.requested_by;
-    request.reason = asked.reason;
-    request.requested_by_principal = principal.map(str::to_string);
+        .unwrap_or_else(|| {
+            source
+                .request
+                .effective_scope(&org.m365_permission_removal_scope)
+        });
+    let types = asked.permission_types.clone().unwrap_or(removed_scope);
+    let mailboxes = asked.target_mailboxes.clone();
+    let mut request = restore_request(source.request.clone(), &asked, types, mailboxes, principal);
     // The note goes on the ticket the original run reported to.
     request.ticket_id = source
         .result
@@ -88,6 +87,29 @@ pub async fn intake_restore(
     queue_discovery(queue, &run).await?;
     info!(run_id = %run.run_id, restored_from = %source.run_id, principal = ?principal, dry_run = run.request.dry_run, "restore accepted");
     Ok(Accepted { run, created: true })
+}
+
+/// A restore run's request: `base` (the restored run's, or one naming the mailbox a backup
+/// puts back) as the restore asks — its types and mailboxes, dry run, who and why. A restore
+/// never leaves shared mailboxes out, and reports on its own ticket and mail even when the run
+/// it restores was reported in a digest.
+pub(crate) fn restore_request(
+    mut base: RevocationRequest,
+    asked: &RestoreRequest,
+    types: Vec<crate::model::PermissionType>,
+    mailboxes: Vec<String>,
+    principal: Option<&str>,
+) -> RevocationRequest {
+    base.permission_types = Some(types);
+    base.target_mailboxes = mailboxes;
+    base.remove_from_shared = true;
+    base.dry_run = asked.dry_run;
+    base.notify = false;
+    base.digest = false;
+    base.requested_by = asked.requested_by.clone();
+    base.reason = asked.reason.clone();
+    base.requested_by_principal = principal.map(str::to_string);
+    base
 }
 
 /// Why `source` cannot be restored, if it cannot.
@@ -182,22 +204,39 @@ pub(crate) async fn plan(
 /// same company (not a dry run) took their access away again. The user may have been named by
 /// the address the run was asked for or by the UPN it resolved to.
 async fn revoked_again(store: &dyn RunStore, source: &Run) -> Result<Option<String>, StepError> {
-    let mut names = vec![source.request.user_email.clone()];
-    if let Some(upn) = source.user.as_ref().map(|u| u.upn.to_ascii_lowercase()) {
-        if !names.contains(&upn) {
-            names.push(upn);
-        }
-    }
+    let names = [
+        Some(source.request.user_email.clone()),
+        source.user.as_ref().map(|u| u.upn.clone()),
+    ];
+    let company = &source.request.company_id;
+    revoked_after(
+        store,
+        company,
+        names.into_iter().flatten(),
+        source.created_at,
+        Some(&source.run_id),
+    )
+    .await
+}
+
+/// Why grants of a user (named by any of `names`, case-insensitively) at `company` are not
+/// put back: a revocation of theirs (not a dry run) made after `since`, other than `except`.
+pub(crate) async fn revoked_after(
+    store: &dyn RunStore,
+    company: &str,
+    names: impl IntoIterator<Item = String>,
+    since: chrono::DateTime<Utc>,
+    except: Option<&RunId>,
+) -> Result<Option<String>, StepError> {
+    let names: BTreeSet<String> = names.into_iter().map(|n| n.to_ascii_lowercase()).collect();
     for user in names {
         let filter = RunFilter {
             user: Some(user),
-            company_id: Some(source.request.company_id.clone()),
-            since: Some(source.created_at),
+            company_id: Some(company.to_string()),
+            since: Some(since),
             status: None,
         };
-        if let Some(why) =
-            later_revocation(store, &filter, source.created_at, Some(&source.run_id)).await?
-        {
+        if let Some(why) = later_revocation(store, &filter, since, except).await? {
             return Ok(Some(why));
         }
     }
@@ -206,7 +245,7 @@ async fn revoked_again(store: &dyn RunStore, source: &Run) -> Result<Option<Stri
 
 /// Why grants of the user `filter` names are not put back: a revocation (not a dry run) of
 /// theirs made after `since`, other than `except`.
-pub(crate) async fn later_revocation(
+async fn later_revocation(
     store: &dyn RunStore,
     filter: &RunFilter,
     since: chrono::DateTime<Utc>,

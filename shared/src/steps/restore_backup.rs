@@ -5,15 +5,15 @@
 //! (by that trustee, not by one run's user).
 
 use super::discover::{facts_part, finish_shard};
+use super::intake::company_for;
 use super::intake::{queue_discovery, Accepted, IntakeError};
-use super::restore::later_revocation;
+use super::restore::{restore_request, revoked_after};
 use super::Tenant;
-use crate::authorize::{authorize, log_refusal};
 use crate::error::StepError;
 use crate::model::{
     BackupRestoreRequest, Grant, IndexHits, InvalidRequest, ItemId, ItemStatus, PermissionType,
-    PlanItem, ResolvedUser, RestoreOf, RevocationRequest, Run, RunFilter, RunId, SnapshotRef,
-    SnapshotSource, Trustee, TrusteeKind, Verification,
+    PlanItem, ResolvedUser, RestoreOf, RevocationRequest, Run, RunId, SnapshotRef, SnapshotSource,
+    Trustee, TrusteeKind, Verification,
 };
 use crate::ports::{PermissionIndex, Queue, RunStore, ScanFacts};
 use crate::restore::read_grant;
@@ -34,15 +34,7 @@ pub async fn intake_backup(
 ) -> Result<Accepted, IntakeError> {
     let asked = BackupRestoreRequest::from_json(body)?;
     let company = &asked.company_id;
-    let Some(org) = store.org_settings(company).await? else {
-        return Err(
-            InvalidRequest::new("company_id", format!("unknown company '{company}'")).into(),
-        );
-    };
-    if let Err(refused) = authorize(&org, principal) {
-        log_refusal(&refused, company);
-        return Err(refused.into());
-    }
+    let org = company_for(store, company, principal, asked.ticket_id.as_deref()).await?;
     let index = index_of(store)?;
     let Some(snapshot) = index.find_snapshot(company, &asked.as_of).await? else {
         let kept = index.snapshots(company).await?;
@@ -61,27 +53,15 @@ pub async fn intake_backup(
             ),
         )));
     }
-    let mut request = RevocationRequest::from_json(&json!({
+    let base = RevocationRequest::from_json(&json!({
         "user_email": asked.mailbox,
         "company_id": company,
-        "target_mailboxes": [asked.mailbox],
         "ticket_id": asked.ticket_id,
     }))?;
-    if let Some(error) = request
-        .ticket_id
-        .as_deref()
-        .and_then(|t| org.psa_kind.ticket_id_error(t))
-    {
-        return Err(InvalidRequest::new("ticket_id", error).into());
-    }
-    let asked_types = asked.restore.permission_types.clone();
-    request.permission_types = Some(asked_types.unwrap_or_else(|| PermissionType::ALL.to_vec()));
-    request.remove_from_shared = true;
-    request.dry_run = asked.restore.dry_run;
-    request.notify = false;
-    request.requested_by = asked.restore.requested_by.clone();
-    request.reason = asked.restore.reason.clone();
-    request.requested_by_principal = principal.map(str::to_string);
+    let types =
+        (asked.restore.permission_types.clone()).unwrap_or_else(|| PermissionType::ALL.to_vec());
+    let mailboxes = vec![asked.mailbox.clone()];
+    let request = restore_request(base, &asked.restore, types, mailboxes, principal);
     let mut run = Run::new(request);
     run.tenant_id = Some(org.tenant_id.clone());
     run.restore = Some(RestoreOf {
@@ -262,23 +242,8 @@ async fn revoked_since(
     src: &SnapshotSource,
     t: &Trustee,
 ) -> Result<Option<String>, StepError> {
-    let names: BTreeSet<String> = [&t.upn, &t.address]
-        .into_iter()
-        .flatten()
-        .map(|n| n.to_ascii_lowercase())
-        .collect();
-    for user in names {
-        let filter = RunFilter {
-            user: Some(user),
-            company_id: Some(run.request.company_id.clone()),
-            since: Some(src.taken_at),
-            status: None,
-        };
-        if let Some(why) = later_revocation(store, &filter, src.taken_at, None).await? {
-            return Ok(Some(why));
-        }
-    }
-    Ok(None)
+    let names = [t.upn.clone(), t.address.clone()].into_iter().flatten();
+    revoked_after(store, &run.request.company_id, names, src.taken_at, None).await
 }
 
 /// A backup restore acts on a mailbox, not on one user: the mailbox is the run's subject.

@@ -819,6 +819,21 @@ async fn review_revoke_runs_a_revocation_or_cleanup_per_trustee_and_reports_them
             .len(),
         1
     );
+
+    // Restoring a run the digest reported is reported on its own: a ticket and a note.
+    let dana = actions
+        .iter()
+        .find(|a| a.trustee == "dana.left@acmecorp.com")
+        .unwrap();
+    let tickets = s.tickets.len();
+    let source = revoke365::model::RunId(dana.run_id.clone().unwrap());
+    let restored = h.restore(&source, json!({})).await;
+    let r = restored.restore_result.as_ref().unwrap();
+    assert!(r.success, "{r:#?}");
+    let ticket = r.ticket_id.as_deref().expect("a ticket of its own");
+    let s = h.snapshot();
+    assert_eq!(s.tickets.len(), tickets + 1);
+    assert_eq!(s.ticket(ticket).unwrap().notes.len(), 1);
 }
 
 #[tokio::test]
