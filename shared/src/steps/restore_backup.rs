@@ -19,7 +19,6 @@ use crate::ports::{PermissionIndex, Queue, RunStore, ScanFacts};
 use crate::restore::read_grant;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 use tracing::info;
 
 /// Validates a backup restore, checks that `principal` may act for its company, finds the
@@ -202,7 +201,9 @@ pub(crate) async fn plan(
         });
     }
     info!(run_id = %run.run_id, snapshot_id = %src.snapshot_id, mailbox = %src.mailbox, grants = items.len(), "backup restore planned");
-    store.begin_scan(&run.run_id, &subject(src), 1).await?;
+    // A backup restore acts on a mailbox, not on one user: the mailbox is the run's subject.
+    let subject = ResolvedUser::unresolved(&src.mailbox);
+    store.begin_scan(&run.run_id, &subject, 1).await?;
     store.put_items(&run.run_id, &items).await?;
     store
         .save_facts(&run.run_id, &facts_part(0, 0), &ScanFacts::default())
@@ -246,29 +247,10 @@ async fn revoked_since(
     revoked_after(store, &run.request.company_id, names, src.taken_at, None).await
 }
 
-/// A backup restore acts on a mailbox, not on one user: the mailbox is the run's subject.
-fn subject(src: &SnapshotSource) -> ResolvedUser {
-    Trustee {
-        trustee_id: src.mailbox.clone(),
-        kind: TrusteeKind::Recipient,
-        upn: None,
-        object_id: None,
-        address: Some(src.mailbox.clone()),
-        display_name: None,
-        recipient_type: None,
-        distinguished_name: None,
-        shown_as: Vec::new(),
-    }
-    .as_user()
-}
-
-/// A re-read that still misses a grant just put back is repeated after this pause (Exchange
-/// and Graph may answer from a replica that has not seen the write yet), at most this often.
-const LAG_PAUSE: Duration = Duration::from_secs(2);
-const LAG_TRIES: u32 = 2;
-
 /// The re-read of a backup restore: each grant put back (or found present), read by its own
-/// trustee. What it finds back is listed in the verification; `present` holds those items.
+/// trustee — and, while it does not show, read again `tenant.recheck` times a pause apart, as
+/// verification does (a replica may not have seen the write yet). What it finds back is
+/// listed in the verification; `present` holds those items.
 pub(crate) struct BackupReread {
     pub verification: Verification,
     pub present: BTreeSet<ItemId>,
@@ -300,13 +282,13 @@ pub(crate) async fn reread(
                     )),
                 );
             };
-            let mut tries = 0;
+            let mut rechecks = 0;
             loop {
                 match read_grant(tenant, user, &item.grant).await {
                     Ok(Some(_)) => return (item, Ok(true)),
-                    Ok(None) if tries + 1 < LAG_TRIES => {
-                        tries += 1;
-                        tokio::time::sleep(LAG_PAUSE).await;
+                    Ok(None) if rechecks < tenant.recheck.attempts => {
+                        rechecks += 1;
+                        tokio::time::sleep(tenant.recheck.delay).await;
                     }
                     Ok(None) => return (item, Ok(false)),
                     Err(e) => {
