@@ -76,17 +76,20 @@ pub fn email_subject(report: &Report) -> String {
 /// At most 100 characters (ConnectWise's limit), always ending with the run id: the marker a
 /// verification that took over an interrupted one looks the ticket up by.
 pub fn ticket_summary(run: &Run, org: &OrgSettings) -> String {
-    let marker = format!(" [run {}]", run.run_id);
     let what = match run.kind() {
         crate::model::RunKind::Revoke => "Remove mailbox access",
         crate::model::RunKind::Restore => "Restore mailbox access",
     };
-    let text = one_line(&format!(
-        "{what}: {} ({})",
-        run.request.user_email, org.company_name
-    ));
+    let text = format!("{what}: {} ({})", run.request.user_email, org.company_name);
+    marked_summary(&text, &format!("run {}", run.run_id))
+}
+
+/// A ticket summary of at most 100 characters that ends with `[marker]`, the text it is found
+/// again by (on one line, cut to make room for the marker).
+pub fn marked_summary(text: &str, marker: &str) -> String {
+    let marker = format!(" [{marker}]");
     let room = 100usize.saturating_sub(marker.chars().count());
-    let text: String = text.chars().take(room).collect();
+    let text: String = one_line(text).chars().take(room).collect();
     format!("{text}{marker}")
 }
 

@@ -92,10 +92,10 @@ pub fn signature(secret: &Secret, timestamp: &str, body: &str) -> String {
 
 /// The Teams message: an Adaptive Card with the run's headline and a few facts.
 pub fn teams_card(notice: &RunNotice) -> Value {
-    let what = if notice.event.starts_with("restore") {
-        "Restore"
-    } else {
-        "Access removal"
+    let restore = notice.event.starts_with("restore");
+    let (what, counted) = match restore {
+        true => ("Restore", "Restored"),
+        false => ("Access removal", "Removed"),
     };
     let outcome = if notice.success {
         "succeeded"
@@ -106,11 +106,6 @@ pub fn teams_card(notice: &RunNotice) -> Value {
         "{what} {outcome}: {} ({})",
         notice.user_email, notice.company_name
     );
-    let counted = if notice.event.starts_with("restore") {
-        "Restored"
-    } else {
-        "Removed"
-    };
     let fact = |title: &str, value: String| json!({"title": title, "value": value});
     let facts = vec![
         fact(counted, notice.total_permissions_removed.to_string()),

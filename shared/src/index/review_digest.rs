@@ -4,7 +4,7 @@
 //! job does.
 
 use super::review::{Review, ReviewAction};
-use crate::model::OrgSettings;
+use crate::model::{validate_email, OrgSettings};
 use crate::ports::{NewTicket, Notify, OutgoingMail};
 use crate::render;
 use serde::Serialize;
@@ -69,19 +69,12 @@ pub async fn deliver_digest(
             org.company_id
         ));
     }
-    let mut to: Vec<String> = Vec::new();
-    if let Some(r) = requested_by.filter(|r| r.contains('@')) {
-        match org.may_receive_report(r) {
-            true => to.push(r.to_ascii_lowercase()),
-            false => out.errors.push(format!(
-                "the digest was not mailed to {r}: its domain is not allowed to receive reports"
-            )),
-        }
-    }
-    for r in &org.m365_permission_notification_recipients {
-        if !to.iter().any(|t| t.eq_ignore_ascii_case(r)) {
-            to.push(r.clone());
-        }
+    let requestor = requested_by.and_then(|r| validate_email("requested_by", r).ok());
+    let (to, left_out) = crate::steps::report_recipients(org, requestor);
+    if let Some(r) = left_out {
+        out.errors.push(format!(
+            "the digest was not mailed to {r}: its domain is not allowed to receive reports"
+        ));
     }
     if to.is_empty() {
         out.errors
@@ -128,15 +121,13 @@ async fn digest_ticket(
         Ok(None) => {}
         Err(e) => warn!(error = %e, "could not look for the day's digest ticket; making one"),
     }
-    let summary = render::one_line(&format!(
+    let summary = format!(
         "Mailbox access review: {} — {}",
         org.company_name,
         render::digest_headline(review, actions)
-    ));
-    let room = 100usize.saturating_sub(marker.len() + 3);
-    let summary: String = summary.chars().take(room).collect();
+    );
     let ticket = NewTicket {
-        summary: format!("{summary} [{marker}]"),
+        summary: render::marked_summary(&summary, marker),
         board: org.m365_permission_ticket_board.clone(),
         company: org.psa_company.clone(),
         initial_description: format!(

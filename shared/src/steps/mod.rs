@@ -27,6 +27,7 @@ pub use audit_trail::check_run_audit;
 pub use discover::discover;
 pub use dispatch::{abandon, dispatch};
 pub use intake::{intake, intake_as, Accepted, IntakeError};
+pub(crate) use notify::report_recipients;
 pub use notify::{fail_and_notify, notify_failure};
 pub use poll_alerts::{poll_alerts, PollReport, POLLER_PRINCIPAL, POLL_OVERLAP};
 pub use remove::{give_up, remove};

@@ -282,17 +282,20 @@ pub async fn notify_failure(
         info!(run_id = %run.run_id, digest = run.request.digest, "run failed: no ticket, note or email of its own (a dry run that did not ask for them, or a run its caller reports in a digest)");
         return Vec::new();
     }
-    let items = store.items(&run.run_id).await;
-    let removed_count = items.as_ref().map_or(0, |items| {
-        items.iter().filter(|i| i.status.is_removed()).count() as u32
-    });
-    let removed = match items {
-        Ok(items) => items
-            .into_iter()
-            .filter(|i| i.status.is_removed())
-            .map(|i| format!("{} {}", i.grant.mailbox, i.grant.right.report_name()))
-            .collect(),
-        Err(e) => vec![format!("(the removed grants could not be read: {e})")],
+    let (removed, removed_count) = match store.items(&run.run_id).await {
+        Ok(items) => {
+            let removed: Vec<String> = items
+                .into_iter()
+                .filter(|i| i.status.is_removed())
+                .map(|i| format!("{} {}", i.grant.mailbox, i.grant.right.report_name()))
+                .collect();
+            let count = removed.len() as u32;
+            (removed, count)
+        }
+        Err(e) => (
+            vec![format!("(the removed grants could not be read: {e})")],
+            0,
+        ),
     };
     let text = render::failure_text(run, org, failure, &removed);
     let mut problems = Vec::new();
@@ -424,13 +427,22 @@ async fn target_ticket(
 /// domain; the requestor left out, if any, is returned too. A request cannot send a
 /// customer's report to an address it merely names.
 fn recipients(org: &OrgSettings, run: &Run) -> (Vec<String>, Option<String>) {
+    report_recipients(org, run.request.requestor_email())
+}
+
+/// Who gets a report: the requestor (an address whose domain may receive reports; else it is
+/// the one left out) and the company's recipients, each once.
+pub(crate) fn report_recipients(
+    org: &OrgSettings,
+    requestor: Option<String>,
+) -> (Vec<String>, Option<String>) {
     let mut to: Vec<String> = Vec::new();
     let mut left_out = None;
-    if let Some(requestor) = run.request.requestor_email() {
+    if let Some(requestor) = requestor {
         if org.may_receive_report(&requestor) {
             to.push(requestor);
         } else {
-            warn!(run_id = %run.run_id, requestor = %requestor, "the requestor's domain is not allowed to receive reports; not mailed");
+            warn!(requestor = %requestor, "the requestor's domain is not allowed to receive reports; not mailed");
             left_out = Some(requestor);
         }
     }
