@@ -93,15 +93,7 @@ async fn revoke_listed(
     let principal = revoke365::authorize::principal::os_user(&os_user());
     let mut actions = Vec::new();
     for t in &found.trustees {
-        let mut action = ReviewAction {
-            trustee: t.trustee.clone(),
-            reason: t.reason,
-            mode: t.reason.action(),
-            run_id: None,
-            success: false,
-            removed: 0,
-            error: None,
-        };
+        let mut action = ReviewAction::of(t);
         let mut body = match t.request(&org.company_id, found) {
             Ok(body) => body,
             Err(why) => {
@@ -120,13 +112,7 @@ async fn revoke_listed(
             .run_watched(Some(&principal), &body, None, |_| {})
             .await
         {
-            Ok(run) => {
-                let report = run.result.as_ref();
-                action.run_id = Some(run.run_id.to_string());
-                action.success = report.is_some_and(|r| r.success);
-                action.removed = report.map_or(0, |r| r.removal_summary.total_permissions_removed);
-                action.error = run.failure.as_ref().map(|f| f.message.clone());
-            }
+            Ok(run) => action = action.ran(&run),
             Err(e) => action.error = Some(e.to_string()),
         }
         actions.push(action);

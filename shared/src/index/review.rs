@@ -103,6 +103,31 @@ pub struct ReviewAction {
     pub error: Option<String>,
 }
 
+impl ReviewAction {
+    /// Nothing run yet for `t` (`error` says why, when nothing will be).
+    pub fn of(t: &ReviewedTrustee) -> ReviewAction {
+        ReviewAction {
+            trustee: t.trustee.clone(),
+            reason: t.reason,
+            mode: t.reason.action(),
+            run_id: None,
+            success: false,
+            removed: 0,
+            error: None,
+        }
+    }
+
+    /// What the run started for it did: its id, success, grants removed, and its failure.
+    pub fn ran(mut self, run: &crate::model::Run) -> ReviewAction {
+        let report = run.result.as_ref();
+        self.run_id = Some(run.run_id.to_string());
+        self.success = report.is_some_and(|r| r.success);
+        self.removed = report.map_or(0, |r| r.removal_summary.total_permissions_removed);
+        self.error = run.failure.as_ref().map(|f| f.message.clone());
+        self
+    }
+}
+
 impl ReviewedTrustee {
     /// The request `--revoke` makes for this trustee (reported in the review's digest, not
     /// one by one), or why there is none.

@@ -271,22 +271,13 @@ async fn the_scheduled_index_job_fills_the_table_get_access_answers_from_it_and_
         .add_full_access("sales@acmecorp.com", JOHN)
         .await
         .unwrap();
-    let (status, accepted) = env
-        .http(
-            "POST",
+    let (_, body) = env
+        .post_to_end(
             "/revocations",
-            Some(
-                json!({"user_email": JOHN, "company_id": "acme", "mode": "contain",
+            json!({"user_email": JOHN, "company_id": "acme", "mode": "contain",
                 "requested_by": "hr@acmecorp.com"}),
-            ),
-            None,
         )
         .await;
-    assert_eq!(status, 202, "{accepted}");
-    let run_id = accepted["run_id"].as_str().unwrap().to_string();
-    env.pump_steps(1).await;
-    let body = env.get(&run_id).await;
-    assert_eq!(body["status"], "completed", "{body}");
     let result = &body["result"];
     assert_eq!(result["success"], true, "{result}");
     let c = &result["containment"];
@@ -357,22 +348,13 @@ async fn a_backup_restore_through_the_handlers_puts_a_wiped_mailbox_back_from_th
         );
     }
 
-    let (status, accepted) = env
-        .http(
-            "POST",
+    let (_, body) = env
+        .post_to_end(
             "/backups/restore",
-            Some(
-                json!({"company_id": "acme", "mailbox": BILLING, "as_of": snapshot_id,
+            json!({"company_id": "acme", "mailbox": BILLING, "as_of": snapshot_id,
                 "requested_by": "it@acmecorp.com", "reason": "permissions wiped by mistake"}),
-            ),
-            None,
         )
         .await;
-    assert_eq!(status, 202, "{accepted}");
-    let run_id = accepted["run_id"].as_str().unwrap().to_string();
-    env.pump_steps(1).await;
-    let body = env.get(&run_id).await;
-    assert_eq!(body["status"], "completed", "{body}");
     let result = &body["result"];
     assert_eq!(result["success"], true, "{result}");
     assert_eq!(result["backup"]["snapshot_id"], snapshot_id.as_str());
@@ -650,7 +632,6 @@ async fn a_scheduled_index_job_without_a_company_for_an_unknown_one_or_out_of_ti
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scheduled_index_sweep_cut_short_is_gone_on_with_by_the_retry_from_its_journal() {
-    use revoke365::model::SweptMailbox;
     let env = Env::start(fixture("acme-tenant.json"), 10).await;
     let store = &env.intake.store;
     let journal = store.sweep_journal().expect("a journal");
@@ -661,40 +642,12 @@ async fn a_scheduled_index_sweep_cut_short_is_gone_on_with_by_the_retry_from_its
             .await
             .unwrap()
     };
-    let by_id: BTreeMap<_, _> = full
-        .trustees
-        .iter()
-        .map(|t| (t.trustee_id.clone(), t.clone()))
-        .collect();
     let started = Utc::now() - Duration::minutes(5);
     journal
         .begin_sweep("acme", "20261201T010000Z-cutshort", started)
         .await
         .unwrap();
-    let reads: Vec<(String, SweptMailbox)> = ["ceo@acmecorp.com", "billing@acmecorp.com"]
-        .iter()
-        .map(|m| {
-            let grants = full
-                .grants
-                .iter()
-                .filter(|g| {
-                    g.mailbox == *m
-                        && matches!(
-                            g.right,
-                            PermissionType::FullAccess | PermissionType::Calendar
-                        )
-                })
-                .map(|g| (by_id[&g.trustee_id].clone(), g.clone()))
-                .collect();
-            (
-                m.to_string(),
-                SweptMailbox {
-                    grants,
-                    errors: Vec::new(),
-                },
-            )
-        })
-        .collect();
+    let reads = crate::kit::journaled_reads(&full, &["ceo@acmecorp.com", "billing@acmecorp.com"]);
     journal
         .save_sweep_reads("acme", "20261201T010000Z-cutshort", &reads)
         .await

@@ -461,6 +461,18 @@ impl Env {
         }
     }
 
+    /// POSTs `body` to `path` (202 expected), runs the steps it queued to their end once each,
+    /// and returns the run's id and its status body, `completed`.
+    pub async fn post_to_end(&self, path: &str, body: Value) -> (String, Value) {
+        let (status, accepted) = self.http("POST", path, Some(body), None).await;
+        assert_eq!(status, 202, "{accepted}");
+        let run_id = accepted["run_id"].as_str().unwrap().to_string();
+        self.pump_steps(1).await;
+        let done = self.get(&run_id).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        (run_id, done)
+    }
+
     /// Delivers step messages to their handlers, `copies` times each, until every step queue
     /// is empty.
     pub async fn pump_steps(&self, copies: usize) -> usize {

@@ -106,3 +106,43 @@ pub fn fast_recheck() -> Recheck {
         delay: Duration::from_millis(200),
     }
 }
+
+/// What a sweep would have journaled for `mailboxes` of `snapshot`: their Full Access and
+/// calendar grants (the per-mailbox reads), each with its trustee — an interrupted sweep's
+/// journal, made up from a whole one.
+pub fn journaled_reads(
+    snapshot: &revoke365::model::Snapshot,
+    mailboxes: &[&str],
+) -> Vec<(String, revoke365::model::SweptMailbox)> {
+    use revoke365::model::PermissionType;
+    let trustee = |id: &str| {
+        snapshot
+            .trustees
+            .iter()
+            .find(|t| t.trustee_id == id)
+            .expect("every grant's trustee is in the snapshot")
+            .clone()
+    };
+    mailboxes
+        .iter()
+        .map(|m| {
+            let grants = snapshot
+                .grants
+                .iter()
+                .filter(|g| {
+                    g.mailbox == *m
+                        && matches!(
+                            g.right,
+                            PermissionType::FullAccess | PermissionType::Calendar
+                        )
+                })
+                .map(|g| (trustee(&g.trustee_id), g.clone()))
+                .collect();
+            let read = revoke365::model::SweptMailbox {
+                grants,
+                errors: Vec::new(),
+            };
+            (m.to_string(), read)
+        })
+        .collect()
+}

@@ -756,16 +756,8 @@ async fn review_revoke_runs_a_revocation_or_cleanup_per_trustee_and_reports_them
             .request("acme", &found)
             .expect("each listed trustee has a run");
         let run = h.run(body).await;
-        let report = run.result.as_ref().expect("a result");
-        actions.push(ReviewAction {
-            trustee: t.trustee.clone(),
-            reason: t.reason,
-            mode: t.reason.action(),
-            run_id: Some(run.run_id.to_string()),
-            success: report.success,
-            removed: report.removal_summary.total_permissions_removed,
-            error: None,
-        });
+        assert!(run.result.is_some(), "a result: {:?}", run.failure);
+        actions.push(ReviewAction::of(t).ran(&run));
     }
     assert_eq!(actions.len(), 5);
     assert!(actions.iter().all(|a| a.success), "{actions:#?}");
@@ -839,16 +831,10 @@ async fn review_revoke_runs_a_revocation_or_cleanup_per_trustee_and_reports_them
 #[tokio::test]
 async fn an_interrupted_sweep_is_gone_on_with_and_reads_only_the_mailboxes_it_had_not_read() {
     use revoke365::index::sweep_resumable;
-    use revoke365::model::SweptMailbox;
     use revoke365::ports::SweepJournal;
     let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
     let full = h.take().await;
     let full_reads = h.snapshot().requests("exo Get-MailboxPermission");
-    let by_id: BTreeMap<_, _> = full
-        .trustees
-        .iter()
-        .map(|t| (t.trustee_id.clone(), t.clone()))
-        .collect();
     // An earlier attempt began an hour ago and had read three mailboxes when it was stopped.
     let first = [
         "ceo@acmecorp.com",
@@ -860,30 +846,7 @@ async fn an_interrupted_sweep_is_gone_on_with_and_reads_only_the_mailboxes_it_ha
         .begin_sweep("acme", "20261201T000000Z-resumed", started)
         .await
         .unwrap();
-    let journaled: Vec<(String, SweptMailbox)> = first
-        .iter()
-        .map(|m| {
-            let grants = full
-                .grants
-                .iter()
-                .filter(|g| {
-                    g.mailbox == *m
-                        && matches!(
-                            g.right,
-                            PermissionType::FullAccess | PermissionType::Calendar
-                        )
-                })
-                .map(|g| (by_id[&g.trustee_id].clone(), g.clone()))
-                .collect();
-            (
-                m.to_string(),
-                SweptMailbox {
-                    grants,
-                    errors: Vec::new(),
-                },
-            )
-        })
-        .collect();
+    let journaled = crate::kit::journaled_reads(&full, &first);
     h.store
         .save_sweep_reads("acme", "20261201T000000Z-resumed", &journaled)
         .await
