@@ -4,10 +4,12 @@
 use crate::args::{Format, RunsArgs, ShowArgs, StoreArgs};
 use crate::{aws_tables, config, CliError, EXIT_BAD_INPUT};
 use revoke365::adapters::sqlite_store::{SqliteRunStore, DB_FILE};
+use revoke365::engine::partial_report;
 use revoke365::model::{
     parse_page_size, parse_since, parse_status, validate_email, Run, RunFilter, RunId, RunKind,
-    RunPage, RunSummary,
+    RunPage, RunStatus, RunSummary,
 };
+use revoke365::model::{Report, RestoreReport};
 use revoke365::ports::RunStore;
 use revoke365::StoreError;
 use serde_json::{json, Value};
@@ -163,11 +165,17 @@ fn runs_table(page: &RunPage) -> String {
 }
 
 fn table_row(run: &RunSummary) -> [String; 8] {
-    let status = if run.dry_run {
-        format!("{} (dry run)", run.status.as_str())
-    } else {
-        run.status.as_str().to_string()
-    };
+    let mut status = run.status.as_str().to_string();
+    if run.needs_resume {
+        // Still "removing" with no process working on it: its process is gone.
+        status = match run.status {
+            RunStatus::Interrupted => "interrupted — resume it".into(),
+            _ => "stalled — resume it".into(),
+        };
+    }
+    if run.dry_run {
+        status.push_str(" (dry run)");
+    }
     [
         run.run_id.to_string(),
         run.kind.as_str().to_string(),
@@ -184,16 +192,48 @@ fn table_row(run: &RunSummary) -> [String; 8] {
 }
 
 /// What a run's record holds as its outcome: the restore result of a restore, the result of
-/// a revocation, or, until it has one, its status and failure.
-fn stored_result(run: &Run) -> Value {
-    match (run.kind(), &run.restore_result, &run.result) {
-        (RunKind::Restore, Some(restored), _) => json!(restored),
-        (RunKind::Revoke, _, Some(report)) => json!(report),
-        _ => json!({
+/// a revocation — a partial one, built from its items, while it has stopped before its end —
+/// or, for a run that failed or has not got that far, its status and failure.
+enum Stored {
+    Report(Box<Report>),
+    Restore(Box<RestoreReport>),
+    Bare(Value),
+}
+
+async fn stored_result(store: &dyn RunStore, run: &Run) -> Result<Stored, StoreError> {
+    Ok(match (run.kind(), &run.restore_result, &run.result) {
+        (RunKind::Restore, Some(restored), _) => Stored::Restore(Box::new(restored.clone())),
+        (RunKind::Revoke, _, Some(report)) => Stored::Report(Box::new(report.clone())),
+        (RunKind::Revoke, _, None) if !run.status.is_terminal() => {
+            Stored::Report(Box::new(partial_report(store, run).await?))
+        }
+        _ => Stored::Bare(json!({
             "run_id": run.run_id, "kind": run.kind().as_str(), "status": run.status,
             "failure": run.failure,
-        }),
+        })),
+    })
+}
+
+/// A run without a result, for people: its status and why it failed.
+fn bare_text(run: &Run) -> String {
+    let mut out = format!(
+        "{} run {}: {}\n",
+        run.kind().as_str(),
+        run.run_id,
+        run.status.as_str()
+    );
+    if let Some(f) = &run.failure {
+        let field = f
+            .field
+            .as_deref()
+            .map(|field| format!(" (field {field})"))
+            .unwrap_or_default();
+        out.push_str(&format!("FAILED — {}{field}\n", f.message));
+        for problem in &f.notification_errors {
+            out.push_str(&format!("not notified: {problem}\n"));
+        }
     }
+    out
 }
 
 pub async fn show(args: &ShowArgs) -> Result<u8, CliError> {
@@ -210,7 +250,23 @@ pub async fn show(args: &ShowArgs) -> Result<u8, CliError> {
             message: format!("no run {run_id} in {}", store.name()),
             exit: EXIT_BAD_INPUT,
         })?;
-    let result = stored_result(&run);
+    if let HistoryStore::Local { store, .. } = &store {
+        store
+            .settle_if_stopped(&run)
+            .map_err(|e| store_failure(&format!("cannot read run {run_id}"), e))?;
+    }
+    let result = stored_result(store.runs(), &run)
+        .await
+        .map_err(|e| store_failure(&format!("cannot read the result of {run_id}"), e))?;
+    if !run.status.is_terminal() {
+        let held = matches!(&store, HistoryStore::Local { store, .. } if store.is_held(&run_id));
+        if !held {
+            eprintln!(
+                "run {run_id} stopped before its end ({}); nothing more happens until it is resumed: revoke365 resume {run_id}",
+                run.status.as_str()
+            );
+        }
+    }
     let audit = match args.audit {
         true => Some(
             store
@@ -223,6 +279,11 @@ pub async fn show(args: &ShowArgs) -> Result<u8, CliError> {
     };
     match args.format {
         Format::Json => {
+            let result = match &result {
+                Stored::Report(r) => json!(r),
+                Stored::Restore(r) => json!(r),
+                Stored::Bare(v) => v.clone(),
+            };
             let out = match &audit {
                 Some(records) => json!({"result": result, "audit": records}),
                 None => result,
@@ -230,11 +291,10 @@ pub async fn show(args: &ShowArgs) -> Result<u8, CliError> {
             println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
         }
         Format::Table => {
-            match (&run.result, run.kind()) {
-                (Some(report), RunKind::Revoke) => {
-                    print!("{}", revoke365::render::text_report(report))
-                }
-                _ => println!("{}", serde_json::to_string_pretty(&result).expect("JSON")),
+            match &result {
+                Stored::Report(report) => print!("{}", revoke365::render::text_report(report)),
+                Stored::Restore(report) => print!("{}", revoke365::render::restore_text(report)),
+                Stored::Bare(_) => print!("{}", bare_text(&run)),
             }
             if let Some(records) = &audit {
                 println!("\naudit records: {}", records.len());

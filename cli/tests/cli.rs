@@ -2,7 +2,7 @@
 
 mod kit;
 
-use kit::{events, revoke365, stderr_error};
+use kit::{events, revoke365, stderr_error, stdout_json};
 use revoke365::model::Report;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -684,6 +684,10 @@ fn slow_acme(dir: &Path) -> PathBuf {
         serde_json::from_str(&std::fs::read_to_string(events("acme-tenant.json")).unwrap())
             .unwrap();
     fixture["sim"]["latency_ms"] = Value::from(250);
+    // John has a second address, for the check that one person's interrupted run holds up
+    // a new run however they are named.
+    fixture["users"][0]["proxy_addresses"] =
+        serde_json::json!(["SMTP:john.smith@acmecorp.com", "smtp:j.smith@acmecorp.com"]);
     let path = dir.join("slow-acme.json");
     std::fs::write(&path, fixture.to_string()).unwrap();
     path
@@ -832,6 +836,9 @@ fn ctrl_c_stops_the_run_prints_the_partial_result_and_resume_finishes_it() {
     );
     // Progress, on a stderr that is not a terminal, counted in grants.
     assert!(stderr.contains("grants removed"), "{stderr}");
+    // The partial result claims no verification: what it has not removed may remain.
+    assert_unfinished(&partial, done);
+    assert_history_tells_the_truth(tmp.path(), &run_id, done, "interrupted — resume it");
 
     // A new run for the same user and company points to the interrupted one.
     let again = revoke365(
@@ -854,6 +861,30 @@ fn ctrl_c_stops_the_run_prints_the_partial_result_and_resume_finishes_it() {
         .as_str()
         .unwrap()
         .contains(&format!("revoke365 resume {run_id}")));
+    // So does a run that names John by his other address: the hold is on the person.
+    let by_proxy = revoke365(
+        &[
+            "run",
+            "--sandbox",
+            fixture.to_str().unwrap(),
+            "--user",
+            "J.Smith@acmecorp.com",
+            "--company-id",
+            "acme",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(
+        by_proxy.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&by_proxy.stderr)
+    );
+    assert_eq!(
+        stderr_error(&by_proxy)["error"]["code"],
+        "interrupted_run_exists"
+    );
 
     // A dry run is not held up by it.
     let dry = revoke365(
@@ -888,6 +919,62 @@ fn ctrl_c_stops_the_run_prints_the_partial_result_and_resume_finishes_it() {
     assert_eq!(stderr_error(&out)["error"]["code"], "run_finished");
 }
 
+/// A partial result: `done` removed, nothing verified, the rest of the 8 grants counted as
+/// possibly remaining, access not called gone.
+fn assert_unfinished(partial: &Report, done: u32) {
+    let v = &partial.verification;
+    assert!(!v.verified, "{v:?}");
+    assert!(!v.all_permissions_cleared, "{v:?}");
+    assert!(partial.residual_access, "unprocessed grants may remain");
+    let left = v.remaining_full_access
+        + v.remaining_send_as
+        + v.remaining_send_on_behalf
+        + v.remaining_calendar_delegates
+        + v.remaining_shared_mailboxes;
+    assert_eq!(left + done, 8, "{v:?}");
+    let table = revoke365::render::text_report(partial);
+    assert!(table.contains("UNFINISHED"), "{table}");
+    assert!(!table.contains("verified."), "claims verification: {table}");
+    assert!(table.contains("revoke365 resume"), "{table}");
+}
+
+/// `runs` counts what the stopped run removed and says it needs resuming (`status_text` in
+/// the table); `show` prints its partial result and how to resume it.
+fn assert_history_tells_the_truth(tmp: &Path, run_id: &str, done: u32, status_text: &str) {
+    let out = revoke365(&["runs"], &[], tmp);
+    assert_eq!(out.status.code(), Some(0));
+    let page = stdout_json(&out);
+    let run = page["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run_id"] == run_id)
+        .expect("the run is listed")
+        .clone();
+    assert_eq!(run["counts"]["done"], done, "{run}");
+    assert_eq!(run["needs_resume"], true, "{run}");
+    let out = revoke365(&["runs", "--format", "table"], &[], tmp);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let line = table
+        .lines()
+        .find(|l| l.starts_with(run_id))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(line.contains(status_text), "{line}");
+    assert!(line.contains(&format!("{done}/0/0")), "{line}");
+    let out = revoke365(&["show", run_id, "--format", "table"], &[], tmp);
+    assert_eq!(out.status.code(), Some(0));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("UNFINISHED"), "{shown}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("revoke365 resume {run_id}")),
+        "show says how to go on"
+    );
+    let out = revoke365(&["show", run_id], &[], tmp);
+    let shown: Report = serde_json::from_slice(&out.stdout).expect("a partial result");
+    assert_eq!(shown.removal_summary.total_permissions_removed, done);
+    assert!(!shown.verification.verified);
+}
+
 /// The id of the one run whose audit trail is in `audit`.
 fn run_id_in(audit: &std::path::Path) -> String {
     std::fs::read_dir(audit)
@@ -911,6 +998,9 @@ fn a_killed_run_resumes_from_its_state_on_disk() {
     child.wait().unwrap();
     let audit = tmp.path().join("revoke365-audit");
     let run_id = run_id_in(&audit);
+    // Still `removing` on disk, with no process: history says so, with what it removed.
+    let removed = removed_outcomes(&audit).len() as u32;
+    assert_history_tells_the_truth(tmp.path(), &run_id, removed, "stalled — resume it");
     let out = resume(tmp.path(), &run_id);
     assert_whole_run_reported(tmp.path(), &run_id, &out);
 }

@@ -338,7 +338,7 @@ pub async fn partial_report(store: &dyn RunStore, run: &Run) -> Result<Report, S
         company_name: &company,
         scope: Scope::of(&run.request, &org_scope),
         items: &items,
-        verification: Verification::default(),
+        verification: Verification::unverified(&items),
         ticket_id: run.request.ticket_id.clone(),
         errors: vec![format!(
             "interrupted while {during}: not verified; grants not yet processed are still in place until the run is resumed"

@@ -65,6 +65,7 @@ pub fn email_subject(report: &Report) -> String {
         }
         Outcome::PartlyChecked => "checked access removed (partial scope)".to_string(),
         Outcome::ActionNeeded => "ACTION NEEDED, removal failed".to_string(),
+        Outcome::Unfinished => "UNFINISHED, stopped before its end".to_string(),
         Outcome::DryRun => format!("dry run, would remove {}", view::would_remove(report)),
     };
     one_line(&format!(

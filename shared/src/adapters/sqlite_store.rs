@@ -254,7 +254,8 @@ impl SqliteRunStore {
     }
 
     /// Runs of this user and company that stopped before their end and that no live process
-    /// works on, oldest first.
+    /// works on, oldest first. `user_email` matches the address a run was asked for, or the
+    /// UPN or any address of the user it resolved to: one person, however they were named.
     pub fn resumable_runs(
         &self,
         company_id: &str,
@@ -264,7 +265,10 @@ impl SqliteRunStore {
             let db = self.conn();
             let mut stmt = db
                 .prepare(
-                    "SELECT run FROM runs WHERE company_id = ?1 AND user_email = ?2 \
+                    "SELECT run FROM runs WHERE company_id = ?1 \
+                     AND (user_email = ?2 OR lower(json_extract(run, '$.user.upn')) = ?2 \
+                          OR EXISTS (SELECT 1 FROM json_each(run, '$.user.addresses') \
+                                     WHERE lower(value) = ?2)) \
                      AND status NOT IN ('completed', 'completed_with_errors', 'failed', 'cancelled') \
                      ORDER BY created_at",
                 )
@@ -371,6 +375,16 @@ impl SqliteRunStore {
         }
         self.settle_from_audit(run_id)?;
         Ok(run)
+    }
+
+    /// A run no process works on any more takes the outcomes its audit trail holds (a killed
+    /// process may have written an outcome there and not to the store): its history and its
+    /// partial result count what it really did. A run still held is left to its process.
+    pub fn settle_if_stopped(&self, run: &Run) -> Result<(), StoreError> {
+        if self.is_resumable(run) && run.status != RunStatus::Accepted {
+            self.settle_from_audit(&run.run_id)?;
+        }
+        Ok(())
     }
 
     /// Gives pending items the outcome the audit trail recorded for them.
@@ -929,8 +943,20 @@ impl RunStore for SqliteRunStore {
             })),
             _ => None,
         };
+        let mut summaries = Vec::with_capacity(runs.len());
+        for run in &runs {
+            let mut summary = match RunSummary::counts_need_items(run) {
+                true => {
+                    self.settle_if_stopped(run)?;
+                    RunSummary::with_items(run, &self.items(&run.run_id).await?)
+                }
+                false => RunSummary::of(run),
+            };
+            summary.needs_resume = self.is_resumable(run);
+            summaries.push(summary);
+        }
         Ok(RunPage {
-            runs: runs.iter().map(RunSummary::of).collect(),
+            runs: summaries,
             next,
         })
     }

@@ -1,6 +1,6 @@
 //! Run history: what `revoke365 runs` and `GET /revocations` list, and how they filter.
 
-use super::{InvalidRequest, Run, RunId, RunKind, RunStatus};
+use super::{InvalidRequest, ItemStatus, PlanItem, Run, RunId, RunKind, RunStatus};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -114,6 +114,24 @@ pub struct RunCounts {
     pub skipped: u32,
 }
 
+impl RunCounts {
+    /// The counts of a run that has no result yet (running, interrupted, its process gone),
+    /// from the items its result will be built from: what it has removed so far.
+    pub fn of_items(items: &[PlanItem]) -> RunCounts {
+        let mut counts = RunCounts::default();
+        for item in items {
+            match &item.status {
+                s if s.is_removed() => counts.done += 1,
+                ItemStatus::Restored => counts.done += 1,
+                ItemStatus::Failed { .. } => counts.failed += 1,
+                ItemStatus::Skipped { .. } => counts.skipped += 1,
+                _ => {}
+            }
+        }
+        counts
+    }
+}
+
 /// One line of run history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSummary {
@@ -131,9 +149,27 @@ pub struct RunSummary {
     pub ticket_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_from: Option<RunId>,
+    /// The run stopped before its end and no process works on it (interrupted, or its
+    /// process killed): `revoke365 resume RUN_ID` goes on with it. Known to the CLI's store.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_resume: bool,
 }
 
 impl RunSummary {
+    /// The summary of a run, its counts from `items` while it has no result.
+    pub fn with_items(run: &Run, items: &[PlanItem]) -> RunSummary {
+        let mut summary = RunSummary::of(run);
+        if run.result.is_none() && run.restore_result.is_none() {
+            summary.counts = RunCounts::of_items(items);
+        }
+        summary
+    }
+
+    /// Whether the counts need the run's items: it has no result yet.
+    pub fn counts_need_items(run: &Run) -> bool {
+        run.result.is_none() && run.restore_result.is_none()
+    }
+
     pub fn of(run: &Run) -> RunSummary {
         let (success, counts, ticket_id) = match (&run.result, &run.restore_result) {
             (_, Some(r)) => (
@@ -172,6 +208,7 @@ impl RunSummary {
             counts,
             ticket_id,
             restored_from: run.restore.as_ref().map(|r| r.restored_from.clone()),
+            needs_resume: false,
         }
     }
 }

@@ -257,8 +257,14 @@ pub struct RemainingGrant {
     pub shared: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verification {
+    /// Whether the tenant was re-read after removal. False in a partial result (a run
+    /// interrupted or stopped before verification): then `remaining_*` and `remaining` count
+    /// the in-scope grants this run has not removed (they may still be there), and
+    /// `all_permissions_cleared` is false.
+    #[serde(default = "verified_by_default")]
+    pub verified: bool,
     pub remaining_full_access: u32,
     pub remaining_send_as: u32,
     pub remaining_send_on_behalf: u32,
@@ -268,12 +274,53 @@ pub struct Verification {
     pub remaining: Vec<RemainingGrant>,
 }
 
+/// Results stored before the field existed were all verified ones.
+fn verified_by_default() -> bool {
+    true
+}
+
+impl Default for Verification {
+    fn default() -> Self {
+        Verification {
+            verified: true,
+            remaining_full_access: 0,
+            remaining_send_as: 0,
+            remaining_send_on_behalf: 0,
+            remaining_calendar_delegates: 0,
+            remaining_shared_mailboxes: 0,
+            all_permissions_cleared: false,
+            remaining: Vec::new(),
+        }
+    }
+}
+
 impl Verification {
     /// Counts the direct grants a re-read found, per type; shared-mailbox grants count only as
     /// shared.
     pub fn from_found(found: &[Grant]) -> Verification {
+        Verification::counting(found.iter())
+    }
+
+    /// What a run that never re-read the tenant can say: the in-scope grants it has not
+    /// removed (pending, failed) may all still be there, and nothing is proven cleared.
+    pub fn unverified(items: &[PlanItem]) -> Verification {
+        let left = items.iter().filter(|i| {
+            matches!(
+                i.status,
+                ItemStatus::Pending | ItemStatus::Failed { .. } | ItemStatus::WouldRemove
+            )
+        });
+        let mut v = Verification::counting(left.map(|i| &i.grant));
+        v.verified = false;
+        v.all_permissions_cleared = false;
+        v
+    }
+
+    fn counting<'g>(found: impl Iterator<Item = &'g Grant>) -> Verification {
         let mut v = Verification::default();
+        let mut any = false;
         for g in found {
+            any = true;
             match (g.shared, g.right) {
                 (true, _) => v.remaining_shared_mailboxes += 1,
                 (false, PermissionType::FullAccess) => v.remaining_full_access += 1,
@@ -289,7 +336,7 @@ impl Verification {
         }
         v.remaining.sort();
         v.remaining.dedup();
-        v.all_permissions_cleared = found.is_empty();
+        v.all_permissions_cleared = !any;
         v
     }
 }
@@ -447,6 +494,7 @@ impl Report {
             RunStatus::CompletedWithErrors
         };
         let residual_access = !indirect_access.is_empty()
+            || !verification.verified
             || !not_checked.is_empty()
             || !skipped.is_empty()
             || scope.mailboxes != MailboxScope::All

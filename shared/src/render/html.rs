@@ -17,7 +17,7 @@ fn colours(outcome: Outcome) -> (&'static str, &'static str) {
     match outcome {
         Outcome::AllRemoved => ("#1a7f37", "#dafbe1"),
         Outcome::AccessRemains | Outcome::PartlyChecked => ("#9a6700", "#fff8c5"),
-        Outcome::ActionNeeded => ("#b00020", "#ffebe9"),
+        Outcome::ActionNeeded | Outcome::Unfinished => ("#b00020", "#ffebe9"),
         Outcome::DryRun => ("#0969da", "#ddf4ff"),
     }
 }

@@ -22,11 +22,16 @@ pub enum Outcome {
     ActionNeeded,
     /// A dry run that completed: nothing was changed.
     DryRun,
+    /// The run stopped before its end (interrupted, or its process gone): nothing is
+    /// verified, and it must be resumed.
+    Unfinished,
 }
 
 impl Outcome {
     pub fn of(report: &Report) -> Outcome {
-        if !report.success {
+        if !report.verification.verified && !report.dry_run {
+            Outcome::Unfinished
+        } else if !report.success {
             Outcome::ActionNeeded
         } else if report.dry_run {
             Outcome::DryRun
@@ -90,6 +95,7 @@ pub struct ReportView {
 }
 
 pub const STILL_PRESENT: &str = "Still present after removal";
+pub const NOT_YET_REMOVED: &str = "Not removed yet (may still be present)";
 pub const INDIRECT: &str = "Access through a group or inheritance (not removable on the mailbox)";
 pub const NOT_CHECKED: &str = "Not checked";
 pub const SKIPPED: &str = "Skipped";
@@ -100,7 +106,11 @@ impl ReportView {
         let grants = rows(report);
         let sections = [
             Section {
-                title: STILL_PRESENT,
+                title: if report.verification.verified {
+                    STILL_PRESENT
+                } else {
+                    NOT_YET_REMOVED
+                },
                 tone: Tone::Bad,
                 // On a dry run the re-read is the tenant as it is: the table already lists it.
                 lines: if report.dry_run {
@@ -316,6 +326,27 @@ fn headline(report: &Report) -> Headline {
                 plural(would, "direct grant", "direct grants")
             )],
         ),
+        Outcome::Unfinished => {
+            let left = report.verification.remaining.len();
+            let mut lines = vec![format!(
+                "{} removed so far; nothing has been verified: the run stopped before re-reading the tenant.",
+                plural(removed, "direct grant", "direct grants")
+            )];
+            if left > 0 {
+                lines.push(format!(
+                    "{} not removed yet (see \"{NOT_YET_REMOVED}\").",
+                    plural(left, "direct grant is", "direct grants are")
+                ));
+            }
+            lines.push(format!(
+                "Resume it to finish and verify: revoke365 resume {}",
+                one_line(&report.run_id)
+            ));
+            (
+                "UNFINISHED — the run stopped before its end; access may remain".to_string(),
+                lines,
+            )
+        }
         Outcome::ActionNeeded => {
             let title = if report.dry_run {
                 "ACTION NEEDED — the dry run could not check everything"
@@ -473,7 +504,11 @@ fn facts(report: &Report) -> Vec<(&'static str, String)> {
         facts.push(("Found now (nothing changed)", counts_line(report)));
     } else {
         facts.push(("Grants removed", s.total_permissions_removed.to_string()));
-        facts.push(("Verification (re-read)", counts_line(report)));
+        if report.verification.verified {
+            facts.push(("Verification (re-read)", counts_line(report)));
+        } else {
+            facts.push(("Verification", "not done: the run stopped before it".into()));
+        }
     }
     facts
 }

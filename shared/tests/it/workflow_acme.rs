@@ -80,9 +80,9 @@ async fn removes_every_grant_verifies_reports_and_audits() {
     assert_eq!(summary.total_permissions_removed, 8);
     assert_eq!(
         v["verification"],
-        json!({"remaining_full_access": 0, "remaining_send_as": 0, "remaining_send_on_behalf": 0,
-               "remaining_calendar_delegates": 0, "remaining_shared_mailboxes": 0,
-               "all_permissions_cleared": true, "remaining": []})
+        json!({"verified": true, "remaining_full_access": 0, "remaining_send_as": 0,
+               "remaining_send_on_behalf": 0, "remaining_calendar_delegates": 0,
+               "remaining_shared_mailboxes": 0, "all_permissions_cleared": true, "remaining": []})
     );
     assert_eq!(report.indirect_access, vec![]);
 

@@ -159,13 +159,21 @@ pub(super) async fn list_runs(
     }
     // The index is eventually consistent: each run is read from its own item.
     let runs = try_join_all(ids.iter().map(|id| store.get_run(id))).await?;
+    let runs: Vec<Run> = runs
+        .into_iter()
+        .flatten()
+        .filter(|run| filter.matches(run))
+        .collect();
+    // A run without a result yet counts what its items say it has done so far.
+    let summaries = try_join_all(runs.iter().map(|run| async move {
+        Ok::<_, StoreError>(match RunSummary::counts_need_items(run) {
+            true => RunSummary::with_items(run, &store.items(&run.run_id).await?),
+            false => RunSummary::of(run),
+        })
+    }))
+    .await?;
     Ok(RunPage {
-        runs: runs
-            .iter()
-            .flatten()
-            .filter(|run| filter.matches(run))
-            .map(RunSummary::of)
-            .collect(),
+        runs: summaries,
         next,
     })
 }
