@@ -723,6 +723,10 @@ pub trait Exchange: Send + Sync {
     async fn recipient(&self, identity: &str) -> Result<Option<Recipient>, RemoteError>;
     /// `Get-User`: `None` when no user has this identity.
     async fn user(&self, identity: &str) -> Result<Option<ExchangeUser>, RemoteError>;
+    /// `Get-Group`: any group, mail-enabled or not (a security group that is no recipient
+    /// still holds rights), as a recipient-shaped record (its address empty when it has
+    /// none); `None` when no group has this identity.
+    async fn group(&self, identity: &str) -> Result<Option<Recipient>, RemoteError>;
     /// Every directory user Exchange knows (`Get-User -ResultSize Unlimited`): how a SID in a
     /// permission answer is traced to its user tenant-wide.
     async fn users(&self) -> Result<Vec<ExchangeUser>, RemoteError>;

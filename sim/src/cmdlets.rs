@@ -107,6 +107,12 @@ const CMDLETS: &[Cmdlet] = &[
         run: get_user,
     },
     Cmdlet {
+        name: "Get-Group",
+        parameters: &["Identity", "ResultSize"],
+        required: &[],
+        run: get_group,
+    },
+    Cmdlet {
         name: "Get-MailboxFolderPermission",
         parameters: &["Identity", "User"],
         required: &["Identity"],
@@ -893,6 +899,44 @@ fn get_user(sim: &Sim, params: &Params) -> CmdletResult {
         sid_history: &u.sid_history,
         sam_account_name: &u.sam,
         windows_email_address: &u.mail,
+    }))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct GroupItem<'a> {
+    identity: &'a str,
+    name: &'a str,
+    display_name: &'a str,
+    windows_email_address: &'a str,
+    distinguished_name: &'a str,
+    recipient_type_details: &'static str,
+    external_directory_object_id: &'a str,
+}
+
+/// `Get-Group`: every group, mail-enabled or not — a security group that is no Exchange
+/// recipient (`Get-Recipient` does not find it) can still hold Full Access.
+fn get_group(sim: &Sim, params: &Params) -> CmdletResult {
+    let directory = &sim.directory;
+    let groups: Vec<Principal> = match params.text("Identity")? {
+        Some(identity) => vec![directory
+            .resolve(&identity, Scope::Groups)
+            .map_err(|e| unresolved(e, &identity))?],
+        None => directory.principals(Scope::Groups).collect(),
+    };
+    let groups = limited(groups, params.result_size()?);
+    Ok(Output::page(&groups, params.window, |g| GroupItem {
+        identity: g.name(),
+        name: g.name(),
+        display_name: g.display_name(),
+        windows_email_address: g.mail(),
+        distinguished_name: g.dn(),
+        // A cloud security group that is not mail-enabled.
+        recipient_type_details: match g.recipient_type() {
+            "SecurityGroup" => "UniversalSecurityGroup",
+            other => other,
+        },
+        external_directory_object_id: g.id(),
     }))
 }
 

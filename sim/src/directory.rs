@@ -253,6 +253,8 @@ pub(crate) enum Scope {
     Recipients,
     /// Every person (`Get-User`).
     Users,
+    /// Every group, mail-enabled or not (`Get-Group`).
+    Groups,
     /// Everything in the directory.
     All,
 }
@@ -263,6 +265,7 @@ impl Scope {
             Scope::Mailboxes => p.mailbox().is_some(),
             Scope::Recipients => p.is_recipient(),
             Scope::Users => matches!(p, Principal::Person(_)),
+            Scope::Groups => matches!(p, Principal::Group(_)),
             Scope::All => true,
         }
     }

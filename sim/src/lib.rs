@@ -126,6 +126,16 @@ impl SimHandle {
         self.sim.snapshot()
     }
 
+    /// The SID of whatever `identity` names in the directory (a user, a group, ...), as a
+    /// permission answer would show it.
+    pub fn sid_of(&self, identity: &str) -> Option<String> {
+        self.sim
+            .directory
+            .resolve(identity, directory::Scope::All)
+            .ok()
+            .map(|p| p.shown(fixture::ShownAs::Sid))
+    }
+
     /// Rotates the app's client secret: from now on only `new` gets tokens, and every token
     /// issued so far is refused (as after a rotation that revoked the old credential).
     pub fn rotate_client_secret(&self, new: &str) {

@@ -33,6 +33,9 @@ ForwardingAddress,DeliverToMailboxAndForward";
 const RECIPIENT_SELECT: &str = "Name,DisplayName,PrimarySmtpAddress,RecipientTypeDetails,\
 ExternalDirectoryObjectId,DistinguishedName,Alias";
 
+const GROUP_SELECT: &str = "Name,DisplayName,WindowsEmailAddress,RecipientTypeDetails,\
+ExternalDirectoryObjectId,DistinguishedName";
+
 const USER_SELECT: &str = "UserPrincipalName,Name,DisplayName,DistinguishedName,\
 ExternalDirectoryObjectId,RecipientTypeDetails,Sid,SidHistory,SamAccountName,WindowsEmailAddress";
 
@@ -294,6 +297,12 @@ impl Exchange for ExchangeClient {
         let cmdlet = Cmdlet::new("Get-User", json!({ "Identity": identity })).select(USER_SELECT);
         let row: Option<UserRow> = self.one(cmdlet, identity).await?;
         Ok(row.map(ExchangeUser::from))
+    }
+
+    async fn group(&self, identity: &str) -> Result<Option<Recipient>, RemoteError> {
+        let cmdlet = Cmdlet::new("Get-Group", json!({ "Identity": identity })).select(GROUP_SELECT);
+        let row: Option<GroupRow> = self.one(cmdlet, identity).await?;
+        Ok(row.map(Recipient::from))
     }
 
     async fn users(&self) -> Result<Vec<ExchangeUser>, RemoteError> {
@@ -814,6 +823,39 @@ impl From<RecipientRow> for Recipient {
             distinguished_name: r.distinguished_name,
             alias: r.alias,
         }
+    }
+}
+
+/// A `Get-Group` row: a group's address is its `WindowsEmailAddress` (empty when it is not
+/// mail-enabled).
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GroupRow {
+    #[serde(default, deserialize_with = "loose_text")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "loose_text")]
+    display_name: Option<String>,
+    #[serde(default, deserialize_with = "loose_text")]
+    windows_email_address: Option<String>,
+    #[serde(default, deserialize_with = "loose_text")]
+    recipient_type_details: Option<String>,
+    #[serde(default, deserialize_with = "loose_text")]
+    external_directory_object_id: Option<String>,
+    #[serde(default, deserialize_with = "loose_text")]
+    distinguished_name: Option<String>,
+}
+
+impl From<GroupRow> for Recipient {
+    fn from(g: GroupRow) -> Recipient {
+        Recipient::from(RecipientRow {
+            name: g.name,
+            display_name: g.display_name,
+            primary_smtp_address: g.windows_email_address,
+            recipient_type_details: g.recipient_type_details,
+            external_directory_object_id: g.external_directory_object_id,
+            distinguished_name: g.distinguished_name,
+            alias: None,
+        })
     }
 }
 

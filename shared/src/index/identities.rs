@@ -22,6 +22,13 @@ pub(super) struct Place {
 
 type Cell<T> = Arc<OnceCell<T>>;
 
+/// Which Exchange lookup answered a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Lookup {
+    Recipient,
+    Group,
+}
+
 pub(super) struct Identities<'a> {
     mailboxes: &'a [MailboxInfo],
     by_identity: HashMap<String, usize>,
@@ -31,7 +38,7 @@ pub(super) struct Identities<'a> {
     /// Users by object id (lowercase).
     by_object_id: HashMap<String, &'a ExchangeUser>,
     exchange: &'a dyn Exchange,
-    recipients: Mutex<HashMap<String, Cell<Option<Recipient>>>>,
+    recipients: Mutex<HashMap<(Lookup, String), Cell<Option<Recipient>>>>,
     pub lookups: std::sync::atomic::AtomicU64,
 }
 
@@ -82,7 +89,17 @@ impl<'a> Identities<'a> {
     /// `Get-Recipient` for `value`, once per value; a recipient Exchange cannot name (not
     /// found, ambiguous) is none.
     async fn recipient(&self, value: &str) -> Result<Option<Recipient>, RemoteError> {
-        let key = value.trim().to_ascii_lowercase();
+        self.looked_up(Lookup::Recipient, value).await
+    }
+
+    /// `Get-Group` for `value`, once per value: a group that is no recipient (a security
+    /// group that is not mail-enabled) still holds rights for its members.
+    async fn group(&self, value: &str) -> Result<Option<Recipient>, RemoteError> {
+        self.looked_up(Lookup::Group, value).await
+    }
+
+    async fn looked_up(&self, kind: Lookup, value: &str) -> Result<Option<Recipient>, RemoteError> {
+        let key = (kind, value.trim().to_ascii_lowercase());
         let cell = self
             .recipients
             .lock()
@@ -93,7 +110,11 @@ impl<'a> Identities<'a> {
         cell.get_or_try_init(|| async {
             self.lookups
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            match self.exchange.recipient(value).await {
+            let found = match kind {
+                Lookup::Recipient => self.exchange.recipient(value).await,
+                Lookup::Group => self.exchange.group(value).await,
+            };
+            match found {
                 Ok(found) => Ok(found),
                 Err(e) if e.is_transient() || e.is_auth() => Err(e),
                 Err(e) => {
@@ -218,11 +239,20 @@ impl<'a> Identities<'a> {
         if let Some(u) = user {
             return Ok(Some(self.of_user(u, shown_as)));
         }
-        if is_sid(value) {
-            return Ok(Some(unknown(TrusteeKind::OrphanedSid)));
-        }
-        let Some(r) = self.recipient(value).await? else {
-            return Ok(Some(unknown(if value.contains('@') {
+        // Not a recipient, no user: a group that is no recipient, or nobody.
+        let found = match is_sid(value) {
+            true => None,
+            false => self.recipient(value).await?,
+        };
+        let found = match found {
+            Some(r) => Some(r),
+            None if value.contains('@') => None,
+            None => self.group(value).await?,
+        };
+        let Some(r) = found else {
+            return Ok(Some(unknown(if is_sid(value) {
+                TrusteeKind::OrphanedSid
+            } else if value.contains('@') {
                 TrusteeKind::External
             } else {
                 TrusteeKind::Unresolved

@@ -392,8 +392,10 @@ fn tolerate<T>(
 }
 
 /// Whom `value` names in the tenant now, if anyone: a user by SID (`Get-User`) or by address
-/// (Graph), or any recipient by name or address (`Get-Recipient`; a name several recipients
-/// share names someone too).
+/// (Graph), any recipient by name or address (`Get-Recipient`), or any group, mail-enabled or
+/// not, by name, address, id or SID (`Get-Group`: a security group is no recipient, yet it
+/// holds rights for its members). A value Exchange cannot resolve cleanly (several matches, a
+/// refused lookup) may name someone: it is never taken for dead.
 async fn named_now(tenant: Tenant<'_>, value: &str) -> Result<Option<String>, RemoteError> {
     if crate::model::is_sid(value) {
         if let Some(user) = tenant.exchange.user(value).await? {
@@ -408,14 +410,34 @@ async fn named_now(tenant: Tenant<'_>, value: &str) -> Result<Option<String>, Re
             return Ok(Some(format!("user {}", user.user_principal_name)));
         }
     }
-    match tenant.exchange.recipient(value).await {
-        Ok(Some(r)) => Ok(Some(format!(
+    let recipient = tenant.exchange.recipient(value).await;
+    if let Some(named) = unless_dead(recipient, |r| {
+        format!(
             "recipient {} ({})",
             r.primary_smtp_address, r.recipient_type_details
-        ))),
+        )
+    })? {
+        return Ok(Some(named));
+    }
+    let group = tenant.exchange.group(value).await;
+    unless_dead(group, |g| {
+        format!("group {} ({})", g.display_name, g.recipient_type_details)
+    })
+}
+
+/// What a lookup of a value says about whether it names someone: the one it found, nothing
+/// (`None`: dead as far as this lookup knows), or — when the lookup could not answer cleanly —
+/// that it may name someone.
+fn unless_dead(
+    found: Result<Option<Recipient>, RemoteError>,
+    describe: impl Fn(&Recipient) -> String,
+) -> Result<Option<String>, RemoteError> {
+    match found {
+        Ok(Some(r)) => Ok(Some(describe(&r))),
         Ok(None) => Ok(None),
         Err(e) if e.is_transient() || e.is_auth() => Err(e),
-        // "matches multiple entries" and the like: it may name someone; never cleaned up.
+        // "matches multiple entries", a cmdlet refused, and the like: it may name someone;
+        // never cleaned up.
         Err(e) => Ok(Some(format!(
             "something Exchange cannot resolve cleanly ({})",
             e.reason()

@@ -975,3 +975,40 @@ async fn a_backup_restore_gives_an_external_calendar_share_back_and_skips_an_orp
     assert_eq!(skipped.len(), 1, "{r:#?}");
     assert!(skipped[0].contains("orphaned SID"), "{skipped:?}");
 }
+
+/// A security group that is not mail-enabled is no Exchange recipient, yet it holds Full
+/// Access on finance@ for its members: the review never lists it as a name that resolves to
+/// nothing, and a cleanup of it is refused — by its name and by its SID — so Michael Bolton
+/// keeps his access through it.
+#[tokio::test]
+async fn a_security_group_that_is_no_recipient_is_alive_and_never_cleaned_up() {
+    let h = Harness::start(fixture("real-tenant.json"), fast_http(10)).await;
+    let r = h.swept_review(None).await;
+    assert!(
+        !r.trustees
+            .iter()
+            .any(|t| t.trustee.eq_ignore_ascii_case("Initech Security")),
+        "a live group is listed for cleanup: {r:#?}"
+    );
+    let before = tenant_grants(&h);
+    let group_grant = (
+        "finance@initech.com".to_string(),
+        PermissionType::FullAccess,
+        "Initech Security".to_string(),
+    );
+    assert!(before.contains(&group_grant), "{before:?}");
+    let sid = h.sim.sid_of("Initech Security").expect("the group's SID");
+    for trustee in ["Initech Security", sid.as_str()] {
+        let run = h
+            .run(json!({"mode": "cleanup", "trustee": trustee, "company_id": "initech"}))
+            .await;
+        let failure = run.failure.as_ref().expect("refused");
+        assert_eq!(
+            failure.code.as_str(),
+            "trustee_exists",
+            "{trustee}: {failure:?}"
+        );
+        assert!(failure.message.contains("group"), "{failure:?}");
+    }
+    assert_eq!(tenant_grants(&h), before, "nothing was removed");
+}
