@@ -21,7 +21,7 @@ impl Harness {
             .expect("sweep")
     }
 
-    async fn sweep(&self) -> Snapshot {
+    pub(crate) async fn sweep(&self) -> Snapshot {
         let snapshot = self.take().await;
         self.store
             .save_snapshot(&snapshot, &self.org.index)
@@ -31,7 +31,10 @@ impl Harness {
     }
 
     /// A sweep of the tenant, then its review.
-    async fn swept_review(&self, inactive_days: Option<u32>) -> revoke365::index::Review {
+    pub(crate) async fn swept_review(
+        &self,
+        inactive_days: Option<u32>,
+    ) -> revoke365::index::Review {
         self.sweep().await;
         let conns = self.connector.connect(&self.org).await.unwrap();
         revoke365::index::review(

@@ -1,0 +1,781 @@
+//! A randomized check of the invariants that no hand-written test can walk all the paths of.
+//!
+//! Each scenario is made from one seed: a tenant (the leaver, lookalikes with the same display
+//! name or a similar UPN, shared mailboxes, security and distribution groups holding rights with
+//! and without the leaver, inherited and Deny entries, orphaned SIDs, names that resolve to
+//! nothing, Send on Behalf delegates, calendar roles, transient faults and paging), then a
+//! sequence of operations — runs (random types, target mailboxes, keep-shared, dry runs, a
+//! mistyped mailbox), restores with random filters (each done twice, sometimes dry first),
+//! cleanups of dead and of live values, sweeps with their review. After every operation the
+//! simulator's own state is the oracle:
+//!
+//! - I1 nothing outside the request's scope is removed: never a lookalike's, a group's, an
+//!   inherited or a Deny entry; a cleanup only what resolves to nothing, and nothing for a value
+//!   that names someone;
+//! - I2 the report equals the tenant: `total_permissions_removed` is what left the tenant,
+//!   `success` only when nothing in scope is left, `remaining_*` never more than what is left
+//!   (and the type unproven when less), `residual_access` whenever any access is left;
+//! - I3 a restore adds back exactly what it was asked for and only the run's user, a second adds
+//!   nothing, a dry run changes nothing;
+//! - I5 a dry run changes nothing and tells no one;
+//! - a review lists as dead only what is dead.
+//!
+//! A failure prints the seed and the shortest sequence of operations that still fails.
+//! `REVOKE365_FUZZ_SCENARIOS` sets how many scenarios run (CI: the default below),
+//! `REVOKE365_FUZZ_SEED` the first seed.
+
+use crate::harness::Harness;
+use crate::kit::fast_http;
+use revoke365::model::{Report, RunStatus};
+use revoke365_sim::Snapshot;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// Scenarios per CI run: a few minutes on two cores.
+const DEFAULT_SCENARIOS: u64 = 60;
+const DOMAIN: &str = "fuzz.example";
+const COMPANY: &str = "fuzz";
+const LEAVER: &str = "lee.leaver@fuzz.example";
+/// Same display name as the leaver; a similar UPN; a live user with rights of their own.
+const TWIN: &str = "l.leaver@fuzz.example";
+const LOOKALIKE: &str = "lee.leaver2@fuzz.example";
+const COLLEAGUE: &str = "pat.staff@fuzz.example";
+/// A security group that is not mail-enabled (no Exchange recipient) and a mail-enabled one.
+const SEC_GROUP: &str = "Ops Security";
+const MAIL_SEC_GROUP: &str = "Finance Approvers";
+const ORPHAN_SID: &str = "S-1-5-21-1111111111-2222222222-3333333333-7001";
+const DEAD_NAME: &str = "Old Contractor";
+const PERMISSION_TYPES: [&str; 4] = ["full_access", "send_as", "send_on_behalf", "calendar"];
+
+/// splitmix64: a small, well-mixed generator, the same sequence for the same seed everywhere.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() % 10_000) < (p * 10_000.0) as u64
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+    /// A non-empty subset, in the given order.
+    fn subset<T: Clone>(&mut self, items: &[T]) -> Vec<T> {
+        loop {
+            let chosen: Vec<T> = items.iter().filter(|_| self.chance(0.5)).cloned().collect();
+            if !chosen.is_empty() {
+                return chosen;
+            }
+        }
+    }
+}
+
+/// One operation of a scenario.
+#[derive(Debug, Clone)]
+enum Op {
+    Run {
+        types: Option<Vec<&'static str>>,
+        mailboxes: Vec<String>,
+        keep_shared: bool,
+        dry_run: bool,
+    },
+    /// Restore the newest run that removed something, twice (the second must add nothing).
+    Restore {
+        types: Option<Vec<&'static str>>,
+        mailboxes: Vec<String>,
+        dry_first: bool,
+    },
+    Cleanup {
+        trustee: &'static str,
+    },
+    SweepAndReview,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// A generated tenant and what the generator knows about it.
+struct Tenant {
+    fixture: Value,
+    mailboxes: Vec<String>,
+    shared: BTreeSet<String>,
+    /// Groups whose members include the leaver.
+    leaver_groups: BTreeSet<String>,
+}
+
+/// One entry of the tenant's state, as the simulator holds it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry {
+    mailbox: String,
+    kind: &'static str,
+    user: String,
+    /// The calendar role, or the rights of a Full Access entry.
+    rights: String,
+    inherited: bool,
+    deny: bool,
+}
+
+fn entries(s: &Snapshot) -> BTreeSet<Entry> {
+    let mut out = BTreeSet::new();
+    for m in &s.mailboxes {
+        let mut add = |kind, user: &str, rights: String, inherited, deny| {
+            out.insert(Entry {
+                mailbox: m.upn.clone(),
+                kind,
+                user: user.to_ascii_lowercase(),
+                rights,
+                inherited,
+                deny,
+            });
+        };
+        for g in &m.full_access {
+            if !g.user.to_ascii_uppercase().starts_with("NT AUTHORITY") {
+                add(
+                    "full_access",
+                    &g.user,
+                    g.access_rights.join(","),
+                    g.inherited,
+                    g.deny,
+                );
+            }
+        }
+        for g in &m.send_as {
+            if !g.user.to_ascii_uppercase().starts_with("NT AUTHORITY") {
+                add("send_as", &g.user, String::new(), g.inherited, g.deny);
+            }
+        }
+        for u in &m.send_on_behalf {
+            add("send_on_behalf", u, String::new(), false, false);
+        }
+        for c in &m.calendar {
+            add("calendar", &c.user, c.access_rights.clone(), false, false);
+        }
+    }
+    out
+}
+
+fn generate_tenant(rng: &mut Rng) -> Tenant {
+    let mut users = vec![
+        json!({"upn": LEAVER, "display_name": "Lee Leaver",
+               "proxy_addresses": [format!("SMTP:{LEAVER}"), format!("smtp:lee@{DOMAIN}")]}),
+        json!({"upn": TWIN, "display_name": "Lee Leaver"}),
+        json!({"upn": LOOKALIKE, "display_name": "Lee Leaver2"}),
+        json!({"upn": COLLEAGUE, "display_name": "Pat Staff"}),
+        json!({"upn": format!("automation@{DOMAIN}"), "display_name": "Revoke365 Automation"}),
+    ];
+    let mut leaver_groups = BTreeSet::new();
+    let mut groups = Vec::new();
+    for (name, kind) in [
+        (SEC_GROUP, "SecurityGroup"),
+        (MAIL_SEC_GROUP, "MailUniversalSecurityGroup"),
+    ] {
+        let mut members = vec![COLLEAGUE.to_string()];
+        if rng.chance(0.5) {
+            members.push(LEAVER.into());
+            leaver_groups.insert(name.to_ascii_lowercase());
+        }
+        groups.push(json!({"name": name, "type": kind, "members": members}));
+    }
+    let count = 3 + rng.below(5);
+    let mut mailboxes = Vec::new();
+    let mut shared = BTreeSet::new();
+    let mut fixture_mailboxes = Vec::new();
+    for person in [LEAVER, TWIN, LOOKALIKE, COLLEAGUE] {
+        fixture_mailboxes.push(json!({"upn": person, "type": "UserMailbox"}));
+    }
+    for i in 0..count {
+        let is_shared = rng.chance(0.3);
+        let upn = format!("{}{i}@{DOMAIN}", if is_shared { "team" } else { "boss" });
+        if is_shared {
+            shared.insert(upn.clone());
+        } else {
+            users.push(json!({"upn": upn, "display_name": format!("Boss {i}")}));
+        }
+        let mut full_access = Vec::new();
+        let leaver_allowed = rng.chance(0.45);
+        if leaver_allowed {
+            let shown = *rng.pick(&["upn", "upn", "sid", "domain_sam"]);
+            full_access.push(json!({"user": LEAVER, "shown_as": shown}));
+        } else if rng.chance(0.15) {
+            full_access.push(json!({"user": LEAVER, "deny": true}));
+        }
+        if rng.chance(0.15) {
+            full_access.push(json!({"user": LEAVER, "inherited": true}));
+        }
+        for (who, p) in [
+            (TWIN, 0.25),
+            (LOOKALIKE, 0.25),
+            (COLLEAGUE, 0.2),
+            (SEC_GROUP, 0.25),
+            (MAIL_SEC_GROUP, 0.15),
+            (ORPHAN_SID, 0.12),
+            (DEAD_NAME, 0.12),
+        ] {
+            if rng.chance(p) {
+                full_access.push(json!({"user": who}));
+            }
+        }
+        let mut send_as = Vec::new();
+        if rng.chance(0.35) {
+            send_as.push(json!(LEAVER));
+        } else if rng.chance(0.1) {
+            send_as.push(json!({"user": LEAVER, "deny": true}));
+        }
+        for (who, p) in [(TWIN, 0.2), (MAIL_SEC_GROUP, 0.2), (COLLEAGUE, 0.15)] {
+            if rng.chance(p) {
+                send_as.push(json!(who));
+            }
+        }
+        let send_on_behalf: Vec<&str> = [(LEAVER, 0.35), (LOOKALIKE, 0.25), (COLLEAGUE, 0.2)]
+            .into_iter()
+            .filter_map(|(who, p)| rng.chance(p).then_some(who))
+            .collect();
+        let mut calendar = Vec::new();
+        if rng.chance(0.4) {
+            let role = *rng.pick(&["Editor", "Reviewer", "LimitedDetails", "AvailabilityOnly"]);
+            let delegate = role == "Editor" && rng.chance(0.5);
+            calendar.push(json!({"user": LEAVER, "access_rights": role, "delegate": delegate}));
+        }
+        if rng.chance(0.25) {
+            calendar.push(json!({"user": TWIN, "access_rights": "Reviewer"}));
+        }
+        fixture_mailboxes.push(json!({
+            "upn": upn,
+            "display_name": format!("Mailbox {i}"),
+            "type": if is_shared { "SharedMailbox" } else { "UserMailbox" },
+            "full_access": full_access,
+            "send_as": send_as,
+            "send_on_behalf": send_on_behalf,
+            "calendar": calendar,
+        }));
+        mailboxes.push(upn);
+    }
+    let mut faults = Vec::new();
+    if rng.chance(0.35) {
+        for _ in 0..1 + rng.below(2) {
+            let (endpoint, answers): (&str, &[&str]) = *rng.pick(&[
+                (
+                    "exo Get-MailboxPermission",
+                    &["502", "503", "504", "concurrent_text"][..],
+                ),
+                (
+                    "exo Get-RecipientPermission",
+                    &["502", "503", "concurrent_text"][..],
+                ),
+                ("graph GET calendarPermissions", &["502", "503", "504"][..]),
+                (
+                    "exo Remove-MailboxPermission",
+                    &["503", "503_after_write", "504_after_write"][..],
+                ),
+                (
+                    "exo Remove-RecipientPermission",
+                    &["503", "503_after_write"][..],
+                ),
+                (
+                    "graph DELETE calendarPermissions",
+                    &["503", "504_after_write"][..],
+                ),
+                ("exo Set-Mailbox", &["503", "503_after_write"][..]),
+            ]);
+            let mut fault = json!({"endpoint": endpoint, "answer": rng.pick(answers), "times": 1});
+            if rng.chance(0.5) {
+                fault["identity"] = json!(rng.pick(&mailboxes));
+            }
+            faults.push(fault);
+        }
+    }
+    let fixture = json!({
+        "tenant_id": "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+        "organization": {
+            "company_id": COMPANY,
+            "company_name": "Fuzz Corp",
+            "psa_company": "FuzzCorp",
+            "m365_permission_ticket_board": "Service Desk",
+            "m365_permission_removal_scope": PERMISSION_TYPES,
+            "m365_permission_notification_recipients": ["secops@msp.example"],
+            "notification_sender": format!("automation@{DOMAIN}")
+        },
+        "users": users,
+        "groups": groups,
+        "mailboxes": fixture_mailboxes,
+        "sim": {
+            "page_size": 2 + rng.below(4),
+            "seed": rng.next() % 1000,
+            "retry_after_secs": 0,
+            "faults": faults,
+        }
+    });
+    Tenant {
+        fixture,
+        mailboxes,
+        shared,
+        leaver_groups,
+    }
+}
+
+fn generate_ops(rng: &mut Rng, tenant: &Tenant) -> Vec<Op> {
+    let count = 1 + rng.below(4);
+    let mut ops = Vec::new();
+    for _ in 0..count {
+        let types = |rng: &mut Rng| rng.chance(0.4).then(|| rng.subset(&PERMISSION_TYPES));
+        let mailboxes = |rng: &mut Rng| -> Vec<String> {
+            if rng.chance(0.7) {
+                return Vec::new();
+            }
+            let mut chosen = rng.subset(&tenant.mailboxes);
+            chosen.truncate(2);
+            chosen
+        };
+        let op = match rng.below(10) {
+            0..=4 => {
+                let mut named = mailboxes(rng);
+                if rng.chance(0.05) {
+                    named.push(format!("nobody{}@{DOMAIN}", rng.below(9)));
+                }
+                Op::Run {
+                    types: types(rng),
+                    mailboxes: named,
+                    keep_shared: rng.chance(0.2),
+                    dry_run: rng.chance(0.2),
+                }
+            }
+            5..=7 => Op::Restore {
+                types: types(rng),
+                mailboxes: mailboxes(rng),
+                dry_first: rng.chance(0.3),
+            },
+            8 => Op::Cleanup {
+                trustee: *rng.pick(&[ORPHAN_SID, DEAD_NAME, SEC_GROUP, MAIL_SEC_GROUP, TWIN]),
+            },
+            _ => Op::SweepAndReview,
+        };
+        ops.push(op);
+    }
+    ops
+}
+
+/// What the scenario remembers between operations: the newest run that removed something and
+/// what left the tenant in it.
+#[derive(Default)]
+struct Memory {
+    last_removal: Option<(revoke365::model::RunId, BTreeSet<Entry>)>,
+    stats: Stats,
+}
+
+/// What the scenarios did, so that a run of the check shows it exercised something.
+#[derive(Debug, Default, Clone, Copy)]
+struct Stats {
+    live_runs: usize,
+    failed_runs: usize,
+    refused_runs: usize,
+    removed: usize,
+    restores: usize,
+    restored: usize,
+    cleanups: usize,
+    reviews: usize,
+}
+
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, o: Stats) {
+        self.live_runs += o.live_runs;
+        self.failed_runs += o.failed_runs;
+        self.refused_runs += o.refused_runs;
+        self.removed += o.removed;
+        self.restores += o.restores;
+        self.restored += o.restored;
+        self.cleanups += o.cleanups;
+        self.reviews += o.reviews;
+    }
+}
+
+fn is_leaver(user: &str) -> bool {
+    user.eq_ignore_ascii_case(LEAVER)
+}
+
+/// Whether a run with this scope may remove `e`: the leaver's own, direct, allowing entry, of a
+/// type and on a mailbox in scope, not on a shared mailbox that is kept.
+fn in_run_scope(
+    e: &Entry,
+    tenant: &Tenant,
+    types: &[&str],
+    mailboxes: &[String],
+    keep_shared: bool,
+) -> bool {
+    is_leaver(&e.user)
+        && !e.inherited
+        && !e.deny
+        && types.contains(&e.kind)
+        && (mailboxes.is_empty() || mailboxes.iter().any(|m| m.eq_ignore_ascii_case(&e.mailbox)))
+        && !(keep_shared && tenant.shared.contains(&e.mailbox))
+}
+
+/// Whether the leaver can still reach some mailbox: an allowing entry of theirs, direct or
+/// inherited, or one of a group they belong to.
+fn leaver_has_access(after: &BTreeSet<Entry>, tenant: &Tenant) -> bool {
+    after.iter().any(|e| {
+        !e.deny
+            && e.mailbox != LEAVER
+            && (is_leaver(&e.user) || tenant.leaver_groups.contains(&e.user))
+    })
+}
+
+fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(what())
+    }
+}
+
+async fn apply(h: &Harness, tenant: &Tenant, memory: &mut Memory, op: &Op) -> Result<(), String> {
+    let before_state = h.snapshot();
+    let before = entries(&before_state);
+    match op {
+        Op::Run {
+            types,
+            mailboxes,
+            keep_shared,
+            dry_run,
+        } => {
+            let mut body = json!({
+                "user_email": LEAVER, "company_id": COMPANY,
+                "target_mailboxes": mailboxes, "remove_from_shared": !keep_shared,
+                "dry_run": dry_run,
+            });
+            if let Some(t) = types {
+                body["permission_types"] = json!(t);
+            }
+            let run = h.run(body).await;
+            let after_state = h.snapshot();
+            let after = entries(&after_state);
+            let removed: BTreeSet<Entry> = before.difference(&after).cloned().collect();
+            let added: BTreeSet<&Entry> = after.difference(&before).collect();
+            check(added.is_empty(), || {
+                format!("a run added grants: {added:?}")
+            })?;
+            let types: Vec<&str> = types.clone().unwrap_or(PERMISSION_TYPES.to_vec());
+            if let Some(wrong) = removed
+                .iter()
+                .find(|e| !in_run_scope(e, tenant, &types, mailboxes, *keep_shared))
+            {
+                return Err(format!(
+                    "I1: removed outside the request's scope: {wrong:?}"
+                ));
+            }
+            let Some(report) = run.result.clone() else {
+                memory.stats.refused_runs += 1;
+                // Refused before anything was done: nothing may have changed.
+                return check(removed.is_empty(), || {
+                    format!("a refused run removed {removed:?} ({:?})", run.failure)
+                });
+            };
+            if *dry_run {
+                check(removed.is_empty(), || {
+                    format!("I5: a dry run removed {removed:?}")
+                })?;
+                check(
+                    after_state.tickets == before_state.tickets
+                        && after_state.sent_mail.len() == before_state.sent_mail.len(),
+                    || "I5: a dry run without notify told someone".into(),
+                )?;
+                return check(
+                    report.removal_summary.total_permissions_removed == 0,
+                    || "a dry run counts removals".into(),
+                );
+            }
+            check_report(
+                &report,
+                tenant,
+                &after,
+                &removed,
+                &types,
+                mailboxes,
+                *keep_shared,
+            )?;
+            memory.stats.live_runs += 1;
+            memory.stats.failed_runs += usize::from(!report.success);
+            memory.stats.removed += removed.len();
+            if !removed.is_empty() {
+                memory.last_removal = Some((run.run_id.clone(), removed));
+            }
+            Ok(())
+        }
+        Op::Restore {
+            types,
+            mailboxes,
+            dry_first,
+        } => {
+            let Some((source, removed)) = memory.last_removal.clone() else {
+                return Ok(());
+            };
+            let mut body = json!({"target_mailboxes": mailboxes});
+            if let Some(t) = types {
+                body["permission_types"] = json!(t);
+            }
+            if *dry_first {
+                let mut dry = body.clone();
+                dry["dry_run"] = json!(true);
+                h.restore(&source, dry).await;
+                check(entries(&h.snapshot()) == before, || {
+                    "I3: a dry-run restore changed the tenant".into()
+                })?;
+            }
+            let types: Vec<&str> = types.clone().unwrap_or(PERMISSION_TYPES.to_vec());
+            let wanted: BTreeSet<Entry> = removed
+                .iter()
+                .filter(|e| {
+                    types.contains(&e.kind)
+                        && (mailboxes.is_empty()
+                            || mailboxes.iter().any(|m| m.eq_ignore_ascii_case(&e.mailbox)))
+                })
+                .filter(|e| !before.contains(e))
+                .cloned()
+                .collect();
+            let first = h.restore(&source, body.clone()).await;
+            let after = entries(&h.snapshot());
+            let added: BTreeSet<Entry> = after.difference(&before).cloned().collect();
+            let taken: BTreeSet<&Entry> = before.difference(&after).collect();
+            check(taken.is_empty(), || {
+                format!("I3: a restore removed {taken:?}")
+            })?;
+            if let Some(wrong) = added.iter().find(|e| !is_leaver(&e.user)) {
+                return Err(format!("I3: a restore granted someone else: {wrong:?}"));
+            }
+            check(added.is_subset(&wanted), || {
+                format!(
+                    "I3: a restore added what it was not asked for: {:?}",
+                    added.difference(&wanted).collect::<Vec<_>>()
+                )
+            })?;
+            let success = first.restore_result.as_ref().is_some_and(|r| r.success);
+            check(!success || added == wanted, || {
+                format!(
+                    "I3: a successful restore left out {:?} (status {:?})",
+                    wanted.difference(&added).collect::<Vec<_>>(),
+                    first.status
+                )
+            })?;
+            h.restore(&source, body).await;
+            let again = entries(&h.snapshot());
+            check(again == after, || {
+                format!(
+                    "I3: a second restore changed the tenant: +{:?} -{:?}",
+                    again.difference(&after).collect::<Vec<_>>(),
+                    after.difference(&again).collect::<Vec<_>>()
+                )
+            })?;
+            memory.stats.restores += 1;
+            memory.stats.restored += added.len();
+            // What came back may be removed again by a later run: it is that run's then.
+            memory.last_removal = None;
+            Ok(())
+        }
+        Op::Cleanup { trustee } => {
+            let run = h
+                .run(json!({"mode": "cleanup", "trustee": trustee, "company_id": COMPANY}))
+                .await;
+            let after = entries(&h.snapshot());
+            let removed: BTreeSet<&Entry> = before.difference(&after).collect();
+            memory.stats.cleanups += 1;
+            let dead = [ORPHAN_SID, DEAD_NAME].contains(trustee);
+            if !dead {
+                check(removed.is_empty(), || {
+                    format!("I1: a cleanup of a live value ({trustee}) removed {removed:?}")
+                })?;
+                return check(
+                    run.failure
+                        .as_ref()
+                        .is_some_and(|f| f.code.as_str() == "trustee_exists"),
+                    || format!("a cleanup of {trustee} was not refused: {:?}", run.status),
+                );
+            }
+            if let Some(wrong) = removed
+                .iter()
+                .find(|e| !e.user.eq_ignore_ascii_case(trustee) || e.inherited || e.deny)
+            {
+                return Err(format!("I1: a cleanup of {trustee} removed {wrong:?}"));
+            }
+            if let Some(report) = &run.result {
+                check(
+                    report.removal_summary.total_permissions_removed as usize == removed.len(),
+                    || {
+                        format!(
+                            "I2: cleanup counts {} removed, the tenant lost {}",
+                            report.removal_summary.total_permissions_removed,
+                            removed.len()
+                        )
+                    },
+                )?;
+            }
+            Ok(())
+        }
+        Op::SweepAndReview => {
+            memory.stats.reviews += 1;
+            let review = h.swept_review(None).await;
+            for t in &review.trustees {
+                let dead = [ORPHAN_SID, DEAD_NAME]
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(&t.trustee));
+                let says_dead = matches!(
+                    t.reason,
+                    revoke365::index::ReviewReason::OrphanedSid
+                        | revoke365::index::ReviewReason::Unresolved
+                );
+                check(dead || !says_dead, || {
+                    format!(
+                        "the review lists a live trustee as dead: {} ({:?})",
+                        t.trustee, t.reason
+                    )
+                })?;
+            }
+            check(entries(&h.snapshot()) == before, || {
+                "a sweep changed the tenant".into()
+            })
+        }
+    }
+}
+
+/// I2: a finished live run's report against what the tenant lost and still holds.
+fn check_report(
+    report: &Report,
+    tenant: &Tenant,
+    after: &BTreeSet<Entry>,
+    removed: &BTreeSet<Entry>,
+    types: &[&str],
+    mailboxes: &[String],
+    keep_shared: bool,
+) -> Result<(), String> {
+    let total = report.removal_summary.total_permissions_removed as usize;
+    check(total == removed.len(), || {
+        format!(
+            "I2: the report counts {total} removed, the tenant lost {}: {removed:?}",
+            removed.len()
+        )
+    })?;
+    let left: Vec<&Entry> = after
+        .iter()
+        .filter(|e| in_run_scope(e, tenant, types, mailboxes, keep_shared))
+        .collect();
+    check(!report.success || left.is_empty(), || {
+        format!("I2: success while in scope is left: {left:?}")
+    })?;
+    let v = &report.verification;
+    let counted = (v.remaining_full_access
+        + v.remaining_send_as
+        + v.remaining_send_on_behalf
+        + v.remaining_calendar_delegates
+        + v.remaining_shared_mailboxes) as usize;
+    check(counted == v.remaining.len(), || {
+        format!(
+            "I2: remaining_* count {counted}, `remaining` lists {}: {v:?}",
+            v.remaining.len()
+        )
+    })?;
+    check(counted <= left.len(), || {
+        format!(
+            "I2: {counted} remaining counted, {} left in scope: {left:?}",
+            left.len()
+        )
+    })?;
+    check(counted == left.len() || !report.success, || {
+        format!(
+            "I2: {} left in scope but {counted} counted, and success",
+            left.len()
+        )
+    })?;
+    check(
+        v.all_permissions_cleared == left.is_empty() || !v.verified || !report.success,
+        || {
+            format!(
+                "I2: all_permissions_cleared {} with {left:?} left",
+                v.all_permissions_cleared
+            )
+        },
+    )?;
+    check(
+        !leaver_has_access(after, tenant) || report.residual_access,
+        || "I2: access is left but residual_access is false".into(),
+    )?;
+    check(report.status != RunStatus::Interrupted, || {
+        "a run ended interrupted".into()
+    })
+}
+
+async fn run_scenario(tenant: &Tenant, ops: &[Op]) -> Result<Stats, String> {
+    let h = Harness::start(tenant.fixture.clone(), fast_http(8)).await;
+    let mut memory = Memory::default();
+    for (i, op) in ops.iter().enumerate() {
+        apply(&h, tenant, &mut memory, op)
+            .await
+            .map_err(|e| format!("operation {i} ({op}): {e}"))?;
+    }
+    Ok(memory.stats)
+}
+
+/// The shortest sequence, dropping one operation at a time, that still fails.
+async fn shrink(tenant: &Tenant, mut ops: Vec<Op>, mut error: String) -> (Vec<Op>, String) {
+    let mut i = 0;
+    while i < ops.len() && ops.len() > 1 {
+        let mut fewer = ops.clone();
+        fewer.remove(i);
+        match run_scenario(tenant, &fewer).await {
+            Err(e) => {
+                ops = fewer;
+                error = e;
+            }
+            Ok(_) => i += 1,
+        }
+    }
+    (ops, error)
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_tenants_and_operations_keep_every_invariant() {
+    let scenarios = env_number("REVOKE365_FUZZ_SCENARIOS", DEFAULT_SCENARIOS);
+    let first = env_number("REVOKE365_FUZZ_SEED", 1);
+    let started = std::time::Instant::now();
+    let mut operations = 0;
+    let mut stats = Stats::default();
+    for seed in first..first + scenarios {
+        let mut rng = Rng(seed);
+        let tenant = generate_tenant(&mut rng);
+        let ops = generate_ops(&mut rng, &tenant);
+        operations += ops.len();
+        match run_scenario(&tenant, &ops).await {
+            Ok(done) => stats += done,
+            Err(error) => {
+                let (ops, error) = shrink(&tenant, ops, error).await;
+                panic!(
+                "seed {seed} fails (rerun: REVOKE365_FUZZ_SEED={seed} REVOKE365_FUZZ_SCENARIOS=1)\n\
+                 shortest sequence: {ops:#?}\n{error}\ntenant: {}",
+                serde_json::to_string(&tenant.fixture).unwrap_or_default()
+            );
+            }
+        }
+    }
+    eprintln!(
+        "{scenarios} scenarios from seed {first}, {operations} operations, {:.1} s: {stats:?}",
+        started.elapsed().as_secs_f64()
+    );
+    // A check that exercised nothing proves nothing.
+    assert!(stats.removed > 0 && stats.live_runs > 0, "{stats:?}");
+}
