@@ -67,6 +67,18 @@ impl Harness {
         }
     }
 
+    /// Another engine on the same store, tenant and clients, with a stop signal of its own:
+    /// a new process, as `resume` finds the run.
+    pub fn fresh_engine(&self) -> LocalEngine {
+        LocalEngine {
+            store: self.store.clone(),
+            queue: Arc::new(MemoryQueue::default()),
+            connector: self.connector.clone(),
+            progress: Arc::new(NoProgress),
+            stop: Default::default(),
+        }
+    }
+
     pub async fn run(&self, body: Value) -> Run {
         self.engine
             .run(&body, None)

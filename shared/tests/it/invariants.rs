@@ -27,13 +27,14 @@
 use crate::harness::Harness;
 use crate::kit::fast_http;
 use revoke365::model::{Report, RunStatus};
+use revoke365::ports::Connector;
 use revoke365_sim::Snapshot;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::fmt;
 
 /// Scenarios per CI run: a few minutes on two cores.
-const DEFAULT_SCENARIOS: u64 = 60;
+const DEFAULT_SCENARIOS: u64 = 200;
 const DOMAIN: &str = "fuzz.example";
 const COMPANY: &str = "fuzz";
 const LEAVER: &str = "lee.leaver@fuzz.example";
@@ -98,6 +99,14 @@ enum Op {
         trustee: &'static str,
     },
     SweepAndReview,
+    /// A run stopped after `after` removals (an admin may then remove one of the grants it
+    /// had not got to), and resumed by another engine.
+    InterruptedRun {
+        types: Option<Vec<&'static str>>,
+        mailboxes: Vec<String>,
+        after: usize,
+        admin_removes: bool,
+    },
 }
 
 impl fmt::Display for Op {
@@ -109,7 +118,9 @@ impl fmt::Display for Op {
 /// A generated tenant and what the generator knows about it.
 struct Tenant {
     fixture: Value,
-    mailboxes: Vec<String>,
+    /// Every name an operation may give a mailbox by (UPN, primary address), lowercase, and
+    /// the UPN the simulator keys it by.
+    names: std::collections::BTreeMap<String, String>,
     shared: BTreeSet<String>,
     /// Groups whose members include the leaver.
     leaver_groups: BTreeSet<String>,
@@ -195,14 +206,22 @@ fn generate_tenant(rng: &mut Rng) -> Tenant {
     for person in [LEAVER, TWIN, LOOKALIKE, COLLEAGUE] {
         fixture_mailboxes.push(json!({"upn": person, "type": "UserMailbox"}));
     }
+    let mut names = std::collections::BTreeMap::new();
     for i in 0..count {
         let is_shared = rng.chance(0.3);
-        let upn = format!("{}{i}@{DOMAIN}", if is_shared { "team" } else { "boss" });
+        let mut upn = format!("{}{i}@{DOMAIN}", if is_shared { "team" } else { "boss" });
         if is_shared {
             shared.insert(upn.clone());
+        } else if rng.chance(0.4) {
+            // A primary address that is not the UPN: runs and restores may name either.
+            let mail = upn.clone();
+            upn = format!("b{i}.id@{DOMAIN}");
+            users.push(json!({"upn": upn, "mail": mail, "display_name": format!("Boss {i}")}));
+            names.insert(mail, upn.clone());
         } else {
             users.push(json!({"upn": upn, "display_name": format!("Boss {i}")}));
         }
+        names.insert(upn.clone(), upn.clone());
         let mut full_access = Vec::new();
         let leaver_allowed = rng.chance(0.45);
         if leaver_allowed {
@@ -312,6 +331,8 @@ fn generate_tenant(rng: &mut Rng) -> Tenant {
         "mailboxes": fixture_mailboxes,
         "sim": {
             "page_size": 2 + rng.below(4),
+            // Calls take a moment, so that a stop lands between removals.
+            "latency_ms": 2 + rng.below(10),
             "seed": rng.next() % 1000,
             "retry_after_secs": 0,
             "faults": faults,
@@ -319,7 +340,7 @@ fn generate_tenant(rng: &mut Rng) -> Tenant {
     });
     Tenant {
         fixture,
-        mailboxes,
+        names,
         shared,
         leaver_groups,
     }
@@ -334,11 +355,18 @@ fn generate_ops(rng: &mut Rng, tenant: &Tenant) -> Vec<Op> {
             if rng.chance(0.7) {
                 return Vec::new();
             }
-            let mut chosen = rng.subset(&tenant.mailboxes);
+            let names: Vec<String> = tenant.names.keys().cloned().collect();
+            let mut chosen = rng.subset(&names);
             chosen.truncate(2);
             chosen
         };
-        let op = match rng.below(10) {
+        let op = match rng.below(12) {
+            10 | 11 => Op::InterruptedRun {
+                types: types(rng),
+                mailboxes: mailboxes(rng),
+                after: 1 + rng.below(3),
+                admin_removes: rng.chance(0.5),
+            },
             0..=4 => {
                 let mut named = mailboxes(rng);
                 if rng.chance(0.05) {
@@ -378,6 +406,7 @@ struct Memory {
 #[derive(Debug, Default, Clone, Copy)]
 struct Stats {
     live_runs: usize,
+    interrupted: usize,
     failed_runs: usize,
     refused_runs: usize,
     removed: usize,
@@ -390,6 +419,7 @@ struct Stats {
 impl std::ops::AddAssign for Stats {
     fn add_assign(&mut self, o: Stats) {
         self.live_runs += o.live_runs;
+        self.interrupted += o.interrupted;
         self.failed_runs += o.failed_runs;
         self.refused_runs += o.refused_runs;
         self.removed += o.removed;
@@ -417,8 +447,20 @@ fn in_run_scope(
         && !e.inherited
         && !e.deny
         && types.contains(&e.kind)
-        && (mailboxes.is_empty() || mailboxes.iter().any(|m| m.eq_ignore_ascii_case(&e.mailbox)))
+        && tenant.named(mailboxes, &e.mailbox)
         && !(keep_shared && tenant.shared.contains(&e.mailbox))
+}
+
+impl Tenant {
+    /// Whether `mailbox` (a UPN) is among `named` (any of its names); no names is every one.
+    fn named(&self, named: &[String], mailbox: &str) -> bool {
+        named.is_empty()
+            || named.iter().any(|n| {
+                self.names
+                    .get(&n.to_ascii_lowercase())
+                    .is_some_and(|upn| upn.eq_ignore_ascii_case(mailbox))
+            })
+    }
 }
 
 /// Whether the leaver can still reach some mailbox: an allowing entry of theirs, direct or
@@ -449,15 +491,9 @@ async fn apply(h: &Harness, tenant: &Tenant, memory: &mut Memory, op: &Op) -> Re
             keep_shared,
             dry_run,
         } => {
-            let mut body = json!({
-                "user_email": LEAVER, "company_id": COMPANY,
-                "target_mailboxes": mailboxes, "remove_from_shared": !keep_shared,
-                "dry_run": dry_run,
-            });
-            if let Some(t) = types {
-                body["permission_types"] = json!(t);
-            }
-            let run = h.run(body).await;
+            let run = h
+                .run(run_body(types, mailboxes, *keep_shared, *dry_run))
+                .await;
             let after_state = h.snapshot();
             let after = entries(&after_state);
             let removed: BTreeSet<Entry> = before.difference(&after).cloned().collect();
@@ -504,13 +540,77 @@ async fn apply(h: &Harness, tenant: &Tenant, memory: &mut Memory, op: &Op) -> Re
                 mailboxes,
                 *keep_shared,
             )?;
-            memory.stats.live_runs += 1;
-            memory.stats.failed_runs += usize::from(!report.success);
-            memory.stats.removed += removed.len();
-            if !removed.is_empty() {
-                memory.last_removal = Some((run.run_id.clone(), removed));
-            }
+            check_history(h, &run.run_id, &report).await?;
+            memory.ran(&run.run_id, &report, removed);
             Ok(())
+        }
+        Op::InterruptedRun {
+            types,
+            mailboxes,
+            after,
+            admin_removes,
+        } => {
+            let body = run_body(types, mailboxes, false, false);
+            let run = stopped_after(h, &body, *after).await;
+            let types: Vec<&str> = types.clone().unwrap_or(PERMISSION_TYPES.to_vec());
+            let mut admin_removed = BTreeSet::new();
+            if run.status == RunStatus::Interrupted {
+                memory.stats.interrupted += 1;
+                let partial = revoke365::engine::partial_report(h.store.as_ref(), &run)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let now = entries(&h.snapshot());
+                let so_far: BTreeSet<&Entry> = before.difference(&now).collect();
+                let left = now
+                    .iter()
+                    .any(|e| in_run_scope(e, tenant, &types, mailboxes, false));
+                check(!partial.verification.verified && !partial.success, || {
+                    format!(
+                        "I4: a partial result claims verification: {:?}",
+                        partial.verification
+                    )
+                })?;
+                check(!left || partial.residual_access, || {
+                    "I4: grants are left but the partial result says no residual access".into()
+                })?;
+                let counted = partial.removal_summary.total_permissions_removed as usize;
+                check(counted <= so_far.len(), || {
+                    format!(
+                        "I4: the partial result counts {counted} removed, the tenant lost {}",
+                        so_far.len()
+                    )
+                })?;
+                if *admin_removes {
+                    admin_removed = admin_remove_one(h, tenant, &now, &types, mailboxes).await;
+                }
+                let engine = h.fresh_engine();
+                let resumed = engine
+                    .resume(&run.run_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return finished_run(
+                    h,
+                    tenant,
+                    memory,
+                    &before,
+                    &resumed,
+                    &types,
+                    mailboxes,
+                    &admin_removed,
+                )
+                .await;
+            }
+            finished_run(
+                h,
+                tenant,
+                memory,
+                &before,
+                &run,
+                &types,
+                mailboxes,
+                &admin_removed,
+            )
+            .await
         }
         Op::Restore {
             types,
@@ -535,11 +635,7 @@ async fn apply(h: &Harness, tenant: &Tenant, memory: &mut Memory, op: &Op) -> Re
             let types: Vec<&str> = types.clone().unwrap_or(PERMISSION_TYPES.to_vec());
             let wanted: BTreeSet<Entry> = removed
                 .iter()
-                .filter(|e| {
-                    types.contains(&e.kind)
-                        && (mailboxes.is_empty()
-                            || mailboxes.iter().any(|m| m.eq_ignore_ascii_case(&e.mailbox)))
-                })
+                .filter(|e| types.contains(&e.kind) && tenant.named(mailboxes, &e.mailbox))
                 .filter(|e| !before.contains(e))
                 .cloned()
                 .collect();
@@ -647,6 +743,160 @@ async fn apply(h: &Harness, tenant: &Tenant, memory: &mut Memory, op: &Op) -> Re
     }
 }
 
+fn run_body(
+    types: &Option<Vec<&'static str>>,
+    mailboxes: &[String],
+    keep_shared: bool,
+    dry_run: bool,
+) -> Value {
+    let mut body = json!({
+        "user_email": LEAVER, "company_id": COMPANY,
+        "target_mailboxes": mailboxes, "remove_from_shared": !keep_shared,
+        "dry_run": dry_run,
+    });
+    if let Some(t) = types {
+        body["permission_types"] = json!(t);
+    }
+    body
+}
+
+impl Memory {
+    /// A live run ended with `report`, and the tenant lost `removed` to it.
+    fn ran(&mut self, run_id: &revoke365::model::RunId, report: &Report, removed: BTreeSet<Entry>) {
+        self.stats.live_runs += 1;
+        self.stats.failed_runs += usize::from(!report.success);
+        self.stats.removed += removed.len();
+        if !removed.is_empty() {
+            self.last_removal = Some((run_id.clone(), removed));
+        }
+    }
+}
+
+/// Runs `body` on an engine of its own and stops it once `removals` more removals are in the
+/// audit (or lets it end, if it has fewer); the run as it ended.
+async fn stopped_after(h: &Harness, body: &Value, removals: usize) -> revoke365::model::Run {
+    let removed_so_far = || {
+        std::fs::read_dir(h.store.dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".audit.jsonl"))
+            .map(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .matches("\"result\":\"removed\"")
+                    .count()
+            })
+            .sum::<usize>()
+    };
+    let engine = h.fresh_engine();
+    let stop = engine.stop.clone();
+    let baseline = removed_so_far();
+    let watcher = async {
+        while removed_so_far() < baseline + removals {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        stop.stop("interrupted by the invariant check");
+    };
+    let run = engine.run(body, None);
+    tokio::pin!(run);
+    let run = tokio::select! {
+        run = &mut run => run,
+        () = watcher => run.await,
+    };
+    run.expect("request accepted")
+}
+
+/// An admin removes one of the leaver's in-scope Full Access or Send As grants by hand, as
+/// another tool or person would while the run is stopped; what was removed.
+async fn admin_remove_one(
+    h: &Harness,
+    tenant: &Tenant,
+    now: &BTreeSet<Entry>,
+    types: &[&str],
+    mailboxes: &[String],
+) -> BTreeSet<Entry> {
+    let Some(e) = now.iter().find(|e| {
+        in_run_scope(e, tenant, types, mailboxes, false)
+            && ["full_access", "send_as"].contains(&e.kind)
+    }) else {
+        return BTreeSet::new();
+    };
+    let conns = h.connector.connect(&h.org).await.expect("connect");
+    let exchange = conns.tenant().exchange;
+    let done = match e.kind {
+        "full_access" => exchange.remove_full_access(&e.mailbox, LEAVER).await,
+        _ => exchange.remove_send_as(&e.mailbox, None, LEAVER).await,
+    };
+    done.expect("the admin's removal");
+    BTreeSet::from([e.clone()])
+}
+
+/// A live run that ended (at once, or after a resume): its report against what the tenant lost
+/// since `before`, less what an admin removed meanwhile (never the run's).
+#[allow(clippy::too_many_arguments)]
+async fn finished_run(
+    h: &Harness,
+    tenant: &Tenant,
+    memory: &mut Memory,
+    before: &BTreeSet<Entry>,
+    run: &revoke365::model::Run,
+    types: &[&str],
+    mailboxes: &[String],
+    admin_removed: &BTreeSet<Entry>,
+) -> Result<(), String> {
+    let after = entries(&h.snapshot());
+    let removed: BTreeSet<Entry> = before
+        .difference(&after)
+        .filter(|e| !admin_removed.contains(e))
+        .cloned()
+        .collect();
+    if let Some(wrong) = removed
+        .iter()
+        .find(|e| !in_run_scope(e, tenant, types, mailboxes, false))
+    {
+        return Err(format!(
+            "I1: removed outside the request's scope: {wrong:?}"
+        ));
+    }
+    let Some(report) = run.result.clone() else {
+        return Err(format!(
+            "I4: the run ended {:?} without a result",
+            run.status
+        ));
+    };
+    check_report(&report, tenant, &after, &removed, types, mailboxes, false)?;
+    check_history(h, &run.run_id, &report).await?;
+    memory.ran(&run.run_id, &report, removed);
+    Ok(())
+}
+
+/// I4: history counts what the result counts.
+async fn check_history(
+    h: &Harness,
+    run_id: &revoke365::model::RunId,
+    report: &Report,
+) -> Result<(), String> {
+    use revoke365::ports::RunStore;
+    let page = h
+        .store
+        .list_runs(&Default::default(), 100, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(line) = page.runs.iter().find(|r| &r.run_id == run_id) else {
+        return Err(format!("I4: run {run_id} is not in the history"));
+    };
+    check(
+        line.counts.done == report.removal_summary.total_permissions_removed,
+        || {
+            format!(
+                "I4: history counts {} done, the result {}",
+                line.counts.done, report.removal_summary.total_permissions_removed
+            )
+        },
+    )
+}
+
 /// I2: a finished live run's report against what the tenant lost and still holds.
 fn check_report(
     report: &Report,
@@ -748,30 +998,54 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// One scenario from its seed: what it did, or the seed, the shortest failing sequence and why.
+async fn scenario(seed: u64) -> Result<(usize, Stats), String> {
+    let mut rng = Rng(seed);
+    let tenant = generate_tenant(&mut rng);
+    let ops = generate_ops(&mut rng, &tenant);
+    match run_scenario(&tenant, &ops).await {
+        Ok(done) => Ok((ops.len(), done)),
+        Err(error) => {
+            let (ops, error) = shrink(&tenant, ops, error).await;
+            Err(format!(
+                "seed {seed} fails (rerun: REVOKE365_FUZZ_SEED={seed} REVOKE365_FUZZ_SCENARIOS=1)\n\
+                 shortest sequence: {ops:#?}\n{error}\ntenant: {}",
+                serde_json::to_string(&tenant.fixture).unwrap_or_default()
+            ))
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_tenants_and_operations_keep_every_invariant() {
     let scenarios = env_number("REVOKE365_FUZZ_SCENARIOS", DEFAULT_SCENARIOS);
     let first = env_number("REVOKE365_FUZZ_SEED", 1);
+    // Scenarios wait on the simulator's latency most of the time: several run at once, each
+    // with a tenant, store and engine of its own.
+    let parallel = env_number("REVOKE365_FUZZ_PARALLEL", 4).max(1) as usize;
     let started = std::time::Instant::now();
-    let mut operations = 0;
-    let mut stats = Stats::default();
-    for seed in first..first + scenarios {
-        let mut rng = Rng(seed);
-        let tenant = generate_tenant(&mut rng);
-        let ops = generate_ops(&mut rng, &tenant);
-        operations += ops.len();
-        match run_scenario(&tenant, &ops).await {
-            Ok(done) => stats += done,
-            Err(error) => {
-                let (ops, error) = shrink(&tenant, ops, error).await;
-                panic!(
-                "seed {seed} fails (rerun: REVOKE365_FUZZ_SEED={seed} REVOKE365_FUZZ_SCENARIOS=1)\n\
-                 shortest sequence: {ops:#?}\n{error}\ntenant: {}",
-                serde_json::to_string(&tenant.fixture).unwrap_or_default()
-            );
+    let (mut operations, mut stats) = (0, Stats::default());
+    let mut seeds = first..first + scenarios;
+    // Polled on this task (the engine's futures are not all `Send`), concurrently.
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    let mut failures = Vec::new();
+    loop {
+        while running.len() < parallel && failures.is_empty() {
+            let Some(seed) = seeds.next() else { break };
+            running.push(scenario(seed));
+        }
+        let Some(done) = futures_util::StreamExt::next(&mut running).await else {
+            break;
+        };
+        match done {
+            Ok((ops, done)) => {
+                operations += ops;
+                stats += done;
             }
+            Err(failure) => failures.push(failure),
         }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     eprintln!(
         "{scenarios} scenarios from seed {first}, {operations} operations, {:.1} s: {stats:?}",
         started.elapsed().as_secs_f64()
