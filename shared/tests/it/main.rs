@@ -36,6 +36,7 @@ mod clients_throttling;
 mod least_authority;
 mod notify_webhooks;
 mod permission_index;
+mod reads_retried;
 mod restore;
 mod run_history;
 mod trust_checks;
