@@ -28,7 +28,7 @@ pub(crate) fn connect_error(org: &OrgSettings, e: impl std::fmt::Display) -> Cli
 pub async fn sweep(args: SweepArgs) -> Result<u8, CliError> {
     let t = &args.tenant;
     let origin = new_origin(&t.config, &t.sandbox, &t.data_dir)?;
-    let target = target(origin, t.data_dir.clone(), t.concurrency, false).await?;
+    let target = target(origin, t.data_dir.clone(), t.concurrency).await?;
     let org = company(&target.orgs, &t.company_id)?.clone();
     let store = open_store(&target.data_dir, target.orgs.clone())?;
     let conns = target
@@ -157,7 +157,7 @@ pub async fn access(args: AccessArgs) -> Result<u8, CliError> {
     let t = &args.tenant;
     let answer = if args.live {
         let origin = new_origin(&t.config, &t.sandbox, &t.data_dir)?;
-        let target = target(origin, t.data_dir.clone(), t.concurrency, false).await?;
+        let target = target(origin, t.data_dir.clone(), t.concurrency).await?;
         let org = company(&target.orgs, &t.company_id)?.clone();
         let store = open_store(&target.data_dir, target.orgs.clone())?;
         let conns = target

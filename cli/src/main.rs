@@ -144,8 +144,8 @@ impl Origin {
     }
 }
 
-/// Where a new run (or sweep) goes: the config's tenant, or a sandbox tenant of its own,
-/// fresh from the fixture, kept in `<data_dir>/sandbox/`.
+/// Where a new run (or sweep) goes: the config's tenant, or the fixture's sandbox tenant kept
+/// in `<data_dir>/sandbox/`, as the last command against it left it.
 pub(crate) fn new_origin(
     config: &Option<PathBuf>,
     sandbox: &Option<PathBuf>,
@@ -161,10 +161,7 @@ pub(crate) fn new_origin(
                 .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
             Ok(Origin::Sandbox {
                 fixture: absolute(fixture),
-                state: absolute(
-                    &dir.join("sandbox")
-                        .join(format!("{}.tenant.json", uuid_like())),
-                ),
+                state: sandbox::kept_state(&dir, fixture)?,
             })
         }
         (None, None) => Err(CliError::config(
@@ -187,13 +184,12 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// Builds the target from `--config` or `--sandbox`. A sandbox keeps its tenant's state in
-/// `sandbox_state` (restored from it when `restore`).
+/// Builds the target from `--config` or `--sandbox`. A sandbox goes on from, and keeps, its
+/// tenant's state in the origin's `state` file.
 pub(crate) async fn target(
     origin: Origin,
     data_dir: Option<PathBuf>,
     concurrency: Option<usize>,
-    restore: bool,
 ) -> Result<Target, CliError> {
     match origin {
         Origin::Config { path } => {
@@ -219,7 +215,7 @@ pub(crate) async fn target(
         }
         Origin::Sandbox { fixture, state } => {
             let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
-            let sb = sandbox::start_kept(&fixture, &state, restore).await?;
+            let sb = sandbox::start_kept(&fixture, &state).await?;
             eprintln!("sandbox: simulator at {}", sb.sim.base_url);
             let connector = sb.connector(http_core(concurrency, config::HttpSection::default())?);
             Ok(Target {
@@ -304,7 +300,7 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
     let request = RevocationRequest::from_json(&body)?;
 
     let origin = new_origin(&args.config, &args.sandbox, &args.data_dir)?;
-    let target = target(origin, args.data_dir.clone(), args.concurrency, false).await?;
+    let target = target(origin, args.data_dir.clone(), args.concurrency).await?;
     let store = Arc::new(open_store(&target.data_dir, target.orgs.clone())?);
     // A dry run changes nothing: it neither waits for an interrupted run nor blocks one.
     if !args.new && !request.dry_run {
@@ -379,7 +375,7 @@ async fn resume(args: ResumeArgs) -> Result<u8, CliError> {
     let run_id = RunId(args.run_id.trim().to_string());
     let (data_dir, origin) =
         stored_origin(&run_id, &args.data_dir, &args.config, &args.sandbox).await?;
-    let target = target(origin, Some(data_dir.clone()), args.concurrency, true).await?;
+    let target = target(origin, Some(data_dir.clone()), args.concurrency).await?;
     let store = Arc::new(open_store(&target.data_dir, target.orgs.clone())?);
     let progress = Arc::new(progress::Progress::default());
     let engine = engine(store.clone(), &target, progress.clone());
@@ -445,11 +441,7 @@ async fn stored_origin(
         },
         (None, Some(fixture), _) => Origin::Sandbox {
             fixture: absolute(fixture),
-            state: absolute(
-                &data_dir
-                    .join("sandbox")
-                    .join(format!("{run_id}.tenant.json")),
-            ),
+            state: sandbox::kept_state(&data_dir, fixture)?,
         },
         (None, None, Some(origin)) => origin,
         (None, None, None) => {
@@ -460,13 +452,6 @@ async fn stored_origin(
         }
     };
     Ok((data_dir, origin))
-}
-
-fn uuid_like() -> String {
-    (0..16)
-        .map(|_| fastrand::alphanumeric())
-        .collect::<String>()
-        .to_ascii_lowercase()
 }
 
 fn data_dir_flag(data_dir: &Option<PathBuf>) -> String {

@@ -30,12 +30,12 @@ pub async fn restore(args: RestoreArgs) -> Result<u8, CliError> {
         Some(run) => {
             let (dir, origin) =
                 stored_origin(run, &args.data_dir, &args.config, &args.sandbox).await?;
-            let target = target(origin, Some(dir.clone()), args.concurrency, true).await?;
+            let target = target(origin, Some(dir.clone()), args.concurrency).await?;
             (Some(dir), target)
         }
         None => {
             let origin = new_origin(&args.config, &args.sandbox, &args.data_dir)?;
-            let target = target(origin, args.data_dir.clone(), args.concurrency, false).await?;
+            let target = target(origin, args.data_dir.clone(), args.concurrency).await?;
             (args.data_dir.clone(), target)
         }
     };

@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub async fn review(args: ReviewArgs) -> Result<u8, CliError> {
     let t = &args.tenant;
     let origin = new_origin(&t.config, &t.sandbox, &t.data_dir)?;
-    let target = target(origin, t.data_dir.clone(), t.concurrency, false).await?;
+    let target = target(origin, t.data_dir.clone(), t.concurrency).await?;
     let org = company(&target.orgs, &t.company_id)?.clone();
     let store = Arc::new(open_store(&target.data_dir, target.orgs.clone())?);
     let conns = target

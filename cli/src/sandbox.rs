@@ -1,4 +1,6 @@
 //! `--sandbox FIXTURE`: the simulator in-process on loopback, with the real clients pointed at it.
+//! A fixture's tenant lives in the data directory: every command against the same fixture and
+//! data directory goes on from what the last one left.
 
 use crate::CliError;
 use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
@@ -31,14 +33,38 @@ pub async fn start(path: &Path) -> Result<Sandbox, CliError> {
     launch(path).await
 }
 
-/// Starts the simulator loaded with the fixture at `path`. Its tenant's state is saved to
-/// `state` after every change, so that an interrupted or killed run resumes against the tenant
-/// it left; with `restore`, the simulator first goes on from what `state` holds.
-pub async fn start_kept(path: &Path, state: &Path, restore: bool) -> Result<Sandbox, CliError> {
+/// Where the tenant of the fixture at `fixture` is kept in `data_dir`: one file per fixture,
+/// named by its canonical path and its content. Two fixtures that share a tenant id (the
+/// samples in `events/` do) keep apart, and an edited fixture starts a tenant of its own.
+pub fn kept_state(data_dir: &Path, fixture: &Path) -> Result<PathBuf, CliError> {
+    use sha2::{Digest, Sha256};
+    let bad = |m: String| CliError::config("sandbox", format!("{}: {m}", fixture.display()));
+    let canonical = std::fs::canonicalize(fixture).map_err(|e| bad(e.to_string()))?;
+    let content = std::fs::read(&canonical).map_err(|e| bad(e.to_string()))?;
+    let mut hash = Sha256::new();
+    hash.update(canonical.to_string_lossy().as_bytes());
+    hash.update([0]);
+    hash.update(&content);
+    let key = hex::encode(&hash.finalize()[..8]);
+    let stem = canonical
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(std::path::absolute(data_dir)
+        .unwrap_or_else(|_| data_dir.to_path_buf())
+        .join("sandbox")
+        .join(format!("{stem}-{key}.tenant.json")))
+}
+
+/// Starts the simulator loaded with the fixture at `path`, going on from the tenant `state`
+/// holds when it exists (what the last command against it left). Its state is saved to `state`
+/// after every change, so the next command, or a resumed interrupted run, finds the tenant as
+/// this one leaves it.
+pub async fn start_kept(path: &Path, state: &Path) -> Result<Sandbox, CliError> {
     let sb = launch(path).await?;
     let sim = &sb.sim;
     let bad = |m: String| CliError::config("sandbox", format!("{}: {m}", path.display()));
-    if restore && state.exists() {
+    if state.exists() {
         sim.restore_from(state).map_err(|e| {
             CliError::config(
                 "sandbox",

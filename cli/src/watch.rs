@@ -5,13 +5,12 @@
 //! however often it is polled.
 
 use crate::args::{Format, WatchArgs};
-use crate::{absolute, config, engine, internal, open_store, os_user, progress, target, uuid_like};
-use crate::{CliError, Origin, EXIT_NOT_SUCCESSFUL, EXIT_SUCCESS};
+use crate::{engine, internal, new_origin, open_store, os_user, progress, target};
+use crate::{CliError, EXIT_NOT_SUCCESSFUL, EXIT_SUCCESS};
 use revoke365::adapters::memory_queue::MemoryQueue;
 use revoke365::ports::{Connector, Queue, RunStore};
 use revoke365::steps::{poll_alerts, PollReport};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,31 +51,8 @@ pub async fn watch(args: WatchArgs) -> Result<u8, CliError> {
             "pass --once, or --every INTERVAL (e.g. 5m)",
         ));
     }
-    let origin = match (&args.config, &args.sandbox) {
-        (Some(path), _) => Origin::Config {
-            path: absolute(path),
-        },
-        (None, Some(fixture)) => {
-            let dir = args
-                .data_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
-            Origin::Sandbox {
-                fixture: absolute(fixture),
-                state: absolute(
-                    &dir.join("sandbox")
-                        .join(format!("{}.tenant.json", uuid_like())),
-                ),
-            }
-        }
-        (None, None) => {
-            return Err(CliError::config(
-                "config",
-                "pass --config FILE for a real tenant or --sandbox FIXTURE for the simulator",
-            ))
-        }
-    };
-    let target = target(origin, args.data_dir.clone(), args.concurrency, false).await?;
+    let origin = new_origin(&args.config, &args.sandbox, &args.data_dir)?;
+    let target = target(origin, args.data_dir.clone(), args.concurrency).await?;
     let Some(org) = target
         .orgs
         .iter()

@@ -81,6 +81,7 @@ pub(crate) mod exception {
     pub const ACCESS_DENIED: &str =
         "Microsoft.Exchange.Configuration.Tasks.TaskAccessDeniedException";
     pub const STORAGE_PERMANENT: &str = "Microsoft.Exchange.Data.StoragePermanentException";
+    pub const STORAGE_TRANSIENT: &str = "Microsoft.Exchange.Data.StorageTransientException";
     pub const BINDING: &str = "System.Management.Automation.ParameterBindingException";
     pub const COMMAND_NOT_FOUND: &str = "System.Management.Automation.CommandNotFoundException";
     pub const ODATA: &str = "Microsoft.Exchange.Admin.OData.Core.ODataServiceException";
@@ -157,6 +158,18 @@ impl ExoError {
         ExoError::cmdlet(
             StatusCode::INTERNAL_SERVER_ERROR,
             exception::STORAGE_PERMANENT,
+            message,
+        )
+    }
+
+    /// A scripted `transient_500`: the mailbox store did not answer in time.
+    pub fn transient(identity: &str) -> ExoError {
+        let message = format!(
+            "The mailbox database for '{identity}' is temporarily unavailable. Please try again."
+        );
+        ExoError::cmdlet(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            exception::STORAGE_TRANSIENT,
             message,
         )
     }

@@ -19,7 +19,7 @@ use crate::cmdlets;
 use crate::directory::{Directory, Scope};
 use crate::fixture::{FaultAnswer, ScriptedFault, SimSettings, ThrottleBody};
 use crate::snapshot::{Counters, InjectedFault};
-use crate::wire::throttled;
+use crate::wire::{odata_error, throttled};
 use crate::{exo, Sim};
 
 /// Endpoint keys of the `requests` counters, besides `exo <CmdletName>`.
@@ -225,6 +225,10 @@ async fn scripted(sim: &Sim, arrival: &Arrival, request: Request, next: Next) ->
     let hang = Duration::from_millis(fault.hang_ms.unwrap_or_default());
     let mut response = match fault.answer {
         FaultAnswer::Error500 => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        FaultAnswer::Transient500 => transient_error(arrival),
+        FaultAnswer::Permanent500 => {
+            exo::ExoError::not_found(arrival.target.as_deref().unwrap_or_default()).into_response()
+        }
         FaultAnswer::BadGateway => gateway(StatusCode::BAD_GATEWAY),
         FaultAnswer::GatewayTimeout => gateway(StatusCode::GATEWAY_TIMEOUT),
         FaultAnswer::TooManyRequests => throttled(
@@ -266,6 +270,20 @@ async fn scripted(sim: &Sim, arrival: &Arrival, request: Request, next: Next) ->
         *response.status_mut() = status;
     }
     response
+}
+
+/// The service's own 500 for a failure that passes: a cmdlet's transient exception on
+/// Exchange, `ErrorInternalServerTransientError` elsewhere (Graph's Outlook-backed routes).
+fn transient_error(arrival: &Arrival) -> Response {
+    let identity = arrival.target.as_deref().unwrap_or_default();
+    match arrival.service {
+        Service::Exchange => exo::ExoError::transient(identity).into_response(),
+        _ => odata_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ErrorInternalServerTransientError",
+            "An internal server error occurred. The operation failed, please try again.",
+        ),
+    }
 }
 
 /// A load balancer's answer: a small HTML page.

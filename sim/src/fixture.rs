@@ -481,6 +481,14 @@ pub enum FaultAnswer {
     /// A gateway's 500 with an empty body; the request has no effect.
     #[serde(rename = "500")]
     Error500,
+    /// The service's own 500 for a failure that passes: Graph's
+    /// `ErrorInternalServerTransientError`, a cmdlet's `StorageTransientException`; no effect.
+    #[serde(rename = "transient_500")]
+    Transient500,
+    /// A cmdlet's permanent failure, 500 `ManagementObjectNotFoundException` (Exchange
+    /// endpoints only); no effect.
+    #[serde(rename = "permanent_500")]
+    Permanent500,
     /// A gateway's 502 with an HTML body; no effect.
     #[serde(rename = "502")]
     BadGateway,
@@ -514,6 +522,8 @@ impl FaultAnswer {
     pub fn as_str(self) -> &'static str {
         match self {
             FaultAnswer::Error500 => "500",
+            FaultAnswer::Transient500 => "transient_500",
+            FaultAnswer::Permanent500 => "permanent_500",
             FaultAnswer::BadGateway => "502",
             FaultAnswer::Unavailable => "503",
             FaultAnswer::GatewayTimeout => "504",
@@ -788,6 +798,15 @@ impl Fixture {
             if hangs != fault.hang_ms.is_some() {
                 return Err(format!(
                     "sim.faults: '{name}': hang_ms goes with (and only with) the answers hang and hang_after_write"
+                ));
+            }
+            if fault.answer == FaultAnswer::Permanent500
+                && !name
+                    .get(..4)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("exo "))
+            {
+                return Err(format!(
+                    "sim.faults: '{name}': permanent_500 is a cmdlet's failure: only for 'exo <Cmdlet>' endpoints"
                 ));
             }
             if fault.status.is_some_and(|s| !(100..=599).contains(&s)) {

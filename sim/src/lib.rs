@@ -288,12 +288,14 @@ impl Sim {
         let Some(path) = self.lock(&self.persist).clone() else {
             return Ok(());
         };
+        // Taken before the state is read and held until the file is replaced: two requests
+        // saving at once write in the order they read, so an older state never lands last.
+        let mut last = self.lock(&self.persisted);
         let saved = SavedState {
             tenant: self.state().saved(),
             counters: self.faults.snapshot(),
         };
         let bytes = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
-        let mut last = self.lock(&self.persisted);
         if *last == bytes {
             return Ok(());
         }

@@ -100,6 +100,7 @@ impl ExchangeClient {
             api: M365Api::new(
                 core,
                 "exchange",
+                exchange_error,
                 &urls.exo,
                 &urls.login,
                 EXCHANGE_SCOPE,
@@ -148,11 +149,14 @@ impl ExchangeClient {
             ("Prefer", "odata.maxpagesize=1000"),
             ("X-AnchorMailbox", anchor.as_str()),
         ];
-        let request = M365Request::with_body(Method::POST, self.invoke_url(cmdlet.select), &body)
-            .headers(&headers);
-        self.api
-            .collect_by_page(&call, request, exchange_error, page)
-            .await
+        let mut request =
+            M365Request::with_body(Method::POST, self.invoke_url(cmdlet.select), &body)
+                .headers(&headers);
+        // InvokeCommand is always a POST; a Get-* cmdlet changes nothing and may be asked again.
+        if cmdlet.name.starts_with("Get-") {
+            request = request.read_only();
+        }
+        self.api.collect_by_page(&call, request, page).await
     }
 
     async fn query<T: serde::de::DeserializeOwned>(

@@ -82,7 +82,15 @@ struct GraphEmailAddress {
 impl GraphClient {
     pub fn new(core: Arc<HttpCore>, urls: &ServiceUrls, creds: AppCredentials) -> GraphClient {
         GraphClient {
-            api: M365Api::new(core, "graph", &urls.graph, &urls.login, GRAPH_SCOPE, creds),
+            api: M365Api::new(
+                core,
+                "graph",
+                graph_error,
+                &urls.graph,
+                &urls.login,
+                GRAPH_SCOPE,
+                creds,
+            ),
         }
     }
 
@@ -106,7 +114,7 @@ impl GraphClient {
         call: &Call,
         request: M365Request<'_>,
     ) -> Result<Vec<T>, RemoteError> {
-        let Collection { items, .. } = self.api.collect(call, request, graph_error).await?;
+        let Collection { items, .. } = self.api.collect(call, request).await?;
         Ok(items)
     }
 
@@ -257,6 +265,7 @@ impl Directory for GraphClient {
             url: self.user_url(mailbox, &rest),
             body: None,
             headers: &[],
+            read: false,
         };
         let reply = self.api.send(&call, &request).await?;
         if reply.is_success() {

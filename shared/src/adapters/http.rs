@@ -215,6 +215,11 @@ impl Reply {
     }
 }
 
+/// Attempts of a read that the service answers with a transient server error (and not 502,
+/// 503, 504, which every call retries within the policy): the service did answer, so a few
+/// tries tell a hiccup from a lasting fault.
+pub const SERVER_ERROR_ATTEMPTS: u32 = 4;
+
 /// How an answer is treated by the retry loop.
 enum Verdict {
     /// The caller maps it (success or a definite error answer).
@@ -410,17 +415,55 @@ impl HttpCore {
     where
         F: Fn(&reqwest::Client) -> RequestBuilder,
     {
-        let span =
-            tracing::debug_span!("http", service = call.service, operation = %call.operation);
-        self.send_with_retry(call, build).instrument(span).await
+        self.send_traced(call, &|_| false, build).await
     }
 
-    async fn send_with_retry<F>(&self, call: &Call, build: F) -> Result<Reply, RemoteError>
+    /// [`HttpCore::send`] for an idempotent read (a GET, a `Get-*` cmdlet): a server error
+    /// that `transient` says may pass (Graph's 500 `ErrorInternalServerTransientError`, a
+    /// cmdlet's transient exception) is asked again too, with the same backoff, at most
+    /// [`SERVER_ERROR_ATTEMPTS`] times in all, so that one hiccup does not cost a mailbox. A
+    /// permanent failure that also comes as 500 (a cmdlet's `ManagementObjectNotFoundException`)
+    /// comes back at once.
+    pub async fn read<F>(
+        &self,
+        call: &Call,
+        transient: &(dyn Fn(&Reply) -> bool + Sync),
+        build: F,
+    ) -> Result<Reply, RemoteError>
+    where
+        F: Fn(&reqwest::Client) -> RequestBuilder,
+    {
+        self.send_traced(call, transient, build).await
+    }
+
+    async fn send_traced<F>(
+        &self,
+        call: &Call,
+        transient: &(dyn Fn(&Reply) -> bool + Sync),
+        build: F,
+    ) -> Result<Reply, RemoteError>
+    where
+        F: Fn(&reqwest::Client) -> RequestBuilder,
+    {
+        let span =
+            tracing::debug_span!("http", service = call.service, operation = %call.operation);
+        self.send_with_retry(call, transient, build)
+            .instrument(span)
+            .await
+    }
+
+    async fn send_with_retry<F>(
+        &self,
+        call: &Call,
+        transient: &(dyn Fn(&Reply) -> bool + Sync),
+        build: F,
+    ) -> Result<Reply, RemoteError>
     where
         F: Fn(&reqwest::Client) -> RequestBuilder,
     {
         let policy = self.settings.retry;
         let mut attempt = 1;
+        let mut server_errors = 0;
         let mut maybe_sent = false;
         loop {
             let request = build(&self.client)
@@ -447,6 +490,16 @@ impl HttpCore {
                         )));
                     }
                     match verdict(&reply) {
+                        Verdict::Final
+                            if reply.status.is_server_error()
+                                && !last
+                                && server_errors + 1 < SERVER_ERROR_ATTEMPTS
+                                && transient(&reply) =>
+                        {
+                            server_errors += 1;
+                            maybe_sent = true;
+                            retry_after(&reply)
+                        }
                         Verdict::Final => {
                             return Ok(Reply {
                                 replayed: maybe_sent,
@@ -923,6 +976,38 @@ mod tests {
             .send(&Call::new("test", "GET /", None), |c| c.get(&url))
             .await
             .unwrap();
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(served(&count), 2);
+    }
+
+    #[tokio::test]
+    async fn reads_ask_again_on_transient_server_errors_a_few_times_only() {
+        let transient_500 = || answer("500 Internal Server Error", "", "transient");
+        let is_transient = |reply: &Reply| reply.body == "transient";
+        let call = Call::new("graph", "GET calendarPermissions a@b.c", Some("t"));
+        let (url, count) = scripted_server(vec![transient_500(), transient_500(), ok()]).await;
+        let reply = core(10)
+            .read(&call, &is_transient, |c| c.get(&url))
+            .await
+            .unwrap();
+        assert_eq!((reply.status, served(&count)), (StatusCode::OK, 3));
+
+        // Bounded: the fourth transient answer goes back to the caller.
+        let (url, count) = scripted_server(vec![transient_500(); 5]).await;
+        let reply = core(10)
+            .read(&call, &is_transient, |c| c.get(&url))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(served(&count), SERVER_ERROR_ATTEMPTS as usize);
+
+        // A permanent 500, and any 500 of a call that is not a read, come back at once.
+        let permanent = answer("500 Internal Server Error", "", "permanent");
+        let (url, count) = scripted_server(vec![permanent, transient_500(), ok()]).await;
+        let c = core(10);
+        let reply = c.read(&call, &is_transient, |c| c.get(&url)).await.unwrap();
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let reply = c.send(&call, |c| c.get(&url)).await.unwrap();
         assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(served(&count), 2);
     }

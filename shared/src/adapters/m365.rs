@@ -1,6 +1,7 @@
 //! What Graph and the Exchange admin API have in common: a base URL on the tenant's cloud, a
 //! client-credentials token for the service's scope (renewed once when a call is refused with
-//! 401), OData paging with one page cap and one same-origin rule, and the OData error body.
+//! 401), reads asked again on the service's transient errors, OData paging with one page cap
+//! and one same-origin rule, and the OData error body.
 
 use crate::adapters::http::{same_origin_link, Call, HttpCore, Reply};
 use crate::config::AppCredentials;
@@ -15,10 +16,14 @@ use std::sync::Arc;
 /// Stops a server that hands out next links forever (2,000 pages of 1,000 items).
 pub const MAX_PAGES: usize = 2_000;
 
+/// Maps a failed answer of a service to its typed error, which says whether it may pass.
+pub type ErrorMap = fn(&Call, &Reply) -> RemoteError;
+
 /// One Microsoft 365 service of one tenant.
 pub struct M365Api {
     core: Arc<HttpCore>,
     service: &'static str,
+    errors: ErrorMap,
     base: String,
     login: String,
     scope: &'static str,
@@ -31,6 +36,8 @@ pub struct M365Request<'a> {
     pub url: String,
     pub body: Option<&'a Value>,
     pub headers: &'a [(&'a str, &'a str)],
+    /// Changes nothing (a GET, a `Get-*` cmdlet): asked again on a transient error answer.
+    pub read: bool,
 }
 
 impl<'a> M365Request<'a> {
@@ -40,6 +47,7 @@ impl<'a> M365Request<'a> {
             url,
             body: None,
             headers: &[],
+            read: true,
         }
     }
 
@@ -49,7 +57,14 @@ impl<'a> M365Request<'a> {
             url,
             body: Some(body),
             headers: &[],
+            read: false,
         }
+    }
+
+    /// A request with a body that changes nothing (the admin API POSTs its `Get-*` cmdlets).
+    pub fn read_only(mut self) -> M365Request<'a> {
+        self.read = true;
+        self
     }
 
     pub fn headers(mut self, headers: &'a [(&'a str, &'a str)]) -> M365Request<'a> {
@@ -80,9 +95,11 @@ pub struct Collection<T> {
 }
 
 impl M365Api {
+    /// `errors` maps the service's failed answers (and so decides which ones a read retries).
     pub fn new(
         core: Arc<HttpCore>,
         service: &'static str,
+        errors: ErrorMap,
         base_url: &str,
         login_url: &str,
         scope: &'static str,
@@ -91,6 +108,7 @@ impl M365Api {
         M365Api {
             core,
             service,
+            errors,
             base: base_url.trim_end_matches('/').to_string(),
             login: login_url.trim_end_matches('/').to_string(),
             scope,
@@ -143,35 +161,37 @@ impl M365Api {
         token: &str,
     ) -> Result<Reply, RemoteError> {
         let body = request.body.map(Value::to_string);
-        self.core
-            .send(call, |client| {
-                let mut builder = client
-                    .request(request.method.clone(), &request.url)
-                    .bearer_auth(token);
-                for (name, value) in request.headers {
-                    builder = builder.header(*name, *value);
-                }
-                match &body {
-                    Some(body) => builder
-                        .header(CONTENT_TYPE, "application/json; charset=utf-8")
-                        .body(body.clone()),
-                    None => builder,
-                }
-            })
-            .await
+        let build = |client: &reqwest::Client| {
+            let mut builder = client
+                .request(request.method.clone(), &request.url)
+                .bearer_auth(token);
+            for (name, value) in request.headers {
+                builder = builder.header(*name, *value);
+            }
+            match &body {
+                Some(body) => builder
+                    .header(CONTENT_TYPE, "application/json; charset=utf-8")
+                    .body(body.clone()),
+                None => builder,
+            }
+        };
+        if request.read {
+            let transient = |reply: &Reply| (self.errors)(call, reply).is_transient();
+            self.core.read(call, &transient, build).await
+        } else {
+            self.core.send(call, build).await
+        }
     }
 
     /// Every item of a collection, following `@odata.nextLink` with the same method and body
     /// (Graph GETs the link, the admin API POSTs the same cmdlet to it), pages back to back
     /// because the admin API's links expire. An empty success body is an empty collection.
-    /// `error` maps a failed page.
     pub async fn collect<T: DeserializeOwned>(
         &self,
         call: &Call,
         first: M365Request<'_>,
-        error: impl Fn(&Call, &Reply) -> RemoteError,
     ) -> Result<Collection<T>, RemoteError> {
-        self.collect_by_page(call, first, error, |_| {}).await
+        self.collect_by_page(call, first, |_| {}).await
     }
 
     /// [`M365Api::collect`], telling `page` each page's items as it arrives.
@@ -179,7 +199,6 @@ impl M365Api {
         &self,
         call: &Call,
         first: M365Request<'_>,
-        error: impl Fn(&Call, &Reply) -> RemoteError,
         page: impl Fn(&[T]),
     ) -> Result<Collection<T>, RemoteError> {
         let mut request = first;
@@ -191,7 +210,7 @@ impl M365Api {
         for page_number in 0..MAX_PAGES {
             let reply = self.send(call, &request).await?;
             if !reply.is_success() {
-                return Err(error(call, &reply));
+                return Err((self.errors)(call, &reply));
             }
             if page_number == 0 {
                 out.replayed = reply.replayed;

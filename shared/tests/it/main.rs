@@ -37,6 +37,7 @@ mod invariants;
 mod least_authority;
 mod notify_webhooks;
 mod permission_index;
+mod reads_retried;
 mod restore;
 mod run_history;
 mod trust_checks;

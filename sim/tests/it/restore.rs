@@ -125,3 +125,33 @@ async fn a_persisted_state_carries_grants_and_counters_into_a_new_simulator() {
         "counters go on from the saved ones"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_changes_leave_the_latest_state_on_disk() {
+    const MAIL: &str = r#"{"message":{"subject":"s","body":{"contentType":"Text","content":"x"},
+        "toRecipients":[{"emailAddress":{"address":"secops@msp.example"}}]}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tenant.json");
+    let sim = std::sync::Arc::new(TestSim::acme().await);
+    sim.handle.persist_to(&path).unwrap();
+    for round in 1..=30 {
+        let mut writers = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let sim = sim.clone();
+            writers.spawn(async move {
+                let path = "/v1.0/users/automation@acmecorp.com/sendMail";
+                sim.graph(Method::POST, path, Some(MAIL)).await.status
+            });
+        }
+        while let Some(status) = writers.join_next().await {
+            assert_eq!(status.unwrap(), 202);
+        }
+        // Every answer went out after its change was saved: the file holds all of them.
+        let saved: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(
+            saved["tenant"]["sent_mail"].as_array().map(Vec::len),
+            Some(round * 8),
+            "round {round}: an older state was saved last"
+        );
+    }
+}

@@ -146,6 +146,71 @@ async fn gateway_answers_have_no_effect_and_a_retry_works() {
 }
 
 #[tokio::test]
+async fn the_services_own_500s_say_whether_they_pass_and_change_nothing() {
+    let sim = with_faults(vec![
+        fault(
+            "graph GET calendarPermissions",
+            Some("ceo@initech.com"),
+            FaultAnswer::Transient500,
+        ),
+        fault(
+            "exo Get-MailboxPermission",
+            Some("ceo@initech.com"),
+            FaultAnswer::Transient500,
+        ),
+        fault(
+            "exo Remove-MailboxPermission",
+            Some("support@initech.com"),
+            FaultAnswer::Permanent500,
+        ),
+    ])
+    .await;
+
+    let path = "/v1.0/users/ceo@initech.com/calendar/calendarPermissions";
+    let graph = sim.graph_get(path).await;
+    assert_eq!(graph.status, 500);
+    assert_eq!(
+        graph.body["error"]["code"],
+        "ErrorInternalServerTransientError"
+    );
+    assert_eq!(sim.graph_get(path).await.status, 200, "one-off");
+
+    let read = cmdlet(
+        "Get-MailboxPermission",
+        json!({"Identity": "ceo@initech.com"}),
+    );
+    let transient = sim.exo(&read).await;
+    assert_eq!(transient.status, 500);
+    let detail = transient.exo_detail();
+    assert_eq!(
+        detail.split('|').nth(1),
+        Some("Microsoft.Exchange.Data.StorageTransientException"),
+        "{detail}"
+    );
+    assert_eq!(sim.exo(&read).await.status, 200);
+
+    let permanent = sim.exo(&remove_full_access("support@initech.com")).await;
+    assert_eq!(permanent.status, 500);
+    assert!(
+        permanent
+            .exo_detail()
+            .contains("|Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException|"),
+        "{}",
+        permanent.text
+    );
+    assert!(has_full_access(&sim, "support@initech.com"), "no effect");
+    let answers: Vec<String> = sim
+        .handle
+        .snapshot()
+        .counters
+        .injected_fault_log
+        .into_iter()
+        .map(|f| f.answer)
+        .collect();
+    assert_eq!(answers, ["transient_500", "transient_500", "permanent_500"]);
+}
+
+#[tokio::test]
 async fn unavailable_and_plain_text_throttling_answers() {
     let mut set_mailbox = fault("exo Set-Mailbox", None, FaultAnswer::ConcurrentText);
     set_mailbox.status = Some(429);
@@ -402,6 +467,10 @@ fn scripted_faults_are_validated() {
         (
             json!([{"endpoint": "exo Get-Mailbox", "answer": "418"}]),
             "unknown variant",
+        ),
+        (
+            json!([{"endpoint": "graph GET calendarPermissions", "answer": "permanent_500"}]),
+            "only for 'exo <Cmdlet>' endpoints",
         ),
     ];
     for (faults, expected) in cases {

@@ -1,0 +1,96 @@
+//! A sandbox tenant lives in the data directory: every command against the same fixture and
+//! data directory sees what the last one left, and fixtures that share a tenant id keep apart.
+
+mod kit;
+
+use kit::{acme_run, events, revoke365, stdout_json, JOHN};
+use serde_json::Value;
+use std::path::Path;
+
+#[test]
+fn a_second_run_finds_nothing_left_to_remove() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let first = stdout_json(&acme_run(&data_dir, JOHN, &[]));
+    assert_eq!(first["success"], true, "{first}");
+    assert_eq!(first["removal_summary"]["total_permissions_removed"], 8);
+
+    let second = acme_run(&data_dir, JOHN, &[]);
+    assert_eq!(second.status.code(), Some(0));
+    let second = stdout_json(&second);
+    assert_eq!(second["success"], true, "{second}");
+    assert_eq!(second["status"], "completed");
+    assert_eq!(second["removal_summary"]["total_permissions_removed"], 0);
+    for kind in [
+        "full_access",
+        "send_as",
+        "send_on_behalf",
+        "calendar_delegates",
+        "shared_mailboxes",
+    ] {
+        assert_eq!(
+            second["permissions_removed"][kind],
+            Value::Array(vec![]),
+            "{kind}"
+        );
+    }
+    assert_eq!(second["verification"]["all_permissions_cleared"], true);
+    assert_eq!(second["errors"], Value::Array(vec![]));
+    let note = std::fs::read_to_string(data_dir.join(format!(
+        "{}.psa-note.txt",
+        second["run_id"].as_str().unwrap()
+    )))
+    .unwrap();
+    assert!(note.contains("No direct grants were found."), "{note}");
+}
+
+/// `revoke365 <command> --sandbox events/<fixture> --company-id acme --data-dir <data_dir>`.
+fn sandbox(command: &[&str], fixture: &str, data_dir: &Path) -> Value {
+    let fixture = events(fixture);
+    let mut args = command.to_vec();
+    args.extend([
+        "--sandbox",
+        fixture.to_str().unwrap(),
+        "--company-id",
+        "acme",
+    ]);
+    args.extend(["--data-dir", data_dir.to_str().unwrap()]);
+    stdout_json(&revoke365(&args, &[], data_dir.parent().unwrap()))
+}
+
+fn removed(result: &Value) -> &Value {
+    &result["removal_summary"]["total_permissions_removed"]
+}
+
+#[test]
+fn fixtures_that_share_a_tenant_id_keep_their_tenants_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let run = ["run", "--user", JOHN];
+    // Both fixtures are tenant 3f6d2c1a-…, company acme, with John's grants of their own.
+    let acme = sandbox(&run, "acme-tenant.json", &data_dir);
+    assert_eq!(
+        (removed(&acme), &acme["success"]),
+        (&8.into(), &true.into())
+    );
+    let review = sandbox(&run, "review-tenant.json", &data_dir);
+    assert_eq!(review["removal_summary"]["company"], "Acme Corp (review)");
+    assert_eq!(
+        (removed(&review), &review["success"]),
+        (&8.into(), &true.into()),
+        "{review}"
+    );
+    // Each goes on from its own tenant.
+    let acme = sandbox(&run, "acme-tenant.json", &data_dir);
+    assert_eq!(
+        (removed(&acme), &acme["success"]),
+        (&0.into(), &true.into())
+    );
+    let review = sandbox(&run, "review-tenant.json", &data_dir);
+    assert_eq!(
+        (removed(&review), &review["success"]),
+        (&0.into(), &true.into())
+    );
+    let kept = std::fs::read_dir(data_dir.join("sandbox")).unwrap().count();
+    assert_eq!(kept, 2, "one kept tenant per fixture");
+}
