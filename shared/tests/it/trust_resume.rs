@@ -346,6 +346,57 @@ async fn a_grant_whose_call_was_never_sent_and_is_gone_on_resume_is_not_this_run
     assert_ne!(after.mailboxes, initial);
 }
 
+/// Ctrl-C comes while a removal's first answer is on its way and that answer is lost (a 504
+/// after the write took effect): the retry is not sent, and the call says its request may
+/// have been carried out — never "not sent", which would let a resume take the grant's
+/// absence for someone else's doing.
+#[tokio::test]
+async fn a_stop_before_retrying_a_write_that_may_have_taken_effect_is_not_called_unsent() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let fx = with_sim(
+        fixture("acme-tenant.json"),
+        json!({"latency_ms": 200, "faults": [{
+            "endpoint": "exo Remove-MailboxPermission",
+            "identity": "ceo@acmecorp.com",
+            "answer": "504_after_write"
+        }]}),
+    );
+    let h = Harness::start(fx, fast_http(1)).await;
+    let conns = h.connector.connect(&h.org).await.unwrap();
+    let tenant = conns.tenant();
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    let removal = revoke365::steps::stoppable(
+        flag.clone(),
+        tenant
+            .exchange
+            .remove_full_access("ceo@acmecorp.com", "john.smith@acmecorp.com"),
+    );
+    let ctrl_c = async {
+        while h.snapshot().requests("exo Remove-MailboxPermission") == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        flag.store(true, Ordering::SeqCst);
+    };
+    let (outcome, ()) = tokio::join!(removal, ctrl_c);
+    let err = outcome.expect_err("the answer was lost and the retry not sent");
+    assert!(!err.is_stopped(), "{err:?}");
+    assert!(
+        err.to_string().contains("may have been carried out"),
+        "{err}"
+    );
+    assert_eq!(
+        h.snapshot().requests("exo Remove-MailboxPermission"),
+        1,
+        "no retry was sent"
+    );
+    assert!(
+        !h.snapshot()
+            .direct_grants_of("john.smith@acmecorp.com")
+            .contains(&("ceo@acmecorp.com".to_string(), "full_access")),
+        "the first attempt took effect"
+    );
+}
+
 /// The simulator snapshot's name of a permission type.
 fn snapshot_kind(right: PermissionType) -> &'static str {
     use revoke365_sim::snapshot::{CALENDAR, FULL_ACCESS, SEND_AS, SEND_ON_BEHALF};
