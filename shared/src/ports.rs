@@ -69,6 +69,10 @@ pub struct ScanFacts {
     /// A contain run's first phase (removing what the index lists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containment: Option<Containment>,
+    /// Mailboxes whose permissions of a type discovery could not read: verification reads
+    /// them again, and a type read in neither is unproven.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<(String, PermissionType)>,
 }
 
 impl ScanFacts {
@@ -77,6 +81,7 @@ impl ScanFacts {
         self.scan_errors.extend(other.scan_errors);
         self.not_checked.extend(other.not_checked);
         self.containment = self.containment.take().or(other.containment);
+        self.unreadable.extend(other.unreadable);
     }
 
     /// Sorted, without duplicates: parts come back in any order.
@@ -90,6 +95,8 @@ impl ScanFacts {
         self.not_checked
             .sort_by_key(|n| (n.permission_type, n.reason as u8));
         self.not_checked.dedup();
+        self.unreadable.sort();
+        self.unreadable.dedup();
         self
     }
 }

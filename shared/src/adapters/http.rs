@@ -539,6 +539,14 @@ impl HttpCore {
                         }
                     }
                 }
+                // Stopped before a retry of an attempt that may have been carried out: not
+                // "not sent", which would say the write surely did nothing.
+                Err(Failure::Refused(e)) if e.is_stopped() && maybe_sent => {
+                    return Err(call.transport(format!(
+                        "stopped before retrying (after {} attempts; the request may have been carried out)",
+                        attempt - 1
+                    )));
+                }
                 Err(Failure::Refused(e)) => return Err(e),
                 Err(Failure::NotSent(message)) => {
                     tracing::debug!(attempt, elapsed_ms, error = %message, "not sent");

@@ -7,8 +7,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditPhase {
-    /// Written before the removal call: the grant as it stood.
+    /// Written before the removal call: the grant as it stood, and the intent to remove it.
     Before,
+    /// Written when the time to stop came before the removal call after a `before` record was
+    /// sent: that attempt removed nothing, so a later one finding the grant gone did not
+    /// remove it either.
+    NotSent,
     /// Written after the call: what happened.
     Outcome,
     /// Written once by verification.
@@ -79,6 +83,7 @@ impl AuditRecord {
     pub fn item_record_id(item: ItemId, phase: AuditPhase, result: Option<AuditResult>) -> String {
         let phase = match phase {
             AuditPhase::Before => "before",
+            AuditPhase::NotSent => "not_sent",
             AuditPhase::Outcome if result == Some(AuditResult::AlreadyGone) => {
                 "outcome#already_gone"
             }
@@ -87,5 +92,16 @@ impl AuditRecord {
             AuditPhase::Restore => "restore",
         };
         format!("item#{item:05}#{phase}")
+    }
+
+    /// The record of attempt `attempt` (from 1) at an item's removal: its intent
+    /// (`item#00007#before`, a later attempt's `item#00007#before#2`) or the note that its call
+    /// was not sent (`item#00007#not_sent#1`).
+    pub fn attempt_record_id(item: ItemId, phase: AuditPhase, attempt: u32) -> String {
+        let id = AuditRecord::item_record_id(item, phase, None);
+        match (phase, attempt) {
+            (AuditPhase::Before, 1) => id,
+            _ => format!("{id}#{attempt}"),
+        }
     }
 }

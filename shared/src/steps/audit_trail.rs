@@ -2,9 +2,12 @@
 //! and checking a run's trail (`revoke365 audit verify`, `GET /revocations/{id}/audit?verify=1`).
 
 use crate::error::StoreError;
-use crate::model::{check_audit, AuditCheck, AuditManifest, AuditRecord, ChainHead, RunId};
+use crate::model::{
+    check_audit, AuditCheck, AuditManifest, AuditPhase, AuditRecord, ChainHead, ItemId, RunId,
+};
 use crate::ports::RunStore;
-use tokio::sync::{Mutex, MutexGuard};
+use std::collections::BTreeMap;
+use tokio::sync::{Mutex, MutexGuard, OnceCell};
 
 /// Appends one chain's records, one at a time, each linked to the one before it. The head is
 /// read from the store when the writer starts and again after any write it cannot account
@@ -16,6 +19,8 @@ pub(crate) struct ChainWriter<'a> {
     chain: String,
     /// `None` while unknown; `Some(None)` for a chain without records.
     head: Mutex<Option<Option<ChainHead>>>,
+    /// Per item, its attempts recorded as not sent: read once, when first asked.
+    unsent: OnceCell<BTreeMap<ItemId, u32>>,
 }
 
 impl<'a> ChainWriter<'a> {
@@ -25,6 +30,7 @@ impl<'a> ChainWriter<'a> {
             run_id: run_id.clone(),
             chain,
             head: Mutex::new(None),
+            unsent: OnceCell::new(),
         }
     }
 
@@ -40,6 +46,7 @@ impl<'a> ChainWriter<'a> {
             run_id: run_id.clone(),
             chain,
             head: Mutex::new(Some(None)),
+            unsent: OnceCell::new(),
         }
     }
 
@@ -62,6 +69,27 @@ impl<'a> ChainWriter<'a> {
             return Ok(None);
         }
         self.append_locked(head, record).await.map(Some)
+    }
+
+    /// How many of `item`'s attempts at its write were recorded, by earlier deliveries, as not
+    /// sent ([`AuditPhase::NotSent`]).
+    pub(crate) async fn unsent_attempts(&self, item: ItemId) -> Result<u32, StoreError> {
+        let unsent = self
+            .unsent
+            .get_or_try_init(|| async {
+                let records = self.store.audit_chain(&self.run_id, &self.chain).await?;
+                let mut unsent: BTreeMap<ItemId, u32> = BTreeMap::new();
+                for id in records
+                    .iter()
+                    .filter(|r| r.phase == AuditPhase::NotSent)
+                    .filter_map(|r| r.item_id)
+                {
+                    *unsent.entry(id).or_default() += 1;
+                }
+                Ok::<_, StoreError>(unsent)
+            })
+            .await?;
+        Ok(unsent.get(&item).copied().unwrap_or_default())
     }
 
     async fn append_locked(

@@ -196,6 +196,7 @@ async fn list(
         scan_errors: [preflight_errors, found.errors].concat(),
         not_checked,
         containment: None,
+        unreadable: found.unreadable,
     };
     store.save_facts(run_id, &facts_part(0, 0), &facts).await?;
     finish_shard(store, queue, run, 0).await

@@ -218,13 +218,7 @@ pub(crate) async fn remove_item(
     let g = &item.grant;
     let span = info_span!("remove_grant", mailbox = %g.mailbox, item = item.id);
     async {
-        // Already written: an earlier delivery of this batch started this removal and died.
-        // The batch's records are written one at a time: a grant whose turn comes after the
-        // time to stop is left untouched for the continuation.
-        let Some(first_attempt) = trail
-            .append_in_time(audit(run, item, AuditPhase::Before, None, None))
-            .await?
-        else {
+        let Some((attempt, first_attempt)) = intent(trail, run, item).await? else {
             return Ok(false);
         };
         let outcome = match removal_call(tenant, g, &g.trustee).await {
@@ -269,7 +263,16 @@ pub(crate) async fn remove_item(
                 AuditResult::AlreadyGone,
                 Some(warning),
             ),
-            Err(e) if e.is_stopped() => return Ok(false),
+            // Refused before it was sent: said so, so that a later attempt finding the grant
+            // gone does not take it for this one's doing. After an earlier attempt that may
+            // have been sent, there is nothing to add: that one may still have removed it.
+            Err(e) if e.is_stopped() => {
+                if first_attempt {
+                    let not_sent = attempt_record(run, item, AuditPhase::NotSent, attempt);
+                    trail.append(not_sent).await?;
+                }
+                return Ok(false);
+            }
             // Throttling and unreachable services: the batch waits and comes back. A failure
             // the service may get over gets one more try at a later delivery, not more.
             Err(e) if e.is_service_unavailable() || (e.is_transient() && first_attempt) => {
@@ -285,6 +288,46 @@ pub(crate) async fn remove_item(
     }
     .instrument(span)
     .await
+}
+
+/// Writes the intent record of this attempt at `item`'s removal: `(attempt, nothing sent
+/// before)`, or `None` when its turn came after the time to stop (nothing is written; the
+/// grant is left for the continuation). An earlier delivery's intent without a "not sent"
+/// record after it may have gone out before that delivery died: this attempt is then not
+/// the first one sent.
+async fn intent(
+    trail: &ChainWriter<'_>,
+    run: &Run,
+    item: &PlanItem,
+) -> Result<Option<(u32, bool)>, StepError> {
+    let first = attempt_record(run, item, AuditPhase::Before, 1);
+    let Some(written) = trail.append_in_time(first).await? else {
+        return Ok(None);
+    };
+    if written {
+        return Ok(Some((1, true)));
+    }
+    match trail.unsent_attempts(item.id).await? {
+        0 => Ok(Some((1, false))),
+        unsent => {
+            let attempt = unsent + 1;
+            let record = attempt_record(run, item, AuditPhase::Before, attempt);
+            Ok(trail
+                .append_in_time(record)
+                .await?
+                .map(|written| (attempt, written)))
+        }
+    }
+}
+
+/// Attempt `attempt`'s record in `phase` (its intent, or that its call was not sent).
+fn attempt_record(run: &Run, item: &PlanItem, phase: AuditPhase, attempt: u32) -> AuditRecord {
+    AuditRecord {
+        record_id: AuditRecord::attempt_record_id(item.id, phase, attempt),
+        detail: (phase == AuditPhase::NotSent)
+            .then(|| "not sent: the time to stop came before the call's turn".to_string()),
+        ..audit(run, item, phase, None, None)
+    }
 }
 
 /// What an item's write ended as: its status, the audit result and the record's detail.

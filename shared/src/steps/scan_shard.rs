@@ -75,6 +75,7 @@ pub async fn scan_shard(
             facts.indirect_access.extend(found.indirect);
             facts.scan_errors.extend(found.errors);
             facts.not_checked.extend(found.not_checked);
+            facts.unreadable.extend(found.unreadable);
         }
         store.put_items(&run.run_id, &items_of(run, grants)).await?;
         if let Some(first) = shard.mailboxes.first() {
@@ -140,6 +141,20 @@ pub(crate) async fn give_up_shard(
             .mailboxes
             .iter()
             .map(|m| format!("{} could not be read: {reason}", m.address))
+            .collect(),
+        // Verification reads them again (for the types the run asked for).
+        unreadable: shard
+            .mailboxes
+            .iter()
+            .flat_map(|m| {
+                let rights = m.rights.clone().unwrap_or_else(|| {
+                    PermissionType::ALL
+                        .into_iter()
+                        .filter(|t| t.is_per_mailbox())
+                        .collect()
+                });
+                rights.into_iter().map(|t| (m.address.clone(), t))
+            })
             .collect(),
         ..ScanFacts::default()
     };

@@ -11,8 +11,9 @@ use super::{claim, Deadline, Delivery, NoProgress, Notify, Tenant};
 use crate::error::StepError;
 use crate::messages::{Step, StepMessage};
 use crate::model::{
-    AuditPhase, AuditRecord, Grant, ItemStatus, OrgSettings, PermissionType, PlanItem, Report,
-    ReportInputs, ResolvedUser, Run, RunKind, RunStatus, Scope, Verification, VERIFICATION_CHAIN,
+    AuditPhase, AuditRecord, Grant, ItemStatus, NotChecked, NotCheckedReason, OrgSettings,
+    PermissionType, PlanItem, Report, ReportInputs, ResolvedUser, Run, RunKind, RunStatus, Scope,
+    Verification, VERIFICATION_CHAIN,
 };
 use crate::ports::{MailboxInfo, Queue, RereadChunk, RunStore, ScanFacts};
 use crate::scan::{per_mailbox, tenant_wide, Census, Findings, MailboxRead, ScanError};
@@ -94,6 +95,7 @@ async fn finish(
             let found = Reread {
                 verification: b.verification,
                 errors: b.errors,
+                unproven: Vec::new(),
                 read: true,
             };
             (Some(found), Some(b.present))
@@ -106,6 +108,7 @@ async fn finish(
     let Some(Reread {
         verification,
         errors,
+        unproven,
         read,
     }) = found
     else {
@@ -163,7 +166,7 @@ async fn finish(
         ticket_id: run.request.ticket_id.clone(),
         errors: [facts.scan_errors, errors].concat(),
         indirect_access: facts.indirect_access,
-        not_checked: facts.not_checked,
+        not_checked: [facts.not_checked, unproven].concat(),
         scope: Scope::of(&run.request, &org.m365_permission_removal_scope),
         finished_at: Utc::now(),
     });
@@ -213,6 +216,8 @@ fn cancelled(report: &mut Report) {
 struct Reread {
     verification: Verification,
     errors: Vec<String>,
+    /// Types with a mailbox neither discovery nor the re-read could read: never cleared.
+    unproven: Vec<NotChecked>,
     /// False when the tenant could not be read: `verification` then counts every grant in
     /// scope as remaining, unproven.
     read: bool,
@@ -229,22 +234,33 @@ async fn reread(
     delivery: &Delivery,
 ) -> Result<Option<Reread>, StepError> {
     let in_scope = |g: &Grant| !g.shared || run.request.remove_from_shared;
-    match read_remaining(store, tenant, org, run, items, delivery).await {
-        Ok(Some((remaining, errors))) => Ok(Some(Reread {
-            verification: Verification::from_found(
-                &remaining
-                    .into_iter()
-                    .filter(|g| in_scope(g))
-                    .collect::<Vec<_>>(),
-            ),
-            // What discovery already reported (an unreadable mailbox) is said once.
-            errors: errors
-                .into_iter()
-                .filter(|e| !facts.scan_errors.contains(e))
-                .map(|e| format!("verification: {e}"))
-                .collect(),
-            read: true,
-        })),
+    match read_remaining(store, tenant, org, run, items, &facts.unreadable, delivery).await {
+        Ok(Some(Remaining {
+            grants,
+            errors,
+            unreadable,
+        })) => {
+            let in_scope: Vec<Grant> = grants.into_iter().filter(|g| in_scope(g)).collect();
+            // A mailbox discovery could not read that the re-read could not read either.
+            let unread_twice = facts
+                .unreadable
+                .iter()
+                .filter(|pair| unreadable.contains(pair));
+            Ok(Some(
+                Reread {
+                    verification: Verification::from_found(&in_scope),
+                    // What discovery already reported (an unreadable mailbox) is said once.
+                    errors: errors
+                        .into_iter()
+                        .filter(|e| !facts.scan_errors.contains(e))
+                        .map(|e| format!("verification: {e}"))
+                        .collect(),
+                    unproven: unproven(unread_twice, "in discovery or on re-read"),
+                    read: true,
+                }
+                .unproven_not_cleared(),
+            ))
+        }
         Ok(None) => Ok(None),
         Err(Reading::Step(e)) => Err(e),
         Err(Reading::Scan(ScanError::Remote(e))) if e.is_transient() => Err(e.into()),
@@ -260,15 +276,60 @@ async fn reread(
                 .map(|i| i.grant.clone())
                 .filter(|g| in_scope(g))
                 .collect();
-            Ok(Some(Reread {
-                verification: Verification::from_found(&unverified),
-                errors: vec![format!(
-                    "verification could not re-read the tenant: {reason}"
-                )],
-                read: false,
-            }))
+            Ok(Some(
+                Reread {
+                    verification: Verification::from_found(&unverified),
+                    errors: vec![format!(
+                        "verification could not re-read the tenant: {reason}"
+                    )],
+                    unproven: unproven(
+                        facts.unreadable.iter(),
+                        "in discovery, and the tenant could not be re-read",
+                    ),
+                    read: false,
+                }
+                .unproven_not_cleared(),
+            ))
         }
     }
+}
+
+impl Reread {
+    /// A type with a mailbox read by neither discovery nor the re-read is never "cleared".
+    fn unproven_not_cleared(mut self) -> Reread {
+        if !self.unproven.is_empty() {
+            self.verification.all_permissions_cleared = false;
+        }
+        self
+    }
+}
+
+/// The types of `unread` (mailbox, type) pairs, each unproven: in scope, but no read showed
+/// whether the user still holds it there (`when`: which reads failed).
+fn unproven<'a>(
+    unread: impl Iterator<Item = &'a (String, PermissionType)>,
+    when: &str,
+) -> Vec<NotChecked> {
+    let mut by_type: BTreeMap<PermissionType, Vec<&str>> = BTreeMap::new();
+    for (mailbox, permission_type) in unread {
+        by_type.entry(*permission_type).or_default().push(mailbox);
+    }
+    by_type
+        .into_iter()
+        .map(|(permission_type, mailboxes)| NotChecked {
+            permission_type,
+            reason: NotCheckedReason::CannotCheck,
+            detail: Some(format!("{} could not be read {when}", mailboxes.join(", "))),
+        })
+        .collect()
+}
+
+/// What the re-read found: the user's direct grants still there, what it could not read or
+/// match, and the (mailbox, type) pairs it could not read.
+struct Remaining {
+    grants: Vec<Grant>,
+    errors: Vec<String>,
+    unreadable: BTreeSet<(String, PermissionType)>,
 }
 
 enum Reading {
@@ -295,7 +356,8 @@ impl From<crate::error::StoreError> for Reading {
 }
 
 /// The user's direct grants still in the tenant, chunk by chunk: chunk 0 is the tenant-wide
-/// reverse lookups, the others the touched mailboxes. Each chunk gets a second look (after
+/// reverse lookups, the others the touched mailboxes — those with a grant of the run, and
+/// those discovery could not read (`unread_in_discovery`), which may hold one. Each chunk gets a second look (after
 /// `tenant.recheck.delay`) at grants this run removed that still show, since Exchange may
 /// answer from a replica that lags. `None` when the deadline came before the last chunk.
 async fn read_remaining(
@@ -304,8 +366,9 @@ async fn read_remaining(
     org: &OrgSettings,
     run: &Run,
     items: &[PlanItem],
+    unread_in_discovery: &[(String, PermissionType)],
     delivery: &Delivery,
-) -> Result<Option<(Vec<Grant>, Vec<String>)>, Reading> {
+) -> Result<Option<Remaining>, Reading> {
     let run_id = &run.run_id;
     let mut done: BTreeMap<u32, RereadChunk> = store
         .reread_chunks(run_id)
@@ -333,6 +396,7 @@ async fn read_remaining(
         .iter()
         .filter(|i| i.grant.right.is_per_mailbox())
         .map(|i| i.grant.mailbox.clone())
+        .chain(unread_in_discovery.iter().map(|(m, _)| m.clone()))
         .collect();
     // The touched mailboxes are re-read as the mailbox list's pages come in, not after the
     // last page: what the list does not show in scope is dropped below.
@@ -451,15 +515,23 @@ async fn read_remaining(
         .values()
         .flat_map(|c| c.unreadable.iter().cloned())
         .collect();
-    let mut remaining: Vec<Grant> = done.values().flat_map(|c| c.remaining.clone()).collect();
-    remaining.extend(
+    let mut remaining = Findings {
+        grants: done.values().flat_map(|c| c.remaining.clone()).collect(),
+        ..Findings::default()
+    };
+    remaining.grants.extend(
         items
             .iter()
             .filter(|i| unreadable.contains(&(i.grant.mailbox.clone(), i.grant.right)))
             .map(|i| i.grant.clone()),
     );
-    let errors = done.values().flat_map(|c| c.errors.clone()).collect();
-    Ok(Some((remaining, errors)))
+    // Settled as discovery's findings are: one grant read twice (its trustee shown once by
+    // UPN, once by object id) or both read and unproven counts once.
+    Ok(Some(Remaining {
+        grants: remaining.settle().grants,
+        errors: done.values().flat_map(|c| c.errors.clone()).collect(),
+        unreadable,
+    }))
 }
 
 /// The per-mailbox reads of each page's touched mailboxes, started as the pages arrive.

@@ -43,6 +43,7 @@ mod run_history;
 mod trust_checks;
 mod trust_report;
 mod trust_resume;
+mod trust_verify;
 mod victim_mailbox;
 mod workflow_acme;
 mod workflow_faults;

@@ -4,8 +4,10 @@
 use crate::harness::Harness;
 use crate::kit::{fast_http, fixture, with_sim};
 use revoke365::adapters::sqlite_store::{read_audit_file, SqliteRunStore};
-use revoke365::model::{AuditPhase, AuditResult, PermissionType, Report, RunId, RunStatus};
-use revoke365::ports::RunStore;
+use revoke365::model::{
+    AuditPhase, AuditResult, Grant, ItemStatus, PermissionType, Report, Run, RunId, RunStatus,
+};
+use revoke365::ports::{RemovalOutcome, RunStore};
 use revoke365::steps::Connector;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -72,36 +74,53 @@ async fn a_completed_run_of_the_first_release_loads_and_its_audit_restores() {
     assert_eq!(h.snapshot().mailboxes, initial, "the tenant as it was");
 }
 
+/// Removes `g` through the real clients, outside any run (as an admin would).
+async fn remove_directly(h: &Harness, g: &Grant) {
+    let conns = h.connector.connect(&h.org).await.unwrap();
+    let tenant = conns.tenant();
+    let outcome = match g.right {
+        PermissionType::FullAccess => {
+            tenant
+                .exchange
+                .remove_full_access(&g.mailbox, &g.trustee)
+                .await
+        }
+        PermissionType::SendAs => {
+            tenant
+                .exchange
+                .remove_send_as(&g.mailbox, g.recipient_type.as_deref(), &g.trustee)
+                .await
+        }
+        PermissionType::SendOnBehalf => {
+            tenant
+                .exchange
+                .remove_send_on_behalf(&g.mailbox, &g.trustee)
+                .await
+        }
+        PermissionType::Calendar => {
+            let id = &g.calendar.as_ref().unwrap().permission_id;
+            tenant
+                .directory
+                .remove_calendar_permission(&g.mailbox, id)
+                .await
+        }
+    };
+    assert!(
+        matches!(outcome, Ok(RemovalOutcome::Removed)),
+        "{g:?}: {outcome:?}"
+    );
+}
+
 /// Removes, through the real clients, the grants the killed run's audit says were removed:
 /// the tenant as the first release left it.
 async fn replay_removals(h: &Harness, audit: &Path) -> usize {
-    let conns = h.connector.connect(&h.org).await.unwrap();
-    let tenant = conns.tenant();
     let mut n = 0;
     let records = read_audit_file(audit).unwrap();
     for r in records
         .iter()
         .filter(|r| r.phase == AuditPhase::Outcome && r.result == Some(AuditResult::Removed))
     {
-        let g = r.grant.as_ref().unwrap();
-        match g.right {
-            PermissionType::FullAccess => {
-                tenant
-                    .exchange
-                    .remove_full_access(&g.mailbox, &g.trustee)
-                    .await
-                    .unwrap();
-            }
-            PermissionType::Calendar => {
-                let id = &g.calendar.as_ref().unwrap().permission_id;
-                tenant
-                    .directory
-                    .remove_calendar_permission(&g.mailbox, id)
-                    .await
-                    .unwrap();
-            }
-            other => panic!("the fixture removed no {other}"),
-        }
+        remove_directly(h, r.grant.as_ref().unwrap()).await;
         n += 1;
     }
     n
@@ -171,33 +190,7 @@ async fn a_killed_run_of_the_first_release_resumes_to_one_report_of_the_whole_ru
 async fn a_stopped_engine_leaves_the_run_interrupted_and_resume_removes_the_rest_once() {
     let slow = with_sim(fixture("acme-tenant.json"), json!({"latency_ms": 60}));
     let h = Harness::start(slow, fast_http(1)).await;
-    let stop = h.engine.stop.clone();
-    let store = h.store.clone();
-    let watcher = async {
-        // Stop once the audit shows two removals.
-        loop {
-            let removed = std::fs::read_dir(store.dir())
-                .unwrap()
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".audit.jsonl"))
-                .map(|e| {
-                    std::fs::read_to_string(e.path())
-                        .unwrap_or_default()
-                        .matches("\"result\":\"removed\"")
-                        .count()
-                })
-                .sum::<usize>();
-            if removed >= 2 {
-                stop.stop("interrupted by the test");
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    let body = john();
-    let (run, ()) = tokio::join!(h.engine.run(&body, None), watcher);
-    let run = run.unwrap();
-    assert_eq!(run.status, RunStatus::Interrupted);
+    let run = stopped_after_two_removals(&h).await;
     let removed_before = h
         .store
         .items(&run.run_id)
@@ -223,6 +216,196 @@ async fn a_stopped_engine_leaves_the_run_interrupted_and_resume_removes_the_rest
     assert!(report.success, "{report:?}");
     assert_eq!(report.removal_summary.total_permissions_removed, 8);
     assert_eq!(removal_calls(&h), 7, "no grant removed twice");
+}
+
+/// Runs John's revocation and stops it (Ctrl-C) once the audit shows two removals; the
+/// run as the stop left it.
+async fn stopped_after_two_removals(h: &Harness) -> Run {
+    let stop = h.engine.stop.clone();
+    let store = h.store.clone();
+    let watcher = async {
+        loop {
+            let removed = std::fs::read_dir(store.dir())
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".audit.jsonl"))
+                .map(|e| {
+                    std::fs::read_to_string(e.path())
+                        .unwrap_or_default()
+                        .matches("\"result\":\"removed\"")
+                        .count()
+                })
+                .sum::<usize>();
+            if removed >= 2 {
+                stop.stop("interrupted by the test");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let body = john();
+    let (run, ()) = tokio::join!(h.engine.run(&body, None), watcher);
+    let run = run.unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted);
+    run
+}
+
+/// One request in flight per service: when Ctrl-C comes, the grants whose `before` record is
+/// written but whose call waits its turn are refused unsent. An admin then removes one of
+/// them; the resumed run finds it gone — already gone, not removed by this run: the audit
+/// says no removal of it, and a restore of the run does not add it back.
+#[tokio::test]
+async fn a_grant_whose_call_was_never_sent_and_is_gone_on_resume_is_not_this_runs_removal() {
+    let slow = with_sim(fixture("acme-tenant.json"), json!({"latency_ms": 60}));
+    let h = Harness::start(slow, fast_http(1)).await;
+    let run = stopped_after_two_removals(&h).await;
+    let records = h.store.audit_records(&run.run_id).await.unwrap();
+    let items = h.store.items(&run.run_id).await.unwrap();
+    // Calls already sent finished before the run stopped: a pending item with a `before`
+    // record is one whose call was never sent.
+    let unsent = items
+        .iter()
+        .find(|i| {
+            i.status == ItemStatus::Pending
+                && records
+                    .iter()
+                    .any(|r| r.item_id == Some(i.id) && r.phase == AuditPhase::Before)
+        })
+        .expect("an item with its intent written but its call not sent")
+        .clone();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.item_id == Some(unsent.id) && r.phase == AuditPhase::NotSent),
+        "the audit says its call was not sent"
+    );
+    let removed_before = items.iter().filter(|i| i.status.is_removed()).count();
+    let initial = h.snapshot().mailboxes;
+    remove_directly(&h, &unsent.grant).await;
+
+    let run = fresh_engine(&h).resume(&run.run_id).await.unwrap();
+    let report = run.result.clone().unwrap();
+    assert!(report.verification.all_permissions_cleared, "{report:?}");
+    let items = h.store.items(&run.run_id).await.unwrap();
+    let item = items.iter().find(|i| i.id == unsent.id).unwrap();
+    assert!(
+        matches!(item.status, ItemStatus::AlreadyGone { .. }),
+        "already gone, not removed by this run: {:?}",
+        item.status
+    );
+    let by_this_run = items
+        .iter()
+        .filter(|i| i.status == ItemStatus::Removed)
+        .count();
+    assert_eq!(by_this_run, 7, "every grant but the admin's");
+    assert!(by_this_run > removed_before);
+    let noted: Vec<_> = report
+        .entries()
+        .filter(|(_, _, e)| {
+            e.note
+                .as_deref()
+                .is_some_and(|n| n.starts_with("already gone"))
+        })
+        .map(|(mailbox, _, e)| (mailbox.to_string(), e.permission.clone()))
+        .collect();
+    assert_eq!(
+        noted,
+        [(
+            unsent.grant.mailbox.clone(),
+            unsent.grant.right.report_name().to_string()
+        )]
+    );
+    let records = h.store.audit_records(&run.run_id).await.unwrap();
+    let outcomes: Vec<_> = records
+        .iter()
+        .filter(|r| r.item_id == Some(unsent.id) && r.phase == AuditPhase::Outcome)
+        .map(|r| r.result)
+        .collect();
+    assert_eq!(outcomes, [Some(AuditResult::AlreadyGone)]);
+
+    // The restore puts back what this run removed, not the admin's removal.
+    let restore = fresh_engine(&h)
+        .restore_watched(None, &run.run_id, &json!({}), None, |_| {})
+        .await
+        .expect("restore accepted");
+    let summary = restore
+        .restore_result
+        .unwrap_or_else(|| panic!("{:?} {:?}", restore.status, restore.failure));
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    assert_eq!(summary.restored.len(), 7);
+    let after = h.snapshot();
+    let john_now: Vec<_> = after.direct_grants_of("john.smith@acmecorp.com");
+    assert_eq!(john_now.len(), 7, "{john_now:?}");
+    assert!(
+        !john_now
+            .iter()
+            .any(|(mailbox, kind)| *mailbox == unsent.grant.mailbox
+                && *kind == snapshot_kind(unsent.grant.right)),
+        "the admin's removal stays: {john_now:?}"
+    );
+    assert_ne!(after.mailboxes, initial);
+}
+
+/// Ctrl-C comes while a removal's first answer is on its way and that answer is lost (a 504
+/// after the write took effect): the retry is not sent, and the call says its request may
+/// have been carried out — never "not sent", which would let a resume take the grant's
+/// absence for someone else's doing.
+#[tokio::test]
+async fn a_stop_before_retrying_a_write_that_may_have_taken_effect_is_not_called_unsent() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let fx = with_sim(
+        fixture("acme-tenant.json"),
+        json!({"latency_ms": 200, "faults": [{
+            "endpoint": "exo Remove-MailboxPermission",
+            "identity": "ceo@acmecorp.com",
+            "answer": "504_after_write"
+        }]}),
+    );
+    let h = Harness::start(fx, fast_http(1)).await;
+    let conns = h.connector.connect(&h.org).await.unwrap();
+    let tenant = conns.tenant();
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    let removal = revoke365::steps::stoppable(
+        flag.clone(),
+        tenant
+            .exchange
+            .remove_full_access("ceo@acmecorp.com", "john.smith@acmecorp.com"),
+    );
+    let ctrl_c = async {
+        while h.snapshot().requests("exo Remove-MailboxPermission") == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        flag.store(true, Ordering::SeqCst);
+    };
+    let (outcome, ()) = tokio::join!(removal, ctrl_c);
+    let err = outcome.expect_err("the answer was lost and the retry not sent");
+    assert!(!err.is_stopped(), "{err:?}");
+    assert!(
+        err.to_string().contains("may have been carried out"),
+        "{err}"
+    );
+    assert_eq!(
+        h.snapshot().requests("exo Remove-MailboxPermission"),
+        1,
+        "no retry was sent"
+    );
+    assert!(
+        !h.snapshot()
+            .direct_grants_of("john.smith@acmecorp.com")
+            .contains(&("ceo@acmecorp.com".to_string(), "full_access")),
+        "the first attempt took effect"
+    );
+}
+
+/// The simulator snapshot's name of a permission type.
+fn snapshot_kind(right: PermissionType) -> &'static str {
+    use revoke365_sim::snapshot::{CALENDAR, FULL_ACCESS, SEND_AS, SEND_ON_BEHALF};
+    match right {
+        PermissionType::FullAccess => FULL_ACCESS,
+        PermissionType::SendAs => SEND_AS,
+        PermissionType::SendOnBehalf => SEND_ON_BEHALF,
+        PermissionType::Calendar => CALENDAR,
+    }
 }
 
 /// Removal requests the simulator has seen (send on behalf is a Set-Mailbox, not counted).

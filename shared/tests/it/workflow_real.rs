@@ -166,6 +166,8 @@ async fn every_direct_grant_is_found_removed_and_verified_whatever_the_tenant_do
         [
             "finance@initech.com could not be read: The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
             "FullAccess on legal@initech.com: Access to mailbox 'legal@initech.com' is denied.",
+            // Read neither in discovery nor on re-read: never called cleared.
+            "calendar could not be checked for this user: finance@initech.com could not be read in discovery or on re-read",
         ],
         "{:#?}",
         report.errors
@@ -305,7 +307,8 @@ async fn a_type_that_cannot_be_checked_is_listed_and_fails_the_run() {
     // so Send on Behalf cannot be looked up. That is said, never skipped silently.
     let fx = with_sim(
         real(),
-        json!({"forbidden_cmdlets": ["Get-User"], "faults": []}),
+        // Every mailbox readable: Send on Behalf is the only type left unchecked.
+        json!({"forbidden_cmdlets": ["Get-User"], "faults": [], "rest_disabled_mailboxes": []}),
     );
     let h = Harness::start(fx, fast_http(64)).await;
     let report = h.report(request("michael.bolton@initech.com")).await;
