@@ -107,8 +107,15 @@ pub enum ItemStatus {
 }
 
 impl ItemStatus {
+    /// The grant is gone: removed by this run, or found already gone.
     pub fn is_removed(&self) -> bool {
         matches!(self, ItemStatus::Removed | ItemStatus::AlreadyGone { .. })
+    }
+
+    /// This run's removal took the grant away (never a grant someone else removed first):
+    /// what its counts, its history and a restore of it stand for.
+    pub fn removed_by_this_run(&self) -> bool {
+        matches!(self, ItemStatus::Removed)
     }
 
     pub fn is_finished(&self) -> bool {

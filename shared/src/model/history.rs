@@ -121,7 +121,7 @@ impl RunCounts {
         let mut counts = RunCounts::default();
         for item in items {
             match &item.status {
-                s if s.is_removed() => counts.done += 1,
+                s if s.removed_by_this_run() => counts.done += 1,
                 ItemStatus::Restored => counts.done += 1,
                 ItemStatus::Failed { .. } => counts.failed += 1,
                 ItemStatus::Skipped { .. } => counts.skipped += 1,

@@ -222,7 +222,7 @@ pub struct GrantEntry {
     pub removed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub would_remove: Option<bool>,
-    /// "nothing to remove" warning from Exchange: counted as removed.
+    /// "nothing to remove" warning from Exchange: gone, but not by this run (not counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -345,9 +345,13 @@ fn entry(item: &PlanItem) -> GrantEntry {
     let g = &item.grant;
     let (removed, would_remove, note, error) = match &item.status {
         ItemStatus::Removed => (true, None, None, None),
-        ItemStatus::AlreadyGone { warning } => {
-            (true, None, Some(format!("already gone: {warning}")), None)
-        }
+        // Gone, but not by this run: nothing to count as removed, nothing to restore.
+        ItemStatus::AlreadyGone { warning } => (
+            false,
+            None,
+            Some(format!("already gone, not removed by this run: {warning}")),
+            None,
+        ),
         ItemStatus::WouldRemove => (false, Some(true), None, None),
         ItemStatus::Failed { error } => (false, None, None, Some(error.clone())),
         ItemStatus::Pending => (false, None, None, Some("not processed".to_string())),
@@ -418,7 +422,7 @@ impl Report {
                 });
                 continue;
             }
-            if item.status.is_removed() {
+            if item.status.removed_by_this_run() {
                 total_removed += 1;
             }
             if let ItemStatus::Failed { error } = &item.status {

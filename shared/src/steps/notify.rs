@@ -286,7 +286,7 @@ pub async fn notify_failure(
         Ok(items) => {
             let removed: Vec<String> = items
                 .into_iter()
-                .filter(|i| i.status.is_removed())
+                .filter(|i| i.status.removed_by_this_run())
                 .map(|i| format!("{} {}", i.grant.mailbox, i.grant.right.report_name()))
                 .collect();
             let count = removed.len() as u32;
