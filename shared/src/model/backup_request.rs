@@ -55,6 +55,12 @@ impl BackupRestoreRequest {
             }
             e
         })?;
+        if restore.include_victim_mailbox {
+            return Err(InvalidRequest::new(
+                "include_victim_mailbox",
+                "a backup restore puts back grants from a snapshot, not what a run changed on its user's own mailbox: restore that run (restore RUN_ID) to include it",
+            ));
+        }
         Ok(BackupRestoreRequest {
             company_id,
             mailbox,

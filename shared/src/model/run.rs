@@ -308,6 +308,10 @@ pub struct RestoreOf {
     /// Also put back grants whose trustee a later run revoked again.
     #[serde(default)]
     pub include_revoked: bool,
+    /// The request named the victim-mailbox section (`include_victim_mailbox`): what the
+    /// result says when it is left out.
+    #[serde(default)]
+    pub include_victim_mailbox: bool,
     /// A backup restore: the mailbox's grants as this snapshot of the permission index held
     /// them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
