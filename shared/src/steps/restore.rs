@@ -85,6 +85,7 @@ pub async fn intake_restore(
         restored_from: source.run_id.clone(),
         include_revoked: asked.include_revoked,
         include_victim_mailbox: asked.include_victim_mailbox,
+        asked_types: asked.permission_types.clone(),
         snapshot: None,
     });
     store.create_run(&run).await?;

@@ -67,6 +67,7 @@ pub async fn intake_backup(
         restored_from: RunId(snapshot.snapshot_id.clone()),
         include_revoked: asked.restore.include_revoked,
         include_victim_mailbox: false,
+        asked_types: asked.restore.permission_types.clone(),
         snapshot: Some(SnapshotSource {
             snapshot_id: snapshot.snapshot_id.clone(),
             taken_at: snapshot.taken_at,

@@ -266,10 +266,13 @@ pub(super) async fn changed_by(
 
 /// Whether a restore run puts `change` back: only when its request includes the victim's
 /// mailbox (`victim_mailbox`, set from `include_victim_mailbox` and `target_mailboxes`), and a
-/// recent delegate only when its type is among the restore's `permission_types` — a scoped
-/// restore changes nothing outside its scope.
+/// recent delegate only when its type is among the `permission_types` the restore named — a
+/// scoped restore changes nothing outside its scope.
 pub(super) fn in_restore_scope(run: &Run, change: &VictimChange) -> bool {
-    let types = run.request.permission_types.as_deref();
+    let types = run
+        .restore
+        .as_ref()
+        .and_then(|of| of.asked_types.as_deref());
     run.request.victim_mailbox
         && match change {
             VictimChange::Delegate { grant } => types.is_none_or(|t| t.contains(&grant.right)),

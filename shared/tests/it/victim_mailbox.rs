@@ -422,6 +422,30 @@ async fn with_an_old_snapshot_a_recent_delegate_is_removed_when_asked_and_restor
         "not counted"
     );
 
+    // Named, but scoped to another type: the calendar delegate stays removed, and is named.
+    let scoped = engine
+        .restore_watched(
+            None,
+            &run.run_id,
+            &json!({"include_victim_mailbox": true, "permission_types": ["full_access"]}),
+            None,
+            |_| {},
+        )
+        .await
+        .expect("restore accepted");
+    let r = restored(&scoped);
+    assert!(r.success, "{r:#?}");
+    assert!(
+        johns(&h).calendar.is_empty(),
+        "the delegate is not put back"
+    );
+    assert!(
+        r.left_out.iter().any(|l| l.starts_with(
+            "recent delegate jane.doe@acmecorp.com on john.smith@acmecorp.com (CalendarDelegate) not restored: outside --types"
+        )),
+        "{r:#?}"
+    );
+
     let back = engine
         .restore_watched(
             None,
