@@ -146,6 +146,10 @@ mod tests {
                 "target_mailboxes",
             ),
             (
+                json!({"company_id": "acme", "mailbox": "a@b.com", "as_of": "2026-11-30", "include_victim_mailbox": true}),
+                "include_victim_mailbox",
+            ),
+            (
                 json!({"company_id": "acme", "mailbox": "a@b.com", "as_of": "2026-11-30", "asof": 1}),
                 "asof",
             ),
