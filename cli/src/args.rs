@@ -223,6 +223,10 @@ pub struct RestoreArgs {
     /// Also put back grants whose user a later run revoked again.
     #[arg(long)]
     pub include_revoked: bool,
+    /// Also put back what a --victim-mailbox run changed on the user's own mailbox (its
+    /// forwarding, the inbox rules it disabled, recent delegates it removed); never implied.
+    #[arg(long, conflicts_with = "as_of")]
+    pub include_victim_mailbox: bool,
     #[arg(long, value_name = "WHO")]
     pub requested_by: Option<String>,
     #[arg(long, value_name = "TEXT")]
@@ -250,6 +254,9 @@ impl RestoreArgs {
         insert_scope(&mut body, &self.types, &self.mailboxes);
         body.insert("dry_run".into(), json!(self.dry_run));
         body.insert("include_revoked".into(), json!(self.include_revoked));
+        if self.include_victim_mailbox {
+            body.insert("include_victim_mailbox".into(), json!(true));
+        }
         insert_present(
             &mut body,
             [

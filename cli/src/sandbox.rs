@@ -168,8 +168,10 @@ impl Sandbox {
         }
     }
 
-    /// Writes what the simulated PSA and mailbox received next to the audit file; returns the
-    /// paths written.
+    /// Writes what the simulated PSA and mailbox received from run `run_id` next to the audit
+    /// file; returns the paths written. Only this run's note and email count (each names its
+    /// run): a run that wrote none (a dry run, a dry restore) must not pass off the last run's
+    /// as its own.
     pub fn write_artifacts(
         &self,
         dir: &Path,
@@ -183,17 +185,21 @@ impl Sandbox {
                 .find(|t| Some(t["id"].as_str().unwrap_or_default()) == ticket_id)
                 .cloned()
         });
-        if let Some(note) = ticket
-            .as_ref()
-            .and_then(|t| t["notes"].as_array()?.last().cloned())
-        {
+        let of_this_run = |text: &Value| text.as_str().is_some_and(|t| t.contains(run_id));
+        if let Some(note) = ticket.as_ref().and_then(|t| {
+            t["notes"]
+                .as_array()?
+                .iter()
+                .rfind(|n| of_this_run(&n["text"]))
+                .cloned()
+        }) {
             let path = dir.join(format!("{run_id}.psa-note.txt"));
             std::fs::write(&path, note["text"].as_str().unwrap_or_default())?;
             written.push(("PSA note".to_string(), path));
         }
         if let Some(mail) = state["sent_mail"]
             .as_array()
-            .and_then(|m| m.last().cloned())
+            .and_then(|m| m.iter().rfind(|m| of_this_run(&m["body"])).cloned())
         {
             let path = dir.join(format!("{run_id}.email.html"));
             std::fs::write(&path, mail["body"].as_str().unwrap_or_default())?;

@@ -149,7 +149,36 @@ fn a_victim_mailbox_run_contains_the_users_mailbox_and_restore_sets_it_back() {
     assert_eq!(result["removal_summary"]["total_permissions_removed"], 8);
     let run_id = result["run_id"].as_str().unwrap();
 
+    // A restore scoped to one grant puts that grant back and nothing of the attacker's
+    // set-up, and says so.
+    let out = cli(
+        &[
+            "restore",
+            run_id,
+            "--types",
+            "full_access",
+            "--mailbox",
+            "ceo@acmecorp.com",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let scoped = stdout_json(&out);
+    assert_eq!(scoped["restored"].as_array().unwrap().len(), 1, "{scoped}");
+    assert!(scoped.get("victim_mailbox").is_none(), "{scoped}");
+    assert!(scoped["left_out"].as_array().unwrap().iter().any(|l| l
+        .as_str()
+        .unwrap()
+        .starts_with(
+            "victim mailbox settings not restored: not asked for (--include-victim-mailbox"
+        )));
+    // Without it, still nothing comes back on the victim's mailbox.
     let out = cli(&["restore", run_id], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout_json(&out).get("victim_mailbox").is_none());
+
+    // Named: the re-read finds forwarding and rules off until now, and puts them back.
+    let out = cli(&["restore", run_id, "--include-victim-mailbox"], dir.path());
     assert_eq!(out.status.code(), Some(0));
     let restore = stdout_json(&out);
     assert_eq!(
@@ -177,4 +206,149 @@ fn a_victim_mailbox_run_contains_the_users_mailbox_and_restore_sets_it_back() {
         dir.path(),
     );
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_mailbox_named_by_its_upn_is_found_and_one_the_run_removed_nothing_on_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // The CEO's mailbox answers to carol.chen@ (its primary address), which the run records.
+    let mut tenant: Value =
+        serde_json::from_slice(&std::fs::read(kit::events("acme-tenant.json")).unwrap()).unwrap();
+    let ceo = tenant["users"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|u| u["upn"] == "ceo@acmecorp.com")
+        .unwrap();
+    ceo["mail"] = "carol.chen@acmecorp.com".into();
+    let fixture = dir.path().join("renamed-ceo.json");
+    std::fs::write(&fixture, tenant.to_string()).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let out = cli(
+        &[
+            "run",
+            "--sandbox",
+            fixture.to_str().unwrap(),
+            "--user",
+            JOHN,
+            "--company-id",
+            "acme",
+        ],
+        &data,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_id = stdout_json(&out)["run_id"].as_str().unwrap().to_string();
+
+    let out = cli(&["restore", &run_id, "--mailbox", "ceo@acmecorp.co"], &data);
+    kit::assert_refused(&out, "mailbox");
+    let message = stderr_error(&out)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("ceo@acmecorp.co'") && message.contains("carol.chen@acmecorp.com"),
+        "{message}"
+    );
+
+    let out = cli(
+        &["restore", &run_id, "--mailbox", "ceo@acmecorp.com"],
+        &data,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restore = stdout_json(&out);
+    let entries = restore["restored"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{restore}");
+    assert!(entries
+        .iter()
+        .all(|e| e["mailbox"] == "carol.chen@acmecorp.com"
+            && e["restored"] == true
+            && e.get("note").is_none()));
+}
+
+#[test]
+fn a_refused_later_run_does_not_stop_the_restore_of_an_earlier_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run(dir.path(), &[]);
+    let run_id = first["run_id"].as_str().unwrap();
+    let out = acme_run(dir.path(), JOHN, &["--mailbox", "ceo@acmecorp.co", "--new"]);
+    kit::assert_refused(&out, "target_mailboxes");
+    let out = acme_run(dir.path(), JOHN, &["--dry-run", "--new"]);
+    assert_eq!(out.status.code(), Some(0));
+
+    let out = cli(&["restore", run_id], dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restore = stdout_json(&out);
+    assert_eq!(restore["skipped"].as_array().unwrap().len(), 0, "{restore}");
+    let entries = restore["restored"].as_array().unwrap();
+    assert_eq!(entries.len(), 8);
+    // Put back by this restore: none was there already.
+    assert!(entries
+        .iter()
+        .all(|e| e["restored"] == true && e.get("note").is_none()));
+}
+
+/// The `label: path` lines on stderr, as paths under `cwd`.
+fn printed_paths(out: &Output, cwd: &Path) -> Vec<(String, std::path::PathBuf)> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(label, _)| ["result", "audit trail", "PSA note", "email"].contains(label))
+        .map(|(label, path)| (label.to_string(), cwd.join(path)))
+        .collect()
+}
+
+#[test]
+fn a_dry_restore_prints_only_its_own_files_and_a_restore_its_own_note_and_email() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run(dir.path(), &[]);
+    let run_id = first["run_id"].as_str().unwrap();
+
+    let out = cli(&["restore", run_id, "--dry-run"], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    let dry_id = stdout_json(&out)["run_id"].as_str().unwrap().to_string();
+    let printed = printed_paths(&out, dir.path());
+    let labels: Vec<&str> = printed.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["audit trail", "result"],
+        "a dry restore writes no note or email"
+    );
+    for (label, path) in &printed {
+        assert!(path.exists(), "{label}: {}", path.display());
+        assert!(
+            path.to_str().unwrap().contains(&dry_id),
+            "{label}: {}",
+            path.display()
+        );
+    }
+
+    let out = cli(&["restore", run_id], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    let restore_id = stdout_json(&out)["run_id"].as_str().unwrap().to_string();
+    let printed = printed_paths(&out, dir.path());
+    let labels: Vec<&str> = printed.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(labels, ["audit trail", "result", "PSA note", "email"]);
+    for (label, path) in &printed[2..] {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert!(
+            text.contains(&restore_id) && text.contains("restore"),
+            "{label}: {text}"
+        );
+    }
 }

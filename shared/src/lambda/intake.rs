@@ -349,7 +349,7 @@ async fn post_sentinel_alert(
 
 /// `POST /revocations/{id}/restore`: a restore run that puts back what run `id` removed
 /// (body: `permission_types`, `target_mailboxes`, `dry_run`, `include_revoked`,
-/// `requested_by`, `reason`; all optional). 202 with the new run's status URL; 404 for an
+/// `include_victim_mailbox`, `requested_by`, `reason`; all optional). 202 with the new run's status URL; 404 for an
 /// unknown run, 409 for one that cannot be restored (not ended, a dry run, a restore, its
 /// company now on another tenant).
 async fn post_restore(

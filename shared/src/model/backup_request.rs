@@ -55,6 +55,12 @@ impl BackupRestoreRequest {
             }
             e
         })?;
+        if restore.include_victim_mailbox {
+            return Err(InvalidRequest::new(
+                "include_victim_mailbox",
+                "a backup restore puts back grants from a snapshot, not what a run changed on its user's own mailbox: restore that run (restore RUN_ID) to include it",
+            ));
+        }
         Ok(BackupRestoreRequest {
             company_id,
             mailbox,
@@ -138,6 +144,10 @@ mod tests {
             (
                 json!({"company_id": "acme", "mailbox": "a@b.com", "as_of": "2026-11-30", "target_mailboxes": ["c@b.com"]}),
                 "target_mailboxes",
+            ),
+            (
+                json!({"company_id": "acme", "mailbox": "a@b.com", "as_of": "2026-11-30", "include_victim_mailbox": true}),
+                "include_victim_mailbox",
             ),
             (
                 json!({"company_id": "acme", "mailbox": "a@b.com", "as_of": "2026-11-30", "asof": 1}),

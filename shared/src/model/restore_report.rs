@@ -90,6 +90,10 @@ pub struct RestoreReport {
     /// What was put back on the victim's own mailbox, when the restored run changed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub victim_mailbox: Option<super::VictimMailboxReport>,
+    /// What the restored run removed or changed that this restore did not put back, and why
+    /// (outside its types or mailboxes; the victim mailbox when not asked for by name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 /// What a restore report is built from: the run's items and what the re-read found.
@@ -155,6 +159,7 @@ impl RestoreReport {
             not_mailed: Vec::new(),
             no_ticket: None,
             victim_mailbox: None,
+            left_out: Vec::new(),
         };
         let mut missing: Vec<Grant> = Vec::new();
         // A backup restore puts back many trustees' grants: each entry names its trustee.

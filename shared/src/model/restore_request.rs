@@ -18,6 +18,10 @@ pub struct RestoreRequest {
     pub dry_run: bool,
     /// Also put back grants whose user a later run revoked again.
     pub include_revoked: bool,
+    /// Also put back what the run changed on the user's own mailbox (`victim_mailbox`: its
+    /// forwarding, the inbox rules it disabled, recent delegates it removed). Never implied:
+    /// those are what an attacker set up, so a restore brings them back only when named.
+    pub include_victim_mailbox: bool,
     pub requested_by: Option<String>,
     pub reason: Option<String>,
 }
@@ -27,6 +31,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "target_mailboxes",
     "dry_run",
     "include_revoked",
+    "include_victim_mailbox",
     "requested_by",
     "reason",
 ];
@@ -60,6 +65,7 @@ impl RestoreRequest {
             target_mailboxes: target_mailboxes(obj)?,
             dry_run: optional_bool(obj, "dry_run")?.unwrap_or(false),
             include_revoked: optional_bool(obj, "include_revoked")?.unwrap_or(false),
+            include_victim_mailbox: optional_bool(obj, "include_victim_mailbox")?.unwrap_or(false),
             requested_by: limited_string(obj, "requested_by", 256)?,
             reason: limited_string(obj, "reason", 2000)?,
         })
@@ -83,7 +89,9 @@ mod tests {
         .unwrap();
         assert_eq!(r.permission_types, Some(vec![PermissionType::SendAs]));
         assert_eq!(r.target_mailboxes, ["a@x.example"]);
-        assert!(r.dry_run && !r.include_revoked);
+        assert!(r.dry_run && !r.include_revoked && !r.include_victim_mailbox);
+        let e = RestoreRequest::from_json(&json!({"include_victim_mailbox": "yes"})).unwrap_err();
+        assert_eq!(e.field, "include_victim_mailbox");
         let e = RestoreRequest::from_json(&json!({"include_revoke": true})).unwrap_err();
         assert_eq!(e.field, "include_revoke");
         let e = RestoreRequest::from_json(&json!({"permission_types": ["mail"]})).unwrap_err();

@@ -1,6 +1,6 @@
 //! A run: one request moving through the steps.
 
-use super::{Report, RestoreReport, RevocationRequest};
+use super::{PermissionType, Report, RestoreReport, RevocationRequest};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -308,6 +308,15 @@ pub struct RestoreOf {
     /// Also put back grants whose trustee a later run revoked again.
     #[serde(default)]
     pub include_revoked: bool,
+    /// The request named the victim-mailbox section (`include_victim_mailbox`): what the
+    /// result says when it is left out.
+    #[serde(default)]
+    pub include_victim_mailbox: bool,
+    /// The types the request named (`permission_types`; none: every type the run removed or
+    /// changed). Recent delegates the victim-mailbox step removed are of any type, whatever
+    /// the run's scope: only named types narrow them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_types: Option<Vec<PermissionType>>,
     /// A backup restore: the mailbox's grants as this snapshot of the permission index held
     /// them.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -105,6 +105,10 @@ fn sections(r: &RestoreReport) -> Vec<(&'static str, Vec<String>)> {
                 .map(super::victim::lines)
                 .unwrap_or_default(),
         ),
+        (
+            "Not restored",
+            r.left_out.iter().map(|l| one_line(l)).collect(),
+        ),
         ("Notes", r.notes.iter().map(|n| one_line(n)).collect()),
         ("Errors", r.errors.iter().map(|e| one_line(e)).collect()),
     ]

@@ -300,9 +300,7 @@ impl Census {
         for target in &request.target_mailboxes {
             let address = match self.mailbox(target) {
                 Some(m) => Some(m.address()),
-                None => tolerate("Get-Recipient", tenant.exchange.recipient(target).await)?
-                    .map(|r| r.primary_smtp_address.to_ascii_lowercase())
-                    .filter(|a| !a.is_empty()),
+                None => recipient_address(tenant, target).await?,
             };
             let Some(address) = address else {
                 return Err(rejected(
@@ -389,6 +387,21 @@ fn tolerate<T>(
             Ok(None)
         }
     }
+}
+
+/// The primary SMTP address (lowercase) of the recipient Exchange resolves `identity` to — by
+/// any of its identities: address, proxy address, UPN, alias, name, GUID — or `None`. How a
+/// target mailbox is found when it is not among the listed mailboxes (and how a restore
+/// matches the mailboxes it names to the grants a run removed).
+pub(crate) async fn recipient_address(
+    tenant: Tenant<'_>,
+    identity: &str,
+) -> Result<Option<String>, RemoteError> {
+    Ok(
+        tolerate("Get-Recipient", tenant.exchange.recipient(identity).await)?
+            .map(|r| r.primary_smtp_address.to_ascii_lowercase())
+            .filter(|a| !a.is_empty()),
+    )
 }
 
 /// Whom `value` names in the tenant now, if anyone: a user by SID (`Get-User`) or by address

@@ -13,15 +13,15 @@ use super::{Notify, Tenant};
 use crate::authorize::{authorize, log_refusal};
 use crate::error::StepError;
 use crate::model::{
-    AuditPhase, AuditResult, InvalidRequest, ItemId, ItemStatus, OrgSettings, PlanItem,
-    RemainingGrant, ResolvedUser, RestoreInputs, RestoreOf, RestoreReport, RestoreRequest,
-    RevocationRequest, Run, RunFilter, RunId, RunKind, Verification, VictimMailboxReport,
-    ALREADY_PRESENT, MAX_RUN_PAGE,
+    AuditPhase, AuditResult, FailureCode, InvalidRequest, ItemId, ItemStatus, OrgSettings,
+    PlanItem, RemainingGrant, ResolvedUser, RestoreInputs, RestoreOf, RestoreReport,
+    RestoreRequest, RevocationRequest, Run, RunFailure, RunFilter, RunId, RunKind, Verification,
+    VictimMailboxReport, ALREADY_PRESENT, MAX_RUN_PAGE,
 };
 use crate::ports::{OutgoingMail, Queue, RunStore, ScanFacts};
 use crate::render;
 use crate::restore::{present, put_back, removed_grants};
-use crate::scan::{Census, ScanError};
+use crate::scan::{recipient_address, Census, ScanError};
 use chrono::Utc;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -69,7 +69,10 @@ pub async fn intake_restore(
         });
     let types = asked.permission_types.clone().unwrap_or(removed_scope);
     let mailboxes = asked.target_mailboxes.clone();
+    let victim_mailbox = asked.include_victim_mailbox
+        && (mailboxes.is_empty() || mailboxes.iter().any(|m| names_own_mailbox(&source, m)));
     let mut request = restore_request(source.request.clone(), &asked, types, mailboxes, principal);
+    request.victim_mailbox = victim_mailbox;
     // The note goes on the ticket the original run reported to.
     request.ticket_id = source
         .result
@@ -81,6 +84,8 @@ pub async fn intake_restore(
     run.restore = Some(RestoreOf {
         restored_from: source.run_id.clone(),
         include_revoked: asked.include_revoked,
+        include_victim_mailbox: asked.include_victim_mailbox,
+        asked_types: asked.permission_types.clone(),
         snapshot: None,
     });
     store.create_run(&run).await?;
@@ -89,10 +94,20 @@ pub async fn intake_restore(
     Ok(Accepted { run, created: true })
 }
 
+/// Whether `value` names the restored run's user — their own mailbox, the one the
+/// victim-mailbox section changes — by any identity the run resolved them by.
+fn names_own_mailbox(source: &Run, value: &str) -> bool {
+    match &source.user {
+        Some(user) => user.is_user(value),
+        None => value.eq_ignore_ascii_case(&source.request.user_email),
+    }
+}
+
 /// A restore run's request: `base` (the restored run's, or one naming the mailbox a backup
 /// puts back) as the restore asks — its types and mailboxes, dry run, who and why. A restore
 /// never leaves shared mailboxes out, and reports on its own ticket and mail even when the run
-/// it restores was reported in a digest.
+/// it restores was reported in a digest. It puts nothing back on the user's own mailbox
+/// (`victim_mailbox`) unless the caller decides it should.
 pub(crate) fn restore_request(
     mut base: RevocationRequest,
     asked: &RestoreRequest,
@@ -103,6 +118,7 @@ pub(crate) fn restore_request(
     base.permission_types = Some(types);
     base.target_mailboxes = mailboxes;
     base.remove_from_shared = true;
+    base.victim_mailbox = false;
     base.dry_run = asked.dry_run;
     base.notify = false;
     base.digest = false;
@@ -144,8 +160,8 @@ fn not_restorable(source: &Run, org: &OrgSettings) -> Option<InvalidRequest> {
 }
 
 /// Discovery of a restore run: the grants its source removed, narrowed to the request's types
-/// and mailboxes, stored as the run's items; grants whose user a later run revoked again are
-/// skipped unless the request includes them. Then the batches are queued, as after a scan.
+/// and mailboxes, stored as the run's items; grants a later run of the same user removed again
+/// are skipped unless the request includes them. Then the batches are queued, as after a scan.
 pub(crate) async fn plan(
     store: &dyn RunStore,
     queue: &dyn Queue,
@@ -169,26 +185,31 @@ pub(crate) async fn plan(
             Err(ScanError::Rejected(f)) => return Err(StepError::Permanent(f.message)),
         },
     };
-    let skip = match of.include_revoked {
-        true => None,
+    let later = match of.include_revoked {
+        true => LaterRevocations::default(),
         false => revoked_again(store, &source).await?,
     };
     let types = run.request.permission_types.clone().unwrap_or_default();
-    let mailboxes = &run.request.target_mailboxes;
-    let records = store.audit_records(&source.run_id).await?;
-    let items: Vec<PlanItem> = removed_grants(&records)
+    let removed = removed_grants(&store.audit_records(&source.run_id).await?);
+    let mailboxes = match named_mailboxes(tenant, run, &source, &user, &removed).await? {
+        Ok(mailboxes) => mailboxes,
+        Err(refused) => {
+            warn!(run_id = %run.run_id, reason = %refused.message, "restore refused: a named mailbox matches nothing the run removed");
+            store.fail_run(&run.run_id, &refused).await?;
+            return Ok(());
+        }
+    };
+    let items: Vec<PlanItem> = removed
         .into_iter()
         .filter(|(_, g)| types.contains(&g.right))
-        .filter(|(_, g)| mailboxes.is_empty() || mailboxes.contains(&g.mailbox))
+        .filter(|(_, g)| mailboxes.as_ref().is_none_or(|m| m.contains(&g.mailbox)))
         .map(|(id, grant)| PlanItem {
             id,
-            grant,
-            status: match &skip {
-                Some(reason) => ItemStatus::Skipped {
-                    reason: reason.clone(),
-                },
+            status: match later.why(&grant) {
+                Some(reason) => ItemStatus::Skipped { reason },
                 None => ItemStatus::Pending,
             },
+            grant,
         })
         .collect();
     info!(run_id = %run.run_id, restored_from = %source.run_id, grants = items.len(), "restore planned");
@@ -200,10 +221,69 @@ pub(crate) async fn plan(
     finish_shard(store, queue, run, 0).await
 }
 
-/// Why the grants of `source` are not put back: a later revocation of the same user at the
-/// same company (not a dry run) took their access away again. The user may have been named by
-/// the address the run was asked for or by the UPN it resolved to.
-async fn revoked_again(store: &dyn RunStore, source: &Run) -> Result<Option<String>, StepError> {
+/// The addresses of the mailboxes the restore names (`None`: every mailbox), each matched to
+/// the mailboxes of the grants `source` removed (`removed`) by any identity, as a revocation
+/// resolves its targets: the address the run recorded, else the primary address Exchange
+/// resolves the name to (UPN, proxy address, alias, name, GUID). The user's own mailbox is
+/// named when the restore includes it (`victim_mailbox`). A name that matches nothing the run
+/// removed refuses the whole restore (`Err`, field `mailbox`): a typo must not restore nothing
+/// and call it success.
+async fn named_mailboxes(
+    tenant: Tenant<'_>,
+    run: &Run,
+    source: &Run,
+    user: &ResolvedUser,
+    removed: &[(ItemId, crate::model::Grant)],
+) -> Result<Result<Option<BTreeSet<String>>, RunFailure>, StepError> {
+    let names = &run.request.target_mailboxes;
+    if names.is_empty() {
+        return Ok(Ok(None));
+    }
+    let removed_on: BTreeSet<&str> = removed.iter().map(|(_, g)| g.mailbox.as_str()).collect();
+    let mut found = BTreeSet::new();
+    for name in names {
+        let name = name.trim().to_ascii_lowercase();
+        if removed_on.contains(name.as_str()) {
+            found.insert(name);
+            continue;
+        }
+        let own = user.is_user(&name);
+        if own && run.request.victim_mailbox {
+            continue;
+        }
+        let resolved = recipient_address(tenant, &name).await?;
+        if let Some(address) = resolved
+            .as_ref()
+            .filter(|a| removed_on.contains(a.as_str()))
+        {
+            found.insert(address.clone());
+            continue;
+        }
+        let what = match (&resolved, own) {
+            (_, true) => " (it is the user's own mailbox: what the run changed there comes back only with --include-victim-mailbox / include_victim_mailbox)".to_string(),
+            (Some(address), false) => format!(" (Exchange resolves it to {address})"),
+            (None, false) => " (no recipient of the tenant has that address or name)".to_string(),
+        };
+        let on = match removed_on.is_empty() {
+            true => "none".to_string(),
+            false => removed_on.iter().copied().collect::<Vec<_>>().join(", "),
+        };
+        return Ok(Err(RunFailure::new(
+            FailureCode::MailboxNotFound,
+            Some("mailbox"),
+            format!(
+                "--mailbox (target_mailboxes) '{name}' matches no grant run {} removed{what}; the run removed grants on: {on}. Nothing was restored",
+                source.run_id
+            ),
+        )));
+    }
+    Ok(Ok(Some(found)))
+}
+
+/// The later revocations that took grants of `source` away again: revocations of the same
+/// user at the same company made after it. The user may have been named by the address the
+/// run was asked for or by the UPN it resolved to.
+async fn revoked_again(store: &dyn RunStore, source: &Run) -> Result<LaterRevocations, StepError> {
     let names = [
         Some(source.request.user_email.clone()),
         source.user.as_ref().map(|u| u.upn.clone()),
@@ -219,16 +299,40 @@ async fn revoked_again(store: &dyn RunStore, source: &Run) -> Result<Option<Stri
     .await
 }
 
-/// Why grants of a user (named by any of `names`, case-insensitively) at `company` are not
-/// put back: a revocation of theirs (not a dry run) made after `since`, other than `except`.
+/// The revocations of a user that came after a restore source, each with the grants it
+/// removed (read from its audit trail, as a restore reads what to put back). Only a run that
+/// removed a grant again counts against putting that grant back: a later run refused before
+/// it did anything (a mistyped mailbox), a dry run, or one that removed other grants leaves
+/// the grant restorable.
+#[derive(Debug, Default)]
+pub(crate) struct LaterRevocations(Vec<(Run, BTreeSet<(String, crate::model::PermissionType)>)>);
+
+impl LaterRevocations {
+    /// Why `grant` is not put back: the first later run that removed it again.
+    pub(crate) fn why(&self, grant: &crate::model::Grant) -> Option<String> {
+        let (later, _) = self
+            .0
+            .iter()
+            .find(|(_, removed)| removed.contains(&grant.key()))?;
+        Some(format!(
+            "the user's access was revoked again by run {} on {}; restore with include_revoked (--include-revoked) to put it back anyway",
+            later.run_id,
+            later.created_at.format("%Y-%m-%d %H:%M UTC")
+        ))
+    }
+}
+
+/// The revocations (not dry runs) of a user (named by any of `names`, case-insensitively) at
+/// `company` made after `since`, other than `except`, that removed something, oldest first.
 pub(crate) async fn revoked_after(
     store: &dyn RunStore,
     company: &str,
     names: impl IntoIterator<Item = String>,
     since: chrono::DateTime<Utc>,
     except: Option<&RunId>,
-) -> Result<Option<String>, StepError> {
+) -> Result<LaterRevocations, StepError> {
     let names: BTreeSet<String> = names.into_iter().map(|n| n.to_ascii_lowercase()).collect();
+    let mut runs: BTreeSet<RunId> = BTreeSet::new();
     for user in names {
         let filter = RunFilter {
             user: Some(user),
@@ -236,43 +340,43 @@ pub(crate) async fn revoked_after(
             since: Some(since),
             status: None,
         };
-        if let Some(why) = later_revocation(store, &filter, since, except).await? {
-            return Ok(Some(why));
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .list_runs(&filter, MAX_RUN_PAGE, after.as_deref())
+                .await?;
+            runs.extend(
+                page.runs
+                    .iter()
+                    .filter(|r| {
+                        r.kind == RunKind::Revoke
+                            && !r.dry_run
+                            && Some(&r.run_id) != except
+                            && r.created_at > since
+                    })
+                    .map(|r| r.run_id.clone()),
+            );
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
         }
     }
-    Ok(None)
-}
-
-/// Why grants of the user `filter` names are not put back: a revocation (not a dry run) of
-/// theirs made after `since`, other than `except`.
-async fn later_revocation(
-    store: &dyn RunStore,
-    filter: &RunFilter,
-    since: chrono::DateTime<Utc>,
-    except: Option<&RunId>,
-) -> Result<Option<String>, StepError> {
-    let mut after: Option<String> = None;
-    loop {
-        let page = store
-            .list_runs(filter, MAX_RUN_PAGE, after.as_deref())
-            .await?;
-        if let Some(later) = page.runs.iter().find(|r| {
-            r.kind == RunKind::Revoke
-                && !r.dry_run
-                && Some(&r.run_id) != except
-                && r.created_at > since
-        }) {
-            return Ok(Some(format!(
-                "the user's access was revoked again by run {} on {}; restore with include_revoked (--include-revoked) to put it back anyway",
-                later.run_id,
-                later.created_at.format("%Y-%m-%d %H:%M UTC")
-            )));
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(None),
+    let mut later = Vec::new();
+    for id in runs {
+        let Some(run) = store.get_run(&id).await? else {
+            continue;
+        };
+        let removed: BTreeSet<_> = removed_grants(&store.audit_records(&id).await?)
+            .into_iter()
+            .map(|(_, g)| g.key())
+            .collect();
+        if !removed.is_empty() {
+            later.push((run, removed));
         }
     }
+    later.sort_by_key(|(run, _)| run.created_at);
+    Ok(LaterRevocations(later))
 }
 
 /// Puts one grant back; `Ok(false)` when its call was not sent because the step's time was up
@@ -368,6 +472,7 @@ pub(crate) async fn finish(
     if let Some(section) = victim_mailbox {
         report.add_victim_mailbox(section);
     }
+    report.left_out = left_out(store, run, items).await?;
     deliver_report(store, notify, org, run, &mut report).await?;
     report.finished_at = Utc::now();
     store.finish_restore(&run.run_id, &report).await?;
@@ -378,6 +483,29 @@ pub(crate) async fn finish(
         "restore finished"
     );
     Ok(())
+}
+
+/// What a restore of a run did not put back of what that run removed or changed, and why:
+/// the grants outside its types and mailboxes (counted), then what it left of the victim's
+/// mailbox. A backup restore puts back a snapshot, not a run: nothing to say.
+async fn left_out(
+    store: &dyn RunStore,
+    run: &Run,
+    items: &[PlanItem],
+) -> Result<Vec<String>, StepError> {
+    let Some(of) = run.restore.as_ref().filter(|of| of.snapshot.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let removed = removed_grants(&store.audit_records(&of.restored_from).await?).len();
+    let outside = removed.saturating_sub(items.len());
+    let grants = (outside > 0).then(|| {
+        format!(
+            "{outside} other grant(s) run {} removed not restored: outside --types/--mailbox (permission_types/target_mailboxes)",
+            of.restored_from
+        )
+    });
+    let victim = super::victim_report::left_out(store, run).await?;
+    Ok(grants.into_iter().chain(victim).collect())
 }
 
 impl Told for RestoreReport {

@@ -7,7 +7,7 @@
 use super::discover::{facts_part, finish_shard};
 use super::intake::company_for;
 use super::intake::{queue_discovery, Accepted, IntakeError};
-use super::restore::{restore_request, revoked_after};
+use super::restore::{restore_request, revoked_after, LaterRevocations};
 use super::Tenant;
 use crate::error::StepError;
 use crate::model::{
@@ -66,6 +66,8 @@ pub async fn intake_backup(
     run.restore = Some(RestoreOf {
         restored_from: RunId(snapshot.snapshot_id.clone()),
         include_revoked: asked.restore.include_revoked,
+        include_victim_mailbox: false,
+        asked_types: asked.restore.permission_types.clone(),
         snapshot: Some(SnapshotSource {
             snapshot_id: snapshot.snapshot_id.clone(),
             taken_at: snapshot.taken_at,
@@ -156,8 +158,8 @@ pub(crate) async fn trustees(
 /// Discovery of a backup restore: the snapshot's grants on the mailbox, narrowed to the
 /// request's types, stored as the run's items. Skipped: grants of trustees the snapshot
 /// already showed as gone (an orphaned SID, a name nothing resolved to: there is no one to
-/// give them back to) and, unless the request includes them, of trustees a revocation after
-/// the snapshot took access from.
+/// give them back to) and, unless the request includes them, grants a revocation of their
+/// trustee after the snapshot removed.
 pub(crate) async fn plan(
     store: &dyn RunStore,
     queue: &dyn Queue,
@@ -171,21 +173,23 @@ pub(crate) async fn plan(
         .map(|t| (t.trustee_id.as_str(), t))
         .collect();
     let types = run.request.permission_types.clone().unwrap_or_default();
-    let mut revoked: BTreeMap<&str, Option<String>> = BTreeMap::new();
+    let mut revoked: BTreeMap<&str, LaterRevocations> = BTreeMap::new();
     let mut items = Vec::new();
     for g in grants.iter().filter(|g| types.contains(&g.right)) {
         let Some(t) = by_id.get(g.trustee_id.as_str()) else {
             continue;
         };
+        let grant = g.to_grant(t.name());
         let status = if let Some(reason) = not_restorable(t, g) {
             ItemStatus::Skipped { reason }
         } else {
             let why = match (of.include_revoked, revoked.get(t.trustee_id.as_str())) {
                 (true, _) => None,
-                (false, Some(known)) => known.clone(),
+                (false, Some(known)) => known.why(&grant),
                 (false, None) => {
-                    let why = revoked_since(store, run, src, t).await?;
-                    revoked.insert(&t.trustee_id, why.clone());
+                    let later = revoked_since(store, run, src, t).await?;
+                    let why = later.why(&grant);
+                    revoked.insert(&t.trustee_id, later);
                     why
                 }
             };
@@ -196,7 +200,7 @@ pub(crate) async fn plan(
         };
         items.push(PlanItem {
             id: items.len() as ItemId + 1,
-            grant: g.to_grant(t.name()),
+            grant,
             status,
         });
     }
@@ -236,13 +240,13 @@ fn not_restorable(t: &Trustee, g: &crate::model::IndexedGrant) -> Option<String>
     }
 }
 
-/// A revocation of `t` made after the snapshot (by any name the snapshot knew them by).
+/// The revocations of `t` made after the snapshot (by any name the snapshot knew them by).
 async fn revoked_since(
     store: &dyn RunStore,
     run: &Run,
     src: &SnapshotSource,
     t: &Trustee,
-) -> Result<Option<String>, StepError> {
+) -> Result<LaterRevocations, StepError> {
     let names = [t.upn.clone(), t.address.clone()].into_iter().flatten();
     revoked_after(store, &run.request.company_id, names, src.taken_at, None).await
 }

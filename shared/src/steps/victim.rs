@@ -264,6 +264,36 @@ pub(super) async fn changed_by(
         .collect())
 }
 
+/// Whether a restore run puts `change` back: only when its request includes the victim's
+/// mailbox (`victim_mailbox`, set from `include_victim_mailbox` and `target_mailboxes`), and a
+/// recent delegate only when its type is among the `permission_types` the restore named — a
+/// scoped restore changes nothing outside its scope.
+pub(super) fn in_restore_scope(run: &Run, change: &VictimChange) -> bool {
+    let types = run
+        .restore
+        .as_ref()
+        .and_then(|of| of.asked_types.as_deref());
+    run.request.victim_mailbox
+        && match change {
+            VictimChange::Delegate { grant } => types.is_none_or(|t| t.contains(&grant.right)),
+            _ => true,
+        }
+}
+
+/// What a restore run puts back on the victim's mailbox: what the restored run changed there,
+/// within the restore's scope.
+pub(super) async fn to_put_back(
+    store: &dyn RunStore,
+    run: &Run,
+) -> Result<Vec<(String, VictimChange)>, StepError> {
+    let Some(of) = &run.restore else {
+        return Ok(Vec::new());
+    };
+    let mut changes = changed_by(store, &of.restored_from).await?;
+    changes.retain(|(_, change)| in_restore_scope(run, change));
+    Ok(changes)
+}
+
 async fn put_back(
     store: &dyn RunStore,
     trail: &ChainWriter<'_>,
@@ -271,13 +301,10 @@ async fn put_back(
     tenant: Tenant<'_>,
     run: &Run,
 ) -> Result<(), StepError> {
-    let Some(of) = &run.restore else {
-        return Ok(());
-    };
     if run.request.dry_run || run.cancel_requested {
         return Ok(());
     }
-    for (base, change) in changed_by(store, &of.restored_from).await? {
+    for (base, change) in to_put_back(store, run).await? {
         let id = format!("{base}#restore");
         if done.contains_key(&id) {
             continue;

@@ -3,7 +3,8 @@
 //! restore's [`restore_report`]).
 
 use super::victim::{
-    changed_by, delegate_record, recorded, rule_record, survey_of, ABANDONED, FORWARDING,
+    changed_by, delegate_record, in_restore_scope, recorded, rule_record, survey_of, to_put_back,
+    ABANDONED, FORWARDING,
 };
 use super::Tenant;
 use crate::error::StepError;
@@ -152,16 +153,14 @@ fn would(done: VictimOutcome) -> VictimOutcome {
 }
 
 /// A restore's `"victim_mailbox"` section: what was put back, proven by a re-read. `None`
-/// when the restored run changed nothing on the mailbox.
+/// when it puts nothing back there (the restored run changed nothing on the mailbox, or the
+/// restore leaves it out: see [`left_out`]).
 pub(crate) async fn restore_report(
     store: &dyn RunStore,
     tenant: Tenant<'_>,
     run: &Run,
 ) -> Result<Option<VictimMailboxReport>, StepError> {
-    let Some(of) = &run.restore else {
-        return Ok(None);
-    };
-    let changes = changed_by(store, &of.restored_from).await?;
+    let changes = to_put_back(store, run).await?;
     if changes.is_empty() {
         return Ok(None);
     }
@@ -248,4 +247,42 @@ pub(crate) async fn restore_report(
         }
     }
     Ok(Some(section))
+}
+
+/// What a restore leaves out of what the restored run changed on the victim's mailbox, one
+/// line each for the result's `left_out`: the whole section when the request did not name it
+/// (`include_victim_mailbox`) or scoped the restore to other mailboxes, else the recent
+/// delegates of types outside its `permission_types`.
+pub(crate) async fn left_out(store: &dyn RunStore, run: &Run) -> Result<Vec<String>, StepError> {
+    let Some(of) = run.restore.as_ref().filter(|of| of.snapshot.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let changes = changed_by(store, &of.restored_from).await?;
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !run.request.victim_mailbox {
+        let why = match of.include_victim_mailbox {
+            false => "not asked for (--include-victim-mailbox; include_victim_mailbox in the API)"
+                .to_string(),
+            true => format!(
+                "--mailbox (target_mailboxes) does not name the user's own mailbox ({})",
+                run.request.user_email
+            ),
+        };
+        return Ok(vec![format!("victim mailbox settings not restored: {why}")]);
+    }
+    Ok(changes
+        .iter()
+        .filter(|(_, change)| !in_restore_scope(run, change))
+        .filter_map(|(_, change)| match change {
+            VictimChange::Delegate { grant } => Some(format!(
+                "recent delegate {} on {} ({}) not restored: outside --types (permission_types)",
+                grant.trustee,
+                grant.mailbox,
+                grant.right.report_name()
+            )),
+            _ => None,
+        })
+        .collect())
 }

@@ -89,9 +89,31 @@ async fn a_restore_through_the_handlers_puts_back_what_the_run_removed() {
     let (status, bad) = restore(&env, &run_id, json!({"permission_types": ["mail"]})).await;
     assert_eq!(status, 400);
     assert_eq!(bad["error"]["field"], "permission_types");
+    let (status, bad) = restore(&env, &run_id, json!({"include_victim_mailbox": "yes"})).await;
+    assert_eq!(status, 400);
+    assert_eq!(bad["error"]["field"], "include_victim_mailbox");
     assert_eq!(
         env.run_count().await,
         3,
         "the refused restores created no run"
     );
+
+    // A mailbox the run removed nothing on fails the restore, naming the field, before
+    // anything is put back.
+    let (status, typo) = restore(
+        &env,
+        &run_id,
+        json!({"target_mailboxes": ["ceo@acmecorp.co"]}),
+    )
+    .await;
+    assert_eq!(status, 202, "{typo}");
+    env.pump_steps(1).await;
+    let failed = env.get(typo["run_id"].as_str().unwrap()).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["failure"]["field"], "mailbox", "{failed}");
+    assert!(failed["failure"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ceo@acmecorp.com"));
+    assert!(failed.get("result").is_none_or(Value::is_null), "{failed}");
 }

@@ -45,7 +45,7 @@ async fn aws_a_victim_run_contains_the_mailbox_and_a_restore_puts_it_back() {
         .http(
             "POST",
             &format!("/revocations/{run_id}/restore"),
-            Some(json!({"reason": "false positive"})),
+            Some(json!({"reason": "false positive", "include_victim_mailbox": true})),
             None,
         )
         .await;

@@ -376,3 +376,145 @@ async fn a_restore_notes_the_runs_halo_ticket_and_without_a_psa_says_why_there_i
     assert_eq!(mail.len(), 2, "the run's report and the restore's");
     assert!(mail[1].body.contains("none ("), "{}", mail[1].body);
 }
+
+/// The acme tenant with the CEO's mailbox known by another primary address than its UPN, as a
+/// renamed mailbox is: runs record it by `carol.chen@acmecorp.com`.
+fn acme_with_renamed_ceo() -> serde_json::Value {
+    let mut tenant = fixture("acme-tenant.json");
+    let ceo = tenant["users"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|u| u["upn"] == "ceo@acmecorp.com")
+        .unwrap();
+    ceo["mail"] = json!("carol.chen@acmecorp.com");
+    ceo["proxy_addresses"] = json!(["SMTP:carol.chen@acmecorp.com", "smtp:cc@acmecorp.com"]);
+    tenant
+}
+
+#[tokio::test]
+async fn a_restore_finds_a_mailbox_by_any_of_its_names_and_refuses_one_the_run_removed_nothing_on()
+{
+    let h = Harness::start(acme_with_renamed_ceo(), fast_http(10)).await;
+    let user = "john.smith@acmecorp.com";
+    let run = h
+        .run(json!({"user_email": user, "company_id": "acme"}))
+        .await;
+    let on_ceo = |h: &Harness| {
+        h.snapshot()
+            .direct_grants_of(user)
+            .into_iter()
+            .filter(|(m, _)| m == "carol.chen@acmecorp.com" || m == "ceo@acmecorp.com")
+            .count()
+    };
+    assert_eq!(on_ceo(&h), 0);
+    let removed_on_ceo = run
+        .result
+        .as_ref()
+        .unwrap()
+        .permissions_removed
+        .full_access
+        .iter()
+        .filter(|e| e.mailbox == "carol.chen@acmecorp.com")
+        .count();
+    assert_eq!(removed_on_ceo, 1, "the run recorded the primary address");
+
+    // A typo: refused with the field and what the run did remove on; nothing put back.
+    let before = h.snapshot().mailboxes;
+    let typo = h
+        .restore(
+            &run.run_id,
+            json!({"target_mailboxes": ["ceo@acmecorp.co"]}),
+        )
+        .await;
+    assert_eq!(typo.status, RunStatus::Failed);
+    assert!(typo.restore_result.is_none());
+    let failure = typo.failure.as_ref().expect("a refusal");
+    assert_eq!(failure.field.as_deref(), Some("mailbox"));
+    assert!(failure.code.is_bad_input());
+    for named in [
+        "ceo@acmecorp.co",
+        "carol.chen@acmecorp.com",
+        "info@acmecorp.com",
+    ] {
+        assert!(failure.message.contains(named), "{}", failure.message);
+    }
+    assert_eq!(h.snapshot().mailboxes, before, "nothing was restored");
+
+    // Named by its UPN, by a proxy address: the grants on it come back, and only those.
+    for name in ["CEO@acmecorp.com", "cc@acmecorp.com"] {
+        let restore = h
+            .restore(&run.run_id, json!({"target_mailboxes": [name]}))
+            .await;
+        let r = restored(&restore);
+        assert!(r.success, "{name}: {r:#?}");
+        assert!(!r.restored.is_empty(), "{name}: {r:#?}");
+        assert!(r
+            .restored
+            .iter()
+            .all(|e| e.mailbox == "carol.chen@acmecorp.com"));
+        assert_eq!(on_ceo(&h), r.restored.len(), "{name}");
+        assert!(r.left_out[0].contains("other grant(s)"), "{r:#?}");
+    }
+}
+
+#[tokio::test]
+async fn a_later_run_that_removed_nothing_or_was_a_dry_run_does_not_block_the_restore() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let initial = h.snapshot();
+    let user = "john.smith@acmecorp.com";
+    let first = h
+        .run(json!({"user_email": user, "company_id": "acme"}))
+        .await;
+    // Later: a run refused for a mistyped mailbox, and a dry run.
+    let refused = h
+        .run(json!({"user_email": user, "company_id": "acme", "target_mailboxes": ["ceo@acmecorp.co"]}))
+        .await;
+    assert_eq!(refused.status, RunStatus::Failed);
+    let dry = h
+        .run(json!({"user_email": user, "company_id": "acme", "dry_run": true}))
+        .await;
+    assert!(dry.result.as_ref().unwrap().success);
+
+    let restore = h.restore(&first.run_id, json!({})).await;
+    let r = restored(&restore);
+    assert!(r.success && r.skipped.is_empty(), "{r:#?}");
+    assert_eq!(r.restored.len(), restored_count(&first));
+    assert_eq!(
+        h.snapshot().mailboxes,
+        initial.mailboxes,
+        "every grant is back"
+    );
+}
+
+#[tokio::test]
+async fn only_the_grants_a_later_run_removed_again_are_skipped() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let user = "john.smith@acmecorp.com";
+    let first = h
+        .run(json!({"user_email": user, "company_id": "acme"}))
+        .await;
+    assert!(restored(&h.restore(&first.run_id, json!({})).await).success);
+    // Later, only the CEO's mailbox is taken away again.
+    let second = h
+        .run(json!({"user_email": user, "company_id": "acme", "target_mailboxes": ["ceo@acmecorp.com"]}))
+        .await;
+    let again = restored_count(&second);
+    assert!(again > 0);
+    let left = h.snapshot().direct_grants_of(user);
+
+    let restore = h.restore(&first.run_id, json!({})).await;
+    let r = restored(&restore);
+    assert_eq!(r.skipped.len(), again, "{r:#?}");
+    assert!(r
+        .skipped
+        .iter()
+        .all(|s| s.mailbox == "ceo@acmecorp.com" && s.reason.contains(&second.run_id.to_string())));
+    assert_eq!(r.restored.len(), restored_count(&first) - again, "{r:#?}");
+    assert!(r.restored.iter().all(|e| e.mailbox != "ceo@acmecorp.com"));
+    assert_eq!(
+        h.snapshot().direct_grants_of(user),
+        left,
+        "the CEO's mailbox stays revoked"
+    );
+}

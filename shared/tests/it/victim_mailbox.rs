@@ -166,9 +166,13 @@ async fn a_victim_run_clears_forwarding_disables_exactly_the_offending_rules_and
                 .contains("Inbox rule 'Invoices' disabled")
     );
 
-    // Restore: forwarding and both rules back, the tenant exactly as the fixture made it.
+    // Restore, naming the victim's mailbox: forwarding and both rules back, the tenant exactly
+    // as the fixture made it.
     let first = h
-        .restore(&run.run_id, json!({"reason": "false positive"}))
+        .restore(
+            &run.run_id,
+            json!({"reason": "false positive", "include_victim_mailbox": true}),
+        )
         .await;
     let back = restored(&first);
     assert!(back.success, "{back:#?}");
@@ -184,8 +188,12 @@ async fn a_victim_run_clears_forwarding_disables_exactly_the_offending_rules_and
     assert_eq!(v.inbox_rules.len(), 2);
     assert_eq!(h.snapshot().mailboxes, initial.mailboxes);
 
+    assert!(back.left_out.is_empty(), "{back:#?}");
+
     // Again: everything is there already.
-    let second = h.restore(&run.run_id, json!({})).await;
+    let second = h
+        .restore(&run.run_id, json!({"include_victim_mailbox": true}))
+        .await;
     let again = restored(&second);
     assert!(again.success, "{again:#?}");
     let v = again.victim_mailbox.as_ref().unwrap();
@@ -198,6 +206,99 @@ async fn a_victim_run_clears_forwarding_disables_exactly_the_offending_rules_and
         .iter()
         .all(|r| r.status == VictimOutcome::AlreadyPresent));
     assert_eq!(h.snapshot().mailboxes, initial.mailboxes);
+}
+
+#[tokio::test]
+async fn a_scoped_restore_leaves_the_attackers_forwarding_and_rules_off_and_says_so_until_the_victim_mailbox_is_named(
+) {
+    let h = Harness::start(fixture("victim-tenant.json"), fast_http(10)).await;
+    let initial = h.snapshot();
+    let run = h.run(request(true)).await;
+    assert!(report(&run).success);
+    let contained = johns(&h);
+    let full_access_on_ceo = |h: &Harness| {
+        h.snapshot().direct_grants_of(JOHN).contains(&(
+            "ceo@acmecorp.com".into(),
+            revoke365_sim::snapshot::FULL_ACCESS,
+        ))
+    };
+    assert!(!full_access_on_ceo(&h));
+
+    // Scoped to one grant: that grant comes back, the attacker's set-up does not.
+    let scoped = h
+        .restore(
+            &run.run_id,
+            json!({"permission_types": ["full_access"], "target_mailboxes": ["ceo@acmecorp.com"]}),
+        )
+        .await;
+    let r = restored(&scoped);
+    assert!(r.success, "{r:#?}");
+    assert_eq!(r.restored.len(), 1, "{r:#?}");
+    assert!(full_access_on_ceo(&h));
+    let john = johns(&h);
+    assert!(john.forwarding.is_empty(), "{:?}", john.forwarding);
+    assert_eq!(rule_states(&john), rule_states(&contained));
+    assert_eq!(r.victim_mailbox, None);
+    let not_asked = "victim mailbox settings not restored: not asked for (--include-victim-mailbox";
+    assert!(
+        r.left_out.iter().any(|l| l.starts_with(not_asked)),
+        "{r:#?}"
+    );
+    assert!(
+        r.left_out.iter().any(|l| l.starts_with("7 other grant(s)")),
+        "{r:#?}"
+    );
+    let json = serde_json::to_value(r).unwrap();
+    assert!(json["left_out"][1].as_str().unwrap().starts_with(not_asked));
+    // The ticket note and the email say what was left out.
+    let state = h.snapshot();
+    let notes = &state.ticket("48213").unwrap().notes;
+    let note = &notes.last().unwrap().text;
+    assert!(note.contains(&scoped.run_id.to_string()), "{note}");
+    assert!(
+        note.contains("Not restored:") && note.contains(not_asked),
+        "{note}"
+    );
+    let mail = state.sent_mail.last().unwrap();
+    assert!(mail.body.contains(&scoped.run_id.to_string()) && mail.body.contains(not_asked));
+
+    // Named, but --mailbox scopes the restore to another mailbox: still left out.
+    let elsewhere = h
+        .restore(
+            &run.run_id,
+            json!({"include_victim_mailbox": true, "target_mailboxes": ["ceo@acmecorp.com"]}),
+        )
+        .await;
+    let r = restored(&elsewhere);
+    assert!(r.success, "{r:#?}");
+    assert!(johns(&h).forwarding.is_empty());
+    assert_eq!(rule_states(&johns(&h)), rule_states(&contained));
+    assert!(
+        r.left_out
+            .iter()
+            .any(|l| l.contains("does not name the user's own mailbox")),
+        "{r:#?}"
+    );
+
+    // Named, and its mailbox in scope: forwarding and rules back, nothing else left out.
+    let named = h
+        .restore(
+            &run.run_id,
+            json!({"include_victim_mailbox": true, "target_mailboxes": [JOHN]}),
+        )
+        .await;
+    let r = restored(&named);
+    assert!(r.success, "{r:#?}");
+    assert!(
+        r.restored.is_empty(),
+        "no grant of the run is on John's own mailbox"
+    );
+    let v = r.victim_mailbox.as_ref().expect("victim section");
+    assert_eq!(
+        v.forwarding.as_ref().unwrap().status,
+        VictimOutcome::Restored
+    );
+    assert_eq!(Some(&johns(&h)), initial.mailbox(JOHN));
 }
 
 #[tokio::test]
@@ -321,8 +422,38 @@ async fn with_an_old_snapshot_a_recent_delegate_is_removed_when_asked_and_restor
         "not counted"
     );
 
+    // Named, but scoped to another type: the calendar delegate stays removed, and is named.
+    let scoped = engine
+        .restore_watched(
+            None,
+            &run.run_id,
+            &json!({"include_victim_mailbox": true, "permission_types": ["full_access"]}),
+            None,
+            |_| {},
+        )
+        .await
+        .expect("restore accepted");
+    let r = restored(&scoped);
+    assert!(r.success, "{r:#?}");
+    assert!(
+        johns(&h).calendar.is_empty(),
+        "the delegate is not put back"
+    );
+    assert!(
+        r.left_out.iter().any(|l| l.starts_with(
+            "recent delegate jane.doe@acmecorp.com on john.smith@acmecorp.com (CalendarDelegate) not restored: outside --types"
+        )),
+        "{r:#?}"
+    );
+
     let back = engine
-        .restore_watched(None, &run.run_id, &json!({}), None, |_| {})
+        .restore_watched(
+            None,
+            &run.run_id,
+            &json!({"include_victim_mailbox": true}),
+            None,
+            |_| {},
+        )
         .await
         .expect("restore accepted");
     assert!(restored(&back).success, "{:#?}", restored(&back));
