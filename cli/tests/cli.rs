@@ -294,6 +294,8 @@ fn the_table_says_when_only_part_of_the_access_was_checked() {
 
 const SECRET: &str = "cli-test-secret";
 const CW_KEY: &str = "cli-test-cw-key";
+/// The acme fixture's tenant (a tenant id is a GUID).
+const ACME_TENANT_ID: &str = "3f6d2c1a-8b4e-4f7a-9c2d-1e5b7a9c0d4f";
 
 fn secrets_env() -> Vec<(String, String)> {
     [
@@ -418,7 +420,7 @@ async fn config_file_runs_against_a_separately_started_simulator() {
 fn config_problems_exit_2_and_name_what_is_missing() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("c.toml");
-    std::fs::write(&config, config_toml("", "t")).unwrap();
+    std::fs::write(&config, config_toml("", ACME_TENANT_ID)).unwrap();
     let args = [
         "run",
         "--config",
@@ -445,7 +447,7 @@ fn config_problems_exit_2_and_name_what_is_missing() {
     }
 
     // Identifiers that are not secrets may be in the config: only the secrets are then missing.
-    let with_ids = config_toml("", "t").replace(
+    let with_ids = config_toml("", ACME_TENANT_ID).replace(
         "kind = \"connectwise\"",
         "kind = \"connectwise\"\ncompany = \"msp\"\npublic_key = \"pub\"\nclient_id = \"11111111-2222-3333-4444-555555555555\"",
     );
@@ -597,7 +599,7 @@ async fn the_readme_config_loads_as_printed_and_dry_runs_against_the_simulator()
     // A data_dir written after [[company]] (where TOML puts it in that table) is explained.
     std::fs::write(
         &config,
-        format!("{}\naudit_dir = \"./x\"\n", config_toml("", "t")),
+        format!("{}\naudit_dir = \"./x\"\n", config_toml("", ACME_TENANT_ID)),
     )
     .unwrap();
     let out = revoke365(
@@ -635,7 +637,7 @@ fn an_unreachable_endpoint_is_named_within_seconds() {
         &config,
         config_toml(
             "[urls]\nlogin = \"http://127.0.0.1:9\"\ngraph = \"http://127.0.0.1:9\"\nexo = \"http://127.0.0.1:9\"\npsa = \"http://127.0.0.1:9\"\n",
-            "t",
+            ACME_TENANT_ID,
         ),
     )
     .unwrap();
@@ -1778,7 +1780,7 @@ client_id = "app"
 [[company]]
 company_id = "acme"
 company_name = "Acme Corp"
-tenant_id = "t"
+tenant_id = "{ACME_TENANT_ID}"
 psa_kind = "{kind}"
 psa_company = "Acme Corp"
 m365_permission_ticket_board = "Service Desk"
