@@ -624,6 +624,26 @@ mod tests {
         assert!(misspelt.contains("min_severty"), "{misspelt}");
     }
 
+    /// The sandbox reads a fixture's company without `validate` (its tenant id is the
+    /// simulator's): each one still holds to what a config's company must be.
+    #[test]
+    fn every_fixture_company_passes_the_config_rules() {
+        let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(events).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.to_string_lossy().ends_with("-tenant.json") {
+                continue;
+            }
+            let fixture = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let org = OrgSettings::from_fixture(&fixture).unwrap();
+            org.validate()
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            checked += 1;
+        }
+        assert!(checked >= 9, "{checked} fixtures");
+    }
+
     #[test]
     fn kinds_are_named_in_snake_case() {
         let kinds: Vec<PsaKind> =
