@@ -209,7 +209,12 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "ID", requires = "as_of")]
     pub company_id: Option<String>,
     /// The ticket a backup restore's note goes on (default: the PSA opens one).
-    #[arg(long, value_name = "ID", requires = "as_of")]
+    #[arg(
+        long = "ticket",
+        alias = "ticket-id",
+        value_name = "ID",
+        requires = "as_of"
+    )]
     pub ticket_id: Option<String>,
     /// Only these permission types: full_access, send_as, send_on_behalf, calendar.
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
@@ -227,8 +232,12 @@ pub struct RestoreArgs {
     /// forwarding, the inbox rules it disabled, recent delegates it removed); never implied.
     #[arg(long, conflicts_with = "as_of")]
     pub include_victim_mailbox: bool,
+    /// Who asked (a name or an address), recorded with the run and shown in the result, the
+    /// ticket note and the email; an address in the sender's domain or the company's
+    /// report_domains also gets the report.
     #[arg(long, value_name = "WHO")]
     pub requested_by: Option<String>,
+    /// Why (e.g. the offboarding case), recorded with the request like --requested-by.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
     /// TOML config for a real tenant (default: the one the run was started with).
@@ -308,9 +317,14 @@ pub struct AuditVerifyArgs {
     /// The run whose audit trail is checked.
     #[arg(value_name = "RUN_ID")]
     pub run_id: String,
-    /// Where the run's audit files are.
-    #[arg(long, value_name = "DIR", default_value = "./revoke365-audit")]
-    pub audit_dir: PathBuf,
+    /// The data directory holding the run's audit files.
+    #[arg(
+        long = "data-dir",
+        visible_alias = "audit-dir",
+        value_name = "DIR",
+        default_value = "./revoke365-audit"
+    )]
+    pub data_dir: PathBuf,
     #[arg(long, value_enum, default_value = "json")]
     pub format: Format,
 }
@@ -322,7 +336,7 @@ pub struct CheckArgs {
     pub company_id: String,
     /// A PSA ticket that must belong to this company; without it the company itself is looked
     /// up in the PSA (a new ticket would be created for it).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, alias = "ticket-id", value_name = "ID")]
     pub ticket: Option<String>,
     /// Also send a test email from the notification sender to the recipients.
     #[arg(long)]
@@ -383,7 +397,7 @@ pub struct ReviewArgs {
     #[arg(long, conflicts_with = "revoke")]
     pub notify: bool,
     /// The ticket the digest goes on (default: the day's digest ticket, made once).
-    #[arg(long, value_name = "T")]
+    #[arg(long, alias = "ticket-id", value_name = "T")]
     pub ticket: Option<String>,
     /// Who asked (an address gets the digest by email when its domain may receive reports).
     #[arg(long, value_name = "R")]
@@ -438,7 +452,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub keep_shared: bool,
     /// Existing PSA ticket to update; without it a ticket is created.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, alias = "ticket-id", value_name = "ID")]
     pub ticket: Option<String>,
     /// Discover and report what would be removed; change nothing.
     #[arg(long)]
@@ -453,8 +467,12 @@ pub struct RunArgs {
     /// With --victim-mailbox: remove the recent delegates on it too.
     #[arg(long, requires = "victim_mailbox")]
     pub remove_recent_delegates: bool,
+    /// Who asked (a name or an address), recorded with the run and shown in the result, the
+    /// ticket note and the email; an address in the sender's domain or the company's
+    /// report_domains also gets the report.
     #[arg(long, value_name = "WHO")]
     pub requested_by: Option<String>,
+    /// Why (e.g. the offboarding case), recorded with the request like --requested-by.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
     /// TOML config for a real tenant.

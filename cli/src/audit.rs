@@ -10,13 +10,13 @@ use revoke365::model::{check_audit, AuditCheck, AuditStatus, RunId};
 
 pub fn verify(args: &AuditVerifyArgs) -> Result<u8, CliError> {
     let run_id = run_id(&args.run_id)?;
-    let path = args.audit_dir.join(format!("{run_id}.audit.jsonl"));
+    let path = args.data_dir.join(format!("{run_id}.audit.jsonl"));
     if !path.is_file() {
         return Err(CliError::config(
             "run_id",
             format!(
                 "no audit trail of run {run_id} in {}",
-                args.audit_dir.display()
+                args.data_dir.display()
             ),
         ));
     }
@@ -28,7 +28,7 @@ pub fn verify(args: &AuditVerifyArgs) -> Result<u8, CliError> {
     };
     let records = read_audit_file(&path).map_err(unreadable)?;
     let manifest =
-        read_audit_manifest(&audit_manifest_path(&args.audit_dir, &run_id)).map_err(unreadable)?;
+        read_audit_manifest(&audit_manifest_path(&args.data_dir, &run_id)).map_err(unreadable)?;
     let check = check_audit(&run_id, &records, manifest.as_ref());
     match args.format {
         Format::Json => println!(

@@ -3,7 +3,9 @@
 //! exit 0 when every check is ok, 2 when one is not.
 
 use crate::args::{CheckArgs, Format};
-use crate::{company, config, http_core, sandbox, CliError, EXIT_BAD_INPUT, EXIT_SUCCESS};
+use crate::{
+    company, config, http_core, reachable, sandbox, CliError, EXIT_BAD_INPUT, EXIT_SUCCESS,
+};
 use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
 use revoke365::config::Recheck;
 use revoke365::model::{InvalidRequest, OrgSettings};
@@ -15,6 +17,9 @@ pub async fn check(args: CheckArgs) -> Result<u8, CliError> {
     let (orgs, connector, _sandbox) = match (&args.config, &args.sandbox) {
         (Some(path), _) => {
             let s = config::load(path)?;
+            // As before a run: a URL nobody answers at is named in seconds, not after the
+            // HTTP client's retries.
+            reachable::check(&s.urls, &s.psa).await?;
             let connector = HttpConnector {
                 core: http_core(None, s.http)?,
                 urls: s.urls,

@@ -27,7 +27,7 @@ enum HistoryStore {
 impl HistoryStore {
     async fn open(args: &StoreArgs) -> Result<HistoryStore, CliError> {
         if args.aws {
-            return Ok(HistoryStore::Aws(aws_tables::connect().await));
+            return Ok(HistoryStore::Aws(aws_tables::connect().await?));
         }
         let (orgs, config_dir) = match &args.config {
             Some(path) => {

@@ -83,12 +83,16 @@ impl From<InvalidRequest> for CliError {
 }
 
 fn main() -> ExitCode {
+    die_quietly_on_closed_pipes();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(log_colours())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("REVOKE365_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                // The SDK's credential chain warns with whole debug structs for each provider
+                // it tries; `--aws` says in one line what is missing instead.
+                .unwrap_or_else(|_| "warn,aws_config=error".into()),
         )
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -125,6 +129,25 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit)
         }
     }
+}
+
+/// `revoke365 runs | head -1`: once the reader is gone, the process ends as Unix tools do
+/// (SIGPIPE) instead of panicking on the next print. Rust ignores SIGPIPE by default; sockets
+/// are unaffected (they send with MSG_NOSIGNAL), and a run cut off this way resumes like a
+/// killed one.
+fn die_quietly_on_closed_pipes() {
+    // SAFETY: setting a signal's disposition to the default, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Log lines are coloured only for a person at a terminal: files and cron mail get plain
+/// text, and `NO_COLOR` (https://no-color.org) turns colour off everywhere.
+fn log_colours() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stderr().is_terminal() && !no_color
 }
 
 /// Where a run was started from, remembered in the store so that `resume` finds it again.
@@ -594,11 +617,42 @@ fn sandbox_artifacts(target: &Target, run_id: &str, ticket_id: Option<&str>) {
     }
 }
 
-/// The OS user running the CLI (`USER`, or `USERNAME` on Windows).
+/// The OS account running the CLI, from the account database: `$USER` may be unset (cron,
+/// `env -i`, containers) or set to anyone, and this name is what `allowed_principals` and the
+/// audit trust. An account the database does not know is named by its uid.
 pub(crate) fn os_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+    // SAFETY: getuid cannot fail; getpwuid_r writes only into `entry` and `buf`, which
+    // outlive the call, and `found` points into them when set.
+    unsafe {
+        let uid = libc::getuid();
+        let mut entry: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(uid, &mut entry, buf.as_mut_ptr(), buf.len(), &mut found);
+        if rc == 0 && !found.is_null() && !entry.pw_name.is_null() {
+            let name = std::ffi::CStr::from_ptr(entry.pw_name).to_string_lossy();
+            if !name.is_empty() {
+                return name.into_owned();
+            }
+        }
+        uid.to_string()
+    }
+}
+
+/// Writes a file only its owner may read (0600), like the audit trail beside it: the note and
+/// the email name people and mailboxes.
+pub(crate) fn write_owner_only(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // The mode above applies to a new file only; one written before keeps its own.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(contents.as_bytes())
 }
 
 fn print_report(report: &revoke365::model::Report, format: Format) {

@@ -26,7 +26,7 @@ fn unavailable(what: String, e: impl std::fmt::Display) -> CliError {
 async fn put(args: &OrgPutArgs) -> Result<u8, CliError> {
     let orgs = org_file::read(&args.file)?;
     if args.aws {
-        let tables = aws_tables::connect().await;
+        let tables = aws_tables::connect().await?;
         tables
             .orgs
             .put(&orgs)
@@ -81,7 +81,7 @@ async fn list(args: &OrgSourceArgs) -> Result<u8, CliError> {
 async fn read(source: &OrgSourceArgs) -> Result<Vec<OrgSettings>, CliError> {
     match (&source.config, source.aws) {
         (_, true) => {
-            let tables = aws_tables::connect().await;
+            let tables = aws_tables::connect().await?;
             tables
                 .orgs
                 .list()

@@ -141,7 +141,7 @@ outcome_id = 7
 [[company]]
 company_id = "acme"
 company_name = "Acme Corp"
-tenant_id = "t1"
+tenant_id = "11111111-1111-1111-1111-111111111111"
 psa_company = "Acme Corp"
 m365_permission_ticket_board = "Service Desk"
 notification_sender = "it@acme.example"
@@ -149,7 +149,7 @@ notification_sender = "it@acme.example"
 [[company]]
 company_id = "initech"
 company_name = "Initech"
-tenant_id = "t2"
+tenant_id = "22222222-2222-2222-2222-222222222222"
 psa_kind = "none"
 m365_permission_ticket_board = "-"
 notification_sender = "it@initech.example"

@@ -194,7 +194,7 @@ impl Sandbox {
                 .cloned()
         }) {
             let path = dir.join(format!("{run_id}.psa-note.txt"));
-            std::fs::write(&path, note["text"].as_str().unwrap_or_default())?;
+            crate::write_owner_only(&path, note["text"].as_str().unwrap_or_default())?;
             written.push(("PSA note".to_string(), path));
         }
         if let Some(mail) = state["sent_mail"]
@@ -202,7 +202,7 @@ impl Sandbox {
             .and_then(|m| m.iter().rfind(|m| of_this_run(&m["body"])).cloned())
         {
             let path = dir.join(format!("{run_id}.email.html"));
-            std::fs::write(&path, mail["body"].as_str().unwrap_or_default())?;
+            crate::write_owner_only(&path, mail["body"].as_str().unwrap_or_default())?;
             written.push(("email".to_string(), path));
         }
         Ok(written)

@@ -2,7 +2,7 @@
 
 mod kit;
 
-use kit::{events, revoke365, stderr_error, stdout_json};
+use kit::{assert_refused, events, revoke365, revoke365_env_only, stderr_error, stdout_json, JOHN};
 use revoke365::model::Report;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -147,7 +147,38 @@ fn sandbox_run_prints_the_result_and_where_to_read_the_audit_note_and_email() {
         let text =
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(text.contains("ceo@acmecorp.com"), "{label}");
+        // Each names people and mailboxes: its owner's only, as the audit trail is.
+        let mode = std::os::unix::fs::PermissionsExt::mode(&path.metadata().unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "{label}{}", path.display());
     }
+}
+
+/// `revoke365 runs | head -1`: the reader is gone before the answer is written; the CLI ends
+/// as Unix tools do (SIGPIPE, or exit 0), never with a panic.
+#[test]
+fn a_reader_that_leaves_early_ends_the_output_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let done = kit::acme_run(&data, JOHN, &["--dry-run"]);
+    assert_eq!(done.status.code(), Some(0));
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_revoke365"))
+        .args(["runs", "--data-dir", data.to_str().unwrap()])
+        .current_dir(tmp.path())
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+    const SIGPIPE: i32 = 13;
+    assert!(
+        out.status.success() || out.status.signal() == Some(SIGPIPE),
+        "{:?}: {stderr}",
+        out.status
+    );
 }
 
 #[test]
@@ -294,6 +325,8 @@ fn the_table_says_when_only_part_of_the_access_was_checked() {
 
 const SECRET: &str = "cli-test-secret";
 const CW_KEY: &str = "cli-test-cw-key";
+/// The acme fixture's tenant (a tenant id is a GUID).
+const ACME_TENANT_ID: &str = "3f6d2c1a-8b4e-4f7a-9c2d-1e5b7a9c0d4f";
 
 fn secrets_env() -> Vec<(String, String)> {
     [
@@ -418,7 +451,7 @@ async fn config_file_runs_against_a_separately_started_simulator() {
 fn config_problems_exit_2_and_name_what_is_missing() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("c.toml");
-    std::fs::write(&config, config_toml("", "t")).unwrap();
+    std::fs::write(&config, config_toml("", ACME_TENANT_ID)).unwrap();
     let args = [
         "run",
         "--config",
@@ -445,7 +478,7 @@ fn config_problems_exit_2_and_name_what_is_missing() {
     }
 
     // Identifiers that are not secrets may be in the config: only the secrets are then missing.
-    let with_ids = config_toml("", "t").replace(
+    let with_ids = config_toml("", ACME_TENANT_ID).replace(
         "kind = \"connectwise\"",
         "kind = \"connectwise\"\ncompany = \"msp\"\npublic_key = \"pub\"\nclient_id = \"11111111-2222-3333-4444-555555555555\"",
     );
@@ -597,7 +630,7 @@ async fn the_readme_config_loads_as_printed_and_dry_runs_against_the_simulator()
     // A data_dir written after [[company]] (where TOML puts it in that table) is explained.
     std::fs::write(
         &config,
-        format!("{}\naudit_dir = \"./x\"\n", config_toml("", "t")),
+        format!("{}\naudit_dir = \"./x\"\n", config_toml("", ACME_TENANT_ID)),
     )
     .unwrap();
     let out = revoke365(
@@ -635,7 +668,7 @@ fn an_unreachable_endpoint_is_named_within_seconds() {
         &config,
         config_toml(
             "[urls]\nlogin = \"http://127.0.0.1:9\"\ngraph = \"http://127.0.0.1:9\"\nexo = \"http://127.0.0.1:9\"\npsa = \"http://127.0.0.1:9\"\n",
-            "t",
+            ACME_TENANT_ID,
         ),
     )
     .unwrap();
@@ -675,6 +708,55 @@ fn an_unreachable_endpoint_is_named_within_seconds() {
         "{err}"
     );
     assert!(took < std::time::Duration::from_secs(8), "took {took:?}");
+}
+
+/// `check` probes the endpoints as `run` does: a closed port is named `unreachable` at once,
+/// not after the HTTP client's retries.
+#[test]
+fn check_names_an_unreachable_endpoint_within_seconds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{closed}");
+    let config = tmp.path().join("c.toml");
+    std::fs::write(
+        &config,
+        config_toml(
+            &format!(
+                "[urls]\nlogin = \"{url}\"\ngraph = \"{url}\"\nexo = \"{url}\"\npsa = \"{url}\"\n"
+            ),
+            ACME_TENANT_ID,
+        ),
+    )
+    .unwrap();
+    let owned = secrets_env();
+    let env: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let started = std::time::Instant::now();
+    let out = revoke365(
+        &[
+            "check",
+            "--config",
+            config.to_str().unwrap(),
+            "--company-id",
+            "acme",
+        ],
+        &env,
+        tmp.path(),
+    );
+    assert_refused(&out, "urls.login");
+    let err = stderr_error(&out);
+    assert_eq!(err["error"]["code"], "unreachable", "{err}");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains(&url),
+        "{err}"
+    );
+    // A safety net only: the probe answers in about a second on loopback.
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
 }
 
 /// The acme tenant with every simulated request slowed down, so that a run can be stopped
@@ -1383,46 +1465,60 @@ fn run_with_another_companys_ticket_exits_2_naming_the_ticket() {
     );
 }
 
+/// The account running the CLI, as the system knows it.
+fn os_account() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The principal is the OS account: `$USER` can neither pass for another user nor, unset
+/// (cron, `env -i`), leave the run without one.
 #[test]
-fn an_os_user_not_allowed_for_the_company_exits_2_and_creates_nothing() {
+fn the_os_account_is_the_principal_and_one_not_allowed_exits_2_and_creates_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let audit = tmp.path().join("audit");
-    let mut fixture: Value =
-        serde_json::from_str(&std::fs::read_to_string(events("acme-tenant.json")).unwrap())
-            .unwrap();
-    fixture["organization"]["allowed_principals"] = serde_json::json!(["os-user:jane"]);
-    let acme = tmp.path().join("acme-allow-list.json");
-    std::fs::write(&acme, fixture.to_string()).unwrap();
-    let args = [
-        "run",
-        "--sandbox",
-        acme.to_str().unwrap(),
-        "--audit-dir",
-        audit.to_str().unwrap(),
-        "--company-id",
-        "acme",
-        "--user",
-        "john.smith@acmecorp.com",
-        "--dry-run",
-        "--format",
-        "json",
-    ];
-    let out = revoke365(&args, &[("USER", "mallory")], tmp.path());
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let account = os_account();
+    let allowing = |name: &str, principal: &str| {
+        acme_variant(tmp.path(), name, |fx| {
+            fx["organization"]["allowed_principals"] = json!([principal]);
+        })
+    };
+    let run = |fixture: &Path, env: &[(&str, &str)], only_env: bool| {
+        let args = [
+            "run",
+            "--sandbox",
+            fixture.to_str().unwrap(),
+            "--audit-dir",
+            audit.to_str().unwrap(),
+            "--company-id",
+            "acme",
+            "--user",
+            JOHN,
+            "--dry-run",
+        ];
+        if only_env {
+            revoke365_env_only(&args, env, tmp.path())
+        } else {
+            revoke365(&args, env, tmp.path())
+        }
+    };
+
+    let jane_only = allowing("jane-only.json", "os-user:jane");
+    let out = run(&jane_only, &[("USER", "jane"), ("LOGNAME", "jane")], false);
+    assert_refused(&out, "company_id");
     let err = stderr_error(&out);
     assert_eq!(err["error"]["code"], "forbidden");
-    assert!(err["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("os-user:mallory"));
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("os-user:{account}")),
+        "{err}"
+    );
     assert_eq!(files_in(&audit), 0, "no run was created");
 
-    let out = revoke365(&args, &[("USER", "jane")], tmp.path());
+    let own = allowing("own.json", &format!("os-user:{account}"));
+    let out = run(&own, &[], true);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -1431,9 +1527,42 @@ fn an_os_user_not_allowed_for_the_company_exits_2_and_creates_nothing() {
     );
     let report: Report = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        report.request_context.requested_by_principal.as_deref(),
-        Some("os-user:jane")
+        report.request_context.requested_by_principal,
+        Some(format!("os-user:{account}"))
     );
+}
+
+/// Log lines go to files and cron mail as plain text: no colour codes off a terminal.
+#[test]
+fn a_warning_off_a_terminal_carries_no_colour_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nobody = acme_variant(tmp.path(), "nobody.json", |fx| {
+        fx["organization"]["allowed_principals"] = json!(["os-user:nobody-here"]);
+    });
+    let out = revoke365(
+        &[
+            "run",
+            "--sandbox",
+            nobody.to_str().unwrap(),
+            "--data-dir",
+            tmp.path().join("data").to_str().unwrap(),
+            "--company-id",
+            "acme",
+            "--user",
+            JOHN,
+            "--dry-run",
+        ],
+        &[],
+        tmp.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("refused")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("\x1b["), "{stderr:?}");
 }
 
 /// A finished sandbox run on acme with its audit files in `audit`; its run id.
@@ -1588,6 +1717,294 @@ const HALO_SECRET: &str = "cli-test-halo-secret";
 
 /// A config whose default PSA is ConnectWise and whose one company moved to HaloPSA, with its
 /// own outcome over the `[psa.halo]` default.
+/// `--data-dir` names the data directory in every command; `--audit-dir` is its old name.
+#[test]
+fn audit_verify_takes_the_data_dir_flag_as_every_command_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let run_id = acme_run_with_audit_in(&data, tmp.path());
+    for flag in ["--data-dir", "--audit-dir"] {
+        let out = revoke365(
+            &["audit", "verify", &run_id, flag, data.to_str().unwrap()],
+            &[],
+            tmp.path(),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(stdout_json(&out)["status"], "intact", "{flag}");
+    }
+}
+
+/// `--ticket` is the name wherever a ticket is taken; `--ticket-id` is accepted too.
+#[test]
+fn ticket_id_is_accepted_as_another_spelling_of_ticket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let run = kit::acme_run(&data, JOHN, &["--ticket-id", "48213"]);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(stdout_json(&run)["ticket_id"], "48213");
+
+    let acme = events("acme-tenant.json");
+    let check = revoke365(
+        &[
+            "check",
+            "--sandbox",
+            acme.to_str().unwrap(),
+            "--company-id",
+            "acme",
+            "--ticket-id",
+            "48213",
+        ],
+        &[],
+        tmp.path(),
+    );
+    let ticket = check_entries(&check)
+        .into_iter()
+        .find(|c| c["check"] == "psa_ticket")
+        .expect("the ticket is checked");
+    assert_eq!(ticket["ok"], true, "{ticket}");
+}
+
+/// `--requested-by` and `--reason` say in `--help` what they are for.
+#[test]
+fn requested_by_and_reason_are_explained_in_help() {
+    let tmp = tempfile::tempdir().unwrap();
+    for command in ["run", "restore"] {
+        let out = revoke365(&[command, "--help"], &[], tmp.path());
+        let help = String::from_utf8_lossy(&out.stdout);
+        for (flag, says) in [
+            ("--requested-by <WHO>", "Who asked"),
+            ("--reason <TEXT>", "Why"),
+        ] {
+            let after = &help[help
+                .find(flag)
+                .unwrap_or_else(|| panic!("{command}: no {flag} in {help}"))..];
+            let explained = after
+                .lines()
+                .skip(1)
+                .take_while(|l| !l.trim_start().starts_with('-'))
+                .chain(after.lines().take(1))
+                .any(|l| l.contains(says));
+            assert!(explained, "{command} {flag}: {help}");
+        }
+    }
+}
+
+/// A long company name is cut after a whole word, inside its parentheses, with an ellipsis;
+/// the user's address and the run marker the ticket is found by stay whole, within 100
+/// characters.
+#[test]
+fn a_long_company_name_is_cut_at_a_word_in_the_ticket_title_and_the_marker_stays_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let long =
+        "Acme Corporation International Holdings and Subsidiaries of the Greater Metropolitan Area";
+    let fixture = acme_variant(tmp.path(), "long-name.json", |fx| {
+        fx["organization"]["company_name"] = json!(long);
+    });
+    let out = revoke365(
+        &[
+            "run",
+            "--sandbox",
+            fixture.to_str().unwrap(),
+            "--user",
+            JOHN,
+            "--company-id",
+            "acme",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Report = serde_json::from_slice(&out.stdout).unwrap();
+    let ticket_id = report.ticket_id.clone().expect("a ticket was made");
+    // The simulated PSA's tickets, as the sandbox saved them beside the run.
+    let saved = std::fs::read_dir(data.join("sandbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tenant.json"))
+        .expect("the sandbox tenant is saved");
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(saved).unwrap()).unwrap();
+    let summary = state["tenant"]["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"].to_string().trim_matches('"') == ticket_id)
+        .expect("the run's ticket")["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(summary.chars().count() <= 100, "{summary}");
+    let marker = format!(" [run {}]", report.run_id);
+    let text = summary
+        .strip_suffix(&marker)
+        .unwrap_or_else(|| panic!("{summary}"));
+    let name = text
+        .strip_prefix(&format!("Remove mailbox access: {JOHN} ("))
+        .and_then(|t| t.strip_suffix("…)"))
+        .unwrap_or_else(|| panic!("the name is not cut with an ellipsis: {summary}"));
+    assert!(
+        long.starts_with(name) && long[name.len()..].starts_with(' '),
+        "not cut after a whole word: {summary}"
+    );
+}
+
+/// `org put` holds a file to the rules a run's config is held to, each refusal naming the
+/// field and what it may be; the same file as a config stops `check` the same way.
+#[test]
+fn org_put_refuses_a_tenant_id_address_or_wildcard_a_run_cannot_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let company = |tenant: &str, sender: &str, recipients: &str, extra: &str| {
+        format!(
+            r#"[[company]]
+company_id = "acme"
+company_name = "Acme Corp"
+tenant_id = "{tenant}"
+psa_company = "AcmeCorp"
+m365_permission_ticket_board = "Service Desk"
+m365_permission_notification_recipients = {recipients}
+notification_sender = "{sender}"
+{extra}"#
+        )
+    };
+    let (sender, recipients) = ("automation@acmecorp.com", r#"["secops@msp.example"]"#);
+    let cases = [
+        (
+            company("not-a-guid", sender, recipients, ""),
+            "tenant_id",
+            "expected the tenant's GUID",
+        ),
+        (
+            company(ACME_TENANT_ID, "automation", recipients, ""),
+            "notification_sender",
+            "not a valid email address",
+        ),
+        (
+            company(ACME_TENANT_ID, sender, r#"["secops-at-msp"]"#, ""),
+            "m365_permission_notification_recipients",
+            "'secops-at-msp' is not a valid email address",
+        ),
+        (
+            company(
+                ACME_TENANT_ID,
+                sender,
+                recipients,
+                r#"report_domains = ["*"]"#,
+            ),
+            "report_domains",
+            "wildcards are not allowed",
+        ),
+        (
+            company(
+                ACME_TENANT_ID,
+                sender,
+                recipients,
+                r#"allowed_principals = ["*"]"#,
+            ),
+            "allowed_principals",
+            "every caller",
+        ),
+    ];
+    for (i, (text, field, says)) in cases.iter().enumerate() {
+        let file = tmp.path().join(format!("org{i}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let out = revoke365(&["org", "put", file.to_str().unwrap()], &[], tmp.path());
+        assert_refused(&out, field);
+        let message = stderr_error(&out)["error"]["message"].to_string();
+        assert!(message.contains(says), "{field}: {message}");
+        assert!(message.contains("company 'acme'"), "{message}");
+    }
+    let config = tmp.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[m365]\nclient_id = \"app\"\n\n{}", cases[0].0),
+    )
+    .unwrap();
+    let out = revoke365(
+        &[
+            "check",
+            "--config",
+            config.to_str().unwrap(),
+            "--company-id",
+            "acme",
+        ],
+        &[],
+        tmp.path(),
+    );
+    assert_refused(&out, "tenant_id");
+
+    let valid = tmp.path().join("valid.toml");
+    std::fs::write(
+        &valid,
+        company(
+            ACME_TENANT_ID,
+            sender,
+            recipients,
+            r#"report_domains = ["acmecorp.com", "@msp.example"]"#,
+        ),
+    )
+    .unwrap();
+    let out = revoke365(&["org", "put", valid.to_str().unwrap()], &[], tmp.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `--aws` with no region or no credentials in the environment: one line saying which.
+#[test]
+fn aws_without_a_region_or_credentials_says_which_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let home = home.to_str().unwrap();
+    // No instance metadata either: off EC2 the SDK would otherwise wait for it.
+    let no_region = [("HOME", home), ("AWS_EC2_METADATA_DISABLED", "true")];
+    let no_credentials = [
+        ("HOME", home),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_REGION", "eu-west-1"),
+    ];
+    for (env, field, says) in [
+        (
+            &no_region[..],
+            "aws_region",
+            "AWS region not found: set AWS_REGION",
+        ),
+        (
+            &no_credentials[..],
+            "aws_credentials",
+            "AWS credentials not found: set AWS_ACCESS_KEY_ID",
+        ),
+    ] {
+        let out = revoke365_env_only(&["runs", "--aws", "--company-id", "acme"], env, tmp.path());
+        assert_refused(&out, field);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(!stderr.contains("{ "), "an SDK struct: {stderr}");
+        let message = stderr_error(&out)["error"]["message"].to_string();
+        assert!(message.contains(says), "{message}");
+    }
+}
+
 fn halo_company_toml(base: &str, tenant_id: &str) -> String {
     format!(
         r#"
@@ -1868,7 +2285,7 @@ client_id = "app"
 [[company]]
 company_id = "acme"
 company_name = "Acme Corp"
-tenant_id = "t"
+tenant_id = "{ACME_TENANT_ID}"
 psa_kind = "{kind}"
 psa_company = "Acme Corp"
 m365_permission_ticket_board = "Service Desk"

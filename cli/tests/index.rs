@@ -232,6 +232,24 @@ fn restore_as_of_puts_a_mailbox_back_from_the_snapshot_and_refuses_what_it_canno
         .all(|e| e["note"].as_str().unwrap().starts_with("already present")));
     assert!(restored.iter().any(|e| e["trustee"] == JOHN));
 
+    // `--ticket`, as in every command (`--ticket-id` was this one's first spelling).
+    for flag in ["--ticket", "--ticket-id"] {
+        let noted = ok(&on_sandbox(
+            "restore",
+            "acme-tenant.json",
+            &dir,
+            &[
+                "--mailbox",
+                "billing@acmecorp.com",
+                "--as-of",
+                id,
+                flag,
+                "48213",
+            ],
+        ));
+        assert_eq!(noted["ticket_id"], "48213", "{flag}: {noted}");
+    }
+
     for (extra, field) in [
         (vec!["--as-of", id], "mailbox"),
         (

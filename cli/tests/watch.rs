@@ -153,7 +153,7 @@ client_id = "app"
 [[company]]
 company_id = "acme"
 company_name = "Acme Corp"
-tenant_id = "t"
+tenant_id = "3f6d2c1a-8b4e-4f7a-9c2d-1e5b7a9c0d4f"
 psa_kind = "none"
 m365_permission_ticket_board = "Service Desk"
 notification_sender = "automation@acmecorp.com"

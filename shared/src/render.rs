@@ -75,23 +75,63 @@ pub fn email_subject(report: &Report) -> String {
 }
 
 /// At most 100 characters (ConnectWise's limit), always ending with the run id: the marker a
-/// verification that took over an interrupted one looks the ticket up by.
+/// verification that took over an interrupted one looks the ticket up by. A company name too
+/// long for the room left is cut inside its parentheses, the user's address kept whole.
 pub fn ticket_summary(run: &Run, org: &OrgSettings) -> String {
     let what = match run.kind() {
         crate::model::RunKind::Revoke => "Remove mailbox access",
         crate::model::RunKind::Restore => "Restore mailbox access",
     };
-    let text = format!("{what}: {} ({})", run.request.user_email, org.company_name);
-    marked_summary(&text, &format!("run {}", run.run_id))
+    let marker = format!("run {}", run.run_id);
+    let head = one_line(&format!("{what}: {}", run.request.user_email));
+    let company_room = summary_room(&marker)
+        .saturating_sub(head.chars().count())
+        .saturating_sub(" ()".len());
+    // Below a few characters the name would be only an ellipsis: leave it out.
+    let text = match cut_at_word(&one_line(&org.company_name), company_room) {
+        company if company_room >= 4 && !company.is_empty() => format!("{head} ({company})"),
+        _ => head,
+    };
+    marked_summary(&text, &marker)
 }
 
-/// A ticket summary of at most 100 characters that ends with `[marker]`, the text it is found
-/// again by (on one line, cut to make room for the marker).
+/// The longest ticket summary every PSA takes (ConnectWise's limit); the clients' own cut
+/// never reaches a summary made here.
+const SUMMARY_MAX_CHARS: usize = 100;
+
+/// The characters a summary marked with `marker` has for its text.
+fn summary_room(marker: &str) -> usize {
+    SUMMARY_MAX_CHARS.saturating_sub(format!(" [{marker}]").chars().count())
+}
+
+/// A ticket summary of at most [`SUMMARY_MAX_CHARS`] characters that ends with `[marker]`, the
+/// text it is found again by, whole; the text before it is put on one line and cut to the
+/// room left ([`cut_at_word`]).
 pub fn marked_summary(text: &str, marker: &str) -> String {
-    let marker = format!(" [{marker}]");
-    let room = 100usize.saturating_sub(marker.chars().count());
-    let text: String = one_line(text).chars().take(room).collect();
-    format!("{text}{marker}")
+    let text = cut_at_word(&one_line(text), summary_room(marker));
+    format!("{text} [{marker}]")
+}
+
+/// `text` in at most `max` characters: whole, or cut after its last whole word with an
+/// ellipsis, so that no name is left half-written (a single word longer than `max` is cut
+/// inside, the ellipsis saying so).
+fn cut_at_word(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let fits: String = text.chars().take(max.saturating_sub(1)).collect();
+    let ends_a_word = text.chars().nth(fits.chars().count()) == Some(' ');
+    let kept = if ends_a_word {
+        fits.as_str()
+    } else {
+        fits.rfind(' ')
+            .map_or(fits.as_str(), |space| &fits[..space])
+    };
+    let kept = kept.trim_end_matches([' ', ',', ';', ':', '-', '—', '(']);
+    format!("{kept}…")
 }
 
 /// What a failed run tells the ticket and the requestor: what failed, what was already
@@ -155,4 +195,34 @@ pub fn ticket_description(run: &Run) -> String {
         let _ = write!(out, "\n{label}: {}", one_line(value));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::marked_summary;
+
+    #[test]
+    fn a_long_summary_is_cut_after_a_whole_word_and_keeps_its_marker() {
+        let company = "Acme Corporation International Holdings and Subsidiaries of the Greater Metropolitan Area";
+        let text = format!("Remove mailbox access: john.smith@acmecorp.com ({company})");
+        let marker = "run 01JEXAMPLE7Q2W3E4R5T6Y7U8I9";
+        let summary = marked_summary(&text, marker);
+        assert!(summary.chars().count() <= 100, "{summary}");
+        let (kept, tail) = summary.split_once('…').expect("an ellipsis marks the cut");
+        assert_eq!(tail, format!(" [{marker}]"));
+        assert!(text.starts_with(kept), "{summary}");
+        // The cut falls where a word ends in the text.
+        assert!(
+            text[kept.len()..].starts_with(' '),
+            "cut inside a word: {summary}"
+        );
+
+        let short = marked_summary("Remove mailbox access: ann@acme.com (Acme)", marker);
+        assert_eq!(
+            short,
+            format!("Remove mailbox access: ann@acme.com (Acme) [{marker}]")
+        );
+        let one_word = marked_summary(&"x".repeat(150), marker);
+        assert!(one_word.chars().count() <= 100 && one_word.ends_with(&format!("… [{marker}]")));
+    }
 }

@@ -42,6 +42,19 @@ pub fn revoke365(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
     cmd.output().expect("revoke365 runs")
 }
 
+/// Runs the binary with `env` as its whole environment (and `PATH`), as cron or `env -i`
+/// starts it: no `USER`, no `HOME` and no AWS settings unless given.
+pub fn revoke365_env_only(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_revoke365"))
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .output()
+        .expect("revoke365 runs")
+}
+
 /// A sandbox run against the acme tenant with `extra` flags, its state in `data_dir`.
 pub fn acme_run(data_dir: &Path, user: &str, extra: &[&str]) -> Output {
     let acme = events("acme-tenant.json");

@@ -1,6 +1,7 @@
 //! Per-company organizational variables (README, "Configuration for a real tenant").
 
-use super::{validate_company_id, IndexSettings, InvalidRequest, PermissionType};
+use super::request::is_domain_name;
+use super::{validate_company_id, validate_email, IndexSettings, InvalidRequest, PermissionType};
 use serde::{Deserialize, Serialize};
 
 /// Which PSA a company's tickets live in. An MSP may keep customers in several PSAs (moving
@@ -362,6 +363,16 @@ impl AlertSettings {
     }
 }
 
+/// `8-4-4-4-12` hexadecimal digits, the form of an Entra tenant id.
+fn is_guid(value: &str) -> bool {
+    let groups: Vec<&str> = value.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 /// Checks every company of a config file or an org file the same way: each one
 /// ([`OrgSettings::validate`]), at least one, no company id twice.
 pub fn validate_companies(orgs: &[OrgSettings]) -> Result<(), InvalidRequest> {
@@ -390,9 +401,10 @@ impl OrgSettings {
         self.alerts.clone().unwrap_or_default()
     }
 
-    /// What the file format cannot say: the company id is one a request may name, and every
-    /// required value is there (not blank). Reachability of the sender, the recipients and
-    /// the PSA company is `revoke365 check`'s job.
+    /// What the file format cannot say: the company id is one a request may name, every
+    /// required value is there (not blank), the tenant id is a GUID, the sender and the
+    /// recipients are addresses, and no list is a wildcard that would let everything in.
+    /// Whether the sender and the PSA company exist is `revoke365 check`'s job.
     pub fn validate(&self) -> Result<(), InvalidRequest> {
         if self.company_id.trim().is_empty() {
             return Err(InvalidRequest::new("company_id", "must not be empty"));
@@ -427,6 +439,50 @@ impl OrgSettings {
         }
         if let Some(notify) = &self.notify {
             notify.validate(&self.company_id)?;
+        }
+        self.validate_formats()
+    }
+
+    /// The values with a format of their own, each error naming the field, the company and
+    /// what is allowed.
+    fn validate_formats(&self) -> Result<(), InvalidRequest> {
+        let company = &self.company_id;
+        if !is_guid(self.tenant_id.trim()) {
+            return Err(InvalidRequest::new(
+                "tenant_id",
+                format!(
+                    "'{}' is not a tenant id (company '{company}'); expected the tenant's GUID as the Entra admin center shows it, e.g. 3f6d2c1a-8b4e-4f7a-9c2d-1e5b7a9c0d4f",
+                    self.tenant_id.trim()
+                ),
+            ));
+        }
+        let in_company = |e: InvalidRequest| {
+            InvalidRequest::new(&e.field, format!("{} (company '{company}')", e.message))
+        };
+        validate_email("notification_sender", &self.notification_sender).map_err(in_company)?;
+        for recipient in &self.m365_permission_notification_recipients {
+            validate_email("m365_permission_notification_recipients", recipient)
+                .map_err(in_company)?;
+        }
+        for domain in &self.report_domains {
+            let name = domain.trim().trim_start_matches('@');
+            if !is_domain_name(name) {
+                return Err(InvalidRequest::new(
+                    "report_domains",
+                    format!(
+                        "'{}' is not a domain (company '{company}'); expected a domain name such as acmecorp.com, each listed on its own: wildcards are not allowed",
+                        domain.trim()
+                    ),
+                ));
+            }
+        }
+        if self.allowed_principals.iter().any(|p| p.trim() == "*") {
+            return Err(InvalidRequest::new(
+                "allowed_principals",
+                format!(
+                    "'*' would let every caller act for company '{company}'; list the principals allowed, e.g. os-user:jane or arn:aws:iam::123456789012:role/helpdesk (a prefix may end in '*')"
+                ),
+            ));
         }
         Ok(())
     }
@@ -566,6 +622,26 @@ mod tests {
             OrgSettings::from_fixture(&fixture(serde_json::json!({"min_severty": "high"})))
                 .unwrap_err();
         assert!(misspelt.contains("min_severty"), "{misspelt}");
+    }
+
+    /// The sandbox reads a fixture's company without `validate` (its tenant id is the
+    /// simulator's): each one still holds to what a config's company must be.
+    #[test]
+    fn every_fixture_company_passes_the_config_rules() {
+        let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(events).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.to_string_lossy().ends_with("-tenant.json") {
+                continue;
+            }
+            let fixture = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let org = OrgSettings::from_fixture(&fixture).unwrap();
+            org.validate()
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            checked += 1;
+        }
+        assert!(checked >= 9, "{checked} fixtures");
     }
 
     #[test]

@@ -570,19 +570,24 @@ pub fn validate_email(field: &str, raw: &str) -> Result<String, InvalidRequest> 
     if !local_ok {
         return Err(bad("invalid characters before '@'"));
     }
+    if !is_domain_name(domain) {
+        return Err(bad("invalid domain"));
+    }
+    Ok(value.to_ascii_lowercase())
+}
+
+/// A DNS name of two labels or more (`acme.com`): letters, digits and inner hyphens, no
+/// wildcard.
+pub(crate) fn is_domain_name(domain: &str) -> bool {
     let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
+    labels.len() >= 2
         && labels.iter().all(|l| {
             !l.is_empty()
                 && l.len() <= 63
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-        });
-    if !domain_ok {
-        return Err(bad("invalid domain"));
-    }
-    Ok(value.to_ascii_lowercase())
+        })
 }
 
 pub(crate) fn validate_company_id(id: &str) -> Result<(), InvalidRequest> {

@@ -380,5 +380,23 @@ mod org_table {
             .unwrap();
         assert_eq!(table.get("initech").await.unwrap(), Some(initech));
         assert_eq!(table.list().await.unwrap().len(), 3);
+
+        // One written by hand is held to the rules `put` checks when it is read back.
+        let mut made_up = acme.clone();
+        made_up.company_id = "umbrella".into();
+        made_up.tenant_id = "not-a-guid".into();
+        env.ddb
+            .put_item()
+            .table_name(&env.names.org_table)
+            .item("company_id", AttributeValue::S("umbrella".into()))
+            .item(
+                "settings",
+                AttributeValue::S(serde_json::to_string(&made_up).unwrap()),
+            )
+            .send()
+            .await
+            .unwrap();
+        let e = table.get("umbrella").await.unwrap_err().to_string();
+        assert!(e.contains("umbrella") && e.contains("tenant_id"), "{e}");
     }
 }

@@ -37,13 +37,16 @@ impl OrgRowIn {
                 self.company_id
             ))
         };
-        match &self.settings {
+        let org: OrgSettings = match &self.settings {
             Some(serde_json::Value::String(text)) => {
                 serde_json::from_str(text).map_err(|e| bad(&e))
             }
             Some(value) => serde_json::from_value(value.clone()).map_err(|e| bad(&e)),
             None => Err(bad(&"the item has no settings")),
-        }
+        }?;
+        // An item written by hand is held to the rules `put` checks.
+        org.validate().map_err(|e| bad(&e))?;
+        Ok(org)
     }
 }
 
