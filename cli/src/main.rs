@@ -501,8 +501,13 @@ async fn finish(
     format: Format,
 ) -> Result<u8, CliError> {
     let audit_path = store.audit_path(&run.run_id);
-    eprintln!("audit trail: {}", audit_path.display());
+    // A run refused before its first record has no trail: no path to a file that is not there.
+    if audit_path.exists() {
+        eprintln!("audit trail: {}", audit_path.display());
+    }
     if run.status == RunStatus::Failed {
+        // A failure notice (where the run's trigger is told of it) is this run's too.
+        sandbox_artifacts(target, &run.run_id.0, run.request.ticket_id.as_deref());
         let failure = run.failure.unwrap_or_else(|| {
             revoke365::model::RunFailure::new(
                 revoke365::model::FailureCode::Internal,
@@ -605,10 +610,20 @@ pub(crate) fn company<'a>(
         })
 }
 
-/// In the sandbox, the ticket and the email as files beside the result.
-fn sandbox_artifacts(target: &Target, run_id: &str, ticket_id: Option<&str>) {
+/// In the sandbox, the ticket note and the email a run sent, as files beside its result.
+pub(crate) fn sandbox_artifacts(target: &Target, run_id: &str, ticket_id: Option<&str>) {
+    sandbox_artifacts_marked(target, run_id, run_id, ticket_id)
+}
+
+/// In the sandbox, the ticket note and the email carrying `marker`, as `<name>.*` files.
+pub(crate) fn sandbox_artifacts_marked(
+    target: &Target,
+    marker: &str,
+    name: &str,
+    ticket_id: Option<&str>,
+) {
     if let Some(sb) = &target.sandbox {
-        match sb.write_artifacts(&target.data_dir, run_id, ticket_id) {
+        match sb.write_artifacts(&target.data_dir, marker, name, ticket_id) {
             Ok(paths) => paths
                 .iter()
                 .for_each(|(what, p)| eprintln!("{what}: {}", p.display())),

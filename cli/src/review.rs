@@ -60,6 +60,12 @@ pub async fn review(args: ReviewArgs) -> Result<u8, CliError> {
         .await;
         let failed = actions.iter().any(|a| !a.success) || !delivery.errors.is_empty();
         let marker = revoke365::index::digest_marker(&org, &found);
+        crate::sandbox_artifacts_marked(
+            &target,
+            &marker,
+            &marker.replace(' ', "-"),
+            delivery.ticket_id.as_deref(),
+        );
         table = revoke365::render::digest_text(&found, &actions, &marker);
         for e in &delivery.errors {
             table.push_str(&format!("ERROR: {e}\n"));

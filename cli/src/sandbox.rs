@@ -172,10 +172,14 @@ impl Sandbox {
     /// file; returns the paths written. Only this run's note and email count (each names its
     /// run): a run that wrote none (a dry run, a dry restore) must not pass off the last run's
     /// as its own.
+    /// The PSA note and the email whose text carries `marker` (a run id, a digest's marker),
+    /// written as `<name>.psa-note.txt` and `<name>.email.html` in `dir`: only what this
+    /// command sent, never an older one's.
     pub fn write_artifacts(
         &self,
         dir: &Path,
-        run_id: &str,
+        marker: &str,
+        name: &str,
         ticket_id: Option<&str>,
     ) -> std::io::Result<Vec<(String, PathBuf)>> {
         let state = self.sim.state();
@@ -185,7 +189,7 @@ impl Sandbox {
                 .find(|t| Some(t["id"].as_str().unwrap_or_default()) == ticket_id)
                 .cloned()
         });
-        let of_this_run = |text: &Value| text.as_str().is_some_and(|t| t.contains(run_id));
+        let of_this_run = |text: &Value| text.as_str().is_some_and(|t| t.contains(marker));
         if let Some(note) = ticket.as_ref().and_then(|t| {
             t["notes"]
                 .as_array()?
@@ -193,7 +197,7 @@ impl Sandbox {
                 .rfind(|n| of_this_run(&n["text"]))
                 .cloned()
         }) {
-            let path = dir.join(format!("{run_id}.psa-note.txt"));
+            let path = dir.join(format!("{name}.psa-note.txt"));
             crate::write_owner_only(&path, note["text"].as_str().unwrap_or_default())?;
             written.push(("PSA note".to_string(), path));
         }
@@ -201,7 +205,7 @@ impl Sandbox {
             .as_array()
             .and_then(|m| m.iter().rfind(|m| of_this_run(&m["body"])).cloned())
         {
-            let path = dir.join(format!("{run_id}.email.html"));
+            let path = dir.join(format!("{name}.email.html"));
             crate::write_owner_only(&path, mail["body"].as_str().unwrap_or_default())?;
             written.push(("email".to_string(), path));
         }

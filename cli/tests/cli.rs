@@ -229,6 +229,13 @@ fn table_format_and_failure_exit_codes() {
     let err = stderr_error(&out);
     assert_eq!(err["error"]["code"], "user_not_found");
     assert_eq!(err["error"]["field"], "user_email");
+    // Refused before its first record: no audit path (or any other) that was never written.
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("audit trail:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    kit::printed_files(&out, tmp.path());
 
     let out = revoke365(
         &[

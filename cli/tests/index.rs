@@ -3,7 +3,7 @@
 
 mod kit;
 
-use kit::{acme_run, assert_refused, events, revoke365, stdout_json, JOHN};
+use kit::{acme_run, assert_refused, events, printed_files, revoke365, stdout_json, JOHN};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -205,6 +205,13 @@ fn review_lists_what_should_not_hold_access_and_exits_1() {
     assert!(modes.contains(&("Old Temp Account".into(), "cleanup".into())));
     assert!(done["digest"]["ticket_id"].is_string(), "{done:#}");
     assert_eq!(done["digest"]["mailed_to"].as_array().unwrap().len(), 1);
+    // The digest's note and email are files too, and they are the digest's.
+    let written = printed_files(&out, &dir);
+    assert_eq!(written.len(), 2, "{written:?}");
+    for file in written {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains("access-review acme"), "{}: {text}", file.display());
+    }
 }
 
 #[test]

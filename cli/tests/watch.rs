@@ -3,7 +3,7 @@
 
 mod kit;
 
-use kit::{assert_refused, events, revoke365, stdout_json, JOHN};
+use kit::{assert_refused, events, printed_files, revoke365, stdout_json, JOHN};
 use serde_json::Value;
 use std::path::Path;
 
@@ -61,6 +61,14 @@ fn watch_once_contains_each_compromised_user_and_a_second_poll_starts_nothing() 
     );
     let first = stdout_json(&out);
     assert_eq!(first["started"], 2, "{first:#}");
+    // Each run's note and email, as a run's are, and only files that were written.
+    let written = printed_files(&out, &data);
+    for (_, _, run_id, _, _) in runs(&first) {
+        assert!(
+            written.iter().any(|p| p.ends_with(format!("{run_id}.email.html"))),
+            "{written:?}"
+        );
+    }
     let started = runs(&first);
     // John from the Defender alert, Jane as a confirmed-compromised risky user; each run ran
     // to its end and succeeded.

@@ -84,6 +84,23 @@ pub fn stdout_json(out: &Output) -> Value {
     })
 }
 
+/// The files a command says on stderr it wrote (`label: path` lines naming a path under
+/// `dir`), each checked to exist: a printed path is never one that was not written.
+pub fn printed_files(out: &Output, dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let text = String::from_utf8_lossy(&out.stderr);
+    let dir = dir.to_string_lossy();
+    text.lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(_, path)| path.trim())
+        .filter(|path| path.contains(dir.as_ref()))
+        .map(|path| {
+            let path = std::path::PathBuf::from(path);
+            assert!(path.is_file(), "printed but not written: {}\n{text}", path.display());
+            path
+        })
+        .collect()
+}
+
 /// The `{"error": ...}` line on stderr.
 pub fn stderr_error(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stderr);
