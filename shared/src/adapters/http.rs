@@ -238,6 +238,11 @@ fn verdict(reply: &Reply) -> Verdict {
     }
 }
 
+/// Attempts at a host that cannot be reached before it is reported `unreachable`, and the
+/// longest pause between them (as `revoke365 run` checks its endpoints).
+const UNREACHABLE_ATTEMPTS: u32 = 3;
+const UNREACHABLE_PAUSE: Duration = Duration::from_millis(500);
+
 /// One attempt's transport failure.
 enum Failure {
     /// The request never left (DNS, refused connection): always safe to resend.
@@ -489,10 +494,17 @@ impl HttpCore {
                 Err(Failure::Refused(e)) => return Err(e),
                 Err(Failure::NotSent(message)) => {
                     tracing::debug!(attempt, elapsed_ms, error = %message, "not sent");
-                    if last {
-                        return Err(call.transport(format!("{message} (after {attempt} attempts)")));
+                    // A host that does not resolve or refuses connections is not throttling:
+                    // a few quick tries ride out a blip, then it is reported as unreachable
+                    // instead of being waited on for the whole retry budget.
+                    if last || attempt >= UNREACHABLE_ATTEMPTS {
+                        return Err(call.error(ErrorKind::Unreachable {
+                            message: format!("{message} (after {attempt} attempts)"),
+                        }));
                     }
-                    None
+                    tokio::time::sleep(policy.delay(attempt, None).min(UNREACHABLE_PAUSE)).await;
+                    attempt += 1;
+                    continue;
                 }
                 Err(Failure::MaybeSent(message)) => {
                     tracing::debug!(attempt, elapsed_ms, error = %message, "no answer");
@@ -971,15 +983,17 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
-        let err = core(2)
+        let core = core(2);
+        let err = core
             .send(&Call::new("test", "GET /", None), |c| c.get(&url))
             .await
             .unwrap_err();
         assert!(
-            matches!(&err.kind, ErrorKind::Transport { message } if message.contains("after 2 attempts")),
+            matches!(&err.kind, ErrorKind::Unreachable { message } if message.contains("after 2 attempts")),
             "{err:?}"
         );
         assert!(err.is_transient());
+        assert!(core.throttle_waits().is_empty(), "not shown as throttling");
     }
 
     #[tokio::test]
