@@ -221,7 +221,20 @@ async fn a_failing_webhook_is_one_of_the_reports_errors_like_a_failed_email() {
         !error.contains("/webhooks/soc"),
         "no URL in the report: {error}"
     );
+    assert_eq!(
+        report.headline,
+        "NOT NOTIFIED — the removal succeeded (all access removed and verified), but the webhook post could not be delivered"
+    );
     let state = x.h.snapshot();
+    let note = &state
+        .ticket(report.ticket_id.as_deref().unwrap())
+        .unwrap()
+        .notes[0]
+        .text;
+    assert!(
+        note.contains(&report.headline) && note.contains(error),
+        "{note}"
+    );
     assert!(posts(&state.webhooks, "soc").is_empty());
     assert_eq!(
         posts(&state.webhooks, "teams").len(),
