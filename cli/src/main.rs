@@ -354,11 +354,30 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
     // The operator's own tool: its caller is the OS user, and it may name its config's
     // companies when one is unknown.
     let principal = revoke365::authorize::principal::os_user(&os_user());
-    let started = engine
-        .run_watched(Some(&principal), &body, Some(&origin_json), |id| {
-            watch = Some(progress.watch(store.clone(), id.clone(), target.connector.core.clone()));
-        })
-        .await;
+    // The operator is here to be told: a user or ticket the tenant or PSA does not know is
+    // their error on stderr, before any run, ticket, note or email.
+    let checked = revoke365::steps::check_before_intake(
+        store.as_ref(),
+        target.connector.as_ref(),
+        Some(&principal),
+        &body,
+        None,
+    )
+    .await;
+    let started = match checked {
+        Ok(()) => {
+            engine
+                .run_watched(Some(&principal), &body, Some(&origin_json), |id| {
+                    watch = Some(progress.watch(
+                        store.clone(),
+                        id.clone(),
+                        target.connector.core.clone(),
+                    ));
+                })
+                .await
+        }
+        Err(refused) => Err(refused),
+    };
     let run = match started {
         Ok(run) => run,
         Err(IntakeError::Invalid(e)) if e.field == "company_id" => {
@@ -390,6 +409,12 @@ fn intake_error(e: IntakeError) -> CliError {
         IntakeError::Refused(e) => refused("forbidden", "company_id", e.to_string()),
         IntakeError::Conflict(e) => refused("conflict", &e.field.clone(), e.to_string()),
         IntakeError::RunNotFound(_) => refused("run_not_found", "run_id", e.to_string()),
+        IntakeError::Rejected(failure) => CliError {
+            code: failure.code.as_str().into(),
+            field: failure.field,
+            message: failure.message,
+            exit: EXIT_BAD_INPUT,
+        },
         other => internal(other.to_string()),
     }
 }

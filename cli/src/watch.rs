@@ -129,7 +129,12 @@ pub async fn watch(args: WatchArgs) -> Result<u8, CliError> {
             return Ok(crate::EXIT_INTERRUPTED);
         }
         let (summary, succeeded) = summarize(store.as_ref(), &report).await;
-        for run_id in report.runs.iter().filter(|r| r.created).filter_map(|r| r.run_id.as_ref()) {
+        for run_id in report
+            .runs
+            .iter()
+            .filter(|r| r.created)
+            .filter_map(|r| r.run_id.as_ref())
+        {
             if let Ok(Some(run)) = store.get_run(run_id).await {
                 let ticket = run.result.as_ref().and_then(|r| r.ticket_id.clone());
                 crate::sandbox_artifacts(&target, &run_id.0, ticket.as_deref());

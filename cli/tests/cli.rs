@@ -2316,3 +2316,91 @@ notification_sender = "automation@acmecorp.com"
         );
     }
 }
+
+/// A typo in `--user` or `--ticket` is the operator's error alone: exit 2 on stderr naming the
+/// field, and nothing reaches the customer — no run, no ticket, no note, no email.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mistyped_user_or_ticket_is_told_to_the_operator_only() {
+    let text = std::fs::read_to_string(events("acme-tenant.json")).unwrap();
+    let tenant_id = serde_json::from_str::<Value>(&text).unwrap()["tenant_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sim = revoke365_sim::start(
+        revoke365_sim::Fixture::from_json(&text).unwrap(),
+        revoke365_sim::SimOptions {
+            client_secret: Some(SECRET.into()),
+            cw_private_key: Some(CW_KEY.into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let before = sim.snapshot();
+    let tmp = tempfile::tempdir().unwrap();
+    let b = &sim.base_url;
+    let urls = format!("[urls]\nlogin = \"{b}\"\ngraph = \"{b}\"\nexo = \"{b}\"\npsa = \"{b}\"\n");
+    let config = tmp.path().join("revoke365.toml");
+    std::fs::write(&config, config_toml(&urls, &tenant_id)).unwrap();
+    for (user, ticket, code, field) in [
+        (
+            "john.smyth@acmecorp.com",
+            "48213",
+            "user_not_found",
+            "user_email",
+        ),
+        (
+            "john.smith@acmecorp.com",
+            "99999",
+            "ticket_not_found",
+            "ticket_id",
+        ),
+    ] {
+        let args = [
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--user",
+            user,
+            "--company-id",
+            "acme",
+            "--ticket",
+            ticket,
+        ];
+        let out = revoke365_async(
+            args.iter().map(|s| s.to_string()).collect(),
+            secrets_env(),
+            tmp.path().to_path_buf(),
+        )
+        .await;
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty());
+        let err = stderr_error(&out);
+        assert_eq!(err["error"]["code"], code, "{err}");
+        assert_eq!(err["error"]["field"], field, "{err}");
+        let message = err["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(if field == "user_email" { user } else { ticket }),
+            "{message}"
+        );
+
+        let after = sim.snapshot();
+        assert_eq!(
+            after.tickets, before.tickets,
+            "no ticket made, no note added"
+        );
+        assert!(after.sent_mail.is_empty(), "{:?}", after.sent_mail);
+        assert_eq!(after.mailboxes, before.mailboxes, "nothing removed");
+        assert_eq!(
+            files_in(&tmp.path().join("revoke365-audit")),
+            0,
+            "no run was made"
+        );
+    }
+    sim.shutdown().await;
+}

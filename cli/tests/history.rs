@@ -40,8 +40,9 @@ fn runs_lists_the_data_directorys_runs_newest_first_filtered_and_in_pages_and_sh
     let dir = tmp.path().join("data");
     let dry = ok_json(&acme_run(&dir, JOHN, &["--dry-run"]));
     let real = ok_json(&acme_run(&dir, JOHN, &["--ticket", "48213"]));
-    // Discovery finds no such user: the run exists, failed (exit 2).
-    let missing = acme_run(&dir, "nobody@acmecorp.com", &[]);
+    // Discovery finds no such mailbox: the run exists, failed (exit 2). (A user the tenant
+    // does not know is refused before any run is made.)
+    let missing = acme_run(&dir, JOHN, &["--mailbox", "nosuch@acmecorp.com"]);
     assert_eq!(missing.status.code(), Some(2));
     let (dry_id, real_id) = (
         dry["run_id"].as_str().unwrap().to_string(),
@@ -60,7 +61,7 @@ fn runs_lists_the_data_directorys_runs_newest_first_filtered_and_in_pages_and_sh
             newest["user_email"].as_str(),
             newest["kind"].as_str()
         ),
-        (Some("failed"), Some("nobody@acmecorp.com"), Some("revoke"))
+        (Some("failed"), Some(JOHN), Some("revoke"))
     );
     let removed = &all["runs"][1];
     assert_eq!(removed["counts"]["done"], 8, "{removed}");
@@ -71,7 +72,10 @@ fn runs_lists_the_data_directorys_runs_newest_first_filtered_and_in_pages_and_sh
         &dir,
         &["--user", &JOHN.to_uppercase(), "--company-id", "acme"],
     ));
-    assert_eq!(run_ids(&johns), [real_id.clone(), dry_id.clone()]);
+    assert_eq!(
+        run_ids(&johns),
+        [ids[0].clone(), real_id.clone(), dry_id.clone()]
+    );
     let failed = ok_json(&runs(&dir, &["--status", "failed"]));
     assert_eq!(run_ids(&failed), vec![failed_id.clone()]);
     let none = ok_json(&runs(&dir, &["--since", "2999-01-01"]));
@@ -116,7 +120,7 @@ fn runs_lists_the_data_directorys_runs_newest_first_filtered_and_in_pages_and_sh
     assert_eq!(shown, real, "show prints the result the run printed");
     let shown = ok_json(&show(&failed_id, &[]));
     assert_eq!(shown["status"], "failed");
-    assert_eq!(shown["failure"]["code"], "user_not_found");
+    assert_eq!(shown["failure"]["code"], "mailbox_not_found");
     let with_audit = ok_json(&show(&real_id, &["--audit"]));
     assert_eq!(with_audit["result"], real);
     let records = with_audit["audit"].as_array().unwrap();

@@ -210,7 +210,11 @@ fn review_lists_what_should_not_hold_access_and_exits_1() {
     assert_eq!(written.len(), 2, "{written:?}");
     for file in written {
         let text = std::fs::read_to_string(&file).unwrap();
-        assert!(text.contains("access-review acme"), "{}: {text}", file.display());
+        assert!(
+            text.contains("access-review acme"),
+            "{}: {text}",
+            file.display()
+        );
     }
 }
 

@@ -65,7 +65,9 @@ fn watch_once_contains_each_compromised_user_and_a_second_poll_starts_nothing() 
     let written = printed_files(&out, &data);
     for (_, _, run_id, _, _) in runs(&first) {
         assert!(
-            written.iter().any(|p| p.ends_with(format!("{run_id}.email.html"))),
+            written
+                .iter()
+                .any(|p| p.ends_with(format!("{run_id}.email.html"))),
             "{written:?}"
         );
     }

@@ -37,9 +37,13 @@ pub enum ErrorKind {
     /// Credentials rejected or token not obtainable.
     #[error("authentication failed: {message}")]
     Auth { message: String },
-    /// Connection failures and timeouts, after the bounded retries.
+    /// Timeouts and connections broken after the request was sent, after the bounded retries.
     #[error("{message}")]
     Transport { message: String },
+    /// The request never left: the host name does not resolve, or nothing accepts the
+    /// connection. Retried only briefly (it is not throttling: waiting does not help soon).
+    #[error("unreachable: {message}")]
+    Unreachable { message: String },
     /// The answer did not have the documented shape, or broke a safety limit (redirect, size).
     #[error("unexpected response: {message}")]
     Protocol { message: String },
@@ -67,7 +71,10 @@ impl RemoteError {
     /// Whether trying again later can succeed (drives SQS redelivery in Lambda).
     pub fn is_transient(&self) -> bool {
         match &self.kind {
-            ErrorKind::Throttled { .. } | ErrorKind::Transport { .. } | ErrorKind::Stopped => true,
+            ErrorKind::Throttled { .. }
+            | ErrorKind::Transport { .. }
+            | ErrorKind::Unreachable { .. }
+            | ErrorKind::Stopped => true,
             ErrorKind::Api { transient, .. } => *transient,
             _ => false,
         }
@@ -83,8 +90,16 @@ impl RemoteError {
     pub fn is_service_unavailable(&self) -> bool {
         matches!(
             self.kind,
-            ErrorKind::Throttled { .. } | ErrorKind::Transport { .. } | ErrorKind::Stopped
+            ErrorKind::Throttled { .. }
+                | ErrorKind::Transport { .. }
+                | ErrorKind::Unreachable { .. }
+                | ErrorKind::Stopped
         )
+    }
+
+    /// The host could not be reached at all (DNS, refused connection).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Unreachable { .. })
     }
 
     pub fn is_not_found(&self) -> bool {

@@ -67,6 +67,11 @@ pub fn email_subject(report: &Report) -> String {
         Outcome::ActionNeeded => "ACTION NEEDED, removal failed".to_string(),
         Outcome::Unfinished => "UNFINISHED, stopped before its end".to_string(),
         Outcome::DryRun => format!("dry run, would remove {}", view::would_remove(report)),
+        Outcome::NotNotified => format!(
+            "{} succeeded, NOT NOTIFIED: {} could not be delivered",
+            if report.dry_run { "dry run" } else { "removal" },
+            view::not_delivered(report)
+        ),
     };
     one_line(&format!(
         "Revoke365: {what} — {} ({})",

@@ -95,7 +95,11 @@ pub fn printed_files(out: &Output, dir: &std::path::Path) -> Vec<std::path::Path
         .filter(|path| path.contains(dir.as_ref()))
         .map(|path| {
             let path = std::path::PathBuf::from(path);
-            assert!(path.is_file(), "printed but not written: {}\n{text}", path.display());
+            assert!(
+                path.is_file(),
+                "printed but not written: {}\n{text}",
+                path.display()
+            );
             path
         })
         .collect()

@@ -243,6 +243,12 @@ fn verdict(reply: &Reply) -> Verdict {
     }
 }
 
+/// Attempts of a notification at a host that cannot be reached before it is reported
+/// `unreachable`, and the longest pause between them (as `revoke365 run` checks its
+/// endpoints).
+const UNREACHABLE_ATTEMPTS: u32 = 3;
+const UNREACHABLE_PAUSE: Duration = Duration::from_millis(500);
+
 /// One attempt's transport failure.
 enum Failure {
     /// The request never left (DNS, refused connection): always safe to resend.
@@ -550,10 +556,25 @@ impl HttpCore {
                 Err(Failure::Refused(e)) => return Err(e),
                 Err(Failure::NotSent(message)) => {
                     tracing::debug!(attempt, elapsed_ms, error = %message, "not sent");
-                    if last {
-                        return Err(call.transport(format!("{message} (after {attempt} attempts)")));
+                    // A host that does not resolve or refuses connections is not throttling:
+                    // it is never shown as a throttling wait. A notification (a write made
+                    // once: ticket, note, email, post) gives up after a few quick tries, as
+                    // nothing waits on it; reads and removals, which the run needs, ride out
+                    // an outage for the whole retry budget.
+                    let notification = call.replay == Replay::Once;
+                    if last || (notification && attempt >= UNREACHABLE_ATTEMPTS) {
+                        return Err(call.error(ErrorKind::Unreachable {
+                            message: format!("{message} (after {attempt} attempts)"),
+                        }));
                     }
-                    None
+                    let pause = policy.delay(attempt, None);
+                    tokio::time::sleep(match notification {
+                        true => pause.min(UNREACHABLE_PAUSE),
+                        false => pause,
+                    })
+                    .await;
+                    attempt += 1;
+                    continue;
                 }
                 Err(Failure::MaybeSent(message)) => {
                     tracing::debug!(attempt, elapsed_ms, error = %message, "no answer");
@@ -1064,15 +1085,44 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
-        let err = core(2)
+        let core = core(2);
+        let err = core
             .send(&Call::new("test", "GET /", None), |c| c.get(&url))
             .await
             .unwrap_err();
         assert!(
-            matches!(&err.kind, ErrorKind::Transport { message } if message.contains("after 2 attempts")),
+            matches!(&err.kind, ErrorKind::Unreachable { message } if message.contains("after 2 attempts")),
             "{err:?}"
         );
         assert!(err.is_transient());
+        assert!(core.throttle_waits().is_empty(), "not shown as throttling");
+    }
+
+    #[tokio::test]
+    async fn a_notification_gives_up_on_an_unreachable_host_after_a_few_quick_tries() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let core = HttpCore::new(HttpSettings {
+            retry: policy(5_000, 30_000, 8),
+            ..HttpSettings::default()
+        })
+        .unwrap();
+        let started = Instant::now();
+        let err = core
+            .send(&Call::new("teams", "POST", None).once(), |c| c.post(&url))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err.kind, ErrorKind::Unreachable { message } if message.contains("after 3 attempts")),
+            "{err:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(core.throttle_waits().is_empty(), "not shown as throttling");
     }
 
     #[tokio::test]

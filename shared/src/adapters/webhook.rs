@@ -155,6 +155,7 @@ fn scrub(mut e: RemoteError, url: &str) -> RemoteError {
     };
     match &mut e.kind {
         ErrorKind::Transport { message }
+        | ErrorKind::Unreachable { message }
         | ErrorKind::Protocol { message }
         | ErrorKind::InvalidInput { message, .. } => hide(message),
         _ => {}

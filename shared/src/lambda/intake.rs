@@ -1,7 +1,9 @@
 //! Intake: API Gateway HTTP API requests (a Sentinel playbook's incidents among them),
 //! offboarding-queue records and EventBridge security alerts become runs. Each records its caller as the trigger proves it (the IAM principal,
 //! the SQS sender, the event's account and source, the HMAC caller), and a company's
-//! allow-list decides whether that caller may act for it.
+//! allow-list decides whether that caller may act for it. The API's routes, whose callers wait
+//! for the answer, first look up the user and the ticket (a few seconds at most), so that a
+//! typo is a 4xx to its caller rather than a failed run told to the customer.
 
 use super::webhook::{self, SignatureError, Signed, WebhookSecrets};
 use super::{aws_config, batch_response, item_failure, LambdaError};
@@ -12,12 +14,13 @@ use crate::authorize::{authorize_company, principal, AccessError};
 use crate::error::StoreError;
 use crate::index::{lookup, AccessError as LookupError, AccessQuery};
 use crate::model::{
-    parse_page_size, parse_since, parse_status, validate_email, InvalidRequest, ItemStatus, Run,
-    RunFilter, RunId, DEFAULT_RUN_PAGE,
+    parse_page_size, parse_since, parse_status, validate_email, FailureCode, InvalidRequest,
+    ItemStatus, Run, RunFilter, RunId, DEFAULT_RUN_PAGE,
 };
-use crate::ports::RunStore;
+use crate::ports::{Connector, RunStore};
 use crate::steps::{
-    check_run_audit, intake_as, intake_backup, intake_restore, intake_sentinel, IntakeError,
+    check_before_intake, check_run_audit, intake_as, intake_backup, intake_restore,
+    intake_sentinel, Accepted, IntakeError, REQUEST_CHECK_TIME,
 };
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
@@ -25,6 +28,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lambda_events::http::{HeaderMap, HeaderValue};
 use base64::Engine;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use tracing::{error, info, info_span, warn, Instrument};
 
 pub struct IntakeDeps {
@@ -32,12 +36,18 @@ pub struct IntakeDeps {
     pub queue: SqsQueue,
     /// The per-caller secrets of the HMAC-signed route.
     pub webhook: WebhookSecrets,
+    /// The tenants and PSAs, to check a request's user and ticket before answering 202;
+    /// without it every request is accepted unchecked (its run checks them).
+    pub connector: Option<Arc<dyn Connector>>,
 }
 
 impl IntakeDeps {
     pub async fn from_env() -> Result<IntakeDeps, LambdaError> {
         let config = aws_config().await;
-        IntakeDeps::new(&config, &AwsNames::from_env()).await
+        let names = AwsNames::from_env();
+        let mut deps = IntakeDeps::new(&config, &names).await?;
+        deps.connector = Some(Arc::new(super::steps::connector_from_env(&config, &names)));
+        Ok(deps)
     }
 
     pub async fn new(
@@ -51,6 +61,7 @@ impl IntakeDeps {
                 aws_sdk_secretsmanager::Client::new(config),
                 names.webhook_secret_id.clone(),
             ),
+            connector: None,
         })
     }
 }
@@ -115,6 +126,19 @@ fn intake_failure(e: &IntakeError) -> ApiGatewayV2httpResponse {
         IntakeError::Conflict(why) => response(
             409,
             error_body("conflict", &why.to_string(), Some(&why.field)),
+        ),
+        // What the caller named is not there (404) or cannot be acted on (422): their typo,
+        // told to them alone.
+        IntakeError::Rejected(refused) => response(
+            match refused.code {
+                FailureCode::UserNotFound | FailureCode::TicketNotFound => 404,
+                _ => 422,
+            },
+            error_body(
+                refused.code.as_str(),
+                &refused.message,
+                refused.field.as_deref(),
+            ),
         ),
         IntakeError::KeyReused { .. } => response(
             409,
@@ -235,15 +259,7 @@ async fn post_signed_revocation(
     let principal = principal::hmac_caller(&caller);
     // The signature is the idempotency key: the same signed request is one run.
     let key = header(request, webhook::SIGNATURE_HEADER).map(str::to_string);
-    match intake_as(
-        &deps.store,
-        &deps.queue,
-        Some(&principal),
-        &body,
-        key.as_deref(),
-    )
-    .await
-    {
+    match checked_intake(deps, Some(&principal), &body, key.as_deref()).await {
         Ok(accepted) => accepted_response(&accepted.run),
         Err(e) => intake_failure(&e),
     }
@@ -288,18 +304,33 @@ async fn post_revocation(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let principal = api_principal(request);
-    match intake_as(
-        &deps.store,
-        &deps.queue,
-        principal.as_deref(),
-        &body,
-        key.as_deref(),
-    )
-    .await
-    {
+    match checked_intake(deps, principal.as_deref(), &body, key.as_deref()).await {
         Ok(accepted) => accepted_response(&accepted.run),
         Err(e) => intake_failure(&e),
     }
+}
+
+/// Intake for a caller waiting on the answer: a user or ticket the tenant or the PSA says is
+/// wrong is refused before any run is made (4xx naming the field), when they answer within
+/// [`REQUEST_CHECK_TIME`]; a slower tenant or PSA is not waited for, and the run checks again
+/// (telling the company's board of a refusal, as for queued requests and alerts).
+async fn checked_intake(
+    deps: &IntakeDeps,
+    principal: Option<&str>,
+    body: &Value,
+    key: Option<&str>,
+) -> Result<Accepted, IntakeError> {
+    if let Some(connector) = &deps.connector {
+        check_before_intake(
+            &deps.store,
+            connector.as_ref(),
+            principal,
+            body,
+            Some(REQUEST_CHECK_TIME),
+        )
+        .await?;
+    }
+    intake_as(&deps.store, &deps.queue, principal, body, key).await
 }
 
 /// `POST /alerts/sentinel`: a Sentinel playbook's incident payload (SigV4-signed like the

@@ -71,24 +71,11 @@ impl StepDeps {
     pub async fn from_env(queue: &QueueDef) -> Result<StepDeps, LambdaError> {
         let config = aws_config().await;
         let names = AwsNames::from_env();
-        let urls = ServiceUrls::default().with_env_overrides(|k| std::env::var(k).ok());
-        let secrets = SecretsProvider::new(
-            aws_sdk_secretsmanager::Client::new(&config),
-            names.secret_id.clone(),
-        );
-        let shard_time = env_number("REVOKE365_SHARD_SECONDS")
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_SHARD_TIME);
         let budgets = TenantBudgets::new(
             aws_sdk_dynamodb::Client::new(&config),
             names.runs_table.clone(),
         );
-        let psa_urls = PsaUrls::from_env(|k| std::env::var(k).ok());
-        let connector = Arc::new(
-            SecretConnector::new(http_settings_from_env(), urls, secrets, shard_time)
-                .with_psa_urls(psa_urls)
-                .with_shared_budgets(budgets),
-        );
+        let connector = Arc::new(connector_from_env(&config, &names).with_shared_budgets(budgets));
         let max_receive_count = env_number("REVOKE365_MAX_RECEIVE_COUNT")
             .map(|n| n as u32)
             .unwrap_or(queue.max_receive_count);
@@ -115,6 +102,25 @@ impl StepDeps {
             learned_limits: Arc::new(BTreeMap::new),
         })
     }
+}
+
+/// The tenants' and PSAs' clients as the function's environment and the credentials secret
+/// configure them.
+pub(crate) fn connector_from_env(
+    config: &aws_config::SdkConfig,
+    names: &AwsNames,
+) -> SecretConnector {
+    let urls = ServiceUrls::default().with_env_overrides(|k| std::env::var(k).ok());
+    let secrets = SecretsProvider::new(
+        aws_sdk_secretsmanager::Client::new(config),
+        names.secret_id.clone(),
+    );
+    let shard_time = env_number("REVOKE365_SHARD_SECONDS")
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_SHARD_TIME);
+    let psa_urls = PsaUrls::from_env(|k| std::env::var(k).ok());
+    SecretConnector::new(http_settings_from_env(), urls, secrets, shard_time)
+        .with_psa_urls(psa_urls)
 }
 
 /// What the connector's HTTP core has learned so far (nothing before its first connection).

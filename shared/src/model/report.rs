@@ -150,6 +150,45 @@ pub struct Report {
     /// `total_permissions_removed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub victim_mailbox: Option<super::VictimMailboxReport>,
+    /// The notifications that could not be delivered (each is in `errors` too): they make
+    /// `success` false, but say nothing about the removal, which the headline tells apart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notification_errors: Vec<NotificationError>,
+    /// The first line the table, the PSA note and the email open with (`SUCCESS — …`,
+    /// `NOT NOTIFIED — the removal succeeded (…), but the Teams post could not be
+    /// delivered`), set once the notifications are done.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub headline: String,
+}
+
+/// Where a run's outcome is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationChannel {
+    /// The ticket and its note.
+    Psa,
+    Email,
+    Teams,
+    Webhook,
+}
+
+impl NotificationChannel {
+    /// What was not delivered, for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            NotificationChannel::Psa => "the PSA note",
+            NotificationChannel::Email => "the email",
+            NotificationChannel::Teams => "the Teams post",
+            NotificationChannel::Webhook => "the webhook post",
+        }
+    }
+}
+
+/// A notification that could not be delivered, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationError {
+    pub channel: NotificationChannel,
+    pub error: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -540,6 +579,8 @@ impl Report {
             no_ticket: None,
             containment: None,
             victim_mailbox: None,
+            notification_errors: Vec::new(),
+            headline: String::new(),
         }
     }
 
@@ -588,6 +629,24 @@ impl Report {
         self.errors.push(error);
         self.success = false;
         self.status = RunStatus::CompletedWithErrors;
+    }
+
+    /// Records a notification that could not be delivered: one of the `errors` (the run is
+    /// not a success), kept apart so that the headline can still say the removal succeeded.
+    pub fn add_notification_error(&mut self, channel: NotificationChannel, error: String) {
+        self.notification_errors.push(NotificationError {
+            channel,
+            error: error.clone(),
+        });
+        self.add_error(error);
+    }
+
+    /// Whether the removal itself succeeded (or the dry run completed): every direct grant in
+    /// scope gone on re-read and no error but the notifications'.
+    pub fn removal_succeeded(&self) -> bool {
+        (self.dry_run || self.verification.all_permissions_cleared)
+            && self.errors.len() == self.notification_errors.len()
+            && !matches!(self.status, RunStatus::Cancelled | RunStatus::Interrupted)
     }
 
     /// The permission types the request left out.

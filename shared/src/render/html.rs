@@ -16,7 +16,9 @@ pub fn esc(s: &str) -> String {
 fn colours(outcome: Outcome) -> (&'static str, &'static str) {
     match outcome {
         Outcome::AllRemoved => ("#1a7f37", "#dafbe1"),
-        Outcome::AccessRemains | Outcome::PartlyChecked => ("#9a6700", "#fff8c5"),
+        Outcome::AccessRemains | Outcome::PartlyChecked | Outcome::NotNotified => {
+            ("#9a6700", "#fff8c5")
+        }
         Outcome::ActionNeeded | Outcome::Unfinished => ("#b00020", "#ffebe9"),
         Outcome::DryRun => ("#0969da", "#ddf4ff"),
     }

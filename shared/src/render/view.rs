@@ -25,13 +25,25 @@ pub enum Outcome {
     /// The run stopped before its end (interrupted, or its process gone): nothing is
     /// verified, and it must be resumed.
     Unfinished,
+    /// The removal (or dry run) succeeded, but a notification could not be delivered.
+    NotNotified,
 }
 
 impl Outcome {
     pub fn of(report: &Report) -> Outcome {
+        match Outcome::of_removal(report) {
+            Outcome::ActionNeeded => Outcome::ActionNeeded,
+            Outcome::Unfinished => Outcome::Unfinished,
+            _ if !report.notification_errors.is_empty() => Outcome::NotNotified,
+            removal => removal,
+        }
+    }
+
+    /// The case of the removal alone, whatever became of the notifications.
+    fn of_removal(report: &Report) -> Outcome {
         if !report.verification.verified && !report.dry_run {
             Outcome::Unfinished
-        } else if !report.success {
+        } else if !report.removal_succeeded() {
             Outcome::ActionNeeded
         } else if report.dry_run {
             Outcome::DryRun
@@ -289,9 +301,49 @@ fn user_name(report: &Report) -> String {
 
 fn headline(report: &Report) -> Headline {
     let outcome = Outcome::of(report);
+    let (mut title, mut lines) = removal_headline(report, Outcome::of_removal(report));
+    if outcome == Outcome::NotNotified {
+        let not_delivered = not_delivered(report);
+        let what = if report.dry_run {
+            "the dry run"
+        } else {
+            "the removal"
+        };
+        let case = title.split_once(" — ").map_or(title.as_str(), |(_, c)| c);
+        title = format!(
+            "NOT NOTIFIED — {what} succeeded ({case}), but {not_delivered} could not be delivered"
+        );
+        lines.push(format!(
+            "Nothing needs to be run again: only {not_delivered} could not be delivered (see \"{ERRORS}\")."
+        ));
+    }
+    lines.extend(indirect_advice(report));
+    lines.extend(scope_advice(report));
+    lines.extend(report.victim_mailbox.as_ref().map(super::victim::summary));
+    Headline {
+        outcome,
+        title,
+        lines: lines.iter().map(|l| one_line(l)).collect(),
+    }
+}
+
+/// The notifications that could not be delivered, each named once: "the Teams post and the
+/// email".
+pub fn not_delivered(report: &Report) -> String {
+    let mut labels: Vec<&str> = Vec::new();
+    for n in &report.notification_errors {
+        if !labels.contains(&n.channel.label()) {
+            labels.push(n.channel.label());
+        }
+    }
+    and_list(&labels)
+}
+
+/// The title and first lines for the removal's own case.
+fn removal_headline(report: &Report, outcome: Outcome) -> (String, Vec<String>) {
     let removed = report.removal_summary.total_permissions_removed as usize;
     let would = would_remove(report);
-    let (title, mut lines) = match outcome {
+    match outcome {
         Outcome::AllRemoved => (
             "SUCCESS — all access removed and verified".to_string(),
             vec![format!(
@@ -351,7 +403,7 @@ fn headline(report: &Report) -> Headline {
             let title = if report.dry_run {
                 "ACTION NEEDED — the dry run could not check everything"
             } else {
-                "ACTION NEEDED — the removal failed: not everything was removed, verified or reported"
+                "ACTION NEEDED — the removal failed: not everything was removed or verified"
             };
             let mut lines = Vec::new();
             let left = report.verification.remaining.len();
@@ -375,14 +427,7 @@ fn headline(report: &Report) -> Headline {
             }
             (title.to_string(), lines)
         }
-    };
-    lines.extend(indirect_advice(report));
-    lines.extend(scope_advice(report));
-    lines.extend(report.victim_mailbox.as_ref().map(super::victim::summary));
-    Headline {
-        outcome,
-        title,
-        lines: lines.iter().map(|l| one_line(l)).collect(),
+        Outcome::NotNotified => unreachable!("the removal's own case is never NotNotified"),
     }
 }
 

@@ -5,7 +5,7 @@ use super::early::EarlyLookups;
 use super::{rejected, ScanError};
 use crate::error::RemoteError;
 use crate::model::{
-    FailureCode, OrgSettings, PermissionType, ResolvedUser, RevocationRequest, RunMode,
+    FailureCode, OrgSettings, PermissionType, ResolvedUser, RevocationRequest, RunFailure, RunMode,
 };
 use crate::ports::{ExchangeUser, MailboxInfo, Recipient, RecipientPermissionEntry, UserLookup};
 use crate::steps::Tenant;
@@ -25,6 +25,36 @@ pub(crate) struct Census {
     by_identity: HashMap<String, usize>,
     /// The tenant-wide lookups by the user alone, read beside the mailbox list.
     early: Mutex<EarlyLookups>,
+}
+
+/// Why a run cannot act on the user a request names: nobody, or more than one user, has that
+/// address in the tenant. `None` for a user found once.
+pub(crate) fn unusable_user(
+    lookup: &UserLookup,
+    address: &str,
+    org: &OrgSettings,
+) -> Option<RunFailure> {
+    match lookup {
+        UserLookup::Found { .. } => None,
+        UserLookup::NotFound => Some(RunFailure::new(
+            FailureCode::UserNotFound,
+            Some("user_email"),
+            format!(
+                "user '{address}' was not found in the tenant of company '{}' (looked up as UPN, primary SMTP address and proxy address)",
+                org.company_id
+            ),
+        )),
+        UserLookup::Ambiguous { candidates } => Some(RunFailure::new(
+            FailureCode::UserAmbiguous,
+            Some("user_email"),
+            format!(
+                "'{address}' matches {} users in the tenant of company '{}' ({}); name the user by UPN",
+                candidates.len(),
+                org.company_id,
+                candidates.join(", ")
+            ),
+        )),
+    }
 }
 
 impl Census {
@@ -61,27 +91,10 @@ impl Census {
         let (lookup, exchange_user, groups) = user_side?;
         let (found, matched_by) = match lookup {
             UserLookup::Found { user, matched_by } => (user, matched_by),
-            UserLookup::NotFound => {
-                return Err(rejected(
-                    FailureCode::UserNotFound,
-                    "user_email",
-                    format!(
-                        "user '{address}' was not found in the tenant of company '{}' (looked up as UPN, primary SMTP address and proxy address)",
-                        org.company_id
-                    ),
-                ))
-            }
-            UserLookup::Ambiguous { candidates } => {
-                return Err(rejected(
-                    FailureCode::UserAmbiguous,
-                    "user_email",
-                    format!(
-                        "'{address}' matches {} users in the tenant of company '{}' ({}); name the user by UPN",
-                        candidates.len(),
-                        org.company_id,
-                        candidates.join(", ")
-                    ),
-                ))
+            refused => {
+                let failure = unusable_user(&refused, address, org)
+                    .expect("a lookup that found nobody or several is refused");
+                return Err(ScanError::Rejected(failure));
             }
         };
         let mailboxes = mailboxes?;

@@ -9,7 +9,7 @@ mod send_as;
 mod send_on_behalf;
 mod trustee;
 
-pub(crate) use census::{recipient_address, Census};
+pub(crate) use census::{recipient_address, unusable_user, Census};
 pub(crate) use mailbox::calendar_grant;
 pub(crate) use trustee::is_system_principal;
 

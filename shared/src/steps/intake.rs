@@ -3,11 +3,12 @@
 use crate::authorize::{authorize, log_refusal, Refused};
 use crate::error::{QueueError, StoreError};
 use crate::messages::{Step, StepMessage};
-use crate::model::{InvalidRequest, OrgSettings, RevocationRequest, Run, RunStatus};
-use crate::ports::{KeyHolder, Queue, RunStore};
+use crate::model::{InvalidRequest, OrgSettings, RevocationRequest, Run, RunFailure, RunStatus};
+use crate::ports::{Connector, KeyHolder, Queue, RunStore};
 use chrono::Utc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::time::Duration;
 use tracing::{info, warn};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,10 @@ pub enum IntakeError {
     /// nothing was created.
     #[error(transparent)]
     Conflict(InvalidRequest),
+    /// The tenant or the PSA says the request names a user or a ticket it cannot act on (not
+    /// found, ambiguous, another company's): nothing was created.
+    #[error("{}", .0.message)]
+    Rejected(RunFailure),
     /// The caller's idempotency key was used before for a different request.
     #[error("Idempotency-Key '{key}' was already used for a different request (run {run_id}); use a new key for a new request")]
     KeyReused { key: String, run_id: String },
@@ -145,6 +150,64 @@ pub async fn intake_as(
     queue_discovery(queue, &run).await?;
     info!(run_id = %run.run_id, company_id = %run.request.company_id, principal = ?principal, dry_run = run.request.dry_run, "run accepted");
     Ok(Accepted { run, created: true })
+}
+
+/// How long the API waits for the tenant and the PSA to confirm a request's user and ticket
+/// before it accepts the request unchecked (the run checks them again).
+pub const REQUEST_CHECK_TIME: Duration = Duration::from_secs(5);
+
+/// For a caller who waits for the answer (the CLI, an API request): refuses, before any run
+/// is made, a request whose user is not in the tenant or whose ticket is not the company's
+/// (see [`check_request`](super::preflight::check_request)), so that a typo reaches no
+/// customer. Bad input and a refused caller are refused as intake refuses them. A tenant or PSA
+/// that cannot be reached, or (with `within`) does not answer in time, is not waited for: the
+/// request goes on, and its run checks again.
+pub async fn check_before_intake(
+    store: &dyn RunStore,
+    connector: &dyn Connector,
+    principal: Option<&str>,
+    body: &Value,
+    within: Option<Duration>,
+) -> Result<(), IntakeError> {
+    let request = RevocationRequest::from_json(body)?;
+    let org = company_for(
+        store,
+        &request.company_id,
+        principal,
+        request.ticket_id.as_deref(),
+    )
+    .await?;
+    let check = async {
+        match connector.connect(&org).await {
+            Ok(connections) => {
+                super::preflight::check_request(
+                    connections.tenant(),
+                    connections.notify(),
+                    &org,
+                    &request,
+                )
+                .await
+            }
+            Err(e) => {
+                warn!(error = %e, "the request's user and ticket could not be checked before the run; the run checks them");
+                Ok(())
+            }
+        }
+    };
+    let checked = match within {
+        None => check.await,
+        Some(limit) => tokio::time::timeout(limit, check).await.unwrap_or_else(|_| {
+            info!(
+                within_ms = limit.as_millis() as u64,
+                "the tenant did not confirm the request's user and ticket in time; accepted unchecked, the run checks them"
+            );
+            Ok(())
+        }),
+    };
+    checked.map_err(|refused| {
+        info!(code = refused.code.as_str(), field = ?refused.field, "request refused before any run: told to its caller only");
+        IntakeError::Rejected(refused)
+    })
 }
 
 /// A key reserved this long ago whose run does not exist was orphaned by a dead delivery.

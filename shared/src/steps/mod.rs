@@ -26,7 +26,9 @@ pub use alert_runs::{intake_sentinel, start_alert_run, AlertRun, SentinelOutcome
 pub use audit_trail::check_run_audit;
 pub use discover::discover;
 pub use dispatch::{abandon, dispatch};
-pub use intake::{intake, intake_as, Accepted, IntakeError};
+pub use intake::{
+    check_before_intake, intake, intake_as, Accepted, IntakeError, REQUEST_CHECK_TIME,
+};
 pub(crate) use notify::report_recipients;
 pub use notify::{fail_and_notify, notify_failure};
 pub use poll_alerts::{poll_alerts, PollReport, POLLER_PRINCIPAL, POLL_OVERLAP};

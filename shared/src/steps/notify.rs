@@ -13,7 +13,7 @@
 
 use super::Notify;
 use crate::error::{RemoteError, StepError};
-use crate::model::{OrgSettings, Report, Run, RunFailure};
+use crate::model::{NotificationChannel, OrgSettings, Report, Run, RunFailure};
 use crate::ports::{
     Attachment, Effect, EffectState, HookKind, NewTicket, OutgoingMail, RunNotice, RunStore,
 };
@@ -25,6 +25,12 @@ pub(crate) trait Told {
     fn ticket_id(&self) -> Option<String>;
     fn set_ticket_id(&mut self, id: String);
     fn add_error(&mut self, error: String);
+    /// A notification that could not be delivered (by default, one more error).
+    fn add_notification_error(&mut self, _channel: NotificationChannel, error: String) {
+        self.add_error(error);
+    }
+    /// Everything is told (or could not be): the result's own headline can be written.
+    fn set_headline(&mut self) {}
     fn not_mailed(&mut self, address: String);
     /// The company has no PSA: say so (not an error).
     fn no_ticket(&mut self, why: String);
@@ -51,6 +57,12 @@ impl Told for Report {
     }
     fn add_error(&mut self, error: String) {
         Report::add_error(self, error);
+    }
+    fn add_notification_error(&mut self, channel: NotificationChannel, error: String) {
+        Report::add_notification_error(self, channel, error);
+    }
+    fn set_headline(&mut self) {
+        self.headline = render::ReportView::of(self).headline.title;
     }
     fn not_mailed(&mut self, address: String) {
         self.not_mailed.push(address);
@@ -81,7 +93,9 @@ impl Told for Report {
             company_id: org.company_id.clone(),
             company_name: org.company_name.clone(),
             user_email: self.removal_summary.user_email.clone(),
-            success: self.success,
+            // Posted before the email and the note: the removal's outcome, which is what the
+            // card's headline tells.
+            success: self.removal_succeeded(),
             status: status_word(self.status),
             total_permissions_removed: self.removal_summary.total_permissions_removed,
             failures: self.errors.len() as u32,
@@ -91,9 +105,10 @@ impl Told for Report {
     }
 }
 
-/// Adds the report to the ticket (creating the ticket when the request named none, or named
-/// one that is not this company's) and mails it. Failures are recorded in the report; they
-/// undo nothing.
+/// Tells the run's outcome: picks the ticket (the named one when it is this company's, else a
+/// new one), posts to Teams and the webhook, mails, and adds the note last, so that the email
+/// names the posts that could not be delivered and the note names the email too. Failures
+/// are recorded in the report as notification errors; they undo nothing.
 pub(crate) async fn deliver_report(
     store: &dyn RunStore,
     notify: Notify<'_>,
@@ -103,13 +118,18 @@ pub(crate) async fn deliver_report(
 ) -> Result<(), StepError> {
     if !run.request.notifies() {
         info!(digest = run.request.digest, "no ticket, note or email of its own: a dry run that did not ask for them, or a run its caller reports in a digest");
+        report.set_headline();
         return Ok(());
     }
-    if org.psa_kind.has_tickets() {
-        ticket_report(store, notify, org, run, report).await?;
+    let ticket = if org.psa_kind.has_tickets() {
+        report_ticket(store, notify, org, run, report).await?
     } else {
         info!(company_id = %org.company_id, "no PSA: no ticket or note, the report goes by email");
         report.no_ticket(no_psa(org));
+        None
+    };
+    for (channel, e) in post_hooks(store, notify, org, run, &report.notice(org)).await? {
+        report.add_notification_error(channel, e);
     }
     let (to, left_out) = recipients(org, run);
     if let Some(address) = left_out {
@@ -117,24 +137,31 @@ pub(crate) async fn deliver_report(
     }
     let mail = report.mail(&org.notification_sender, to);
     if let Err(e) = mail_once(store, notify, run, mail).await? {
-        report.add_error(e);
+        report.add_notification_error(NotificationChannel::Email, e);
     }
-    for e in post_hooks(store, notify, org, run, &report.notice(org)).await? {
-        report.add_error(e);
+    if let Some(id) = ticket {
+        let text = report.note_text();
+        if let Err(e) = note_once(store, notify, run, &id, &text).await? {
+            report.add_notification_error(
+                NotificationChannel::Psa,
+                format!("PSA note could not be added to ticket {id}: {e}"),
+            );
+        }
     }
+    report.set_headline();
     Ok(())
 }
 
 /// The outcome posted to the company's Teams channel and webhook, each at most once; what
-/// could not be posted is returned for the report's errors, like an email that could not be
-/// sent.
+/// could not be posted is returned, by channel, for the report's errors, like an email that
+/// could not be sent.
 async fn post_hooks(
     store: &dyn RunStore,
     notify: Notify<'_>,
     org: &OrgSettings,
     run: &Run,
     notice: &RunNotice,
-) -> Result<Vec<String>, StepError> {
+) -> Result<Vec<(NotificationChannel, String)>, StepError> {
     let mut problems = Vec::new();
     let Some(hooks) = &org.notify else {
         return Ok(problems);
@@ -145,7 +172,11 @@ async fn post_hooks(
     ] {
         let Some(url) = url else { continue };
         if let Err(e) = post_once(store, notify, run, (kind, effect), url, notice).await? {
-            problems.push(e);
+            let channel = match kind {
+                HookKind::Teams => NotificationChannel::Teams,
+                HookKind::Webhook => NotificationChannel::Webhook,
+            };
+            problems.push((channel, e));
         }
     }
     Ok(problems)
@@ -216,15 +247,15 @@ fn no_psa(org: &OrgSettings) -> String {
     )
 }
 
-/// The report as a note on the run's ticket (the named one when it is this company's, else
-/// a new one).
-async fn ticket_report(
+/// The ticket the report's note goes to (the named one when it is this company's, else a new
+/// one), set as the report's; `None`, with the reason in the report, when there is none.
+async fn report_ticket(
     store: &dyn RunStore,
     notify: Notify<'_>,
     org: &OrgSettings,
     run: &Run,
     report: &mut impl Told,
-) -> Result<(), StepError> {
+) -> Result<Option<String>, StepError> {
     let given = report.ticket_id();
     let choice = target_ticket(store, notify, org, run, given.as_deref()).await?;
     if let Some(why) = &choice.passed_over {
@@ -236,14 +267,13 @@ async fn ticket_report(
     match &choice.ticket {
         Ok(id) => {
             report.set_ticket_id(id.clone());
-            let text = report.note_text();
-            if let Err(e) = note_once(store, notify, run, id, &text).await? {
-                report.add_error(format!("PSA note could not be added to ticket {id}: {e}"));
-            }
+            Ok(Some(id.clone()))
         }
-        Err(e) => report.add_error(choice.describe(e)),
+        Err(e) => {
+            report.add_notification_error(NotificationChannel::Psa, choice.describe(e));
+            Ok(None)
+        }
     }
-    Ok(())
 }
 
 /// Fails a run that cannot go on, after telling its ticket and recipients why (so that what
@@ -318,7 +348,7 @@ pub async fn notify_failure(
     }
     let notice = failure_notice(run, org, removed_count);
     match post_hooks(store, notify, org, run, &notice).await {
-        Ok(failed) => problems.extend(failed),
+        Ok(failed) => problems.extend(failed.into_iter().map(|(_, e)| e)),
         Err(e) => problems.push(format!("failure post: {e}")),
     }
     for p in &problems {

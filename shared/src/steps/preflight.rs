@@ -9,7 +9,9 @@
 
 use super::{Notify, Tenant};
 use crate::error::{ErrorKind, RemoteError};
-use crate::model::{validate_email, FailureCode, OrgSettings, RevocationRequest, RunFailure};
+use crate::model::{
+    validate_email, FailureCode, OrgSettings, RevocationRequest, RunFailure, RunMode,
+};
 use crate::ports::{AppRoles, MailboxState, OutgoingMail, UserLookup};
 use serde::Serialize;
 
@@ -339,6 +341,51 @@ pub async fn preflight(tenant: Tenant<'_>, notify: Notify<'_>, subject: &Subject
         None => company_check(notify, org).await,
     });
     Preflight { checks }
+}
+
+/// Before a run is made for a caller who is there to be told (the CLI, an API request): the
+/// user the request names is one user of the tenant, and the ticket it names is this
+/// company's. A typo is then the caller's error alone — no run, no ticket, no note, no email.
+/// `Ok` when both hold, or could not be checked now: the run checks them again, and tells the
+/// company's board about a refusal (never a ticket of another company).
+pub async fn check_request(
+    tenant: Tenant<'_>,
+    notify: Notify<'_>,
+    org: &OrgSettings,
+    request: &RevocationRequest,
+) -> Result<(), RunFailure> {
+    let user = async {
+        // A cleanup run names a trustee that by definition resolves to no user.
+        if request.mode == RunMode::Cleanup {
+            return None;
+        }
+        match tenant.directory.find_user(&request.user_email).await {
+            Ok(lookup) => crate::scan::unusable_user(&lookup, &request.user_email, org),
+            Err(e) => {
+                tracing::warn!(error = %e, "the user could not be looked up before the run; the run looks again");
+                None
+            }
+        }
+    };
+    let ticket = async {
+        let ticket = request
+            .ticket_id
+            .as_deref()
+            .filter(|_| org.psa_kind.has_tickets())?;
+        match ticket_check(notify, org, ticket).await.outcome {
+            // Only the ticket itself: a PSA that rejects our credentials is not the caller's
+            // typo, and the run reports it.
+            Outcome::Problem(p) if p.field == "ticket_id" => {
+                Some(RunFailure::new(p.code, Some(p.field), p.message))
+            }
+            _ => None,
+        }
+    };
+    let (user, ticket) = tokio::join!(user, ticket);
+    match user.or(ticket) {
+        Some(refused) => Err(refused),
+        None => Ok(()),
+    }
 }
 
 /// `revoke365 check --send-test`: a short email from the sender to the org's recipients.

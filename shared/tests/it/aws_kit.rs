@@ -204,7 +204,7 @@ impl Env {
         )
         .await
         .unwrap();
-        let intake = IntakeDeps::new(&config, &names).await.unwrap();
+        let mut intake = IntakeDeps::new(&config, &names).await.unwrap();
         intake.store.put_org_settings(&org).await.unwrap();
         let mut steps = Vec::new();
         for q in [
@@ -225,6 +225,8 @@ impl Env {
             steps.push((urls[&q.name].clone(), deps));
         }
         let steps: [(String, StepDeps); 3] = steps.try_into().ok().unwrap();
+        // As deployed: the API looks the user and ticket up before answering.
+        intake.connector = Some(steps[0].1.connector.clone());
         Env {
             sim,
             names,

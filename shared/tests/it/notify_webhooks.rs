@@ -6,9 +6,10 @@ use crate::kit::{fast_http, fixture, with_sim, WEBHOOK_SECRET};
 use hmac::{Hmac, Mac};
 use revoke365::adapters::memory_queue::MemoryQueue;
 use revoke365::adapters::sqlite_store::SqliteRunStore;
+use revoke365::config::HttpSettings;
 use revoke365::engine::LocalEngine;
 use revoke365::messages::StepMessage;
-use revoke365::model::{NotifySettings, OrgSettings, Run, RunStatus};
+use revoke365::model::{NotificationChannel, NotifySettings, OrgSettings, Run, RunStatus};
 use revoke365::ports::{Queue, RunStore};
 use revoke365::steps::{dispatch, intake, Delivery, NoProgress};
 use revoke365::StepError;
@@ -33,13 +34,22 @@ struct Hooked {
 }
 
 async fn hooked(fixture: Value, teams: bool, webhook: bool) -> Hooked {
-    let h = Harness::start(fixture, fast_http(10)).await;
-    let base = &h.sim.base_url;
-    let mut org: OrgSettings = h.org.clone();
-    org.notify = Some(NotifySettings {
+    hooked_at(fixture, fast_http(10), |base| NotifySettings {
         teams_webhook_url: teams.then(|| format!("{base}/webhooks/teams")),
         webhook_url: webhook.then(|| format!("{base}/webhooks/soc")),
-    });
+    })
+    .await
+}
+
+/// With these HTTP settings and the hook URLs `urls` makes of the simulator's base URL.
+async fn hooked_at(
+    fixture: Value,
+    http: HttpSettings,
+    urls: impl Fn(&str) -> NotifySettings,
+) -> Hooked {
+    let h = Harness::start(fixture, http).await;
+    let mut org: OrgSettings = h.org.clone();
+    org.notify = Some(urls(&h.sim.base_url));
     org.validate().expect("loopback hook URLs are allowed");
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteRunStore::open(dir.path(), vec![org]).unwrap());
@@ -211,7 +221,20 @@ async fn a_failing_webhook_is_one_of_the_reports_errors_like_a_failed_email() {
         !error.contains("/webhooks/soc"),
         "no URL in the report: {error}"
     );
+    assert_eq!(
+        report.headline,
+        "NOT NOTIFIED — the removal succeeded (all access removed and verified), but the webhook post could not be delivered"
+    );
     let state = x.h.snapshot();
+    let note = &state
+        .ticket(report.ticket_id.as_deref().unwrap())
+        .unwrap()
+        .notes[0]
+        .text;
+    assert!(
+        note.contains(&report.headline) && note.contains(error),
+        "{note}"
+    );
     assert!(posts(&state.webhooks, "soc").is_empty());
     assert_eq!(
         posts(&state.webhooks, "teams").len(),
@@ -219,6 +242,109 @@ async fn a_failing_webhook_is_one_of_the_reports_errors_like_a_failed_email() {
         "Teams still gets its card"
     );
     assert_eq!(state.sent_mail.len(), 1, "the email still goes");
+}
+
+/// A loopback URL nothing listens on (connection refused).
+fn closed_port_url(path: &str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}{path}")
+}
+
+/// Teams at a host that does not resolve, then at a loopback port nothing listens on: the run
+/// is not a success (a notification was not delivered), but the result's headline, the PSA
+/// note and the email all say the removal succeeded and that the Teams post could not be
+/// delivered because Teams was unreachable — never "throttling", and given up within seconds
+/// (with the default retry policy, not the tests' fast one).
+#[tokio::test]
+async fn an_unreachable_teams_url_is_reported_as_not_delivered_not_as_a_failed_removal() {
+    const HEADLINE: &str = "NOT NOTIFIED — the removal succeeded (all access removed and verified), but the Teams post could not be delivered";
+    for teams in [
+        "https://teams.invalid/webhookb2/secret-token".to_string(),
+        closed_port_url("/webhookb2/secret-token"),
+    ] {
+        let x = hooked_at(
+            fixture("acme-tenant.json"),
+            HttpSettings::default().with_ceiling(10),
+            |_| NotifySettings {
+                teams_webhook_url: Some(teams.clone()),
+                webhook_url: None,
+            },
+        )
+        .await;
+        let started = std::time::Instant::now();
+        let run = x.engine.run(&request(), None).await.unwrap();
+        let took = started.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(8),
+            "an unreachable host is not waited on as if it throttled: {took:?} ({teams})"
+        );
+        assert_eq!(run.status, RunStatus::CompletedWithErrors);
+        let report = run.result.unwrap();
+        assert!(
+            !report.success,
+            "a notification not delivered is not a success"
+        );
+        assert!(report.verification.all_permissions_cleared);
+        assert_eq!(report.removal_summary.total_permissions_removed, 8);
+        assert_eq!(report.headline, HEADLINE);
+        assert_eq!(report.notification_errors.len(), 1, "{:?}", report.errors);
+        let problem = &report.notification_errors[0];
+        assert_eq!(problem.channel, NotificationChannel::Teams);
+        assert!(
+            problem.error.starts_with("the Teams webhook post failed: ")
+                && problem.error.contains("unreachable"),
+            "{}",
+            problem.error
+        );
+        assert!(
+            !problem.error.contains("secret-token"),
+            "no URL: {}",
+            problem.error
+        );
+        let result = serde_json::to_string(&report).unwrap();
+        assert!(!result.contains("hrottl"), "{result}");
+        assert!(!result.contains("removal failed"), "{result}");
+
+        let state = x.h.snapshot();
+        let ticket = state
+            .ticket(report.ticket_id.as_deref().unwrap())
+            .expect("the ticket");
+        assert_eq!(ticket.notes.len(), 1);
+        let note = &ticket.notes[0].text;
+        assert_eq!(
+            note.lines().next().unwrap(),
+            format!("Revoke365 mailbox access removal: {HEADLINE}")
+        );
+        assert!(note.contains(&problem.error), "the note names why: {note}");
+        assert_eq!(state.sent_mail.len(), 1);
+        let mail = &state.sent_mail[0];
+        assert_eq!(
+            mail.subject,
+            format!(
+                "Revoke365: removal succeeded, NOT NOTIFIED: the Teams post could not be delivered — {JOHN} ({})",
+                x.h.org.company_name
+            )
+        );
+        // The email shows the case in its banner and the rest of the headline under it.
+        let (case, said) = HEADLINE.split_once(" — ").unwrap();
+        assert!(
+            mail.body.contains(&format!(">{case}</div>")) && mail.body.contains(said),
+            "{}",
+            mail.body
+        );
+        assert!(
+            mail.body.contains("the Teams webhook post failed: "),
+            "{}",
+            mail.body
+        );
+        for text in [note, &mail.body, &mail.subject] {
+            assert!(!text.contains("hrottl"), "{text}");
+            assert!(!text.contains("removal failed"), "{text}");
+            assert!(!text.contains("SUCCESS"), "{text}");
+        }
+    }
 }
 
 #[tokio::test]

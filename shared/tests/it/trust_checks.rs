@@ -475,6 +475,37 @@ async fn a_failure_the_psa_cannot_take_is_on_the_runs_record() {
     );
 }
 
+/// The API waits a few seconds at most for the tenant to confirm the user: a slower tenant gets
+/// the request accepted unchecked (its run checks again and tells the company's board), a
+/// quick one refuses the typo before any run.
+#[tokio::test]
+async fn the_check_before_intake_does_not_wait_for_a_slow_tenant() {
+    use revoke365::steps::{check_before_intake, IntakeError};
+    use std::time::{Duration, Instant};
+    let h = Harness::start(with_sim(acme(), json!({"latency_ms": 1500})), fast_http(10)).await;
+    let typo = request(json!({"user_email": "john.smyth@acmecorp.com"}));
+    let started = Instant::now();
+    let hurried = check_before_intake(
+        h.store.as_ref(),
+        h.connector.as_ref(),
+        None,
+        &typo,
+        Some(Duration::from_millis(300)),
+    )
+    .await;
+    assert!(hurried.is_ok(), "{hurried:?}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let patient =
+        check_before_intake(h.store.as_ref(), h.connector.as_ref(), None, &typo, None).await;
+    match patient {
+        Err(IntakeError::Rejected(refused)) => {
+            assert_eq!(refused.code, FailureCode::UserNotFound);
+            assert_eq!(refused.field.as_deref(), Some("user_email"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The serverless path: intake answers 202 before any call; discovery refuses.
 
@@ -490,28 +521,98 @@ mod aws {
         accepted["run_id"].as_str().unwrap().to_string()
     }
 
+    /// The API's caller is there to be told: a mistyped user, a ticket that does not exist or
+    /// is another company's is a 4xx naming the field, and no run, ticket, note or email.
     #[tokio::test(flavor = "multi_thread")]
-    async fn on_aws_a_ticket_of_another_company_fails_discovery_before_any_removal() {
+    async fn on_aws_the_api_refuses_a_mistyped_user_or_a_wrong_ticket_before_any_run() {
         let env = Env::start(acme(), 10).await;
         let before = env.sim.snapshot();
-        let run_id = post(&env, request(json!({"ticket_id": GLOBEX_TICKET}))).await;
-        env.pump_steps(1).await;
-        let body = env.get(&run_id).await;
-        assert_eq!(body["status"], "failed", "{body}");
-        assert_eq!(body["failure"]["code"], "ticket_not_for_company", "{body}");
-        assert_eq!(body["failure"]["field"], "ticket_id", "{body}");
+        for (extra, status, code, field) in [
+            (
+                json!({"user_email": "john.smyth@acmecorp.com"}),
+                404,
+                "user_not_found",
+                "user_email",
+            ),
+            (
+                json!({"ticket_id": "99999"}),
+                404,
+                "ticket_not_found",
+                "ticket_id",
+            ),
+            (
+                json!({"ticket_id": GLOBEX_TICKET}),
+                422,
+                "ticket_not_for_company",
+                "ticket_id",
+            ),
+        ] {
+            let (answer, body) = env
+                .http("POST", "/revocations", Some(request(extra.clone())), None)
+                .await;
+            assert_eq!(answer, status, "{extra}: {body}");
+            assert_eq!(body["error"]["code"], code, "{body}");
+            assert_eq!(body["error"]["field"], field, "{body}");
+            assert!(!body.to_string().contains("GlobexCorp"), "{body}");
+        }
+        assert_eq!(env.run_count().await, 0, "no run was created");
+        assert!(!env.steps_pending().await, "nothing was queued");
         let after = env.sim.snapshot();
-        assert_eq!(after.direct_grants_of(JOHN), before.direct_grants_of(JOHN));
-        assert_eq!(after.mailboxes, before.mailboxes);
-        assert!(after.notes_of(GLOBEX_TICKET).is_empty());
-        let with_note: Vec<_> = after
+        assert_eq!(after.tickets, before.tickets, "no ticket, no note");
+        assert!(after.sent_mail.is_empty());
+    }
+
+    /// An offboarding-queue record has no caller waiting: a mistyped user naming another
+    /// company's ticket fails the run before any removal, told on a new ticket on Acme's
+    /// board and by email — never as a note on the other company's ticket.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_aws_a_queued_request_for_a_mistyped_user_is_told_on_the_orgs_board() {
+        let env = Env::start(acme(), 10).await;
+        let body =
+            request(json!({"user_email": "john.smyth@acmecorp.com", "ticket_id": GLOBEX_TICKET}));
+        env.sqs
+            .send_message()
+            .queue_url(&env.offboarding_url)
+            .message_body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let (event, handles) = env.receive(&env.offboarding_url).await.expect("the record");
+        let answer = handle_intake_event(&env.intake, serde_json::to_value(&event).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(answer["batchItemFailures"], json!([]), "accepted: {answer}");
+        env.settle(&env.offboarding_url, &event, &handles, &[])
+            .await;
+        assert_eq!(env.run_count().await, 1);
+        env.pump_steps(1).await;
+        let after = env.sim.snapshot();
+        assert!(
+            after.notes_of(GLOBEX_TICKET).is_empty(),
+            "not on Globex's ticket"
+        );
+        let told: Vec<_> = after
             .tickets
             .iter()
-            .filter(|t| t.notes.iter().any(|n| n.text.contains(&run_id)))
+            .filter(|t| {
+                t.notes
+                    .iter()
+                    .any(|n| n.text.contains("john.smyth@acmecorp.com"))
+            })
             .collect();
-        assert_eq!(with_note.len(), 1);
-        assert_eq!(with_note[0].company, "AcmeCorp");
-        assert_eq!(after.mail_to("secops@msp.example").len(), 1);
+        assert_eq!(told.len(), 1, "{:#?}", after.tickets);
+        assert_ne!(told[0].id, GLOBEX_TICKET);
+        assert_ne!(told[0].id, ACME_TICKET, "a new ticket");
+        assert_eq!(told[0].company, "AcmeCorp");
+        assert_eq!(told[0].board, "Service Desk");
+        assert!(
+            told[0].notes[0].text.contains("FAILED"),
+            "{}",
+            told[0].notes[0].text
+        );
+        let mails = after.mail_to("secops@msp.example");
+        assert_eq!(mails.len(), 1);
+        assert!(mails[0].subject.contains("FAILED"), "{}", mails[0].subject);
     }
 
     #[tokio::test(flavor = "multi_thread")]
