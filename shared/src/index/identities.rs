@@ -22,6 +22,9 @@ pub(super) struct Place {
 
 type Cell<T> = Arc<OnceCell<T>>;
 
+/// A value's answer from one lookup, asked once however many answers show the value.
+type Looked = Cell<Option<Recipient>>;
+
 /// Which Exchange lookup answered a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Lookup {
@@ -38,7 +41,7 @@ pub(super) struct Identities<'a> {
     /// Users by object id (lowercase).
     by_object_id: HashMap<String, &'a ExchangeUser>,
     exchange: &'a dyn Exchange,
-    recipients: Mutex<HashMap<(Lookup, String), Cell<Option<Recipient>>>>,
+    recipients: Mutex<HashMap<(Lookup, String), Looked>>,
     pub lookups: std::sync::atomic::AtomicU64,
 }
 

@@ -47,6 +47,8 @@ const SEC_GROUP: &str = "Ops Security";
 const MAIL_SEC_GROUP: &str = "Finance Approvers";
 const ORPHAN_SID: &str = "S-1-5-21-1111111111-2222222222-3333333333-7001";
 const DEAD_NAME: &str = "Old Contractor";
+/// What a cleanup is tried on: two dead values, and three that name someone.
+const CLEANUP_VALUES: [&str; 5] = [ORPHAN_SID, DEAD_NAME, SEC_GROUP, MAIL_SEC_GROUP, TWIN];
 const PERMISSION_TYPES: [&str; 4] = ["full_access", "send_as", "send_on_behalf", "calendar"];
 
 /// splitmix64: a small, well-mixed generator, the same sequence for the same seed everywhere.
@@ -385,7 +387,7 @@ fn generate_ops(rng: &mut Rng, tenant: &Tenant) -> Vec<Op> {
                 dry_first: rng.chance(0.3),
             },
             8 => Op::Cleanup {
-                trustee: *rng.pick(&[ORPHAN_SID, DEAD_NAME, SEC_GROUP, MAIL_SEC_GROUP, TWIN]),
+                trustee: CLEANUP_VALUES[rng.below(CLEANUP_VALUES.len())],
             },
             _ => Op::SweepAndReview,
         };
