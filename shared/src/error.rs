@@ -25,6 +25,11 @@ pub enum ErrorKind {
     /// The object does not exist (HTTP 404, or Exchange's ManagementObjectNotFoundException).
     #[error("not found: {message}")]
     NotFound { message: String },
+    /// A write asked again after an answer was lost is told its object is not there: the
+    /// lost attempt may have been the one that took it away (a trustee nothing resolves to
+    /// any more, once its entry is gone).
+    #[error("not found when asked again: {message}")]
+    GoneOnReplay { message: String },
     /// The service answered with an error. `transient` says whether trying again later can
     /// succeed; for Exchange it comes from the exception type, not from the HTTP status.
     #[error("HTTP {status}{}: {message}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
@@ -103,7 +108,22 @@ impl RemoteError {
     }
 
     pub fn is_not_found(&self) -> bool {
-        matches!(self.kind, ErrorKind::NotFound { .. })
+        matches!(
+            self.kind,
+            ErrorKind::NotFound { .. } | ErrorKind::GoneOnReplay { .. }
+        )
+    }
+
+    /// `self`, for a write that was asked again after an answer was lost: a "not found" then
+    /// may be that earlier attempt's doing.
+    pub fn after_replay(self) -> RemoteError {
+        match self.kind {
+            ErrorKind::NotFound { message } => RemoteError {
+                kind: ErrorKind::GoneOnReplay { message },
+                ..self
+            },
+            _ => self,
+        }
     }
 
     /// The credentials were rejected.
@@ -115,7 +135,9 @@ impl RemoteError {
     /// the exception type or the HTTP plumbing.
     pub fn reason(&self) -> String {
         match &self.kind {
-            ErrorKind::NotFound { message } | ErrorKind::Api { message, .. } => message.clone(),
+            ErrorKind::NotFound { message }
+            | ErrorKind::GoneOnReplay { message }
+            | ErrorKind::Api { message, .. } => message.clone(),
             ErrorKind::Throttled { .. } => {
                 format!("{} kept throttling: {}", self.service, self.kind)
             }

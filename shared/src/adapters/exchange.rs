@@ -167,8 +167,17 @@ impl ExchangeClient {
     }
 
     async fn remove(&self, cmdlet: Cmdlet<'_>) -> Result<RemovalOutcome, RemoteError> {
-        let output: Collection<Value> = self.invoke(cmdlet).await?;
-        Ok(removal_outcome(output.warnings, output.replayed))
+        match self.invoke::<Value>(cmdlet).await {
+            Ok(output) => Ok(removal_outcome(output.warnings, output.replayed)),
+            // Asked again after a lost answer, Exchange no longer finds the trustee (an
+            // orphaned SID resolves only while its entry exists): the lost attempt removed it.
+            Err(e) if matches!(e.kind, crate::error::ErrorKind::GoneOnReplay { .. }) => {
+                Ok(RemovalOutcome::GoneOnRetry {
+                    warning: e.reason(),
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn add(&self, cmdlet: Cmdlet<'_>) -> Result<(), RemoteError> {

@@ -210,7 +210,11 @@ impl M365Api {
         for page_number in 0..MAX_PAGES {
             let reply = self.send(call, &request).await?;
             if !reply.is_success() {
-                return Err((self.errors)(call, &reply));
+                let error = (self.errors)(call, &reply);
+                return Err(match reply.replayed {
+                    true => error.after_replay(),
+                    false => error,
+                });
             }
             if page_number == 0 {
                 out.replayed = reply.replayed;

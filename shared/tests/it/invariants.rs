@@ -710,9 +710,10 @@ async fn apply(h: &Harness, tenant: &Tenant, memory: &mut Memory, op: &Op) -> Re
                     report.removal_summary.total_permissions_removed as usize == removed.len(),
                     || {
                         format!(
-                            "I2: cleanup counts {} removed, the tenant lost {}",
+                            "I2: cleanup counts {} removed, the tenant lost {}: {}",
                             report.removal_summary.total_permissions_removed,
-                            removed.len()
+                            removed.len(),
+                            serde_json::to_string(&report.permissions_removed).unwrap_or_default()
                         )
                     },
                 )?;

@@ -1026,3 +1026,26 @@ async fn a_security_group_that_is_no_recipient_is_alive_and_never_cleaned_up() {
     }
     assert_eq!(tenant_grants(&h), before, "nothing was removed");
 }
+
+/// A cleanup's removal whose answer is lost after it took effect (503 after the write): asked
+/// again, Exchange no longer finds the orphaned SID at all ("couldn't be found", not "the ACE
+/// isn't present"). The lost attempt removed it: counted as removed, the run a success.
+#[tokio::test]
+async fn a_cleanup_whose_answer_was_lost_after_the_write_counts_its_removal() {
+    const SID: &str = "S-1-5-21-1004336348-1177238915-682003330-5001";
+    let fx = crate::kit::with_sim(
+        fixture("review-tenant.json"),
+        json!({"faults": [{"endpoint": "exo Remove-MailboxPermission", "answer": "503_after_write"}],
+               "retry_after_secs": 0}),
+    );
+    let h = Harness::start(fx, fast_http(10)).await;
+    let report = h
+        .report(json!({"mode": "cleanup", "trustee": SID, "company_id": "acme"}))
+        .await;
+    assert!(report.success, "{report:#?}");
+    assert_eq!(report.removal_summary.total_permissions_removed, 1);
+    assert!(
+        !tenant_grants(&h).iter().any(|(_, _, who)| who == SID),
+        "the orphan's entry is gone"
+    );
+}
