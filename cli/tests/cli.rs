@@ -151,6 +151,12 @@ fn sandbox_run_prints_the_result_and_where_to_read_the_audit_note_and_email() {
         let mode = std::os::unix::fs::PermissionsExt::mode(&path.metadata().unwrap().permissions());
         assert_eq!(mode & 0o777, 0o600, "{label}{}", path.display());
     }
+    // So does the sandbox tenant's kept state.
+    for kept in std::fs::read_dir(tmp.path().join("revoke365-audit/sandbox")).unwrap() {
+        let path = kept.unwrap().path();
+        let mode = std::os::unix::fs::PermissionsExt::mode(&path.metadata().unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    }
 }
 
 /// `revoke365 runs | head -1`: the reader is gone before the answer is written; the CLI ends

@@ -300,7 +300,12 @@ impl Sim {
             return Ok(());
         }
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, &bytes)?;
+        // The tenant's state names people and mailboxes: its owner's only, as the audit is.
+        let mut file = std::fs::OpenOptions::new();
+        file.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+        std::io::Write::write_all(&mut file.open(&tmp)?, &bytes)?;
         std::fs::rename(&tmp, &path)?;
         *last = bytes;
         Ok(())

@@ -210,7 +210,7 @@ async fn a_stopped_engine_leaves_the_run_interrupted_and_resume_removes_the_rest
     );
 
     // A fresh engine (a new process) resumes it.
-    let engine = fresh_engine(&h);
+    let engine = h.fresh_engine();
     let run = engine.resume(&run.run_id).await.unwrap();
     let report = run.result.unwrap();
     assert!(report.success, "{report:?}");
@@ -283,7 +283,7 @@ async fn a_grant_whose_call_was_never_sent_and_is_gone_on_resume_is_not_this_run
     let initial = h.snapshot().mailboxes;
     remove_directly(&h, &unsent.grant).await;
 
-    let run = fresh_engine(&h).resume(&run.run_id).await.unwrap();
+    let run = h.fresh_engine().resume(&run.run_id).await.unwrap();
     let report = run.result.clone().unwrap();
     assert!(report.verification.all_permissions_cleared, "{report:?}");
     let items = h.store.items(&run.run_id).await.unwrap();
@@ -324,7 +324,8 @@ async fn a_grant_whose_call_was_never_sent_and_is_gone_on_resume_is_not_this_run
     assert_eq!(outcomes, [Some(AuditResult::AlreadyGone)]);
 
     // The restore puts back what this run removed, not the admin's removal.
-    let restore = fresh_engine(&h)
+    let restore = h
+        .fresh_engine()
         .restore_watched(None, &run.run_id, &json!({}), None, |_| {})
         .await
         .expect("restore accepted");
@@ -531,7 +532,7 @@ async fn a_run_stopped_during_discovery_starts_discovery_again_on_resume() {
         Some(RunStatus::Discovering)
     );
     assert_eq!(removal_calls(&h), 0, "nothing removed during discovery");
-    let run = fresh_engine(&h).resume(&run.run_id).await.unwrap();
+    let run = h.fresh_engine().resume(&run.run_id).await.unwrap();
     let report = run
         .result
         .clone()
@@ -543,15 +544,4 @@ async fn a_run_stopped_during_discovery_starts_discovery_again_on_resume() {
         !h.store.dir().join(format!("{}.lock", run.run_id)).exists(),
         "a finished run leaves no lock file"
     );
-}
-
-/// The engine a new process would build on the same store (the harness's one was stopped).
-fn fresh_engine(h: &Harness) -> revoke365::engine::LocalEngine {
-    revoke365::engine::LocalEngine {
-        store: h.store.clone(),
-        queue: Default::default(),
-        connector: h.connector.clone(),
-        progress: std::sync::Arc::new(revoke365::steps::NoProgress),
-        stop: Default::default(),
-    }
 }
