@@ -583,7 +583,8 @@ async fn apply(h: &Harness, tenant: &Tenant, memory: &mut Memory, op: &Op) -> Re
                     )
                 })?;
                 if *admin_removes {
-                    admin_removed = admin_remove_one(h, tenant, &now, &types, mailboxes).await;
+                    admin_removed =
+                        admin_remove_one(h, tenant, &run, &now, &types, mailboxes).await;
                 }
                 let engine = h.fresh_engine();
                 let resumed = engine
@@ -811,17 +812,44 @@ async fn stopped_after(h: &Harness, body: &Value, removals: usize) -> revoke365:
 }
 
 /// An admin removes one of the leaver's in-scope Full Access or Send As grants by hand, as
-/// another tool or person would while the run is stopped; what was removed.
+/// another tool or person would while the run is stopped — one whose removal call the run never
+/// sent (no attempt, or each attempt refused unsent at the stop): gone now, but never this
+/// run's doing. (A grant whose call may have gone out is the run's if found gone: the run
+/// cannot tell its own lost answer from someone else's removal.) What was removed.
 async fn admin_remove_one(
     h: &Harness,
     tenant: &Tenant,
+    run: &revoke365::model::Run,
     now: &BTreeSet<Entry>,
     types: &[&str],
     mailboxes: &[String],
 ) -> BTreeSet<Entry> {
+    use revoke365::model::AuditPhase;
+    use revoke365::ports::RunStore;
+    let records = h.store.audit_records(&run.run_id).await.expect("audit");
+    let phases = |id, phase| {
+        records
+            .iter()
+            .filter(|r| r.item_id == Some(id) && r.phase == phase)
+            .count()
+    };
+    let items = h.store.items(&run.run_id).await.expect("items");
+    let unsent: BTreeSet<(String, String)> = items
+        .iter()
+        .filter(|i| phases(i.id, AuditPhase::Before) == phases(i.id, AuditPhase::NotSent))
+        .filter_map(|i| {
+            let upn = tenant.names.get(&i.grant.mailbox.to_ascii_lowercase())?;
+            let kind = serde_json::to_value(i.grant.right)
+                .ok()?
+                .as_str()?
+                .to_string();
+            Some((upn.clone(), kind))
+        })
+        .collect();
     let Some(e) = now.iter().find(|e| {
         in_run_scope(e, tenant, types, mailboxes, false)
             && ["full_access", "send_as"].contains(&e.kind)
+            && unsent.contains(&(e.mailbox.clone(), e.kind.to_string()))
     }) else {
         return BTreeSet::new();
     };
