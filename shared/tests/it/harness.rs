@@ -14,6 +14,20 @@ use revoke365_sim::{SimHandle, Snapshot};
 use serde_json::Value;
 use std::sync::Arc;
 
+/// The real clients, pointed at the simulator at `base_url`.
+fn connector_at(base_url: &str, http: HttpSettings, recheck: Recheck) -> Arc<HttpConnector> {
+    Arc::new(HttpConnector {
+        core: HttpCore::new(http).unwrap(),
+        urls: ServiceUrls::all_at(base_url),
+        m365_client_id: "test-client".into(),
+        m365_client_secret: Secret::new(CLIENT_SECRET),
+        psa: crate::kit::psa_accounts(base_url),
+        recheck,
+        shard_time: DEFAULT_SHARD_TIME,
+        webhook_secret: Some(Secret::new(crate::kit::WEBHOOK_SECRET)),
+    })
+}
+
 pub struct Harness {
     pub sim: SimHandle,
     pub store: Arc<SqliteRunStore>,
@@ -40,16 +54,7 @@ impl Harness {
         .expect("simulator starts");
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteRunStore::open(dir.path(), vec![org.clone()]).unwrap());
-        let connector = Arc::new(HttpConnector {
-            core: HttpCore::new(http).unwrap(),
-            urls: ServiceUrls::all_at(&sim.base_url),
-            m365_client_id: "test-client".into(),
-            m365_client_secret: Secret::new(CLIENT_SECRET),
-            psa: crate::kit::psa_accounts(&sim.base_url),
-            recheck,
-            shard_time: DEFAULT_SHARD_TIME,
-            webhook_secret: Some(Secret::new(crate::kit::WEBHOOK_SECRET)),
-        });
+        let connector = connector_at(&sim.base_url, http, recheck);
         let engine = LocalEngine {
             store: store.clone(),
             queue: Arc::new(MemoryQueue::default()),
@@ -70,10 +75,24 @@ impl Harness {
     /// Another engine on the same store, tenant and clients, with a stop signal of its own:
     /// a new process, as `resume` finds the run.
     pub fn fresh_engine(&self) -> LocalEngine {
+        self.engine_on(self.connector.clone())
+    }
+
+    /// [`Harness::fresh_engine`] with clients of their own, set as `http` says (a process run
+    /// with another `--concurrency`).
+    pub fn fresh_engine_with(&self, http: HttpSettings) -> LocalEngine {
+        self.engine_on(connector_at(
+            &self.sim.base_url,
+            http,
+            self.connector.recheck,
+        ))
+    }
+
+    fn engine_on(&self, connector: Arc<HttpConnector>) -> LocalEngine {
         LocalEngine {
             store: self.store.clone(),
             queue: Arc::new(MemoryQueue::default()),
-            connector: self.connector.clone(),
+            connector,
             progress: Arc::new(NoProgress),
             stop: Default::default(),
         }
