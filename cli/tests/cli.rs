@@ -379,26 +379,31 @@ notification_sender = "automation@acmecorp.com"
     )
 }
 
-/// The path a real tenant takes: a config file and env secrets, against a simulator that the
-/// CLI did not start.
-#[tokio::test(flavor = "multi_thread")]
-async fn config_file_runs_against_a_separately_started_simulator() {
+/// The Acme tenant's simulator, started apart from the CLI with `options`, and its tenant id:
+/// what a config file for a real tenant points at.
+async fn acme_simulator(options: revoke365_sim::SimOptions) -> (revoke365_sim::SimHandle, String) {
     let text = std::fs::read_to_string(events("acme-tenant.json")).unwrap();
     let tenant_id = serde_json::from_str::<Value>(&text).unwrap()["tenant_id"]
         .as_str()
         .unwrap()
         .to_string();
-    for use_env_urls in [false, true] {
-        let sim = revoke365_sim::start(
-            revoke365_sim::Fixture::from_json(&text).unwrap(),
-            revoke365_sim::SimOptions {
-                client_secret: Some(SECRET.into()),
-                cw_private_key: Some(CW_KEY.into()),
-                ..Default::default()
-            },
-        )
+    let sim = revoke365_sim::start(revoke365_sim::Fixture::from_json(&text).unwrap(), options)
         .await
         .unwrap();
+    (sim, tenant_id)
+}
+
+/// The path a real tenant takes: a config file and env secrets, against a simulator that the
+/// CLI did not start.
+#[tokio::test(flavor = "multi_thread")]
+async fn config_file_runs_against_a_separately_started_simulator() {
+    for use_env_urls in [false, true] {
+        let (sim, tenant_id) = acme_simulator(revoke365_sim::SimOptions {
+            client_secret: Some(SECRET.into()),
+            cw_private_key: Some(CW_KEY.into()),
+            ..Default::default()
+        })
+        .await;
         let tmp = tempfile::tempdir().unwrap();
         let mut env = secrets_env();
         let urls = if use_env_urls {
@@ -2052,21 +2057,12 @@ outcome_id = 11
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_company_of_another_psa_keeps_its_kind_and_needs_only_that_psas_secrets() {
-    let text = std::fs::read_to_string(events("acme-tenant.json")).unwrap();
-    let tenant_id = serde_json::from_str::<Value>(&text).unwrap()["tenant_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let sim = revoke365_sim::start(
-        revoke365_sim::Fixture::from_json(&text).unwrap(),
-        revoke365_sim::SimOptions {
-            client_secret: Some(SECRET.into()),
-            halo_client_secret: Some(HALO_SECRET.into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (sim, tenant_id) = acme_simulator(revoke365_sim::SimOptions {
+        client_secret: Some(SECRET.into()),
+        halo_client_secret: Some(HALO_SECRET.into()),
+        ..Default::default()
+    })
+    .await;
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("revoke365.toml");
     std::fs::write(&config, halo_company_toml(&sim.base_url, &tenant_id)).unwrap();
@@ -2327,21 +2323,12 @@ notification_sender = "automation@acmecorp.com"
 /// field, and nothing reaches the customer — no run, no ticket, no note, no email.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_mistyped_user_or_ticket_is_told_to_the_operator_only() {
-    let text = std::fs::read_to_string(events("acme-tenant.json")).unwrap();
-    let tenant_id = serde_json::from_str::<Value>(&text).unwrap()["tenant_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let sim = revoke365_sim::start(
-        revoke365_sim::Fixture::from_json(&text).unwrap(),
-        revoke365_sim::SimOptions {
-            client_secret: Some(SECRET.into()),
-            cw_private_key: Some(CW_KEY.into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (sim, tenant_id) = acme_simulator(revoke365_sim::SimOptions {
+        client_secret: Some(SECRET.into()),
+        cw_private_key: Some(CW_KEY.into()),
+        ..Default::default()
+    })
+    .await;
     let before = sim.snapshot();
     let tmp = tempfile::tempdir().unwrap();
     let b = &sim.base_url;

@@ -98,6 +98,23 @@ impl Harness {
         }
     }
 
+    /// Removals recorded so far in every audit trail of the store (`result: removed`
+    /// outcomes): how a test knows where a run has got to, to stop it there.
+    pub fn audited_removals(&self) -> usize {
+        std::fs::read_dir(self.store.dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".audit.jsonl"))
+            .map(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .matches("\"result\":\"removed\"")
+                    .count()
+            })
+            .sum()
+    }
+
     pub async fn run(&self, body: Value) -> Run {
         self.engine
             .run(&body, None)

@@ -779,26 +779,12 @@ impl Memory {
 /// Runs `body` on an engine of its own and stops it once `removals` more removals are in the
 /// audit (or lets it end, if it has fewer); the run as it ended.
 async fn stopped_after(h: &Harness, body: &Value, removals: usize) -> revoke365::model::Run {
-    let removed_so_far = || {
-        std::fs::read_dir(h.store.dir())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".audit.jsonl"))
-            .map(|e| {
-                std::fs::read_to_string(e.path())
-                    .unwrap_or_default()
-                    .matches("\"result\":\"removed\"")
-                    .count()
-            })
-            .sum::<usize>()
-    };
     // One call at a time (`--concurrency 1`): the stop finds grants the run has not tried.
     let engine = h.fresh_engine_with(fast_http(1));
     let stop = engine.stop.clone();
-    let baseline = removed_so_far();
+    let baseline = h.audited_removals();
     let watcher = async {
-        while removed_so_far() < baseline + removals {
+        while h.audited_removals() < baseline + removals {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         stop.stop("interrupted by the invariant check");

@@ -222,20 +222,9 @@ async fn a_stopped_engine_leaves_the_run_interrupted_and_resume_removes_the_rest
 /// run as the stop left it.
 async fn stopped_after_two_removals(h: &Harness) -> Run {
     let stop = h.engine.stop.clone();
-    let store = h.store.clone();
     let watcher = async {
         loop {
-            let removed = std::fs::read_dir(store.dir())
-                .unwrap()
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".audit.jsonl"))
-                .map(|e| {
-                    std::fs::read_to_string(e.path())
-                        .unwrap_or_default()
-                        .matches("\"result\":\"removed\"")
-                        .count()
-                })
-                .sum::<usize>();
+            let removed = h.audited_removals();
             if removed >= 2 {
                 stop.stop("interrupted by the test");
                 return;
