@@ -123,6 +123,9 @@ pub enum FailureCode {
     RecipientInvalid,
     /// The Microsoft 365 or PSA credentials were rejected, or the app lacks roles it needs.
     CredentialsInvalid,
+    /// A restore's source trail does not verify, or names a trustee other than its run's
+    /// user: nothing is granted from it.
+    AuditUntrusted,
     TenantError,
     Internal,
 }
@@ -146,6 +149,7 @@ impl FailureCode {
             FailureCode::SenderInvalid => "sender_invalid",
             FailureCode::RecipientInvalid => "recipient_invalid",
             FailureCode::CredentialsInvalid => "credentials_invalid",
+            FailureCode::AuditUntrusted => "audit_untrusted",
             FailureCode::TenantError => "tenant_error",
             FailureCode::Internal => "internal",
         }

@@ -13,10 +13,10 @@ use super::{Notify, Tenant};
 use crate::authorize::{authorize, log_refusal};
 use crate::error::StepError;
 use crate::model::{
-    AuditPhase, AuditResult, FailureCode, InvalidRequest, ItemId, ItemStatus, OrgSettings,
-    PlanItem, RemainingGrant, ResolvedUser, RestoreInputs, RestoreOf, RestoreReport,
-    RestoreRequest, RevocationRequest, Run, RunFailure, RunFilter, RunId, RunKind, Verification,
-    VictimMailboxReport, ALREADY_PRESENT, MAX_RUN_PAGE,
+    check_audit, AuditCheck, AuditPhase, AuditResult, AuditStatus, FailureCode, InvalidRequest,
+    ItemId, ItemStatus, OrgSettings, PlanItem, RemainingGrant, ResolvedUser, RestoreInputs,
+    RestoreOf, RestoreReport, RestoreRequest, RevocationRequest, Run, RunFailure, RunFilter, RunId,
+    RunKind, RunStatus, Verification, VictimMailboxReport, ALREADY_PRESENT, MAX_RUN_PAGE,
 };
 use crate::ports::{OutgoingMail, Queue, RunStore, ScanFacts};
 use crate::render;
@@ -190,7 +190,19 @@ pub(crate) async fn plan(
         false => revoked_again(store, &source).await?,
     };
     let types = run.request.permission_types.clone().unwrap_or_default();
-    let removed = removed_grants(&store.audit_records(&source.run_id).await?);
+    let records = store.audit_records(&source.run_id).await?;
+    let removed = removed_grants(&records);
+    // A restore grants access: only from a trail that verifies, and only to the run's user.
+    let check = check_audit(
+        &source.run_id,
+        &records,
+        store.audit_manifest(&source.run_id).await?.as_ref(),
+    );
+    if let Some(refused) = untrusted(&source, &check, &user, &removed) {
+        warn!(run_id = %run.run_id, restored_from = %source.run_id, reason = %refused.message, "restore refused: its source trail cannot be trusted");
+        store.fail_run(&run.run_id, &refused).await?;
+        return Ok(());
+    }
     let mailboxes = match named_mailboxes(tenant, run, &source, &user, &removed).await? {
         Ok(mailboxes) => mailboxes,
         Err(refused) => {
@@ -219,6 +231,56 @@ pub(crate) async fn plan(
         .save_facts(&run.run_id, &facts_part(0, 0), &ScanFacts::default())
         .await?;
     finish_shard(store, queue, run, 0).await
+}
+
+/// Why a restore may not act on `source`'s trail, if it may not: the trail does not verify
+/// (`tampered`; a finished run's chains not anchored), or a record it would put back names a
+/// trustee that is not the run's user — what a writer of the trail could forge to grant
+/// someone else access.
+fn untrusted(
+    source: &Run,
+    check: &AuditCheck,
+    user: &ResolvedUser,
+    removed: &[(ItemId, crate::model::Grant)],
+) -> Option<RunFailure> {
+    let finished = matches!(
+        source.status,
+        RunStatus::Completed | RunStatus::CompletedWithErrors
+    );
+    let refuse = |why: String| {
+        Some(RunFailure::new(
+            FailureCode::AuditUntrusted,
+            Some("run_id"),
+            format!(
+                "the audit trail of run {} {why}: nothing is restored from it (revoke365 audit verify {} says more)",
+                source.run_id, source.run_id
+            ),
+        ))
+    };
+    match check.status {
+        AuditStatus::Tampered => {
+            let first = check.problems.first().map(|p| p.message.as_str());
+            return refuse(format!(
+                "is tampered ({})",
+                first.unwrap_or("see its problems")
+            ));
+        }
+        AuditStatus::Unanchored if finished => {
+            return refuse("has no manifest although the run finished".into());
+        }
+        _ => {}
+    }
+    let foreign = removed.iter().find(|(_, g)| {
+        !user.is_user(&g.trustee)
+            && !g
+                .trustee_as_shown
+                .as_deref()
+                .is_some_and(|v| user.is_user(v))
+    })?;
+    refuse(format!(
+        "names trustee '{}' on {}, who is not the run's user {}",
+        foreign.1.trustee, foreign.1.mailbox, user.upn
+    ))
 }
 
 /// The addresses of the mailboxes the restore names (`None`: every mailbox), each matched to

@@ -223,3 +223,88 @@ async fn the_audit_files_are_readable_by_their_owner_only() {
         assert_eq!(mode, 0o600, "{}", file.display());
     }
 }
+
+/// A restore grants access, so it acts only on a trail that verifies and names the run's user.
+/// A `before` record edited to name sales@, the same edit with every chain re-sealed and the
+/// manifest rewritten (so the chains verify), and a finished run whose manifest is gone: each
+/// restore is refused (`audit_untrusted`), and sales@ gains nothing on the CEO's mailbox.
+#[tokio::test]
+async fn a_restore_refuses_a_trail_that_is_edited_resealed_or_unanchored() {
+    use revoke365::model::{AuditManifest, AuditRecord, ChainHead};
+    for case in ["edited", "resealed", "no manifest"] {
+        let (h, run_id, path) = finished_run().await;
+        let mut records: Vec<AuditRecord> = read_lines(&path)
+            .into_iter()
+            .map(|l| serde_json::from_value(l).unwrap())
+            .collect();
+        let edited = records
+            .iter_mut()
+            .find(|r| {
+                r.phase == revoke365::model::AuditPhase::Before
+                    && r.grant
+                        .as_ref()
+                        .is_some_and(|g| g.mailbox == "ceo@acmecorp.com")
+            })
+            .expect("a before record on ceo@");
+        match case {
+            "no manifest" => std::fs::remove_file(h.store.manifest_path(&run_id)).unwrap(),
+            _ => {
+                let grant = edited.grant.as_mut().unwrap();
+                grant.trustee = "sales@acmecorp.com".into();
+                grant.trustee_as_shown = None;
+            }
+        }
+        if case == "resealed" {
+            // A writer of the trail re-seals every chain and writes the manifest anew.
+            records.sort_by(|a, b| (&a.chain, a.seq).cmp(&(&b.chain, b.seq)));
+            let mut heads: std::collections::BTreeMap<String, ChainHead> = Default::default();
+            records = records
+                .into_iter()
+                .map(|r| {
+                    let chain = r.chain.clone().unwrap();
+                    let sealed = r.sealed(&chain, heads.get(&chain));
+                    heads.insert(
+                        chain,
+                        ChainHead {
+                            length: sealed.seq.unwrap() + 1,
+                            head: sealed.hash.clone().unwrap(),
+                        },
+                    );
+                    sealed
+                })
+                .collect();
+            std::fs::write(
+                h.store.manifest_path(&run_id),
+                serde_json::to_vec(&AuditManifest::of(&records)).unwrap(),
+            )
+            .unwrap();
+        }
+        if case != "no manifest" {
+            let lines: Vec<Value> = records.iter().map(|r| json!(r)).collect();
+            write_lines(&path, &lines);
+        }
+        if case == "resealed" {
+            assert!(
+                check(&h, &run_id).await.is_intact(),
+                "re-sealed, the chains verify"
+            );
+        }
+        let before = h.snapshot().mailboxes;
+        let restore = h.restore(&run_id, json!({})).await;
+        let failure = restore
+            .failure
+            .as_ref()
+            .unwrap_or_else(|| panic!("{case}: {restore:?}"));
+        assert_eq!(
+            failure.code.as_str(),
+            "audit_untrusted",
+            "{case}: {failure:?}"
+        );
+        assert_eq!(failure.field.as_deref(), Some("run_id"));
+        assert_eq!(
+            h.snapshot().mailboxes,
+            before,
+            "{case}: nothing was granted"
+        );
+    }
+}
