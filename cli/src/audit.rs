@@ -9,7 +9,7 @@ use revoke365::adapters::sqlite_store::{
 use revoke365::model::{check_audit, AuditCheck, AuditStatus, RunId};
 
 pub fn verify(args: &AuditVerifyArgs) -> Result<u8, CliError> {
-    let run_id = run_id(&args.run_id)?;
+    let run_id = RunId::parse(&args.run_id)?;
     let path = args.data_dir.join(format!("{run_id}.audit.jsonl"));
     if !path.is_file() {
         return Err(CliError::config(
@@ -42,24 +42,6 @@ pub fn verify(args: &AuditVerifyArgs) -> Result<u8, CliError> {
     } else {
         EXIT_NOT_SUCCESSFUL
     })
-}
-
-/// Run ids name files: only the characters a run id has (a UUID) are taken.
-fn run_id(raw: &str) -> Result<RunId, CliError> {
-    let ok = !raw.is_empty()
-        && raw
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(RunId(raw.to_string()))
-    } else {
-        Err(CliError {
-            code: "invalid_request".into(),
-            field: Some("run_id".into()),
-            message: format!("run_id {raw:?} is not a run id: letters, digits, '-' and '_' only"),
-            exit: crate::EXIT_BAD_INPUT,
-        })
-    }
 }
 
 fn table(check: &AuditCheck) -> String {

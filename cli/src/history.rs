@@ -238,7 +238,7 @@ fn bare_text(run: &Run) -> String {
 
 pub async fn show(args: &ShowArgs) -> Result<u8, CliError> {
     let store = HistoryStore::open(&args.store).await?;
-    let run_id = RunId(args.run_id.trim().to_string());
+    let run_id = RunId::parse(&args.run_id)?;
     let run = store
         .runs()
         .get_run(&run_id)

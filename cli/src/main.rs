@@ -420,7 +420,7 @@ fn intake_error(e: IntakeError) -> CliError {
 }
 
 async fn resume(args: ResumeArgs) -> Result<u8, CliError> {
-    let run_id = RunId(args.run_id.trim().to_string());
+    let run_id = RunId::parse(&args.run_id)?;
     let (data_dir, origin) =
         stored_origin(&run_id, &args.data_dir, &args.config, &args.sandbox).await?;
     let target = target(origin, Some(data_dir.clone()), args.concurrency).await?;

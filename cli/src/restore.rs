@@ -17,7 +17,7 @@ pub async fn restore(args: RestoreArgs) -> Result<u8, CliError> {
         Some(id) => {
             let body = args.request_body();
             RestoreRequest::from_json(&body)?;
-            (body, Some(RunId(id.trim().to_string())))
+            (body, Some(RunId::parse(id)?))
         }
         None => {
             let body = args.backup_body();

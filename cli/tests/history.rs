@@ -407,3 +407,22 @@ async fn with_aws_runs_and_show_read_the_runs_table_by_company() {
         "run_id",
     );
 }
+
+/// Run ids name files in the data directory: `show`, `resume`, `restore` and `audit verify`
+/// refuse one that is not a run id (exit 2, field `run_id`) instead of reading outside it.
+#[test]
+fn a_run_id_that_is_a_path_is_refused_by_every_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let dir = data.to_str().unwrap();
+    for args in [
+        vec!["show", "../evil/planted", "--data-dir", dir],
+        vec!["resume", "../evil/planted", "--data-dir", dir],
+        vec!["restore", "../evil/planted", "--data-dir", dir],
+        vec!["audit", "verify", "../evil/planted", "--data-dir", dir],
+    ] {
+        let out = kit::revoke365(&args, &[], tmp.path());
+        kit::assert_refused(&out, "run_id");
+    }
+}

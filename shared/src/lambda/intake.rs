@@ -170,7 +170,14 @@ pub async fn handle_http(
     let path = request.raw_path.clone().unwrap_or_default();
     let span = info_span!("http", %method, %path);
     async {
-        match (method.as_str(), path.trim_end_matches('/').split('/').collect::<Vec<_>>().as_slice()) {
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        // A run id names keys and files: one that is not a run id is a 400 before any I/O.
+        if let ["", "revocations", run_id, ..] = segments.as_slice() {
+            if let Err(e) = RunId::parse(run_id) {
+                return response(400, e.to_json());
+            }
+        }
+        match (method.as_str(), segments.as_slice()) {
             ("POST", ["", "revocations"]) => post_revocation(deps, &request).await,
             ("GET", ["", "revocations"]) => list_revocations(deps, &request).await,
             ("GET", ["", "access"]) => get_access(deps, &request).await,

@@ -13,6 +13,28 @@ impl RunId {
     pub fn new() -> RunId {
         RunId(uuid::Uuid::new_v4().to_string())
     }
+
+    /// A run id given by a caller. Run ids name files and keys, so only the characters one
+    /// has (a UUID's: letters, digits, '-'; '_' in the first release's) are taken, at most 64:
+    /// `../elsewhere` never reaches a path.
+    pub fn parse(raw: &str) -> Result<RunId, super::InvalidRequest> {
+        let raw = raw.trim();
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        match ok {
+            true => Ok(RunId(raw.to_string())),
+            false => Err(super::InvalidRequest::new(
+                "run_id",
+                format!(
+                    "{:?} is not a run id: up to 64 letters, digits, '-' and '_'",
+                    raw.chars().take(80).collect::<String>()
+                ),
+            )),
+        }
+    }
 }
 
 impl Default for RunId {

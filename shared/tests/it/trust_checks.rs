@@ -521,6 +521,25 @@ mod aws {
         accepted["run_id"].as_str().unwrap().to_string()
     }
 
+    /// A run id in a path names keys and files: anything that is not one is a 400 naming
+    /// `run_id` on every route that takes one, before the store is asked.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_aws_a_path_whose_run_id_is_not_one_is_refused() {
+        let env = Env::start(acme(), 10).await;
+        let long = "a".repeat(65);
+        for (method, path) in [
+            ("GET", "/revocations/..%2F..%2Fetc"),
+            ("GET", "/revocations/a.b/audit"),
+            ("POST", "/revocations/x%20y/restore"),
+            ("POST", "/revocations/x;y/cancel"),
+            ("GET", &format!("/revocations/{long}")),
+        ] {
+            let (status, body) = env.http(method, path, None, None).await;
+            assert_eq!(status, 400, "{method} {path}: {body}");
+            assert_eq!(body["error"]["field"], "run_id", "{body}");
+        }
+    }
+
     /// The API's caller is there to be told: a mistyped user, a ticket that does not exist or
     /// is another company's is a 4xx naming the field, and no run, ticket, note or email.
     #[tokio::test(flavor = "multi_thread")]
