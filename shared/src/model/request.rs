@@ -431,12 +431,26 @@ fn alert_source(obj: &Map<String, Value>) -> Result<Option<String>, InvalidReque
     Ok(value)
 }
 
-/// `target_mailboxes`: addresses, without duplicates (none: every mailbox).
+/// The most mailboxes a request may name: more is a request for every mailbox, or a mistake.
+pub const MAX_TARGET_MAILBOXES: usize = 1000;
+
+/// `target_mailboxes`: addresses, without duplicates (none: every mailbox), at most
+/// [`MAX_TARGET_MAILBOXES`] (counted before anything else is looked at).
 pub(super) fn target_mailboxes(obj: &Map<String, Value>) -> Result<Vec<String>, InvalidRequest> {
     Ok(match obj.get("target_mailboxes") {
         None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.len() > MAX_TARGET_MAILBOXES => {
+            return Err(InvalidRequest::new(
+                "target_mailboxes",
+                format!(
+                    "{} mailboxes named; at most {MAX_TARGET_MAILBOXES} (leave it out for every mailbox)",
+                    items.len()
+                ),
+            ))
+        }
         Some(Value::Array(items)) => {
             let mut out: Vec<String> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for item in items {
                 let s = item.as_str().ok_or_else(|| {
                     InvalidRequest::new(
@@ -448,7 +462,7 @@ pub(super) fn target_mailboxes(obj: &Map<String, Value>) -> Result<Vec<String>, 
                     )
                 })?;
                 let mailbox = validate_email("target_mailboxes", s)?;
-                if !out.contains(&mailbox) {
+                if seen.insert(mailbox.clone()) {
                     out.push(mailbox);
                 }
             }
@@ -612,6 +626,26 @@ mod tests {
 
     fn parse(v: Value) -> Result<RevocationRequest, InvalidRequest> {
         RevocationRequest::from_json(&v)
+    }
+
+    #[test]
+    fn a_flood_of_target_mailboxes_is_refused_at_once_and_duplicates_fold() {
+        let many: Vec<String> = (0..150_000).map(|i| format!("m{i}@acme.com")).collect();
+        let e =
+            parse(json!({"user_email": "a@b.com", "company_id": "acme", "target_mailboxes": many}))
+                .unwrap_err();
+        assert_eq!(e.field, "target_mailboxes");
+        // Refused by its count, before any of the 150,000 addresses is looked at.
+        assert!(
+            e.message.contains("150000 mailboxes named; at most 1000"),
+            "{e}"
+        );
+        let twice: Vec<String> = (0..1000).map(|i| format!("M{}@acme.com", i % 10)).collect();
+        let r = parse(
+            json!({"user_email": "a@b.com", "company_id": "acme", "target_mailboxes": twice}),
+        )
+        .unwrap();
+        assert_eq!(r.target_mailboxes.len(), 10);
     }
 
     #[test]
