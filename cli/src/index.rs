@@ -30,7 +30,7 @@ pub async fn sweep(args: SweepArgs) -> Result<u8, CliError> {
     let origin = new_origin(&t.config, &t.sandbox, &t.data_dir)?;
     let target = target(origin, t.data_dir.clone(), t.concurrency).await?;
     let org = company(&target.orgs, &t.company_id)?.clone();
-    let store = open_store(&target.data_dir, target.orgs.clone())?;
+    let store = crate::target_store(&target)?;
     let conns = target
         .connector
         .connect(&org)
@@ -113,11 +113,13 @@ fn sweep_table(s: &SnapshotSummary) -> String {
 }
 
 /// The companies and data directory of `--config` or `--sandbox`, without reaching anything.
-fn offline(t: &TenantArgs) -> Result<(Vec<OrgSettings>, PathBuf), CliError> {
+/// The companies, data directory and index scope (a sandbox fixture's, as
+/// [`crate::target_store`] gives it) of an offline lookup.
+fn offline(t: &TenantArgs) -> Result<(Vec<OrgSettings>, PathBuf, Option<String>), CliError> {
     match (&t.config, &t.sandbox) {
         (Some(path), _) => {
             let s = config::load(path)?;
-            Ok((s.orgs, t.data_dir.clone().unwrap_or(s.data_dir)))
+            Ok((s.orgs, t.data_dir.clone().unwrap_or(s.data_dir), None))
         }
         (None, Some(fixture)) => {
             let bad =
@@ -130,7 +132,10 @@ fn offline(t: &TenantArgs) -> Result<(Vec<OrgSettings>, PathBuf), CliError> {
                 .data_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
-            Ok((vec![org], dir))
+            let scope = crate::sandbox::kept_state(&dir, fixture)?
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned());
+            Ok((vec![org], dir, scope))
         }
         (None, None) => Err(CliError::config(
             "config",
@@ -159,7 +164,7 @@ pub async fn access(args: AccessArgs) -> Result<u8, CliError> {
         let origin = new_origin(&t.config, &t.sandbox, &t.data_dir)?;
         let target = target(origin, t.data_dir.clone(), t.concurrency).await?;
         let org = company(&target.orgs, &t.company_id)?.clone();
-        let store = open_store(&target.data_dir, target.orgs.clone())?;
+        let store = crate::target_store(&target)?;
         let conns = target
             .connector
             .connect(&org)
@@ -167,9 +172,12 @@ pub async fn access(args: AccessArgs) -> Result<u8, CliError> {
             .map_err(|e| connect_error(&org, e))?;
         lookup(&store, &org, &query, Some(conns.tenant())).await
     } else {
-        let (orgs, dir) = offline(t)?;
+        let (orgs, dir, scope) = offline(t)?;
         let org = company(&orgs, &t.company_id)?.clone();
-        let store = open_store(&dir, orgs.clone())?;
+        let mut store = open_store(&dir, orgs.clone())?;
+        if let Some(scope) = scope {
+            store = store.with_index_scope(&scope);
+        }
         lookup(&store, &org, &query, None).await
     };
     let map = answer.map_err(|e| match e {

@@ -264,6 +264,20 @@ pub(crate) fn open_store(
     })
 }
 
+/// The store of `target`'s data directory. A sandbox keeps its permission index apart per
+/// fixture (by the name of the file its tenant is kept in), as it keeps its tenant: a sweep of
+/// one fixture is never another's snapshot, whatever company id they share.
+pub(crate) fn target_store(target: &Target) -> Result<SqliteRunStore, CliError> {
+    let store = open_store(&target.data_dir, target.orgs.clone())?;
+    Ok(match &target.origin {
+        Origin::Sandbox { state, .. } => match state.file_stem() {
+            Some(stem) => store.with_index_scope(&stem.to_string_lossy()),
+            None => store,
+        },
+        _ => store,
+    })
+}
+
 /// The engine, stopped by the first SIGINT or SIGTERM; a second one exits at once.
 pub(crate) fn engine(
     store: Arc<SqliteRunStore>,
@@ -324,7 +338,7 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
 
     let origin = new_origin(&args.config, &args.sandbox, &args.data_dir)?;
     let target = target(origin, args.data_dir.clone(), args.concurrency).await?;
-    let store = Arc::new(open_store(&target.data_dir, target.orgs.clone())?);
+    let store = Arc::new(target_store(&target)?);
     // A dry run changes nothing: it neither waits for an interrupted run nor blocks one.
     if !args.new && !request.dry_run {
         let waiting = store
@@ -424,7 +438,7 @@ async fn resume(args: ResumeArgs) -> Result<u8, CliError> {
     let (data_dir, origin) =
         stored_origin(&run_id, &args.data_dir, &args.config, &args.sandbox).await?;
     let target = target(origin, Some(data_dir.clone()), args.concurrency).await?;
-    let store = Arc::new(open_store(&target.data_dir, target.orgs.clone())?);
+    let store = Arc::new(target_store(&target)?);
     let progress = Arc::new(progress::Progress::default());
     let engine = engine(store.clone(), &target, progress.clone());
     let watch = progress.watch(store.clone(), run_id.clone(), target.connector.core.clone());

@@ -5,9 +5,7 @@
 
 use crate::args::RestoreArgs;
 use crate::CliError;
-use crate::{
-    engine, finish, intake_error, new_origin, open_store, os_user, progress, stored_origin, target,
-};
+use crate::{engine, finish, intake_error, new_origin, os_user, progress, stored_origin, target};
 use revoke365::model::{BackupRestoreRequest, RestoreRequest, RunId};
 use std::sync::Arc;
 
@@ -39,7 +37,7 @@ pub async fn restore(args: RestoreArgs) -> Result<u8, CliError> {
             (args.data_dir.clone(), target)
         }
     };
-    let store = Arc::new(open_store(&target.data_dir, target.orgs.clone())?);
+    let store = Arc::new(crate::target_store(&target)?);
     let progress = Arc::new(progress::Progress::default());
     let engine = engine(store.clone(), &target, progress.clone());
     let origin_json = serde_json::to_string(&target.origin).expect("origin serializes");

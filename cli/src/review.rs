@@ -5,7 +5,7 @@
 use crate::args::{Format, ReviewArgs};
 use crate::index::connect_error;
 use crate::{
-    company, engine, internal, new_origin, open_store, os_user, target, CliError, EXIT_BAD_INPUT,
+    company, engine, internal, new_origin, os_user, target, CliError, EXIT_BAD_INPUT,
     EXIT_NOT_SUCCESSFUL, EXIT_SUCCESS,
 };
 use revoke365::index::{deliver_digest, review as review_index, AccessError, Review, ReviewAction};
@@ -18,7 +18,7 @@ pub async fn review(args: ReviewArgs) -> Result<u8, CliError> {
     let origin = new_origin(&t.config, &t.sandbox, &t.data_dir)?;
     let target = target(origin, t.data_dir.clone(), t.concurrency).await?;
     let org = company(&target.orgs, &t.company_id)?.clone();
-    let store = Arc::new(open_store(&target.data_dir, target.orgs.clone())?);
+    let store = Arc::new(crate::target_store(&target)?);
     let conns = target
         .connector
         .connect(&org)

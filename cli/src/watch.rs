@@ -5,7 +5,7 @@
 //! however often it is polled.
 
 use crate::args::{Format, WatchArgs};
-use crate::{engine, internal, new_origin, open_store, os_user, progress, target};
+use crate::{engine, internal, new_origin, os_user, progress, target};
 use crate::{CliError, EXIT_NOT_SUCCESSFUL, EXIT_SUCCESS};
 use revoke365::adapters::memory_queue::MemoryQueue;
 use revoke365::ports::{Connector, Queue, RunStore};
@@ -69,7 +69,7 @@ pub async fn watch(args: WatchArgs) -> Result<u8, CliError> {
             ),
         ));
     };
-    let store = Arc::new(open_store(&target.data_dir, target.orgs.clone())?);
+    let store = Arc::new(crate::target_store(&target)?);
     let engine = engine(
         store.clone(),
         &target,

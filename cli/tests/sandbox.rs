@@ -94,3 +94,41 @@ fn fixtures_that_share_a_tenant_id_keep_their_tenants_apart() {
     let kept = std::fs::read_dir(data_dir.join("sandbox")).unwrap().count();
     assert_eq!(kept, 2, "one kept tenant per fixture");
 }
+
+/// The permission index keeps apart per fixture too: a sweep of the Acme fixture is never
+/// the snapshot a review of the review fixture (same tenant id, same company id) reads.
+#[test]
+fn fixtures_that_share_a_company_keep_their_permission_indexes_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let acme = sandbox(&["sweep"], "acme-tenant.json", &data_dir);
+    let review_fixture = events("review-tenant.json");
+    let unswept = revoke365(
+        &[
+            "review",
+            "--sandbox",
+            review_fixture.to_str().unwrap(),
+            "--company-id",
+            "acme",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ],
+        &[],
+        tmp.path(),
+    );
+    kit::assert_refused(&unswept, "company_id");
+    let swept = sandbox(&["sweep"], "review-tenant.json", &data_dir);
+    assert_ne!(swept["snapshot_id"], acme["snapshot_id"]);
+    let review = sandbox(&["review"], "review-tenant.json", &data_dir);
+    assert_eq!(review["snapshot_id"], swept["snapshot_id"], "{review}");
+    let listed: Vec<&str> = review["trustees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["trustee"].as_str().unwrap())
+        .collect();
+    assert!(listed.contains(&"Old Temp Account"), "{listed:?}");
+    // The Acme fixture still answers from its own sweep.
+    let access = sandbox(&["access", "--user", JOHN], "acme-tenant.json", &data_dir);
+    assert_eq!(access["snapshot_id"], acme["snapshot_id"], "{access}");
+}

@@ -126,7 +126,7 @@ impl PermissionIndex for SqliteRunStore {
         let s = &snapshot.summary;
         tx.execute(
             "INSERT INTO index_snapshots (snapshot_id, company_id, taken_at, summary) VALUES (?1, ?2, ?3, ?4)",
-            params![s.snapshot_id, s.company_id, s.taken_at.to_rfc3339(), to_json(s)?],
+            params![s.snapshot_id, self.index_key(&s.company_id), s.taken_at.to_rfc3339(), to_json(s)?],
         )
         .map_err(sql("store a snapshot"))?;
         {
@@ -162,9 +162,10 @@ impl PermissionIndex for SqliteRunStore {
                 )
                 .map_err(sql("prune snapshots"))?;
             let rows = stmt
-                .query_map(params![s.company_id, keep.keep_snapshots as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+                .query_map(
+                    params![self.index_key(&s.company_id), keep.keep_snapshots as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .map_err(sql("prune snapshots"))?;
             rows.collect::<Result<_, _>>()
                 .map_err(sql("prune snapshots"))?
@@ -189,7 +190,9 @@ impl PermissionIndex for SqliteRunStore {
             )
             .map_err(sql("list snapshots"))?;
         let rows = stmt
-            .query_map(params![company_id], |r| r.get::<_, String>(0))
+            .query_map(params![self.index_key(company_id)], |r| {
+                r.get::<_, String>(0)
+            })
             .map_err(sql("list snapshots"))?;
         rows.map(|row| from_json("snapshot", &row.map_err(sql("list snapshots"))?))
             .collect()
@@ -290,7 +293,7 @@ impl SweepJournal for SqliteRunStore {
         let found: Option<(String, String)> = db
             .query_row(
                 "SELECT sweep_id, started_at FROM sweep_journal WHERE company_id = ?1",
-                params![company_id],
+                params![self.index_key(company_id)],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map(Some)
@@ -333,7 +336,8 @@ impl SweepJournal for SqliteRunStore {
     ) -> Result<(), StoreError> {
         let mut db = self.conn();
         let tx = db.transaction().map_err(sql("begin a sweep journal"))?;
-        drop_journal(&tx, company_id)?;
+        let company_id = self.index_key(company_id);
+        drop_journal(&tx, &company_id)?;
         tx.execute(
             "INSERT INTO sweep_journal (company_id, sweep_id, started_at) VALUES (?1, ?2, ?3)",
             params![company_id, sweep_id, started_at.to_rfc3339()],
@@ -364,6 +368,6 @@ impl SweepJournal for SqliteRunStore {
     }
 
     async fn end_sweep(&self, company_id: &str) -> Result<(), StoreError> {
-        drop_journal(&self.conn(), company_id)
+        drop_journal(&self.conn(), &self.index_key(company_id))
     }
 }

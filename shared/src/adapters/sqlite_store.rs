@@ -104,6 +104,8 @@ pub struct SqliteRunStore {
     /// Per run, the ids of the audit records in its file (read from it on first use); the lock
     /// also serializes appends so that concurrent batches never interleave partial lines.
     audit: Mutex<HashMap<RunId, HashSet<String>>>,
+    /// Where the permission index is kept apart (a sandbox fixture); none: by company alone.
+    index_scope: Option<String>,
 }
 
 /// Held while this process works on a run: an exclusive lock on `<dir>/<run_id>.lock`, which
@@ -167,6 +169,7 @@ impl SqliteRunStore {
                 .collect(),
             db: Mutex::new(db),
             audit: Mutex::new(HashMap::new()),
+            index_scope: None,
         };
         store.import_legacy_runs()?;
         Ok(store)
@@ -188,6 +191,22 @@ impl SqliteRunStore {
             }
         }
         Ok(())
+    }
+
+    /// Keeps this store's permission index apart under `scope`: a sandbox fixture's snapshots
+    /// and sweep journal are its own, though another fixture in the same data directory has
+    /// the same company id (runs and their history stay shared).
+    pub fn with_index_scope(mut self, scope: &str) -> SqliteRunStore {
+        self.index_scope = Some(scope.to_string());
+        self
+    }
+
+    /// The key the permission index files `company_id` under.
+    pub(super) fn index_key(&self, company_id: &str) -> String {
+        match &self.index_scope {
+            Some(scope) => format!("{company_id}#{scope}"),
+            None => company_id.to_string(),
+        }
     }
 
     pub fn dir(&self) -> &Path {
