@@ -36,6 +36,40 @@ pub fn authorize(org: &OrgSettings, principal: Option<&str>) -> Result<(), Refus
     if org.allowed_principals.is_empty() {
         return Ok(());
     }
+    listed(&org.allowed_principals, principal)
+}
+
+/// The powers that grant or reveal access, each with a list of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Power {
+    /// Put access back: restore a run, restore a mailbox from a backup.
+    Restore,
+    /// Read who can open which mailbox (`GET /access`).
+    Access,
+}
+
+/// The check for a power that grants or reveals access: only the principals its own list
+/// (`restore_principals`, `access_principals`) names. Deny by default — an empty list allows
+/// no caller of a deployed trigger; the CLI's operator (`os-user:…`), whose power is the
+/// machine's and its files', is allowed when the list is empty.
+pub fn authorize_power(
+    org: &OrgSettings,
+    principal: Option<&str>,
+    power: Power,
+) -> Result<(), Refused> {
+    let list = match power {
+        Power::Restore => &org.restore_principals,
+        Power::Access => &org.access_principals,
+    };
+    let local_operator = principal.is_some_and(|p| p.starts_with("os-user:"));
+    if list.is_empty() && local_operator {
+        return Ok(());
+    }
+    listed(list, principal)
+}
+
+/// Whether `list` names `principal` (exactly, by a `*` prefix, or as its role's session).
+fn listed(list: &[String], principal: Option<&str>) -> Result<(), Refused> {
     let refused = || Refused {
         principal: principal.unwrap_or("(none)").to_string(),
     };
@@ -45,7 +79,7 @@ pub fn authorize(org: &OrgSettings, principal: Option<&str>) -> Result<(), Refus
         Some(prefix) => principal.starts_with(prefix),
         None => entry == principal || role.as_deref() == Some(entry),
     };
-    if org.allowed_principals.iter().any(|e| matches(e.trim())) {
+    if list.iter().any(|e| matches(e.trim())) {
         Ok(())
     } else {
         Err(refused())
@@ -65,6 +99,21 @@ pub async fn authorize_company(
         .await?
         .ok_or(AccessError::UnknownCompany)?;
     authorize(&org, principal).inspect_err(|e| log_refusal(e, company_id))?;
+    Ok(())
+}
+
+/// [`authorize_company`] for a power with a list of its own ([`authorize_power`]).
+pub async fn authorize_company_power(
+    store: &dyn RunStore,
+    company_id: &str,
+    principal: Option<&str>,
+    power: Power,
+) -> Result<(), AccessError> {
+    let org = store
+        .org_settings(company_id)
+        .await?
+        .ok_or(AccessError::UnknownCompany)?;
+    authorize_power(&org, principal, power).inspect_err(|e| log_refusal(e, company_id))?;
     Ok(())
 }
 
@@ -113,6 +162,21 @@ mod tests {
                 "notification_sender": "it@acme.example", "allowed_principals": allowed}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn the_powers_that_grant_and_reveal_deny_by_default_but_to_the_local_operator() {
+        let mut o = org(&[]);
+        let helpdesk = "arn:aws:sts::111122223333:assumed-role/Helpdesk/alice";
+        for power in [Power::Restore, Power::Access] {
+            assert!(authorize_power(&o, Some(helpdesk), power).is_err());
+            assert!(authorize_power(&o, None, power).is_err());
+            assert!(authorize_power(&o, Some("os-user:jane"), power).is_ok());
+        }
+        o.restore_principals = vec!["arn:aws:iam::111122223333:role/Helpdesk".into()];
+        assert!(authorize_power(&o, Some(helpdesk), Power::Restore).is_ok());
+        assert!(authorize_power(&o, Some("os-user:jane"), Power::Restore).is_err());
+        assert!(authorize_power(&o, Some(helpdesk), Power::Access).is_err());
     }
 
     #[test]

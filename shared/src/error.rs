@@ -162,6 +162,11 @@ pub enum StoreError {
     /// a filter it needs and lacks): the caller's mistake, named by the field.
     #[error("{field} {reason}")]
     BadQuery { field: &'static str, reason: String },
+    /// An audit record's place in its chain (`chain`, `seq`) holds another record already: a
+    /// twin delivery of the same batch wrote there first. The writer reads the chain's head
+    /// again and links the record after it.
+    #[error("audit chain {chain}: place {seq} is taken")]
+    ChainPlaceTaken { chain: String, seq: u64 },
 }
 
 impl StoreError {

@@ -103,9 +103,30 @@ pub struct SqliteRunStore {
     db: Mutex<Connection>,
     /// Per run, the ids of the audit records in its file (read from it on first use); the lock
     /// also serializes appends so that concurrent batches never interleave partial lines.
-    audit: Mutex<HashMap<RunId, HashSet<String>>>,
+    audit: Mutex<HashMap<RunId, WrittenAudit>>,
     /// Where the permission index is kept apart (a sandbox fixture); none: by company alone.
     index_scope: Option<String>,
+}
+
+/// What a run's audit file holds, for conditional appends: its record ids, and the places
+/// (`chain`, `seq`) its chained records take.
+#[derive(Default)]
+struct WrittenAudit {
+    ids: HashSet<String>,
+    places: HashSet<(String, u64)>,
+}
+
+impl WrittenAudit {
+    fn of(records: Vec<AuditRecord>) -> WrittenAudit {
+        let mut written = WrittenAudit::default();
+        for r in records {
+            if let (Some(chain), Some(seq)) = (r.chain, r.seq) {
+                written.places.insert((chain, seq));
+            }
+            written.ids.insert(r.record_id);
+        }
+        written
+    }
 }
 
 /// Held while this process works on a run: an exclusive lock on `<dir>/<run_id>.lock`, which
@@ -514,25 +535,30 @@ impl SqliteRunStore {
     /// (`None`); the lock keeps concurrent batches' lines whole. The file is returned unflushed.
     fn append_line(
         &self,
-        run_id: &RunId,
-        record_id: &str,
+        record: &AuditRecord,
         path: &Path,
         line: &[u8],
     ) -> Result<Option<File>, StoreError> {
         let mut written = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
-        let ids = match written.entry(run_id.clone()) {
+        let audit = match written.entry(record.run_id.clone()) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             // A resumed run's file already holds records: they are not written again.
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                read_audit_file(path)?
-                    .into_iter()
-                    .map(|r| r.record_id)
-                    .collect(),
-            ),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(WrittenAudit::of(read_audit_file(path)?))
+            }
         };
-        if !ids.insert(record_id.to_string()) {
+        if audit.ids.contains(&record.record_id) {
             return Ok(None);
         }
+        if let (Some(chain), Some(seq)) = (&record.chain, record.seq) {
+            if !audit.places.insert((chain.clone(), seq)) {
+                return Err(StoreError::ChainPlaceTaken {
+                    chain: chain.clone(),
+                    seq,
+                });
+            }
+        }
+        audit.ids.insert(record.record_id.clone());
         let mut file = owner_only().create(true).append(true).open(path)?;
         file.write_all(line)?;
         Ok(Some(file))
@@ -1293,7 +1319,7 @@ impl RunStore for SqliteRunStore {
             serde_json::to_vec(record).map_err(|e| StoreError::backend(e.to_string()))?;
         line.push(b'\n');
         let path = self.audit_path(&record.run_id);
-        let Some(file) = self.append_line(&record.run_id, &record.record_id, &path, &line)? else {
+        let Some(file) = self.append_line(record, &path, &line)? else {
             return Ok(false);
         };
         // The record is on disk before this returns. The flush waits outside the lock and off

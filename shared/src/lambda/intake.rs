@@ -10,7 +10,7 @@ use super::{aws_config, batch_response, item_failure, LambdaError};
 use crate::adapters::aws::dynamodb::DynamoRunStore;
 use crate::adapters::aws::resources::AwsNames;
 use crate::adapters::aws::sqs::SqsQueue;
-use crate::authorize::{authorize_company, principal, AccessError};
+use crate::authorize::{authorize_company, authorize_company_power, principal, AccessError, Power};
 use crate::error::StoreError;
 use crate::index::{lookup, AccessError as LookupError, AccessQuery};
 use crate::model::{
@@ -699,7 +699,14 @@ async fn get_access(
             ),
         )
     };
-    match authorize_company(&deps.store, &company, api_principal(request).as_deref()).await {
+    match authorize_company_power(
+        &deps.store,
+        &company,
+        api_principal(request).as_deref(),
+        Power::Access,
+    )
+    .await
+    {
         Ok(()) => {}
         Err(AccessError::Refused(_) | AccessError::UnknownCompany) => {
             return forbidden("not allowed to read this company's permission index")

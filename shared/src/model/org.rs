@@ -162,6 +162,15 @@ pub struct OrgSettings {
     /// a trailing `*` matches a prefix. Empty: every caller that can reach a trigger.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_principals: Vec<String>,
+    /// Who may grant access back: restore a run, restore a mailbox from a backup. Deny by
+    /// default: empty allows no caller of a deployed trigger (only the CLI's own operator,
+    /// `os-user:…`, whose power is the machine's). Entries as in `allowed_principals`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore_principals: Vec<String>,
+    /// Who may read who can open which mailbox (`GET /access`). Deny by default, as
+    /// `restore_principals`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_principals: Vec<String>,
     /// Domains a requestor's address may have for the report to be mailed to it (the
     /// company's accepted domains, the MSP's own). The sender's domain is always one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -476,13 +485,19 @@ impl OrgSettings {
                 ));
             }
         }
-        if self.allowed_principals.iter().any(|p| p.trim() == "*") {
-            return Err(InvalidRequest::new(
-                "allowed_principals",
-                format!(
-                    "'*' would let every caller act for company '{company}'; list the principals allowed, e.g. os-user:jane or arn:aws:iam::123456789012:role/helpdesk (a prefix may end in '*')"
-                ),
-            ));
+        for (field, list) in [
+            ("allowed_principals", &self.allowed_principals),
+            ("restore_principals", &self.restore_principals),
+            ("access_principals", &self.access_principals),
+        ] {
+            if list.iter().any(|p| p.trim() == "*") {
+                return Err(InvalidRequest::new(
+                    field,
+                    format!(
+                        "'*' would let every caller act for company '{company}'; list the principals allowed, e.g. os-user:jane or arn:aws:iam::123456789012:role/helpdesk (a prefix may end in '*')"
+                    ),
+                ));
+            }
         }
         Ok(())
     }

@@ -97,15 +97,24 @@ impl<'a> ChainWriter<'a> {
         mut head: MutexGuard<'_, Option<Option<ChainHead>>>,
         record: AuditRecord,
     ) -> Result<bool, StoreError> {
-        let current = match head.take() {
+        let mut current = match head.take() {
             Some(known) => known,
-            None => {
-                let records = self.store.audit_chain(&self.run_id, &self.chain).await?;
-                AuditManifest::of(&records).chains.remove(&self.chain)
+            None => self.read_head().await?,
+        };
+        // A twin delivery of the batch may have taken the place this writer thought was the
+        // end: link after what is there now (a few times at most; twins are two).
+        let mut tries = 0;
+        let (sealed, written) = loop {
+            let sealed = record.clone().sealed(&self.chain, current.as_ref());
+            match self.store.append_audit(&sealed).await {
+                Ok(written) => break (sealed, written),
+                Err(StoreError::ChainPlaceTaken { .. }) if tries < 8 => {
+                    tries += 1;
+                    current = self.read_head().await?;
+                }
+                Err(e) => return Err(e),
             }
         };
-        let sealed = record.sealed(&self.chain, current.as_ref());
-        let written = self.store.append_audit(&sealed).await?;
         if written {
             *head = Some(Some(ChainHead {
                 length: sealed.seq.unwrap_or_default() + 1,
@@ -113,6 +122,12 @@ impl<'a> ChainWriter<'a> {
             }));
         }
         Ok(written)
+    }
+
+    /// The chain's head as the store holds it now.
+    async fn read_head(&self) -> Result<Option<ChainHead>, StoreError> {
+        let records = self.store.audit_chain(&self.run_id, &self.chain).await?;
+        Ok(AuditManifest::of(&records).chains.remove(&self.chain))
     }
 }
 

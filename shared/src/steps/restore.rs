@@ -10,7 +10,7 @@ use super::intake::{queue_discovery, Accepted, IntakeError};
 use super::notify::{deliver_report, Told};
 use super::remove::{audit, failed, record_outcome};
 use super::{Notify, Tenant};
-use crate::authorize::{authorize, log_refusal};
+use crate::authorize::{authorize_power, log_refusal, Power};
 use crate::error::StepError;
 use crate::model::{
     check_audit, AuditCheck, AuditPhase, AuditResult, AuditStatus, FailureCode, InvalidRequest,
@@ -51,7 +51,7 @@ pub async fn intake_restore(
             ),
         )));
     };
-    if let Err(refused) = authorize(&org, principal) {
+    if let Err(refused) = authorize_power(&org, principal, Power::Restore) {
         log_refusal(&refused, company);
         return Err(refused.into());
     }

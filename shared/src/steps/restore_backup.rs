@@ -33,7 +33,14 @@ pub async fn intake_backup(
 ) -> Result<Accepted, IntakeError> {
     let asked = BackupRestoreRequest::from_json(body)?;
     let company = &asked.company_id;
-    let org = company_for(store, company, principal, asked.ticket_id.as_deref()).await?;
+    let org = company_for(
+        store,
+        company,
+        principal,
+        Some(crate::authorize::Power::Restore),
+        asked.ticket_id.as_deref(),
+    )
+    .await?;
     let index = index_of(store)?;
     let Some(snapshot) = index.find_snapshot(company, &asked.as_of).await? else {
         let kept = index.snapshots(company).await?;

@@ -760,3 +760,80 @@ fn the_template_grants_the_index_to_the_functions_that_use_it_and_no_more() {
     }
     assert!(text.contains("REVOKE365_INDEX_TABLE: !Ref IndexTable"));
 }
+
+/// The powers that grant and reveal access answer only the principals their own lists name,
+/// deny by default: with `restore_principals` and `access_principals` empty (or naming another
+/// role), the API's caller gets 403 on `GET /access`, `POST /backups/restore` and `POST
+/// /revocations/{id}/restore` — nothing is read, no run is made, the tenant is unchanged —
+/// though `allowed_principals` lets it revoke.
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_and_access_refuse_callers_their_own_lists_do_not_name() {
+    let env = Env::start(fixture("acme-tenant.json"), 10).await;
+    scheduled_index(&env).await;
+    let (run_id, _) = env
+        .post_to_end(
+            "/revocations",
+            json!({"user_email": JOHN, "company_id": "acme"}),
+        )
+        .await;
+    for lists in [
+        vec![],
+        vec!["arn:aws:iam::123456789012:role/OtherTeam".to_string()],
+    ] {
+        let mut org = acme();
+        org.restore_principals = lists.clone();
+        org.access_principals = lists.clone();
+        env.intake.store.put_org_settings(&org).await.unwrap();
+        let before = env.sim.snapshot();
+        let runs_before = env
+            .intake
+            .store
+            .list_runs(
+                &revoke365::model::RunFilter {
+                    company_id: Some("acme".into()),
+                    ..Default::default()
+                },
+                100,
+                None,
+            )
+            .await
+            .unwrap()
+            .runs
+            .len();
+        for (method, path, body) in [
+            ("GET", format!("/access?company_id=acme&user={JOHN}"), None),
+            (
+                "POST",
+                "/backups/restore".to_string(),
+                Some(
+                    json!({"company_id": "acme", "mailbox": "ceo@acmecorp.com", "as_of": Utc::now().to_rfc3339()}),
+                ),
+            ),
+            (
+                "POST",
+                format!("/revocations/{run_id}/restore"),
+                Some(json!({})),
+            ),
+        ] {
+            let (status, answer) = env.http(method, &path, body, None).await;
+            assert_eq!(status, 403, "{method} {path} with {lists:?}: {answer}");
+        }
+        let runs_after = env
+            .intake
+            .store
+            .list_runs(
+                &revoke365::model::RunFilter {
+                    company_id: Some("acme".into()),
+                    ..Default::default()
+                },
+                100,
+                None,
+            )
+            .await
+            .unwrap()
+            .runs
+            .len();
+        assert_eq!(runs_after, runs_before, "no run was made");
+        assert_eq!(env.sim.snapshot().mailboxes, before.mailboxes);
+    }
+}

@@ -26,6 +26,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The role whose session signs the sample API Gateway events (`events/apigw-*.json`).
+pub const API_CALLER_ROLE: &str = "arn:aws:iam::123456789012:role/revoke365-api-caller";
+
 pub const JOHN: &str = "john.smith@acmecorp.com";
 
 pub struct Env {
@@ -197,7 +200,14 @@ impl Env {
         let urls = made.queue_urls;
         let dlq_urls = made.dlq_urls;
 
-        let org = OrgSettings::from_fixture(&fixture).unwrap();
+        let mut org = OrgSettings::from_fixture(&fixture).unwrap();
+        // The API caller of the sample events may restore and read the index, as a deployment
+        // names its helpdesk role (deny by default: a fixture without them allows no one).
+        for list in [&mut org.restore_principals, &mut org.access_principals] {
+            if list.is_empty() {
+                list.push(API_CALLER_ROLE.to_string());
+            }
+        }
         let sim = revoke365_sim::start(
             revoke365_sim::Fixture::from_json(&fixture.to_string()).unwrap(),
             crate::kit::sim_options(),

@@ -14,6 +14,10 @@ use revoke365_sim::{SimHandle, Snapshot};
 use serde_json::Value;
 use std::sync::Arc;
 
+/// Who the harness acts as: the CLI's operator, as `revoke365` names the OS account (a
+/// restore's own list is empty in the fixtures, which allows the local operator alone).
+pub const OPERATOR: &str = "os-user:operator";
+
 /// The real clients, pointed at the simulator at `base_url`.
 fn connector_at(base_url: &str, http: HttpSettings, recheck: Recheck) -> Arc<HttpConnector> {
     Arc::new(HttpConnector {
@@ -126,7 +130,7 @@ impl Harness {
     /// it ended.
     pub async fn restore(&self, source: &revoke365::model::RunId, body: Value) -> Run {
         self.engine
-            .restore_watched(None, source, &body, None, |_| {})
+            .restore_watched(Some(OPERATOR), source, &body, None, |_| {})
             .await
             .expect("restore accepted")
     }
@@ -135,7 +139,7 @@ impl Harness {
     /// or intake's refusal.
     pub async fn restore_backup(&self, body: Value) -> Result<Run, revoke365::steps::IntakeError> {
         self.engine
-            .restore_backup_watched(None, &body, None, |_| {})
+            .restore_backup_watched(Some(OPERATOR), &body, None, |_| {})
             .await
     }
 

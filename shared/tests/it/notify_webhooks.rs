@@ -124,6 +124,12 @@ async fn a_run_posts_one_teams_card_and_one_signed_webhook_even_when_delivered_t
     let report = run.result.clone().unwrap();
     assert!(report.success, "{:?}", report.errors);
     let ticket = report.ticket_id.clone().expect("a ticket");
+    // Twin deliveries of one batch link their records one after another: the trail verifies
+    // (it said "takes the place of another record" when both wrote at one place).
+    let audit = revoke365::steps::check_run_audit(x.h.store.as_ref(), &run.run_id)
+        .await
+        .unwrap();
+    assert!(audit.is_intact(), "{audit:?}");
 
     let state = x.h.snapshot();
     assert_eq!(state.sent_mail.len(), 1);
@@ -183,7 +189,13 @@ async fn a_run_posts_one_teams_card_and_one_signed_webhook_even_when_delivered_t
     // A restore says so too, once per hook.
     let restore = x
         .engine
-        .restore_watched(None, &run.run_id, &json!({}), None, |_| {})
+        .restore_watched(
+            Some(crate::harness::OPERATOR),
+            &run.run_id,
+            &json!({}),
+            None,
+            |_| {},
+        )
         .await
         .expect("restore accepted");
     let restored = restore.restore_result.as_ref().map(|r| r.success);

@@ -255,7 +255,13 @@ async fn restores_of_what_cannot_be_restored_are_refused_and_create_nothing() {
     let engine = &h.engine;
     let attempt = |id: RunId| async move {
         engine
-            .restore_watched(None, &id, &json!({}), None, |_| {})
+            .restore_watched(
+                Some(crate::harness::OPERATOR),
+                &id,
+                &json!({}),
+                None,
+                |_| {},
+            )
             .await
             .map(drop)
     };
@@ -281,7 +287,7 @@ async fn restores_of_what_cannot_be_restored_are_refused_and_create_nothing() {
     ));
     assert!(matches!(
         h.engine
-            .restore_watched(None, &live.run_id, &json!({"include_revoke": true}), None, |_| {})
+            .restore_watched(Some(crate::harness::OPERATOR), &live.run_id, &json!({"include_revoke": true}), None, |_| {})
             .await
             .unwrap_err(),
         IntakeError::Invalid(e) if e.field == "include_revoke"

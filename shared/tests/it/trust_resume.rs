@@ -315,7 +315,13 @@ async fn a_grant_whose_call_was_never_sent_and_is_gone_on_resume_is_not_this_run
     // The restore puts back what this run removed, not the admin's removal.
     let restore = h
         .fresh_engine()
-        .restore_watched(None, &run.run_id, &json!({}), None, |_| {})
+        .restore_watched(
+            Some(crate::harness::OPERATOR),
+            &run.run_id,
+            &json!({}),
+            None,
+            |_| {},
+        )
         .await
         .expect("restore accepted");
     let summary = restore

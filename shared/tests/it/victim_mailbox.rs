@@ -425,7 +425,7 @@ async fn with_an_old_snapshot_a_recent_delegate_is_removed_when_asked_and_restor
     // Named, but scoped to another type: the calendar delegate stays removed, and is named.
     let scoped = engine
         .restore_watched(
-            None,
+            Some(crate::harness::OPERATOR),
             &run.run_id,
             &json!({"include_victim_mailbox": true, "permission_types": ["full_access"]}),
             None,
@@ -448,7 +448,7 @@ async fn with_an_old_snapshot_a_recent_delegate_is_removed_when_asked_and_restor
 
     let back = engine
         .restore_watched(
-            None,
+            Some(crate::harness::OPERATOR),
             &run.run_id,
             &json!({"include_victim_mailbox": true}),
             None,
