@@ -642,6 +642,7 @@ async fn apply(h: &Harness, tenant: &Tenant, memory: &mut Memory, op: &Op) -> Re
                 .filter(|e| !before.contains(e))
                 .cloned()
                 .collect();
+            tampered_restore_grants_nothing(h, &source, &body, &before).await?;
             let first = h.restore(&source, body.clone()).await;
             let after = entries(&h.snapshot());
             let added: BTreeSet<Entry> = after.difference(&before).cloned().collect();
@@ -745,6 +746,58 @@ async fn apply(h: &Harness, tenant: &Tenant, memory: &mut Memory, op: &Op) -> Re
             })
         }
     }
+}
+
+/// I3 for a trail someone edited: a `before` record of the leaver's made to name the
+/// lookalike, then a restore — refused, and nothing granted to anyone. The trail is put back
+/// as it was afterwards.
+async fn tampered_restore_grants_nothing(
+    h: &Harness,
+    source: &revoke365::model::RunId,
+    body: &Value,
+    before: &BTreeSet<Entry>,
+) -> Result<(), String> {
+    let path = h.store.audit_path(source);
+    let original = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+    let mut edited = false;
+    let lines: Vec<String> = original
+        .lines()
+        .map(|line| {
+            let mut record: Value = serde_json::from_str(line).unwrap_or_default();
+            if !edited && record["phase"] == "before" && record["grant"]["trustee"].is_string() {
+                record["grant"]["trustee"] = json!(TWIN);
+                record["grant"]["trustee_as_shown"] = Value::Null;
+                edited = true;
+                return record.to_string();
+            }
+            line.to_string()
+        })
+        .collect();
+    if !edited {
+        return Ok(());
+    }
+    std::fs::write(&path, lines.join("\n") + "\n").map_err(|e| e.to_string())?;
+    let refused = h.restore(source, body.clone()).await;
+    std::fs::write(&path, &original).map_err(|e| e.to_string())?;
+    check(
+        refused
+            .failure
+            .as_ref()
+            .is_some_and(|f| f.code.as_str() == "audit_untrusted"),
+        || {
+            format!(
+                "I3: a restore from an edited trail was not refused: {:?}",
+                refused.status
+            )
+        },
+    )?;
+    let after = entries(&h.snapshot());
+    check(&after == before, || {
+        format!(
+            "I3: a restore from an edited trail changed the tenant: +{:?}",
+            after.difference(before).collect::<Vec<_>>()
+        )
+    })
 }
 
 fn run_body(
