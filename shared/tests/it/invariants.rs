@@ -1045,13 +1045,25 @@ async fn run_scenario(tenant: &Tenant, ops: &[Op]) -> Result<Stats, String> {
     Ok(memory.stats)
 }
 
+/// How long one scenario may take (a few seconds is usual): past it, it hangs — a failure
+/// like any other, with its seed.
+const SCENARIO_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+async fn bounded(
+    scenario: impl std::future::Future<Output = Result<Stats, String>>,
+) -> Result<Stats, String> {
+    tokio::time::timeout(SCENARIO_LIMIT, scenario)
+        .await
+        .unwrap_or_else(|_| Err(format!("hung: not done in {SCENARIO_LIMIT:?}")))
+}
+
 /// The shortest sequence, dropping one operation at a time, that still fails.
 async fn shrink(tenant: &Tenant, mut ops: Vec<Op>, mut error: String) -> (Vec<Op>, String) {
     let mut i = 0;
     while i < ops.len() && ops.len() > 1 {
         let mut fewer = ops.clone();
         fewer.remove(i);
-        match run_scenario(tenant, &fewer).await {
+        match bounded(run_scenario(tenant, &fewer)).await {
             Err(e) => {
                 ops = fewer;
                 error = e;
@@ -1074,7 +1086,7 @@ async fn scenario(seed: u64) -> Result<(usize, Stats), String> {
     let mut rng = Rng(seed);
     let tenant = generate_tenant(&mut rng);
     let ops = generate_ops(&mut rng, &tenant);
-    match run_scenario(&tenant, &ops).await {
+    match bounded(run_scenario(&tenant, &ops)).await {
         Ok(done) => Ok((ops.len(), done)),
         Err(error) => {
             let (ops, error) = shrink(&tenant, ops, error).await;
@@ -1095,7 +1107,7 @@ async fn random_tenants_and_operations_keep_every_invariant() {
     // with a tenant, store and engine of its own.
     let parallel = env_number("REVOKE365_FUZZ_PARALLEL", 4).max(1) as usize;
     let started = std::time::Instant::now();
-    let (mut operations, mut stats) = (0, Stats::default());
+    let (mut operations, mut stats, mut finished) = (0, Stats::default(), 0u64);
     let mut seeds = first..first + scenarios;
     // Polled on this task (the engine's futures are not all `Send`), concurrently.
     let mut running = futures_util::stream::FuturesUnordered::new();
@@ -1112,6 +1124,13 @@ async fn random_tenants_and_operations_keep_every_invariant() {
             Ok((ops, done)) => {
                 operations += ops;
                 stats += done;
+                finished += 1;
+                if finished % 500 == 0 {
+                    eprintln!(
+                        "{finished} scenarios, {:.0} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
             }
             Err(failure) => failures.push(failure),
         }
