@@ -761,6 +761,21 @@ fn the_template_grants_the_index_to_the_functions_that_use_it_and_no_more() {
     assert!(text.contains("REVOKE365_INDEX_TABLE: !Ref IndexTable"));
 }
 
+/// How many runs the history holds for Acme.
+async fn acme_runs(env: &Env) -> usize {
+    let acme = revoke365::model::RunFilter {
+        company_id: Some("acme".into()),
+        ..Default::default()
+    };
+    env.intake
+        .store
+        .list_runs(&acme, 100, None)
+        .await
+        .unwrap()
+        .runs
+        .len()
+}
+
 /// The powers that grant and reveal access answer only the principals their own lists name,
 /// deny by default: with `restore_principals` and `access_principals` empty (or naming another
 /// role), the API's caller gets 403 on `GET /access`, `POST /backups/restore` and `POST
@@ -785,21 +800,7 @@ async fn restore_and_access_refuse_callers_their_own_lists_do_not_name() {
         org.access_principals = lists.clone();
         env.intake.store.put_org_settings(&org).await.unwrap();
         let before = env.sim.snapshot();
-        let runs_before = env
-            .intake
-            .store
-            .list_runs(
-                &revoke365::model::RunFilter {
-                    company_id: Some("acme".into()),
-                    ..Default::default()
-                },
-                100,
-                None,
-            )
-            .await
-            .unwrap()
-            .runs
-            .len();
+        let runs_before = acme_runs(&env).await;
         for (method, path, body) in [
             ("GET", format!("/access?company_id=acme&user={JOHN}"), None),
             (
@@ -818,21 +819,7 @@ async fn restore_and_access_refuse_callers_their_own_lists_do_not_name() {
             let (status, answer) = env.http(method, &path, body, None).await;
             assert_eq!(status, 403, "{method} {path} with {lists:?}: {answer}");
         }
-        let runs_after = env
-            .intake
-            .store
-            .list_runs(
-                &revoke365::model::RunFilter {
-                    company_id: Some("acme".into()),
-                    ..Default::default()
-                },
-                100,
-                None,
-            )
-            .await
-            .unwrap()
-            .runs
-            .len();
+        let runs_after = acme_runs(&env).await;
         assert_eq!(runs_after, runs_before, "no run was made");
         assert_eq!(env.sim.snapshot().mailboxes, before.mailboxes);
     }

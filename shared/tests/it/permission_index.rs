@@ -52,6 +52,25 @@ impl Harness {
     }
 }
 
+/// A cleanup of `trustee`, which names someone: refused `trustee_exists`, naming the field.
+async fn refused_cleanup(
+    h: &Harness,
+    trustee: &str,
+    company: &str,
+) -> revoke365::model::RunFailure {
+    let run = h
+        .run(json!({"mode": "cleanup", "trustee": trustee, "company_id": company}))
+        .await;
+    let failure = run.failure.expect("refused");
+    assert_eq!(
+        failure.code.as_str(),
+        "trustee_exists",
+        "{trustee}: {failure:?}"
+    );
+    assert_eq!(failure.field.as_deref(), Some("trustee"));
+    failure
+}
+
 /// (mailbox, type, trustee) of every direct grant the simulator holds, by canonical key.
 fn tenant_grants(h: &Harness) -> BTreeSet<(String, PermissionType, String)> {
     let s = h.snapshot();
@@ -742,16 +761,7 @@ async fn a_cleanup_run_removes_the_grants_of_a_trustee_that_no_longer_exists_by_
 
     // A value that names someone is refused: a cleanup is no way around a user's checks.
     for trustee in ["john.smith@acmecorp.com", "Jane Doe"] {
-        let run = h
-            .run(json!({"mode": "cleanup", "trustee": trustee, "company_id": "acme"}))
-            .await;
-        let failure = run.failure.as_ref().expect("refused");
-        assert_eq!(
-            failure.code.as_str(),
-            "trustee_exists",
-            "{trustee}: {failure:?}"
-        );
-        assert_eq!(failure.field.as_deref(), Some("trustee"));
+        refused_cleanup(&h, trustee, "acme").await;
     }
     assert_eq!(tenant_grants(&h), after);
 }
@@ -1013,15 +1023,7 @@ async fn a_security_group_that_is_no_recipient_is_alive_and_never_cleaned_up() {
     assert!(before.contains(&group_grant), "{before:?}");
     let sid = h.sim.sid_of("Initech Security").expect("the group's SID");
     for trustee in ["Initech Security", sid.as_str()] {
-        let run = h
-            .run(json!({"mode": "cleanup", "trustee": trustee, "company_id": "initech"}))
-            .await;
-        let failure = run.failure.as_ref().expect("refused");
-        assert_eq!(
-            failure.code.as_str(),
-            "trustee_exists",
-            "{trustee}: {failure:?}"
-        );
+        let failure = refused_cleanup(&h, trustee, "initech").await;
         assert!(failure.message.contains("group"), "{failure:?}");
     }
     assert_eq!(tenant_grants(&h), before, "nothing was removed");
