@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Local AWS for the tests: LocalStack (SQS, Secrets Manager, EventBridge) and DynamoDB Local,
+# Local AWS for the tests: LocalStack (SQS, Secrets Manager, EventBridge, KMS) and DynamoDB Local,
 # run as plain host processes (no Docker). The tests provision their own prefixed queues and
 # tables from infra/resources.json (the one definition the Rust code, the tests and
 # template.yaml share); `create` provisions the unprefixed ones for trying handlers by hand.
@@ -14,6 +14,7 @@
 # The environment `start` prints (nothing is exported by this script itself):
 #   export AWS_ENDPOINT_URL_SQS=http://127.0.0.1:4566
 #   export AWS_ENDPOINT_URL_SECRETS_MANAGER=http://127.0.0.1:4566
+#   export AWS_ENDPOINT_URL_KMS=http://127.0.0.1:4566
 #   export AWS_ENDPOINT_URL_EVENTBRIDGE=http://127.0.0.1:4566
 #   export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000
 #   export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 (the latter for boto3 / aws CLI v1)
@@ -49,6 +50,7 @@ print_env() {
   cat <<EOF
 export AWS_ENDPOINT_URL_SQS=http://$LS_ADDR
 export AWS_ENDPOINT_URL_SECRETS_MANAGER=http://$LS_ADDR
+export AWS_ENDPOINT_URL_KMS=http://$LS_ADDR
 export AWS_ENDPOINT_URL_EVENTBRIDGE=http://$LS_ADDR
 export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$DDB_PORT
 export AWS_REGION=us-east-1
@@ -62,7 +64,7 @@ EOF
 aws_env() {
   env AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
     AWS_ENDPOINT_URL_SQS="http://$LS_ADDR" AWS_ENDPOINT_URL_SECRETS_MANAGER="http://$LS_ADDR" \
-    AWS_ENDPOINT_URL_EVENTBRIDGE="http://$LS_ADDR" AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DDB_PORT" \
+    AWS_ENDPOINT_URL_EVENTBRIDGE="http://$LS_ADDR" AWS_ENDPOINT_URL_KMS="http://$LS_ADDR" AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DDB_PORT" \
     "$@"
 }
 
@@ -131,10 +133,10 @@ start_localstack() {
   fi
   port_answers 127.0.0.1 4566 && die "port 4566 is taken by another process; stop it first"
   mkdir -p "$STATE/fs" "$STATE/tmp"
-  log "starting LocalStack 4.9.2 on $LS_ADDR (SERVICES=sqs,secretsmanager,events; log: .aws-local/localstack.log)"
+  log "starting LocalStack 4.9.2 on $LS_ADDR (SERVICES=sqs,secretsmanager,events,kms; log: .aws-local/localstack.log)"
   # setsid: its own process group, so `stop` takes down any child processes with it.
   OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$STATE/fs" TMPDIR="$STATE/tmp" \
-    DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 SERVICES=sqs,secretsmanager,events \
+    DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 SERVICES=sqs,secretsmanager,events,kms \
     GATEWAY_LISTEN="$LS_ADDR" LOCALSTACK_HOST="$LS_ADDR" SQS_ENDPOINT_STRATEGY=path \
     setsid "$PY" -m localstack.runtime.main >"$STATE/localstack.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
@@ -164,7 +166,7 @@ localstack_ready() {
   local health
   health=$(curl -fsS --max-time 2 "http://$LS_ADDR/_localstack/health" 2>/dev/null) || return 1
   local svc
-  for svc in sqs secretsmanager events; do
+  for svc in sqs secretsmanager events kms; do
     grep -Eq "\"$svc\": *\"(available|running)\"" <<<"$health" || return 1
   done
 }
