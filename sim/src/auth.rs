@@ -95,7 +95,7 @@ fn role_needed(audience: Audience, path: &str) -> Option<&'static str> {
         Some("IdentityRiskyUser.Read.All")
     } else if path.ends_with("/mailboxSettings") {
         Some("MailboxSettings.Read")
-    } else if path.contains("/calendar/") {
+    } else if path.contains("/calendar/") || path.contains("/calendars") {
         Some("Calendars.ReadWrite")
     } else if path.contains("/transitiveMemberOf") {
         Some("GroupMember.Read.All")

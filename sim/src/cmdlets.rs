@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::directory::{Account, Directory, Person, Principal, Scope, Unresolved};
 use crate::exo::{CmdletInput, ExoError};
+use crate::folder_cmdlets;
 use crate::inbox_rules::{self, ForwardingChange};
 pub(crate) use crate::inbox_rules::{rule_identity, without_smtp_prefix};
 use crate::state::{FullAccessAce, SendAsAce};
@@ -113,10 +114,54 @@ const CMDLETS: &[Cmdlet] = &[
         run: get_group,
     },
     Cmdlet {
+        name: "Get-MailboxFolderStatistics",
+        parameters: &["Identity", "FolderScope", "ResultSize"],
+        required: &["Identity"],
+        run: folder_cmdlets::get_mailbox_folder_statistics,
+    },
+    Cmdlet {
         name: "Get-MailboxFolderPermission",
         parameters: &["Identity", "User"],
         required: &["Identity"],
-        run: get_mailbox_folder_permission,
+        run: folder_cmdlets::get_mailbox_folder_permission,
+    },
+    Cmdlet {
+        name: "Remove-MailboxFolderPermission",
+        parameters: &[
+            "Identity",
+            "User",
+            "Confirm",
+            "Force",
+            "SendNotificationToUser",
+        ],
+        required: &["Identity", "User"],
+        run: folder_cmdlets::remove_mailbox_folder_permission,
+    },
+    Cmdlet {
+        name: "Add-MailboxFolderPermission",
+        parameters: &[
+            "Identity",
+            "User",
+            "AccessRights",
+            "SharingPermissionFlags",
+            "SendNotificationToUser",
+            "Confirm",
+        ],
+        required: &["Identity", "User", "AccessRights"],
+        run: folder_cmdlets::add_mailbox_folder_permission,
+    },
+    Cmdlet {
+        name: "Set-MailboxFolderPermission",
+        parameters: &[
+            "Identity",
+            "User",
+            "AccessRights",
+            "SharingPermissionFlags",
+            "SendNotificationToUser",
+            "Confirm",
+        ],
+        required: &["Identity", "User", "AccessRights"],
+        run: folder_cmdlets::set_mailbox_folder_permission,
     },
     Cmdlet {
         name: "Remove-MailboxPermission",
@@ -272,6 +317,11 @@ impl Params<'_> {
         }
     }
 
+    /// The answer page asked for.
+    pub(crate) fn window(&self) -> Window {
+        self.window
+    }
+
     fn get(&self, name: &str) -> Option<&Value> {
         self.values
             .iter()
@@ -291,7 +341,7 @@ impl Params<'_> {
     }
 
     /// A string or an array of strings.
-    fn list(&self, name: &str) -> Result<Vec<String>, ExoError> {
+    pub(crate) fn list(&self, name: &str) -> Result<Vec<String>, ExoError> {
         self.get(name)
             .map_or(Ok(Vec::new()), |value| list(name, value))
     }
@@ -356,7 +406,10 @@ pub(crate) fn recipient<'a>(
         .map_err(|e| unresolved(e, identity))
 }
 
-fn account<'a>(directory: &'a Directory, identity: &'a str) -> Result<Account<'a>, ExoError> {
+pub(crate) fn account<'a>(
+    directory: &'a Directory,
+    identity: &'a str,
+) -> Result<Account<'a>, ExoError> {
     directory
         .account(identity)
         .map_err(|e| unresolved(e, identity))
@@ -938,65 +991,6 @@ fn get_group(sim: &Sim, params: &Params) -> CmdletResult {
         },
         external_directory_object_id: g.id(),
     }))
-}
-
-// ---- Get-MailboxFolderPermission (reference only) -------------------------------
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct FolderPermissionItem<'a> {
-    identity: String,
-    folder_name: &'a str,
-    user: &'a str,
-    access_rights: [&'a str; 1],
-    sharing_permission_flags: Option<&'static str>,
-}
-
-/// `Identity: "<mailbox>:\<folder>"`; the folder name is localized, so
-/// `:\Calendar` does not find a `Kalender`.
-fn get_mailbox_folder_permission(sim: &Sim, params: &Params) -> CmdletResult {
-    let directory = &sim.directory;
-    let identity = params.required("Identity")?;
-    let (mailbox_identity, folder) = identity
-        .split_once(":\\")
-        .ok_or_else(|| ExoError::not_found(&identity))?;
-    let mailbox = mailbox(directory, mailbox_identity)?;
-    if !folder.eq_ignore_ascii_case(&mailbox.calendar_folder) {
-        return Err(ExoError::not_found(&identity));
-    }
-    let user = params.text("User")?;
-    let user = user.as_deref().map(|u| account(directory, u)).transpose()?;
-    let grants = sim.state().visible(&mailbox.upn).calendar.clone();
-    let folder_identity = format!("{}:\\{}", mailbox.name, mailbox.calendar_folder);
-    let item = |user, rights, flags| FolderPermissionItem {
-        identity: folder_identity.clone(),
-        folder_name: &mailbox.calendar_folder,
-        user,
-        access_rights: [rights],
-        sharing_permission_flags: flags,
-    };
-    let mut items = Vec::new();
-    if user.is_none() {
-        items.push(item("Default", "AvailabilityOnly", None));
-    }
-    for grant in &grants {
-        if user
-            .as_ref()
-            .is_some_and(|u| !u.matches(directory, &grant.user))
-        {
-            continue;
-        }
-        // Exchange shows the display name here (ambiguous for namesakes).
-        let name = directory
-            .by_key(&grant.user)
-            .map_or(grant.user.as_str(), |p| p.display_name());
-        items.push(item(
-            name,
-            &grant.access_rights,
-            grant.delegate.then_some("Delegate"),
-        ));
-    }
-    Ok(Output::items(items))
 }
 
 // ---- Set-Mailbox -----------------------------------------------------------------

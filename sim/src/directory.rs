@@ -57,7 +57,10 @@ pub(crate) struct Person {
     pub alias: String,
     pub dn: String,
     pub kind: PersonKind,
-    pub calendar_folder: String,
+    /// The mailbox's folders (none for a person without a mailbox).
+    pub folders: Vec<crate::folders::Folder>,
+    /// The `Name` of the mailbox's root folder (localized).
+    pub root_folder_name: &'static str,
     pub sid: String,
     pub sid_history: Vec<String>,
     pub sam: String,
@@ -668,13 +671,17 @@ fn person(
     let account_enabled = user
         .and_then(|u| u.account_enabled)
         .unwrap_or(kind != PersonKind::SharedMailbox);
+    let folders = if kind.has_mailbox() {
+        crate::folders::mailbox_folders(&upn, mailbox)
+    } else {
+        Vec::new()
+    };
     Person {
         dn: distinguished_name(&name, &fixture.tenant_id),
         sid: sid(domain_sid, &upn),
         sid_history: user.map(|u| u.sid_history.clone()).unwrap_or_default(),
-        calendar_folder: mailbox
-            .and_then(|m| m.calendar_folder_name.clone())
-            .unwrap_or_else(|| "Calendar".to_string()),
+        folders,
+        root_folder_name: crate::folders::root_name(mailbox),
         mail,
         display_name,
         id,

@@ -85,6 +85,14 @@ pub(crate) mod exception {
     pub const BINDING: &str = "System.Management.Automation.ParameterBindingException";
     pub const COMMAND_NOT_FOUND: &str = "System.Management.Automation.CommandNotFoundException";
     pub const ODATA: &str = "Microsoft.Exchange.Admin.OData.Core.ODataServiceException";
+    pub const NO_PERMISSION_ENTRY: &str =
+        "Microsoft.Exchange.Management.StoreTasks.UserNotFoundInPermissionEntryException";
+    pub const PERMISSION_ENTRY_EXISTS: &str =
+        "Microsoft.Exchange.Management.StoreTasks.UserAlreadyExistsInPermissionEntryException";
+    pub const FOLDER_REFUSES: &str =
+        "Microsoft.Exchange.Management.StoreTasks.CannotChangePermissionsOnFolderException";
+    pub const SPECIAL_USER: &str =
+        "Microsoft.Exchange.Management.StoreTasks.CannotRemoveSpecialUserException";
 }
 
 /// An Exchange error answer:
@@ -172,6 +180,11 @@ impl ExoError {
             exception::STORAGE_TRANSIENT,
             message,
         )
+    }
+
+    /// A folder-permission cmdlet's failure (HTTP 500, like every cmdlet failure).
+    pub fn folder(exception: &'static str, message: impl Into<String>) -> ExoError {
+        ExoError::cmdlet(StatusCode::INTERNAL_SERVER_ERROR, exception, message)
     }
 
     pub fn binding(message: impl Into<String>) -> ExoError {

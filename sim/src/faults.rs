@@ -28,6 +28,7 @@ const ENDPOINTS: &[&str] = &[
     "graph GET /users/{id}",
     "graph GET /users?$filter",
     "graph GET transitiveMemberOf",
+    "graph GET calendars",
     "graph GET calendarPermissions",
     "graph POST calendarPermissions",
     "graph DELETE calendarPermissions",
@@ -520,6 +521,10 @@ impl Drop for InFlight<'_> {
 /// Do two identity strings designate the same object (or are they equal)?
 /// A folder identity `<mailbox>:\<folder>` counts as its mailbox.
 fn same_identity(directory: &Directory, wanted: &str, given: &str) -> bool {
+    // A fault for one folder (`bob@x.com:\Inbox\Projects`) matches that folder only.
+    if wanted.contains(":\\") {
+        return wanted.trim().eq_ignore_ascii_case(given.trim());
+    }
     let given = given.split(":\\").next().unwrap_or(given);
     if wanted.trim().eq_ignore_ascii_case(given.trim()) {
         return true;

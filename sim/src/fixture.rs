@@ -282,6 +282,42 @@ pub struct Mailbox {
     /// Inbox rules, first rule first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inbox_rules: Vec<InboxRuleEntry>,
+    /// The language of the well-known folders' names (`en`, the default, or `de`): Exchange
+    /// names them in the mailbox's language (`Posteingang`, `Kalender`, `Aufgaben`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Folders beyond the well-known ones, and the permissions on any folder but the default
+    /// calendar (whose permissions are `calendar`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folders: Vec<FolderEntry>,
+}
+
+/// A folder of a fixture mailbox: a well-known folder named as the mailbox's language names it,
+/// or a folder of the user's (its parents are made as needed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FolderEntry {
+    /// The path from the mailbox root, `\`-separated, names as shown: `\Inbox\Projects`,
+    /// `\Posteingang`, `\Calendar\Board meetings` (a folder under the calendar is a
+    /// secondary calendar). A `/` in a name is written as is.
+    pub path: String,
+    #[serde(default)]
+    pub permissions: Vec<FolderPermissionEntry>,
+    /// Exchange refuses every change to this folder's permissions
+    /// (`CannotChangePermissionsOnFolderException`).
+    #[serde(default)]
+    pub refuses_changes: bool,
+}
+
+/// One folder permission entry of a fixture folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FolderPermissionEntry {
+    pub user: String,
+    /// A role (`Reviewer`, `Editor`, `Owner`, ...) or individual rights (`ReadItems`, ...).
+    #[serde(deserialize_with = "one_or_many")]
+    pub access_rights: Vec<String>,
+    /// `Delegate`, `CanViewPrivateItems` (calendar folders only).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub sharing_permission_flags: Vec<String>,
 }
 
 /// An inbox rule of a fixture mailbox; its priority is its place in the list.

@@ -1,5 +1,5 @@
-//! Microsoft Graph (`/v1.0`): users, transitive group membership, calendar
-//! permissions, mailboxSettings, sendMail, `$batch`, and the security alert feeds
+//! Microsoft Graph (`/v1.0`): users, transitive group membership, calendars and their
+//! permissions (served by `calendars.rs`), mailboxSettings, sendMail, `$batch`, and the security alert feeds
 //! (`security/alerts_v2`, `identityProtection/riskyUsers`, served by `alerts.rs`).
 
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::Router;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use base64::Engine;
@@ -19,24 +19,23 @@ use serde_json::Value;
 
 use crate::auth::{protect, Audience};
 use crate::batch;
+use crate::calendars::EmailAddress;
 use crate::directory::Person;
 use crate::faults::{counted, guarded, Key};
-use crate::state::{CalendarGrant, SentAttachment, SentMail};
+use crate::state::{SentAttachment, SentMail};
 use crate::wire::{base_url, json_response, link, odata_error, select, skip_offset};
 use crate::Sim;
 
 const USER_LIST: &str = "/v1.0/users";
 const USERS: &str = "/v1.0/users/{user}";
 const MEMBER_OF: &str = "/v1.0/users/{user}/transitiveMemberOf/microsoft.graph.group";
-const CALENDAR_PERMISSIONS: &str = "/v1.0/users/{user}/calendar/calendarPermissions";
-const CALENDAR_PERMISSION: &str = "/v1.0/users/{user}/calendar/calendarPermissions/{id}";
 const SEND_MAIL: &str = "/v1.0/users/{user}/sendMail";
 const MAILBOX_SETTINGS: &str = "/v1.0/users/{user}/mailboxSettings";
 const MAX_BATCH: usize = 20;
 
 pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
     let key = Key::Fixed;
-    let router = Router::new()
+    let router = crate::calendars::routes(sim, Router::new())
         .route(
             USER_LIST,
             guarded(sim, key("graph GET /users?$filter"), get(list_users)),
@@ -48,30 +47,6 @@ pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
         .route(
             MEMBER_OF,
             guarded(sim, key("graph GET transitiveMemberOf"), get(member_of)),
-        )
-        .route(
-            CALENDAR_PERMISSIONS,
-            guarded(
-                sim,
-                key("graph GET calendarPermissions"),
-                get(list_calendar),
-            ),
-        )
-        .route(
-            CALENDAR_PERMISSIONS,
-            guarded(
-                sim,
-                key("graph POST calendarPermissions"),
-                post(create_calendar),
-            ),
-        )
-        .route(
-            CALENDAR_PERMISSION,
-            guarded(
-                sim,
-                key("graph DELETE calendarPermissions"),
-                delete(delete_calendar),
-            ),
         )
         .route(
             SEND_MAIL,
@@ -109,7 +84,7 @@ pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
 type Params = Query<HashMap<String, String>>;
 
 /// A Graph error answer.
-struct GraphError(StatusCode, &'static str, String);
+pub(crate) struct GraphError(pub StatusCode, pub &'static str, pub String);
 
 impl IntoResponse for GraphError {
     fn into_response(self) -> Response {
@@ -118,7 +93,7 @@ impl IntoResponse for GraphError {
 }
 
 impl GraphError {
-    fn bad_request(message: impl Into<String>) -> GraphError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> GraphError {
         GraphError(
             StatusCode::BAD_REQUEST,
             "ErrorInvalidRequest",
@@ -127,7 +102,7 @@ impl GraphError {
     }
 }
 
-type GraphResult = Result<Response, GraphError>;
+pub(crate) type GraphResult = Result<Response, GraphError>;
 
 /// `/users/{x}` for directory lookups: unknown → `Request_ResourceNotFound`.
 fn directory_user<'a>(sim: &'a Sim, key: &str) -> Result<&'a Person, GraphError> {
@@ -141,7 +116,7 @@ fn directory_user<'a>(sim: &'a Sim, key: &str) -> Result<&'a Person, GraphError>
 
 /// `/users/{x}` for mailbox operations: unknown → `ErrorInvalidUser`; a user
 /// without an Exchange Online mailbox → `MailboxNotEnabledForRESTAPI`.
-fn mailbox_user<'a>(sim: &'a Sim, key: &str) -> Result<&'a Person, GraphError> {
+pub(crate) fn mailbox_user<'a>(sim: &'a Sim, key: &str) -> Result<&'a Person, GraphError> {
     let person = sim.directory.graph_user(key).ok_or_else(|| {
         GraphError(
             StatusCode::NOT_FOUND,
@@ -166,7 +141,7 @@ fn rest_disabled() -> GraphError {
 }
 
 /// Mutations on a `sim.fail_mailboxes` mailbox are denied.
-fn ensure_writable(sim: &Sim, mailbox: &Person) -> Result<(), GraphError> {
+pub(crate) fn ensure_writable(sim: &Sim, mailbox: &Person) -> Result<(), GraphError> {
     if sim.fails(&mailbox.upn) {
         return Err(access_denied());
     }
@@ -174,12 +149,12 @@ fn ensure_writable(sim: &Sim, mailbox: &Person) -> Result<(), GraphError> {
 }
 
 /// Graph's answer for a mailbox the app may not touch.
-fn access_denied() -> GraphError {
+pub(crate) fn access_denied() -> GraphError {
     let message = "Access is denied. Check credentials and try again.".to_string();
     GraphError(StatusCode::FORBIDDEN, "ErrorAccessDenied", message)
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GraphError> {
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GraphError> {
     serde_json::from_slice(body).map_err(|e| {
         GraphError(
             StatusCode::BAD_REQUEST,
@@ -189,7 +164,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GraphErr
     })
 }
 
-fn respond(result: GraphResult) -> Response {
+pub(crate) fn respond(result: GraphResult) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
@@ -520,204 +495,6 @@ fn member_of_page(
             next_link,
         },
     ))
-}
-
-// ---- calendar permissions -------------------------------------------------
-
-/// Roles a simulated calendar permission may take (the Default entry excludes delegates).
-const ALLOWED_ROLES: &[&str] = &[
-    "none",
-    "freeBusyRead",
-    "limitedRead",
-    "read",
-    "write",
-    "delegateWithoutPrivateEventAccess",
-];
-const DEFAULT_ALLOWED_ROLES: &[&str] = &["none", "freeBusyRead", "limitedRead", "read", "write"];
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CalendarPermission {
-    id: String,
-    role: &'static str,
-    is_removable: bool,
-    is_inside_organization: bool,
-    allowed_roles: &'static [&'static str],
-    email_address: EmailAddress,
-}
-
-#[derive(Serialize, Deserialize)]
-struct EmailAddress {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    address: Option<String>,
-}
-
-/// Graph role of an Exchange calendar access right.
-fn graph_role(rights: &str, delegate: bool) -> &'static str {
-    match rights.to_ascii_lowercase().as_str() {
-        "editor" if delegate => "delegateWithoutPrivateEventAccess",
-        "editor" => "write",
-        "reviewer" => "read",
-        "limiteddetails" => "limitedRead",
-        "availabilityonly" => "freeBusyRead",
-        "none" => "none",
-        _ => "custom",
-    }
-}
-
-/// Exchange access right (and delegate flag) of a Graph role that can be set.
-fn exchange_role(role: &str) -> Option<(&'static str, bool)> {
-    match role {
-        "delegateWithoutPrivateEventAccess" => Some(("Editor", true)),
-        "write" => Some(("Editor", false)),
-        "read" => Some(("Reviewer", false)),
-        "limitedRead" => Some(("LimitedDetails", false)),
-        "freeBusyRead" => Some(("AvailabilityOnly", false)),
-        _ => None,
-    }
-}
-
-/// Deterministic permission id: base64 (URL-safe alphabet) of the address.
-fn permission_id(address: &str) -> String {
-    URL_SAFE.encode(address.to_lowercase())
-}
-
-fn default_permission() -> CalendarPermission {
-    CalendarPermission {
-        id: "RGVmYXVsdA==".to_string(),
-        role: "freeBusyRead",
-        is_removable: false,
-        is_inside_organization: true,
-        allowed_roles: DEFAULT_ALLOWED_ROLES,
-        email_address: EmailAddress {
-            name: Some("My Organization".to_string()),
-            address: None,
-        },
-    }
-}
-
-fn permission(sim: &Sim, grant: &CalendarGrant) -> CalendarPermission {
-    let holder = sim.directory.by_key(&grant.user);
-    let address = holder.map_or(grant.user.as_str(), |p| p.mail());
-    let name = holder.map_or(grant.user.as_str(), |p| p.display_name());
-    CalendarPermission {
-        id: permission_id(address),
-        role: graph_role(&grant.access_rights, grant.delegate),
-        is_removable: true,
-        is_inside_organization: holder.is_some(),
-        allowed_roles: ALLOWED_ROLES,
-        email_address: EmailAddress {
-            name: Some(name.to_string()),
-            address: Some(address.to_string()),
-        },
-    }
-}
-
-/// The calendar grants as a read sees them (`sim.read_lag_ms`).
-fn calendar_of(sim: &Sim, mailbox: &Person) -> Vec<CalendarGrant> {
-    sim.state().visible(&mailbox.upn).calendar.clone()
-}
-
-async fn list_calendar(State(sim): State<Arc<Sim>>, Path(key): Path<String>) -> Response {
-    let readable = mailbox_user(&sim, &key).and_then(|mailbox| {
-        if sim.unreadable(&mailbox.upn) {
-            return Err(access_denied());
-        }
-        Ok(mailbox)
-    });
-    respond(readable.map(|mailbox| {
-        let grants = calendar_of(&sim, mailbox);
-        let entries = grants.iter().map(|g| permission(&sim, g));
-        let value: Vec<CalendarPermission> = std::iter::once(default_permission())
-            .chain(entries)
-            .collect();
-        json_response(StatusCode::OK, serde_json::json!({ "value": value }))
-    }))
-}
-
-async fn delete_calendar(
-    State(sim): State<Arc<Sim>>,
-    Path((key, id)): Path<(String, String)>,
-) -> Response {
-    respond(delete_permission(&sim, &key, &id))
-}
-
-fn delete_permission(sim: &Sim, key: &str, id: &str) -> GraphResult {
-    let mailbox = mailbox_user(sim, key)?;
-    ensure_writable(sim, mailbox)?;
-    if id == default_permission().id {
-        return Err(GraphError::bad_request(
-            "The default permission can't be removed.",
-        ));
-    }
-    let ignored = sim.ignores_removals(&mailbox.upn);
-    let found = sim.state().write(&mailbox.upn, |grants| {
-        let position = grants
-            .calendar
-            .iter()
-            .position(|g| permission(sim, g).id == id);
-        if let (Some(position), false) = (position, ignored) {
-            grants.calendar.remove(position);
-        }
-        position.is_some()
-    });
-    if !found {
-        let message = "The specified object was not found in the store.".to_string();
-        return Err(GraphError(
-            StatusCode::NOT_FOUND,
-            "ErrorItemNotFound",
-            message,
-        ));
-    }
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct NewCalendarPermission {
-    email_address: Option<EmailAddress>,
-    role: Option<String>,
-}
-
-async fn create_calendar(
-    State(sim): State<Arc<Sim>>,
-    Path(key): Path<String>,
-    body: Bytes,
-) -> Response {
-    respond(create_permission(&sim, &key, &body))
-}
-
-fn create_permission(sim: &Sim, key: &str, body: &[u8]) -> GraphResult {
-    let mailbox = mailbox_user(sim, key)?;
-    ensure_writable(sim, mailbox)?;
-    let request: NewCalendarPermission = parse_body(body)?;
-    let address = request
-        .email_address
-        .and_then(|e| e.address)
-        .filter(|a| !a.trim().is_empty());
-    let address =
-        address.ok_or_else(|| GraphError::bad_request("emailAddress.address is required."))?;
-    let role = request
-        .role
-        .ok_or_else(|| GraphError::bad_request("role is required."))?;
-    let (access_rights, delegate) = exchange_role(&role)
-        .ok_or_else(|| GraphError::bad_request(format!("The role '{role}' can't be assigned.")))?;
-    let user = sim
-        .directory
-        .by_address(address.trim())
-        .map_or_else(|| address.trim().to_lowercase(), |p| p.key().to_string());
-    let grant = CalendarGrant {
-        user,
-        access_rights: access_rights.to_string(),
-        delegate,
-    };
-    sim.state().write(&mailbox.upn, |grants| {
-        grants.calendar.retain(|g| g.user != grant.user);
-        grants.calendar.push(grant.clone());
-    });
-    Ok(json_response(StatusCode::CREATED, permission(sim, &grant)))
 }
 
 // ---- mailboxSettings -----------------------------------------------------

@@ -44,6 +44,20 @@ pub struct CalendarGrant {
     /// Exchange role name: `Editor`, `Reviewer`, ...
     pub access_rights: String,
     pub delegate: bool,
+    /// The `CanViewPrivateItems` sharing flag (a delegate who sees private appointments).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub can_view_private_items: bool,
+}
+
+/// One folder permission entry on a folder other than the default calendar.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FolderGrant {
+    pub user: String,
+    /// A role (`Reviewer`) or individual rights (`ReadItems`, `CreateItems`, ...).
+    pub access_rights: Vec<String>,
+    /// `Delegate`, `CanViewPrivateItems` (calendar folders only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sharing_permission_flags: Vec<String>,
 }
 
 /// A mailbox and the grants on it.
@@ -65,6 +79,10 @@ pub struct MailboxSnapshot {
     /// The mailbox's inbox rules, hidden ones included, by priority.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inbox_rules: Vec<InboxRule>,
+    /// Permission entries on folders other than the default calendar, by the folder's path as
+    /// a permission cmdlet names it (`\Inbox\Projects`, `\` for the root).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub folders: BTreeMap<String, Vec<FolderGrant>>,
 }
 
 /// `ForwardingSmtpAddress`, `ForwardingAddress` and `DeliverToMailboxAndForward` of a mailbox.

@@ -14,8 +14,8 @@ use crate::snapshot::{
 };
 
 pub(crate) use crate::snapshot::{
-    CalendarGrant, FullAccessGrant as FullAccessAce, InboxRule, MailboxForwarding, Note,
-    SendAsGrant as SendAsAce, SentAttachment, SentMail,
+    CalendarGrant, FolderGrant, FullAccessGrant as FullAccessAce, InboxRule, MailboxForwarding,
+    Note, SendAsGrant as SendAsAce, SentAttachment, SentMail,
 };
 
 /// Grants on one recipient (non-mailbox recipients only have Send As). Users are stored in canonical form (see
@@ -32,6 +32,10 @@ pub(crate) struct Grants {
     pub forwarding: MailboxForwarding,
     #[serde(default)]
     pub inbox_rules: Vec<InboxRule>,
+    /// Permission entries on a mailbox's folders other than the default calendar (that is
+    /// `calendar`), by `FolderId`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub folders: BTreeMap<String, Vec<FolderGrant>>,
 }
 
 impl Grants {
@@ -45,6 +49,8 @@ impl Grants {
         self.send_on_behalf.dedup();
         self.calendar.sort();
         self.inbox_rules.sort();
+        self.folders.values_mut().for_each(|entries| entries.sort());
+        self.folders.retain(|_, entries| !entries.is_empty());
     }
 }
 
@@ -170,8 +176,32 @@ impl TenantState {
                     user: canonical(&e.user),
                     access_rights: e.access_rights.clone(),
                     delegate: e.delegate,
+                    can_view_private_items: false,
                 })
                 .collect();
+            let folders = directory
+                .resolve_mailbox(&mailbox.upn)
+                .map(|p| p.folders.as_slice())
+                .unwrap_or_default();
+            for entry in &mailbox.folders {
+                let Some(folder) = crate::folders::find(folders, &entry.path) else {
+                    continue;
+                };
+                let entries = entry.permissions.iter().map(|p| FolderGrant {
+                    user: canonical(&p.user),
+                    access_rights: p.access_rights.clone(),
+                    sharing_permission_flags: p.sharing_permission_flags.clone(),
+                });
+                if folder.is_default_calendar() {
+                    grants.calendar.extend(entries.map(CalendarGrant::from));
+                } else {
+                    grants
+                        .folders
+                        .entry(folder.id.clone())
+                        .or_default()
+                        .extend(entries);
+                }
+            }
             grants.forwarding = MailboxForwarding {
                 smtp_address: mailbox
                     .forwarding
@@ -270,6 +300,7 @@ impl TenantState {
                 deliver_to_mailbox_and_forward: false,
             },
             inbox_rules: Vec::new(),
+            folders: BTreeMap::new(),
         };
         self.grants.get(key).unwrap_or(&NONE)
     }
@@ -310,6 +341,14 @@ impl TenantState {
                     calendar: grants.calendar.clone(),
                     forwarding: grants.forwarding.clone(),
                     inbox_rules: grants.inbox_rules.clone(),
+                    folders: grants
+                        .folders
+                        .iter()
+                        .filter_map(|(id, entries)| {
+                            let folder = person.folders.iter().find(|f| &f.id == id)?;
+                            Some((folder.identity_path(), entries.clone()))
+                        })
+                        .collect(),
                 }),
                 None => recipients.push(RecipientSnapshot {
                     address: match principal {
@@ -342,6 +381,43 @@ impl TenantState {
             sent_mail: self.sent_mail.clone(),
             webhooks: self.webhooks.clone(),
             counters: Counters::default(),
+        }
+    }
+}
+
+/// A default-calendar entry as the folder entry `Get-MailboxFolderPermission` shows.
+impl From<&CalendarGrant> for FolderGrant {
+    fn from(grant: &CalendarGrant) -> FolderGrant {
+        let flags = [
+            (grant.delegate, "Delegate"),
+            (grant.can_view_private_items, "CanViewPrivateItems"),
+        ];
+        FolderGrant {
+            user: grant.user.clone(),
+            access_rights: vec![grant.access_rights.clone()],
+            sharing_permission_flags: flags
+                .into_iter()
+                .filter(|(set, _)| *set)
+                .map(|(_, flag)| flag.to_string())
+                .collect(),
+        }
+    }
+}
+
+/// A folder entry written to the default calendar (whose entries carry one role).
+impl From<FolderGrant> for CalendarGrant {
+    fn from(grant: FolderGrant) -> CalendarGrant {
+        let flag = |name: &str| {
+            grant
+                .sharing_permission_flags
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(name))
+        };
+        CalendarGrant {
+            delegate: flag("Delegate"),
+            can_view_private_items: flag("CanViewPrivateItems"),
+            access_rights: grant.access_rights.join(","),
+            user: grant.user,
         }
     }
 }

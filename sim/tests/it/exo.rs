@@ -411,9 +411,9 @@ async fn folder_permission_needs_the_localized_folder_name() {
     // Folder permissions name users by display name: John and his namesake collide.
     assert_eq!(
         field(&german, "User"),
-        ["Default", "John Smith", "John Smith"]
+        ["Default", "Anonymous", "John Smith", "John Smith"]
     );
-    assert_eq!(german[1]["SharingPermissionFlags"], "Delegate");
+    assert_eq!(german[2]["SharingPermissionFlags"], "Delegate");
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ mod errors;
 mod exo;
 mod faults;
 mod fixtures;
+mod folders;
 mod graph;
 mod inbox_rules;
 mod lag;
