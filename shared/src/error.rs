@@ -13,6 +13,12 @@ pub struct RemoteError {
     pub kind: ErrorKind,
 }
 
+/// The `code` of an [`ErrorKind::Api`] error saying the entry a call names is not on its
+/// object (see [`RemoteError::is_entry_not_found`]).
+pub const ENTRY_NOT_FOUND: &str = "entry_not_found";
+/// The `code` of an [`ErrorKind::Api`] error saying the entry a call adds is there already.
+pub const ENTRY_EXISTS: &str = "entry_exists";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ErrorKind {
     /// Still throttled (429, "too many concurrent requests") after the bounded retries.
@@ -114,11 +120,27 @@ impl RemoteError {
         )
     }
 
+    /// The entry a call names is not on its object, which is there (a folder permission
+    /// entry of a user on a folder that exists).
+    pub fn is_entry_not_found(&self) -> bool {
+        matches!(&self.kind, ErrorKind::Api { code: Some(c), .. } if c == ENTRY_NOT_FOUND)
+    }
+
+    /// The entry a call adds is on its object already.
+    pub fn is_entry_exists(&self) -> bool {
+        matches!(&self.kind, ErrorKind::Api { code: Some(c), .. } if c == ENTRY_EXISTS)
+    }
+
     /// `self`, for a write that was asked again after an answer was lost: a "not found" then
     /// may be that earlier attempt's doing.
     pub fn after_replay(self) -> RemoteError {
+        let gone = self.is_entry_not_found();
         match self.kind {
             ErrorKind::NotFound { message } => RemoteError {
+                kind: ErrorKind::GoneOnReplay { message },
+                ..self
+            },
+            ErrorKind::Api { message, .. } if gone => RemoteError {
                 kind: ErrorKind::GoneOnReplay { message },
                 ..self
             },

@@ -19,6 +19,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod folders;
+pub use folders::*;
+
 // ---------------------------------------------------------------------------------------------
 // Queue and run store
 

@@ -4,7 +4,7 @@ use crate::adapters::http::{Call, HttpCore, Reply};
 use crate::adapters::m365::{diagnostics_reason, Collection, ErrorBody, M365Api, M365Request};
 use crate::adapters::token::EXCHANGE_SCOPE;
 use crate::config::{AppCredentials, ServiceUrls};
-use crate::error::RemoteError;
+use crate::error::{RemoteError, ENTRY_EXISTS, ENTRY_NOT_FOUND};
 use crate::model::{InboxRule, MailboxForwarding};
 use crate::ports::{
     Exchange, ExchangeUser, MailboxInfo, MailboxPermissionEntry, MailboxSettings, Recipient,
@@ -54,7 +54,7 @@ pub struct ExchangeClient {
 }
 
 /// One cmdlet invocation: what to run and which mailbox routes it.
-struct Cmdlet<'a> {
+pub(super) struct Cmdlet<'a> {
     name: &'static str,
     parameters: Value,
     /// The mailbox the cmdlet is about; `None` for tenant-wide cmdlets.
@@ -63,7 +63,7 @@ struct Cmdlet<'a> {
 }
 
 impl<'a> Cmdlet<'a> {
-    fn new(name: &'static str, parameters: Value) -> Cmdlet<'a> {
+    pub(super) fn new(name: &'static str, parameters: Value) -> Cmdlet<'a> {
         Cmdlet {
             name,
             parameters,
@@ -72,12 +72,12 @@ impl<'a> Cmdlet<'a> {
         }
     }
 
-    fn on_mailbox(mut self, mailbox: &'a str) -> Cmdlet<'a> {
+    pub(super) fn on_mailbox(mut self, mailbox: &'a str) -> Cmdlet<'a> {
         self.mailbox = Some(mailbox);
         self
     }
 
-    fn select(mut self, properties: &'static str) -> Cmdlet<'a> {
+    pub(super) fn select(mut self, properties: &'static str) -> Cmdlet<'a> {
         self.select = Some(properties);
         self
     }
@@ -129,7 +129,7 @@ impl ExchangeClient {
     }
 
     /// Runs a cmdlet, POSTing the same body to each `@odata.nextLink` until there is none.
-    async fn invoke<T: serde::de::DeserializeOwned>(
+    pub(super) async fn invoke<T: serde::de::DeserializeOwned>(
         &self,
         cmdlet: Cmdlet<'_>,
     ) -> Result<Collection<T>, RemoteError> {
@@ -159,7 +159,7 @@ impl ExchangeClient {
         self.api.collect_by_page(&call, request, page).await
     }
 
-    async fn query<T: serde::de::DeserializeOwned>(
+    pub(super) async fn query<T: serde::de::DeserializeOwned>(
         &self,
         cmdlet: Cmdlet<'_>,
     ) -> Result<Vec<T>, RemoteError> {
@@ -500,7 +500,7 @@ fn send_on_behalf_cmdlet<'a>(mailbox: &'a str, change: &str, user: &str) -> Cmdl
 
 /// A removal whose warning says nothing was there is "already gone", which counts as removed;
 /// on a replayed call it was this call's earlier attempt that removed it.
-fn removal_outcome(warnings: Vec<String>, replayed: bool) -> RemovalOutcome {
+pub(super) fn removal_outcome(warnings: Vec<String>, replayed: bool) -> RemovalOutcome {
     let nothing_there = |w: &String| {
         let w = w.to_lowercase();
         NOTHING_TO_REMOVE.iter().any(|pattern| w.contains(pattern))
@@ -518,7 +518,7 @@ fn removal_outcome(warnings: Vec<String>, replayed: bool) -> RemovalOutcome {
 /// How trying an Exchange exception again fares, by its type name: the HTTP status says
 /// little (permanent cmdlet failures come as 500).
 fn exception_is_transient(exception: &str) -> Option<bool> {
-    const PERMANENT: [&str; 12] = [
+    const PERMANENT: [&str; 13] = [
         "NotFound",
         "Ambiguous",
         "AccessDenied",
@@ -529,8 +529,11 @@ fn exception_is_transient(exception: &str) -> Option<bool> {
         "Validation",
         "RecipientTask",
         "TaskException",
-        "InvalidOperation",
+        // InvalidOperation; a folder cmdlet's InvalidInternalUserId / InvalidExternalUserId.
+        "Invalid",
         "Permanent",
+        // A folder cmdlet's CannotChangePermissionsOnFolder / CannotRemoveSpecialUser.
+        "Cannot",
     ];
     const TRANSIENT: [&str; 5] = [
         "Transient",
@@ -568,6 +571,26 @@ fn split_detail(message: &str) -> (Option<&str>, &str) {
     }
 }
 
+/// The code of a folder-permission exception a caller acts on ([`ENTRY_NOT_FOUND`],
+/// [`ENTRY_EXISTS`]), by its type name or, without one, by the text Exchange writes for it.
+fn folder_entry_exception(exception: Option<&str>, text: &str) -> Option<&'static str> {
+    let known = [
+        (
+            "UserNotFoundInPermissionEntryException",
+            "no existing permission entry found",
+            ENTRY_NOT_FOUND,
+        ),
+        (
+            "UserAlreadyExistsInPermissionEntryException",
+            "existing permission entry was found",
+            ENTRY_EXISTS,
+        ),
+    ];
+    known.into_iter().find_map(|(name, words, code)| {
+        (exception.is_some_and(|e| e.ends_with(name)) || text.contains(words)).then_some(code)
+    })
+}
+
 fn exchange_error(call: &Call, reply: &Reply) -> RemoteError {
     let parsed = ErrorBody::parse(&reply.body);
     let raw = parsed
@@ -589,6 +612,11 @@ fn exchange_error(call: &Call, reply: &Reply) -> RemoteError {
         .collect::<Vec<_>>()
         .join("; ");
     let lower = text.to_lowercase();
+    // A folder permission entry that is (not) there names its exception in `code`: "not
+    // found" here is about the entry, not the folder, and must not read as a missing object.
+    if let Some(entry) = folder_entry_exception(exception, &lower) {
+        return call.api_with(reply.status, Some(entry.to_string()), text, false);
+    }
     let not_found = exception.is_some_and(|e| e.contains("NotFound"))
         || lower.contains("couldn't be found")
         || lower.contains("could not be found");

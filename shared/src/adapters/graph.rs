@@ -8,8 +8,8 @@ use crate::config::{AppCredentials, ServiceUrls};
 use crate::error::RemoteError;
 use crate::model::{MatchedBy, RiskyUser, SecurityAlert, UserEvidence};
 use crate::ports::{
-    AlertSource, AppRoles, CalendarPermission, Directory, DirectoryGroup, DirectoryUser,
-    MailboxState, Mailer, OutgoingMail, RemovalOutcome, UserLookup, UserSignIn,
+    AlertSource, AppRoles, CalendarInfo, CalendarPermission, Directory, DirectoryGroup,
+    DirectoryUser, MailboxState, Mailer, OutgoingMail, RemovalOutcome, UserLookup, UserSignIn,
 };
 use async_trait::async_trait;
 use base64::Engine;
@@ -19,6 +19,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+
+/// The path of a user's default calendar under `/users/{id}/`.
+const DEFAULT_CALENDAR: &str = "calendar";
 
 const USER_SELECT: &str = "id,displayName,userPrincipalName,mail,accountEnabled,proxyAddresses";
 
@@ -66,6 +69,16 @@ struct GraphCalendarPermission {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct GraphCalendar {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    is_default_calendar: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct GraphMailboxSettings {
     #[serde(default)]
     user_purpose: Option<String>,
@@ -80,6 +93,107 @@ struct GraphEmailAddress {
 }
 
 impl GraphClient {
+    /// Every calendar of the mailbox (`GET /users/{id}/calendars`).
+    pub(super) async fn calendar_list(
+        &self,
+        mailbox: &str,
+    ) -> Result<Vec<CalendarInfo>, RemoteError> {
+        let call = self.mailbox_call(format!("GET calendars {mailbox}"), mailbox);
+        let url = self.user_url(mailbox, "calendars?$select=id,name,isDefaultCalendar");
+        let calendars: Vec<GraphCalendar> = self.get_all(&call, M365Request::get(url)).await?;
+        Ok(calendars
+            .into_iter()
+            .map(|c| CalendarInfo {
+                id: c.id,
+                name: c.name.unwrap_or_default(),
+                is_default: c.is_default_calendar.unwrap_or(false),
+            })
+            .collect())
+    }
+
+    /// A calendar's permissions; `calendar` is the path under the user (`calendar` for the
+    /// default one, `calendars/{id}` for any).
+    pub(super) async fn permissions_at(
+        &self,
+        mailbox: &str,
+        calendar: &str,
+    ) -> Result<Vec<CalendarPermission>, RemoteError> {
+        let call = self.mailbox_call(
+            format!("GET {calendar}/calendarPermissions {mailbox}"),
+            mailbox,
+        );
+        let url = self.user_url(mailbox, &format!("{calendar}/calendarPermissions"));
+        let permissions: Vec<GraphCalendarPermission> =
+            self.get_all(&call, M365Request::get(url)).await?;
+        Ok(permissions
+            .into_iter()
+            .map(CalendarPermission::from)
+            .collect())
+    }
+
+    pub(super) async fn remove_permission_at(
+        &self,
+        mailbox: &str,
+        calendar: &str,
+        permission_id: &str,
+    ) -> Result<RemovalOutcome, RemoteError> {
+        let call = self.mailbox_call(
+            format!("DELETE {calendar}/calendarPermission {permission_id} on {mailbox}"),
+            mailbox,
+        );
+        let rest = format!(
+            "{calendar}/calendarPermissions/{}",
+            urlencoding::encode(permission_id)
+        );
+        let request = M365Request {
+            method: Method::DELETE,
+            url: self.user_url(mailbox, &rest),
+            body: None,
+            headers: &[],
+            read: false,
+        };
+        let reply = self.api.send(&call, &request).await?;
+        if reply.is_success() {
+            return Ok(RemovalOutcome::Removed);
+        }
+        // Only ErrorItemNotFound means the entry is gone (graph_error maps nothing else to
+        // NotFound). After an attempt that may have deleted it, the retry's "gone" is ours.
+        let e = graph_error(&call, &reply);
+        match (e.is_not_found(), reply.replayed) {
+            (true, false) => Ok(RemovalOutcome::AlreadyGone {
+                warning: e.reason(),
+            }),
+            (true, true) => Ok(RemovalOutcome::GoneOnRetry {
+                warning: e.reason(),
+            }),
+            (false, _) => Err(e),
+        }
+    }
+
+    /// Restore: grants `role` on a calendar of `mailbox` to `address`.
+    pub(super) async fn add_permission_at(
+        &self,
+        mailbox: &str,
+        calendar: &str,
+        address: &str,
+        role: &str,
+    ) -> Result<(), RemoteError> {
+        let call = self.mailbox_call(
+            format!("POST {calendar}/calendarPermission {role} for {address} on {mailbox}"),
+            mailbox,
+        );
+        let body = json!({
+            "emailAddress": { "address": address },
+            "isInsideOrganization": true,
+            "isRemovable": true,
+            "role": role,
+        });
+        let url = self.user_url(mailbox, &format!("{calendar}/calendarPermissions"));
+        self.expect_success(&call, M365Request::with_body(Method::POST, url, &body))
+            .await
+            .map(drop)
+    }
+
     pub fn new(core: Arc<HttpCore>, urls: &ServiceUrls, creds: AppCredentials) -> GraphClient {
         GraphClient {
             api: M365Api::new(
@@ -237,14 +351,7 @@ impl Directory for GraphClient {
         &self,
         mailbox: &str,
     ) -> Result<Vec<CalendarPermission>, RemoteError> {
-        let call = self.mailbox_call(format!("GET calendarPermissions {mailbox}"), mailbox);
-        let url = self.user_url(mailbox, "calendar/calendarPermissions");
-        let permissions: Vec<GraphCalendarPermission> =
-            self.get_all(&call, M365Request::get(url)).await?;
-        Ok(permissions
-            .into_iter()
-            .map(CalendarPermission::from)
-            .collect())
+        self.permissions_at(mailbox, DEFAULT_CALENDAR).await
     }
 
     async fn remove_calendar_permission(
@@ -252,37 +359,8 @@ impl Directory for GraphClient {
         mailbox: &str,
         permission_id: &str,
     ) -> Result<RemovalOutcome, RemoteError> {
-        let call = self.mailbox_call(
-            format!("DELETE calendarPermission {permission_id} on {mailbox}"),
-            mailbox,
-        );
-        let rest = format!(
-            "calendar/calendarPermissions/{}",
-            urlencoding::encode(permission_id)
-        );
-        let request = M365Request {
-            method: Method::DELETE,
-            url: self.user_url(mailbox, &rest),
-            body: None,
-            headers: &[],
-            read: false,
-        };
-        let reply = self.api.send(&call, &request).await?;
-        if reply.is_success() {
-            return Ok(RemovalOutcome::Removed);
-        }
-        // Only ErrorItemNotFound means the entry is gone (graph_error maps nothing else to
-        // NotFound). After an attempt that may have deleted it, the retry's "gone" is ours.
-        let e = graph_error(&call, &reply);
-        match (e.is_not_found(), reply.replayed) {
-            (true, false) => Ok(RemovalOutcome::AlreadyGone {
-                warning: e.reason(),
-            }),
-            (true, true) => Ok(RemovalOutcome::GoneOnRetry {
-                warning: e.reason(),
-            }),
-            (false, _) => Err(e),
-        }
+        self.remove_permission_at(mailbox, DEFAULT_CALENDAR, permission_id)
+            .await
     }
 
     async fn add_calendar_permission(
@@ -291,20 +369,8 @@ impl Directory for GraphClient {
         address: &str,
         role: &str,
     ) -> Result<(), RemoteError> {
-        let call = self.mailbox_call(
-            format!("POST calendarPermission {role} for {address} on {mailbox}"),
-            mailbox,
-        );
-        let body = json!({
-            "emailAddress": { "address": address },
-            "isInsideOrganization": true,
-            "isRemovable": true,
-            "role": role,
-        });
-        let url = self.user_url(mailbox, "calendar/calendarPermissions");
-        self.expect_success(&call, M365Request::with_body(Method::POST, url, &body))
+        self.add_permission_at(mailbox, DEFAULT_CALENDAR, address, role)
             .await
-            .map(drop)
     }
 
     async fn app_roles(&self) -> Result<AppRoles, RemoteError> {

@@ -30,6 +30,7 @@ mod aws_restore;
 mod aws_victim;
 mod clients_autotask;
 mod clients_connectwise;
+mod clients_folders;
 mod clients_halopsa;
 mod clients_m365;
 mod clients_throttling;
