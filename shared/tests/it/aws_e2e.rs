@@ -7,6 +7,7 @@ use revoke365::adapters::aws::resources::resources;
 use revoke365::lambda::intake::handle_intake_event;
 use revoke365::lambda::steps::handle_step_records;
 use revoke365::model::RunStatus;
+use revoke365::ports::RunStore;
 use revoke365_sim::snapshot::FULL_ACCESS;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -383,4 +384,52 @@ async fn a_secret_rotated_mid_run_is_read_again_without_a_redeploy() {
     env.pump_steps(1).await;
     env.assert_acme_run_done(&run_id).await;
     assert!(env.sim.snapshot().counters.revoked_token_401 >= 1);
+}
+
+/// A company moved to another tenant between intake and the run's first step: the step
+/// refuses to act on the tenant the settings now name, fails the run with `tenant_changed`
+/// (field `tenant_id`) and calls neither tenant nor PSA.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_step_refuses_a_company_whose_tenant_changed_since_intake() {
+    let env = Env::start(fixture("acme-tenant.json"), 10).await;
+    let (_, accepted) = env
+        .http("POST", "/revocations", Some(request()), None)
+        .await;
+    let run_id = accepted["run_id"].as_str().unwrap().to_string();
+    let mut org = env
+        .intake
+        .store
+        .org_settings("acme")
+        .await
+        .unwrap()
+        .unwrap();
+    let recorded = org.tenant_id.clone();
+    org.tenant_id = "0b0b0b0b-1c1c-4d4d-8e8e-9f9f9f9f9f9f".into();
+    env.intake.store.put_org_settings(&org).await.unwrap();
+    let calls_before: u64 = env.sim.snapshot().counters.requests.values().sum();
+
+    env.pump_steps(1).await;
+
+    let run = env.get(&run_id).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["failure"]["code"], "tenant_changed", "{run}");
+    assert_eq!(run["failure"]["field"], "tenant_id", "{run}");
+    let message = run["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&recorded) && message.contains(&org.tenant_id),
+        "{message}"
+    );
+    let snapshot = env.sim.snapshot();
+    assert_eq!(
+        snapshot.counters.requests.values().sum::<u64>(),
+        calls_before,
+        "no call to any tenant or PSA: {:?}",
+        snapshot.counters.requests
+    );
+    assert_eq!(snapshot.direct_grants_of(JOHN).len(), 8, "nothing removed");
+    assert_eq!(
+        env.dlq_depths().await,
+        vec![0, 0, 0, 0],
+        "the step was consumed"
+    );
 }
