@@ -1938,6 +1938,26 @@ notification_sender = "{sender}"
             "allowed_principals",
             "every caller",
         ),
+        (
+            company(
+                ACME_TENANT_ID,
+                sender,
+                recipients,
+                r#"restore_principals = [""]"#,
+            ),
+            "restore_principals",
+            "empty entry",
+        ),
+        (
+            company(
+                ACME_TENANT_ID,
+                sender,
+                recipients,
+                r#"access_principals = ["arn:aws:iam::*:role/Helpdesk"]"#,
+            ),
+            "access_principals",
+            "a '*' may only end a prefix",
+        ),
     ];
     for (i, (text, field, says)) in cases.iter().enumerate() {
         let file = tmp.path().join(format!("org{i}.toml"));
