@@ -4,7 +4,8 @@
 
 use crate::args::{CheckArgs, Format};
 use crate::{
-    company, config, http_core, reachable, sandbox, CliError, EXIT_BAD_INPUT, EXIT_SUCCESS,
+    company, config, http_core, org_file, reachable, sandbox, CliError, EXIT_BAD_INPUT,
+    EXIT_SUCCESS,
 };
 use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
 use revoke365::config::Recheck;
@@ -45,6 +46,7 @@ pub async fn check(args: CheckArgs) -> Result<u8, CliError> {
         }
     };
     let org = company(&orgs, &args.company_id)?;
+    org_file::print_list_warnings(std::slice::from_ref(org));
     if let Some(error) = args
         .ticket
         .as_deref()

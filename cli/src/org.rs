@@ -25,6 +25,7 @@ fn unavailable(what: String, e: impl std::fmt::Display) -> CliError {
 
 async fn put(args: &OrgPutArgs) -> Result<u8, CliError> {
     let orgs = org_file::read(&args.file)?;
+    org_file::print_list_warnings(&orgs);
     if args.aws {
         let tables = aws_tables::connect().await?;
         tables

@@ -95,6 +95,39 @@ pub fn check_companies(path: &Path, orgs: &[OrgSettings]) -> Result<(), CliError
         .map_err(|e| CliError::config(&e.field, format!("{}: {e}", path.display())))
 }
 
+/// What a company's empty principal list means, one warning per list left out: a company
+/// must be able to tell from `org put` and `check` who may do what for it, before a caller
+/// finds out. True to `revoke365::authorize`: an empty `allowed_principals` allows every
+/// caller; an empty `restore_principals` or `access_principals` allows no deployed trigger's
+/// caller, only the CLI's local operator.
+pub fn list_warnings(org: &OrgSettings) -> Vec<String> {
+    let company = &org.company_id;
+    let mut warnings = Vec::new();
+    if org.allowed_principals.is_empty() {
+        warnings.push(format!(
+            "warning: company '{company}' has no allowed_principals: every caller that reaches a trigger (an IAM-authorized API route, the offboarding queue, the alert bus, a signed webhook) may start, read and cancel its revoke and contain runs; list who may in allowed_principals"
+        ));
+    }
+    if org.restore_principals.is_empty() {
+        warnings.push(format!(
+            "warning: company '{company}' has no restore_principals: on AWS no caller may restore its runs or restore its mailboxes from a backup; only the CLI's local operator may; list who may in restore_principals"
+        ));
+    }
+    if org.access_principals.is_empty() {
+        warnings.push(format!(
+            "warning: company '{company}' has no access_principals: on AWS no caller may read who can open its mailboxes (GET /access); only the CLI's local operator may; list who may in access_principals"
+        ));
+    }
+    warnings
+}
+
+/// [`list_warnings`] of each company, on stderr (stdout keeps its JSON or table).
+pub fn print_list_warnings(orgs: &[OrgSettings]) {
+    for warning in orgs.iter().flat_map(list_warnings) {
+        eprintln!("{warning}");
+    }
+}
+
 /// A file that does not parse: the error names the field serde names (a missing, unknown or
 /// mistyped key), else `default_field`.
 pub fn parse_error(default_field: &str, path: &Path, message: &str) -> CliError {

@@ -1938,6 +1938,26 @@ notification_sender = "{sender}"
             "allowed_principals",
             "every caller",
         ),
+        (
+            company(
+                ACME_TENANT_ID,
+                sender,
+                recipients,
+                r#"restore_principals = [""]"#,
+            ),
+            "restore_principals",
+            "empty entry",
+        ),
+        (
+            company(
+                ACME_TENANT_ID,
+                sender,
+                recipients,
+                r#"access_principals = ["arn:aws:iam::*:role/Helpdesk"]"#,
+            ),
+            "access_principals",
+            "a '*' may only end a prefix",
+        ),
     ];
     for (i, (text, field, says)) in cases.iter().enumerate() {
         let file = tmp.path().join(format!("org{i}.toml"));
@@ -2396,4 +2416,85 @@ async fn a_mistyped_user_or_ticket_is_told_to_the_operator_only() {
         );
     }
     sim.shutdown().await;
+}
+
+/// `org put` and `check` say, per company, what each principal list left out means: an empty
+/// `allowed_principals` lets every caller run, an empty `restore_principals` or
+/// `access_principals` lets no deployed caller restore or read access. Warnings only: exit 0.
+#[test]
+fn org_put_and_check_warn_about_each_company_without_a_principal_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("companies.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"[[company]]
+company_id = "acme"
+company_name = "Acme Corp"
+tenant_id = "{ACME_TENANT_ID}"
+psa_company = "AcmeCorp"
+m365_permission_ticket_board = "Service Desk"
+notification_sender = "automation@acmecorp.com"
+
+[[company]]
+company_id = "initech"
+company_name = "Initech"
+tenant_id = "22222222-2222-2222-2222-222222222222"
+psa_kind = "none"
+m365_permission_ticket_board = "-"
+notification_sender = "it@initech.example"
+allowed_principals = ["arn:aws:iam::123456789012:role/Helpdesk"]
+restore_principals = ["arn:aws:iam::123456789012:role/Seniors"]
+access_principals = ["arn:aws:iam::123456789012:role/Auditors"]
+"#
+        ),
+    )
+    .unwrap();
+    let out = revoke365(&["org", "put", file.to_str().unwrap()], &[], tmp.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for says in [
+        "warning: company 'acme' has no allowed_principals: every caller that reaches a trigger",
+        "warning: company 'acme' has no restore_principals: on AWS no caller may restore its runs",
+        "warning: company 'acme' has no access_principals: on AWS no caller may read who can open its mailboxes (GET /access)",
+    ] {
+        assert!(stderr.contains(says), "{says}\n{stderr}");
+    }
+    assert!(!stderr.contains("'initech' has no"), "{stderr}");
+    assert_eq!(stderr.matches("warning:").count(), 3, "{stderr}");
+
+    // `check` warns about the company it checks; its stdout stays the checks' JSON.
+    let bare = acme_variant(tmp.path(), "bare.json", |_| {});
+    let listed = acme_variant(tmp.path(), "listed.json", |fx| {
+        let org = &mut fx["organization"];
+        org["allowed_principals"] = json!(["os-user:jane"]);
+        org["restore_principals"] = json!(["os-user:jane"]);
+    });
+    let check = |fixture: &Path| {
+        revoke365(
+            &[
+                "check",
+                "--sandbox",
+                fixture.to_str().unwrap(),
+                "--company-id",
+                "acme",
+            ],
+            &[],
+            tmp.path(),
+        )
+    };
+    let out = check(&bare);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!check_entries(&out).is_empty());
+    assert_eq!(
+        stderr.matches("warning: company 'acme' has no").count(),
+        3,
+        "{stderr}"
+    );
+    let out = check(&listed);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr.matches("warning:").count(), 1, "{stderr}");
+    assert!(stderr.contains("has no access_principals"), "{stderr}");
 }

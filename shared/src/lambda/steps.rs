@@ -12,7 +12,6 @@ use crate::adapters::connect::DEFAULT_SHARD_TIME;
 use crate::config::{HttpSettings, PsaUrls, ServiceUrls};
 use crate::error::StepError;
 use crate::messages::{ScheduledJob, ScheduledMessage, StepMessage};
-use crate::model::RunId;
 use crate::ports::{BudgetWant, Connector, Queue, RunStore};
 use crate::steps::{
     abandon, dispatch, poll_alerts, sweep, Deadline, Delivery, NoProgress, PollReport,
@@ -377,9 +376,10 @@ async fn poll_company(deps: &StepDeps, company_id: &str) -> Result<PollReport, L
 /// Handles step messages one by one. Transient failures are left to SQS (the record is
 /// reported failed and comes back after the visibility timeout); on the last allowed receive
 /// the run is marked failed with the reason before the message goes to the dead-letter queue.
-/// Permanent failures (malformed message, unknown run) fail the run at once. A message for a
-/// step another live invocation holds comes back later. Records not started when the deadline
-/// nears are queued again as new messages, never failed.
+/// Permanent failures (unknown run, unsupported version) fail the run at once. A body that is
+/// no step message fails no run ([`malformed`]). A message for a step another live invocation
+/// holds comes back later. Records not started when the deadline nears are queued again as
+/// new messages, never failed.
 pub async fn handle_step_records(
     deps: &StepDeps,
     event: SqsEvent,
@@ -390,22 +390,25 @@ pub async fn handle_step_records(
         let id = record.message_id.clone().unwrap_or_default();
         let body = record.body.clone().unwrap_or_default();
         let last_try = receive_count(&record) >= deps.max_receive_count;
-        let message = serde_json::from_str::<StepMessage>(&body);
+        let message = match serde_json::from_str::<StepMessage>(&body) {
+            Ok(message) => message,
+            Err(e) => {
+                malformed(&id, &e, receive_count(&record), last_try);
+                failures.push(item_failure(id));
+                continue;
+            }
+        };
         if deadline.near() {
-            if let Ok(message) = &message {
-                if deps.queue.send(message.clone()).await.is_ok() {
-                    continue;
-                }
+            if deps.queue.send(message.clone()).await.is_ok() {
+                continue;
             }
             failures.push(item_failure(id));
             continue;
         }
-        let result = match &message {
-            Ok(message) => deliver(deps, message, &id, deadline).await,
-            Err(e) => Err(StepError::Permanent(format!("malformed step message: {e}"))),
+        let Err(e) = deliver(deps, &message, &id, deadline).await else {
+            continue;
         };
-        let Err(e) = result else { continue };
-        if let (StepError::Saturated { .. }, Ok(message)) = (&e, &message) {
+        if let StepError::Saturated { .. } = &e {
             // Waiting for the tenant's budget is not a failed try: the message starts again
             // later as a new one.
             let delay = SATURATED_DELAY + Duration::from_millis(fastrand::u64(0..5_000));
@@ -425,14 +428,9 @@ pub async fn handle_step_records(
             continue;
         }
         let permanent = !e.is_transient();
-        let run_id = match &message {
-            Ok(m) => Some(m.run_id.clone()),
-            Err(_) => serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v["run_id"].as_str().map(|r| RunId(r.to_string()))),
-        };
-        warn!(message_id = %id, run_id = ?run_id, error = %e, permanent, last_try, "step message failed");
-        if let (true, Some(run_id)) = (permanent || last_try, &run_id) {
+        let run_id = &message.run_id;
+        warn!(message_id = %id, %run_id, error = %e, permanent, last_try, "step message failed");
+        if permanent || last_try {
             let reason = if permanent {
                 e.to_string()
             } else {
@@ -443,7 +441,7 @@ pub async fn handle_step_records(
                 &deps.queue,
                 deps.connector.as_ref(),
                 run_id,
-                message.as_ref().ok().map(|m| &m.step),
+                Some(&message.step),
                 &reason,
             )
             .await;
@@ -451,6 +449,23 @@ pub async fn handle_step_records(
         failures.push(item_failure(id));
     }
     batch_response(failures)
+}
+
+/// A body that is no step message of ours. It is reported as a failed item on every receive,
+/// so SQS moves it to the queue's dead-letter queue after maxReceiveCount, and it fails no
+/// run: whatever run id it may carry is not one a step sent (a run whose real message never
+/// came is the stalled-run sweep's). Only where parsing stopped is logged — the body is not:
+/// a message on an internal queue that is not ours could hold anything.
+fn malformed(message_id: &str, error: &serde_json::Error, receives: u32, last_try: bool) {
+    warn!(
+        message_id,
+        error_kind = ?error.classify(),
+        line = error.line(),
+        column = error.column(),
+        receives,
+        to_dlq = last_try,
+        "malformed step message: not handled, no run failed; it goes to the dead-letter queue after its last receive"
+    );
 }
 
 /// One delivery of a step message; rejected credentials are read again and tried once more.

@@ -382,6 +382,27 @@ fn is_guid(value: &str) -> bool {
             .all(|(g, len)| g.len() == len && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
+/// Why `entry` cannot be in a principal list, if it cannot: blank (it names no one), only
+/// stars (every caller), or a `*` before the end (it would be compared as text and match no
+/// one, while reading as a wildcard).
+fn principal_entry_error(entry: &str) -> Option<String> {
+    if entry.is_empty() {
+        return Some("an empty entry names no principal".into());
+    }
+    let prefix = entry.strip_suffix('*').unwrap_or(entry);
+    if prefix.trim_end_matches('*').is_empty() {
+        return Some(format!(
+            "'{entry}' would let every caller act for the company"
+        ));
+    }
+    if prefix.contains('*') {
+        return Some(format!(
+            "'{entry}' has a '*' before its end, which matches nothing: a '*' may only end a prefix"
+        ));
+    }
+    None
+}
+
 /// Checks every company of a config file or an org file the same way: each one
 /// ([`OrgSettings::validate`]), at least one, no company id twice.
 pub fn validate_companies(orgs: &[OrgSettings]) -> Result<(), InvalidRequest> {
@@ -490,13 +511,15 @@ impl OrgSettings {
             ("restore_principals", &self.restore_principals),
             ("access_principals", &self.access_principals),
         ] {
-            if list.iter().any(|p| p.trim() == "*") {
-                return Err(InvalidRequest::new(
-                    field,
-                    format!(
-                        "'*' would let every caller act for company '{company}'; list the principals allowed, e.g. os-user:jane or arn:aws:iam::123456789012:role/helpdesk (a prefix may end in '*')"
-                    ),
-                ));
+            for entry in list {
+                if let Some(why) = principal_entry_error(entry.trim()) {
+                    return Err(InvalidRequest::new(
+                        field,
+                        format!(
+                            "{why} (company '{company}'); list the principals allowed, e.g. os-user:jane or arn:aws:iam::123456789012:role/helpdesk (a prefix may end in '*')"
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
@@ -657,6 +680,93 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 9, "{checked} fixtures");
+    }
+
+    /// Each value a run cannot use is refused with its field and the company named.
+    #[test]
+    fn validate_refuses_each_value_a_run_cannot_use_naming_its_field() {
+        let fixture = serde_json::json!({
+            "tenant_id": "3f6d2c1a-8b4e-4f7a-9c2d-1e5b7a9c0d4f",
+            "organization": {"company_id": "acme", "company_name": "Acme",
+                "m365_permission_ticket_board": "b", "notification_sender": "it@acme.example",
+                "m365_permission_notification_recipients": ["secops@msp.example"],
+                "report_domains": ["acme.example"],
+                "allowed_principals": ["arn:aws:iam::111122223333:role/Helpdesk", "hmac:sentinel*"]}
+        });
+        let good = OrgSettings::from_fixture(&fixture).unwrap();
+        good.validate().unwrap();
+        type Change = fn(&mut OrgSettings);
+        let cases: [(Change, &str, &str); 11] = [
+            (
+                |o| o.tenant_id = "acme.onmicrosoft.com".into(),
+                "tenant_id",
+                "GUID",
+            ),
+            (
+                |o| o.notification_sender = "it".into(),
+                "notification_sender",
+                "email address",
+            ),
+            (
+                |o| {
+                    o.m365_permission_notification_recipients
+                        .push(String::new())
+                },
+                "m365_permission_notification_recipients",
+                "must not be empty",
+            ),
+            (
+                |o| o.report_domains.push("*".into()),
+                "report_domains",
+                "wildcards",
+            ),
+            (
+                |o| o.report_domains.push("*.acme.example".into()),
+                "report_domains",
+                "wildcards",
+            ),
+            (
+                |o| o.report_domains.push(" ".into()),
+                "report_domains",
+                "not a domain",
+            ),
+            (
+                |o| o.allowed_principals.push("*".into()),
+                "allowed_principals",
+                "every caller",
+            ),
+            (
+                |o| o.restore_principals.push("**".into()),
+                "restore_principals",
+                "every caller",
+            ),
+            (
+                |o| o.access_principals.push(" ".into()),
+                "access_principals",
+                "empty entry",
+            ),
+            (
+                |o| {
+                    o.restore_principals
+                        .push("arn:aws:iam::*:role/Helpdesk".into())
+                },
+                "restore_principals",
+                "before its end",
+            ),
+            (
+                |o| o.access_principals.push("".into()),
+                "access_principals",
+                "empty entry",
+            ),
+        ];
+        for (change, field, says) in cases {
+            let mut org = good.clone();
+            change(&mut org);
+            let e = org.validate().unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.message.contains(says), "{field}: {}", e.message);
+            assert!(e.message.contains("company 'acme'"), "{}", e.message);
+        }
     }
 
     #[test]

@@ -148,6 +148,9 @@ pub enum FailureCode {
     /// A restore's source trail does not verify, or names a trustee other than its run's
     /// user: nothing is granted from it.
     AuditUntrusted,
+    /// The company's settings now name another tenant than the one the run recorded at
+    /// intake: the run stops without a call to either tenant.
+    TenantChanged,
     TenantError,
     Internal,
 }
@@ -172,6 +175,7 @@ impl FailureCode {
             FailureCode::RecipientInvalid => "recipient_invalid",
             FailureCode::CredentialsInvalid => "credentials_invalid",
             FailureCode::AuditUntrusted => "audit_untrusted",
+            FailureCode::TenantChanged => "tenant_changed",
             FailureCode::TenantError => "tenant_error",
             FailureCode::Internal => "internal",
         }

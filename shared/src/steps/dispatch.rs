@@ -7,7 +7,7 @@ use super::{discover, give_up, remove, scan_shard, verify, Delivery};
 use crate::error::StepError;
 use crate::index::IndexBaseline;
 use crate::messages::{Step, StepMessage, MESSAGE_VERSION};
-use crate::model::{FailureCode, PermissionType, Run, RunFailure, RunId};
+use crate::model::{FailureCode, OrgSettings, PermissionType, Run, RunFailure, RunId};
 use crate::ports::{
     BudgetWant, Connector, DelegateBaseline, NoBaseline, ProgressObserver, Queue, RunStore,
 };
@@ -41,6 +41,13 @@ pub async fn dispatch(
                 run.request.company_id
             ))
         })?;
+    if let Some(failure) = tenant_changed(&run, &org) {
+        // Consumed, not retried: no try can make the tenants agree, and the run must not
+        // verify or notify through the clients of a tenant it did not start in.
+        error!(run_id = %run_id, company_id = %org.company_id, "the company's tenant changed since intake; run failed, no tenant call made");
+        store.fail_run(run_id, &failure).await?;
+        return Ok(());
+    }
     let conns = connector.connect(&org).await?;
     connector
         .hold_budget(&org, delivery, budget_want(&message.step))
@@ -51,6 +58,24 @@ pub async fn dispatch(
     .await;
     connector.return_budget(&org, delivery).await;
     result
+}
+
+/// The run's failure when the company's settings, reloaded for a step, name another tenant
+/// than the one the run recorded at intake (a run from before tenants were recorded has none
+/// to compare).
+fn tenant_changed(run: &Run, org: &OrgSettings) -> Option<RunFailure> {
+    let recorded = run.tenant_id.as_deref()?;
+    if recorded.trim().eq_ignore_ascii_case(org.tenant_id.trim()) {
+        return None;
+    }
+    Some(RunFailure::new(
+        FailureCode::TenantChanged,
+        Some("tenant_id"),
+        format!(
+            "company '{}' is now configured for tenant {}, but run {} started in tenant {recorded}; the run stops here and nothing more is read or changed in either tenant (start a new run for the new tenant)",
+            org.company_id, org.tenant_id, run.run_id
+        ),
+    ))
 }
 
 /// What a step can keep busy: a shard one call per mailbox and service, a removal batch one
@@ -174,6 +199,10 @@ pub(crate) async fn fail_connected(
     mut failure: RunFailure,
 ) -> Result<(), StepError> {
     let why = match store.org_settings(&run.request.company_id).await? {
+        Some(org) if tenant_changed(run, &org).is_some() => format!(
+            "the failure was not notified: company '{}' is now configured for another tenant than the run's",
+            org.company_id
+        ),
         Some(org) => match connector.connect(&org).await {
             Ok(conns) => {
                 return notify::fail_and_notify(store, conns.notify(), &org, run, failure).await

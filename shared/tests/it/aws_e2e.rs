@@ -7,6 +7,7 @@ use revoke365::adapters::aws::resources::resources;
 use revoke365::lambda::intake::handle_intake_event;
 use revoke365::lambda::steps::handle_step_records;
 use revoke365::model::RunStatus;
+use revoke365::ports::RunStore;
 use revoke365_sim::snapshot::FULL_ACCESS;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -298,12 +299,13 @@ async fn a_removal_handler_that_dies_halfway_is_finished_by_redelivery() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_poison_message_lands_in_the_dlq_and_fails_its_run() {
+async fn a_poison_message_lands_in_the_dlq_and_leaves_its_run_as_it_was() {
     let env = Env::start(fixture("acme-tenant.json"), 10).await;
     let (_, accepted) = env
         .http("POST", "/revocations", Some(request()), None)
         .await;
     let run_id = accepted["run_id"].as_str().unwrap().to_string();
+    let before = env.get(&run_id).await;
     let (discovery_url, _) = &env.steps[0];
     // Drop the real discover message; send a message no step understands.
     env.sqs
@@ -333,20 +335,15 @@ async fn a_poison_message_lands_in_the_dlq_and_fails_its_run() {
         vec![0, 1, 0, 0],
         "the poison message is in the discovery DLQ"
     );
-    let (_, body) = env
-        .http("GET", &format!("/revocations/{run_id}"), None, None)
-        .await;
-    assert_eq!(
-        body["status"],
+    // A message that is not ours fails no run: the run is as intake left it (the stalled-run
+    // sweep is what re-drives a run whose step never came).
+    let after = env.get(&run_id).await;
+    assert_eq!(after["status"], before["status"], "{after}");
+    assert_ne!(
+        after["status"],
         serde_json::to_value(RunStatus::Failed).unwrap()
     );
-    assert!(
-        body["failure"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("malformed step message"),
-        "{body}"
-    );
+    assert!(after["failure"].is_null(), "{after}");
     assert_eq!(
         env.sim.snapshot().direct_grants_of(JOHN).len(),
         8,
@@ -387,4 +384,52 @@ async fn a_secret_rotated_mid_run_is_read_again_without_a_redeploy() {
     env.pump_steps(1).await;
     env.assert_acme_run_done(&run_id).await;
     assert!(env.sim.snapshot().counters.revoked_token_401 >= 1);
+}
+
+/// A company moved to another tenant between intake and the run's first step: the step
+/// refuses to act on the tenant the settings now name, fails the run with `tenant_changed`
+/// (field `tenant_id`) and calls neither tenant nor PSA.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_step_refuses_a_company_whose_tenant_changed_since_intake() {
+    let env = Env::start(fixture("acme-tenant.json"), 10).await;
+    let (_, accepted) = env
+        .http("POST", "/revocations", Some(request()), None)
+        .await;
+    let run_id = accepted["run_id"].as_str().unwrap().to_string();
+    let mut org = env
+        .intake
+        .store
+        .org_settings("acme")
+        .await
+        .unwrap()
+        .unwrap();
+    let recorded = org.tenant_id.clone();
+    org.tenant_id = "0b0b0b0b-1c1c-4d4d-8e8e-9f9f9f9f9f9f".into();
+    env.intake.store.put_org_settings(&org).await.unwrap();
+    let calls_before: u64 = env.sim.snapshot().counters.requests.values().sum();
+
+    env.pump_steps(1).await;
+
+    let run = env.get(&run_id).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["failure"]["code"], "tenant_changed", "{run}");
+    assert_eq!(run["failure"]["field"], "tenant_id", "{run}");
+    let message = run["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&recorded) && message.contains(&org.tenant_id),
+        "{message}"
+    );
+    let snapshot = env.sim.snapshot();
+    assert_eq!(
+        snapshot.counters.requests.values().sum::<u64>(),
+        calls_before,
+        "no call to any tenant or PSA: {:?}",
+        snapshot.counters.requests
+    );
+    assert_eq!(snapshot.direct_grants_of(JOHN).len(), 8, "nothing removed");
+    assert_eq!(
+        env.dlq_depths().await,
+        vec![0, 0, 0, 0],
+        "the step was consumed"
+    );
 }

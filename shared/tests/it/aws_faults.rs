@@ -290,7 +290,7 @@ async fn steps_cut_short_by_their_deadline_continue_in_new_messages() {
         users.push(json!({"upn": upn, "display_name": format!("Mailbox {i}")}));
         mailboxes.push(json!({"upn": upn, "full_access": [{"user": "leaver@big.example"}]}));
     }
-    let fx = json!({"tenant_id": "big-tenant", "organization": {"company_id": "big", "company_name": "Big",
+    let fx = json!({"tenant_id": "b16b16b1-6b16-4b16-8b16-b16b16b16b16", "organization": {"company_id": "big", "company_name": "Big",
         "m365_permission_ticket_board": "Service Desk", "m365_permission_notification_recipients": ["secops@msp.example"],
         "notification_sender": "m000@big.example"},
         "users": users, "mailboxes": mailboxes,
@@ -459,7 +459,7 @@ async fn invocations_running_at_once_share_one_tenant_budget() {
         }
         mailboxes.push(m);
     }
-    let fx = json!({"tenant_id": "share-tenant", "organization": {"company_id": "share", "company_name": "Share",
+    let fx = json!({"tenant_id": "5a4e5a4e-5a4e-4a4e-8a4e-5a4e5a4e5a4e", "organization": {"company_id": "share", "company_name": "Share",
         "m365_permission_ticket_board": "Service Desk", "m365_permission_notification_recipients": ["secops@msp.example"],
         "notification_sender": "s000@share.example"},
         "users": users, "mailboxes": mailboxes,

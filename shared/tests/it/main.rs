@@ -41,6 +41,7 @@ mod permission_index;
 mod reads_retried;
 mod restore;
 mod run_history;
+mod template_trust;
 mod trust_checks;
 mod trust_report;
 mod trust_resume;

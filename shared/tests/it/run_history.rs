@@ -398,5 +398,38 @@ mod org_table {
             .unwrap();
         let e = table.get("umbrella").await.unwrap_err().to_string();
         assert!(e.contains("umbrella") && e.contains("tenant_id"), "{e}");
+        // The functions' read refuses it the same way: it is never used for a run.
+        let e = env
+            .intake
+            .store
+            .org_settings("umbrella")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("umbrella") && e.contains("tenant_id"), "{e}");
+
+        // Valid settings of one company under another's key are not that company's.
+        env.ddb
+            .put_item()
+            .table_name(&env.names.org_table)
+            .item("company_id", AttributeValue::S("globex".into()))
+            .item(
+                "settings",
+                AttributeValue::S(serde_json::to_string(&acme).unwrap()),
+            )
+            .send()
+            .await
+            .unwrap();
+        for e in [
+            table.get("globex").await.unwrap_err().to_string(),
+            env.intake
+                .store
+                .org_settings("globex")
+                .await
+                .unwrap_err()
+                .to_string(),
+        ] {
+            assert!(e.contains("'globex'") && e.contains("company_id"), "{e}");
+        }
     }
 }

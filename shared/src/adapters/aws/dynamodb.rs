@@ -322,10 +322,11 @@ struct AuditRow {
     record: Option<AuditRecord>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// What `put_org_settings` writes; reads go through the org table's checks
+/// (`org_table::row_settings`).
+#[derive(Debug, Serialize)]
 struct OrgRow {
     company_id: String,
-    #[serde(deserialize_with = "json_or_value")]
     settings: Option<OrgSettings>,
 }
 
@@ -657,13 +658,7 @@ impl RunStore for DynamoRunStore {
             .send()
             .await
             .map_err(|e| backend("GetItem org settings", e))?;
-        match out.item {
-            Some(item) => {
-                let row: OrgRow = from_item(item).map_err(|e| serde_error("org row", e))?;
-                Ok(row.settings)
-            }
-            None => Ok(None),
-        }
+        out.item.map(super::org_table::row_settings).transpose()
     }
 
     async fn company_ids(&self) -> Result<Vec<String>, StoreError> {

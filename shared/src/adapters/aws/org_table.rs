@@ -44,8 +44,15 @@ impl OrgRowIn {
             Some(value) => serde_json::from_value(value.clone()).map_err(|e| bad(&e)),
             None => Err(bad(&"the item has no settings")),
         }?;
-        // An item written by hand is held to the rules `put` checks.
+        // An item written by hand is held to the rules `put` checks, and to its own key: the
+        // settings of another company under this one's id would run on the wrong tenant.
         org.validate().map_err(|e| bad(&e))?;
+        if org.company_id != self.company_id {
+            return Err(bad(&format!(
+                "company_id: the settings name company '{}', not the item's",
+                org.company_id
+            )));
+        }
         Ok(org)
     }
 }
@@ -131,7 +138,12 @@ impl OrgTable {
     }
 }
 
-fn row_settings(item: HashMap<String, AttributeValue>) -> Result<OrgSettings, StoreError> {
+/// A company's settings from its org-table item, held to [`OrgSettings::validate`] and to the
+/// item's key: what every reader of the table (the CLI, the functions) uses, so an item
+/// written by hand is never used unchecked.
+pub(crate) fn row_settings(
+    item: HashMap<String, AttributeValue>,
+) -> Result<OrgSettings, StoreError> {
     let row: OrgRowIn =
         from_item(item).map_err(|e| StoreError::backend(format!("org row: {e}")))?;
     row.settings()

@@ -67,6 +67,7 @@ pub async fn provision(
     for name in [
         &r.failure_queues.security_alert_dlq,
         &r.failure_queues.intake_async_failures,
+        &r.failure_queues.scheduled_job_failures,
     ] {
         ensure_queue(&sqs, &format!("{prefix}{name}"), HashMap::new()).await?;
     }

@@ -21,11 +21,13 @@ pub struct Resources {
 }
 
 /// Queues only AWS writes to: where failed EventBridge deliveries and failed asynchronous
-/// invocations of the intake function land.
+/// invocations of the intake function land, and the discovery function's scheduled jobs
+/// that were not delivered or failed every try.
 #[derive(Debug, Clone, Deserialize)]
 pub struct FailureQueues {
     pub security_alert_dlq: String,
     pub intake_async_failures: String,
+    pub scheduled_job_failures: String,
 }
 
 /// The product's one schedule: it delivers `input` to the discovery function.
@@ -221,6 +223,7 @@ mod tests {
                 &r.schedule_rule.schedule,
                 &r.failure_queues.security_alert_dlq,
                 &r.failure_queues.intake_async_failures,
+                &r.failure_queues.scheduled_job_failures,
             ]
             .map(String::as_str),
         );
