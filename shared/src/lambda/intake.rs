@@ -14,8 +14,8 @@ use crate::authorize::{authorize_company, authorize_company_power, principal, Ac
 use crate::error::StoreError;
 use crate::index::{lookup, AccessError as LookupError, AccessQuery};
 use crate::model::{
-    parse_page_size, parse_since, parse_status, validate_email, FailureCode, InvalidRequest,
-    ItemStatus, Run, RunFilter, RunId, DEFAULT_RUN_PAGE,
+    parse_page_size, parse_since, parse_status, unprintable, validate_company_id, validate_email,
+    FailureCode, InvalidRequest, ItemStatus, Run, RunFilter, RunId, DEFAULT_RUN_PAGE,
 };
 use crate::ports::{Connector, RunStore};
 use crate::steps::{
@@ -110,6 +110,7 @@ fn api_principal(request: &ApiGatewayV2httpRequest) -> Option<String> {
         .as_ref()
         .and_then(|a| a.iam.as_ref())
         .and_then(|iam| iam.user_arn.clone())
+        .filter(|arn| !arn.trim().is_empty())
 }
 
 fn error_body(code: &str, message: &str, field: Option<&str>) -> Value {
@@ -162,56 +163,152 @@ fn intake_failure(e: &IntakeError) -> ApiGatewayV2httpResponse {
     }
 }
 
+/// The API's routes, by the route keys the template gives them (`Method Path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    PostRevocation,
+    PostSignedRevocation,
+    PostSentinelAlert,
+    ListRevocations,
+    GetRevocation,
+    GetAudit,
+    PostRestore,
+    PostCancel,
+    PostBackupRestore,
+    GetAccess,
+}
+
+const ROUTES: [(&str, Route); 10] = [
+    ("POST /revocations", Route::PostRevocation),
+    ("POST /hooks/revocations", Route::PostSignedRevocation),
+    ("POST /alerts/sentinel", Route::PostSentinelAlert),
+    ("GET /revocations", Route::ListRevocations),
+    ("GET /revocations/{run_id}", Route::GetRevocation),
+    ("GET /revocations/{run_id}/audit", Route::GetAudit),
+    ("POST /revocations/{run_id}/restore", Route::PostRestore),
+    ("POST /revocations/{run_id}/cancel", Route::PostCancel),
+    ("POST /backups/restore", Route::PostBackupRestore),
+    ("GET /access", Route::GetAccess),
+];
+
+/// The route keys the intake function answers (the template routes each of them to it).
+pub fn route_keys() -> impl Iterator<Item = &'static str> {
+    ROUTES.iter().map(|(key, _)| *key)
+}
+
+impl Route {
+    fn of(route_key: &str) -> Option<Route> {
+        ROUTES
+            .iter()
+            .find(|(key, _)| *key == route_key)
+            .map(|(_, route)| *route)
+    }
+
+    /// Signed by SigV4 and checked by API Gateway's IAM authorizer: every route but the one
+    /// that checks its own HMAC signature.
+    fn is_iam(self) -> bool {
+        self != Route::PostSignedRevocation
+    }
+
+    fn takes_run_id(self) -> bool {
+        matches!(
+            self,
+            Route::GetRevocation | Route::GetAudit | Route::PostRestore | Route::PostCancel
+        )
+    }
+}
+
+/// Routes by `requestContext.routeKey` (what API Gateway matched, not the raw path), with the
+/// run id from `pathParameters`. Before any I/O: an unknown route key is a 404; an IAM route
+/// whose request carries no IAM identity is a 403 (API Gateway never sends one so; the function
+/// does not take an empty principal for a caller); a run id that is not one is a 400.
 pub async fn handle_http(
     deps: &IntakeDeps,
     request: ApiGatewayV2httpRequest,
 ) -> ApiGatewayV2httpResponse {
-    let method = request.request_context.http.method.as_str().to_string();
-    let path = request.raw_path.clone().unwrap_or_default();
-    let span = info_span!("http", %method, %path);
+    let key: String = (request.request_context.route_key.as_deref())
+        .unwrap_or_default()
+        .chars()
+        .take(100)
+        .collect();
+    let span = info_span!("http", route = %key);
     async {
-        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-        // A run id names keys and files: one that is not a run id is a 400 before any I/O.
-        if let ["", "revocations", run_id, ..] = segments.as_slice() {
-            if let Err(e) = RunId::parse(run_id) {
-                return response(400, e.to_json());
-            }
+        let Some(route) = Route::of(&key) else {
+            let routes: Vec<&str> = route_keys().collect();
+            return response(
+                404,
+                error_body(
+                    "not_found",
+                    &format!("no route {key:?}; the routes are {}", routes.join(", ")),
+                    None,
+                ),
+            );
+        };
+        if route.is_iam() && api_principal(&request).is_none() {
+            warn!("an IAM route's request carries no IAM identity; refused");
+            return response(
+                403,
+                error_body(
+                    "forbidden",
+                    "this route is IAM-authorized and the request carries no IAM identity",
+                    None,
+                ),
+            );
         }
-        match (method.as_str(), segments.as_slice()) {
-            ("POST", ["", "revocations"]) => post_revocation(deps, &request).await,
-            ("GET", ["", "revocations"]) => list_revocations(deps, &request).await,
-            ("GET", ["", "access"]) => get_access(deps, &request).await,
-            ("POST", ["", "hooks", "revocations"]) => post_signed_revocation(deps, &request).await,
-            ("POST", ["", "alerts", "sentinel"]) => post_sentinel_alert(deps, &request).await,
-            ("POST", ["", "revocations", run_id, "restore"]) => post_restore(deps, &request, run_id).await,
-            ("POST", ["", "backups", "restore"]) => post_backup_restore(deps, &request).await,
-            ("POST", ["", "revocations", run_id, "cancel"]) => {
-                match refused_for_run(deps, run_id, api_principal(&request).as_deref()).await {
-                    Some(refused) => refused,
-                    None => cancel_revocation(deps, run_id).await,
-                }
-            }
-            ("GET", ["", "revocations", run_id]) => {
-                let page = request
-                    .query_string_parameters
-                    .first("page")
-                    .map(|p| p.parse::<usize>().ok().filter(|n| *n >= 1));
-                match page {
-                    Some(None) => response(400, error_body("invalid_request", "page must be a number from 1", Some("page"))),
-                    page => get_revocation(deps, run_id, api_principal(&request).as_deref(), page.flatten().unwrap_or(1)).await,
-                }
-            }
-            ("GET", ["", "revocations", run_id, "audit"]) => {
-                match refused_for_run(deps, run_id, api_principal(&request).as_deref()).await {
-                    Some(refused) => refused,
-                    None => get_audit(deps, &request, run_id).await,
-                }
-            }
-            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations, POST /hooks/revocations, POST /alerts/sentinel, GET /revocations, GET /revocations/{{run_id}}, GET /revocations/{{run_id}}/audit, POST /revocations/{{run_id}}/restore, POST /revocations/{{run_id}}/cancel or POST /backups/restore"), None)),
+        let run_id = match route.takes_run_id() {
+            false => None,
+            true => match path_run_id(&request) {
+                Ok(run_id) => Some(run_id),
+                Err(e) => return response(400, e.to_json()),
+            },
+        };
+        let run_id = run_id.as_ref().map(|r| r.0.as_str()).unwrap_or_default();
+        let principal = api_principal(&request);
+        match route {
+            Route::PostRevocation => post_revocation(deps, &request).await,
+            Route::ListRevocations => list_revocations(deps, &request).await,
+            Route::GetAccess => get_access(deps, &request).await,
+            Route::PostSignedRevocation => post_signed_revocation(deps, &request).await,
+            Route::PostSentinelAlert => post_sentinel_alert(deps, &request).await,
+            Route::PostRestore => post_restore(deps, &request, run_id).await,
+            Route::PostBackupRestore => post_backup_restore(deps, &request).await,
+            Route::PostCancel => match refused_for_run(deps, run_id, principal.as_deref()).await {
+                Some(refused) => refused,
+                None => cancel_revocation(deps, run_id).await,
+            },
+            Route::GetRevocation => match result_page(&request) {
+                Ok(page) => get_revocation(deps, run_id, principal.as_deref(), page).await,
+                Err(e) => response(400, e.to_json()),
+            },
+            Route::GetAudit => match refused_for_run(deps, run_id, principal.as_deref()).await {
+                Some(refused) => refused,
+                None => get_audit(deps, &request, run_id).await,
+            },
         }
     }
     .instrument(span)
     .await
+}
+
+/// The run id of the path (`pathParameters.run_id`): a run id names keys and files, so one
+/// that is not a run id is refused.
+fn path_run_id(request: &ApiGatewayV2httpRequest) -> Result<RunId, InvalidRequest> {
+    match request.path_parameters.get("run_id") {
+        Some(raw) => RunId::parse(raw),
+        None => Err(InvalidRequest::new("run_id", "is required in the path")),
+    }
+}
+
+/// `?page=` of `GET /revocations/{id}`: a number from 1 (absent: 1).
+fn result_page(request: &ApiGatewayV2httpRequest) -> Result<usize, InvalidRequest> {
+    match request.query_string_parameters.first("page") {
+        None => Ok(1),
+        Some(p) => p
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| InvalidRequest::new("page", "must be a number from 1")),
+    }
 }
 
 fn raw_body(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, InvalidRequest> {
@@ -247,16 +344,19 @@ async fn post_signed_revocation(
     deps: &IntakeDeps,
     request: &ApiGatewayV2httpRequest,
 ) -> ApiGatewayV2httpResponse {
-    let caller = match signed_caller(deps, request).await {
-        Ok(caller) => caller,
+    let (caller, signature) = match signed_caller(deps, request).await {
+        Ok(signed) => signed,
         Err(e) => {
-            warn!(caller = ?header(request, webhook::CALLER_HEADER), reason = %e, "signed request refused");
+            warn!(caller = ?header(request, webhook::CALLER_HEADER).map(|c| c.chars().take(64).collect::<String>()), reason = %e, "signed request refused");
             let status = match e {
                 SignatureError::Unavailable => 503,
                 SignatureError::Replayed => 409,
                 _ => 401,
             };
-            return response(status, error_body("unauthorized", &e.to_string(), None));
+            return response(
+                status,
+                error_body("unauthorized", &e.to_string(), e.header()),
+            );
         }
     };
     let body = match request_body(request) {
@@ -264,29 +364,32 @@ async fn post_signed_revocation(
         Err(e) => return response(400, e.to_json()),
     };
     let principal = principal::hmac_caller(&caller);
-    // The signature is the idempotency key: the same signed request is one run.
-    let key = header(request, webhook::SIGNATURE_HEADER).map(str::to_string);
-    match checked_intake(deps, Some(&principal), &body, key.as_deref()).await {
+    // The signature (in its one form) is the idempotency key: the same signed request is one
+    // run.
+    match checked_intake(deps, Some(&principal), &body, Some(&signature)).await {
         Ok(accepted) => accepted_response(&accepted.run),
         Err(e) => intake_failure(&e),
     }
 }
 
+/// The caller and the signature of a signed request. The headers' form and the timestamp's
+/// freshness are checked first (no secret read for a malformed or stale request), then the
+/// signature against the kept secrets, then its first use.
 async fn signed_caller(
     deps: &IntakeDeps,
     request: &ApiGatewayV2httpRequest,
-) -> Result<String, SignatureError> {
+) -> Result<(String, String), SignatureError> {
     let get = |name: &'static str| header(request, name).ok_or(SignatureError::Missing(name));
-    let signed = Signed {
-        caller: get(webhook::CALLER_HEADER)?,
-        timestamp: get(webhook::TIMESTAMP_HEADER)?,
-        signature: get(webhook::SIGNATURE_HEADER)?,
-    };
+    let signed = Signed::parse(
+        get(webhook::CALLER_HEADER)?,
+        get(webhook::TIMESTAMP_HEADER)?,
+        get(webhook::SIGNATURE_HEADER)?,
+        chrono::Utc::now().timestamp(),
+    )?;
     let body = raw_body(request).map_err(|_| SignatureError::BadSignature)?;
-    let secrets = deps.webhook.load().await?;
-    let caller = webhook::verify(&secrets, &signed, &body, chrono::Utc::now().timestamp())?;
-    webhook::first_use(&deps.store, signed.signature).await?;
-    Ok(caller.to_string())
+    let caller = deps.webhook.verify(&signed, &body).await?;
+    webhook::first_use(&deps.store, &signed).await?;
+    Ok((caller.to_string(), signed.signature))
 }
 
 fn accepted_response(run: &crate::model::Run) -> ApiGatewayV2httpResponse {
@@ -305,15 +408,34 @@ async fn post_revocation(
         Ok(b) => b,
         Err(e) => return response(400, e.to_json()),
     };
-    let key = request
-        .headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let key = match idempotency_key(request) {
+        Ok(key) => key,
+        Err(e) => return response(400, e.to_json()),
+    };
     let principal = api_principal(request);
     match checked_intake(deps, principal.as_deref(), &body, key.as_deref()).await {
         Ok(accepted) => accepted_response(&accepted.run),
         Err(e) => intake_failure(&e),
+    }
+}
+
+/// The most characters of an `Idempotency-Key` (a UUID has 36).
+const MAX_IDEMPOTENCY_KEY: usize = 256;
+
+/// The caller's `Idempotency-Key`, if any: at most [`MAX_IDEMPOTENCY_KEY`] printable characters.
+fn idempotency_key(request: &ApiGatewayV2httpRequest) -> Result<Option<String>, InvalidRequest> {
+    let Some(value) = request.headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = |why: String| InvalidRequest::new("Idempotency-Key", why);
+    let text = value
+        .to_str()
+        .map_err(|_| bad("must be printable ASCII".into()))?
+        .trim();
+    match unprintable(text, MAX_IDEMPOTENCY_KEY) {
+        Some(why) => Err(bad(why)),
+        None if text.is_empty() => Ok(None),
+        None => Ok(Some(text.to_string())),
     }
 }
 
@@ -559,15 +681,15 @@ fn history_query<'a>(
             continue;
         }
         match key {
-            "company_id" => query.filter.company_id = Some(value.to_string()),
+            "company_id" => query.filter.company_id = Some(company_param(value)?),
             "user" => query.filter.user = Some(validate_email("user", value)?),
             "since" => query.filter.since = Some(parse_since(value)?),
             "status" => query.filter.status = Some(parse_status(value)?),
             "limit" => query.limit = parse_page_size(value)?,
-            "next" => query.next = Some(value.to_string()),
+            "next" => query.next = Some(next_token(value)?),
             other => {
                 return Err(InvalidRequest::new(
-                    other,
+                    unknown_param(other),
                     format!("is not a parameter of GET /revocations; expected {HISTORY_PARAMS}"),
                 ))
             }
@@ -626,6 +748,47 @@ async fn list_revocations(
     }
 }
 
+/// `company_id` as a query parameter: a company id as the org settings hold them.
+fn company_param(value: &str) -> Result<String, InvalidRequest> {
+    validate_company_id(value)?;
+    Ok(value.to_string())
+}
+
+/// The longest `next` token a page of run history hands out is far shorter.
+const MAX_NEXT_TOKEN: usize = 2048;
+
+/// `next`: the opaque token of the page before, bounded (the store reads what it holds).
+fn next_token(value: &str) -> Result<String, InvalidRequest> {
+    match unprintable(value, MAX_NEXT_TOKEN) {
+        None => Ok(value.to_string()),
+        Some(why) => Err(InvalidRequest::new(
+            "next",
+            format!("{why}: give the token of the page before as it was"),
+        )),
+    }
+}
+
+/// The longest UPN or address (`user` of `GET /access`).
+const MAX_USER: usize = 320;
+
+/// `user` of `GET /access`: a UPN, an address or an object id — what the index finds a trustee
+/// by — of at most [`MAX_USER`] printable characters, no spaces.
+fn access_user(value: &str) -> Result<String, InvalidRequest> {
+    let spaced = value.chars().any(char::is_whitespace);
+    match unprintable(value, MAX_USER) {
+        None if !spaced => Ok(value.to_string()),
+        _ => Err(InvalidRequest::new(
+            "user",
+            format!("must be a UPN, an address or an object id of at most {MAX_USER} characters, without spaces or control characters"),
+        )),
+    }
+}
+
+/// An unknown parameter's name as the error gives it back: cut short, control characters out.
+fn unknown_param(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
 const ACCESS_PARAMS: &str = "company_id (required), and user or mailbox (one of the two)";
 
 /// The parameters of `GET /access`: the company and exactly one of `user` / `mailbox`; an
@@ -640,13 +803,12 @@ fn access_query<'a>(
             continue;
         }
         match key {
-            "company_id" => company = Some(value.to_string()),
-            // A UPN, an address or an object id: what the index finds a trustee by.
-            "user" => user = Some(value.to_string()),
+            "company_id" => company = Some(company_param(value)?),
+            "user" => user = Some(access_user(value)?),
             "mailbox" => mailbox = Some(validate_email("mailbox", value)?),
             other => {
                 return Err(InvalidRequest::new(
-                    other,
+                    unknown_param(other),
                     format!("is not a parameter of GET /access; expected {ACCESS_PARAMS}"),
                 ))
             }

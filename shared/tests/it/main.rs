@@ -33,6 +33,7 @@ mod clients_connectwise;
 mod clients_halopsa;
 mod clients_m365;
 mod clients_throttling;
+mod intake;
 mod invariants;
 mod least_authority;
 mod notify_webhooks;
