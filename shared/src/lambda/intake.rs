@@ -676,7 +676,7 @@ fn history_query<'a>(
         next: None,
     };
     for (key, value) in params {
-        let value = value.trim();
+        let value = bounded_param(key, value.trim())?;
         if value.is_empty() {
             continue;
         }
@@ -686,10 +686,10 @@ fn history_query<'a>(
             "since" => query.filter.since = Some(parse_since(value)?),
             "status" => query.filter.status = Some(parse_status(value)?),
             "limit" => query.limit = parse_page_size(value)?,
-            "next" => query.next = Some(next_token(value)?),
+            "next" => query.next = Some(value.to_string()),
             other => {
                 return Err(InvalidRequest::new(
-                    unknown_param(other),
+                    param_name(other),
                     format!("is not a parameter of GET /revocations; expected {HISTORY_PARAMS}"),
                 ))
             }
@@ -754,17 +754,16 @@ fn company_param(value: &str) -> Result<String, InvalidRequest> {
     Ok(value.to_string())
 }
 
-/// The longest `next` token a page of run history hands out is far shorter.
-const MAX_NEXT_TOKEN: usize = 2048;
+/// The longest query parameter value: the longest a route takes (`next`, the opaque token of
+/// the page before) is far shorter.
+const MAX_PARAM: usize = 2048;
 
-/// `next`: the opaque token of the page before, bounded (the store reads what it holds).
-fn next_token(value: &str) -> Result<String, InvalidRequest> {
-    match unprintable(value, MAX_NEXT_TOKEN) {
-        None => Ok(value.to_string()),
-        Some(why) => Err(InvalidRequest::new(
-            "next",
-            format!("{why}: give the token of the page before as it was"),
-        )),
+/// Every query parameter's value, whatever its name, before it is read: at most [`MAX_PARAM`]
+/// printable characters (so no parameter's error gives back a flood).
+fn bounded_param<'a>(key: &str, value: &'a str) -> Result<&'a str, InvalidRequest> {
+    match unprintable(value, MAX_PARAM) {
+        None => Ok(value),
+        Some(why) => Err(InvalidRequest::new(param_name(key), why)),
     }
 }
 
@@ -784,8 +783,8 @@ fn access_user(value: &str) -> Result<String, InvalidRequest> {
     }
 }
 
-/// An unknown parameter's name as the error gives it back: cut short, control characters out.
-fn unknown_param(name: &str) -> String {
+/// A parameter's name as an error gives it back: cut short, control characters out.
+fn param_name(name: &str) -> String {
     name.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
@@ -798,7 +797,7 @@ fn access_query<'a>(
 ) -> Result<(String, AccessQuery), InvalidRequest> {
     let (mut company, mut user, mut mailbox) = (None, None, None);
     for (key, value) in params {
-        let value = value.trim();
+        let value = bounded_param(key, value.trim())?;
         if value.is_empty() {
             continue;
         }
@@ -808,7 +807,7 @@ fn access_query<'a>(
             "mailbox" => mailbox = Some(validate_email("mailbox", value)?),
             other => {
                 return Err(InvalidRequest::new(
-                    unknown_param(other),
+                    param_name(other),
                     format!("is not a parameter of GET /access; expected {ACCESS_PARAMS}"),
                 ))
             }

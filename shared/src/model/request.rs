@@ -606,7 +606,11 @@ pub fn validate_email(field: &str, raw: &str) -> Result<String, InvalidRequest> 
         return Err(InvalidRequest::new(field, "must not be empty"));
     }
     if value.len() > 254 {
-        return Err(bad("longer than 254 characters"));
+        // Not given back: a flood is not worth echoing.
+        return Err(InvalidRequest::new(
+            field,
+            "is not a valid email address (longer than 254 characters); expected user@domain.tld",
+        ));
     }
     let (local, domain) = value.split_once('@').ok_or_else(|| bad("missing '@'"))?;
     if local.is_empty() || local.len() > 64 {

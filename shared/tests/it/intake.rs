@@ -306,6 +306,18 @@ mod aws {
                 Some("next"),
             ),
             (
+                "history since 10k",
+                get(&format!("/revocations?company_id=acme&since={long}")),
+                400,
+                Some("since"),
+            ),
+            (
+                "history of a 10k status",
+                get(&format!("/revocations?company_id=acme&status={long}")),
+                400,
+                Some("status"),
+            ),
+            (
                 "a 10k parameter",
                 get(&format!("/revocations?company_id=acme&{long}=1")),
                 400,
@@ -483,6 +495,8 @@ mod aws {
             if let Some(field) = field {
                 assert_eq!(body["error"]["field"], field, "{what}: {body}");
             }
+            let text = body.to_string();
+            assert!(text.len() < 2_000, "{what}: a flood given back: {text}");
             assert_eq!(recorder.count(), 0, "{what} reached AWS");
         }
         // The queue's records too: a request the API refuses is refused there, with no call.
