@@ -175,30 +175,45 @@ type Secrets = Arc<HashMap<String, Secret>>;
 pub struct WebhookSecrets {
     client: aws_sdk_secretsmanager::Client,
     secret_id: String,
+    ttl: Duration,
+    refresh_after: Duration,
     cached: Mutex<Option<(Instant, Secrets)>>,
 }
 
 impl WebhookSecrets {
     pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: String) -> WebhookSecrets {
+        WebhookSecrets::with_ttl(client, secret_id, SECRETS_TTL, SECRETS_REFRESH_AFTER)
+    }
+
+    /// Kept `ttl`, and read again on a mismatch once older than `refresh_after`.
+    pub fn with_ttl(
+        client: aws_sdk_secretsmanager::Client,
+        secret_id: String,
+        ttl: Duration,
+        refresh_after: Duration,
+    ) -> WebhookSecrets {
         WebhookSecrets {
             client,
             secret_id,
+            ttl,
+            refresh_after,
             cached: Mutex::new(None),
         }
     }
 
     /// Checks `signed` over `body` against the callers' secrets (kept, or read when older than
-    /// [`SECRETS_TTL`]); a mismatch under secrets older than [`SECRETS_REFRESH_AFTER`] is
-    /// checked once more against a fresh read. Returns the caller's name.
+    /// the TTL, [`SECRETS_TTL`] as deployed); a mismatch under secrets older than
+    /// [`SECRETS_REFRESH_AFTER`] is checked once more against a fresh read. Returns the
+    /// caller's name.
     pub async fn verify<'a>(
         &self,
         signed: &Signed<'a>,
         body: &[u8],
     ) -> Result<&'a str, SignatureError> {
-        let (read_at, secrets) = self.secrets(SECRETS_TTL).await?;
+        let (read_at, secrets) = self.secrets(self.ttl).await?;
         match verify(&secrets, signed, body) {
-            Err(SignatureError::BadSignature) if read_at.elapsed() > SECRETS_REFRESH_AFTER => {
-                let (_, fresh) = self.secrets(SECRETS_REFRESH_AFTER).await?;
+            Err(SignatureError::BadSignature) if read_at.elapsed() > self.refresh_after => {
+                let (_, fresh) = self.secrets(self.refresh_after).await?;
                 verify(&fresh, signed, body)
             }
             checked => checked,

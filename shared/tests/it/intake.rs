@@ -80,7 +80,7 @@ mod aws {
     use revoke365::adapters::aws::secrets::{SecretConnector, SecretsProvider};
     use revoke365::config::{HttpSettings, PsaUrls, ServiceUrls};
     use revoke365::lambda::intake::{handle_intake_event, IntakeDeps};
-    use revoke365::lambda::webhook;
+    use revoke365::lambda::webhook::{self, WebhookSecrets};
     use serde_json::{json, Value};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
@@ -558,35 +558,38 @@ mod aws {
     }
 
     /// The signature's hex in upper case is the same signature: refused as a replay. The
-    /// secrets read for the first request are kept: a rotation does not reach the next one
-    /// at once (read at most every 5 minutes, or 30 seconds after a mismatch).
+    /// secrets read for the first request are kept: a rotation reaches a request only once
+    /// they are older than the refresh floor (30 seconds as deployed) and a signature does not
+    /// match them.
     #[tokio::test(flavor = "multi_thread")]
     async fn on_aws_a_signature_in_upper_case_is_a_replay_and_the_secrets_are_kept() {
-        let env = Env::start(fixture("acme-tenant.json"), 10).await;
+        let mut env = Env::start(fixture("acme-tenant.json"), 10).await;
+        let sm = env.sm.clone();
+        let secret_id = env.names.webhook_secret_id.clone();
         let put_secret = |secret: &str| {
-            env.sm
-                .put_secret_value()
-                .secret_id(&env.names.webhook_secret_id)
+            sm.put_secret_value()
+                .secret_id(&secret_id)
                 .secret_string(json!({"sentinel": secret}).to_string())
                 .send()
         };
         put_secret("s3cret").await.unwrap();
-        let signed_event = |body: &str, signature: &dyn Fn(String) -> String| {
+        // Each signed request its own body (the reason tells them apart).
+        let signed_event = |reason: &str, secret: &str| {
             let now = chrono::Utc::now().timestamp();
+            let body = request("acme", json!({"reason": reason})).to_string();
             let mut event =
-                without_iam(api_request("POST", "/hooks/revocations", Some(body), None));
+                without_iam(api_request("POST", "/hooks/revocations", Some(&body), None));
             let headers = event["headers"].as_object_mut().unwrap();
             headers.insert(webhook::CALLER_HEADER.into(), json!("sentinel"));
             headers.insert(webhook::TIMESTAMP_HEADER.into(), json!(now.to_string()));
-            let sig = signature(webhook::sign("s3cret", now, body.as_bytes()));
+            let sig = webhook::sign(secret, now, body.as_bytes());
             headers.insert(webhook::SIGNATURE_HEADER.into(), json!(sig));
             event
         };
-        let body = request("acme", json!({})).to_string();
-        let sent = signed_event(&body, &|s| s);
+        let sent = signed_event("first", "s3cret");
         let (status, first) = answer(&env.intake, sent.clone()).await;
         assert_eq!(status, 202, "{first}");
-        let mut upper = sent.clone();
+        let mut upper = sent;
         let sig = upper["headers"][webhook::SIGNATURE_HEADER]
             .as_str()
             .unwrap()
@@ -604,9 +607,26 @@ mod aws {
         assert_eq!(env.run_count().await, 1);
 
         put_secret("rotated").await.unwrap();
-        let next = request("acme", json!({"remove_from_shared": false})).to_string();
-        let (status, kept) = answer(&env.intake, signed_event(&next, &|s| s)).await;
+        let (status, kept) = answer(&env.intake, signed_event("kept", "s3cret")).await;
         assert_eq!(status, 202, "signed with the kept secret: {kept}");
+        let (status, _) = answer(&env.intake, signed_event("too soon", "rotated")).await;
+        assert_eq!(status, 401, "the kept secrets are younger than the floor");
+
+        // With no floor, a mismatch reads the secrets again: a rotated secret signs at once,
+        // and the one it replaced no longer does.
+        env.intake.webhook = WebhookSecrets::with_ttl(
+            env.sm.clone(),
+            env.names.webhook_secret_id.clone(),
+            webhook::SECRETS_TTL,
+            Duration::ZERO,
+        );
+        let (status, read) = answer(&env.intake, signed_event("read", "rotated")).await;
+        assert_eq!(status, 202, "{read}");
+        put_secret("rotated-again").await.unwrap();
+        let (status, taken) = answer(&env.intake, signed_event("taken", "rotated-again")).await;
+        assert_eq!(status, 202, "a mismatch read the rotated secret: {taken}");
+        let (status, _) = answer(&env.intake, signed_event("replaced", "rotated")).await;
+        assert_eq!(status, 401, "the replaced secret no longer signs");
     }
 }
 
