@@ -419,8 +419,9 @@ async fn post_revocation(
     }
 }
 
-/// The most characters of an `Idempotency-Key` (a UUID has 36).
-const MAX_IDEMPOTENCY_KEY: usize = 256;
+/// The most characters of an `Idempotency-Key`: keys of any length API Gateway passes (its
+/// headers total 10 KB) are taken, stored as hashes; a direct invocation's flood is not.
+const MAX_IDEMPOTENCY_KEY: usize = 8192;
 
 /// The caller's `Idempotency-Key`, if any: at most [`MAX_IDEMPOTENCY_KEY`] printable characters.
 fn idempotency_key(request: &ApiGatewayV2httpRequest) -> Result<Option<String>, InvalidRequest> {
