@@ -3,7 +3,10 @@
 //! the SQS sender, the event's account and source, the HMAC caller), and a company's
 //! allow-list decides whether that caller may act for it. The API's routes, whose callers wait
 //! for the answer, first look up the user and the ticket (a few seconds at most), so that a
-//! typo is a 4xx to its caller rather than a failed run told to the customer.
+//! typo is a 4xx to its caller rather than a failed run told to the customer. Before any of
+//! that, and before any AWS call, a request is refused on its form alone: an unknown route key,
+//! an IAM route without an IAM identity, a bad run id, field or query parameter, a malformed or
+//! stale webhook signature.
 
 use super::webhook::{self, SignatureError, Signed, WebhookSecrets};
 use super::{aws_config, batch_response, item_failure, LambdaError};
