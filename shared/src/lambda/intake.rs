@@ -3,7 +3,10 @@
 //! the SQS sender, the event's account and source, the HMAC caller), and a company's
 //! allow-list decides whether that caller may act for it. The API's routes, whose callers wait
 //! for the answer, first look up the user and the ticket (a few seconds at most), so that a
-//! typo is a 4xx to its caller rather than a failed run told to the customer.
+//! typo is a 4xx to its caller rather than a failed run told to the customer. Before any of
+//! that, and before any AWS call, a request is refused on its form alone: an unknown route key,
+//! an IAM route without an IAM identity, a bad run id, field or query parameter, a malformed or
+//! stale webhook signature.
 
 use super::webhook::{self, SignatureError, Signed, WebhookSecrets};
 use super::{aws_config, batch_response, item_failure, LambdaError};
@@ -14,8 +17,8 @@ use crate::authorize::{authorize_company, authorize_company_power, principal, Ac
 use crate::error::StoreError;
 use crate::index::{lookup, AccessError as LookupError, AccessQuery};
 use crate::model::{
-    parse_page_size, parse_since, parse_status, validate_email, FailureCode, InvalidRequest,
-    ItemStatus, Run, RunFilter, RunId, DEFAULT_RUN_PAGE,
+    parse_page_size, parse_since, parse_status, unprintable, validate_company_id, validate_email,
+    FailureCode, InvalidRequest, ItemStatus, Run, RunFilter, RunId, DEFAULT_RUN_PAGE,
 };
 use crate::ports::{Connector, RunStore};
 use crate::steps::{
@@ -110,6 +113,7 @@ fn api_principal(request: &ApiGatewayV2httpRequest) -> Option<String> {
         .as_ref()
         .and_then(|a| a.iam.as_ref())
         .and_then(|iam| iam.user_arn.clone())
+        .filter(|arn| !arn.trim().is_empty())
 }
 
 fn error_body(code: &str, message: &str, field: Option<&str>) -> Value {
@@ -162,56 +166,152 @@ fn intake_failure(e: &IntakeError) -> ApiGatewayV2httpResponse {
     }
 }
 
+/// The API's routes, by the route keys the template gives them (`Method Path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    PostRevocation,
+    PostSignedRevocation,
+    PostSentinelAlert,
+    ListRevocations,
+    GetRevocation,
+    GetAudit,
+    PostRestore,
+    PostCancel,
+    PostBackupRestore,
+    GetAccess,
+}
+
+const ROUTES: [(&str, Route); 10] = [
+    ("POST /revocations", Route::PostRevocation),
+    ("POST /hooks/revocations", Route::PostSignedRevocation),
+    ("POST /alerts/sentinel", Route::PostSentinelAlert),
+    ("GET /revocations", Route::ListRevocations),
+    ("GET /revocations/{run_id}", Route::GetRevocation),
+    ("GET /revocations/{run_id}/audit", Route::GetAudit),
+    ("POST /revocations/{run_id}/restore", Route::PostRestore),
+    ("POST /revocations/{run_id}/cancel", Route::PostCancel),
+    ("POST /backups/restore", Route::PostBackupRestore),
+    ("GET /access", Route::GetAccess),
+];
+
+/// The route keys the intake function answers (the template routes each of them to it).
+pub fn route_keys() -> impl Iterator<Item = &'static str> {
+    ROUTES.iter().map(|(key, _)| *key)
+}
+
+impl Route {
+    fn of(route_key: &str) -> Option<Route> {
+        ROUTES
+            .iter()
+            .find(|(key, _)| *key == route_key)
+            .map(|(_, route)| *route)
+    }
+
+    /// Signed by SigV4 and checked by API Gateway's IAM authorizer: every route but the one
+    /// that checks its own HMAC signature.
+    fn is_iam(self) -> bool {
+        self != Route::PostSignedRevocation
+    }
+
+    fn takes_run_id(self) -> bool {
+        matches!(
+            self,
+            Route::GetRevocation | Route::GetAudit | Route::PostRestore | Route::PostCancel
+        )
+    }
+}
+
+/// Routes by `requestContext.routeKey` (what API Gateway matched, not the raw path), with the
+/// run id from `pathParameters`. Before any I/O: an unknown route key is a 404; an IAM route
+/// whose request carries no IAM identity is a 403 (API Gateway never sends one so; the function
+/// does not take an empty principal for a caller); a run id that is not one is a 400.
 pub async fn handle_http(
     deps: &IntakeDeps,
     request: ApiGatewayV2httpRequest,
 ) -> ApiGatewayV2httpResponse {
-    let method = request.request_context.http.method.as_str().to_string();
-    let path = request.raw_path.clone().unwrap_or_default();
-    let span = info_span!("http", %method, %path);
+    let key: String = (request.request_context.route_key.as_deref())
+        .unwrap_or_default()
+        .chars()
+        .take(100)
+        .collect();
+    let span = info_span!("http", route = %key);
     async {
-        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-        // A run id names keys and files: one that is not a run id is a 400 before any I/O.
-        if let ["", "revocations", run_id, ..] = segments.as_slice() {
-            if let Err(e) = RunId::parse(run_id) {
-                return response(400, e.to_json());
-            }
+        let Some(route) = Route::of(&key) else {
+            let routes: Vec<&str> = route_keys().collect();
+            return response(
+                404,
+                error_body(
+                    "not_found",
+                    &format!("no route {key:?}; the routes are {}", routes.join(", ")),
+                    None,
+                ),
+            );
+        };
+        if route.is_iam() && api_principal(&request).is_none() {
+            warn!("an IAM route's request carries no IAM identity; refused");
+            return response(
+                403,
+                error_body(
+                    "forbidden",
+                    "this route is IAM-authorized and the request carries no IAM identity",
+                    None,
+                ),
+            );
         }
-        match (method.as_str(), segments.as_slice()) {
-            ("POST", ["", "revocations"]) => post_revocation(deps, &request).await,
-            ("GET", ["", "revocations"]) => list_revocations(deps, &request).await,
-            ("GET", ["", "access"]) => get_access(deps, &request).await,
-            ("POST", ["", "hooks", "revocations"]) => post_signed_revocation(deps, &request).await,
-            ("POST", ["", "alerts", "sentinel"]) => post_sentinel_alert(deps, &request).await,
-            ("POST", ["", "revocations", run_id, "restore"]) => post_restore(deps, &request, run_id).await,
-            ("POST", ["", "backups", "restore"]) => post_backup_restore(deps, &request).await,
-            ("POST", ["", "revocations", run_id, "cancel"]) => {
-                match refused_for_run(deps, run_id, api_principal(&request).as_deref()).await {
-                    Some(refused) => refused,
-                    None => cancel_revocation(deps, run_id).await,
-                }
-            }
-            ("GET", ["", "revocations", run_id]) => {
-                let page = request
-                    .query_string_parameters
-                    .first("page")
-                    .map(|p| p.parse::<usize>().ok().filter(|n| *n >= 1));
-                match page {
-                    Some(None) => response(400, error_body("invalid_request", "page must be a number from 1", Some("page"))),
-                    page => get_revocation(deps, run_id, api_principal(&request).as_deref(), page.flatten().unwrap_or(1)).await,
-                }
-            }
-            ("GET", ["", "revocations", run_id, "audit"]) => {
-                match refused_for_run(deps, run_id, api_principal(&request).as_deref()).await {
-                    Some(refused) => refused,
-                    None => get_audit(deps, &request, run_id).await,
-                }
-            }
-            _ => response(404, error_body("not_found", &format!("no route {method} {path}; use POST /revocations, POST /hooks/revocations, POST /alerts/sentinel, GET /revocations, GET /revocations/{{run_id}}, GET /revocations/{{run_id}}/audit, POST /revocations/{{run_id}}/restore, POST /revocations/{{run_id}}/cancel or POST /backups/restore"), None)),
+        let run_id = match route.takes_run_id() {
+            false => None,
+            true => match path_run_id(&request) {
+                Ok(run_id) => Some(run_id),
+                Err(e) => return response(400, e.to_json()),
+            },
+        };
+        let run_id = run_id.as_ref().map(|r| r.0.as_str()).unwrap_or_default();
+        let principal = api_principal(&request);
+        match route {
+            Route::PostRevocation => post_revocation(deps, &request).await,
+            Route::ListRevocations => list_revocations(deps, &request).await,
+            Route::GetAccess => get_access(deps, &request).await,
+            Route::PostSignedRevocation => post_signed_revocation(deps, &request).await,
+            Route::PostSentinelAlert => post_sentinel_alert(deps, &request).await,
+            Route::PostRestore => post_restore(deps, &request, run_id).await,
+            Route::PostBackupRestore => post_backup_restore(deps, &request).await,
+            Route::PostCancel => match refused_for_run(deps, run_id, principal.as_deref()).await {
+                Some(refused) => refused,
+                None => cancel_revocation(deps, run_id).await,
+            },
+            Route::GetRevocation => match result_page(&request) {
+                Ok(page) => get_revocation(deps, run_id, principal.as_deref(), page).await,
+                Err(e) => response(400, e.to_json()),
+            },
+            Route::GetAudit => match refused_for_run(deps, run_id, principal.as_deref()).await {
+                Some(refused) => refused,
+                None => get_audit(deps, &request, run_id).await,
+            },
         }
     }
     .instrument(span)
     .await
+}
+
+/// The run id of the path (`pathParameters.run_id`): a run id names keys and files, so one
+/// that is not a run id is refused.
+fn path_run_id(request: &ApiGatewayV2httpRequest) -> Result<RunId, InvalidRequest> {
+    match request.path_parameters.get("run_id") {
+        Some(raw) => RunId::parse(raw),
+        None => Err(InvalidRequest::new("run_id", "is required in the path")),
+    }
+}
+
+/// `?page=` of `GET /revocations/{id}`: a number from 1 (absent: 1).
+fn result_page(request: &ApiGatewayV2httpRequest) -> Result<usize, InvalidRequest> {
+    match request.query_string_parameters.first("page") {
+        None => Ok(1),
+        Some(p) => p
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| InvalidRequest::new("page", "must be a number from 1")),
+    }
 }
 
 fn raw_body(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, InvalidRequest> {
@@ -247,16 +347,19 @@ async fn post_signed_revocation(
     deps: &IntakeDeps,
     request: &ApiGatewayV2httpRequest,
 ) -> ApiGatewayV2httpResponse {
-    let caller = match signed_caller(deps, request).await {
-        Ok(caller) => caller,
+    let (caller, signature) = match signed_caller(deps, request).await {
+        Ok(signed) => signed,
         Err(e) => {
-            warn!(caller = ?header(request, webhook::CALLER_HEADER), reason = %e, "signed request refused");
+            warn!(caller = ?header(request, webhook::CALLER_HEADER).map(|c| c.chars().take(64).collect::<String>()), reason = %e, "signed request refused");
             let status = match e {
                 SignatureError::Unavailable => 503,
                 SignatureError::Replayed => 409,
                 _ => 401,
             };
-            return response(status, error_body("unauthorized", &e.to_string(), None));
+            return response(
+                status,
+                error_body("unauthorized", &e.to_string(), e.header()),
+            );
         }
     };
     let body = match request_body(request) {
@@ -264,29 +367,32 @@ async fn post_signed_revocation(
         Err(e) => return response(400, e.to_json()),
     };
     let principal = principal::hmac_caller(&caller);
-    // The signature is the idempotency key: the same signed request is one run.
-    let key = header(request, webhook::SIGNATURE_HEADER).map(str::to_string);
-    match checked_intake(deps, Some(&principal), &body, key.as_deref()).await {
+    // The signature (in its one form) is the idempotency key: the same signed request is one
+    // run.
+    match checked_intake(deps, Some(&principal), &body, Some(&signature)).await {
         Ok(accepted) => accepted_response(&accepted.run),
         Err(e) => intake_failure(&e),
     }
 }
 
+/// The caller and the signature of a signed request. The headers' form and the timestamp's
+/// freshness are checked first (no secret read for a malformed or stale request), then the
+/// signature against the kept secrets, then its first use.
 async fn signed_caller(
     deps: &IntakeDeps,
     request: &ApiGatewayV2httpRequest,
-) -> Result<String, SignatureError> {
+) -> Result<(String, String), SignatureError> {
     let get = |name: &'static str| header(request, name).ok_or(SignatureError::Missing(name));
-    let signed = Signed {
-        caller: get(webhook::CALLER_HEADER)?,
-        timestamp: get(webhook::TIMESTAMP_HEADER)?,
-        signature: get(webhook::SIGNATURE_HEADER)?,
-    };
+    let signed = Signed::parse(
+        get(webhook::CALLER_HEADER)?,
+        get(webhook::TIMESTAMP_HEADER)?,
+        get(webhook::SIGNATURE_HEADER)?,
+        chrono::Utc::now().timestamp(),
+    )?;
     let body = raw_body(request).map_err(|_| SignatureError::BadSignature)?;
-    let secrets = deps.webhook.load().await?;
-    let caller = webhook::verify(&secrets, &signed, &body, chrono::Utc::now().timestamp())?;
-    webhook::first_use(&deps.store, signed.signature).await?;
-    Ok(caller.to_string())
+    let caller = deps.webhook.verify(&signed, &body).await?;
+    webhook::first_use(&deps.store, &signed).await?;
+    Ok((caller.to_string(), signed.signature))
 }
 
 fn accepted_response(run: &crate::model::Run) -> ApiGatewayV2httpResponse {
@@ -305,15 +411,35 @@ async fn post_revocation(
         Ok(b) => b,
         Err(e) => return response(400, e.to_json()),
     };
-    let key = request
-        .headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let key = match idempotency_key(request) {
+        Ok(key) => key,
+        Err(e) => return response(400, e.to_json()),
+    };
     let principal = api_principal(request);
     match checked_intake(deps, principal.as_deref(), &body, key.as_deref()).await {
         Ok(accepted) => accepted_response(&accepted.run),
         Err(e) => intake_failure(&e),
+    }
+}
+
+/// The most characters of an `Idempotency-Key`: keys of any length API Gateway passes (its
+/// headers total 10 KB) are taken, stored as hashes; a direct invocation's flood is not.
+const MAX_IDEMPOTENCY_KEY: usize = 8192;
+
+/// The caller's `Idempotency-Key`, if any: at most [`MAX_IDEMPOTENCY_KEY`] printable characters.
+fn idempotency_key(request: &ApiGatewayV2httpRequest) -> Result<Option<String>, InvalidRequest> {
+    let Some(value) = request.headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = |why: String| InvalidRequest::new("Idempotency-Key", why);
+    let text = value
+        .to_str()
+        .map_err(|_| bad("must be printable ASCII".into()))?
+        .trim();
+    match unprintable(text, MAX_IDEMPOTENCY_KEY) {
+        Some(why) => Err(bad(why)),
+        None if text.is_empty() => Ok(None),
+        None => Ok(Some(text.to_string())),
     }
 }
 
@@ -554,12 +680,12 @@ fn history_query<'a>(
         next: None,
     };
     for (key, value) in params {
-        let value = value.trim();
+        let value = bounded_param(key, value.trim())?;
         if value.is_empty() {
             continue;
         }
         match key {
-            "company_id" => query.filter.company_id = Some(value.to_string()),
+            "company_id" => query.filter.company_id = Some(company_param(value)?),
             "user" => query.filter.user = Some(validate_email("user", value)?),
             "since" => query.filter.since = Some(parse_since(value)?),
             "status" => query.filter.status = Some(parse_status(value)?),
@@ -567,7 +693,7 @@ fn history_query<'a>(
             "next" => query.next = Some(value.to_string()),
             other => {
                 return Err(InvalidRequest::new(
-                    other,
+                    param_name(other),
                     format!("is not a parameter of GET /revocations; expected {HISTORY_PARAMS}"),
                 ))
             }
@@ -626,6 +752,46 @@ async fn list_revocations(
     }
 }
 
+/// `company_id` as a query parameter: a company id as the org settings hold them.
+fn company_param(value: &str) -> Result<String, InvalidRequest> {
+    validate_company_id(value)?;
+    Ok(value.to_string())
+}
+
+/// The longest query parameter value: the longest a route takes (`next`, the opaque token of
+/// the page before) is far shorter.
+const MAX_PARAM: usize = 2048;
+
+/// Every query parameter's value, whatever its name, before it is read: at most [`MAX_PARAM`]
+/// printable characters (so no parameter's error gives back a flood).
+fn bounded_param<'a>(key: &str, value: &'a str) -> Result<&'a str, InvalidRequest> {
+    match unprintable(value, MAX_PARAM) {
+        None => Ok(value),
+        Some(why) => Err(InvalidRequest::new(param_name(key), why)),
+    }
+}
+
+/// The longest UPN or address (`user` of `GET /access`).
+const MAX_USER: usize = 320;
+
+/// `user` of `GET /access`: a UPN, an address or an object id — what the index finds a trustee
+/// by — of at most [`MAX_USER`] printable characters, no spaces.
+fn access_user(value: &str) -> Result<String, InvalidRequest> {
+    let spaced = value.chars().any(char::is_whitespace);
+    match unprintable(value, MAX_USER) {
+        None if !spaced => Ok(value.to_string()),
+        _ => Err(InvalidRequest::new(
+            "user",
+            format!("must be a UPN, an address or an object id of at most {MAX_USER} characters, without spaces or control characters"),
+        )),
+    }
+}
+
+/// A parameter's name as an error gives it back: cut short, control characters out.
+fn param_name(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
 const ACCESS_PARAMS: &str = "company_id (required), and user or mailbox (one of the two)";
 
 /// The parameters of `GET /access`: the company and exactly one of `user` / `mailbox`; an
@@ -635,18 +801,17 @@ fn access_query<'a>(
 ) -> Result<(String, AccessQuery), InvalidRequest> {
     let (mut company, mut user, mut mailbox) = (None, None, None);
     for (key, value) in params {
-        let value = value.trim();
+        let value = bounded_param(key, value.trim())?;
         if value.is_empty() {
             continue;
         }
         match key {
-            "company_id" => company = Some(value.to_string()),
-            // A UPN, an address or an object id: what the index finds a trustee by.
-            "user" => user = Some(value.to_string()),
+            "company_id" => company = Some(company_param(value)?),
+            "user" => user = Some(access_user(value)?),
             "mailbox" => mailbox = Some(validate_email("mailbox", value)?),
             other => {
                 return Err(InvalidRequest::new(
-                    other,
+                    param_name(other),
                     format!("is not a parameter of GET /access; expected {ACCESS_PARAMS}"),
                 ))
             }

@@ -2,9 +2,7 @@
 //! (`revoke365 restore --company-id C --mailbox M --as-of SNAPSHOT_ID|DATE`,
 //! `POST /backups/restore`): the "someone wiped the shared mailbox's permissions" case.
 
-use super::request::{
-    json_type, optional_string, required_string, validate_company_id, validate_email,
-};
+use super::request::{json_type, required_string, ticket_id, validate_company_id, validate_email};
 use super::{InvalidRequest, RestoreRequest, SnapshotRef};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
@@ -43,7 +41,7 @@ impl BackupRestoreRequest {
         validate_company_id(&company_id)?;
         let mailbox = validate_email("mailbox", &required_string(obj, "mailbox")?)?;
         let as_of = parse_as_of(&required_string(obj, "as_of")?)?;
-        let ticket_id = optional_string(obj, "ticket_id")?;
+        let ticket_id = ticket_id(obj)?;
         let rest: Map<String, Value> = obj
             .iter()
             .filter(|(k, _)| !OWN_FIELDS.contains(&k.as_str()))

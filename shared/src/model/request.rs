@@ -239,15 +239,7 @@ impl RevocationRequest {
             permission_types = Some(cleanup_types(permission_types)?);
         }
         let target_mailboxes = target_mailboxes(obj)?;
-        let ticket_id = optional_string(obj, "ticket_id")?;
-        if let Some(t) = &ticket_id {
-            if t.trim().is_empty() || t.len() > 64 {
-                return Err(InvalidRequest::new(
-                    "ticket_id",
-                    "must be a non-empty ticket id of at most 64 characters",
-                ));
-            }
-        }
+        let ticket_id = ticket_id(obj)?;
         let requested_by = limited_string(obj, "requested_by", 256)?;
         let reason = limited_string(obj, "reason", 2000)?;
         let remove_recent_delegates =
@@ -271,8 +263,8 @@ impl RevocationRequest {
             digest: optional_bool(obj, "digest")?.unwrap_or(false),
             requested_by,
             reason,
-            incident_id: optional_string(obj, "incident_id")?,
-            severity: optional_string(obj, "severity")?,
+            incident_id: printable_string(obj, "incident_id", 256)?,
+            severity: printable_string(obj, "severity", 64)?,
             alert_source: alert_source(obj)?,
             mode,
             victim_mailbox: optional_bool(obj, "victim_mailbox")?.unwrap_or(false),
@@ -480,6 +472,51 @@ pub(super) fn target_mailboxes(obj: &Map<String, Value>) -> Result<Vec<String>, 
     })
 }
 
+/// The most characters a ticket id has, in any PSA (ConnectWise and Autotask number theirs,
+/// HaloPSA's are numbers too; the bound leaves room for a prefix).
+pub const MAX_TICKET_ID: usize = 64;
+
+/// `ticket_id`: a string or a number, of at most [`MAX_TICKET_ID`] printable characters. Which
+/// ticket ids the company's PSA takes is checked once its settings are read
+/// ([`PsaKind::ticket_id_error`](super::PsaKind::ticket_id_error)); this bound comes first,
+/// before any I/O.
+pub(super) fn ticket_id(obj: &Map<String, Value>) -> Result<Option<String>, InvalidRequest> {
+    printable_string(obj, "ticket_id", MAX_TICKET_ID).map_err(|_| {
+        InvalidRequest::new(
+            "ticket_id",
+            format!(
+                "must be a ticket id of 1 to {MAX_TICKET_ID} printable characters (e.g. 48213)"
+            ),
+        )
+    })
+}
+
+/// An optional string of at most `max` characters, none of them a control character.
+pub(super) fn printable_string(
+    obj: &Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> Result<Option<String>, InvalidRequest> {
+    let value = optional_string(obj, field)?;
+    if let Some(v) = &value {
+        if let Some(why) = unprintable(v, max) {
+            return Err(InvalidRequest::new(field, why));
+        }
+    }
+    Ok(value)
+}
+
+/// Why `value` is not a string of at most `max` printable characters (None: it is).
+pub fn unprintable(value: &str, max: usize) -> Option<String> {
+    if value.chars().count() > max {
+        Some(format!("must be at most {max} characters"))
+    } else if value.chars().any(char::is_control) {
+        Some("must not contain control characters".into())
+    } else {
+        None
+    }
+}
+
 /// An optional string of at most `max` bytes.
 pub(super) fn limited_string(
     obj: &Map<String, Value>,
@@ -569,7 +606,11 @@ pub fn validate_email(field: &str, raw: &str) -> Result<String, InvalidRequest> 
         return Err(InvalidRequest::new(field, "must not be empty"));
     }
     if value.len() > 254 {
-        return Err(bad("longer than 254 characters"));
+        // Not given back: a flood is not worth echoing.
+        return Err(InvalidRequest::new(
+            field,
+            "is not a valid email address (longer than 254 characters); expected user@domain.tld",
+        ));
     }
     let (local, domain) = value.split_once('@').ok_or_else(|| bad("missing '@'"))?;
     if local.is_empty() || local.len() > 64 {
@@ -774,6 +815,28 @@ mod tests {
         stored["dry_run"] = json!(true);
         let back: RevocationRequest = serde_json::from_value(stored).unwrap();
         assert!(!back.notify);
+    }
+
+    #[test]
+    fn ticket_and_incident_ids_are_bounded_and_printable() {
+        let base = json!({"user_email": "a@b.com", "company_id": "acme"});
+        for (field, value) in [
+            ("ticket_id", json!("1".repeat(MAX_TICKET_ID + 1))),
+            ("ticket_id", json!("482\n13")),
+            ("incident_id", json!("i".repeat(257))),
+            ("severity", json!("high\u{7}")),
+        ] {
+            let mut v = base.clone();
+            v[field] = value;
+            let e = parse(v).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        }
+        let mut v = base;
+        v["ticket_id"] = json!("T20260115.0042");
+        assert_eq!(
+            parse(v).unwrap().ticket_id.as_deref(),
+            Some("T20260115.0042")
+        );
     }
 
     #[test]

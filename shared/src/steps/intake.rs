@@ -72,7 +72,7 @@ pub async fn intake_as(
     body: &Value,
     idempotency_key: Option<&str>,
 ) -> Result<Accepted, IntakeError> {
-    let mut request = RevocationRequest::from_json(body)?;
+    let mut request = parse_request(body, principal)?;
     request.requested_by_principal = principal.map(str::to_string);
     let org = company_for(
         store,
@@ -153,6 +153,25 @@ pub async fn intake_as(
     Ok(Accepted { run, created: true })
 }
 
+/// Parses and validates a request as `principal` may give it. `digest` silences the run's own
+/// ticket note, email and post (its caller reports it with others): only Revoke365's access
+/// review sets it, run by the CLI's operator (`os-user:`); from any trigger of a deployment
+/// (API, webhook, queue, alert) it is refused, before any I/O.
+fn parse_request(
+    body: &Value,
+    principal: Option<&str>,
+) -> Result<RevocationRequest, InvalidRequest> {
+    let request = RevocationRequest::from_json(body)?;
+    let internal = principal.is_some_and(|p| p.starts_with("os-user:"));
+    if request.digest && !internal {
+        return Err(InvalidRequest::new(
+            "digest",
+            "is internal: only Revoke365's access review (revoke365 review --revoke) reports its runs in a digest; leave it out, the run reports itself",
+        ));
+    }
+    Ok(request)
+}
+
 /// How long the API waits for the tenant and the PSA to confirm a request's user and ticket
 /// before it accepts the request unchecked (the run checks them again).
 pub const REQUEST_CHECK_TIME: Duration = Duration::from_secs(5);
@@ -170,7 +189,7 @@ pub async fn check_before_intake(
     body: &Value,
     within: Option<Duration>,
 ) -> Result<(), IntakeError> {
-    let request = RevocationRequest::from_json(body)?;
+    let request = parse_request(body, principal)?;
     let org = company_for(
         store,
         &request.company_id,
@@ -280,14 +299,27 @@ fn idempotency_keys(r: &RevocationRequest, caller_key: Option<&str>) -> Vec<(Key
         .into_iter()
         .chain([natural])
         .map(|key| {
-            let stored = hashed(&format!(
-                "{}:{}",
-                if key.is_caller { "key" } else { "request" },
-                key.text
-            ));
+            let stored = match key.is_caller {
+                true => caller_key_hash(r, &key.text),
+                false => hashed(&format!("request:{}", key.text)),
+            };
             (key, stored)
         })
         .collect()
+}
+
+/// A caller's key is the caller's own: it holds within the company and the principal that gave
+/// it (the request's key names its company already), so another company's caller using the same
+/// key starts its own run and is never told of this one, and no key can be taken ahead of its
+/// owner. A JSON array keeps the parts apart whatever characters they hold.
+fn caller_key_hash(r: &RevocationRequest, key: &str) -> String {
+    let scope = serde_json::json!([
+        "key",
+        r.company_id,
+        r.requested_by_principal.as_deref().unwrap_or(""),
+        key
+    ]);
+    hashed(&scope.to_string())
 }
 
 /// The settings of the company a request names, once `principal` may act for it and the

@@ -93,6 +93,71 @@ impl std::fmt::Display for PumpStats {
     }
 }
 
+/// Points an HTTP API event at `method path` as API Gateway would route it: the raw path, the
+/// route key it matches (`GET /revocations/{run_id}/audit`) and the run id as a path parameter,
+/// decoded. A path no route matches keeps itself as the route key.
+pub fn route_event(event: &mut Value, method: &str, path: &str) {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let (route, run_id) = match segments.as_slice() {
+        ["", "revocations", id] => ("/revocations/{run_id}".to_string(), Some(*id)),
+        ["", "revocations", id, tail] if !tail.is_empty() => {
+            (format!("/revocations/{{run_id}}/{tail}"), Some(*id))
+        }
+        _ => (path.to_string(), None),
+    };
+    let route_key = format!("{method} {route}");
+    event["rawPath"] = json!(path);
+    event["routeKey"] = json!(route_key);
+    event["requestContext"]["routeKey"] = json!(route_key);
+    event["requestContext"]["http"]["method"] = json!(method);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["pathParameters"] = match run_id {
+        Some(id) => {
+            let decoded: String = url::form_urlencoded::parse(format!("id={id}").as_bytes())
+                .map(|(_, v)| v.into_owned())
+                .collect();
+            json!({ "run_id": decoded })
+        }
+        None => json!({}),
+    };
+}
+
+/// The sample API request (`events/apigw-post-revocation.json`, signed by the sample role's
+/// session) made `method path?query` with `body` and the caller's idempotency `key`.
+pub fn api_request(method: &str, path: &str, body: Option<&str>, key: Option<&str>) -> Value {
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::kit::events_dir().join("apigw-post-revocation.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    route_event(&mut event, method, path);
+    event["rawQueryString"] = json!(query);
+    let params: serde_json::Map<String, Value> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), json!(v)))
+        .collect();
+    event["queryStringParameters"] = if params.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(params)
+    };
+    event["body"] = body.map(|b| json!(b)).unwrap_or(Value::Null);
+    event["isBase64Encoded"] = json!(false);
+    let headers = event["headers"].as_object_mut().unwrap();
+    headers.remove("idempotency-key");
+    if let Some(k) = key {
+        headers.insert("idempotency-key".into(), json!(k));
+    }
+    event
+}
+
+/// The intake handler's answer to an HTTP API event: its status and its JSON body.
+pub async fn answer(deps: &IntakeDeps, event: Value) -> (i64, Value) {
+    let response = handle_intake_event(deps, event).await.unwrap();
+    let body = serde_json::from_str(response["body"].as_str().unwrap_or("null")).unwrap();
+    (response["statusCode"].as_i64().unwrap(), body)
+}
+
 pub fn require_emulators() {
     for var in [
         "AWS_ENDPOINT_URL_SQS",
@@ -530,42 +595,12 @@ impl Env {
         body: Option<Value>,
         key: Option<&str>,
     ) -> (i64, Value) {
-        let mut event: Value = serde_json::from_str(
-            &std::fs::read_to_string(crate::kit::events_dir().join("apigw-post-revocation.json"))
-                .unwrap(),
+        let body = body.map(|b| b.to_string());
+        answer(
+            &self.intake,
+            api_request(method, path, body.as_deref(), key),
         )
-        .unwrap();
-        let (path, query) = path.split_once('?').unwrap_or((path, ""));
-        event["rawPath"] = json!(path);
-        event["rawQueryString"] = json!(query);
-        let params: serde_json::Map<String, Value> = url::form_urlencoded::parse(query.as_bytes())
-            .map(|(k, v)| (k.into_owned(), json!(v)))
-            .collect();
-        event["queryStringParameters"] = if params.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(params)
-        };
-        event["routeKey"] = json!(format!(
-            "{method} {}",
-            if method == "GET" {
-                "/revocations/{run_id}"
-            } else {
-                "/revocations"
-            }
-        ));
-        event["requestContext"]["http"]["method"] = json!(method);
-        event["requestContext"]["http"]["path"] = json!(path);
-        event["body"] = body.map(|b| json!(b.to_string())).unwrap_or(Value::Null);
-        event["isBase64Encoded"] = json!(false);
-        let headers = event["headers"].as_object_mut().unwrap();
-        headers.remove("idempotency-key");
-        if let Some(k) = key {
-            headers.insert("idempotency-key".into(), json!(k));
-        }
-        let response = handle_intake_event(&self.intake, event).await.unwrap();
-        let body = serde_json::from_str(response["body"].as_str().unwrap_or("null")).unwrap();
-        (response["statusCode"].as_i64().unwrap(), body)
+        .await
     }
 
     pub async fn dlq_depths(&self) -> Vec<u64> {

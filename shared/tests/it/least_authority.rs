@@ -389,11 +389,9 @@ mod aws {
             &std::fs::read_to_string(events_dir().join("apigw-post-revocation.json")).unwrap(),
         )
         .unwrap();
-        event["rawPath"] = json!(path);
+        crate::aws_kit::route_event(&mut event, method, path);
         event["rawQueryString"] = json!("");
         event["queryStringParameters"] = Value::Null;
-        event["requestContext"]["http"]["method"] = json!(method);
-        event["requestContext"]["http"]["path"] = json!(path);
         event["requestContext"]["authorizer"]["iam"]["userArn"] = json!(principal);
         event["body"] = body.map(|b| json!(b)).unwrap_or(Value::Null);
         event["isBase64Encoded"] = json!(false);

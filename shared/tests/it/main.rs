@@ -34,6 +34,7 @@ mod clients_folders;
 mod clients_halopsa;
 mod clients_m365;
 mod clients_throttling;
+mod intake;
 mod invariants;
 mod least_authority;
 mod notify_webhooks;
