@@ -55,7 +55,10 @@ impl IntakeDeps {
         names: &AwsNames,
     ) -> Result<IntakeDeps, LambdaError> {
         Ok(IntakeDeps {
-            store: DynamoRunStore::new(aws_sdk_dynamodb::Client::new(config), names),
+            store: DynamoRunStore::new(aws_sdk_dynamodb::Client::new(config), names)
+                .with_audit_seal(crate::adapters::aws::audit_key::KmsAuditSeal::of(
+                    config, names,
+                )),
             queue: SqsQueue::new(aws_sdk_sqs::Client::new(config), names).await?,
             webhook: WebhookSecrets::new(
                 aws_sdk_secretsmanager::Client::new(config),

@@ -98,6 +98,7 @@ pub fn require_emulators() {
         "AWS_ENDPOINT_URL_SQS",
         "AWS_ENDPOINT_URL_DYNAMODB",
         "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        "AWS_ENDPOINT_URL_KMS",
     ] {
         assert!(
             std::env::var(var).is_ok(),
@@ -134,6 +135,24 @@ async fn step_deps(
         .unwrap();
     deps.learned_limits = learned_limits_of(connector);
     deps
+}
+
+/// A KMS HMAC key of its own for the test's audit manifests, as the template makes one for a
+/// deployment (`AuditMacKey`).
+async fn audit_key(config: &aws_config::SdkConfig) -> String {
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+    let made = aws_sdk_kms::Client::new(config)
+        .create_key()
+        .key_spec(KeySpec::Hmac256)
+        .key_usage(KeyUsageType::GenerateVerifyMac)
+        .description("revoke365 test audit MAC key")
+        .send()
+        .await
+        .expect("create the audit MAC key in the KMS emulator");
+    made.key_metadata()
+        .expect("a new key's metadata")
+        .key_id()
+        .to_string()
 }
 
 /// The secret the test deployments hold.
@@ -196,7 +215,8 @@ impl Env {
         )
         .await
         .expect("provision the emulators");
-        let names = made.names;
+        let mut names = made.names;
+        names.audit_key_id = audit_key(&config).await;
         let urls = made.queue_urls;
         let dlq_urls = made.dlq_urls;
 
