@@ -140,8 +140,8 @@ pub struct AwsNames {
     pub verification_queue: String,
     pub secret_id: String,
     pub webhook_secret_id: String,
-    /// The KMS HMAC key that seals audit manifests (empty: none; only the functions that
-    /// anchor or check a trail are given one).
+    /// The KMS HMAC key (id, ARN or alias) that seals audit manifests; in a deployment only
+    /// the functions that anchor or check a trail are given one.
     pub audit_key_id: String,
 }
 
@@ -159,7 +159,8 @@ impl AwsNames {
             verification_queue: format!("{prefix}{}", r.queues.verification.name),
             secret_id: format!("{prefix}{}", r.secret.name),
             webhook_secret_id: format!("{prefix}{}", r.webhook_secret.name),
-            audit_key_id: String::new(),
+            // The alias `provision` gives the emulators' key; a deployment names its key.
+            audit_key_id: format!("alias/{prefix}revoke365-audit-mac"),
         }
     }
 
