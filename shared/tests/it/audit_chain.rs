@@ -380,3 +380,26 @@ async fn a_restore_refuses_a_trail_that_is_edited_resealed_unanchored_or_strippe
         report.restored
     );
 }
+
+/// The data directory's audit key is all that vouches for its trails: with it deleted, a
+/// trail it sealed no longer verifies (`tampered`, the seal named), while the next run makes a
+/// new key and its own trail verifies.
+#[tokio::test]
+async fn a_deleted_audit_key_leaves_the_trails_it_sealed_unverifiable() {
+    let (h, run_id, _) = finished_run().await;
+    let key = revoke365::adapters::audit_key::audit_key_path(h.store.dir());
+    assert!(key.is_file(), "made by the first run: {}", key.display());
+    std::fs::remove_file(&key).unwrap();
+    let checked = check(&h, &run_id).await;
+    assert_eq!(checked.status, AuditStatus::Tampered, "{checked:?}");
+    assert!(
+        checked.problems.len() == 1 && checked.problems[0].message.contains("seal"),
+        "{checked:?}"
+    );
+    let next = h
+        .run(json!({"user_email": "jane.doe@acmecorp.com", "company_id": "acme"}))
+        .await;
+    assert!(key.is_file(), "a new key");
+    assert_eq!(check(&h, &next.run_id).await.status, AuditStatus::Intact);
+    assert_eq!(check(&h, &run_id).await.status, AuditStatus::Tampered);
+}
