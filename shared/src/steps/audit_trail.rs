@@ -157,6 +157,15 @@ pub async fn check_run_audit(
     store: &dyn RunStore,
     run_id: &RunId,
 ) -> Result<AuditCheck, StoreError> {
+    Ok(checked_trail(store, run_id).await?.0)
+}
+
+/// As [`check_run_audit`], with the records it checked: a restore acts on exactly the
+/// records that verified, not on a second read.
+pub(crate) async fn checked_trail(
+    store: &dyn RunStore,
+    run_id: &RunId,
+) -> Result<(AuditCheck, Vec<AuditRecord>), StoreError> {
     let run = store.get_run(run_id).await?;
     let records = store.audit_records(run_id).await?;
     let manifest = store.audit_manifest(run_id).await?;
@@ -176,5 +185,5 @@ pub async fn check_run_audit(
     }
     let mut check = check_audit(run_id, &records, manifest.as_ref(), facts);
     check.run_status = run.map(|r| r.status);
-    Ok(check)
+    Ok((check, records))
 }

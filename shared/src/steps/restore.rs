@@ -4,7 +4,7 @@
 //! intent and outcome audited) and verification (here: the re-read must show every grant
 //! back), with the note on the original ticket and the email.
 
-use super::audit_trail::{check_run_audit, ChainWriter};
+use super::audit_trail::{checked_trail, ChainWriter};
 use super::discover::{facts_part, finish_shard};
 use super::intake::{queue_discovery, Accepted, IntakeError};
 use super::notify::{deliver_report, Told};
@@ -196,10 +196,9 @@ pub(crate) async fn plan(
         false => revoked_again(store, &source).await?,
     };
     let types = run.request.permission_types.clone().unwrap_or_default();
-    let records = store.audit_records(&source.run_id).await?;
-    let removed = removed_grants(&records);
     // A restore grants access: only from a trail that verifies, and only to the run's user.
-    let check = check_run_audit(store, &source.run_id).await?;
+    let (check, records) = checked_trail(store, &source.run_id).await?;
+    let removed = removed_grants(&records);
     if let Some(refused) = untrusted(&source, &check, &user, &removed) {
         warn!(run_id = %run.run_id, restored_from = %source.run_id, reason = %refused.message, "restore refused: its source trail cannot be trusted");
         store.fail_run(&run.run_id, &refused).await?;
