@@ -68,6 +68,8 @@ impl FileAuditSeal {
             Err(e) => return Err(e.into()),
         };
         check_owner_only(&self.path)?;
+        // Whoever may write the directory may swap the key for one they know.
+        check_owner_only(self.path.parent().expect("the key path has a directory"))?;
         if key.len() != KEY_LEN {
             return Err(StoreError::backend(format!(
                 "the audit key {} holds {} bytes, not {KEY_LEN}",
@@ -127,8 +129,12 @@ fn check_owner_only(path: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = fs::metadata(path)?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
+        let (what, fix) = match path.is_dir() {
+            true => ("directory of the audit key", "chmod 700"),
+            false => ("audit key", "chmod 600"),
+        };
         return Err(StoreError::backend(format!(
-            "the audit key {} has mode {mode:o}: it must be readable by its owner only (chmod 600)",
+            "the {what} {} has mode {mode:o}: only its owner may read or write it ({fix})",
             path.display()
         )));
     }
@@ -166,6 +172,18 @@ mod tests {
             fs::set_permissions(seal.path(), fs::Permissions::from_mode(0o644)).unwrap();
             let refused = seal.mac(b"manifest").await.unwrap_err().to_string();
             assert!(refused.contains("mode 644"), "{refused}");
+            fs::set_permissions(seal.path(), fs::Permissions::from_mode(0o600)).unwrap();
+            let dir = seal.path().parent().unwrap();
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o770)).unwrap();
+            let refused = seal
+                .verify(b"manifest", &mac)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                refused.contains("directory") && refused.contains("mode 770"),
+                "{refused}"
+            );
         }
         let other = tempfile::tempdir().unwrap();
         assert!(
