@@ -106,7 +106,7 @@ fn main() -> ExitCode {
         Command::Check(args) => (args.format, runtime.block_on(check::check(args))),
         Command::Audit(args::AuditArgs {
             command: args::AuditCommand::Verify(args),
-        }) => (args.format, audit::verify(&args)),
+        }) => (args.format, runtime.block_on(audit::verify(&args))),
         Command::Sweep(args) => (args.format, runtime.block_on(index::sweep(args))),
         Command::Access(args) => (args.format, runtime.block_on(index::access(args))),
         Command::Review(args) => (args.format, runtime.block_on(review::review(args))),

@@ -939,6 +939,39 @@ fn ctrl_c_stops_the_run_prints_the_partial_result_and_resume_finishes_it() {
     // The partial result claims no verification: what it has not removed may remain.
     assert_unfinished(&partial, done);
     assert_history_tells_the_truth(tmp.path(), &run_id, done, "interrupted — resume it");
+    // Its trail links but the run has not verified, so nothing anchors it: not tampering and
+    // not proof (exit 3), and a restore waits for the resume that verifies and anchors it.
+    let data_dir = tmp.path().join("revoke365-audit");
+    let out = audit_verify(&run_id, &data_dir, "json", tmp.path());
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check = stdout_json(&out);
+    assert_eq!(
+        (check["status"].as_str(), check["run_status"].as_str()),
+        (Some("unanchored"), Some("interrupted")),
+        "{check}"
+    );
+    let table = audit_verify(&run_id, &data_dir, "table", tmp.path());
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains(&format!("revoke365 resume {run_id}")),
+        "{text}"
+    );
+    let refused = revoke365(&["restore", &run_id], &[], tmp.path());
+    assert_eq!(refused.status.code(), Some(2));
+    let err = stderr_error(&refused);
+    assert_eq!(err["error"]["field"], "run_id", "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("resume it first (revoke365 resume {run_id})")),
+        "{err}"
+    );
 
     // A new run for the same user and company points to the interrupted one.
     let again = revoke365(
@@ -1017,6 +1050,13 @@ fn ctrl_c_stops_the_run_prints_the_partial_result_and_resume_finishes_it() {
         "a finished run is not resumed again"
     );
     assert_eq!(stderr_error(&out)["error"]["code"], "run_finished");
+    let out = audit_verify(&run_id, &data_dir, "json", tmp.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "verified, its trail is anchored"
+    );
+    assert_eq!(stdout_json(&out)["status"], "intact");
 }
 
 /// A partial result: `done` removed, nothing verified, the rest of the 8 grants counted as
@@ -1702,8 +1742,11 @@ fn audit_verify_exits_0_on_an_untouched_trail_and_1_naming_a_changed_or_deleted_
     );
 }
 
+/// Stripped of its chains and manifest, the trail of a run created since chaining began is
+/// not taken for one written before it: `tampered`, exit 1 (it was `unchained`, exit 0,
+/// before runs could be told apart by when they were made).
 #[test]
-fn audit_verify_says_unchained_for_a_trail_written_before_chaining() {
+fn audit_verify_exits_1_for_a_trail_stripped_of_its_chains() {
     let tmp = tempfile::tempdir().unwrap();
     let audit = tmp.path().join("audit");
     let run_id = acme_run_with_audit_in(&audit, tmp.path());
@@ -1717,8 +1760,12 @@ fn audit_verify_says_unchained_for_a_trail_written_before_chaining() {
     write_audit_lines(&path, &lines);
     std::fs::remove_file(audit.join(format!("{run_id}.audit-manifest.json"))).unwrap();
     let out = audit_verify(&run_id, &audit, "table", tmp.path());
-    assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("unchained"));
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("TAMPERED") && text.contains("is in no chain"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -352,3 +352,138 @@ fn a_dry_restore_prints_only_its_own_files_and_a_restore_its_own_note_and_email(
         );
     }
 }
+
+/// The saved grants of the sandbox tenant in `data_dir`.
+fn tenant_grants(data_dir: &Path) -> Value {
+    let file = std::fs::read_dir(data_dir.join("sandbox"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".tenant.json"))
+        .expect("the sandbox tenant's saved state");
+    let state: Value = serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap();
+    state["tenant"]["grants"].clone()
+}
+
+/// Rewrites the trail of `run_id` in `data_dir` as a writer of the trail (without the audit
+/// key in `keys/`) could: `case` is `edited` (a `before` record on ceo@ names sales@),
+/// `resealed` (that edit, every chain's hashes recomputed and the manifest written anew with
+/// the seal it had), `no manifest`, or `stripped` (every record out of its chain, no
+/// manifest).
+fn tamper(data_dir: &Path, run_id: &str, case: &str) {
+    use revoke365::model::{AuditManifest, AuditPhase, AuditRecord, ChainHead};
+    let path = data_dir.join(format!("{run_id}.audit.jsonl"));
+    let manifest = data_dir.join(format!("{run_id}.audit-manifest.json"));
+    let mut records: Vec<AuditRecord> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    if matches!(case, "edited" | "resealed") {
+        let grant = records
+            .iter_mut()
+            .filter(|r| r.phase == AuditPhase::Before)
+            .filter_map(|r| r.grant.as_mut())
+            .find(|g| g.mailbox == "ceo@acmecorp.com")
+            .expect("a before record on ceo@");
+        grant.trustee = "sales@acmecorp.com".into();
+        grant.trustee_as_shown = None;
+    }
+    if case == "resealed" {
+        records.sort_by(|a, b| (&a.chain, a.seq).cmp(&(&b.chain, b.seq)));
+        let mut heads: std::collections::BTreeMap<String, ChainHead> = Default::default();
+        for r in records.iter_mut() {
+            let chain = r.chain.clone().unwrap();
+            *r = r.clone().sealed(&chain, heads.get(&chain));
+            let head = ChainHead {
+                length: r.seq.unwrap() + 1,
+                head: r.hash.clone().unwrap(),
+            };
+            heads.insert(chain, head);
+        }
+        let old: AuditManifest =
+            serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+        let mut rewritten = AuditManifest::of(&records);
+        rewritten.mac = old.mac;
+        std::fs::write(&manifest, serde_json::to_vec(&rewritten).unwrap()).unwrap();
+    }
+    if case == "stripped" {
+        for r in &mut records {
+            (r.chain, r.seq, r.prev_hash, r.hash) = (None, None, None, None);
+        }
+    }
+    if matches!(case, "no manifest" | "stripped") {
+        std::fs::remove_file(&manifest).unwrap();
+    }
+    let lines: String = records
+        .iter()
+        .map(|r| format!("{}\n", serde_json::to_string(r).unwrap()))
+        .collect();
+    std::fs::write(&path, lines).unwrap();
+}
+
+/// Each way a writer of the trail can rewrite it without the audit key is reported by
+/// `audit verify` (exit 1, `tampered`, the problem named) and refused by `restore` (exit 2,
+/// `audit_untrusted` naming `run_id`), and sales@ gains nothing. The untouched trail verifies
+/// (exit 0) and restores, each line naming the trustee.
+#[test]
+fn a_trail_edited_resealed_unanchored_or_stripped_is_reported_and_not_restored() {
+    for case in ["edited", "resealed", "no manifest", "stripped"] {
+        let dir = tempfile::tempdir().unwrap();
+        let result = run(dir.path(), &[]);
+        let run_id = result["run_id"].as_str().unwrap();
+        tamper(dir.path(), run_id, case);
+
+        let out = cli(&["audit", "verify", run_id], dir.path());
+        assert_eq!(out.status.code(), Some(1), "{case}");
+        let check = stdout_json(&out);
+        assert_eq!(check["status"], "tampered", "{case}: {check}");
+        let table = cli(
+            &["audit", "verify", run_id, "--format", "table"],
+            dir.path(),
+        );
+        let text = String::from_utf8_lossy(&table.stdout);
+        assert!(text.contains("TAMPERED"), "{case}: {text}");
+        let said = match case {
+            "resealed" => "seal (MAC) does not verify",
+            "edited" => "was changed after it was written",
+            _ => "manifest anchored then is missing",
+        };
+        assert!(text.contains(said), "{case}: {text}");
+
+        let before = tenant_grants(dir.path());
+        let out = cli(&["restore", run_id], dir.path());
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{case}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let error = &stderr_error(&out)["error"];
+        assert_eq!(
+            (error["code"].as_str(), error["field"].as_str()),
+            (Some("audit_untrusted"), Some("run_id")),
+            "{case}: {error}"
+        );
+        assert_eq!(tenant_grants(dir.path()), before, "{case}: nothing granted");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let result = run(dir.path(), &[]);
+    let run_id = result["run_id"].as_str().unwrap();
+    let out = cli(&["audit", "verify", run_id], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout_json(&out)["status"], "intact");
+    let out = cli(&["restore", run_id, "--format", "table"], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "Restored:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  - "))
+        .collect();
+    assert!(
+        lines.len() == 8 && lines.iter().all(|l| l.ends_with(&format!(" for {JOHN}"))),
+        "every restore line names the trustee: {text}"
+    );
+}

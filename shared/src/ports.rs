@@ -25,6 +25,20 @@ pub use folders::*;
 // ---------------------------------------------------------------------------------------------
 // Queue and run store
 
+/// The key an audit manifest is sealed with: a MAC over the run id and its chains' heads,
+/// taken when the run verifies. Whoever can write the trail (and the manifest) can recompute
+/// hashes but not this MAC, so a re-sealed trail does not verify. The key never leaves its
+/// keeper: in AWS a KMS HMAC key (`GenerateMac`/`VerifyMac`), in the CLI a file of the data
+/// directory kept apart from the trail.
+#[async_trait]
+pub trait AuditSeal: Send + Sync {
+    /// The MAC of `message`, hex or base64 as the keeper gives it.
+    async fn mac(&self, message: &[u8]) -> Result<String, StoreError>;
+    /// Whether `mac` is the MAC of `message` under this key (`Ok(false)`: it is not, or it is
+    /// not a MAC at all); `Err` only when the key cannot be reached.
+    async fn verify(&self, message: &[u8], mac: &str) -> Result<bool, StoreError>;
+}
+
 #[async_trait]
 pub trait Queue: Send + Sync {
     async fn send(&self, message: StepMessage) -> Result<(), QueueError>;
@@ -340,6 +354,9 @@ pub trait RunStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// The manifest [`RunStore::anchor_audit`] anchored, if any.
     async fn audit_manifest(&self, run_id: &RunId) -> Result<Option<AuditManifest>, StoreError>;
+    /// The key that seals the run's audit manifests, kept apart from the trail (see
+    /// [`AuditSeal`]).
+    fn audit_seal(&self) -> &dyn AuditSeal;
     /// Ends the run with its report (`status` is the report's).
     async fn finish_run(&self, run_id: &RunId, report: &Report) -> Result<(), StoreError>;
     /// Ends a restore run with its result.

@@ -1,5 +1,6 @@
 //! Adapters: each implements ports for one external system or one embedded backend.
 
+pub mod audit_key;
 pub mod autotask;
 #[cfg(feature = "aws")]
 pub mod aws;

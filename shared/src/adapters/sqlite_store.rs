@@ -106,6 +106,8 @@ pub struct SqliteRunStore {
     audit: Mutex<HashMap<RunId, WrittenAudit>>,
     /// Where the permission index is kept apart (a sandbox fixture); none: by company alone.
     index_scope: Option<String>,
+    /// The key that seals audit manifests, under `keys/` (apart from the trail's files).
+    seal: super::audit_key::FileAuditSeal,
 }
 
 /// What a run's audit file holds, for conditional appends: its record ids, and the places
@@ -182,6 +184,7 @@ impl SqliteRunStore {
             .and_then(|_| db.execute_batch(SCHEMA))
             .and_then(|_| db.execute_batch(super::sqlite_index::SCHEMA))
             .map_err(|e| db_error(&format!("cannot set up {}", path.display()), e))?;
+        let seal = super::audit_key::FileAuditSeal::new(&dir);
         let store = SqliteRunStore {
             dir,
             orgs: orgs
@@ -191,6 +194,7 @@ impl SqliteRunStore {
             db: Mutex::new(db),
             audit: Mutex::new(HashMap::new()),
             index_scope: None,
+            seal,
         };
         store.import_legacy_runs()?;
         Ok(store)
@@ -1358,6 +1362,10 @@ impl RunStore for SqliteRunStore {
 
     async fn audit_manifest(&self, run_id: &RunId) -> Result<Option<AuditManifest>, StoreError> {
         read_audit_manifest(&self.manifest_path(run_id))
+    }
+
+    fn audit_seal(&self) -> &dyn crate::ports::AuditSeal {
+        &self.seal
     }
 
     async fn finish_run(&self, run_id: &RunId, report: &Report) -> Result<(), StoreError> {

@@ -58,7 +58,10 @@ impl IntakeDeps {
         names: &AwsNames,
     ) -> Result<IntakeDeps, LambdaError> {
         Ok(IntakeDeps {
-            store: DynamoRunStore::new(aws_sdk_dynamodb::Client::new(config), names),
+            store: DynamoRunStore::new(aws_sdk_dynamodb::Client::new(config), names)
+                .with_audit_seal(crate::adapters::aws::audit_key::KmsAuditSeal::of(
+                    config, names,
+                )),
             queue: SqsQueue::new(aws_sdk_sqs::Client::new(config), names).await?,
             webhook: WebhookSecrets::new(
                 aws_sdk_secretsmanager::Client::new(config),
@@ -969,9 +972,11 @@ async fn get_revocation(
 }
 
 /// `GET /revocations/{id}/audit`: the run's audit records, or with `verify=1` what checking
-/// their hash chains against the manifest anchored in the run found (`status` `intact`,
-/// `unanchored`, `unchained` or `tampered`, and a problem naming each record changed, removed
-/// or inserted).
+/// their hash chains against the manifest anchored in the run, and the manifest's seal with
+/// the KMS audit key, found: `status` `intact` (the only proof), `unanchored` (the run has not
+/// verified), `unchained` (a run from before chaining) or `tampered`, the run's status, and a
+/// problem naming each record changed, removed or inserted, or the manifest missing or
+/// unsealed — the same check as `revoke365 audit verify`.
 async fn get_audit(
     deps: &IntakeDeps,
     request: &ApiGatewayV2httpRequest,

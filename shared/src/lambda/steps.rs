@@ -3,6 +3,7 @@
 //! stalled-run sweep, and a company's permission-index sweep).
 
 use super::{aws_config, batch_response, item_failure, LambdaError};
+use crate::adapters::aws::audit_key::KmsAuditSeal;
 use crate::adapters::aws::dynamodb::DynamoRunStore;
 use crate::adapters::aws::resources::{AwsNames, QueueDef};
 use crate::adapters::aws::secrets::{SecretConnector, SecretsProvider};
@@ -93,7 +94,8 @@ impl StepDeps {
         max_receive_count: u32,
     ) -> Result<StepDeps, LambdaError> {
         Ok(StepDeps {
-            store: DynamoRunStore::new(aws_sdk_dynamodb::Client::new(config), names),
+            store: DynamoRunStore::new(aws_sdk_dynamodb::Client::new(config), names)
+                .with_audit_seal(KmsAuditSeal::of(config, names)),
             queue: SqsQueue::new(aws_sdk_sqs::Client::new(config), names).await?,
             connector,
             max_receive_count,

@@ -32,6 +32,11 @@ pub struct ChainHead {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditManifest {
     pub chains: BTreeMap<String, ChainHead>,
+    /// The seal: a MAC of [`AuditManifest::sealed_message`] under the audit key, which no
+    /// writer of the trail holds. Without it (or with one that does not verify) the manifest
+    /// proves nothing: recomputing every hash and the manifest is easy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 impl AuditManifest {
@@ -51,8 +56,34 @@ impl AuditManifest {
                 entry.head = hash.clone();
             }
         }
-        AuditManifest { chains }
+        AuditManifest { chains, mac: None }
     }
+
+    /// What the seal is taken over: the SHA-256 of the run id and every chain's length and
+    /// head in one canonical form (chains sorted by name), so that moving a manifest to another
+    /// run or changing any head breaks it. A digest, as KMS takes at most 4 KB and a large
+    /// run's manifest has hundreds of chains.
+    pub fn sealed_message(&self, run_id: &RunId) -> Vec<u8> {
+        let chains = serde_json::to_string(&self.chains).expect("chain heads serialize");
+        let canonical = format!("revoke365-audit-manifest/v1\n{run_id}\n{chains}");
+        Sha256::digest(canonical.as_bytes()).to_vec()
+    }
+}
+
+/// When audit trails began to be hash-chained (the release of 2026-12-01): a run created
+/// since then has every record chained, so an unchained one, or a trail with no chain at all,
+/// was rewritten.
+pub const CHAINED_SINCE: &str = "2026-12-01T13:55:00Z";
+
+/// Whether `run` was created by a release that chains its trail. Both signs are out of reach
+/// of a writer of the trail: the run id is the key of the run and of every record (run ids
+/// have been UUIDv7, whose first 48 bits are the creation time, since manifests were
+/// sealed), and `created_at` is on the run, not in the trail. A marker the trail carried
+/// could be deleted with the chains.
+pub fn chained_run(run: &super::Run) -> bool {
+    let v7 = uuid::Uuid::parse_str(&run.run_id.0).is_ok_and(|u| u.get_version_num() == 7);
+    let since = chrono::DateTime::parse_from_rfc3339(CHAINED_SINCE).expect("a valid date");
+    v7 || run.created_at >= since
 }
 
 /// The canonical form a record's hash is taken over: its JSON with keys sorted, without
@@ -103,10 +134,12 @@ impl AuditRecord {
 pub enum AuditStatus {
     /// Every record is in its chain and every chain ends where the manifest says.
     Intact,
-    /// The chains hold together but the run has not verified yet, so no manifest anchors
-    /// them: records removed from the end of a chain would not show.
+    /// The chains hold together but the run has not verified (it is running, interrupted, or
+    /// failed before verification), so no manifest anchors them: records removed from the end
+    /// of a chain would not show. Not proof: a restore waits for the run to verify.
     Unanchored,
-    /// Records written before audit trails were chained: nothing to check them against.
+    /// Records of a run created before audit trails were chained: nothing to check them
+    /// against, and nothing proves them.
     Unchained,
     /// Some record was changed, removed or inserted (see the problems).
     Tampered,
@@ -135,14 +168,49 @@ pub struct AuditProblem {
 pub struct AuditCheck {
     pub run_id: RunId,
     pub status: AuditStatus,
+    /// The run's status when checked: an `unanchored` trail is legitimate only while the run
+    /// has not verified (it is running, interrupted, or failed before verification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_status: Option<super::RunStatus>,
     pub records: usize,
     pub chains: usize,
     pub problems: Vec<AuditProblem>,
 }
 
 impl AuditCheck {
+    /// Nothing was found changed, removed or inserted (the trail may still be unanchored or
+    /// unchained: only `status` `intact` proves it).
     pub fn is_intact(&self) -> bool {
         self.problems.is_empty()
+    }
+}
+
+/// What checking a trail needs to know besides its records and manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrailFacts {
+    /// The run was created after chaining began ([`chained_run`]): every record is chained.
+    pub chained: bool,
+    /// The run verified (it completed, with or without errors, or was cancelled): its
+    /// manifest was anchored then.
+    pub verified: bool,
+    /// Whether the manifest's seal verified under the audit key (`None`: no manifest, or a
+    /// manifest without a seal).
+    pub seal: Option<bool>,
+}
+
+impl TrailFacts {
+    /// What a run's status and creation say about its trail (the seal still to be checked).
+    pub fn of(run: &super::Run) -> TrailFacts {
+        TrailFacts {
+            chained: chained_run(run),
+            verified: matches!(
+                run.status,
+                super::RunStatus::Completed
+                    | super::RunStatus::CompletedWithErrors
+                    | super::RunStatus::Cancelled
+            ),
+            seal: None,
+        }
     }
 }
 
@@ -163,11 +231,12 @@ fn problem(
 }
 
 /// Recomputes every chain of `run_id`'s records and compares their ends with the manifest
-/// anchored in the run (if it has one).
+/// anchored in the run (if it has one), whose seal `facts` says whether it verified.
 pub fn check_audit(
     run_id: &RunId,
     records: &[AuditRecord],
     manifest: Option<&AuditManifest>,
+    facts: TrailFacts,
 ) -> AuditCheck {
     let mut problems = Vec::new();
     let mut chains: BTreeMap<&str, Vec<&AuditRecord>> = BTreeMap::new();
@@ -190,7 +259,8 @@ pub fn check_audit(
             ),
         });
     }
-    let anchored_or_chained = manifest.is_some() || !chains.is_empty();
+    problems.extend(trail_problems(manifest, facts));
+    let anchored_or_chained = manifest.is_some() || !chains.is_empty() || facts.chained;
     if anchored_or_chained {
         for r in &unchained {
             problems.push(AuditProblem {
@@ -232,7 +302,7 @@ pub fn check_audit(
         AuditStatus::Tampered
     } else if manifest.is_some() {
         AuditStatus::Intact
-    } else if chains.is_empty() {
+    } else if chains.is_empty() && !records.is_empty() {
         AuditStatus::Unchained
     } else {
         AuditStatus::Unanchored
@@ -240,9 +310,39 @@ pub fn check_audit(
     AuditCheck {
         run_id: run_id.clone(),
         status,
+        run_status: None,
         records: records.len(),
         chains: chains.len(),
         problems,
+    }
+}
+
+/// What is wrong with the trail as a whole: a verified run without its manifest, a manifest
+/// without its seal, a seal that does not verify.
+fn trail_problems(manifest: Option<&AuditManifest>, facts: TrailFacts) -> Vec<AuditProblem> {
+    let whole = |kind: ProblemKind, message: &str| AuditProblem {
+        kind,
+        record_id: None,
+        chain: None,
+        seq: None,
+        message: message.to_string(),
+    };
+    match (manifest, facts.seal) {
+        // Before chaining no manifest was written: its absence is then no sign.
+        (None, _) if facts.verified && facts.chained => vec![whole(
+            ProblemKind::Removed,
+            "the run verified but the manifest anchored then is missing",
+        )],
+        (None, _) => Vec::new(),
+        (Some(m), _) if m.mac.is_none() => vec![whole(
+            ProblemKind::Modified,
+            "the manifest carries no seal (MAC): it was not written as the run verified",
+        )],
+        (Some(_), Some(true)) => Vec::new(),
+        (Some(_), _) => vec![whole(
+            ProblemKind::Modified,
+            "the manifest's seal (MAC) does not verify under the audit key: the manifest or the chains it anchors were rewritten (or the key is not the one that sealed it)",
+        )],
     }
 }
 
@@ -410,12 +510,72 @@ mod tests {
         let head = AuditManifest::of(std::slice::from_ref(&first)).chains["batch#00000"].clone();
         let second = record("item#00001#outcome").sealed("batch#00000", Some(&head));
         let records = vec![second, first];
-        let manifest = AuditManifest::of(&records);
-        let check = check_audit(&RunId("r1".into()), &records, Some(&manifest));
+        let mut manifest = AuditManifest::of(&records);
+        manifest.mac = Some("sealed".into());
+        let check = check_audit(&RunId("r1".into()), &records, Some(&manifest), SEALED);
         assert_eq!((check.status, check.chains), (AuditStatus::Intact, 1));
-        let unanchored = check_audit(&RunId("r1".into()), &records, None);
+        let running = TrailFacts {
+            verified: false,
+            seal: None,
+            ..SEALED
+        };
+        let unanchored = check_audit(&RunId("r1".into()), &records, None, running);
         assert_eq!(unanchored.status, AuditStatus::Unanchored);
-        let other_run = check_audit(&RunId("r2".into()), &records, Some(&manifest));
+        let other_run = check_audit(&RunId("r2".into()), &records, Some(&manifest), SEALED);
         assert_eq!(other_run.status, AuditStatus::Tampered);
+    }
+
+    const SEALED: TrailFacts = TrailFacts {
+        chained: true,
+        verified: true,
+        seal: Some(true),
+    };
+
+    /// A chained, verified run's trail proves itself only with its manifest and a seal that
+    /// verifies; unchained records are `unchained` only in a run from before chaining.
+    #[test]
+    fn a_verified_run_needs_its_manifest_and_seal_and_a_chained_run_its_chains() {
+        let first = record("item#00001#before").sealed("batch#00000", None);
+        let records = vec![first.clone()];
+        let mut manifest = AuditManifest::of(&records);
+        manifest.mac = Some("sealed".into());
+        let id = RunId("r1".into());
+        let status = |records: &[AuditRecord], m: Option<&AuditManifest>, facts| {
+            check_audit(&id, records, m, facts).status
+        };
+        assert_eq!(
+            status(&records, Some(&manifest), SEALED),
+            AuditStatus::Intact
+        );
+        let broken = TrailFacts {
+            seal: Some(false),
+            ..SEALED
+        };
+        assert_eq!(
+            status(&records, Some(&manifest), broken),
+            AuditStatus::Tampered
+        );
+        let unsealed = AuditManifest::of(&records);
+        assert_eq!(
+            status(&records, Some(&unsealed), SEALED),
+            AuditStatus::Tampered
+        );
+        assert_eq!(status(&records, None, SEALED), AuditStatus::Tampered);
+        let mut stripped = record("item#00001#before");
+        stripped.chain = None;
+        let running = TrailFacts {
+            verified: false,
+            seal: None,
+            ..SEALED
+        };
+        let stripped = [stripped];
+        assert_eq!(status(&stripped, None, running), AuditStatus::Tampered);
+        let legacy = TrailFacts {
+            chained: false,
+            verified: true,
+            seal: None,
+        };
+        assert_eq!(status(&stripped, None, legacy), AuditStatus::Unchained);
+        assert_eq!(status(&[], None, running), AuditStatus::Unanchored);
     }
 }

@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 pub struct RestoredEntry {
     pub mailbox: String,
     pub permission: String,
-    /// Who holds it again: in a backup restore, where trustees differ.
+    /// Who holds it again (every line says whom a restore gave access; reports written
+    /// before named it only in a backup restore).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trustee: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,11 +163,11 @@ impl RestoreReport {
             left_out: Vec::new(),
         };
         let mut missing: Vec<Grant> = Vec::new();
-        // A backup restore puts back many trustees' grants: each entry names its trustee.
-        let backup = report.backup.is_some();
+        // A restore grants access: each entry names whom, whether one user's (a run's) or
+        // many trustees' (a backup's).
         let entry =
             |g: &Grant, done: bool, would: Option<bool>, note: Option<String>| RestoredEntry {
-                trustee: backup.then(|| g.trustee.clone()),
+                trustee: Some(g.trustee.clone()),
                 ..restored(g, done, would, note)
             };
         for item in items {
@@ -175,7 +176,7 @@ impl RestoreReport {
             let failed = |error: String| RestoreFailure {
                 mailbox: g.mailbox.clone(),
                 permission: g.right.report_name().to_string(),
-                trustee: backup.then(|| g.trustee.clone()),
+                trustee: Some(g.trustee.clone()),
                 access_level: g.access_level(),
                 error,
             };
@@ -184,7 +185,7 @@ impl RestoreReport {
                     report.skipped.push(SkippedGrant {
                         mailbox: g.mailbox.clone(),
                         permission: g.right.report_name().to_string(),
-                        trustee: backup.then(|| g.trustee.clone()),
+                        trustee: Some(g.trustee.clone()),
                         reason: reason.clone(),
                     });
                     continue;

@@ -10,8 +10,10 @@ use std::fmt;
 pub struct RunId(pub String);
 
 impl RunId {
+    /// A UUIDv7: its first 48 bits are the creation time, which tells a run created since
+    /// audit manifests were sealed from an older one (see [`super::chained_run`]).
     pub fn new() -> RunId {
-        RunId(uuid::Uuid::new_v4().to_string())
+        RunId(uuid::Uuid::now_v7().to_string())
     }
 
     /// A run id given by a caller. Run ids name files and keys, so only the characters one

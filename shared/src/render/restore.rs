@@ -27,7 +27,8 @@ fn headline(r: &RestoreReport) -> String {
 
 /// The sections of the report, each a title and its lines.
 fn sections(r: &RestoreReport) -> Vec<(&'static str, Vec<String>)> {
-    // A backup restore's entries name their trustee: "mailbox — permission (level) for who".
+    // Every entry names its trustee (whom the restore gave access): "mailbox — permission
+    // (level) for who".
     let grant = |mailbox: &str, permission: &str, level: &Option<String>, who: &Option<String>| {
         let level = level
             .as_deref()

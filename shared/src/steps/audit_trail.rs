@@ -4,6 +4,7 @@
 use crate::error::StoreError;
 use crate::model::{
     check_audit, AuditCheck, AuditManifest, AuditPhase, AuditRecord, ChainHead, ItemId, RunId,
+    TrailFacts,
 };
 use crate::ports::RunStore;
 use std::collections::BTreeMap;
@@ -131,22 +132,58 @@ impl<'a> ChainWriter<'a> {
     }
 }
 
-/// Anchors the heads of every chain of the run's trail in the run (once; a redelivered
-/// verification finds it anchored).
+/// Anchors the heads of every chain of the run's trail in the run, sealed with the audit key
+/// (once; a redelivered verification finds it anchored and leaves it).
 pub(crate) async fn anchor(store: &dyn RunStore, run_id: &RunId) -> Result<(), StoreError> {
+    if store.audit_manifest(run_id).await?.is_some() {
+        return Ok(());
+    }
     let heads = store.audit_chain_heads(run_id).await?;
-    store
-        .anchor_audit(run_id, &AuditManifest::of(&heads))
-        .await?;
+    let mut manifest = AuditManifest::of(&heads);
+    manifest.mac = Some(
+        store
+            .audit_seal()
+            .mac(&manifest.sealed_message(run_id))
+            .await?,
+    );
+    store.anchor_audit(run_id, &manifest).await?;
     Ok(())
 }
 
-/// Recomputes the run's chains and compares them with the manifest anchored in the run.
+/// Recomputes the run's chains and compares them with the manifest anchored in the run,
+/// whose seal is checked with the audit key. A trail whose run is gone is held to what a
+/// verified, chained run's must show (nothing says it may be less).
 pub async fn check_run_audit(
     store: &dyn RunStore,
     run_id: &RunId,
 ) -> Result<AuditCheck, StoreError> {
+    Ok(checked_trail(store, run_id).await?.0)
+}
+
+/// As [`check_run_audit`], with the records it checked: a restore acts on exactly the
+/// records that verified, not on a second read.
+pub(crate) async fn checked_trail(
+    store: &dyn RunStore,
+    run_id: &RunId,
+) -> Result<(AuditCheck, Vec<AuditRecord>), StoreError> {
+    let run = store.get_run(run_id).await?;
     let records = store.audit_records(run_id).await?;
     let manifest = store.audit_manifest(run_id).await?;
-    Ok(check_audit(run_id, &records, manifest.as_ref()))
+    let mut facts = match &run {
+        Some(run) => TrailFacts::of(run),
+        None => TrailFacts {
+            chained: true,
+            verified: true,
+            seal: None,
+        },
+    };
+    if let Some(m) = &manifest {
+        if let Some(mac) = &m.mac {
+            let seal = store.audit_seal();
+            facts.seal = Some(seal.verify(&m.sealed_message(run_id), mac).await?);
+        }
+    }
+    let mut check = check_audit(run_id, &records, manifest.as_ref(), facts);
+    check.run_status = run.map(|r| r.status);
+    Ok((check, records))
 }

@@ -4,7 +4,7 @@
 //! intent and outcome audited) and verification (here: the re-read must show every grant
 //! back), with the note on the original ticket and the email.
 
-use super::audit_trail::ChainWriter;
+use super::audit_trail::{checked_trail, ChainWriter};
 use super::discover::{facts_part, finish_shard};
 use super::intake::{queue_discovery, Accepted, IntakeError};
 use super::notify::{deliver_report, Told};
@@ -13,10 +13,10 @@ use super::{Notify, Tenant};
 use crate::authorize::{authorize_power, log_refusal, Power};
 use crate::error::StepError;
 use crate::model::{
-    check_audit, AuditCheck, AuditPhase, AuditResult, AuditStatus, FailureCode, InvalidRequest,
-    ItemId, ItemStatus, OrgSettings, PlanItem, RemainingGrant, ResolvedUser, RestoreInputs,
-    RestoreOf, RestoreReport, RestoreRequest, RevocationRequest, Run, RunFailure, RunFilter, RunId,
-    RunKind, RunStatus, Verification, VictimMailboxReport, ALREADY_PRESENT, MAX_RUN_PAGE,
+    AuditCheck, AuditPhase, AuditResult, AuditStatus, FailureCode, InvalidRequest, ItemId,
+    ItemStatus, OrgSettings, PlanItem, RemainingGrant, ResolvedUser, RestoreInputs, RestoreOf,
+    RestoreReport, RestoreRequest, RevocationRequest, Run, RunFailure, RunFilter, RunId, RunKind,
+    RunStatus, Verification, VictimMailboxReport, ALREADY_PRESENT, MAX_RUN_PAGE,
 };
 use crate::ports::{OutgoingMail, Queue, RunStore, ScanFacts};
 use crate::render;
@@ -135,6 +135,12 @@ fn not_restorable(source: &Run, org: &OrgSettings) -> Option<InvalidRequest> {
     if source.kind() == RunKind::Restore {
         return why("run_id", format!("run {id} is itself a restore; a restore cannot be restored (run a revocation to take the access away again)"));
     }
+    if source.status == RunStatus::Interrupted {
+        return why(
+            "run_id",
+            format!("run {id} was interrupted before it verified; resume it first (revoke365 resume {id}), which verifies it and anchors its audit trail, then restore it"),
+        );
+    }
     if !source.status.is_terminal() {
         return why(
             "run_id",
@@ -190,14 +196,9 @@ pub(crate) async fn plan(
         false => revoked_again(store, &source).await?,
     };
     let types = run.request.permission_types.clone().unwrap_or_default();
-    let records = store.audit_records(&source.run_id).await?;
-    let removed = removed_grants(&records);
     // A restore grants access: only from a trail that verifies, and only to the run's user.
-    let check = check_audit(
-        &source.run_id,
-        &records,
-        store.audit_manifest(&source.run_id).await?.as_ref(),
-    );
+    let (check, records) = checked_trail(store, &source.run_id).await?;
+    let removed = removed_grants(&records);
     if let Some(refused) = untrusted(&source, &check, &user, &removed) {
         warn!(run_id = %run.run_id, restored_from = %source.run_id, reason = %refused.message, "restore refused: its source trail cannot be trusted");
         store.fail_run(&run.run_id, &refused).await?;
@@ -233,20 +234,17 @@ pub(crate) async fn plan(
     finish_shard(store, queue, run, 0).await
 }
 
-/// Why a restore may not act on `source`'s trail, if it may not: the trail does not verify
-/// (`tampered`; a finished run's chains not anchored), or a record it would put back names a
-/// trustee that is not the run's user — what a writer of the trail could forge to grant
-/// someone else access.
+/// Why a restore may not act on `source`'s trail, if it may not: the trail is not `intact`
+/// (tampered, never anchored and sealed, or from before chaining: nothing proves it), or a
+/// record it would put back names a trustee that is not the run's user — what a writer of the
+/// trail could forge to grant someone else access.
 fn untrusted(
     source: &Run,
     check: &AuditCheck,
     user: &ResolvedUser,
     removed: &[(ItemId, crate::model::Grant)],
 ) -> Option<RunFailure> {
-    let finished = matches!(
-        source.status,
-        RunStatus::Completed | RunStatus::CompletedWithErrors
-    );
+    let id = &source.run_id;
     let refuse = |why: String| {
         Some(RunFailure::new(
             FailureCode::AuditUntrusted,
@@ -265,10 +263,22 @@ fn untrusted(
                 first.unwrap_or("see its problems")
             ));
         }
-        AuditStatus::Unanchored if finished => {
-            return refuse("has no manifest although the run finished".into());
+        AuditStatus::Unanchored if source.status == RunStatus::Interrupted => {
+            return refuse(format!("is not anchored yet: the run was interrupted before it verified; resume it first (revoke365 resume {id}), which verifies it and anchors its trail"));
         }
-        _ => {}
+        AuditStatus::Unanchored => {
+            return refuse(format!(
+                "was never anchored: the run ended {} before it verified, so nothing proves it",
+                source.status.as_str()
+            ));
+        }
+        AuditStatus::Unchained => {
+            return refuse(
+                "is unchained (written before audit trails were chained), so nothing proves it"
+                    .into(),
+            );
+        }
+        AuditStatus::Intact => {}
     }
     let foreign = removed.iter().find(|(_, g)| {
         !user.is_user(&g.trustee)

@@ -191,22 +191,70 @@ async fn an_inserted_record_is_named() {
     assert_eq!(checked.problems.len(), 1, "{checked:?}");
 }
 
-#[tokio::test]
-async fn records_written_before_chaining_verify_as_unchained() {
-    let (h, run_id, path) = finished_run().await;
-    let mut lines = read_lines(&path);
-    for line in &mut lines {
+fn strip_chains(lines: &mut [Value]) {
+    for line in lines {
         for field in ["chain", "seq", "prev_hash", "hash"] {
             line.as_object_mut().unwrap().remove(field);
         }
     }
+}
+
+/// Stripping every record of its chain and deleting the manifest makes a trail look as the
+/// first release wrote it; but the run was created since chaining began (its id is a UUIDv7,
+/// its creation after the date), so the trail is tampered: the missing manifest and every
+/// unchained record are named.
+#[tokio::test]
+async fn a_stripped_chain_of_a_run_created_since_chaining_is_tampered() {
+    let (h, run_id, path) = finished_run().await;
+    let mut lines = read_lines(&path);
+    strip_chains(&mut lines);
     write_lines(&path, &lines);
     std::fs::remove_file(h.store.manifest_path(&run_id)).unwrap();
 
     let checked = check(&h, &run_id).await;
+    assert_eq!(checked.status, AuditStatus::Tampered, "{checked:?}");
+    assert!(
+        checked
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::Removed
+                && p.record_id.is_none()
+                && p.message.contains("manifest")),
+        "{checked:?}"
+    );
+    for line in &lines {
+        let id = line["record_id"].as_str().unwrap();
+        assert!(
+            named(&checked, ProblemKind::Inserted, id),
+            "{id}: {checked:?}"
+        );
+    }
+}
+
+/// A run the first release wrote (before chaining: no chain fields, no manifest) copied into
+/// the store.
+async fn first_release_run(h: &Harness) -> revoke365::model::RunId {
+    const COMPLETED: &str = "e2530dd0-7cea-4369-b7fd-3ac60da22142";
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/release-1");
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with(COMPLETED) {
+            std::fs::copy(entry.path(), h.store.dir().join(&name)).unwrap();
+        }
+    }
+    let id = revoke365::model::RunId(COMPLETED.into());
+    assert!(h.store.get_run(&id).await.unwrap().is_some(), "it loads");
+    id
+}
+
+#[tokio::test]
+async fn records_written_before_chaining_verify_as_unchained() {
+    let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
+    let run_id = first_release_run(&h).await;
+    let checked = check(&h, &run_id).await;
     assert_eq!(checked.status, AuditStatus::Unchained, "{checked:?}");
     assert!(checked.problems.is_empty());
-    assert_eq!(checked.records, lines.len());
+    assert_eq!(checked.records, 17);
 }
 
 #[cfg(unix)]
@@ -224,19 +272,47 @@ async fn the_audit_files_are_readable_by_their_owner_only() {
     }
 }
 
-/// A restore grants access, so it acts only on a trail that verifies and names the run's user.
-/// A `before` record edited to name sales@, the same edit with every chain re-sealed and the
-/// manifest rewritten (so the chains verify), and a finished run whose manifest is gone: each
-/// restore is refused (`audit_untrusted`), and sales@ gains nothing on the CEO's mailbox.
+/// The trail of a finished acme run, as records.
+fn records_of(path: &PathBuf) -> Vec<revoke365::model::AuditRecord> {
+    read_lines(path)
+        .into_iter()
+        .map(|l| serde_json::from_value(l).unwrap())
+        .collect()
+}
+
+/// What a writer of the trail can do without the audit key: recompute every chain's hashes
+/// and write the manifest anew (keeping the seal it finds: it cannot make one).
+fn reseal(records: &mut [revoke365::model::AuditRecord], manifest: &std::path::Path) {
+    use revoke365::model::{AuditManifest, ChainHead};
+    let old: AuditManifest = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    records.sort_by(|a, b| (&a.chain, a.seq).cmp(&(&b.chain, b.seq)));
+    let mut heads: std::collections::BTreeMap<String, ChainHead> = Default::default();
+    for r in records.iter_mut() {
+        let chain = r.chain.clone().unwrap();
+        *r = r.clone().sealed(&chain, heads.get(&chain));
+        let head = ChainHead {
+            length: r.seq.unwrap() + 1,
+            head: r.hash.clone().unwrap(),
+        };
+        heads.insert(chain, head);
+    }
+    let mut rewritten = AuditManifest::of(records);
+    rewritten.mac = old.mac;
+    std::fs::write(manifest, serde_json::to_vec(&rewritten).unwrap()).unwrap();
+}
+
+/// A restore grants access, so it acts only on a trail that verifies `intact` and names the
+/// run's user. A `before` record edited to name sales@; the same edit with every chain
+/// re-sealed and the manifest rewritten (the chains link, but the manifest's seal, a MAC under
+/// the data directory's audit key, no longer verifies); a finished run whose manifest is gone;
+/// a trail stripped of its chains: each restore is refused (`audit_untrusted`), and sales@
+/// gains nothing on the CEO's mailbox. The untouched trail verifies and restores.
 #[tokio::test]
-async fn a_restore_refuses_a_trail_that_is_edited_resealed_or_unanchored() {
-    use revoke365::model::{AuditManifest, AuditRecord, ChainHead};
-    for case in ["edited", "resealed", "no manifest"] {
+async fn a_restore_refuses_a_trail_that_is_edited_resealed_unanchored_or_stripped() {
+    for case in ["edited", "resealed", "no manifest", "stripped"] {
         let (h, run_id, path) = finished_run().await;
-        let mut records: Vec<AuditRecord> = read_lines(&path)
-            .into_iter()
-            .map(|l| serde_json::from_value(l).unwrap())
-            .collect();
+        let manifest = h.store.manifest_path(&run_id);
+        let mut records = records_of(&path);
         let edited = records
             .iter_mut()
             .find(|r| {
@@ -246,48 +322,28 @@ async fn a_restore_refuses_a_trail_that_is_edited_resealed_or_unanchored() {
                         .is_some_and(|g| g.mailbox == "ceo@acmecorp.com")
             })
             .expect("a before record on ceo@");
-        match case {
-            "no manifest" => std::fs::remove_file(h.store.manifest_path(&run_id)).unwrap(),
-            _ => {
-                let grant = edited.grant.as_mut().unwrap();
-                grant.trustee = "sales@acmecorp.com".into();
-                grant.trustee_as_shown = None;
-            }
+        if matches!(case, "edited" | "resealed") {
+            let grant = edited.grant.as_mut().unwrap();
+            grant.trustee = "sales@acmecorp.com".into();
+            grant.trustee_as_shown = None;
         }
         if case == "resealed" {
-            // A writer of the trail re-seals every chain and writes the manifest anew.
-            records.sort_by(|a, b| (&a.chain, a.seq).cmp(&(&b.chain, b.seq)));
-            let mut heads: std::collections::BTreeMap<String, ChainHead> = Default::default();
-            records = records
-                .into_iter()
-                .map(|r| {
-                    let chain = r.chain.clone().unwrap();
-                    let sealed = r.sealed(&chain, heads.get(&chain));
-                    heads.insert(
-                        chain,
-                        ChainHead {
-                            length: sealed.seq.unwrap() + 1,
-                            head: sealed.hash.clone().unwrap(),
-                        },
-                    );
-                    sealed
-                })
-                .collect();
-            std::fs::write(
-                h.store.manifest_path(&run_id),
-                serde_json::to_vec(&AuditManifest::of(&records)).unwrap(),
-            )
-            .unwrap();
+            reseal(&mut records, &manifest);
         }
-        if case != "no manifest" {
-            let lines: Vec<Value> = records.iter().map(|r| json!(r)).collect();
-            write_lines(&path, &lines);
+        let mut lines: Vec<Value> = records.iter().map(|r| json!(r)).collect();
+        if case == "stripped" {
+            strip_chains(&mut lines);
         }
+        if matches!(case, "no manifest" | "stripped") {
+            std::fs::remove_file(&manifest).unwrap();
+        }
+        write_lines(&path, &lines);
+        let checked = check(&h, &run_id).await;
+        assert_eq!(checked.status, AuditStatus::Tampered, "{case}: {checked:?}");
         if case == "resealed" {
-            assert!(
-                check(&h, &run_id).await.is_intact(),
-                "re-sealed, the chains verify"
-            );
+            // The chains link again: only the seal gives the rewrite away.
+            assert_eq!(checked.problems.len(), 1, "{checked:?}");
+            assert!(checked.problems[0].message.contains("seal"), "{checked:?}");
         }
         let before = h.snapshot().mailboxes;
         let restore = h.restore(&run_id, json!({})).await;
@@ -307,4 +363,43 @@ async fn a_restore_refuses_a_trail_that_is_edited_resealed_or_unanchored() {
             "{case}: nothing was granted"
         );
     }
+
+    let (h, run_id, _) = finished_run().await;
+    assert_eq!(check(&h, &run_id).await.status, AuditStatus::Intact);
+    let restore = h.restore(&run_id, json!({})).await;
+    let report = restore
+        .restore_result
+        .expect("the untouched trail restores");
+    assert!(report.success && report.restored.len() == 8, "{report:?}");
+    assert!(
+        report
+            .restored
+            .iter()
+            .all(|e| e.trustee.as_deref() == Some("john.smith@acmecorp.com")),
+        "every line names whom it gave access: {:?}",
+        report.restored
+    );
+}
+
+/// The data directory's audit key is all that vouches for its trails: with it deleted, a
+/// trail it sealed no longer verifies (`tampered`, the seal named), while the next run makes a
+/// new key and its own trail verifies.
+#[tokio::test]
+async fn a_deleted_audit_key_leaves_the_trails_it_sealed_unverifiable() {
+    let (h, run_id, _) = finished_run().await;
+    let key = revoke365::adapters::audit_key::audit_key_path(h.store.dir());
+    assert!(key.is_file(), "made by the first run: {}", key.display());
+    std::fs::remove_file(&key).unwrap();
+    let checked = check(&h, &run_id).await;
+    assert_eq!(checked.status, AuditStatus::Tampered, "{checked:?}");
+    assert!(
+        checked.problems.len() == 1 && checked.problems[0].message.contains("seal"),
+        "{checked:?}"
+    );
+    let next = h
+        .run(json!({"user_email": "jane.doe@acmecorp.com", "company_id": "acme"}))
+        .await;
+    assert!(key.is_file(), "a new key");
+    assert_eq!(check(&h, &next.run_id).await.status, AuditStatus::Intact);
+    assert_eq!(check(&h, &run_id).await.status, AuditStatus::Tampered);
 }

@@ -433,10 +433,21 @@ async fn a_run_stored_by_the_first_release_still_reads() {
         .unwrap();
     assert_eq!(records.len(), 17);
     let removed = revoke365::restore::removed_grants(&records);
+    assert_eq!(removed.len(), 8, "every grant it removed is still read");
+    // Written before chaining: nothing to check it against, and nothing that proves it.
+    let (status, check) = env
+        .http(
+            "GET",
+            &format!("/revocations/{run_id}/audit?verify=1"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{check}");
     assert_eq!(
-        removed.len(),
-        8,
-        "every grant it removed is still restorable"
+        (check["status"].as_str(), check["records"].as_u64()),
+        (Some("unchained"), Some(17)),
+        "{check}"
     );
 }
 

@@ -163,6 +163,7 @@ pub fn require_emulators() {
         "AWS_ENDPOINT_URL_SQS",
         "AWS_ENDPOINT_URL_DYNAMODB",
         "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        "AWS_ENDPOINT_URL_KMS",
     ] {
         assert!(
             std::env::var(var).is_ok(),
@@ -261,6 +262,7 @@ impl Env {
         )
         .await
         .expect("provision the emulators");
+        // Its own audit MAC key too (the prefix's alias), as the template makes one.
         let names = made.names;
         let urls = made.queue_urls;
         let dlq_urls = made.dlq_urls;

@@ -764,3 +764,95 @@ fn the_roles_may_read_what_history_audit_and_restore_read_and_no_more() {
         );
     }
 }
+
+/// The audit manifests' seal: an HMAC key no one can export, that only verification may make
+/// MACs with and only intake (the audit route) and discovery (a restore's planning) may check
+/// them with; the account administers it without a way to use it. Only verification may set
+/// a run's `audit_manifest`; the audit table's writers only put.
+#[test]
+fn the_audit_mac_key_seals_only_in_verification_and_no_other_function_touches_the_manifest() {
+    let t = template::load();
+    let r = &t["Resources"];
+    let key = &r["AuditMacKey"]["Properties"];
+    assert_eq!(
+        (&key["KeySpec"], &key["KeyUsage"]),
+        (&json!("HMAC_256"), &json!("GENERATE_VERIFY_MAC"))
+    );
+    let role = |name: &str| json!({"!GetAtt": format!("{name}.Arn")});
+    let mut users = Vec::new();
+    for s in template::statements(&key["KeyPolicy"]) {
+        assert_eq!(s["Effect"], "Allow", "{s}");
+        let actions = template::actions(s);
+        let uses = actions
+            .iter()
+            .any(|a| a.contains("Mac") || a == "kms:*" || a.starts_with("kms:CreateGrant"));
+        if uses {
+            assert!(
+                s["Principal"]["AWS"]
+                    != json!({"!Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}),
+                "{s}"
+            );
+            users.push((actions, s["Principal"]["AWS"].clone()));
+        }
+    }
+    assert_eq!(
+        users,
+        [
+            (
+                vec!["kms:GenerateMac".to_string()],
+                role("VerificationRole")
+            ),
+            (
+                vec!["kms:VerifyMac".to_string()],
+                json!([role("IntakeRole"), role("DiscoveryRole")])
+            ),
+        ]
+    );
+    let env =
+        |f: &str| r[f]["Properties"]["Environment"]["Variables"]["REVOKE365_AUDIT_KEY_ID"].clone();
+    for f in [
+        "IntakeFunction",
+        "DiscoveryFunction",
+        "VerificationFunction",
+    ] {
+        assert_eq!(env(f), json!({"!Ref": "AuditMacKey"}), "{f}");
+    }
+    assert_eq!(
+        env("RemovalFunction"),
+        Value::Null,
+        "removal neither seals nor checks"
+    );
+
+    let policy = |role: &str| &r[role]["Properties"]["Policies"][0]["PolicyDocument"];
+    for name in ["IntakeRole", "DiscoveryRole", "RemovalRole"] {
+        let deny = template::by_sid(policy(name), "NoAuditManifest");
+        assert_eq!(deny["Effect"], "Deny", "{name}");
+        assert_eq!(deny["Resource"], role("RunsTable"), "{name}");
+        assert_eq!(
+            deny["Condition"]["ForAnyValue:StringEquals"]["dynamodb:Attributes"], "audit_manifest",
+            "{name}"
+        );
+        assert!(
+            template::actions(deny).contains(&"dynamodb:UpdateItem".to_string()),
+            "{name}"
+        );
+    }
+    for name in [
+        "IntakeRole",
+        "DiscoveryRole",
+        "RemovalRole",
+        "VerificationRole",
+    ] {
+        for s in template::statements(policy(name)) {
+            if s["Resource"] == role("AuditTable") && s["Effect"] == "Allow" {
+                for a in template::actions(s) {
+                    assert!(
+                        ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"]
+                            .contains(&a.as_str()),
+                        "{name} may {a} on the audit table"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -35,7 +35,7 @@ fn john() -> serde_json::Value {
 }
 
 #[tokio::test]
-async fn a_completed_run_of_the_first_release_loads_and_its_audit_restores() {
+async fn a_completed_run_of_the_first_release_loads_and_its_unproven_audit_restores_nothing() {
     let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
     copy_run(&h.store, COMPLETED);
     let id = RunId(COMPLETED.into());
@@ -61,17 +61,23 @@ async fn a_completed_run_of_the_first_release_loads_and_its_audit_restores() {
         RunStatus::Completed
     );
 
-    // Its audit trail still puts every grant back: remove them again, then restore.
+    // Its audit trail names every grant it removed, but nothing proves it (no chains, no
+    // sealed manifest): a restore, which grants access, is not made from it.
+    assert_eq!(
+        revoke365::restore::removed_grants(&h.store.audit_records(&id).await.unwrap()).len(),
+        8
+    );
     let initial = h.snapshot().mailboxes;
     let report = h.report(john()).await;
     assert_eq!(report.removal_summary.total_permissions_removed, 8);
-    assert_ne!(h.snapshot().mailboxes, initial);
+    let removed = h.snapshot().mailboxes;
+    assert_ne!(removed, initial);
     let restore = h.restore(&id, json!({"include_revoked": true})).await;
-    let summary = restore.restore_result.expect("the restore's result");
-    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
-    assert_eq!(summary.restored.len(), 8);
-    assert!(summary.success);
-    assert_eq!(h.snapshot().mailboxes, initial, "the tenant as it was");
+    let failure = restore.failure.expect("refused");
+    assert_eq!(failure.code.as_str(), "audit_untrusted");
+    assert_eq!(failure.field.as_deref(), Some("run_id"));
+    assert!(failure.message.contains("unchained"), "{}", failure.message);
+    assert_eq!(h.snapshot().mailboxes, removed, "nothing was granted");
 }
 
 /// Removes `g` through the real clients, outside any run (as an admin would).

@@ -60,6 +60,8 @@ pub struct DynamoRunStore {
     orgs: String,
     /// The permission index, in a table of its own.
     index: super::index_table::DynamoIndex,
+    /// The KMS key that seals audit manifests (none until [`DynamoRunStore::with_audit_seal`]).
+    seal: super::audit_key::KmsAuditSeal,
 }
 
 fn run_pk(id: &RunId) -> String {
@@ -338,7 +340,15 @@ impl DynamoRunStore {
             audit: names.audit_table.clone(),
             orgs: names.org_table.clone(),
             index: super::index_table::DynamoIndex::new(client.clone(), &names.index_table),
+            seal: super::audit_key::KmsAuditSeal::none(),
         }
+    }
+
+    /// The store sealing and checking audit manifests with `seal` (the functions that anchor
+    /// or check a trail).
+    pub fn with_audit_seal(mut self, seal: super::audit_key::KmsAuditSeal) -> DynamoRunStore {
+        self.seal = seal;
+        self
     }
 
     /// Writes a company's org settings (seeding; the functions only read them).
@@ -1282,12 +1292,10 @@ impl RunStore for DynamoRunStore {
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError> {
-        if let (Some(chain), Some(seq)) = (record.chain.as_deref(), record.seq) {
-            if let Some(written) = self.append_chained(record, chain, seq).await? {
-                return Ok(written);
-            }
+        match (record.chain.as_deref(), record.seq) {
+            (Some(chain), Some(seq)) => self.append_chained(record, chain, seq).await,
+            _ => self.put_audit_record(record).await,
         }
-        self.put_audit_record(record).await
     }
 
     async fn audit_records(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {
@@ -1341,6 +1349,10 @@ impl RunStore for DynamoRunStore {
             HashMap::from([(":m".to_string(), s(json))]),
         )
         .await
+    }
+
+    fn audit_seal(&self) -> &dyn crate::ports::AuditSeal {
+        &self.seal
     }
 
     async fn audit_manifest(&self, run_id: &RunId) -> Result<Option<AuditManifest>, StoreError> {
@@ -1503,14 +1515,17 @@ impl DynamoRunStore {
     }
 
     /// Writes a chained record and moves its chain's head to it in one transaction.
-    /// `Some(false)`: the record exists already; `None`: another writer moved the head past
-    /// it (the record is then written alone).
+    /// `Some(false)`: the record exists already. The head moves only forward, with every
+    /// chained record, so a head at or past `seq` means the place is taken: a twin delivery
+    /// of the batch wrote there first, and the answer is [`StoreError::ChainPlaceTaken`] (the
+    /// writer links after the new head) — never a second record at one place, which would
+    /// fork the chain.
     async fn append_chained(
         &self,
         record: &AuditRecord,
         chain: &str,
         seq: u64,
-    ) -> Result<Option<bool>, StoreError> {
+    ) -> Result<bool, StoreError> {
         let built = |e: aws_sdk_dynamodb::error::BuildError| StoreError::backend(e.to_string());
         let put_record = Put::builder()
             .table_name(&self.audit)
@@ -1537,7 +1552,7 @@ impl DynamoRunStore {
                 .send()
                 .await;
             let Err(e) = written else {
-                return Ok(Some(true));
+                return Ok(true);
             };
             let reasons: Vec<String> = match e.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
@@ -1550,10 +1565,13 @@ impl DynamoRunStore {
             let failed =
                 |i: usize| reasons.get(i).map(String::as_str) == Some("ConditionalCheckFailed");
             if failed(0) {
-                return Ok(Some(false));
+                return Ok(false);
             }
             if failed(1) {
-                return Ok(None);
+                return Err(StoreError::ChainPlaceTaken {
+                    chain: chain.to_string(),
+                    seq,
+                });
             }
             let conflict = reasons.iter().any(|r| r == "TransactionConflict")
                 || e.as_service_error().and_then(|se| se.code())

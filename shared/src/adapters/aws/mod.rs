@@ -2,6 +2,7 @@
 //! secrets from Secrets Manager, and the one definition of their names.
 
 pub mod alert_ledger;
+pub mod audit_key;
 pub mod budget_hold;
 pub mod dynamodb;
 pub mod index_table;

@@ -1,7 +1,7 @@
 //! Creates the queues, tables (with their index and TTL), secrets, the alert bus and its rule
-//! of `infra/resources.json` in an AWS endpoint — LocalStack and DynamoDB Local for the tests and
-//! for trying the handlers locally (`cargo run -p revoke365-shared --features aws --example
-//! provision`). In AWS the SAM template creates the same resources (a test checks it against
+//! of `infra/resources.json`, and the audit manifests' HMAC key, in an AWS endpoint —
+//! LocalStack and DynamoDB Local for the tests and for trying the handlers locally (`cargo run
+//! -p revoke365-shared --features aws --example provision`). In AWS the SAM template creates the same resources (a test checks it against
 //! the same definition). Idempotent: what exists is left as it is.
 
 use super::resources::{resources, AwsNames, QueueDef, TableDef};
@@ -79,12 +79,44 @@ pub async fn provision(
     }
     // No webhook caller until one is put (a value already there is kept).
     put_secret(&sm, &names.webhook_secret_id, "{}", false).await?;
+    ensure_audit_key(config, &names.audit_key_id).await?;
     Ok(Provisioned {
         names,
         queue_urls,
         dlq_urls,
         alert_delivery_url,
     })
+}
+
+/// The HMAC key that seals audit manifests, under `alias` (as the template's `AuditMacKey`):
+/// made unless the alias names one already.
+async fn ensure_audit_key(config: &aws_config::SdkConfig, alias: &str) -> Result<(), Error> {
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+    let kms = aws_sdk_kms::Client::new(config);
+    match kms.describe_key().key_id(alias).send().await {
+        Ok(_) => return Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_not_found_exception()) => {}
+        Err(e) => return Err(Box::new(e)),
+    }
+    let made = kms
+        .create_key()
+        .key_spec(KeySpec::Hmac256)
+        .key_usage(KeyUsageType::GenerateVerifyMac)
+        .description("Revoke365 audit manifest seals (HMAC-SHA256)")
+        .send()
+        .await?;
+    let key_id = made
+        .key_metadata()
+        .map(|m| m.key_id().to_string())
+        .ok_or("KMS CreateKey answered no key")?;
+    kms.create_alias()
+        .alias_name(alias)
+        .target_key_id(key_id)
+        .send()
+        .await?;
+    Ok(())
 }
 
 /// Creates the secret, or (when `replace`) puts the value into the one that exists.

@@ -142,6 +142,9 @@ pub struct AwsNames {
     pub verification_queue: String,
     pub secret_id: String,
     pub webhook_secret_id: String,
+    /// The KMS HMAC key (id, ARN or alias) that seals audit manifests; in a deployment only
+    /// the functions that anchor or check a trail are given one.
+    pub audit_key_id: String,
 }
 
 impl AwsNames {
@@ -158,6 +161,8 @@ impl AwsNames {
             verification_queue: format!("{prefix}{}", r.queues.verification.name),
             secret_id: format!("{prefix}{}", r.secret.name),
             webhook_secret_id: format!("{prefix}{}", r.webhook_secret.name),
+            // The alias `provision` gives the emulators' key; a deployment names its key.
+            audit_key_id: format!("alias/{prefix}revoke365-audit-mac"),
         }
     }
 
@@ -190,6 +195,7 @@ impl AwsNames {
             verification_queue: var("REVOKE365_VERIFICATION_QUEUE_URL", d.verification_queue),
             secret_id: var("REVOKE365_SECRET_ID", d.secret_id),
             webhook_secret_id: var("REVOKE365_WEBHOOK_SECRET_ID", d.webhook_secret_id),
+            audit_key_id: var(super::audit_key::AUDIT_KEY_VAR, d.audit_key_id),
         }
     }
 }
