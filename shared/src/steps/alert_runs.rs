@@ -1,11 +1,16 @@
 //! One contain run per alerted user, through the ordinary intake, at most once per alert: an
 //! alert seen again within [`ALERT_DEDUPE_WINDOW`] (polled again, a re-sent Sentinel payload)
-//! returns the run it started.
+//! returns the run it started. Within the company's caps ([`AlertSettings`]): users it never
+//! contains are reported only, and users beyond the per-alert cap or the hourly budget await
+//! an operator's approval, with nothing removed for them.
 
+use super::alert_approval::{tell_approval, ApprovalNotice, ApprovalNoticeSent};
 use super::intake::{intake_as, Accepted, IntakeError};
-use crate::model::{AlertedUser, RunId, RunStatus, ALERT_DEDUPE_WINDOW};
-use crate::ports::{AlertLedger, Queue, RunStore};
-use chrono::Utc;
+use crate::model::{
+    AlertSettings, AlertedUser, OrgSettings, RunId, RunStatus, ALERT_DEDUPE_WINDOW,
+};
+use crate::ports::{AlertLedger, Connector, Notify, Queue, RunStore};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -43,38 +48,241 @@ impl AlertRun {
     }
 }
 
+/// A user an alert named for whom no run was started: awaiting approval, or one the company
+/// never contains automatically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldUser {
+    pub user_email: String,
+    pub alert_source: String,
+    pub alert_id: String,
+    pub incident_id: String,
+}
+
+impl HeldUser {
+    fn new(user: &AlertedUser) -> HeldUser {
+        HeldUser {
+            user_email: user.user_email.clone(),
+            alert_source: user.source.as_str().to_string(),
+            alert_id: user.alert_id.clone(),
+            incident_id: user.incident_id.clone(),
+        }
+    }
+}
+
+/// What one alert's users came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AlertOutcome {
+    /// The users contained: the run started, or the one the alert started before.
+    pub runs: Vec<AlertRun>,
+    /// Users beyond `max_contain_per_alert` or the hourly budget: nothing removed for them.
+    pub awaiting_approval: Vec<HeldUser>,
+    /// Users the company's `never_contain` names: reported, never contained automatically.
+    pub never_contain: Vec<HeldUser>,
+    /// The approval notice: where it went, or why it did not (none when nobody was held).
+    pub approval_notices: Vec<ApprovalNoticeSent>,
+}
+
+impl AlertOutcome {
+    fn absorb(&mut self, other: AlertOutcome) {
+        self.runs.extend(other.runs);
+        self.awaiting_approval.extend(other.awaiting_approval);
+        self.never_contain.extend(other.never_contain);
+        self.approval_notices.extend(other.approval_notices);
+    }
+}
+
+/// What an alert's runs are started with: the stores, the queue, the caller recorded on the
+/// runs, and the company (whose caps apply).
+#[derive(Clone, Copy)]
+pub struct AlertIntake<'a> {
+    pub store: &'a dyn RunStore,
+    pub ledger: &'a dyn AlertLedger,
+    pub queue: &'a dyn Queue,
+    pub principal: Option<&'a str>,
+    pub org: &'a OrgSettings,
+}
+
+/// Where the approval notice of a held user goes: the PSA and mailer at hand (the poller's),
+/// or a connector to reach them only when a notice is due (the Sentinel route's), or none.
+#[derive(Clone, Copy)]
+pub enum NoticeRoute<'a> {
+    Connected(Notify<'a>),
+    Connector(&'a dyn Connector),
+    Nowhere,
+}
+
 /// The ledger's key of an alert and user: a fixed-length hash, whatever the ids hold.
 fn ledger_key(company_id: &str, user: &AlertedUser) -> String {
     hex::encode(Sha256::digest(user.dedupe_key(company_id).as_bytes()))
 }
 
-/// Starts the contain run for `user` (`principal` recorded and checked against the company's
-/// allow-list), or returns the one this alert started before. A request intake refuses (bad
-/// input, a caller not allowed) is returned with its reason and no run; store and queue
-/// failures are errors (the caller tries again; the ledger keeps the retry from starting a
-/// second run).
-pub async fn start_alert_run(
-    store: &dyn RunStore,
-    ledger: &dyn AlertLedger,
-    queue: &dyn Queue,
-    principal: Option<&str>,
-    company_id: &str,
-    user: &AlertedUser,
-) -> Result<AlertRun, IntakeError> {
-    let key = ledger_key(company_id, user);
-    let mut outcome = AlertRun::new(user);
-    if let Some(run_id) = ledger.alert_run(&key).await? {
-        if let Some(run) = store.get_run(&run_id).await? {
-            info!(run_id = %run.run_id, alert_id = %user.alert_id, "alert seen before; returning its run");
-            outcome.run_id = Some(run.run_id);
-            outcome.status = Some(run.status);
-            return Ok(outcome);
+/// The ledger's key of a user an alert left awaiting approval: on a re-sent alert the same
+/// user awaits again, whatever the hour's budget has become.
+fn held_key(company_id: &str, user: &AlertedUser) -> String {
+    let key = format!("{}:awaiting_approval", user.dedupe_key(company_id));
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// The clock hour (UTC) the hourly budget counts in.
+fn budget_hour(now: DateTime<Utc>) -> String {
+    now.format("%Y-%m-%dT%H").to_string()
+}
+
+/// Logs one contain run started from an alert as a CloudWatch embedded-metric line, the
+/// count the template's contain-rate alarm watches. Only in Lambda (whose stdout is the log
+/// group): the CLI's stdout is its JSON output.
+fn count_contain_run(company_id: &str, source: &str) {
+    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
+        return;
+    }
+    let line = serde_json::json!({
+        "_aws": {
+            "Timestamp": Utc::now().timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": "Revoke365",
+                "Dimensions": [["Function"]],
+                "Metrics": [{"Name": "ContainRunsStarted", "Unit": "Count"}],
+            }],
+        },
+        "Function": std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default(),
+        "ContainRunsStarted": 1,
+        "company_id": company_id,
+        "alert_source": source,
+    });
+    println!("{line}");
+}
+
+/// Starts the contain runs of one alert's users (in the alert's order, each named once) within
+/// the company's caps: `never_contain` users are held, up to `max_contain_per_alert` users
+/// are contained while the hour's budget lasts, and the rest await approval. Users held are
+/// remembered, so the same alert again starts nothing new; the approval notice (a PSA note
+/// and an email naming them) goes once per alert.
+pub async fn contain_alert(
+    intake: AlertIntake<'_>,
+    route: NoticeRoute<'_>,
+    users: &[AlertedUser],
+    now: DateTime<Utc>,
+) -> Result<AlertOutcome, IntakeError> {
+    let settings = intake.org.alert_settings();
+    let mut outcome = AlertOutcome::default();
+    let mut contained = 0u32;
+    for user in users {
+        if settings.never_contains(&user.user_email) {
+            warn!(alert_id = %user.alert_id, "alert names a never_contain user; reported only");
+            outcome.never_contain.push(HeldUser::new(user));
+            continue;
+        }
+        if let Some(run) = earlier_run(intake, user).await? {
+            contained += 1;
+            outcome.runs.push(run);
+            continue;
+        }
+        if !may_contain(intake, &settings, user, contained, now).await? {
+            outcome.awaiting_approval.push(HeldUser::new(user));
+            continue;
+        }
+        let run = start_new_run(intake, user).await?;
+        if run.run_id.is_some() {
+            contained += 1;
+        }
+        outcome.runs.push(run);
+    }
+    if !outcome.awaiting_approval.is_empty() || !outcome.never_contain.is_empty() {
+        if let Some(first) = users.first() {
+            let notice = ApprovalNotice {
+                org: intake.org,
+                settings: &settings,
+                alert: first,
+                contained: &outcome.runs,
+                awaiting: &outcome.awaiting_approval,
+                never_contain: &outcome.never_contain,
+            };
+            outcome
+                .approval_notices
+                .push(tell_approval(intake.ledger, route, &notice).await?);
         }
     }
+    Ok(outcome)
+}
+
+/// Whether `user` may be contained now: not held by this alert before, within the per-alert
+/// cap, and given a place in the hour's budget (taken here). A user refused is remembered as
+/// held.
+async fn may_contain(
+    intake: AlertIntake<'_>,
+    settings: &AlertSettings,
+    user: &AlertedUser,
+    contained: u32,
+    now: DateTime<Utc>,
+) -> Result<bool, IntakeError> {
+    let company_id = &intake.org.company_id;
+    let held = held_key(company_id, user);
+    if intake.ledger.alert_marked(&held).await? {
+        return Ok(false);
+    }
+    let allowed = contained < settings.max_contain_per_alert
+        && intake
+            .ledger
+            .take_contain_budget(company_id, &budget_hour(now), settings.max_contain_per_hour)
+            .await?;
+    if !allowed {
+        warn!(alert_id = %user.alert_id, company_id = %company_id, "contain cap reached; the user awaits approval");
+        intake
+            .ledger
+            .mark_alert(&held, now + ALERT_DEDUPE_WINDOW)
+            .await?;
+    }
+    Ok(allowed)
+}
+
+/// Starts the contain run for every user of `users` the company's caps allow, one alert (a
+/// run of consecutive users with the same alert id) at a time.
+pub async fn contain_alerts(
+    intake: AlertIntake<'_>,
+    route: NoticeRoute<'_>,
+    users: &[AlertedUser],
+    now: DateTime<Utc>,
+) -> Result<AlertOutcome, IntakeError> {
+    let mut outcome = AlertOutcome::default();
+    for alert in users.chunk_by(|a, b| a.source == b.source && a.alert_id == b.alert_id) {
+        outcome.absorb(contain_alert(intake, route, alert, now).await?);
+    }
+    Ok(outcome)
+}
+
+/// The run this alert started for `user` before, if it did and the run still exists.
+async fn earlier_run(
+    intake: AlertIntake<'_>,
+    user: &AlertedUser,
+) -> Result<Option<AlertRun>, IntakeError> {
+    let key = ledger_key(&intake.org.company_id, user);
+    let Some(run_id) = intake.ledger.alert_run(&key).await? else {
+        return Ok(None);
+    };
+    let Some(run) = intake.store.get_run(&run_id).await? else {
+        return Ok(None);
+    };
+    info!(run_id = %run.run_id, alert_id = %user.alert_id, "alert seen before; returning its run");
+    let mut outcome = AlertRun::new(user);
+    outcome.run_id = Some(run.run_id);
+    outcome.status = Some(run.status);
+    Ok(Some(outcome))
+}
+
+/// Starts the contain run for `user` (the principal recorded and checked against the
+/// company's allow-list) and remembers it for the alert. A request intake refuses (bad input,
+/// a caller not allowed) is returned with its reason and no run; store and queue failures are
+/// errors (the caller tries again; the ledger keeps the retry from starting a second run).
+async fn start_new_run(
+    intake: AlertIntake<'_>,
+    user: &AlertedUser,
+) -> Result<AlertRun, IntakeError> {
+    let company_id = &intake.org.company_id;
+    let mut outcome = AlertRun::new(user);
     let accepted = match intake_as(
-        store,
-        queue,
-        principal,
+        intake.store,
+        intake.queue,
+        intake.principal,
         &user.request_body(company_id),
         None,
     )
@@ -89,10 +297,15 @@ pub async fn start_alert_run(
         Err(e) => return Err(e),
     };
     let Accepted { run, created } = accepted;
-    ledger
+    let key = ledger_key(company_id, user);
+    intake
+        .ledger
         .remember_alert_run(&key, &run.run_id, Utc::now() + ALERT_DEDUPE_WINDOW)
         .await?;
-    info!(run_id = %run.run_id, company_id, alert_id = %user.alert_id, alert_source = user.source.as_str(), created, "alert run");
+    info!(run_id = %run.run_id, company_id = %company_id, alert_id = %user.alert_id, alert_source = user.source.as_str(), created, "alert run");
+    if created {
+        count_contain_run(company_id, user.source.as_str());
+    }
     outcome.run_id = Some(run.run_id);
     outcome.status = Some(run.status);
     outcome.created = created;
@@ -104,19 +317,29 @@ pub async fn start_alert_run(
 pub struct SentinelOutcome {
     pub company_id: String,
     pub incident_id: String,
+    /// Why the incident started nothing (closed, benign, below `min_severity`), when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
     pub runs: Vec<AlertRun>,
+    pub awaiting_approval: Vec<HeldUser>,
+    pub never_contain: Vec<HeldUser>,
+    pub approval_notices: Vec<ApprovalNoticeSent>,
     /// Entities that name no user of the company's tenant, and why.
     pub skipped: Vec<String>,
 }
 
 /// A Sentinel playbook's incident payload (see [`crate::model::sentinel_incident`]): one
-/// contain run per Account or Mailbox entity of the company's tenant, as `principal`. The
-/// same incident sent again returns the runs it started. Bad input, an unknown company or a
-/// caller not allowed start nothing.
+/// contain run per Account or Mailbox entity of the company's tenant, as `principal`, within
+/// the company's caps. The same incident sent again returns the runs it started. Bad input
+/// (checked before anything is read), an unknown company or a caller not allowed start
+/// nothing; so does a closed or benign incident, or one below the company's `min_severity`
+/// (`ignored` says why). `connector` reaches the company's PSA and mailer for the approval
+/// notice, when one is due.
 pub async fn intake_sentinel(
     store: &dyn RunStore,
     ledger: &dyn AlertLedger,
     queue: &dyn Queue,
+    connector: Option<&dyn Connector>,
     principal: Option<&str>,
     body: &serde_json::Value,
 ) -> Result<SentinelOutcome, IntakeError> {
@@ -133,28 +356,46 @@ pub async fn intake_sentinel(
         return Err(refused.into());
     }
     let incident = crate::model::sentinel_incident(body, Some(&org.tenant_id))?;
-    let Some(incident_id) = incident.users.first().map(|u| u.incident_id.clone()) else {
+    let mut outcome = SentinelOutcome {
+        company_id,
+        incident_id: incident.incident_id.clone(),
+        ignored: incident.ignored_by(&org.alert_settings()),
+        runs: Vec::new(),
+        awaiting_approval: Vec::new(),
+        never_contain: Vec::new(),
+        approval_notices: Vec::new(),
+        skipped: incident.skipped,
+    };
+    if let Some(why) = &outcome.ignored {
+        info!(company_id = %outcome.company_id, incident_id = %outcome.incident_id, %why, "sentinel incident ignored");
+        return Ok(outcome);
+    }
+    if incident.users.is_empty() {
         return Err(crate::model::InvalidRequest::new(
             "entities",
             format!(
                 "no Account or Mailbox entity names a user of this company's tenant ({})",
-                if incident.skipped.is_empty() {
+                if outcome.skipped.is_empty() {
                     "no such entity".to_string()
                 } else {
-                    incident.skipped.join("; ")
+                    outcome.skipped.join("; ")
                 }
             ),
         )
         .into());
-    };
-    let mut runs = Vec::new();
-    for user in &incident.users {
-        runs.push(start_alert_run(store, ledger, queue, principal, &company_id, user).await?);
     }
-    Ok(SentinelOutcome {
-        company_id,
-        incident_id,
-        runs,
-        skipped: incident.skipped,
-    })
+    let intake = AlertIntake {
+        store,
+        ledger,
+        queue,
+        principal,
+        org: &org,
+    };
+    let route = connector.map_or(NoticeRoute::Nowhere, NoticeRoute::Connector);
+    let contained = contain_alert(intake, route, &incident.users, Utc::now()).await?;
+    outcome.runs = contained.runs;
+    outcome.awaiting_approval = contained.awaiting_approval;
+    outcome.never_contain = contained.never_contain;
+    outcome.approval_notices = contained.approval_notices;
+    Ok(outcome)
 }
