@@ -141,7 +141,7 @@ pub async fn watch(args: WatchArgs) -> Result<u8, CliError> {
                 crate::sandbox_artifacts(&target, &run_id.0, ticket.as_deref());
             }
         }
-        for notice in &report.approval_notices {
+        for notice in report.approval_notices.iter().filter(|n| !n.sent_before) {
             crate::sandbox_artifacts_marked(
                 &target,
                 &notice.reference,

@@ -23,6 +23,8 @@ pub struct ApprovalNoticeSent {
     /// The ticket the note went to, when one was made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ticket_id: Option<String>,
+    /// The notice of this alert went before (the alert came again): nothing was sent now.
+    pub sent_before: bool,
     /// A line per channel: where it went, or why it did not.
     pub outcome: Vec<String>,
 }
@@ -163,10 +165,12 @@ pub(super) async fn tell_approval(
         alert_id: notice.alert.alert_id.clone(),
         reference: notice.marker(),
         ticket_id: None,
+        sent_before: false,
         outcome: Vec::new(),
     };
     let until = Utc::now() + ALERT_DEDUPE_WINDOW;
     if !ledger.mark_alert(&notice.key(), until).await? {
+        sent.sent_before = true;
         sent.outcome
             .push("the approval notice of this alert was sent before".into());
         return Ok(sent);
