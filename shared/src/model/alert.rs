@@ -453,6 +453,49 @@ mod tests {
     }
 
     #[test]
+    fn a_sentinel_payload_out_of_bounds_names_the_field() {
+        let body = |change: Value| {
+            let mut body = json!({"company_id": "acme", "incident_id": "7", "severity": "High",
+                "entities": [{"Type": "mailbox", "MailboxPrimaryAddress": "a@acme.example"}]});
+            body.as_object_mut()
+                .unwrap()
+                .extend(change.as_object().unwrap().clone());
+            body
+        };
+        let many: Vec<Value> = (0..=MAX_SENTINEL_ENTITIES)
+            .map(|n| json!({"Type": "mailbox", "MailboxPrimaryAddress": format!("u{n}@acme.example")}))
+            .collect();
+        for (change, field) in [
+            (json!({"entities": many}), "entities"),
+            (json!({"incident_id": "9".repeat(129)}), "incident_id"),
+            (json!({"incident_id": "INC\u{7}1"}), "incident_id"),
+            (json!({"severity": "Critical"}), "severity"),
+            (json!({"severity": null}), "severity"),
+            (json!({"status": "Resolved"}), "status"),
+            (json!({"classification": "Benign"}), "classification"),
+            (json!({"title": "t".repeat(513)}), "title"),
+            (
+                json!({"entities": [{"Type": "account", "Name": "n".repeat(321), "UPNSuffix": "acme.example"}]}),
+                "entities[0].Name",
+            ),
+        ] {
+            let e = sentinel_incident(&body(change), None).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        }
+        let incident = sentinel_incident(
+            &body(json!({"status": "Closed", "classification": "TruePositive"})),
+            None,
+        )
+        .unwrap();
+        let settings = super::super::AlertSettings::default();
+        assert!(incident.ignored_by(&settings).unwrap().contains("Closed"));
+        let low = sentinel_incident(&body(json!({"severity": "low"})), None).unwrap();
+        assert!(low.ignored_by(&settings).unwrap().contains("min_severity"));
+        let high = sentinel_incident(&body(json!({"status": "Active"})), None).unwrap();
+        assert_eq!(high.ignored_by(&settings), None);
+    }
+
+    #[test]
     fn a_sentinel_payload_without_incident_or_entities_names_the_field() {
         let e =
             sentinel_incident(&json!({"company_id": "acme", "entities": [{}]}), None).unwrap_err();

@@ -710,6 +710,57 @@ mod tests {
         assert!(misspelt.contains("min_severty"), "{misspelt}");
     }
 
+    #[test]
+    fn alert_caps_default_to_five_and_twenty_and_bad_values_name_the_company_and_field() {
+        let settings = AlertSettings::default();
+        assert_eq!(
+            (
+                settings.max_contain_per_alert,
+                settings.max_contain_per_hour
+            ),
+            (5, 20)
+        );
+        let org = |alerts: serde_json::Value| {
+            let mut org = OrgSettings::from_fixture(&serde_json::json!({
+                "tenant_id": "3f6d2c1a-8b4e-4f7a-9c2d-1e5b7a9c0d4f",
+                "organization": {"company_id": "acme", "company_name": "Acme",
+                    "psa_kind": "none", "m365_permission_ticket_board": "b",
+                    "notification_sender": "it@acme.example"}
+            }))
+            .unwrap();
+            org.alerts = Some(serde_json::from_value(alerts).unwrap());
+            org
+        };
+        let ok = org(serde_json::json!({"never_contain": ["BreakGlass@acme.example"]}));
+        ok.validate().unwrap();
+        assert!(ok
+            .alert_settings()
+            .never_contains(" breakglass@ACME.example"));
+        assert!(!ok.alert_settings().never_contains("ceo@acme.example"));
+        for (alerts, field) in [
+            (
+                serde_json::json!({"max_contain_per_alert": 0}),
+                "alerts.max_contain_per_alert",
+            ),
+            (
+                serde_json::json!({"max_contain_per_alert": 1001}),
+                "alerts.max_contain_per_alert",
+            ),
+            (
+                serde_json::json!({"max_contain_per_hour": 0}),
+                "alerts.max_contain_per_hour",
+            ),
+            (
+                serde_json::json!({"never_contain": ["not-an-address"]}),
+                "alerts.never_contain",
+            ),
+        ] {
+            let e = org(alerts).validate().unwrap_err();
+            assert_eq!(e.field, field);
+            assert!(e.message.contains("company 'acme'"), "{e}");
+        }
+    }
+
     /// The sandbox reads a fixture's company without `validate` (its tenant id is the
     /// simulator's): each one still holds to what a config's company must be.
     #[test]

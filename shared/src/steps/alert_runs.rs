@@ -128,28 +128,37 @@ fn budget_hour(now: DateTime<Utc>) -> String {
     now.format("%Y-%m-%dT%H").to_string()
 }
 
-/// Logs one contain run started from an alert as a CloudWatch embedded-metric line, the
-/// count the template's contain-rate alarm watches. Only in Lambda (whose stdout is the log
-/// group): the CLI's stdout is its JSON output.
-fn count_contain_run(company_id: &str, source: &str) {
-    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
-        return;
-    }
-    let line = serde_json::json!({
+/// The CloudWatch namespace and metric of the contain runs started from alerts, with the
+/// dimension that names the function (the template's `ContainRunRateAlarm` watches them).
+pub const CONTAIN_METRIC_NAMESPACE: &str = "Revoke365";
+pub const CONTAIN_METRIC: &str = "ContainRunsStarted";
+pub const CONTAIN_METRIC_DIMENSION: &str = "Function";
+
+/// One contain run started by `function`, as a CloudWatch embedded-metric log line.
+fn contain_metric_line(function: &str, company_id: &str, source: &str) -> serde_json::Value {
+    serde_json::json!({
         "_aws": {
             "Timestamp": Utc::now().timestamp_millis(),
             "CloudWatchMetrics": [{
-                "Namespace": "Revoke365",
-                "Dimensions": [["Function"]],
-                "Metrics": [{"Name": "ContainRunsStarted", "Unit": "Count"}],
+                "Namespace": CONTAIN_METRIC_NAMESPACE,
+                "Dimensions": [[CONTAIN_METRIC_DIMENSION]],
+                "Metrics": [{"Name": CONTAIN_METRIC, "Unit": "Count"}],
             }],
         },
-        "Function": std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default(),
-        "ContainRunsStarted": 1,
+        CONTAIN_METRIC_DIMENSION: function,
+        CONTAIN_METRIC: 1,
         "company_id": company_id,
         "alert_source": source,
-    });
-    println!("{line}");
+    })
+}
+
+/// Logs one contain run started from an alert as an embedded-metric line. Only in Lambda,
+/// whose stdout is the function's log group: the CLI's stdout is its JSON output.
+fn count_contain_run(company_id: &str, source: &str) {
+    let Ok(function) = std::env::var("AWS_LAMBDA_FUNCTION_NAME") else {
+        return;
+    };
+    println!("{}", contain_metric_line(&function, company_id, source));
 }
 
 /// Starts the contain runs of one alert's users (in the alert's order, each named once) within
@@ -398,4 +407,35 @@ pub async fn intake_sentinel(
     outcome.never_contain = contained.never_contain;
     outcome.approval_notices = contained.approval_notices;
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line the functions log is the metric the template's alarm watches.
+    #[test]
+    fn the_contain_metric_line_is_the_one_the_template_alarms_on() {
+        let line = contain_metric_line("revoke365-intake", "acme", "sentinel");
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], CONTAIN_METRIC_NAMESPACE);
+        assert_eq!(directive["Metrics"][0]["Name"], CONTAIN_METRIC);
+        assert_eq!(directive["Dimensions"][0][0], CONTAIN_METRIC_DIMENSION);
+        assert_eq!(line[CONTAIN_METRIC], 1);
+        assert_eq!(line[CONTAIN_METRIC_DIMENSION], "revoke365-intake");
+        let template = include_str!("../../../template.yaml");
+        let alarm = &template[template
+            .find("  ContainRunRateAlarm:")
+            .expect("the template has the contain-rate alarm")..];
+        let alarm = &alarm[..alarm.find("\n\n").unwrap_or(alarm.len())];
+        for expected in [
+            format!("Namespace: {CONTAIN_METRIC_NAMESPACE}"),
+            format!("MetricName: {CONTAIN_METRIC}"),
+            format!("- Name: {CONTAIN_METRIC_DIMENSION}"),
+            "Value: !Ref IntakeFunction".to_string(),
+            "Value: !Ref DiscoveryFunction".to_string(),
+        ] {
+            assert!(alarm.contains(&expected), "{expected}");
+        }
+    }
 }

@@ -467,3 +467,29 @@ async fn resolved_benign_closed_or_low_alerts_start_nothing_and_oversized_fields
     assert!(state.sent_mail.is_empty());
     assert_eq!(state.direct_grants_of(&crowd(1)).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hourly_budget_and_the_notice_mark_hold_under_concurrent_invocations() {
+    use revoke365::ports::AlertLedger;
+    let env = Env::start(fixture("acme-tenant.json"), 10).await;
+    let store = &env.intake.store;
+    let takes = (0..12).map(|_| store.take_contain_budget("acme", "2026-12-07T14", 4));
+    let taken = futures_util::future::join_all(takes).await;
+    assert_eq!(taken.iter().filter(|t| *t.as_ref().unwrap()).count(), 4);
+    // Another hour, another company: budgets of their own.
+    assert!(store
+        .take_contain_budget("acme", "2026-12-07T15", 4)
+        .await
+        .unwrap());
+    assert!(store
+        .take_contain_budget("contoso", "2026-12-07T14", 4)
+        .await
+        .unwrap());
+
+    let until = chrono::Utc::now() + chrono::Duration::days(1);
+    let marks = (0..6).map(|_| store.mark_alert("notice-key", until));
+    let marked = futures_util::future::join_all(marks).await;
+    assert_eq!(marked.iter().filter(|m| *m.as_ref().unwrap()).count(), 1);
+    assert!(store.alert_marked("notice-key").await.unwrap());
+    assert!(!store.alert_marked("other-key").await.unwrap());
+}
