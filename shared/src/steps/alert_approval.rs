@@ -3,7 +3,7 @@
 //! approval and those the company never contains automatically, and the command or API call
 //! that contains one. Sent at most once per alert (a re-sent alert says it was sent before).
 
-use super::alert_runs::{AlertRun, HeldUser, NoticeRoute};
+use super::alert_runs::{AlertRun, HeldUser, Reached};
 use crate::error::StoreError;
 use crate::model::{AlertSettings, AlertedUser, OrgSettings, ALERT_DEDUPE_WINDOW};
 use crate::ports::{AlertLedger, NewTicket, Notify, OutgoingMail};
@@ -154,11 +154,11 @@ impl ApprovalNotice<'_> {
     }
 }
 
-/// Sends the notice once per alert over `route`, and says what became of it. Only the
+/// Sends the notice once per alert to the PSA and mail `reached` reaches, and says what became of it. Only the
 /// ledger's failure is an error.
 pub(super) async fn tell_approval(
     ledger: &dyn AlertLedger,
-    route: NoticeRoute<'_>,
+    reached: &mut Reached<'_>,
     notice: &ApprovalNotice<'_>,
 ) -> Result<ApprovalNoticeSent, StoreError> {
     let mut sent = ApprovalNoticeSent {
@@ -175,17 +175,11 @@ pub(super) async fn tell_approval(
             .push("the approval notice of this alert was sent before".into());
         return Ok(sent);
     }
-    match route {
-        NoticeRoute::Connected(notify) => deliver(notify, notice, &mut sent).await,
-        NoticeRoute::Connector(connector) => match connector.connect(notice.org).await {
-            Ok(connections) => deliver(connections.notify(), notice, &mut sent).await,
-            Err(e) => sent.outcome.push(format!(
-                "approval notice not sent: cannot reach the company's PSA and mail: {e}"
-            )),
-        },
-        NoticeRoute::Nowhere => sent.outcome.push(
-            "approval notice not sent: no PSA or mail connection here; the users are listed in this answer".into(),
-        ),
+    match reached.connections(notice.org).await {
+        Ok(connections) => deliver(connections.notify(), notice, &mut sent).await,
+        Err(why) => sent.outcome.push(format!(
+            "approval notice not sent ({why}); the users are listed in this answer"
+        )),
     }
     info!(company_id = %notice.org.company_id, alert_id = %notice.alert.alert_id, awaiting = notice.awaiting.len(), never_contain = notice.never_contain.len(), "approval notice");
     Ok(sent)

@@ -9,7 +9,7 @@ use super::intake::{intake_as, Accepted, IntakeError};
 use crate::model::{
     AlertSettings, AlertedUser, OrgSettings, RunId, RunStatus, ALERT_DEDUPE_WINDOW,
 };
-use crate::ports::{AlertLedger, Connector, Notify, Queue, RunStore};
+use crate::ports::{AlertLedger, Connections, Connector, Queue, RunStore};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -102,13 +102,86 @@ pub struct AlertIntake<'a> {
     pub org: &'a OrgSettings,
 }
 
-/// Where the approval notice of a held user goes: the PSA and mailer at hand (the poller's),
-/// or a connector to reach them only when a notice is due (the Sentinel route's), or none.
+/// How an alert's handling reaches the company's tenant (to see whether a user is one it never
+/// contains under another address), PSA and mail (the approval notice): connected already (the
+/// poller), through a connector on first need (the Sentinel route), or not at all.
 #[derive(Clone, Copy)]
-pub enum NoticeRoute<'a> {
-    Connected(Notify<'a>),
+pub enum Reach<'a> {
+    Connected(&'a Connections),
     Connector(&'a dyn Connector),
     Nowhere,
+}
+
+/// A [`Reach`] with the connection it made, made at most once.
+pub(super) struct Reached<'a> {
+    reach: Reach<'a>,
+    made: Option<Result<Connections, String>>,
+}
+
+impl<'a> Reached<'a> {
+    fn new(reach: Reach<'a>) -> Self {
+        Reached { reach, made: None }
+    }
+
+    /// The company's connections, or why there are none here.
+    pub(super) async fn connections(&mut self, org: &OrgSettings) -> Result<&Connections, String> {
+        match self.reach {
+            Reach::Connected(connections) => Ok(connections),
+            Reach::Nowhere => Err("no connection to the company's tenant, PSA or mail here".into()),
+            Reach::Connector(connector) => {
+                if self.made.is_none() {
+                    let made = connector.connect(org).await.map_err(|e| {
+                        format!("cannot reach the company's tenant, PSA and mail: {e}")
+                    });
+                    self.made = Some(made);
+                }
+                match self.made.as_ref() {
+                    Some(Ok(connections)) => Ok(connections),
+                    Some(Err(e)) => Err(e.clone()),
+                    None => Err("not connected".into()),
+                }
+            }
+        }
+    }
+}
+
+/// Whether the directory knows `user` under an address the company never contains (its UPN,
+/// primary address or a proxy address): `Ok(None)` when it does not, or when no directory is
+/// reachable here at all; `Err` when it could not be asked (the user is then not contained
+/// automatically either).
+async fn never_contained_as(
+    reached: &mut Reached<'_>,
+    org: &OrgSettings,
+    settings: &AlertSettings,
+    user: &AlertedUser,
+) -> Result<Option<String>, String> {
+    if settings.never_contain.is_empty() {
+        return Ok(None);
+    }
+    if matches!(reached.reach, Reach::Nowhere) {
+        // No directory here: compared by the alert's own address only.
+        return Ok(None);
+    }
+    let connections = reached.connections(org).await?;
+    let lookup = connections
+        .directory
+        .find_user(&user.user_email)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(found) = lookup.user() else {
+        return Ok(None);
+    };
+    let addresses = std::iter::once(found.user_principal_name.as_str())
+        .chain(found.mail.as_deref())
+        .chain(found.proxy_addresses.iter().map(|p| {
+            p.split_once(':')
+                .filter(|(kind, _)| kind.eq_ignore_ascii_case("smtp"))
+                .map_or(p.as_str(), |(_, address)| address)
+        }));
+    Ok(addresses
+        .into_iter()
+        .find(|a| settings.never_contains(a))
+        .map(str::to_string))
 }
 
 /// The ledger's key of an alert and user: a fixed-length hash, whatever the ids hold.
@@ -168,11 +241,12 @@ fn count_contain_run(company_id: &str, source: &str) {
 /// and an email naming them) goes once per alert.
 pub async fn contain_alert(
     intake: AlertIntake<'_>,
-    route: NoticeRoute<'_>,
+    reach: Reach<'_>,
     users: &[AlertedUser],
     now: DateTime<Utc>,
 ) -> Result<AlertOutcome, IntakeError> {
     let settings = intake.org.alert_settings();
+    let mut reached = Reached::new(reach);
     let mut outcome = AlertOutcome::default();
     let mut contained = 0u32;
     for user in users {
@@ -186,9 +260,16 @@ pub async fn contain_alert(
             outcome.runs.push(run);
             continue;
         }
-        if !may_contain(intake, &settings, user, contained, now).await? {
-            outcome.awaiting_approval.push(HeldUser::new(user));
-            continue;
+        match admit(intake, &mut reached, &settings, user, contained, now).await? {
+            Admission::Contain => {}
+            Admission::NeverContain => {
+                outcome.never_contain.push(HeldUser::new(user));
+                continue;
+            }
+            Admission::AwaitApproval => {
+                outcome.awaiting_approval.push(HeldUser::new(user));
+                continue;
+            }
         }
         let run = start_new_run(intake, user).await?;
         if run.run_id.is_some() {
@@ -208,53 +289,76 @@ pub async fn contain_alert(
             };
             outcome
                 .approval_notices
-                .push(tell_approval(intake.ledger, route, &notice).await?);
+                .push(tell_approval(intake.ledger, &mut reached, &notice).await?);
         }
     }
     Ok(outcome)
 }
 
-/// Whether `user` may be contained now: not held by this alert before, within the per-alert
-/// cap, and given a place in the hour's budget (taken here). A user refused is remembered as
-/// held.
-async fn may_contain(
+/// What becomes of a user an alert names who has no run of it yet.
+enum Admission {
+    Contain,
+    NeverContain,
+    AwaitApproval,
+}
+
+/// Whether `user` is contained now: not held by this alert before, within the per-alert cap,
+/// not a `never_contain` user under another address, and given a place in the hour's budget
+/// (taken here). A user held for a cap is remembered as held.
+async fn admit(
     intake: AlertIntake<'_>,
+    reached: &mut Reached<'_>,
     settings: &AlertSettings,
     user: &AlertedUser,
     contained: u32,
     now: DateTime<Utc>,
-) -> Result<bool, IntakeError> {
+) -> Result<Admission, IntakeError> {
     let company_id = &intake.org.company_id;
     let held = held_key(company_id, user);
     if intake.ledger.alert_marked(&held).await? {
-        return Ok(false);
+        return Ok(Admission::AwaitApproval);
     }
-    let allowed = contained < settings.max_contain_per_alert
-        && intake
+    if contained < settings.max_contain_per_alert {
+        match never_contained_as(reached, intake.org, settings, user).await {
+            Ok(None) => {}
+            Ok(Some(address)) => {
+                warn!(alert_id = %user.alert_id, %address, "alert names a never_contain user by another address; reported only");
+                return Ok(Admission::NeverContain);
+            }
+            Err(e) => {
+                // Not known not to be a never_contain user: an operator decides. Not
+                // remembered, so the alert sent again asks the directory again.
+                warn!(alert_id = %user.alert_id, reason = %e, "never_contain lookup failed; the user awaits approval");
+                return Ok(Admission::AwaitApproval);
+            }
+        }
+        if intake
             .ledger
             .take_contain_budget(company_id, &budget_hour(now), settings.max_contain_per_hour)
-            .await?;
-    if !allowed {
-        warn!(alert_id = %user.alert_id, company_id = %company_id, "contain cap reached; the user awaits approval");
-        intake
-            .ledger
-            .mark_alert(&held, now + ALERT_DEDUPE_WINDOW)
-            .await?;
+            .await?
+        {
+            return Ok(Admission::Contain);
+        }
     }
-    Ok(allowed)
+    warn!(alert_id = %user.alert_id, company_id = %company_id, "contain cap reached; the user awaits approval");
+    intake
+        .ledger
+        .mark_alert(&held, now + ALERT_DEDUPE_WINDOW)
+        .await?;
+    Ok(Admission::AwaitApproval)
 }
 
 /// Starts the contain run for every user of `users` the company's caps allow, one alert (a
 /// run of consecutive users with the same alert id) at a time.
 pub async fn contain_alerts(
     intake: AlertIntake<'_>,
-    route: NoticeRoute<'_>,
+    reach: Reach<'_>,
     users: &[AlertedUser],
     now: DateTime<Utc>,
 ) -> Result<AlertOutcome, IntakeError> {
     let mut outcome = AlertOutcome::default();
     for alert in users.chunk_by(|a, b| a.source == b.source && a.alert_id == b.alert_id) {
-        outcome.absorb(contain_alert(intake, route, alert, now).await?);
+        outcome.absorb(contain_alert(intake, reach, alert, now).await?);
     }
     Ok(outcome)
 }
@@ -400,8 +504,8 @@ pub async fn intake_sentinel(
         principal,
         org: &org,
     };
-    let route = connector.map_or(NoticeRoute::Nowhere, NoticeRoute::Connector);
-    let contained = contain_alert(intake, route, &incident.users, Utc::now()).await?;
+    let reach = connector.map_or(Reach::Nowhere, Reach::Connector);
+    let contained = contain_alert(intake, reach, &incident.users, Utc::now()).await?;
     outcome.runs = contained.runs;
     outcome.awaiting_approval = contained.awaiting_approval;
     outcome.never_contain = contained.never_contain;

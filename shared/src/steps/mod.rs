@@ -26,7 +26,7 @@ pub use crate::ports::{Connections, Connector, NoProgress, Notify, ProgressObser
 pub use alert_approval::ApprovalNoticeSent;
 pub use alert_runs::{
     contain_alert, contain_alerts, intake_sentinel, AlertIntake, AlertOutcome, AlertRun, HeldUser,
-    NoticeRoute, SentinelOutcome,
+    Reach, SentinelOutcome,
 };
 pub use audit_trail::check_run_audit;
 pub use discover::discover;

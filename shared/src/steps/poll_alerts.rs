@@ -3,7 +3,7 @@
 //! starts one contain run per compromised user, within the company's caps.
 
 use super::alert_approval::ApprovalNoticeSent;
-use super::alert_runs::{contain_alerts, AlertIntake, AlertRun, HeldUser, NoticeRoute};
+use super::alert_runs::{contain_alerts, AlertIntake, AlertRun, HeldUser, Reach};
 use crate::error::{ErrorKind, RemoteError, StepError};
 use crate::model::{
     AlertSettings, AlertSourceKind, AlertedUser, OrgSettings, RiskyUser, SecurityAlert,
@@ -116,8 +116,7 @@ pub async fn poll_alerts(
             }
             Err(e) => return Err(e.into()),
         };
-        let route = NoticeRoute::Connected(connections.notify());
-        let outcome = contain_alerts(intake, route, &users, now)
+        let outcome = contain_alerts(intake, Reach::Connected(connections), &users, now)
             .await
             .map_err(|e| match e {
                 IntakeError::Store(e) => StepError::Store(e),
