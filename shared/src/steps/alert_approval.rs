@@ -7,7 +7,7 @@ use super::alert_runs::{AlertRun, HeldUser, Reached};
 use crate::error::StoreError;
 use crate::model::{AlertSettings, AlertedUser, OrgSettings, ALERT_DEDUPE_WINDOW};
 use crate::ports::{AlertLedger, NewTicket, Notify, OutgoingMail};
-use crate::render::{esc, one_line};
+use crate::render::{esc, marked_summary, one_line};
 use chrono::Utc;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -192,7 +192,15 @@ async fn deliver(notify: Notify<'_>, notice: &ApprovalNotice<'_>, sent: &mut App
     let told = &mut sent.outcome;
     if org.psa_kind.has_tickets() {
         let ticket = NewTicket {
-            summary: format!("{} [{}]", notice.subject(), notice.marker()),
+            summary: marked_summary(
+                &format!(
+                    "Approve containment: {} user(s) of {} incident {}",
+                    notice.awaiting.len() + notice.never_contain.len(),
+                    notice.alert.source.as_str(),
+                    notice.alert.incident_id
+                ),
+                &notice.marker(),
+            ),
             board: org.m365_permission_ticket_board.clone(),
             company: org.psa_company.clone(),
             initial_description:

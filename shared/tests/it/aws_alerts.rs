@@ -280,7 +280,17 @@ async fn an_incident_naming_500_users_contains_five_and_asks_approval_for_the_re
         assert!(text.contains("revoke365 run --company-id acme --user"));
         assert!(text.contains("POST /revocations"));
     }
-    let mails_before = env.sim.snapshot().sent_mail.len();
+    // The notice's own ticket, found by its reference, in a summary every PSA takes.
+    let state = env.sim.snapshot();
+    let ticket = state
+        .tickets
+        .iter()
+        .find(|t| t.summary.contains(&reference))
+        .expect("the approval ticket");
+    assert!(ticket.summary.chars().count() <= 100, "{}", ticket.summary);
+    assert_eq!(ticket.board, "Service Desk");
+    assert_eq!(ticket.notes.len(), 1);
+    let mails_before = state.sent_mail.len();
 
     // Re-sent: the same runs, the same users waiting, no new run, no second notice.
     let (status, again) = env.post_sentinel(&body).await;
