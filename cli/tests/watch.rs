@@ -268,6 +268,73 @@ fn an_alert_naming_501_users_contains_five_asks_approval_for_495_and_never_conta
         .any(|p| p.to_string_lossy().contains(reference)));
 }
 
+/// The crowd tenant with `alerts` as its Defender alerts (each naming its users as
+/// compromised) and the company's hourly budget at three.
+fn budget_fixture(dir: &Path, name: &str, alerts: &[(&str, &[usize])]) -> std::path::PathBuf {
+    let crowd_path = crowd_fixture(dir);
+    let mut f: Value = serde_json::from_str(&std::fs::read_to_string(crowd_path).unwrap()).unwrap();
+    f["security_alerts"] = alerts
+        .iter()
+        .enumerate()
+        .map(|(i, (id, users))| {
+            let evidence: Vec<Value> = users
+                .iter()
+                .map(|n| serde_json::json!({"user": crowd(*n), "roles": ["compromised"]}))
+                .collect();
+            serde_json::json!({"id": id, "severity": "high", "minutes_ago": 10 - i as i64,
+                "evidence": evidence})
+        })
+        .collect();
+    f["organization"]["alerts"] =
+        serde_json::json!({"entra_id_protection": false, "max_contain_per_hour": 3});
+    let path = dir.join(name);
+    std::fs::write(&path, f.to_string()).unwrap();
+    path
+}
+
+/// The hourly budget counts per clock hour: a test of it starts clear of the hour's end.
+fn clear_of_the_hour_end() {
+    let into_hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 3600;
+    if into_hour > 3540 {
+        std::thread::sleep(std::time::Duration::from_secs(3601 - into_hour));
+    }
+}
+
+#[test]
+fn the_hourly_budget_holds_across_alerts_and_across_watch_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    clear_of_the_hour_end();
+    let two = budget_fixture(
+        tmp.path(),
+        "two.json",
+        &[("da-a", &[1, 2]), ("da-b", &[3, 4])],
+    );
+    let out = watch_fixture_once(&two, &data);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = stdout_json(&out);
+    assert_eq!(emails(&first["runs"]), [crowd(1), crowd(2), crowd(3)]);
+    assert_eq!(emails(&first["awaiting_approval"]), [crowd(4)]);
+    assert_eq!(first["approval_notices"][0]["alert_id"], "da-b");
+
+    // Another process, another alert, the same hour: the budget is spent.
+    let third = budget_fixture(tmp.path(), "third.json", &[("da-c", &[5])]);
+    let out = watch_fixture_once(&third, &data);
+    assert_eq!(out.status.code(), Some(0));
+    let second = stdout_json(&out);
+    assert_eq!(second["started"], 0, "{second:#}");
+    assert_eq!(emails(&second["awaiting_approval"]), [crowd(5)]);
+}
+
 #[test]
 fn watch_needs_once_or_a_sensible_interval() {
     let tmp = tempfile::tempdir().unwrap();
