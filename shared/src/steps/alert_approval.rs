@@ -67,10 +67,23 @@ impl ApprovalNotice<'_> {
         )
     }
 
-    /// The contain run an operator starts for `user`, as a command and as an API body.
+    /// The contain run an operator starts for `user`, as a command and as an API body. The
+    /// incident id comes from the alert: only its plain characters go into a command an
+    /// operator may paste into a shell.
     fn approve(&self, user: &str) -> (String, String) {
         let company = &self.org.company_id;
-        let incident = one_line(&self.alert.incident_id);
+        let incident: String = self
+            .alert
+            .incident_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.:".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         let command = format!(
             "revoke365 run --company-id {company} --user {user} --contain --victim-mailbox --reason \"approved: {} incident {incident}\"",
             self.alert.source.as_str()
@@ -244,5 +257,53 @@ async fn deliver(notify: Notify<'_>, notice: &ApprovalNotice<'_>, sent: &mut App
             warn!(reason = %e, "approval email not sent");
             told.push(format!("approval email could not be sent: {e}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AlertSourceKind;
+
+    /// An incident id is the alert's text: in the approval command only its plain characters
+    /// are kept, so pasting the command runs nothing else.
+    #[test]
+    fn the_approval_command_keeps_only_plain_characters_of_the_incident_id() {
+        let org = OrgSettings::from_fixture(&serde_json::json!({
+            "tenant_id": "3f6d2c1a-8b4e-4f7a-9c2d-1e5b7a9c0d4f",
+            "organization": {"company_id": "acme", "company_name": "Acme",
+                "m365_permission_ticket_board": "b", "notification_sender": "it@acme.example"}
+        }))
+        .unwrap();
+        let settings = AlertSettings::default();
+        let alert = AlertedUser {
+            source: AlertSourceKind::Sentinel,
+            alert_id: "x".into(),
+            incident_id: "INC-7\"; rm -rf ~ #".into(),
+            severity: Some("high".into()),
+            user_email: "a@acme.example".into(),
+            reason: "Microsoft Sentinel incident".into(),
+        };
+        let held = [HeldUser {
+            user_email: "b@acme.example".into(),
+            alert_source: "sentinel".into(),
+            alert_id: "x".into(),
+            incident_id: alert.incident_id.clone(),
+        }];
+        let notice = ApprovalNotice {
+            org: &org,
+            settings: &settings,
+            alert: &alert,
+            contained: &[],
+            awaiting: &held,
+            never_contain: &[],
+        };
+        let (command, _) = notice.approve("b@acme.example");
+        assert!(
+            command.ends_with("--reason \"approved: sentinel incident INC-7___rm_-rf____\""),
+            "{command}"
+        );
+        assert!(notice.text().contains("b@acme.example"));
+        assert!(!notice.html().contains("7\";"), "escaped in HTML");
     }
 }
