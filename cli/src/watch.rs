@@ -2,7 +2,8 @@
 //! XDR alerts and Entra ID Protection risky users (the same poller as the scheduled
 //! `poll_alerts` job) and runs one contain run per compromised user to its end. The watermarks
 //! and which alert started which run live in the data directory, so an alert is acted on once
-//! however often it is polled.
+//! however often it is polled. The company's caps hold here as on AWS: users beyond them are
+//! listed as `awaiting_approval`, and an approval note and email name them.
 
 use crate::args::{Format, WatchArgs};
 use crate::{engine, internal, new_origin, os_user, progress, target};
@@ -91,7 +92,7 @@ pub async fn watch(args: WatchArgs) -> Result<u8, CliError> {
             store.as_ref(),
             store.as_ref(),
             &waiting,
-            connections.alerts.as_ref(),
+            &connections,
             &org,
             Some(&principal),
             chrono::Utc::now(),
@@ -139,6 +140,14 @@ pub async fn watch(args: WatchArgs) -> Result<u8, CliError> {
                 let ticket = run.result.as_ref().and_then(|r| r.ticket_id.clone());
                 crate::sandbox_artifacts(&target, &run_id.0, ticket.as_deref());
             }
+        }
+        for notice in report.approval_notices.iter().filter(|n| !n.sent_before) {
+            crate::sandbox_artifacts_marked(
+                &target,
+                &notice.reference,
+                &notice.reference,
+                notice.ticket_id.as_deref(),
+            );
         }
         all_succeeded &= succeeded;
         print_summary(&summary, args.format);
@@ -194,6 +203,9 @@ async fn summarize(store: &dyn RunStore, report: &PollReport) -> (Value, bool) {
         "polled_at": chrono::Utc::now(),
         "started": report.started(),
         "runs": runs,
+        "awaiting_approval": report.awaiting_approval,
+        "never_contain": report.never_contain,
+        "approval_notices": report.approval_notices,
         "skipped": report.skipped,
         "notes": report.notes,
     });
@@ -224,6 +236,28 @@ fn print_summary(summary: &Value, format: Format) {
                         ", seen before"
                     }
                 );
+            }
+            for (key, label) in [
+                ("awaiting_approval", "awaiting approval"),
+                ("never_contain", "never contained (never_contain)"),
+            ] {
+                for u in summary[key].as_array().into_iter().flatten() {
+                    println!(
+                        "  {label}: {} {} alert {}",
+                        u["alert_source"].as_str().unwrap_or("-"),
+                        u["user_email"].as_str().unwrap_or("-"),
+                        u["alert_id"].as_str().unwrap_or("-")
+                    );
+                }
+            }
+            for n in summary["approval_notices"].as_array().into_iter().flatten() {
+                for line in n["outcome"].as_array().into_iter().flatten() {
+                    println!(
+                        "  approval notice {}: {}",
+                        n["reference"].as_str().unwrap_or("-"),
+                        line.as_str().unwrap_or_default()
+                    );
+                }
             }
             for line in summary["skipped"].as_array().into_iter().flatten() {
                 println!("  skipped: {}", line.as_str().unwrap_or_default());

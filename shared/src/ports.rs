@@ -879,6 +879,21 @@ pub trait AlertLedger: Send + Sync {
         run_id: &RunId,
         until: DateTime<Utc>,
     ) -> Result<Option<RunId>, StoreError>;
+    /// Counts one contain run against the company's budget for the clock hour `hour` (UTC,
+    /// `2026-12-07T14`): true when fewer than `limit` were counted in that hour (this one now
+    /// is), false when the hour's budget is spent. Safe under concurrent callers.
+    async fn take_contain_budget(
+        &self,
+        company_id: &str,
+        hour: &str,
+        limit: u32,
+    ) -> Result<bool, StoreError>;
+    /// Marks `key` (a fixed-length hash) until `until`: true when this call marked it, false
+    /// when it was marked already. What an alert decided without a run (a user left awaiting
+    /// approval, the approval notice sent) is remembered this way.
+    async fn mark_alert(&self, key: &str, until: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Whether `key` is marked and its mark has not expired.
+    async fn alert_marked(&self, key: &str) -> Result<bool, StoreError>;
 }
 
 // ---------------------------------------------------------------------------------------------

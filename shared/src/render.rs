@@ -21,7 +21,7 @@ pub use view::{
 };
 
 use crate::model::{OrgSettings, Report, Run, RunFailure};
-use html::esc;
+pub use html::esc;
 use std::fmt::Write;
 
 /// The plain-text report: the PSA note, the email attachment and `--format table`.

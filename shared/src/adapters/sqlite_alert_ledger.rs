@@ -1,5 +1,7 @@
 //! The alert poller's memory on one machine, in the run store's SQLite file: each company's
-//! feed watermarks (`alert_watermarks`) and which alert started which run (`alert_runs`).
+//! feed watermarks (`alert_watermarks`), which alert started which run (`alert_runs`), what
+//! an alert decided without a run (`alert_marks`) and the contain runs started per company and
+//! hour (`alert_contain_budget`).
 
 use super::sqlite_store::{db_error, SqliteRunStore};
 use crate::error::StoreError;
@@ -81,6 +83,53 @@ impl AlertLedger for SqliteRunStore {
             .map_err(|e| db_error("remember alert run", e))?;
         Ok(None)
     }
+
+    async fn take_contain_budget(
+        &self,
+        company_id: &str,
+        hour: &str,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        // One statement: SQLite's lock makes it atomic for every process on the file. A spent
+        // hour matches the WHERE of no row, so nothing changes.
+        let changed = self
+            .conn()
+            .execute(
+                "INSERT INTO alert_contain_budget (company_id, hour, taken) VALUES (?1, ?2, 1)
+                 ON CONFLICT (company_id, hour) DO UPDATE SET taken = taken + 1 WHERE taken < ?3",
+                params![company_id, hour, limit],
+            )
+            .map_err(|e| db_error("take contain budget", e))?;
+        Ok(changed == 1)
+    }
+
+    async fn mark_alert(&self, key: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let changed = self
+            .conn()
+            .execute(
+                "INSERT INTO alert_marks (key, until) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET until = excluded.until WHERE until < ?3",
+                params![key, until.to_rfc3339(), Utc::now().to_rfc3339()],
+            )
+            .map_err(|e| db_error("mark alert", e))?;
+        Ok(changed == 1)
+    }
+
+    async fn alert_marked(&self, key: &str) -> Result<bool, StoreError> {
+        let until: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT until FROM alert_marks WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| db_error("read alert mark", e))?;
+        Ok(until
+            .as_deref()
+            .and_then(parse_time)
+            .is_some_and(|u| u > Utc::now()))
+    }
 }
 
 #[cfg(test)]
@@ -123,6 +172,34 @@ mod tests {
                 .await
                 .unwrap(),
             None
+        );
+    }
+
+    #[tokio::test]
+    async fn the_hourly_contain_budget_counts_per_company_and_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteRunStore::open(dir.path(), Vec::new()).unwrap();
+        let take = |company: &'static str, hour: &'static str| {
+            let store = &store;
+            async move { store.take_contain_budget(company, hour, 2).await.unwrap() }
+        };
+        assert!(take("acme", "2026-12-07T14").await);
+        assert!(take("acme", "2026-12-07T14").await);
+        assert!(!take("acme", "2026-12-07T14").await, "the third of two");
+        assert!(take("acme", "2026-12-07T15").await, "a new hour");
+        assert!(take("contoso", "2026-12-07T14").await, "another company");
+
+        let later = Utc::now() + chrono::Duration::days(1);
+        assert!(!store.alert_marked("k").await.unwrap());
+        assert!(store.mark_alert("k", later).await.unwrap());
+        assert!(!store.mark_alert("k", later).await.unwrap(), "marked once");
+        assert!(store.alert_marked("k").await.unwrap());
+        let past = Utc::now() - chrono::Duration::seconds(1);
+        assert!(store.mark_alert("old", past).await.unwrap());
+        assert!(!store.alert_marked("old").await.unwrap());
+        assert!(
+            store.mark_alert("old", later).await.unwrap(),
+            "an expired mark is free"
         );
     }
 }

@@ -88,6 +88,16 @@ CREATE TABLE IF NOT EXISTS alert_runs (
     run_id TEXT NOT NULL,
     until  TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS alert_marks (
+    key   TEXT PRIMARY KEY,
+    until TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alert_contain_budget (
+    company_id TEXT NOT NULL,
+    hour       TEXT NOT NULL,
+    taken      INTEGER NOT NULL,
+    PRIMARY KEY (company_id, hour)
+);
 CREATE TABLE IF NOT EXISTS alert_watermarks (
     company_id TEXT NOT NULL,
     feed       TEXT NOT NULL,

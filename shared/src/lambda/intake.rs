@@ -487,28 +487,28 @@ async fn post_sentinel_alert(
         &deps.store,
         &deps.store,
         &deps.queue,
+        deps.connector.as_deref(),
         principal.as_deref(),
         &body,
     )
     .await
     {
         Ok(outcome) => {
-            info!(company_id = %outcome.company_id, incident_id = %outcome.incident_id, runs = outcome.runs.len(), "sentinel incident accepted");
-            let runs: Vec<Value> = outcome
+            info!(company_id = %outcome.company_id, incident_id = %outcome.incident_id, runs = outcome.runs.len(), awaiting_approval = outcome.awaiting_approval.len(), never_contain = outcome.never_contain.len(), ignored = outcome.ignored.is_some(), "sentinel incident handled");
+            let mut body = json!(outcome);
+            for (run, value) in outcome
                 .runs
                 .iter()
-                .map(|r| {
-                    let mut v = json!(r);
-                    if let Some(id) = &r.run_id {
-                        v["status_url"] = json!(format!("/revocations/{id}"));
-                    }
-                    v
-                })
-                .collect();
-            response(
-                202,
-                json!({"company_id": outcome.company_id, "incident_id": outcome.incident_id, "runs": runs, "skipped": outcome.skipped}),
-            )
+                .zip(body["runs"].as_array_mut().into_iter().flatten())
+            {
+                if let Some(id) = &run.run_id {
+                    value["status_url"] = json!(format!("/revocations/{id}"));
+                }
+            }
+            // 202: runs were accepted (or held for approval); 200: the incident was read
+            // and, as `ignored` says, starts nothing.
+            let status = if outcome.ignored.is_some() { 200 } else { 202 };
+            response(status, body)
         }
         Err(e) => intake_failure(&e),
     }

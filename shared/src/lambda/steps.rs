@@ -358,7 +358,7 @@ async fn poll_company(deps: &StepDeps, company_id: &str) -> Result<PollReport, L
             &deps.store,
             &deps.store,
             &deps.queue,
-            connections.alerts.as_ref(),
+            &connections,
             &org,
             Some(POLLER_PRINCIPAL),
             chrono::Utc::now(),

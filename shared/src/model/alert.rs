@@ -128,9 +128,73 @@ impl AlertedUser {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentinelIncident {
     pub company_id: String,
+    pub incident_id: String,
+    /// `informational`, `low`, `medium` or `high`.
+    pub severity: String,
+    /// The incident's `status` (`new`, `active`, `closed`), when the playbook sends it.
+    pub status: Option<String>,
+    /// The incident's `classification` (`benignpositive`, `falsepositive`, `truepositive`,
+    /// `undetermined`), when the playbook sends it.
+    pub classification: Option<String>,
+    /// The incident's users, in the order of its entities.
     pub users: Vec<AlertedUser>,
     /// Entities left out, and why (another tenant, no address).
     pub skipped: Vec<String>,
+}
+
+/// The most entities a Sentinel payload may carry: an incident naming more is no single
+/// compromise to contain automatically, and the body stays small.
+pub const MAX_SENTINEL_ENTITIES: usize = 1000;
+/// The longest `incident_id` (Sentinel's are numbers or GUIDs).
+pub const MAX_INCIDENT_ID_CHARS: usize = 128;
+/// The longest `title` (Sentinel's own limit is 256).
+pub const MAX_TITLE_CHARS: usize = 512;
+/// The longest value of an entity field that names a user (an address is at most 320).
+pub const MAX_ENTITY_VALUE_CHARS: usize = 320;
+
+/// The severities Sentinel gives an incident.
+const SENTINEL_SEVERITIES: &[&str] = &["informational", "low", "medium", "high"];
+const SENTINEL_STATUSES: &[&str] = &["new", "active", "closed"];
+const SENTINEL_CLASSIFICATIONS: &[&str] = &[
+    "benignpositive",
+    "falsepositive",
+    "truepositive",
+    "undetermined",
+];
+
+/// The entity fields a user is read from, checked for length.
+const USER_FIELDS: &[&str] = &[
+    "Upn",
+    "UserPrincipalName",
+    "Name",
+    "accountName",
+    "UPNSuffix",
+    "MailboxPrimaryAddress",
+    "AadUserId",
+    "AadTenantId",
+];
+
+impl SentinelIncident {
+    /// Why this incident starts nothing, if it does not: closed, classified benign or false
+    /// positive, or below the company's `min_severity`.
+    pub fn ignored_by(&self, settings: &super::AlertSettings) -> Option<String> {
+        if self.status.as_deref() == Some("closed") {
+            return Some("the incident's status is Closed".into());
+        }
+        if let Some(c) = self
+            .classification
+            .as_deref()
+            .filter(|c| matches!(*c, "benignpositive" | "falsepositive"))
+        {
+            let named = if c == "benignpositive" {
+                "BenignPositive"
+            } else {
+                "FalsePositive"
+            };
+            return Some(format!("the incident is classified {named}"));
+        }
+        settings.below_min_severity(&self.severity)
+    }
 }
 
 /// Reads a Sentinel playbook's HTTP body: `company_id`, `incident_id` (or `incidentNumber`),
@@ -163,12 +227,7 @@ pub fn sentinel_incident(
                 "is required (the Sentinel incident number or id): it names the runs and makes a re-sent payload start nothing new",
             )
         })?;
-    if incident_id.len() > 256 {
-        return Err(InvalidRequest::new(
-            "incident_id",
-            "must be at most 256 characters",
-        ));
-    }
+    bounded("incident_id", &incident_id, MAX_INCIDENT_ID_CHARS)?;
     let entities = match obj.get("entities") {
         Some(Value::Array(entities)) if !entities.is_empty() => entities,
         _ => {
@@ -178,8 +237,51 @@ pub fn sentinel_incident(
             ))
         }
     };
-    let severity = text(obj, "severity").map(|s| s.to_ascii_lowercase());
+    if entities.len() > MAX_SENTINEL_ENTITIES {
+        return Err(InvalidRequest::new(
+            "entities",
+            format!(
+                "{} entities; at most {MAX_SENTINEL_ENTITIES} are accepted (an incident naming more is no compromise to contain automatically: contain its users by hand)",
+                entities.len()
+            ),
+        ));
+    }
+    let severity = one_of(
+        obj,
+        "severity",
+        SENTINEL_SEVERITIES,
+        "Informational, Low, Medium, High",
+    )?
+    .ok_or_else(|| {
+        InvalidRequest::new(
+            "severity",
+            "is required (the incident's severity: Informational, Low, Medium, High); the company's min_severity applies to it",
+        )
+    })?;
+    let status = one_of(obj, "status", SENTINEL_STATUSES, "New, Active, Closed")?;
+    let classification = one_of(
+        obj,
+        "classification",
+        SENTINEL_CLASSIFICATIONS,
+        "BenignPositive, FalsePositive, TruePositive, Undetermined",
+    )?;
     let title = text(obj, "title").unwrap_or_else(|| "Sentinel incident".into());
+    bounded("title", &title, MAX_TITLE_CHARS)?;
+    for (i, entity) in entities.iter().enumerate() {
+        let Some(entity) = flat_entity(entity) else {
+            continue;
+        };
+        for name in USER_FIELDS {
+            if let Some(value) = field(&entity, &[name]) {
+                if value.chars().count() > MAX_ENTITY_VALUE_CHARS {
+                    return Err(InvalidRequest::new(
+                        format!("entities[{i}].{name}"),
+                        format!("must be at most {MAX_ENTITY_VALUE_CHARS} characters"),
+                    ));
+                }
+            }
+        }
+    }
     let mut users: Vec<AlertedUser> = Vec::new();
     let mut skipped = Vec::new();
     for entity in entities {
@@ -226,16 +328,62 @@ pub fn sentinel_incident(
             source: AlertSourceKind::Sentinel,
             alert_id: incident_id.clone(),
             incident_id: incident_id.clone(),
-            severity: severity.clone(),
+            severity: Some(severity.clone()),
             user_email,
             reason: format!("Microsoft Sentinel incident {incident_id}: {title}"),
         });
     }
     Ok(SentinelIncident {
         company_id,
+        incident_id,
+        severity,
+        status,
+        classification,
         users,
         skipped,
     })
+}
+
+/// A text field of at most `max` characters, none of them a control character (it names runs
+/// and goes into notes and logs).
+fn bounded(key: &str, value: &str, max: usize) -> Result<(), InvalidRequest> {
+    if value.chars().count() > max {
+        return Err(InvalidRequest::new(
+            key,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(InvalidRequest::new(
+            key,
+            "must be printable (no control characters)",
+        ));
+    }
+    Ok(())
+}
+
+/// An optional field that must be one of `allowed` (compared in lower case), lower-cased.
+fn one_of(
+    obj: &Map<String, Value>,
+    key: &str,
+    allowed: &[&str],
+    shown: &str,
+) -> Result<Option<String>, InvalidRequest> {
+    let Some(value) = text(obj, key) else {
+        return Ok(None);
+    };
+    let lower = value.to_ascii_lowercase();
+    if allowed.contains(&lower.as_str()) {
+        return Ok(Some(lower));
+    }
+    let mut shown_value: String = value.chars().take(40).collect();
+    if shown_value.len() < value.len() {
+        shown_value.push('…');
+    }
+    Err(InvalidRequest::new(
+        key,
+        format!("'{}' is not one of {shown}", shown_value.escape_default()),
+    ))
 }
 
 /// A string or number field, trimmed, non-empty.
@@ -302,6 +450,49 @@ mod tests {
         assert_eq!(request["mode"], "contain");
         assert_eq!(request["victim_mailbox"], true);
         assert_eq!(request["alert_source"], "sentinel");
+    }
+
+    #[test]
+    fn a_sentinel_payload_out_of_bounds_names_the_field() {
+        let body = |change: Value| {
+            let mut body = json!({"company_id": "acme", "incident_id": "7", "severity": "High",
+                "entities": [{"Type": "mailbox", "MailboxPrimaryAddress": "a@acme.example"}]});
+            body.as_object_mut()
+                .unwrap()
+                .extend(change.as_object().unwrap().clone());
+            body
+        };
+        let many: Vec<Value> = (0..=MAX_SENTINEL_ENTITIES)
+            .map(|n| json!({"Type": "mailbox", "MailboxPrimaryAddress": format!("u{n}@acme.example")}))
+            .collect();
+        for (change, field) in [
+            (json!({"entities": many}), "entities"),
+            (json!({"incident_id": "9".repeat(129)}), "incident_id"),
+            (json!({"incident_id": "INC\u{7}1"}), "incident_id"),
+            (json!({"severity": "Critical"}), "severity"),
+            (json!({"severity": null}), "severity"),
+            (json!({"status": "Resolved"}), "status"),
+            (json!({"classification": "Benign"}), "classification"),
+            (json!({"title": "t".repeat(513)}), "title"),
+            (
+                json!({"entities": [{"Type": "account", "Name": "n".repeat(321), "UPNSuffix": "acme.example"}]}),
+                "entities[0].Name",
+            ),
+        ] {
+            let e = sentinel_incident(&body(change), None).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        }
+        let incident = sentinel_incident(
+            &body(json!({"status": "Closed", "classification": "TruePositive"})),
+            None,
+        )
+        .unwrap();
+        let settings = super::super::AlertSettings::default();
+        assert!(incident.ignored_by(&settings).unwrap().contains("Closed"));
+        let low = sentinel_incident(&body(json!({"severity": "low"})), None).unwrap();
+        assert!(low.ignored_by(&settings).unwrap().contains("min_severity"));
+        let high = sentinel_incident(&body(json!({"status": "Active"})), None).unwrap();
+        assert_eq!(high.ignored_by(&settings), None);
     }
 
     #[test]

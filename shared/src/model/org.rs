@@ -309,7 +309,21 @@ pub struct AlertSettings {
     pub at_risk_level: Option<AlertLevel>,
     /// How far back the first poll of a company (no watermark yet) looks, in hours.
     pub first_poll_hours: u32,
+    /// At most this many users of one alert are contained automatically; the further ones
+    /// await an operator's approval (a phishing alert naming 500 recipients contains 5).
+    pub max_contain_per_alert: u32,
+    /// At most this many contain runs are started from alerts per company and clock hour,
+    /// across alerts and every poller and route; the further users await approval.
+    pub max_contain_per_hour: u32,
+    /// Addresses never contained automatically (break-glass accounts, executives): an alert
+    /// naming one reports it, and an operator decides.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub never_contain: Vec<String>,
 }
+
+/// The bounds of [`AlertSettings::max_contain_per_alert`] and `max_contain_per_hour`.
+pub const MAX_CONTAIN_PER_ALERT: std::ops::RangeInclusive<u32> = 1..=1000;
+pub const MAX_CONTAIN_PER_HOUR: std::ops::RangeInclusive<u32> = 1..=10_000;
 
 impl Default for AlertSettings {
     fn default() -> Self {
@@ -323,23 +337,73 @@ impl Default for AlertSettings {
                 .collect(),
             at_risk_level: None,
             first_poll_hours: 24,
+            max_contain_per_alert: 5,
+            max_contain_per_hour: 20,
+            never_contain: Vec::new(),
         }
     }
 }
 
 impl AlertSettings {
-    /// Why a Defender alert starts nothing, if it does not: a low severity, a benign
-    /// determination, or a false-positive classification.
-    pub fn refuses(&self, alert: &super::SecurityAlert) -> Option<String> {
-        match AlertLevel::parse(&alert.severity) {
-            Some(level) if level >= self.min_severity => {}
-            _ => {
-                return Some(format!(
-                    "severity '{}' is below the company's min_severity ({})",
-                    alert.severity,
-                    self.min_severity.as_str()
-                ))
+    /// The caps within their bounds and every `never_contain` entry an address; errors name
+    /// the company and the field.
+    pub fn validate(&self, company_id: &str) -> Result<(), InvalidRequest> {
+        for (field, value, bounds) in [
+            (
+                "alerts.max_contain_per_alert",
+                self.max_contain_per_alert,
+                MAX_CONTAIN_PER_ALERT,
+            ),
+            (
+                "alerts.max_contain_per_hour",
+                self.max_contain_per_hour,
+                MAX_CONTAIN_PER_HOUR,
+            ),
+        ] {
+            if !bounds.contains(&value) {
+                return Err(InvalidRequest::new(
+                    field,
+                    format!(
+                        "{value} is out of range (company '{company_id}'); allowed: {} to {}",
+                        bounds.start(),
+                        bounds.end()
+                    ),
+                ));
             }
+        }
+        for address in &self.never_contain {
+            validate_email("alerts.never_contain", address).map_err(|e| {
+                InvalidRequest::new(&e.field, format!("{} (company '{company_id}')", e.message))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Whether `address` is one the company never contains automatically (in any case).
+    pub fn never_contains(&self, address: &str) -> bool {
+        let address = address.trim();
+        self.never_contain
+            .iter()
+            .any(|n| n.trim().eq_ignore_ascii_case(address))
+    }
+
+    /// Why an alert of this severity starts nothing, if it does not (`None`: no severity
+    /// given, as a Sentinel payload may omit it).
+    pub fn below_min_severity(&self, severity: &str) -> Option<String> {
+        match AlertLevel::parse(severity) {
+            Some(level) if level >= self.min_severity => None,
+            _ => Some(format!(
+                "severity '{severity}' is below the company's min_severity ({})",
+                self.min_severity.as_str()
+            )),
+        }
+    }
+
+    /// Why a Defender alert starts nothing, if it does not: a low severity, a benign
+    /// determination, a false-positive or benign classification, or a resolved status.
+    pub fn refuses(&self, alert: &super::SecurityAlert) -> Option<String> {
+        if let Some(why) = self.below_min_severity(&alert.severity) {
+            return Some(why);
         }
         if let Some(d) = alert.determination.as_deref().filter(|d| {
             self.ignore_determinations
@@ -353,6 +417,10 @@ impl AlertSettings {
                 || c.eq_ignore_ascii_case("informationalExpectedActivity")
         }) {
             return Some(format!("classified '{c}'"));
+        }
+        // Someone already closed it: containing now would act on a finished investigation.
+        if alert.status.eq_ignore_ascii_case("resolved") {
+            return Some("status 'resolved'".into());
         }
         None
     }
@@ -469,6 +537,9 @@ impl OrgSettings {
         }
         if let Some(notify) = &self.notify {
             notify.validate(&self.company_id)?;
+        }
+        if let Some(alerts) = &self.alerts {
+            alerts.validate(&self.company_id)?;
         }
         self.validate_formats()
     }
@@ -660,6 +731,57 @@ mod tests {
             OrgSettings::from_fixture(&fixture(serde_json::json!({"min_severty": "high"})))
                 .unwrap_err();
         assert!(misspelt.contains("min_severty"), "{misspelt}");
+    }
+
+    #[test]
+    fn alert_caps_default_to_five_and_twenty_and_bad_values_name_the_company_and_field() {
+        let settings = AlertSettings::default();
+        assert_eq!(
+            (
+                settings.max_contain_per_alert,
+                settings.max_contain_per_hour
+            ),
+            (5, 20)
+        );
+        let org = |alerts: serde_json::Value| {
+            let mut org = OrgSettings::from_fixture(&serde_json::json!({
+                "tenant_id": "3f6d2c1a-8b4e-4f7a-9c2d-1e5b7a9c0d4f",
+                "organization": {"company_id": "acme", "company_name": "Acme",
+                    "psa_kind": "none", "m365_permission_ticket_board": "b",
+                    "notification_sender": "it@acme.example"}
+            }))
+            .unwrap();
+            org.alerts = Some(serde_json::from_value(alerts).unwrap());
+            org
+        };
+        let ok = org(serde_json::json!({"never_contain": ["BreakGlass@acme.example"]}));
+        ok.validate().unwrap();
+        assert!(ok
+            .alert_settings()
+            .never_contains(" breakglass@ACME.example"));
+        assert!(!ok.alert_settings().never_contains("ceo@acme.example"));
+        for (alerts, field) in [
+            (
+                serde_json::json!({"max_contain_per_alert": 0}),
+                "alerts.max_contain_per_alert",
+            ),
+            (
+                serde_json::json!({"max_contain_per_alert": 1001}),
+                "alerts.max_contain_per_alert",
+            ),
+            (
+                serde_json::json!({"max_contain_per_hour": 0}),
+                "alerts.max_contain_per_hour",
+            ),
+            (
+                serde_json::json!({"never_contain": ["not-an-address"]}),
+                "alerts.never_contain",
+            ),
+        ] {
+            let e = org(alerts).validate().unwrap_err();
+            assert_eq!(e.field, field);
+            assert!(e.message.contains("company 'acme'"), "{e}");
+        }
     }
 
     /// The sandbox reads a fixture's company without `validate` (its tenant id is the

@@ -1,6 +1,7 @@
 //! The workflow, one function per step. Steps never call each other: each ends by sending the
 //! next message through the [`Queue`](crate::ports::Queue) port.
 
+mod alert_approval;
 mod alert_runs;
 mod audit_trail;
 mod contain;
@@ -22,7 +23,11 @@ mod victim_report;
 mod victim_survey;
 
 pub use crate::ports::{Connections, Connector, NoProgress, Notify, ProgressObserver, Tenant};
-pub use alert_runs::{intake_sentinel, start_alert_run, AlertRun, SentinelOutcome};
+pub use alert_approval::ApprovalNoticeSent;
+pub use alert_runs::{
+    contain_alert, contain_alerts, intake_sentinel, AlertIntake, AlertOutcome, AlertRun, HeldUser,
+    Reach, SentinelOutcome,
+};
 pub use audit_trail::check_run_audit;
 pub use discover::discover;
 pub use dispatch::{abandon, dispatch};

@@ -1,13 +1,14 @@
 //! The alert poller (`ScheduledJob::PollAlerts`, `revoke365 watch`): reads a company's new
 //! Defender XDR alerts and Entra ID Protection risky users since the stored watermarks and
-//! starts one contain run per compromised user.
+//! starts one contain run per compromised user, within the company's caps.
 
-use super::alert_runs::{start_alert_run, AlertRun};
+use super::alert_approval::ApprovalNoticeSent;
+use super::alert_runs::{contain_alerts, AlertIntake, AlertRun, HeldUser, Reach};
 use crate::error::{ErrorKind, RemoteError, StepError};
 use crate::model::{
     AlertSettings, AlertSourceKind, AlertedUser, OrgSettings, RiskyUser, SecurityAlert,
 };
-use crate::ports::{AlertLedger, AlertSource, Queue, RunStore};
+use crate::ports::{AlertLedger, Connections, Queue, RunStore};
 use crate::steps::IntakeError;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -27,8 +28,15 @@ pub struct PollReport {
     pub company_id: String,
     /// One entry per alerted user: the run started, or the one the alert started before.
     pub runs: Vec<AlertRun>,
-    /// Alerts and evidence that start nothing, and why (severity, determination, not
-    /// compromised).
+    /// Users beyond an alert's `max_contain_per_alert` or the hour's `max_contain_per_hour`:
+    /// no run, nothing removed; the approval notice names them.
+    pub awaiting_approval: Vec<HeldUser>,
+    /// Users the company's `never_contain` names: reported only.
+    pub never_contain: Vec<HeldUser>,
+    /// Where each approval notice went, or why it did not.
+    pub approval_notices: Vec<ApprovalNoticeSent>,
+    /// Alerts and evidence that start nothing, and why (severity, determination,
+    /// classification, resolved, not compromised).
     pub skipped: Vec<String>,
     /// Feeds not read, and why (no license, no permission, turned off).
     pub notes: Vec<String>,
@@ -40,17 +48,26 @@ impl PollReport {
     }
 }
 
-/// Polls both feeds of `org` as `principal` (recorded on every run it starts).
+/// Polls both feeds of `org` as `principal` (recorded on every run it starts); an approval
+/// notice goes to the company's PSA and mail over `connections`.
 pub async fn poll_alerts(
     store: &dyn RunStore,
     ledger: &dyn AlertLedger,
     queue: &dyn Queue,
-    source: &dyn AlertSource,
+    connections: &Connections,
     org: &OrgSettings,
     principal: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<PollReport, StepError> {
     let settings = org.alert_settings();
+    let source = connections.alerts.as_ref();
+    let intake = AlertIntake {
+        store,
+        ledger,
+        queue,
+        principal,
+        org,
+    };
     let mut report = PollReport {
         company_id: org.company_id.clone(),
         ..PollReport::default()
@@ -99,22 +116,23 @@ pub async fn poll_alerts(
             }
             Err(e) => return Err(e.into()),
         };
-        for user in &users {
-            let run = start_alert_run(store, ledger, queue, principal, &org.company_id, user)
-                .await
-                .map_err(|e| match e {
-                    IntakeError::Store(e) => StepError::Store(e),
-                    IntakeError::Queue { source, .. } => StepError::Queue(source),
-                    other => StepError::Permanent(other.to_string()),
-                })?;
-            report.runs.push(run);
-        }
+        let outcome = contain_alerts(intake, Reach::Connected(connections), &users, now)
+            .await
+            .map_err(|e| match e {
+                IntakeError::Store(e) => StepError::Store(e),
+                IntakeError::Queue { source, .. } => StepError::Queue(source),
+                other => StepError::Permanent(other.to_string()),
+            })?;
+        report.runs.extend(outcome.runs);
+        report.awaiting_approval.extend(outcome.awaiting_approval);
+        report.never_contain.extend(outcome.never_contain);
+        report.approval_notices.extend(outcome.approval_notices);
         // Only after every run is started: a poll that failed part-way reads the same again.
         if let Some(newest) = newest.filter(|n| watermark.is_none_or(|w| *n > w)) {
             ledger.save_watermark(&org.company_id, feed, newest).await?;
         }
     }
-    info!(company_id = %org.company_id, runs = report.runs.len(), started = report.started(), skipped = report.skipped.len(), "alerts polled");
+    info!(company_id = %org.company_id, runs = report.runs.len(), started = report.started(), awaiting_approval = report.awaiting_approval.len(), never_contain = report.never_contain.len(), skipped = report.skipped.len(), "alerts polled");
     Ok(report)
 }
 

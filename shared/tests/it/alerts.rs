@@ -30,7 +30,7 @@ impl Harness {
             self.store.as_ref(),
             self.store.as_ref(),
             self.engine.queue.as_ref(),
-            connections.alerts.as_ref(),
+            &connections,
             &self.org,
             Some(PRINCIPAL),
             chrono::Utc::now(),
@@ -221,6 +221,7 @@ async fn a_sentinel_incident_starts_one_contain_run_and_a_resend_returns_it() {
         h.store.as_ref(),
         h.store.as_ref(),
         h.engine.queue.as_ref(),
+        Some(h.connector.as_ref()),
         Some(PRINCIPAL),
         &body,
     )
@@ -252,6 +253,7 @@ async fn a_sentinel_incident_starts_one_contain_run_and_a_resend_returns_it() {
         h.store.as_ref(),
         h.store.as_ref(),
         h.engine.queue.as_ref(),
+        Some(h.connector.as_ref()),
         Some(PRINCIPAL),
         &body,
     )
@@ -269,6 +271,7 @@ async fn a_sentinel_incident_starts_one_contain_run_and_a_resend_returns_it() {
         h.store.as_ref(),
         h.store.as_ref(),
         h.engine.queue.as_ref(),
+        Some(h.connector.as_ref()),
         Some(PRINCIPAL),
         &other,
     )

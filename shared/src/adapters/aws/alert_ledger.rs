@@ -1,7 +1,9 @@
 //! The alert poller's memory on DynamoDB, in the runs table: `WATERMARK#<company>#<feed>`
-//! rows (how far each feed was read) and `ALERT#<key>` rows (which alert started which run),
-//! the latter expiring with the table's TTL after the dedupe window. Neither row carries
-//! `company_id` or `active`, so neither shows in the run indexes.
+//! rows (how far each feed was read), `ALERT#<key>` rows (which alert started which run),
+//! `MARK#<key>` rows (what an alert decided without a run) and `CONTAIN#<company>#<hour>`
+//! counters (contain runs started from alerts in that hour); all but the watermarks expire
+//! with the table's TTL. None carries `company_id` or `active`, so none shows in the run
+//! indexes.
 
 use super::dynamodb::{backend, is_condition_failure, serde_error, DynamoRunStore};
 use crate::error::StoreError;
@@ -15,6 +17,12 @@ use serde_dynamo::{from_item, to_item};
 
 const WATERMARK_SK: &str = "WATERMARK";
 const ALERT_SK: &str = "ALERT";
+const MARK_SK: &str = "MARK";
+const CONTAIN_SK: &str = "CONTAIN";
+
+/// How long an hour's counter is kept after the hour: long enough to read back in an
+/// investigation, short enough not to pile up.
+const CONTAIN_COUNTER_TTL: chrono::Duration = chrono::Duration::days(2);
 
 fn watermark_pk(company_id: &str, feed: AlertSourceKind) -> String {
     format!("WATERMARK#{company_id}#{}", feed.as_str())
@@ -22,6 +30,14 @@ fn watermark_pk(company_id: &str, feed: AlertSourceKind) -> String {
 
 fn alert_pk(key: &str) -> String {
     format!("ALERT#{key}")
+}
+
+fn mark_pk(key: &str) -> String {
+    format!("MARK#{key}")
+}
+
+fn contain_pk(company_id: &str, hour: &str) -> String {
+    format!("CONTAIN#{company_id}#{hour}")
 }
 
 #[derive(Serialize, Deserialize)]
@@ -136,5 +152,78 @@ impl AlertLedger for DynamoRunStore {
             )),
             Err(e) => Err(backend("PutItem alert run", e)),
         }
+    }
+
+    async fn take_contain_budget(
+        &self,
+        company_id: &str,
+        hour: &str,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        // A conditional increment: concurrent invocations each add one only while the count
+        // is below the limit, so no two of them take the last place.
+        let expires_at = Utc::now() + CONTAIN_COUNTER_TTL;
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.runs)
+            .set_key(Some(self.key(contain_pk(company_id, hour), CONTAIN_SK)))
+            .update_expression("ADD taken :one SET expires_at = :expires")
+            .condition_expression("attribute_not_exists(taken) OR taken < :limit")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
+            .expression_attribute_values(
+                ":expires",
+                AttributeValue::N(expires_at.timestamp().to_string()),
+            )
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(backend("UpdateItem contain budget", e)),
+        }
+    }
+
+    async fn mark_alert(&self, key: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut item = self.key(mark_pk(key), MARK_SK);
+        item.insert(
+            "expires_at".into(),
+            AttributeValue::N(until.timestamp().to_string()),
+        );
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.runs)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(Utc::now().timestamp().to_string()),
+            )
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(backend("PutItem alert mark", e)),
+        }
+    }
+
+    async fn alert_marked(&self, key: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.runs)
+            .set_key(Some(self.key(mark_pk(key), MARK_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("GetItem alert mark", e))?;
+        // TTL deletes late (and DynamoDB Local never).
+        Ok(out
+            .item
+            .and_then(|item| item.get("expires_at")?.as_n().ok()?.parse::<i64>().ok())
+            .is_some_and(|expires_at| expires_at > Utc::now().timestamp()))
     }
 }
