@@ -25,6 +25,9 @@
 #                                      the keys of the design: m365_client_id, m365_client_secret, cw_*)
 #   REVOKE365_NAME_PREFIX              a prefix for every name `create` makes
 #   LOCAL_AWS_WAIT_SECS                how long `start` waits for each emulator (default 90)
+#   LOCAL_AWS_LOCALSTACK_ADDR          LocalStack's address (default 127.0.0.1:4566)
+#   LOCAL_AWS_DYNAMODB_PORT            DynamoDB Local's port (default 8000): a second checkout can
+#                                      run its own pair beside the first
 #
 # Needs python3 (3.11+, with venv), node/npm (20), java (17+) and curl. LocalStack 4.9.2 is the
 # newest release that runs on Python 3.11, and its pinned dependencies are the set known to work
@@ -39,8 +42,8 @@ PY="$VENV/bin/python"
 REQUIREMENTS="$ROOT/infra/localstack-requirements.txt"
 RESOURCES="$ROOT/infra/resources.json"
 DDB_NPM_VERSION=10.3.0
-LS_ADDR=127.0.0.1:4566
-DDB_PORT=8000
+LS_ADDR=${LOCAL_AWS_LOCALSTACK_ADDR:-127.0.0.1:4566}
+DDB_PORT=${LOCAL_AWS_DYNAMODB_PORT:-8000}
 WAIT_SECS=${LOCAL_AWS_WAIT_SECS:-90}
 
 log() { echo "local-aws: $*" >&2; }
