@@ -134,7 +134,7 @@ start_localstack() {
     log "LocalStack already running (pid $(cat "$pidfile"))"
     return
   fi
-  port_answers 127.0.0.1 4566 && die "port 4566 is taken by another process; stop it first"
+  port_answers "${LS_ADDR%:*}" "${LS_ADDR##*:}" && die "port ${LS_ADDR##*:} is taken by another process; stop it first"
   mkdir -p "$STATE/fs" "$STATE/tmp"
   log "starting LocalStack 4.9.2 on $LS_ADDR (SERVICES=sqs,secretsmanager,events,kms; log: .aws-local/localstack.log)"
   # setsid: its own process group, so `stop` takes down any child processes with it.

@@ -1,4 +1,4 @@
-//! Command-line flags (README, "The CLI").
+//! Command-line flags (docs/cli.md).
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Map, Value};

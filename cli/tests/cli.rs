@@ -538,14 +538,15 @@ fn config_problems_exit_2_and_name_what_is_missing() {
     assert_eq!(out.status.code(), Some(2), "neither --config nor --sandbox");
 }
 
-/// The README's sample config, exactly as printed.
+/// The sample config of docs/configuration.md, exactly as printed.
 fn readme_toml() -> String {
-    let readme =
-        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-            .unwrap();
+    let readme = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md"),
+    )
+    .unwrap();
     let start = readme
         .find("```toml\n")
-        .expect("a TOML block in the README")
+        .expect("a TOML block in docs/configuration.md")
         + 8;
     let len = readme[start..].find("```").unwrap();
     readme[start..start + len].to_string()
@@ -2330,15 +2331,15 @@ fn check_reads_the_ticket_and_the_company_in_every_psa() {
     assert!(psa["detail"].as_str().unwrap().contains("no PSA"), "{psa}");
 }
 
-/// The TOML blocks of the README's PSAs section, each as a whole config: its `[psa.<kind>]`
+/// The TOML blocks of docs/psa.md's configuration part, each as a whole config: its `[psa.<kind>]`
 /// table and a company of that kind with the block's own ids. They load as printed.
 #[test]
 fn the_readme_psa_tables_load_as_printed() {
     let readme =
-        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/psa.md"))
             .unwrap();
-    let start = readme.find("## PSAs").expect("a PSAs section");
-    let end = start + readme[start..].find("\n## The result").unwrap();
+    let start = readme.find("# PSAs").expect("a PSAs section");
+    let end = start + readme[start..].find("\n## The PSAs on the wire").unwrap();
     let section = &readme[start..end];
     let blocks: Vec<&str> = section
         .split("```toml\n")

@@ -8,7 +8,7 @@
 //! deadline, no DynamoDB item over 400 KB, one ticket note and one email per run; a second run
 //! for a user holding 6,000 grants pages through its result with `GET`. Prints the wall time
 //! beside the bound the CLI bench is held to (max over services of calls × latency ÷ cap)
-//! and the 1.5× target; the figures are in the README.
+//! and the 1.5× target; the figures are in docs/speed.md.
 //!
 //! `infra/test.sh -p revoke365-shared --test scale -- --nocapture`; by hand at real latency:
 //! `REVOKE365_SCALE_LATENCY_MS=300` (and `REVOKE365_SCALE_MAILBOXES`, `REVOKE365_SCALE_ADMIN_GRANTS`).

@@ -1,4 +1,4 @@
-//! Per-company organizational variables (README, "Configuration for a real tenant").
+//! Per-company organizational variables (docs/configuration.md).
 
 use super::request::is_domain_name;
 use super::{validate_company_id, validate_email, IndexSettings, InvalidRequest, PermissionType};

@@ -1,4 +1,4 @@
-//! The result of a run, in the exact JSON shape README "The result" documents.
+//! The result of a run, in the exact JSON shape docs/result.md documents.
 
 use super::{
     Grant, IndirectAccess, ItemStatus, MatchedBy, PermissionType, PlanItem, RevocationRequest, Run,

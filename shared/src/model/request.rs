@@ -1,4 +1,4 @@
-//! The revocation request (README, "The CLI" and "On AWS") and its validation.
+//! The revocation request (docs/cli.md and docs/aws.md) and its validation.
 //!
 //! Parsing works on a `serde_json::Value` rather than `#[derive(Deserialize)]` so that every
 //! rejection names the offending field and the values it accepts.

@@ -1,5 +1,5 @@
 //! The result of a restore run: what was put back, what could not be, and the re-read that
-//! proves it (README, "Undo: restoring what a run removed").
+//! proves it (docs/restore.md).
 
 use super::{
     Grant, ItemId, ItemStatus, PermissionType, PlanItem, RemainingGrant, RequestContext, Run,
