@@ -174,29 +174,6 @@ const USER_FIELDS: &[&str] = &[
     "AadTenantId",
 ];
 
-impl SentinelIncident {
-    /// Why this incident starts nothing, if it does not: closed, classified benign or false
-    /// positive, or below the company's `min_severity`.
-    pub fn ignored_by(&self, settings: &super::AlertSettings) -> Option<String> {
-        if self.status.as_deref() == Some("closed") {
-            return Some("the incident's status is Closed".into());
-        }
-        if let Some(c) = self
-            .classification
-            .as_deref()
-            .filter(|c| matches!(*c, "benignpositive" | "falsepositive"))
-        {
-            let named = if c == "benignpositive" {
-                "BenignPositive"
-            } else {
-                "FalsePositive"
-            };
-            return Some(format!("the incident is classified {named}"));
-        }
-        settings.below_min_severity(&self.severity)
-    }
-}
-
 /// Reads a Sentinel playbook's HTTP body: `company_id`, `incident_id` (or `incidentNumber`),
 /// optional `severity`, `title`, `tenant_id`, and `entities` — the incident's entities as the
 /// playbook has them: `{"Type":"account","Name","UPNSuffix","AadUserId","AadTenantId","Upn"}`,

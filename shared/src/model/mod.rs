@@ -1,6 +1,7 @@
 //! The domain model: requests, grants, runs, reports and audit records.
 
 mod alert;
+mod alert_settings;
 mod audit;
 mod audit_chain;
 mod backup_request;
@@ -9,13 +10,18 @@ mod history;
 mod index;
 mod org;
 mod report;
+mod report_build;
 mod request;
 mod restore_report;
+mod restore_report_build;
 mod restore_request;
 mod run;
+mod run_state;
+mod user;
 mod victim;
 
 pub use alert::*;
+pub use alert_settings::*;
 pub use audit::*;
 pub use audit_chain::*;
 pub use backup_request::*;
@@ -24,8 +30,12 @@ pub use history::*;
 pub use index::*;
 pub use org::*;
 pub use report::*;
+pub use report_build::*;
 pub use request::*;
 pub use restore_report::*;
+pub use restore_report_build::*;
 pub use restore_request::*;
 pub use run::*;
+pub use run_state::*;
+pub use user::*;
 pub use victim::*;
