@@ -126,6 +126,15 @@ impl Harness {
             .expect("request accepted")
     }
 
+    /// [`Harness::run`] as the CLI's operator: what the access review's own runs are
+    /// (`digest` is theirs alone).
+    pub async fn run_as_operator(&self, body: Value) -> Run {
+        self.engine
+            .run_watched(Some(OPERATOR), &body, None, |_| {})
+            .await
+            .expect("request accepted")
+    }
+
     /// Restores what run `source` removed (`body`: the restore options); the restore run as
     /// it ended.
     pub async fn restore(&self, source: &revoke365::model::RunId, body: Value) -> Run {

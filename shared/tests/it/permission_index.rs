@@ -779,7 +779,7 @@ async fn review_revoke_runs_a_revocation_or_cleanup_per_trustee_and_reports_them
         let body = t
             .request("acme", &found)
             .expect("each listed trustee has a run");
-        let run = h.run(body).await;
+        let run = h.run_as_operator(body).await;
         assert!(run.result.is_some(), "a result: {:?}", run.failure);
         actions.push(ReviewAction::of(t).ran(&run));
     }
