@@ -1,9 +1,7 @@
 //! `revoke365 sweep`, `access`, `run --contain` and `review` as an operator types them,
 //! against the sandbox: the snapshot lives in the data directory's revoke365.db.
 
-mod kit;
-
-use kit::{acme_run, assert_refused, events, printed_files, revoke365, stdout_json, JOHN};
+use crate::kit::{acme_run, assert_refused, events, printed_files, revoke365, stdout_json, JOHN};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;

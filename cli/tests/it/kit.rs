@@ -1,6 +1,5 @@
-//! What the CLI's test binaries share: running the real `revoke365` binary, reading its
+//! What the CLI's test modules share: running the real `revoke365` binary, reading its
 //! output, and (for `--aws`) tables of their own in DynamoDB Local.
-#![allow(dead_code)]
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -1,9 +1,7 @@
 //! A sandbox tenant lives in the data directory: every command against the same fixture and
 //! data directory sees what the last one left, and fixtures that share a tenant id keep apart.
 
-mod kit;
-
-use kit::{acme_run, events, revoke365, stdout_json, JOHN};
+use crate::kit::{acme_run, events, revoke365, stdout_json, JOHN};
 use serde_json::Value;
 use std::path::Path;
 
@@ -116,7 +114,7 @@ fn fixtures_that_share_a_company_keep_their_permission_indexes_apart() {
         &[],
         tmp.path(),
     );
-    kit::assert_refused(&unswept, "company_id");
+    crate::kit::assert_refused(&unswept, "company_id");
     let swept = sandbox(&["sweep"], "review-tenant.json", &data_dir);
     assert_ne!(swept["snapshot_id"], acme["snapshot_id"]);
     let review = sandbox(&["review"], "review-tenant.json", &data_dir);

@@ -1,9 +1,7 @@
 //! `revoke365 restore RUN_ID` as an operator uses it: run, then restore against the sandbox
 //! in the state the run left it; exit codes and the result on stdout.
 
-mod kit;
-
-use kit::{acme_run, revoke365, stderr_error, stdout_json, JOHN};
+use crate::kit::{acme_run, revoke365, stderr_error, stdout_json, JOHN};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Output;
@@ -122,7 +120,7 @@ fn a_dry_run_cannot_be_restored_and_a_dry_restore_changes_nothing() {
 #[test]
 fn a_victim_mailbox_run_contains_the_users_mailbox_and_restore_sets_it_back() {
     let dir = tempfile::tempdir().unwrap();
-    let tenant = kit::events("victim-tenant.json");
+    let tenant = crate::kit::events("victim-tenant.json");
     let out = cli(
         &[
             "run",
@@ -213,7 +211,8 @@ fn a_mailbox_named_by_its_upn_is_found_and_one_the_run_removed_nothing_on_is_ref
     let dir = tempfile::tempdir().unwrap();
     // The CEO's mailbox answers to carol.chen@ (its primary address), which the run records.
     let mut tenant: Value =
-        serde_json::from_slice(&std::fs::read(kit::events("acme-tenant.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(crate::kit::events("acme-tenant.json")).unwrap())
+            .unwrap();
     let ceo = tenant["users"]
         .as_array_mut()
         .unwrap()
@@ -246,7 +245,7 @@ fn a_mailbox_named_by_its_upn_is_found_and_one_the_run_removed_nothing_on_is_ref
     let run_id = stdout_json(&out)["run_id"].as_str().unwrap().to_string();
 
     let out = cli(&["restore", &run_id, "--mailbox", "ceo@acmecorp.co"], &data);
-    kit::assert_refused(&out, "mailbox");
+    crate::kit::assert_refused(&out, "mailbox");
     let message = stderr_error(&out)["error"]["message"]
         .as_str()
         .unwrap()
@@ -282,7 +281,7 @@ fn a_refused_later_run_does_not_stop_the_restore_of_an_earlier_one() {
     let first = run(dir.path(), &[]);
     let run_id = first["run_id"].as_str().unwrap();
     let out = acme_run(dir.path(), JOHN, &["--mailbox", "ceo@acmecorp.co", "--new"]);
-    kit::assert_refused(&out, "target_mailboxes");
+    crate::kit::assert_refused(&out, "target_mailboxes");
     let out = acme_run(dir.path(), JOHN, &["--dry-run", "--new"]);
     assert_eq!(out.status.code(), Some(0));
 

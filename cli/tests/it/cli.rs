@@ -1,8 +1,8 @@
 //! The `revoke365` binary as people and scripts use it: flags, stdout, stderr, exit codes.
 
-mod kit;
-
-use kit::{assert_refused, events, revoke365, revoke365_env_only, stderr_error, stdout_json, JOHN};
+use crate::kit::{
+    assert_refused, events, revoke365, revoke365_env_only, stderr_error, stdout_json, JOHN,
+};
 use revoke365::model::Report;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -166,7 +166,7 @@ fn a_reader_that_leaves_early_ends_the_output_quietly() {
     use std::os::unix::process::ExitStatusExt;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let done = kit::acme_run(&data, JOHN, &["--dry-run"]);
+    let done = crate::kit::acme_run(&data, JOHN, &["--dry-run"]);
     assert_eq!(done.status.code(), Some(0));
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
@@ -241,7 +241,7 @@ fn table_format_and_failure_exit_codes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    kit::printed_files(&out, tmp.path());
+    crate::kit::printed_files(&out, tmp.path());
 
     let out = revoke365(
         &[
@@ -1809,7 +1809,7 @@ fn audit_verify_takes_the_data_dir_flag_as_every_command_does() {
 fn ticket_id_is_accepted_as_another_spelling_of_ticket() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let run = kit::acme_run(&data, JOHN, &["--ticket-id", "48213"]);
+    let run = crate::kit::acme_run(&data, JOHN, &["--ticket-id", "48213"]);
     assert_eq!(
         run.status.code(),
         Some(0),
