@@ -1,57 +1,51 @@
-//! What the CLI's test modules share: running the real `revoke365` binary, reading its
-//! output, and (for `--aws`) tables of their own in DynamoDB Local.
+//! What the CLI's test modules share beyond `revoke365-testkit`: running the real
+//! `revoke365` binary, and (for `--aws`) tables of their own in DynamoDB Local.
 
-use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-pub const JOHN: &str = "john.smith@acmecorp.com";
+pub use revoke365_testkit::cli::{assert_refused, printed_files, stderr_error, stdout_json};
+pub use revoke365_testkit::JOHN;
 
+const BIN: &str = env!("CARGO_BIN_EXE_revoke365");
+
+/// A fixture under `events/`.
 pub fn events(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../events")
-        .join(name)
+    revoke365_testkit::events_dir().join(name)
 }
 
 /// Runs the binary in `cwd` with `env` on top of the test's environment, less the service
 /// URL and secret variables a developer's shell may hold.
 pub fn revoke365(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_revoke365"));
-    cmd.args(args).current_dir(cwd);
-    for var in [
-        "REVOKE365_LOGIN_URL",
-        "REVOKE365_GRAPH_URL",
-        "REVOKE365_EXO_URL",
-        "REVOKE365_PSA_URL",
-        "REVOKE365_M365_CLIENT_SECRET",
-        "REVOKE365_NAME_PREFIX",
-        "REVOKE365_HALO_AUTH_URL",
-        "REVOKE365_HALO_API_URL",
-        "REVOKE365_HALO_CLIENT_ID",
-        "REVOKE365_HALO_CLIENT_SECRET",
-        "REVOKE365_HALO_TENANT",
-        "REVOKE365_AUTOTASK_ZONE_URL",
-        "REVOKE365_AUTOTASK_INTEGRATION_CODE",
-        "REVOKE365_AUTOTASK_USERNAME",
-        "REVOKE365_AUTOTASK_SECRET",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(env.iter().copied());
-    cmd.output().expect("revoke365 runs")
+    revoke365_testkit::cli::run(
+        BIN,
+        args,
+        env,
+        &[
+            "REVOKE365_LOGIN_URL",
+            "REVOKE365_GRAPH_URL",
+            "REVOKE365_EXO_URL",
+            "REVOKE365_PSA_URL",
+            "REVOKE365_M365_CLIENT_SECRET",
+            "REVOKE365_NAME_PREFIX",
+            "REVOKE365_HALO_AUTH_URL",
+            "REVOKE365_HALO_API_URL",
+            "REVOKE365_HALO_CLIENT_ID",
+            "REVOKE365_HALO_CLIENT_SECRET",
+            "REVOKE365_HALO_TENANT",
+            "REVOKE365_AUTOTASK_ZONE_URL",
+            "REVOKE365_AUTOTASK_INTEGRATION_CODE",
+            "REVOKE365_AUTOTASK_USERNAME",
+            "REVOKE365_AUTOTASK_SECRET",
+        ],
+        cwd,
+    )
 }
 
 /// Runs the binary with `env` as its whole environment (and `PATH`), as cron or `env -i`
 /// starts it: no `USER`, no `HOME` and no AWS settings unless given.
 pub fn revoke365_env_only(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_revoke365"))
-        .args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .output()
-        .expect("revoke365 runs")
+    revoke365_testkit::cli::run_env_only(BIN, args, env, cwd)
 }
 
 /// A sandbox run against the acme tenant with `extra` flags, its state in `data_dir`.
@@ -72,59 +66,6 @@ pub fn acme_run(data_dir: &Path, user: &str, extra: &[&str]) -> Output {
     revoke365(&args, &[], data_dir.parent().unwrap())
 }
 
-/// stdout, which holds only the answer, as JSON.
-pub fn stdout_json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-/// The files a command says on stderr it wrote (`label: path` lines naming a path under
-/// `dir`), each checked to exist: a printed path is never one that was not written.
-pub fn printed_files(out: &Output, dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let text = String::from_utf8_lossy(&out.stderr);
-    let dir = dir.to_string_lossy();
-    text.lines()
-        .filter_map(|l| l.split_once(": "))
-        .map(|(_, path)| path.trim())
-        .filter(|path| path.contains(dir.as_ref()))
-        .map(|path| {
-            let path = std::path::PathBuf::from(path);
-            assert!(
-                path.is_file(),
-                "printed but not written: {}\n{text}",
-                path.display()
-            );
-            path
-        })
-        .collect()
-}
-
-/// The `{"error": ...}` line on stderr.
-pub fn stderr_error(out: &Output) -> Value {
-    let text = String::from_utf8_lossy(&out.stderr);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("{\"error\""))
-        .unwrap_or_else(|| panic!("no error JSON on stderr: {text}"));
-    serde_json::from_str(line).unwrap()
-}
-
-/// Asserts a bad-input exit (2) whose error names `field`.
-pub fn assert_refused(out: &Output, field: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(stderr_error(out)["error"]["field"], field);
-}
-
 /// Tables of their own in the emulators (a fresh name prefix), and the environment that
 /// points the binary's `--aws` at them. Needs LocalStack and DynamoDB Local, as the AWS tests
 /// of the library do (`infra/test.sh` starts them).
@@ -136,18 +77,11 @@ pub struct AwsTables {
 
 impl AwsTables {
     pub async fn provision() -> AwsTables {
-        for var in ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS"] {
-            assert!(
-                std::env::var(var).is_ok(),
-                "{var} is not set: the --aws tests need LocalStack and DynamoDB Local; run them through infra/test.sh"
-            );
-        }
-        let prefix = format!(
-            "c{}-",
-            (0..8)
-                .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
-                .collect::<String>()
-        );
+        revoke365_testkit::aws::require_emulators(&[
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            "AWS_ENDPOINT_URL_SQS",
+        ]);
+        let prefix = revoke365_testkit::aws::fresh_prefix('c');
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let made = revoke365::adapters::aws::provision::provision(
             &config,

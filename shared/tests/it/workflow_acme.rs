@@ -1,11 +1,11 @@
 //! The whole job on the Acme tenant: every step, real HTTP against the simulator, the
 //! embedded queue and store.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture};
 use revoke365::model::{AuditPhase, AuditResult, GrantEntry, RunStatus};
 use revoke365::ports::RunStore;
 use revoke365_sim::snapshot::{FULL_ACCESS, SEND_AS};
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture};
 use serde_json::json;
 
 const JOHN: &str = "john.smith@acmecorp.com";
@@ -232,7 +232,7 @@ async fn dry_run_changes_nothing_and_reports_what_would_go() {
 #[tokio::test]
 async fn psa_failure_is_recorded_and_does_not_undo_removals() {
     let h = Harness::start(
-        crate::kit::with_sim(fixture("acme-tenant.json"), json!({"psa_fail": true})),
+        revoke365_testkit::with_sim(fixture("acme-tenant.json"), json!({"psa_fail": true})),
         fast_http(10),
     )
     .await;

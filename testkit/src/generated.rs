@@ -1,4 +1,4 @@
-//! Generated tenants for the bench and the scale test: many mailboxes, limits the client is
+//! Generated tenants for the benches and the scale test: many mailboxes, limits the client is
 //! not told.
 
 use serde_json::{json, Value};
