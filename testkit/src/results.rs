@@ -17,6 +17,8 @@ pub struct RunResult {
     pub removal_summary: RemovalSummary,
     pub permissions_removed: PermissionsRemoved,
     pub verification: Verification,
+    /// The PSA ticket the run reported to (`null` without one).
+    pub ticket_id: Option<String>,
     pub errors: Vec<String>,
     pub scope: Scope,
 }

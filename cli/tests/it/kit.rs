@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-pub use revoke365_testkit::cli::{assert_refused, printed_files, stderr_error, stdout_json};
-pub use revoke365_testkit::JOHN;
+pub use revoke365_testkit::cli::{
+    assert_refused, printed_files, stderr_error, stdout_as, stdout_json,
+};
+pub use revoke365_testkit::{RunResult, JOHN};
 
 const BIN: &str = env!("CARGO_BIN_EXE_revoke365");
 
