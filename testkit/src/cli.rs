@@ -39,6 +39,17 @@ pub fn stdout_json(out: &Output) -> Value {
     })
 }
 
+/// Asserts exit 0 (stderr shown otherwise); stdout as JSON.
+pub fn ok_json(out: &Output) -> Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout_json(out)
+}
+
 /// stdout as `T` (a typed result: a renamed or missing field fails here).
 pub fn stdout_as<T: serde::de::DeserializeOwned>(out: &Output) -> T {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 pub use revoke365_testkit::cli::{
-    assert_refused, printed_files, stderr_error, stdout_as, stdout_json,
+    assert_refused, ok_json, printed_files, stderr_error, stdout_as, stdout_json,
 };
 pub use revoke365_testkit::{RunResult, JOHN};
 
