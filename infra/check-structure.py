@@ -9,7 +9,7 @@ Rules, over `shared/src` unless said otherwise:
   4. no port trait has more than 15 methods;
   5. no source file has more than 800 code lines (comments, blank lines and `#[cfg(test)]`
      modules not counted; tests, benches and the simulator aside);
-  6. the CLI has one integration-test binary (`cli/tests/*.rs`);
+  6. the CLI has one integration-test binary (`cli/tests/*.rs` and `cli/tests/*/main.rs`);
   7. every dependency a crate declares is used by it.
 
 Imports are read from the source text: every `crate::…`, `super::…` and `self::…` path, with
@@ -255,7 +255,10 @@ def check_sizes(breaches, report):
 
 
 def check_cli_tests(breaches):
-    binaries = sorted(p.name for p in (ROOT / "cli" / "tests").glob("*.rs"))
+    tests = ROOT / "cli" / "tests"
+    binaries = sorted(p.name for p in tests.glob("*.rs")) + sorted(
+        f"{p.parent.name}/main.rs" for p in tests.glob("*/main.rs")
+    )
     if len(binaries) > 1:
         breaches.append(f"cli/tests has {len(binaries)} test binaries ({', '.join(binaries)}); one is the rule")
 

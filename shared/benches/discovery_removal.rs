@@ -9,22 +9,10 @@
 //!
 //! `cargo bench -p revoke365-shared --bench discovery_removal [-- MAILBOXES LATENCY_MS EXO_CAP GRAPH_CAP GRAPH_MAILBOX_CAP]`
 
-// The integration tests' kit: the bench uses only part of it.
-#[path = "../tests/it/generated.rs"]
-mod generated;
-#[allow(dead_code)]
-#[path = "../tests/it/harness.rs"]
-mod harness;
-#[allow(dead_code)]
-#[path = "../tests/it/kit.rs"]
-mod kit;
-
-mod common;
-
-use common::{arg, verdict};
-use generated::{generated_tenant, leaver_grants, Caps, LEAVER};
-use harness::Harness;
 use revoke365::config::HttpSettings;
+use revoke365_testkit::bench::{arg, verdict};
+use revoke365_testkit::generated::{generated_tenant, leaver_grants, Caps, LEAVER};
+use revoke365_testkit::Harness;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -11,21 +11,6 @@
 //!
 //! `cargo bench -p revoke365-shared --bench permission_index [-- MAILBOXES LATENCY_MS EXO_CAP GRAPH_CAP]`
 
-#[allow(dead_code)]
-#[path = "../tests/it/generated.rs"]
-mod generated;
-#[allow(dead_code)]
-#[path = "../tests/it/harness.rs"]
-mod harness;
-#[allow(dead_code)]
-#[path = "../tests/it/kit.rs"]
-mod kit;
-
-mod common;
-
-use common::{arg, verdict};
-use generated::{generated_tenant, Caps, ADMIN, DOMAIN};
-use harness::Harness;
 use revoke365::adapters::sqlite_store::SqliteRunStore;
 use revoke365::config::HttpSettings;
 use revoke365::index::{lookup, sweep, AccessQuery};
@@ -33,6 +18,10 @@ use revoke365::model::{
     IndexSettings, IndexedGrant, PermissionType, Snapshot, SnapshotSummary, Trustee, TrusteeKind,
 };
 use revoke365::ports::{Connector, NoProgress, PermissionIndex};
+#[allow(dead_code)]
+use revoke365_testkit::bench::{arg, verdict};
+use revoke365_testkit::generated::{generated_tenant, Caps, ADMIN, DOMAIN};
+use revoke365_testkit::Harness;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -14,20 +14,17 @@
 //! `REVOKE365_SCALE_LATENCY_MS=300` (and `REVOKE365_SCALE_MAILBOXES`, `REVOKE365_SCALE_ADMIN_GRANTS`).
 #![cfg(feature = "aws")]
 
+// Its own binary: it times deadlines, so it runs alone, not beside the `it` binary's tests.
+// The AWS kit is `it`'s; the scale test uses only part of it.
 #[allow(dead_code)]
 #[path = "it/aws_kit.rs"]
 mod aws_kit;
-#[path = "it/generated.rs"]
-mod generated;
-#[allow(dead_code)]
-#[path = "it/kit.rs"]
-mod kit;
 
 use aws_kit::{Env, PumpStats};
 use aws_sdk_dynamodb::types::AttributeValue;
-use generated::{generated_tenant, leaver_grants, Caps, ADMIN, LEAVER};
 use revoke365::config::HttpSettings;
 use revoke365_sim::Snapshot;
+use revoke365_testkit::generated::{generated_tenant, leaver_grants, Caps, ADMIN, LEAVER};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -2,11 +2,11 @@
 //! `alerts_v2` and Entra ID Protection `riskyUsers` and starts one contain run per compromised
 //! user, once per alert; a Sentinel incident payload does the same.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture, with_sim};
 use revoke365::model::{Run, RunFilter, RunMode, RunStatus};
 use revoke365::ports::RunStore;
 use revoke365::steps::{intake_sentinel, poll_alerts, PollReport};
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture, with_sim};
 use serde_json::{json, Value};
 
 const JOHN: &str = "john.smith@acmecorp.com";
@@ -20,7 +20,13 @@ fn tenant(alerts: Value) -> Value {
     f
 }
 
-impl Harness {
+/// What the alert tests ask of the harness.
+trait AlertHarness {
+    async fn poll(&self) -> PollReport;
+    async fn runs(&self) -> Vec<Run>;
+}
+
+impl AlertHarness for Harness {
     /// One poll of the company's alerts, then every run it started driven to its end.
     async fn poll(&self) -> PollReport {
         let connections = revoke365::ports::Connector::connect(self.connector.as_ref(), &self.org)

@@ -1,11 +1,11 @@
 //! The audit trail is hash-chained per removal batch and anchored in the run: editing the
 //! JSONL file on disk (changing, deleting or inserting a line) is found and the record named.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture};
 use revoke365::model::{AuditCheck, AuditStatus, ProblemKind};
 use revoke365::ports::RunStore;
 use revoke365::steps::check_run_audit;
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 

@@ -5,11 +5,11 @@
 //! key), and a restore refuses each; twin writes at one chain place do not fork the chain.
 
 use crate::aws_kit::{Env, JOHN};
-use crate::kit::fixture;
 use aws_sdk_dynamodb::types::AttributeValue;
 use revoke365::error::StoreError;
 use revoke365::model::{AuditManifest, AuditPhase, AuditRecord, ChainHead};
 use revoke365::ports::RunStore;
+use revoke365_testkit::fixture;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 

@@ -2,13 +2,13 @@
 //! with the tenant simulator (see [`crate::aws_kit`]).
 
 use crate::aws_kit::{Env, JOHN};
-use crate::kit::{fixture, with_sim};
 use revoke365::adapters::aws::resources::resources;
 use revoke365::lambda::intake::handle_intake_event;
 use revoke365::lambda::steps::handle_step_records;
 use revoke365::model::RunStatus;
 use revoke365::ports::RunStore;
 use revoke365_sim::snapshot::FULL_ACCESS;
+use revoke365_testkit::{fixture, with_sim};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -116,8 +116,10 @@ async fn offboarding_queue_record_runs_and_a_bad_record_fails_alone_into_the_dlq
 async fn security_alert_runs_with_incident_details() {
     let env = Env::start(fixture("acme-tenant.json"), 10).await;
     let mut event: Value = serde_json::from_str(
-        &std::fs::read_to_string(crate::kit::events_dir().join("eventbridge-security-alert.json"))
-            .unwrap(),
+        &std::fs::read_to_string(
+            revoke365_testkit::events_dir().join("eventbridge-security-alert.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let mut detail = request();

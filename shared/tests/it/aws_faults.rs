@@ -4,10 +4,10 @@
 //! sharing one tenant's budget.
 
 use crate::aws_kit::{Env, JOHN};
-use crate::kit::{fast_http, fixture, with_sim};
 use aws_sdk_dynamodb::types::AttributeValue;
 use revoke365::lambda::steps::handle_step_event;
 use revoke365::ports::RunStore;
+use revoke365_testkit::{fast_http, fixture, with_sim};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -206,7 +206,8 @@ async fn a_verification_killed_halfway_is_taken_over_and_reports_once() {
 
 async fn sweep(env: &Env) -> Value {
     let event: Value = serde_json::from_str(
-        &std::fs::read_to_string(crate::kit::events_dir().join("scheduled-sweep.json")).unwrap(),
+        &std::fs::read_to_string(revoke365_testkit::events_dir().join("scheduled-sweep.json"))
+            .unwrap(),
     )
     .unwrap();
     // The schedule delivers to the discovery function.

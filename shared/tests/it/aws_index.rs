@@ -4,7 +4,6 @@
 //! through the handlers removes the indexed grants first, and pruning keeps what SQLite keeps.
 
 use crate::aws_kit::{Env, JOHN};
-use crate::kit::{fast_http, fixture, CLIENT_SECRET};
 use chrono::{Duration, Utc};
 use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
 use revoke365::adapters::http::HttpCore;
@@ -16,6 +15,7 @@ use revoke365::model::{
     SnapshotSummary, Trustee, TrusteeKind,
 };
 use revoke365::ports::{Connector, NoProgress, PermissionIndex, RunStore};
+use revoke365_testkit::{fast_http, fixture, CLIENT_SECRET};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,8 +26,8 @@ fn embedded_connector(env: &Env) -> HttpConnector {
         urls: ServiceUrls::all_at(&env.sim.base_url),
         m365_client_id: "test-client".into(),
         m365_client_secret: Secret::new(CLIENT_SECRET),
-        psa: crate::kit::psa_accounts(&env.sim.base_url),
-        recheck: crate::kit::fast_recheck(),
+        psa: revoke365_testkit::psa_accounts(&env.sim.base_url),
+        recheck: revoke365_testkit::fast_recheck(),
         shard_time: DEFAULT_SHARD_TIME,
         webhook_secret: None,
     }
@@ -54,7 +54,8 @@ fn sorted(mut hits: IndexHits) -> IndexHits {
 
 async fn scheduled_index(env: &Env) -> Value {
     let event: Value = serde_json::from_str(
-        &std::fs::read_to_string(crate::kit::events_dir().join("scheduled-index.json")).unwrap(),
+        &std::fs::read_to_string(revoke365_testkit::events_dir().join("scheduled-index.json"))
+            .unwrap(),
     )
     .unwrap();
     handle_step_event(&env.steps[0].1, event, env.deadline())
@@ -368,7 +369,8 @@ async fn a_backup_restore_through_the_handlers_puts_a_wiped_mailbox_back_from_th
 async fn the_scheduled_review_sends_one_digest_per_company_and_a_retry_makes_no_second_ticket() {
     let env = Env::start(fixture("review-tenant.json"), 10).await;
     let event: Value = serde_json::from_str(
-        &std::fs::read_to_string(crate::kit::events_dir().join("scheduled-review.json")).unwrap(),
+        &std::fs::read_to_string(revoke365_testkit::events_dir().join("scheduled-review.json"))
+            .unwrap(),
     )
     .unwrap();
     // No snapshot yet: the invocation fails, naming why.
@@ -611,7 +613,8 @@ async fn a_scheduled_index_job_without_a_company_for_an_unknown_one_or_out_of_ti
     }
     // An invocation whose deadline has come sends nothing more and stores nothing.
     let event: Value = serde_json::from_str(
-        &std::fs::read_to_string(crate::kit::events_dir().join("scheduled-index.json")).unwrap(),
+        &std::fs::read_to_string(revoke365_testkit::events_dir().join("scheduled-index.json"))
+            .unwrap(),
     )
     .unwrap();
     let spent = revoke365::steps::Deadline::at(std::time::Instant::now());
@@ -647,7 +650,8 @@ async fn a_scheduled_index_sweep_cut_short_is_gone_on_with_by_the_retry_from_its
         .begin_sweep("acme", "20261201T010000Z-cutshort", started)
         .await
         .unwrap();
-    let reads = crate::kit::journaled_reads(&full, &["ceo@acmecorp.com", "billing@acmecorp.com"]);
+    let reads =
+        revoke365_testkit::journaled_reads(&full, &["ceo@acmecorp.com", "billing@acmecorp.com"]);
     journal
         .save_sweep_reads("acme", "20261201T010000Z-cutshort", &reads)
         .await

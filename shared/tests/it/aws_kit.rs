@@ -5,9 +5,6 @@
 //! deadline, and deletes or releases each message by the handler's answer. No in-memory
 //! adapter is linked here.
 
-use crate::kit::{
-    AUTOTASK_SECRET, AUTOTASK_USERNAME, CLIENT_SECRET, CW_PRIVATE_KEY, HALO_CLIENT_SECRET,
-};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use revoke365::adapters::aws::provision::{provision, Options};
@@ -21,6 +18,9 @@ use revoke365::lambda::SqsEvent;
 use revoke365::model::OrgSettings;
 use revoke365::steps::Deadline;
 use revoke365_sim::SimHandle;
+use revoke365_testkit::{
+    AUTOTASK_SECRET, AUTOTASK_USERNAME, CLIENT_SECRET, CW_PRIVATE_KEY, HALO_CLIENT_SECRET,
+};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -126,8 +126,10 @@ pub fn route_event(event: &mut Value, method: &str, path: &str) {
 /// session) made `method path?query` with `body` and the caller's idempotency `key`.
 pub fn api_request(method: &str, path: &str, body: Option<&str>, key: Option<&str>) -> Value {
     let mut event: Value = serde_json::from_str(
-        &std::fs::read_to_string(crate::kit::events_dir().join("apigw-post-revocation.json"))
-            .unwrap(),
+        &std::fs::read_to_string(
+            revoke365_testkit::events_dir().join("apigw-post-revocation.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
@@ -159,17 +161,12 @@ pub async fn answer(deps: &IntakeDeps, event: Value) -> (i64, Value) {
 }
 
 pub fn require_emulators() {
-    for var in [
+    revoke365_testkit::aws::require_emulators(&[
         "AWS_ENDPOINT_URL_SQS",
         "AWS_ENDPOINT_URL_DYNAMODB",
         "AWS_ENDPOINT_URL_SECRETS_MANAGER",
         "AWS_ENDPOINT_URL_KMS",
-    ] {
-        assert!(
-            std::env::var(var).is_ok(),
-            "{var} is not set: these tests need LocalStack and DynamoDB Local; run them through infra/test.sh"
-        );
-    }
+    ]);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -215,7 +212,7 @@ impl Env {
     pub async fn start(fixture: Value, concurrency: usize) -> Env {
         Env::start_with(
             fixture,
-            crate::kit::fast_http(concurrency),
+            revoke365_testkit::fast_http(concurrency),
             Duration::from_secs(30),
         )
         .await
@@ -239,12 +236,7 @@ impl Env {
         shard_time: Duration,
     ) -> Env {
         require_emulators();
-        let prefix = format!(
-            "t{}-",
-            (0..8)
-                .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
-                .collect::<String>()
-        );
+        let prefix = revoke365_testkit::aws::fresh_prefix('t');
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let sqs = aws_sdk_sqs::Client::new(&config);
         let ddb = aws_sdk_dynamodb::Client::new(&config);
@@ -277,7 +269,7 @@ impl Env {
         }
         let sim = revoke365_sim::start(
             revoke365_sim::Fixture::from_json(&fixture.to_string()).unwrap(),
-            crate::kit::sim_options(),
+            revoke365_testkit::sim_options(),
         )
         .await
         .unwrap();

@@ -2,7 +2,7 @@
 //! the real handlers (LocalStack, DynamoDB Local), the credentials from the one secret.
 
 use crate::aws_kit::{Env, JOHN};
-use crate::kit::fixture;
+use revoke365_testkit::fixture;
 use serde_json::{json, Value};
 
 fn request(extra: Value) -> Value {

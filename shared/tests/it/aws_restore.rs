@@ -2,7 +2,7 @@
 //! against LocalStack and DynamoDB Local.
 
 use crate::aws_kit::{Env, JOHN};
-use crate::kit::fixture;
+use revoke365_testkit::fixture;
 use serde_json::{json, Value};
 
 async fn finished_run(env: &Env) -> String {

@@ -3,7 +3,7 @@
 //! stored result; a restore through the handlers puts the mailbox back.
 
 use crate::aws_kit::{Env, JOHN};
-use crate::kit::fixture;
+use revoke365_testkit::fixture;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]

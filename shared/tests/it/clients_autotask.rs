@@ -1,7 +1,6 @@
 //! The Autotask client over real HTTP against the simulator: the zone lookup, the three auth
 //! headers, tickets, notes, the company check, errors and 429s.
 
-use crate::kit::{autotask_settings, sim_options, AUTOTASK_SECRET, AUTOTASK_USERNAME};
 use revoke365::adapters::autotask::AutotaskClient;
 use revoke365::adapters::http::HttpCore;
 use revoke365::config::{HttpSettings, RetryPolicy};
@@ -9,6 +8,7 @@ use revoke365::error::ErrorKind;
 use revoke365::model::AutotaskIds;
 use revoke365::ports::{NewTicket, Psa};
 use revoke365_sim::{Fixture, SimHandle};
+use revoke365_testkit::{autotask_settings, sim_options, AUTOTASK_SECRET, AUTOTASK_USERNAME};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,6 @@
 //! The HaloPSA client over real HTTP against the simulator: the token, tickets, actions as
 //! notes, the company check, errors and 429s.
 
-use crate::kit::{halo_settings, sim_options, HALO_CLIENT_SECRET};
 use revoke365::adapters::halopsa::HaloClient;
 use revoke365::adapters::http::HttpCore;
 use revoke365::config::{HttpSettings, RetryPolicy};
@@ -9,6 +8,7 @@ use revoke365::error::ErrorKind;
 use revoke365::model::HaloIds;
 use revoke365::ports::{NewTicket, Psa};
 use revoke365_sim::{Fixture, SimHandle};
+use revoke365_testkit::{halo_settings, sim_options, HALO_CLIENT_SECRET};
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -2,11 +2,11 @@
 //! both stores; and (feature `aws`) the HTTP intake refuses hostile requests before any AWS
 //! call, keeps the webhook secrets it read, and sees a signature once whatever its hex case.
 
-use crate::kit::fixture;
 use revoke365::adapters::memory_queue::MemoryQueue;
 use revoke365::adapters::sqlite_store::SqliteRunStore;
 use revoke365::model::OrgSettings;
 use revoke365::steps::{intake_as, IntakeError};
+use revoke365_testkit::fixture;
 use serde_json::{json, Value};
 
 const JOHN: &str = "john.smith@acmecorp.com";
@@ -75,12 +75,12 @@ async fn on_one_machine_a_key_is_its_companys_and_principals_own() {
 mod aws {
     use super::{request, two_companies};
     use crate::aws_kit::{answer, api_request, Env};
-    use crate::kit::{events_dir, fixture};
     use revoke365::adapters::aws::resources::AwsNames;
     use revoke365::adapters::aws::secrets::{SecretConnector, SecretsProvider};
     use revoke365::config::{HttpSettings, PsaUrls, ServiceUrls};
     use revoke365::lambda::intake::{handle_intake_event, IntakeDeps};
     use revoke365::lambda::webhook::{self, WebhookSecrets};
+    use revoke365_testkit::{events_dir, fixture};
     use serde_json::{json, Value};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;

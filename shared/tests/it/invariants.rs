@@ -24,11 +24,12 @@
 //! `REVOKE365_FUZZ_SCENARIOS` sets how many scenarios run (CI: the default below),
 //! `REVOKE365_FUZZ_SEED` the first seed.
 
-use crate::harness::Harness;
-use crate::kit::fast_http;
+use crate::permission_index::IndexHarness;
 use revoke365::model::{Report, RunStatus};
 use revoke365::ports::Connector;
 use revoke365_sim::Snapshot;
+use revoke365_testkit::fast_http;
+use revoke365_testkit::harness::Harness;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::fmt;

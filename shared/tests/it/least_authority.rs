@@ -3,9 +3,9 @@
 //! resource policies); the routing, the allow-list, the HMAC route and the mail rules are
 //! checked on the real handlers and the simulator.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture};
 use revoke365::steps::{intake_as, IntakeError};
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture};
 use serde_json::{json, Value};
 
 const JOHN: &str = "john.smith@acmecorp.com";
@@ -347,11 +347,11 @@ fn the_api_is_iam_authorized_except_the_one_signed_route_and_every_scanner_findi
 #[cfg(feature = "aws")]
 mod aws {
     use crate::aws_kit::{Env, JOHN};
-    use crate::kit::{events_dir, fixture};
     use revoke365::adapters::aws::resources::resources;
     use revoke365::lambda::intake::handle_intake_event;
     use revoke365::lambda::webhook;
     use revoke365::model::OrgSettings;
+    use revoke365_testkit::{events_dir, fixture};
     use serde_json::{json, Value};
     use std::time::Duration;
 

@@ -1,11 +1,7 @@
 //! The library's integration tests, one binary: the real HTTP clients against the tenant
 //! simulator on loopback, the engine on one machine, and (feature `aws`) the real handlers
-//! against LocalStack and DynamoDB Local.
-
-#[allow(dead_code)]
-mod generated;
-mod harness;
-mod kit;
+//! against LocalStack and DynamoDB Local. What they share with the other crates' tests is in
+//! `revoke365-testkit` (testkit/); one module: `cargo test -p revoke365-shared --test it -- workflow_acme::`.
 
 mod alerts;
 mod audit_chain;

@@ -1,8 +1,6 @@
 //! Teams and the signed webhook (`[company.notify]`): the real webhook client against the
 //! simulator's `/webhooks/{name}` receiver.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture, with_sim, WEBHOOK_SECRET};
 use hmac::{Hmac, Mac};
 use revoke365::adapters::memory_queue::MemoryQueue;
 use revoke365::adapters::sqlite_store::SqliteRunStore;
@@ -14,6 +12,8 @@ use revoke365::ports::{Queue, RunStore};
 use revoke365::steps::{dispatch, intake, Delivery, NoProgress};
 use revoke365::StepError;
 use revoke365_sim::snapshot::ReceivedWebhook;
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture, with_sim, WEBHOOK_SECRET};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::sync::Arc;
@@ -196,7 +196,7 @@ async fn a_run_posts_one_teams_card_and_one_signed_webhook_even_when_delivered_t
     let restore = x
         .engine
         .restore_watched(
-            Some(crate::harness::OPERATOR),
+            Some(revoke365_testkit::harness::OPERATOR),
             &run.run_id,
             &json!({}),
             None,

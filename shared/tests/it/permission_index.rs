@@ -2,17 +2,25 @@
 //! tenant's grants, `access` answers from it without a tenant call, `--live` and a contain run
 //! catch a grant made after the sweep, and a contain run removes the indexed grants first.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture};
 use revoke365::index::{lookup, sweep, AccessQuery, Change};
 use revoke365::model::{IndexSettings, PermissionType, Snapshot, TrusteeKind};
 use revoke365::ports::{Connector, NoProgress, PermissionIndex, RunStore};
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
 const JOHN: &str = "john.smith@acmecorp.com";
 
-impl Harness {
+/// What the index tests ask of the harness (the invariant check too).
+pub(crate) trait IndexHarness {
+    async fn take(&self) -> Snapshot;
+    async fn sweep(&self) -> Snapshot;
+    async fn swept_review(&self, inactive_days: Option<u32>) -> revoke365::index::Review;
+    fn requests(&self) -> u64;
+}
+
+impl IndexHarness for Harness {
     /// A snapshot of the tenant, not stored.
     async fn take(&self) -> Snapshot {
         let conns = self.connector.connect(&self.org).await.unwrap();
@@ -21,7 +29,7 @@ impl Harness {
             .expect("sweep")
     }
 
-    pub(crate) async fn sweep(&self) -> Snapshot {
+    async fn sweep(&self) -> Snapshot {
         let snapshot = self.take().await;
         self.store
             .save_snapshot(&snapshot, &self.org.index)
@@ -31,10 +39,7 @@ impl Harness {
     }
 
     /// A sweep of the tenant, then its review.
-    pub(crate) async fn swept_review(
-        &self,
-        inactive_days: Option<u32>,
-    ) -> revoke365::index::Review {
+    async fn swept_review(&self, inactive_days: Option<u32>) -> revoke365::index::Review {
         self.sweep().await;
         let conns = self.connector.connect(&self.org).await.unwrap();
         revoke365::index::review(
@@ -870,7 +875,7 @@ async fn an_interrupted_sweep_is_gone_on_with_and_reads_only_the_mailboxes_it_ha
         .begin_sweep("acme", "20261201T000000Z-resumed", started)
         .await
         .unwrap();
-    let journaled = crate::kit::journaled_reads(&full, &first);
+    let journaled = revoke365_testkit::journaled_reads(&full, &first);
     h.store
         .save_sweep_reads("acme", "20261201T000000Z-resumed", &journaled)
         .await
@@ -1035,7 +1040,7 @@ async fn a_security_group_that_is_no_recipient_is_alive_and_never_cleaned_up() {
 #[tokio::test]
 async fn a_cleanup_whose_answer_was_lost_after_the_write_counts_its_removal() {
     const SID: &str = "S-1-5-21-1004336348-1177238915-682003330-5001";
-    let fx = crate::kit::with_sim(
+    let fx = revoke365_testkit::with_sim(
         fixture("review-tenant.json"),
         json!({"faults": [{"endpoint": "exo Remove-MailboxPermission", "answer": "503_after_write"}],
                "retry_after_secs": 0}),

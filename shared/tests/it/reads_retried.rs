@@ -3,8 +3,8 @@
 //! transient exception (or a gateway's 502) is asked again before its mailbox counts as
 //! unreadable; a cmdlet's permanent 500 is not.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture, with_sim};
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture, with_sim};
 use serde_json::json;
 
 const JOHN: &str = "john.smith@acmecorp.com";

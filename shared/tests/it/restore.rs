@@ -1,14 +1,14 @@
 //! Undo: a restore run puts back exactly what a run removed, through the same steps, and
 //! proves it by re-reading the tenant.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture, with_sim};
 use revoke365::model::{
     AuditPhase, AuditResult, RestoreReport, Run, RunId, RunKind, RunStatus, ALREADY_PRESENT,
     AUTOMAPPING_NOTE,
 };
 use revoke365::ports::RunStore;
 use revoke365::steps::IntakeError;
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture, with_sim};
 use serde_json::json;
 
 const PETER: &str = "peter.gibbons@initech.onmicrosoft.com";
@@ -256,7 +256,7 @@ async fn restores_of_what_cannot_be_restored_are_refused_and_create_nothing() {
     let attempt = |id: RunId| async move {
         engine
             .restore_watched(
-                Some(crate::harness::OPERATOR),
+                Some(revoke365_testkit::harness::OPERATOR),
                 &id,
                 &json!({}),
                 None,
@@ -287,7 +287,7 @@ async fn restores_of_what_cannot_be_restored_are_refused_and_create_nothing() {
     ));
     assert!(matches!(
         h.engine
-            .restore_watched(Some(crate::harness::OPERATOR), &live.run_id, &json!({"include_revoke": true}), None, |_| {})
+            .restore_watched(Some(revoke365_testkit::harness::OPERATOR), &live.run_id, &json!({"include_revoke": true}), None, |_| {})
             .await
             .unwrap_err(),
         IntakeError::Invalid(e) if e.field == "include_revoke"

@@ -156,7 +156,7 @@ async fn history_contract(store: &impl RunStore) {
 }
 
 fn acme_org() -> OrgSettings {
-    OrgSettings::from_fixture(&crate::kit::fixture("acme-tenant.json")).unwrap()
+    OrgSettings::from_fixture(&revoke365_testkit::fixture("acme-tenant.json")).unwrap()
 }
 
 #[tokio::test]
@@ -202,7 +202,7 @@ async fn the_embedded_store_finds_a_run_by_the_upn_the_user_resolved_to() {
 mod aws {
     use super::*;
     use crate::aws_kit::Env;
-    use crate::kit::fixture;
+    use revoke365_testkit::fixture;
 
     #[tokio::test(flavor = "multi_thread")]
     async fn dynamodb_lists_a_companys_runs_from_its_index_in_pages() {
@@ -333,10 +333,10 @@ mod aws {
 mod org_table {
     use super::acme_org;
     use crate::aws_kit::Env;
-    use crate::kit::fixture;
     use aws_sdk_dynamodb::types::AttributeValue;
     use revoke365::adapters::aws::org_table::OrgTable;
     use revoke365::ports::RunStore;
+    use revoke365_testkit::fixture;
 
     #[tokio::test(flavor = "multi_thread")]
     async fn put_then_get_and_list_return_the_settings_and_an_invalid_company_writes_nothing() {

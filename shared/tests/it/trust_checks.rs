@@ -2,11 +2,11 @@
 //! the recipients are addresses, the credentials work and carry their roles), and failures
 //! that are never silent: a run that fails after intake still notes its ticket and mails.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture, with_sim};
 use revoke365::model::{FailureCode, Run, RunStatus};
 use revoke365::ports::{Connector, MailboxState};
 use revoke365_sim::Snapshot;
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture, with_sim};
 use serde_json::{json, Value};
 
 const JOHN: &str = "john.smith@acmecorp.com";
@@ -637,7 +637,7 @@ mod aws {
     #[tokio::test(flavor = "multi_thread")]
     async fn on_aws_an_alert_for_an_unknown_user_notes_a_new_ticket_and_mails() {
         let env = Env::start(acme(), 10).await;
-        let mut event = crate::kit::fixture("eventbridge-security-alert.json");
+        let mut event = revoke365_testkit::fixture("eventbridge-security-alert.json");
         event["detail"]["user_email"] = json!("nobody@acmecorp.com");
         let accepted = handle_intake_event(&env.intake, event).await.unwrap();
         let run_id = accepted["run_id"].as_str().unwrap().to_string();

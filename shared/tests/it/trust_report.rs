@@ -3,11 +3,11 @@
 //! only part of the access checked; failures), that a dry run changes nothing anywhere, and
 //! that no text from the requestor or the tenant can forge a line of the report.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture};
 use revoke365::model::{MailboxScope, NotCheckedReason, PermissionType, Report, Scope};
 use revoke365::render::{ReportView, STILL_PRESENT};
 use revoke365_sim::snapshot::{SentMail, Snapshot, SEND_AS};
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture};
 use serde_json::{json, Value};
 
 const JOHN: &str = "john.smith@acmecorp.com";
@@ -412,7 +412,7 @@ async fn line_breaks_and_controls_from_the_request_and_the_tenant_forge_no_line(
 
 #[tokio::test]
 async fn a_large_report_mails_the_first_grants_and_attaches_every_one() {
-    use crate::generated::{generated_tenant, Caps, ADMIN};
+    use revoke365_testkit::generated::{generated_tenant, Caps, ADMIN};
     let caps = Caps {
         exchange: 1000,
         graph: 1000,

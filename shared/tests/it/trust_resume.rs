@@ -1,14 +1,14 @@
 //! Runs stopped before their end go on from the on-disk store, and what the first release
 //! wrote (its audit trail and result files) still loads, resumes and restores.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture, with_sim};
 use revoke365::adapters::sqlite_store::{read_audit_file, SqliteRunStore};
 use revoke365::model::{
     AuditPhase, AuditResult, Grant, ItemStatus, PermissionType, Report, Run, RunId, RunStatus,
 };
 use revoke365::ports::{RemovalOutcome, RunStore};
 use revoke365::steps::Connector;
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture, with_sim};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -322,7 +322,7 @@ async fn a_grant_whose_call_was_never_sent_and_is_gone_on_resume_is_not_this_run
     let restore = h
         .fresh_engine()
         .restore_watched(
-            Some(crate::harness::OPERATOR),
+            Some(revoke365_testkit::harness::OPERATOR),
             &run.run_id,
             &json!({}),
             None,

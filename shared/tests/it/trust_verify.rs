@@ -1,10 +1,10 @@
 //! Verification claims only what it read: a mailbox discovery could not read is read again,
 //! one read by neither is never "cleared", and a grant shown two ways counts once.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture, with_sim};
 use revoke365::model::{NotCheckedReason, PermissionType, Report, RunStatus};
 use revoke365_sim::snapshot::FULL_ACCESS;
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture, with_sim};
 use serde_json::{json, Value};
 
 const JOHN: &str = "john.smith@acmecorp.com";

@@ -2,8 +2,6 @@
 //! the inbox rules that forward, redirect or delete disabled (never deleted), grants to others
 //! listed; reported under `victim_mailbox`, audited, and put back by a restore.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture, with_sim};
 use revoke365::model::{
     AuditPhase, AuditResult, DelegateAge, IndexedGrant, PermissionType, Report, RestoreReport, Run,
     VictimChange, VictimOutcome,
@@ -11,6 +9,8 @@ use revoke365::model::{
 use revoke365::ports::{Connector, NoProgress, PermissionIndex, RunStore};
 use revoke365::steps::check_run_audit;
 use revoke365_sim::snapshot::MailboxSnapshot;
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture, with_sim};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -425,7 +425,7 @@ async fn with_an_old_snapshot_a_recent_delegate_is_removed_when_asked_and_restor
     // Named, but scoped to another type: the calendar delegate stays removed, and is named.
     let scoped = engine
         .restore_watched(
-            Some(crate::harness::OPERATOR),
+            Some(revoke365_testkit::harness::OPERATOR),
             &run.run_id,
             &json!({"include_victim_mailbox": true, "permission_types": ["full_access"]}),
             None,
@@ -448,7 +448,7 @@ async fn with_an_old_snapshot_a_recent_delegate_is_removed_when_asked_and_restor
 
     let back = engine
         .restore_watched(
-            Some(crate::harness::OPERATOR),
+            Some(revoke365_testkit::harness::OPERATOR),
             &run.run_id,
             &json!({"include_victim_mailbox": true}),
             None,
@@ -505,7 +505,7 @@ async fn the_exchange_client_reads_sets_back_and_flips_what_the_victim_step_uses
         AppCredentials {
             tenant_id: h.org.tenant_id.clone(),
             client_id: "test-client".into(),
-            client_secret: Secret::new(crate::kit::CLIENT_SECRET),
+            client_secret: Secret::new(revoke365_testkit::CLIENT_SECRET),
         },
     );
     let settings = exchange.mailbox_settings(JOHN).await.unwrap().unwrap();

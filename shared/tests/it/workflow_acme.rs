@@ -1,11 +1,12 @@
 //! The whole job on the Acme tenant: every step, real HTTP against the simulator, the
 //! embedded queue and store.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture};
-use revoke365::model::{AuditPhase, AuditResult, GrantEntry, RunStatus};
+use revoke365::model::{AuditPhase, AuditResult, RunStatus};
 use revoke365::ports::RunStore;
 use revoke365_sim::snapshot::{FULL_ACCESS, SEND_AS};
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::results::Grant;
+use revoke365_testkit::{fast_http, fixture, RunResult};
 use serde_json::json;
 
 const JOHN: &str = "john.smith@acmecorp.com";
@@ -28,16 +29,17 @@ async fn removes_every_grant_verifies_reports_and_audits() {
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.failure);
     let report = run.result.clone().unwrap();
     let v = serde_json::to_value(&report).unwrap();
+    // The result as it goes on the wire: a renamed field fails here.
+    let wire = RunResult::from_value(&v);
 
-    assert!(report.success);
-    let summary = &report.removal_summary;
+    assert!(wire.success);
+    let summary = &wire.removal_summary;
     assert_eq!(summary.user_email, JOHN);
     assert_eq!(summary.user_display_name, "John Smith");
     assert_eq!(summary.company, "Acme Corp");
-    let p = &report.permissions_removed;
-    let mailboxes_of = |entries: &[GrantEntry]| -> Vec<String> {
-        entries.iter().map(|e| e.mailbox.clone()).collect()
-    };
+    let p = &wire.permissions_removed;
+    let mailboxes_of =
+        |entries: &[Grant]| -> Vec<String> { entries.iter().map(|e| e.mailbox.clone()).collect() };
     assert_eq!(
         mailboxes_of(&p.full_access),
         ["ceo@acmecorp.com", "finance@acmecorp.com"]
@@ -207,32 +209,33 @@ async fn dry_run_changes_nothing_and_reports_what_would_go() {
     let run = h.run(body).await;
     let report = run.result.unwrap();
     let v = serde_json::to_value(&report).unwrap();
+    let wire = RunResult::from_value(&v);
     assert_eq!(
         h.snapshot().mailboxes,
         before,
         "dry run left the tenant as it was"
     );
-    assert!(report.success);
-    assert!(report.dry_run);
-    assert_eq!(report.removal_summary.total_permissions_removed, 0);
+    assert!(wire.success);
+    assert!(wire.dry_run);
+    assert_eq!(wire.removal_summary.total_permissions_removed, 0);
     assert_eq!(
         v["permissions_removed"]["full_access"][0],
         json!({"mailbox": "ceo@acmecorp.com", "permission": "FullAccess", "removed": false, "would_remove": true})
     );
     assert_eq!(
-        report.permissions_removed.shared_mailboxes[0].would_remove,
+        wire.permissions_removed.shared_mailboxes[0].would_remove,
         Some(true)
     );
     // The verification block describes the tenant as it is.
-    assert_eq!(report.verification.remaining_full_access, 2);
-    assert_eq!(report.verification.remaining_shared_mailboxes, 3);
-    assert!(!report.verification.all_permissions_cleared);
+    assert_eq!(wire.verification.remaining_full_access, 2);
+    assert_eq!(wire.verification.remaining_shared_mailboxes, 3);
+    assert!(!wire.verification.all_permissions_cleared);
 }
 
 #[tokio::test]
 async fn psa_failure_is_recorded_and_does_not_undo_removals() {
     let h = Harness::start(
-        crate::kit::with_sim(fixture("acme-tenant.json"), json!({"psa_fail": true})),
+        revoke365_testkit::with_sim(fixture("acme-tenant.json"), json!({"psa_fail": true})),
         fast_http(10),
     )
     .await;

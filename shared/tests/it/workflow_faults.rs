@@ -1,7 +1,5 @@
 //! Throttling storms, injected 503s, acknowledged-but-ignored removals, duplicate delivery.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture, with_sim};
 use revoke365::messages::Step;
 use revoke365::messages::StepMessage;
 use revoke365::model::{AuditPhase, RunStatus};
@@ -10,6 +8,8 @@ use revoke365::ports::RunStore;
 use revoke365::steps::{abandon, dispatch, intake, Delivery, NoProgress};
 use revoke365::StepError;
 use revoke365_sim::snapshot::FULL_ACCESS;
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture, with_sim};
 use serde_json::json;
 
 const JOHN: &str = "john.smith@acmecorp.com";

@@ -1,10 +1,10 @@
 //! The hard tenant: inherited, Deny, SELF and orphaned-SID entries, group grants, two users
 //! with one display name, a lookalike, localized calendars, a mailbox that always fails.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture};
 use revoke365::model::{GrantEntry, IndirectAccess, RemainingGrant, RunStatus};
 use revoke365_sim::snapshot::{MailboxSnapshot, FULL_ACCESS};
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture};
 use serde_json::json;
 
 const JOHN: &str = "john.smith@globexcorp.com";

@@ -1,10 +1,10 @@
 //! The whole job on the Acme tenant with each PSA a company can use: HaloPSA, Autotask, and
 //! none at all; the note's content is read back from the simulator.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture};
 use revoke365::model::{PsaKind, RunStatus};
 use revoke365::steps::IntakeError;
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture};
 use serde_json::{json, Value};
 
 const JOHN: &str = "john.smith@acmecorp.com";

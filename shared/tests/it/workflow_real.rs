@@ -4,14 +4,14 @@
 //! Send on Behalf, permanent 500s, one-off 502/504/"concurrent requests" answers, a write whose
 //! answer is lost, reads that lag a removal, tokens revoked mid-run, per-service caps.
 
-use crate::harness::Harness;
-use crate::kit::{fast_http, fixture, with_sim};
 use revoke365::config::Recheck;
 use revoke365::model::{
     AuditPhase, AuditResult, FailureCode, IndirectAccess, MatchedBy, NotCheckedReason,
     PermissionType, Report, RunStatus,
 };
 use revoke365::ports::RunStore;
+use revoke365_testkit::harness::Harness;
+use revoke365_testkit::{fast_http, fixture, with_sim};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -1,9 +1,7 @@
 //! `revoke365 watch`: the alert poller on one machine, against the sandbox tenant's Defender
 //! XDR alerts and Entra ID Protection risky users.
 
-mod kit;
-
-use kit::{assert_refused, events, printed_files, revoke365, stdout_json, JOHN};
+use crate::kit::{assert_refused, events, printed_files, revoke365, stdout_json, JOHN};
 use serde_json::Value;
 use std::path::Path;
 

@@ -1,4 +1,4 @@
-//! Fixtures and client settings shared by the tests.
+//! Fixtures under `events/`, the simulator's credentials and the client settings that match them.
 
 use revoke365::config::{
     AutotaskSettings, ConnectWiseCredentials, HaloSettings, HttpSettings, PsaAccounts, Recheck,

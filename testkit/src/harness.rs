@@ -1,7 +1,7 @@
 //! A tenant simulator on loopback, the real HTTP clients pointed at it, and the embedded
 //! queue and store: the whole engine on one machine, as the CLI runs it.
 
-use crate::kit::{fast_recheck, sim_options, CLIENT_SECRET};
+use crate::tenant::{fast_recheck, sim_options, CLIENT_SECRET};
 use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
 use revoke365::adapters::http::HttpCore;
 use revoke365::adapters::memory_queue::MemoryQueue;
@@ -25,10 +25,10 @@ fn connector_at(base_url: &str, http: HttpSettings, recheck: Recheck) -> Arc<Htt
         urls: ServiceUrls::all_at(base_url),
         m365_client_id: "test-client".into(),
         m365_client_secret: Secret::new(CLIENT_SECRET),
-        psa: crate::kit::psa_accounts(base_url),
+        psa: crate::tenant::psa_accounts(base_url),
         recheck,
         shard_time: DEFAULT_SHARD_TIME,
-        webhook_secret: Some(Secret::new(crate::kit::WEBHOOK_SECRET)),
+        webhook_secret: Some(Secret::new(crate::tenant::WEBHOOK_SECRET)),
     })
 }
 

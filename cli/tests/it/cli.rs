@@ -1,8 +1,9 @@
 //! The `revoke365` binary as people and scripts use it: flags, stdout, stderr, exit codes.
 
-mod kit;
-
-use kit::{assert_refused, events, revoke365, revoke365_env_only, stderr_error, stdout_json, JOHN};
+use crate::kit::{
+    assert_refused, events, revoke365, revoke365_env_only, stderr_error, stdout_json, RunResult,
+    JOHN,
+};
 use revoke365::model::Report;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -133,7 +134,7 @@ fn sandbox_run_prints_the_result_and_where_to_read_the_audit_note_and_email() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let result: Report =
+    let result: RunResult =
         serde_json::from_slice(&out.stdout).expect("stdout is exactly the result JSON");
     assert!(result.success);
     assert_eq!(result.removal_summary.total_permissions_removed, 8);
@@ -166,7 +167,7 @@ fn a_reader_that_leaves_early_ends_the_output_quietly() {
     use std::os::unix::process::ExitStatusExt;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let done = kit::acme_run(&data, JOHN, &["--dry-run"]);
+    let done = crate::kit::acme_run(&data, JOHN, &["--dry-run"]);
     assert_eq!(done.status.code(), Some(0));
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
@@ -241,7 +242,7 @@ fn table_format_and_failure_exit_codes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    kit::printed_files(&out, tmp.path());
+    crate::kit::printed_files(&out, tmp.path());
 
     let out = revoke365(
         &[
@@ -257,7 +258,7 @@ fn table_format_and_failure_exit_codes() {
         Some(0),
         "a completed dry run is a success"
     );
-    let result: Report = serde_json::from_slice(&out.stdout).unwrap();
+    let result: RunResult = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result.removal_summary.total_permissions_removed, 0);
 }
 
@@ -447,7 +448,7 @@ async fn config_file_runs_against_a_separately_started_simulator() {
             "env urls: {use_env_urls}: {stderr}"
         );
         assert!(!stderr.contains(SECRET) && !String::from_utf8_lossy(&out.stdout).contains(SECRET));
-        let result: Report = serde_json::from_slice(&out.stdout).unwrap();
+        let result: RunResult = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(result.removal_summary.total_permissions_removed, 8);
         let state = sim.snapshot();
         let ticket = state.ticket("48213").expect("ticket 48213 in the PSA");
@@ -609,7 +610,7 @@ async fn the_readme_config_loads_as_printed_and_dry_runs_against_the_simulator()
     .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let result: Report = serde_json::from_slice(&out.stdout).unwrap();
+    let result: RunResult = serde_json::from_slice(&out.stdout).unwrap();
     assert!(result.dry_run && result.success);
     let would: usize = [
         &result.permissions_removed.full_access,
@@ -854,7 +855,7 @@ fn resume(tmp: &Path, run_id: &str) -> Output {
 fn assert_whole_run_reported(tmp: &Path, run_id: &str, out: &Output) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let result: Report = serde_json::from_slice(&out.stdout).unwrap();
+    let result: RunResult = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result.run_id, run_id, "the same run goes on");
     assert!(result.success, "{result:?}");
     assert_eq!(result.removal_summary.total_permissions_removed, 8);
@@ -1810,7 +1811,7 @@ fn audit_verify_takes_the_data_dir_flag_as_every_command_does() {
 fn ticket_id_is_accepted_as_another_spelling_of_ticket() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let run = kit::acme_run(&data, JOHN, &["--ticket-id", "48213"]);
+    let run = crate::kit::acme_run(&data, JOHN, &["--ticket-id", "48213"]);
     assert_eq!(
         run.status.code(),
         Some(0),
@@ -1898,7 +1899,7 @@ fn a_long_company_name_is_cut_at_a_word_in_the_ticket_title_and_the_marker_stays
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Report = serde_json::from_slice(&out.stdout).unwrap();
+    let report: RunResult = serde_json::from_slice(&out.stdout).unwrap();
     let ticket_id = report.ticket_id.clone().expect("a ticket was made");
     // The simulated PSA's tickets, as the sandbox saved them beside the run.
     let saved = std::fs::read_dir(data.join("sandbox"))
@@ -2169,7 +2170,7 @@ async fn a_company_of_another_psa_keeps_its_kind_and_needs_only_that_psas_secret
         !stderr.contains(HALO_SECRET)
             && !String::from_utf8_lossy(&out.stdout).contains(HALO_SECRET)
     );
-    let result: Report = serde_json::from_slice(&out.stdout).unwrap();
+    let result: RunResult = serde_json::from_slice(&out.stdout).unwrap();
     let ticket_id = result.ticket_id.expect("a Halo ticket");
     let state = sim.snapshot();
     assert_eq!(state.requests("cw POST tickets"), 0);
@@ -2247,7 +2248,7 @@ fn the_sandbox_plays_every_psa() {
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{fixture}: {stderr}");
-        let result: Report = serde_json::from_slice(&out.stdout).unwrap();
+        let result: RunResult = serde_json::from_slice(&out.stdout).unwrap();
         assert!(result.success, "{fixture}: {:?}", result.errors);
         assert_eq!(result.removal_summary.total_permissions_removed, 8);
         let note = std::fs::read_to_string(data.join(format!("{}.psa-note.txt", result.run_id)))

@@ -1,9 +1,9 @@
 //! `revoke365 sweep`, `access`, `run --contain` and `review` as an operator types them,
 //! against the sandbox: the snapshot lives in the data directory's revoke365.db.
 
-mod kit;
-
-use kit::{acme_run, assert_refused, events, printed_files, revoke365, stdout_json, JOHN};
+use crate::kit::{
+    acme_run, assert_refused, events, ok_json, printed_files, revoke365, stdout_json, JOHN,
+};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -22,16 +22,6 @@ fn on_sandbox(command: &str, fixture: &str, dir: &Path, extra: &[&str]) -> Outpu
     ];
     args.extend_from_slice(extra);
     revoke365(&args, &[], dir.parent().unwrap())
-}
-
-fn ok(out: &Output) -> Value {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout_json(out)
 }
 
 fn grants_of(map: &Value) -> BTreeSet<(String, String)> {
@@ -57,12 +47,12 @@ fn sweep_then_access_answers_from_the_index_and_a_contain_run_uses_it() {
     let none = on_sandbox("access", "acme-tenant.json", &dir, &["--user", JOHN]);
     assert_refused(&none, "company_id");
 
-    let summary = ok(&on_sandbox("sweep", "acme-tenant.json", &dir, &[]));
+    let summary = ok_json(&on_sandbox("sweep", "acme-tenant.json", &dir, &[]));
     assert_eq!(summary["company_id"], "acme");
     assert_eq!(summary["grants"], 24);
     assert!(summary["calls"]["exchange"].as_u64().unwrap() > 0);
 
-    let map = ok(&on_sandbox(
+    let map = ok_json(&on_sandbox(
         "access",
         "acme-tenant.json",
         &dir,
@@ -109,7 +99,7 @@ fn sweep_then_access_answers_from_the_index_and_a_contain_run_uses_it() {
     assert_refused(&both, "live");
 
     let run = acme_run(&dir, JOHN, &["--contain"]);
-    let report = ok(&run);
+    let report = ok_json(&run);
     assert_eq!(report["success"], true);
     assert_eq!(report["containment"]["indexed_grants"], 8);
     assert_eq!(report["containment"]["snapshot_id"], summary["snapshot_id"]);
@@ -120,7 +110,7 @@ fn sweep_then_access_answers_from_the_index_and_a_contain_run_uses_it() {
 fn review_lists_what_should_not_hold_access_and_exits_1() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    ok(&on_sandbox("sweep", "review-tenant.json", &dir, &[]));
+    ok_json(&on_sandbox("sweep", "review-tenant.json", &dir, &[]));
     let out = on_sandbox("review", "review-tenant.json", &dir, &[]);
     assert_eq!(out.status.code(), Some(1), "something to review");
     let review = stdout_json(&out);
@@ -222,11 +212,11 @@ fn review_lists_what_should_not_hold_access_and_exits_1() {
 fn restore_as_of_puts_a_mailbox_back_from_the_snapshot_and_refuses_what_it_cannot_do() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let summary = ok(&on_sandbox("sweep", "acme-tenant.json", &dir, &[]));
+    let summary = ok_json(&on_sandbox("sweep", "acme-tenant.json", &dir, &[]));
     let id = summary["snapshot_id"].as_str().unwrap();
 
     // A fresh sandbox holds every grant of the snapshot: each is found present, none added.
-    let report = ok(&on_sandbox(
+    let report = ok_json(&on_sandbox(
         "restore",
         "acme-tenant.json",
         &dir,
@@ -245,7 +235,7 @@ fn restore_as_of_puts_a_mailbox_back_from_the_snapshot_and_refuses_what_it_canno
 
     // `--ticket`, as in every command (`--ticket-id` was this one's first spelling).
     for flag in ["--ticket", "--ticket-id"] {
-        let noted = ok(&on_sandbox(
+        let noted = ok_json(&on_sandbox(
             "restore",
             "acme-tenant.json",
             &dir,

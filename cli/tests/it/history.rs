@@ -1,9 +1,7 @@
 //! `revoke365 runs`, `show` and `org` as people and scripts use them: on the embedded store
 //! of sandbox runs, on a config's companies, and (`--aws`) on tables in DynamoDB Local.
 
-mod kit;
-
-use kit::{acme_run, assert_refused, revoke365, stdout_json, AwsTables, JOHN};
+use crate::kit::{acme_run, assert_refused, ok_json, revoke365, AwsTables, JOHN};
 use revoke365::model::{OrgSettings, RevocationRequest, Run, RunStatus};
 use revoke365::ports::RunStore;
 use serde_json::{json, Value};
@@ -22,16 +20,6 @@ fn runs(dir: &Path, flags: &[&str]) -> std::process::Output {
     let mut args = vec!["runs", "--data-dir", dir.to_str().unwrap()];
     args.extend_from_slice(flags);
     revoke365(&args, &[], dir.parent().unwrap())
-}
-
-fn ok_json(out: &std::process::Output) -> Value {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout_json(out)
 }
 
 #[test]
@@ -422,7 +410,7 @@ fn a_run_id_that_is_a_path_is_refused_by_every_command() {
         vec!["restore", "../evil/planted", "--data-dir", dir],
         vec!["audit", "verify", "../evil/planted", "--data-dir", dir],
     ] {
-        let out = kit::revoke365(&args, &[], tmp.path());
-        kit::assert_refused(&out, "run_id");
+        let out = crate::kit::revoke365(&args, &[], tmp.path());
+        crate::kit::assert_refused(&out, "run_id");
     }
 }

@@ -1,9 +1,7 @@
 //! A sandbox tenant lives in the data directory: every command against the same fixture and
 //! data directory sees what the last one left, and fixtures that share a tenant id keep apart.
 
-mod kit;
-
-use kit::{acme_run, events, revoke365, stdout_json, JOHN};
+use crate::kit::{acme_run, events, revoke365, stdout_as, stdout_json, RunResult, JOHN};
 use serde_json::Value;
 use std::path::Path;
 
@@ -11,36 +9,23 @@ use std::path::Path;
 fn a_second_run_finds_nothing_left_to_remove() {
     let tmp = tempfile::tempdir().unwrap();
     let data_dir = tmp.path().join("data");
-    let first = stdout_json(&acme_run(&data_dir, JOHN, &[]));
-    assert_eq!(first["success"], true, "{first}");
-    assert_eq!(first["removal_summary"]["total_permissions_removed"], 8);
+    let first: RunResult = stdout_as(&acme_run(&data_dir, JOHN, &[]));
+    assert!(first.success, "{first:?}");
+    assert_eq!(first.removal_summary.total_permissions_removed, 8);
 
     let second = acme_run(&data_dir, JOHN, &[]);
     assert_eq!(second.status.code(), Some(0));
-    let second = stdout_json(&second);
-    assert_eq!(second["success"], true, "{second}");
-    assert_eq!(second["status"], "completed");
-    assert_eq!(second["removal_summary"]["total_permissions_removed"], 0);
-    for kind in [
-        "full_access",
-        "send_as",
-        "send_on_behalf",
-        "calendar_delegates",
-        "shared_mailboxes",
-    ] {
-        assert_eq!(
-            second["permissions_removed"][kind],
-            Value::Array(vec![]),
-            "{kind}"
-        );
+    let second: RunResult = stdout_as(&second);
+    assert!(second.success, "{second:?}");
+    assert_eq!(second.status, "completed");
+    assert_eq!(second.removal_summary.total_permissions_removed, 0);
+    for (kind, entries) in second.permissions_removed.counts() {
+        assert_eq!(entries, 0, "{kind}");
     }
-    assert_eq!(second["verification"]["all_permissions_cleared"], true);
-    assert_eq!(second["errors"], Value::Array(vec![]));
-    let note = std::fs::read_to_string(data_dir.join(format!(
-        "{}.psa-note.txt",
-        second["run_id"].as_str().unwrap()
-    )))
-    .unwrap();
+    assert!(second.verification.all_permissions_cleared);
+    assert_eq!(second.errors, Vec::<String>::new());
+    let note =
+        std::fs::read_to_string(data_dir.join(format!("{}.psa-note.txt", second.run_id))).unwrap();
     assert!(note.contains("No direct grants were found."), "{note}");
 }
 
@@ -116,7 +101,7 @@ fn fixtures_that_share_a_company_keep_their_permission_indexes_apart() {
         &[],
         tmp.path(),
     );
-    kit::assert_refused(&unswept, "company_id");
+    crate::kit::assert_refused(&unswept, "company_id");
     let swept = sandbox(&["sweep"], "review-tenant.json", &data_dir);
     assert_ne!(swept["snapshot_id"], acme["snapshot_id"]);
     let review = sandbox(&["review"], "review-tenant.json", &data_dir);

@@ -1,9 +1,7 @@
 //! `revoke365 restore RUN_ID` as an operator uses it: run, then restore against the sandbox
 //! in the state the run left it; exit codes and the result on stdout.
 
-mod kit;
-
-use kit::{acme_run, revoke365, stderr_error, stdout_json, JOHN};
+use crate::kit::{acme_run, revoke365, stderr_error, stdout_as, stdout_json, RunResult, JOHN};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Output;
@@ -16,20 +14,18 @@ fn cli(args: &[&str], data_dir: &Path) -> Output {
 }
 
 /// A sandbox run of John Smith; its result.
-fn run(data_dir: &Path, extra: &[&str]) -> Value {
-    stdout_json(&acme_run(data_dir, JOHN, extra))
+fn run(data_dir: &Path, extra: &[&str]) -> RunResult {
+    stdout_as(&acme_run(data_dir, JOHN, extra))
 }
 
 #[test]
 fn restore_puts_back_what_the_run_removed_and_a_second_restore_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let result = run(dir.path(), &[]);
-    assert_eq!(result["kind"], "revoke");
-    let removed = result["removal_summary"]["total_permissions_removed"]
-        .as_u64()
-        .unwrap();
+    assert_eq!(result.kind, "revoke");
+    let removed = result.removal_summary.total_permissions_removed;
     assert_eq!(removed, 8);
-    let run_id = result["run_id"].as_str().unwrap();
+    let run_id = result.run_id.as_str();
 
     let out = cli(&["restore", run_id], dir.path());
     assert_eq!(
@@ -82,14 +78,14 @@ fn restore_puts_back_what_the_run_removed_and_a_second_restore_changes_nothing()
 fn a_dry_run_cannot_be_restored_and_a_dry_restore_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let dry = run(dir.path(), &["--dry-run"]);
-    let out = cli(&["restore", dry["run_id"].as_str().unwrap()], dir.path());
+    let out = cli(&["restore", dry.run_id.as_str()], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let e = stderr_error(&out);
     assert_eq!(e["error"]["code"], "conflict");
     assert!(e["error"]["message"].as_str().unwrap().contains("dry run"));
 
     let live = run(dir.path(), &["--new"]);
-    let id = live["run_id"].as_str().unwrap();
+    let id = live.run_id.as_str();
     let out = cli(
         &["restore", id, "--dry-run", "--mailbox", "ceo@acmecorp.com"],
         dir.path(),
@@ -122,7 +118,7 @@ fn a_dry_run_cannot_be_restored_and_a_dry_restore_changes_nothing() {
 #[test]
 fn a_victim_mailbox_run_contains_the_users_mailbox_and_restore_sets_it_back() {
     let dir = tempfile::tempdir().unwrap();
-    let tenant = kit::events("victim-tenant.json");
+    let tenant = crate::kit::events("victim-tenant.json");
     let out = cli(
         &[
             "run",
@@ -213,7 +209,8 @@ fn a_mailbox_named_by_its_upn_is_found_and_one_the_run_removed_nothing_on_is_ref
     let dir = tempfile::tempdir().unwrap();
     // The CEO's mailbox answers to carol.chen@ (its primary address), which the run records.
     let mut tenant: Value =
-        serde_json::from_slice(&std::fs::read(kit::events("acme-tenant.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(crate::kit::events("acme-tenant.json")).unwrap())
+            .unwrap();
     let ceo = tenant["users"]
         .as_array_mut()
         .unwrap()
@@ -246,7 +243,7 @@ fn a_mailbox_named_by_its_upn_is_found_and_one_the_run_removed_nothing_on_is_ref
     let run_id = stdout_json(&out)["run_id"].as_str().unwrap().to_string();
 
     let out = cli(&["restore", &run_id, "--mailbox", "ceo@acmecorp.co"], &data);
-    kit::assert_refused(&out, "mailbox");
+    crate::kit::assert_refused(&out, "mailbox");
     let message = stderr_error(&out)["error"]["message"]
         .as_str()
         .unwrap()
@@ -280,9 +277,9 @@ fn a_mailbox_named_by_its_upn_is_found_and_one_the_run_removed_nothing_on_is_ref
 fn a_refused_later_run_does_not_stop_the_restore_of_an_earlier_one() {
     let dir = tempfile::tempdir().unwrap();
     let first = run(dir.path(), &[]);
-    let run_id = first["run_id"].as_str().unwrap();
+    let run_id = first.run_id.as_str();
     let out = acme_run(dir.path(), JOHN, &["--mailbox", "ceo@acmecorp.co", "--new"]);
-    kit::assert_refused(&out, "target_mailboxes");
+    crate::kit::assert_refused(&out, "target_mailboxes");
     let out = acme_run(dir.path(), JOHN, &["--dry-run", "--new"]);
     assert_eq!(out.status.code(), Some(0));
 
@@ -317,7 +314,7 @@ fn printed_paths(out: &Output, cwd: &Path) -> Vec<(String, std::path::PathBuf)> 
 fn a_dry_restore_prints_only_its_own_files_and_a_restore_its_own_note_and_email() {
     let dir = tempfile::tempdir().unwrap();
     let first = run(dir.path(), &[]);
-    let run_id = first["run_id"].as_str().unwrap();
+    let run_id = first.run_id.as_str();
 
     let out = cli(&["restore", run_id, "--dry-run"], dir.path());
     assert_eq!(out.status.code(), Some(0));
@@ -430,7 +427,7 @@ fn a_trail_edited_resealed_unanchored_or_stripped_is_reported_and_not_restored()
     for case in ["edited", "resealed", "no manifest", "stripped"] {
         let dir = tempfile::tempdir().unwrap();
         let result = run(dir.path(), &[]);
-        let run_id = result["run_id"].as_str().unwrap();
+        let run_id = result.run_id.as_str();
         tamper(dir.path(), run_id, case);
 
         let out = cli(&["audit", "verify", run_id], dir.path());
@@ -469,7 +466,7 @@ fn a_trail_edited_resealed_unanchored_or_stripped_is_reported_and_not_restored()
 
     let dir = tempfile::tempdir().unwrap();
     let result = run(dir.path(), &[]);
-    let run_id = result["run_id"].as_str().unwrap();
+    let run_id = result.run_id.as_str();
     let out = cli(&["audit", "verify", run_id], dir.path());
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stdout_json(&out)["status"], "intact");

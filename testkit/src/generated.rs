@@ -1,4 +1,4 @@
-//! Generated tenants for the bench and the scale test: many mailboxes, limits the client is
+//! Generated tenants for the benches and the scale test: many mailboxes, limits the client is
 //! not told.
 
 use serde_json::{json, Value};
@@ -59,7 +59,7 @@ pub fn generated_tenant(
         boxes.push(m);
     }
     json!({
-        "tenant_id": "b3a7c1d2-0000-4000-8000-00000000bench",
+        "tenant_id": "b3a7c1d2-0000-4000-8000-0000000000be",
         "organization": {"company_id": "bench", "company_name": "Bench Ltd", "m365_permission_ticket_board": "Service Desk",
             "m365_permission_removal_scope": [], "m365_permission_notification_recipients": ["secops@msp.example"],
             "notification_sender": format!("mbx00001@{DOMAIN}")},
