@@ -24,6 +24,7 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use base64::Engine;
 use lambda_http::request::LambdaRequest;
+use lambda_http::tower::ServiceExt;
 use std::sync::Arc;
 use tracing::{info_span, Instrument};
 
@@ -137,8 +138,10 @@ pub async fn handle_http(
             return event_response(unknown_route(&key)).await;
         };
         let request = http_request(request, &route.method, route.path);
+        // The router's state is a clone of the deps: their clients and what they keep are
+        // shared, and a request's handlers cannot outlive it.
         let router = router(declared).with_state(Arc::new(deps.clone()));
-        let answer = match tower_service_call(router, request).await {
+        let answer = match router.oneshot(request).await {
             Ok(answer) => answer,
             Err(never) => match never {},
         };
@@ -146,14 +149,6 @@ pub async fn handle_http(
     }
     .instrument(span)
     .await
-}
-
-async fn tower_service_call(
-    router: Router,
-    request: axum::http::Request<Body>,
-) -> Result<Response, std::convert::Infallible> {
-    use lambda_http::tower::ServiceExt;
-    router.oneshot(request).await
 }
 
 /// The event as the request axum routes: at the path of the route API Gateway matched (its
@@ -203,4 +198,20 @@ async fn event_response(answer: Response) -> ApiGatewayV2httpResponse {
     r.headers = parts.headers;
     r.body = Some(Body::Text(String::from_utf8_lossy(&body).into_owned()));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each key is `METHOD /path` of a method axum routes, and no two keys are one route.
+    #[test]
+    fn the_declared_routes_make_one_router() {
+        let declared = routes();
+        let mut keys: Vec<&str> = declared.iter().map(|r| r.key).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), declared.len());
+        let _ = router(declared);
+    }
 }
