@@ -171,13 +171,14 @@ pub const SECRETS_REFRESH_AFTER: Duration = Duration::from_secs(30);
 type Secrets = Arc<HashMap<String, Secret>>;
 
 /// The callers' secrets, read from Secrets Manager and kept for [`SECRETS_TTL`]. The value is
-/// a JSON object: caller name -> secret.
+/// a JSON object: caller name -> secret. Clones share the kept secrets.
+#[derive(Clone)]
 pub struct WebhookSecrets {
     client: aws_sdk_secretsmanager::Client,
     secret_id: String,
     ttl: Duration,
     refresh_after: Duration,
-    cached: Mutex<Option<(Instant, Secrets)>>,
+    cached: Arc<Mutex<Option<(Instant, Secrets)>>>,
 }
 
 impl WebhookSecrets {
@@ -197,7 +198,7 @@ impl WebhookSecrets {
             secret_id,
             ttl,
             refresh_after,
-            cached: Mutex::new(None),
+            cached: Arc::new(Mutex::new(None)),
         }
     }
 

@@ -53,6 +53,8 @@ pub(super) const STORE_RETRY: RetryPolicy = RetryPolicy {
     max_delay: std::time::Duration::from_secs(2),
 };
 
+/// Clones are handles on the same tables (the intake's router holds one per request).
+#[derive(Clone)]
 pub struct DynamoRunStore {
     pub(super) client: Client,
     pub(super) runs: String,

@@ -29,7 +29,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::{from_item, to_item};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The GSI of grants by mailbox (defined in `infra/resources.json`).
 pub const MAILBOX_INDEX: &str = "index-by-mailbox";
@@ -136,12 +136,14 @@ struct TrusteePartition {
     grants: Vec<(String, IndexedGrant)>,
 }
 
-/// The permission index in one DynamoDB table; the run store holds it.
+/// The permission index in one DynamoDB table; the run store holds it. Its clones share the
+/// snapshot companies learned.
+#[derive(Clone)]
 pub struct DynamoIndex {
     pub(super) client: Client,
     pub(super) table: String,
     /// Snapshot id -> company, as the pointer items say (they never change).
-    companies: Mutex<HashMap<String, String>>,
+    companies: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl DynamoIndex {
@@ -149,7 +151,7 @@ impl DynamoIndex {
         DynamoIndex {
             client,
             table: table.into(),
-            companies: Mutex::new(HashMap::new()),
+            companies: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 

@@ -43,6 +43,7 @@ pub struct StepQueueUrls {
     pub verification: String,
 }
 
+#[derive(Clone)]
 pub struct SqsQueue {
     client: Client,
     urls: StepQueueUrls,
