@@ -1124,12 +1124,12 @@ pub trait Connector: Send + Sync {
     async fn hold_budget(
         &self,
         _org: &OrgSettings,
-        _delivery: &crate::steps::Delivery,
+        _delivery: &crate::work::Delivery,
         _want: BudgetWant,
     ) -> Result<(), StepError> {
         Ok(())
     }
 
     /// Returns the share [`Connector::hold_budget`] took, with what it learnt.
-    async fn return_budget(&self, _org: &OrgSettings, _delivery: &crate::steps::Delivery) {}
+    async fn return_budget(&self, _org: &OrgSettings, _delivery: &crate::work::Delivery) {}
 }

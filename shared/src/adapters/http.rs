@@ -628,7 +628,7 @@ impl HttpCore {
             ),
             None => None,
         };
-        if crate::steps::past_stop() {
+        if crate::work::past_stop() {
             return Err(Failure::Refused(call.error(ErrorKind::Stopped)));
         }
         let outcome = self.exchange(call, request).await;

@@ -815,7 +815,7 @@ pub fn legacy_run(dir: &Path, run_id: &RunId) -> Result<Option<(Run, Vec<PlanIte
                 RunStatus::Removing
             };
             let batches =
-                crate::steps::removal_batch_count(&items.values().cloned().collect::<Vec<_>>());
+                crate::work::removal_batch_count(&items.values().cloned().collect::<Vec<_>>());
             run.batches_total = batches;
             run.status = RunStatus::Interrupted;
             run.interruption = Some(Interruption {
