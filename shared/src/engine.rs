@@ -4,7 +4,7 @@
 //! in the on-disk store for [`LocalEngine::resume`].
 
 use crate::adapters::memory_queue::MemoryQueue;
-use crate::adapters::sqlite_store::{RunLock, SqliteRunStore};
+use crate::adapters::sqlite::store::{RunLock, SqliteRunStore};
 use crate::config::RetryPolicy;
 use crate::error::StoreError;
 use crate::messages::{Step, StepMessage};

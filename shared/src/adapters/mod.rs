@@ -1,6 +1,5 @@
 //! Adapters: each implements ports for one external system or one embedded backend.
 
-pub mod audit_key;
 pub mod autotask;
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -18,8 +17,12 @@ pub mod memory_queue;
 pub mod no_psa;
 pub mod page_token;
 mod psa_text;
-pub mod sqlite_alert_ledger;
-mod sqlite_index;
-pub mod sqlite_store;
+pub mod sqlite;
 pub mod token;
+mod token_cache;
 pub mod webhook;
+
+// The paths before the adapters had a folder per counterpart.
+pub use sqlite::alert_ledger as sqlite_alert_ledger;
+pub use sqlite::audit_key;
+pub use sqlite::store as sqlite_store;

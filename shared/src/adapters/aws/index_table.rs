@@ -15,7 +15,7 @@
 //! - `KEY#C#S#<key>` / `<trustee_id>`: a lowercase value (UPN, address, object id, value shown)
 //!   the trustee is found by.
 
-use super::dynamodb::{backend, batch_write, serde_error};
+use super::dynamo::{backend, batch_write, serde_error};
 use crate::error::StoreError;
 use crate::model::{
     IndexHits, IndexSettings, IndexedGrant, Snapshot, SnapshotRef, SnapshotSummary, Trustee,

@@ -8,6 +8,7 @@
 //! The first release kept only those two files: a run that has them and no row is imported
 //! from them the first time it is asked for (see [`legacy_run`]).
 
+use super::db::{db_error, from_json, to_json};
 use crate::adapters::page_token;
 use crate::error::StoreError;
 use crate::model::{
@@ -22,7 +23,6 @@ use crate::ports::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -149,18 +149,6 @@ pub struct RunLock {
 }
 
 /// What [`SqliteRunStore::open`] cannot get past.
-pub(super) fn db_error(what: &str, e: rusqlite::Error) -> StoreError {
-    StoreError::with_source(format!("{what}: {e}"), e)
-}
-
-pub(super) fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::backend(e.to_string()))
-}
-
-pub(super) fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::backend(format!("{what}: {e}")))
-}
-
 fn status_text(status: RunStatus) -> &'static str {
     status.as_str()
 }
@@ -192,7 +180,7 @@ impl SqliteRunStore {
             .and_then(|_| db.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|_| db.busy_timeout(std::time::Duration::from_secs(10)))
             .and_then(|_| db.execute_batch(SCHEMA))
-            .and_then(|_| db.execute_batch(super::sqlite_index::SCHEMA))
+            .and_then(|_| db.execute_batch(super::schema::INDEX_SCHEMA))
             .map_err(|e| db_error(&format!("cannot set up {}", path.display()), e))?;
         let seal = super::audit_key::FileAuditSeal::new(&dir);
         let store = SqliteRunStore {
