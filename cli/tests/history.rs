@@ -5,7 +5,7 @@ mod kit;
 
 use kit::{acme_run, assert_refused, revoke365, stdout_json, AwsTables, JOHN};
 use revoke365::model::{OrgSettings, RevocationRequest, Run, RunStatus};
-use revoke365::ports::RunStore;
+use revoke365::ports::{OrgStore, RunRecords};
 use serde_json::{json, Value};
 use std::path::Path;
 

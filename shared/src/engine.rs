@@ -9,8 +9,8 @@ use crate::config::RetryPolicy;
 use crate::error::StoreError;
 use crate::messages::{Step, StepMessage};
 use crate::model::{Report, ReportInputs, Run, RunId, RunStatus, Scope, Verification};
-use crate::ports::RunStore;
 use crate::ports::{Connector, ProgressObserver, Queue};
+use crate::ports::{RunItems, RunRecords, RunStore};
 use crate::steps::{
     abandon, dispatch, intake_as, intake_backup, intake_restore, next_messages, stoppable,
     Delivery, IntakeError,

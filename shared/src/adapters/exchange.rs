@@ -6,8 +6,9 @@ use crate::adapters::token::EXCHANGE_SCOPE;
 use crate::config::{AppCredentials, ServiceUrls};
 use crate::error::{RemoteError, ENTRY_EXISTS, ENTRY_NOT_FOUND};
 use crate::model::{InboxRule, MailboxForwarding};
+use crate::ports::{ExchangeGrants, ExchangePermissions, ExchangeRecipients, MailboxRules};
 use crate::ports::{
-    Exchange, ExchangeUser, MailboxInfo, MailboxPermissionEntry, MailboxSettings, Recipient,
+    ExchangeUser, MailboxInfo, MailboxPermissionEntry, MailboxSettings, Recipient,
     RecipientPermissionEntry, RemovalOutcome,
 };
 use async_trait::async_trait;
@@ -213,7 +214,7 @@ impl ExchangeClient {
 }
 
 #[async_trait]
-impl Exchange for ExchangeClient {
+impl ExchangeRecipients for ExchangeClient {
     async fn mailboxes(&self) -> Result<Vec<MailboxInfo>, RemoteError> {
         self.mailboxes_by_page(&|_| {}).await
     }
@@ -248,6 +249,35 @@ impl Exchange for ExchangeClient {
         Ok(rows.into_iter().map(MailboxInfo::from).collect())
     }
 
+    async fn recipient(&self, identity: &str) -> Result<Option<Recipient>, RemoteError> {
+        let cmdlet =
+            Cmdlet::new("Get-Recipient", json!({ "Identity": identity })).select(RECIPIENT_SELECT);
+        let row: Option<RecipientRow> = self.one(cmdlet, identity).await?;
+        Ok(row.map(Recipient::from))
+    }
+
+    async fn user(&self, identity: &str) -> Result<Option<ExchangeUser>, RemoteError> {
+        let cmdlet = Cmdlet::new("Get-User", json!({ "Identity": identity })).select(USER_SELECT);
+        let row: Option<UserRow> = self.one(cmdlet, identity).await?;
+        Ok(row.map(ExchangeUser::from))
+    }
+
+    async fn group(&self, identity: &str) -> Result<Option<Recipient>, RemoteError> {
+        let cmdlet = Cmdlet::new("Get-Group", json!({ "Identity": identity })).select(GROUP_SELECT);
+        let row: Option<GroupRow> = self.one(cmdlet, identity).await?;
+        Ok(row.map(Recipient::from))
+    }
+
+    async fn users(&self) -> Result<Vec<ExchangeUser>, RemoteError> {
+        let cmdlet =
+            Cmdlet::new("Get-User", json!({ "ResultSize": "Unlimited" })).select(USER_SELECT);
+        let rows: Vec<UserRow> = self.query(cmdlet).await?;
+        Ok(rows.into_iter().map(ExchangeUser::from).collect())
+    }
+}
+
+#[async_trait]
+impl ExchangePermissions for ExchangeClient {
     async fn mailbox_permissions(
         &self,
         mailbox: &str,
@@ -298,33 +328,10 @@ impl Exchange for ExchangeClient {
             .map(RecipientPermissionEntry::from)
             .collect())
     }
+}
 
-    async fn recipient(&self, identity: &str) -> Result<Option<Recipient>, RemoteError> {
-        let cmdlet =
-            Cmdlet::new("Get-Recipient", json!({ "Identity": identity })).select(RECIPIENT_SELECT);
-        let row: Option<RecipientRow> = self.one(cmdlet, identity).await?;
-        Ok(row.map(Recipient::from))
-    }
-
-    async fn user(&self, identity: &str) -> Result<Option<ExchangeUser>, RemoteError> {
-        let cmdlet = Cmdlet::new("Get-User", json!({ "Identity": identity })).select(USER_SELECT);
-        let row: Option<UserRow> = self.one(cmdlet, identity).await?;
-        Ok(row.map(ExchangeUser::from))
-    }
-
-    async fn group(&self, identity: &str) -> Result<Option<Recipient>, RemoteError> {
-        let cmdlet = Cmdlet::new("Get-Group", json!({ "Identity": identity })).select(GROUP_SELECT);
-        let row: Option<GroupRow> = self.one(cmdlet, identity).await?;
-        Ok(row.map(Recipient::from))
-    }
-
-    async fn users(&self) -> Result<Vec<ExchangeUser>, RemoteError> {
-        let cmdlet =
-            Cmdlet::new("Get-User", json!({ "ResultSize": "Unlimited" })).select(USER_SELECT);
-        let rows: Vec<UserRow> = self.query(cmdlet).await?;
-        Ok(rows.into_iter().map(ExchangeUser::from).collect())
-    }
-
+#[async_trait]
+impl ExchangeGrants for ExchangeClient {
     async fn remove_full_access(
         &self,
         mailbox: &str,
@@ -393,7 +400,10 @@ impl Exchange for ExchangeClient {
     async fn add_send_on_behalf(&self, mailbox: &str, user: &str) -> Result<(), RemoteError> {
         self.add(send_on_behalf_cmdlet(mailbox, "add", user)).await
     }
+}
 
+#[async_trait]
+impl MailboxRules for ExchangeClient {
     async fn mailbox_settings(
         &self,
         mailbox: &str,

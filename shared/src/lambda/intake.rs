@@ -20,7 +20,7 @@ use crate::model::{
     parse_page_size, parse_since, parse_status, unprintable, validate_company_id, validate_email,
     FailureCode, InvalidRequest, ItemStatus, Run, RunFilter, RunId, DEFAULT_RUN_PAGE,
 };
-use crate::ports::{Connector, RunStore};
+use crate::ports::{AuditTrail, Connector, OrgStore, RunItems, RunRecords, StoreIndexes};
 use crate::steps::{
     check_before_intake, check_run_audit, intake_as, intake_backup, intake_restore,
     intake_sentinel, Accepted, IntakeError, REQUEST_CHECK_TIME,

@@ -14,7 +14,7 @@ use crate::config::{HttpSettings, PsaUrls, ServiceUrls};
 use crate::error::StepError;
 use crate::lambda::connector::SecretConnector;
 use crate::messages::{ScheduledJob, ScheduledMessage, StepMessage};
-use crate::ports::{BudgetWant, Connector, Queue, RunStore};
+use crate::ports::{BudgetWant, Connector, OrgStore, Queue, StoreIndexes};
 use crate::steps::{
     abandon, dispatch, poll_alerts, sweep, Deadline, Delivery, NoProgress, PollReport,
     POLLER_PRINCIPAL,

@@ -5,7 +5,7 @@
 use crate::harness::Harness;
 use crate::kit::{fast_http, fixture, with_sim};
 use revoke365::model::{Run, RunFilter, RunMode, RunStatus};
-use revoke365::ports::RunStore;
+use revoke365::ports::RunRecords;
 use revoke365::steps::{intake_sentinel, poll_alerts, PollReport};
 use serde_json::{json, Value};
 

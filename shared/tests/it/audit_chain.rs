@@ -4,7 +4,7 @@
 use crate::harness::Harness;
 use crate::kit::{fast_http, fixture};
 use revoke365::model::{AuditCheck, AuditStatus, ProblemKind};
-use revoke365::ports::RunStore;
+use revoke365::ports::RunRecords;
 use revoke365::steps::check_run_audit;
 use serde_json::{json, Value};
 use std::path::PathBuf;

@@ -7,7 +7,7 @@ use revoke365::adapters::aws::resources::resources;
 use revoke365::lambda::intake::handle_intake_event;
 use revoke365::lambda::steps::handle_step_records;
 use revoke365::model::RunStatus;
-use revoke365::ports::RunStore;
+use revoke365::ports::OrgStore;
 use revoke365_sim::snapshot::FULL_ACCESS;
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -6,7 +6,7 @@ use crate::harness::Harness;
 use crate::kit::{fast_http, fixture};
 use revoke365::index::{lookup, sweep, AccessQuery, Change};
 use revoke365::model::{IndexSettings, PermissionType, Snapshot, TrusteeKind};
-use revoke365::ports::{Connector, NoProgress, PermissionIndex, RunStore};
+use revoke365::ports::{AuditTrail, Connector, NoProgress, PermissionIndex, RunRecords};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -7,7 +7,7 @@ use revoke365::model::{
     AuditPhase, AuditResult, RestoreReport, Run, RunId, RunKind, RunStatus, ALREADY_PRESENT,
     AUTOMAPPING_NOTE,
 };
-use revoke365::ports::RunStore;
+use revoke365::ports::{AuditTrail, RunRecords};
 use revoke365::steps::IntakeError;
 use serde_json::json;
 

@@ -9,7 +9,7 @@ use revoke365::error::StoreError;
 use revoke365::model::{
     OrgSettings, RevocationRequest, Run, RunFilter, RunId, RunStatus, RunSummary,
 };
-use revoke365::ports::RunStore;
+use revoke365::ports::{RunRecords, RunStore};
 use serde_json::json;
 
 const JOHN: &str = "john.smith@acmecorp.com";
@@ -336,7 +336,7 @@ mod org_table {
     use crate::kit::fixture;
     use aws_sdk_dynamodb::types::AttributeValue;
     use revoke365::adapters::aws::org_table::OrgTable;
-    use revoke365::ports::RunStore;
+    use revoke365::ports::OrgStore;
 
     #[tokio::test(flavor = "multi_thread")]
     async fn put_then_get_and_list_return_the_settings_and_an_invalid_company_writes_nothing() {

@@ -4,7 +4,7 @@
 use crate::harness::Harness;
 use crate::kit::{fast_http, fixture};
 use revoke365::model::{AuditPhase, AuditResult, GrantEntry, RunStatus};
-use revoke365::ports::RunStore;
+use revoke365::ports::AuditTrail;
 use revoke365_sim::snapshot::{FULL_ACCESS, SEND_AS};
 use serde_json::json;
 

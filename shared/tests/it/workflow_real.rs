@@ -11,7 +11,7 @@ use revoke365::model::{
     AuditPhase, AuditResult, FailureCode, IndirectAccess, MatchedBy, NotCheckedReason,
     PermissionType, Report, RunStatus,
 };
-use revoke365::ports::RunStore;
+use revoke365::ports::AuditTrail;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;

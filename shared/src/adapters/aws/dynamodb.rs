@@ -20,7 +20,10 @@ use crate::model::{
     RestoreReport, Run, RunFailure, RunId, RunStatus,
 };
 use crate::ports::{
-    BatchProgress, Claim, Effect, EffectState, KeyHolder, RereadChunk, RunStore, ScanFacts,
+    AuditTrail, EffectLog, IdempotencyKeys, OrgStore, RunItems, RunLeases, RunRecords, StoreIndexes,
+};
+use crate::ports::{
+    BatchProgress, Claim, Effect, EffectState, KeyHolder, RereadChunk, ScanFacts,
     IDEMPOTENCY_WINDOW,
 };
 use async_trait::async_trait;
@@ -587,15 +590,7 @@ impl DynamoRunStore {
 }
 
 #[async_trait]
-impl RunStore for DynamoRunStore {
-    fn permission_index(&self) -> Option<&dyn crate::ports::PermissionIndex> {
-        Some(&self.index)
-    }
-
-    fn sweep_journal(&self) -> Option<&dyn crate::ports::SweepJournal> {
-        Some(&self.index)
-    }
-
+impl OrgStore for DynamoRunStore {
     async fn org_settings(&self, company_id: &str) -> Result<Option<OrgSettings>, StoreError> {
         let out = self
             .client
@@ -635,7 +630,10 @@ impl RunStore for DynamoRunStore {
         ids.sort();
         Ok(ids)
     }
+}
 
+#[async_trait]
+impl IdempotencyKeys for DynamoRunStore {
     async fn reserve_idempotency_key(
         &self,
         key: &str,
@@ -732,7 +730,10 @@ impl RunStore for DynamoRunStore {
             Err(e) => Err(backend("DeleteItem idempotency key", e)),
         }
     }
+}
 
+#[async_trait]
+impl RunRecords for DynamoRunStore {
     async fn create_run(&self, run: &Run) -> Result<(), StoreError> {
         let row = RunRow {
             pk: run_pk(&run.run_id),
@@ -809,6 +810,66 @@ impl RunStore for DynamoRunStore {
         super::run_history::list_runs(&self.client, &self.runs, self, filter, limit, after).await
     }
 
+    async fn finish_run(&self, run_id: &RunId, report: &Report) -> Result<(), StoreError> {
+        self.put_pieces(run_id, RESULT_PIECES, report).await?;
+        self.mark_finished(run_id, report.status).await
+    }
+
+    async fn finish_restore(
+        &self,
+        run_id: &RunId,
+        report: &RestoreReport,
+    ) -> Result<(), StoreError> {
+        self.put_pieces(run_id, RESTORE_RESULT_PIECES, report)
+            .await?;
+        self.mark_finished(run_id, report.status).await
+    }
+
+    async fn fail_run(&self, run_id: &RunId, failure: &RunFailure) -> Result<(), StoreError> {
+        let now = Utc::now();
+        // A finished run keeps its result: a late failure of a stray message changes nothing.
+        self.update_run(
+            run_id,
+            "SET #s = :failed, failure = :failure, status_changed_at = :now, updated_at = :now, updated_ms = :ms REMOVE active, lease_holder, lease_until_ms",
+            "attribute_exists(pk) AND NOT (#s IN (:c, :cwe, :failed, :cancelled))",
+            &[("#s", "status")],
+            HashMap::from([
+                (":failed".to_string(), av(RunStatus::Failed)?),
+                (":failure".to_string(), av(failure)?),
+                (":now".to_string(), av(now)?),
+                (":ms".to_string(), millis(now)),
+                (":c".to_string(), av(RunStatus::Completed)?),
+                (":cwe".to_string(), av(RunStatus::CompletedWithErrors)?),
+                (":cancelled".to_string(), av(RunStatus::Cancelled)?),
+            ]),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn request_cancel(&self, run_id: &RunId) -> Result<Option<Run>, StoreError> {
+        // Only while the run is not finished; a finished run is returned as it is.
+        self.update_run(
+            run_id,
+            "SET cancel_requested = :t, updated_at = :now",
+            "attribute_exists(pk) AND NOT (#s IN (:c, :cwe, :failed, :cancelled))",
+            &[("#s", "status")],
+            HashMap::from([
+                (":t".to_string(), AttributeValue::Bool(true)),
+                (":now".to_string(), av(Utc::now())?),
+                (":c".to_string(), av(RunStatus::Completed)?),
+                (":cwe".to_string(), av(RunStatus::CompletedWithErrors)?),
+                (":failed".to_string(), av(RunStatus::Failed)?),
+                (":cancelled".to_string(), av(RunStatus::Cancelled)?),
+            ]),
+        )
+        .await?;
+        self.get_run(run_id).await
+    }
+}
+
+#[async_trait]
+impl RunLeases for DynamoRunStore {
     async fn claim(
         &self,
         run_id: &RunId,
@@ -933,7 +994,10 @@ impl RunStore for DynamoRunStore {
             .and_then(|n| n.parse().ok())
             .unwrap_or(1))
     }
+}
 
+#[async_trait]
+impl RunItems for DynamoRunStore {
     async fn begin_scan(
         &self,
         run_id: &RunId,
@@ -1156,7 +1220,10 @@ impl RunStore for DynamoRunStore {
             .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl EffectLog for DynamoRunStore {
     async fn begin_effect(
         &self,
         run_id: &RunId,
@@ -1227,7 +1294,10 @@ impl RunStore for DynamoRunStore {
             .map_err(|e| backend("PutItem effect outcome", e))?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl AuditTrail for DynamoRunStore {
     async fn append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError> {
         match (record.chain.as_deref(), record.seq) {
             (Some(chain), Some(seq)) => self.append_chained(record, chain, seq).await,
@@ -1237,11 +1307,6 @@ impl RunStore for DynamoRunStore {
 
     async fn audit_records(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {
         self.query_audit(run_id, None).await
-    }
-
-    /// The chains' head items only: a prefix of the sort key, however long the trail.
-    async fn audit_chain_heads(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {
-        self.query_audit(run_id, Some(CHAIN_HEAD_PREFIX)).await
     }
 
     /// Where one chain ends: its head item holds a copy of its last record (one read, however
@@ -1270,6 +1335,11 @@ impl RunStore for DynamoRunStore {
         }
     }
 
+    /// The chains' head items only: a prefix of the sort key, however long the trail.
+    async fn audit_chain_heads(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {
+        self.query_audit(run_id, Some(CHAIN_HEAD_PREFIX)).await
+    }
+
     /// The manifest is a small attribute of the run item (one entry per removal batch), as
     /// JSON, set once.
     async fn anchor_audit(
@@ -1286,10 +1356,6 @@ impl RunStore for DynamoRunStore {
             HashMap::from([(":m".to_string(), s(json))]),
         )
         .await
-    }
-
-    fn audit_seal(&self) -> &dyn crate::ports::AuditSeal {
-        &self.seal
     }
 
     async fn audit_manifest(&self, run_id: &RunId) -> Result<Option<AuditManifest>, StoreError> {
@@ -1312,61 +1378,19 @@ impl RunStore for DynamoRunStore {
         }
     }
 
-    async fn finish_run(&self, run_id: &RunId, report: &Report) -> Result<(), StoreError> {
-        self.put_pieces(run_id, RESULT_PIECES, report).await?;
-        self.mark_finished(run_id, report.status).await
+    fn audit_seal(&self) -> &dyn crate::ports::AuditSeal {
+        &self.seal
+    }
+}
+
+#[async_trait]
+impl StoreIndexes for DynamoRunStore {
+    fn permission_index(&self) -> Option<&dyn crate::ports::PermissionIndex> {
+        Some(&self.index)
     }
 
-    async fn finish_restore(
-        &self,
-        run_id: &RunId,
-        report: &RestoreReport,
-    ) -> Result<(), StoreError> {
-        self.put_pieces(run_id, RESTORE_RESULT_PIECES, report)
-            .await?;
-        self.mark_finished(run_id, report.status).await
-    }
-
-    async fn request_cancel(&self, run_id: &RunId) -> Result<Option<Run>, StoreError> {
-        // Only while the run is not finished; a finished run is returned as it is.
-        self.update_run(
-            run_id,
-            "SET cancel_requested = :t, updated_at = :now",
-            "attribute_exists(pk) AND NOT (#s IN (:c, :cwe, :failed, :cancelled))",
-            &[("#s", "status")],
-            HashMap::from([
-                (":t".to_string(), AttributeValue::Bool(true)),
-                (":now".to_string(), av(Utc::now())?),
-                (":c".to_string(), av(RunStatus::Completed)?),
-                (":cwe".to_string(), av(RunStatus::CompletedWithErrors)?),
-                (":failed".to_string(), av(RunStatus::Failed)?),
-                (":cancelled".to_string(), av(RunStatus::Cancelled)?),
-            ]),
-        )
-        .await?;
-        self.get_run(run_id).await
-    }
-
-    async fn fail_run(&self, run_id: &RunId, failure: &RunFailure) -> Result<(), StoreError> {
-        let now = Utc::now();
-        // A finished run keeps its result: a late failure of a stray message changes nothing.
-        self.update_run(
-            run_id,
-            "SET #s = :failed, failure = :failure, status_changed_at = :now, updated_at = :now, updated_ms = :ms REMOVE active, lease_holder, lease_until_ms",
-            "attribute_exists(pk) AND NOT (#s IN (:c, :cwe, :failed, :cancelled))",
-            &[("#s", "status")],
-            HashMap::from([
-                (":failed".to_string(), av(RunStatus::Failed)?),
-                (":failure".to_string(), av(failure)?),
-                (":now".to_string(), av(now)?),
-                (":ms".to_string(), millis(now)),
-                (":c".to_string(), av(RunStatus::Completed)?),
-                (":cwe".to_string(), av(RunStatus::CompletedWithErrors)?),
-                (":cancelled".to_string(), av(RunStatus::Cancelled)?),
-            ]),
-        )
-        .await?;
-        Ok(())
+    fn sweep_journal(&self) -> Option<&dyn crate::ports::SweepJournal> {
+        Some(&self.index)
     }
 }
 

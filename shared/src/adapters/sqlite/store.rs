@@ -17,7 +17,10 @@ use crate::model::{
     RunFilter, RunId, RunPage, RunStatus, RunSummary, MAX_RUN_PAGE,
 };
 use crate::ports::{
-    BatchProgress, Claim, Effect, EffectState, KeyHolder, RereadChunk, RunStore, ScanFacts,
+    AuditTrail, EffectLog, IdempotencyKeys, OrgStore, RunItems, RunLeases, RunRecords, StoreIndexes,
+};
+use crate::ports::{
+    BatchProgress, Claim, Effect, EffectState, KeyHolder, RereadChunk, ScanFacts,
     IDEMPOTENCY_WINDOW,
 };
 use async_trait::async_trait;
@@ -881,7 +884,7 @@ pub fn read_audit_file(path: &Path) -> Result<Vec<AuditRecord>, StoreError> {
 }
 
 #[async_trait]
-impl RunStore for SqliteRunStore {
+impl OrgStore for SqliteRunStore {
     async fn org_settings(&self, company_id: &str) -> Result<Option<OrgSettings>, StoreError> {
         Ok(self.orgs.get(company_id).cloned())
     }
@@ -889,7 +892,10 @@ impl RunStore for SqliteRunStore {
     async fn company_ids(&self) -> Result<Vec<String>, StoreError> {
         Ok(self.orgs.keys().cloned().collect())
     }
+}
 
+#[async_trait]
+impl IdempotencyKeys for SqliteRunStore {
     /// A key holds only while its run is being worked on: on one machine, repeating a request
     /// whose run finished (or stopped) starts a new run; `revoke365 run` itself points to an
     /// interrupted one.
@@ -962,7 +968,10 @@ impl RunStore for SqliteRunStore {
             .map_err(|e| db_error("release idempotency key", e))?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl RunRecords for SqliteRunStore {
     async fn create_run(&self, run: &Run) -> Result<(), StoreError> {
         insert_run(&self.conn(), run)
     }
@@ -1008,6 +1017,54 @@ impl RunStore for SqliteRunStore {
         })
     }
 
+    async fn finish_run(&self, run_id: &RunId, report: &Report) -> Result<(), StoreError> {
+        self.write_result_file(run_id, report)?;
+        self.with_run(run_id, |run| {
+            run.end(report.status);
+            run.result = Some(report.clone());
+        })
+    }
+
+    async fn finish_restore(
+        &self,
+        run_id: &RunId,
+        report: &RestoreReport,
+    ) -> Result<(), StoreError> {
+        self.write_result_file(run_id, report)?;
+        self.with_run(run_id, |run| {
+            run.end(report.status);
+            run.restore_result = Some(report.clone());
+        })
+    }
+
+    async fn fail_run(&self, run_id: &RunId, failure: &RunFailure) -> Result<(), StoreError> {
+        self.with_run(run_id, |run| {
+            // A finished run keeps its result: a late failure of a stray message changes nothing.
+            if run.status.is_terminal() {
+                return;
+            }
+            run.status = RunStatus::Failed;
+            run.status_changed_at = Utc::now();
+            run.lease_holder = None;
+            run.lease_until = None;
+            run.failure = Some(failure.clone());
+        })
+    }
+
+    async fn request_cancel(&self, run_id: &RunId) -> Result<Option<Run>, StoreError> {
+        if self.get_run(run_id).await?.is_none() {
+            return Ok(None);
+        }
+        self.update_run(run_id, |run| {
+            if !run.status.is_terminal() {
+                run.cancel_requested = true;
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl RunLeases for SqliteRunStore {
     async fn claim(
         &self,
         run_id: &RunId,
@@ -1073,7 +1130,10 @@ impl RunStore for SqliteRunStore {
             run.redrives
         })
     }
+}
 
+#[async_trait]
+impl RunItems for SqliteRunStore {
     async fn begin_scan(
         &self,
         run_id: &RunId,
@@ -1159,84 +1219,6 @@ impl RunStore for SqliteRunStore {
         })
     }
 
-    async fn reread_chunks(&self, run_id: &RunId) -> Result<Vec<RereadChunk>, StoreError> {
-        let texts: Vec<String> = {
-            let db = self.conn();
-            let mut stmt = db
-                .prepare("SELECT data FROM reread WHERE run_id = ?1 ORDER BY chunk")
-                .map_err(|e| db_error("read chunks", e))?;
-            let rows = stmt
-                .query_map(params![run_id.0], |r| r.get::<_, String>(0))
-                .map_err(|e| db_error("read chunks", e))?;
-            rows.collect::<Result<_, _>>()
-                .map_err(|e| db_error("read chunks", e))?
-        };
-        texts
-            .iter()
-            .map(|t| from_json("re-read chunk", t))
-            .collect()
-    }
-
-    async fn save_reread_chunk(
-        &self,
-        run_id: &RunId,
-        chunk: &RereadChunk,
-    ) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
-                "INSERT OR REPLACE INTO reread (run_id, chunk, data) VALUES (?1, ?2, ?3)",
-                params![run_id.0, chunk.chunk, to_json(chunk)?],
-            )
-            .map_err(|e| db_error("save chunk", e))?;
-        Ok(())
-    }
-
-    async fn begin_effect(
-        &self,
-        run_id: &RunId,
-        effect: Effect,
-    ) -> Result<EffectState, StoreError> {
-        let db = self.conn();
-        let state: Option<String> = db
-            .query_row(
-                "SELECT state FROM effects WHERE run_id = ?1 AND effect = ?2",
-                params![run_id.0, effect.as_str()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| db_error("read effect", e))?;
-        match state
-            .map(|s| from_json::<EffectState>("effect", &s))
-            .transpose()?
-        {
-            Some(EffectState::Started) | Some(EffectState::Unknown) => Ok(EffectState::Unknown),
-            Some(done) => Ok(done),
-            None => {
-                db.execute(
-                    "INSERT INTO effects (run_id, effect, state) VALUES (?1, ?2, ?3)",
-                    params![run_id.0, effect.as_str(), to_json(&EffectState::Started)?],
-                )
-                .map_err(|e| db_error("record effect", e))?;
-                Ok(EffectState::Started)
-            }
-        }
-    }
-
-    async fn end_effect(
-        &self,
-        run_id: &RunId,
-        effect: Effect,
-        outcome: &EffectState,
-    ) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
-                "INSERT OR REPLACE INTO effects (run_id, effect, state) VALUES (?1, ?2, ?3)",
-                params![run_id.0, effect.as_str(), to_json(outcome)?],
-            )
-            .map_err(|e| db_error("record effect", e))?;
-        Ok(())
-    }
-
     async fn items(&self, run_id: &RunId) -> Result<Vec<PlanItem>, StoreError> {
         let texts: Vec<String> = {
             let db = self.conn();
@@ -1316,6 +1298,90 @@ impl RunStore for SqliteRunStore {
         })
     }
 
+    async fn reread_chunks(&self, run_id: &RunId) -> Result<Vec<RereadChunk>, StoreError> {
+        let texts: Vec<String> = {
+            let db = self.conn();
+            let mut stmt = db
+                .prepare("SELECT data FROM reread WHERE run_id = ?1 ORDER BY chunk")
+                .map_err(|e| db_error("read chunks", e))?;
+            let rows = stmt
+                .query_map(params![run_id.0], |r| r.get::<_, String>(0))
+                .map_err(|e| db_error("read chunks", e))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(|e| db_error("read chunks", e))?
+        };
+        texts
+            .iter()
+            .map(|t| from_json("re-read chunk", t))
+            .collect()
+    }
+
+    async fn save_reread_chunk(
+        &self,
+        run_id: &RunId,
+        chunk: &RereadChunk,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO reread (run_id, chunk, data) VALUES (?1, ?2, ?3)",
+                params![run_id.0, chunk.chunk, to_json(chunk)?],
+            )
+            .map_err(|e| db_error("save chunk", e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EffectLog for SqliteRunStore {
+    async fn begin_effect(
+        &self,
+        run_id: &RunId,
+        effect: Effect,
+    ) -> Result<EffectState, StoreError> {
+        let db = self.conn();
+        let state: Option<String> = db
+            .query_row(
+                "SELECT state FROM effects WHERE run_id = ?1 AND effect = ?2",
+                params![run_id.0, effect.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| db_error("read effect", e))?;
+        match state
+            .map(|s| from_json::<EffectState>("effect", &s))
+            .transpose()?
+        {
+            Some(EffectState::Started) | Some(EffectState::Unknown) => Ok(EffectState::Unknown),
+            Some(done) => Ok(done),
+            None => {
+                db.execute(
+                    "INSERT INTO effects (run_id, effect, state) VALUES (?1, ?2, ?3)",
+                    params![run_id.0, effect.as_str(), to_json(&EffectState::Started)?],
+                )
+                .map_err(|e| db_error("record effect", e))?;
+                Ok(EffectState::Started)
+            }
+        }
+    }
+
+    async fn end_effect(
+        &self,
+        run_id: &RunId,
+        effect: Effect,
+        outcome: &EffectState,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO effects (run_id, effect, state) VALUES (?1, ?2, ?3)",
+                params![run_id.0, effect.as_str(), to_json(outcome)?],
+            )
+            .map_err(|e| db_error("record effect", e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditTrail for SqliteRunStore {
     async fn append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError> {
         let mut line =
             serde_json::to_vec(record).map_err(|e| StoreError::backend(e.to_string()))?;
@@ -1365,57 +1431,15 @@ impl RunStore for SqliteRunStore {
     fn audit_seal(&self) -> &dyn crate::ports::AuditSeal {
         &self.seal
     }
+}
 
-    async fn finish_run(&self, run_id: &RunId, report: &Report) -> Result<(), StoreError> {
-        self.write_result_file(run_id, report)?;
-        self.with_run(run_id, |run| {
-            run.end(report.status);
-            run.result = Some(report.clone());
-        })
-    }
-
-    async fn finish_restore(
-        &self,
-        run_id: &RunId,
-        report: &RestoreReport,
-    ) -> Result<(), StoreError> {
-        self.write_result_file(run_id, report)?;
-        self.with_run(run_id, |run| {
-            run.end(report.status);
-            run.restore_result = Some(report.clone());
-        })
-    }
-
+#[async_trait]
+impl StoreIndexes for SqliteRunStore {
     fn permission_index(&self) -> Option<&dyn crate::ports::PermissionIndex> {
         Some(self)
     }
 
     fn sweep_journal(&self) -> Option<&dyn crate::ports::SweepJournal> {
         Some(self)
-    }
-
-    async fn request_cancel(&self, run_id: &RunId) -> Result<Option<Run>, StoreError> {
-        if self.get_run(run_id).await?.is_none() {
-            return Ok(None);
-        }
-        self.update_run(run_id, |run| {
-            if !run.status.is_terminal() {
-                run.cancel_requested = true;
-            }
-        })
-    }
-
-    async fn fail_run(&self, run_id: &RunId, failure: &RunFailure) -> Result<(), StoreError> {
-        self.with_run(run_id, |run| {
-            // A finished run keeps its result: a late failure of a stray message changes nothing.
-            if run.status.is_terminal() {
-                return;
-            }
-            run.status = RunStatus::Failed;
-            run.status_changed_at = Utc::now();
-            run.lease_holder = None;
-            run.lease_until = None;
-            run.failure = Some(failure.clone());
-        })
     }
 }
