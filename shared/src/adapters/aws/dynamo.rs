@@ -4,6 +4,7 @@
 use crate::config::RetryPolicy;
 use crate::error::StoreError;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::WriteRequest;
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -34,7 +35,8 @@ pub(super) async fn batch_write(
     requests: Vec<WriteRequest>,
 ) -> Result<(), StoreError> {
     let mut pending = Some(HashMap::from([(table.to_string(), requests)]));
-    for attempt in 1.. {
+    let mut retry = StoreRetry::new();
+    loop {
         let out = client
             .batch_write_item()
             .set_request_items(pending.take())
@@ -43,12 +45,11 @@ pub(super) async fn batch_write(
             .map_err(|e| backend(&format!("BatchWriteItem {table}"), e))?;
         match out.unprocessed_items {
             Some(left) if left.values().any(|v| !v.is_empty()) => {
-                if !STORE_RETRY.allows_another(attempt) {
+                if !retry.again().await {
                     return Err(StoreError::backend(format!(
                         "BatchWriteItem left items of {table} unprocessed"
                     )));
                 }
-                tokio::time::sleep(STORE_RETRY.delay(attempt, None)).await;
                 pending = Some(left);
             }
             _ => break,
@@ -69,4 +70,49 @@ where
     e.as_service_error()
         .and_then(|se| se.code())
         .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+/// The tries of one write under [`STORE_RETRY`]: a transaction cancelled by a conflicting one,
+/// or what a batch left unprocessed, is tried again at once (after the policy's short delay).
+pub(super) struct StoreRetry {
+    attempt: u32,
+}
+
+impl StoreRetry {
+    pub(super) fn new() -> StoreRetry {
+        StoreRetry { attempt: 1 }
+    }
+
+    /// Waits for the next try and says true; false when the policy allows no more tries.
+    pub(super) async fn again(&mut self) -> bool {
+        if !STORE_RETRY.allows_another(self.attempt) {
+            return false;
+        }
+        tokio::time::sleep(STORE_RETRY.delay(self.attempt, None)).await;
+        self.attempt += 1;
+        true
+    }
+}
+
+/// Why DynamoDB cancelled a transaction: one code per item in order (`None` where the item was
+/// not the reason); empty when the error is no cancellation.
+pub(super) fn cancellation_reasons<R>(e: &SdkError<TransactWriteItemsError, R>) -> Vec<String> {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None").to_string())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a transaction failed because another one was writing the same items: worth another
+/// try at once.
+pub(super) fn is_transaction_conflict<R>(
+    e: &SdkError<TransactWriteItemsError, R>,
+    reasons: &[String],
+) -> bool {
+    reasons.iter().any(|r| r == "TransactionConflict")
+        || e.as_service_error().and_then(|se| se.code()) == Some("TransactionConflictException")
 }

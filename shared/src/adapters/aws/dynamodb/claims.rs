@@ -68,31 +68,25 @@ impl RunLeases for DynamoRunStore {
 
     async fn stalled_runs(&self, before: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
         let now = Utc::now().timestamp_millis();
-        let mut ids = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.runs)
-                .index_name(ACTIVE_INDEX)
-                .key_condition_expression("active = :one AND updated_ms < :before")
-                .expression_attribute_values(":one", s("1"))
-                .expression_attribute_values(":before", millis(before))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend("Query active runs", e))?;
-            for item in page.items.unwrap_or_default() {
-                if let Some(id) = item.get("run_id").and_then(|v| v.as_s().ok()) {
-                    ids.push(RunId(id.clone()));
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+        let items = self
+            .client
+            .query()
+            .table_name(&self.runs)
+            .index_name(ACTIVE_INDEX)
+            .key_condition_expression("active = :one AND updated_ms < :before")
+            .expression_attribute_values(":one", s("1"))
+            .expression_attribute_values(":before", millis(before))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| backend("Query active runs", e))?;
+        let ids: Vec<RunId> = items
+            .iter()
+            .filter_map(|item| item.get("run_id").and_then(|v| v.as_s().ok()))
+            .map(|id| RunId(id.clone()))
+            .collect();
         let mut stalled = Vec::new();
         for id in ids {
             // The index is eventually consistent: read the run itself.

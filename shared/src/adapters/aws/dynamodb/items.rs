@@ -125,7 +125,8 @@ impl RunItems for DynamoRunStore {
                     .build()
                     .map_err(|e| StoreError::backend(e.to_string()))?,
             )]));
-            for attempt in 1.. {
+            let mut retry = StoreRetry::new();
+            loop {
                 let out = self
                     .client
                     .batch_get_item()
@@ -144,10 +145,9 @@ impl RunItems for DynamoRunStore {
                 }
                 match out.unprocessed_keys {
                     Some(left) if left.values().any(|k| !k.keys().is_empty()) => {
-                        if !STORE_RETRY.allows_another(attempt) {
+                        if !retry.again().await {
                             return Err(StoreError::backend("BatchGetItem left keys unread"));
                         }
-                        tokio::time::sleep(STORE_RETRY.delay(attempt, None)).await;
                         pending = Some(left);
                     }
                     _ => break,

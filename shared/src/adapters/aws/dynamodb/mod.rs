@@ -12,7 +12,10 @@
 //! Every state change is conditional, so duplicate deliveries and concurrent batches can never
 //! double-count, lose an item or start a step twice.
 
-use super::dynamo::{backend, batch_write, is_condition_failure, serde_error, STORE_RETRY};
+use super::dynamo::{
+    backend, batch_write, cancellation_reasons, is_condition_failure, is_transaction_conflict,
+    serde_error, StoreRetry,
+};
 use super::resources::AwsNames;
 use crate::error::StoreError;
 use crate::model::{
@@ -27,8 +30,6 @@ use crate::ports::{
     IDEMPOTENCY_WINDOW,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, Put, PutRequest, ReturnValue, TransactWriteItem, Update,
     WriteRequest,
@@ -322,27 +323,19 @@ impl DynamoRunStore {
 
     /// Every row of a run whose sort key starts with `prefix`.
     async fn query_prefix(&self, run_id: &RunId, prefix: &str) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.runs)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(run_pk(run_id)))
-                .expression_attribute_values(":prefix", s(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend("Query", e))?;
-            out.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        self.client
+            .query()
+            .table_name(&self.runs)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(run_pk(run_id)))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| backend("Query", e))
     }
 
     async fn run_row(&self, run_id: &RunId) -> Result<Option<RunRow>, StoreError> {
@@ -492,7 +485,7 @@ impl DynamoRunStore {
             .map_err(|e| StoreError::backend(e.to_string()))?;
         // Concurrent parts of one run update the same run item: DynamoDB cancels a
         // conflicting transaction, which is worth retrying at once.
-        let mut attempt = 1;
+        let mut retry = StoreRetry::new();
         let newly_counted = loop {
             let written = self
                 .client
@@ -502,25 +495,13 @@ impl DynamoRunStore {
                 .send()
                 .await;
             let Err(e) = written else { break true };
-            let reasons: Vec<String> = match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
-                    .cancellation_reasons()
-                    .iter()
-                    .map(|r| r.code().unwrap_or("None").to_string())
-                    .collect(),
-                _ => Vec::new(),
-            };
-            let conflict = reasons.iter().any(|r| r == "TransactionConflict")
-                || e.as_service_error().and_then(|se| se.code())
-                    == Some("TransactionConflictException");
-            match reasons.first().map(String::as_str) {
-                // The marker exists: an earlier delivery counted it.
-                Some("ConditionalCheckFailed") => break false,
-                _ if conflict && STORE_RETRY.allows_another(attempt) => {
-                    tokio::time::sleep(STORE_RETRY.delay(attempt, None)).await;
-                    attempt += 1;
-                }
-                _ => return Err(backend("TransactWriteItems count", e)),
+            let reasons = cancellation_reasons(&e);
+            // The marker exists: an earlier delivery counted it.
+            if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") {
+                break false;
+            }
+            if !(is_transaction_conflict(&e, &reasons) && retry.again().await) {
+                return Err(backend("TransactWriteItems count", e));
             }
         };
         let row = self
@@ -619,38 +600,37 @@ impl DynamoRunStore {
         run_id: &RunId,
         prefix: Option<&str>,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.audit)
-                .key_condition_expression("run_id = :r")
-                .expression_attribute_values(":r", s(&run_id.0))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take());
-            if let Some(prefix) = prefix {
-                query = query
-                    .key_condition_expression("run_id = :r AND begins_with(record_id, :p)")
-                    .expression_attribute_values(":p", s(prefix));
-            }
-            let page = query.send().await.map_err(|e| backend("Query audit", e))?;
-            for item in page.items.unwrap_or_default() {
-                let row: AuditRow = from_item(item).map_err(|e| serde_error("audit row", e))?;
-                if prefix.is_none() && row.record_id.starts_with(CHAIN_HEAD_PREFIX) {
-                    continue;
-                }
-                out.push(
-                    row.record
-                        .ok_or_else(|| StoreError::backend("audit row without record"))?,
-                );
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.audit)
+            .key_condition_expression("run_id = :r")
+            .expression_attribute_values(":r", s(&run_id.0))
+            .consistent_read(true);
+        if let Some(prefix) = prefix {
+            query = query
+                .key_condition_expression("run_id = :r AND begins_with(record_id, :p)")
+                .expression_attribute_values(":p", s(prefix));
         }
+        let items = query
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| backend("Query audit", e))?;
+        let mut out = Vec::new();
+        for item in items {
+            let row: AuditRow = from_item(item).map_err(|e| serde_error("audit row", e))?;
+            if prefix.is_none() && row.record_id.starts_with(CHAIN_HEAD_PREFIX) {
+                continue;
+            }
+            out.push(
+                row.record
+                    .ok_or_else(|| StoreError::backend("audit row without record"))?,
+            );
+        }
+        Ok(out)
     }
 
     fn audit_row(record: &AuditRecord, record_id: String) -> Result<Item, StoreError> {
@@ -707,7 +687,7 @@ impl DynamoRunStore {
             .expression_attribute_values(":seq", AttributeValue::N(seq.to_string()))
             .build()
             .map_err(built)?;
-        let mut attempt = 1;
+        let mut retry = StoreRetry::new();
         loop {
             let written = self
                 .client
@@ -719,14 +699,7 @@ impl DynamoRunStore {
             let Err(e) = written else {
                 return Ok(true);
             };
-            let reasons: Vec<String> = match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
-                    .cancellation_reasons()
-                    .iter()
-                    .map(|r| r.code().unwrap_or("None").to_string())
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let reasons = cancellation_reasons(&e);
             let failed =
                 |i: usize| reasons.get(i).map(String::as_str) == Some("ConditionalCheckFailed");
             if failed(0) {
@@ -738,14 +711,9 @@ impl DynamoRunStore {
                     seq,
                 });
             }
-            let conflict = reasons.iter().any(|r| r == "TransactionConflict")
-                || e.as_service_error().and_then(|se| se.code())
-                    == Some("TransactionConflictException");
-            if !(conflict && STORE_RETRY.allows_another(attempt)) {
+            if !(is_transaction_conflict(&e, &reasons) && retry.again().await) {
                 return Err(backend("TransactWriteItems audit", e));
             }
-            tokio::time::sleep(STORE_RETRY.delay(attempt, None)).await;
-            attempt += 1;
         }
     }
 }

@@ -19,29 +19,21 @@ impl OrgStore for DynamoRunStore {
     }
 
     async fn company_ids(&self) -> Result<Vec<String>, StoreError> {
-        let mut ids = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.orgs)
-                .projection_expression("company_id")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend("Scan org settings", e))?;
-            ids.extend(
-                page.items
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|i| i.get("company_id").and_then(|v| v.as_s().ok()).cloned()),
-            );
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+        let items = self
+            .client
+            .scan()
+            .table_name(&self.orgs)
+            .projection_expression("company_id")
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| backend("Scan org settings", e))?;
+        let mut ids: Vec<String> = items
+            .iter()
+            .filter_map(|i| i.get("company_id").and_then(|v| v.as_s().ok()).cloned())
+            .collect();
         ids.sort();
         Ok(ids)
     }
