@@ -395,7 +395,7 @@ async fn run(args: RunArgs) -> Result<u8, CliError> {
     let run = match started {
         Ok(run) => run,
         Err(IntakeError::Invalid(e)) if e.field == "company_id" => {
-            let known = revoke365::ports::RunStore::company_ids(store.as_ref())
+            let known = revoke365::ports::OrgStore::company_ids(store.as_ref())
                 .await
                 .unwrap_or_default();
             let mut e = CliError::from(e);
@@ -476,7 +476,7 @@ async fn stored_origin(
     };
     let (known, origin) = {
         let store = open_store(&data_dir, Vec::new())?;
-        let known = revoke365::ports::RunStore::get_run(&store, run_id)
+        let known = revoke365::ports::RunRecords::get_run(&store, run_id)
             .await
             .map_err(|e| internal(e.to_string()))?;
         let origin: Option<Origin> = store

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use revoke365::adapters::http::HttpCore;
 use revoke365::adapters::sqlite_store::SqliteRunStore;
 use revoke365::model::{Run, RunId, RunStatus};
-use revoke365::ports::{ProgressObserver, RunStore};
+use revoke365::ports::{ProgressObserver, RunRecords};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

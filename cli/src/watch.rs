@@ -9,7 +9,7 @@ use crate::args::{Format, WatchArgs};
 use crate::{engine, internal, new_origin, os_user, progress, target};
 use crate::{CliError, EXIT_NOT_SUCCESSFUL, EXIT_SUCCESS};
 use revoke365::adapters::memory_queue::MemoryQueue;
-use revoke365::ports::{Connector, Queue, RunStore};
+use revoke365::ports::{Connector, Queue, RunRecords, RunStore};
 use revoke365::steps::{poll_alerts, PollReport};
 use serde_json::{json, Value};
 use std::sync::Arc;

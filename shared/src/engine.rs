@@ -4,13 +4,13 @@
 //! in the on-disk store for [`LocalEngine::resume`].
 
 use crate::adapters::memory_queue::MemoryQueue;
-use crate::adapters::sqlite_store::{RunLock, SqliteRunStore};
+use crate::adapters::sqlite::store::{RunLock, SqliteRunStore};
 use crate::config::RetryPolicy;
 use crate::error::StoreError;
 use crate::messages::{Step, StepMessage};
 use crate::model::{Report, ReportInputs, Run, RunId, RunStatus, Scope, Verification};
-use crate::ports::RunStore;
 use crate::ports::{Connector, ProgressObserver, Queue};
+use crate::ports::{RunItems, RunRecords, RunStore};
 use crate::steps::{
     abandon, dispatch, intake_as, intake_backup, intake_restore, next_messages, stoppable,
     Delivery, IntakeError,

@@ -3,6 +3,7 @@
 //!
 //! - [`model`]: requests, grants, runs, reports, audit records.
 //! - [`ports`]: the traits the steps use to reach the outside.
+//! - [`work`]: a delivery's deadline and stop flags, removal batches (below the ports).
 //! - [`steps`]: intake, discover, remove, verify — one function per step.
 //! - [`adapters`]: HTTP clients (Graph, Exchange, ConnectWise), the embedded queue and store,
 //!   and (feature `aws`) DynamoDB, SQS and Secrets Manager.
@@ -23,5 +24,6 @@ pub mod render;
 pub mod restore;
 pub(crate) mod scan;
 pub mod steps;
+pub mod work;
 
 pub use error::{QueueError, RemoteError, StepError, StoreError};

@@ -89,7 +89,7 @@ pub struct ShardMailbox {
     pub rights: Option<Vec<PermissionType>>,
 }
 
-/// One permission type on at most [`crate::steps::REMOVAL_BATCH_MAILBOXES`] mailboxes.
+/// One permission type on at most [`crate::work::REMOVAL_BATCH_MAILBOXES`] mailboxes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemovalBatch {
     pub batch_id: u32,

@@ -3,7 +3,7 @@
 
 use crate::kit::{acme_run, assert_refused, ok_json, revoke365, AwsTables, JOHN};
 use revoke365::model::{OrgSettings, RevocationRequest, Run, RunStatus};
-use revoke365::ports::RunStore;
+use revoke365::ports::{OrgStore, RunRecords};
 use serde_json::{json, Value};
 use std::path::Path;
 

@@ -1,13 +1,13 @@
 //! Builds the real HTTP clients for a company from its org settings. The HTTP core (one
 //! reqwest client, token cache, per-tenant limits) is shared, so connecting again is cheap.
 
-use super::autotask::AutotaskClient;
-use super::connectwise::ConnectWiseClient;
-use super::exchange::ExchangeClient;
-use super::graph::GraphClient;
-use super::halopsa::HaloClient;
 use super::http::HttpCore;
-use super::no_psa::NoPsa;
+use super::m365::exchange::ExchangeClient;
+use super::m365::graph::GraphClient;
+use super::psa::autotask::AutotaskClient;
+use super::psa::connectwise::ConnectWiseClient;
+use super::psa::halopsa::HaloClient;
+use super::psa::no_psa::NoPsa;
 use super::webhook::WebhookClient;
 use crate::config::{AppCredentials, PsaAccounts, Recheck, Secret, ServiceUrls};
 use crate::error::StepError;

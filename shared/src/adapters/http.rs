@@ -3,8 +3,8 @@
 //! learnt per tenant and service, and bounded retries of throttling and transient failures.
 
 use crate::adapters::budget::{Budgets, Feedback, KeyedLimits, LimitSnapshot};
-use crate::adapters::token::TokenCache;
-use crate::config::{AppCredentials, HttpSettings, Secret, GRAPH_MAILBOX_CONCURRENCY};
+use crate::adapters::token_cache::TokenCache;
+use crate::config::{HttpSettings, Secret, GRAPH_MAILBOX_CONCURRENCY};
 use crate::error::{ErrorKind, RemoteError};
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::{Request, RequestBuilder, StatusCode, Url};
@@ -19,7 +19,7 @@ use tracing::Instrument;
 pub struct HttpCore {
     client: reqwest::Client,
     settings: HttpSettings,
-    tokens: TokenCache,
+    pub(crate) tokens: TokenCache,
     budgets: Budgets,
     graph_mailboxes: KeyedLimits,
     waits: Mutex<HashMap<&'static str, Instant>>,
@@ -313,30 +313,6 @@ impl HttpCore {
         sessions.remove(key);
     }
 
-    /// A bearer token for `scope`, from the cache or fetched once for all concurrent callers.
-    pub async fn token(
-        &self,
-        login_url: &str,
-        creds: &AppCredentials,
-        scope: &str,
-    ) -> Result<Secret, RemoteError> {
-        self.tokens.get(self, login_url, creds, scope, None).await
-    }
-
-    /// A new token after `stale` was refused (revoked or expired early): fetched once, however
-    /// many callers saw the refusal.
-    pub async fn renew_token(
-        &self,
-        login_url: &str,
-        creds: &AppCredentials,
-        scope: &str,
-        stale: &Secret,
-    ) -> Result<Secret, RemoteError> {
-        self.tokens
-            .get(self, login_url, creds, scope, Some(stale))
-            .await
-    }
-
     /// Mailboxes one discovery shard should hold so that reading them (one Exchange and one
     /// Graph call each) takes about `target` at this tenant's learnt limits and latencies;
     /// 200 before anything was learnt.
@@ -628,7 +604,7 @@ impl HttpCore {
             ),
             None => None,
         };
-        if crate::steps::past_stop() {
+        if crate::work::past_stop() {
             return Err(Failure::Refused(call.error(ErrorKind::Stopped)));
         }
         let outcome = self.exchange(call, request).await;

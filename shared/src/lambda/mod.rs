@@ -4,11 +4,13 @@
 //! Endpoints come only from the standard `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`
 //! variables (aws-config reads them), so LocalStack and DynamoDB Local need no code of ours.
 
+pub mod connector;
 pub mod intake;
 pub mod steps;
 pub mod webhook;
 
 pub use aws_lambda_events::event::sqs::SqsEvent;
+pub use connector::SecretConnector;
 pub use lambda_runtime;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};

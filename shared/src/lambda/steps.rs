@@ -6,14 +6,15 @@ use super::{aws_config, batch_response, item_failure, LambdaError};
 use crate::adapters::aws::audit_key::KmsAuditSeal;
 use crate::adapters::aws::dynamodb::DynamoRunStore;
 use crate::adapters::aws::resources::{AwsNames, QueueDef};
-use crate::adapters::aws::secrets::{SecretConnector, SecretsProvider};
+use crate::adapters::aws::secrets::SecretsProvider;
 use crate::adapters::aws::sqs::SqsQueue;
 use crate::adapters::aws::tenant_budget::TenantBudgets;
 use crate::adapters::connect::DEFAULT_SHARD_TIME;
 use crate::config::{HttpSettings, PsaUrls, ServiceUrls};
 use crate::error::StepError;
+use crate::lambda::connector::SecretConnector;
 use crate::messages::{ScheduledJob, ScheduledMessage, StepMessage};
-use crate::ports::{BudgetWant, Connector, Queue, RunStore};
+use crate::ports::{BudgetWant, Connector, OrgStore, Queue, StoreIndexes};
 use crate::steps::{
     abandon, dispatch, poll_alerts, sweep, Deadline, Delivery, NoProgress, PollReport,
     POLLER_PRINCIPAL,

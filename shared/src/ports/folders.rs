@@ -6,7 +6,7 @@ use crate::error::RemoteError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{CalendarPermission, RemovalOutcome};
+use super::m365::{CalendarPermission, RemovalOutcome};
 
 /// How `FolderPath` writes a `/` that is part of a folder's name.
 const SLASH_IN_NAME: char = '\u{F8FF}';

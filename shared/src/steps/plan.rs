@@ -5,10 +5,9 @@
 //! gives the Full Access and calendar grants of the mailbox at position `p` the ids
 //! `s × SHARD_ITEM_SPAN + 2p + 1` and `+ 2`.
 
-use super::REMOVAL_BATCH_MAILBOXES;
 use crate::messages::{RemovalBatch, Step, StepMessage, VictimBatch};
 use crate::model::{Grant, ItemId, ItemStatus, PermissionType, PlanItem, Run};
-use std::collections::BTreeMap;
+use crate::work::removal_batches;
 
 /// Ids one part of discovery may use.
 pub(crate) const SHARD_ITEM_SPAN: u32 = 1_000_000;
@@ -87,31 +86,4 @@ pub(crate) fn batch_count(run: &Run, items: &[PlanItem]) -> u32 {
         false => removal_batches(items).len() as u32,
     };
     removals + u32::from(run.request.victim_mailbox)
-}
-
-/// Groups the items to remove by permission type, then by up to [`REMOVAL_BATCH_MAILBOXES`]
-/// mailboxes. Deterministic, so a redelivered discovery produces the same batch ids.
-pub(crate) fn removal_batches(items: &[PlanItem]) -> Vec<(PermissionType, Vec<u32>)> {
-    let mut by_type: BTreeMap<PermissionType, BTreeMap<&str, Vec<u32>>> = BTreeMap::new();
-    // Every item that is to be removed, whatever its state now, so that a redelivered discovery
-    // rebuilds exactly the same batches and batch ids.
-    for item in items
-        .iter()
-        .filter(|i| !matches!(i.status, ItemStatus::Skipped { .. }))
-    {
-        by_type
-            .entry(item.grant.right)
-            .or_default()
-            .entry(&item.grant.mailbox)
-            .or_default()
-            .push(item.id);
-    }
-    let mut batches = Vec::new();
-    for (permission, mailboxes) in by_type {
-        let mailboxes: Vec<Vec<u32>> = mailboxes.into_values().collect();
-        for chunk in mailboxes.chunks(REMOVAL_BATCH_MAILBOXES) {
-            batches.push((permission, chunk.concat()));
-        }
-    }
-    batches
 }

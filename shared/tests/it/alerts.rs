@@ -3,7 +3,7 @@
 //! user, once per alert; a Sentinel incident payload does the same.
 
 use revoke365::model::{Run, RunFilter, RunMode, RunStatus};
-use revoke365::ports::RunStore;
+use revoke365::ports::RunRecords;
 use revoke365::steps::{intake_sentinel, poll_alerts, PollReport};
 use revoke365_testkit::harness::Harness;
 use revoke365_testkit::{fast_http, fixture, with_sim};

@@ -2,7 +2,7 @@
 //! JSONL file on disk (changing, deleting or inserting a line) is found and the record named.
 
 use revoke365::model::{AuditCheck, AuditStatus, ProblemKind};
-use revoke365::ports::RunStore;
+use revoke365::ports::RunRecords;
 use revoke365::steps::check_run_audit;
 use revoke365_testkit::harness::Harness;
 use revoke365_testkit::{fast_http, fixture};

@@ -6,7 +6,7 @@ use crate::aws_kit::{Env, JOHN};
 use revoke365::lambda::intake::handle_intake_event;
 use revoke365::lambda::steps::handle_step_event;
 use revoke365::model::{RunId, RunMode};
-use revoke365::ports::RunStore;
+use revoke365::ports::RunRecords;
 use revoke365::steps::POLLER_PRINCIPAL;
 use revoke365_testkit::{events_dir, fixture};
 use serde_json::{json, Value};

@@ -8,7 +8,7 @@ use crate::aws_kit::{Env, JOHN};
 use aws_sdk_dynamodb::types::AttributeValue;
 use revoke365::error::StoreError;
 use revoke365::model::{AuditManifest, AuditPhase, AuditRecord, ChainHead};
-use revoke365::ports::RunStore;
+use revoke365::ports::AuditTrail;
 use revoke365_testkit::fixture;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};

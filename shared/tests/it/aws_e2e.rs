@@ -6,7 +6,7 @@ use revoke365::adapters::aws::resources::resources;
 use revoke365::lambda::intake::handle_intake_event;
 use revoke365::lambda::steps::handle_step_records;
 use revoke365::model::RunStatus;
-use revoke365::ports::RunStore;
+use revoke365::ports::OrgStore;
 use revoke365_sim::snapshot::FULL_ACCESS;
 use revoke365_testkit::{fixture, with_sim};
 use serde_json::{json, Value};

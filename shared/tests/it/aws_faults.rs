@@ -6,7 +6,7 @@
 use crate::aws_kit::{Env, JOHN};
 use aws_sdk_dynamodb::types::AttributeValue;
 use revoke365::lambda::steps::handle_step_event;
-use revoke365::ports::RunStore;
+use revoke365::ports::AuditTrail;
 use revoke365_testkit::{fast_http, fixture, with_sim};
 use serde_json::{json, Value};
 use std::collections::HashMap;

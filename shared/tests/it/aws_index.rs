@@ -14,7 +14,7 @@ use revoke365::model::{
     IndexHits, IndexSettings, IndexedGrant, OrgSettings, PermissionType, Snapshot, SnapshotRef,
     SnapshotSummary, Trustee, TrusteeKind,
 };
-use revoke365::ports::{Connector, NoProgress, PermissionIndex, RunStore};
+use revoke365::ports::{Connector, NoProgress, PermissionIndex, RunRecords, StoreIndexes};
 use revoke365_testkit::{fast_http, fixture, CLIENT_SECRET};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};

@@ -7,7 +7,8 @@ use revoke365::adapters::http::HttpCore;
 use revoke365::config::{AppCredentials, HttpSettings, Secret, ServiceUrls};
 use revoke365::error::ErrorKind;
 use revoke365::ports::{
-    Attachment, Directory, Exchange, Mailer, OutgoingMail, RemovalOutcome, UserLookup,
+    Attachment, Directory, ExchangeGrants, ExchangePermissions, ExchangeRecipients, Mailer,
+    OutgoingMail, RemovalOutcome, UserLookup,
 };
 use revoke365_sim::snapshot::{MailboxSnapshot, CALENDAR, FULL_ACCESS, SEND_AS, SEND_ON_BEHALF};
 use revoke365_sim::{Fixture, SimHandle, SimOptions, Snapshot};

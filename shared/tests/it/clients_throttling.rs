@@ -6,7 +6,7 @@ use revoke365::adapters::graph::GraphClient;
 use revoke365::adapters::http::HttpCore;
 use revoke365::config::{AppCredentials, HttpSettings, RetryPolicy, Secret, ServiceUrls};
 use revoke365::error::{ErrorKind, RemoteError};
-use revoke365::ports::{Directory, Exchange};
+use revoke365::ports::{Directory, ExchangePermissions};
 use revoke365_sim::{Fixture, SimHandle, SimOptions};
 use std::sync::Arc;
 use std::time::Duration;

@@ -76,10 +76,11 @@ mod aws {
     use super::{request, two_companies};
     use crate::aws_kit::{answer, api_request, Env};
     use revoke365::adapters::aws::resources::AwsNames;
-    use revoke365::adapters::aws::secrets::{SecretConnector, SecretsProvider};
+    use revoke365::adapters::aws::secrets::SecretsProvider;
     use revoke365::config::{HttpSettings, PsaUrls, ServiceUrls};
     use revoke365::lambda::intake::{handle_intake_event, IntakeDeps};
     use revoke365::lambda::webhook::{self, WebhookSecrets};
+    use revoke365::lambda::SecretConnector;
     use revoke365_testkit::{events_dir, fixture};
     use serde_json::{json, Value};
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -879,7 +879,7 @@ async fn admin_remove_one(
     mailboxes: &[String],
 ) -> BTreeSet<Entry> {
     use revoke365::model::AuditPhase;
-    use revoke365::ports::RunStore;
+    use revoke365::ports::{AuditTrail, RunItems};
     let records = h.store.audit_records(&run.run_id).await.expect("audit");
     let phases = |id, phase| {
         records
@@ -965,7 +965,7 @@ async fn check_history(
     run_id: &revoke365::model::RunId,
     report: &Report,
 ) -> Result<(), String> {
-    use revoke365::ports::RunStore;
+    use revoke365::ports::RunRecords;
     let page = h
         .store
         .list_runs(&Default::default(), 100, None)

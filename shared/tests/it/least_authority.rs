@@ -62,7 +62,7 @@ async fn a_requestor_of_an_allowed_domain_gets_the_report_with_the_principal_bes
     let mail = snap.mail_to("tech@msp.example");
     assert_eq!(mail.len(), 1);
     assert!(mail[0].body.contains("os-user:tech"), "{}", mail[0].body);
-    let run = revoke365::ports::RunStore::get_run(h.store.as_ref(), &accepted.run.run_id)
+    let run = revoke365::ports::RunRecords::get_run(h.store.as_ref(), &accepted.run.run_id)
         .await
         .unwrap()
         .unwrap();
@@ -411,7 +411,7 @@ mod aws {
 
     async fn cancel_requested(env: &Env, run_id: &str) -> bool {
         let id = revoke365::model::RunId(run_id.into());
-        revoke365::ports::RunStore::get_run(&env.intake.store, &id)
+        revoke365::ports::RunRecords::get_run(&env.intake.store, &id)
             .await
             .unwrap()
             .unwrap()
@@ -687,7 +687,7 @@ mod aws {
         )
         .await;
         assert_eq!(run["status"], "accepted", "{run}");
-        let stored = revoke365::ports::RunStore::get_run(
+        let stored = revoke365::ports::RunRecords::get_run(
             &env.intake.store,
             &revoke365::model::RunId(run_id.into()),
         )

@@ -8,7 +8,7 @@ use revoke365::config::HttpSettings;
 use revoke365::engine::LocalEngine;
 use revoke365::messages::StepMessage;
 use revoke365::model::{NotificationChannel, NotifySettings, OrgSettings, Run, RunStatus};
-use revoke365::ports::{Queue, RunStore};
+use revoke365::ports::{Queue, RunRecords};
 use revoke365::steps::{dispatch, intake, Delivery, NoProgress};
 use revoke365::StepError;
 use revoke365_sim::snapshot::ReceivedWebhook;

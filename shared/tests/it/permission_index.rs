@@ -4,7 +4,7 @@
 
 use revoke365::index::{lookup, sweep, AccessQuery, Change};
 use revoke365::model::{IndexSettings, PermissionType, Snapshot, TrusteeKind};
-use revoke365::ports::{Connector, NoProgress, PermissionIndex, RunStore};
+use revoke365::ports::{AuditTrail, Connector, NoProgress, PermissionIndex, RunRecords};
 use revoke365_testkit::harness::Harness;
 use revoke365_testkit::{fast_http, fixture};
 use serde_json::json;

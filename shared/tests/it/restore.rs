@@ -5,7 +5,7 @@ use revoke365::model::{
     AuditPhase, AuditResult, RestoreReport, Run, RunId, RunKind, RunStatus, ALREADY_PRESENT,
     AUTOMAPPING_NOTE,
 };
-use revoke365::ports::RunStore;
+use revoke365::ports::{AuditTrail, RunRecords};
 use revoke365::steps::IntakeError;
 use revoke365_testkit::harness::Harness;
 use revoke365_testkit::{fast_http, fixture, with_sim};

@@ -9,7 +9,7 @@ use revoke365::error::StoreError;
 use revoke365::model::{
     OrgSettings, RevocationRequest, Run, RunFilter, RunId, RunStatus, RunSummary,
 };
-use revoke365::ports::RunStore;
+use revoke365::ports::{RunRecords, RunStore};
 use serde_json::json;
 
 const JOHN: &str = "john.smith@acmecorp.com";
@@ -335,7 +335,7 @@ mod org_table {
     use crate::aws_kit::Env;
     use aws_sdk_dynamodb::types::AttributeValue;
     use revoke365::adapters::aws::org_table::OrgTable;
-    use revoke365::ports::RunStore;
+    use revoke365::ports::OrgStore;
     use revoke365_testkit::fixture;
 
     #[tokio::test(flavor = "multi_thread")]

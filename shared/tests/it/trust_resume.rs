@@ -5,7 +5,7 @@ use revoke365::adapters::sqlite_store::{read_audit_file, SqliteRunStore};
 use revoke365::model::{
     AuditPhase, AuditResult, Grant, ItemStatus, PermissionType, Report, Run, RunId, RunStatus,
 };
-use revoke365::ports::{RemovalOutcome, RunStore};
+use revoke365::ports::{AuditTrail, RemovalOutcome, RunItems, RunRecords};
 use revoke365::steps::Connector;
 use revoke365_testkit::harness::Harness;
 use revoke365_testkit::{fast_http, fixture, with_sim};

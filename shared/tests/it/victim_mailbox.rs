@@ -6,7 +6,7 @@ use revoke365::model::{
     AuditPhase, AuditResult, DelegateAge, IndexedGrant, PermissionType, Report, RestoreReport, Run,
     VictimChange, VictimOutcome,
 };
-use revoke365::ports::{Connector, NoProgress, PermissionIndex, RunStore};
+use revoke365::ports::{AuditTrail, Connector, NoProgress, PermissionIndex};
 use revoke365::steps::check_run_audit;
 use revoke365_sim::snapshot::MailboxSnapshot;
 use revoke365_testkit::harness::Harness;
@@ -495,7 +495,7 @@ async fn the_exchange_client_reads_sets_back_and_flips_what_the_victim_step_uses
     use revoke365::adapters::http::HttpCore;
     use revoke365::config::{AppCredentials, HttpSettings, Secret, ServiceUrls};
     use revoke365::model::MailboxForwarding;
-    use revoke365::ports::Exchange;
+    use revoke365::ports::MailboxRules;
 
     let h = Harness::start(fixture("victim-tenant.json"), fast_http(10)).await;
     let initial = johns(&h);

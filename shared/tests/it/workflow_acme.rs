@@ -2,7 +2,7 @@
 //! embedded queue and store.
 
 use revoke365::model::{AuditPhase, AuditResult, RunStatus};
-use revoke365::ports::RunStore;
+use revoke365::ports::AuditTrail;
 use revoke365_sim::snapshot::{FULL_ACCESS, SEND_AS};
 use revoke365_testkit::harness::Harness;
 use revoke365_testkit::results::Grant;

@@ -4,7 +4,7 @@ use revoke365::messages::Step;
 use revoke365::messages::StepMessage;
 use revoke365::model::{AuditPhase, RunStatus};
 use revoke365::ports::Queue;
-use revoke365::ports::RunStore;
+use revoke365::ports::{AuditTrail, RunRecords};
 use revoke365::steps::{abandon, dispatch, intake, Delivery, NoProgress};
 use revoke365::StepError;
 use revoke365_sim::snapshot::FULL_ACCESS;

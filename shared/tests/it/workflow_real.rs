@@ -9,7 +9,7 @@ use revoke365::model::{
     AuditPhase, AuditResult, FailureCode, IndirectAccess, MatchedBy, NotCheckedReason,
     PermissionType, Report, RunStatus,
 };
-use revoke365::ports::RunStore;
+use revoke365::ports::AuditTrail;
 use revoke365_testkit::harness::Harness;
 use revoke365_testkit::{fast_http, fixture, with_sim};
 use serde_json::{json, Value};

@@ -5,7 +5,8 @@
 //! with the table's TTL. None carries `company_id` or `active`, so none shows in the run
 //! indexes.
 
-use super::dynamodb::{backend, is_condition_failure, serde_error, DynamoRunStore};
+use super::dynamo::{backend, is_condition_failure, serde_error};
+use super::dynamodb::DynamoRunStore;
 use crate::error::StoreError;
 use crate::model::{AlertSourceKind, RunId};
 use crate::ports::AlertLedger;

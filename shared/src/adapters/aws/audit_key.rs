@@ -3,7 +3,7 @@
 //! functions that check a trail only verify them, and no one may export it (see the key's
 //! policy in the template).
 
-use super::dynamodb::backend;
+use super::dynamo::backend;
 use crate::error::StoreError;
 use crate::ports::AuditSeal;
 use async_trait::async_trait;
@@ -12,8 +12,7 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::MacAlgorithmSpec;
 use base64::Engine;
 
-/// The variable that names the key (its id, ARN or alias).
-pub const AUDIT_KEY_VAR: &str = "REVOKE365_AUDIT_KEY_ID";
+pub use super::resources::AUDIT_KEY_VAR;
 
 #[derive(Debug, Clone)]
 pub struct KmsAuditSeal {

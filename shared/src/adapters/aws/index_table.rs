@@ -15,7 +15,7 @@
 //! - `KEY#C#S#<key>` / `<trustee_id>`: a lowercase value (UPN, address, object id, value shown)
 //!   the trustee is found by.
 
-use super::dynamodb::{backend, batch_write, serde_error};
+use super::dynamo::{backend, batch_write, serde_error};
 use crate::error::StoreError;
 use crate::model::{
     IndexHits, IndexSettings, IndexedGrant, Snapshot, SnapshotRef, SnapshotSummary, Trustee,
@@ -161,54 +161,45 @@ impl DynamoIndex {
         pk: &str,
         prefix: Option<&str>,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .expression_attribute_values(":pk", s(pk))
-                .set_exclusive_start_key(start.take());
-            query = match prefix {
-                Some(p) => query
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                    .expression_attribute_values(":p", s(p)),
-                None => query.key_condition_expression("pk = :pk"),
-            };
-            let page = query.send().await.map_err(|e| backend("Query index", e))?;
-            out.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", s(pk));
+        query = match prefix {
+            Some(p) => query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                .expression_attribute_values(":p", s(p)),
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        query
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| backend("Query index", e))
     }
 
     /// The grants the mailbox GSI lists under `key`, in snapshot order.
     async fn query_mailbox(&self, key: &str) -> Result<Vec<IndexedGrant>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(MAILBOX_INDEX)
-                .key_condition_expression("mailbox_key = :m")
-                .expression_attribute_values(":m", s(key))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend("Query index by mailbox", e))?;
-            for item in page.items.unwrap_or_default() {
-                out.push(read::<GrantRow>("index grant", item)?.grant);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(MAILBOX_INDEX)
+            .key_condition_expression("mailbox_key = :m")
+            .expression_attribute_values(":m", s(key))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| backend("Query index by mailbox", e))?;
+        items
+            .into_iter()
+            .map(|item| Ok(read::<GrantRow>("index grant", item)?.grant))
+            .collect()
     }
 
     /// Puts or deletes many items, 25 per BatchWriteItem, a few batches at once, retrying what

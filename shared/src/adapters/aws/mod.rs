@@ -4,6 +4,7 @@
 pub mod alert_ledger;
 pub mod audit_key;
 pub mod budget_hold;
+mod dynamo;
 pub mod dynamodb;
 pub mod index_table;
 pub mod org_table;

@@ -113,26 +113,21 @@ impl OrgTable {
     /// Every company's settings, by company id. The table holds one small item per company:
     /// reading all of it is what listing means.
     pub async fn list(&self) -> Result<Vec<OrgSettings>, StoreError> {
-        let mut orgs = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend("Scan org settings", e))?;
-            for item in page.items.unwrap_or_default() {
-                orgs.push(row_settings(item)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+        let items = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| backend("Scan org settings", e))?;
+        let mut orgs = items
+            .into_iter()
+            .map(row_settings)
+            .collect::<Result<Vec<_>, _>>()?;
         orgs.sort_by(|a, b| a.company_id.cmp(&b.company_id));
         Ok(orgs)
     }

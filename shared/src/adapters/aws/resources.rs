@@ -5,6 +5,9 @@
 use serde::Deserialize;
 use std::sync::OnceLock;
 
+/// The variable that names the audit key (its id, ARN or alias): see `audit_key`.
+pub const AUDIT_KEY_VAR: &str = "REVOKE365_AUDIT_KEY_ID";
+
 pub const RESOURCES_JSON: &str = include_str!("../../../../infra/resources.json");
 
 #[derive(Debug, Clone, Deserialize)]
@@ -195,7 +198,7 @@ impl AwsNames {
             verification_queue: var("REVOKE365_VERIFICATION_QUEUE_URL", d.verification_queue),
             secret_id: var("REVOKE365_SECRET_ID", d.secret_id),
             webhook_secret_id: var("REVOKE365_WEBHOOK_SECRET_ID", d.webhook_secret_id),
-            audit_key_id: var(super::audit_key::AUDIT_KEY_VAR, d.audit_key_id),
+            audit_key_id: var(AUDIT_KEY_VAR, d.audit_key_id),
         }
     }
 }

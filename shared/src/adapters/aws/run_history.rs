@@ -7,7 +7,6 @@
 //! for) before the run is read; a page stops at `limit` runs and its token is the index key
 //! of the last one, so the next page starts right after it.
 
-use super::dynamodb::DynamoRunStore;
 use crate::adapters::page_token;
 use crate::error::StoreError;
 use crate::model::{Run, RunFilter, RunId, RunPage, RunStatus, RunSummary, MAX_RUN_PAGE};
@@ -92,7 +91,7 @@ impl HistoryPosition {
 pub(super) async fn list_runs(
     client: &Client,
     runs_table: &str,
-    store: &DynamoRunStore,
+    store: &dyn RunStore,
     filter: &RunFilter,
     limit: usize,
     after: Option<&str>,

@@ -4,7 +4,7 @@
 //! - `JOURNAL#C` / `SWEEP`: the unfinished sweep's id and start;
 //! - `SWEPT#C#S` / `<mailbox>`: one mailbox read (its grants with their trustees).
 
-use super::dynamodb::backend;
+use super::dynamo::backend;
 use super::index_table::{delete, put, read, row, s, DynamoIndex, Item};
 use crate::error::StoreError;
 use crate::model::{SweepProgress, SweptMailbox};

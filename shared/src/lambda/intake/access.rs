@@ -7,7 +7,7 @@ use super::Deps;
 use crate::authorize::Power;
 use crate::index::{lookup, AccessError as LookupError, AccessQuery};
 use crate::model::{unprintable, validate_email, InvalidRequest};
-use crate::ports::RunStore;
+use crate::ports::{OrgStore, StoreIndexes};
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::response::Response;

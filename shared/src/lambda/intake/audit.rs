@@ -4,7 +4,7 @@ use super::answer::{response, unavailable};
 use super::caller::{Authorized, RunToActOn};
 use super::form::Verify;
 use super::Deps;
-use crate::ports::RunStore;
+use crate::ports::AuditTrail;
 use crate::steps::check_run_audit;
 use axum::extract::State;
 use axum::response::Response;

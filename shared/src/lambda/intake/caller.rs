@@ -17,7 +17,7 @@ use super::form::RunIdParam;
 use super::Deps;
 use crate::authorize::{authorize_company, authorize_company_power, AccessError, Power};
 use crate::model::{InvalidRequest, Run, RunId};
-use crate::ports::RunStore;
+use crate::ports::RunRecords;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::Response;

@@ -15,7 +15,7 @@ use crate::model::{
     parse_page_size, parse_since, parse_status, validate_email, InvalidRequest, ItemStatus,
     RunFilter, DEFAULT_RUN_PAGE,
 };
-use crate::ports::RunStore;
+use crate::ports::{RunItems, RunRecords};
 use crate::steps::{check_before_intake, intake_as, Accepted, IntakeError, REQUEST_CHECK_TIME};
 use axum::extract::State;
 use axum::http::request::Parts;

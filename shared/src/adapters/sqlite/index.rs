@@ -2,7 +2,8 @@
 //! lookup key of a trustee and per grant, with indexes by trustee and by mailbox so that a
 //! lookup reads only its own rows.
 
-use super::sqlite_store::{db_error, from_json, to_json, SqliteRunStore};
+use super::db::{db_error, from_json, to_json};
+use super::store::SqliteRunStore;
 use crate::error::StoreError;
 use crate::model::{
     IndexHits, IndexSettings, IndexedGrant, Snapshot, SnapshotSummary, SweepProgress, SweptMailbox,
@@ -13,47 +14,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 use std::collections::BTreeSet;
-
-pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS index_snapshots (
-    snapshot_id TEXT PRIMARY KEY,
-    company_id  TEXT NOT NULL,
-    taken_at    TEXT NOT NULL,
-    summary     TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS index_snapshots_by_company ON index_snapshots (company_id, taken_at);
-CREATE TABLE IF NOT EXISTS index_trustees (
-    snapshot_id TEXT NOT NULL,
-    trustee_id  TEXT NOT NULL,
-    trustee     TEXT NOT NULL,
-    PRIMARY KEY (snapshot_id, trustee_id)
-);
-CREATE TABLE IF NOT EXISTS index_keys (
-    snapshot_id TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    trustee_id  TEXT NOT NULL,
-    PRIMARY KEY (snapshot_id, key, trustee_id)
-);
-CREATE TABLE IF NOT EXISTS index_grants (
-    snapshot_id TEXT NOT NULL,
-    trustee_id  TEXT NOT NULL,
-    mailbox     TEXT NOT NULL,
-    grant_json  TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS index_grants_by_trustee ON index_grants (snapshot_id, trustee_id);
-CREATE INDEX IF NOT EXISTS index_grants_by_mailbox ON index_grants (snapshot_id, mailbox);
-CREATE TABLE IF NOT EXISTS sweep_journal (
-    company_id TEXT PRIMARY KEY,
-    sweep_id   TEXT NOT NULL,
-    started_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sweep_reads (
-    sweep_id  TEXT NOT NULL,
-    mailbox   TEXT NOT NULL,
-    read_json TEXT NOT NULL,
-    PRIMARY KEY (sweep_id, mailbox)
-);
-";
 
 fn sql(what: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |e| db_error(what, e)

@@ -2,8 +2,8 @@
 //! security alerts (Defender XDR `alerts_v2`, Entra ID Protection `riskyUsers`).
 
 use crate::adapters::http::{Call, HttpCore, Reply};
-use crate::adapters::m365::{diagnostics_reason, Collection, ErrorBody, M365Api, M365Request};
-use crate::adapters::token::{roles_of, EXCHANGE_SCOPE, GRAPH_SCOPE};
+use crate::adapters::m365::api::{diagnostics_reason, Collection, ErrorBody, M365Api, M365Request};
+use crate::adapters::m365::token::{roles_of, EXCHANGE_SCOPE, GRAPH_SCOPE};
 use crate::config::{AppCredentials, ServiceUrls};
 use crate::error::RemoteError;
 use crate::model::{MatchedBy, RiskyUser, SecurityAlert, UserEvidence};

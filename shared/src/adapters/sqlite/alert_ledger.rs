@@ -3,7 +3,8 @@
 //! an alert decided without a run (`alert_marks`) and the contain runs started per company and
 //! hour (`alert_contain_budget`).
 
-use super::sqlite_store::{db_error, SqliteRunStore};
+use super::db::db_error;
+use super::store::SqliteRunStore;
 use crate::error::StoreError;
 use crate::model::{AlertSourceKind, RunId};
 use crate::ports::AlertLedger;

@@ -1,6 +1,6 @@
 //! ConnectWise Manage: tickets and notes.
 
-use super::psa_text::{id_text, truncate_chars};
+use super::text::{id_text, truncate_chars};
 use crate::adapters::http::{Call, HttpCore, Reply};
 use crate::config::{ConnectWiseCredentials, Secret};
 use crate::error::RemoteError;

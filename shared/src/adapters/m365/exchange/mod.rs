@@ -1,13 +1,14 @@
 //! The Exchange Online admin API: cmdlets through `InvokeCommand`.
 
 use crate::adapters::http::{Call, HttpCore, Reply};
-use crate::adapters::m365::{diagnostics_reason, Collection, ErrorBody, M365Api, M365Request};
-use crate::adapters::token::EXCHANGE_SCOPE;
+use crate::adapters::m365::api::{diagnostics_reason, Collection, ErrorBody, M365Api, M365Request};
+use crate::adapters::m365::token::EXCHANGE_SCOPE;
 use crate::config::{AppCredentials, ServiceUrls};
 use crate::error::{RemoteError, ENTRY_EXISTS, ENTRY_NOT_FOUND};
 use crate::model::{InboxRule, MailboxForwarding};
+use crate::ports::{ExchangeGrants, ExchangePermissions, ExchangeRecipients, MailboxRules};
 use crate::ports::{
-    Exchange, ExchangeUser, MailboxInfo, MailboxPermissionEntry, MailboxSettings, Recipient,
+    ExchangeUser, MailboxInfo, MailboxPermissionEntry, MailboxSettings, Recipient,
     RecipientPermissionEntry, RemovalOutcome,
 };
 use async_trait::async_trait;
@@ -15,6 +16,9 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 use std::sync::Arc;
+
+mod grants;
+mod rules;
 
 /// The routing hint for cmdlets that are not about one mailbox.
 const SYSTEM_MAILBOX: &str = "SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}";
@@ -213,7 +217,7 @@ impl ExchangeClient {
 }
 
 #[async_trait]
-impl Exchange for ExchangeClient {
+impl ExchangeRecipients for ExchangeClient {
     async fn mailboxes(&self) -> Result<Vec<MailboxInfo>, RemoteError> {
         self.mailboxes_by_page(&|_| {}).await
     }
@@ -248,6 +252,35 @@ impl Exchange for ExchangeClient {
         Ok(rows.into_iter().map(MailboxInfo::from).collect())
     }
 
+    async fn recipient(&self, identity: &str) -> Result<Option<Recipient>, RemoteError> {
+        let cmdlet =
+            Cmdlet::new("Get-Recipient", json!({ "Identity": identity })).select(RECIPIENT_SELECT);
+        let row: Option<RecipientRow> = self.one(cmdlet, identity).await?;
+        Ok(row.map(Recipient::from))
+    }
+
+    async fn user(&self, identity: &str) -> Result<Option<ExchangeUser>, RemoteError> {
+        let cmdlet = Cmdlet::new("Get-User", json!({ "Identity": identity })).select(USER_SELECT);
+        let row: Option<UserRow> = self.one(cmdlet, identity).await?;
+        Ok(row.map(ExchangeUser::from))
+    }
+
+    async fn group(&self, identity: &str) -> Result<Option<Recipient>, RemoteError> {
+        let cmdlet = Cmdlet::new("Get-Group", json!({ "Identity": identity })).select(GROUP_SELECT);
+        let row: Option<GroupRow> = self.one(cmdlet, identity).await?;
+        Ok(row.map(Recipient::from))
+    }
+
+    async fn users(&self) -> Result<Vec<ExchangeUser>, RemoteError> {
+        let cmdlet =
+            Cmdlet::new("Get-User", json!({ "ResultSize": "Unlimited" })).select(USER_SELECT);
+        let rows: Vec<UserRow> = self.query(cmdlet).await?;
+        Ok(rows.into_iter().map(ExchangeUser::from).collect())
+    }
+}
+
+#[async_trait]
+impl ExchangePermissions for ExchangeClient {
     async fn mailbox_permissions(
         &self,
         mailbox: &str,
@@ -297,155 +330,6 @@ impl Exchange for ExchangeClient {
             .into_iter()
             .map(RecipientPermissionEntry::from)
             .collect())
-    }
-
-    async fn recipient(&self, identity: &str) -> Result<Option<Recipient>, RemoteError> {
-        let cmdlet =
-            Cmdlet::new("Get-Recipient", json!({ "Identity": identity })).select(RECIPIENT_SELECT);
-        let row: Option<RecipientRow> = self.one(cmdlet, identity).await?;
-        Ok(row.map(Recipient::from))
-    }
-
-    async fn user(&self, identity: &str) -> Result<Option<ExchangeUser>, RemoteError> {
-        let cmdlet = Cmdlet::new("Get-User", json!({ "Identity": identity })).select(USER_SELECT);
-        let row: Option<UserRow> = self.one(cmdlet, identity).await?;
-        Ok(row.map(ExchangeUser::from))
-    }
-
-    async fn group(&self, identity: &str) -> Result<Option<Recipient>, RemoteError> {
-        let cmdlet = Cmdlet::new("Get-Group", json!({ "Identity": identity })).select(GROUP_SELECT);
-        let row: Option<GroupRow> = self.one(cmdlet, identity).await?;
-        Ok(row.map(Recipient::from))
-    }
-
-    async fn users(&self) -> Result<Vec<ExchangeUser>, RemoteError> {
-        let cmdlet =
-            Cmdlet::new("Get-User", json!({ "ResultSize": "Unlimited" })).select(USER_SELECT);
-        let rows: Vec<UserRow> = self.query(cmdlet).await?;
-        Ok(rows.into_iter().map(ExchangeUser::from).collect())
-    }
-
-    async fn remove_full_access(
-        &self,
-        mailbox: &str,
-        user: &str,
-    ) -> Result<RemovalOutcome, RemoteError> {
-        self.remove(full_access_cmdlet(
-            "Remove-MailboxPermission",
-            mailbox,
-            user,
-            json!({ "Confirm": false }),
-        ))
-        .await
-    }
-
-    async fn remove_send_as(
-        &self,
-        recipient: &str,
-        recipient_type: Option<&str>,
-        trustee: &str,
-    ) -> Result<RemovalOutcome, RemoteError> {
-        self.remove(send_as_cmdlet(
-            "Remove-RecipientPermission",
-            recipient,
-            recipient_type,
-            trustee,
-        ))
-        .await
-    }
-
-    async fn remove_send_on_behalf(
-        &self,
-        mailbox: &str,
-        user: &str,
-    ) -> Result<RemovalOutcome, RemoteError> {
-        self.remove(send_on_behalf_cmdlet(mailbox, "remove", user))
-            .await
-    }
-
-    async fn add_full_access(&self, mailbox: &str, user: &str) -> Result<(), RemoteError> {
-        // No AutoMapping: Exchange Online does not show what the removed grant had, so the
-        // grant comes back with Exchange's default (the restore's result says so).
-        self.add(full_access_cmdlet(
-            "Add-MailboxPermission",
-            mailbox,
-            user,
-            json!({}),
-        ))
-        .await
-    }
-
-    async fn add_send_as(
-        &self,
-        recipient: &str,
-        recipient_type: Option<&str>,
-        trustee: &str,
-    ) -> Result<(), RemoteError> {
-        self.add(send_as_cmdlet(
-            "Add-RecipientPermission",
-            recipient,
-            recipient_type,
-            trustee,
-        ))
-        .await
-    }
-
-    async fn add_send_on_behalf(&self, mailbox: &str, user: &str) -> Result<(), RemoteError> {
-        self.add(send_on_behalf_cmdlet(mailbox, "add", user)).await
-    }
-
-    async fn mailbox_settings(
-        &self,
-        mailbox: &str,
-    ) -> Result<Option<MailboxSettings>, RemoteError> {
-        let cmdlet = Cmdlet::new("Get-Mailbox", json!({ "Identity": mailbox }))
-            .on_mailbox(mailbox)
-            .select(MAILBOX_SETTINGS_SELECT);
-        let row: Option<MailboxSettingsRow> = self.one(cmdlet, mailbox).await?;
-        Ok(row.map(|r| MailboxSettings {
-            forwarding: MailboxForwarding {
-                forwarding_smtp_address: r.forwarding_smtp_address,
-                forwarding_address: r.forwarding_address,
-                deliver_to_mailbox_and_forward: r.deliver_to_mailbox_and_forward,
-            },
-            info: MailboxInfo::from(r.mailbox),
-        }))
-    }
-
-    async fn set_forwarding(
-        &self,
-        mailbox: &str,
-        forwarding: &MailboxForwarding,
-    ) -> Result<(), RemoteError> {
-        let parameters = json!({
-            "Identity": mailbox,
-            "ForwardingSmtpAddress": forwarding.forwarding_smtp_address,
-            "ForwardingAddress": forwarding.forwarding_address,
-            "DeliverToMailboxAndForward": forwarding.deliver_to_mailbox_and_forward,
-        });
-        // "No settings modified" is success: the forwarding already is as asked.
-        self.add(Cmdlet::new("Set-Mailbox", parameters).on_mailbox(mailbox))
-            .await
-    }
-
-    async fn inbox_rules(&self, mailbox: &str) -> Result<Vec<InboxRule>, RemoteError> {
-        let cmdlet = Cmdlet::new(
-            "Get-InboxRule",
-            json!({ "Mailbox": mailbox, "IncludeHidden": true }),
-        )
-        .on_mailbox(mailbox);
-        let rows: Vec<InboxRuleRow> = self.query(cmdlet).await?;
-        Ok(rows.into_iter().map(InboxRule::from).collect())
-    }
-
-    async fn disable_inbox_rule(&self, mailbox: &str, identity: &str) -> Result<(), RemoteError> {
-        self.add(inbox_rule_cmdlet("Disable-InboxRule", mailbox, identity))
-            .await
-    }
-
-    async fn enable_inbox_rule(&self, mailbox: &str, identity: &str) -> Result<(), RemoteError> {
-        self.add(inbox_rule_cmdlet("Enable-InboxRule", mailbox, identity))
-            .await
     }
 }
 

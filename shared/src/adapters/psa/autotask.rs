@@ -2,7 +2,7 @@
 //! the company check. Every integration of an Autotask database shares 10,000 requests an
 //! hour, so a run makes a handful of calls and backs off on 429. Wire facts: docs/psa.md.
 
-use super::psa_text::{id_text, truncate_chars};
+use super::text::{id_text, truncate_chars};
 use crate::adapters::http::{Call, HttpCore, Reply};
 use crate::config::{AutotaskSettings, Secret};
 use crate::error::RemoteError;

@@ -2,11 +2,10 @@
 //! (login, tenant, client id, scope) until shortly before they expire.
 
 use crate::adapters::http::{Call, HttpCore, Reply};
+use crate::adapters::token_cache::{CachedToken, TokenKey};
 use crate::config::{AppCredentials, Secret};
 use crate::error::RemoteError;
 use serde::Deserialize;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -14,28 +13,6 @@ pub const EXCHANGE_SCOPE: &str = "https://outlook.office365.com/.default";
 
 /// Tokens are renewed this long before they expire, so none expires in flight.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct TokenKey {
-    login: String,
-    tenant: String,
-    client_id: String,
-    scope: String,
-}
-
-struct CachedToken {
-    token: Secret,
-    renew_at: Instant,
-}
-
-/// One slot per key; a caller holds the slot's lock while fetching, so concurrent callers
-/// wait for that one fetch instead of each asking for a token.
-type Slot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
-
-#[derive(Default)]
-pub struct TokenCache {
-    slots: Mutex<HashMap<TokenKey, Slot>>,
-}
 
 #[derive(Deserialize)]
 struct TokenAnswer {
@@ -49,40 +26,44 @@ struct TokenError {
     error_description: Option<String>,
 }
 
-impl TokenCache {
-    pub(crate) async fn get(
+impl HttpCore {
+    /// A bearer token for `scope`, from the cache or fetched once for all concurrent callers.
+    pub async fn token(
         &self,
-        core: &HttpCore,
         login_url: &str,
         creds: &AppCredentials,
         scope: &str,
-        stale: Option<&Secret>,
     ) -> Result<Secret, RemoteError> {
-        let key = TokenKey {
-            login: login_url.trim_end_matches('/').to_string(),
-            tenant: creds.tenant_id.clone(),
-            client_id: creds.client_id.clone(),
-            scope: scope.to_string(),
-        };
-        let slot = self.slot(&key);
-        let mut cached = slot.lock().await;
-        // A token a service refused is replaced, unless a concurrent caller already did.
-        let usable = |c: &&CachedToken| Instant::now() < c.renew_at && Some(&c.token) != stale;
-        if let Some(valid) = cached.as_ref().filter(usable) {
-            return Ok(valid.token.clone());
-        }
-        let fresh = fetch_token(core, &key.login, creds, scope).await?;
-        let token = fresh.token.clone();
-        *cached = Some(fresh);
-        Ok(token)
+        let key = token_key(login_url, creds, scope);
+        self.tokens
+            .get(key, None, |_| fetch_token(self, login_url, creds, scope))
+            .await
     }
 
-    fn slot(&self, key: &TokenKey) -> Slot {
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        slots.entry(key.clone()).or_default().clone()
+    /// A new token after `stale` was refused (revoked or expired early): fetched once, however
+    /// many callers saw the refusal.
+    pub async fn renew_token(
+        &self,
+        login_url: &str,
+        creds: &AppCredentials,
+        scope: &str,
+        stale: &Secret,
+    ) -> Result<Secret, RemoteError> {
+        let key = token_key(login_url, creds, scope);
+        self.tokens
+            .get(key, Some(stale), |_| {
+                fetch_token(self, login_url, creds, scope)
+            })
+            .await
+    }
+}
+
+fn token_key(login_url: &str, creds: &AppCredentials, scope: &str) -> TokenKey {
+    TokenKey {
+        login: login_url.trim_end_matches('/').to_string(),
+        tenant: creds.tenant_id.clone(),
+        client_id: creds.client_id.clone(),
+        scope: scope.to_string(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! HaloPSA: a client-credentials token, tickets, and the report as a ticket action (a note
 //! hidden from the end user). Wire facts: docs/psa.md.
 
-use super::psa_text::{id_text, truncate_chars};
+use super::text::{id_text, truncate_chars};
 use crate::adapters::http::{Call, HttpCore, Reply};
 use crate::config::{HaloSettings, Secret, HALO_DEFAULT_OUTCOME_ID};
 use crate::error::{ErrorKind, RemoteError};

@@ -8,6 +8,7 @@
 //! The first release kept only those two files: a run that has them and no row is imported
 //! from them the first time it is asked for (see [`legacy_run`]).
 
+use super::db::{db_error, from_json, to_json};
 use crate::adapters::page_token;
 use crate::error::StoreError;
 use crate::model::{
@@ -16,19 +17,30 @@ use crate::model::{
     RunFilter, RunId, RunPage, RunStatus, RunSummary, MAX_RUN_PAGE,
 };
 use crate::ports::{
-    BatchProgress, Claim, Effect, EffectState, KeyHolder, RereadChunk, RunStore, ScanFacts,
+    AuditTrail, EffectLog, IdempotencyKeys, OrgStore, RunItems, RunLeases, RunRecords, StoreIndexes,
+};
+use crate::ports::{
+    BatchProgress, Claim, Effect, EffectState, KeyHolder, RereadChunk, ScanFacts,
     IDEMPOTENCY_WINDOW,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+mod audit;
+mod claims;
+mod effects;
+mod idempotency;
+mod indexes;
+mod items;
+mod org;
+mod runs;
 
 /// The database file in the data directory.
 pub const DB_FILE: &str = "revoke365.db";
@@ -149,18 +161,6 @@ pub struct RunLock {
 }
 
 /// What [`SqliteRunStore::open`] cannot get past.
-pub(super) fn db_error(what: &str, e: rusqlite::Error) -> StoreError {
-    StoreError::with_source(format!("{what}: {e}"), e)
-}
-
-pub(super) fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::backend(e.to_string()))
-}
-
-pub(super) fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::backend(format!("{what}: {e}")))
-}
-
 fn status_text(status: RunStatus) -> &'static str {
     status.as_str()
 }
@@ -192,7 +192,7 @@ impl SqliteRunStore {
             .and_then(|_| db.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|_| db.busy_timeout(std::time::Duration::from_secs(10)))
             .and_then(|_| db.execute_batch(SCHEMA))
-            .and_then(|_| db.execute_batch(super::sqlite_index::SCHEMA))
+            .and_then(|_| db.execute_batch(super::schema::INDEX_SCHEMA))
             .map_err(|e| db_error(&format!("cannot set up {}", path.display()), e))?;
         let seal = super::audit_key::FileAuditSeal::new(&dir);
         let store = SqliteRunStore {
@@ -815,7 +815,7 @@ pub fn legacy_run(dir: &Path, run_id: &RunId) -> Result<Option<(Run, Vec<PlanIte
                 RunStatus::Removing
             };
             let batches =
-                crate::steps::removal_batch_count(&items.values().cloned().collect::<Vec<_>>());
+                crate::work::removal_batch_count(&items.values().cloned().collect::<Vec<_>>());
             run.batches_total = batches;
             run.status = RunStatus::Interrupted;
             run.interruption = Some(Interruption {
@@ -890,544 +890,4 @@ pub fn read_audit_file(path: &Path) -> Result<Vec<AuditRecord>, StoreError> {
         by_id.insert(record.record_id.clone(), record);
     }
     Ok(by_id.into_values().collect())
-}
-
-#[async_trait]
-impl RunStore for SqliteRunStore {
-    async fn org_settings(&self, company_id: &str) -> Result<Option<OrgSettings>, StoreError> {
-        Ok(self.orgs.get(company_id).cloned())
-    }
-
-    async fn company_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self.orgs.keys().cloned().collect())
-    }
-
-    /// A key holds only while its run is being worked on: on one machine, repeating a request
-    /// whose run finished (or stopped) starts a new run; `revoke365 run` itself points to an
-    /// interrupted one.
-    async fn reserve_idempotency_key(
-        &self,
-        key: &str,
-        run_id: &RunId,
-        fingerprint: &str,
-    ) -> Result<KeyHolder, StoreError> {
-        let now = Utc::now();
-        let held: Option<(String, String, String)> = self
-            .conn()
-            .query_row(
-                "SELECT run_id, fingerprint, reserved_at FROM idempotency WHERE key = ?1",
-                params![key],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(|e| db_error("read idempotency key", e))?;
-        if let Some((holder, held_for, at)) = held {
-            let reserved_at = DateTime::parse_from_rfc3339(&at)
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or(now);
-            let holder = RunId(holder);
-            let live = match self.get_run(&holder).await? {
-                Some(run) => !run.status.is_terminal() && self.is_held(&holder),
-                // Reserved by an intake still creating its run.
-                None => true,
-            };
-            if reserved_at + IDEMPOTENCY_WINDOW > now && live {
-                return Ok(KeyHolder::Held {
-                    run_id: holder,
-                    fingerprint: held_for,
-                    reserved_at,
-                });
-            }
-        }
-        self.conn()
-            .execute(
-                "INSERT OR REPLACE INTO idempotency (key, run_id, fingerprint, reserved_at) VALUES (?1, ?2, ?3, ?4)",
-                params![key, run_id.0, fingerprint, now.to_rfc3339()],
-            )
-            .map_err(|e| db_error("reserve idempotency key", e))?;
-        Ok(KeyHolder::Reserved)
-    }
-
-    async fn replace_idempotency_key(
-        &self,
-        key: &str,
-        from: &RunId,
-        to: &RunId,
-        fingerprint: &str,
-    ) -> Result<bool, StoreError> {
-        let changed = self
-            .conn()
-            .execute(
-                "UPDATE idempotency SET run_id = ?3, fingerprint = ?4, reserved_at = ?5 WHERE key = ?1 AND run_id = ?2",
-                params![key, from.0, to.0, fingerprint, Utc::now().to_rfc3339()],
-            )
-            .map_err(|e| db_error("replace idempotency key", e))?;
-        Ok(changed == 1)
-    }
-
-    async fn release_idempotency_key(&self, key: &str, run_id: &RunId) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
-                "DELETE FROM idempotency WHERE key = ?1 AND run_id = ?2",
-                params![key, run_id.0],
-            )
-            .map_err(|e| db_error("release idempotency key", e))?;
-        Ok(())
-    }
-
-    async fn create_run(&self, run: &Run) -> Result<(), StoreError> {
-        insert_run(&self.conn(), run)
-    }
-
-    async fn get_run(&self, run_id: &RunId) -> Result<Option<Run>, StoreError> {
-        if let Some(run) = self.read_run(&self.conn(), run_id)? {
-            return Ok(Some(run));
-        }
-        self.import_legacy(run_id)
-    }
-
-    async fn list_runs(
-        &self,
-        filter: &RunFilter,
-        limit: usize,
-        after: Option<&str>,
-    ) -> Result<RunPage, StoreError> {
-        let after: Option<HistoryPosition> = after.map(page_token::decode).transpose()?;
-        let limit = limit.clamp(1, MAX_RUN_PAGE);
-        let (runs, more) = list_runs(&self.conn(), filter, limit, after.as_ref())?;
-        let next = match runs.last() {
-            Some(last) if more => Some(page_token::encode(&HistoryPosition {
-                created_at: last.created_at.to_rfc3339(),
-                run_id: last.run_id.0.clone(),
-            })),
-            _ => None,
-        };
-        let mut summaries = Vec::with_capacity(runs.len());
-        for run in &runs {
-            let mut summary = match RunSummary::counts_need_items(run) {
-                true => {
-                    self.settle_if_stopped(run)?;
-                    RunSummary::with_items(run, &self.items(&run.run_id).await?)
-                }
-                false => RunSummary::of(run),
-            };
-            summary.needs_resume = self.is_resumable(run);
-            summaries.push(summary);
-        }
-        Ok(RunPage {
-            runs: summaries,
-            next,
-        })
-    }
-
-    async fn claim(
-        &self,
-        run_id: &RunId,
-        from: RunStatus,
-        working: RunStatus,
-        holder: &str,
-        lease: chrono::Duration,
-    ) -> Result<Claim, StoreError> {
-        self.with_run(run_id, |run| {
-            let now = Utc::now();
-            let free = run.lease_until.is_none_or(|until| until <= now)
-                || run.lease_holder.as_deref() == Some(holder);
-            if run.status == from || (run.status == working && free) {
-                run.status = working;
-                run.status_changed_at = now;
-                run.lease_holder = Some(holder.to_string());
-                run.lease_until = Some(now + lease);
-                Claim::Acquired
-            } else if run.status == working {
-                Claim::Busy {
-                    holder: run.lease_holder.clone().unwrap_or_default(),
-                    until: run.lease_until.unwrap_or(now),
-                }
-            } else {
-                Claim::NotHere(run.status)
-            }
-        })
-    }
-
-    async fn release(&self, run_id: &RunId, holder: &str) -> Result<(), StoreError> {
-        self.with_run(run_id, |run| {
-            if run.lease_holder.as_deref() == Some(holder) {
-                run.lease_until = Some(Utc::now());
-            }
-        })
-    }
-
-    async fn stalled_runs(&self, before: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
-        let texts: Vec<String> = {
-            let db = self.conn();
-            let mut stmt = db
-                .prepare("SELECT run FROM runs WHERE status IN ('accepted', 'discovering', 'removing', 'verifying')")
-                .map_err(|e| db_error("list runs", e))?;
-            let rows = stmt
-                .query_map([], |r| r.get::<_, String>(0))
-                .map_err(|e| db_error("list runs", e))?;
-            rows.collect::<Result<_, _>>()
-                .map_err(|e| db_error("list runs", e))?
-        };
-        let now = Utc::now();
-        Ok(texts
-            .iter()
-            .map(|t| from_json::<Run>("run", t))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .filter(|r| r.updated_at < before && r.lease_until.is_none_or(|u| u < now))
-            .collect())
-    }
-
-    async fn count_redrive(&self, run_id: &RunId) -> Result<u32, StoreError> {
-        self.with_run(run_id, |run| {
-            run.redrives += 1;
-            run.redrives
-        })
-    }
-
-    async fn begin_scan(
-        &self,
-        run_id: &RunId,
-        user: &ResolvedUser,
-        shards_total: u32,
-    ) -> Result<(), StoreError> {
-        self.with_run(run_id, |run| {
-            run.user = Some(user.clone());
-            run.shards_total = shards_total;
-        })
-    }
-
-    async fn put_items(&self, run_id: &RunId, items: &[PlanItem]) -> Result<(), StoreError> {
-        let mut db = self.conn();
-        let tx = db.transaction().map_err(|e| db_error("begin", e))?;
-        for item in items {
-            write_item(&tx, run_id, item)?;
-        }
-        tx.commit().map_err(|e| db_error("commit items", e))
-    }
-
-    async fn save_facts(
-        &self,
-        run_id: &RunId,
-        part: &str,
-        facts: &ScanFacts,
-    ) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
-                "INSERT OR REPLACE INTO facts (run_id, part, facts) VALUES (?1, ?2, ?3)",
-                params![run_id.0, part, to_json(facts)?],
-            )
-            .map_err(|e| db_error("save facts", e))?;
-        Ok(())
-    }
-
-    async fn scan_facts(&self, run_id: &RunId) -> Result<ScanFacts, StoreError> {
-        let texts: Vec<String> = {
-            let db = self.conn();
-            let mut stmt = db
-                .prepare("SELECT facts FROM facts WHERE run_id = ?1 ORDER BY part")
-                .map_err(|e| db_error("read facts", e))?;
-            let rows = stmt
-                .query_map(params![run_id.0], |r| r.get::<_, String>(0))
-                .map_err(|e| db_error("read facts", e))?;
-            rows.collect::<Result<_, _>>()
-                .map_err(|e| db_error("read facts", e))?
-        };
-        let mut all = ScanFacts::default();
-        for t in texts {
-            all.merge(from_json("facts", &t)?);
-        }
-        Ok(all.settle())
-    }
-
-    async fn complete_shard(
-        &self,
-        run_id: &RunId,
-        shard_id: u32,
-    ) -> Result<BatchProgress, StoreError> {
-        let (newly_counted, done) = self.mark_counted(run_id, "shard", shard_id)?;
-        self.with_run(run_id, |run| {
-            run.shards_done = done;
-            BatchProgress {
-                newly_counted,
-                done,
-                total: run.shards_total,
-            }
-        })
-    }
-
-    async fn start_removal(&self, run_id: &RunId, batches_total: u32) -> Result<bool, StoreError> {
-        self.with_run(run_id, |run| {
-            if run.status != RunStatus::Discovering {
-                return false;
-            }
-            run.batches_total = batches_total;
-            run.status = RunStatus::Removing;
-            run.status_changed_at = Utc::now();
-            run.lease_holder = None;
-            run.lease_until = None;
-            true
-        })
-    }
-
-    async fn reread_chunks(&self, run_id: &RunId) -> Result<Vec<RereadChunk>, StoreError> {
-        let texts: Vec<String> = {
-            let db = self.conn();
-            let mut stmt = db
-                .prepare("SELECT data FROM reread WHERE run_id = ?1 ORDER BY chunk")
-                .map_err(|e| db_error("read chunks", e))?;
-            let rows = stmt
-                .query_map(params![run_id.0], |r| r.get::<_, String>(0))
-                .map_err(|e| db_error("read chunks", e))?;
-            rows.collect::<Result<_, _>>()
-                .map_err(|e| db_error("read chunks", e))?
-        };
-        texts
-            .iter()
-            .map(|t| from_json("re-read chunk", t))
-            .collect()
-    }
-
-    async fn save_reread_chunk(
-        &self,
-        run_id: &RunId,
-        chunk: &RereadChunk,
-    ) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
-                "INSERT OR REPLACE INTO reread (run_id, chunk, data) VALUES (?1, ?2, ?3)",
-                params![run_id.0, chunk.chunk, to_json(chunk)?],
-            )
-            .map_err(|e| db_error("save chunk", e))?;
-        Ok(())
-    }
-
-    async fn begin_effect(
-        &self,
-        run_id: &RunId,
-        effect: Effect,
-    ) -> Result<EffectState, StoreError> {
-        let db = self.conn();
-        let state: Option<String> = db
-            .query_row(
-                "SELECT state FROM effects WHERE run_id = ?1 AND effect = ?2",
-                params![run_id.0, effect.as_str()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| db_error("read effect", e))?;
-        match state
-            .map(|s| from_json::<EffectState>("effect", &s))
-            .transpose()?
-        {
-            Some(EffectState::Started) | Some(EffectState::Unknown) => Ok(EffectState::Unknown),
-            Some(done) => Ok(done),
-            None => {
-                db.execute(
-                    "INSERT INTO effects (run_id, effect, state) VALUES (?1, ?2, ?3)",
-                    params![run_id.0, effect.as_str(), to_json(&EffectState::Started)?],
-                )
-                .map_err(|e| db_error("record effect", e))?;
-                Ok(EffectState::Started)
-            }
-        }
-    }
-
-    async fn end_effect(
-        &self,
-        run_id: &RunId,
-        effect: Effect,
-        outcome: &EffectState,
-    ) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
-                "INSERT OR REPLACE INTO effects (run_id, effect, state) VALUES (?1, ?2, ?3)",
-                params![run_id.0, effect.as_str(), to_json(outcome)?],
-            )
-            .map_err(|e| db_error("record effect", e))?;
-        Ok(())
-    }
-
-    async fn items(&self, run_id: &RunId) -> Result<Vec<PlanItem>, StoreError> {
-        let texts: Vec<String> = {
-            let db = self.conn();
-            let mut stmt = db
-                .prepare("SELECT item FROM items WHERE run_id = ?1 ORDER BY item_id")
-                .map_err(|e| db_error("read items", e))?;
-            let rows = stmt
-                .query_map(params![run_id.0], |r| r.get::<_, String>(0))
-                .map_err(|e| db_error("read items", e))?;
-            rows.collect::<Result<_, _>>()
-                .map_err(|e| db_error("read items", e))?
-        };
-        texts.iter().map(|t| from_json("item", t)).collect()
-    }
-
-    async fn get_items(&self, run_id: &RunId, ids: &[ItemId]) -> Result<Vec<PlanItem>, StoreError> {
-        let db = self.conn();
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let text: Option<String> = db
-                .query_row(
-                    "SELECT item FROM items WHERE run_id = ?1 AND item_id = ?2",
-                    params![run_id.0, id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(|e| db_error("read item", e))?;
-            if let Some(t) = text {
-                out.push(from_json("item", &t)?);
-            }
-        }
-        Ok(out)
-    }
-
-    async fn set_item_status(
-        &self,
-        run_id: &RunId,
-        item: ItemId,
-        status: &ItemStatus,
-    ) -> Result<(), StoreError> {
-        let mut db = self.conn();
-        let tx = db
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| db_error("begin", e))?;
-        let text: Option<String> = tx
-            .query_row(
-                "SELECT item FROM items WHERE run_id = ?1 AND item_id = ?2",
-                params![run_id.0, item],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| db_error("read item", e))?;
-        let Some(text) = text else {
-            return Err(StoreError::backend(format!(
-                "run {run_id} has no item {item}"
-            )));
-        };
-        let mut current: PlanItem = from_json("item", &text)?;
-        current.status = current.status.merge(status.clone());
-        write_item(&tx, run_id, &current)?;
-        tx.commit().map_err(|e| db_error("commit item", e))
-    }
-
-    async fn complete_batch(
-        &self,
-        run_id: &RunId,
-        batch_id: u32,
-    ) -> Result<BatchProgress, StoreError> {
-        let (newly_counted, done) = self.mark_counted(run_id, "batch", batch_id)?;
-        self.with_run(run_id, |run| {
-            run.batches_done = done;
-            BatchProgress {
-                newly_counted,
-                done,
-                total: run.batches_total,
-            }
-        })
-    }
-
-    async fn append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError> {
-        let mut line =
-            serde_json::to_vec(record).map_err(|e| StoreError::backend(e.to_string()))?;
-        line.push(b'\n');
-        let path = self.audit_path(&record.run_id);
-        let Some(file) = self.append_line(record, &path, &line)? else {
-            return Ok(false);
-        };
-        // The record is on disk before this returns. The flush waits outside the lock and off
-        // the async workers, so that concurrent batches' flushes overlap (the file system
-        // commits them together) instead of queueing one behind another.
-        tokio::task::spawn_blocking(move || file.sync_data())
-            .await
-            .map_err(|e| StoreError::backend(format!("audit flush: {e}")))??;
-        Ok(true)
-    }
-
-    async fn audit_records(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {
-        read_audit_file(&self.audit_path(run_id))
-    }
-
-    async fn anchor_audit(
-        &self,
-        run_id: &RunId,
-        manifest: &AuditManifest,
-    ) -> Result<bool, StoreError> {
-        let json =
-            serde_json::to_vec_pretty(manifest).map_err(|e| StoreError::backend(e.to_string()))?;
-        let mut file = match owner_only()
-            .write(true)
-            .create_new(true)
-            .open(self.manifest_path(run_id))
-        {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => return Err(e.into()),
-        };
-        file.write_all(&json)?;
-        file.sync_data()?;
-        Ok(true)
-    }
-
-    async fn audit_manifest(&self, run_id: &RunId) -> Result<Option<AuditManifest>, StoreError> {
-        read_audit_manifest(&self.manifest_path(run_id))
-    }
-
-    fn audit_seal(&self) -> &dyn crate::ports::AuditSeal {
-        &self.seal
-    }
-
-    async fn finish_run(&self, run_id: &RunId, report: &Report) -> Result<(), StoreError> {
-        self.write_result_file(run_id, report)?;
-        self.with_run(run_id, |run| {
-            run.end(report.status);
-            run.result = Some(report.clone());
-        })
-    }
-
-    async fn finish_restore(
-        &self,
-        run_id: &RunId,
-        report: &RestoreReport,
-    ) -> Result<(), StoreError> {
-        self.write_result_file(run_id, report)?;
-        self.with_run(run_id, |run| {
-            run.end(report.status);
-            run.restore_result = Some(report.clone());
-        })
-    }
-
-    fn permission_index(&self) -> Option<&dyn crate::ports::PermissionIndex> {
-        Some(self)
-    }
-
-    fn sweep_journal(&self) -> Option<&dyn crate::ports::SweepJournal> {
-        Some(self)
-    }
-
-    async fn request_cancel(&self, run_id: &RunId) -> Result<Option<Run>, StoreError> {
-        if self.get_run(run_id).await?.is_none() {
-            return Ok(None);
-        }
-        self.update_run(run_id, |run| {
-            if !run.status.is_terminal() {
-                run.cancel_requested = true;
-            }
-        })
-    }
-
-    async fn fail_run(&self, run_id: &RunId, failure: &RunFailure) -> Result<(), StoreError> {
-        self.with_run(run_id, |run| {
-            // A finished run keeps its result: a late failure of a stray message changes nothing.
-            if run.status.is_terminal() {
-                return;
-            }
-            run.status = RunStatus::Failed;
-            run.status_changed_at = Utc::now();
-            run.lease_holder = None;
-            run.lease_until = None;
-            run.failure = Some(failure.clone());
-        })
-    }
 }
