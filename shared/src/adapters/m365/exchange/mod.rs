@@ -99,6 +99,23 @@ impl<'a> Cmdlet<'a> {
 }
 
 impl ExchangeClient {
+    /// `Get-RecipientPermission -AccessRights SendAs -ResultSize Unlimited` with `filter`'s
+    /// parameters (`Identity` or `Trustee`, or none: every Send As entry of the tenant).
+    async fn send_as_entries_where(
+        &self,
+        mut filter: Value,
+    ) -> Result<Vec<RecipientPermissionEntry>, RemoteError> {
+        filter["AccessRights"] = json!("SendAs");
+        filter["ResultSize"] = json!("Unlimited");
+        let rows: Vec<RecipientPermissionRow> = self
+            .query(Cmdlet::new("Get-RecipientPermission", filter))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(RecipientPermissionEntry::from)
+            .collect())
+    }
+
     pub fn new(core: Arc<HttpCore>, urls: &ServiceUrls, creds: AppCredentials) -> ExchangeClient {
         ExchangeClient {
             api: M365Api::new(
@@ -292,44 +309,23 @@ impl ExchangePermissions for ExchangeClient {
     }
 
     async fn send_as_entries(&self) -> Result<Vec<RecipientPermissionEntry>, RemoteError> {
-        let parameters = json!({ "AccessRights": "SendAs", "ResultSize": "Unlimited" });
-        let rows: Vec<RecipientPermissionRow> = self
-            .query(Cmdlet::new("Get-RecipientPermission", parameters))
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(RecipientPermissionEntry::from)
-            .collect())
+        self.send_as_entries_where(json!({})).await
     }
 
     async fn send_as_on(
         &self,
         identity: &str,
     ) -> Result<Vec<RecipientPermissionEntry>, RemoteError> {
-        let parameters =
-            json!({ "Identity": identity, "AccessRights": "SendAs", "ResultSize": "Unlimited" });
-        let rows: Vec<RecipientPermissionRow> = self
-            .query(Cmdlet::new("Get-RecipientPermission", parameters))
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(RecipientPermissionEntry::from)
-            .collect())
+        self.send_as_entries_where(json!({ "Identity": identity }))
+            .await
     }
 
     async fn send_as_by_trustee(
         &self,
         trustee: &str,
     ) -> Result<Vec<RecipientPermissionEntry>, RemoteError> {
-        let parameters =
-            json!({ "Trustee": trustee, "AccessRights": "SendAs", "ResultSize": "Unlimited" });
-        let rows: Vec<RecipientPermissionRow> = self
-            .query(Cmdlet::new("Get-RecipientPermission", parameters))
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(RecipientPermissionEntry::from)
-            .collect())
+        self.send_as_entries_where(json!({ "Trustee": trustee }))
+            .await
     }
 }
 
