@@ -12,6 +12,9 @@ use crate::model::{AlertSourceKind, RunId};
 use crate::ports::AlertLedger;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+type Item = HashMap<String, AttributeValue>;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::{from_item, to_item};
@@ -55,6 +58,30 @@ struct AlertRunRow {
     run_id: RunId,
     /// Epoch seconds: the table's TTL attribute.
     expires_at: i64,
+}
+
+impl DynamoRunStore {
+    /// Puts `item` unless a row with its key is there and not yet expired (TTL deletes late):
+    /// whether this call wrote it.
+    async fn put_unless_live(&self, item: Item, what: &'static str) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.runs)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(Utc::now().timestamp().to_string()),
+            )
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(backend(what, e)),
+        }
+    }
 }
 
 #[async_trait]
@@ -132,26 +159,12 @@ impl AlertLedger for DynamoRunStore {
             run_id: run_id.clone(),
             expires_at: until.timestamp(),
         };
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.runs)
-            .set_item(Some(
-                to_item(row).map_err(|e| serde_error("alert run row", e))?,
-            ))
-            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
-            .expression_attribute_values(
-                ":now",
-                AttributeValue::N(Utc::now().timestamp().to_string()),
-            )
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(None),
-            Err(e) if is_condition_failure(&e) => Ok(Some(
+        let item = to_item(row).map_err(|e| serde_error("alert run row", e))?;
+        match self.put_unless_live(item, "PutItem alert run").await? {
+            true => Ok(None),
+            false => Ok(Some(
                 self.alert_run(key).await?.unwrap_or_else(|| run_id.clone()),
             )),
-            Err(e) => Err(backend("PutItem alert run", e)),
         }
     }
 
@@ -192,23 +205,7 @@ impl AlertLedger for DynamoRunStore {
             "expires_at".into(),
             AttributeValue::N(until.timestamp().to_string()),
         );
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.runs)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
-            .expression_attribute_values(
-                ":now",
-                AttributeValue::N(Utc::now().timestamp().to_string()),
-            )
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(backend("PutItem alert mark", e)),
-        }
+        self.put_unless_live(item, "PutItem alert mark").await
     }
 
     async fn alert_marked(&self, key: &str) -> Result<bool, StoreError> {
