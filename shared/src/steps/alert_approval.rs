@@ -3,7 +3,7 @@
 //! approval and those the company never contains automatically, and the command or API call
 //! that contains one. Sent at most once per alert (a re-sent alert says it was sent before).
 
-use super::alert_runs::{AlertRun, HeldUser, Reached};
+use super::alert_users::{AlertRun, HeldUser, Reached};
 use crate::error::StoreError;
 use crate::model::{AlertSettings, AlertedUser, OrgSettings, ALERT_DEDUPE_WINDOW};
 use crate::ports::{AlertLedger, NewTicket, Notify, OutgoingMail};

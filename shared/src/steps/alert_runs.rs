@@ -5,69 +5,14 @@
 //! an operator's approval, with nothing removed for them.
 
 use super::alert_approval::{tell_approval, ApprovalNotice, ApprovalNoticeSent};
+use super::alert_users::{AlertRun, HeldUser, Reach, Reached};
 use super::intake::{intake_as, Accepted, IntakeError};
-use crate::model::{
-    AlertSettings, AlertedUser, OrgSettings, RunId, RunStatus, ALERT_DEDUPE_WINDOW,
-};
-use crate::ports::{AlertLedger, Connections, Connector, Queue, RunStore};
+use crate::model::{AlertSettings, AlertedUser, OrgSettings, ALERT_DEDUPE_WINDOW};
+use crate::ports::{AlertLedger, Connector, Queue, RunStore};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
-
-/// What became of one alerted user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AlertRun {
-    pub user_email: String,
-    pub alert_source: String,
-    pub alert_id: String,
-    pub incident_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub run_id: Option<RunId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<RunStatus>,
-    /// False: the alert had started this run already, or no run was started (`error`).
-    pub created: bool,
-    /// Why no run was started (the request was refused), when none was.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl AlertRun {
-    fn new(user: &AlertedUser) -> AlertRun {
-        AlertRun {
-            user_email: user.user_email.clone(),
-            alert_source: user.source.as_str().to_string(),
-            alert_id: user.alert_id.clone(),
-            incident_id: user.incident_id.clone(),
-            run_id: None,
-            status: None,
-            created: false,
-            error: None,
-        }
-    }
-}
-
-/// A user an alert named for whom no run was started: awaiting approval, or one the company
-/// never contains automatically.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HeldUser {
-    pub user_email: String,
-    pub alert_source: String,
-    pub alert_id: String,
-    pub incident_id: String,
-}
-
-impl HeldUser {
-    fn new(user: &AlertedUser) -> HeldUser {
-        HeldUser {
-            user_email: user.user_email.clone(),
-            alert_source: user.source.as_str().to_string(),
-            alert_id: user.alert_id.clone(),
-            incident_id: user.incident_id.clone(),
-        }
-    }
-}
 
 /// What one alert's users came to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -100,49 +45,6 @@ pub struct AlertIntake<'a> {
     pub queue: &'a dyn Queue,
     pub principal: Option<&'a str>,
     pub org: &'a OrgSettings,
-}
-
-/// How an alert's handling reaches the company's tenant (to see whether a user is one it never
-/// contains under another address), PSA and mail (the approval notice): connected already (the
-/// poller), through a connector on first need (the Sentinel route), or not at all.
-#[derive(Clone, Copy)]
-pub enum Reach<'a> {
-    Connected(&'a Connections),
-    Connector(&'a dyn Connector),
-    Nowhere,
-}
-
-/// A [`Reach`] with the connection it made, made at most once.
-pub(super) struct Reached<'a> {
-    reach: Reach<'a>,
-    made: Option<Result<Connections, String>>,
-}
-
-impl<'a> Reached<'a> {
-    fn new(reach: Reach<'a>) -> Self {
-        Reached { reach, made: None }
-    }
-
-    /// The company's connections, or why there are none here.
-    pub(super) async fn connections(&mut self, org: &OrgSettings) -> Result<&Connections, String> {
-        match self.reach {
-            Reach::Connected(connections) => Ok(connections),
-            Reach::Nowhere => Err("no connection to the company's tenant, PSA or mail here".into()),
-            Reach::Connector(connector) => {
-                if self.made.is_none() {
-                    let made = connector.connect(org).await.map_err(|e| {
-                        format!("cannot reach the company's tenant, PSA and mail: {e}")
-                    });
-                    self.made = Some(made);
-                }
-                match self.made.as_ref() {
-                    Some(Ok(connections)) => Ok(connections),
-                    Some(Err(e)) => Err(e.clone()),
-                    None => Err("not connected".into()),
-                }
-            }
-        }
-    }
 }
 
 /// Whether the directory knows `user` under an address the company never contains (its UPN,

@@ -3,6 +3,7 @@
 
 mod alert_approval;
 mod alert_runs;
+mod alert_users;
 mod audit_trail;
 mod contain;
 mod discover;
@@ -25,9 +26,9 @@ mod victim_survey;
 pub use crate::ports::{Connections, Connector, NoProgress, Notify, ProgressObserver, Tenant};
 pub use alert_approval::ApprovalNoticeSent;
 pub use alert_runs::{
-    contain_alert, contain_alerts, intake_sentinel, AlertIntake, AlertOutcome, AlertRun, HeldUser,
-    Reach, SentinelOutcome,
+    contain_alert, contain_alerts, intake_sentinel, AlertIntake, AlertOutcome, SentinelOutcome,
 };
+pub use alert_users::{AlertRun, HeldUser, Reach};
 pub use audit_trail::check_run_audit;
 pub use discover::discover;
 pub use dispatch::{abandon, dispatch};

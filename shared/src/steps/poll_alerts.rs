@@ -3,7 +3,8 @@
 //! starts one contain run per compromised user, within the company's caps.
 
 use super::alert_approval::ApprovalNoticeSent;
-use super::alert_runs::{contain_alerts, AlertIntake, AlertRun, HeldUser, Reach};
+use super::alert_runs::{contain_alerts, AlertIntake};
+use super::alert_users::{AlertRun, HeldUser, Reach};
 use crate::error::{ErrorKind, RemoteError, StepError};
 use crate::model::{
     AlertSettings, AlertSourceKind, AlertedUser, OrgSettings, RiskyUser, SecurityAlert,
