@@ -7,8 +7,8 @@
 //! name. "No entry for this user" and "an entry exists" come as exceptions
 //! ([`RemoteError::is_entry_not_found`], [`RemoteError::is_entry_exists`]).
 
-use super::exchange::{removal_outcome, Cmdlet, ExchangeClient};
-use crate::error::{ErrorKind, RemoteError};
+use super::exchange::{Cmdlet, ExchangeClient};
+use crate::error::RemoteError;
 use crate::ports::{FolderInfo, FolderPermissionEntry, MailboxFolders, RemovalOutcome};
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -158,19 +158,7 @@ impl MailboxFolders for ExchangeClient {
             json!({"Identity": identity, "User": user, "Confirm": false}),
         )
         .on_mailbox(mailbox);
-        match self.invoke::<Value>(cmdlet).await {
-            Ok(output) => Ok(removal_outcome(output.warnings, output.replayed)),
-            // Asked again after a lost answer: the lost attempt removed it.
-            Err(e) if matches!(e.kind, ErrorKind::GoneOnReplay { .. }) => {
-                Ok(RemovalOutcome::GoneOnRetry {
-                    warning: e.reason(),
-                })
-            }
-            Err(e) if e.is_entry_not_found() => Ok(RemovalOutcome::AlreadyGone {
-                warning: e.reason(),
-            }),
-            Err(e) => Err(e),
-        }
+        self.remove(cmdlet).await
     }
 
     async fn put_folder_permission(

@@ -187,16 +187,24 @@ impl ExchangeClient {
         Ok(self.invoke(cmdlet).await?.items)
     }
 
-    async fn remove(&self, cmdlet: Cmdlet<'_>) -> Result<RemovalOutcome, RemoteError> {
+    pub(in crate::adapters::m365) async fn remove(
+        &self,
+        cmdlet: Cmdlet<'_>,
+    ) -> Result<RemovalOutcome, RemoteError> {
         match self.invoke::<Value>(cmdlet).await {
             Ok(output) => Ok(removal_outcome(output.warnings, output.replayed)),
             // Asked again after a lost answer, Exchange no longer finds the trustee (an
-            // orphaned SID resolves only while its entry exists): the lost attempt removed it.
+            // orphaned SID resolves only while its entry exists) or the entry: the lost
+            // attempt removed it.
             Err(e) if matches!(e.kind, crate::error::ErrorKind::GoneOnReplay { .. }) => {
                 Ok(RemovalOutcome::GoneOnRetry {
                     warning: e.reason(),
                 })
             }
+            // A folder cmdlet says so with an exception where the others warn.
+            Err(e) if e.is_entry_not_found() => Ok(RemovalOutcome::AlreadyGone {
+                warning: e.reason(),
+            }),
             Err(e) => Err(e),
         }
     }
@@ -380,7 +388,7 @@ fn send_on_behalf_cmdlet<'a>(mailbox: &'a str, change: &str, user: &str) -> Cmdl
 
 /// A removal whose warning says nothing was there is "already gone", which counts as removed;
 /// on a replayed call it was this call's earlier attempt that removed it.
-pub(super) fn removal_outcome(warnings: Vec<String>, replayed: bool) -> RemovalOutcome {
+fn removal_outcome(warnings: Vec<String>, replayed: bool) -> RemovalOutcome {
     let nothing_there = |w: &String| {
         let w = w.to_lowercase();
         NOTHING_TO_REMOVE.iter().any(|pattern| w.contains(pattern))
