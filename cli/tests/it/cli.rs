@@ -678,16 +678,17 @@ async fn the_readme_config_loads_as_printed_and_dry_runs_against_the_simulator()
     sim.shutdown().await;
 }
 
-/// A URL nothing listens on: a clear `unreachable` error naming it, exit 2, in seconds.
-#[test]
-fn an_unreachable_endpoint_is_named_within_seconds() {
+/// Runs the CLI with `args` and a config whose every endpoint (login, Graph, Exchange, PSA)
+/// is `url`, with the secrets in the environment; the output and how long it took.
+fn run_against(url: &str, args: &[&str]) -> (std::process::Output, std::time::Duration) {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("c.toml");
-    // Port 9 (discard) on loopback: connection refused.
     std::fs::write(
         &config,
         config_toml(
-            "[urls]\nlogin = \"http://127.0.0.1:9\"\ngraph = \"http://127.0.0.1:9\"\nexo = \"http://127.0.0.1:9\"\npsa = \"http://127.0.0.1:9\"\n",
+            &format!(
+                "[urls]\nlogin = \"{url}\"\ngraph = \"{url}\"\nexo = \"{url}\"\npsa = \"{url}\"\n"
+            ),
             ACME_TENANT_ID,
         ),
     )
@@ -697,21 +698,27 @@ fn an_unreachable_endpoint_is_named_within_seconds() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    let mut argv = vec![args[0], "--config", config.to_str().unwrap()];
+    argv.extend_from_slice(&args[1..]);
     let started = std::time::Instant::now();
-    let out = revoke365(
+    let out = revoke365(&argv, &env, tmp.path());
+    (out, started.elapsed())
+}
+
+/// A URL nothing listens on: a clear `unreachable` error naming it, exit 2, in seconds.
+#[test]
+fn an_unreachable_endpoint_is_named_within_seconds() {
+    // Port 9 (discard) on loopback: connection refused.
+    let (out, took) = run_against(
+        "http://127.0.0.1:9",
         &[
             "run",
-            "--config",
-            config.to_str().unwrap(),
             "--user",
             "john.smith@acmecorp.com",
             "--company-id",
             "acme",
         ],
-        &env,
-        tmp.path(),
     );
-    let took = started.elapsed();
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -734,40 +741,12 @@ fn an_unreachable_endpoint_is_named_within_seconds() {
 /// not after the HTTP client's retries.
 #[test]
 fn check_names_an_unreachable_endpoint_within_seconds() {
-    let tmp = tempfile::tempdir().unwrap();
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
     let url = format!("http://127.0.0.1:{closed}");
-    let config = tmp.path().join("c.toml");
-    std::fs::write(
-        &config,
-        config_toml(
-            &format!(
-                "[urls]\nlogin = \"{url}\"\ngraph = \"{url}\"\nexo = \"{url}\"\npsa = \"{url}\"\n"
-            ),
-            ACME_TENANT_ID,
-        ),
-    )
-    .unwrap();
-    let owned = secrets_env();
-    let env: Vec<(&str, &str)> = owned
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let started = std::time::Instant::now();
-    let out = revoke365(
-        &[
-            "check",
-            "--config",
-            config.to_str().unwrap(),
-            "--company-id",
-            "acme",
-        ],
-        &env,
-        tmp.path(),
-    );
+    let (out, took) = run_against(&url, &["check", "--company-id", "acme"]);
     assert_refused(&out, "urls.login");
     let err = stderr_error(&out);
     assert_eq!(err["error"]["code"], "unreachable", "{err}");
@@ -776,7 +755,7 @@ fn check_names_an_unreachable_endpoint_within_seconds() {
         "{err}"
     );
     // A safety net only: the probe answers in about a second on loopback.
-    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert!(took < std::time::Duration::from_secs(15));
 }
 
 /// The acme tenant with every simulated request slowed down, so that a run can be stopped

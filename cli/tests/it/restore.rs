@@ -1,7 +1,9 @@
 //! `revoke365 restore RUN_ID` as an operator uses it: run, then restore against the sandbox
 //! in the state the run left it; exit codes and the result on stdout.
 
-use crate::kit::{acme_run, revoke365, stderr_error, stdout_as, stdout_json, RunResult, JOHN};
+use crate::kit::{
+    acme_run, ok_json, revoke365, stderr_error, stdout_as, stdout_json, RunResult, JOHN,
+};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Output;
@@ -28,13 +30,7 @@ fn restore_puts_back_what_the_run_removed_and_a_second_restore_changes_nothing()
     let run_id = result.run_id.as_str();
 
     let out = cli(&["restore", run_id], dir.path());
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let restore = stdout_json(&out);
+    let restore = ok_json(&out);
     assert_eq!(restore["kind"], "restore");
     assert_eq!(restore["success"], true);
     assert_eq!(restore["restored_from"], run_id);
@@ -90,13 +86,7 @@ fn a_dry_run_cannot_be_restored_and_a_dry_restore_changes_nothing() {
         &["restore", id, "--dry-run", "--mailbox", "ceo@acmecorp.com"],
         dir.path(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let would = stdout_json(&out);
+    let would = ok_json(&out);
     let entries = would["restored"].as_array().unwrap();
     assert_eq!(entries.len(), 2, "{would}");
     assert!(entries.iter().all(|e| e["mailbox"] == "ceo@acmecorp.com"
@@ -132,13 +122,7 @@ fn a_victim_mailbox_run_contains_the_users_mailbox_and_restore_sets_it_back() {
         ],
         dir.path(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result = stdout_json(&out);
+    let result = ok_json(&out);
     let v = &result["victim_mailbox"];
     assert_eq!(v["forwarding"]["status"], "cleared", "{v}");
     assert_eq!(v["inbox_rules"].as_array().unwrap().len(), 2);
@@ -257,13 +241,7 @@ fn a_mailbox_named_by_its_upn_is_found_and_one_the_run_removed_nothing_on_is_ref
         &["restore", &run_id, "--mailbox", "ceo@acmecorp.com"],
         &data,
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let restore = stdout_json(&out);
+    let restore = ok_json(&out);
     let entries = restore["restored"].as_array().unwrap();
     assert_eq!(entries.len(), 2, "{restore}");
     assert!(entries
@@ -284,13 +262,7 @@ fn a_refused_later_run_does_not_stop_the_restore_of_an_earlier_one() {
     assert_eq!(out.status.code(), Some(0));
 
     let out = cli(&["restore", run_id], dir.path());
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let restore = stdout_json(&out);
+    let restore = ok_json(&out);
     assert_eq!(restore["skipped"].as_array().unwrap().len(), 0, "{restore}");
     let entries = restore["restored"].as_array().unwrap();
     assert_eq!(entries.len(), 8);

@@ -1,28 +1,14 @@
 //! `revoke365 watch`: the alert poller on one machine, against the sandbox tenant's Defender
 //! XDR alerts and Entra ID Protection risky users.
 
-use crate::kit::{assert_refused, events, printed_files, revoke365, stdout_json, JOHN};
+use crate::kit::{assert_refused, events, ok_json, printed_files, revoke365, stdout_json, JOHN};
 use serde_json::Value;
 use std::path::Path;
 
 const JANE: &str = "jane.doe@acmecorp.com";
 
 fn watch_once(data_dir: &Path) -> std::process::Output {
-    let fixture = events("acme-alerts-tenant.json");
-    revoke365(
-        &[
-            "watch",
-            "--company-id",
-            "acme",
-            "--once",
-            "--sandbox",
-            fixture.to_str().unwrap(),
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-        ],
-        &[],
-        data_dir.parent().unwrap(),
-    )
+    watch_fixture_once(&events("acme-alerts-tenant.json"), data_dir)
 }
 
 /// (user, alert_source, run_id, created, success) of each run a poll names.
@@ -191,13 +177,7 @@ fn an_alert_naming_501_users_contains_five_asks_approval_for_495_and_never_conta
     let data = tmp.path().join("data");
     let fixture = crowd_fixture(tmp.path());
     let out = watch_fixture_once(&fixture, &data);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let first = stdout_json(&out);
+    let first = ok_json(&out);
     assert_eq!(first["started"], 5);
     assert_eq!(
         emails(&first["runs"]),
@@ -313,13 +293,7 @@ fn the_hourly_budget_holds_across_alerts_and_across_watch_processes() {
         &[("da-a", &[1, 2]), ("da-b", &[3, 4])],
     );
     let out = watch_fixture_once(&two, &data);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let first = stdout_json(&out);
+    let first = ok_json(&out);
     assert_eq!(emails(&first["runs"]), [crowd(1), crowd(2), crowd(3)]);
     assert_eq!(emails(&first["awaiting_approval"]), [crowd(4)]);
     assert_eq!(first["approval_notices"][0]["alert_id"], "da-b");
