@@ -283,6 +283,9 @@ pub const FULL_ACCESS: &str = "full_access";
 pub const SEND_AS: &str = "send_as";
 pub const SEND_ON_BEHALF: &str = "send_on_behalf";
 pub const CALENDAR: &str = "calendar";
+/// A folder permission entry (secondary calendars included); its recipient is
+/// `<mailbox>:<folder>` (`ceo@x.com:\Tasks`).
+pub const FOLDER: &str = "folder";
 
 impl Snapshot {
     /// The mailbox with this UPN (case-insensitive).
@@ -302,7 +305,7 @@ impl Snapshot {
     /// Every explicit grant `user` holds: non-inherited, non-Deny entries that
     /// name `user` by its canonical key (lowercase UPN or group name). Each is
     /// `(recipient address, kind)`, kind one of `full_access`, `send_as`,
-    /// `send_on_behalf`, `calendar`; mailboxes first (in UPN order), then
+    /// `send_on_behalf`, `calendar`, `folder` (recipient `<mailbox>:<folder>`); mailboxes first (in UPN order), then
     /// other recipients; no duplicates.
     pub fn direct_grants_of(&self, user: &str) -> Vec<(String, &'static str)> {
         let named = |who: &str| who.eq_ignore_ascii_case(user);
@@ -332,6 +335,11 @@ impl Snapshot {
             }
             if mailbox.calendar.iter().any(|g| named(&g.user)) {
                 add(&mailbox.upn, CALENDAR);
+            }
+            for (folder, entries) in &mailbox.folders {
+                if entries.iter().any(|g| named(&g.user)) {
+                    add(&format!("{}:{folder}", mailbox.upn), FOLDER);
+                }
             }
         }
         for recipient in &self.recipients {

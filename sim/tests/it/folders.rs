@@ -219,6 +219,38 @@ async fn a_folder_that_refuses_changes_keeps_its_entries() {
 }
 
 #[tokio::test]
+async fn a_users_direct_grants_count_each_folder_entry_by_identity() {
+    let sim = folders().await;
+    let anna: Vec<(String, &str)> = sim.handle.snapshot().direct_grants_of(ANNA);
+    let folders: Vec<&str> = anna
+        .iter()
+        .filter(|(_, kind)| *kind == revoke365_sim::snapshot::FOLDER)
+        .map(|(r, _)| r.as_str())
+        .collect();
+    assert_eq!(
+        folders,
+        [
+            "bob@northwind.com:\\Inbox\\Projects\\Alpha",
+            "ceo@northwind.com:\\Calendar\\Board meetings",
+            "ceo@northwind.com:\\Inbox",
+            "ceo@northwind.com:\\Tasks",
+            "klaus@northwind.com:\\Posteingang",
+            "klaus@northwind.com:\\Posteingang\\Q1/Q2 Berichte",
+            "legal@northwind.com:\\Inbox",
+            "support@northwind.com:\\Escalations",
+        ]
+    );
+    let twin = sim
+        .handle
+        .snapshot()
+        .direct_grants_of("anna.berg@northwind.com");
+    assert!(twin.contains(&(
+        "ceo@northwind.com:\\Calendar\\Board meetings".to_string(),
+        revoke365_sim::snapshot::FOLDER
+    )));
+}
+
+#[tokio::test]
 async fn every_calendar_is_listed_and_a_secondary_calendar_shares_its_state_with_exchange() {
     let sim = folders().await;
     let calendars = sim
