@@ -216,7 +216,7 @@ pub struct RestoreArgs {
         requires = "as_of"
     )]
     pub ticket_id: Option<String>,
-    /// Only these permission types: full_access, send_as, send_on_behalf, calendar.
+    /// Only these permission types: full_access, send_as, send_on_behalf, calendar, folder.
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub types: Vec<String>,
     /// Only grants on this mailbox (repeatable); with --as-of, the one mailbox put back.
@@ -442,9 +442,14 @@ pub struct RunArgs {
     /// PSA company id; selects the org settings and the M365 tenant.
     #[arg(long, value_name = "ID")]
     pub company_id: String,
-    /// Comma-separated permission types: full_access, send_as, send_on_behalf, calendar.
+    /// Comma-separated permission types: full_access, send_as, send_on_behalf, calendar,
+    /// folder.
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub types: Vec<String>,
+    /// Read every folder of every mailbox for folder permissions, not only the well-known
+    /// folders (and those the permission index lists for the user): slower.
+    #[arg(long)]
+    pub all_folders: bool,
     /// Only this mailbox (repeatable).
     #[arg(long = "mailbox", value_name = "EMAIL")]
     pub mailboxes: Vec<String>,
@@ -532,6 +537,9 @@ impl RunArgs {
         }
         if self.contain {
             body.insert("mode".into(), json!("contain"));
+        }
+        if self.all_folders {
+            body.insert("all_folders".into(), json!(true));
         }
         if self.victim_mailbox {
             body.insert("victim_mailbox".into(), json!(true));

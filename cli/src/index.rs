@@ -232,9 +232,14 @@ pub(crate) fn access_table(map: &AccessMap) -> String {
                 Some(Change::Removed) => "  [gone since the snapshot]",
                 _ => "",
             };
+            let place = match (&g.folder, &g.calendar) {
+                (Some(folder), _) => format!(" on {folder}"),
+                (None, Some(calendar)) => format!(" on calendar \"{calendar}\""),
+                (None, None) => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "  {:<16} {:<40} {}{change}",
+                "  {:<16} {:<40} {}{place}{change}",
                 g.permission.report_name(),
                 g.trustee,
                 g.access_rights.join(", ")

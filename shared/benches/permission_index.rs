@@ -171,6 +171,7 @@ async fn lookup_bench() {
                 trustee_as_shown: t.upn.clone().unwrap(),
                 access_rights: vec![rights[i % 4].report_name().into()],
                 calendar: None,
+                folder: None,
             }
         })
         .collect();

@@ -122,6 +122,12 @@ impl RemoteError {
 
     /// The entry a call names is not on its object, which is there (a folder permission
     /// entry of a user on a folder that exists).
+    /// The app may not make this call at all (HTTP 403: a missing role or permission), whatever
+    /// it names: asking again, or about another object, does not help.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self.kind, ErrorKind::Api { status: 403, .. })
+    }
+
     pub fn is_entry_not_found(&self) -> bool {
         matches!(&self.kind, ErrorKind::Api { code: Some(c), .. } if c == ENTRY_NOT_FOUND)
     }

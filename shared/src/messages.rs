@@ -54,8 +54,12 @@ impl ScanShard {
         let mut bytes = 0;
         for mut m in mailboxes {
             // The JSON of one mailbox: its strings and the keys around them.
-            let len =
-                m.upn.len() + m.address.len() + m.display_name.len() + m.recipient_type.len() + 90;
+            let len = m.upn.len()
+                + m.address.len()
+                + m.display_name.len()
+                + m.recipient_type.len()
+                + m.folders.iter().map(|f| f.len() + 8).sum::<usize>()
+                + 90;
             let open = shards
                 .last()
                 .is_some_and(|s| s.mailboxes.len() < size && bytes + len <= SHARD_MESSAGE_BYTES);
@@ -87,6 +91,10 @@ pub struct ShardMailbox {
     /// absent: every per-mailbox type of the run's scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rights: Option<Vec<PermissionType>>,
+    /// Folders to read for folder permissions beside the run's (those the permission index
+    /// lists for the user on this mailbox), as the permission cmdlets name them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folders: Vec<String>,
 }
 
 /// One permission type on at most [`crate::work::REMOVAL_BATCH_MAILBOXES`] mailboxes.
@@ -230,6 +238,7 @@ mod tests {
             display_name: "n".repeat(name_len),
             recipient_type: "UserMailbox".into(),
             rights: None,
+            folders: Vec::new(),
         }
     }
 

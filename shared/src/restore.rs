@@ -4,8 +4,9 @@
 
 use crate::error::{ErrorKind, RemoteError};
 use crate::model::{
-    AuditPhase, AuditRecord, AuditResult, Grant, ItemId, PermissionType, ResolvedUser,
+    AuditPhase, AuditRecord, AuditResult, FolderGrant, Grant, ItemId, PermissionType, ResolvedUser,
 };
+use crate::scan::holds_rights;
 use crate::steps::Tenant;
 use std::collections::BTreeMap;
 
@@ -33,8 +34,13 @@ pub fn removed_grants(records: &[AuditRecord]) -> Vec<(ItemId, Grant)> {
 
 /// Adds one grant back as it was: Full Access (with Exchange's default AutoMapping), Send As
 /// (also on groups and contacts), Send on Behalf (added to the list, never replacing it), a
-/// calendar permission with its original role.
+/// calendar permission with its original role (on the calendar it was on), a folder
+/// permission with its rights and sharing flags (on the folder it was on: one renamed or
+/// deleted since is reported, never guessed).
 pub async fn put_back(tenant: Tenant<'_>, g: &Grant) -> Result<(), RemoteError> {
+    if let Some(f) = &g.folder {
+        return put_folder_back(tenant, g, f).await;
+    }
     match (g.right, &g.calendar) {
         (PermissionType::FullAccess, _) => {
             tenant
@@ -57,10 +63,19 @@ pub async fn put_back(tenant: Tenant<'_>, g: &Grant) -> Result<(), RemoteError> 
         // Graph names calendar grantees by SMTP address, which may differ from the UPN.
         (PermissionType::Calendar, Some(c)) => {
             let address = g.trustee_as_shown.as_deref().unwrap_or(&g.trustee);
-            tenant
-                .directory
-                .add_calendar_permission(g.graph_mailbox(), address, &c.role)
-                .await
+            match &c.calendar_id {
+                None => {
+                    tenant
+                        .directory
+                        .add_calendar_permission(g.graph_mailbox(), address, &c.role)
+                        .await
+                }
+                Some(id) => tenant
+                    .calendars
+                    .add_permission_of(g.graph_mailbox(), id, address, &c.role)
+                    .await
+                    .map_err(|e| gone_calendar(e, g)),
+            }
         }
         (PermissionType::Calendar, None) => Err(RemoteError::new(
             "graph",
@@ -70,7 +85,94 @@ pub async fn put_back(tenant: Tenant<'_>, g: &Grant) -> Result<(), RemoteError> 
                 message: format!("audit record for {} has no calendar role", g.mailbox),
             },
         )),
+        // A folder grant with its folder was put back above.
+        (PermissionType::Folder, _) => Err(RemoteError::new(
+            "exchange",
+            format!("restore folder permission on {}", g.mailbox),
+            ErrorKind::InvalidInput {
+                field: "folder",
+                message: format!("audit record for {} names no folder", g.mailbox),
+            },
+        )),
     }
+}
+
+/// A secondary calendar that is no longer there: said so, nothing guessed.
+fn gone_calendar(e: RemoteError, g: &Grant) -> RemoteError {
+    if !e.is_not_found() {
+        return e;
+    }
+    RemoteError::new(
+        "graph",
+        format!("restore calendar permission on {}", g.shown_on()),
+        ErrorKind::InvalidInput {
+            field: "calendar",
+            message: format!(
+                "the calendar {} is no longer there (deleted since); not put back",
+                g.shown_on()
+            ),
+        },
+    )
+}
+
+/// Puts a folder permission back with its rights and flags on the folder it was on. A folder
+/// that is no longer at its path is looked for by its id: renamed or deleted, it is reported
+/// and nothing is added anywhere else.
+async fn put_folder_back(
+    tenant: Tenant<'_>,
+    g: &Grant,
+    f: &FolderGrant,
+) -> Result<(), RemoteError> {
+    let added = tenant
+        .folders
+        .put_folder_permission(
+            &g.mailbox,
+            &f.path,
+            &g.trustee,
+            &g.access_rights,
+            &f.sharing_permission_flags,
+        )
+        .await;
+    match added {
+        Err(e) if e.is_not_found() => Err(folder_gone(tenant, g, f).await),
+        other => other,
+    }
+}
+
+/// Why a folder permission cannot go back: its folder was renamed (found by id elsewhere) or
+/// deleted.
+async fn folder_gone(tenant: Tenant<'_>, g: &Grant, f: &FolderGrant) -> RemoteError {
+    let now = match &f.folder_id {
+        Some(id) => tenant
+            .folders
+            .folders(&g.mailbox)
+            .await
+            .ok()
+            .and_then(|all| {
+                all.into_iter()
+                    .find(|x| x.folder_id.as_deref() == Some(id.as_str()))
+            }),
+        None => None,
+    };
+    let message = match now {
+        Some(renamed) => format!(
+            "the folder {} was renamed or moved to {} since; not put back (restore it there by hand if that is the same folder)",
+            f.path,
+            renamed.path()
+        ),
+        None => format!(
+            "the folder {} is no longer in {} (deleted or renamed since); not put back",
+            f.path, g.mailbox
+        ),
+    };
+    RemoteError::new(
+        "exchange",
+        format!("restore folder permission on {}", g.shown_on()),
+        ErrorKind::InvalidInput {
+            field: "folder",
+            message,
+        },
+    )
 }
 
 /// Whether `user` holds `g` again already (a second restore, or someone re-added it), read
@@ -101,6 +203,9 @@ pub async fn read_grant(
             .then(|| value.to_string());
         found
     };
+    if let Some(f) = &g.folder {
+        return read_folder_grant(tenant, g, f).await;
+    }
     Ok(match g.right {
         PermissionType::FullAccess => tenant
             .exchange
@@ -126,9 +231,7 @@ pub async fn read_grant(
                 .then(|| g.clone()),
             None => Some(g.clone()),
         },
-        PermissionType::Calendar => tenant
-            .directory
-            .calendar_permissions(g.graph_mailbox())
+        PermissionType::Calendar => calendar_permissions(tenant, g)
             .await?
             .into_iter()
             .find(|p| p.email_address.as_deref().is_some_and(|a| user.is_user(a)))
@@ -140,5 +243,51 @@ pub async fn read_grant(
                 }
                 found
             }),
+        // A folder grant always names its folder (read above).
+        PermissionType::Folder => None,
     })
+}
+
+/// The permissions of the calendar `g` is on; none when a secondary calendar is gone.
+async fn calendar_permissions(
+    tenant: Tenant<'_>,
+    g: &Grant,
+) -> Result<Vec<crate::ports::CalendarPermission>, RemoteError> {
+    match g.calendar.as_ref().and_then(|c| c.calendar_id.as_deref()) {
+        None => {
+            tenant
+                .directory
+                .calendar_permissions(g.graph_mailbox())
+                .await
+        }
+        Some(id) => match tenant.calendars.permissions_of(g.graph_mailbox(), id).await {
+            Err(e) if e.is_not_found() => Ok(Vec::new()),
+            other => other,
+        },
+    }
+}
+
+/// `g`'s folder entry as it stands, asked for by the trustee's identity (`-User`); none when
+/// they hold none there or the folder is gone.
+async fn read_folder_grant(
+    tenant: Tenant<'_>,
+    g: &Grant,
+    f: &FolderGrant,
+) -> Result<Option<Grant>, RemoteError> {
+    let entries = match tenant
+        .folders
+        .folder_permissions(&g.mailbox, &f.path, Some(&g.trustee))
+        .await
+    {
+        Err(e) if e.is_not_found() => return Ok(None),
+        other => other?,
+    };
+    Ok(entries.iter().find(|e| holds_rights(e)).map(|e| {
+        let mut found = g.clone();
+        found.access_rights = e.access_rights.clone();
+        if let Some(folder) = found.folder.as_mut() {
+            folder.sharing_permission_flags = e.sharing_permission_flags.clone();
+        }
+        found
+    }))
 }

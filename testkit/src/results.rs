@@ -38,17 +38,19 @@ pub struct PermissionsRemoved {
     pub send_as: Vec<Grant>,
     pub send_on_behalf: Vec<Grant>,
     pub calendar_delegates: Vec<Grant>,
+    pub folder_permissions: Vec<Grant>,
     pub shared_mailboxes: Vec<SharedMailbox>,
 }
 
 impl PermissionsRemoved {
     /// The kinds by their wire names, in the result's order, each with how many entries.
-    pub fn counts(&self) -> [(&'static str, usize); 5] {
+    pub fn counts(&self) -> [(&'static str, usize); 6] {
         [
             ("full_access", self.full_access.len()),
             ("send_as", self.send_as.len()),
             ("send_on_behalf", self.send_on_behalf.len()),
             ("calendar_delegates", self.calendar_delegates.len()),
+            ("folder_permissions", self.folder_permissions.len()),
             ("shared_mailboxes", self.shared_mailboxes.len()),
         ]
     }
@@ -64,11 +66,24 @@ pub struct Grant {
     #[serde(default)]
     pub mailbox: String,
     pub permission: String,
+    /// A folder permission's folder (`\\Inbox\\Projects`).
+    #[serde(default)]
+    pub folder: Option<String>,
+    /// A secondary calendar's name.
+    #[serde(default)]
+    pub calendar: Option<String>,
     #[serde(default)]
     pub access_level: Option<String>,
+    /// A folder permission's rights.
+    #[serde(default)]
+    pub access_rights: Option<Vec<String>>,
+    #[serde(default)]
+    pub sharing_permission_flags: Vec<String>,
     pub removed: bool,
     #[serde(default)]
     pub would_remove: Option<bool>,
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,18 +102,20 @@ pub struct Verification {
     pub remaining_send_as: u64,
     pub remaining_send_on_behalf: u64,
     pub remaining_calendar_delegates: u64,
+    pub remaining_folder_permissions: u64,
     pub remaining_shared_mailboxes: u64,
     pub all_permissions_cleared: bool,
     pub remaining: Vec<Value>,
 }
 
 impl Verification {
-    /// The five `remaining_*` counts, summed.
+    /// The six `remaining_*` counts, summed.
     pub fn remaining_total(&self) -> u64 {
         self.remaining_full_access
             + self.remaining_send_as
             + self.remaining_send_on_behalf
             + self.remaining_calendar_delegates
+            + self.remaining_folder_permissions
             + self.remaining_shared_mailboxes
     }
 }
@@ -109,6 +126,9 @@ pub struct Scope {
     pub permission_types: Vec<String>,
     pub mailboxes: Value,
     pub shared_mailboxes: bool,
+    /// `well_known`, `all` or `well_known+snapshot` when folder permissions were in scope.
+    #[serde(default)]
+    pub folders: Option<String>,
 }
 
 impl RunResult {

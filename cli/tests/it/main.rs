@@ -5,6 +5,7 @@
 mod kit;
 
 mod cli;
+mod folders;
 mod history;
 mod index;
 mod restore;

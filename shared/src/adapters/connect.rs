@@ -51,6 +51,8 @@ impl Connector for HttpConnector {
         let psa = self.psa_client(org)?;
         Ok(Connections {
             directory: graph.clone(),
+            calendars: graph.clone(),
+            folders: exchange.clone(),
             exchange,
             psa,
             mailer: graph.clone(),

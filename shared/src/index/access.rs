@@ -42,7 +42,16 @@ pub struct AccessEntry {
     pub mailbox_display_name: String,
     pub recipient_type: String,
     pub permission: PermissionType,
+    /// A folder permission's folder (`\\Inbox\\Projects`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
+    /// A secondary calendar's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
     pub access_rights: Vec<String>,
+    /// A folder permission's `SharingPermissionFlags`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sharing_permission_flags: Vec<String>,
     /// Who holds it: UPN, address, or the value Exchange shows.
     pub trustee: String,
     pub trustee_kind: TrusteeKind,
@@ -52,6 +61,17 @@ pub struct AccessEntry {
     /// With `live`: how it compares with the snapshot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub change: Option<Change>,
+}
+
+impl AccessEntry {
+    /// Where the grant is, for tables: the mailbox, with the folder or secondary calendar.
+    pub fn shown_on(&self) -> String {
+        match (&self.folder, &self.calendar) {
+            (Some(folder), _) => format!("{}:{folder}", self.mailbox),
+            (None, Some(calendar)) => format!("{} (calendar \"{calendar}\")", self.mailbox),
+            (None, None) => self.mailbox.clone(),
+        }
+    }
 }
 
 /// The answer of `access` (and `GET /access`).
@@ -103,7 +123,14 @@ pub(super) fn entry(g: &IndexedGrant, trustees: &BTreeMap<&str, &Trustee>) -> Ac
         mailbox_display_name: g.mailbox_display_name.clone(),
         recipient_type: g.recipient_type.clone(),
         permission: g.right,
+        folder: g.folder.as_ref().map(|f| f.path.clone()),
+        calendar: g.calendar.as_ref().and_then(|c| c.calendar_name.clone()),
         access_rights: g.access_rights.clone(),
+        sharing_permission_flags: g
+            .folder
+            .as_ref()
+            .map(|f| f.sharing_permission_flags.clone())
+            .unwrap_or_default(),
         trustee_as_shown: (!g.trustee_as_shown.eq_ignore_ascii_case(&trustee))
             .then(|| g.trustee_as_shown.clone()),
         trustee,
@@ -118,7 +145,14 @@ fn live_entry(g: &Grant) -> AccessEntry {
         mailbox_display_name: g.mailbox_display_name.clone(),
         recipient_type: g.recipient_type.clone().unwrap_or_default(),
         permission: g.right,
+        folder: g.folder_path().map(str::to_string),
+        calendar: g.calendar_name().map(str::to_string),
         access_rights: g.access_rights.clone(),
+        sharing_permission_flags: g
+            .folder
+            .as_ref()
+            .map(|f| f.sharing_permission_flags.clone())
+            .unwrap_or_default(),
         trustee: g.trustee.clone(),
         trustee_kind: TrusteeKind::User,
         trustee_as_shown: g.trustee_as_shown.clone(),
@@ -165,17 +199,20 @@ pub async fn lookup(
                 "--live is available with --user (a mailbox's trustees are read by a sweep)".into(),
             ));
         };
-        let (found, errors) = live_grants(tenant, org, user).await?;
+        let listed: Vec<Grant> = grants.iter().map(|g| g.to_grant("")).collect();
+        let (found, errors) = live_grants(tenant, org, user, &listed).await?;
         incomplete.extend(errors);
         let mut added = 0;
         for e in entries.iter_mut() {
             e.change = Some(Change::Removed);
         }
         for g in &found {
-            match entries
-                .iter_mut()
-                .find(|e| e.mailbox == g.mailbox && e.permission == g.right)
-            {
+            match entries.iter_mut().find(|e| {
+                e.mailbox == g.mailbox
+                    && e.permission == g.right
+                    && e.folder.as_deref() == g.folder_path()
+                    && e.calendar.as_deref() == g.calendar_name()
+            }) {
                 Some(e) => e.change = Some(Change::Unchanged),
                 None => {
                     entries.push(live_entry(g));
@@ -191,7 +228,13 @@ pub async fn lookup(
         changes.insert("removed", removed);
     }
     entries.sort_by(|a, b| {
-        (&a.mailbox, a.permission, &a.trustee).cmp(&(&b.mailbox, b.permission, &b.trustee))
+        (&a.mailbox, a.permission, &a.folder, &a.calendar, &a.trustee).cmp(&(
+            &b.mailbox,
+            b.permission,
+            &b.folder,
+            &b.calendar,
+            &b.trustee,
+        ))
     });
     let mut counts = BTreeMap::new();
     for e in entries.iter().filter(|e| e.change != Some(Change::Removed)) {
@@ -219,18 +262,27 @@ async fn live_grants(
     tenant: Tenant<'_>,
     org: &OrgSettings,
     user: &str,
+    snapshot_folders: &[Grant],
 ) -> Result<(Vec<Grant>, Vec<String>), AccessError> {
     let body =
         serde_json::json!({"user_email": user, "company_id": org.company_id, "dry_run": true});
     let request =
         RevocationRequest::from_json(&body).map_err(|e| AccessError::Rejected(e.to_string()))?;
     let census = match Census::discover(tenant, org, &request).await {
-        Ok(c) => c,
+        // Every folder the snapshot lists for the user is read too.
+        Ok(c) => {
+            let reach = crate::scan::FolderReach::of(&request).with_extra(snapshot_folders.iter());
+            c.with_folders(reach)
+        }
         Err(ScanError::Rejected(f)) => return Err(AccessError::Rejected(f.message)),
         Err(ScanError::Remote(e)) => return Err(e.into()),
     };
     let mut found = tenant_wide(tenant, &census, &PermissionType::ALL, None).await?;
-    let rights = [PermissionType::FullAccess, PermissionType::Calendar];
+    let rights = [
+        PermissionType::FullAccess,
+        PermissionType::Calendar,
+        PermissionType::Folder,
+    ];
     let mailboxes: Vec<_> = census
         .scanned_mailboxes()
         .into_iter()

@@ -10,9 +10,12 @@ mod identities;
 mod review;
 mod review_digest;
 mod sweep;
+mod sweep_folders;
+mod sweep_mailbox;
 
 pub use access::{lookup, AccessEntry, AccessError, AccessMap, AccessQuery, Change};
 pub use baseline::IndexBaseline;
 pub use review::{review, Review, ReviewAction, ReviewReason, ReviewedTrustee};
 pub use review_digest::{deliver_digest, digest_marker, DigestDelivery};
-pub use sweep::{sweep, sweep_resumable, SweepCalls};
+pub use sweep::{sweep, sweep_resumable};
+pub use sweep_mailbox::SweepCalls;

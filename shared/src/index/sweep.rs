@@ -1,18 +1,18 @@
 //! The sweep: discovery without the user filter. Reads the mailbox list (Send on Behalf) and
-//! the tenant-wide Send As listing, then every mailbox's Full Access (Exchange) and calendar
-//! permissions (Graph) at once, under the per-service budgets the HTTP layer learns; resolves
+//! the tenant-wide Send As listing, then every mailbox's Full Access (Exchange), every
+//! calendar's permissions (Graph) and every folder's permissions (Exchange) at once, under the per-service budgets the HTTP layer learns; resolves
 //! every trustee value once; returns the snapshot. With a journal, each mailbox read is kept
 //! as it completes, and a sweep interrupted before its snapshot was stored is gone on with by
 //! the next one (the mailboxes it had read are not read again).
 
-use super::identities::{Identities, Place};
+use super::identities::Identities;
+use super::sweep_folders::{folders, secondary_calendars, ByDisplayName};
+use super::sweep_mailbox::{calendar, entry, full_access, place_of, SweepCalls};
 use crate::error::RemoteError;
 use crate::model::{
-    IndexedGrant, OrgSettings, PermissionType, Snapshot, SnapshotSummary, SweepProgress,
-    SweptMailbox, Trustee,
+    OrgSettings, PermissionType, Snapshot, SnapshotSummary, SweepProgress, SweptMailbox, Trustee,
 };
 use crate::ports::{MailboxInfo, ProgressObserver, RecipientPermissionEntry, SweepJournal, Tenant};
-use crate::scan::calendar_grant;
 use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
 use std::collections::BTreeMap;
@@ -22,31 +22,6 @@ use tracing::{info, info_span, warn, Instrument};
 
 /// Mailboxes read at once; the HTTP layer holds real requests to the budget it learns.
 const SWEEP_PARALLELISM: usize = 512;
-
-/// The calls a sweep asked for, per service (a paged listing counts once).
-#[derive(Debug, Default)]
-pub struct SweepCalls {
-    exchange: AtomicU64,
-    graph: AtomicU64,
-}
-
-impl SweepCalls {
-    fn exchange(&self) {
-        self.exchange.fetch_add(1, Ordering::Relaxed);
-    }
-    fn graph(&self) {
-        self.graph.fetch_add(1, Ordering::Relaxed);
-    }
-    fn counts(&self, lookups: u64) -> BTreeMap<String, u64> {
-        BTreeMap::from([
-            (
-                "exchange".to_string(),
-                self.exchange.load(Ordering::Relaxed) + lookups,
-            ),
-            ("graph".to_string(), self.graph.load(Ordering::Relaxed)),
-        ])
-    }
-}
 
 /// What one part of the sweep found: grants with the trustee each names.
 type Found = SweptMailbox;
@@ -105,33 +80,6 @@ impl JournalWriter<'_> {
         {
             warn!(error = %e, mailboxes = full.len(), "sweep reads could not be journaled");
         }
-    }
-}
-
-fn entry(
-    trustee: &Trustee,
-    place: &Place,
-    right: PermissionType,
-    shown_as: &str,
-    access_rights: Vec<String>,
-) -> IndexedGrant {
-    IndexedGrant {
-        trustee_id: trustee.trustee_id.clone(),
-        mailbox: place.address.clone(),
-        mailbox_display_name: place.display_name.clone(),
-        recipient_type: place.recipient_type.clone(),
-        right,
-        trustee_as_shown: shown_as.to_string(),
-        access_rights,
-        calendar: None,
-    }
-}
-
-fn place_of(m: &MailboxInfo) -> Place {
-    Place {
-        address: m.address(),
-        display_name: m.display_name.clone(),
-        recipient_type: m.recipient_type_details.clone(),
     }
 }
 
@@ -205,6 +153,7 @@ pub async fn sweep_resumable(
             }
         };
         let ids = Identities::new(&mailboxes, &users, tenant.exchange);
+        let names = ByDisplayName::new(&mailboxes);
         let scanned: Vec<&MailboxInfo> =
             mailboxes.iter().filter(|m| m.holds_delegations()).collect();
         let (from_journal, to_read): (Vec<&MailboxInfo>, Vec<&MailboxInfo>) = scanned
@@ -221,15 +170,20 @@ pub async fn sweep_resumable(
             pending: std::sync::Mutex::new(Vec::new()),
         };
         let per_mailbox = stream::iter(to_read.iter().map(|m| {
-            let (ids, calls, read_count, writer) = (&ids, &calls, &read_count, &writer);
+            let (ids, names, calls, read_count, writer) =
+                (&ids, &names, &calls, &read_count, &writer);
             async move {
-                let (fa, cal) = tokio::join!(
+                let (fa, cal, secondary, folder) = tokio::join!(
                     full_access(tenant, ids, calls, m),
-                    calendar(tenant, ids, calls, m)
+                    calendar(tenant, ids, calls, m),
+                    secondary_calendars(tenant, ids, calls, m),
+                    folders(tenant, ids, names, calls, m)
                 );
                 progress.discovery(read_count.fetch_add(1, Ordering::Relaxed) + 1, total);
                 let mut found = fa?;
                 found.merge(cal?);
+                found.merge(secondary?);
+                found.merge(folder?);
                 writer.add(m.address(), &found).await;
                 Ok::<_, RemoteError>(found)
             }
@@ -270,8 +224,13 @@ pub async fn sweep_resumable(
             }
             grants.push(g);
         }
-        grants.sort_by(|a, b| {
-            (&a.mailbox, a.right, &a.trustee_id).cmp(&(&b.mailbox, b.right, &b.trustee_id))
+        grants.sort_by_cached_key(|g| {
+            (
+                g.mailbox.clone(),
+                g.right,
+                g.to_grant("").place(),
+                g.trustee_id.clone(),
+            )
         });
         grants.dedup_by(|a, b| a.same_entry(b));
         found.errors.sort();
@@ -307,107 +266,6 @@ pub async fn sweep_resumable(
     }
     .instrument(span)
     .await
-}
-
-/// A mailbox that cannot be read is noted, not fatal; throttling outlasting the client's
-/// retries and rejected credentials fail the sweep (to be run again).
-fn per_mailbox(
-    m: &MailboxInfo,
-    what: &str,
-    read: Result<Found, RemoteError>,
-) -> Result<Found, RemoteError> {
-    match read {
-        Err(e) if e.is_service_unavailable() || e.is_auth() => Err(e),
-        Err(e) => {
-            warn!(mailbox = %m.address(), error = %e, "{what} could not be read");
-            Ok(Found {
-                errors: vec![format!(
-                    "{what} of {} could not be read: {}",
-                    m.address(),
-                    e.reason()
-                )],
-                ..Found::default()
-            })
-        }
-        ok => ok,
-    }
-}
-
-async fn full_access(
-    tenant: Tenant<'_>,
-    ids: &Identities<'_>,
-    calls: &SweepCalls,
-    m: &MailboxInfo,
-) -> Result<Found, RemoteError> {
-    let read = async {
-        calls.exchange();
-        let entries = tenant
-            .exchange
-            .mailbox_permissions(&m.user_principal_name)
-            .await?;
-        let place = place_of(m);
-        let mut found = Found::default();
-        for e in entries {
-            if !e.allows_full_access() || e.is_inherited {
-                continue;
-            }
-            if let Some(t) = ids.trustee(&e.user).await? {
-                // The owner's own entry is not a delegation.
-                if t.upn.as_deref() == Some(&m.user_principal_name.to_ascii_lowercase()) {
-                    continue;
-                }
-                let g = entry(
-                    &t,
-                    &place,
-                    PermissionType::FullAccess,
-                    &e.user,
-                    vec!["FullAccess".into()],
-                );
-                found.grants.push((t, g));
-            }
-        }
-        Ok(found)
-    };
-    per_mailbox(m, "Full Access", read.await)
-}
-
-async fn calendar(
-    tenant: Tenant<'_>,
-    ids: &Identities<'_>,
-    calls: &SweepCalls,
-    m: &MailboxInfo,
-) -> Result<Found, RemoteError> {
-    let read = async {
-        calls.graph();
-        let permissions = tenant
-            .directory
-            .calendar_permissions(&m.user_principal_name)
-            .await?;
-        let place = place_of(m);
-        let mut found = Found::default();
-        for p in permissions {
-            let Some(address) = p.email_address.as_deref() else {
-                continue;
-            };
-            if !p.is_removable {
-                continue;
-            }
-            if let Some(t) = ids.trustee(address).await? {
-                let c = calendar_grant(&p, &m.user_principal_name);
-                let mut g = entry(
-                    &t,
-                    &place,
-                    PermissionType::Calendar,
-                    address,
-                    vec![c.access_level.clone()],
-                );
-                g.calendar = Some(c);
-                found.grants.push((t, g));
-            }
-        }
-        Ok(found)
-    };
-    per_mailbox(m, "calendar permissions", read.await)
 }
 
 /// Values resolved at once in the tenant-wide parts (each asked of Exchange once).

@@ -26,7 +26,33 @@ pub struct Grant {
     pub access_rights: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar: Option<CalendarGrant>,
+    /// A folder permission: the folder it is on and the flags a restore puts back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<FolderGrant>,
 }
+
+/// Where a folder permission is, and what besides its rights (`Grant::access_rights`) it
+/// carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderGrant {
+    /// The folder as the permission cmdlets name it after `<mailbox>:` and the report shows
+    /// it: `\Inbox\Projects` (names as shown, localized, a `/` in a name as is), `\` for
+    /// the root.
+    pub path: String,
+    /// Exchange's `FolderType` (`Inbox`, `Tasks`, `User Created`, ...).
+    pub folder_type: String,
+    /// `FolderId`: tells a folder renamed since from one deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder_id: Option<String>,
+    /// `SharingPermissionFlags` (`Delegate`, `CanViewPrivateItems`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sharing_permission_flags: Vec<String>,
+}
+
+/// What tells two grants apart: the mailbox, the right, and for a folder permission or a
+/// secondary calendar's, which folder or calendar (lowercase path, calendar id; empty
+/// otherwise).
+pub type GrantKey = (String, PermissionType, String);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CalendarGrant {
@@ -41,12 +67,51 @@ pub struct CalendarGrant {
     /// differs from the UPN. Absent in records of earlier releases (the address is used).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailbox_upn: Option<String>,
+    /// A secondary calendar's Graph id; none for the default calendar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar_id: Option<String>,
+    /// A secondary calendar's name (`Board meetings`), as the report shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar_name: Option<String>,
 }
 
 impl Grant {
-    /// Stable identity of a grant across discovery, removal and re-read.
-    pub fn key(&self) -> (String, PermissionType) {
-        (self.mailbox.clone(), self.right)
+    /// Stable identity of a grant across discovery, removal and re-read: two folders (or two
+    /// calendars) of one mailbox are two grants.
+    pub fn key(&self) -> GrantKey {
+        (self.mailbox.clone(), self.right, self.place())
+    }
+
+    /// Which folder or secondary calendar of the mailbox the grant is on (empty: the mailbox,
+    /// or its default calendar).
+    pub fn place(&self) -> String {
+        match (&self.folder, &self.calendar) {
+            (Some(f), _) => f.path.to_lowercase(),
+            (None, Some(c)) => c.calendar_id.clone().unwrap_or_default(),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// A folder permission's folder, as the report shows it.
+    pub fn folder_path(&self) -> Option<&str> {
+        self.folder.as_ref().map(|f| f.path.as_str())
+    }
+
+    /// Where the grant is, for messages: `ceo@x.com`, `ceo@x.com:\\Tasks`,
+    /// `ceo@x.com (calendar "Board meetings")`.
+    pub fn shown_on(&self) -> String {
+        match (self.folder_path(), self.calendar_name()) {
+            (Some(folder), _) => format!("{}:{folder}", self.mailbox),
+            (None, Some(calendar)) => format!("{} (calendar \"{calendar}\")", self.mailbox),
+            (None, None) => self.mailbox.clone(),
+        }
+    }
+
+    /// A secondary calendar's name, as the report shows it.
+    pub fn calendar_name(&self) -> Option<&str> {
+        self.calendar
+            .as_ref()
+            .and_then(|c| c.calendar_name.as_deref())
     }
 
     /// The name Graph calls on the grant's mailbox use: its UPN where known.

@@ -1,7 +1,7 @@
 //! The permission index: a snapshot of every grant every trustee holds in a tenant, taken by a
 //! sweep, kept by the run store, read by `access`, containment, reviews and backups.
 
-use super::{CalendarGrant, Grant, PermissionType, ResolvedUser};
+use super::{CalendarGrant, FolderGrant, Grant, PermissionType, ResolvedUser};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -201,6 +201,9 @@ pub struct IndexedGrant {
     pub access_rights: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar: Option<CalendarGrant>,
+    /// A folder permission's folder and flags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<FolderGrant>,
 }
 
 impl IndexedGrant {
@@ -222,14 +225,17 @@ impl IndexedGrant {
             recipient_type: Some(self.recipient_type.clone()).filter(|t| !t.is_empty()),
             access_rights: self.access_rights.clone(),
             calendar: self.calendar.clone(),
+            folder: self.folder.clone(),
         }
     }
 
-    /// Same mailbox, right and trustee value: the same entry in two snapshots.
+    /// Same mailbox, right, folder or calendar, and trustee value: the same entry in two
+    /// snapshots.
     pub fn same_entry(&self, other: &IndexedGrant) -> bool {
         self.mailbox == other.mailbox
             && self.right == other.right
             && self.trustee_id == other.trustee_id
+            && self.to_grant("").place() == other.to_grant("").place()
     }
 }
 

@@ -31,29 +31,85 @@ pub struct Scope {
     pub permission_types: Vec<PermissionType>,
     pub mailboxes: MailboxScope,
     pub shared_mailboxes: bool,
+    /// With folder permissions in scope, which folders were read: `well_known` (root, Inbox,
+    /// Calendar, Contacts, Tasks, Notes, Journal, Sent Items, Drafts, Deleted Items),
+    /// `all` (`all_folders`), or `well_known+snapshot` (and every folder the permission
+    /// index's snapshot lists for the user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folders: Option<String>,
+    /// With `well_known+snapshot`: the snapshot whose folders were read, and its age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder_snapshot: Option<FolderSnapshot>,
 }
+
+/// The permission-index snapshot a run took further folders from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderSnapshot {
+    pub snapshot_id: String,
+    pub taken_at: DateTime<Utc>,
+    /// Whole hours between the snapshot and the run's start.
+    pub age_hours: i64,
+}
+
+pub const FOLDERS_WELL_KNOWN: &str = "well_known";
+pub const FOLDERS_ALL: &str = "all";
+pub const FOLDERS_WELL_KNOWN_AND_SNAPSHOT: &str = "well_known+snapshot";
 
 impl Scope {
     /// The scope of `request`, given the org's default permission types.
     pub fn of(request: &RevocationRequest, org_scope: &[PermissionType]) -> Scope {
+        let permission_types = request.effective_scope(org_scope);
+        let folders = permission_types
+            .contains(&PermissionType::Folder)
+            .then_some(match request.all_folders {
+                true => FOLDERS_ALL,
+                false => FOLDERS_WELL_KNOWN,
+            })
+            .map(str::to_string);
         Scope {
-            permission_types: request.effective_scope(org_scope),
+            permission_types,
             mailboxes: match request.target_mailboxes.as_slice() {
                 [] => MailboxScope::All,
                 named => MailboxScope::Named(named.to_vec()),
             },
             shared_mailboxes: request.remove_from_shared,
+            folders,
+            folder_snapshot: None,
         }
+    }
+
+    /// The run also read the folders `snapshot` lists for the user.
+    pub fn with_folder_snapshot(
+        mut self,
+        snapshot_id: &str,
+        taken_at: DateTime<Utc>,
+        run_started: DateTime<Utc>,
+    ) -> Scope {
+        if self.folders.as_deref() == Some(FOLDERS_WELL_KNOWN) {
+            self.folders = Some(FOLDERS_WELL_KNOWN_AND_SNAPSHOT.to_string());
+            self.folder_snapshot = Some(FolderSnapshot {
+                snapshot_id: snapshot_id.to_string(),
+                taken_at,
+                age_hours: (run_started - taken_at).num_hours().max(0),
+            });
+        }
+        self
     }
 }
 
-/// Results stored before the scope was recorded covered everything.
+/// Results stored before the scope was recorded covered every type there was then: the four
+/// mailbox-level ones (folder permissions came later).
 impl Default for Scope {
     fn default() -> Self {
         Scope {
-            permission_types: PermissionType::ALL.to_vec(),
+            permission_types: PermissionType::ALL
+                .into_iter()
+                .filter(|t| *t != PermissionType::Folder)
+                .collect(),
             mailboxes: MailboxScope::All,
             shared_mailboxes: true,
+            folders: None,
+            folder_snapshot: None,
         }
     }
 }
@@ -246,6 +302,9 @@ pub struct PermissionsRemoved {
     pub send_as: Vec<GrantEntry>,
     pub send_on_behalf: Vec<GrantEntry>,
     pub calendar_delegates: Vec<GrantEntry>,
+    /// Folder permissions on users' mailboxes (a shared mailbox's are under its entry).
+    #[serde(default)]
+    pub folder_permissions: Vec<GrantEntry>,
     pub shared_mailboxes: Vec<SharedMailboxEntry>,
 }
 
@@ -255,8 +314,21 @@ pub struct GrantEntry {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mailbox: String,
     pub permission: String,
+    /// A folder permission's folder, as Exchange shows its path (`\\Inbox\\Projects`, `\\`
+    /// for the root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
+    /// A secondary calendar's name (none: the default calendar).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_level: Option<String>,
+    /// A folder permission's rights (`["Reviewer"]`, or individual rights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_rights: Option<Vec<String>>,
+    /// A folder permission's `SharingPermissionFlags` (`Delegate`, `CanViewPrivateItems`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sharing_permission_flags: Vec<String>,
     /// On Send As entries: what kind of recipient the grant is on (Exchange's
     /// RecipientTypeDetails), since Send As lives on groups and contacts too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -297,6 +369,10 @@ pub struct RemainingGrant {
     pub mailbox: String,
     pub permission: String,
     pub shared: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -311,6 +387,8 @@ pub struct Verification {
     pub remaining_send_as: u32,
     pub remaining_send_on_behalf: u32,
     pub remaining_calendar_delegates: u32,
+    #[serde(default)]
+    pub remaining_folder_permissions: u32,
     pub remaining_shared_mailboxes: u32,
     pub all_permissions_cleared: bool,
     pub remaining: Vec<RemainingGrant>,
@@ -329,6 +407,7 @@ impl Default for Verification {
             remaining_send_as: 0,
             remaining_send_on_behalf: 0,
             remaining_calendar_delegates: 0,
+            remaining_folder_permissions: 0,
             remaining_shared_mailboxes: 0,
             all_permissions_cleared: false,
             remaining: Vec::new(),
@@ -369,11 +448,14 @@ impl Verification {
                 (false, PermissionType::SendAs) => v.remaining_send_as += 1,
                 (false, PermissionType::SendOnBehalf) => v.remaining_send_on_behalf += 1,
                 (false, PermissionType::Calendar) => v.remaining_calendar_delegates += 1,
+                (false, PermissionType::Folder) => v.remaining_folder_permissions += 1,
             }
             v.remaining.push(RemainingGrant {
                 mailbox: g.mailbox.clone(),
                 permission: g.right.report_name().to_string(),
                 shared: g.shared,
+                folder: g.folder_path().map(str::to_string),
+                calendar: g.calendar_name().map(str::to_string),
             });
         }
         v.remaining.sort();
@@ -394,7 +476,7 @@ pub struct ReportPage {
 
 impl Report {
     /// Page `number` (from 1) of `size` entries. The grant entries of all types are one
-    /// sequence (full access, send as, send on behalf, calendar, shared mailboxes); the other
+    /// sequence (full access, send as, send on behalf, calendar, folders, shared mailboxes); the other
     /// lists (indirect access, skipped, errors, remaining grants, not checked) are sliced alike.
     pub fn page(&self, number: usize, size: usize) -> ReportPage {
         let size = size.max(1);
@@ -409,6 +491,7 @@ impl Report {
             "send_as",
             "send_on_behalf",
             "calendar_delegates",
+            "folder_permissions",
             "shared_mailboxes",
         ] {
             if let Some(serde_json::Value::Array(entries)) = result

@@ -27,7 +27,15 @@ fn entry(item: &PlanItem) -> GrantEntry {
     GrantEntry {
         mailbox: g.mailbox.clone(),
         permission: g.right.report_name().to_string(),
+        folder: g.folder_path().map(str::to_string),
+        calendar: g.calendar_name().map(str::to_string),
         access_level: g.access_level(),
+        access_rights: g.folder.is_some().then(|| g.access_rights.clone()),
+        sharing_permission_flags: g
+            .folder
+            .as_ref()
+            .map(|f| f.sharing_permission_flags.clone())
+            .unwrap_or_default(),
         recipient_type: g.send_as_recipient_type(),
         removed,
         would_remove,
@@ -68,7 +76,12 @@ impl Report {
         // mailbox.
         let mut items: Vec<&PlanItem> = items.iter().collect();
         items.sort_by(|a, b| {
-            (a.grant.right, &a.grant.mailbox, a.id).cmp(&(b.grant.right, &b.grant.mailbox, b.id))
+            (a.grant.right, &a.grant.mailbox, a.grant.place(), a.id).cmp(&(
+                b.grant.right,
+                &b.grant.mailbox,
+                b.grant.place(),
+                b.id,
+            ))
         });
         let mut permissions = PermissionsRemoved::default();
         let mut skipped = Vec::new();
@@ -93,7 +106,7 @@ impl Report {
                 errors.push(format!(
                     "{} on {}: {error}",
                     g.right.report_name(),
-                    g.mailbox
+                    g.shown_on()
                 ));
             }
             if matches!(item.status, ItemStatus::Pending) {
@@ -101,7 +114,7 @@ impl Report {
                 errors.push(format!(
                     "{} on {}: never processed",
                     g.right.report_name(),
-                    g.mailbox
+                    g.shown_on()
                 ));
             }
             let mut e = entry(item);
@@ -127,6 +140,7 @@ impl Report {
                 PermissionType::SendAs => permissions.send_as.push(e),
                 PermissionType::SendOnBehalf => permissions.send_on_behalf.push(e),
                 PermissionType::Calendar => permissions.calendar_delegates.push(e),
+                PermissionType::Folder => permissions.folder_permissions.push(e),
             }
         }
         for shared in &mut permissions.shared_mailboxes {
@@ -231,6 +245,7 @@ impl Report {
             &p.send_as,
             &p.send_on_behalf,
             &p.calendar_delegates,
+            &p.folder_permissions,
         ]
         .into_iter()
         .flatten()

@@ -15,14 +15,18 @@ pub enum PermissionType {
     SendAs,
     SendOnBehalf,
     Calendar,
+    /// Folder permissions (`Get-MailboxFolderPermission`): Outlook delegates' Tasks and Inbox
+    /// rights, shared folders, a shared mailbox's per-folder rights.
+    Folder,
 }
 
 impl PermissionType {
-    pub const ALL: [PermissionType; 4] = [
+    pub const ALL: [PermissionType; 5] = [
         PermissionType::FullAccess,
         PermissionType::SendAs,
         PermissionType::SendOnBehalf,
         PermissionType::Calendar,
+        PermissionType::Folder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -31,13 +35,17 @@ impl PermissionType {
             PermissionType::SendAs => "send_as",
             PermissionType::SendOnBehalf => "send_on_behalf",
             PermissionType::Calendar => "calendar",
+            PermissionType::Folder => "folder",
         }
     }
 
-    /// Read mailbox by mailbox (Full Access, calendar); the others are read tenant-wide (Send
-    /// As from the recipient listing, Send on Behalf from the mailbox list).
+    /// Read mailbox by mailbox (Full Access, calendars, folders); the others are read
+    /// tenant-wide (Send As from the recipient listing, Send on Behalf from the mailbox list).
     pub fn is_per_mailbox(self) -> bool {
-        matches!(self, PermissionType::FullAccess | PermissionType::Calendar)
+        matches!(
+            self,
+            PermissionType::FullAccess | PermissionType::Calendar | PermissionType::Folder
+        )
     }
 
     /// The name the report uses in `permission` (Exchange's vocabulary).
@@ -47,6 +55,7 @@ impl PermissionType {
             PermissionType::SendAs => "SendAs",
             PermissionType::SendOnBehalf => "SendOnBehalf",
             PermissionType::Calendar => "CalendarDelegate",
+            PermissionType::Folder => "FolderPermission",
         }
     }
 
@@ -163,6 +172,10 @@ pub struct RevocationRequest {
     /// With `victim_mailbox`: remove the recent delegates on it too, not only list them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub remove_recent_delegates: bool,
+    /// Read every folder of every mailbox live for folder permissions, not only the
+    /// well-known folders (and those the permission index lists for the user).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_folders: bool,
     /// Who sent the request, as the trigger proved it (IAM principal ARN, SQS sender, EventBridge
     /// account and source, HMAC caller, OS user): set by intake, never taken from the body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,6 +201,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "remove_recent_delegates",
     "trustee",
     "digest",
+    "all_folders",
 ];
 
 /// What a cleanup run can check: Send on Behalf is a link to a recipient object, which Exchange
@@ -251,6 +265,18 @@ impl RevocationRequest {
             ));
         }
 
+        let all_folders = optional_bool(obj, "all_folders")?.unwrap_or(false);
+        if all_folders
+            && permission_types
+                .as_ref()
+                .is_some_and(|t| !t.contains(&PermissionType::Folder))
+        {
+            return Err(InvalidRequest::new(
+                "all_folders",
+                "applies only when permission_types includes \"folder\"",
+            ));
+        }
+
         Ok(RevocationRequest {
             user_email,
             company_id,
@@ -269,6 +295,7 @@ impl RevocationRequest {
             mode,
             victim_mailbox: optional_bool(obj, "victim_mailbox")?.unwrap_or(false),
             remove_recent_delegates,
+            all_folders,
             requested_by_principal: None,
         })
     }

@@ -10,6 +10,18 @@ use serde::{Deserialize, Serialize};
 pub struct RestoredEntry {
     pub mailbox: String,
     pub permission: String,
+    /// A folder permission's folder (`\\Inbox`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
+    /// A secondary calendar's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
+    /// A folder permission's rights, as put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_rights: Option<Vec<String>>,
+    /// A folder permission's `SharingPermissionFlags`, as put back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sharing_permission_flags: Vec<String>,
     /// Who holds it again (every line says whom a restore gave access; reports written
     /// before named it only in a backup restore).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,6 +45,10 @@ pub struct RestoreFailure {
     pub mailbox: String,
     pub permission: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trustee: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_level: Option<String>,
@@ -46,6 +62,8 @@ pub struct RestoreVerification {
     pub missing_send_as: u32,
     pub missing_send_on_behalf: u32,
     pub missing_calendar_delegates: u32,
+    #[serde(default)]
+    pub missing_folder_permissions: u32,
     pub missing_shared_mailboxes: u32,
     pub all_restored: bool,
     #[serde(default)]

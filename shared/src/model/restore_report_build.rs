@@ -76,6 +76,8 @@ impl RestoreReport {
             let failed = |error: String| RestoreFailure {
                 mailbox: g.mailbox.clone(),
                 permission: g.right.report_name().to_string(),
+                folder: g.folder_path().map(str::to_string),
+                calendar: g.calendar_name().map(str::to_string),
                 trustee: Some(g.trustee.clone()),
                 access_level: g.access_level(),
                 error,
@@ -171,6 +173,7 @@ impl RestoreVerification {
             missing_send_as: v.remaining_send_as,
             missing_send_on_behalf: v.remaining_send_on_behalf,
             missing_calendar_delegates: v.remaining_calendar_delegates,
+            missing_folder_permissions: v.remaining_folder_permissions,
             missing_shared_mailboxes: v.remaining_shared_mailboxes,
             all_restored: read && missing.is_empty(),
             missing: v.remaining,
@@ -187,6 +190,14 @@ fn restored(
     RestoredEntry {
         mailbox: g.mailbox.clone(),
         permission: g.right.report_name().to_string(),
+        folder: g.folder_path().map(str::to_string),
+        calendar: g.calendar_name().map(str::to_string),
+        access_rights: g.folder.is_some().then(|| g.access_rights.clone()),
+        sharing_permission_flags: g
+            .folder
+            .as_ref()
+            .map(|f| f.sharing_permission_flags.clone())
+            .unwrap_or_default(),
         trustee: None,
         access_level: g.access_level(),
         recipient_type: g.send_as_recipient_type(),

@@ -59,6 +59,9 @@ pub struct ScanFacts {
     /// them again, and a type read in neither is unproven.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable: Vec<(String, PermissionType)>,
+    /// The permission-index snapshot whose folders discovery read beside the well-known ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder_snapshot: Option<crate::model::FolderSnapshot>,
 }
 
 impl ScanFacts {
@@ -68,6 +71,7 @@ impl ScanFacts {
         self.not_checked.extend(other.not_checked);
         self.containment = self.containment.take().or(other.containment);
         self.unreadable.extend(other.unreadable);
+        self.folder_snapshot = self.folder_snapshot.take().or(other.folder_snapshot);
     }
 
     /// Sorted, without duplicates: parts come back in any order.

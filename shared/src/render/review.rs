@@ -55,7 +55,7 @@ pub fn review_text(r: &Review) -> String {
                 out,
                 "  {:<16} {:<36} {}",
                 g.permission.report_name(),
-                one_line(&g.mailbox),
+                one_line(&g.shown_on()),
                 one_line(&g.access_rights.join(", "))
             );
         }

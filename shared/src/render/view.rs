@@ -134,7 +134,12 @@ impl ReportView {
                         .iter()
                         .map(|r| {
                             let shared = if r.shared { " (shared)" } else { "" };
-                            one_line(&format!("{} {}{shared}", r.mailbox, r.permission))
+                            let permission = permission_on(
+                                &r.permission,
+                                r.folder.as_deref(),
+                                r.calendar.as_deref(),
+                            );
+                            one_line(&format!("{} {permission}{shared}", r.mailbox))
                         })
                         .collect()
                 },
@@ -222,6 +227,17 @@ pub fn type_name(t: PermissionType) -> &'static str {
         PermissionType::SendAs => "Send As",
         PermissionType::SendOnBehalf => "Send on Behalf",
         PermissionType::Calendar => "calendar",
+        PermissionType::Folder => "folder permissions",
+    }
+}
+
+/// A report `permission` with the folder or secondary calendar it is on:
+/// `FolderPermission on \Inbox`, `CalendarDelegate on calendar "Board meetings"`.
+fn permission_on(permission: &str, folder: Option<&str>, calendar: Option<&str>) -> String {
+    match (folder, calendar) {
+        (Some(folder), _) => format!("{permission} on {folder}"),
+        (None, Some(calendar)) => format!("{permission} on calendar \"{calendar}\""),
+        (None, None) => permission.to_string(),
     }
 }
 
@@ -278,11 +294,21 @@ fn rows(report: &Report) -> Vec<GrantRow> {
                 (None, false, Some(true)) => ("would remove".to_string(), Tone::Plain),
                 (None, false, _) => ("not removed".to_string(), Tone::Bad),
             };
+            let access = match &e.access_rights {
+                Some(rights) => [rights.as_slice(), e.sharing_permission_flags.as_slice()]
+                    .concat()
+                    .join(", "),
+                None => e.access_level.clone().unwrap_or_default(),
+            };
             GrantRow {
                 mailbox: one_line(mailbox),
                 shared,
-                permission: one_line(&e.permission),
-                access: one_line(e.access_level.as_deref().unwrap_or("")),
+                permission: one_line(&permission_on(
+                    &e.permission,
+                    e.folder.as_deref(),
+                    e.calendar.as_deref(),
+                )),
+                access: one_line(&access),
                 result: one_line(&result),
                 tone,
             }

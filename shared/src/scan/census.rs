@@ -25,6 +25,8 @@ pub(crate) struct Census {
     by_identity: HashMap<String, usize>,
     /// The tenant-wide lookups by the user alone, read beside the mailbox list.
     early: Mutex<EarlyLookups>,
+    /// Which folders of each mailbox are read for folder permissions.
+    pub folders: super::folder_reach::FolderReach,
 }
 
 /// Why a run cannot act on the user a request names: nobody, or more than one user, has that
@@ -184,6 +186,7 @@ impl Census {
         };
         let mut census = Census::new(user, mailboxes);
         census.targets = census.resolve_targets(tenant, org, request).await?;
+        census.folders = super::folder_reach::FolderReach::of(request);
         Ok(census)
     }
 
@@ -228,7 +231,14 @@ impl Census {
             targets: None,
             by_identity,
             early: Mutex::default(),
+            folders: Default::default(),
         }
+    }
+
+    /// The census reading these folders for folder permissions.
+    pub fn with_folders(mut self, folders: super::folder_reach::FolderReach) -> Census {
+        self.folders = folders;
+        self
     }
 
     /// A scan shard's census: the user as discovery resolved them, and the shard's mailboxes
@@ -278,6 +288,7 @@ impl Census {
         );
         let mut census = Census::new(user, mailboxes?);
         census.early = Mutex::new(early);
+        census.folders = super::folder_reach::FolderReach::of(request);
         census.targets = census.resolve_targets(tenant, org, request).await?;
         Ok(census)
     }

@@ -4,12 +4,16 @@
 
 mod census;
 mod early;
+mod folder_reach;
+mod folders;
 mod mailbox;
 mod send_as;
 mod send_on_behalf;
 mod trustee;
 
 pub(crate) use census::{recipient_address, unusable_user, Census};
+pub(crate) use folder_reach::{snapshot_folders, FolderReach, SnapshotFolders};
+pub(crate) use folders::holds_rights;
 pub(crate) use mailbox::calendar_grant;
 pub(crate) use trustee::is_system_principal;
 
@@ -76,8 +80,9 @@ impl Findings {
     pub fn settle(mut self) -> Findings {
         self.errors.sort();
         self.errors.dedup();
-        self.grants
-            .sort_by(|a, b| (a.right, &a.mailbox).cmp(&(b.right, &b.mailbox)));
+        self.grants.sort_by(|a, b| {
+            (a.right, &a.mailbox, a.place()).cmp(&(b.right, &b.mailbox, b.place()))
+        });
         self.grants.dedup_by(|a, b| a.key() == b.key());
         self.indirect.sort_by(|a, b| {
             (&a.mailbox, &a.permission, &a.via).cmp(&(&b.mailbox, &b.permission, &b.via))
@@ -110,6 +115,7 @@ fn grant(
         recipient_type: Some(target.recipient_type.clone()).filter(|t| !t.is_empty()),
         access_rights,
         calendar: None,
+        folder: None,
     }
 }
 
@@ -168,8 +174,8 @@ impl MailboxRead {
     }
 }
 
-/// The per-mailbox part of a scan (Full Access from Exchange, calendar from Graph, both at
-/// once) of each mailbox for the types given with it, in their order. A type whose calls' turn
+/// The per-mailbox part of a scan (Full Access and folders from Exchange, every calendar
+/// from Graph, all at once) of each mailbox for the types given with it, in their order. A type whose calls' turn
 /// comes after `deadline` nears is left unread (and what the other type read is kept), for a
 /// continuation.
 pub(crate) async fn per_mailbox(
@@ -214,14 +220,21 @@ pub(crate) async fn per_mailbox(
                 if !wants(PermissionType::Calendar) {
                     return Ok(Some(Findings::default()));
                 }
-                unless_stopped(deadline, mailbox::calendar(census, tenant.directory, m)).await
+                unless_stopped(deadline, mailbox::calendar(census, tenant, m)).await
             };
-            let (fa, cal) = tokio::join!(fa, cal);
+            let folder = async {
+                if !wants(PermissionType::Folder) {
+                    return Ok(Some(Findings::default()));
+                }
+                unless_stopped(deadline, mailbox::folders(census, tenant, m)).await
+            };
+            let (fa, cal, folder) = tokio::join!(fa, cal, folder);
             let read = (|| {
                 let mut out = MailboxRead::default();
                 for (right, part) in [
                     (PermissionType::FullAccess, fa?),
                     (PermissionType::Calendar, cal?),
+                    (PermissionType::Folder, folder?),
                 ] {
                     match part {
                         Some(found) => out.found.merge(found),

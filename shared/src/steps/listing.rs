@@ -15,7 +15,7 @@ use crate::model::{
     FailureCode, NotChecked, NotCheckedReason, OrgSettings, PermissionType, Run, RunFailure,
 };
 use crate::ports::{RunStore, ScanFacts};
-use crate::scan::{tenant_wide, Census, ScanError};
+use crate::scan::{snapshot_folders, tenant_wide, Census, ScanError, SnapshotFolders};
 use tracing::{info, warn};
 
 /// Lists the tenant for the run's user and queues its scan shards (see the module's doc).
@@ -81,6 +81,15 @@ pub(crate) async fn list(cx: RunContext<'_>) -> Result<(), StepError> {
         Err(e) => return scan_failed(store, notify, org, run, e).await,
     };
     let per_mailbox = scope.iter().any(|t| t.is_per_mailbox());
+    // Folders deeper than the well-known ones that the permission index lists for the user
+    // are read too (the sweep read every folder); `all_folders` reads them all anyway.
+    let snapshot_folders = match (
+        scope.contains(&PermissionType::Folder) && !run.request.all_folders,
+        store.permission_index(),
+    ) {
+        (true, Some(index)) => snapshot_folders(index, org, &census.user, run.created_at).await,
+        _ => SnapshotFolders::default(),
+    };
     let shards: Vec<ScanShard> = if per_mailbox {
         let mailboxes = census
             .scanned_mailboxes()
@@ -92,6 +101,11 @@ pub(crate) async fn list(cx: RunContext<'_>) -> Result<(), StepError> {
                 display_name: m.display_name.clone(),
                 recipient_type: m.recipient_type_details.clone(),
                 rights: None,
+                folders: snapshot_folders
+                    .by_mailbox
+                    .get(&m.address())
+                    .cloned()
+                    .unwrap_or_default(),
             })
             .collect();
         ScanShard::cut(mailboxes, shard_size())
@@ -150,6 +164,7 @@ pub(crate) async fn list(cx: RunContext<'_>) -> Result<(), StepError> {
         not_checked,
         containment: None,
         unreadable: found.unreadable,
+        folder_snapshot: snapshot_folders.snapshot,
     };
     store.save_facts(run_id, &facts_part(0, 0), &facts).await?;
     finish_shard(store, queue, run, 0).await

@@ -2,24 +2,28 @@
 //!
 //! Item ids are fixed by where a grant was found, so that any part of discovery, delivered
 //! again, writes the same items: the tenant-wide part numbers its grants 1, 2, ...; shard `s`
-//! gives the Full Access and calendar grants of the mailbox at position `p` the ids
-//! `s × SHARD_ITEM_SPAN + 2p + 1` and `+ 2`.
+//! gives the grants of the mailbox at position `p` the ids `s × SHARD_ITEM_SPAN + p ×
+//! MAILBOX_ITEM_SPAN + n`, `n` from 1 in the order the mailbox's read settled them (Full
+//! Access, calendars, folders).
 
 use crate::messages::{RemovalBatch, Step, StepMessage, VictimBatch};
-use crate::model::{Grant, ItemId, ItemStatus, PermissionType, PlanItem, Run};
+use crate::model::{Grant, ItemId, ItemStatus, PlanItem, Run};
 use crate::work::removal_batches;
 
 /// Ids one part of discovery may use.
 pub(crate) const SHARD_ITEM_SPAN: u32 = 1_000_000;
 
-/// The id of a per-mailbox grant found in shard `shard_id` at `position`.
-pub(crate) fn shard_item_id(shard_id: u32, position: u32, right: PermissionType) -> ItemId {
-    let offset = if right == PermissionType::Calendar {
-        2
-    } else {
-        1
-    };
-    shard_id * SHARD_ITEM_SPAN + position * 2 + offset
+/// Ids one mailbox of a shard may use: a shard holds fewer than
+/// `SHARD_ITEM_SPAN / MAILBOX_ITEM_SPAN` mailboxes (its message's size bounds it).
+pub(crate) const MAILBOX_ITEM_SPAN: u32 = 500;
+
+/// The id of the `n`th (from 0) per-mailbox grant found in shard `shard_id` at `position`;
+/// `None` past the mailbox's span.
+pub(crate) fn shard_item_id(shard_id: u32, position: u32, n: usize) -> Option<ItemId> {
+    let n = u32::try_from(n)
+        .ok()
+        .filter(|n| *n + 1 < MAILBOX_ITEM_SPAN)?;
+    Some(shard_id * SHARD_ITEM_SPAN + position * MAILBOX_ITEM_SPAN + n + 1)
 }
 
 /// One item per grant; grants on shared mailboxes are skipped when the request keeps them.

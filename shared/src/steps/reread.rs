@@ -10,7 +10,9 @@ use crate::model::{
     ResolvedUser, Run, RunKind, Verification,
 };
 use crate::ports::{MailboxInfo, RereadChunk, RunStore, ScanFacts};
-use crate::scan::{per_mailbox, tenant_wide, Census, Findings, MailboxRead, ScanError};
+use crate::scan::{
+    per_mailbox, tenant_wide, Census, Findings, FolderReach, MailboxRead, ScanError,
+};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tracing::{info, warn};
@@ -302,9 +304,12 @@ async fn read_remaining(
         .copied()
         .filter(|t| t.is_per_mailbox())
         .collect();
-    let early = read_as_listed(tenant, &user, arriving, &per, delivery.deadline);
+    // The folders each touched mailbox is re-read on: those the run reads, and every folder
+    // an item is on (one a snapshot listed).
+    let reach = FolderReach::of(&run.request).with_extra(items.iter().map(|i| &i.grant));
+    let early = read_as_listed(tenant, &user, &reach, arriving, &per, delivery.deadline);
     let (census, send_as_listing, early) = tokio::join!(census, send_as_listing, early);
-    let census = census?;
+    let census = census?.with_folders(reach.clone());
     let early = early?;
     let touched: Vec<&MailboxInfo> = census
         .scanned_mailboxes()
@@ -406,12 +411,13 @@ async fn read_remaining(
 async fn read_as_listed(
     tenant: Tenant<'_>,
     user: &ResolvedUser,
+    reach: &FolderReach,
     mut arriving: tokio::sync::mpsc::UnboundedReceiver<Vec<MailboxInfo>>,
     rights: &[PermissionType],
     deadline: Deadline,
 ) -> Result<Vec<(MailboxInfo, MailboxRead)>, crate::error::RemoteError> {
     let read_page = |page: Vec<MailboxInfo>| async move {
-        let census = Census::for_shard(user.clone(), page);
+        let census = Census::for_shard(user.clone(), page).with_folders(reach.clone());
         let targets: Vec<(&MailboxInfo, &[PermissionType])> =
             census.mailboxes.iter().map(|m| (m, rights)).collect();
         let reads = per_mailbox(tenant, &census, &targets, &NoProgress, deadline).await?;

@@ -376,7 +376,7 @@ async fn revoked_again(store: &dyn RunStore, source: &Run) -> Result<LaterRevoca
 /// it did anything (a mistyped mailbox), a dry run, or one that removed other grants leaves
 /// the grant restorable.
 #[derive(Debug, Default)]
-pub(crate) struct LaterRevocations(Vec<(Run, BTreeSet<(String, crate::model::PermissionType)>)>);
+pub(crate) struct LaterRevocations(Vec<(Run, BTreeSet<crate::model::GrantKey>)>);
 
 impl LaterRevocations {
     /// Why `grant` is not put back: the first later run that removed it again.

@@ -31,7 +31,8 @@ pub(crate) async fn remove_item(
             // The UPN found nothing, but the answer showed the trustee another way (a SID that
             // changed, DOMAIN\sam): remove the entry as it was shown.
             Ok(RemovalOutcome::AlreadyGone { warning }) => match g.trustee_as_shown.as_deref() {
-                Some(shown) if g.right != PermissionType::Calendar => {
+                // A folder entry shows a display name, which never decides who it is.
+                Some(shown) if !matches!(g.right, PermissionType::Calendar | PermissionType::Folder) => {
                     match removal_call(tenant, g, shown).await {
                         Err(e) if e.is_stopped() => Err(e),
                         Ok(RemovalOutcome::AlreadyGone { .. }) | Err(_) => {
@@ -162,18 +163,44 @@ pub(crate) async fn removal_call(
                 .await
         }
         PermissionType::Calendar => match &g.calendar {
-            Some(c) => {
-                tenant
-                    .directory
-                    .remove_calendar_permission(g.graph_mailbox(), &c.permission_id)
-                    .await
-            }
+            Some(c) => match &c.calendar_id {
+                None => {
+                    tenant
+                        .directory
+                        .remove_calendar_permission(g.graph_mailbox(), &c.permission_id)
+                        .await
+                }
+                Some(id) => {
+                    tenant
+                        .calendars
+                        .remove_permission_of(g.graph_mailbox(), id, &c.permission_id)
+                        .await
+                }
+            },
             None => Err(RemoteError::new(
                 "graph",
                 format!("remove calendar permission on {}", g.mailbox),
                 ErrorKind::InvalidInput {
                     field: "calendar",
                     message: "calendar grant without permission id".into(),
+                },
+            )),
+        },
+        // Removed by identity (`-User`); a user with no entry there is already gone, a folder
+        // that refuses changes is a failure of this grant.
+        PermissionType::Folder => match &g.folder {
+            Some(f) => {
+                tenant
+                    .folders
+                    .remove_folder_permission(&g.mailbox, &f.path, trustee)
+                    .await
+            }
+            None => Err(RemoteError::new(
+                "exchange",
+                format!("remove folder permission on {}", g.mailbox),
+                ErrorKind::InvalidInput {
+                    field: "folder",
+                    message: "folder grant without its folder".into(),
                 },
             )),
         },

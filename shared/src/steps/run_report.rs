@@ -40,7 +40,11 @@ pub(crate) async fn finish(
         errors: [facts.scan_errors, errors].concat(),
         indirect_access: facts.indirect_access,
         not_checked: [facts.not_checked, unproven].concat(),
-        scope: Scope::of(&run.request, &org.m365_permission_removal_scope),
+        scope: match &facts.folder_snapshot {
+            Some(s) => Scope::of(&run.request, &org.m365_permission_removal_scope)
+                .with_folder_snapshot(&s.snapshot_id, s.taken_at, run.created_at),
+            None => Scope::of(&run.request, &org.m365_permission_removal_scope),
+        },
         finished_at: Utc::now(),
     });
     report.containment = facts.containment;

@@ -8,7 +8,7 @@ use crate::error::StepError;
 use crate::messages::{ScanShard, ShardMailbox, Step, StepMessage};
 use crate::model::{PermissionType, RunStatus};
 use crate::ports::{MailboxInfo, Queue, RunStore, ScanFacts};
-use crate::scan::{per_mailbox, Census};
+use crate::scan::{per_mailbox, Census, FolderReach};
 use tracing::{info, info_span, Instrument};
 
 #[allow(clippy::too_many_arguments)]
@@ -42,10 +42,16 @@ pub async fn scan_shard(
             )));
         };
         let mailboxes: Vec<MailboxInfo> = shard.mailboxes.iter().map(mailbox_info).collect();
-        let census = Census::for_shard(user, mailboxes);
         let scope = run
             .request
             .effective_scope(&org.m365_permission_removal_scope);
+        let reach = shard
+            .mailboxes
+            .iter()
+            .fold(FolderReach::of(&run.request), |reach, m| {
+                reach.with_paths(&m.address, &m.folders)
+            });
+        let census = Census::for_shard(user, mailboxes).with_folders(reach);
         let rights: Vec<Vec<PermissionType>> = shard
             .mailboxes
             .iter()
@@ -72,9 +78,17 @@ pub async fn scan_shard(
                     ..m.clone()
                 });
             }
-            let found = read.found;
-            for g in found.grants {
-                grants.push((shard_item_id(shard.shard_id, m.position, g.right), g));
+            let found = read.found.settle();
+            for (n, g) in found.grants.into_iter().enumerate() {
+                match shard_item_id(shard.shard_id, m.position, n) {
+                    Some(id) => grants.push((id, g)),
+                    None => facts.scan_errors.push(format!(
+                        "{}: more grants than one mailbox's items can number; {} on {} not planned",
+                        m.address,
+                        g.right.report_name(),
+                        g.shown_on()
+                    )),
+                }
             }
             facts.indirect_access.extend(found.indirect);
             facts.scan_errors.extend(found.errors);

@@ -148,6 +148,7 @@ async fn delegates(
         recipient_type: Some(info.recipient_type_details.clone()),
         access_rights: rights,
         calendar: None,
+        folder: None,
     };
     let exchange = tenant.exchange;
     let mut shown: Vec<(PermissionType, String, Vec<String>)> = Vec::new();

@@ -291,7 +291,10 @@ async fn steps_cut_short_by_their_deadline_continue_in_new_messages() {
         users.push(json!({"upn": upn, "display_name": format!("Mailbox {i}")}));
         mailboxes.push(json!({"upn": upn, "full_access": [{"user": "leaver@big.example"}]}));
     }
+    // The mailbox-level types only: folder reads (ten calls a mailbox) would make this a test
+    // of their cost, not of the deadlines.
     let fx = json!({"tenant_id": "b16b16b1-6b16-4b16-8b16-b16b16b16b16", "organization": {"company_id": "big", "company_name": "Big",
+        "m365_permission_removal_scope": ["full_access", "send_as", "send_on_behalf", "calendar"],
         "m365_permission_ticket_board": "Service Desk", "m365_permission_notification_recipients": ["secops@msp.example"],
         "notification_sender": "m000@big.example"},
         "users": users, "mailboxes": mailboxes,

@@ -441,6 +441,7 @@ fn grant(trustee_id: &str, mailbox: &str, right: PermissionType) -> IndexedGrant
         trustee_as_shown: trustee_id.into(),
         access_rights: vec!["FullAccess".into()],
         calendar: None,
+        folder: None,
     }
 }
 

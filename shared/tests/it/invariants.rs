@@ -3,14 +3,16 @@
 //! Each scenario is made from one seed: a tenant (the leaver, lookalikes with the same display
 //! name or a similar UPN, shared mailboxes, security and distribution groups holding rights with
 //! and without the leaver, inherited and Deny entries, orphaned SIDs, names that resolve to
-//! nothing, Send on Behalf delegates, calendar roles, transient faults and paging), then a
+//! nothing, Send on Behalf delegates, calendar roles, folder permissions — the leaver's on
+//! well-known folders, the display-name twin's and groups' anywhere —, transient faults and
+//! paging), then a
 //! sequence of operations — runs (random types, target mailboxes, keep-shared, dry runs, a
 //! mistyped mailbox), restores with random filters (each done twice, sometimes dry first),
 //! cleanups of dead and of live values, sweeps with their review. After every operation the
 //! simulator's own state is the oracle:
 //!
 //! - I1 nothing outside the request's scope is removed: never a lookalike's, a group's, an
-//!   inherited or a Deny entry; a cleanup only what resolves to nothing, and nothing for a value
+//!   inherited or a Deny entry, never a folder right of anyone but the run's user; a cleanup only what resolves to nothing, and nothing for a value
 //!   that names someone;
 //! - I2 the report equals the tenant: `total_permissions_removed` is what left the tenant,
 //!   `success` only when nothing in scope is left, `remaining_*` never more than what is left
@@ -50,7 +52,17 @@ const ORPHAN_SID: &str = "S-1-5-21-1111111111-2222222222-3333333333-7001";
 const DEAD_NAME: &str = "Old Contractor";
 /// What a cleanup is tried on: two dead values, and three that name someone.
 const CLEANUP_VALUES: [&str; 5] = [ORPHAN_SID, DEAD_NAME, SEC_GROUP, MAIL_SEC_GROUP, TWIN];
-const PERMISSION_TYPES: [&str; 4] = ["full_access", "send_as", "send_on_behalf", "calendar"];
+const PERMISSION_TYPES: [&str; 5] = [
+    "full_access",
+    "send_as",
+    "send_on_behalf",
+    "calendar",
+    "folder",
+];
+/// The well-known folders the leaver gets rights on (a run reads them live), and a deep one
+/// only others hold rights on.
+const WELL_KNOWN_FOLDERS: [&str; 3] = ["\\Inbox", "\\Tasks", "\\Contacts"];
+const DEEP_FOLDER: &str = "\\Inbox\\Projects\\Deep";
 
 /// splitmix64: a small, well-mixed generator, the same sequence for the same seed everywhere.
 struct Rng(u64);
@@ -134,6 +146,8 @@ struct Tenant {
 struct Entry {
     mailbox: String,
     kind: &'static str,
+    /// A folder entry's folder (`\\Inbox`); empty for the other kinds.
+    folder: String,
     user: String,
     /// The calendar role, or the rights of a Full Access entry.
     rights: String,
@@ -148,6 +162,7 @@ fn entries(s: &Snapshot) -> BTreeSet<Entry> {
             out.insert(Entry {
                 mailbox: m.upn.clone(),
                 kind,
+                folder: String::new(),
                 user: user.to_ascii_lowercase(),
                 rights,
                 inherited,
@@ -176,8 +191,58 @@ fn entries(s: &Snapshot) -> BTreeSet<Entry> {
         for c in &m.calendar {
             add("calendar", &c.user, c.access_rights.clone(), false, false);
         }
+        for (folder, grants) in &m.folders {
+            for g in grants {
+                out.insert(Entry {
+                    mailbox: m.upn.clone(),
+                    kind: "folder",
+                    folder: folder.clone(),
+                    user: g.user.to_ascii_lowercase(),
+                    rights: [g.access_rights.clone(), g.sharing_permission_flags.clone()]
+                        .concat()
+                        .join(","),
+                    inherited: false,
+                    deny: false,
+                });
+            }
+        }
     }
     out
+}
+
+/// Folder permissions of one mailbox, drawn from their own generator (the rest of each seed's
+/// scenario stays what it was): the leaver's on well-known folders, the twin's (same display
+/// name) and a colleague's anywhere, and a group's the leaver is not in.
+fn folder_entries(rng: &mut Rng, leaver_groups: &BTreeSet<String>) -> Vec<Value> {
+    let mut by_path: std::collections::BTreeMap<&str, Vec<Value>> = Default::default();
+    if rng.chance(0.45) {
+        let rights = *rng.pick(&["Reviewer", "Editor", "Author"]);
+        by_path
+            .entry(*rng.pick(&WELL_KNOWN_FOLDERS))
+            .or_default()
+            .push(json!({"user": LEAVER, "access_rights": rights}));
+    }
+    let anywhere = [
+        WELL_KNOWN_FOLDERS[0],
+        WELL_KNOWN_FOLDERS[1],
+        WELL_KNOWN_FOLDERS[2],
+        DEEP_FOLDER,
+    ];
+    for (who, p) in [(TWIN, 0.35), (COLLEAGUE, 0.2), (MAIL_SEC_GROUP, 0.2)] {
+        if who == MAIL_SEC_GROUP && leaver_groups.contains(&who.to_ascii_lowercase()) {
+            continue;
+        }
+        if rng.chance(p) {
+            by_path
+                .entry(*rng.pick(&anywhere))
+                .or_default()
+                .push(json!({"user": who, "access_rights": "Reviewer"}));
+        }
+    }
+    by_path
+        .into_iter()
+        .map(|(path, permissions)| json!({"path": path, "permissions": permissions}))
+        .collect()
 }
 
 fn generate_tenant(rng: &mut Rng) -> Tenant {
@@ -329,6 +394,22 @@ fn generate_tenant(rng: &mut Rng) -> Tenant {
     };
     let unreadable = one_of(0.08);
     let failing = one_of(0.08);
+    let mut folders_rng = Rng(rng.0 ^ 0xF01D_E125_F01D_E125);
+    for m in fixture_mailboxes.iter_mut() {
+        let upn = m["upn"].as_str().unwrap_or_default().to_string();
+        if mailboxes.contains(&upn) {
+            m["folders"] = json!(folder_entries(&mut folders_rng, &leaver_groups));
+        }
+    }
+    if folders_rng.chance(0.3) {
+        let (endpoint, answer) = *folders_rng.pick(&[
+            ("exo Get-MailboxFolderPermission", "503"),
+            ("exo Get-MailboxFolderStatistics", "502"),
+            ("exo Remove-MailboxFolderPermission", "503_after_write"),
+            ("exo Add-MailboxFolderPermission", "503"),
+        ]);
+        faults.push(json!({"endpoint": endpoint, "answer": answer, "times": 1}));
+    }
     let fixture = json!({
         "tenant_id": "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
         "organization": {
@@ -1014,6 +1095,7 @@ fn check_report(
         + v.remaining_send_as
         + v.remaining_send_on_behalf
         + v.remaining_calendar_delegates
+        + v.remaining_folder_permissions
         + v.remaining_shared_mailboxes) as usize;
     check(counted == v.remaining.len(), || {
         format!(

@@ -101,7 +101,14 @@ async fn all_access_removed_and_verified_is_said_in_result_note_and_email() {
     let h = Harness::start(fixture("acme-tenant.json"), fast_http(10)).await;
     let report = h.report(request()).await;
     assert!(report.success, "{:?}", report.errors);
-    assert_eq!(report.scope, Scope::default());
+    assert_eq!(
+        report.scope,
+        Scope {
+            permission_types: PermissionType::ALL.to_vec(),
+            folders: Some("well_known".into()),
+            ..Scope::default()
+        }
+    );
     assert!(!report.residual_access);
     assert!(report.not_checked.is_empty());
 
@@ -120,7 +127,7 @@ async fn all_access_removed_and_verified_is_said_in_result_note_and_email() {
     }
     assert_eq!(
         v["scope"],
-        json!({"permission_types": ["full_access", "send_as", "send_on_behalf", "calendar"], "mailboxes": "all", "shared_mailboxes": true})
+        json!({"permission_types": ["full_access", "send_as", "send_on_behalf", "calendar", "folder"], "mailboxes": "all", "shared_mailboxes": true, "folders": "well_known"})
     );
 
     let (note, mail) = note_and_mail(&h.snapshot(), &report);
@@ -196,7 +203,8 @@ async fn a_partial_scope_says_what_was_checked_and_never_calls_the_rest_cleared(
         out,
         vec![
             (PermissionType::SendAs, NotCheckedReason::OutOfScope),
-            (PermissionType::SendOnBehalf, NotCheckedReason::OutOfScope)
+            (PermissionType::SendOnBehalf, NotCheckedReason::OutOfScope),
+            (PermissionType::Folder, NotCheckedReason::OutOfScope)
         ]
     );
     // The seed's shape keeps its numbers...
@@ -212,7 +220,7 @@ async fn a_partial_scope_says_what_was_checked_and_never_calls_the_rest_cleared(
         first_line(&note),
         "Revoke365 mailbox access removal: PARTIAL — what was checked is removed and verified; not everything was checked"
     );
-    let said = "Only Full Access and calendar were checked: Send As and Send on Behalf were left out of this request and may remain.";
+    let said = "Only Full Access and calendar were checked: Send As, Send on Behalf and folder permissions were left out of this request and may remain.";
     for text in [&note, &mail.body] {
         assert!(text.contains(said), "{text}");
         assert!(text.contains("Send As not checked"), "{text}");

@@ -110,6 +110,13 @@ async fn remove_directly(h: &Harness, g: &Grant) {
                 .remove_calendar_permission(&g.mailbox, id)
                 .await
         }
+        PermissionType::Folder => {
+            let folder = &g.folder.as_ref().unwrap().path;
+            tenant
+                .folders
+                .remove_folder_permission(&g.mailbox, folder, &g.trustee)
+                .await
+        }
     };
     assert!(
         matches!(outcome, Ok(RemovalOutcome::Removed)),
@@ -401,12 +408,13 @@ async fn a_stop_before_retrying_a_write_that_may_have_taken_effect_is_not_called
 
 /// The simulator snapshot's name of a permission type.
 fn snapshot_kind(right: PermissionType) -> &'static str {
-    use revoke365_sim::snapshot::{CALENDAR, FULL_ACCESS, SEND_AS, SEND_ON_BEHALF};
+    use revoke365_sim::snapshot::{CALENDAR, FOLDER, FULL_ACCESS, SEND_AS, SEND_ON_BEHALF};
     match right {
         PermissionType::FullAccess => FULL_ACCESS,
         PermissionType::SendAs => SEND_AS,
         PermissionType::SendOnBehalf => SEND_ON_BEHALF,
         PermissionType::Calendar => CALENDAR,
+        PermissionType::Folder => FOLDER,
     }
 }
 

@@ -82,7 +82,7 @@ async fn removes_every_grant_verifies_reports_and_audits() {
     assert_eq!(summary.total_permissions_removed, 8);
     assert_eq!(
         v["verification"],
-        json!({"verified": true, "remaining_full_access": 0, "remaining_send_as": 0,
+        json!({"verified": true, "remaining_full_access": 0, "remaining_send_as": 0, "remaining_folder_permissions": 0,
                "remaining_send_on_behalf": 0, "remaining_calendar_delegates": 0,
                "remaining_shared_mailboxes": 0, "all_permissions_cleared": true, "remaining": []})
     );

@@ -92,6 +92,8 @@ async fn removes_exactly_the_direct_grants_and_reports_the_rest() {
             mailbox: "legal@globexcorp.com".into(),
             permission: "FullAccess".into(),
             shared: false,
+            folder: None,
+            calendar: None,
         }]
     );
     assert!(!report.success);

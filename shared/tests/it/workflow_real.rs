@@ -36,6 +36,7 @@ fn entries(report: &Report, right: PermissionType) -> Vec<(String, bool)> {
         PermissionType::SendAs => &p.send_as,
         PermissionType::SendOnBehalf => &p.send_on_behalf,
         PermissionType::Calendar => &p.calendar_delegates,
+        PermissionType::Folder => &p.folder_permissions,
     };
     list.iter()
         .map(|e| (e.mailbox.clone(), e.removed))
@@ -356,7 +357,8 @@ async fn out_of_scope_types_are_listed_without_failing_the_run() {
         BTreeSet::from([
             PermissionType::FullAccess,
             PermissionType::SendAs,
-            PermissionType::SendOnBehalf
+            PermissionType::SendOnBehalf,
+            PermissionType::Folder,
         ])
     );
 }

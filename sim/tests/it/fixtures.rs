@@ -412,8 +412,8 @@ async fn real_tenant_knobs_fire_together() {
     assert_eq!(finance.body["error"]["code"], "MailboxNotEnabledForRESTAPI");
     let folder = sim
         .exo(&exo(cmdlet(
-            "Get-MailboxFolderPermission",
-            json!({"Identity": "ceo@initech.com:\\Calendar"}),
+            "Set-MailboxFolderPermission",
+            json!({"Identity": "ceo@initech.com:\\Calendar", "User": PETER, "AccessRights": ["Reviewer"]}),
         )))
         .await;
     assert_eq!(folder.status, 403);

@@ -792,6 +792,7 @@ pub fn legacy_run(dir: &Path, run_id: &RunId) -> Result<Option<(Run, Vec<PlanIte
         mode: Default::default(),
         victim_mailbox: false,
         remove_recent_delegates: false,
+        all_folders: false,
         notify: false,
         digest: false,
         requested_by_principal: first.requested_by_principal.clone(),
