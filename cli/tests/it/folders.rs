@@ -223,6 +223,29 @@ fn a_delegates_every_folder_and_calendar_is_removed_reported_and_restored() {
     // What is left: the refusing folder and the deep ones a well-known read does not reach;
     // the twin's and the group's entries are untouched.
     let after = tenant(dir.path());
+    // The ticket note and the email name each folder and calendar, and what is left.
+    let note = &after
+        .tickets
+        .iter()
+        .flat_map(|t| &t.notes)
+        .last()
+        .expect("a note")
+        .text;
+    let mail = &after.sent_mail.last().expect("an email").body;
+    for said in [
+        "FolderPermission on \\Tasks",
+        "FolderPermission on \\Posteingang",
+        "CalendarDelegate on calendar \"Board meetings\"",
+        "legal@northwind.com FolderPermission on \\Inbox",
+        "folder permissions 1",
+    ] {
+        assert!(note.contains(said), "note lacks {said}: {note}");
+        let html = said.replace('"', "&quot;");
+        assert!(
+            mail.contains(said) || mail.contains(&html),
+            "email lacks {said}: {mail}"
+        );
+    }
     assert_eq!(
         folders_of(&after, ANNA),
         [

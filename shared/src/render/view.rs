@@ -629,10 +629,11 @@ fn counts_line(report: &Report) -> String {
         " — all cleared"
     };
     format!(
-        "{}, {}, {}, {}, {shared}{verdict}",
+        "{}, {}, {}, {}, {}, {shared}{verdict}",
         count(PermissionType::FullAccess, v.remaining_full_access),
         count(PermissionType::SendAs, v.remaining_send_as),
         count(PermissionType::SendOnBehalf, v.remaining_send_on_behalf),
         count(PermissionType::Calendar, v.remaining_calendar_delegates),
+        count(PermissionType::Folder, v.remaining_folder_permissions),
     )
 }
