@@ -169,3 +169,75 @@ pub(crate) async fn snapshot_folders(
         by_mailbox,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(path: &str, folder_type: &str) -> FolderInfo {
+        FolderInfo {
+            name: path.rsplit('/').next().unwrap_or_default().to_string(),
+            folder_path: path.into(),
+            folder_id: None,
+            folder_type: folder_type.into(),
+        }
+    }
+
+    fn german_mailbox() -> Vec<FolderInfo> {
+        vec![
+            folder("/", "Root"),
+            folder("/Posteingang", "Inbox"),
+            folder("/Posteingang/Q1\u{F8FF}Q2 Berichte", "User Created"),
+            folder("/Kalender", "Calendar"),
+            folder("/Kalender/Vorstand", "User Created"),
+            folder("/Aufgaben", "Tasks"),
+            folder("/Recoverable Items", "RecoverableItemsRoot"),
+        ]
+    }
+
+    fn paths(reach: &FolderReach, folders: &[FolderInfo]) -> Vec<String> {
+        reach
+            .chosen("klaus@x.com", folders)
+            .iter()
+            .map(|f| f.path())
+            .collect()
+    }
+
+    #[test]
+    fn well_known_by_type_every_folder_or_the_snapshots_and_never_a_calendar() {
+        let folders = german_mailbox();
+        assert_eq!(
+            paths(&FolderReach::default(), &folders),
+            ["\\", "\\Posteingang", "\\Aufgaben"]
+        );
+        let all = FolderReach {
+            all: true,
+            ..FolderReach::default()
+        };
+        assert_eq!(
+            paths(&all, &folders),
+            [
+                "\\",
+                "\\Posteingang",
+                "\\Posteingang\\Q1/Q2 Berichte",
+                "\\Aufgaben"
+            ]
+        );
+        let snapshot = FolderReach::default().with_paths(
+            "Klaus@X.com",
+            &[
+                "\\posteingang\\Q1/Q2 BERICHTE".into(),
+                "\\Kalender\\Vorstand".into(),
+            ],
+        );
+        assert_eq!(
+            paths(&snapshot, &folders),
+            [
+                "\\",
+                "\\Posteingang",
+                "\\Posteingang\\Q1/Q2 Berichte",
+                "\\Aufgaben"
+            ]
+        );
+    }
+}
