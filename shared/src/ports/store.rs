@@ -122,6 +122,8 @@ pub enum Claim {
 /// A side effect verification has that must not happen twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Effect {
     CreateTicket,
     AddNote,
@@ -132,13 +134,7 @@ pub enum Effect {
 
 impl Effect {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Effect::CreateTicket => "create_ticket",
-            Effect::AddNote => "add_note",
-            Effect::SendMail => "send_mail",
-            Effect::PostTeams => "post_teams",
-            Effect::PostWebhook => "post_webhook",
-        }
+        self.into()
     }
 }
 
