@@ -92,6 +92,9 @@ impl<'de> Deserialize<'de> for MailboxScope {
     }
 }
 
+/// Why a cancelled run's grants were not removed (under `skipped`).
+pub const CANCELLED_REASON: &str = "not removed: the run was cancelled at the caller's request";
+
 /// Which directory user the run acted on, and how the request's address found them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedUserSummary {

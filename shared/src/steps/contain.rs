@@ -5,8 +5,9 @@
 //! index makes containment fast, never less complete.
 
 use super::audit_trail::ChainWriter;
+use super::item_outcome::record_outcome;
 use super::plan::items_of;
-use super::remove::{record_outcome, remove_item};
+use super::revoke::remove_item;
 use super::Tenant;
 use crate::error::StepError;
 use crate::model::{

@@ -1,37 +1,22 @@
-//! Step 2: check before removing anything (see [`super::preflight`]), validate the user, read
-//! the tenant-wide lookups (Send As, Send on Behalf), and cut the mailboxes into scan shards,
-//! each a message of its own (see [`super::scan_shard`]). The tenant-wide part is shard 0;
-//! whichever shard is counted last finishes discovery.
+//! Step 2: discovery's part of a run — its claim and lease; what it finds is the run's
+//! [`Workflow`](super::workflow::Workflow)'s to say (the tenant's grants of a revocation, see
+//! [`super::listing`]; the grants a restore puts back).
 
-use super::notify::fail_and_notify;
-use super::plan::{batch_count, items_of, next_messages, SHARD_ITEM_SPAN};
-use super::preflight::{is_contain, preflight, Subject, Verdict};
-use super::{claim, Delivery, Notify, Tenant};
+use super::plan::next_messages;
+use super::workflow::workflow_of;
+use super::{claim, Delivery, RunContext};
 use crate::error::StepError;
-use crate::messages::{ScanShard, ShardMailbox, Step, StepMessage};
-use crate::model::{
-    FailureCode, NotChecked, NotCheckedReason, OrgSettings, PermissionType, Run, RunFailure,
-    RunMode, RunStatus,
-};
-use crate::ports::{Queue, RunStore, ScanFacts};
-use crate::scan::{tenant_wide, Census, ScanError};
-use tracing::{info, info_span, warn, Instrument};
+use crate::model::RunStatus;
+use tracing::{info_span, Instrument};
 
 /// Runs discovery for `run` and queues its scan shards (and, when nothing is left to scan,
 /// its removal batches). Safe to redeliver: discovery only reads the tenant, shards are
 /// counted once, and a run already past discovery has its batches queued again. A run it
 /// cannot carry out fails with the reason, told on its ticket and by email.
-#[allow(clippy::too_many_arguments)]
-pub async fn discover(
-    store: &dyn RunStore,
-    queue: &dyn Queue,
-    tenant: Tenant<'_>,
-    notify: Notify<'_>,
-    org: &OrgSettings,
-    run: &Run,
-    delivery: &Delivery,
-    shard_size: &(dyn Fn() -> usize + Send + Sync),
-) -> Result<(), StepError> {
+pub async fn discover(cx: RunContext<'_>, delivery: &Delivery) -> Result<(), StepError> {
+    let RunContext {
+        store, queue, run, ..
+    } = cx;
     let run_id = &run.run_id;
     let span = info_span!("discover", run_id = %run_id, company_id = %run.request.company_id);
     async {
@@ -52,219 +37,11 @@ pub async fn discover(
         {
             return Ok(());
         }
-        let result = match &run.restore {
-            Some(of) => super::restore::plan(store, queue, tenant, org, run, of).await,
-            None => list(store, queue, tenant, notify, org, run, shard_size).await,
-        };
+        let result = workflow_of(run).plan(cx).await;
         // The lister's part is over either way: hand the run on (a retry takes it at once).
         store.release(run_id, &delivery.holder).await?;
         result
     }
     .instrument(span)
     .await
-}
-
-async fn list(
-    store: &dyn RunStore,
-    queue: &dyn Queue,
-    tenant: Tenant<'_>,
-    notify: Notify<'_>,
-    org: &OrgSettings,
-    run: &Run,
-    shard_size: &(dyn Fn() -> usize + Send + Sync),
-) -> Result<(), StepError> {
-    let run_id = &run.run_id;
-    if run.request.mode == RunMode::Contain {
-        super::contain::contain(store, tenant, org, run).await?;
-    }
-    let subject = Subject {
-        org,
-        ticket_id: run.request.ticket_id.as_deref(),
-        requestor: run.request.requestor_email(),
-    };
-    let scope = run
-        .request
-        .effective_scope(&org.m365_permission_removal_scope);
-    // Discovery only reads: the listings start beside the checks (which must pass before
-    // anything is removed) rather than after them.
-    let send_as_listing = async {
-        match scope.contains(&PermissionType::SendAs) {
-            true => Some(tenant.exchange.send_as_entries().await),
-            false => None,
-        }
-    };
-    // The scan shards need only the checks and the mailbox list: the Send As listing goes on
-    // while they are cut and queued.
-    tokio::pin!(send_as_listing);
-    let mut listed = None;
-    let (checked, census) = {
-        let head = async {
-            tokio::join!(
-                preflight(tenant, notify, &subject),
-                Census::discover(tenant, org, &run.request)
-            )
-        };
-        tokio::pin!(head);
-        loop {
-            tokio::select! {
-                both = &mut head => break both,
-                listing = &mut send_as_listing, if listed.is_none() => listed = Some(listing),
-            }
-        }
-    };
-    let preflight_errors = match checked.verdict(is_contain(&run.request)) {
-        Verdict::Proceed { errors } => errors,
-        Verdict::Retry(e) => return Err(e.into()),
-        Verdict::Refuse(failure) => {
-            warn!(code = failure.code.as_str(), field = ?failure.field, reason = %failure.message, "refused before removal");
-            return fail_and_notify(store, notify, org, run, failure).await;
-        }
-    };
-    if !preflight_errors.is_empty() {
-        warn!(errors = ?preflight_errors, "contain run goes on despite problems found before removal");
-    }
-    let census = match census {
-        Ok(census) => census,
-        Err(e) => return scan_failed(store, notify, org, run, e).await,
-    };
-    let per_mailbox = scope.iter().any(|t| t.is_per_mailbox());
-    let shards: Vec<ScanShard> = if per_mailbox {
-        let mailboxes = census
-            .scanned_mailboxes()
-            .into_iter()
-            .map(|m| ShardMailbox {
-                position: 0,
-                upn: m.user_principal_name.clone(),
-                address: m.address(),
-                display_name: m.display_name.clone(),
-                recipient_type: m.recipient_type_details.clone(),
-                rights: None,
-            })
-            .collect();
-        ScanShard::cut(mailboxes, shard_size())
-    } else {
-        Vec::new()
-    };
-    info!(
-        shards = shards.len(),
-        mailboxes = census.scanned_mailboxes().len(),
-        "tenant listed"
-    );
-    store
-        .begin_scan(run_id, &census.user, shards.len() as u32 + 1)
-        .await?;
-    // The shards start at once: the tenant-wide part (the rest of the Send As listing, the
-    // lookups by trustee and DN) is read beside them, as shard 0.
-    let messages: Vec<StepMessage> = shards
-        .into_iter()
-        .map(|shard| StepMessage::new(run_id.clone(), Step::Scan(shard)))
-        .collect();
-    queue.send_all(messages).await?;
-    let send_as_listing = match listed {
-        Some(listing) => listing,
-        None => send_as_listing.await,
-    };
-    let found = match tenant_wide(tenant, &census, &scope, send_as_listing).await {
-        Ok(found) => found,
-        Err(e) => return scan_failed(store, notify, org, run, ScanError::Remote(e)).await,
-    };
-    info!(
-        tenant_wide_grants = found.grants.len(),
-        "tenant-wide lookups read"
-    );
-    let items = items_of(
-        run,
-        found.grants.into_iter().enumerate().map(|(i, g)| {
-            debug_assert!(i < SHARD_ITEM_SPAN as usize);
-            (i as u32 + 1, g)
-        }),
-    );
-    store.put_items(run_id, &items).await?;
-    let mut not_checked = found.not_checked;
-    not_checked.extend(
-        PermissionType::ALL
-            .into_iter()
-            .filter(|t| !scope.contains(t))
-            .map(|permission_type| NotChecked {
-                permission_type,
-                reason: NotCheckedReason::OutOfScope,
-                detail: None,
-            }),
-    );
-    let facts = ScanFacts {
-        indirect_access: found.indirect,
-        scan_errors: [preflight_errors, found.errors].concat(),
-        not_checked,
-        containment: None,
-        unreadable: found.unreadable,
-    };
-    store.save_facts(run_id, &facts_part(0, 0), &facts).await?;
-    finish_shard(store, queue, run, 0).await
-}
-
-/// A tenant that cannot be read now is retried; a request it cannot carry out fails the run.
-async fn scan_failed(
-    store: &dyn RunStore,
-    notify: Notify<'_>,
-    org: &OrgSettings,
-    run: &Run,
-    error: ScanError,
-) -> Result<(), StepError> {
-    match error {
-        ScanError::Remote(e) if e.is_transient() => Err(e.into()),
-        other => reject(store, notify, org, run, other).await,
-    }
-}
-
-/// The key under which a part of discovery stores its facts.
-pub(crate) fn facts_part(shard_id: u32, first_position: u32) -> String {
-    format!("shard#{shard_id:05}#{first_position:05}")
-}
-
-/// Counts a finished shard; the last one counted finishes discovery: every item is stored,
-/// so the removal batches can be planned.
-pub(crate) async fn finish_shard(
-    store: &dyn RunStore,
-    queue: &dyn Queue,
-    run: &Run,
-    shard_id: u32,
-) -> Result<(), StepError> {
-    let counted = store.complete_shard(&run.run_id, shard_id).await?;
-    if !counted.all_done() {
-        return Ok(());
-    }
-    let items = store.items(&run.run_id).await?;
-    let batches = batch_count(run, &items);
-    let moved = store.start_removal(&run.run_id, batches).await?;
-    info!(
-        items = items.len(),
-        batches,
-        newly = moved,
-        "discovery complete; queueing removal"
-    );
-    queue.send_all(next_messages(run, &items)).await?;
-    Ok(())
-}
-
-/// Fails a run that discovery cannot carry out, with the reason, and tells its ticket and
-/// recipients.
-async fn reject(
-    store: &dyn RunStore,
-    notify: Notify<'_>,
-    org: &OrgSettings,
-    run: &Run,
-    error: ScanError,
-) -> Result<(), StepError> {
-    let failure = match error {
-        ScanError::Rejected(failure) => {
-            warn!(reason = %failure.message, "discovery rejected the run");
-            failure
-        }
-        ScanError::Remote(e) => RunFailure::new(
-            FailureCode::TenantError,
-            None,
-            format!("discovery failed: {e}"),
-        ),
-    };
-    fail_and_notify(store, notify, org, run, failure).await
 }

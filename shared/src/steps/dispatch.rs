@@ -3,7 +3,7 @@
 
 use super::notify;
 use super::scan_shard::give_up_shard;
-use super::{discover, give_up, remove, scan_shard, verify, Delivery};
+use super::{discover, give_up, remove, scan_shard, verify, Delivery, RunContext};
 use crate::error::StepError;
 use crate::index::IndexBaseline;
 use crate::messages::{Step, StepMessage, MESSAGE_VERSION};
@@ -113,41 +113,34 @@ async fn run_step(
     store: &dyn RunStore,
     queue: &dyn Queue,
     conns: &crate::ports::Connections,
-    org: &crate::model::OrgSettings,
+    org: &OrgSettings,
     progress: &dyn ProgressObserver,
-    run: &crate::model::Run,
+    run: &Run,
     message: &StepMessage,
     delivery: &Delivery,
 ) -> Result<(), StepError> {
-    let tenant = conns.tenant();
-    let deadline = delivery.deadline;
+    let cx = RunContext {
+        store,
+        queue,
+        tenant: conns.tenant(),
+        notify: conns.notify(),
+        org,
+        run,
+        shard_size: conns.shard_size.as_ref(),
+    };
     match &message.step {
-        Step::Discover => {
-            discover(
-                store,
-                queue,
-                tenant,
-                conns.notify(),
-                org,
-                run,
-                delivery,
-                conns.shard_size.as_ref(),
-            )
-            .await
-        }
-        Step::Scan(shard) => {
-            scan_shard(store, queue, tenant, org, progress, run, shard, delivery).await
-        }
-        Step::Remove(batch) => remove(store, queue, tenant, progress, run, batch, deadline).await,
+        Step::Discover => discover(cx, delivery).await,
+        Step::Scan(shard) => scan_shard(cx, progress, shard, delivery).await,
+        Step::Remove(batch) => remove(cx, progress, batch, delivery.deadline).await,
         Step::Victim(batch) => {
             // Recent delegates are those the index's month-old snapshot does not have.
             let baseline: Box<dyn DelegateBaseline + '_> = match store.permission_index() {
                 Some(index) => Box::new(IndexBaseline(index)),
                 None => Box::new(NoBaseline),
             };
-            super::victim::contain(store, queue, tenant, baseline.as_ref(), run, batch).await
+            super::victim::contain(store, queue, cx.tenant, baseline.as_ref(), run, batch).await
         }
-        Step::Verify => verify(store, queue, tenant, conns.notify(), org, run, delivery).await,
+        Step::Verify => verify(cx, delivery).await,
     }
 }
 

@@ -9,19 +9,26 @@ mod contain;
 mod discover;
 mod dispatch;
 mod intake;
+mod item_outcome;
+mod listing;
 mod notify;
 mod plan;
 mod poll_alerts;
 pub mod preflight;
 mod remove;
+mod reread;
 mod restore;
 mod restore_backup;
+mod revoke;
+mod run_report;
 mod scan_shard;
+mod stage_end;
 mod sweep;
 mod verify;
 mod victim;
 mod victim_report;
 mod victim_survey;
+mod workflow;
 
 pub use crate::ports::{Connections, Connector, NoProgress, Notify, ProgressObserver, Tenant};
 pub use alert_approval::ApprovalNoticeSent;
@@ -46,13 +53,27 @@ pub use sweep::{sweep, SweepReport};
 pub use verify::verify;
 
 use crate::error::StepError;
-use crate::model::{RunId, RunStatus};
-use crate::ports::{Claim, RunStore};
+use crate::model::{OrgSettings, Run, RunId, RunStatus};
+use crate::ports::{Claim, Queue, RunStore};
 pub use crate::work::{
     past_stop, stop_requested, stoppable, Deadline, Delivery, REMOVAL_BATCH_MAILBOXES,
 };
 
 pub(crate) use plan::next_messages;
+
+/// What a stage of a run works with: the run, its company's settings, the stores and queue,
+/// and the clients of its company's tenant and of where its outcome is told.
+#[derive(Clone, Copy)]
+pub struct RunContext<'a> {
+    pub store: &'a dyn RunStore,
+    pub queue: &'a dyn Queue,
+    pub tenant: Tenant<'a>,
+    pub notify: Notify<'a>,
+    pub org: &'a OrgSettings,
+    pub run: &'a Run,
+    /// How many mailboxes a scan shard takes (read when discovery cuts them).
+    pub shard_size: &'a (dyn Fn() -> usize + Send + Sync),
+}
 
 /// How long a step holds a run before another delivery may take it over. Longer than any
 /// function's timeout (so a live step is never taken over) and shorter than the queues'

@@ -5,18 +5,19 @@
 //! back), with the note on the original ticket and the email.
 
 use super::audit_trail::{checked_trail, ChainWriter};
-use super::discover::{facts_part, finish_shard};
 use super::intake::{queue_discovery, Accepted, IntakeError};
+use super::item_outcome::{audit, failed, record_outcome};
 use super::notify::{deliver_report, Told};
-use super::remove::{audit, failed, record_outcome};
-use super::{Notify, Tenant};
+use super::reread::Reread;
+use super::stage_end::{facts_part, finish_shard};
+use super::{RunContext, Tenant};
 use crate::authorize::{authorize_power, log_refusal, Power};
 use crate::error::StepError;
 use crate::model::{
     AuditCheck, AuditPhase, AuditResult, AuditStatus, FailureCode, InvalidRequest, ItemId,
     ItemStatus, OrgSettings, PlanItem, RemainingGrant, ResolvedUser, RestoreInputs, RestoreOf,
     RestoreReport, RestoreRequest, RevocationRequest, Run, RunFailure, RunFilter, RunId, RunKind,
-    RunStatus, Verification, VictimMailboxReport, ALREADY_PRESENT, MAX_RUN_PAGE,
+    RunStatus, Verification, ALREADY_PRESENT, MAX_RUN_PAGE,
 };
 use crate::ports::{OutgoingMail, Queue, RunStore, ScanFacts};
 use crate::render;
@@ -168,17 +169,15 @@ fn not_restorable(source: &Run, org: &OrgSettings) -> Option<InvalidRequest> {
 /// Discovery of a restore run: the grants its source removed, narrowed to the request's types
 /// and mailboxes, stored as the run's items; grants a later run of the same user removed again
 /// are skipped unless the request includes them. Then the batches are queued, as after a scan.
-pub(crate) async fn plan(
-    store: &dyn RunStore,
-    queue: &dyn Queue,
-    tenant: Tenant<'_>,
-    org: &OrgSettings,
-    run: &Run,
-    of: &RestoreOf,
-) -> Result<(), StepError> {
-    if let Some(src) = &of.snapshot {
-        return super::restore_backup::plan(store, queue, run, of, src).await;
-    }
+pub(crate) async fn plan(cx: RunContext<'_>, of: &RestoreOf) -> Result<(), StepError> {
+    let RunContext {
+        store,
+        queue,
+        tenant,
+        org,
+        run,
+        ..
+    } = cx;
     let source = store.get_run(&of.restored_from).await?.ok_or_else(|| {
         StepError::Permanent(format!("run {} to restore is gone", of.restored_from))
     })?;
@@ -499,7 +498,7 @@ pub(crate) async fn restore_item(
 
 /// The items of a restore of a run that the re-read shows back: the run had one user, so a
 /// grant is back when that user holds its type on its mailbox again.
-pub(crate) fn present_items(items: &[PlanItem], found: &Verification) -> BTreeSet<ItemId> {
+fn present_items(items: &[PlanItem], found: &Verification) -> BTreeSet<ItemId> {
     let back: BTreeSet<(&str, &str)> = found
         .remaining
         .iter()
@@ -521,16 +520,28 @@ pub(crate) fn present_items(items: &[PlanItem], found: &Verification) -> BTreeSe
 /// Verification of a restore run, after the re-read: the report (what the re-read shows back
 /// is restored, whatever the write answered), the note on the original ticket, the email,
 /// and the end of the run.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn finish(
-    store: &dyn RunStore,
-    notify: Notify<'_>,
-    org: &OrgSettings,
-    run: &Run,
+    cx: RunContext<'_>,
     items: &[PlanItem],
-    (present, read, victim_mailbox): (&BTreeSet<ItemId>, bool, Option<VictimMailboxReport>),
-    errors: Vec<String>,
+    found: Reread,
+    facts: ScanFacts,
 ) -> Result<(), StepError> {
+    let RunContext {
+        store,
+        tenant,
+        notify,
+        org,
+        run,
+        ..
+    } = cx;
+    let errors = [facts.scan_errors, found.errors].concat();
+    let victim_mailbox = super::victim_report::restore_report(store, tenant, run).await?;
+    let read = found.read;
+    let present = match found.back {
+        Some(back) => back,
+        None => present_items(items, &found.verification),
+    };
+    let present = &present;
     let mut report = RestoreReport::build(RestoreInputs {
         run,
         company_name: &org.company_name,

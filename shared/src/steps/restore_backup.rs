@@ -4,11 +4,12 @@
 //! its grants come from (the snapshot, each with its own trustee) and how each is read back
 //! (by that trustee, not by one run's user).
 
-use super::discover::{facts_part, finish_shard};
 use super::intake::company_for;
 use super::intake::{queue_discovery, Accepted, IntakeError};
+use super::reread::Reread;
 use super::restore::{restore_request, revoked_after, LaterRevocations};
-use super::Tenant;
+use super::stage_end::{facts_part, finish_shard};
+use super::RunContext;
 use crate::error::StepError;
 use crate::model::{
     BackupRestoreRequest, Grant, IndexHits, InvalidRequest, ItemId, ItemStatus, PermissionType,
@@ -145,21 +146,18 @@ async fn snapshot_hits(store: &dyn RunStore, src: &SnapshotSource) -> Result<Ind
     Ok(index.held_on(&src.snapshot_id, &src.mailbox).await?)
 }
 
-/// The trustees a backup restore's reads match with; `None` for any other run.
-pub(crate) async fn trustees(
-    store: &dyn RunStore,
-    run: &Run,
-) -> Result<Option<BackupTrustees>, StepError> {
+/// The trustees a backup restore's reads match with (none for any other run).
+pub(crate) async fn trustees(store: &dyn RunStore, run: &Run) -> Result<BackupTrustees, StepError> {
     let Some(src) = snapshot_of(run) else {
-        return Ok(None);
+        return Ok(BackupTrustees(BTreeMap::new()));
     };
     let hits = snapshot_hits(store, src).await?;
-    Ok(Some(BackupTrustees(
+    Ok(BackupTrustees(
         hits.trustees
             .iter()
             .map(|t| (t.name().to_ascii_lowercase(), t.as_user()))
             .collect(),
-    )))
+    ))
 }
 
 /// Discovery of a backup restore: the snapshot's grants on the mailbox, narrowed to the
@@ -167,13 +165,14 @@ pub(crate) async fn trustees(
 /// already showed as gone (an orphaned SID, a name nothing resolved to: there is no one to
 /// give them back to) and, unless the request includes them, grants a revocation of their
 /// trustee after the snapshot removed.
-pub(crate) async fn plan(
-    store: &dyn RunStore,
-    queue: &dyn Queue,
-    run: &Run,
-    of: &RestoreOf,
-    src: &SnapshotSource,
-) -> Result<(), StepError> {
+pub(crate) async fn plan(cx: RunContext<'_>, of: &RestoreOf) -> Result<(), StepError> {
+    let RunContext {
+        store, queue, run, ..
+    } = cx;
+    let src = of
+        .snapshot
+        .as_ref()
+        .ok_or_else(|| StepError::Permanent(format!("run {} restores no snapshot", run.run_id)))?;
     let IndexHits { trustees, grants } = snapshot_hits(store, src).await?;
     let by_id: BTreeMap<&str, &Trustee> = trustees
         .iter()
@@ -261,22 +260,12 @@ async fn revoked_since(
 /// The re-read of a backup restore: each grant put back (or found present), read by its own
 /// trustee — and, while it does not show, read again `tenant.recheck` times a pause apart, as
 /// verification does (a replica may not have seen the write yet). What it finds back is
-/// listed in the verification; `present` holds those items.
-pub(crate) struct BackupReread {
-    pub verification: Verification,
-    pub present: BTreeSet<ItemId>,
-    pub errors: Vec<String>,
-}
-
-pub(crate) async fn reread(
-    store: &dyn RunStore,
-    tenant: Tenant<'_>,
-    run: &Run,
-    items: &[PlanItem],
-) -> Result<BackupReread, StepError> {
-    let trustees = trustees(store, run)
-        .await?
-        .unwrap_or(BackupTrustees(BTreeMap::new()));
+/// listed in the verification, and its items are the re-read's `back`.
+pub(crate) async fn reread(cx: RunContext<'_>, items: &[PlanItem]) -> Result<Reread, StepError> {
+    let RunContext {
+        store, tenant, run, ..
+    } = cx;
+    let trustees = trustees(store, run).await?;
     let put_back: Vec<&PlanItem> = items
         .iter()
         .filter(|i| matches!(i.status, ItemStatus::Restored | ItemStatus::AlreadyPresent))
@@ -330,9 +319,11 @@ pub(crate) async fn reread(
             Err(e) => errors.push(e),
         }
     }
-    Ok(BackupReread {
+    Ok(Reread {
         verification: Verification::from_found(&back),
-        present,
         errors,
+        unproven: Vec::new(),
+        read: true,
+        back: Some(present),
     })
 }

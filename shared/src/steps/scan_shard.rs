@@ -1,27 +1,31 @@
 //! Step 2b: one shard of discovery's per-mailbox reads (Full Access, calendar). A shard that
 //! nears its invocation's deadline stores what it read and queues the rest as a continuation.
 
-use super::discover::{facts_part, finish_shard};
 use super::plan::{items_of, shard_item_id};
-use super::{Delivery, ProgressObserver, Tenant};
+use super::stage_end::{facts_part, finish_shard};
+use super::{Delivery, ProgressObserver, RunContext};
 use crate::error::StepError;
 use crate::messages::{ScanShard, ShardMailbox, Step, StepMessage};
-use crate::model::{OrgSettings, PermissionType, Run, RunStatus};
+use crate::model::{PermissionType, RunStatus};
 use crate::ports::{MailboxInfo, Queue, RunStore, ScanFacts};
 use crate::scan::{per_mailbox, Census};
 use tracing::{info, info_span, Instrument};
 
 #[allow(clippy::too_many_arguments)]
 pub async fn scan_shard(
-    store: &dyn RunStore,
-    queue: &dyn Queue,
-    tenant: Tenant<'_>,
-    org: &OrgSettings,
+    cx: RunContext<'_>,
     progress: &dyn ProgressObserver,
-    run: &Run,
     shard: &ScanShard,
     delivery: &Delivery,
 ) -> Result<(), StepError> {
+    let RunContext {
+        store,
+        queue,
+        tenant,
+        org,
+        run,
+        ..
+    } = cx;
     let span = info_span!("scan", run_id = %run.run_id, shard = shard.shard_id, mailboxes = shard.mailboxes.len());
     async {
         if run.status != RunStatus::Discovering {

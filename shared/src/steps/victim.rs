@@ -13,7 +13,8 @@
 //! unsuccessful.
 
 use super::audit_trail::ChainWriter;
-use super::remove::{count_batch, removal_call};
+use super::revoke::removal_call;
+use super::stage_end::count_batch;
 use super::{NoProgress, Tenant};
 use crate::error::{RemoteError, StepError};
 use crate::messages::VictimBatch;
