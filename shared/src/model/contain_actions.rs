@@ -148,6 +148,45 @@ impl ContainAction {
     }
 }
 
+/// What an identity action changed, as its audit record's `detail` holds it (JSON): the
+/// before-state a restore puts back, and what it may not (sessions are not restorable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum IdentityChange {
+    SessionsRevoked {
+        user_id: String,
+    },
+    /// `account_enabled_before`: what `accountEnabled` was when this run read it; a restore
+    /// enables the account again only when it was `true` and this run disabled it.
+    SignInDisabled {
+        user_id: String,
+        account_enabled_before: Option<bool>,
+    },
+    ConsentRemoved {
+        grant_id: String,
+        client_id: String,
+        app_name: Option<String>,
+        consent_type: String,
+        principal_id: Option<String>,
+        resource_id: String,
+        scope: String,
+    },
+    ConfirmedCompromised {
+        user_id: String,
+    },
+}
+
+impl IdentityChange {
+    pub fn to_detail(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The change an identity audit record's `detail` holds, if it holds one.
+    pub fn from_detail(detail: &str) -> Option<IdentityChange> {
+        serde_json::from_str(detail).ok()
+    }
+}
+
 /// Continuous Access Evaluation: CAE-capable apps (Outlook, Teams, SharePoint, Exchange
 /// Online) act on a revocation, a disabled account or high user risk within this.
 pub const CAE_WINDOW: Duration = Duration::minutes(15);

@@ -84,6 +84,17 @@ impl Report {
         self.contain_actions = actions;
     }
 
+    /// When the user's sessions were revoked, if this run revoked them.
+    pub fn sessions_revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.contain_actions
+            .iter()
+            .find(|a| {
+                a.action == super::ContainActionKind::RevokeSessions
+                    && a.status == ContainActionStatus::Done
+            })
+            .map(|a| a.at)
+    }
+
     /// How many grants this run removed.
     pub fn grants_removed(&self) -> usize {
         self.entries().filter(|(_, _, e)| e.removed).count()

@@ -6,6 +6,7 @@ mod alert_runs;
 mod alert_users;
 mod audit_trail;
 mod contain;
+mod contain_identity;
 mod discover;
 mod dispatch;
 mod intake;

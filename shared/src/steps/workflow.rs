@@ -71,8 +71,10 @@ pub(crate) fn workflow_of(run: &Run) -> &'static dyn Workflow {
 /// A revocation (and a cleanup): the tenant's grants of the user, found live and removed.
 struct Revoke;
 
-/// A contain run: first what the newest permission-index snapshot lists for the user is
-/// removed at once ([`super::contain`]), then the run goes on as a revocation.
+/// A contain run: first the user's sessions, sign-in and mail consents as the company's
+/// `[company.contain]` says ([`super::contain_identity`]), then what the newest
+/// permission-index snapshot lists for the user is removed at once ([`super::contain`]), then
+/// the run goes on as a revocation.
 struct Contain;
 
 /// A restore of a run: the grants its verified audit trail shows it removed, put back for its
@@ -131,6 +133,7 @@ impl Workflow for Revoke {
 #[async_trait]
 impl Workflow for Contain {
     async fn plan(&self, cx: RunContext<'_>) -> Result<(), StepError> {
+        super::contain_identity::contain_identity(cx).await?;
         super::contain::contain(cx.store, cx.tenant, cx.org, cx.run).await?;
         Revoke.plan(cx).await
     }
