@@ -426,3 +426,88 @@ fn the_contain_policy_loads_and_bad_keys_are_named() {
         assert!(stderr.contains(named), "{bad}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_enables_sign_in_and_recreates_the_consents_but_not_the_sessions() {
+    let sim = contain_sim(|_| {}).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        &sim,
+        "[company.contain]\ndisable_sign_in = true\n",
+    );
+    let (_, result) = watch_and_show(tmp.path(), &config).await;
+    assert_eq!(result["success"], true, "{result:#}");
+    let run_id = result["run_id"].as_str().unwrap().to_string();
+    let removed: Vec<(String, String, String)> = sim
+        .snapshot()
+        .identity
+        .consents
+        .iter()
+        .map(|c| (c.client_id.clone(), c.resource_id.clone(), c.scope.clone()))
+        .collect();
+    assert!(!sim.snapshot().identity.user(JOHN).unwrap().account_enabled);
+
+    let c = config.to_str().unwrap();
+    let out = cli(&["restore", &run_id, "--config", c], tmp.path()).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restore = stdout_json(&out);
+    let statuses: Vec<(&str, &str)> = restore["contain_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["action"].as_str().unwrap(), a["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("revoke_sessions", "not_restorable"),
+            ("disable_sign_in", "restored"),
+            ("remove_consent", "restored"),
+            ("remove_consent", "restored")
+        ],
+        "{restore:#}"
+    );
+    let state = sim.snapshot().identity;
+    let john = state.user(JOHN).unwrap();
+    assert!(john.account_enabled);
+    assert_eq!(john.sessions_revoked, 1, "sessions stay revoked");
+    let mut apps: Vec<(&str, &str)> = state
+        .consents_of(JOHN)
+        .iter()
+        .map(|c| (c.app.as_str(), c.scope.as_str()))
+        .collect();
+    apps.sort();
+    assert_eq!(
+        apps,
+        [
+            ("Legacy Mail Bridge", "EWS.AccessAsUser.All"),
+            ("Mail Sync Pro", "Mail.Read offline_access"),
+            ("Team Polls", "openid profile User.Read")
+        ]
+    );
+    // Nothing else came into being; the re-created grants are the removed ones, for John.
+    assert_eq!(state.consents.len(), removed.len() + 2);
+    for c in state.consents_of(JOHN) {
+        assert_eq!(c.consent_type, "Principal");
+    }
+    // A second restore finds everything back.
+    let again = cli(&["restore", &run_id, "--config", c], tmp.path()).await;
+    let again = stdout_json(&again);
+    assert!(
+        again["contain_actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["action"] != "revoke_sessions")
+            .all(|a| a["status"] == "already_present"),
+        "{again:#}"
+    );
+    assert_eq!(sim.snapshot().identity.consents.len(), removed.len() + 2);
+    sim.shutdown().await;
+}

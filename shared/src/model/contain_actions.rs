@@ -76,6 +76,12 @@ pub enum ContainActionStatus {
     Skipped,
     /// A dry run: what a run would do.
     WouldDo,
+    /// A restore put it back (verified by reading it again).
+    Restored,
+    /// A restore found it as the run had found it: nothing to do.
+    AlreadyPresent,
+    /// A restore cannot undo it (revoked sessions stay revoked: the user signs in again).
+    NotRestorable,
 }
 
 /// One entry of the result's `contain_actions`.

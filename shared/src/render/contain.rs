@@ -5,6 +5,7 @@ use super::clean::one_line;
 use crate::model::{clock_sentence, ContainAction, ContainActionKind, ContainActionStatus, Report};
 
 pub const CONTAIN_ACTIONS: &str = "Sign-in, sessions and app consents (done first)";
+pub const CONTAIN_ACTIONS_RESTORED: &str = "Sign-in, sessions and app consents";
 
 /// Whether an action failed (the section shows in red).
 pub(super) fn failed(report: &Report) -> bool {
@@ -51,6 +52,12 @@ fn status_word(a: &ContainAction) -> &'static str {
         (_, ContainActionStatus::Failed) => "FAILED",
         (_, ContainActionStatus::Skipped) => "skipped",
         (_, ContainActionStatus::WouldDo) => "would do (dry run)",
+        (_, ContainActionStatus::Restored) => "put back (verified)",
+        (_, ContainActionStatus::AlreadyPresent) => "already as before: nothing to do",
+        (ContainActionKind::RevokeSessions, ContainActionStatus::NotRestorable) => {
+            "not restorable: the user signs in again"
+        }
+        (_, ContainActionStatus::NotRestorable) => "not restorable",
         (ContainActionKind::RemoveConsent, ContainActionStatus::Done) => "removed",
         (_, ContainActionStatus::Done) => "done",
     }
@@ -74,10 +81,18 @@ fn what(a: &ContainAction) -> String {
     }
 }
 
+/// A restore's lines: what became of each identity action of the restored run.
+pub(super) fn restore_lines(actions: &[ContainAction]) -> Vec<String> {
+    action_lines(actions)
+}
+
 /// One line per action: what, its outcome, when it holds for every app.
 pub(super) fn lines(report: &Report) -> Vec<String> {
-    report
-        .contain_actions
+    action_lines(&report.contain_actions)
+}
+
+fn action_lines(actions: &[ContainAction]) -> Vec<String> {
+    actions
         .iter()
         .map(|a| {
             let mut line = format!(

@@ -159,7 +159,7 @@ async fn act(
 }
 
 /// A record of the identity chain: `identity#<key>#<phase>`.
-fn record(
+pub(super) fn identity_record(
     run: &Run,
     key: &str,
     phase: AuditPhase,
@@ -169,6 +169,7 @@ fn record(
 ) -> AuditRecord {
     let phase_name = match phase {
         AuditPhase::Before => "before",
+        AuditPhase::Restore => "restore",
         _ => "outcome",
     };
     AuditRecord {
@@ -225,7 +226,7 @@ where
     let detail = change.to_detail();
     acting
         .trail
-        .append(record(
+        .append(identity_record(
             acting.run,
             key,
             AuditPhase::Before,
@@ -249,7 +250,7 @@ where
     };
     acting
         .trail
-        .append(record(
+        .append(identity_record(
             acting.run,
             key,
             AuditPhase::Outcome,

@@ -7,6 +7,7 @@ mod alert_users;
 mod audit_trail;
 mod contain;
 mod contain_identity;
+mod contain_restore;
 mod discover;
 mod dispatch;
 mod intake;
