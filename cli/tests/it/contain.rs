@@ -511,3 +511,46 @@ async fn restore_enables_sign_in_and_recreates_the_consents_but_not_the_sessions
     assert_eq!(sim.snapshot().identity.consents.len(), removed.len() + 2);
     sim.shutdown().await;
 }
+
+/// `revoke365 check` names the Graph permission an enabled contain action lacks, as a warning
+/// (a contain run does the rest); a disabled action's is not asked for.
+#[test]
+fn check_names_the_permissions_of_the_enabled_contain_actions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut raw: Value =
+        serde_json::from_str(&std::fs::read_to_string(events("contain-tenant.json")).unwrap())
+            .unwrap();
+    raw["sim"]["missing_roles"] =
+        serde_json::json!(["User.RevokeSessions.All", "User.EnableDisableAccount.All"]);
+    let fixture = tmp.path().join("contain.json");
+    std::fs::write(&fixture, raw.to_string()).unwrap();
+    let f = fixture.to_str().unwrap();
+    let out = revoke365(
+        &["check", "--sandbox", f, "--company-id", "acme"],
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let body = stdout_json(&out);
+    let contain = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "contain_roles")
+        .expect("a contain_roles check")
+        .clone();
+    let warning = contain["warning"].as_str().expect("a warning");
+    assert!(
+        warning.contains("User.RevokeSessions.All (for revoke_sessions)"),
+        "{warning}"
+    );
+    assert!(
+        !warning.contains("User.EnableDisableAccount.All"),
+        "not enabled: {warning}"
+    );
+}

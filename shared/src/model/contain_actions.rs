@@ -34,6 +34,51 @@ impl Default for ContainSettings {
     }
 }
 
+impl ContainSettings {
+    /// The actions enabled, in the order a contain run does them.
+    pub fn enabled(&self) -> Vec<ContainActionKind> {
+        [
+            (self.revoke_sessions, ContainActionKind::RevokeSessions),
+            (self.disable_sign_in, ContainActionKind::DisableSignIn),
+            (self.remove_mail_consents, ContainActionKind::RemoveConsent),
+            (
+                self.confirm_compromised,
+                ContainActionKind::ConfirmCompromised,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(on, kind)| on.then_some(kind))
+        .collect()
+    }
+
+    /// `revoke365 check`: whether the app's Graph roles (`None`: unreadable) cover every
+    /// enabled action — `Ok` what is granted, `Err` what is missing and what it means.
+    pub fn roles_verdict(&self, granted: Option<&[String]>) -> Option<Result<String, String>> {
+        let enabled = self.enabled();
+        if enabled.is_empty() {
+            return Some(Ok("no contain action is enabled ([company.contain])".into()));
+        }
+        let granted = granted?;
+        let has = |r: &str| granted.iter().any(|g| g.eq_ignore_ascii_case(r));
+        let missing: Vec<String> = enabled
+            .iter()
+            .filter(|k| !has(k.graph_role()) && !k.broader_roles().iter().any(|r| has(r)))
+            .map(|k| format!("{} (for {})", k.graph_role(), k.as_str()))
+            .collect();
+        if missing.is_empty() {
+            let names: Vec<String> = enabled
+                .iter()
+                .map(|k| format!("{} ({})", k.graph_role(), k.as_str()))
+                .collect();
+            return Some(Ok(format!("granted: {}", names.join(", "))));
+        }
+        Some(Err(format!(
+            "the app lacks the Graph application permissions {}: a contain run does the other actions and reports these failed; add them under API permissions and grant admin consent, or turn the actions off in [company.contain]",
+            missing.join(", ")
+        )))
+    }
+}
+
 /// One identity action of a contain run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -51,6 +96,17 @@ impl ContainActionKind {
             ContainActionKind::DisableSignIn => "disable_sign_in",
             ContainActionKind::RemoveConsent => "remove_consent",
             ContainActionKind::ConfirmCompromised => "confirm_compromised",
+        }
+    }
+
+    /// Broader Graph application permissions that include [`Self::graph_role`].
+    pub fn broader_roles(self) -> &'static [&'static str] {
+        match self {
+            ContainActionKind::RevokeSessions | ContainActionKind::DisableSignIn => {
+                &["User.ReadWrite.All", "Directory.ReadWrite.All"]
+            }
+            ContainActionKind::RemoveConsent => &["Directory.ReadWrite.All"],
+            ContainActionKind::ConfirmCompromised => &[],
         }
     }
 
@@ -400,6 +456,29 @@ mod tests {
         );
         assert_eq!(dry.effective_by, None);
         assert_eq!(clock_sentence(&[dry], 0, None), None);
+    }
+
+    #[test]
+    fn check_names_the_permissions_of_enabled_actions_only() {
+        let policy = ContainSettings::default();
+        let roles = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let all = roles(&[
+            "User.RevokeSessions.All",
+            "DelegatedPermissionGrant.ReadWrite.All",
+        ]);
+        assert!(policy.roles_verdict(Some(&all)).unwrap().is_ok());
+        let why = policy
+            .roles_verdict(Some(&roles(&["User.RevokeSessions.All"])))
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            why.contains("DelegatedPermissionGrant.ReadWrite.All (for remove_consent)"),
+            "{why}"
+        );
+        assert!(!why.contains("User.EnableDisableAccount.All"), "{why}");
+        let broad = roles(&["Directory.ReadWrite.All"]);
+        assert!(policy.roles_verdict(Some(&broad)).unwrap().is_ok());
+        assert_eq!(policy.roles_verdict(None), None);
     }
 
     #[test]
