@@ -136,7 +136,15 @@ fn at(v: &Value, field: &str) -> chrono::DateTime<chrono::Utc> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_alert_revokes_sessions_and_mail_consents_first_and_says_when_access_ends() {
-    let sim = contain_sim(|_| {}).await;
+    // Graph throttles the revocation once and a consent deletion once (429, Retry-After).
+    let sim = contain_sim(|raw| {
+        raw["sim"]["retry_after_secs"] = serde_json::json!(0);
+        raw["sim"]["faults"] = serde_json::json!([
+            {"endpoint": "graph POST revokeSignInSessions", "answer": "429", "times": 1},
+            {"endpoint": "graph DELETE oauth2PermissionGrants", "answer": "429", "times": 1}
+        ]);
+    })
+    .await;
     let tmp = tempfile::tempdir().unwrap();
     let config = config(tmp.path(), &sim, "");
     let (out, result) = watch_and_show(tmp.path(), &config).await;
@@ -179,6 +187,10 @@ async fn an_alert_revokes_sessions_and_mail_consents_first_and_says_when_access_
     assert!(
         state.direct_grants_of(JOHN).is_empty(),
         "every grant of John's removed"
+    );
+    assert_eq!(
+        state.counters.injected_faults, 2,
+        "both throttled, both retried"
     );
 
     // The result: the actions, each consent named, the clock.
