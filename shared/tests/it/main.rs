@@ -30,6 +30,7 @@ mod clients_autotask;
 mod clients_connectwise;
 mod clients_folders;
 mod clients_halopsa;
+mod clients_identity;
 mod clients_m365;
 mod clients_throttling;
 mod intake;
