@@ -97,7 +97,10 @@ async fn the_identity_actions_change_the_tenant_as_graph_documents() {
         1
     );
 
-    graph.confirm_compromised(std::slice::from_ref(&user.id)).await.unwrap();
+    graph
+        .confirm_compromised(std::slice::from_ref(&user.id))
+        .await
+        .unwrap();
     let state = sim.snapshot().identity;
     let john = state.user(JOHN).unwrap();
     assert_eq!(john.sessions_revoked, 1);
