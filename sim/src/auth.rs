@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -65,6 +65,12 @@ pub(crate) const GRAPH_ROLES: &[&str] = &[
     "MailboxSettings.Read",
     "SecurityAlert.Read.All",
     "IdentityRiskyUser.Read.All",
+    // The identity actions of contain runs (`identity.rs`).
+    "User.RevokeSessions.All",
+    "User.EnableDisableAccount.All",
+    "DelegatedPermissionGrant.ReadWrite.All",
+    "Application.Read.All",
+    "IdentityRiskyUser.ReadWrite.All",
 ];
 
 /// The Exchange Online application role.
@@ -80,9 +86,12 @@ pub(crate) fn is_role(role: &str) -> bool {
 
 /// The role a request needs: Graph by route, Exchange always `Exchange.ManageAsApp`.
 /// `$batch` needs none itself: each of its steps is checked.
-fn role_needed(audience: Audience, path: &str) -> Option<&'static str> {
+fn role_needed(audience: Audience, method: &Method, path: &str) -> Option<&'static str> {
     if audience == Audience::Exchange {
         return Some("Exchange.ManageAsApp");
+    }
+    if let Some(role) = crate::identity::role_needed(method, path) {
+        return Some(role);
     }
     let path = path.trim_end_matches('/');
     if path.ends_with("/$batch") {
@@ -376,7 +385,7 @@ async fn require_bearer(
         .tokens()
         .admit(token, audience, sim.settings.revoke_tokens_after);
     match admitted {
-        Ok(()) => match role_needed(audience, request.uri().path())
+        Ok(()) => match role_needed(audience, request.method(), request.uri().path())
             .filter(|role| !granted_roles(&sim, audience).contains(role))
         {
             None => next.run(request).await,
@@ -425,7 +434,11 @@ fn revoked(audience: Audience) -> Response {
 /// with the reason in `x-ms-diagnostics`.
 fn lacks_role(audience: Audience, role: &str, path: &str) -> Response {
     match audience {
-        Audience::Graph if role == "User.Read.All" || role == "GroupMember.Read.All" => {
+        Audience::Graph
+            if role == "User.Read.All"
+                || role == "GroupMember.Read.All"
+                || crate::identity::ROLES.contains(&role) =>
+        {
             odata_error(
                 StatusCode::FORBIDDEN,
                 "Authorization_RequestDenied",

@@ -18,6 +18,7 @@ mod folder_cmdlets;
 mod folders;
 mod graph;
 pub mod halopsa;
+pub mod identity;
 mod inbox_rules;
 pub mod snapshot;
 mod state;
@@ -165,6 +166,9 @@ impl SimHandle {
         let saved: SavedState = serde_json::from_slice(&std::fs::read(path)?)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         self.sim.state().load(saved.tenant);
+        if let Some(identity) = saved.identity {
+            *self.sim.identity() = identity;
+        }
         self.sim.faults.restore(saved.counters);
         Ok(())
     }
@@ -223,6 +227,8 @@ pub async fn start_on_port(
 struct SavedState {
     tenant: SavedTenant,
     counters: Counters,
+    #[serde(default)]
+    identity: Option<identity::IdentityState>,
 }
 
 /// Shared simulator state behind every handler.
@@ -237,6 +243,8 @@ pub(crate) struct Sim {
     /// Defender XDR alerts and Entra ID Protection risky users.
     pub alerts: alerts::AlertFeeds,
     state: Mutex<TenantState>,
+    /// Sessions, sign-in, consents, confirmed compromises (`identity.rs`).
+    identity: Mutex<identity::IdentityState>,
     tokens: Mutex<Tokens>,
     /// A client secret that replaced `options.client_secret` (a rotation).
     rotated_secret: Mutex<Option<String>>,
@@ -257,6 +265,7 @@ impl Sim {
             alerts,
             faults: Faults::new(&fixture.sim),
             state: Mutex::new(state),
+            identity: Mutex::new(identity::IdentityState::new(&fixture, &directory)),
             tokens: Mutex::new(Tokens::default()),
             rotated_secret: Mutex::new(None),
             persist: Mutex::new(None),
@@ -267,6 +276,10 @@ impl Sim {
             options,
             settings: fixture.sim,
         }
+    }
+
+    pub(crate) fn identity(&self) -> MutexGuard<'_, identity::IdentityState> {
+        self.identity.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, TenantState> {
@@ -297,6 +310,7 @@ impl Sim {
         let saved = SavedState {
             tenant: self.state().saved(),
             counters: self.faults.snapshot(),
+            identity: Some(self.identity().clone()),
         };
         let bytes = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
         if *last == bytes {
@@ -360,6 +374,7 @@ impl Sim {
 
     fn snapshot(&self) -> Snapshot {
         let mut snapshot = self.state().snapshot(&self.directory);
+        snapshot.identity = self.identity().snapshot();
         snapshot.counters = self.faults.snapshot();
         let tokens = self.tokens();
         snapshot.counters.tokens_revoked = tokens.revoked;

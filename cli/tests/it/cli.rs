@@ -1311,6 +1311,7 @@ fn check_passes_every_check_on_a_well_set_up_company() {
             "m365_roles",
             "exchange_access",
             "mail_roles",
+            "contain_roles",
             "notification_sender",
             "notification_recipients",
             "psa_ticket",

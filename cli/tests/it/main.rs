@@ -5,6 +5,7 @@
 mod kit;
 
 mod cli;
+mod contain;
 mod history;
 mod index;
 mod restore;

@@ -52,6 +52,7 @@ impl Connector for HttpConnector {
         Ok(Connections {
             directory: graph.clone(),
             exchange,
+            identity: graph.clone(),
             psa,
             mailer: graph.clone(),
             notifier: Arc::new(WebhookClient::new(

@@ -1,6 +1,7 @@
 //! One company's connections, and progress for people watching.
 
 use super::alerts::AlertSource;
+use super::identity::IdentityActions;
 use super::m365::{Directory, Exchange};
 use super::notify::{Mailer, Notifier, Psa};
 use crate::config::Recheck;
@@ -15,6 +16,8 @@ use std::sync::Arc;
 pub struct Tenant<'a> {
     pub directory: &'a dyn Directory,
     pub exchange: &'a dyn Exchange,
+    /// Entra ID: sessions, sign-in, consents (a contain run's identity actions).
+    pub identity: &'a dyn IdentityActions,
     /// How verification gives a just-removed grant that still shows a second look.
     pub recheck: Recheck,
     /// Starts the tenant's per-service limits at levels learnt before (see
@@ -44,6 +47,8 @@ impl ProgressObserver for NoProgress {}
 pub struct Connections {
     pub directory: Arc<dyn Directory>,
     pub exchange: Arc<dyn Exchange>,
+    /// Entra ID: sessions, sign-in, consents (a contain run's identity actions).
+    pub identity: Arc<dyn IdentityActions>,
     pub psa: Arc<dyn Psa>,
     pub mailer: Arc<dyn Mailer>,
     /// Teams and webhook posts of a run's outcome.
@@ -70,6 +75,7 @@ impl Connections {
         Tenant {
             directory: self.directory.as_ref(),
             exchange: self.exchange.as_ref(),
+            identity: self.identity.as_ref(),
             recheck: self.recheck,
             seed_limits: self.seed_limits.as_ref(),
         }

@@ -59,6 +59,9 @@ pub struct ScanFacts {
     /// them again, and a type read in neither is unproven.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable: Vec<(String, PermissionType)>,
+    /// A contain run's identity actions (sessions, sign-in, mail consents), done first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<crate::model::IdentityContainment>,
 }
 
 impl ScanFacts {
@@ -68,6 +71,7 @@ impl ScanFacts {
         self.not_checked.extend(other.not_checked);
         self.containment = self.containment.take().or(other.containment);
         self.unreadable.extend(other.unreadable);
+        self.identity = self.identity.take().or(other.identity);
     }
 
     /// Sorted, without duplicates: parts come back in any order.

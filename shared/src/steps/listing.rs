@@ -150,6 +150,7 @@ pub(crate) async fn list(cx: RunContext<'_>) -> Result<(), StepError> {
         not_checked,
         containment: None,
         unreadable: found.unreadable,
+        identity: None,
     };
     store.save_facts(run_id, &facts_part(0, 0), &facts).await?;
     finish_shard(store, queue, run, 0).await

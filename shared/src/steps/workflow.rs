@@ -74,8 +74,10 @@ pub(crate) fn workflow_of(run: &Run) -> &'static dyn Workflow {
 
 /// A revocation (and a cleanup): the tenant's grants of the user, found live and removed.
 struct Revoke {
-    /// A contain run: first what the newest permission-index snapshot lists for the user is
-    /// removed at once ([`super::contain`]), then the run goes on as a revocation.
+    /// A contain run: first the user's sessions, sign-in and mail consents as the company's
+    /// `[company.contain]` says ([`super::contain_identity`]), then what the newest
+    /// permission-index snapshot lists for the user is removed at once ([`super::contain`]);
+    /// then the run goes on as a revocation.
     contain_first: bool,
 }
 
@@ -91,6 +93,7 @@ struct RestoreSnapshot;
 impl Workflow for Revoke {
     async fn plan(&self, cx: RunContext<'_>) -> Result<(), StepError> {
         if self.contain_first {
+            super::contain_identity::contain_identity(cx).await?;
             super::contain::contain(cx.store, cx.tenant, cx.org, cx.run).await?;
         }
         super::listing::list(cx).await

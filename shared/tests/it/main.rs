@@ -11,6 +11,8 @@ mod aws_alerts;
 #[cfg(feature = "aws")]
 mod aws_audit;
 #[cfg(feature = "aws")]
+mod aws_contain;
+#[cfg(feature = "aws")]
 mod aws_e2e;
 #[cfg(feature = "aws")]
 mod aws_faults;
@@ -28,6 +30,7 @@ mod clients_autotask;
 mod clients_connectwise;
 mod clients_folders;
 mod clients_halopsa;
+mod clients_identity;
 mod clients_m365;
 mod clients_throttling;
 mod intake;

@@ -1,4 +1,4 @@
-//! Microsoft 365: Graph (directory, calendars, mail, alerts) and the Exchange admin API, with
+//! Microsoft 365: Graph (directory, calendars, mail, alerts, identity actions) and the Exchange admin API, with
 //! what the two share (`api`: base URLs, tokens per scope, paging, error bodies) and the
 //! client-credentials tokens (`token`).
 
@@ -7,6 +7,7 @@ pub mod exchange;
 mod exchange_folders;
 pub mod graph;
 mod graph_calendars;
+mod graph_identity;
 pub mod token;
 
 pub use api::*;
