@@ -53,6 +53,40 @@ pub enum Command {
     /// Poll a company's Defender XDR alerts and Entra ID Protection risky users and run a
     /// contain run per compromised user, once per alert (exit 0: every run started succeeded).
     Watch(WatchArgs),
+    /// Certificate credentials for the app registration.
+    Cert(CertArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CertArgs {
+    #[command(subcommand)]
+    pub command: CertCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// A new RSA key and self-signed certificate: FILE.pem (key and certificate, mode 600,
+    /// what `[m365] certificate_file` reads) and FILE.cer (the certificate alone, to upload
+    /// to the app registration); prints the SHA-256 and SHA-1 thumbprints.
+    New(CertNewArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CertNewArgs {
+    /// Where the key and certificate go (PEM); the certificate alone goes beside it as .cer.
+    #[arg(long, value_name = "FILE.pem")]
+    pub out: PathBuf,
+    /// How long the certificate is valid, in days (1 to 3650).
+    #[arg(long, value_name = "N", default_value_t = 365)]
+    pub days: u32,
+    /// The certificate's subject common name.
+    #[arg(long, value_name = "CN", default_value = "revoke365")]
+    pub subject: String,
+    /// Replace an existing FILE.pem.
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
 }
 
 #[derive(Debug, clap::Args)]

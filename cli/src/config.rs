@@ -3,8 +3,8 @@
 
 use crate::CliError;
 use revoke365::config::{
-    AutotaskSettings, ConnectWiseCredentials, HaloSettings, PsaAccounts, Secret, ServiceUrls,
-    AUTOTASK_ZONE_URL,
+    AutotaskSettings, ClientCredential, ConnectWiseCredentials, HaloSettings, PsaAccounts, Secret,
+    ServiceUrls, AUTOTASK_ZONE_URL,
 };
 use revoke365::model::{AutotaskIds, HaloIds, OrgSettings, PsaKind};
 use serde::Deserialize;
@@ -31,6 +31,11 @@ struct ConfigFile {
 #[serde(deny_unknown_fields)]
 struct M365Section {
     client_id: String,
+    /// The private key and certificate in one PEM file (certificate credentials; no client
+    /// secret is read then). Relative to the config file. `REVOKE365_M365_CERTIFICATE` wins.
+    certificate_file: Option<PathBuf>,
+    /// The next certificate of a rotation, tried when the first is refused.
+    next_certificate_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,7 +125,8 @@ pub struct Settings {
     pub orgs: Vec<OrgSettings>,
     pub urls: ServiceUrls,
     pub m365_client_id: String,
-    pub m365_client_secret: Secret,
+    /// The client secret, or the certificates (`[m365] certificate_file`).
+    pub m365_credential: ClientCredential,
     pub psa: PsaAccounts,
     pub data_dir: PathBuf,
     pub http: HttpSection,
@@ -341,14 +347,29 @@ pub fn load(path: &Path) -> Result<Settings, CliError> {
     let urls = urls.with_env_overrides(|k| std::env::var(k).ok());
     let orgs: Vec<OrgSettings> = file.company;
     let mut wanted = Wanted::default();
-    let m365_client_secret = wanted.secret("REVOKE365_M365_CLIENT_SECRET");
+    let beside = |p: PathBuf| match path.parent() {
+        Some(dir) if p.is_relative() => dir.join(p),
+        _ => p,
+    };
+    let certificates = crate::certificate::configured(
+        env_value(crate::certificate::CERTIFICATE_ENV),
+        file.m365.certificate_file.map(beside).as_deref(),
+        file.m365.next_certificate_file.map(beside).as_deref(),
+    )?;
+    // With a certificate no client secret is read.
+    let m365_credential = match certificates {
+        Some(certificates) => certificates,
+        None => {
+            ClientCredential::Secret(Secret::new(wanted.secret("REVOKE365_M365_CLIENT_SECRET")))
+        }
+    };
     let psa = psa_accounts(file.psa, &orgs, &mut wanted);
     wanted.check()?;
     Ok(Settings {
         orgs,
         urls,
         m365_client_id: file.m365.client_id,
-        m365_client_secret: Secret::new(m365_client_secret),
+        m365_credential,
         psa,
         data_dir: file
             .data_dir

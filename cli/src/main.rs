@@ -5,6 +5,7 @@
 mod args;
 mod audit;
 mod aws_tables;
+mod certificate;
 mod check;
 mod config;
 mod history;
@@ -113,6 +114,9 @@ fn main() -> ExitCode {
         Command::Runs(args) => (args.format, runtime.block_on(history::runs(&args))),
         Command::Show(args) => (args.format, runtime.block_on(history::show(&args))),
         Command::Watch(args) => (args.format, runtime.block_on(watch::watch(args))),
+        Command::Cert(args::CertArgs {
+            command: args::CertCommand::New(args),
+        }) => (args.format, certificate::cert_new(args)),
         Command::Org(args::OrgArgs { command }) => {
             let format = match &command {
                 args::OrgCommand::Put(a) => a.format,
@@ -225,7 +229,7 @@ pub(crate) async fn target(
                     core,
                     urls: s.urls,
                     m365_client_id: s.m365_client_id,
-                    m365_client_secret: s.m365_client_secret,
+                    m365_credential: s.m365_credential,
                     psa: s.psa,
                     recheck: Recheck::default(),
                     shard_time: DEFAULT_SHARD_TIME,

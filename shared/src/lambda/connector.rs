@@ -6,7 +6,7 @@ use crate::adapters::aws::secrets::SecretsProvider;
 use crate::adapters::aws::tenant_budget::TenantBudgets;
 use crate::adapters::connect::HttpConnector;
 use crate::adapters::http::HttpCore;
-use crate::config::{HttpSettings, PsaUrls, ServiceUrls};
+use crate::config::{ClientCredential, HttpSettings, PsaUrls, ServiceUrls};
 use crate::error::StepError;
 use crate::model::OrgSettings;
 use crate::ports::{BudgetWant, Connections, Connector};
@@ -80,7 +80,7 @@ impl Connector for SecretConnector {
             core: core.clone(),
             urls: self.urls.clone(),
             m365_client_id: s.m365_client_id.clone(),
-            m365_client_secret: s.m365_client_secret.clone(),
+            m365_credential: ClientCredential::Secret(s.m365_client_secret.clone()),
             psa: self.psa_urls.apply(s.psa.clone()),
             recheck: Default::default(),
             shard_time: self.shard_time,

@@ -24,6 +24,7 @@ mod aws_psa;
 mod aws_restore;
 #[cfg(feature = "aws")]
 mod aws_victim;
+mod certificate_credentials;
 mod clients_autotask;
 mod clients_connectwise;
 mod clients_folders;
