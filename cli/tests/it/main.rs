@@ -4,6 +4,7 @@
 
 mod kit;
 
+mod cert;
 mod cli;
 mod history;
 mod index;
