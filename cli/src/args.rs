@@ -85,6 +85,12 @@ pub struct CertNewArgs {
     /// Replace an existing FILE.pem.
     #[arg(long)]
     pub force: bool,
+    /// Make the certificate of this asymmetric KMS key (RSA_2048, SIGN_VERIFY; id, ARN or
+    /// alias) instead of a new key: its public key is read and the certificate signed with
+    /// kms:Sign; FILE.pem then holds the certificate alone (for the credentials secret's
+    /// m365_certificate). Uses the AWS SDK's usual credentials and region.
+    #[arg(long, value_name = "KEY")]
+    pub kms_key_id: Option<String>,
     #[arg(long, value_enum, default_value = "json")]
     pub format: Format,
 }

@@ -4,7 +4,10 @@
 
 use crate::args::{CertNewArgs, Format};
 use crate::{CliError, EXIT_SUCCESS};
-use revoke365::adapters::m365::certificate::{self_signed, AssertionSigner, PemSigner};
+use revoke365::adapters::aws::kms_signer::KmsSigner;
+use revoke365::adapters::m365::certificate::{
+    self_signed, self_signed_for_key, AssertionSigner, CertError, Certificate, PemSigner,
+};
 use revoke365::config::ClientCredential;
 use revoke365::model::FailureCode;
 use revoke365::steps::preflight::{Area, Check, Outcome, Problem};
@@ -128,9 +131,10 @@ pub fn expiry_checks(credential: &ClientCredential) -> Vec<Check> {
         .collect()
 }
 
-/// `revoke365 cert new --out FILE.pem [--days N]`: the key and certificate in FILE.pem (mode
-/// 0600), the certificate alone in FILE.cer (DER) to upload to the app registration.
-pub fn cert_new(args: CertNewArgs) -> Result<u8, CliError> {
+/// `revoke365 cert new --out FILE.pem [--days N] [--kms-key-id KEY]`: the key and certificate
+/// in FILE.pem (mode 0600; with a KMS key the certificate alone), the certificate alone in
+/// FILE.cer (DER) to upload to the app registration.
+pub async fn cert_new(args: CertNewArgs) -> Result<u8, CliError> {
     if !(1..=3650).contains(&args.days) {
         return Err(CliError::config(
             "days",
@@ -146,20 +150,36 @@ pub fn cert_new(args: CertNewArgs) -> Result<u8, CliError> {
             ),
         ));
     }
-    let made = self_signed(&args.subject, args.days).map_err(|e| crate::internal(e.to_string()))?;
+    let (pem, cert) = match &args.kms_key_id {
+        None => {
+            let made = self_signed(&args.subject, args.days)
+                .map_err(|e| crate::internal(e.to_string()))?;
+            (made.key_and_certificate_pem, made.certificate)
+        }
+        Some(key_id) => {
+            let cert = kms_certificate(key_id, &args.subject, args.days).await?;
+            (cert.pem(), cert)
+        }
+    };
     let cer = cer_path(&args.out);
-    crate::write_owner_only(&args.out, &made.key_and_certificate_pem).map_err(|e| {
+    crate::write_owner_only(&args.out, &pem).map_err(|e| {
         CliError::config("out", format!("cannot write {}: {e}", args.out.display()))
     })?;
-    std::fs::write(&cer, made.certificate.der())
+    std::fs::write(&cer, cert.der())
         .map_err(|e| CliError::config("out", format!("cannot write {}: {e}", cer.display())))?;
-    let cert = &made.certificate;
+    let what = if args.kms_key_id.is_some() {
+        "certificate (the key stays in KMS)"
+    } else {
+        "key and certificate (keep it secret; mode 600)"
+    };
     match args.format {
         Format::Json => println!(
             "{}",
             json!({
-                "key_and_certificate": args.out.display().to_string(),
+                "pem": args.out.display().to_string(),
+                "pem_holds": if args.kms_key_id.is_some() { "certificate" } else { "key_and_certificate" },
                 "certificate": cer.display().to_string(),
+                "kms_key_id": args.kms_key_id,
                 "subject": cert.subject,
                 "sha256_thumbprint": cert.sha256_thumbprint(),
                 "sha1_thumbprint": cert.sha1_thumbprint(),
@@ -167,10 +187,7 @@ pub fn cert_new(args: CertNewArgs) -> Result<u8, CliError> {
             })
         ),
         Format::Table => {
-            println!(
-                "key and certificate: {} (keep it secret; mode 600)",
-                args.out.display()
-            );
+            println!("{what}: {}", args.out.display());
             println!("certificate to upload: {} (app registration → Certificates & secrets → Upload certificate)", cer.display());
             println!("subject: {}", cert.subject);
             println!("SHA-256 thumbprint: {}", cert.sha256_thumbprint());
@@ -182,6 +199,24 @@ pub fn cert_new(args: CertNewArgs) -> Result<u8, CliError> {
         }
     }
     Ok(EXIT_SUCCESS)
+}
+
+/// A self-signed certificate for the KMS key `key_id`, signed by it through kms:Sign.
+async fn kms_certificate(key_id: &str, subject: &str, days: u32) -> Result<Certificate, CliError> {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let kms = aws_sdk_kms::Client::new(&config);
+    let refused = |e: CertError| CliError::config("kms_key_id", e.to_string());
+    let public = KmsSigner::public_key(&kms, key_id).await.map_err(refused)?;
+    // Any certificate: the signer's own is not used to make a new one.
+    let placeholder = self_signed("placeholder", 1).map_err(|e| crate::internal(e.to_string()))?;
+    let signer = KmsSigner::new(kms, key_id, placeholder.certificate);
+    // rcgen signs synchronously: the KMS call runs on this runtime meanwhile.
+    let sign = |tbs: &[u8]| {
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(signer.sign_rs256(tbs))
+        })
+    };
+    self_signed_for_key(subject, days, &public, &sign).map_err(refused)
 }
 
 /// FILE.pem → FILE.cer.

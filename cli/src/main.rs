@@ -116,7 +116,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => (args.format, runtime.block_on(watch::watch(args))),
         Command::Cert(args::CertArgs {
             command: args::CertCommand::New(args),
-        }) => (args.format, certificate::cert_new(args)),
+        }) => (args.format, runtime.block_on(certificate::cert_new(args))),
         Command::Org(args::OrgArgs { command }) => {
             let format = match &command {
                 args::OrgCommand::Put(a) => a.format,

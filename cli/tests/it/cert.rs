@@ -253,3 +253,65 @@ fn cert_new_keeps_an_existing_key_and_checks_its_days() {
     );
     assert_refused(&out, "days");
 }
+
+/// `cert new --kms-key-id`: the certificate of a key in (LocalStack's) KMS, its public key the
+/// key's, written without any private key.
+#[tokio::test(flavor = "multi_thread")]
+async fn cert_new_makes_the_certificate_of_a_kms_key() {
+    revoke365_testkit::aws::require_emulators(&["AWS_ENDPOINT_URL_KMS"]);
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let kms = aws_sdk_kms::Client::new(&config);
+    let key_id = kms
+        .create_key()
+        .key_spec(aws_sdk_kms::types::KeySpec::Rsa2048)
+        .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = in_dir(
+        tmp.path(),
+        &[
+            "cert",
+            "new",
+            "--out",
+            "kms.pem",
+            "--kms-key-id",
+            &key_id,
+            "--days",
+            "90",
+        ],
+    )
+    .await;
+    let made = ok_json(&out);
+    assert_eq!(made["pem_holds"], "certificate");
+    let pem = std::fs::read_to_string(tmp.path().join("kms.pem")).unwrap();
+    assert!(pem.contains("BEGIN CERTIFICATE") && !pem.contains("PRIVATE KEY"));
+    let cert = revoke365::adapters::m365::certificate::Certificate::from_der(
+        &std::fs::read(tmp.path().join("kms.cer")).unwrap(),
+        "kms.cer",
+    )
+    .unwrap();
+    assert_eq!(made["sha256_thumbprint"], cert.sha256_thumbprint());
+    let public = revoke365::adapters::aws::kms_signer::KmsSigner::public_key(&kms, &key_id)
+        .await
+        .unwrap();
+    assert_eq!(cert.rsa_public_key(), public.as_slice());
+    // An unknown key is named.
+    let out = in_dir(
+        tmp.path(),
+        &[
+            "cert",
+            "new",
+            "--out",
+            "x.pem",
+            "--kms-key-id",
+            "alias/none",
+        ],
+    )
+    .await;
+    assert_refused(&out, "kms_key_id");
+}

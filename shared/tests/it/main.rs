@@ -11,6 +11,8 @@ mod aws_alerts;
 #[cfg(feature = "aws")]
 mod aws_audit;
 #[cfg(feature = "aws")]
+mod aws_certificate;
+#[cfg(feature = "aws")]
 mod aws_e2e;
 #[cfg(feature = "aws")]
 mod aws_faults;

@@ -72,6 +72,21 @@ impl Certificate {
         Certificate::from_der(der, source)
     }
 
+    /// Every `CERTIFICATE` block of a PEM text, in order.
+    pub fn all_from_pem(text: &str, source: &str) -> Result<Vec<Certificate>, CertError> {
+        let certificates = pem_blocks(text, source)?
+            .iter()
+            .filter(|(label, _)| label == "CERTIFICATE")
+            .map(|(_, der)| Certificate::from_der(der, source))
+            .collect::<Result<Vec<_>, _>>()?;
+        if certificates.is_empty() {
+            return Err(CertError(format!(
+                "{source}: no CERTIFICATE block in the PEM"
+            )));
+        }
+        Ok(certificates)
+    }
+
     pub fn der(&self) -> &[u8] {
         &self.der
     }
@@ -244,15 +259,7 @@ pub fn self_signed(common_name: &str, days: u32) -> Result<NewCertificate, CertE
     let failed = |what: &str| CertError(format!("cannot make the certificate: {what}"));
     let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
         .map_err(|_| failed("RSA key generation failed"))?;
-    let mut params = rcgen::CertificateParams::default();
-    let mut name = rcgen::DistinguishedName::new();
-    name.push(rcgen::DnType::CommonName, common_name);
-    params.distinguished_name = name;
-    // rcgen takes `time`'s dates: the epoch plus seconds.
-    let epoch = rcgen::date_time_ymd(1970, 1, 1);
-    let now = u64::try_from(Utc::now().timestamp()).map_err(|_| failed("clock before 1970"))?;
-    params.not_before = epoch + std::time::Duration::from_secs(now);
-    params.not_after = params.not_before + std::time::Duration::from_secs(u64::from(days) * 86_400);
+    let params = certificate_params(common_name, days)?;
     let cert = params
         .self_signed(&key)
         .map_err(|_| failed("self-signing failed"))?;
@@ -261,6 +268,73 @@ pub fn self_signed(common_name: &str, days: u32) -> Result<NewCertificate, CertE
         key_and_certificate_pem: pem,
         certificate: Certificate::from_der(cert.der(), "the new certificate")?,
     })
+}
+
+/// `CN=<common_name>`, valid from now for `days` days.
+fn certificate_params(common_name: &str, days: u32) -> Result<rcgen::CertificateParams, CertError> {
+    let mut params = rcgen::CertificateParams::default();
+    let mut name = rcgen::DistinguishedName::new();
+    name.push(rcgen::DnType::CommonName, common_name);
+    params.distinguished_name = name;
+    // rcgen takes `time`'s dates: the epoch plus seconds.
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    let now = u64::try_from(Utc::now().timestamp())
+        .map_err(|_| CertError("the clock is before 1970".into()))?;
+    params.not_before = epoch + std::time::Duration::from_secs(now);
+    params.not_after = params.not_before + std::time::Duration::from_secs(u64::from(days) * 86_400);
+    Ok(params)
+}
+
+/// Signs bytes with a key held elsewhere (RSASSA-PKCS1-v1_5 SHA-256).
+pub type SignFn<'a> = dyn Fn(&[u8]) -> Result<Vec<u8>, CertError> + 'a;
+
+/// A self-signed certificate for a key held elsewhere (a KMS key): `rsa_public_key` is its
+/// public key (PKCS #1 `RSAPublicKey` DER) and `sign` signs with it (RSASSA-PKCS1-v1_5
+/// SHA-256), once, over the certificate's to-be-signed part.
+pub fn self_signed_for_key(
+    common_name: &str,
+    days: u32,
+    rsa_public_key: &[u8],
+    sign: &SignFn<'_>,
+) -> Result<Certificate, CertError> {
+    struct External<'a> {
+        public: &'a [u8],
+        sign: &'a SignFn<'a>,
+    }
+    impl rcgen::PublicKeyData for External<'_> {
+        fn der_bytes(&self) -> &[u8] {
+            self.public
+        }
+        fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+            &rcgen::PKCS_RSA_SHA256
+        }
+    }
+    impl rcgen::SigningKey for External<'_> {
+        fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+            (self.sign)(msg).map_err(|_| rcgen::Error::RemoteKeyError)
+        }
+    }
+    let params = certificate_params(common_name, days)?;
+    let key = External {
+        public: rsa_public_key,
+        sign,
+    };
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| CertError(format!("cannot make the certificate: {e}")))?;
+    Certificate::from_der(cert.der(), "the new certificate")
+}
+
+/// The RSA public key (PKCS #1) inside a DER `SubjectPublicKeyInfo` (what KMS's
+/// GetPublicKey returns).
+pub fn rsa_public_key_of_spki(spki: &[u8], source: &str) -> Result<Vec<u8>, CertError> {
+    use x509_parser::prelude::FromDer;
+    let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki)
+        .map_err(|_| CertError(format!("{source}: not a DER SubjectPublicKeyInfo")))?;
+    if info.algorithm.algorithm.to_id_string() != "1.2.840.113549.1.1.1" {
+        return Err(CertError(format!("{source}: the key is not RSA")));
+    }
+    Ok(info.subject_public_key.data.to_vec())
 }
 
 /// The (label, DER) blocks of a PEM text; an error names `source` only.
