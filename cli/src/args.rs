@@ -55,6 +55,51 @@ pub enum Command {
     Watch(WatchArgs),
     /// Certificate credentials for the app registration.
     Cert(CertArgs),
+    /// A customer's tenant: onboarding.
+    Tenant(OnboardingArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OnboardingArgs {
+    #[command(subcommand)]
+    pub command: TenantCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// From "new customer" to "ready": prints the admin-consent URL for the customer's
+    /// tenant, waits for the consent (or --check-only), runs check's checks and, once every
+    /// one passes, writes the company's [[company]] block (exit 0 all passed, 2 not).
+    Onboard(OnboardArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OnboardArgs {
+    /// The company being onboarded.
+    #[arg(long, value_name = "ID")]
+    pub company_id: String,
+    /// A file with the new company's [[company]] block (TOML or JSON, as `org put` reads);
+    /// without it the company is the config's (or the sandbox fixture's).
+    #[arg(long, value_name = "FILE")]
+    pub company: Option<PathBuf>,
+    /// Check once, without waiting for the consent.
+    #[arg(long)]
+    pub check_only: bool,
+    /// How long to wait for the consent, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    pub wait_secs: u64,
+    /// Where the company block is appended once every check passes (default: the config,
+    /// for a company from --company; otherwise it is printed only).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// TOML config for a real tenant.
+    #[arg(long, value_name = "FILE", conflicts_with = "sandbox")]
+    pub config: Option<PathBuf>,
+    /// A sandbox fixture for the simulator.
+    #[arg(long, value_name = "FIXTURE")]
+    pub sandbox: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
 }
 
 #[derive(Debug, clap::Args)]

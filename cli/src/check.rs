@@ -89,7 +89,7 @@ pub async fn check(args: CheckArgs) -> Result<u8, CliError> {
     })
 }
 
-fn as_json(org: &OrgSettings, checked: &Preflight) -> Value {
+pub(crate) fn as_json(org: &OrgSettings, checked: &Preflight) -> Value {
     let checks: Vec<Value> = checked.checks.iter().map(check_json).collect();
     json!({"company_id": org.company_id, "ok": checked.all_ok(), "checks": checks})
 }
@@ -111,7 +111,7 @@ fn check_json(check: &Check) -> Value {
     entry
 }
 
-fn as_table(org: &OrgSettings, checked: &Preflight) -> String {
+pub(crate) fn as_table(org: &OrgSettings, checked: &Preflight) -> String {
     let width = checked
         .checks
         .iter()

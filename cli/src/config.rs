@@ -305,6 +305,12 @@ pub struct ConfigBasics {
 /// Reads and checks the file: TOML, keys where they belong, every `[[company]]` valid by
 /// the same rules as `revoke365 org put` ([`crate::org_file::check_companies`]).
 fn read(path: &Path) -> Result<ConfigFile, CliError> {
+    read_with(path, false)
+}
+
+/// [`read`], where a file without any `[[company]]` is fine when `first_company` (the
+/// first customer being onboarded).
+fn read_with(path: &Path, first_company: bool) -> Result<ConfigFile, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::config("config", format!("cannot read {}: {e}", path.display())))?;
     if let Some(message) = misplaced_top_level_key(&text) {
@@ -317,7 +323,9 @@ fn read(path: &Path) -> Result<ConfigFile, CliError> {
         .map_err(|e| crate::org_file::parse_error("config", path, &e.to_string()))?;
     // A company's own psa_kind wins; the others take [psa] kind.
     crate::org_file::apply_default_psa_kind(&text, &mut file.company, file.psa.kind);
-    crate::org_file::check_companies(path, &file.company)?;
+    if !(first_company && file.company.is_empty()) {
+        crate::org_file::check_companies(path, &file.company)?;
+    }
     Ok(file)
 }
 
@@ -332,7 +340,17 @@ pub fn basics(path: &Path) -> Result<ConfigBasics, CliError> {
 }
 
 pub fn load(path: &Path) -> Result<Settings, CliError> {
-    let file = read(path)?;
+    load_with(path, None)
+}
+
+/// [`load`] for `tenant onboard --company`: the config may have no company yet, and the
+/// credentials of `new`'s PSA are wanted too.
+pub fn load_for_onboarding(path: &Path, new: &OrgSettings) -> Result<Settings, CliError> {
+    load_with(path, Some(new))
+}
+
+fn load_with(path: &Path, new: Option<&OrgSettings>) -> Result<Settings, CliError> {
+    let file = read_with(path, new.is_some())?;
     let mut urls = ServiceUrls::default();
     for (name, value) in [
         ("login", file.urls.login),
@@ -363,7 +381,8 @@ pub fn load(path: &Path) -> Result<Settings, CliError> {
             ClientCredential::Secret(Secret::new(wanted.secret("REVOKE365_M365_CLIENT_SECRET")))
         }
     };
-    let psa = psa_accounts(file.psa, &orgs, &mut wanted);
+    let with_new: Vec<OrgSettings> = orgs.iter().chain(new).cloned().collect();
+    let psa = psa_accounts(file.psa, &with_new, &mut wanted);
     wanted.check()?;
     Ok(Settings {
         orgs,

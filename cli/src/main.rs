@@ -10,6 +10,7 @@ mod check;
 mod config;
 mod history;
 mod index;
+mod onboard;
 mod org;
 mod org_file;
 mod progress;
@@ -117,6 +118,9 @@ fn main() -> ExitCode {
         Command::Cert(args::CertArgs {
             command: args::CertCommand::New(args),
         }) => (args.format, runtime.block_on(certificate::cert_new(args))),
+        Command::Tenant(args::OnboardingArgs {
+            command: args::TenantCommand::Onboard(args),
+        }) => (args.format, runtime.block_on(onboard::onboard(args))),
         Command::Org(args::OrgArgs { command }) => {
             let format = match &command {
                 args::OrgCommand::Put(a) => a.format,

@@ -8,6 +8,7 @@ mod cert;
 mod cli;
 mod history;
 mod index;
+mod onboard;
 mod restore;
 mod sandbox;
 mod watch;
