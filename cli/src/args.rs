@@ -92,6 +92,10 @@ pub struct OnboardArgs {
     /// for a company from --company; otherwise it is printed only).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Also write the company to the deployment's org-settings table once every check
+    /// passes (as `org put --aws`).
+    #[arg(long)]
+    pub aws: bool,
     /// TOML config for a real tenant.
     #[arg(long, value_name = "FILE", conflicts_with = "sandbox")]
     pub config: Option<PathBuf>,

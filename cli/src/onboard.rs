@@ -3,7 +3,7 @@
 //! the app can sign in there (or, `--check-only`, does not wait), runs `check`'s checks (app
 //! roles, the Exchange role — naming the exact step when it is missing — the sender mailbox,
 //! the PSA company, each certificate's expiry) and, once every one passes, writes the
-//! company's `[[company]]` block.
+//! company's `[[company]]` block (and, `--aws`, its item in the deployment's org table).
 
 use crate::args::{Format, OnboardArgs};
 use crate::check::{as_json, as_table};
@@ -125,6 +125,24 @@ pub async fn onboard(args: OnboardArgs) -> Result<u8, CliError> {
         (Some(path), true) => Some(write_block(path, &org, &block)?),
         _ => None,
     };
+    let org_table = match args.aws && checked.all_ok() {
+        true => {
+            let tables = crate::aws_tables::connect().await?;
+            tables
+                .orgs
+                .put(std::slice::from_ref(&org))
+                .await
+                .map_err(|e| CliError {
+                    code: "store_unavailable".into(),
+                    field: None,
+                    message: format!("cannot write to {}: {e}", tables.orgs.table()),
+                    exit: EXIT_BAD_INPUT,
+                })?;
+            eprintln!("wrote {} to {}", org.company_id, tables.orgs.table());
+            Some(tables.orgs.table().to_string())
+        }
+        false => None,
+    };
     match args.format {
         Format::Json => {
             let mut out = as_json(&org, &checked);
@@ -132,6 +150,7 @@ pub async fn onboard(args: OnboardArgs) -> Result<u8, CliError> {
             out["company_block"] = serde_json::json!(block);
             out["written_to"] =
                 serde_json::json!(written.as_ref().map(|p| p.display().to_string()));
+            out["org_table"] = serde_json::json!(org_table);
             println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
         }
         Format::Table => {

@@ -246,3 +246,37 @@ async fn a_new_company_is_added_to_the_config_once_every_check_passes() {
         before
     );
 }
+
+/// `--aws`: once every check passes the company is in the deployment's org table, as
+/// `org get --aws` then reads it.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_aws_the_company_goes_to_the_org_table() {
+    let aws = crate::kit::AwsTables::provision().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let acme = events("acme-tenant.json");
+    let out = in_dir(
+        tmp.path(),
+        &[
+            "tenant",
+            "onboard",
+            "--company-id",
+            "acme",
+            "--sandbox",
+            acme.to_str().unwrap(),
+            "--check-only",
+            "--aws",
+        ],
+        &aws.env(),
+    )
+    .await;
+    let result = ok_json(&out);
+    assert!(
+        result["org_table"]
+            .as_str()
+            .unwrap()
+            .starts_with(&aws.prefix),
+        "{result}"
+    );
+    let out = in_dir(tmp.path(), &["org", "get", "acme", "--aws"], &aws.env()).await;
+    assert_eq!(ok_json(&out)["company_id"], "acme");
+}
