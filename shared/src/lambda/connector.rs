@@ -73,6 +73,18 @@ impl SecretConnector {
     fn credential(&self, s: &AppSecrets) -> Result<ClientCredential, StepError> {
         match (&self.signing_key, &s.m365_client_secret) {
             (Some((client, key_id)), _) if !s.m365_certificates.is_empty() => {
+                let now = chrono::Utc::now();
+                for cert in &s.m365_certificates {
+                    let days_left = cert.days_left(now);
+                    if days_left < 30 {
+                        // What `revoke365 check` warns of on one machine: the logs' alarm.
+                        tracing::warn!(
+                            sha256_thumbprint = %cert.sha256_thumbprint(),
+                            days_left,
+                            "the app's certificate (m365_certificate) expires within 30 days: make the next one for the KMS key and add it"
+                        );
+                    }
+                }
                 Ok(ClientCredential::Certificates(
                     s.m365_certificates
                         .iter()
