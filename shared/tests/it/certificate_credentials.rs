@@ -232,6 +232,20 @@ async fn after_a_rotation_the_next_certificate_gets_the_token() {
         .await
         .expect("token from the first certificate");
     assert_eq!(sim.snapshot().requests("token"), 3);
+
+    // Neither registered any more: both refusals are told, each naming its certificate.
+    assert!(sim.remove_certificate(&old.certificate.sha256_thumbprint()));
+    let creds3 = credentials(&tenant, creds.credential.clone());
+    let err = graph_token(&sim, &creds3).await.expect_err("refused");
+    let message = auth_message(&err);
+    assert!(
+        message.contains(&old.certificate.sha256_thumbprint())
+            && message.contains(&new.certificate.sha256_thumbprint())
+            && message.matches("AADSTS700027").count() == 2,
+        "{message}"
+    );
+    // Three rounds of both.
+    assert_eq!(sim.snapshot().requests("token"), 3 + 6);
 }
 
 #[tokio::test]

@@ -148,10 +148,20 @@ async fn certificate_token(
             tokio::time::sleep(core.settings().retry.delay(round, None)).await;
         }
     }
-    Err(refused
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| call.auth("no certificate configured")))
+    // Every certificate's refusal, the current one's first.
+    let mut refusals = refused.into_iter();
+    let Some(mut first) = refusals.next() else {
+        return Err(call.auth("no certificate configured"));
+    };
+    for next in refusals {
+        if let (ErrorKind::Auth { message }, ErrorKind::Auth { message: other }) =
+            (&mut first.kind, next.kind)
+        {
+            message.push_str("; then ");
+            message.push_str(&other);
+        }
+    }
+    Err(first)
 }
 
 /// Rounds of every configured certificate before AADSTS700027 stands.
