@@ -369,3 +369,30 @@ async fn expired_replayed_and_misaddressed_assertions_get_entras_codes() {
     // Every refusal was a refusal: one token issued in all.
     assert_eq!(sim.snapshot().requests("token"), 7);
 }
+
+/// The endpoint issued a token but its answer was lost (a 504 after the work): the retry
+/// carries a new assertion, so the `jti` is never presented twice and the token comes.
+#[tokio::test]
+async fn a_lost_answer_is_retried_with_a_new_assertion() {
+    let (made, signer) = new_pair();
+    let mut tenant = fixture("acme-tenant.json");
+    tenant["sim"]["faults"] =
+        json!([{"endpoint": "token", "answer": "504_after_write", "times": 1}]);
+    let sim = revoke365_sim::start(
+        Fixture::from_json(&tenant.to_string()).unwrap(),
+        SimOptions {
+            certificates: vec![made.certificate.der().to_vec()],
+            refuse_client_secrets: true,
+            ..sim_options()
+        },
+    )
+    .await
+    .unwrap();
+    let creds = credentials(&tenant, ClientCredential::Certificates(vec![signer]));
+    graph_token(&sim, &creds)
+        .await
+        .expect("a token on the second try");
+    let snapshot = sim.snapshot();
+    assert_eq!(snapshot.requests("token"), 2);
+    assert_eq!(snapshot.counters.injected_faults, 1);
+}

@@ -125,17 +125,7 @@ async fn certificate_token(
                 signer.describe(),
                 certificate.sha256_thumbprint()
             );
-            let assertion = assertion::client_assertion(signer.as_ref(), url, &creds.client_id)
-                .await
-                .map_err(|e| call.auth(format!("{named}: {e}")))?;
-            let form = [
-                ("grant_type", "client_credentials"),
-                ("client_id", creds.client_id.as_str()),
-                ("client_assertion_type", assertion::ASSERTION_TYPE),
-                ("client_assertion", assertion.expose()),
-                ("scope", scope),
-            ];
-            match post_token(core, call, url, &form, &assertion).await {
+            match assertion_token(core, call, url, creds, signer.as_ref(), &named, scope).await {
                 Ok(token) => return Ok(token),
                 Err(e) if is_key_refusal(&e) => {
                     tracing::warn!(round, certificate = %named, error = %e, "certificate refused");
@@ -162,6 +152,55 @@ async fn certificate_token(
         }
     }
     Err(first)
+}
+
+/// A token for an assertion signed by `signer`. An assertion is used once (its `jti`): the
+/// request is sent again as it is only when the endpoint surely did not act on it (429, 503
+/// with `Retry-After`, a refused connection); after an answer that may have followed a token
+/// (lost, 5xx) the next try carries a new assertion, within the retry policy's attempts.
+async fn assertion_token(
+    core: &HttpCore,
+    call: &Call,
+    url: &str,
+    creds: &AppCredentials,
+    signer: &dyn AssertionSigner,
+    named: &str,
+    scope: &str,
+) -> Result<CachedToken, RemoteError> {
+    let once = call.clone().once();
+    let policy = core.settings().retry;
+    let mut attempt = 1;
+    loop {
+        let assertion = assertion::client_assertion(signer, url, &creds.client_id)
+            .await
+            .map_err(|e| call.auth(format!("{named}: {e}")))?;
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", creds.client_id.as_str()),
+            ("client_assertion_type", assertion::ASSERTION_TYPE),
+            ("client_assertion", assertion.expose()),
+            ("scope", scope),
+        ];
+        match post_token(core, &once, url, &form, &assertion).await {
+            // What may have reached the endpoint (no answer, a 5xx); what surely did not
+            // (throttled, unreachable) the core has already retried with this assertion.
+            Err(e)
+                if matches!(
+                    e.kind,
+                    ErrorKind::Transport { .. }
+                        | ErrorKind::Api {
+                            transient: true,
+                            ..
+                        }
+                ) && policy.allows_another(attempt) =>
+            {
+                tracing::debug!(attempt, error = %e, "token request failed; a new assertion next");
+                tokio::time::sleep(policy.delay(attempt, None)).await;
+                attempt += 1;
+            }
+            answer => return answer,
+        }
+    }
 }
 
 /// Rounds of every configured certificate before AADSTS700027 stands.
