@@ -315,3 +315,49 @@ async fn cert_new_makes_the_certificate_of_a_kms_key() {
     .await;
     assert_refused(&out, "kms_key_id");
 }
+
+/// `REVOKE365_M365_CERTIFICATE` holds the PEM text in place of a file; a client secret in the
+/// environment beside it is not used (the tenant refuses every secret).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_certificate_may_come_from_the_environment_and_then_no_secret_is_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    cert_new(tmp.path(), "env.pem", "90");
+    let pem = std::fs::read_to_string(tmp.path().join("env.pem")).unwrap();
+    let cer = std::fs::read(tmp.path().join("env.cer")).unwrap();
+    std::fs::remove_file(tmp.path().join("env.pem")).unwrap();
+    let (sim, tenant_id) = acme_with_certificate(cer).await;
+    // certificate_file names a file that is not there: the environment wins over it.
+    let config = config(tmp.path(), &sim.base_url, &tenant_id, "missing.pem");
+    let (dir, config2) = (tmp.path().to_path_buf(), config.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut env = psa_env();
+        env.push(("REVOKE365_M365_CERTIFICATE", pem.as_str()));
+        env.push((
+            "REVOKE365_M365_CLIENT_SECRET",
+            "a-secret-the-tenant-refuses",
+        ));
+        revoke365(
+            &["check", "--config", &config2, "--company-id", "acme"],
+            &env,
+            &dir,
+        )
+    })
+    .await
+    .unwrap();
+    let checked = ok_json(&out);
+    let expiry = checked["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "certificate_expiry")
+        .expect("the certificate's expiry");
+    assert!(
+        expiry["detail"]
+            .as_str()
+            .unwrap()
+            .contains("REVOKE365_M365_CERTIFICATE"),
+        "{expiry}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("a-secret-the-tenant-refuses") && !stderr.contains("PRIVATE KEY"));
+}
