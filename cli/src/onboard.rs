@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How often the app's sign-in is tried while waiting for the consent.
-const CONSENT_POLL: Duration = Duration::from_secs(10);
+const CONSENT_POLL: Duration = Duration::from_secs(5);
 
 pub async fn onboard(args: OnboardArgs) -> Result<u8, CliError> {
     let (org, connector, login, config_path, certificates, _sandbox) =

@@ -273,6 +273,19 @@ fn issue(
         ));
     }
     let client_id = field("client_id")?;
+    if sim
+        .consent_pending
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        let description = format!(
+            "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+        );
+        return Err(TokenError::bad_request(
+            "unauthorized_client",
+            700016,
+            description,
+        ));
+    }
     let assertion = form.get("client_assertion").filter(|v| !v.is_empty());
     let secret = match assertion {
         Some(_) => "",

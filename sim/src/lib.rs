@@ -72,6 +72,9 @@ pub struct SimOptions {
     pub certificates: Vec<Vec<u8>>,
     /// The tenant takes certificate credentials only: every client secret is refused.
     pub refuse_client_secrets: bool,
+    /// No administrator of the tenant has consented to the app yet: every token request is
+    /// refused (AADSTS700016) until [`SimHandle::grant_consent`].
+    pub consent_pending: bool,
 }
 
 /// Bearer tokens the simulated HaloPSA issued.
@@ -164,6 +167,14 @@ impl SimHandle {
         let thumbprint = registered.sha256_hex();
         self.sim.key_credentials.register(registered);
         Ok(thumbprint)
+    }
+
+    /// An administrator consents to the app (after `SimOptions::consent_pending`): tokens are
+    /// issued from now on.
+    pub fn grant_consent(&self) {
+        self.sim
+            .consent_pending
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Removes the certificate with this SHA-256 thumbprint (hex) from the app; whether it
@@ -268,6 +279,8 @@ pub(crate) struct Sim {
     pub alerts: alerts::AlertFeeds,
     state: Mutex<TenantState>,
     tokens: Mutex<Tokens>,
+    /// No consent to the app in the tenant yet (`SimOptions::consent_pending`).
+    pub(crate) consent_pending: std::sync::atomic::AtomicBool,
     /// The certificates registered on the app, and the assertions' `jti`s seen.
     pub(crate) key_credentials: assertion::KeyCredentials,
     /// A client secret that replaced `options.client_secret` (a rotation).
@@ -290,6 +303,7 @@ impl Sim {
             faults: Faults::new(&fixture.sim),
             state: Mutex::new(state),
             tokens: Mutex::new(Tokens::default()),
+            consent_pending: std::sync::atomic::AtomicBool::new(options.consent_pending),
             key_credentials: assertion::KeyCredentials::new(
                 options
                     .certificates

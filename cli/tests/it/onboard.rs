@@ -280,3 +280,80 @@ async fn with_aws_the_company_goes_to_the_org_table() {
     let out = in_dir(tmp.path(), &["org", "get", "acme", "--aws"], &aws.env()).await;
     assert_eq!(ok_json(&out)["company_id"], "acme");
 }
+
+/// Without `--check-only` onboarding waits for the consent: the tenant refuses tokens
+/// (AADSTS700016) until its administrator consents, then every check passes and the block is
+/// written.
+#[tokio::test(flavor = "multi_thread")]
+async fn onboarding_waits_for_the_consent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(events("acme-tenant.json")).unwrap();
+    let tenant_id = serde_json::from_str::<Value>(&text).unwrap()["tenant_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sim = revoke365_sim::start(
+        revoke365_sim::Fixture::from_json(&text).unwrap(),
+        revoke365_sim::SimOptions {
+            client_secret: Some("onboard-secret".into()),
+            cw_private_key: Some("onboard-cw-key".into()),
+            consent_pending: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let b = sim.base_url.clone();
+    std::fs::write(
+        tmp.path().join("revoke365.toml"),
+        format!("[m365]\nclient_id = \"onboard-app\"\n[urls]\nlogin = \"{b}\"\ngraph = \"{b}\"\nexo = \"{b}\"\npsa = \"{b}\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("acme.toml"),
+        format!("[[company]]\ncompany_id = \"acme\"\ncompany_name = \"Acme Corp\"\ntenant_id = \"{tenant_id}\"\npsa_company = \"AcmeCorp\"\nm365_permission_ticket_board = \"Service Desk\"\nm365_permission_notification_recipients = [\"secops@msp.example\"]\nnotification_sender = \"automation@acmecorp.com\"\n"),
+    )
+    .unwrap();
+    let env = [
+        ("REVOKE365_M365_CLIENT_SECRET", "onboard-secret"),
+        ("REVOKE365_CW_COMPANY", "msp"),
+        ("REVOKE365_CW_PUBLIC_KEY", "pub"),
+        ("REVOKE365_CW_PRIVATE_KEY", "onboard-cw-key"),
+        (
+            "REVOKE365_CW_CLIENT_ID",
+            "11111111-2222-3333-4444-555555555555",
+        ),
+    ];
+    let onboarding = in_dir(
+        tmp.path(),
+        &[
+            "tenant",
+            "onboard",
+            "--company-id",
+            "acme",
+            "--config",
+            "revoke365.toml",
+            "--company",
+            "acme.toml",
+            "--wait-secs",
+            "120",
+        ],
+        &env,
+    );
+    let consenting = async {
+        // The administrator consents once onboarding has been refused a token.
+        while sim.snapshot().requests("token") == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        sim.grant_consent();
+    };
+    let (out, ()) = tokio::join!(onboarding, consenting);
+    let result = ok_json(&out);
+    assert_eq!(result["written_to"], "revoke365.toml", "{result}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("waiting for the consent"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("/{tenant_id}/adminconsent?client_id=onboard-app")),
+        "{stderr}"
+    );
+}
