@@ -568,20 +568,31 @@ async fn the_readme_config_loads_as_printed_and_dry_runs_against_the_simulator()
         serde_json::from_str(&std::fs::read_to_string(events("acme-tenant.json")).unwrap())
             .unwrap();
     fixture["tenant_id"] = Value::String(tenant_id);
+    // The README's config names a certificate: made with `cert new`, held by the app, and
+    // the only credential the tenant takes.
+    let tmp = tempfile::tempdir().unwrap();
+    let made = revoke365(&["cert", "new", "--out", "revoke365.pem"], &[], tmp.path());
+    assert_eq!(
+        made.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let sim = revoke365_sim::start(
         revoke365_sim::Fixture::from_json(&fixture.to_string()).unwrap(),
         revoke365_sim::SimOptions {
-            client_secret: Some(SECRET.into()),
             cw_private_key: Some(CW_KEY.into()),
+            certificates: vec![std::fs::read(tmp.path().join("revoke365.cer")).unwrap()],
+            refuse_client_secrets: true,
             ..Default::default()
         },
     )
     .await
     .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("revoke365.toml");
     std::fs::write(&config, &toml_text).unwrap();
     let mut env = secrets_env();
+    env.retain(|(k, _)| k != "REVOKE365_M365_CLIENT_SECRET");
     for var in [
         "REVOKE365_LOGIN_URL",
         "REVOKE365_GRAPH_URL",

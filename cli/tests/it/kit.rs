@@ -29,6 +29,7 @@ pub fn revoke365(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
             "REVOKE365_EXO_URL",
             "REVOKE365_PSA_URL",
             "REVOKE365_M365_CLIENT_SECRET",
+            "REVOKE365_M365_CERTIFICATE",
             "REVOKE365_NAME_PREFIX",
             "REVOKE365_HALO_AUTH_URL",
             "REVOKE365_HALO_API_URL",

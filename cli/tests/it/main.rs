@@ -4,10 +4,12 @@
 
 mod kit;
 
+mod cert;
 mod cli;
 mod contain;
 mod history;
 mod index;
+mod onboard;
 mod restore;
 mod sandbox;
 mod watch;

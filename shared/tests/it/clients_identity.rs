@@ -38,7 +38,7 @@ async fn start(missing_roles: &[&str]) -> (SimHandle, GraphClient) {
     let creds = AppCredentials {
         tenant_id: "contoso-tenant".into(),
         client_id: "revoke365-app".into(),
-        client_secret: Secret::new("s"),
+        credential: revoke365::config::ClientCredential::Secret(Secret::new("s")),
     };
     let graph = GraphClient::new(core, &urls, creds);
     (sim, graph)

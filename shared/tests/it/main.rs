@@ -11,6 +11,8 @@ mod aws_alerts;
 #[cfg(feature = "aws")]
 mod aws_audit;
 #[cfg(feature = "aws")]
+mod aws_certificate;
+#[cfg(feature = "aws")]
 mod aws_contain;
 #[cfg(feature = "aws")]
 mod aws_e2e;
@@ -26,6 +28,7 @@ mod aws_psa;
 mod aws_restore;
 #[cfg(feature = "aws")]
 mod aws_victim;
+mod certificate_credentials;
 mod clients_autotask;
 mod clients_connectwise;
 mod clients_folders;

@@ -3,6 +3,8 @@
 //! client-credentials tokens (`token`).
 
 pub mod api;
+pub mod assertion;
+pub mod certificate;
 pub mod exchange;
 mod exchange_folders;
 pub mod graph;
