@@ -1,8 +1,8 @@
 //! The `revoke365` binary as people and scripts use it: flags, stdout, stderr, exit codes.
 
 use crate::kit::{
-    assert_refused, events, revoke365, revoke365_env_only, stderr_error, stdout_json, RunResult,
-    JOHN,
+    assert_refused, events, revoke365, revoke365_env_only, secrets_env, stderr_error, stdout_json,
+    RunResult, JOHN,
 };
 use revoke365::model::Report;
 use serde_json::{json, Value};
@@ -342,22 +342,6 @@ const CW_KEY: &str = "cli-test-cw-key";
 /// The acme fixture's tenant (a tenant id is a GUID).
 const ACME_TENANT_ID: &str = "3f6d2c1a-8b4e-4f7a-9c2d-1e5b7a9c0d4f";
 
-fn secrets_env() -> Vec<(String, String)> {
-    [
-        ("REVOKE365_M365_CLIENT_SECRET", SECRET),
-        ("REVOKE365_CW_COMPANY", "msp"),
-        ("REVOKE365_CW_PUBLIC_KEY", "pub"),
-        ("REVOKE365_CW_PRIVATE_KEY", CW_KEY),
-        (
-            "REVOKE365_CW_CLIENT_ID",
-            "11111111-2222-3333-4444-555555555555",
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
 fn config_toml(urls: &str, tenant_id: &str) -> String {
     format!(
         r#"
@@ -406,7 +390,7 @@ async fn config_file_runs_against_a_separately_started_simulator() {
         })
         .await;
         let tmp = tempfile::tempdir().unwrap();
-        let mut env = secrets_env();
+        let mut env = secrets_env(Some(SECRET), CW_KEY);
         let urls = if use_env_urls {
             // Config URLs lead nowhere; the REVOKE365_*_URL variables win.
             for var in [
@@ -591,7 +575,7 @@ async fn the_readme_config_loads_as_printed_and_dry_runs_against_the_simulator()
     .unwrap();
     let config = tmp.path().join("revoke365.toml");
     std::fs::write(&config, &toml_text).unwrap();
-    let mut env = secrets_env();
+    let mut env = secrets_env(Some(SECRET), CW_KEY);
     env.retain(|(k, _)| k != "REVOKE365_M365_CLIENT_SECRET");
     for var in [
         "REVOKE365_LOGIN_URL",
@@ -704,7 +688,7 @@ fn run_against(url: &str, args: &[&str]) -> (std::process::Output, std::time::Du
         ),
     )
     .unwrap();
-    let owned = secrets_env();
+    let owned = secrets_env(Some(SECRET), CW_KEY);
     let env: Vec<(&str, &str)> = owned
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -2422,7 +2406,7 @@ async fn a_mistyped_user_or_ticket_is_told_to_the_operator_only() {
         ];
         let out = revoke365_async(
             args.iter().map(|s| s.to_string()).collect(),
-            secrets_env(),
+            secrets_env(Some(SECRET), CW_KEY),
             tmp.path().to_path_buf(),
         )
         .await;

@@ -3,7 +3,7 @@
 //! separately started simulator over HTTP, and the tenant afterwards, the result, the ticket
 //! note and the email are read.
 
-use crate::kit::{events, revoke365, stdout_json, JOHN};
+use crate::kit::{events, revoke365, secrets_env, stdout_json, JOHN};
 use revoke365_sim::{Fixture, SimHandle, SimOptions};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -11,22 +11,6 @@ use std::path::{Path, PathBuf};
 const SECRET: &str = "contain-test-secret";
 const CW_KEY: &str = "contain-test-cw-key";
 const JANE: &str = "jane.doe@acmecorp.com";
-
-fn secrets() -> Vec<(String, String)> {
-    [
-        ("REVOKE365_M365_CLIENT_SECRET", SECRET),
-        ("REVOKE365_CW_COMPANY", "msp"),
-        ("REVOKE365_CW_PUBLIC_KEY", "pub"),
-        ("REVOKE365_CW_PRIVATE_KEY", CW_KEY),
-        (
-            "REVOKE365_CW_CLIENT_ID",
-            "11111111-2222-3333-4444-555555555555",
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
 
 /// The contain tenant, edited, served apart from the CLI.
 async fn contain_sim(edit: impl FnOnce(&mut Value)) -> SimHandle {
@@ -82,7 +66,7 @@ async fn cli(args: &[&str], cwd: &Path) -> std::process::Output {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let cwd = cwd.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        let env = secrets();
+        let env = secrets_env(Some(SECRET), CW_KEY);
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         revoke365(&args, &env, &cwd)
