@@ -53,6 +53,95 @@ pub enum Command {
     /// Poll a company's Defender XDR alerts and Entra ID Protection risky users and run a
     /// contain run per compromised user, once per alert (exit 0: every run started succeeded).
     Watch(WatchArgs),
+    /// Certificate credentials for the app registration.
+    Cert(CertArgs),
+    /// A customer's tenant: onboarding.
+    Tenant(OnboardingArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OnboardingArgs {
+    #[command(subcommand)]
+    pub command: TenantCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// From "new customer" to "ready": prints the admin-consent URL for the customer's
+    /// tenant, waits for the consent (or --check-only), runs check's checks and, once every
+    /// one passes, writes the company's [[company]] block (exit 0 all passed, 2 not).
+    Onboard(OnboardArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OnboardArgs {
+    /// The company being onboarded.
+    #[arg(long, value_name = "ID")]
+    pub company_id: String,
+    /// A file with the new company's [[company]] block (TOML or JSON, as `org put` reads);
+    /// without it the company is the config's (or the sandbox fixture's).
+    #[arg(long, value_name = "FILE")]
+    pub company: Option<PathBuf>,
+    /// Check once, without waiting for the consent.
+    #[arg(long)]
+    pub check_only: bool,
+    /// How long to wait for the consent, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    pub wait_secs: u64,
+    /// Where the company block is appended once every check passes (default: the config,
+    /// for a company from --company; otherwise it is printed only).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Also write the company to the deployment's org-settings table once every check
+    /// passes (as `org put --aws`).
+    #[arg(long)]
+    pub aws: bool,
+    /// TOML config for a real tenant.
+    #[arg(long, value_name = "FILE", conflicts_with = "sandbox")]
+    pub config: Option<PathBuf>,
+    /// A sandbox fixture for the simulator.
+    #[arg(long, value_name = "FIXTURE")]
+    pub sandbox: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CertArgs {
+    #[command(subcommand)]
+    pub command: CertCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// A new RSA key and self-signed certificate: FILE.pem (key and certificate, mode 600,
+    /// what `[m365] certificate_file` reads) and FILE.cer (the certificate alone, to upload
+    /// to the app registration); prints the SHA-256 and SHA-1 thumbprints.
+    New(CertNewArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CertNewArgs {
+    /// Where the key and certificate go (PEM); the certificate alone goes beside it as .cer.
+    #[arg(long, value_name = "FILE.pem")]
+    pub out: PathBuf,
+    /// How long the certificate is valid, in days (1 to 3650).
+    #[arg(long, value_name = "N", default_value_t = 365)]
+    pub days: u32,
+    /// The certificate's subject common name.
+    #[arg(long, value_name = "CN", default_value = "revoke365")]
+    pub subject: String,
+    /// Replace an existing FILE.pem.
+    #[arg(long)]
+    pub force: bool,
+    /// Make the certificate of this asymmetric KMS key (RSA_2048, SIGN_VERIFY; id, ARN or
+    /// alias) instead of a new key: its public key is read and the certificate signed with
+    /// kms:Sign; FILE.pem then holds the certificate alone (for the credentials secret's
+    /// m365_certificate). Uses the AWS SDK's usual credentials and region.
+    #[arg(long, value_name = "KEY")]
+    pub kms_key_id: Option<String>,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
 }
 
 #[derive(Debug, clap::Args)]

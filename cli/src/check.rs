@@ -15,28 +15,29 @@ use revoke365::steps::preflight::{preflight, send_test, Check, Outcome, Prefligh
 use serde_json::{json, Value};
 
 pub async fn check(args: CheckArgs) -> Result<u8, CliError> {
-    let (orgs, connector, _sandbox) = match (&args.config, &args.sandbox) {
+    let (orgs, connector, _sandbox, certificates) = match (&args.config, &args.sandbox) {
         (Some(path), _) => {
             let s = config::load(path)?;
             // As before a run: a URL nobody answers at is named in seconds, not after the
             // HTTP client's retries.
             reachable::check(&s.urls, &s.psa).await?;
+            let certificates = crate::certificate::expiry_checks(&s.m365_credential);
             let connector = HttpConnector {
                 core: http_core(None, s.http)?,
                 urls: s.urls,
                 m365_client_id: s.m365_client_id,
-                m365_client_secret: s.m365_client_secret,
+                m365_credential: s.m365_credential,
                 psa: s.psa,
                 recheck: Recheck::default(),
                 shard_time: DEFAULT_SHARD_TIME,
                 webhook_secret: s.webhook_secret,
             };
-            (s.orgs, connector, None)
+            (s.orgs, connector, None, certificates)
         }
         (None, Some(fixture)) => {
             let sb = sandbox::start(fixture).await?;
             let connector = sb.connector(http_core(None, config::HttpSection::default())?);
-            (vec![sb.org.clone()], connector, Some(sb))
+            (vec![sb.org.clone()], connector, Some(sb), Vec::new())
         }
         (None, None) => {
             return Err(CliError::config(
@@ -69,6 +70,8 @@ pub async fn check(args: CheckArgs) -> Result<u8, CliError> {
         requestor: None,
     };
     let mut checked = preflight(conns.tenant(), conns.notify(), &subject).await;
+    // Each certificate's expiry first: an expired one is why the credentials check failed.
+    checked.checks.splice(0..0, certificates);
     if args.send_test {
         checked.checks.push(send_test(conns.notify(), org).await);
     }
@@ -86,7 +89,7 @@ pub async fn check(args: CheckArgs) -> Result<u8, CliError> {
     })
 }
 
-fn as_json(org: &OrgSettings, checked: &Preflight) -> Value {
+pub(crate) fn as_json(org: &OrgSettings, checked: &Preflight) -> Value {
     let checks: Vec<Value> = checked.checks.iter().map(check_json).collect();
     json!({"company_id": org.company_id, "ok": checked.all_ok(), "checks": checks})
 }
@@ -108,7 +111,7 @@ fn check_json(check: &Check) -> Value {
     entry
 }
 
-fn as_table(org: &OrgSettings, checked: &Preflight) -> String {
+pub(crate) fn as_table(org: &OrgSettings, checked: &Preflight) -> String {
     let width = checked
         .checks
         .iter()

@@ -3,8 +3,8 @@
 
 use crate::CliError;
 use revoke365::config::{
-    AutotaskSettings, ConnectWiseCredentials, HaloSettings, PsaAccounts, Secret, ServiceUrls,
-    AUTOTASK_ZONE_URL,
+    AutotaskSettings, ClientCredential, ConnectWiseCredentials, HaloSettings, PsaAccounts, Secret,
+    ServiceUrls, AUTOTASK_ZONE_URL,
 };
 use revoke365::model::{AutotaskIds, HaloIds, OrgSettings, PsaKind};
 use serde::Deserialize;
@@ -31,6 +31,11 @@ struct ConfigFile {
 #[serde(deny_unknown_fields)]
 struct M365Section {
     client_id: String,
+    /// The private key and certificate in one PEM file (certificate credentials; no client
+    /// secret is read then). Relative to the config file. `REVOKE365_M365_CERTIFICATE` wins.
+    certificate_file: Option<PathBuf>,
+    /// The next certificate of a rotation, tried when the first is refused.
+    next_certificate_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,7 +125,8 @@ pub struct Settings {
     pub orgs: Vec<OrgSettings>,
     pub urls: ServiceUrls,
     pub m365_client_id: String,
-    pub m365_client_secret: Secret,
+    /// The client secret, or the certificates (`[m365] certificate_file`).
+    pub m365_credential: ClientCredential,
     pub psa: PsaAccounts,
     pub data_dir: PathBuf,
     pub http: HttpSection,
@@ -299,6 +305,12 @@ pub struct ConfigBasics {
 /// Reads and checks the file: TOML, keys where they belong, every `[[company]]` valid by
 /// the same rules as `revoke365 org put` ([`crate::org_file::check_companies`]).
 fn read(path: &Path) -> Result<ConfigFile, CliError> {
+    read_with(path, false)
+}
+
+/// [`read`], where a file without any `[[company]]` is fine when `first_company` (the
+/// first customer being onboarded).
+fn read_with(path: &Path, first_company: bool) -> Result<ConfigFile, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::config("config", format!("cannot read {}: {e}", path.display())))?;
     if let Some(message) = misplaced_top_level_key(&text) {
@@ -311,7 +323,9 @@ fn read(path: &Path) -> Result<ConfigFile, CliError> {
         .map_err(|e| crate::org_file::parse_error("config", path, &e.to_string()))?;
     // A company's own psa_kind wins; the others take [psa] kind.
     crate::org_file::apply_default_psa_kind(&text, &mut file.company, file.psa.kind);
-    crate::org_file::check_companies(path, &file.company)?;
+    if !(first_company && file.company.is_empty()) {
+        crate::org_file::check_companies(path, &file.company)?;
+    }
     Ok(file)
 }
 
@@ -326,7 +340,17 @@ pub fn basics(path: &Path) -> Result<ConfigBasics, CliError> {
 }
 
 pub fn load(path: &Path) -> Result<Settings, CliError> {
-    let file = read(path)?;
+    load_with(path, None)
+}
+
+/// [`load`] for `tenant onboard --company`: the config may have no company yet, and the
+/// credentials of `new`'s PSA are wanted too.
+pub fn load_for_onboarding(path: &Path, new: &OrgSettings) -> Result<Settings, CliError> {
+    load_with(path, Some(new))
+}
+
+fn load_with(path: &Path, new: Option<&OrgSettings>) -> Result<Settings, CliError> {
+    let file = read_with(path, new.is_some())?;
     let mut urls = ServiceUrls::default();
     for (name, value) in [
         ("login", file.urls.login),
@@ -341,14 +365,30 @@ pub fn load(path: &Path) -> Result<Settings, CliError> {
     let urls = urls.with_env_overrides(|k| std::env::var(k).ok());
     let orgs: Vec<OrgSettings> = file.company;
     let mut wanted = Wanted::default();
-    let m365_client_secret = wanted.secret("REVOKE365_M365_CLIENT_SECRET");
-    let psa = psa_accounts(file.psa, &orgs, &mut wanted);
+    let beside = |p: PathBuf| match path.parent() {
+        Some(dir) if p.is_relative() => dir.join(p),
+        _ => p,
+    };
+    let certificates = crate::certificate::configured(
+        env_value(crate::certificate::CERTIFICATE_ENV),
+        file.m365.certificate_file.map(beside).as_deref(),
+        file.m365.next_certificate_file.map(beside).as_deref(),
+    )?;
+    // With a certificate no client secret is read.
+    let m365_credential = match certificates {
+        Some(certificates) => certificates,
+        None => {
+            ClientCredential::Secret(Secret::new(wanted.secret("REVOKE365_M365_CLIENT_SECRET")))
+        }
+    };
+    let with_new: Vec<OrgSettings> = orgs.iter().chain(new).cloned().collect();
+    let psa = psa_accounts(file.psa, &with_new, &mut wanted);
     wanted.check()?;
     Ok(Settings {
         orgs,
         urls,
         m365_client_id: file.m365.client_id,
-        m365_client_secret: Secret::new(m365_client_secret),
+        m365_credential,
         psa,
         data_dir: file
             .data_dir

@@ -5,10 +5,12 @@
 mod args;
 mod audit;
 mod aws_tables;
+mod certificate;
 mod check;
 mod config;
 mod history;
 mod index;
+mod onboard;
 mod org;
 mod org_file;
 mod progress;
@@ -113,6 +115,12 @@ fn main() -> ExitCode {
         Command::Runs(args) => (args.format, runtime.block_on(history::runs(&args))),
         Command::Show(args) => (args.format, runtime.block_on(history::show(&args))),
         Command::Watch(args) => (args.format, runtime.block_on(watch::watch(args))),
+        Command::Cert(args::CertArgs {
+            command: args::CertCommand::New(args),
+        }) => (args.format, runtime.block_on(certificate::cert_new(args))),
+        Command::Tenant(args::OnboardingArgs {
+            command: args::TenantCommand::Onboard(args),
+        }) => (args.format, runtime.block_on(onboard::onboard(args))),
         Command::Org(args::OrgArgs { command }) => {
             let format = match &command {
                 args::OrgCommand::Put(a) => a.format,
@@ -225,7 +233,7 @@ pub(crate) async fn target(
                     core,
                     urls: s.urls,
                     m365_client_id: s.m365_client_id,
-                    m365_client_secret: s.m365_client_secret,
+                    m365_credential: s.m365_credential,
                     psa: s.psa,
                     recheck: Recheck::default(),
                     shard_time: DEFAULT_SHARD_TIME,

@@ -107,6 +107,7 @@ async fn launch(path: &Path) -> Result<Sandbox, CliError> {
             halo_client_secret: Some(halo_client_secret.clone()),
             autotask_secret: Some(autotask_secret.clone()),
             autotask_username: Some(autotask_username.into()),
+            ..Default::default()
         },
     )
     .await
@@ -157,7 +158,9 @@ impl Sandbox {
             core,
             urls: self.urls.clone(),
             m365_client_id: self.client_id.clone(),
-            m365_client_secret: self.client_secret.clone(),
+            m365_credential: revoke365::config::ClientCredential::Secret(
+                self.client_secret.clone(),
+            ),
             psa: self.psa.clone(),
             recheck: Recheck::default(),
             shard_time: DEFAULT_SHARD_TIME,

@@ -1,6 +1,8 @@
 //! Connection settings shared by every entry point: base URLs, secrets, retry and concurrency.
 
+use crate::adapters::m365::certificate::AssertionSigner;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A secret value that never prints: Debug and Display show `***`.
@@ -229,7 +231,46 @@ impl Default for Recheck {
 pub struct AppCredentials {
     pub tenant_id: String,
     pub client_id: String,
-    pub client_secret: Secret,
+    pub credential: ClientCredential,
+}
+
+/// How the app proves who it is to the Microsoft identity platform.
+#[derive(Clone)]
+pub enum ClientCredential {
+    /// A client secret (`client_secret`).
+    Secret(Secret),
+    /// Certificate credentials: a client assertion signed with a certificate's key (a PEM
+    /// file's or a KMS key). The current certificate first, then the next one of a rotation;
+    /// a token refused for one certificate is asked again with the next.
+    Certificates(Vec<Arc<dyn AssertionSigner>>),
+}
+
+impl ClientCredential {
+    /// The client secret, if this is one (what error texts are cleaned of).
+    pub fn secret(&self) -> Option<&Secret> {
+        match self {
+            ClientCredential::Secret(secret) => Some(secret),
+            ClientCredential::Certificates(_) => None,
+        }
+    }
+}
+
+impl fmt::Debug for ClientCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientCredential::Secret(_) => f.write_str("Secret(***)"),
+            ClientCredential::Certificates(signers) => f
+                .debug_list()
+                .entries(signers.iter().map(|s| {
+                    format!(
+                        "{} (SHA-256 {})",
+                        s.describe(),
+                        s.certificate().sha256_thumbprint()
+                    )
+                }))
+                .finish(),
+        }
+    }
 }
 
 /// ConnectWise Manage API keys.
@@ -348,7 +389,7 @@ mod tests {
         let c = AppCredentials {
             tenant_id: "t".into(),
             client_id: "c".into(),
-            client_secret: s,
+            credential: ClientCredential::Secret(s),
         };
         assert!(!format!("{c:?}").contains("hunter2"));
     }

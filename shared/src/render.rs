@@ -4,6 +4,7 @@
 //! ([`one_line`]), so none can forge a line of the report.
 
 mod clean;
+mod contain;
 mod html;
 mod restore;
 mod review;
@@ -12,6 +13,7 @@ mod victim;
 mod view;
 
 pub use clean::one_line;
+pub use contain::CONTAIN_ACTIONS;
 pub use restore::{restore_html, restore_subject, restore_text};
 pub use review::{digest_headline, digest_html, digest_text, review_text};
 pub use victim::VICTIM_MAILBOX;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -65,6 +65,12 @@ pub(crate) const GRAPH_ROLES: &[&str] = &[
     "MailboxSettings.Read",
     "SecurityAlert.Read.All",
     "IdentityRiskyUser.Read.All",
+    // The identity actions of contain runs (`identity.rs`).
+    "User.RevokeSessions.All",
+    "User.EnableDisableAccount.All",
+    "DelegatedPermissionGrant.ReadWrite.All",
+    "Application.Read.All",
+    "IdentityRiskyUser.ReadWrite.All",
 ];
 
 /// The Exchange Online application role.
@@ -80,9 +86,12 @@ pub(crate) fn is_role(role: &str) -> bool {
 
 /// The role a request needs: Graph by route, Exchange always `Exchange.ManageAsApp`.
 /// `$batch` needs none itself: each of its steps is checked.
-fn role_needed(audience: Audience, path: &str) -> Option<&'static str> {
+fn role_needed(audience: Audience, method: &Method, path: &str) -> Option<&'static str> {
     if audience == Audience::Exchange {
         return Some("Exchange.ManageAsApp");
+    }
+    if let Some(role) = crate::identity::role_needed(method, path) {
+        return Some(role);
     }
     let path = path.trim_end_matches('/');
     if path.ends_with("/$batch") {
@@ -184,8 +193,18 @@ struct TokenResponse {
     access_token: String,
 }
 
-async fn token(State(sim): State<Arc<Sim>>, Path(tenant): Path<String>, body: Bytes) -> Response {
-    match issue(&sim, &tenant, &parse_form(&body)) {
+async fn token(
+    State(sim): State<Arc<Sim>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // The URL the client addressed: what a client assertion's `aud` must be.
+    let mut token_urls = vec![format!("{}/{tenant}/oauth2/v2.0/token", sim.base_url)];
+    if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+        token_urls.push(format!("http://{host}/{tenant}/oauth2/v2.0/token"));
+    }
+    match issue(&sim, &tenant, &parse_form(&body), &token_urls) {
         Ok(access_token) => json_response(
             StatusCode::OK,
             TokenResponse {
@@ -199,11 +218,11 @@ async fn token(State(sim): State<Arc<Sim>>, Path(tenant): Path<String>, body: By
     }
 }
 
-struct TokenError {
-    status: StatusCode,
-    error: &'static str,
-    code: u32,
-    description: String,
+pub(crate) struct TokenError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub code: u32,
+    pub description: String,
 }
 
 impl TokenError {
@@ -226,7 +245,12 @@ impl TokenError {
     }
 }
 
-fn issue(sim: &Sim, tenant: &str, form: &HashMap<String, String>) -> Result<String, TokenError> {
+fn issue(
+    sim: &Sim,
+    tenant: &str,
+    form: &HashMap<String, String>,
+    token_urls: &[String],
+) -> Result<String, TokenError> {
     if !sim.directory.is_tenant(tenant) {
         let description = format!(
             "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are \
@@ -258,13 +282,42 @@ fn issue(sim: &Sim, tenant: &str, form: &HashMap<String, String>) -> Result<Stri
         ));
     }
     let client_id = field("client_id")?;
-    let secret = field("client_secret")?;
+    if sim
+        .consent_pending
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        let description = format!(
+            "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+        );
+        return Err(TokenError::bad_request(
+            "unauthorized_client",
+            700016,
+            description,
+        ));
+    }
+    let assertion = form.get("client_assertion").filter(|v| !v.is_empty());
+    let secret = match assertion {
+        Some(_) => "",
+        None => field("client_secret")?,
+    };
     let scope = field("scope")?;
     let audience = Audience::from_scope(scope).ok_or_else(|| {
         let description = format!("The provided value for scope {scope} is not valid.");
         TokenError::bad_request("invalid_scope", 1002012, description)
     })?;
-    if sim
+    if let Some(assertion) = assertion {
+        crate::assertion::check_request(sim, form, assertion, client_id, token_urls)?;
+    } else if sim.options.refuse_client_secrets {
+        // Certificate credentials only (an app-management policy): no secret is valid.
+        return Err(TokenError {
+            status: StatusCode::UNAUTHORIZED,
+            error: "invalid_client",
+            code: 7000215,
+            description: format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'. (This app has no client secret: its credentials are certificates.)"
+            ),
+        });
+    } else if sim
         .client_secret()
         .as_deref()
         .is_some_and(|expected| expected != secret)
@@ -376,7 +429,7 @@ async fn require_bearer(
         .tokens()
         .admit(token, audience, sim.settings.revoke_tokens_after);
     match admitted {
-        Ok(()) => match role_needed(audience, request.uri().path())
+        Ok(()) => match role_needed(audience, request.method(), request.uri().path())
             .filter(|role| !granted_roles(&sim, audience).contains(role))
         {
             None => next.run(request).await,
@@ -425,7 +478,11 @@ fn revoked(audience: Audience) -> Response {
 /// with the reason in `x-ms-diagnostics`.
 fn lacks_role(audience: Audience, role: &str, path: &str) -> Response {
     match audience {
-        Audience::Graph if role == "User.Read.All" || role == "GroupMember.Read.All" => {
+        Audience::Graph
+            if role == "User.Read.All"
+                || role == "GroupMember.Read.All"
+                || crate::identity::ROLES.contains(&role) =>
+        {
             odata_error(
                 StatusCode::FORBIDDEN,
                 "Authorization_RequestDenied",

@@ -70,6 +70,9 @@ pub(crate) fn is_endpoint(name: &str) -> bool {
         .filter(|prefix| prefix.eq_ignore_ascii_case("exo "))
         .map(|_| &name[4..]);
     ENDPOINTS.iter().any(|e| e.eq_ignore_ascii_case(name))
+        || crate::identity::ENDPOINTS
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(name))
         || cmdlet.is_some_and(|c| cmdlets::canonical_name(c).is_some())
 }
 

@@ -31,6 +31,9 @@ pub struct Fixture {
     /// Entra ID Protection risky users (Graph `identityProtection/riskyUsers`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub risky_users: Vec<RiskyUser>,
+    /// Delegated consents (`oauth2PermissionGrants`) users gave apps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consents: Vec<crate::identity::ConsentFixture>,
     #[serde(default)]
     pub sim: SimSettings,
 }
@@ -167,6 +170,9 @@ pub struct User {
     /// The last sign-in Graph's `signInActivity` shows (RFC 3339); none: never signed in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sign_in: Option<chrono::DateTime<chrono::Utc>>,
+    /// Synced from on-premises AD (Graph's `onPremisesSyncEnabled: true`); absent: cloud-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_premises_sync_enabled: Option<bool>,
     /// Send As on a `MailUser` (a mailbox's Send As is listed in `mailboxes[]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub send_as: Vec<SendAsEntry>,
@@ -688,6 +694,7 @@ impl Fixture {
         unique("contact address", self.contacts.iter().map(|c| &c.address))?;
         let mailboxes = self.mailbox_upns();
         let people = self.person_upns();
+        crate::identity::validate(self, &people)?;
         if let Some(bad) = people.iter().find(|upn| !upn.contains('@')) {
             return Err(format!("upn '{bad}' is not an address"));
         }

@@ -35,7 +35,7 @@ const MAX_BATCH: usize = 20;
 
 pub(crate) fn routes(sim: &Arc<Sim>) -> Router<Arc<Sim>> {
     let key = Key::Fixed;
-    let router = crate::calendars::routes(sim, Router::new())
+    let router = crate::calendars::routes(sim, crate::identity::routes(sim, Router::new()))
         .route(
             USER_LIST,
             guarded(sim, key("graph GET /users?$filter"), get(list_users)),
@@ -205,7 +205,8 @@ async fn get_user(
 ) -> Response {
     respond(directory_user(&sim, &key).map(|person| {
         let context = format!("{}/v1.0/$metadata#users/$entity", base_url(&headers, &sim));
-        let user = serde_json::to_value(User::new(Some(context), person)).unwrap_or_default();
+        let mut user = serde_json::to_value(User::new(Some(context), person)).unwrap_or_default();
+        crate::identity::overlay_user(&sim, person, &mut user);
         json_response(
             StatusCode::OK,
             select(user, params.get("$select").map(String::as_str)),

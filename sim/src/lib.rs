@@ -4,6 +4,7 @@
 //! share one base URL. See `sim/README.md`.
 
 mod alerts;
+mod assertion;
 mod auth;
 pub mod autotask;
 mod batch;
@@ -18,6 +19,7 @@ mod folder_cmdlets;
 mod folders;
 mod graph;
 pub mod halopsa;
+pub mod identity;
 mod inbox_rules;
 pub mod snapshot;
 mod state;
@@ -65,6 +67,15 @@ pub struct SimOptions {
     /// If set, the only Autotask API user (zone lookup and `UserName`); otherwise any
     /// address is one.
     pub autotask_username: Option<String>,
+    /// Certificates registered on the app (DER, or PEM text with a `CERTIFICATE` block):
+    /// client assertions signed with their keys get tokens (sim/README.md, "Certificate
+    /// credentials").
+    pub certificates: Vec<Vec<u8>>,
+    /// The tenant takes certificate credentials only: every client secret is refused.
+    pub refuse_client_secrets: bool,
+    /// No administrator of the tenant has consented to the app yet: every token request is
+    /// refused (AADSTS700016) until [`SimHandle::grant_consent`].
+    pub consent_pending: bool,
 }
 
 /// Bearer tokens the simulated HaloPSA issued.
@@ -150,6 +161,29 @@ impl SimHandle {
         self.sim.tokens().revoke_all();
     }
 
+    /// Registers a certificate on the app (DER or PEM), as uploading it to the app
+    /// registration does; returns its SHA-256 thumbprint (hex).
+    pub fn register_certificate(&self, certificate: &[u8]) -> Result<String, String> {
+        let registered = assertion::Registered::parse(certificate)?;
+        let thumbprint = registered.sha256_hex();
+        self.sim.key_credentials.register(registered);
+        Ok(thumbprint)
+    }
+
+    /// An administrator consents to the app (after `SimOptions::consent_pending`): tokens are
+    /// issued from now on.
+    pub fn grant_consent(&self) {
+        self.sim
+            .consent_pending
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Removes the certificate with this SHA-256 thumbprint (hex) from the app; whether it
+    /// was registered.
+    pub fn remove_certificate(&self, sha256_thumbprint: &str) -> bool {
+        self.sim.key_credentials.remove(sha256_thumbprint)
+    }
+
     /// Saves what changes while the simulator serves (grants, tickets, sent mail, counters) to
     /// `path` now and after every request that changed it, so that a simulator started later
     /// from the same fixture can go on from there ([`SimHandle::restore_from`]). The file is
@@ -165,6 +199,9 @@ impl SimHandle {
         let saved: SavedState = serde_json::from_slice(&std::fs::read(path)?)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         self.sim.state().load(saved.tenant);
+        if let Some(identity) = saved.identity {
+            *self.sim.identity() = identity;
+        }
         self.sim.faults.restore(saved.counters);
         Ok(())
     }
@@ -192,6 +229,14 @@ pub async fn start_on_port(
     opts: SimOptions,
     port: u16,
 ) -> std::io::Result<SimHandle> {
+    for certificate in &opts.certificates {
+        assertion::Registered::parse(certificate).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("a registered certificate: {e}"),
+            )
+        })?;
+    }
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
@@ -223,6 +268,8 @@ pub async fn start_on_port(
 struct SavedState {
     tenant: SavedTenant,
     counters: Counters,
+    #[serde(default)]
+    identity: Option<identity::IdentityState>,
 }
 
 /// Shared simulator state behind every handler.
@@ -237,7 +284,13 @@ pub(crate) struct Sim {
     /// Defender XDR alerts and Entra ID Protection risky users.
     pub alerts: alerts::AlertFeeds,
     state: Mutex<TenantState>,
+    /// Sessions, sign-in, consents, confirmed compromises (`identity.rs`).
+    identity: Mutex<identity::IdentityState>,
     tokens: Mutex<Tokens>,
+    /// No consent to the app in the tenant yet (`SimOptions::consent_pending`).
+    pub(crate) consent_pending: std::sync::atomic::AtomicBool,
+    /// The certificates registered on the app, and the assertions' `jti`s seen.
+    pub(crate) key_credentials: assertion::KeyCredentials,
     /// A client secret that replaced `options.client_secret` (a rotation).
     rotated_secret: Mutex<Option<String>>,
     /// Where the state is saved after each change (`SimHandle::persist_to`), and what was
@@ -257,7 +310,16 @@ impl Sim {
             alerts,
             faults: Faults::new(&fixture.sim),
             state: Mutex::new(state),
+            identity: Mutex::new(identity::IdentityState::new(&fixture, &directory)),
             tokens: Mutex::new(Tokens::default()),
+            consent_pending: std::sync::atomic::AtomicBool::new(options.consent_pending),
+            key_credentials: assertion::KeyCredentials::new(
+                options
+                    .certificates
+                    .iter()
+                    .filter_map(|c| assertion::Registered::parse(c).ok())
+                    .collect(),
+            ),
             rotated_secret: Mutex::new(None),
             persist: Mutex::new(None),
             persisted: Mutex::new(Vec::new()),
@@ -267,6 +329,10 @@ impl Sim {
             options,
             settings: fixture.sim,
         }
+    }
+
+    pub(crate) fn identity(&self) -> MutexGuard<'_, identity::IdentityState> {
+        self.identity.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, TenantState> {
@@ -297,6 +363,7 @@ impl Sim {
         let saved = SavedState {
             tenant: self.state().saved(),
             counters: self.faults.snapshot(),
+            identity: Some(self.identity().clone()),
         };
         let bytes = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
         if *last == bytes {
@@ -360,6 +427,7 @@ impl Sim {
 
     fn snapshot(&self) -> Snapshot {
         let mut snapshot = self.state().snapshot(&self.directory);
+        snapshot.identity = self.identity().snapshot();
         snapshot.counters = self.faults.snapshot();
         let tokens = self.tokens();
         snapshot.counters.tokens_revoked = tokens.revoked;

@@ -1,5 +1,5 @@
 //! `revoke365-sim --fixture FILE [--port N] [--client-secret S] [--cw-private-key K]
-//!  [--halo-client-secret S] [--autotask-secret S] [--autotask-username U]`
+//!  [--halo-client-secret S] [--autotask-secret S] [--autotask-username U] [--certificate FILE.cer]... [--refuse-client-secrets]`
 //!
 //! Serves the simulator until killed; the first stdout line is
 //! `listening on http://127.0.0.1:PORT`.
@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use revoke365_sim::{start_on_port, Fixture, SimOptions};
 
-const USAGE: &str = "usage: revoke365-sim --fixture FILE [--port N] [--client-secret S] [--cw-private-key K] [--halo-client-secret S] [--autotask-secret S] [--autotask-username U]";
+const USAGE: &str = "usage: revoke365-sim --fixture FILE [--port N] [--client-secret S] [--cw-private-key K] [--halo-client-secret S] [--autotask-secret S] [--autotask-username U] [--certificate FILE.cer]... [--refuse-client-secrets]";
 
 struct Args {
     fixture: PathBuf,
@@ -34,6 +34,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--halo-client-secret" => options.halo_client_secret = Some(value()?),
             "--autotask-secret" => options.autotask_secret = Some(value()?),
             "--autotask-username" => options.autotask_username = Some(value()?),
+            "--certificate" => {
+                let path = value()?;
+                let bytes =
+                    std::fs::read(&path).map_err(|e| format!("--certificate {path}: {e}"))?;
+                options.certificates.push(bytes);
+            }
+            "--refuse-client-secrets" => options.refuse_client_secrets = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument '{other}'\n{USAGE}")),
         }

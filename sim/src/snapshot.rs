@@ -274,6 +274,12 @@ pub struct Snapshot {
     /// Posts to `/webhooks/{name}`, in order.
     #[serde(default)]
     pub webhooks: Vec<ReceivedWebhook>,
+    /// Sessions, sign-in and consents (`identity.rs`); absent while nothing is to say.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::identity::IdentitySnapshot::is_empty"
+    )]
+    pub identity: crate::identity::IdentitySnapshot,
     #[serde(flatten)]
     pub counters: Counters,
 }

@@ -380,6 +380,7 @@ impl TenantState {
             tickets,
             sent_mail: self.sent_mail.clone(),
             webhooks: self.webhooks.clone(),
+            identity: Default::default(),
             counters: Counters::default(),
         }
     }

@@ -6,7 +6,7 @@ use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
 use revoke365::adapters::http::HttpCore;
 use revoke365::adapters::memory_queue::MemoryQueue;
 use revoke365::adapters::sqlite_store::SqliteRunStore;
-use revoke365::config::{HttpSettings, Recheck, Secret, ServiceUrls};
+use revoke365::config::{ClientCredential, HttpSettings, Recheck, Secret, ServiceUrls};
 use revoke365::engine::LocalEngine;
 use revoke365::model::{OrgSettings, Report, Run};
 use revoke365::steps::NoProgress;
@@ -24,7 +24,7 @@ fn connector_at(base_url: &str, http: HttpSettings, recheck: Recheck) -> Arc<Htt
         core: HttpCore::new(http).unwrap(),
         urls: ServiceUrls::all_at(base_url),
         m365_client_id: "test-client".into(),
-        m365_client_secret: Secret::new(CLIENT_SECRET),
+        m365_credential: ClientCredential::Secret(Secret::new(CLIENT_SECRET)),
         psa: crate::tenant::psa_accounts(base_url),
         recheck,
         shard_time: DEFAULT_SHARD_TIME,

@@ -25,6 +25,7 @@ pub fn sim_options() -> SimOptions {
         halo_client_secret: Some(HALO_CLIENT_SECRET.into()),
         autotask_secret: Some(AUTOTASK_SECRET.into()),
         autotask_username: Some(AUTOTASK_USERNAME.into()),
+        ..Default::default()
     }
 }
 

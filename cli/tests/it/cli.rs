@@ -1,8 +1,8 @@
 //! The `revoke365` binary as people and scripts use it: flags, stdout, stderr, exit codes.
 
 use crate::kit::{
-    assert_refused, events, revoke365, revoke365_env_only, stderr_error, stdout_json, RunResult,
-    JOHN,
+    assert_refused, events, revoke365, revoke365_env_only, secrets_env, stderr_error, stdout_json,
+    RunResult, JOHN,
 };
 use revoke365::model::Report;
 use serde_json::{json, Value};
@@ -342,22 +342,6 @@ const CW_KEY: &str = "cli-test-cw-key";
 /// The acme fixture's tenant (a tenant id is a GUID).
 const ACME_TENANT_ID: &str = "3f6d2c1a-8b4e-4f7a-9c2d-1e5b7a9c0d4f";
 
-fn secrets_env() -> Vec<(String, String)> {
-    [
-        ("REVOKE365_M365_CLIENT_SECRET", SECRET),
-        ("REVOKE365_CW_COMPANY", "msp"),
-        ("REVOKE365_CW_PUBLIC_KEY", "pub"),
-        ("REVOKE365_CW_PRIVATE_KEY", CW_KEY),
-        (
-            "REVOKE365_CW_CLIENT_ID",
-            "11111111-2222-3333-4444-555555555555",
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
 fn config_toml(urls: &str, tenant_id: &str) -> String {
     format!(
         r#"
@@ -406,7 +390,7 @@ async fn config_file_runs_against_a_separately_started_simulator() {
         })
         .await;
         let tmp = tempfile::tempdir().unwrap();
-        let mut env = secrets_env();
+        let mut env = secrets_env(Some(SECRET), CW_KEY);
         let urls = if use_env_urls {
             // Config URLs lead nowhere; the REVOKE365_*_URL variables win.
             for var in [
@@ -568,20 +552,31 @@ async fn the_readme_config_loads_as_printed_and_dry_runs_against_the_simulator()
         serde_json::from_str(&std::fs::read_to_string(events("acme-tenant.json")).unwrap())
             .unwrap();
     fixture["tenant_id"] = Value::String(tenant_id);
+    // The README's config names a certificate: made with `cert new`, held by the app, and
+    // the only credential the tenant takes.
+    let tmp = tempfile::tempdir().unwrap();
+    let made = revoke365(&["cert", "new", "--out", "revoke365.pem"], &[], tmp.path());
+    assert_eq!(
+        made.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let sim = revoke365_sim::start(
         revoke365_sim::Fixture::from_json(&fixture.to_string()).unwrap(),
         revoke365_sim::SimOptions {
-            client_secret: Some(SECRET.into()),
             cw_private_key: Some(CW_KEY.into()),
+            certificates: vec![std::fs::read(tmp.path().join("revoke365.cer")).unwrap()],
+            refuse_client_secrets: true,
             ..Default::default()
         },
     )
     .await
     .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("revoke365.toml");
     std::fs::write(&config, &toml_text).unwrap();
-    let mut env = secrets_env();
+    let mut env = secrets_env(Some(SECRET), CW_KEY);
+    env.retain(|(k, _)| k != "REVOKE365_M365_CLIENT_SECRET");
     for var in [
         "REVOKE365_LOGIN_URL",
         "REVOKE365_GRAPH_URL",
@@ -693,7 +688,7 @@ fn run_against(url: &str, args: &[&str]) -> (std::process::Output, std::time::Du
         ),
     )
     .unwrap();
-    let owned = secrets_env();
+    let owned = secrets_env(Some(SECRET), CW_KEY);
     let env: Vec<(&str, &str)> = owned
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -1311,6 +1306,7 @@ fn check_passes_every_check_on_a_well_set_up_company() {
             "m365_roles",
             "exchange_access",
             "mail_roles",
+            "contain_roles",
             "notification_sender",
             "notification_recipients",
             "psa_ticket",
@@ -2410,7 +2406,7 @@ async fn a_mistyped_user_or_ticket_is_told_to_the_operator_only() {
         ];
         let out = revoke365_async(
             args.iter().map(|s| s.to_string()).collect(),
-            secrets_env(),
+            secrets_env(Some(SECRET), CW_KEY),
             tmp.path().to_path_buf(),
         )
         .await;

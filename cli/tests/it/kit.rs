@@ -18,6 +18,26 @@ pub fn events(name: &str) -> PathBuf {
 
 /// Runs the binary in `cwd` with `env` on top of the test's environment, less the service
 /// URL and secret variables a developer's shell may hold.
+/// The environment a config-file run reads its secrets from: ConnectWise's keys (its private
+/// key `cw_key`) and, when `m365_secret` is given, the app's client secret.
+pub fn secrets_env(m365_secret: Option<&str>, cw_key: &str) -> Vec<(String, String)> {
+    let psa = [
+        ("REVOKE365_CW_COMPANY", "msp"),
+        ("REVOKE365_CW_PUBLIC_KEY", "pub"),
+        ("REVOKE365_CW_PRIVATE_KEY", cw_key),
+        (
+            "REVOKE365_CW_CLIENT_ID",
+            "11111111-2222-3333-4444-555555555555",
+        ),
+    ];
+    m365_secret
+        .map(|s| ("REVOKE365_M365_CLIENT_SECRET", s))
+        .into_iter()
+        .chain(psa)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 pub fn revoke365(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
     revoke365_testkit::cli::run(
         BIN,
@@ -29,6 +49,7 @@ pub fn revoke365(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
             "REVOKE365_EXO_URL",
             "REVOKE365_PSA_URL",
             "REVOKE365_M365_CLIENT_SECRET",
+            "REVOKE365_M365_CERTIFICATE",
             "REVOKE365_NAME_PREFIX",
             "REVOKE365_HALO_AUTH_URL",
             "REVOKE365_HALO_API_URL",

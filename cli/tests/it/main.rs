@@ -4,10 +4,13 @@
 
 mod kit;
 
+mod cert;
 mod cli;
+mod contain;
 mod folders;
 mod history;
 mod index;
+mod onboard;
 mod restore;
 mod sandbox;
 mod watch;

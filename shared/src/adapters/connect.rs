@@ -9,7 +9,7 @@ use super::psa::connectwise::ConnectWiseClient;
 use super::psa::halopsa::HaloClient;
 use super::psa::no_psa::NoPsa;
 use super::webhook::WebhookClient;
-use crate::config::{AppCredentials, PsaAccounts, Recheck, Secret, ServiceUrls};
+use crate::config::{AppCredentials, ClientCredential, PsaAccounts, Recheck, Secret, ServiceUrls};
 use crate::error::StepError;
 use crate::model::{OrgSettings, PsaKind};
 use crate::ports::{Connections, Connector, Psa};
@@ -20,7 +20,8 @@ pub struct HttpConnector {
     pub core: Arc<HttpCore>,
     pub urls: ServiceUrls,
     pub m365_client_id: String,
-    pub m365_client_secret: Secret,
+    /// The app's client secret or certificate credentials.
+    pub m365_credential: ClientCredential,
     /// The PSAs' credentials and default ids; each company names its kind.
     pub psa: PsaAccounts,
     pub recheck: Recheck,
@@ -40,7 +41,7 @@ impl Connector for HttpConnector {
         let creds = AppCredentials {
             tenant_id: org.tenant_id.clone(),
             client_id: self.m365_client_id.clone(),
-            client_secret: self.m365_client_secret.clone(),
+            credential: self.m365_credential.clone(),
         };
         let graph = Arc::new(GraphClient::new(
             self.core.clone(),
@@ -54,6 +55,7 @@ impl Connector for HttpConnector {
             calendars: graph.clone(),
             folders: exchange.clone(),
             exchange,
+            identity: graph.clone(),
             psa,
             mailer: graph.clone(),
             notifier: Arc::new(WebhookClient::new(
@@ -127,7 +129,7 @@ mod tests {
             core: HttpCore::new(HttpSettings::default()).unwrap(),
             urls: ServiceUrls::all_at("http://127.0.0.1:9"),
             m365_client_id: "app".into(),
-            m365_client_secret: Secret::new("s"),
+            m365_credential: ClientCredential::Secret(Secret::new("s")),
             psa: PsaAccounts::default(),
             recheck: Recheck::default(),
             shard_time: DEFAULT_SHARD_TIME,

@@ -121,8 +121,11 @@ pub(crate) fn connector_from_env(
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_SHARD_TIME);
     let psa_urls = PsaUrls::from_env(|k| std::env::var(k).ok());
+    let signing_key =
+        std::env::var(crate::adapters::aws::kms_signer::SIGNING_KEY_VAR).unwrap_or_default();
     SecretConnector::new(http_settings_from_env(), urls, secrets, shard_time)
         .with_psa_urls(psa_urls)
+        .with_signing_key(aws_sdk_kms::Client::new(config), &signing_key)
 }
 
 /// What the connector's HTTP core has learned so far (nothing before its first connection).

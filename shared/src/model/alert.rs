@@ -10,6 +10,8 @@ use serde_json::{json, Map, Value};
 /// Which alert system raised an alert (the request's `alert_source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum AlertSourceKind {
     Defender,
     Sentinel,
@@ -18,11 +20,7 @@ pub enum AlertSourceKind {
 
 impl AlertSourceKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            AlertSourceKind::Defender => "defender",
-            AlertSourceKind::Sentinel => "sentinel",
-            AlertSourceKind::EntraIdProtection => "entra_id_protection",
-        }
+        self.into()
     }
 }
 

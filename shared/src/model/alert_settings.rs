@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 /// A level of Defender's `severity` or Entra ID Protection's `riskLevel`, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "snake_case", ascii_case_insensitive)]
 pub enum AlertLevel {
     Informational,
     Low,
@@ -17,23 +19,12 @@ pub enum AlertLevel {
 
 impl AlertLevel {
     pub fn as_str(self) -> &'static str {
-        match self {
-            AlertLevel::Informational => "informational",
-            AlertLevel::Low => "low",
-            AlertLevel::Medium => "medium",
-            AlertLevel::High => "high",
-        }
+        self.into()
     }
 
     /// Graph's value (`high`, `Medium`, ...); `unknown`, `hidden`, `none` are no level.
     pub fn parse(value: &str) -> Option<AlertLevel> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "informational" => Some(AlertLevel::Informational),
-            "low" => Some(AlertLevel::Low),
-            "medium" => Some(AlertLevel::Medium),
-            "high" => Some(AlertLevel::High),
-            _ => None,
-        }
+        value.trim().parse().ok()
     }
 }
 

@@ -301,6 +301,10 @@ pub struct Containment {
     /// From the request's acceptance to the last indexed grant removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds_to_containment: Option<f64>,
+    /// From the request's acceptance to the user's sessions revoked (the first thing a
+    /// contain run does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_to_sessions_revoked: Option<f64>,
     /// Why the index was not used and the run went as a normal revocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_used: Option<String>,
@@ -313,6 +317,7 @@ impl Containment {
             snapshot_taken_at: None,
             indexed_grants: 0,
             seconds_to_containment: None,
+            seconds_to_sessions_revoked: None,
             not_used: Some(reason.into()),
         }
     }

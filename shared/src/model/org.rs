@@ -182,6 +182,10 @@ pub struct OrgSettings {
     /// the defaults of [`AlertSettings`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<AlertSettings>,
+    /// What a contain run does to the user's sign-in and consents first (`[company.contain]`);
+    /// absent: the defaults of [`super::ContainSettings`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contain: Option<super::ContainSettings>,
     /// How long the permission index keeps snapshots and how old one may be for containment
     /// (`[company.index]`).
     #[serde(default, skip_serializing_if = "IndexSettings::is_default")]
@@ -309,6 +313,11 @@ impl OrgSettings {
     /// The company's alert settings, or the defaults.
     pub fn alert_settings(&self) -> AlertSettings {
         self.alerts.clone().unwrap_or_default()
+    }
+
+    /// The company's contain policy, or the defaults.
+    pub fn contain_settings(&self) -> super::ContainSettings {
+        self.contain.unwrap_or_default()
     }
 
     /// What the file format cannot say: the company id is one a request may name, every

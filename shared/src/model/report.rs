@@ -209,6 +209,17 @@ pub struct Report {
     /// `total_permissions_removed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub victim_mailbox: Option<super::VictimMailboxReport>,
+    /// A contain run's identity actions (sessions, sign-in, mail consents, risk), done before
+    /// any mailbox grant: see [`super::ContainAction`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contain_actions: Vec<super::ContainAction>,
+    /// When the last change this run made is in effect for every app (the latest
+    /// `effective_by`): the attacker's access ends by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_ends_by: Option<DateTime<Utc>>,
+    /// Said when the user is synced from on-premises AD: what else to do there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_premises_note: Option<String>,
     /// The notifications that could not be delivered (each is in `errors` too): they make
     /// `success` false, but say nothing about the removal, which the headline tells apart.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -341,6 +352,10 @@ pub struct GrantEntry {
     pub note: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A removed grant of a contain run: when Exchange has applied the removal (it takes up
+    /// to 60 minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_by: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -41,6 +41,7 @@ fn entry(item: &PlanItem) -> GrantEntry {
         would_remove,
         note,
         error,
+        effective_by: None,
     }
 }
 
@@ -217,6 +218,9 @@ impl Report {
             no_ticket: None,
             containment: None,
             victim_mailbox: None,
+            contain_actions: Vec::new(),
+            access_ends_by: None,
+            on_premises_note: None,
             notification_errors: Vec::new(),
             headline: String::new(),
         }

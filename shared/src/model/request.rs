@@ -77,6 +77,8 @@ impl fmt::Display for PermissionType {
 /// How a run goes about it (`mode`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum RunMode {
     /// Discover live, remove, verify.
     #[default]
@@ -94,11 +96,7 @@ impl RunMode {
     pub const ALL: [RunMode; 3] = [RunMode::Revoke, RunMode::Contain, RunMode::Cleanup];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            RunMode::Revoke => "revoke",
-            RunMode::Contain => "contain",
-            RunMode::Cleanup => "cleanup",
-        }
+        self.into()
     }
 
     pub fn is_default(&self) -> bool {

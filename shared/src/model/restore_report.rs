@@ -105,6 +105,11 @@ pub struct RestoreReport {
     /// What was put back on the victim's own mailbox, when the restored run changed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub victim_mailbox: Option<super::VictimMailboxReport>,
+    /// What the restored contain run did to the user's identity, and what became of each:
+    /// sign-in enabled again if that run disabled it, consents re-created, sessions
+    /// `not_restorable`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contain_actions: Vec<super::ContainAction>,
     /// What the restored run removed or changed that this restore did not put back, and why
     /// (outside its types or mailboxes; the victim mailbox when not asked for by name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

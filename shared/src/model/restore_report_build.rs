@@ -60,6 +60,7 @@ impl RestoreReport {
             not_mailed: Vec::new(),
             no_ticket: None,
             victim_mailbox: None,
+            contain_actions: Vec::new(),
             left_out: Vec::new(),
         };
         let mut missing: Vec<Grant> = Vec::new();
@@ -153,6 +154,21 @@ impl RestoreReport {
             self.add_error(line);
         }
         self.victim_mailbox = Some(section);
+    }
+
+    /// Adds what the restore did to the user's identity; a failure fails the restore.
+    pub fn add_contain_actions(&mut self, actions: Vec<super::ContainAction>) {
+        for a in actions
+            .iter()
+            .filter(|a| a.status == super::ContainActionStatus::Failed)
+        {
+            self.add_error(format!(
+                "{} could not be put back: {}",
+                a.action.as_str(),
+                a.error.as_deref().unwrap_or("no reason given")
+            ));
+        }
+        self.contain_actions = actions;
     }
 
     pub fn add_error(&mut self, error: String) {

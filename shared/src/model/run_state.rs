@@ -54,6 +54,8 @@ impl fmt::Display for RunId {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum RunStatus {
     Accepted,
     Discovering,
@@ -90,17 +92,7 @@ impl RunStatus {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Accepted => "accepted",
-            RunStatus::Discovering => "discovering",
-            RunStatus::Removing => "removing",
-            RunStatus::Verifying => "verifying",
-            RunStatus::Completed => "completed",
-            RunStatus::CompletedWithErrors => "completed_with_errors",
-            RunStatus::Failed => "failed",
-            RunStatus::Interrupted => "interrupted",
-            RunStatus::Cancelled => "cancelled",
-        }
+        self.into()
     }
 }
 
@@ -129,6 +121,8 @@ impl RunFailure {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum FailureCode {
     UserNotFound,
     /// The address names more than one directory user.
@@ -166,22 +160,7 @@ impl FailureCode {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            FailureCode::UserNotFound => "user_not_found",
-            FailureCode::UserAmbiguous => "user_ambiguous",
-            FailureCode::TrusteeExists => "trustee_exists",
-            FailureCode::MailboxNotFound => "mailbox_not_found",
-            FailureCode::TicketNotForCompany => "ticket_not_for_company",
-            FailureCode::TicketNotFound => "ticket_not_found",
-            FailureCode::PsaCompanyNotFound => "psa_company_not_found",
-            FailureCode::SenderInvalid => "sender_invalid",
-            FailureCode::RecipientInvalid => "recipient_invalid",
-            FailureCode::CredentialsInvalid => "credentials_invalid",
-            FailureCode::AuditUntrusted => "audit_untrusted",
-            FailureCode::TenantChanged => "tenant_changed",
-            FailureCode::TenantError => "tenant_error",
-            FailureCode::Internal => "internal",
-        }
+        self.into()
     }
 }
 
@@ -204,6 +183,8 @@ pub struct Interruption {
 /// What a run does: remove a user's grants, or put back what an earlier run removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum RunKind {
     #[default]
     Revoke,
@@ -212,10 +193,7 @@ pub enum RunKind {
 
 impl RunKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            RunKind::Revoke => "revoke",
-            RunKind::Restore => "restore",
-        }
+        self.into()
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::alerts::AlertSource;
 use super::folders::{Calendars, MailboxFolders};
+use super::identity::IdentityActions;
 use super::m365::{Directory, Exchange};
 use super::notify::{Mailer, Notifier, Psa};
 use crate::config::Recheck;
@@ -20,6 +21,8 @@ pub struct Tenant<'a> {
     pub folders: &'a dyn MailboxFolders,
     /// Every calendar and its permissions (Graph).
     pub calendars: &'a dyn Calendars,
+    /// Entra ID: sessions, sign-in, consents (a contain run's identity actions).
+    pub identity: &'a dyn IdentityActions,
     /// How verification gives a just-removed grant that still shows a second look.
     pub recheck: Recheck,
     /// Starts the tenant's per-service limits at levels learnt before (see
@@ -51,6 +54,8 @@ pub struct Connections {
     pub exchange: Arc<dyn Exchange>,
     pub folders: Arc<dyn MailboxFolders>,
     pub calendars: Arc<dyn Calendars>,
+    /// Entra ID: sessions, sign-in, consents (a contain run's identity actions).
+    pub identity: Arc<dyn IdentityActions>,
     pub psa: Arc<dyn Psa>,
     pub mailer: Arc<dyn Mailer>,
     /// Teams and webhook posts of a run's outcome.
@@ -79,6 +84,7 @@ impl Connections {
             exchange: self.exchange.as_ref(),
             folders: self.folders.as_ref(),
             calendars: self.calendars.as_ref(),
+            identity: self.identity.as_ref(),
             recheck: self.recheck,
             seed_limits: self.seed_limits.as_ref(),
         }

@@ -3,12 +3,14 @@
 //! SQS and DynamoDB in Lambda.
 //!
 //! One file per family: [`queue`], [`store`] (the run store's narrow traits and [`RunStore`]),
-//! [`index`], [`m365`] (Graph's [`Directory`] and the Exchange traits), [`folders`],
+//! [`index`], [`m365`] (Graph's [`Directory`] and the Exchange traits), [`identity`] (sign-in, sessions,
+//! consents), [`folders`],
 //! [`alerts`], [`notify`] (PSA, mail, hooks) and [`connect`] (one company's connections).
 
 pub mod alerts;
 pub mod connect;
 mod folders;
+pub mod identity;
 pub mod index;
 pub mod m365;
 pub mod notify;
@@ -18,6 +20,7 @@ pub mod store;
 pub use alerts::*;
 pub use connect::*;
 pub use folders::*;
+pub use identity::*;
 pub use index::*;
 pub use m365::*;
 pub use notify::*;

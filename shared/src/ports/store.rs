@@ -62,6 +62,9 @@ pub struct ScanFacts {
     /// The permission-index snapshot whose folders discovery read beside the well-known ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub folder_snapshot: Option<crate::model::FolderSnapshot>,
+    /// A contain run's identity actions (sessions, sign-in, mail consents), done first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<crate::model::IdentityContainment>,
 }
 
 impl ScanFacts {
@@ -72,6 +75,7 @@ impl ScanFacts {
         self.containment = self.containment.take().or(other.containment);
         self.unreadable.extend(other.unreadable);
         self.folder_snapshot = self.folder_snapshot.take().or(other.folder_snapshot);
+        self.identity = self.identity.take().or(other.identity);
     }
 
     /// Sorted, without duplicates: parts come back in any order.
@@ -126,6 +130,8 @@ pub enum Claim {
 /// A side effect verification has that must not happen twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Effect {
     CreateTicket,
     AddNote,
@@ -136,13 +142,7 @@ pub enum Effect {
 
 impl Effect {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Effect::CreateTicket => "create_ticket",
-            Effect::AddNote => "add_note",
-            Effect::SendMail => "send_mail",
-            Effect::PostTeams => "post_teams",
-            Effect::PostWebhook => "post_webhook",
-        }
+        self.into()
     }
 }
 

@@ -100,6 +100,10 @@ fn sections(r: &RestoreReport) -> Vec<(&'static str, Vec<String>)> {
         ("Missing on re-read", missing),
         ("Skipped", skipped),
         (
+            super::contain::CONTAIN_ACTIONS_RESTORED,
+            super::contain::restore_lines(&r.contain_actions),
+        ),
+        (
             super::victim::VICTIM_MAILBOX,
             r.victim_mailbox
                 .as_ref()

@@ -185,6 +185,15 @@ impl ReportView {
                     .collect(),
             },
             Section {
+                title: super::contain::CONTAIN_ACTIONS,
+                tone: if super::contain::failed(report) {
+                    Tone::Bad
+                } else {
+                    Tone::Plain
+                },
+                lines: super::contain::lines(report),
+            },
+            Section {
                 title: super::victim::VICTIM_MAILBOX,
                 tone: match &report.victim_mailbox {
                     Some(v) if super::victim::failed(v) => Tone::Bad,
@@ -345,6 +354,7 @@ fn headline(report: &Report) -> Headline {
     }
     lines.extend(indirect_advice(report));
     lines.extend(scope_advice(report));
+    lines.extend(super::contain::summary(report));
     lines.extend(report.victim_mailbox.as_ref().map(super::victim::summary));
     Headline {
         outcome,

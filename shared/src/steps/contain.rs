@@ -213,6 +213,7 @@ async fn remove_indexed(
         snapshot_taken_at: Some(snapshot.taken_at),
         indexed_grants,
         seconds_to_containment: Some(seconds),
+        seconds_to_sessions_revoked: None,
         not_used: None,
     }))
 }

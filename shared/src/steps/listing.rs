@@ -165,6 +165,7 @@ pub(crate) async fn list(cx: RunContext<'_>) -> Result<(), StepError> {
         containment: None,
         unreadable: found.unreadable,
         folder_snapshot: snapshot_folders.snapshot,
+        identity: None,
     };
     store.save_facts(run_id, &facts_part(0, 0), &facts).await?;
     finish_shard(store, queue, run, 0).await

@@ -6,6 +6,8 @@ mod alert_runs;
 mod alert_users;
 mod audit_trail;
 mod contain;
+mod contain_identity;
+mod contain_restore;
 mod discover;
 mod dispatch;
 mod intake;

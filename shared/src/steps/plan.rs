@@ -46,9 +46,10 @@ pub(crate) fn items_of(
         .collect()
 }
 
-/// One removal message per permission type and batch of mailboxes, then the victim-mailbox
-/// step when the request asks for it (a dry run reads the mailbox there too); verification
-/// directly when there is nothing of either.
+/// The victim-mailbox step when the request asks for it (a dry run reads the mailbox there
+/// too) — first, so that a queue taken in order clears an attacker's forwarding and rules
+/// before the live removals —, then one removal message per permission type and batch of
+/// mailboxes; verification directly when there is nothing of either.
 pub(crate) fn next_messages(run: &Run, items: &[PlanItem]) -> Vec<StepMessage> {
     let batches = match run.request.dry_run {
         true => Vec::new(),
@@ -65,7 +66,7 @@ pub(crate) fn next_messages(run: &Run, items: &[PlanItem]) -> Vec<StepMessage> {
     if batches.is_empty() && victim.is_none() {
         return vec![StepMessage::new(run.run_id.clone(), Step::Verify)];
     }
-    batches
+    let removals = batches
         .into_iter()
         .enumerate()
         .map(|(i, (permission, item_ids))| {
@@ -77,9 +78,8 @@ pub(crate) fn next_messages(run: &Run, items: &[PlanItem]) -> Vec<StepMessage> {
                     item_ids,
                 }),
             )
-        })
-        .chain(victim)
-        .collect()
+        });
+    victim.into_iter().chain(removals).collect()
 }
 
 /// How many batches the removal phase counts: the removal batches (none on a dry run) and

@@ -313,6 +313,18 @@ pub async fn preflight(tenant: Tenant<'_>, notify: Notify<'_>, subject: &Subject
                 MAIL_ROLES,
                 Needed::OrScoped,
             ));
+            checks.push(
+                match org.contain_settings().roles_verdict(roles.graph.as_deref()) {
+                    Some(Ok(found)) => Check::ok("contain_roles", Area::M365, found),
+                    Some(Err(why)) => Check::warning("contain_roles", Area::M365, why),
+                    None => Check::unchecked(
+                        "contain_roles",
+                        Area::M365,
+                        "the Graph token's roles cannot be read",
+                        None,
+                    ),
+                },
+            );
             checks.push(sender_check(tenant, org).await);
         }
         None => {
@@ -321,6 +333,7 @@ pub async fn preflight(tenant: Tenant<'_>, notify: Notify<'_>, subject: &Subject
                 ("m365_roles", Area::M365),
                 ("exchange_access", Area::M365),
                 ("mail_roles", Area::Mail),
+                ("contain_roles", Area::M365),
                 ("notification_sender", Area::Mail),
             ] {
                 checks.push(Check::unchecked(name, area, why, None));

@@ -225,10 +225,27 @@ pub(crate) async fn plan(cx: RunContext<'_>, of: &RestoreOf) -> Result<(), StepE
         })
         .collect();
     info!(run_id = %run.run_id, restored_from = %source.run_id, grants = items.len(), "restore planned");
+    // What a contain run did to the user's identity comes back with an unnarrowed restore.
+    let changes = super::contain_restore::identity_changes(&records);
+    let identity = match (changes.is_empty(), mailboxes.is_some()) {
+        (true, _) => None,
+        (false, true) => Some(Vec::new()),
+        (false, false) => Some(
+            super::contain_restore::restore_identity(store, tenant.identity, run, &user, changes)
+                .await?,
+        ),
+    };
     store.begin_scan(&run.run_id, &user, 1).await?;
     store.put_items(&run.run_id, &items).await?;
+    let facts = ScanFacts {
+        identity: identity.map(|actions| crate::model::IdentityContainment {
+            actions,
+            on_premises_synced: false,
+        }),
+        ..ScanFacts::default()
+    };
     store
-        .save_facts(&run.run_id, &facts_part(0, 0), &ScanFacts::default())
+        .save_facts(&run.run_id, &facts_part(0, 0), &facts)
         .await?;
     finish_shard(store, queue, run, 0).await
 }
@@ -556,6 +573,15 @@ pub(crate) async fn finish(
         report.add_victim_mailbox(section);
     }
     report.left_out = left_out(store, run, items).await?;
+    if let Some(identity) = facts.identity {
+        if identity.actions.is_empty() {
+            report.left_out.push(
+                "the user's sign-in and app consents: a restore of named mailboxes leaves them as the run left them"
+                    .into(),
+            );
+        }
+        report.add_contain_actions(identity.actions);
+    }
     deliver_report(store, notify, org, run, &mut report).await?;
     report.finished_at = Utc::now();
     store.finish_restore(&run.run_id, &report).await?;

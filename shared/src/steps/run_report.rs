@@ -48,6 +48,15 @@ pub(crate) async fn finish(
         finished_at: Utc::now(),
     });
     report.containment = facts.containment;
+    if let Some(identity) = facts.identity {
+        let removed_by = report.finished_at;
+        report.add_contain_actions(identity, removed_by);
+        let revoked_at = report.sessions_revoked_at();
+        if let (Some(c), Some(at)) = (report.containment.as_mut(), revoked_at) {
+            c.seconds_to_sessions_revoked =
+                Some((at - run.created_at).num_milliseconds() as f64 / 1000.0);
+        }
+    }
     if let Some(section) = super::victim_report::report(store, tenant, run).await? {
         report.add_victim_mailbox(section);
     }

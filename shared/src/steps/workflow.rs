@@ -63,17 +63,23 @@ pub(crate) fn workflow_of(run: &Run) -> &'static dyn Workflow {
     match &run.restore {
         Some(of) if of.snapshot.is_some() => &RestoreSnapshot,
         Some(_) => &RestoreRun,
-        None if run.request.mode == RunMode::Contain => &Contain,
-        None => &Revoke,
+        None if run.request.mode == RunMode::Contain => &Revoke {
+            contain_first: true,
+        },
+        None => &Revoke {
+            contain_first: false,
+        },
     }
 }
 
 /// A revocation (and a cleanup): the tenant's grants of the user, found live and removed.
-struct Revoke;
-
-/// A contain run: first what the newest permission-index snapshot lists for the user is
-/// removed at once ([`super::contain`]), then the run goes on as a revocation.
-struct Contain;
+struct Revoke {
+    /// A contain run: first the user's sessions, sign-in and mail consents as the company's
+    /// `[company.contain]` says ([`super::contain_identity`]), then what the newest
+    /// permission-index snapshot lists for the user is removed at once ([`super::contain`]);
+    /// then the run goes on as a revocation.
+    contain_first: bool,
+}
 
 /// A restore of a run: the grants its verified audit trail shows it removed, put back for its
 /// user.
@@ -86,6 +92,10 @@ struct RestoreSnapshot;
 #[async_trait]
 impl Workflow for Revoke {
     async fn plan(&self, cx: RunContext<'_>) -> Result<(), StepError> {
+        if self.contain_first {
+            super::contain_identity::contain_identity(cx).await?;
+            super::contain::contain(cx.store, cx.tenant, cx.org, cx.run).await?;
+        }
         super::listing::list(cx).await
     }
 
@@ -125,44 +135,6 @@ impl Workflow for Revoke {
         facts: ScanFacts,
     ) -> Result<(), StepError> {
         super::run_report::finish(cx, items, found, facts).await
-    }
-}
-
-#[async_trait]
-impl Workflow for Contain {
-    async fn plan(&self, cx: RunContext<'_>) -> Result<(), StepError> {
-        super::contain::contain(cx.store, cx.tenant, cx.org, cx.run).await?;
-        Revoke.plan(cx).await
-    }
-
-    async fn act(
-        &self,
-        cx: RunContext<'_>,
-        trail: &ChainWriter<'_>,
-        items: Vec<&PlanItem>,
-        deadline: Deadline,
-    ) -> Result<Vec<bool>, StepError> {
-        Revoke.act(cx, trail, items, deadline).await
-    }
-
-    async fn reread(
-        &self,
-        cx: RunContext<'_>,
-        items: &mut [PlanItem],
-        facts: &ScanFacts,
-        delivery: &Delivery,
-    ) -> Result<Option<Reread>, StepError> {
-        Revoke.reread(cx, items, facts, delivery).await
-    }
-
-    async fn finish(
-        &self,
-        cx: RunContext<'_>,
-        items: &[PlanItem],
-        found: Reread,
-        facts: ScanFacts,
-    ) -> Result<(), StepError> {
-        Revoke.finish(cx, items, found, facts).await
     }
 }
 

@@ -8,7 +8,7 @@ use chrono::{Duration, Utc};
 use revoke365::adapters::connect::{HttpConnector, DEFAULT_SHARD_TIME};
 use revoke365::adapters::http::HttpCore;
 use revoke365::adapters::sqlite_store::SqliteRunStore;
-use revoke365::config::{Secret, ServiceUrls};
+use revoke365::config::{ClientCredential, Secret, ServiceUrls};
 use revoke365::lambda::steps::handle_step_event;
 use revoke365::model::{
     IndexHits, IndexSettings, IndexedGrant, OrgSettings, PermissionType, Snapshot, SnapshotRef,
@@ -25,7 +25,7 @@ fn embedded_connector(env: &Env) -> HttpConnector {
         core: HttpCore::new(fast_http(10)).unwrap(),
         urls: ServiceUrls::all_at(&env.sim.base_url),
         m365_client_id: "test-client".into(),
-        m365_client_secret: Secret::new(CLIENT_SECRET),
+        m365_credential: ClientCredential::Secret(Secret::new(CLIENT_SECRET)),
         psa: revoke365_testkit::psa_accounts(&env.sim.base_url),
         recheck: revoke365_testkit::fast_recheck(),
         shard_time: DEFAULT_SHARD_TIME,

@@ -34,7 +34,7 @@ async fn clients_with(faults: Vec<ScriptedFault>) -> Clients {
     let creds = AppCredentials {
         tenant_id: tenant,
         client_id: "revoke365-app".into(),
-        client_secret: Secret::new("unused"),
+        credential: revoke365::config::ClientCredential::Secret(Secret::new("unused")),
     };
     Clients {
         graph: GraphClient::new(core.clone(), &urls, creds.clone()),

@@ -82,7 +82,7 @@ async fn sandbox_with(secret_in_sim: Option<&str>, secret_in_client: &str) -> Sa
     let creds = AppCredentials {
         tenant_id: TENANT.into(),
         client_id: "revoke365-app".into(),
-        client_secret: Secret::new(secret_in_client),
+        credential: revoke365::config::ClientCredential::Secret(Secret::new(secret_in_client)),
     };
     Sandbox {
         graph: Arc::new(GraphClient::new(core.clone(), &urls, creds.clone())),

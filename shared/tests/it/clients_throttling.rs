@@ -54,7 +54,7 @@ async fn start(
     let creds = AppCredentials {
         tenant_id: "fabrikam-tenant".into(),
         client_id: "app".into(),
-        client_secret: Secret::new("s"),
+        credential: revoke365::config::ClientCredential::Secret(Secret::new("s")),
     };
     let exchange = Arc::new(ExchangeClient::new(core.clone(), &urls, creds.clone()));
     let graph = Arc::new(GraphClient::new(core, &urls, creds));

@@ -20,6 +20,9 @@
 //! - I3 a restore adds back exactly what it was asked for and only the run's user, a second adds
 //!   nothing, a dry run changes nothing;
 //! - I5 a dry run changes nothing and tells no one;
+//! - I6 a contain run's identity actions (sessions, sign-in, app consents, risk) touch only the
+//!   run's user, only as the company's policy says, only his own consents that reach mail, and
+//!   only in a live contain run;
 //! - a review lists as dead only what is dead.
 //!
 //! A failure prints the seed and the shortest sequence of operations that still fails.
@@ -103,6 +106,8 @@ enum Op {
         mailboxes: Vec<String>,
         keep_shared: bool,
         dry_run: bool,
+        /// A contain run (`mode: contain`): its identity actions first.
+        contain: bool,
     },
     /// Restore the newest run that removed something, twice (the second must add nothing).
     Restore {
@@ -139,6 +144,8 @@ struct Tenant {
     shared: BTreeSet<String>,
     /// Groups whose members include the leaver.
     leaver_groups: BTreeSet<String>,
+    /// The company's `[company.contain]`.
+    contain: revoke365::model::ContainSettings,
 }
 
 /// One entry of the tenant's state, as the simulator holds it.
@@ -410,6 +417,43 @@ fn generate_tenant(rng: &mut Rng) -> Tenant {
         ]);
         faults.push(json!({"endpoint": endpoint, "answer": answer, "times": 1}));
     }
+    // App consents of the leaver and of the people like him, and the company's contain
+    // policy: drawn apart too.
+    let mut ids = Rng(rng.0 ^ 0x1DE7_7171_C0DE_5EED);
+    let mut consents = Vec::new();
+    for who in [LEAVER, TWIN, LOOKALIKE, COLLEAGUE] {
+        if ids.chance(0.6) {
+            let scope = *ids.pick(&[
+                "Mail.Read offline_access",
+                "openid Calendars.ReadWrite",
+                "EWS.AccessAsUser.All",
+            ]);
+            let resource = if scope.starts_with("EWS") {
+                "Office 365 Exchange Online"
+            } else {
+                "Microsoft Graph"
+            };
+            consents.push(
+                json!({"user": who, "app": "Mail Sync", "scope": scope, "resource": resource}),
+            );
+        }
+        if ids.chance(0.5) {
+            consents
+                .push(json!({"user": who, "app": "Polls", "scope": "openid profile User.Read"}));
+        }
+    }
+    if ids.chance(0.3) {
+        consents.push(json!({"app": "Portal", "consent_type": "AllPrincipals", "scope": "User.Read Mail.Read"}));
+    }
+    let contain = revoke365::model::ContainSettings {
+        revoke_sessions: ids.chance(0.8),
+        disable_sign_in: ids.chance(0.4),
+        remove_mail_consents: ids.chance(0.8),
+        confirm_compromised: ids.chance(0.3),
+    };
+    if ids.chance(0.2) {
+        users[0]["on_premises_sync_enabled"] = json!(true);
+    }
     let fixture = json!({
         "tenant_id": "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
         "organization": {
@@ -419,9 +463,11 @@ fn generate_tenant(rng: &mut Rng) -> Tenant {
             "m365_permission_ticket_board": "Service Desk",
             "m365_permission_removal_scope": PERMISSION_TYPES,
             "m365_permission_notification_recipients": ["secops@msp.example"],
-            "notification_sender": format!("automation@{DOMAIN}")
+            "notification_sender": format!("automation@{DOMAIN}"),
+            "contain": contain,
         },
         "users": users,
+        "consents": consents,
         "groups": groups,
         "mailboxes": fixture_mailboxes,
         "sim": {
@@ -440,6 +486,7 @@ fn generate_tenant(rng: &mut Rng) -> Tenant {
         names,
         shared,
         leaver_groups,
+        contain,
     }
 }
 
@@ -474,6 +521,8 @@ fn generate_ops(rng: &mut Rng, tenant: &Tenant) -> Vec<Op> {
                     mailboxes: named,
                     keep_shared: rng.chance(0.2),
                     dry_run: rng.chance(0.2),
+                    // Drawn apart, so that the rest of the scenario is what it was.
+                    contain: Rng(rng.0 ^ 0xC0A7_A1E5).chance(0.35),
                 }
             }
             5..=7 => Op::Restore {
@@ -587,10 +636,13 @@ async fn apply(h: &Harness, tenant: &Tenant, memory: &mut Memory, op: &Op) -> Re
             mailboxes,
             keep_shared,
             dry_run,
+            contain,
         } => {
-            let run = h
-                .run(run_body(types, mailboxes, *keep_shared, *dry_run))
-                .await;
+            let mut body = run_body(types, mailboxes, *keep_shared, *dry_run);
+            if *contain {
+                body["mode"] = json!("contain");
+            }
+            let run = h.run(body).await;
             let after_state = h.snapshot();
             let after = entries(&after_state);
             let removed: BTreeSet<Entry> = before.difference(&after).cloned().collect();
@@ -1131,12 +1183,135 @@ fn check_report(
     })
 }
 
+/// I6: what the operation did to sign-in state and consents. Only a live contain run acts, only
+/// on the leaver, only as the company's policy says, and of consents only the leaver's own
+/// that reach mail.
+fn check_identity(
+    tenant: &Tenant,
+    op: &Op,
+    before: &revoke365_sim::identity::IdentitySnapshot,
+    after: &revoke365_sim::identity::IdentitySnapshot,
+) -> Result<(), String> {
+    let live_contain = matches!(
+        op,
+        Op::Run {
+            contain: true,
+            dry_run: false,
+            ..
+        }
+    );
+    let upns: BTreeSet<&str> = before
+        .users
+        .iter()
+        .chain(&after.users)
+        .map(|u| u.upn.as_str())
+        .collect();
+    for upn in upns.iter().filter(|u| !is_leaver(u)) {
+        check(before.user(upn) == after.user(upn), || {
+            format!(
+                "I6: the sign-in state of {upn} changed: {:?} -> {:?}",
+                before.user(upn),
+                after.user(upn)
+            )
+        })?;
+    }
+    let others = |s: &revoke365_sim::identity::IdentitySnapshot| -> BTreeSet<String> {
+        s.consents
+            .iter()
+            .filter(|c| !c.user.as_deref().is_some_and(is_leaver))
+            .map(|c| format!("{c:?}"))
+            .collect()
+    };
+    check(others(before) == others(after), || {
+        "I6: a consent not the leaver's own changed".into()
+    })?;
+    let mine = |s: &revoke365_sim::identity::IdentitySnapshot| -> Vec<revoke365_sim::identity::ConsentSnapshot> {
+        s.consents_of(LEAVER).into_iter().cloned().collect()
+    };
+    let (had, has) = (mine(before), mine(after));
+    let restore = matches!(op, Op::Restore { .. });
+    let same = |a: &revoke365_sim::identity::ConsentSnapshot,
+                b: &revoke365_sim::identity::ConsentSnapshot| {
+        (&a.client_id, &a.resource_id, &a.scope) == (&b.client_id, &b.resource_id, &b.scope)
+    };
+    // A restore re-creates only the leaver's own mail consents the tenant started with.
+    let started_with = |c: &revoke365_sim::identity::ConsentSnapshot| {
+        tenant.fixture["consents"].as_array().is_some_and(|all| {
+            all.iter().any(|f| {
+                f["user"].as_str().is_some_and(is_leaver)
+                    && f["app"] == c.app.as_str()
+                    && f["scope"] == c.scope.as_str()
+            })
+        })
+    };
+    for added in has.iter().filter(|c| !had.iter().any(|h| same(h, c))) {
+        let mail = !revoke365::model::mail_scopes(&added.scope).is_empty();
+        check(
+            restore && mail && started_with(added) && added.consent_type == "Principal",
+            || format!("I6: a consent of the leaver appeared: {added:?}"),
+        )?;
+    }
+    for gone in had.iter().filter(|c| !has.iter().any(|h| same(h, c))) {
+        let mail = !revoke365::model::mail_scopes(&gone.scope).is_empty();
+        check(
+            live_contain && tenant.contain.remove_mail_consents && mail,
+            || {
+                format!(
+                    "I6: the leaver's consent {gone:?} was removed (live contain: {live_contain})"
+                )
+            },
+        )?;
+    }
+    let (b, a) = (before.user(LEAVER), after.user(LEAVER));
+    let field = |u: Option<&revoke365_sim::identity::IdentityUserSnapshot>| {
+        u.map(|u| {
+            (
+                u.sessions_revoked,
+                u.account_enabled,
+                u.confirmed_compromised_at.is_some(),
+            )
+        })
+    };
+    if field(b) != field(a) {
+        let (b, a) = (
+            field(b).unwrap_or((0, true, false)),
+            field(a).unwrap_or((0, true, false)),
+        );
+        let p = tenant.contain;
+        if restore {
+            // A restore only enables again what a contain run disabled.
+            return check(
+                a.0 == b.0 && a.2 == b.2 && a.1 && !b.1 && p.disable_sign_in,
+                || format!("I6: a restore changed the leaver's sign-in state: {b:?} -> {a:?}"),
+            );
+        }
+        check(live_contain, || {
+            format!(
+                "I6: the leaver's sign-in state changed outside a live contain run: {b:?} -> {a:?}"
+            )
+        })?;
+        check(a.0 == b.0 || p.revoke_sessions, || {
+            "I6: sessions revoked against the policy".into()
+        })?;
+        check(a.1 == b.1 || (p.disable_sign_in && !a.1), || {
+            "I6: accountEnabled changed against the policy".into()
+        })?;
+        check(a.2 == b.2 || p.confirm_compromised, || {
+            "I6: confirmed compromised against the policy".into()
+        })?;
+    }
+    Ok(())
+}
+
 async fn run_scenario(tenant: &Tenant, ops: &[Op]) -> Result<Stats, String> {
     let h = Harness::start(tenant.fixture.clone(), fast_http(8)).await;
     let mut memory = Memory::default();
     for (i, op) in ops.iter().enumerate() {
+        let before = h.snapshot().identity;
         apply(&h, tenant, &mut memory, op)
             .await
+            .map_err(|e| format!("operation {i} ({op}): {e}"))?;
+        check_identity(tenant, op, &before, &h.snapshot().identity)
             .map_err(|e| format!("operation {i} ({op}): {e}"))?;
     }
     Ok(memory.stats)

@@ -11,6 +11,10 @@ mod aws_alerts;
 #[cfg(feature = "aws")]
 mod aws_audit;
 #[cfg(feature = "aws")]
+mod aws_certificate;
+#[cfg(feature = "aws")]
+mod aws_contain;
+#[cfg(feature = "aws")]
 mod aws_e2e;
 #[cfg(feature = "aws")]
 mod aws_faults;
@@ -24,10 +28,12 @@ mod aws_psa;
 mod aws_restore;
 #[cfg(feature = "aws")]
 mod aws_victim;
+mod certificate_credentials;
 mod clients_autotask;
 mod clients_connectwise;
 mod clients_folders;
 mod clients_halopsa;
+mod clients_identity;
 mod clients_m365;
 mod clients_throttling;
 mod intake;

@@ -337,6 +337,13 @@ async fn a_grant_made_after_the_sweep_is_caught_by_live_access_and_by_a_contain_
     assert_eq!(c.indexed_grants, 8);
     assert!(c.not_used.is_none());
     assert!(c.seconds_to_containment.is_some_and(|s| s >= 0.0));
+    // The sessions are revoked before the first indexed grant is touched.
+    let sessions = c
+        .seconds_to_sessions_revoked
+        .expect("sessions revoked first");
+    assert!(sessions <= c.seconds_to_containment.unwrap());
+    let revoked = report.sessions_revoked_at().unwrap();
+    assert!(report.contain_actions.iter().all(|a| a.at >= revoked));
     // Both phases' grants, each once: the 8 indexed and the one made after the sweep.
     assert_eq!(report.removal_summary.total_permissions_removed, 9);
     assert!(report

@@ -505,7 +505,9 @@ async fn the_exchange_client_reads_sets_back_and_flips_what_the_victim_step_uses
         AppCredentials {
             tenant_id: h.org.tenant_id.clone(),
             client_id: "test-client".into(),
-            client_secret: Secret::new(revoke365_testkit::CLIENT_SECRET),
+            credential: revoke365::config::ClientCredential::Secret(Secret::new(
+                revoke365_testkit::CLIENT_SECRET,
+            )),
         },
     );
     let settings = exchange.mailbox_settings(JOHN).await.unwrap().unwrap();

@@ -12,6 +12,7 @@ mod faults;
 mod fixtures;
 mod folders;
 mod graph;
+mod identity;
 mod inbox_rules;
 mod lag;
 mod psas;

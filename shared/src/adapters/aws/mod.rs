@@ -7,6 +7,7 @@ pub mod budget_hold;
 mod dynamo;
 pub mod dynamodb;
 pub mod index_table;
+pub mod kms_signer;
 pub mod org_table;
 pub mod provision;
 pub mod resources;

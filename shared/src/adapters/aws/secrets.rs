@@ -2,6 +2,7 @@
 //! never at init), cached for [`SECRET_TTL`], and read again at once when a service rejects
 //! them, so a rotated secret needs no redeploy.
 
+use crate::adapters::m365::certificate::Certificate;
 use crate::config::{
     AutotaskSettings, ConnectWiseCredentials, HaloSettings, PsaAccounts, Secret, AUTOTASK_ZONE_URL,
 };
@@ -17,7 +18,11 @@ use tokio::sync::Mutex;
 #[derive(Deserialize)]
 struct SecretDocument {
     m365_client_id: String,
-    m365_client_secret: String,
+    /// None when the app signs in with a certificate whose key is in KMS.
+    m365_client_secret: Option<String>,
+    /// The app's certificates (public; PEM, one or more `CERTIFICATE` blocks, the current
+    /// first) whose key is the KMS signing key.
+    m365_certificate: Option<String>,
     cw_company: Option<String>,
     cw_public_key: Option<String>,
     cw_private_key: Option<String>,
@@ -34,7 +39,10 @@ struct SecretDocument {
 
 pub struct AppSecrets {
     pub m365_client_id: String,
-    pub m365_client_secret: Secret,
+    /// The client secret, when the app has one.
+    pub m365_client_secret: Option<Secret>,
+    /// The certificates of the KMS signing key (`m365_certificate`), current first.
+    pub m365_certificates: Vec<Certificate>,
     pub psa: PsaAccounts,
     pub webhook_secret: Option<Secret>,
 }
@@ -168,17 +176,29 @@ impl SecretsProvider {
         // serde's message could quote the value: report only where it failed.
         let doc: SecretDocument = serde_json::from_str(&text).map_err(|e| {
             StepError::Permanent(format!(
-                "secret {} is not the expected JSON object (m365_client_id, m365_client_secret, and cw_company, cw_public_key, cw_private_key, cw_client_id; halo_client_id, halo_client_secret, halo_tenant; autotask_integration_code, autotask_username, autotask_secret for the PSAs in use; webhook_secret for companies with a webhook): error at line {} column {}",
+                "secret {} is not the expected JSON object (m365_client_id, m365_client_secret or m365_certificate, and cw_company, cw_public_key, cw_private_key, cw_client_id; halo_client_id, halo_client_secret, halo_tenant; autotask_integration_code, autotask_username, autotask_secret for the PSAs in use; webhook_secret for companies with a webhook): error at line {} column {}",
                 self.secret_id,
                 e.line(),
                 e.column()
             ))
         })?;
         let webhook_secret = doc.webhook_secret.clone().map(Secret::new);
+        let m365_certificates = match &doc.m365_certificate {
+            Some(pem) => Certificate::all_from_pem(pem, "m365_certificate")
+                .map_err(|e| StepError::Permanent(format!("secret {}: {e}", self.secret_id)))?,
+            None => Vec::new(),
+        };
+        if doc.m365_client_secret.is_none() && m365_certificates.is_empty() {
+            return Err(StepError::Permanent(format!(
+                "secret {} has neither m365_client_secret nor m365_certificate: the app needs one of them",
+                self.secret_id
+            )));
+        }
         Ok(AppSecrets {
             webhook_secret,
             m365_client_id: doc.m365_client_id.clone(),
-            m365_client_secret: Secret::new(doc.m365_client_secret.clone()),
+            m365_client_secret: doc.m365_client_secret.clone().map(Secret::new),
+            m365_certificates,
             psa: doc.psa(),
         })
     }

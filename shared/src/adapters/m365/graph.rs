@@ -208,8 +208,13 @@ impl GraphClient {
         }
     }
 
+    /// The Graph API of this tenant (for the identity actions in `graph_identity.rs`).
+    pub(super) fn api(&self) -> &M365Api {
+        &self.api
+    }
+
     /// `{graph}/v1.0/users/{user}/{rest}` with the user as one encoded path segment.
-    fn user_url(&self, user: &str, rest: &str) -> String {
+    pub(super) fn user_url(&self, user: &str, rest: &str) -> String {
         let user = urlencoding::encode(user);
         if rest.is_empty() {
             format!("{}/v1.0/users/{user}", self.api.base())
@@ -273,7 +278,7 @@ impl From<GraphUser> for DirectoryUser {
 }
 
 /// An OData string literal: `'` doubled.
-fn odata_literal(value: &str) -> String {
+pub(super) fn odata_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
@@ -697,7 +702,7 @@ fn send_mail_body(mail: &OutgoingMail) -> Value {
 /// the directory's `Request_ResourceNotFound`) mean the object is gone: other 404s such as
 /// `ErrorInvalidUser`, `MailboxNotEnabledForRESTAPI` or `ResourceNotFound` say the mailbox
 /// cannot be used through REST, which is an error.
-fn graph_error(call: &Call, reply: &Reply) -> RemoteError {
+pub(super) fn graph_error(call: &Call, reply: &Reply) -> RemoteError {
     let parsed = ErrorBody::parse(&reply.body).unwrap_or_default();
     let message = parsed
         .message

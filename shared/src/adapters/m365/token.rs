@@ -1,11 +1,16 @@
 //! Client-credentials tokens from the Microsoft identity platform, cached per
-//! (login, tenant, client id, scope) until shortly before they expire.
+//! (login, tenant, client id, scope) until shortly before they expire. The app proves itself
+//! with a client secret or with certificate credentials (a signed client assertion,
+//! `assertion.rs`), trying the next certificate of a rotation when one is refused.
 
+use super::assertion;
+use super::certificate::AssertionSigner;
 use crate::adapters::http::{Call, HttpCore, Reply};
 use crate::adapters::token_cache::{CachedToken, TokenKey};
-use crate::config::{AppCredentials, Secret};
-use crate::error::RemoteError;
+use crate::config::{AppCredentials, ClientCredential, Secret};
+use crate::error::{ErrorKind, RemoteError};
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -82,21 +87,157 @@ async fn fetch_token(
         format!("token for {scope} in tenant {}", creds.tenant_id),
         None,
     );
-    let form = [
-        ("grant_type", "client_credentials"),
-        ("client_id", creds.client_id.as_str()),
-        ("client_secret", creds.client_secret.expose()),
-        ("scope", scope),
-    ];
+    match &creds.credential {
+        ClientCredential::Secret(secret) => {
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_id", creds.client_id.as_str()),
+                ("client_secret", secret.expose()),
+                ("scope", scope),
+            ];
+            post_token(core, &call, &url, &form, secret).await
+        }
+        ClientCredential::Certificates(signers) => {
+            certificate_token(core, &call, &url, creds, signers, scope).await
+        }
+    }
+}
+
+/// A token for a client assertion signed with each certificate in turn. A certificate Entra
+/// does not know (yet) is refused with AADSTS700027: right after a rotation the new key may
+/// not have reached every server, so the round is tried [`ROTATION_ROUNDS`] times, waiting the
+/// retry policy's backoff between rounds, before the refusal stands.
+async fn certificate_token(
+    core: &HttpCore,
+    call: &Call,
+    url: &str,
+    creds: &AppCredentials,
+    signers: &[Arc<dyn AssertionSigner>],
+    scope: &str,
+) -> Result<CachedToken, RemoteError> {
+    let mut refused = Vec::new();
+    for round in 1..=ROTATION_ROUNDS {
+        refused.clear();
+        for signer in signers {
+            let certificate = signer.certificate();
+            let named = format!(
+                "certificate {} (SHA-256 thumbprint {})",
+                signer.describe(),
+                certificate.sha256_thumbprint()
+            );
+            match assertion_token(core, call, url, creds, signer.as_ref(), &named, scope).await {
+                Ok(token) => return Ok(token),
+                Err(e) if is_key_refusal(&e) => {
+                    tracing::warn!(round, certificate = %named, error = %e, "certificate refused");
+                    refused.push(with_certificate(e, &named));
+                }
+                Err(e) => return Err(with_certificate(e, &named)),
+            }
+        }
+        if round < ROTATION_ROUNDS {
+            tokio::time::sleep(core.settings().retry.delay(round, None)).await;
+        }
+    }
+    // Every certificate's refusal, the current one's first.
+    let mut refusals = refused.into_iter();
+    let Some(mut first) = refusals.next() else {
+        return Err(call.auth("no certificate configured"));
+    };
+    for next in refusals {
+        if let (ErrorKind::Auth { message }, ErrorKind::Auth { message: other }) =
+            (&mut first.kind, next.kind)
+        {
+            message.push_str("; then ");
+            message.push_str(&other);
+        }
+    }
+    Err(first)
+}
+
+/// A token for an assertion signed by `signer`. An assertion is used once (its `jti`): the
+/// request is sent again as it is only when the endpoint surely did not act on it (429, 503
+/// with `Retry-After`, a refused connection); after an answer that may have followed a token
+/// (lost, 5xx) the next try carries a new assertion, within the retry policy's attempts.
+async fn assertion_token(
+    core: &HttpCore,
+    call: &Call,
+    url: &str,
+    creds: &AppCredentials,
+    signer: &dyn AssertionSigner,
+    named: &str,
+    scope: &str,
+) -> Result<CachedToken, RemoteError> {
+    let once = call.clone().once();
+    let policy = core.settings().retry;
+    let mut attempt = 1;
+    loop {
+        let assertion = assertion::client_assertion(signer, url, &creds.client_id)
+            .await
+            .map_err(|e| call.auth(format!("{named}: {e}")))?;
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", creds.client_id.as_str()),
+            ("client_assertion_type", assertion::ASSERTION_TYPE),
+            ("client_assertion", assertion.expose()),
+            ("scope", scope),
+        ];
+        match post_token(core, &once, url, &form, &assertion).await {
+            // What may have reached the endpoint (no answer, a 5xx); what surely did not
+            // (throttled, unreachable) the core has already retried with this assertion.
+            Err(e)
+                if matches!(
+                    e.kind,
+                    ErrorKind::Transport { .. }
+                        | ErrorKind::Api {
+                            transient: true,
+                            ..
+                        }
+                ) && policy.allows_another(attempt) =>
+            {
+                tracing::debug!(attempt, error = %e, "token request failed; a new assertion next");
+                tokio::time::sleep(policy.delay(attempt, None)).await;
+                attempt += 1;
+            }
+            answer => return answer,
+        }
+    }
+}
+
+/// Rounds of every configured certificate before AADSTS700027 stands.
+const ROTATION_ROUNDS: u32 = 3;
+
+/// AADSTS700027 (the certificate is not registered on the app, or the signature does not
+/// verify with it) and AADSTS50012 (its older form): what a rotation that has not yet reached
+/// Entra looks like.
+fn is_key_refusal(e: &RemoteError) -> bool {
+    matches!(&e.kind, ErrorKind::Auth { message }
+        if ["AADSTS700027", "AADSTS50012"].iter().any(|code| message.contains(code)))
+}
+
+fn with_certificate(mut e: RemoteError, named: &str) -> RemoteError {
+    if let ErrorKind::Auth { message } = &mut e.kind {
+        *message = format!("{message} [{named}]");
+    }
+    e
+}
+
+/// One token request; `secret` (a client secret or an assertion) never reaches the error.
+async fn post_token(
+    core: &HttpCore,
+    call: &Call,
+    url: &str,
+    form: &[(&str, &str)],
+    secret: &Secret,
+) -> Result<CachedToken, RemoteError> {
     let fetched_at = Instant::now();
     let reply = core
-        .send(&call, |client| client.post(&url).form(&form))
+        .send(call, |client| client.post(url).form(form))
         .await
-        .map_err(|e| redact_error(e, &creds.client_secret))?;
+        .map_err(|e| redact_error(e, secret))?;
     if !reply.is_success() {
-        return Err(token_error(&call, &reply, &creds.client_secret));
+        return Err(token_error(call, &reply, secret));
     }
-    let answer: TokenAnswer = reply.json(&call)?;
+    let answer: TokenAnswer = reply.json(call)?;
     Ok(CachedToken {
         token: Secret::new(answer.access_token),
         renew_at: fetched_at + renew_after(answer.expires_in),
