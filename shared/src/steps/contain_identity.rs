@@ -109,7 +109,7 @@ async fn act(
     let acting = &acting;
     let user_id = user.id.as_str();
     // First: sessions and sign-in, together.
-    let (revoked, (disabled, state)) = futures_util::join!(
+    let (revoked, (disabled, state)) = tokio::join!(
         async {
             match policy.revoke_sessions {
                 true => Some(revoke_sessions(acting, user_id).await),
@@ -126,7 +126,7 @@ async fn act(
         }
     );
     // Then: the user's mail consents, and the compromise confirmed.
-    let (consents, confirmed) = futures_util::join!(
+    let (consents, confirmed) = tokio::join!(
         async {
             match policy.remove_mail_consents {
                 true => remove_mail_consents(acting, user_id).await,
