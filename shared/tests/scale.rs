@@ -20,7 +20,7 @@
 #[path = "it/aws_kit.rs"]
 mod aws_kit;
 
-use aws_kit::{Env, PumpStats};
+use aws_kit::{Containers, Env, PumpStats};
 use aws_sdk_dynamodb::types::AttributeValue;
 use revoke365::config::HttpSettings;
 use revoke365_sim::Snapshot;
@@ -34,10 +34,39 @@ const CAPS: Caps = Caps {
     graph: 40,
     graph_mailbox: 4,
 };
-/// Containers each function runs at once.
-const CONTAINERS: usize = 4;
+/// Containers each function runs at once, as the template's event sources let Lambda scale:
+/// discovery and verification with the queue (no cap), removal to its `MaximumConcurrency`.
+const CONTAINERS: Containers = Containers {
+    discovery: 16,
+    removal: 10,
+    verification: 16,
+};
 const ITEM_LIMIT: usize = 400 * 1024;
 const TARGET: f64 = 1.5;
+/// The generated tenant's id, as its budget rows are keyed.
+const TENANT: &str = "b3a7c1d2-0000-4000-8000-0000000000be";
+/// The timelines' step.
+const TIMELINE_EVERY: Duration = Duration::from_secs(5);
+/// How often the requests in flight at the simulator are sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// The mean of each [`TIMELINE_EVERY`] of `samples`, one decimal: `"19.8 20.0 ... 4.1"`.
+fn timeline(samples: impl Iterator<Item = (Duration, f64)>) -> String {
+    let mut buckets: Vec<(f64, usize)> = Vec::new();
+    for (at, value) in samples {
+        let i = (at.as_secs_f64() / TIMELINE_EVERY.as_secs_f64()) as usize;
+        if buckets.len() <= i {
+            buckets.resize(i + 1, (0.0, 0));
+        }
+        buckets[i].0 += value;
+        buckets[i].1 += 1;
+    }
+    let means: Vec<String> = buckets
+        .iter()
+        .map(|(sum, n)| format!("{:.1}", sum / (*n).max(1) as f64))
+        .collect();
+    means.join(" ")
+}
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -61,9 +90,62 @@ struct Figures {
     exchange_calls: u64,
     graph_calls: u64,
     throttled: u64,
+    throttled_exchange: u64,
     /// Requests per endpoint (`exo Get-MailboxPermission`, ...), most first.
     by_endpoint: Vec<(String, u64)>,
     pump: PumpStats,
+    /// Exchange and Graph requests in flight at the simulator, sampled from the run's start.
+    in_flight: Vec<(Duration, (u64, u64))>,
+    /// When the queues were empty again.
+    drained: Duration,
+    /// The tenant's Exchange budget: its limit and the permits leased, sampled likewise.
+    budget: Vec<(Duration, (u64, u64))>,
+}
+
+/// The run's status as its item holds it now.
+async fn run_status(env: &Env, run_id: &str) -> String {
+    let item = env
+        .ddb
+        .get_item()
+        .table_name(&env.names.runs_table)
+        .key("pk", AttributeValue::S(format!("RUN#{run_id}")))
+        .key("sk", AttributeValue::S("RUN".into()))
+        .projection_expression("#s")
+        .expression_attribute_names("#s", "status")
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_default();
+    match item.get("status") {
+        Some(AttributeValue::S(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+/// The tenant's Exchange budget row now: (limit, permits leased).
+async fn exchange_budget(env: &Env) -> (u64, u64) {
+    let row = env
+        .ddb
+        .get_item()
+        .table_name(&env.names.runs_table)
+        .key("pk", AttributeValue::S(format!("BUDGET#{TENANT}#exchange")))
+        .key("sk", AttributeValue::S("BUDGET".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_default();
+    let number = |v: &AttributeValue| v.as_n().ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let limit = row.get("limit").map_or(0, number);
+    let leased = match row.get("leases") {
+        Some(AttributeValue::M(leases)) => leases
+            .values()
+            .filter_map(|l| l.as_l().ok()?.first().map(number))
+            .sum(),
+        _ => 0,
+    };
+    (limit, leased)
 }
 
 fn calls(before: &Snapshot, after: &Snapshot, prefix: &str) -> u64 {
@@ -108,16 +190,44 @@ async fn run(env: &Env, user: &str) -> (String, Figures) {
         .await;
     assert_eq!(status, 202, "{accepted}");
     let run_id = accepted["run_id"].as_str().unwrap().to_string();
-    let pump = env.pump_concurrently(CONTAINERS).await;
-    let wall = started.elapsed();
+    let mut in_flight = Vec::new();
+    let mut budget = Vec::new();
+    let mut finished = None;
+    let pumped = std::sync::atomic::AtomicBool::new(false);
+    // Sampled beside the pump (never in its way): the calls in flight, the budget, and when
+    // the run's status became final.
+    let sampling = async {
+        while !pumped.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(SAMPLE_EVERY).await;
+            in_flight.push((started.elapsed(), env.sim.in_flight()));
+            budget.push((started.elapsed(), exchange_budget(env).await));
+            if finished.is_none() && run_status(env, &run_id).await == "completed" {
+                finished = Some(started.elapsed());
+            }
+        }
+    };
+    let pumping = async {
+        let pump = env.pump_with(CONTAINERS).await;
+        pumped.store(true, std::sync::atomic::Ordering::SeqCst);
+        pump
+    };
+    let (pump, ()) = tokio::join!(pumping, sampling);
+    let drained = started.elapsed();
+    // The run is done when its result is there; the queues may hold no-op messages a while.
+    let wall = finished.unwrap_or(drained);
     let after = env.sim.snapshot();
     let figures = Figures {
         wall,
         exchange_calls: calls(&before, &after, "exo "),
         graph_calls: calls(&before, &after, "graph "),
         throttled: after.counters.throttled_429 - before.counters.throttled_429,
+        throttled_exchange: after.counters.throttled_429_exchange
+            - before.counters.throttled_429_exchange,
         by_endpoint: by_endpoint(&before, &after),
         pump,
+        in_flight,
+        drained,
+        budget,
     };
     (run_id, figures)
 }
@@ -128,8 +238,8 @@ fn report(what: &str, f: &Figures, latency: Duration, invocation: Duration) {
     let ratio = f.wall.as_secs_f64() / bound.as_secs_f64().max(f64::EPSILON);
     println!("{what}");
     println!(
-        "  calls: Exchange {}, Graph {}; 429 answers {}",
-        f.exchange_calls, f.graph_calls, f.throttled
+        "  calls: Exchange {}, Graph {}; 429 answers {} ({} from Exchange)",
+        f.exchange_calls, f.graph_calls, f.throttled, f.throttled_exchange
     );
     let endpoints: Vec<String> = f
         .by_endpoint
@@ -138,6 +248,29 @@ fn report(what: &str, f: &Figures, latency: Duration, invocation: Duration) {
         .collect();
     println!("  by endpoint: {}", endpoints.join(", "));
     println!("  steps: {}", f.pump);
+    let every = TIMELINE_EVERY.as_secs();
+    let running = f.pump.running("scan", TIMELINE_EVERY);
+    let running = timeline(
+        running
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| (TIMELINE_EVERY * i as u32, n)),
+    );
+    println!("  scan shards running, per {every} s: {running}");
+    let exchange = timeline(f.in_flight.iter().map(|&(at, (e, _))| (at, e as f64)));
+    let graph = timeline(f.in_flight.iter().map(|&(at, (_, g))| (at, g as f64)));
+    println!(
+        "  Exchange calls in flight (cap {}), per {every} s: {exchange}",
+        CAPS.exchange
+    );
+    println!(
+        "  Graph calls in flight (cap {}), per {every} s: {graph}",
+        CAPS.graph
+    );
+    let limit = timeline(f.budget.iter().map(|&(at, (l, _))| (at, l as f64)));
+    let leased = timeline(f.budget.iter().map(|&(at, (_, h))| (at, h as f64)));
+    println!("  Exchange budget limit, per {every} s: {limit}");
+    println!("  Exchange permits leased, per {every} s: {leased}");
     println!(
         "  invocations {}, longest {:.2} s (deadline {:.2} s), over their deadline {}, steps continued or redelivered {}",
         f.pump.invocations,
@@ -147,8 +280,9 @@ fn report(what: &str, f: &Figures, latency: Duration, invocation: Duration) {
         f.pump.repeated
     );
     println!(
-        "  wall {:.2} s; bound {:.2} s (max over services of calls × latency ÷ cap); ratio {ratio:.2}x (target {TARGET}x: {})",
+        "  wall {:.2} s to the result (queues empty at {:.2} s); bound {:.2} s (max over services of calls × latency ÷ cap); ratio {ratio:.2}x (target {TARGET}x: {})",
         f.wall.as_secs_f64(),
+        f.drained.as_secs_f64(),
         bound.as_secs_f64(),
         if ratio <= TARGET { "within" } else { "OVER" }
     );
@@ -252,7 +386,7 @@ async fn ten_thousand_mailboxes_through_the_lambda_path() {
     )
     .await;
     println!(
-        "serverless scale: {mailboxes} mailboxes, {latency_ms} ms a call, tenant caps Exchange {} / Graph {} ({} per mailbox), {CONTAINERS} containers a function",
+        "serverless scale: {mailboxes} mailboxes, {latency_ms} ms a call, tenant caps Exchange {} / Graph {} ({} per mailbox), containers {CONTAINERS:?}",
         CAPS.exchange, CAPS.graph, CAPS.graph_mailbox
     );
 

@@ -489,6 +489,12 @@ impl Faults {
         self.lock().snapshot.clone()
     }
 
+    /// Exchange and Graph requests in flight now.
+    pub fn in_flight(&self) -> (u64, u64) {
+        let tracking = self.lock();
+        (tracking.exchange, tracking.graph)
+    }
+
     /// Continues counting from saved counters (a simulator restarted from a saved state).
     pub fn restore(&self, counters: Counters) {
         self.lock().snapshot = counters;

@@ -140,6 +140,11 @@ impl SimHandle {
         self.sim.snapshot()
     }
 
+    /// Exchange and Graph requests in flight now (cheap: for sampling while a run goes on).
+    pub fn in_flight(&self) -> (u64, u64) {
+        self.sim.faults.in_flight()
+    }
+
     /// The SID of whatever `identity` names in the directory (a user, a group, ...), as a
     /// permission answer would show it.
     pub fn sid_of(&self, identity: &str) -> Option<String> {

@@ -45,6 +45,10 @@ struct LimitState {
     latency: Option<Duration>,
     ceiling: f64,
     initial: f64,
+    /// Its permits are leased from a budget shared with other processes, which learns the
+    /// tenant's limit: throttling cuts this process's limit but teaches it no known level of
+    /// its own (what it holds is only its part of the tenant's).
+    leased: bool,
 }
 
 /// One adaptive limit.
@@ -91,23 +95,26 @@ impl AdaptiveLimit {
                 peak_in_flight: 0,
                 latency: None,
                 ceiling,
+                leased: false,
             }),
             slot_freed: Notify::new(),
         })
     }
 
     /// Permits leased from the tenant's budget shared by every invocation: this process uses
-    /// at most `permits`. What it learnt before stands below that; a process that learnt
-    /// nothing yet grows from its initial limit as usual (a few round trips), so a budget
-    /// that has not met the service's limit does not start with a burst of 429s.
+    /// at most `permits`. The shared budget learns the tenant's limit, so what this process
+    /// learnt under an earlier lease (its part of it then) is forgotten; it grows from where it
+    /// was (its initial limit at least) as usual, a few round trips, so a budget that has not
+    /// met the service's limit does not start with a burst of 429s.
     pub fn lease(&self, permits: usize) {
         let permits = permits.max(1) as f64;
         {
             let mut s = self.lock();
             s.ceiling = permits;
-            // A smaller lease before taught nothing about the service.
-            let start = s.known.unwrap_or(s.limit.max(s.initial));
-            s.limit = start.min(permits);
+            s.leased = true;
+            s.known = None;
+            s.failed_probes = 0;
+            s.limit = s.limit.max(s.initial).min(permits);
             // What this lease teaches is counted from here.
             s.throttled = 0;
             s.peak_in_flight = s.in_flight;
@@ -234,7 +241,9 @@ impl AdaptiveLimit {
                             Some(before) if (known - before).abs() <= 1.0 => s.failed_probes + 1,
                             _ => 0,
                         };
-                        s.known = Some(known);
+                        if !s.leased {
+                            s.known = Some(known);
+                        }
                         s.limit = (known * DECREASE).max(1.0);
                         s.epoch += 1;
                     }
@@ -485,6 +494,25 @@ mod tests {
             "slow past the known limit: {}",
             limit.current()
         );
+    }
+
+    #[tokio::test]
+    async fn a_leased_limit_leaves_the_known_level_to_the_shared_budget() {
+        let limit = AdaptiveLimit::new(budget(4, 32));
+        limit.lease(4);
+        throttle_at(&limit, 4).await;
+        assert_eq!(
+            limit.current(),
+            2,
+            "throttled: cut to 90 % of the 3 it took"
+        );
+        // Its 4 were only its part of the tenant's budget: no known level holds it back, so
+        // it climbs at the fast rate up to what it holds.
+        assert!(successes_to(&limit, 4).await <= 6);
+        // A bigger lease later: it grows into it without a level from the old part.
+        limit.lease(20);
+        assert!(successes_to(&limit, 20).await <= 40);
+        assert_eq!(limit.current(), 20, "never past the lease");
     }
 
     /// `n` requests in flight, the first of them throttled.

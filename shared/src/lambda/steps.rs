@@ -19,7 +19,7 @@ use crate::steps::{
     abandon, dispatch, poll_alerts, sweep, Deadline, Delivery, NoProgress, PollReport,
     POLLER_PRINCIPAL,
 };
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -379,82 +379,94 @@ async fn poll_company(deps: &StepDeps, company_id: &str) -> Result<PollReport, L
     Ok(report?)
 }
 
-/// Handles step messages one by one. Transient failures are left to SQS (the record is
-/// reported failed and comes back after the visibility timeout); on the last allowed receive
-/// the run is marked failed with the reason before the message goes to the dead-letter queue.
-/// Permanent failures (unknown run, unsupported version) fail the run at once. A body that is
-/// no step message fails no run ([`malformed`]). A message for a step another live invocation
-/// holds comes back later. Records not started when the deadline nears are queued again as
-/// new messages, never failed.
+/// Handles the event's step messages, all at once: a removal batch's calls and audit writes
+/// leave the tenant's budget idle between them, which the other record's fill. Transient
+/// failures are left to SQS (the record is reported failed and comes back after the
+/// visibility timeout); on the last allowed receive the run is marked failed with the reason
+/// before the message goes to the dead-letter queue. Permanent failures (unknown run,
+/// unsupported version) fail the run at once. A body that is no step message fails no run
+/// ([`malformed`]). A message for a step another live invocation holds comes back later.
+/// Records not started when the deadline nears are queued again as new messages, never failed.
 pub async fn handle_step_records(
     deps: &StepDeps,
     event: SqsEvent,
     deadline: Deadline,
 ) -> SqsBatchResponse {
-    let mut failures = Vec::new();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let body = record.body.clone().unwrap_or_default();
-        let last_try = receive_count(&record) >= deps.max_receive_count;
-        let message = match serde_json::from_str::<StepMessage>(&body) {
-            Ok(message) => message,
-            Err(e) => {
-                malformed(&id, &e, receive_count(&record), last_try);
-                failures.push(item_failure(id));
-                continue;
-            }
-        };
-        if deadline.near() {
-            if deps.queue.send(message.clone()).await.is_ok() {
-                continue;
-            }
-            failures.push(item_failure(id));
-            continue;
-        }
-        let Err(e) = deliver(deps, &message, &id, deadline).await else {
-            continue;
-        };
-        if let StepError::Saturated { .. } = &e {
-            // Waiting for the tenant's budget is not a failed try: the message starts again
-            // later as a new one.
-            let delay = SATURATED_DELAY + Duration::from_millis(fastrand::u64(0..5_000));
-            if deps.queue.send_later(message.clone(), delay).await.is_ok() {
-                info!(message_id = %id, error = %e, delay_ms = delay.as_millis() as u64, "step queued again");
-                continue;
-            }
-        }
-        if let StepError::Busy { holder, until } = &e {
-            if last_try {
-                // The live holder carries the step; the sweeper catches it should it die.
-                warn!(message_id = %id, %holder, %until, "duplicate of a step in progress dropped on its last receive");
-                continue;
-            }
-            info!(message_id = %id, %holder, %until, "step held by a live invocation; the message comes back later");
-            failures.push(item_failure(id));
-            continue;
-        }
-        let permanent = !e.is_transient();
-        let run_id = &message.run_id;
-        warn!(message_id = %id, %run_id, error = %e, permanent, last_try, "step message failed");
-        if permanent || last_try {
-            let reason = if permanent {
-                e.to_string()
-            } else {
-                format!("gave up after {} tries: {e}", deps.max_receive_count)
-            };
-            abandon(
-                &deps.store,
-                &deps.queue,
-                deps.connector.as_ref(),
-                run_id,
-                Some(&message.step),
-                &reason,
-            )
-            .await;
-        }
-        failures.push(item_failure(id));
-    }
+    let handled = event
+        .records
+        .into_iter()
+        .map(|record| handle_step_record(deps, record, deadline));
+    let failures = futures_util::future::join_all(handled)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     batch_response(failures)
+}
+
+/// One record of [`handle_step_records`]; its failure, if SQS should deliver it again.
+async fn handle_step_record(
+    deps: &StepDeps,
+    record: SqsMessage,
+    deadline: Deadline,
+) -> Option<BatchItemFailure> {
+    let id = record.message_id.clone().unwrap_or_default();
+    let body = record.body.clone().unwrap_or_default();
+    let last_try = receive_count(&record) >= deps.max_receive_count;
+    let message = match serde_json::from_str::<StepMessage>(&body) {
+        Ok(message) => message,
+        Err(e) => {
+            malformed(&id, &e, receive_count(&record), last_try);
+            return Some(item_failure(id));
+        }
+    };
+    if deadline.near() {
+        if deps.queue.send(message.clone()).await.is_ok() {
+            return None;
+        }
+        return Some(item_failure(id));
+    }
+    let Err(e) = deliver(deps, &message, &id, deadline).await else {
+        return None;
+    };
+    if let StepError::Saturated { .. } = &e {
+        // Waiting for the tenant's budget is not a failed try: the message starts again
+        // later as a new one.
+        let delay = SATURATED_DELAY + Duration::from_millis(fastrand::u64(0..5_000));
+        if deps.queue.send_later(message.clone(), delay).await.is_ok() {
+            info!(message_id = %id, error = %e, delay_ms = delay.as_millis() as u64, "step queued again");
+            return None;
+        }
+    }
+    if let StepError::Busy { holder, until } = &e {
+        if last_try {
+            // The live holder carries the step; the sweeper catches it should it die.
+            warn!(message_id = %id, %holder, %until, "duplicate of a step in progress dropped on its last receive");
+            return None;
+        }
+        info!(message_id = %id, %holder, %until, "step held by a live invocation; the message comes back later");
+        return Some(item_failure(id));
+    }
+    let permanent = !e.is_transient();
+    let run_id = &message.run_id;
+    warn!(message_id = %id, %run_id, error = %e, permanent, last_try, "step message failed");
+    if permanent || last_try {
+        let reason = if permanent {
+            e.to_string()
+        } else {
+            format!("gave up after {} tries: {e}", deps.max_receive_count)
+        };
+        abandon(
+            &deps.store,
+            &deps.queue,
+            deps.connector.as_ref(),
+            run_id,
+            Some(&message.step),
+            &reason,
+        )
+        .await;
+    }
+    Some(item_failure(id))
 }
 
 /// A body that is no step message of ours. It is reported as a failed item on every receive,

@@ -343,6 +343,15 @@ pub trait AuditTrail: Send + Sync {
     /// Writes an audit record unless one with its id already exists: records are never
     /// overwritten. Returns whether this call wrote it.
     async fn append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError>;
+    /// Writes consecutive sealed records of one chain, all or none: `Ok(true)` when all were
+    /// written; `Ok(false)` when none was (one exists already, or the store writes one at a
+    /// time: append them one by one to learn which). [`StoreError::ChainPlaceTaken`] as for one.
+    async fn append_audit_group(&self, records: &[AuditRecord]) -> Result<bool, StoreError> {
+        match records {
+            [one] => self.append_audit(one).await,
+            _ => Ok(false),
+        }
+    }
     async fn audit_records(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError>;
     /// The records of one hash chain of the run's audit trail (where a batch's chain ends).
     async fn audit_chain(

@@ -8,21 +8,37 @@ use crate::model::{
 };
 use crate::ports::RunStore;
 use std::collections::BTreeMap;
-use tokio::sync::{Mutex, MutexGuard, OnceCell};
+use tokio::sync::{oneshot, Mutex, MutexGuard, OnceCell};
 
-/// Appends one chain's records, one at a time, each linked to the one before it. The head is
-/// read from the store when the writer starts and again after any write it cannot account
-/// for (a record an earlier delivery wrote, a failed call), so a retried batch continues its
-/// chain: a record's id is fixed, and the conditional write refuses a second one.
+/// Appends one chain's records, each linked to the one before it. The head is read from the
+/// store when the writer starts and again after any write it cannot account for (a record an
+/// earlier delivery wrote, a failed call), so a retried batch continues its chain: a record's
+/// id is fixed, and the conditional write refuses a second one.
+///
+/// Records appended at once are written together (a group commit): while one write is out,
+/// the records that arrive queue up, and the next writer takes them all in one store write.
+/// Each caller still returns only once its record is stored.
 pub(crate) struct ChainWriter<'a> {
     store: &'a dyn RunStore,
     run_id: RunId,
     chain: String,
-    /// `None` while unknown; `Some(None)` for a chain without records.
+    /// `None` while unknown; `Some(None)` for a chain without records. Held by the writer.
     head: Mutex<Option<Option<ChainHead>>>,
+    /// Records waiting for the next writer, each with where its answer goes.
+    queued: std::sync::Mutex<Vec<Queued>>,
     /// Per item, its attempts recorded as not sent: read once, when first asked.
     unsent: OnceCell<BTreeMap<ItemId, u32>>,
 }
+
+/// A record waiting to be written; `in_time`: not written once the time to stop came.
+struct Queued {
+    record: AuditRecord,
+    in_time: bool,
+    answer: oneshot::Sender<Result<Option<bool>, StoreError>>,
+}
+
+/// Most records one group write takes (a store transaction holds 100 items; the head is one).
+const MOST_IN_A_GROUP: usize = 50;
 
 impl<'a> ChainWriter<'a> {
     pub(crate) fn new(store: &'a dyn RunStore, run_id: &RunId, chain: String) -> ChainWriter<'a> {
@@ -31,6 +47,7 @@ impl<'a> ChainWriter<'a> {
             run_id: run_id.clone(),
             chain,
             head: Mutex::new(None),
+            queued: Default::default(),
             unsent: OnceCell::new(),
         }
     }
@@ -47,6 +64,7 @@ impl<'a> ChainWriter<'a> {
             run_id: run_id.clone(),
             chain,
             head: Mutex::new(Some(None)),
+            queued: Default::default(),
             unsent: OnceCell::new(),
         }
     }
@@ -54,8 +72,7 @@ impl<'a> ChainWriter<'a> {
     /// Writes `record` at the end of the chain unless a record with its id exists; returns
     /// whether this call wrote it.
     pub(crate) async fn append(&self, record: AuditRecord) -> Result<bool, StoreError> {
-        let head = self.head.lock().await;
-        self.append_locked(head, record).await
+        Ok(self.queue(record, false).await?.unwrap_or(false))
     }
 
     /// As [`ChainWriter::append`], unless the time to stop (see
@@ -65,11 +82,114 @@ impl<'a> ChainWriter<'a> {
         &self,
         record: AuditRecord,
     ) -> Result<Option<bool>, StoreError> {
-        let head = self.head.lock().await;
-        if super::past_stop() {
-            return Ok(None);
+        self.queue(record, true).await
+    }
+
+    /// Queues `record`, then waits for the writer's turn: a writer before may have written it
+    /// with its group already; if not, this one writes what is queued.
+    async fn queue(&self, record: AuditRecord, in_time: bool) -> Result<Option<bool>, StoreError> {
+        let (answer, mut answered) = oneshot::channel();
+        self.lock_queue().push(Queued {
+            record,
+            in_time,
+            answer,
+        });
+        let mut head = self.head.lock().await;
+        if let Ok(answer) = answered.try_recv() {
+            return answer;
         }
-        self.append_locked(head, record).await.map(Some)
+        while !self.lock_queue().is_empty() {
+            let take = self.lock_queue().len().min(MOST_IN_A_GROUP);
+            let group: Vec<Queued> = self.lock_queue().drain(..take).collect();
+            self.write_group(&mut head, group).await;
+            if let Ok(answer) = answered.try_recv() {
+                return answer;
+            }
+        }
+        drop(head);
+        answered
+            .await
+            .unwrap_or_else(|_| Err(StoreError::backend("audit record left unanswered")))
+    }
+
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
+        self.queued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes `group` in one store write where it can; one record at a time where a record
+    /// exists already or the write failed, so each caller gets its own answer.
+    async fn write_group(
+        &self,
+        head: &mut MutexGuard<'_, Option<Option<ChainHead>>>,
+        group: Vec<Queued>,
+    ) {
+        let stop = super::past_stop();
+        let (stopped, group): (Vec<Queued>, Vec<Queued>) =
+            group.into_iter().partition(|q| q.in_time && stop);
+        for q in stopped {
+            let _ = q.answer.send(Ok(None));
+        }
+        if group.len() > 1 {
+            match self.append_together(head, &group).await {
+                Ok(true) => {
+                    for q in group {
+                        let _ = q.answer.send(Ok(Some(true)));
+                    }
+                    return;
+                }
+                // Written one at a time below, each with its own answer.
+                Ok(false) | Err(_) => **head = None,
+            }
+        }
+        for q in group {
+            let written = self.append_locked(head, q.record).await;
+            let _ = q.answer.send(written.map(Some));
+        }
+    }
+
+    /// Seals `group` after the head and writes it in one store write; `Ok(false)`: nothing
+    /// was written (a record exists already, or the store takes one at a time).
+    async fn append_together(
+        &self,
+        head: &mut MutexGuard<'_, Option<Option<ChainHead>>>,
+        group: &[Queued],
+    ) -> Result<bool, StoreError> {
+        let mut current = match head.take() {
+            Some(known) => known,
+            None => self.read_head().await?,
+        };
+        for _ in 0..8 {
+            let mut sealed = Vec::with_capacity(group.len());
+            let mut end = current.clone();
+            for q in group {
+                let record = q.record.clone().sealed(&self.chain, end.as_ref());
+                end = Some(ChainHead {
+                    length: record.seq.unwrap_or_default() + 1,
+                    head: record.hash.clone().unwrap_or_default(),
+                });
+                sealed.push(record);
+            }
+            let began = std::time::Instant::now();
+            let written = self.store.append_audit_group(&sealed).await;
+            tracing::debug!(
+                records = sealed.len(),
+                ms = began.elapsed().as_millis() as u64,
+                ok = written.is_ok(),
+                "audit records written together"
+            );
+            match written {
+                Ok(true) => {
+                    **head = Some(end);
+                    return Ok(true);
+                }
+                Ok(false) => return Ok(false),
+                Err(StoreError::ChainPlaceTaken { .. }) => current = self.read_head().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
     }
 
     /// How many of `item`'s attempts at its write were recorded, by earlier deliveries, as not
@@ -95,7 +215,7 @@ impl<'a> ChainWriter<'a> {
 
     async fn append_locked(
         &self,
-        mut head: MutexGuard<'_, Option<Option<ChainHead>>>,
+        head: &mut MutexGuard<'_, Option<Option<ChainHead>>>,
         record: AuditRecord,
     ) -> Result<bool, StoreError> {
         let mut current = match head.take() {
@@ -107,7 +227,13 @@ impl<'a> ChainWriter<'a> {
         let mut tries = 0;
         let (sealed, written) = loop {
             let sealed = record.clone().sealed(&self.chain, current.as_ref());
-            match self.store.append_audit(&sealed).await {
+            let began = std::time::Instant::now();
+            let written = self.store.append_audit(&sealed).await;
+            tracing::debug!(
+                ms = began.elapsed().as_millis() as u64,
+                "audit record written"
+            );
+            match written {
                 Ok(written) => break (sealed, written),
                 Err(StoreError::ChainPlaceTaken { .. }) if tries < 8 => {
                     tries += 1;
@@ -117,7 +243,7 @@ impl<'a> ChainWriter<'a> {
             }
         };
         if written {
-            *head = Some(Some(ChainHead {
+            **head = Some(Some(ChainHead {
                 length: sealed.seq.unwrap_or_default() + 1,
                 head: sealed.hash.unwrap_or_default(),
             }));

@@ -63,7 +63,27 @@ pub struct PumpStats {
     /// Per step kind: when its first invocation began and its last ended (from the pump's
     /// start), and how many of its messages they handled.
     pub phases: std::collections::BTreeMap<String, Phase>,
+    /// Per step kind: every invocation's start and end (from the pump's start).
+    pub spans: std::collections::BTreeMap<String, Vec<(Duration, Duration)>>,
     seen: std::collections::HashSet<String>,
+}
+
+/// How many invocations of each step function run at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Containers {
+    pub discovery: usize,
+    pub removal: usize,
+    pub verification: usize,
+}
+
+impl Containers {
+    pub fn each(n: usize) -> Containers {
+        Containers {
+            discovery: n,
+            removal: n,
+            verification: n,
+        }
+    }
 }
 
 /// When the invocations of one step kind ran.
@@ -91,6 +111,27 @@ impl std::fmt::Display for PumpStats {
             })
             .collect();
         f.write_str(&parts.join(", "))
+    }
+}
+
+impl PumpStats {
+    /// How many invocations of `kind` ran at once, on average over each `every` from the
+    /// pump's start: `[11.8, 12.0, ..., 3.1, 1.0]`.
+    #[allow(dead_code)] // The scale test's timeline.
+    pub fn running(&self, kind: &str, every: Duration) -> Vec<f64> {
+        let spans = self.spans.get(kind).map(Vec::as_slice).unwrap_or_default();
+        let end = spans.iter().map(|s| s.1).max().unwrap_or_default();
+        let buckets = end.as_secs_f64() / every.as_secs_f64();
+        (0..buckets.ceil() as usize)
+            .map(|i| {
+                let (from, to) = (every * i as u32, every * (i as u32 + 1));
+                let busy: Duration = spans
+                    .iter()
+                    .map(|&(a, b)| b.min(to).saturating_sub(a.max(from)))
+                    .sum();
+                busy.as_secs_f64() / every.as_secs_f64()
+            })
+            .collect()
     }
 }
 
@@ -333,17 +374,37 @@ impl Env {
     /// invocations each (batch sizes as in the template: 1, 2, 1), every invocation with its
     /// deadline, until the queues stay empty.
     pub async fn pump_concurrently(&self, containers: usize) -> PumpStats {
+        self.pump_with(Containers::each(containers)).await
+    }
+
+    /// [`Env::pump_concurrently`] with each function's own number of containers.
+    pub async fn pump_with(&self, containers: Containers) -> PumpStats {
         let r = resources();
         let functions = [
-            (&self.steps[0].0, 1, r.queues.discovery.max_receive_count),
-            (&self.steps[1].0, 2, r.queues.removal.max_receive_count),
-            (&self.steps[2].0, 1, r.queues.verification.max_receive_count),
+            (
+                &self.steps[0].0,
+                1,
+                r.queues.discovery.max_receive_count,
+                containers.discovery,
+            ),
+            (
+                &self.steps[1].0,
+                2,
+                r.queues.removal.max_receive_count,
+                containers.removal,
+            ),
+            (
+                &self.steps[2].0,
+                1,
+                r.queues.verification.max_receive_count,
+                containers.verification,
+            ),
         ];
         let busy = std::sync::atomic::AtomicUsize::new(0);
         let stats = std::sync::Mutex::new(PumpStats::default());
         let origin = Instant::now();
         let mut workers = Vec::new();
-        for (url, batch, receives) in functions {
+        for (url, batch, receives, containers) in functions {
             for _ in 0..containers {
                 let deps = self.container(receives).await;
                 workers.push(self.worker(url, batch, deps, (&busy, &stats, origin)));
@@ -398,6 +459,7 @@ impl Env {
                         serde_json::from_str(record.body.as_deref().unwrap_or("{}")).unwrap();
                     let kind = body["kind"].as_str().unwrap_or("other").to_string();
                     let (start, end) = (began - origin, began - origin + took);
+                    s.spans.entry(kind.clone()).or_default().push((start, end));
                     let phase = s.phases.entry(kind).or_insert(Phase {
                         first: start,
                         last: end,

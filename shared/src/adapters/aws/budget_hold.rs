@@ -3,10 +3,11 @@
 //! (coming down to its share when other invocations wait, taking free permits when nobody
 //! does), and returns them with what it learnt.
 
-use super::tenant_budget::{LeaseOutcome, LeaseTerms, Rebalance, TenantBudgets};
+use super::tenant_budget::{LeaseTerms, Rebalance, Seen, TenantBudgets};
 use crate::adapters::http::HttpCore;
 use crate::config::HttpSettings;
 use crate::ports::BudgetWant;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -28,7 +29,29 @@ pub struct BudgetHold {
     http: HttpSettings,
     tenant: String,
     holder: String,
+    /// Per shared service, what the hold told the budget so far.
+    told: Arc<[Told; 2]>,
     rebalancer: Option<JoinHandle<()>>,
+}
+
+/// What a hold holds of one service, and the throttling answers it reported.
+#[derive(Debug, Default)]
+struct Told {
+    permits: AtomicUsize,
+    throttled: AtomicU64,
+}
+
+impl Told {
+    /// What the process saw since the budget was last told: throttling, and whether its calls
+    /// in flight fill what it holds.
+    fn seen(&self, core: &HttpCore, tenant: &str, service: &'static str) -> Seen {
+        let throttled = core.learned(tenant, service).map_or(0, |l| l.throttled);
+        let before = self.throttled.swap(throttled, Ordering::SeqCst);
+        Seen {
+            throttled: throttled > before,
+            full: core.in_flight(tenant, service) >= self.permits.load(Ordering::SeqCst),
+        }
+    }
 }
 
 /// Why no hold came about: every permit of `service` stayed with other live invocations.
@@ -55,9 +78,10 @@ impl BudgetHold {
             http: http.clone(),
             tenant: tenant.to_string(),
             holder: holder.to_string(),
+            told: Arc::new(Default::default()),
             rebalancer: None,
         };
-        for service in SHARED_SERVICES {
+        for (service, told) in SHARED_SERVICES.into_iter().zip(hold.told.clone().iter()) {
             let terms = LeaseTerms {
                 holder,
                 want: want.of(service),
@@ -77,6 +101,7 @@ impl BudgetHold {
                 return Ok(Err(Saturated { service }));
             }
             hold.core.lease(tenant, service, permits);
+            told.permits.store(permits, Ordering::SeqCst);
         }
         hold.rebalancer = Some(tokio::spawn(rebalance(
             hold.budgets.clone(),
@@ -85,27 +110,23 @@ impl BudgetHold {
             hold.tenant.clone(),
             hold.holder.clone(),
             want,
+            hold.told.clone(),
         )));
         Ok(Ok(hold))
     }
 
-    /// Returns the permits with what the step learnt of the service (throttling lowers the
-    /// tenant's limit). A lease not returned expires on its own.
+    /// Returns the permits, telling the budget of throttling not yet reported. A lease not
+    /// returned expires on its own.
     pub async fn give_back(mut self) {
         if let Some(task) = self.rebalancer.take() {
             task.abort();
         }
-        for service in SHARED_SERVICES {
-            let learned = self.core.learned(&self.tenant, service);
-            let outcome = LeaseOutcome {
-                throttled: learned.map_or(0, |l| l.throttled),
-                peak_in_flight: learned.map_or(0, |l| l.peak_in_flight),
-                limit: learned.map_or(1, |l| l.limit),
-            };
+        for (service, told) in SHARED_SERVICES.into_iter().zip(self.told.iter()) {
+            let seen = told.seen(&self.core, &self.tenant, service);
             let ceiling = self.http.budget(service).ceiling;
             if let Err(e) = self
                 .budgets
-                .release(&self.tenant, service, &self.holder, ceiling, outcome)
+                .release(&self.tenant, service, &self.holder, ceiling, seen.throttled)
                 .await
             {
                 warn!(error = %e, "budget lease not returned; it expires on its own");
@@ -114,9 +135,11 @@ impl BudgetHold {
     }
 }
 
-/// While the step runs: every second, come down to the fair share when others wait (the
-/// process's limit first, the shared record once the calls in flight fit, so the tenant never
-/// sees more than its budget), or take free permits while nobody waits.
+/// While the step runs: every second, tell the budget what was seen (throttling cuts the
+/// tenant's limit, a full budget used cleanly grows it), then come down to the part the budget
+/// gives when others wait or the limit was cut (the process's limit first, the shared record
+/// once the calls in flight fit, so the tenant never sees more than its budget), or take free
+/// permits while nobody waits.
 async fn rebalance(
     budgets: Arc<TenantBudgets>,
     core: Arc<HttpCore>,
@@ -124,18 +147,24 @@ async fn rebalance(
     tenant: String,
     holder: String,
     want: BudgetWant,
+    told: Arc<[Told; 2]>,
 ) {
     loop {
         tokio::time::sleep(REBALANCE_EVERY).await;
-        for service in SHARED_SERVICES {
+        for (service, told) in SHARED_SERVICES.into_iter().zip(told.iter()) {
             let ceiling = http.budget(service).ceiling;
+            let seen = told.seen(&core, &tenant, service);
             match budgets
-                .rebalance(&tenant, service, &holder, want.of(service), ceiling)
+                .rebalance(&tenant, service, &holder, want.of(service), ceiling, seen)
                 .await
             {
-                Ok(Rebalance::Grew(permits)) => core.resize(&tenant, service, permits),
+                Ok(Rebalance::Grew(permits)) => {
+                    core.resize(&tenant, service, permits);
+                    told.permits.store(permits, Ordering::SeqCst);
+                }
                 Ok(Rebalance::Shrink(permits)) => {
                     core.resize(&tenant, service, permits);
+                    told.permits.store(permits, Ordering::SeqCst);
                     let until = Instant::now() + DRAIN_WAIT;
                     while core.in_flight(&tenant, service) > permits && Instant::now() < until {
                         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -1,8 +1,14 @@
 //! One tenant's budget across every invocation: a lease semaphore per (tenant, service) in
 //! the runs table. The item holds the limit learnt for the tenant and the permits each live
 //! invocation leased; a lease expires with its invocation, so a dead invocation's permits come
-//! back. An invocation that saw throttling lowers the limit when it returns its permits; one
-//! that used all it had without throttling raises it by one, never above the ceiling.
+//! back.
+//!
+//! The limit is learnt once for the tenant, not once per invocation: a holder that saw
+//! throttling cuts it to 90 % of what was leased (once per [`CUT_COOLDOWN_MS`]: the throttling
+//! of many holders at one overshoot is one cut), and every holder comes down to its part of the
+//! new limit at its next look. While the whole budget is leased and used without throttling
+//! the limit grows by one a second back to the level last throttled, and past it by one every
+//! [`PROBE_EVERY_MS`], never above the ceiling.
 //!
 //! (`MaximumConcurrency` on an event source is per function across all tenants, so it cannot
 //! be a tenant's budget.)
@@ -32,17 +38,6 @@ pub struct LeaseTerms<'a> {
     pub give_up: Instant,
 }
 
-/// How a lease ended: what the invocation learnt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LeaseOutcome {
-    /// Throttling answers seen while holding the lease.
-    pub throttled: u64,
-    /// The most calls it had in flight.
-    pub peak_in_flight: usize,
-    /// The limit it ended with (what the service took, after any throttling).
-    pub limit: usize,
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 struct BudgetRow {
     pk: String,
@@ -57,7 +52,34 @@ struct BudgetRow {
     /// Holders shrink to a fair share while anyone waits.
     #[serde(default)]
     waiting: BTreeMap<String, i64>,
+    /// One less than the most leased when the service last throttled.
+    #[serde(default)]
+    known: Option<usize>,
+    /// When the limit was last cut, and last grown (epoch milliseconds).
+    #[serde(default)]
+    cut_at: i64,
+    #[serde(default)]
+    grown_at: i64,
 }
+
+/// What a holder saw since it last looked at the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// The service throttled one of its calls.
+    pub throttled: bool,
+    /// Its calls in flight filled what it holds.
+    pub full: bool,
+}
+
+/// After a cut, throttling is news only this much later: the holders need a look (every
+/// second) to come down, and answers to calls sent before say nothing about the new limit.
+pub const CUT_COOLDOWN_MS: i64 = 2_000;
+/// Below the level last throttled, the limit grows by one this often.
+const GROW_EVERY_MS: i64 = 1_000;
+/// At or past it, one more is tried this often: each probe that finds the limit where it was
+/// costs a round of throttled calls.
+pub const PROBE_EVERY_MS: i64 = 30_000;
+const DECREASE: f64 = 0.9;
 
 impl BudgetRow {
     fn fresh(tenant: &str, service: &str, ceiling: usize) -> BudgetRow {
@@ -68,7 +90,43 @@ impl BudgetRow {
             version: 0,
             leases: BTreeMap::new(),
             waiting: BTreeMap::new(),
+            known: None,
+            cut_at: 0,
+            grown_at: 0,
         }
+    }
+
+    fn held(&self) -> usize {
+        self.leases.values().map(|(n, _)| n).sum()
+    }
+
+    /// Learns from what a holder saw: throttling cuts the limit (once per cooldown), a full
+    /// budget used without throttling grows it. Whether the limit changed.
+    fn learn(&mut self, seen: Seen, now: i64, ceiling: usize) -> bool {
+        if seen.throttled {
+            if now - self.cut_at < CUT_COOLDOWN_MS {
+                return false;
+            }
+            let leased = self.held().clamp(1, self.limit.max(1));
+            self.known = Some(leased.saturating_sub(1).max(1));
+            self.limit = ((leased as f64 * DECREASE).floor() as usize).max(1);
+            self.cut_at = now;
+            return true;
+        }
+        let full = seen.full && self.held() >= self.limit && self.waiting.is_empty();
+        if !full || self.limit >= ceiling.max(1) {
+            return false;
+        }
+        let every = match self.known {
+            Some(known) if self.limit >= known => PROBE_EVERY_MS,
+            _ => GROW_EVERY_MS,
+        };
+        if now - self.cut_at.max(self.grown_at) < every {
+            return false;
+        }
+        self.limit += 1;
+        self.grown_at = now;
+        true
     }
 
     /// Forgets expired leases and wishes; holds the limit to the ceiling.
@@ -242,8 +300,9 @@ impl TenantBudgets {
         }
     }
 
-    /// What `holder` should do with its lease now: come down to its fair share while others
-    /// wait, or take free permits up to `want` while nobody does.
+    /// What `holder` should do with its lease now, after learning from what it `seen`: come
+    /// down to its part while others wait or the limit was cut below what is leased, or take
+    /// free permits up to `want` while nobody waits.
     pub async fn rebalance(
         &self,
         tenant: &str,
@@ -251,36 +310,45 @@ impl TenantBudgets {
         holder: &str,
         want: usize,
         ceiling: usize,
+        seen: Seen,
     ) -> Result<Rebalance, StoreError> {
-        let now = Utc::now().timestamp_millis();
-        let Some(mut row) = self.row(tenant, service).await? else {
-            return Ok(Rebalance::Gone);
-        };
-        let expected = row.version;
-        row.prune(now, ceiling);
-        let Some(&(held, until)) = row.leases.get(holder) else {
-            return Ok(Rebalance::Gone);
-        };
-        if !row.waiting.is_empty() {
-            let share = row.fair_share(holder);
-            return Ok(if held > share {
-                Rebalance::Shrink(share)
+        for _ in 0..10 {
+            let now = Utc::now().timestamp_millis();
+            let Some(mut row) = self.row(tenant, service).await? else {
+                return Ok(Rebalance::Gone);
+            };
+            let expected = row.version;
+            row.prune(now, ceiling);
+            let Some(&(held, until)) = row.leases.get(holder) else {
+                return Ok(Rebalance::Gone);
+            };
+            let learnt = row.learn(seen, now, ceiling);
+            let verdict = if !row.waiting.is_empty() {
+                let share = row.fair_share(holder);
+                (held > share).then_some(Rebalance::Shrink(share))
+            } else if row.held() > row.limit {
+                // The limit was cut: each holder keeps its part of it.
+                let part = (held * row.limit / row.held()).max(1);
+                (held > part).then_some(Rebalance::Shrink(part))
             } else {
-                Rebalance::Keep
-            });
+                let free = row.limit - row.held();
+                let more = want.max(1).saturating_sub(held).min(free);
+                (more > 0).then(|| {
+                    row.leases.insert(holder.to_string(), (held + more, until));
+                    Rebalance::Grew(held + more)
+                })
+            };
+            let grew = matches!(verdict, Some(Rebalance::Grew(_)));
+            if !learnt && !grew {
+                return Ok(verdict.unwrap_or(Rebalance::Keep));
+            }
+            row.version += 1;
+            if self.put(&row, Some(expected)).await? {
+                return Ok(verdict.unwrap_or(Rebalance::Keep));
+            }
+            // Another holder wrote meanwhile: look again.
         }
-        let free = row.limit.saturating_sub(row.held_by_others(holder) + held);
-        let more = want.max(1).saturating_sub(held).min(free);
-        if more == 0 {
-            return Ok(Rebalance::Keep);
-        }
-        row.leases.insert(holder.to_string(), (held + more, until));
-        row.version += 1;
-        Ok(if self.put(&row, Some(expected)).await? {
-            Rebalance::Grew(held + more)
-        } else {
-            Rebalance::Keep
-        })
+        Ok(Rebalance::Keep)
     }
 
     /// Records that `holder` came down to `permits` (its calls in flight already fit).
@@ -308,38 +376,32 @@ impl TenantBudgets {
         Ok(())
     }
 
-    /// Returns `holder`'s permits and teaches the budget what the lease learnt.
+    /// Returns `holder`'s permits, and cuts the limit if it was `throttled` since it last
+    /// looked.
     pub async fn release(
         &self,
         tenant: &str,
         service: &str,
         holder: &str,
         ceiling: usize,
-        outcome: LeaseOutcome,
+        throttled: bool,
     ) -> Result<(), StoreError> {
         for _ in 0..10 {
             let Some(mut row) = self.row(tenant, service).await? else {
                 return Ok(());
             };
             let expected = row.version;
-            let Some((permits, _)) = row.leases.remove(holder) else {
+            if !row.leases.contains_key(holder) {
                 return Ok(());
-            };
-            if outcome.throttled > 0 {
-                // What the others hold stood beside what this one found the service takes.
-                let now = Utc::now().timestamp_millis();
-                let others: usize = row
-                    .leases
-                    .values()
-                    .filter(|(_, until)| *until > now)
-                    .map(|(n, _)| n)
-                    .sum();
-                let cut = (row.limit as f64 * 0.9).floor() as usize;
-                row.limit = cut.min(others + outcome.limit).max(1);
-            } else if outcome.peak_in_flight >= permits && permits >= row.limit {
-                // It had the whole budget and used it: the service may take one more.
-                row.limit = (row.limit + 1).min(ceiling.max(1));
             }
+            let now = Utc::now().timestamp_millis();
+            row.prune(now, ceiling);
+            let seen = Seen {
+                throttled,
+                full: false,
+            };
+            row.learn(seen, now, ceiling);
+            row.leases.remove(holder);
             row.version += 1;
             if self.put(&row, Some(expected)).await? {
                 return Ok(());
@@ -347,5 +409,87 @@ impl TenantBudgets {
         }
         tracing::warn!(%tenant, %service, "budget lease not returned after 10 tries; it expires on its own");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(limit: usize, leases: &[usize]) -> BudgetRow {
+        let mut row = BudgetRow::fresh("t", "exchange", 32);
+        row.limit = limit;
+        for (i, n) in leases.iter().enumerate() {
+            row.leases.insert(format!("h{i}"), (*n, i64::MAX));
+        }
+        row
+    }
+
+    const THROTTLED: Seen = Seen {
+        throttled: true,
+        full: true,
+    };
+    const FULL: Seen = Seen {
+        throttled: false,
+        full: true,
+    };
+
+    #[test]
+    fn one_overshoot_is_one_cut_however_many_holders_saw_it() {
+        let mut r = row(32, &[8, 8, 8, 8]);
+        let now = 1_000_000;
+        assert!(r.learn(THROTTLED, now, 32));
+        assert_eq!((r.limit, r.known), (28, Some(31)));
+        // The other holders report the same overshoot within the cooldown: no more cuts.
+        for later in [1, 500, CUT_COOLDOWN_MS - 1] {
+            assert!(!r.learn(THROTTLED, now + later, 32));
+        }
+        assert_eq!(r.limit, 28);
+        // Throttled again once the holders came down: the limit is still too high.
+        r.leases = row(28, &[7, 7, 7, 7]).leases;
+        assert!(r.learn(THROTTLED, now + CUT_COOLDOWN_MS, 32));
+        assert_eq!((r.limit, r.known), (25, Some(27)));
+    }
+
+    #[test]
+    fn a_full_budget_grows_fast_to_the_level_last_throttled_then_probes_slowly() {
+        let mut r = row(18, &[9, 9]);
+        r.known = Some(20);
+        r.cut_at = 1_000_000;
+        let mut now = r.cut_at;
+        // Not within a second of the cut, nor unless the budget is all leased and used.
+        assert!(!r.learn(FULL, now + 500, 32));
+        assert!(!r.learn(
+            Seen {
+                throttled: false,
+                full: false
+            },
+            now + 5_000,
+            32
+        ));
+        for limit in [19, 20] {
+            now += GROW_EVERY_MS;
+            r.leases = row(limit - 1, &[limit - 1]).leases;
+            assert!(r.learn(FULL, now, 32));
+            assert_eq!(r.limit, limit);
+        }
+        r.leases = row(20, &[20]).leases;
+        assert!(
+            !r.learn(FULL, now + GROW_EVERY_MS, 32),
+            "at the known level"
+        );
+        assert!(r.learn(FULL, now + PROBE_EVERY_MS, 32), "a probe");
+        assert_eq!(r.limit, 21);
+        // Never past the ceiling.
+        let mut r = row(32, &[32]);
+        assert!(!r.learn(FULL, now, 32));
+    }
+
+    #[test]
+    fn nobody_grows_the_limit_while_someone_waits() {
+        let mut r = row(10, &[10]);
+        r.waiting.insert("w".into(), i64::MAX);
+        assert!(!r.learn(FULL, 1_000_000, 32));
+        assert_eq!(r.limit, 10);
     }
 }

@@ -11,6 +11,13 @@ impl AuditTrail for DynamoRunStore {
         }
     }
 
+    async fn append_audit_group(&self, records: &[AuditRecord]) -> Result<bool, StoreError> {
+        match records {
+            [one] => self.append_audit(one).await,
+            _ => self.append_chained_group(records).await,
+        }
+    }
+
     async fn audit_records(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {
         self.query_audit(run_id, None).await
     }

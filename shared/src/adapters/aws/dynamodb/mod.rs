@@ -661,6 +661,73 @@ impl DynamoRunStore {
         }
     }
 
+    /// Writes consecutive chained records and moves their chain's head to the last in one
+    /// transaction, as [`Self::append_chained`] does for one. `Ok(false)`: one exists already
+    /// (nothing written), or they are not consecutive records of one chain.
+    async fn append_chained_group(&self, records: &[AuditRecord]) -> Result<bool, StoreError> {
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            return Ok(true);
+        };
+        let (Some(chain), Some(seq)) = (first.chain.as_deref(), first.seq) else {
+            return Ok(false);
+        };
+        let consecutive = records
+            .iter()
+            .zip(seq..)
+            .all(|(r, n)| r.chain.as_deref() == Some(chain) && r.seq == Some(n));
+        if !consecutive || records.len() >= 100 {
+            return Ok(false);
+        }
+        let built = |e: aws_sdk_dynamodb::error::BuildError| StoreError::backend(e.to_string());
+        let mut items = Vec::with_capacity(records.len() + 1);
+        for record in records {
+            let put = Put::builder()
+                .table_name(&self.audit)
+                .set_item(Some(Self::audit_row(record, record.record_id.clone())?))
+                .condition_expression("attribute_not_exists(record_id)")
+                .build()
+                .map_err(built)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let put_head = Put::builder()
+            .table_name(&self.audit)
+            .set_item(Some(Self::audit_row(last, chain_head_id(chain))?))
+            .condition_expression("attribute_not_exists(record_id) OR #rec.#seq < :seq")
+            .expression_attribute_names("#rec", "record")
+            .expression_attribute_names("#seq", "seq")
+            .expression_attribute_values(":seq", AttributeValue::N(seq.to_string()))
+            .build()
+            .map_err(built)?;
+        items.push(TransactWriteItem::builder().put(put_head).build());
+        let mut retry = StoreRetry::new();
+        loop {
+            let written = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let Err(e) = written else {
+                return Ok(true);
+            };
+            let reasons = cancellation_reasons(&e);
+            let failed =
+                |i: usize| reasons.get(i).map(String::as_str) == Some("ConditionalCheckFailed");
+            if (0..records.len()).any(failed) {
+                return Ok(false);
+            }
+            if failed(records.len()) {
+                return Err(StoreError::ChainPlaceTaken {
+                    chain: chain.to_string(),
+                    seq,
+                });
+            }
+            if !(is_transaction_conflict(&e, &reasons) && retry.again().await) {
+                return Err(backend("TransactWriteItems audit", e));
+            }
+        }
+    }
+
     /// Writes a chained record and moves its chain's head to it in one transaction.
     /// `Some(false)`: the record exists already. The head moves only forward, with every
     /// chained record, so a head at or past `seq` means the place is taken: a twin delivery
