@@ -6,9 +6,10 @@
 //!
 //! Asserts the outcome: exact counts, the tenant left as it should be, no invocation past its
 //! deadline, no DynamoDB item over 400 KB, one ticket note and one email per run; a second run
-//! for a user holding 6,000 grants pages through its result with `GET`. Prints the wall time
-//! beside the bound the CLI bench is held to (max over services of calls × latency ÷ cap)
-//! and the 1.5× target; the figures are in docs/speed.md.
+//! for a user holding 6,000 grants pages through its result with `GET`. Prints the wall time to
+//! the run's result beside the bound the CLI bench is held to (max over services of calls ×
+//! latency ÷ cap) and the 1.5× target, and per 5 s the scan shards running, the calls in flight
+//! and the tenant's Exchange budget; the figures are in docs/speed.md.
 //!
 //! `infra/test.sh -p revoke365-shared --test scale -- --nocapture`; by hand at real latency:
 //! `REVOKE365_SCALE_LATENCY_MS=300` (and `REVOKE365_SCALE_MAILBOXES`, `REVOKE365_SCALE_ADMIN_GRANTS`).
