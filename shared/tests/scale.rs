@@ -99,8 +99,10 @@ struct Figures {
     in_flight: Vec<(Duration, (u64, u64))>,
     /// When the queues were empty again.
     drained: Duration,
-    /// The tenant's Exchange budget: its limit and the permits leased, sampled likewise.
+    /// The tenant's Exchange and Graph budgets: their limits and the permits leased, sampled
+    /// likewise.
     budget: Vec<(Duration, (u64, u64))>,
+    graph_budget: Vec<(Duration, (u64, u64))>,
 }
 
 /// The run's status as its item holds it now.
@@ -124,13 +126,16 @@ async fn run_status(env: &Env, run_id: &str) -> String {
     }
 }
 
-/// The tenant's Exchange budget row now: (limit, permits leased).
-async fn exchange_budget(env: &Env) -> (u64, u64) {
+/// The tenant's budget row of `service` now: (limit, permits leased).
+async fn tenant_budget(env: &Env, service: &str) -> (u64, u64) {
     let row = env
         .ddb
         .get_item()
         .table_name(&env.names.runs_table)
-        .key("pk", AttributeValue::S(format!("BUDGET#{TENANT}#exchange")))
+        .key(
+            "pk",
+            AttributeValue::S(format!("BUDGET#{TENANT}#{service}")),
+        )
         .key("sk", AttributeValue::S("BUDGET".into()))
         .send()
         .await
@@ -193,6 +198,7 @@ async fn run(env: &Env, user: &str) -> (String, Figures) {
     let run_id = accepted["run_id"].as_str().unwrap().to_string();
     let mut in_flight = Vec::new();
     let mut budget = Vec::new();
+    let mut graph_budget = Vec::new();
     let mut finished = None;
     let pumped = std::sync::atomic::AtomicBool::new(false);
     // Sampled beside the pump (never in its way): the calls in flight, the budget, and when
@@ -201,7 +207,8 @@ async fn run(env: &Env, user: &str) -> (String, Figures) {
         while !pumped.load(std::sync::atomic::Ordering::SeqCst) {
             tokio::time::sleep(SAMPLE_EVERY).await;
             in_flight.push((started.elapsed(), env.sim.in_flight()));
-            budget.push((started.elapsed(), exchange_budget(env).await));
+            budget.push((started.elapsed(), tenant_budget(env, "exchange").await));
+            graph_budget.push((started.elapsed(), tenant_budget(env, "graph").await));
             if finished.is_none() && run_status(env, &run_id).await == "completed" {
                 finished = Some(started.elapsed());
             }
@@ -229,6 +236,7 @@ async fn run(env: &Env, user: &str) -> (String, Figures) {
         in_flight,
         drained,
         budget,
+        graph_budget,
     };
     (run_id, figures)
 }
@@ -268,10 +276,12 @@ fn report(what: &str, f: &Figures, latency: Duration, invocation: Duration) {
         "  Graph calls in flight (cap {}), per {every} s: {graph}",
         CAPS.graph
     );
-    let limit = timeline(f.budget.iter().map(|&(at, (l, _))| (at, l as f64)));
-    let leased = timeline(f.budget.iter().map(|&(at, (_, h))| (at, h as f64)));
-    println!("  Exchange budget limit, per {every} s: {limit}");
-    println!("  Exchange permits leased, per {every} s: {leased}");
+    for (service, samples) in [("Exchange", &f.budget), ("Graph", &f.graph_budget)] {
+        let limit = timeline(samples.iter().map(|&(at, (l, _))| (at, l as f64)));
+        let leased = timeline(samples.iter().map(|&(at, (_, h))| (at, h as f64)));
+        println!("  {service} budget limit, per {every} s: {limit}");
+        println!("  {service} permits leased, per {every} s: {leased}");
+    }
     println!(
         "  invocations {}, longest {:.2} s (deadline {:.2} s), over their deadline {}, steps continued or redelivered {}",
         f.pump.invocations,
