@@ -6,16 +6,13 @@ use super::*;
 impl AuditTrail for DynamoRunStore {
     async fn append_audit(&self, record: &AuditRecord) -> Result<bool, StoreError> {
         match (record.chain.as_deref(), record.seq) {
-            (Some(chain), Some(seq)) => self.append_chained(record, chain, seq).await,
+            (Some(_), Some(_)) => self.append_chained(std::slice::from_ref(record)).await,
             _ => self.put_audit_record(record).await,
         }
     }
 
     async fn append_audit_group(&self, records: &[AuditRecord]) -> Result<bool, StoreError> {
-        match records {
-            [one] => self.append_audit(one).await,
-            _ => self.append_chained_group(records).await,
-        }
+        self.append_chained(records).await
     }
 
     async fn audit_records(&self, run_id: &RunId) -> Result<Vec<AuditRecord>, StoreError> {

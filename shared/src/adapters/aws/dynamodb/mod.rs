@@ -661,10 +661,14 @@ impl DynamoRunStore {
         }
     }
 
-    /// Writes consecutive chained records and moves their chain's head to the last in one
-    /// transaction, as [`Self::append_chained`] does for one. `Ok(false)`: one exists already
-    /// (nothing written), or they are not consecutive records of one chain.
-    async fn append_chained_group(&self, records: &[AuditRecord]) -> Result<bool, StoreError> {
+    /// Writes consecutive chained records (one or more) and moves their chain's head to the
+    /// last in one transaction. `Ok(false)`: one exists already (nothing written), or they are
+    /// not consecutive records of one chain. The head moves only forward, with every chained
+    /// record, so a head at or past the first's `seq` means the place is taken: a twin delivery
+    /// of the batch wrote there first, and the answer is [`StoreError::ChainPlaceTaken`] (the
+    /// writer links after the new head) — never a second record at one place, which would
+    /// fork the chain.
+    async fn append_chained(&self, records: &[AuditRecord]) -> Result<bool, StoreError> {
         let (Some(first), Some(last)) = (records.first(), records.last()) else {
             return Ok(true);
         };
@@ -717,64 +721,6 @@ impl DynamoRunStore {
                 return Ok(false);
             }
             if failed(records.len()) {
-                return Err(StoreError::ChainPlaceTaken {
-                    chain: chain.to_string(),
-                    seq,
-                });
-            }
-            if !(is_transaction_conflict(&e, &reasons) && retry.again().await) {
-                return Err(backend("TransactWriteItems audit", e));
-            }
-        }
-    }
-
-    /// Writes a chained record and moves its chain's head to it in one transaction.
-    /// `Some(false)`: the record exists already. The head moves only forward, with every
-    /// chained record, so a head at or past `seq` means the place is taken: a twin delivery
-    /// of the batch wrote there first, and the answer is [`StoreError::ChainPlaceTaken`] (the
-    /// writer links after the new head) — never a second record at one place, which would
-    /// fork the chain.
-    async fn append_chained(
-        &self,
-        record: &AuditRecord,
-        chain: &str,
-        seq: u64,
-    ) -> Result<bool, StoreError> {
-        let built = |e: aws_sdk_dynamodb::error::BuildError| StoreError::backend(e.to_string());
-        let put_record = Put::builder()
-            .table_name(&self.audit)
-            .set_item(Some(Self::audit_row(record, record.record_id.clone())?))
-            .condition_expression("attribute_not_exists(record_id)")
-            .build()
-            .map_err(built)?;
-        let put_head = Put::builder()
-            .table_name(&self.audit)
-            .set_item(Some(Self::audit_row(record, chain_head_id(chain))?))
-            .condition_expression("attribute_not_exists(record_id) OR #rec.#seq < :seq")
-            .expression_attribute_names("#rec", "record")
-            .expression_attribute_names("#seq", "seq")
-            .expression_attribute_values(":seq", AttributeValue::N(seq.to_string()))
-            .build()
-            .map_err(built)?;
-        let mut retry = StoreRetry::new();
-        loop {
-            let written = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(put_record.clone()).build())
-                .transact_items(TransactWriteItem::builder().put(put_head.clone()).build())
-                .send()
-                .await;
-            let Err(e) = written else {
-                return Ok(true);
-            };
-            let reasons = cancellation_reasons(&e);
-            let failed =
-                |i: usize| reasons.get(i).map(String::as_str) == Some("ConditionalCheckFailed");
-            if failed(0) {
-                return Ok(false);
-            }
-            if failed(1) {
                 return Err(StoreError::ChainPlaceTaken {
                     chain: chain.to_string(),
                     seq,
