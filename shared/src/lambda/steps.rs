@@ -379,28 +379,23 @@ async fn poll_company(deps: &StepDeps, company_id: &str) -> Result<PollReport, L
     Ok(report?)
 }
 
-/// Handles the event's step messages, all at once: a removal batch's calls and audit writes
-/// leave the tenant's budget idle between them, which the other record's fill. Transient
-/// failures are left to SQS (the record is reported failed and comes back after the
-/// visibility timeout); on the last allowed receive the run is marked failed with the reason
-/// before the message goes to the dead-letter queue. Permanent failures (unknown run,
-/// unsupported version) fail the run at once. A body that is no step message fails no run
-/// ([`malformed`]). A message for a step another live invocation holds comes back later.
-/// Records not started when the deadline nears are queued again as new messages, never failed.
+/// Handles step messages one by one: the container's HTTP core has one limit per tenant and
+/// service, sized to the lease of the delivery it serves. Transient failures are left to SQS
+/// (the record is reported failed and comes back after the visibility timeout); on the last
+/// allowed receive the run is marked failed with the reason before the message goes to the
+/// dead-letter queue. Permanent failures (unknown run, unsupported version) fail the run at
+/// once. A body that is no step message fails no run ([`malformed`]). A message for a step
+/// another live invocation holds comes back later. Records not started when the deadline nears
+/// are queued again as new messages, never failed.
 pub async fn handle_step_records(
     deps: &StepDeps,
     event: SqsEvent,
     deadline: Deadline,
 ) -> SqsBatchResponse {
-    let handled = event
-        .records
-        .into_iter()
-        .map(|record| handle_step_record(deps, record, deadline));
-    let failures = futures_util::future::join_all(handled)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let mut failures = Vec::new();
+    for record in event.records {
+        failures.extend(handle_step_record(deps, record, deadline).await);
+    }
     batch_response(failures)
 }
 
