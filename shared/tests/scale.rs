@@ -8,7 +8,7 @@
 //! deadline, no DynamoDB item over 400 KB, one ticket note and one email per run; a second run
 //! for a user holding 6,000 grants pages through its result with `GET`. Prints the wall time to
 //! the run's result beside the bound the CLI bench is held to (max over services of calls ×
-//! latency ÷ cap) and the 1.5× target, and per 5 s the scan shards running, the calls in flight
+//! latency ÷ cap) and the target (1.3× from 100 ms a call, 2× below), and per 5 s the scan shards running, the calls in flight
 //! and the tenant's Exchange budget; the figures are in docs/speed.md.
 //!
 //! `infra/test.sh -p revoke365-shared --test scale -- --nocapture`; by hand at real latency:
@@ -64,7 +64,15 @@ fn containers(latency_ms: u64) -> Containers {
     }
 }
 const ITEM_LIMIT: usize = 400 * 1024;
-const TARGET: f64 = 1.5;
+/// The wall time's target against the bound: 1.3× from 100 ms a call; 2× below, where the
+/// DynamoDB round trips of each step weigh as much as the tenant's calls.
+fn target(latency: Duration) -> f64 {
+    if latency >= Duration::from_millis(100) {
+        1.3
+    } else {
+        2.0
+    }
+}
 /// The generated tenant's id, as its budget rows are keyed.
 const TENANT: &str = "b3a7c1d2-0000-4000-8000-0000000000be";
 /// The timelines' step.
@@ -263,13 +271,21 @@ async fn run(env: &Env, user: &str, containers: Containers) -> (String, Figures)
 }
 
 fn report(what: &str, f: &Figures, latency: Duration, invocation: Duration) {
-    let bound = (latency * f.exchange_calls as u32 / CAPS.exchange as u32)
-        .max(latency * f.graph_calls as u32 / CAPS.graph as u32);
+    // The calls the run needed: a 429 is the client's own overshoot, not work the bound allows.
+    let answered_exchange = f.exchange_calls - f.throttled_exchange;
+    let answered_graph = f.graph_calls - (f.throttled - f.throttled_exchange);
+    let bound = (latency * answered_exchange as u32 / CAPS.exchange as u32)
+        .max(latency * answered_graph as u32 / CAPS.graph as u32);
     let ratio = f.wall.as_secs_f64() / bound.as_secs_f64().max(f64::EPSILON);
+    let target = target(latency);
     println!("{what}");
     println!(
-        "  calls: Exchange {}, Graph {}; 429 answers {} ({} from Exchange)",
-        f.exchange_calls, f.graph_calls, f.throttled, f.throttled_exchange
+        "  calls: Exchange {}, Graph {}; 429 answers {} ({} from Exchange; {:.2} % of calls)",
+        f.exchange_calls,
+        f.graph_calls,
+        f.throttled,
+        f.throttled_exchange,
+        100.0 * f.throttled as f64 / (f.exchange_calls + f.graph_calls).max(1) as f64
     );
     let endpoints: Vec<String> = f
         .by_endpoint
@@ -312,11 +328,11 @@ fn report(what: &str, f: &Figures, latency: Duration, invocation: Duration) {
         f.pump.repeated
     );
     println!(
-        "  wall {:.2} s to the result (queues empty at {:.2} s); bound {:.2} s (max over services of calls × latency ÷ cap); ratio {ratio:.2}x (target {TARGET}x: {})",
+        "  wall {:.2} s to the result (queues empty at {:.2} s); bound {:.2} s (max over services of answered calls × latency ÷ cap); ratio {ratio:.2}x (target {target}x: {})",
         f.wall.as_secs_f64(),
         f.drained.as_secs_f64(),
         bound.as_secs_f64(),
-        if ratio <= TARGET { "within" } else { "OVER" }
+        if ratio <= target { "within" } else { "OVER" }
     );
 }
 

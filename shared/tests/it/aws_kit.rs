@@ -429,10 +429,11 @@ impl Env {
         let started = Instant::now();
         let mut idle_rounds = 0;
         loop {
-            busy.fetch_add(1, Ordering::SeqCst);
-            let received = self.receive_up_to(url, batch).await;
+            // Long polling, as the event source mapping does: idle containers polling at once
+            // would keep the SQS emulator busy and slow every other call. A message received is
+            // invisible, so `steps_pending` still sees it before `busy` counts it.
+            let received = self.receive_up_to(url, batch, 1).await;
             let Some((event, handles)) = received else {
-                busy.fetch_sub(1, Ordering::SeqCst);
                 idle_rounds += 1;
                 if idle_rounds >= 3
                     && busy.load(Ordering::SeqCst) == 0
@@ -444,6 +445,7 @@ impl Env {
                 continue;
             };
             idle_rounds = 0;
+            busy.fetch_add(1, Ordering::SeqCst);
             let began = Instant::now();
             let response = handle_step_records(&deps, event.clone(), self.deadline()).await;
             let took = began.elapsed();
@@ -518,14 +520,16 @@ impl Env {
 
     /// Receives up to ten messages as the event source mapping would.
     pub async fn receive(&self, queue_url: &str) -> Option<(SqsEvent, Vec<String>)> {
-        self.receive_up_to(queue_url, 10).await
+        self.receive_up_to(queue_url, 10, 0).await
     }
 
-    /// Receives up to `batch` messages (the event source mapping's batch size).
+    /// Receives up to `batch` messages (the event source mapping's batch size), waiting up to
+    /// `wait_s` seconds for the first one (long polling, as the event source mapping does).
     pub async fn receive_up_to(
         &self,
         queue_url: &str,
         batch: i32,
+        wait_s: i32,
     ) -> Option<(SqsEvent, Vec<String>)> {
         let out = self
             .sqs
@@ -533,7 +537,7 @@ impl Env {
             .queue_url(queue_url)
             .max_number_of_messages(batch)
             .message_system_attribute_names(MessageSystemAttributeName::All)
-            .wait_time_seconds(0)
+            .wait_time_seconds(wait_s)
             .send()
             .await
             .unwrap();
@@ -820,7 +824,10 @@ impl Env {
     /// delivers it again. True when the handler was still running when it was killed.
     pub async fn kill_after(&self, function: usize, kill_after: Duration) -> bool {
         let (url, deps) = &self.steps[function];
-        let (event, handles) = self.receive_up_to(url, 1).await.expect("a message to kill");
+        let (event, handles) = self
+            .receive_up_to(url, 1, 0)
+            .await
+            .expect("a message to kill");
         let killed = tokio::time::timeout(
             kill_after,
             handle_step_records(deps, event.clone(), self.deadline()),
@@ -839,7 +846,7 @@ impl Env {
     /// Runs one invocation of a step function on the next message of its queue.
     pub async fn deliver_one(&self, function: usize) -> Vec<String> {
         let (url, deps) = &self.steps[function];
-        let (event, handles) = self.receive_up_to(url, 1).await.expect("a message");
+        let (event, handles) = self.receive_up_to(url, 1, 0).await.expect("a message");
         let failed: Vec<String> = handle_step_records(deps, event.clone(), self.deadline())
             .await
             .batch_item_failures
