@@ -1,4 +1,4 @@
-//! Steps 3–7: one removal batch (one permission type, a few dozen mailboxes at most): the
+//! Steps 3–7: one removal batch (one permission type, a hundred mailboxes at most): the
 //! stage's part — the run's state, the cancel, the continuation at the deadline, the count.
 
 use super::audit_trail::ChainWriter;

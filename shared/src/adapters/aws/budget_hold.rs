@@ -18,7 +18,7 @@ pub const SHARED_SERVICES: [&str; 2] = ["exchange", "graph"];
 /// The longest a step waits for permits other invocations hold before it is queued again.
 const BUDGET_WAIT: Duration = Duration::from_secs(10);
 /// How often a holder looks at who else wants the budget.
-const REBALANCE_EVERY: Duration = Duration::from_secs(1);
+const REBALANCE_EVERY: Duration = Duration::from_millis(250);
 /// How long a holder coming down to its share waits for its calls in flight to fit.
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
 
@@ -85,6 +85,7 @@ impl BudgetHold {
             let terms = LeaseTerms {
                 holder,
                 want: want.of(service),
+                initial: http.budget(service).initial,
                 ceiling: http.budget(service).ceiling,
                 lease_for: left + Duration::from_secs(30),
                 give_up: Instant::now() + (left / 4).min(BUDGET_WAIT),
