@@ -3,12 +3,16 @@
 //! invocation leased; a lease expires with its invocation, so a dead invocation's permits come
 //! back.
 //!
-//! The limit is learnt once for the tenant, not once per invocation: a holder that saw
-//! throttling cuts it to 90 % of what was leased (once per [`CUT_COOLDOWN_MS`]: the throttling
-//! of many holders at one overshoot is one cut), and every holder comes down to its part of the
-//! new limit at its next look. While the whole budget is leased and used without throttling
-//! the limit grows by one a second back to the level last throttled, and past it by one every
-//! [`PROBE_EVERY_MS`], never above the ceiling.
+//! The limit is learnt once for the tenant, not once per invocation. A new budget starts at the
+//! service's initial limit. While the whole budget is leased and used without throttling (others
+//! waiting for permits or not) it grows by half every second until the service first throttles
+//! it, and then comes back to the level before that step. From then on the level it was cut to is
+//! the known one, and past it the limit grows by one every [`PROBE_EVERY_MS`], never above the
+//! ceiling; a probe the service throttles costs one permit back. Throttled again soon after a
+//! cut, the service's limit dropped: the cut is to 90 % of what was leased. A holder that saw
+//! throttling reports it; one overshoot is one cut, however many holders saw it (one cut per
+//! [`CUT_COOLDOWN_MS`]), and every holder comes down to its part of the new limit at its next
+//! look.
 //!
 //! (`MaximumConcurrency` on an event source is per function across all tenants, so it cannot
 //! be a tenant's budget.)
@@ -30,6 +34,8 @@ pub struct LeaseTerms<'a> {
     pub holder: &'a str,
     /// The most permits it can use.
     pub want: usize,
+    /// Where a budget nobody used yet starts.
+    pub initial: usize,
     /// The service's ceiling: the budget never grows past it.
     pub ceiling: usize,
     /// The lease ends this long from now unless returned first.
@@ -52,7 +58,7 @@ struct BudgetRow {
     /// Holders shrink to a fair share while anyone waits.
     #[serde(default)]
     waiting: BTreeMap<String, i64>,
-    /// One less than the most leased when the service last throttled.
+    /// The level the limit was last cut to when the service throttled (none: it never did).
     #[serde(default)]
     known: Option<usize>,
     /// When the limit was last cut, and last grown (epoch milliseconds).
@@ -74,19 +80,23 @@ pub struct Seen {
 /// After a cut, throttling is news only this much later: the holders need a look (every
 /// second) to come down, and answers to calls sent before say nothing about the new limit.
 pub const CUT_COOLDOWN_MS: i64 = 2_000;
-/// Below the level last throttled, the limit grows by one this often.
+/// Until the service first throttles, and below the known level, the limit grows this often:
+/// by half until the first throttling, by one below the known level.
 const GROW_EVERY_MS: i64 = 1_000;
-/// At or past it, one more is tried this often: each probe that finds the limit where it was
-/// costs a round of throttled calls.
-pub const PROBE_EVERY_MS: i64 = 30_000;
+const SLOW_START: f64 = 1.5;
+/// At or past the known level, one more is tried this often: each probe that finds the limit
+/// where it was costs a round of throttled calls and a cut.
+pub const PROBE_EVERY_MS: i64 = 10_000;
+/// Throttled again this soon after a cut, the service's limit dropped.
+const AFTER_CUT_MS: i64 = 3 * CUT_COOLDOWN_MS;
 const DECREASE: f64 = 0.9;
 
 impl BudgetRow {
-    fn fresh(tenant: &str, service: &str, ceiling: usize) -> BudgetRow {
+    fn fresh(tenant: &str, service: &str, initial: usize, ceiling: usize) -> BudgetRow {
         BudgetRow {
             pk: key(tenant, service),
             sk: "BUDGET".into(),
-            limit: ceiling.max(1),
+            limit: initial.clamp(1, ceiling.max(1)),
             version: 0,
             leases: BTreeMap::new(),
             waiting: BTreeMap::new(),
@@ -101,30 +111,45 @@ impl BudgetRow {
     }
 
     /// Learns from what a holder saw: throttling cuts the limit (once per cooldown), a full
-    /// budget used without throttling grows it. Whether the limit changed.
+    /// budget used without throttling grows it, while others wait too (they want more than the
+    /// budget has). Whether the limit changed.
     fn learn(&mut self, seen: Seen, now: i64, ceiling: usize) -> bool {
         if seen.throttled {
             if now - self.cut_at < CUT_COOLDOWN_MS {
                 return false;
             }
             let leased = self.held().clamp(1, self.limit.max(1));
-            self.known = Some(leased.saturating_sub(1).max(1));
-            self.limit = ((leased as f64 * DECREASE).floor() as usize).max(1);
+            let cut = match self.known {
+                // The first throttling ends the slow start: back to the step before.
+                None => (leased as f64 / SLOW_START).floor() as usize,
+                // Still throttled after a cut: the service's limit dropped.
+                Some(_) if now - self.cut_at < AFTER_CUT_MS => {
+                    (leased as f64 * DECREASE).floor() as usize
+                }
+                // A probe found the limit: one back.
+                Some(_) => leased - 1,
+            };
+            self.limit = cut.max(1);
+            self.known = Some(self.limit);
             self.cut_at = now;
             return true;
         }
-        let full = seen.full && self.held() >= self.limit && self.waiting.is_empty();
+        let full = seen.full && self.held() >= self.limit;
         if !full || self.limit >= ceiling.max(1) {
             return false;
         }
-        let every = match self.known {
-            Some(known) if self.limit >= known => PROBE_EVERY_MS,
-            _ => GROW_EVERY_MS,
+        let (every, to) = match self.known {
+            None => (
+                GROW_EVERY_MS,
+                (self.limit as f64 * SLOW_START).ceil() as usize,
+            ),
+            Some(known) if self.limit >= known => (PROBE_EVERY_MS, self.limit + 1),
+            Some(_) => (GROW_EVERY_MS, self.limit + 1),
         };
         if now - self.cut_at.max(self.grown_at) < every {
             return false;
         }
-        self.limit += 1;
+        self.limit = to.clamp(self.limit + 1, ceiling.max(1));
         self.grown_at = now;
         true
     }
@@ -253,6 +278,7 @@ impl TenantBudgets {
         let LeaseTerms {
             holder,
             want,
+            initial,
             ceiling,
             lease_for,
             give_up,
@@ -262,7 +288,8 @@ impl TenantBudgets {
             let now = Utc::now().timestamp_millis();
             let found = self.row(tenant, service).await?;
             let expected = found.as_ref().map(|r| r.version);
-            let mut row = found.unwrap_or_else(|| BudgetRow::fresh(tenant, service, ceiling));
+            let mut row =
+                found.unwrap_or_else(|| BudgetRow::fresh(tenant, service, initial, ceiling));
             row.prune(now, ceiling);
             row.leases.remove(holder);
             let wished = row.waiting.remove(holder);
@@ -417,7 +444,7 @@ mod tests {
     use super::*;
 
     fn row(limit: usize, leases: &[usize]) -> BudgetRow {
-        let mut row = BudgetRow::fresh("t", "exchange", 32);
+        let mut row = BudgetRow::fresh("t", "exchange", 8, 32);
         row.limit = limit;
         for (i, n) in leases.iter().enumerate() {
             row.leases.insert(format!("h{i}"), (*n, i64::MAX));
@@ -438,58 +465,69 @@ mod tests {
     fn one_overshoot_is_one_cut_however_many_holders_saw_it() {
         let mut r = row(32, &[8, 8, 8, 8]);
         let now = 1_000_000;
+        // The first throttling: back to the slow start's step before.
         assert!(r.learn(THROTTLED, now, 32));
-        assert_eq!((r.limit, r.known), (28, Some(31)));
+        assert_eq!((r.limit, r.known), (21, Some(21)));
         // The other holders report the same overshoot within the cooldown: no more cuts.
         for later in [1, 500, CUT_COOLDOWN_MS - 1] {
             assert!(!r.learn(THROTTLED, now + later, 32));
         }
-        assert_eq!(r.limit, 28);
-        // Throttled again once the holders came down: the limit is still too high.
-        r.leases = row(28, &[7, 7, 7, 7]).leases;
+        assert_eq!(r.limit, 21);
+        // Throttled again once the holders came down: the service's limit dropped.
+        r.leases = row(21, &[6, 5, 5, 5]).leases;
         assert!(r.learn(THROTTLED, now + CUT_COOLDOWN_MS, 32));
-        assert_eq!((r.limit, r.known), (25, Some(27)));
+        assert_eq!((r.limit, r.known), (18, Some(18)));
     }
 
     #[test]
-    fn a_full_budget_grows_fast_to_the_level_last_throttled_then_probes_slowly() {
-        let mut r = row(18, &[9, 9]);
-        r.known = Some(20);
-        r.cut_at = 1_000_000;
-        let mut now = r.cut_at;
-        // Not within a second of the cut, nor unless the budget is all leased and used.
-        assert!(!r.learn(FULL, now + 500, 32));
-        assert!(!r.learn(
-            Seen {
-                throttled: false,
-                full: false
-            },
-            now + 5_000,
-            32
-        ));
-        for limit in [19, 20] {
+    fn a_new_budget_grows_by_half_a_second_until_first_throttled() {
+        let mut r = BudgetRow::fresh("t", "graph", 16, 128);
+        let mut now = 1_000_000;
+        for limit in [24, 36, 54] {
+            r.leases = row(r.limit, &[r.limit]).leases;
             now += GROW_EVERY_MS;
-            r.leases = row(limit - 1, &[limit - 1]).leases;
-            assert!(r.learn(FULL, now, 32));
+            assert!(r.learn(FULL, now, 128));
             assert_eq!(r.limit, limit);
         }
-        r.leases = row(20, &[20]).leases;
-        assert!(
-            !r.learn(FULL, now + GROW_EVERY_MS, 32),
-            "at the known level"
-        );
-        assert!(r.learn(FULL, now + PROBE_EVERY_MS, 32), "a probe");
-        assert_eq!(r.limit, 21);
+        // Not within a second of the last growth, nor unless the budget is all leased and used.
+        assert!(!r.learn(FULL, now + 500, 128));
+        r.leases = row(54, &[53]).leases;
+        assert!(!r.learn(FULL, now + GROW_EVERY_MS, 128));
+        // Others waiting for permits do not stop it: they want more than the budget has.
+        r.leases = row(54, &[54]).leases;
+        r.waiting.insert("w".into(), i64::MAX);
+        assert!(r.learn(FULL, now + GROW_EVERY_MS, 128));
+        assert_eq!(r.limit, 81);
         // Never past the ceiling.
-        let mut r = row(32, &[32]);
-        assert!(!r.learn(FULL, now, 32));
+        let mut r = row(30, &[30]);
+        assert!(r.learn(FULL, now, 32));
+        assert_eq!(r.limit, 32);
+        assert!(!r.learn(FULL, now + 10 * GROW_EVERY_MS, 32));
     }
 
     #[test]
-    fn nobody_grows_the_limit_while_someone_waits() {
-        let mut r = row(10, &[10]);
-        r.waiting.insert("w".into(), i64::MAX);
-        assert!(!r.learn(FULL, 1_000_000, 32));
-        assert_eq!(r.limit, 10);
+    fn after_a_cut_the_limit_probes_one_more_now_and_then() {
+        let mut r = row(39, &[20, 19]);
+        r.known = Some(39);
+        let now = 1_000_000;
+        r.cut_at = now;
+        for later in [GROW_EVERY_MS, PROBE_EVERY_MS - 1] {
+            assert!(!r.learn(FULL, now + later, 128), "at the known level");
+        }
+        assert!(r.learn(FULL, now + PROBE_EVERY_MS, 128), "a probe");
+        assert_eq!(r.limit, 40);
+        // The service throttles the probe: one back, and the next probe as late again.
+        r.leases = row(40, &[20, 20]).leases;
+        let now = now + PROBE_EVERY_MS + 500;
+        assert!(r.learn(THROTTLED, now, 128));
+        assert_eq!((r.limit, r.known), (39, Some(39)));
+        r.leases = row(39, &[20, 19]).leases;
+        assert!(!r.learn(FULL, now + PROBE_EVERY_MS - 1, 128));
+        assert!(r.learn(FULL, now + PROBE_EVERY_MS, 128));
+        // Below the known level (a budget from before), it grows by one a second.
+        let mut r = row(18, &[18]);
+        r.known = Some(20);
+        assert!(r.learn(FULL, now, 128));
+        assert_eq!(r.limit, 19);
     }
 }
