@@ -6,13 +6,11 @@
 //! The limit is learnt once for the tenant, not once per invocation. A new budget starts at the
 //! service's initial limit. While the whole budget is leased and used without throttling (others
 //! waiting for permits or not) it grows by half every second until the service first throttles
-//! it, and then comes back to the level before that step. From then on the level it was cut to is
-//! the known one, and past it the limit grows by one every [`PROBE_EVERY_MS`], never above the
-//! ceiling; a probe the service throttles costs one permit back. Throttled again soon after a
-//! cut, the service's limit dropped: the cut is to 90 % of what was leased. A holder that saw
-//! throttling reports it; one overshoot is one cut, however many holders saw it (one cut per
-//! [`CUT_COOLDOWN_MS`]), and every holder comes down to its part of the new limit at its next
-//! look.
+//! it, and then comes back to the level before that step. From then on a throttling cuts it to
+//! 90 % of what was leased, the level it was cut to is the known one, and past it the limit grows
+//! by one every [`PROBE_EVERY_MS`], never above the ceiling. A holder that saw throttling reports
+//! it; one overshoot is one cut, however many holders saw it (one cut per [`CUT_COOLDOWN_MS`]),
+//! and every holder comes down to its part of the new limit at its next look.
 //!
 //! (`MaximumConcurrency` on an event source is per function across all tenants, so it cannot
 //! be a tenant's budget.)
@@ -86,9 +84,7 @@ const GROW_EVERY_MS: i64 = 1_000;
 const SLOW_START: f64 = 1.5;
 /// At or past the known level, one more is tried this often: each probe that finds the limit
 /// where it was costs a round of throttled calls and a cut.
-pub const PROBE_EVERY_MS: i64 = 10_000;
-/// Throttled again this soon after a cut, the service's limit dropped.
-const AFTER_CUT_MS: i64 = 3 * CUT_COOLDOWN_MS;
+pub const PROBE_EVERY_MS: i64 = 30_000;
 const DECREASE: f64 = 0.9;
 
 impl BudgetRow {
@@ -121,14 +117,10 @@ impl BudgetRow {
             let leased = self.held().clamp(1, self.limit.max(1));
             let cut = match self.known {
                 // The first throttling ends the slow start: back to the step before.
-                None => (leased as f64 / SLOW_START).floor() as usize,
-                // Still throttled after a cut: the service's limit dropped.
-                Some(_) if now - self.cut_at < AFTER_CUT_MS => {
-                    (leased as f64 * DECREASE).floor() as usize
-                }
-                // A probe found the limit: one back.
-                Some(_) => leased - 1,
-            };
+                None => leased as f64 / SLOW_START,
+                Some(_) => leased as f64 * DECREASE,
+            }
+            .floor() as usize;
             self.limit = cut.max(1);
             self.known = Some(self.limit);
             self.cut_at = now;
@@ -473,7 +465,7 @@ mod tests {
             assert!(!r.learn(THROTTLED, now + later, 32));
         }
         assert_eq!(r.limit, 21);
-        // Throttled again once the holders came down: the service's limit dropped.
+        // Throttled again once the holders came down: the limit is still too high.
         r.leases = row(21, &[6, 5, 5, 5]).leases;
         assert!(r.learn(THROTTLED, now + CUT_COOLDOWN_MS, 32));
         assert_eq!((r.limit, r.known), (18, Some(18)));
@@ -516,12 +508,12 @@ mod tests {
         }
         assert!(r.learn(FULL, now + PROBE_EVERY_MS, 128), "a probe");
         assert_eq!(r.limit, 40);
-        // The service throttles the probe: one back, and the next probe as late again.
+        // The service throttles the probe: a cut, and the next probe as late again.
         r.leases = row(40, &[20, 20]).leases;
         let now = now + PROBE_EVERY_MS + 500;
         assert!(r.learn(THROTTLED, now, 128));
-        assert_eq!((r.limit, r.known), (39, Some(39)));
-        r.leases = row(39, &[20, 19]).leases;
+        assert_eq!((r.limit, r.known), (36, Some(36)));
+        r.leases = row(36, &[18, 18]).leases;
         assert!(!r.learn(FULL, now + PROBE_EVERY_MS - 1, 128));
         assert!(r.learn(FULL, now + PROBE_EVERY_MS, 128));
         // Below the known level (a budget from before), it grows by one a second.
