@@ -136,7 +136,7 @@ impl BudgetHold {
     }
 }
 
-/// While the step runs: every second, tell the budget what was seen (throttling cuts the
+/// While the step runs: four times a second, tell the budget what was seen (throttling cuts the
 /// tenant's limit, a full budget used cleanly grows it), then come down to the part the budget
 /// gives when others wait or the limit was cut (the process's limit first, the shared record
 /// once the calls in flight fit, so the tenant never sees more than its budget), or take free

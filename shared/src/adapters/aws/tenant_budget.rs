@@ -75,7 +75,7 @@ pub struct Seen {
     pub full: bool,
 }
 
-/// After a cut, throttling is news only this much later: the holders need a look (every
+/// After a cut, throttling is news only this much later: the holders need a look (four a
 /// second) to come down, and answers to calls sent before say nothing about the new limit.
 pub const CUT_COOLDOWN_MS: i64 = 2_000;
 /// Until the service first throttles, and below the known level, the limit grows this often:
