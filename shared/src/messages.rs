@@ -44,6 +44,8 @@ pub struct ScanShard {
 /// Most bytes of mailboxes one scan shard message carries: well inside the 256 KiB an SQS
 /// message (and a batch of them) may hold.
 pub const SHARD_MESSAGE_BYTES: usize = 192 * 1024;
+/// The most mailboxes one discovery shard holds (whatever its message's size).
+pub const MAX_SHARD_MAILBOXES: usize = 1000;
 
 impl ScanShard {
     /// Cuts `mailboxes` into shards numbered from 1 of at most `size` mailboxes and

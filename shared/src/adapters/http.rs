@@ -259,9 +259,6 @@ enum Failure {
     Refused(RemoteError),
 }
 
-/// The most mailboxes one discovery shard holds (its message is also held to a size SQS takes).
-pub const MAX_SHARD_MAILBOXES: usize = 1000;
-
 impl HttpCore {
     pub fn new(settings: HttpSettings) -> Result<Arc<HttpCore>, RemoteError> {
         let client = reqwest::Client::builder()
@@ -318,7 +315,7 @@ impl HttpCore {
 
     /// Mailboxes one discovery shard should hold so that reading them (one Exchange and one
     /// Graph call each) takes about `target` at this tenant's learnt limits and latencies;
-    /// 200 before anything was learnt, never more than [`MAX_SHARD_MAILBOXES`].
+    /// 200 before anything was learnt, never more than [`crate::messages::MAX_SHARD_MAILBOXES`].
     pub fn shard_size(&self, tenant: &str, target: Duration) -> usize {
         let cost = |service: &'static str| {
             self.budgets
@@ -329,7 +326,8 @@ impl HttpCore {
             (None, None) => 200,
             (a, b) => {
                 let per_mailbox = a.unwrap_or(0.0).max(b.unwrap_or(0.0)).max(1e-6);
-                ((target.as_secs_f64() / per_mailbox) as usize).clamp(25, MAX_SHARD_MAILBOXES)
+                ((target.as_secs_f64() / per_mailbox) as usize)
+                    .clamp(25, crate::messages::MAX_SHARD_MAILBOXES)
             }
         }
     }

@@ -27,9 +27,9 @@ use trustee::{Resolver, Target};
 
 /// Per-mailbox reads in flight at once, per service. The HTTP layer holds real requests to
 /// the budget it learns per tenant and service; this only bounds how many futures wait for it.
-/// A whole shard (at most 1,000 mailboxes): a mailbox started holds its place until both services read it, so a smaller
+/// A whole shard: a mailbox started holds its place until both services read it, so a smaller
 /// bound lets the slower service pace the other (Exchange idle while Graph catches up).
-const SCAN_PARALLELISM: usize = 1_000;
+const SCAN_PARALLELISM: usize = crate::messages::MAX_SHARD_MAILBOXES;
 
 /// Why a scan could not produce findings.
 pub(crate) enum ScanError {
