@@ -41,6 +41,11 @@ struct LimitState {
     epoch: u64,
     throttled: u64,
     peak_in_flight: usize,
+    /// Calls waiting for a slot now.
+    waiting: usize,
+    /// The most calls in flight and waiting at once since [`AdaptiveLimit::take_demand`] last
+    /// asked.
+    peak_demand: usize,
     /// Moving average of answered calls' durations.
     latency: Option<Duration>,
     ceiling: f64,
@@ -93,6 +98,8 @@ impl AdaptiveLimit {
                 epoch: 0,
                 throttled: 0,
                 peak_in_flight: 0,
+                waiting: 0,
+                peak_demand: 0,
                 latency: None,
                 ceiling,
                 leased: false,
@@ -138,15 +145,19 @@ impl AdaptiveLimit {
         self.slot_freed.notify_waiters();
     }
 
-    /// The lease changed size while held (others wait, or permits came free): the ceiling
-    /// moves, what was learnt stays. Calls already in flight above a smaller ceiling finish;
-    /// no new one starts until they fit.
+    /// The lease changed size while held (others wait, it gave back what it did not use, or
+    /// permits came free): the limit is what it holds now. Calls already in flight above a
+    /// smaller limit finish; no new one starts until they fit (none while it holds no permit).
     pub fn resize(&self, permits: usize) {
-        let permits = permits.max(1) as f64;
+        let permits = permits as f64;
         {
             let mut s = self.lock();
+            // Permits that came free were in use a moment ago: the tenant takes them at once.
+            s.limit = match s.leased && permits > s.ceiling {
+                true => permits,
+                false => s.limit.min(permits),
+            };
             s.ceiling = permits;
-            s.limit = s.limit.min(permits);
         }
         self.slot_freed.notify_waiters();
     }
@@ -156,19 +167,34 @@ impl AdaptiveLimit {
         self.lock().in_flight
     }
 
+    /// The most calls this process had in flight and waiting at once since it last asked:
+    /// what it wanted of the service (a leased process gives back what it did not).
+    pub fn take_demand(&self) -> usize {
+        let mut s = self.lock();
+        let now = s.in_flight + s.waiting;
+        std::mem::replace(&mut s.peak_demand, now).max(now)
+    }
+
     fn lock(&self) -> MutexGuard<'_, LimitState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Waits for a slot under the current limit.
     pub async fn acquire(self: &Arc<Self>) -> LimitPermit {
+        let mut queued = Queued::join(self);
         loop {
             let freed = self.slot_freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
             {
                 let mut s = self.lock();
-                if (s.in_flight as f64) < s.limit.floor().max(1.0) {
+                // A leased process may hold no permit (it gave them back): its calls wait.
+                let slots = match s.leased {
+                    true => s.limit.floor(),
+                    false => s.limit.floor().max(1.0),
+                };
+                if (s.in_flight as f64) < slots {
+                    queued.leave(&mut s);
                     s.in_flight += 1;
                     s.peak_in_flight = s.peak_in_flight.max(s.in_flight);
                     return LimitPermit {
@@ -254,6 +280,38 @@ impl AdaptiveLimit {
         };
         for _ in 0..=grown {
             self.slot_freed.notify_one();
+        }
+    }
+}
+
+/// A call counted as waiting for a slot until it gets one or gives up (its future dropped).
+struct Queued<'a> {
+    limit: &'a AdaptiveLimit,
+    waiting: bool,
+}
+
+impl<'a> Queued<'a> {
+    fn join(limit: &'a AdaptiveLimit) -> Queued<'a> {
+        let mut s = limit.lock();
+        s.waiting += 1;
+        s.peak_demand = s.peak_demand.max(s.in_flight + s.waiting);
+        Queued {
+            limit,
+            waiting: true,
+        }
+    }
+
+    fn leave(&mut self, s: &mut LimitState) {
+        if std::mem::take(&mut self.waiting) {
+            s.waiting -= 1;
+        }
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        if self.waiting {
+            self.limit.lock().waiting -= 1;
         }
     }
 }

@@ -313,22 +313,26 @@ impl HttpCore {
         sessions.remove(key);
     }
 
-    /// Mailboxes one discovery shard should hold so that reading them (one Exchange and one
-    /// Graph call each) takes about `target` at this tenant's learnt limits and latencies;
-    /// 200 before anything was learnt, never more than [`crate::messages::MAX_SHARD_MAILBOXES`].
+    /// Mailboxes one discovery shard should hold: what one permit of each service reads in
+    /// about `target` (a mailbox is one Exchange call, and Graph calls that have twice the
+    /// permits) at this tenant's latencies. The tenant's budget is then shared by as many
+    /// shards as it has permits, and the last shards, fewer than the permits, take what the
+    /// others gave back and finish early: no shard is left reading alone at a small share.
+    /// 200 before a latency was measured; 25 to [`crate::messages::MAX_SHARD_MAILBOXES`].
     pub fn shard_size(&self, tenant: &str, target: Duration) -> usize {
-        let cost = |service: &'static str| {
+        let latency = |service: &'static str| {
             self.budgets
                 .snapshot(tenant, service)
-                .and_then(|s| Some(s.latency?.as_secs_f64() / s.limit.max(1) as f64))
+                .and_then(|s| Some(s.latency?.as_secs_f64()))
         };
-        match (cost("exchange"), cost("graph")) {
-            (None, None) => 200,
-            (a, b) => {
-                let per_mailbox = a.unwrap_or(0.0).max(b.unwrap_or(0.0)).max(1e-6);
-                ((target.as_secs_f64() / per_mailbox) as usize)
-                    .clamp(25, crate::messages::MAX_SHARD_MAILBOXES)
-            }
+        match [latency("exchange"), latency("graph")]
+            .into_iter()
+            .flatten()
+            .reduce(f64::max)
+        {
+            None => 200,
+            Some(per_mailbox) => ((target.as_secs_f64() / per_mailbox.max(1e-6)) as usize)
+                .clamp(25, crate::messages::MAX_SHARD_MAILBOXES),
         }
     }
 
@@ -363,6 +367,14 @@ impl HttpCore {
         self.budgets
             .existing(tenant, service)
             .map_or(0, |l| l.in_flight())
+    }
+
+    /// The most of `service`'s calls to `tenant` in flight and waiting at once since the
+    /// last time this was asked.
+    pub fn take_demand(&self, tenant: &str, service: &'static str) -> usize {
+        self.budgets
+            .existing(tenant, service)
+            .map_or(0, |l| l.take_demand())
     }
 
     /// What `service`'s budget for `tenant` has learnt so far.

@@ -34,11 +34,13 @@ pub struct BudgetHold {
     rebalancer: Option<JoinHandle<()>>,
 }
 
-/// What a hold holds of one service, and the throttling answers it reported.
+/// What a hold holds of one service, the throttling answers it reported, and its calls in
+/// flight and waiting at the last look.
 #[derive(Debug, Default)]
 struct Told {
     permits: AtomicUsize,
     throttled: AtomicU64,
+    demand: AtomicUsize,
 }
 
 impl Told {
@@ -47,9 +49,10 @@ impl Told {
     fn seen(&self, core: &HttpCore, tenant: &str, service: &'static str) -> Seen {
         let throttled = core.learned(tenant, service).map_or(0, |l| l.throttled);
         let before = self.throttled.swap(throttled, Ordering::SeqCst);
+        let permits = self.permits.load(Ordering::SeqCst);
         Seen {
             throttled: throttled > before,
-            full: core.in_flight(tenant, service) >= self.permits.load(Ordering::SeqCst),
+            full: permits > 0 && core.in_flight(tenant, service) >= permits,
         }
     }
 }
@@ -103,6 +106,8 @@ impl BudgetHold {
             }
             hold.core.lease(tenant, service, permits);
             told.permits.store(permits, Ordering::SeqCst);
+            // Until it has been seen calling, it wants what it got.
+            told.demand.store(permits, Ordering::SeqCst);
         }
         hold.rebalancer = Some(tokio::spawn(rebalance(
             hold.budgets.clone(),
@@ -137,10 +142,10 @@ impl BudgetHold {
 }
 
 /// While the step runs: four times a second, tell the budget what was seen (throttling cuts the
-/// tenant's limit, a full budget used cleanly grows it), then come down to the part the budget
-/// gives when others wait or the limit was cut (the process's limit first, the shared record
-/// once the calls in flight fit, so the tenant never sees more than its budget), or take free
-/// permits while nobody waits.
+/// tenant's limit, a full budget used cleanly grows it), then give back what the step does not
+/// use and come down to the part the budget gives when others wait or the limit was cut (the
+/// process's limit first, the shared record once the calls in flight fit, so the tenant never
+/// sees more than its budget), or take free permits up to what the step uses.
 async fn rebalance(
     budgets: Arc<TenantBudgets>,
     core: Arc<HttpCore>,
@@ -155,8 +160,27 @@ async fn rebalance(
         for (service, told) in SHARED_SERVICES.into_iter().zip(told.iter()) {
             let ceiling = http.budget(service).ceiling;
             let seen = told.seen(&core, &tenant, service);
+            // What it uses: the most calls in flight and waiting at once over the last two
+            // looks (a step writing its records between calls keeps its permits that long).
+            let demand = core.take_demand(&tenant, service);
+            let used = demand.max(told.demand.swap(demand, Ordering::SeqCst));
+            tracing::debug!(
+                %holder,
+                service,
+                permits = told.permits.load(Ordering::SeqCst),
+                in_flight = core.in_flight(&tenant, service),
+                used,
+                "budget look"
+            );
             match budgets
-                .rebalance(&tenant, service, &holder, want.of(service), ceiling, seen)
+                .rebalance(
+                    &tenant,
+                    service,
+                    &holder,
+                    want.of(service).min(used),
+                    ceiling,
+                    seen,
+                )
                 .await
             {
                 Ok(Rebalance::Grew(permits)) => {

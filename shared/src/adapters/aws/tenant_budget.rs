@@ -7,10 +7,15 @@
 //! service's initial limit. While the whole budget is leased and used without throttling (others
 //! waiting for permits or not) it grows by half every second until the service first throttles
 //! it, and then comes back to the level before that step. From then on a throttling cuts it to
-//! 90 % of what was leased, the level it was cut to is the known one, and past it the limit grows
-//! by one every [`PROBE_EVERY_MS`], never above the ceiling. A holder that saw throttling reports
-//! it; one overshoot is one cut, however many holders saw it (one cut per [`CUT_COOLDOWN_MS`]),
-//! and every holder comes down to its part of the new limit at its next look.
+//! 90 % of what was leased; one less than was leased is the known level, which the limit climbs
+//! back to by one a second, and past it the limit grows by one every [`PROBE_EVERY_MS`], never
+//! above the ceiling. A holder that saw throttling reports it; one overshoot is one cut, however
+//! many holders saw it (one cut per [`CUT_COOLDOWN_MS`]), and every holder comes down to its
+//! part of the new limit at its next look.
+//!
+//! Holders keep the budget in use: each gives back what its calls in flight and waiting do not
+//! use, takes free permits when it has calls waiting, and when none is free waits for its fair
+//! share (as water fills: what small holders hold stays theirs), so the others come down.
 //!
 //! (`MaximumConcurrency` on an event source is per function across all tenants, so it cannot
 //! be a tenant's budget.)
@@ -23,7 +28,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_dynamo::{from_item, to_attribute_value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// What an invocation asks of a budget.
@@ -56,7 +61,7 @@ struct BudgetRow {
     /// Holders shrink to a fair share while anyone waits.
     #[serde(default)]
     waiting: BTreeMap<String, i64>,
-    /// The level the limit was last cut to when the service throttled (none: it never did).
+    /// One less than was leased when the service last throttled (none: it never did).
     #[serde(default)]
     known: Option<usize>,
     /// When the limit was last cut, and last grown (epoch milliseconds).
@@ -122,7 +127,9 @@ impl BudgetRow {
             }
             .floor() as usize;
             self.limit = cut.max(1);
-            self.known = Some(self.limit);
+            // One less than was leased is the most the service may take: the limit climbs back
+            // to it a permit a second, and probes past it now and then.
+            self.known = Some((leased - 1).max(self.limit));
             self.cut_at = now;
             return true;
         }
@@ -161,11 +168,75 @@ impl BudgetRow {
             .sum()
     }
 
-    /// `holder`'s fair share: the limit split between every holder and waiter, itself included.
+    /// `holder`'s fair share, as water fills: the limit split between every holder and waiter,
+    /// itself included, where a holder that holds less than an equal part and does not wait for
+    /// more keeps what it holds and the rest is split among the others.
     fn fair_share(&self, holder: &str) -> usize {
-        let others = self.leases.keys().chain(self.waiting.keys());
-        let parties: BTreeSet<&String> = others.filter(|h| *h != holder).collect();
-        self.limit.div_ceil(parties.len() + 1).max(1)
+        let waiting = |h: &String| h != holder && self.waiting.contains_key(h);
+        let hungry = 1 + self.waiting.keys().filter(|h| *h != holder).count();
+        let mut content: Vec<usize> = self
+            .leases
+            .iter()
+            .filter(|(h, _)| *h != holder && !waiting(h))
+            .map(|(_, (n, _))| *n)
+            .collect();
+        content.sort_unstable();
+        let mut pool = self.limit;
+        let mut parties = hungry + content.len();
+        for n in content {
+            if n * parties >= pool {
+                break;
+            }
+            pool -= n;
+            parties -= 1;
+        }
+        pool.div_ceil(parties).max(1)
+    }
+
+    /// What `holder` should do with its lease now that it uses `want` (see
+    /// [`TenantBudgets::rebalance`]); a growth or a wish is recorded in the row, and whether
+    /// the row changed comes back with the verdict.
+    fn settle(&mut self, holder: &str, want: usize, now: i64) -> (Rebalance, bool) {
+        let Some(&(held, until)) = self.leases.get(holder) else {
+            return (Rebalance::Gone, false);
+        };
+        let share = self.fair_share(holder);
+        let others_wait = self.waiting.keys().any(|h| h != holder);
+        // What it may keep: no more than it uses, its share while others wait, its part of a
+        // limit that was cut below what is leased.
+        let mut keep = held.min(want);
+        if others_wait {
+            keep = keep.min(share);
+        }
+        if self.held() > self.limit {
+            keep = keep.min((held * self.limit / self.held()).max(1));
+        }
+        let mut now_held = held;
+        let verdict = if keep < held {
+            Rebalance::Shrink(keep)
+        } else {
+            let free = self.limit.saturating_sub(self.held());
+            let cap = if others_wait { want.min(share) } else { want };
+            let more = cap.saturating_sub(held).min(free);
+            if more > 0 {
+                now_held += more;
+                self.leases.insert(holder.to_string(), (now_held, until));
+                Rebalance::Grew(now_held)
+            } else {
+                Rebalance::Keep
+            }
+        };
+        // Short of its share with nothing free: it waits, so that the others come down.
+        let short = now_held < want.min(share) && self.held() >= self.limit;
+        let wished = match (short, self.waiting.get(holder).copied()) {
+            (true, until) if until.is_none_or(|u| u < now + WISH_REFRESH_MS) => {
+                self.waiting.insert(holder.to_string(), now + WISH_MS);
+                true
+            }
+            (false, Some(_)) => self.waiting.remove(holder).is_some(),
+            _ => false,
+        };
+        (verdict, now_held > held || wished)
     }
 }
 
@@ -175,7 +246,8 @@ pub enum Rebalance {
     Keep,
     /// It holds this many now (already recorded).
     Grew(usize),
-    /// Others wait: it should come down to this many — in-process first, then
+    /// It uses fewer, or others wait, or the limit was cut: it should come down to this many —
+    /// in-process first, then
     /// [`TenantBudgets::shrink`] once its calls in flight fit.
     Shrink(usize),
     /// Its lease is gone (expired): it should stop calling.
@@ -320,8 +392,10 @@ impl TenantBudgets {
     }
 
     /// What `holder` should do with its lease now, after learning from what it `seen`: come
-    /// down to its part while others wait or the limit was cut below what is leased, or take
-    /// free permits up to `want` while nobody waits.
+    /// down to what it uses (`want`: its calls in flight and waiting), to its share while others
+    /// wait, to its part of a limit cut below what is leased; or take free permits up to `want`
+    /// (its share while others wait). Short of its share with nothing free, it waits too, so
+    /// that the others come down to theirs.
     pub async fn rebalance(
         &self,
         tenant: &str,
@@ -338,32 +412,17 @@ impl TenantBudgets {
             };
             let expected = row.version;
             row.prune(now, ceiling);
-            let Some(&(held, until)) = row.leases.get(holder) else {
+            if !row.leases.contains_key(holder) {
                 return Ok(Rebalance::Gone);
-            };
+            }
             let learnt = row.learn(seen, now, ceiling);
-            let verdict = if !row.waiting.is_empty() {
-                let share = row.fair_share(holder);
-                (held > share).then_some(Rebalance::Shrink(share))
-            } else if row.held() > row.limit {
-                // The limit was cut: each holder keeps its part of it.
-                let part = (held * row.limit / row.held()).max(1);
-                (held > part).then_some(Rebalance::Shrink(part))
-            } else {
-                let free = row.limit - row.held();
-                let more = want.max(1).saturating_sub(held).min(free);
-                (more > 0).then(|| {
-                    row.leases.insert(holder.to_string(), (held + more, until));
-                    Rebalance::Grew(held + more)
-                })
-            };
-            let grew = matches!(verdict, Some(Rebalance::Grew(_)));
-            if !learnt && !grew {
-                return Ok(verdict.unwrap_or(Rebalance::Keep));
+            let (verdict, changed) = row.settle(holder, want, now);
+            if !learnt && !changed {
+                return Ok(verdict);
             }
             row.version += 1;
             if self.put(&row, Some(expected)).await? {
-                return Ok(verdict.unwrap_or(Rebalance::Keep));
+                return Ok(verdict);
             }
             // Another holder wrote meanwhile: look again.
         }
@@ -384,7 +443,7 @@ impl TenantBudgets {
             };
             let expected = row.version;
             match row.leases.get_mut(holder) {
-                Some((held, _)) if *held > permits => *held = permits.max(1),
+                Some((held, _)) if *held > permits => *held = permits,
                 _ => return Ok(()),
             }
             row.version += 1;
@@ -421,6 +480,7 @@ impl TenantBudgets {
             };
             row.learn(seen, now, ceiling);
             row.leases.remove(holder);
+            row.waiting.remove(holder);
             row.version += 1;
             if self.put(&row, Some(expected)).await? {
                 return Ok(());
@@ -459,7 +519,7 @@ mod tests {
         let now = 1_000_000;
         // The first throttling: back to the slow start's step before.
         assert!(r.learn(THROTTLED, now, 32));
-        assert_eq!((r.limit, r.known), (21, Some(21)));
+        assert_eq!((r.limit, r.known), (21, Some(31)));
         // The other holders report the same overshoot within the cooldown: no more cuts.
         for later in [1, 500, CUT_COOLDOWN_MS - 1] {
             assert!(!r.learn(THROTTLED, now + later, 32));
@@ -468,7 +528,7 @@ mod tests {
         // Throttled again once the holders came down: the limit is still too high.
         r.leases = row(21, &[6, 5, 5, 5]).leases;
         assert!(r.learn(THROTTLED, now + CUT_COOLDOWN_MS, 32));
-        assert_eq!((r.limit, r.known), (18, Some(18)));
+        assert_eq!((r.limit, r.known), (18, Some(20)));
     }
 
     #[test]
@@ -508,18 +568,59 @@ mod tests {
         }
         assert!(r.learn(FULL, now + PROBE_EVERY_MS, 128), "a probe");
         assert_eq!(r.limit, 40);
-        // The service throttles the probe: a cut, and the next probe as late again.
+        // The service throttles the probe: a cut to 90 %, and the known level stays.
         r.leases = row(40, &[20, 20]).leases;
         let now = now + PROBE_EVERY_MS + 500;
         assert!(r.learn(THROTTLED, now, 128));
-        assert_eq!((r.limit, r.known), (36, Some(36)));
-        r.leases = row(36, &[18, 18]).leases;
-        assert!(!r.learn(FULL, now + PROBE_EVERY_MS - 1, 128));
-        assert!(r.learn(FULL, now + PROBE_EVERY_MS, 128));
-        // Below the known level (a budget from before), it grows by one a second.
-        let mut r = row(18, &[18]);
-        r.known = Some(20);
-        assert!(r.learn(FULL, now, 128));
-        assert_eq!(r.limit, 19);
+        assert_eq!((r.limit, r.known), (36, Some(39)));
+        // Back to it a permit a second; the next probe as late again.
+        for (later, limit) in [(1, 37), (2, 38), (3, 39)] {
+            r.leases = row(r.limit, &[r.limit]).leases;
+            assert!(r.learn(FULL, now + later * GROW_EVERY_MS, 128));
+            assert_eq!(r.limit, limit);
+        }
+        r.leases = row(39, &[39]).leases;
+        let back = now + 3 * GROW_EVERY_MS;
+        assert!(!r.learn(FULL, back + PROBE_EVERY_MS - 1, 128));
+        assert!(r.learn(FULL, back + PROBE_EVERY_MS, 128));
+    }
+
+    #[test]
+    fn a_holder_gives_back_what_it_does_not_use_and_others_take_it() {
+        let mut r = row(18, &[5, 13]);
+        // h0's calls in flight and waiting came to one: the rest goes back.
+        assert_eq!(r.settle("h0", 1, 0), (Rebalance::Shrink(1), false));
+        r.leases.insert("h0".into(), (1, i64::MAX));
+        // h1 has more calls waiting than permits: it takes what came free.
+        assert_eq!(r.settle("h1", 100, 0), (Rebalance::Grew(17), true));
+        assert_eq!(r.held(), 18);
+    }
+
+    #[test]
+    fn a_fair_share_leaves_small_holders_what_they_hold() {
+        // Two holders that use one each leave 16 to split between the other two.
+        let r = row(18, &[1, 1, 8, 8]);
+        assert_eq!(r.fair_share("h2"), 8);
+        // A holder waiting for more counts as wanting an equal part.
+        let mut r = row(18, &[1, 1, 8, 8]);
+        r.waiting.insert("h0".into(), i64::MAX);
+        assert_eq!(r.fair_share("h2"), 6);
+    }
+
+    #[test]
+    fn a_holder_short_of_its_share_waits_until_the_others_come_down() {
+        let mut r = row(18, &[1, 9, 8]);
+        // Nothing free: h0 waits, so that the others come down to their share.
+        assert_eq!(r.settle("h0", 100, 0), (Rebalance::Keep, true));
+        assert!(r.waiting.contains_key("h0"));
+        assert_eq!(r.settle("h1", 100, 0).0, Rebalance::Shrink(6));
+        assert_eq!(r.settle("h2", 100, 0).0, Rebalance::Shrink(6));
+        r.leases.insert("h1".into(), (6, i64::MAX));
+        r.leases.insert("h2".into(), (6, i64::MAX));
+        // h0 takes what came free, up to its share, and waits no more.
+        assert_eq!(r.settle("h0", 100, 0), (Rebalance::Grew(6), true));
+        assert!(r.waiting.is_empty());
+        // A holder that uses what it holds does not wait.
+        assert_eq!(r.settle("h0", 6, 0), (Rebalance::Keep, false));
     }
 }
