@@ -512,3 +512,59 @@ async fn invocations_running_at_once_share_one_tenant_budget() {
     // Waiting for the budget never counted as a failed try.
     assert_eq!(env.dlq_depths().await, vec![0, 0, 0, 0]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn permits_given_back_while_every_holder_writes_the_budget_all_come_back() {
+    use revoke365::adapters::aws::tenant_budget::{LeaseTerms, TenantBudgets};
+    let env = Env::start(fixture("acme-tenant.json"), 4).await;
+    let budgets = std::sync::Arc::new(TenantBudgets::new(
+        env.ddb.clone(),
+        env.names.runs_table.clone(),
+    ));
+    let tenant = "give-back-tenant";
+    let lease = |holder: String, want: usize| {
+        let budgets = budgets.clone();
+        async move {
+            let terms = LeaseTerms {
+                holder: &holder,
+                want,
+                initial: 16,
+                ceiling: 16,
+                lease_for: Duration::from_secs(300),
+                give_up: std::time::Instant::now() + Duration::from_secs(20),
+            };
+            budgets.lease(tenant, "exchange", &terms).await.unwrap()
+        }
+    };
+    // Sixteen holders take one permit each, all at once.
+    let holders: Vec<String> = (0..16).map(|i| format!("holder-{i}")).collect();
+    let got = futures_util::future::join_all(holders.iter().map(|h| lease(h.clone(), 1))).await;
+    assert_eq!(got.iter().sum::<usize>(), 16, "{got:?}");
+    // The budget is all leased: a seventeenth gets nothing in time.
+    let terms = LeaseTerms {
+        holder: "late",
+        want: 1,
+        initial: 16,
+        ceiling: 16,
+        lease_for: Duration::from_secs(300),
+        give_up: std::time::Instant::now() + Duration::from_millis(300),
+    };
+    assert_eq!(budgets.lease(tenant, "exchange", &terms).await.unwrap(), 0);
+    // All give their permits back at the same moment: none is left behind to expire.
+    futures_util::future::join_all(
+        holders
+            .iter()
+            .map(|h| budgets.release(tenant, "exchange", h, 16, false)),
+    )
+    .await
+    .into_iter()
+    .collect::<Result<Vec<()>, _>>()
+    .unwrap();
+    assert_eq!(lease("after".into(), 16).await, 16);
+    // A holder that comes down to fewer gives the rest back at once.
+    budgets
+        .shrink(tenant, "exchange", "after", 4)
+        .await
+        .unwrap();
+    assert_eq!(lease("next".into(), 16).await, 12);
+}

@@ -7,7 +7,7 @@
 //! service's initial limit. While the whole budget is leased and used without throttling (others
 //! waiting for permits or not) it grows by half every second until the service first throttles
 //! it, and then comes back to the level before that step. From then on a throttling cuts it to
-//! 90 % of what was leased; one less than was leased is the known level, which the limit climbs
+//! 90 %; one less than the limit throttled is the known level, which the limit climbs
 //! back to by one a second, and past it the limit grows by one every [`PROBE_EVERY_MS`], never
 //! above the ceiling. A holder that saw throttling reports it; one overshoot is one cut, however
 //! many holders saw it (one cut per [`CUT_COOLDOWN_MS`]), and every holder comes down to its
@@ -61,7 +61,7 @@ struct BudgetRow {
     /// Holders shrink to a fair share while anyone waits.
     #[serde(default)]
     waiting: BTreeMap<String, i64>,
-    /// One less than was leased when the service last throttled (none: it never did).
+    /// One less than the limit when the service last throttled (none: it never did).
     #[serde(default)]
     known: Option<usize>,
     /// When the limit was last cut, and last grown (epoch milliseconds).
@@ -119,17 +119,19 @@ impl BudgetRow {
             if now - self.cut_at < CUT_COOLDOWN_MS {
                 return false;
             }
-            let leased = self.held().clamp(1, self.limit.max(1));
+            // From the limit, not from what is leased now: holders give back what they do not
+            // use, and the answer may be to a call sent when more was in flight.
+            let was = self.limit.max(1);
             let cut = match self.known {
                 // The first throttling ends the slow start: back to the step before.
-                None => leased as f64 / SLOW_START,
-                Some(_) => leased as f64 * DECREASE,
+                None => was as f64 / SLOW_START,
+                Some(_) => was as f64 * DECREASE,
             }
             .floor() as usize;
             self.limit = cut.max(1);
-            // One less than was leased is the most the service may take: the limit climbs back
-            // to it a permit a second, and probes past it now and then.
-            self.known = Some((leased - 1).max(self.limit));
+            // One less than the limit throttled is the most the service may take: the limit
+            // climbs back to it a permit a second, and probes past it now and then.
+            self.known = Some((was - 1).max(self.limit));
             self.cut_at = now;
             return true;
         }
@@ -429,7 +431,8 @@ impl TenantBudgets {
         Ok(Rebalance::Keep)
     }
 
-    /// Records that `holder` came down to `permits` (its calls in flight already fit).
+    /// Records that `holder` came down to `permits` (its calls in flight already fit). One
+    /// write, whoever else writes the row meanwhile.
     pub async fn shrink(
         &self,
         tenant: &str,
@@ -437,25 +440,21 @@ impl TenantBudgets {
         holder: &str,
         permits: usize,
     ) -> Result<(), StoreError> {
-        for _ in 0..10 {
-            let Some(mut row) = self.row(tenant, service).await? else {
-                return Ok(());
-            };
-            let expected = row.version;
-            match row.leases.get_mut(holder) {
-                Some((held, _)) if *held > permits => *held = permits,
-                _ => return Ok(()),
-            }
-            row.version += 1;
-            if self.put(&row, Some(expected)).await? {
-                return Ok(());
-            }
-        }
-        Ok(())
+        let n = to_attribute_value(permits).map_err(|e| store_error("permits", e))?;
+        self.update(
+            tenant,
+            service,
+            holder,
+            "SET leases.#h[0] = :n ADD version :one",
+            "leases.#h[0] > :n",
+            Some(n),
+        )
+        .await
     }
 
     /// Returns `holder`'s permits, and cuts the limit if it was `throttled` since it last
-    /// looked.
+    /// looked. The permits go back in one write whoever else writes the row meanwhile: a lease
+    /// left behind would stay taken until it expires. (A wish it made expires on its own.)
     pub async fn release(
         &self,
         tenant: &str,
@@ -464,30 +463,84 @@ impl TenantBudgets {
         ceiling: usize,
         throttled: bool,
     ) -> Result<(), StoreError> {
+        if throttled {
+            self.learn_throttled(tenant, service, ceiling).await?;
+        }
+        self.update(
+            tenant,
+            service,
+            holder,
+            "REMOVE leases.#h ADD version :one",
+            "attribute_exists(leases.#h)",
+            None,
+        )
+        .await
+    }
+
+    /// Tells the budget the service throttled a holder about to return its lease.
+    async fn learn_throttled(
+        &self,
+        tenant: &str,
+        service: &str,
+        ceiling: usize,
+    ) -> Result<(), StoreError> {
+        let seen = Seen {
+            throttled: true,
+            full: false,
+        };
         for _ in 0..10 {
             let Some(mut row) = self.row(tenant, service).await? else {
                 return Ok(());
             };
             let expected = row.version;
-            if !row.leases.contains_key(holder) {
-                return Ok(());
-            }
             let now = Utc::now().timestamp_millis();
             row.prune(now, ceiling);
-            let seen = Seen {
-                throttled,
-                full: false,
-            };
-            row.learn(seen, now, ceiling);
-            row.leases.remove(holder);
-            row.waiting.remove(holder);
+            if !row.learn(seen, now, ceiling) {
+                return Ok(());
+            }
             row.version += 1;
             if self.put(&row, Some(expected)).await? {
                 return Ok(());
             }
         }
-        tracing::warn!(%tenant, %service, "budget lease not returned after 10 tries; it expires on its own");
+        tracing::warn!(%tenant, %service, "throttling not recorded after 10 tries");
         Ok(())
+    }
+
+    /// One conditional update of `holder`'s entries in the budget row (`#h` its name, `:one`
+    /// one, `:n` the value given); nothing when the condition does not hold.
+    async fn update(
+        &self,
+        tenant: &str,
+        service: &str,
+        holder: &str,
+        update: &str,
+        condition: &str,
+        n: Option<AttributeValue>,
+    ) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key(tenant, service)))
+            .key("sk", AttributeValue::S("BUDGET".into()))
+            .update_expression(update)
+            .condition_expression(condition)
+            .expression_attribute_names("#h", holder)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()));
+        if let Some(n) = n {
+            request = request.expression_attribute_values(":n", n);
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error().and_then(|se| se.code())
+                    == Some("ConditionalCheckFailedException") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(store_error("UpdateItem budget", DisplayErrorContext(&e))),
+        }
     }
 }
 
