@@ -39,6 +39,9 @@ struct Queued {
 
 /// Most records one group write takes (a store transaction holds 100 items; the head is one).
 const MOST_IN_A_GROUP: usize = 50;
+/// How often a write links after the chain's head again when a twin delivery of the batch took
+/// the place it thought was the end (twins are two, so a few times at most).
+const RELINK_TRIES: u32 = 8;
 
 impl<'a> ChainWriter<'a> {
     pub(crate) fn new(store: &'a dyn RunStore, run_id: &RunId, chain: String) -> ChainWriter<'a> {
@@ -132,16 +135,14 @@ impl<'a> ChainWriter<'a> {
             let _ = q.answer.send(Ok(None));
         }
         if group.len() > 1 {
-            match self.append_together(head, &group).await {
-                Ok(true) => {
-                    for q in group {
-                        let _ = q.answer.send(Ok(Some(true)));
-                    }
-                    return;
+            if let Ok(true) = self.append_together(head, &group).await {
+                for q in group {
+                    let _ = q.answer.send(Ok(Some(true)));
                 }
-                // Written one at a time below, each with its own answer.
-                Ok(false) | Err(_) => **head = None,
+                return;
             }
+            // Not written together: one at a time below, each with its own answer (the head
+            // was taken, so the next write reads it again).
         }
         for q in group {
             let written = self.append_locked(head, q.record).await;
@@ -160,7 +161,7 @@ impl<'a> ChainWriter<'a> {
             Some(known) => known,
             None => self.read_head().await?,
         };
-        for _ in 0..8 {
+        for _ in 0..RELINK_TRIES {
             let mut sealed = Vec::with_capacity(group.len());
             let mut end = current.clone();
             for q in group {
@@ -223,7 +224,7 @@ impl<'a> ChainWriter<'a> {
             None => self.read_head().await?,
         };
         // A twin delivery of the batch may have taken the place this writer thought was the
-        // end: link after what is there now (a few times at most; twins are two).
+        // end: link after what is there now.
         let mut tries = 0;
         let (sealed, written) = loop {
             let sealed = record.clone().sealed(&self.chain, current.as_ref());
@@ -235,7 +236,7 @@ impl<'a> ChainWriter<'a> {
             );
             match written {
                 Ok(written) => break (sealed, written),
-                Err(StoreError::ChainPlaceTaken { .. }) if tries < 8 => {
+                Err(StoreError::ChainPlaceTaken { .. }) if tries < RELINK_TRIES => {
                     tries += 1;
                     current = self.read_head().await?;
                 }
