@@ -210,6 +210,14 @@ impl AdaptiveLimit {
         }
     }
 
+    /// Waits for a slot until `stop`; `None` when the time came first (a leased process that
+    /// gave back its permits waits for the budget to give it some, and never past its time).
+    pub async fn acquire_by(self: &Arc<Self>, stop: Instant) -> Option<LimitPermit> {
+        tokio::time::timeout_at(stop.into(), self.acquire())
+            .await
+            .ok()
+    }
+
     /// The limit as it stands (what was learnt so far).
     pub fn current(&self) -> usize {
         self.lock().limit.floor().max(1.0) as usize
@@ -623,6 +631,25 @@ mod tests {
             .expect("second gets the freed slot")
             .unwrap();
         drop(p);
+    }
+
+    #[tokio::test]
+    async fn a_leased_process_that_gave_back_its_permits_waits_for_more_but_not_past_its_time() {
+        let limit = AdaptiveLimit::new(budget(8, 32));
+        limit.lease(4);
+        limit.resize(0);
+        let soon = Instant::now() + Duration::from_millis(50);
+        assert!(limit.acquire_by(soon).await.is_none(), "it holds no permit");
+        assert_eq!(limit.take_demand(), 1, "the call waited");
+        assert_eq!(limit.take_demand(), 0, "and waits no more");
+        // Given permits again, it uses them at once (they were in use a moment ago).
+        limit.resize(3);
+        let later = Instant::now() + Duration::from_secs(1);
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(limit.acquire_by(later).await.expect("a permit"));
+        }
+        assert_eq!((limit.in_flight(), limit.take_demand()), (3, 3));
     }
 
     #[tokio::test]

@@ -609,12 +609,18 @@ impl HttpCore {
             _ => None,
         };
         let mut permit = match &call.tenant {
-            Some(tenant) => Some(
-                self.budgets
-                    .limit(tenant, call.service, self.settings.budget(call.service))
-                    .acquire()
-                    .await,
-            ),
+            Some(tenant) => {
+                let limit =
+                    self.budgets
+                        .limit(tenant, call.service, self.settings.budget(call.service));
+                match crate::work::stop_at() {
+                    Some(stop) => match limit.acquire_by(stop).await {
+                        Some(permit) => Some(permit),
+                        None => return Err(Failure::Refused(call.error(ErrorKind::Stopped))),
+                    },
+                    None => Some(limit.acquire().await),
+                }
+            }
             None => None,
         };
         if crate::work::past_stop() {

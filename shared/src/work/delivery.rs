@@ -75,6 +75,11 @@ pub fn stop_requested() -> bool {
         .unwrap_or(false)
 }
 
+/// When the calling task's calls stop being sent (see [`Deadline::bound`]), if it has a time.
+pub fn stop_at() -> Option<Instant> {
+    STOP_AT.try_with(|stop| *stop).ok()
+}
+
 /// Whether the calling task's time to stop has come (see [`Deadline::bound`] and
 /// [`stoppable`]): the HTTP clients ask before they send.
 pub fn past_stop() -> bool {

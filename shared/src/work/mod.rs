@@ -6,4 +6,4 @@ mod delivery;
 
 pub use batches::REMOVAL_BATCH_MAILBOXES;
 pub(crate) use batches::{removal_batch_count, removal_batches};
-pub use delivery::{past_stop, stop_requested, stoppable, Deadline, Delivery};
+pub use delivery::{past_stop, stop_at, stop_requested, stoppable, Deadline, Delivery};

@@ -1,7 +1,8 @@
 //! One invocation's hold on its tenant's shared budgets: it leases its permits of each
-//! Microsoft 365 service before the step calls the tenant, keeps them fair while the step runs
-//! (coming down to its share when other invocations wait, taking free permits when nobody
-//! does), and returns them with what it learnt.
+//! Microsoft 365 service before the step calls the tenant, keeps them in use and fair while the
+//! step runs (giving back what its calls do not use, coming down to its share when other
+//! invocations wait, taking free permits or waiting for its share when its calls wait), and
+//! returns them with what it learnt.
 
 use super::tenant_budget::{LeaseTerms, Rebalance, Seen, TenantBudgets};
 use crate::adapters::http::HttpCore;

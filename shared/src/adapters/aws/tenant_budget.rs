@@ -249,8 +249,7 @@ pub enum Rebalance {
     /// It holds this many now (already recorded).
     Grew(usize),
     /// It uses fewer, or others wait, or the limit was cut: it should come down to this many —
-    /// in-process first, then
-    /// [`TenantBudgets::shrink`] once its calls in flight fit.
+    /// in-process first, then [`TenantBudgets::shrink`] once its calls in flight fit.
     Shrink(usize),
     /// Its lease is gone (expired): it should stop calling.
     Gone,
