@@ -210,12 +210,16 @@ impl AdaptiveLimit {
         }
     }
 
-    /// Waits for a slot until `stop`; `None` when the time came first (a leased process that
-    /// gave back its permits waits for the budget to give it some, and never past its time).
-    pub async fn acquire_by(self: &Arc<Self>, stop: Instant) -> Option<LimitPermit> {
-        tokio::time::timeout_at(stop.into(), self.acquire())
-            .await
-            .ok()
+    /// Waits for a slot until `stop` (if there is one); `None` when the time came first (a
+    /// leased process that gave back its permits waits for the budget to give it some, and
+    /// never past its time).
+    pub async fn acquire_by(self: &Arc<Self>, stop: Option<Instant>) -> Option<LimitPermit> {
+        match stop {
+            Some(stop) => tokio::time::timeout_at(stop.into(), self.acquire())
+                .await
+                .ok(),
+            None => Some(self.acquire().await),
+        }
     }
 
     /// The limit as it stands (what was learnt so far).
@@ -639,7 +643,10 @@ mod tests {
         limit.lease(4);
         limit.resize(0);
         let soon = Instant::now() + Duration::from_millis(50);
-        assert!(limit.acquire_by(soon).await.is_none(), "it holds no permit");
+        assert!(
+            limit.acquire_by(Some(soon)).await.is_none(),
+            "it holds no permit"
+        );
         assert_eq!(limit.take_demand(), 1, "the call waited");
         assert_eq!(limit.take_demand(), 0, "and waits no more");
         // Given permits again, it uses them at once (they were in use a moment ago).
@@ -647,7 +654,7 @@ mod tests {
         let later = Instant::now() + Duration::from_secs(1);
         let mut held = Vec::new();
         for _ in 0..3 {
-            held.push(limit.acquire_by(later).await.expect("a permit"));
+            held.push(limit.acquire_by(Some(later)).await.expect("a permit"));
         }
         assert_eq!((limit.in_flight(), limit.take_demand()), (3, 3));
     }

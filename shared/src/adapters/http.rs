@@ -323,7 +323,8 @@ impl HttpCore {
         let latency = |service: &'static str| {
             self.budgets
                 .snapshot(tenant, service)
-                .and_then(|s| Some(s.latency?.as_secs_f64()))
+                .and_then(|s| s.latency)
+                .map(|latency| latency.as_secs_f64())
         };
         match [latency("exchange"), latency("graph")]
             .into_iter()
@@ -609,18 +610,13 @@ impl HttpCore {
             _ => None,
         };
         let mut permit = match &call.tenant {
-            Some(tenant) => {
-                let limit =
-                    self.budgets
-                        .limit(tenant, call.service, self.settings.budget(call.service));
-                match crate::work::stop_at() {
-                    Some(stop) => match limit.acquire_by(stop).await {
-                        Some(permit) => Some(permit),
-                        None => return Err(Failure::Refused(call.error(ErrorKind::Stopped))),
-                    },
-                    None => Some(limit.acquire().await),
-                }
-            }
+            Some(tenant) => Some(
+                self.budgets
+                    .limit(tenant, call.service, self.settings.budget(call.service))
+                    .acquire_by(crate::work::stop_at())
+                    .await
+                    .ok_or_else(|| Failure::Refused(call.error(ErrorKind::Stopped)))?,
+            ),
             None => None,
         };
         if crate::work::past_stop() {

@@ -20,9 +20,10 @@
 //! (`MaximumConcurrency` on an event source is per function across all tenants, so it cannot
 //! be a tenant's budget.)
 
+use super::dynamo::is_condition_failure;
 use crate::config::RetryPolicy;
 use crate::error::StoreError;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::Utc;
@@ -319,12 +320,7 @@ impl TenantBudgets {
         };
         match put.send().await {
             Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error().and_then(|se| se.code())
-                    == Some("ConditionalCheckFailedException") =>
-            {
-                Ok(false)
-            }
+            Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(store_error("PutItem budget", DisplayErrorContext(&e))),
         }
     }
@@ -532,12 +528,7 @@ impl TenantBudgets {
         }
         match request.send().await {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error().and_then(|se| se.code())
-                    == Some("ConditionalCheckFailedException") =>
-            {
-                Ok(())
-            }
+            Err(e) if is_condition_failure(&e) => Ok(()),
             Err(e) => Err(store_error("UpdateItem budget", DisplayErrorContext(&e))),
         }
     }
